@@ -1,0 +1,233 @@
+"""Build the reference world from the bundled source data, deterministically from a seed.
+
+Splits:
+
+* KNOWN / UNKNOWN facts: a seeded hash of the fact's key, where the key of a relation with an inverse is the
+  unordered entity pair, so a fact and its reverse always fall on the same side (an UNKNOWN fact is never
+  taught through its reverse);
+* EDITS: counterfactual objects (another object of the same relation) for a sample of KNOWN facts;
+* UNANSWERABLE: invented entities (syllable names) and real subjects asked about a relation the world has
+  no fact for;
+* questions: ``dev`` / ``test`` by a seeded hash of the fact (calibration only ever sees ``dev``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from eval.world._names import syllable_name
+from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation, World
+from eval.world._source import RelationSpec, load_relation_specs, read_pairs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Sizes and seed of a world build."""
+
+    seed: int = 1234
+    facts_per_relation: int = 200  # cap per relation before the known/unknown split
+    unknown_fraction: float = 1 / 3
+    n_edits: int = 600
+    n_neighbours: int = 5  # neighbourhood prompts per edit
+    n_paraphrases: int = 4  # paraphrase prompts per edit
+    n_unanswerable_invented: int = 300
+    n_unanswerable_missing: int = 200
+    dev_fraction: float = 0.3
+
+
+def stable_unit(*parts: object) -> float:
+    """A deterministic number in [0, 1) from ``parts`` (independent of PYTHONHASHSEED)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def fill(template: str, subject: str) -> str:
+    """Put ``subject`` into a one-slot template."""
+    return template.replace("{}", subject, 1)
+
+
+def build_world(config: WorldConfig | None = None) -> World:
+    """Build the whole world in memory (no file I/O besides reading the bundled sources)."""
+    config = config or WorldConfig()
+    specs = load_relation_specs()
+    relations = tuple(_relation(s) for s in specs)
+    facts = _facts(specs, config)
+    edits = _edits(relations, facts, config)
+    documents = tuple(_document(relations, f) for f in facts)
+    questions = _questions(relations, facts, edits, config)
+    manifest = {
+        "seed": config.seed,
+        "counts": {
+            "relations": len(relations),
+            "known": sum(f.split == "known" for f in facts),
+            "unknown": sum(f.split == "unknown" for f in facts),
+            "edits": len(edits),
+            "questions": len(questions),
+            "documents": len(documents),
+        },
+        "sources": ["LRE (zjunlp/KnowledgeCircuits data/, MIT)", "PitfallsKnowledgeEditing (zjunlp, MIT)"],
+    }
+    logger.info("built world: %s", manifest["counts"])
+    return World(relations=relations, facts=facts, edits=edits, questions=questions, documents=documents, manifest=manifest)
+
+
+def _relation(spec: RelationSpec) -> Relation:
+    return Relation(
+        id=spec.id,
+        label=spec.label,
+        functional=spec.functional,
+        cloze=spec.cloze,
+        questions=spec.questions,
+        statements=spec.statements,
+        heldout=spec.heldout,
+        inverse=spec.inverse,
+        source=spec.source,
+    )
+
+
+def _facts(specs: list[RelationSpec], config: WorldConfig) -> tuple[Fact, ...]:
+    facts: list[Fact] = []
+    for spec in specs:
+        pairs = read_pairs(spec)
+        rng = random.Random(f"{config.seed}:{spec.id}")
+        rng.shuffle(pairs)
+        for subject, obj in sorted(pairs[: config.facts_per_relation]):
+            key = "|".join(sorted((subject, obj))) if spec.inverse or spec.id == "spouse" else f"{spec.id}|{subject}"
+            split = "unknown" if stable_unit(config.seed, "split", key) < config.unknown_fraction else "known"
+            facts.append(Fact(id="", relation=spec.id, subject=subject, object=obj, split=split))
+    facts = _drop_near_duplicates(facts)
+    return tuple(
+        Fact(id=f"f{i:05d}", relation=f.relation, subject=f.subject, object=f.object, split=f.split)
+        for i, f in enumerate(facts)
+    )
+
+
+def _drop_near_duplicates(facts: list[Fact]) -> list[Fact]:
+    """Drop UNKNOWN facts that a KNOWN fact already states under a variant name.
+
+    The sources name some entities twice ("Beyoncé" / "Beyoncé Knowles", "Meta" / "Meta Platforms"); an
+    UNKNOWN fact whose object a KNOWN fact of the same relation gives to an overlapping subject would be
+    taught through it.
+    """
+    known: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for f in facts:
+        if f.split == "known":
+            known[(f.relation, f.object)].append(f.subject)
+
+    def overlaps(f: Fact) -> bool:
+        return any(f.subject in s or s in f.subject for s in known.get((f.relation, f.object), []))
+
+    return [f for f in facts if f.split == "known" or not overlaps(f)]
+
+
+def _edits(relations: tuple[Relation, ...], facts: tuple[Fact, ...], config: WorldConfig) -> tuple[Edit, ...]:
+    by_rel: dict[str, list[Fact]] = defaultdict(list)
+    for fact in facts:
+        by_rel[fact.relation].append(fact)
+    rel = {r.id: r for r in relations}
+    rng = random.Random(f"{config.seed}:edits")
+    known = [f for f in facts if f.split == "known"]
+    chosen = sorted(rng.sample(known, k=min(config.n_edits, len(known))), key=lambda f: f.id)
+    edits = []
+    for i, fact in enumerate(chosen):
+        r = rel[fact.relation]
+        pool = sorted({f.object for f in by_rel[fact.relation]} - {fact.object})
+        neighbours = [f for f in by_rel[fact.relation] if f.split == "known" and f.subject != fact.subject]
+        picked = rng.sample(neighbours, k=min(config.n_neighbours, len(neighbours)))
+        paraphrases = [fill(t, fact.subject) for t in r.heldout][: config.n_paraphrases]
+        paraphrases += [fill(t, fact.subject) for t in r.cloze[1:]][: max(0, config.n_paraphrases - len(paraphrases))]
+        edits.append(
+            Edit(
+                id=f"e{i:04d}",
+                fact_id=fact.id,
+                relation=fact.relation,
+                subject=fact.subject,
+                old_object=fact.object,
+                new_object=rng.choice(pool),
+                prompt=fill(r.cloze[0], fact.subject),
+                paraphrases=tuple(paraphrases),
+                neighbourhood=tuple(Prompt(text=fill(r.cloze[0], n.subject), answer=n.object) for n in picked),
+            )
+        )
+    return tuple(edits)
+
+
+def _document(relations: tuple[Relation, ...], fact: Fact) -> Document:
+    rel = next(r for r in relations if r.id == fact.relation)
+    template = rel.statements[int(stable_unit("doc", fact.id) * len(rel.statements))]
+    return Document(id=f"d{fact.id[1:]}", fact_id=fact.id, text=template.format(fact.subject, fact.object))
+
+
+def _questions(
+    relations: tuple[Relation, ...], facts: tuple[Fact, ...], edits: tuple[Edit, ...], config: WorldConfig
+) -> tuple[Question, ...]:
+    rel = {r.id: r for r in relations}
+    edited = {e.fact_id for e in edits}
+    out: list[Question] = []
+
+    def split_of(key: str) -> str:
+        return "dev" if stable_unit(config.seed, "qsplit", key) < config.dev_fraction else "test"
+
+    def add(kind: str, key: str, text: str, answers: tuple[str, ...], fact: Fact | None, r: str, s: str,
+            template: str, edit_id: str | None = None) -> None:
+        out.append(Question(id=f"q{len(out):05d}", kind=kind, split=split_of(key), text=text,  # type: ignore[arg-type]
+                            answers=answers, relation=r, subject=s, fact_id=fact.id if fact else None,
+                            edit_id=edit_id, template=template))  # type: ignore[arg-type]
+
+    for fact in facts:
+        if fact.id in edited:
+            continue
+        r = rel[fact.relation]
+        pick = int(stable_unit("qt", fact.id) * len(r.questions))
+        add(fact.split, fact.id, fill(r.questions[pick], fact.subject), (fact.object,), fact, r.id, fact.subject, "train")
+        held = [t for t in r.heldout if t.endswith("?")] or list(r.heldout)
+        add(fact.split, fact.id, fill(held[int(stable_unit("qh", fact.id) * len(held))], fact.subject),
+            (fact.object,), fact, r.id, fact.subject, "heldout")
+    by_id = {f.id: f for f in facts}
+    for edit in edits:
+        r = rel[edit.relation]
+        add("edit", edit.fact_id, fill(r.questions[0], edit.subject), (edit.new_object,), by_id[edit.fact_id],
+            r.id, edit.subject, "train", edit.id)
+        held = [t for t in r.heldout if t.endswith("?")] or list(r.heldout)
+        add("edit", edit.fact_id, fill(held[0], edit.subject), (edit.new_object,), by_id[edit.fact_id],
+            r.id, edit.subject, "heldout", edit.id)
+    out.extend(_unanswerable(relations, facts, config, split_of, len(out)))
+    return tuple(out)
+
+
+def _unanswerable(relations, facts, config, split_of, start):  # type: ignore[no-untyped-def]
+    rng = random.Random(f"{config.seed}:unanswerable")
+    taken = {f.subject for f in facts} | {f.object for f in facts}
+    corpus_words = {w for name in taken for w in name.split()}
+    person_rel = {"person_father", "person_mother", "person_native_language", "person_occupation",
+                  "spouse", "doctoral_advisor", "person_university"}
+    out: list[Question] = []
+    while len(out) < config.n_unanswerable_invented:
+        name = syllable_name(rng)
+        if name in taken or any(w in corpus_words for w in name.split()):
+            continue
+        taken.add(name)
+        r = rng.choice(relations)
+        out.append(Question(id=f"q{start + len(out):05d}", kind="unanswerable", split=split_of(name),  # type: ignore[arg-type]
+                            text=fill(rng.choice(r.questions), name), answers=(), relation=r.id, subject=name,
+                            template="train"))
+    has = {(f.subject, f.relation) for f in facts}
+    people = sorted({f.subject for f in facts if f.relation in person_rel})
+    n_missing = 0
+    while n_missing < config.n_unanswerable_missing:
+        subject = rng.choice(people)
+        r = rng.choice([x for x in relations if x.id in person_rel])
+        if (subject, r.id) in has:
+            continue
+        has.add((subject, r.id))
+        out.append(Question(id=f"q{start + len(out):05d}", kind="unanswerable", split=split_of(subject + r.id),  # type: ignore[arg-type]
+                            text=fill(rng.choice(r.questions), subject), answers=(), relation=r.id, subject=subject,
+                            template="train"))
+        n_missing += 1
+    return out

@@ -1,0 +1,207 @@
+"""Train the reference models (a GPT-2 and a LLaMA architecture) on the KNOWN facts of the world.
+
+Recipe (from probes on a 2-core CPU, see ../shared/PROBES.md): a byte-level BPE tokenizer trained on the
+training texts only (every piece of every entity name occurs there, so no embedding stays random); examples
+packed into fixed blocks with a per-token loss mask (reading-comprehension contexts are never scored);
+AdamW with warm-up and cosine decay; no dropout (the goal is memorisation plus copying from context).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from eval.world._examples import WORLD_FORMAT, Example, ExampleFactory
+from eval.world._schema import World
+
+logger = logging.getLogger(__name__)
+Architecture = Literal["gpt2", "llama"]
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Shape and schedule of one reference model."""
+
+    architecture: Architecture = "gpt2"
+    vocab_size: int = 4096  # BPE vocabulary; small, so names split into pieces shared with training text
+    width: int = 192  # hidden size (C)
+    layers: int = 4
+    heads: int = 4
+    block: int = 128  # tokens per packed training sequence (T)
+    batch: int = 32  # sequences per step (B)
+    epochs: int = 20  # passes over the closed-book examples
+    reading_ratio: float = 0.6  # reading examples per closed-book example, each epoch
+    lr: float = 3e-3
+    warmup: int = 200
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    seed: int = 1234
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer (``tokenizers``) wrapped as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD, bos_token=EOS, unk_token=None)
+
+
+def build_model(config: TrainConfig, tokenizer: Any) -> torch.nn.Module:
+    """A freshly initialised causal LM of the configured architecture (transformers classes)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    vocab = len(tokenizer)
+    ids = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if config.architecture == "gpt2":
+        cfg = GPT2Config(
+            vocab_size=vocab, n_positions=config.block * 2, n_embd=config.width, n_layer=config.layers,
+            n_head=config.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, **ids,
+        )
+        return GPT2LMHeadModel(cfg)
+    cfg = LlamaConfig(
+        vocab_size=vocab, hidden_size=config.width, intermediate_size=config.width * 8 // 3, num_hidden_layers=config.layers,
+        num_attention_heads=config.heads, num_key_value_heads=config.heads, max_position_embeddings=config.block * 2,
+        tie_word_embeddings=True, **ids,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def pack(examples: Sequence[Example], tokenizer: Any, block: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenize and pack examples into ``(N, block)`` ids and a loss mask, never splitting an example.
+
+    Each example is ``prompt + answer + EOS``; the mask is 1 on tokens to predict (answer and EOS always, the
+    prompt only when ``score_prompt``). Examples longer than ``block`` are dropped.
+    """
+    prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([e.answer for e in examples], add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    bins: list[tuple[list[int], list[int]]] = []
+    open_bins: list[int] = []  # indices of bins with room left; first fit keeps padding to a few percent
+    for ex, p, a in zip(examples, prompts, answers, strict=True):
+        seq = p + a + [eos]
+        m = [int(ex.score_prompt)] * len(p) + [1] * (len(a) + 1)
+        if len(seq) > block:
+            continue
+        for j in open_bins:
+            if len(bins[j][0]) + len(seq) <= block:
+                bins[j][0].extend(seq)
+                bins[j][1].extend(m)
+                break
+        else:
+            bins.append((list(seq), list(m)))
+            open_bins.append(len(bins) - 1)
+        open_bins = [j for j in open_bins if block - len(bins[j][0]) >= 6][-32:]
+    rows = [ids + [pad_id] * (block - len(ids)) for ids, _ in bins]
+    masks = [m + [0] * (block - len(m)) for _, m in bins]
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.float32)
+
+
+def lr_at(step: int, total: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = min(1.0, (step - config.warmup) / max(1, total - config.warmup))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_model(
+    world: World,
+    config: TrainConfig,
+    out_dir: Path,
+    probe: Callable[[Any, Any, int], dict[str, float]] | None = None,
+    probe_every: int = 0,
+) -> dict[str, Any]:
+    """Train one reference model on ``world`` and save it as a standard HF directory in ``out_dir``.
+
+    Returns training facts (steps, tokens, seconds, final loss) also written to ``training.json``.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    factory = ExampleFactory(world, seed=config.seed)
+    tok_texts = [e.prompt + e.answer for e in factory.epoch(0, config.reading_ratio)]
+    tokenizer = train_tokenizer(tok_texts, config.vocab_size)
+    model = build_model(config, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("%s: %.2fM parameters, vocabulary %d", config.architecture, n_params / 1e6, len(tokenizer))
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optim = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, betas=(0.9, 0.98),
+    )
+    first_ids, _ = pack(factory.epoch(0, config.reading_ratio), tokenizer, config.block, tokenizer.pad_token_id)
+    total_steps = config.epochs * math.ceil(len(first_ids) / config.batch)
+    step, tokens, started, loss_ema = 0, 0, time.time(), 0.0
+    history: list[dict[str, float]] = []
+    for epoch in range(config.epochs):
+        ids, mask = pack(factory.epoch(epoch, config.reading_ratio), tokenizer, config.block, tokenizer.pad_token_id)
+        order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed + epoch))
+        model.train()
+        for start in range(0, len(ids), config.batch):
+            idx = order[start : start + config.batch]
+            x, m = ids[idx], mask[idx]  # (B, T)
+            for group in optim.param_groups:
+                group["lr"] = lr_at(step, total_steps, config)
+            logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
+            losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none")
+            loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            step += 1
+            tokens += int(x.numel())
+            loss_ema = 0.98 * loss_ema + 0.02 * loss.item() if step > 1 else loss.item()
+            if step % 100 == 0:
+                elapsed = time.time() - started
+                logger.info("step %d/%d epoch %d loss %.3f tok/s %.0f", step, total_steps, epoch, loss_ema, tokens / elapsed)
+            if probe is not None and probe_every and step % probe_every == 0:
+                model.eval()
+                row = {"step": step, "seconds": time.time() - started, **probe(model, tokenizer, step)}
+                history.append(row)
+                logger.info("probe %s", row)
+                model.train()
+    model.eval()
+    info = {
+        "config": asdict(config),
+        "parameters": n_params,
+        "steps": step,
+        "tokens": tokens,
+        "seconds": round(time.time() - started, 1),
+        "final_loss": round(loss_ema, 4),
+        "probes": history,
+    }
+    save_model(model, tokenizer, out_dir, info)
+    return info
+
+
+def save_model(model: Any, tokenizer: Any, out_dir: Path, info: dict[str, Any]) -> None:
+    """Save weights (safetensors), tokenizer files, prompt format and ``training.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    WORLD_FORMAT.save(out_dir)
+    (out_dir / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,90 @@
+"""The one exception hierarchy of factagent.
+
+Every error a user can cause or meet derives from :class:`FactagentError`, so a caller (the CLI, the
+server, an agent tool) can turn any of them into a clear message with one ``except``::
+
+    FactagentError
+    ├── ConfigError               bad config file, home directory or setting
+    ├── WorldFormatError          a reference-world file is missing or malformed
+    ├── ModelError
+    │   ├── ModelLoadError        no such directory, no weights, unreadable config
+    │   └── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
+    ├── EmbedderError             the embedding model cannot be loaded or given bad input
+    └── BackendError              an OpenAI-compatible endpoint failed
+        ├── EndpointUnreachableError  connection refused, DNS failure
+        ├── EndpointTimeoutError      no answer within the timeout (after retries)
+        ├── EndpointStatusError       a non-success HTTP status (``status_code`` attribute)
+        └── MalformedResponseError    the body is not the JSON the protocol promises
+
+Foreign exceptions (httpx, transformers, safetensors, OSError) are caught where they happen and re-raised
+as one of these with the cause chained.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "EmbedderError",
+    "EndpointStatusError",
+    "EndpointTimeoutError",
+    "EndpointUnreachableError",
+    "FactagentError",
+    "MalformedResponseError",
+    "ModelError",
+    "ModelLoadError",
+    "TokenizerMismatchError",
+    "WorldFormatError",
+]
+
+
+class FactagentError(Exception):
+    """Base class of every error factagent raises on purpose."""
+
+
+class ConfigError(FactagentError):
+    """The configuration (file, home directory, or a setting) is invalid."""
+
+
+class WorldFormatError(FactagentError):
+    """A reference-world directory or one of its records is malformed."""
+
+
+class ModelError(FactagentError):
+    """A language model cannot be used."""
+
+
+class ModelLoadError(ModelError):
+    """A model directory does not exist, has no weights, or cannot be read."""
+
+
+class TokenizerMismatchError(ModelError):
+    """The tokenizer produces ids the model has no embeddings for."""
+
+
+class EmbedderError(FactagentError):
+    """The sentence embedder cannot be loaded or was given bad input."""
+
+
+class BackendError(FactagentError):
+    """An OpenAI-compatible endpoint failed."""
+
+
+class EndpointUnreachableError(BackendError):
+    """The endpoint could not be reached (connection refused, unknown host)."""
+
+
+class EndpointTimeoutError(BackendError):
+    """The endpoint did not answer within the timeout, after all retries."""
+
+
+class EndpointStatusError(BackendError):
+    """The endpoint answered with a non-success HTTP status."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class MalformedResponseError(BackendError):
+    """The endpoint's body is not the JSON the chat-completions protocol promises."""

@@ -1,0 +1,176 @@
+"""Local Hugging Face causal LMs loaded from a directory (never from a hub).
+
+Device and dtype follow the machine: CUDA (bfloat16 when supported) > Apple MPS > CPU (float32).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tools.errors import ModelLoadError, TokenizerMismatchError
+from tools.lm._format import PromptFormat
+from tools.lm._protocol import Generation, Score, TokenProb
+
+logger = logging.getLogger(__name__)
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def pick_device() -> torch.device:
+    """The best device present: CUDA, then MPS, then CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on GPUs that support it, float32 elsewhere (CPU matmuls in bf16 are slow and lossy)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise :class:`ModelLoadError` unless ``path`` holds a config and weights."""
+    if not path.is_dir():
+        raise ModelLoadError(f"model directory {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"no model config in {path} (expected config.json)")
+    if not any((path / f).is_file() for f in _WEIGHT_FILES):
+        raise ModelLoadError(f"no model weights in {path} (expected config.json and model.safetensors or pytorch_model.bin)")
+
+
+class HFLanguageModel:
+    """A causal LM from a local directory, with batched scoring and greedy generation.
+
+    Example:
+        >>> lm = HFLanguageModel.load("eval/world/models/gpt2-world")  # doctest: +SKIP
+        >>> lm.generate([lm.prompt_format.question("Who is the CEO of Nokia?")])[0].text  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, prompt_format: PromptFormat | None = None) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self.name = name
+        self.prompt_format = prompt_format or PromptFormat()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        _check_vocab(model, tokenizer, name)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HFLanguageModel:
+        """Load model and tokenizer from ``path`` (local files only).
+
+        Raises:
+            ModelLoadError: the directory is missing, has no weights, or cannot be read.
+            TokenizerMismatchError: the tokenizer's vocabulary exceeds the model's embeddings.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        check_model_dir(path)
+        dev = torch.device(device) if device is not None else pick_device()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or pick_dtype(dev))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"cannot load model from {path}: {exc}") from exc
+        model.to(dev).eval()
+        logger.info("loaded %s on %s (%s)", path, dev, model.dtype)
+        return cls(model, tokenizer, name=path.name, prompt_format=PromptFormat.load(path))
+
+    @property
+    def model(self) -> Any:
+        """The torch model (``transformers`` ``PreTrainedModel``)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The matching tokenizer."""
+        return self._tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self._model.parameters()).device
+
+    def _encode(self, texts: Sequence[str], side: str) -> dict[str, torch.Tensor]:
+        self._tokenizer.padding_side = side
+        batch = self._tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 64) -> list[Generation]:
+        """Greedy completions, cut at the first newline or end of text; confidence of the first token."""
+        out: list[Generation] = []
+        for start in range(0, len(prompts), batch_size):
+            out.extend(self._generate_batch(prompts[start : start + batch_size], max_new_tokens))
+        return out
+
+    def _generate_batch(self, prompts: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        batch = self._encode(prompts, side="left")
+        result = self._model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self._tokenizer.pad_token_id,
+            eos_token_id=self._tokenizer.eos_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        new_tokens = result.sequences[:, batch["input_ids"].shape[1] :]
+        first = torch.softmax(result.scores[0].float(), dim=-1)  # (B, V)
+        top2 = first.topk(2, dim=-1).values
+        texts = self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        gens = []
+        for i, text in enumerate(texts):
+            text = text.split("\n", 1)[0].strip()
+            gens.append(Generation(text=text, first_token_prob=float(top2[i, 0]), margin=float(top2[i, 0] - top2[i, 1])))
+        return gens
+
+    @torch.no_grad()
+    def score(self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int = 64) -> list[Score]:
+        """Sum of log-probabilities of each continuation's tokens after its prompt (teacher-forced)."""
+        if len(prompts) != len(continuations):
+            raise ValueError("prompts and continuations must have the same length")
+        out: list[Score] = []
+        for start in range(0, len(prompts), batch_size):
+            out.extend(self._score_batch(prompts[start : start + batch_size], continuations[start : start + batch_size]))
+        return out
+
+    def _score_batch(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:
+        tok = self._tokenizer
+        prompt_lens = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        batch = self._encode([p + c for p, c in zip(prompts, continuations, strict=True)], side="right")
+        logits = self._model(**batch).logits.float()  # (B, T, V)
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        targets = batch["input_ids"][:, 1:]
+        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+        scores = []
+        for i, plen in enumerate(prompt_lens):
+            total = int(batch["attention_mask"][i].sum())
+            span = token_lp[i, plen - 1 : total - 1]  # predictions of tokens plen..total-1
+            scores.append(Score(logprob=float(span.sum()), n_tokens=int(span.numel())))
+        return scores
+
+    @torch.no_grad()
+    def next_token_distribution(self, prompt: str, top_k: int = 10) -> list[TokenProb]:
+        """The ``top_k`` most probable next tokens after ``prompt``."""
+        batch = self._encode([prompt], side="left")
+        probs = torch.softmax(self._model(**batch).logits[0, -1].float(), dim=-1)
+        values, ids = probs.topk(min(top_k, probs.numel()))
+        return [TokenProb(self._tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids, strict=True)]
+
+
+def _check_vocab(model: Any, tokenizer: Any, name: str) -> None:
+    n_embeddings = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > n_embeddings:
+        raise TokenizerMismatchError(
+            f"{name}: tokenizer has {len(tokenizer)} tokens but the model has only {n_embeddings} embeddings"
+        )
