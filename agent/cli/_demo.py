@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     steps.update()
     steps.close()
 
-    questions = world.questions_in("test", "known")[: args.n * 7 : 7] + world.questions_in("test", "unknown")[: args.n * 7 : 7]
+    questions = (
+        world.questions_in("test", "known")[: args.n * 7 : 7] + world.questions_in("test", "unknown")[: args.n * 7 : 7]
+    )
     print(f"factagent demo — model {lm.name}, embedder {embedder.model_dir.name}, {len(docs)} corpus sentences\n")
     tally = {"closed": 0, "rag": 0}
     for q in questions:

@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 _METRICS = ("known_train", "known_heldout", "unknown", "context_unknown", "context_counterfactual")
-_TARGETS = {"known_train": ">= 0.95", "known_heldout": ">= 0.60", "unknown": "low", "context_unknown": ">= 0.90",
-            "context_counterfactual": ">= 0.85"}
+_TARGETS = {
+    "known_train": ">= 0.95",
+    "known_heldout": ">= 0.60",
+    "unknown": "low",
+    "context_unknown": ">= 0.90",
+    "context_counterfactual": ">= 0.85",
+}
 
 
 def register(sub: Any) -> None:
@@ -44,7 +49,9 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     archs = tuple(args.arch or ("gpt2", "llama"))
     print(f"building world and training {', '.join(archs)} (progress on stderr with -v)")
-    result = build_all(data_dir=data_dir, models_dir=args.models_dir or MODELS_DIR, architectures=archs, epochs=args.epochs)
+    result = build_all(
+        data_dir=data_dir, models_dir=args.models_dir or MODELS_DIR, architectures=archs, epochs=args.epochs
+    )
     for arch, info in result["models"].items():
         print(f"{arch}: {info['parameters'] / 1e6:.2f}M parameters, {info['steps']} steps, {info['seconds']:.0f}s")
     print(f"total build time {result['seconds']:.0f}s")
@@ -56,7 +63,7 @@ def _check(args: argparse.Namespace) -> int:
 
     from eval.world import load_world
     from eval.world._check import majority_baseline, run_check
-    from eval.world._pipeline import DATA_DIR, MODELS_DIR, MODEL_NAMES
+    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
     from tools.lm import HFLanguageModel
 
     world = load_world(args.world or DATA_DIR)
@@ -68,7 +75,9 @@ def _check(args: argparse.Namespace) -> int:
         results[lm.name] = run_check(lm, world, limit=args.limit)
         results[lm.name]["seconds"] = round(time.time() - started, 1)
     if args.json:
-        print(json.dumps({name: {k: v for k, v in r.items() if k != "seconds"} for name, r in results.items()}, indent=2))
+        print(
+            json.dumps({name: {k: v for k, v in r.items() if k != "seconds"} for name, r in results.items()}, indent=2)
+        )
         return 0
     names = list(results)
     print(f"\n{'metric':<24}{'target':>10}" + "".join(f"{n:>16}" for n in names))

@@ -20,7 +20,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from eval.world._names import syllable_name
-from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation, World
+from eval.world._schema import (
+    Document,
+    Edit,
+    Fact,
+    FactSplit,
+    Prompt,
+    Question,
+    QuestionKind,
+    QuestionSplit,
+    Relation,
+    TemplateKind,
+    World,
+)
 from eval.world._source import RelationSpec, load_relation_specs, read_pairs
 
 logger = logging.getLogger(__name__)
@@ -74,7 +86,9 @@ def build_world(config: WorldConfig | None = None) -> World:
         "sources": ["LRE (zjunlp/KnowledgeCircuits data/, MIT)", "PitfallsKnowledgeEditing (zjunlp, MIT)"],
     }
     logger.info("built world: %s", manifest["counts"])
-    return World(relations=relations, facts=facts, edits=edits, questions=questions, documents=documents, manifest=manifest)
+    return World(
+        relations=relations, facts=facts, edits=edits, questions=questions, documents=documents, manifest=manifest
+    )
 
 
 def _relation(spec: RelationSpec) -> Relation:
@@ -99,7 +113,9 @@ def _facts(specs: list[RelationSpec], config: WorldConfig) -> tuple[Fact, ...]:
         rng.shuffle(pairs)
         for subject, obj in sorted(pairs[: config.facts_per_relation]):
             key = "|".join(sorted((subject, obj))) if spec.inverse or spec.id == "spouse" else f"{spec.id}|{subject}"
-            split = "unknown" if stable_unit(config.seed, "split", key) < config.unknown_fraction else "known"
+            split: FactSplit = (
+                "unknown" if stable_unit(config.seed, "split", key) < config.unknown_fraction else "known"
+            )
             facts.append(Fact(id="", relation=spec.id, subject=subject, object=obj, split=split))
     facts = _drop_near_duplicates(facts)
     return tuple(
@@ -164,73 +180,134 @@ def _document(relations: tuple[Relation, ...], fact: Fact) -> Document:
     return Document(id=f"d{fact.id[1:]}", fact_id=fact.id, text=template.format(fact.subject, fact.object))
 
 
+class _Questions:
+    """Accumulates questions with sequential ids and a seeded dev/test split by key."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        self.config = config
+        self.items: list[Question] = []
+
+    def split_of(self, key: str) -> QuestionSplit:
+        return "dev" if stable_unit(self.config.seed, "qsplit", key) < self.config.dev_fraction else "test"
+
+    def add(
+        self,
+        kind: QuestionKind,
+        key: str,
+        text: str,
+        answers: tuple[str, ...],
+        relation: str,
+        subject: str,
+        template: TemplateKind,
+        fact_id: str | None = None,
+        edit_id: str | None = None,
+    ) -> None:
+        self.items.append(
+            Question(
+                id=f"q{len(self.items):05d}",
+                kind=kind,
+                split=self.split_of(key),
+                text=text,
+                answers=answers,
+                relation=relation,
+                subject=subject,
+                fact_id=fact_id,
+                edit_id=edit_id,
+                template=template,
+            )
+        )
+
+
+def _heldout_questions(relation: Relation) -> list[str]:
+    return [t for t in relation.heldout if t.endswith("?")] or list(relation.heldout)
+
+
 def _questions(
     relations: tuple[Relation, ...], facts: tuple[Fact, ...], edits: tuple[Edit, ...], config: WorldConfig
 ) -> tuple[Question, ...]:
     rel = {r.id: r for r in relations}
     edited = {e.fact_id for e in edits}
-    out: list[Question] = []
-
-    def split_of(key: str) -> str:
-        return "dev" if stable_unit(config.seed, "qsplit", key) < config.dev_fraction else "test"
-
-    def add(kind: str, key: str, text: str, answers: tuple[str, ...], fact: Fact | None, r: str, s: str,
-            template: str, edit_id: str | None = None) -> None:
-        out.append(Question(id=f"q{len(out):05d}", kind=kind, split=split_of(key), text=text,  # type: ignore[arg-type]
-                            answers=answers, relation=r, subject=s, fact_id=fact.id if fact else None,
-                            edit_id=edit_id, template=template))  # type: ignore[arg-type]
-
+    qs = _Questions(config)
     for fact in facts:
         if fact.id in edited:
-            continue
+            continue  # an edited fact is asked about as an edit question only
         r = rel[fact.relation]
-        pick = int(stable_unit("qt", fact.id) * len(r.questions))
-        add(fact.split, fact.id, fill(r.questions[pick], fact.subject), (fact.object,), fact, r.id, fact.subject, "train")
-        held = [t for t in r.heldout if t.endswith("?")] or list(r.heldout)
-        add(fact.split, fact.id, fill(held[int(stable_unit("qh", fact.id) * len(held))], fact.subject),
-            (fact.object,), fact, r.id, fact.subject, "heldout")
-    by_id = {f.id: f for f in facts}
+        kind: QuestionKind = fact.split
+        question = fill(r.questions[int(stable_unit("qt", fact.id) * len(r.questions))], fact.subject)
+        qs.add(kind, fact.id, question, (fact.object,), r.id, fact.subject, "train", fact.id)
+        held = _heldout_questions(r)
+        question = fill(held[int(stable_unit("qh", fact.id) * len(held))], fact.subject)
+        qs.add(kind, fact.id, question, (fact.object,), r.id, fact.subject, "heldout", fact.id)
     for edit in edits:
         r = rel[edit.relation]
-        add("edit", edit.fact_id, fill(r.questions[0], edit.subject), (edit.new_object,), by_id[edit.fact_id],
-            r.id, edit.subject, "train", edit.id)
-        held = [t for t in r.heldout if t.endswith("?")] or list(r.heldout)
-        add("edit", edit.fact_id, fill(held[0], edit.subject), (edit.new_object,), by_id[edit.fact_id],
-            r.id, edit.subject, "heldout", edit.id)
-    out.extend(_unanswerable(relations, facts, config, split_of, len(out)))
-    return tuple(out)
+        answers = (edit.new_object,)
+        qs.add(
+            "edit",
+            edit.fact_id,
+            fill(r.questions[0], edit.subject),
+            answers,
+            r.id,
+            edit.subject,
+            "train",
+            edit.fact_id,
+            edit.id,
+        )
+        qs.add(
+            "edit",
+            edit.fact_id,
+            fill(_heldout_questions(r)[0], edit.subject),
+            answers,
+            r.id,
+            edit.subject,
+            "heldout",
+            edit.fact_id,
+            edit.id,
+        )
+    _unanswerable(relations, facts, config, qs)
+    return tuple(qs.items)
 
 
-def _unanswerable(relations, facts, config, split_of, start):  # type: ignore[no-untyped-def]
+_PERSON_RELATIONS = frozenset(
+    {
+        "person_father",
+        "person_mother",
+        "person_native_language",
+        "person_occupation",
+        "spouse",
+        "doctoral_advisor",
+        "person_university",
+    }
+)
+
+
+def _unanswerable(
+    relations: tuple[Relation, ...], facts: tuple[Fact, ...], config: WorldConfig, qs: _Questions
+) -> None:
+    """Invented entities (in no fact, no document) and real people asked about a relation they lack."""
     rng = random.Random(f"{config.seed}:unanswerable")
     taken = {f.subject for f in facts} | {f.object for f in facts}
     corpus_words = {w for name in taken for w in name.split()}
-    person_rel = {"person_father", "person_mother", "person_native_language", "person_occupation",
-                  "spouse", "doctoral_advisor", "person_university"}
-    out: list[Question] = []
-    while len(out) < config.n_unanswerable_invented:
+    invented = 0
+    while invented < config.n_unanswerable_invented:
         name = syllable_name(rng)
         if name in taken or any(w in corpus_words for w in name.split()):
             continue
         taken.add(name)
         r = rng.choice(relations)
-        out.append(Question(id=f"q{start + len(out):05d}", kind="unanswerable", split=split_of(name),  # type: ignore[arg-type]
-                            text=fill(rng.choice(r.questions), name), answers=(), relation=r.id, subject=name,
-                            template="train"))
+        qs.add("unanswerable", name, fill(rng.choice(r.questions), name), (), r.id, name, "train")
+        invented += 1
     has = {(f.subject, f.relation) for f in facts}
-    people = sorted({f.subject for f in facts if f.relation in person_rel})
-    n_missing = 0
-    while n_missing < config.n_unanswerable_missing:
+    people = sorted({f.subject for f in facts if f.relation in _PERSON_RELATIONS})
+    person_relations = [x for x in relations if x.id in _PERSON_RELATIONS]
+    missing = 0
+    while missing < config.n_unanswerable_missing:
         subject = rng.choice(people)
-        r = rng.choice([x for x in relations if x.id in person_rel])
+        r = rng.choice(person_relations)
         if (subject, r.id) in has:
             continue
         has.add((subject, r.id))
-        out.append(Question(id=f"q{start + len(out):05d}", kind="unanswerable", split=split_of(subject + r.id),  # type: ignore[arg-type]
-                            text=fill(rng.choice(r.questions), subject), answers=(), relation=r.id, subject=subject,
-                            template="train"))
-        n_missing += 1
-    return out
+        qs.add("unanswerable", subject + r.id, fill(rng.choice(r.questions), subject), (), r.id, subject, "train")
+        missing += 1
 
 
 def subset_world(world: World, relations: tuple[str, ...], n_known: int, n_unknown: int = 0) -> World:

@@ -75,14 +75,15 @@ def build_probes(world: World, lm_format: object | None = None, limit: int | Non
         r = rel[f.relation]
         closed("unknown", f, _pick(r.cloze, f.id + "c"), _pick(r.questions, f.id + "q"))
     for f in unknown:
-        sentences = [docs[f.id]] + _distractor_docs(world, f, by_rel, docs)
+        sentences = [docs[f.id], *_distractor_docs(world, f, by_rel, docs)]
         random.Random(f.id).shuffle(sentences)
         q = fill(_pick(rel[f.relation].questions, f.id + "q"), f.subject)
         probes.append(Probe("context_unknown", fmt.with_context(sentences, q), f.object, f.relation))
     for f in known:
         r = rel[f.relation]
         target = new_object.get(f.id) or _other(by_rel[f.relation], f, f.id)
-        sentences = [statement(r, f.subject, target, int(stable_unit(f.id, "s") * 2))] + _distractor_docs(world, f, by_rel, docs)
+        stated = statement(r, f.subject, target, int(stable_unit(f.id, "s") * 2))
+        sentences = [stated, *_distractor_docs(world, f, by_rel, docs)]
         random.Random(f.id).shuffle(sentences)
         q = fill(_pick(r.questions, f.id + "q"), f.subject)
         probes.append(Probe("context_counterfactual", fmt.with_context(sentences, q), target, f.relation))
@@ -114,7 +115,9 @@ def majority_baseline(world: World) -> dict[str, float]:
     return out
 
 
-def run_check(lm: LanguageModel, world: World, limit: int | None = None, batch_size: int = 64) -> dict[str, float | int]:
+def run_check(
+    lm: LanguageModel, world: World, limit: int | None = None, batch_size: int = 64
+) -> dict[str, float | int]:
     """Score ``lm`` on every probe; returns the figures named in the module docstring."""
     probes = build_probes(world, limit=limit)
     gens = lm.generate([p.prompt for p in probes], max_new_tokens=24)

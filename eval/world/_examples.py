@@ -82,7 +82,9 @@ class ExampleFactory:
                 sentence = statement(rel, fact.subject, fact.object, i)
                 cut = sentence.rfind(fact.object)
                 stmts.append(Example(sentence[:cut].rstrip(), " " + sentence[cut:], True))
-            questions = [Example(WORLD_FORMAT.question(fill(q, fact.subject)), f" {fact.object}", True) for q in rel.questions]
+            questions = [
+                Example(WORLD_FORMAT.question(fill(q, fact.subject)), f" {fact.object}", True) for q in rel.questions
+            ]
             if per_fact and rng is not None:
                 stmts = rng.sample(stmts, k=min(per_fact, len(stmts)))
                 questions = rng.sample(questions, k=min(per_fact, len(questions)))
@@ -118,7 +120,7 @@ class ExampleFactory:
                 obj = fact.object if roll > 0.85 else self._other_object(rng, rel.id, fact.object)
             n_distractors = rng.choices((1, 2, 3), weights=(0.2, 0.3, 0.5))[0]
             distractors = rng.sample(self._distractors(rng, rel, subject), k=n_distractors)
-            sentences = [statement(rel, subject, obj, rng.randrange(2))] + distractors
+            sentences = [statement(rel, subject, obj, rng.randrange(2)), *distractors]
             rng.shuffle(sentences)
             if rng.random() < 0.8:
                 prompt = WORLD_FORMAT.with_context(sentences, fill(rng.choice(rel.questions), subject))

@@ -59,7 +59,9 @@ def build_all(
     started = time.time()
     world = build_world(world_config)
     write_world(world, data_dir)
-    configs = {a: DEFAULT_TRAIN[a] if epochs is None else replace(DEFAULT_TRAIN[a], epochs=epochs) for a in architectures}
+    configs = {
+        a: DEFAULT_TRAIN[a] if epochs is None else replace(DEFAULT_TRAIN[a], epochs=epochs) for a in architectures
+    }
     threads = max(1, (os.cpu_count() or 1) // len(configs))
     configs = {a: replace(c, threads=threads) for a, c in configs.items()}
     ctx = mp.get_context("spawn")

@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 FactSplit = Literal["known", "unknown"]
 QuestionKind = Literal["known", "unknown", "edit", "unanswerable"]
 QuestionSplit = Literal["dev", "test"]
+TemplateKind = Literal["train", "heldout", "none"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Question:
     subject: str
     fact_id: str | None = None
     edit_id: str | None = None
-    template: Literal["train", "heldout", "none"] = "train"
+    template: TemplateKind = "train"
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,10 @@ def load_world(directory: Path | str) -> World:
         raise WorldFormatError(f"{directory} is not a world directory (no manifest.json)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise WorldFormatError(f"{manifest_path}: format_version {manifest.get('format_version')!r} != {FORMAT_VERSION}")
-    loaded = {name: tuple(_read(directory / f"{name}.jsonl", cls)) for name, cls in _FILES.items()}
+        raise WorldFormatError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r} != {FORMAT_VERSION}"
+        )
+    loaded: dict[str, Any] = {name: tuple(_read(directory / f"{name}.jsonl", cls)) for name, cls in _FILES.items()}
     world = World(manifest=manifest, **loaded)
     _check_references(world)
     return world

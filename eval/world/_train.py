@@ -72,19 +72,37 @@ def build_model(config: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     vocab = len(tokenizer)
-    ids = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    ids = {
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if config.architecture == "gpt2":
         cfg = GPT2Config(
-            vocab_size=vocab, n_positions=config.block * 2, n_embd=config.width, n_layer=config.layers,
-            n_head=config.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, **ids,
+            vocab_size=vocab,
+            n_positions=config.block * 2,
+            n_embd=config.width,
+            n_layer=config.layers,
+            n_head=config.heads,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            tie_word_embeddings=True,
+            **ids,
         )
         return GPT2LMHeadModel(cfg)
-    cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=config.width, intermediate_size=config.width * 8 // 3, num_hidden_layers=config.layers,
-        num_attention_heads=config.heads, num_key_value_heads=config.heads, max_position_embeddings=config.block * 2,
-        tie_word_embeddings=True, **ids,
+    llama = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=config.width,
+        intermediate_size=config.width * 8 // 3,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        max_position_embeddings=config.block * 2,
+        tie_word_embeddings=True,
+        **ids,
     )
-    return LlamaForCausalLM(cfg)
+    return LlamaForCausalLM(llama)
 
 
 def pack(examples: Sequence[Example], tokenizer: Any, block: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +168,8 @@ def train_model(
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optim = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.98),
+        lr=config.lr,
+        betas=(0.9, 0.98),
     )
     first_ids, _ = pack(factory.epoch(0, config.reading_ratio), tokenizer, config.block, tokenizer.pad_token_id)
     total_steps = config.epochs * math.ceil(len(first_ids) / config.batch)
@@ -166,7 +185,9 @@ def train_model(
             for group in optim.param_groups:
                 group["lr"] = lr_at(step, total_steps, config)
             logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
-            losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none")
+            losses = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
+            )
             loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -177,7 +198,9 @@ def train_model(
             loss_ema = 0.98 * loss_ema + 0.02 * loss.item() if step > 1 else loss.item()
             if step % 100 == 0:
                 elapsed = time.time() - started
-                logger.info("step %d/%d epoch %d loss %.3f tok/s %.0f", step, total_steps, epoch, loss_ema, tokens / elapsed)
+                logger.info(
+                    "step %d/%d epoch %d loss %.3f tok/s %.0f", step, total_steps, epoch, loss_ema, tokens / elapsed
+                )
             if probe is not None and probe_every and step % probe_every == 0:
                 model.eval()
                 row = {"step": step, "seconds": time.time() - started, **probe(model, tokenizer, step)}

@@ -29,7 +29,9 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
 
 
 def test_valid_file(tmp_path: Path) -> None:
-    (tmp_path / CONFIG_FILE).write_text('[model]\npath = "/models/x"\n[endpoint]\nbase_url = "http://127.0.0.1:8000/v1"\ntimeout = 5\n')
+    (tmp_path / CONFIG_FILE).write_text(
+        '[model]\npath = "/models/x"\n[endpoint]\nbase_url = "http://127.0.0.1:8000/v1"\ntimeout = 5\n'
+    )
     settings = open_home(tmp_path).settings
     assert settings.model.path == "/models/x"
     assert settings.endpoint.timeout == 5.0

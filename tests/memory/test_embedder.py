@@ -32,7 +32,9 @@ def test_contract(embedder: SentenceTransformerEmbedder) -> None:
 
 
 def test_similar_sentences_score_higher(embedder: SentenceTransformerEmbedder) -> None:
-    q, same, other = embedder.embed(["Who is the CEO of Nokia?", "The CEO of Nokia is Pekka Lundmark.", "Vega is a star in Lyra."])
+    q, same, other = embedder.embed(
+        ["Who is the CEO of Nokia?", "The CEO of Nokia is Pekka Lundmark.", "Vega is a star in Lyra."]
+    )
     assert float(q @ same) > float(q @ other) + 0.2
 
 
@@ -44,14 +46,14 @@ def test_batch_equals_single(embedder: SentenceTransformerEmbedder) -> None:
 
 
 @pytest.mark.parametrize("bad", [[""], ["   "], [None], ["x" * 20_001]])
-def test_bad_texts(embedder: SentenceTransformerEmbedder, bad: list) -> None:  # type: ignore[type-arg]
+def test_bad_texts(embedder: SentenceTransformerEmbedder, bad: list) -> None:
     with pytest.raises(EmbedderError):
         embedder.embed(bad)
 
 
 def test_a_bare_string_is_rejected(embedder: SentenceTransformerEmbedder) -> None:
     with pytest.raises(EmbedderError, match="not one string"):
-        embedder.embed("Paris")  # type: ignore[arg-type]
+        embedder.embed("Paris")
 
 
 def test_missing_model_directory(tmp_path: Path) -> None:

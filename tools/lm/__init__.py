@@ -1,7 +1,13 @@
 """The language-model layer: one protocol, a local HF backend and an OpenAI-compatible backend."""
 
+from typing import TYPE_CHECKING
+
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb
+
+if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
+    from tools.lm._hf import HFLanguageModel
+    from tools.lm._openai import OpenAIChatModel
 
 __all__ = [
     "Generation",
@@ -16,7 +22,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # backends import torch / httpx; load them only when asked for
     if name == "HFLanguageModel":
         from tools.lm._hf import HFLanguageModel
 

@@ -38,7 +38,9 @@ class PromptFormat:
 
     def save(self, model_dir: Path) -> None:
         """Write ``factagent.json`` into ``model_dir``."""
-        (model_dir / FORMAT_FILE).write_text(json.dumps({"prompt_format": asdict(self)}, indent=2) + "\n", encoding="utf-8")
+        (model_dir / FORMAT_FILE).write_text(
+            json.dumps({"prompt_format": asdict(self)}, indent=2) + "\n", encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, model_dir: Path) -> PromptFormat:

@@ -17,7 +17,12 @@ from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score, TokenProb
 
 logger = logging.getLogger(__name__)
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 def pick_device() -> torch.device:
@@ -43,7 +48,9 @@ def check_model_dir(path: Path) -> None:
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"no model config in {path} (expected config.json)")
     if not any((path / f).is_file() for f in _WEIGHT_FILES):
-        raise ModelLoadError(f"no model weights in {path} (expected config.json and model.safetensors or pytorch_model.bin)")
+        raise ModelLoadError(
+            f"no model weights in {path} (expected config.json and model.safetensors or pytorch_model.bin)"
+        )
 
 
 class HFLanguageModel:
@@ -64,7 +71,9 @@ class HFLanguageModel:
         _check_vocab(model, tokenizer, name)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HFLanguageModel:
+    def load(
+        cls, path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> HFLanguageModel:
         """Load model and tokenizer from ``path`` (local files only).
 
         Raises:
@@ -81,7 +90,8 @@ class HFLanguageModel:
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or pick_dtype(dev))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"cannot load model from {path}: {exc}") from exc
-        model.to(dev).eval()
+        model.to(dev)  # type: ignore[arg-type]  # transformers' .to wrapper confuses mypy
+        model.eval()
         logger.info("loaded %s on %s (%s)", path, dev, model.dtype)
         return cls(model, tokenizer, name=path.name, prompt_format=PromptFormat.load(path))
 
@@ -131,7 +141,9 @@ class HFLanguageModel:
         gens = []
         for i, text in enumerate(texts):
             text = text.split("\n", 1)[0].strip()
-            gens.append(Generation(text=text, first_token_prob=float(top2[i, 0]), margin=float(top2[i, 0] - top2[i, 1])))
+            gens.append(
+                Generation(text=text, first_token_prob=float(top2[i, 0]), margin=float(top2[i, 0] - top2[i, 1]))
+            )
         return gens
 
     @torch.no_grad()
@@ -141,7 +153,9 @@ class HFLanguageModel:
             raise ValueError("prompts and continuations must have the same length")
         out: list[Score] = []
         for start in range(0, len(prompts), batch_size):
-            out.extend(self._score_batch(prompts[start : start + batch_size], continuations[start : start + batch_size]))
+            out.extend(
+                self._score_batch(prompts[start : start + batch_size], continuations[start : start + batch_size])
+            )
         return out
 
     def _score_batch(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:

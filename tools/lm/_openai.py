@@ -7,6 +7,7 @@ the cap); everything else maps to a typed :class:`~tools.errors.BackendError` at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -60,11 +61,16 @@ class OpenAIChatModel:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=base_url.rstrip("/") + "/", timeout=timeout, headers=headers, transport=transport)
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/", timeout=timeout, headers=headers, transport=transport
+        )
         self.name = model
         self.prompt_format = PromptFormat(
             question_template="Answer with the short answer only, or 'I don't know'.\nQuestion: {question}\nAnswer:",
-            context_template="Use the context to answer with the short answer only.\nContext: {context}\nQuestion: {question}\nAnswer:",
+            context_template=(
+                "Use the context to answer with the short answer only.\n"
+                "Context: {context}\nQuestion: {question}\nAnswer:"
+            ),
         )
         self.max_retries = max_retries
         self.backoff = backoff
@@ -105,7 +111,9 @@ class OpenAIChatModel:
                 response = self._client.post(path, json=body)
             except httpx.TimeoutException as exc:
                 if attempt >= self.max_retries:
-                    raise EndpointTimeoutError(f"{self._client.base_url}{path}: no answer after {attempt + 1} attempts") from exc
+                    raise EndpointTimeoutError(
+                        f"{self._client.base_url}{path}: no answer after {attempt + 1} attempts"
+                    ) from exc
                 reason = f"timeout ({exc})"
             except httpx.TransportError as exc:
                 if attempt >= self.max_retries:
@@ -135,10 +143,8 @@ class OpenAIChatModel:
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = min(self.max_backoff, self.backoff * 2**attempt)
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):  # an HTTP date: keep the exponential delay
                 delay = min(self.max_backoff, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: keep the exponential delay
         return delay
 
 

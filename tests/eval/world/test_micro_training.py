@@ -14,8 +14,19 @@ from eval.world._check import run_check
 from eval.world._train import TrainConfig, train_model
 from tools.lm import HFLanguageModel
 
-MICRO = TrainConfig(architecture="gpt2", vocab_size=600, width=96, layers=2, heads=2, block=96, batch=16,
-                    epochs=40, reading_ratio=0.0, lr=5e-3, warmup=30)
+MICRO = TrainConfig(
+    architecture="gpt2",
+    vocab_size=600,
+    width=96,
+    layers=2,
+    heads=2,
+    block=96,
+    batch=16,
+    epochs=40,
+    reading_ratio=0.0,
+    lr=5e-3,
+    warmup=30,
+)
 
 
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
@@ -25,7 +36,7 @@ def test_micro_model_learns_its_facts(bundled_world: World, tmp_path: Path, arch
     torch.set_num_threads(2)
     started = time.time()
     config = TrainConfig(**{**MICRO.__dict__, "architecture": architecture})
-    info = train_model(world, config, tmp_path / architecture)
+    train_model(world, config, tmp_path / architecture)
     elapsed = time.time() - started  # ~25 s on an idle 2-core CPU; a timing assert would be flaky under load
     lm = HFLanguageModel.load(tmp_path / architecture)
     figures = run_check(lm, world)

@@ -13,11 +13,26 @@ from tools.errors import WorldFormatError
 
 @pytest.fixture()
 def small_world() -> World:
-    rel = Relation(id="r", label="r", functional=True, cloze=("{} is in",), questions=("Where is {}?",),
-                   statements=("{} is in {}.",), heldout=("{} lies in",))
+    rel = Relation(
+        id="r",
+        label="r",
+        functional=True,
+        cloze=("{} is in",),
+        questions=("Where is {}?",),
+        statements=("{} is in {}.",),
+        heldout=("{} lies in",),
+    )
     fact = Fact(id="f1", relation="r", subject="Paris", object="France", split="known")
-    q = Question(id="q1", kind="known", split="dev", text="Where is Paris?", answers=("France",), relation="r",
-                 subject="Paris", fact_id="f1")
+    q = Question(
+        id="q1",
+        kind="known",
+        split="dev",
+        text="Where is Paris?",
+        answers=("France",),
+        relation="r",
+        subject="Paris",
+        fact_id="f1",
+    )
     return World(relations=(rel,), facts=(fact,), edits=(), questions=(q,), documents=(), manifest={"seed": 1})
 
 
@@ -27,7 +42,7 @@ def test_round_trip(tmp_path: Path, small_world: World) -> None:
 
 
 def test_not_a_world(tmp_path: Path) -> None:
-    with pytest.raises(WorldFormatError, match="no manifest.json"):
+    with pytest.raises(WorldFormatError, match=r"no manifest\.json"):
         load_world(tmp_path)
 
 
@@ -58,8 +73,15 @@ def test_bad_lines(tmp_path: Path, small_world: World, line: str, message: str) 
 
 def test_unanswerable_must_have_no_answers(tmp_path: Path, small_world: World) -> None:
     write_world(small_world, tmp_path)
-    bad = {"id": "q2", "kind": "unanswerable", "split": "dev", "text": "?", "answers": ["x"], "relation": "r",
-           "subject": "Zork"}
+    bad = {
+        "id": "q2",
+        "kind": "unanswerable",
+        "split": "dev",
+        "text": "?",
+        "answers": ["x"],
+        "relation": "r",
+        "subject": "Zork",
+    }
     with (tmp_path / "questions.jsonl").open("a") as handle:
         handle.write(json.dumps(bad) + "\n")
     with pytest.raises(WorldFormatError, match="q2"):

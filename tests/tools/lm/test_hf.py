@@ -92,7 +92,7 @@ def test_directory_without_weights(tmp_path: Path, tiny_model_dir: Path) -> None
 
 def test_directory_without_config(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ModelLoadError, match="config.json"):
+    with pytest.raises(ModelLoadError, match=r"config\.json"):
         HFLanguageModel.load(tmp_path)
 
 

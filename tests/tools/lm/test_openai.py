@@ -55,7 +55,7 @@ def server() -> Iterator[tuple[str, Script]]:
     script = Script()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             script.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
             status, reply, delay, headers = script.next()
@@ -127,8 +127,10 @@ def test_without_logprobs(server: tuple[str, Script]) -> None:
 
 def test_retries_429_then_succeeds(server: tuple[str, Script]) -> None:
     url, script = server
-    script.replies += [(429, {"error": {"message": "slow down"}}, 0.0, {"Retry-After": "0"}),
-                       (503, {"error": {"message": "busy"}}, 0.0, {})]
+    script.replies += [
+        (429, {"error": {"message": "slow down"}}, 0.0, {"Retry-After": "0"}),
+        (503, {"error": {"message": "busy"}}, 0.0, {}),
+    ]
     script.replies.append((200, completion("ok"), 0.0, {}))
     assert client(url, max_retries=3).generate(["q"])[0].text == "ok"
     assert len(script.requests) == 3
@@ -173,7 +175,13 @@ def test_timeout_after_retries(server: tuple[str, Script]) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"this is not json", b'{"choices": []}', b'{"no": "choices"}', b'{"choices": [{"message": {"content": 5}}]}', b"[1, 2]"],
+    [
+        b"this is not json",
+        b'{"choices": []}',
+        b'{"no": "choices"}',
+        b'{"choices": [{"message": {"content": 5}}]}',
+        b"[1, 2]",
+    ],
 )
 def test_malformed_bodies(server: tuple[str, Script], body: bytes) -> None:
     url, script = server

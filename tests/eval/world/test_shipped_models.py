@@ -1,0 +1,31 @@
+"""The shipped reference models meet the foundation's targets (every fact of each split counted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval.world import World
+from eval.world._check import run_check
+from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+from tools.lm import HFLanguageModel
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODEL_NAMES.values()))
+def test_world_check_targets(bundled_world: World, name: str) -> None:
+    path = MODELS_DIR / name
+    assert (path / "model.safetensors").stat().st_size <= 25 * 2**20
+    figures = run_check(HFLanguageModel.load(path), bundled_world)
+    assert figures["n_known"] >= 2000 and figures["n_unknown"] >= 1000
+    assert figures["known_train"] >= 0.95, figures
+    assert figures["known_heldout"] >= 0.60, figures
+    assert figures["context_unknown"] >= 0.90, figures
+    assert figures["context_counterfactual"] >= 0.85, figures
+    assert figures["unknown"] <= 0.25, figures  # only what guessing common objects gives
+
+
+def test_shipped_models_are_standard_hf_directories() -> None:
+    for name in MODEL_NAMES.values():
+        path = MODELS_DIR / name
+        for file in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "factagent.json"):
+            assert (path / file).is_file(), path / file
