@@ -33,7 +33,7 @@ from eval.world._schema import (
     TemplateKind,
     World,
 )
-from eval.world._source import RelationSpec, load_relation_specs, read_pairs
+from eval.world._source import load_relations, read_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,8 @@ def fill(template: str, subject: str) -> str:
 def build_world(config: WorldConfig | None = None) -> World:
     """Build the whole world in memory (no file I/O besides reading the bundled sources)."""
     config = config or WorldConfig()
-    specs = load_relation_specs()
-    relations = tuple(_relation(s) for s in specs)
-    facts = _facts(specs, config)
+    relations = load_relations()
+    facts = _facts(relations, config)
     edits = _edits(relations, facts, config)
     documents = tuple(_document(relations, f) for f in facts)
     questions = _questions(relations, facts, edits, config)
@@ -91,21 +90,7 @@ def build_world(config: WorldConfig | None = None) -> World:
     )
 
 
-def _relation(spec: RelationSpec) -> Relation:
-    return Relation(
-        id=spec.id,
-        label=spec.label,
-        functional=spec.functional,
-        cloze=spec.cloze,
-        questions=spec.questions,
-        statements=spec.statements,
-        heldout=spec.heldout,
-        inverse=spec.inverse,
-        source=spec.source,
-    )
-
-
-def _facts(specs: list[RelationSpec], config: WorldConfig) -> tuple[Fact, ...]:
+def _facts(specs: tuple[Relation, ...], config: WorldConfig) -> tuple[Fact, ...]:
     facts: list[Fact] = []
     for spec in specs:
         pairs = read_pairs(spec)

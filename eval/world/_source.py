@@ -15,29 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from eval.world._schema import Relation
 
 SOURCE_DIR = Path(__file__).with_name("source")
 _PITFALLS_SETS = ("coverage_edit", "reverse_edit", "composite_edit")
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
-
-
-@dataclass(frozen=True)
-class RelationSpec:
-    """One relation of the world, as written in ``source/relations.json``."""
-
-    id: str
-    label: str
-    source: str
-    functional: bool
-    cloze: tuple[str, ...]
-    questions: tuple[str, ...]
-    statements: tuple[str, ...]
-    heldout: tuple[str, ...]
-    inverse: str | None = None
-    pitfalls_train: tuple[int, ...] = field(default=())
-    pitfalls_heldout: tuple[int, ...] = field(default=())
 
 
 def clean_text(text: str) -> str:
@@ -46,7 +30,7 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_relation_specs(source_dir: Path = SOURCE_DIR) -> list[RelationSpec]:
+def load_relations(source_dir: Path = SOURCE_DIR) -> tuple[Relation, ...]:
     """Load relation specs, folding the Pitfalls paraphrases into the cloze / held-out template lists."""
     raw = json.loads((source_dir / "relations.json").read_text(encoding="utf-8"))
     paraphrases = _pitfalls_paraphrases(source_dir)
@@ -60,7 +44,7 @@ def load_relation_specs(source_dir: Path = SOURCE_DIR) -> list[RelationSpec]:
             cloze += [_template(para[i]) for i in item.get("pitfalls_train", [])]
             heldout += [_template(para[i]) for i in item.get("pitfalls_heldout", [])]
         specs.append(
-            RelationSpec(
+            Relation(
                 id=item["id"],
                 label=item["label"],
                 source=item["source"],
@@ -72,7 +56,7 @@ def load_relation_specs(source_dir: Path = SOURCE_DIR) -> list[RelationSpec]:
                 inverse=item.get("inverse"),
             )
         )
-    return specs
+    return tuple(specs)
 
 
 def _template(text: str) -> str:
@@ -86,7 +70,7 @@ def _pitfalls_paraphrases(source_dir: Path) -> dict[str, list[str]]:
     return out
 
 
-def read_pairs(spec: RelationSpec, source_dir: Path = SOURCE_DIR) -> list[tuple[str, str]]:
+def read_pairs(spec: Relation, source_dir: Path = SOURCE_DIR) -> list[tuple[str, str]]:
     """Return the (subject, object) pairs of one relation, one object per subject, sorted.
 
     Subjects with more than one distinct object are dropped, so every question has one answer.
