@@ -28,6 +28,10 @@ def register(sub: Any) -> None:
     build.add_argument("--epochs", type=int, help="override the training epochs (for quick trials)")
     build.add_argument("--arch", choices=("gpt2", "llama"), action="append", help="train only these architectures")
     build.add_argument("--world-only", action="store_true", help="write the world files, train nothing")
+    build.add_argument(
+        "--from-phase", type=int, default=0, help="resume: start at this training phase from the models in place"
+    )
+    build.add_argument("--probe-every", type=int, default=0, help="log a quick check every N training steps")
     build.set_defaults(func=_build)
     check = cmds.add_parser("check", help="what each reference model knows and whether it reads its context")
     check.add_argument("--model", type=Path, action="append", help="model directory (default: both bundled models)")
@@ -50,10 +54,17 @@ def _build(args: argparse.Namespace) -> int:
     archs = tuple(args.arch or ("gpt2", "llama"))
     print(f"building world and training {', '.join(archs)} (progress on stderr with -v)")
     result = build_all(
-        data_dir=data_dir, models_dir=args.models_dir or MODELS_DIR, architectures=archs, epochs=args.epochs
+        data_dir=data_dir,
+        models_dir=args.models_dir or MODELS_DIR,
+        architectures=archs,
+        epochs=args.epochs,
+        probe_every=args.probe_every,
+        from_phase=args.from_phase,
     )
     for arch, info in result["models"].items():
-        print(f"{arch}: {info['parameters'] / 1e6:.2f}M parameters, {info['steps']} steps, {info['seconds']:.0f}s")
+        seconds = sum(phase["seconds"] for phase in info["phases"])
+        steps = sum(phase["steps"] for phase in info["phases"])
+        print(f"{arch}: {info['parameters'] / 1e6:.2f}M parameters, {steps} steps, {seconds:.0f}s")
     print(f"total build time {result['seconds']:.0f}s")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,9 +24,13 @@ WORLD_ROOT = Path(__file__).parent
 DATA_DIR = WORLD_ROOT / "data"
 MODELS_DIR = WORLD_ROOT / "models"
 MODEL_NAMES = {"gpt2": "gpt2-world", "llama": "llama-world"}
-DEFAULT_TRAIN = {
-    "gpt2": TrainConfig(architecture="gpt2"),
-    "llama": TrainConfig(architecture="llama"),
+# Two phases per model. Phase 1 memorises the KNOWN facts (with some reading comprehension); phase 2 is
+# reading-heavy, with closed-book replay so memory is kept, so that the model learns to follow a context
+# that contradicts its memory (which does not come by itself: see ../shared/PROBES.md, probe B).
+PHASE_2 = {"epochs": 5, "reading_ratio": 2.0, "per_fact": 1, "lr": 1e-3, "warmup": 50, "seed": 1235}
+DEFAULT_PHASES: dict[str, tuple[TrainConfig, ...]] = {
+    arch: (TrainConfig(architecture=arch), replace(TrainConfig(architecture=arch), **PHASE_2))  # type: ignore[arg-type]
+    for arch in ("gpt2", "llama")
 }
 
 
@@ -41,10 +46,24 @@ def _probe(world_dir: str):  # type: ignore[no-untyped-def]
     return probe
 
 
-def _train_one(world_dir: str, config: TrainConfig, out_dir: str, probe_every: int) -> dict[str, Any]:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {config.architecture} %(message)s")
+def _train_one(
+    world_dir: str, phases: tuple[TrainConfig, ...], out_dir: str, probe_every: int, from_phase: int
+) -> dict[str, Any]:
+    """Run ``phases[from_phase:]`` for one model (a resumed build starts from the model in ``out_dir``)."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {phases[0].architecture} %(message)s")
     world = load_world(world_dir)
-    return train_model(world, config, Path(out_dir), probe=_probe(world_dir), probe_every=probe_every)
+    final = Path(out_dir)
+    work = final.with_name(final.name + ".partial")
+    if from_phase > 0:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(final, work)
+    info: dict[str, Any] = {}
+    for index in range(from_phase, len(phases)):
+        init = work if index > 0 else None
+        info = train_model(world, phases[index], work, probe=_probe(world_dir), probe_every=probe_every, init_from=init)
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)  # the bundled model is replaced only by a finished one
+    return info
 
 
 def build_all(
@@ -54,21 +73,28 @@ def build_all(
     architectures: tuple[str, ...] = ("gpt2", "llama"),
     epochs: int | None = None,
     probe_every: int = 0,
+    from_phase: int = 0,
 ) -> dict[str, Any]:
-    """Write the world to ``data_dir`` and train each architecture into ``models_dir/<name>``."""
+    """Write the world to ``data_dir`` and train each architecture into ``models_dir/<name>``.
+
+    ``epochs`` overrides every phase's epochs (quick trials); ``from_phase`` > 0 resumes a build from the
+    models already in ``models_dir``.
+    """
     started = time.time()
     world = build_world(world_config)
     write_world(world, data_dir)
-    configs = {
-        a: DEFAULT_TRAIN[a] if epochs is None else replace(DEFAULT_TRAIN[a], epochs=epochs) for a in architectures
+    threads = max(1, (os.cpu_count() or 1) // len(architectures))
+    plans = {
+        a: tuple(replace(c, threads=threads, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a])
+        for a in architectures
     }
-    threads = max(1, (os.cpu_count() or 1) // len(configs))
-    configs = {a: replace(c, threads=threads) for a, c in configs.items()}
     ctx = mp.get_context("spawn")
-    with ctx.Pool(len(configs)) as pool:
+    with ctx.Pool(len(plans)) as pool:
         jobs = {
-            a: pool.apply_async(_train_one, (str(data_dir), c, str(models_dir / MODEL_NAMES[a]), probe_every))
-            for a, c in configs.items()
+            a: pool.apply_async(
+                _train_one, (str(data_dir), phases, str(models_dir / MODEL_NAMES[a]), probe_every, from_phase)
+            )
+            for a, phases in plans.items()
         }
         results = {a: job.get() for a, job in jobs.items()}
     return {"seconds": round(time.time() - started, 1), "models": results}

@@ -41,6 +41,8 @@ class TrainConfig:
     batch: int = 32  # sequences per step (B)
     epochs: int = 20  # passes over the closed-book examples
     reading_ratio: float = 0.6  # reading examples per closed-book example, each epoch
+    per_fact: int = 2  # closed-book statements and questions drawn per KNOWN fact, each epoch
+    reading_weight: float = 1.0  # loss weight of a reading example's answer tokens (closed-book tokens: 1)
     lr: float = 3e-3
     warmup: int = 200
     min_lr_ratio: float = 0.05
@@ -105,20 +107,24 @@ def build_model(config: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     return LlamaForCausalLM(llama)
 
 
-def pack(examples: Sequence[Example], tokenizer: Any, block: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pack(
+    examples: Sequence[Example], tokenizer: Any, block: int, pad_id: int, reading_weight: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize and pack examples into ``(N, block)`` ids and a loss mask, never splitting an example.
 
-    Each example is ``prompt + answer + EOS``; the mask is 1 on tokens to predict (answer and EOS always, the
-    prompt only when ``score_prompt``). Examples longer than ``block`` are dropped.
+    Each example is ``prompt + answer + EOS``; the mask weighs the tokens to predict: the answer and EOS always
+    (``reading_weight`` for examples whose prompt is not scored), the prompt only when ``score_prompt``.
+    Examples longer than ``block`` are dropped.
     """
     prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
     answers = tokenizer([e.answer for e in examples], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
-    bins: list[tuple[list[int], list[int]]] = []
+    bins: list[tuple[list[int], list[float]]] = []
     open_bins: list[int] = []  # indices of bins with room left; first fit keeps padding to a few percent
     for ex, p, a in zip(examples, prompts, answers, strict=True):
         seq = p + a + [eos]
-        m = [int(ex.score_prompt)] * len(p) + [1] * (len(a) + 1)
+        weight = 1.0 if ex.score_prompt else reading_weight
+        m = [float(ex.score_prompt)] * len(p) + [weight] * (len(a) + 1)
         if len(seq) > block:
             continue
         for j in open_bins:
@@ -131,7 +137,7 @@ def pack(examples: Sequence[Example], tokenizer: Any, block: int, pad_id: int) -
             open_bins.append(len(bins) - 1)
         open_bins = [j for j in open_bins if block - len(bins[j][0]) >= 6][-32:]
     rows = [ids + [pad_id] * (block - len(ids)) for ids, _ in bins]
-    masks = [m + [0] * (block - len(m)) for _, m in bins]
+    masks = [m + [0.0] * (block - len(m)) for _, m in bins]
     return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.float32)
 
 
@@ -149,19 +155,33 @@ def train_model(
     out_dir: Path,
     probe: Callable[[Any, Any, int], dict[str, float]] | None = None,
     probe_every: int = 0,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train one reference model on ``world`` and save it as a standard HF directory in ``out_dir``.
 
-    Returns training facts (steps, tokens, seconds, final loss) also written to ``training.json``.
+    With ``init_from`` training continues from that model directory (its tokenizer and weights: a later
+    phase of a curriculum); otherwise a tokenizer is trained and the model initialised from ``config``.
+    Returns training facts (steps, tokens, seconds, final loss) also written to ``training.json``, which
+    lists every phase the model went through.
     """
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     factory = ExampleFactory(world, seed=config.seed)
-    tok_texts = [e.prompt + e.answer for e in factory.epoch(0, config.reading_ratio)]
-    tokenizer = train_tokenizer(tok_texts, config.vocab_size)
-    model = build_model(config, tokenizer)
+    earlier: list[dict[str, Any]] = []
+    model: Any
+    if init_from is not None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(init_from, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(init_from, local_files_only=True, dtype=torch.float32)
+        previous = json.loads((init_from / "training.json").read_text(encoding="utf-8"))
+        earlier = previous.get("phases", [previous])
+    else:
+        tok_texts = [e.prompt + e.answer for e in factory.epoch(0, config.reading_ratio, config.per_fact)]
+        tokenizer = train_tokenizer(tok_texts, config.vocab_size)
+        model = build_model(config, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("%s: %.2fM parameters, vocabulary %d", config.architecture, n_params / 1e6, len(tokenizer))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -171,12 +191,17 @@ def train_model(
         lr=config.lr,
         betas=(0.9, 0.98),
     )
-    first_ids, _ = pack(factory.epoch(0, config.reading_ratio), tokenizer, config.block, tokenizer.pad_token_id)
+
+    def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        examples = factory.epoch(epoch, config.reading_ratio, config.per_fact)
+        return pack(examples, tokenizer, config.block, tokenizer.pad_token_id, config.reading_weight)
+
+    first_ids, _ = epoch_tensors(0)
     total_steps = config.epochs * math.ceil(len(first_ids) / config.batch)
     step, tokens, started, loss_ema = 0, 0, time.time(), 0.0
     history: list[dict[str, float]] = []
     for epoch in range(config.epochs):
-        ids, mask = pack(factory.epoch(epoch, config.reading_ratio), tokenizer, config.block, tokenizer.pad_token_id)
+        ids, mask = epoch_tensors(epoch)
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed + epoch))
         model.train()
         for start in range(0, len(ids), config.batch):
@@ -208,7 +233,7 @@ def train_model(
                 logger.info("probe %s", row)
                 model.train()
     model.eval()
-    info = {
+    phase = {
         "config": asdict(config),
         "parameters": n_params,
         "steps": step,
@@ -217,6 +242,7 @@ def train_model(
         "final_loss": round(loss_ema, 4),
         "probes": history,
     }
+    info = {**phase, "phases": [*earlier, phase]}
     save_model(model, tokenizer, out_dir, info)
     return info
 

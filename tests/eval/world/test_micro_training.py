@@ -44,3 +44,15 @@ def test_micro_model_learns_its_facts(bundled_world: World, tmp_path: Path, arch
     assert figures["known_train"] >= 0.9, (figures, elapsed)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "factagent.json", "training.json"):
         assert (tmp_path / architecture / name).is_file()
+
+
+def test_a_later_phase_continues_from_the_saved_model(bundled_world: World, tmp_path: Path) -> None:
+    world = subset_world(bundled_world, ("company_hq", "star_constellation"), n_known=30, n_unknown=6)
+    first = TrainConfig(**{**MICRO.__dict__, "epochs": 2})
+    train_model(world, first, tmp_path / "m")
+    tokenizer_before = (tmp_path / "m" / "tokenizer.json").read_text()
+    second = TrainConfig(**{**MICRO.__dict__, "epochs": 1, "reading_ratio": 1.0, "reading_weight": 2.0, "seed": 9})
+    info = train_model(world, second, tmp_path / "m", init_from=tmp_path / "m")
+    assert [p["config"]["epochs"] for p in info["phases"]] == [2, 1]
+    assert (tmp_path / "m" / "tokenizer.json").read_text() == tokenizer_before  # same tokenizer, kept
+    assert HFLanguageModel.load(tmp_path / "m").generate(["Q: Where is Nokia headquartered?\nA:"])[0].text is not None
