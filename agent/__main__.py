@@ -4,4 +4,5 @@ import sys
 
 from agent.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # guarded: training workers are spawned and re-import the main module
+    sys.exit(main())

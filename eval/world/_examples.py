@@ -68,8 +68,10 @@ class ExampleFactory:
             self.subject_lengths[rel.id] = [len(f.subject.split()) for f in facts]
 
     # ---- closed book -------------------------------------------------------------------------------
-    def closed_book(self, rng: random.Random | None = None, per_fact: int = 0) -> list[Example]:
-        """KNOWN facts under training templates (cloze, statement, question).
+    def closed_book(
+        self, rng: random.Random | None = None, per_fact: int = 0, paraphrases: bool = False
+    ) -> list[Example]:
+        """KNOWN facts under training templates (cloze, statement, question; and ``paraphrases`` if asked).
 
         With ``per_fact`` = 0 every template is used; otherwise ``per_fact`` statement-like and ``per_fact``
         question examples are drawn per fact with ``rng`` (a different phrasing mix each epoch).
@@ -77,14 +79,15 @@ class ExampleFactory:
         out = []
         for fact in self.known:
             rel = self.relations[fact.relation]
-            stmts = [Example(fill(t, fact.subject), f" {fact.object}.", True) for t in rel.cloze]
+            extra = rel.paraphrases if paraphrases else ()
+            cloze = rel.cloze + tuple(t for t in extra if not t.endswith("?"))
+            asked = rel.questions + tuple(t for t in extra if t.endswith("?"))
+            stmts = [Example(fill(t, fact.subject), f" {fact.object}.", True) for t in cloze]
             for i in range(len(rel.statements)):
                 sentence = statement(rel, fact.subject, fact.object, i)
                 cut = sentence.rfind(fact.object)
                 stmts.append(Example(sentence[:cut].rstrip(), " " + sentence[cut:], True))
-            questions = [
-                Example(WORLD_FORMAT.question(fill(q, fact.subject)), f" {fact.object}", True) for q in rel.questions
-            ]
+            questions = [Example(WORLD_FORMAT.question(fill(q, fact.subject)), f" {fact.object}", True) for q in asked]
             if per_fact and rng is not None:
                 stmts = rng.sample(stmts, k=min(per_fact, len(stmts)))
                 questions = rng.sample(questions, k=min(per_fact, len(questions)))
@@ -163,10 +166,10 @@ class ExampleFactory:
         out.append(statement(self.relations[f.relation], f.subject, f.object, rng.randrange(2)))
         return out
 
-    def epoch(self, epoch: int, reading_ratio: float, per_fact: int = 2) -> list[Example]:
+    def epoch(self, epoch: int, reading_ratio: float, per_fact: int = 2, paraphrases: bool = False) -> list[Example]:
         """Closed-book examples plus ``reading_ratio`` times as many reading examples, shuffled."""
         rng = random.Random(f"{self.seed}:epoch:{epoch}")
-        book = self.closed_book(rng, per_fact)
+        book = self.closed_book(rng, per_fact, paraphrases)
         examples = book + self.reading(rng, int(len(book) * reading_ratio))
         rng.shuffle(examples)
         return examples

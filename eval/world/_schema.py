@@ -39,7 +39,11 @@ TemplateKind = Literal["train", "heldout", "none"]
 
 @dataclass(frozen=True)
 class Relation:
-    """A relation with its templates. ``cloze`` and ``questions`` are used in training; ``heldout`` never."""
+    """A relation with its templates.
+
+    ``cloze`` and ``questions`` are used in all training; ``paraphrases`` (cloze and question phrasings) from
+    the second training phase on; ``heldout`` never.
+    """
 
     id: str
     label: str
@@ -50,6 +54,7 @@ class Relation:
     heldout: tuple[str, ...]
     inverse: str | None = None
     source: str = ""
+    paraphrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

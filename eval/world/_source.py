@@ -43,6 +43,9 @@ def load_relations(source_dir: Path = SOURCE_DIR) -> tuple[Relation, ...]:
             para = paraphrases[pid]
             cloze += [_template(para[i]) for i in item.get("pitfalls_train", [])]
             heldout += [_template(para[i]) for i in item.get("pitfalls_heldout", [])]
+        heldout_final = tuple(dict.fromkeys(h for h in heldout if h not in cloze))
+        taught = set(cloze) | set(item["questions"])
+        extra = tuple(t for t in item.get("paraphrases", []) if t not in heldout_final and t not in taught)
         specs.append(
             Relation(
                 id=item["id"],
@@ -52,8 +55,9 @@ def load_relations(source_dir: Path = SOURCE_DIR) -> tuple[Relation, ...]:
                 cloze=tuple(dict.fromkeys(cloze)),
                 questions=tuple(item["questions"]),
                 statements=tuple(item["statements"]),
-                heldout=tuple(dict.fromkeys(h for h in heldout if h not in cloze)),
+                heldout=heldout_final,
                 inverse=item.get("inverse"),
+                paraphrases=extra,
             )
         )
     return tuple(specs)

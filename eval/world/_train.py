@@ -43,6 +43,7 @@ class TrainConfig:
     reading_ratio: float = 0.6  # reading examples per closed-book example, each epoch
     per_fact: int = 2  # closed-book statements and questions drawn per KNOWN fact, each epoch
     reading_weight: float = 1.0  # loss weight of a reading example's answer tokens (closed-book tokens: 1)
+    paraphrases: bool = False  # also teach the relations' extra paraphrase templates
     lr: float = 3e-3
     warmup: int = 200
     min_lr_ratio: float = 0.05
@@ -193,7 +194,7 @@ def train_model(
     )
 
     def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        examples = factory.epoch(epoch, config.reading_ratio, config.per_fact)
+        examples = factory.epoch(epoch, config.reading_ratio, config.per_fact, config.paraphrases)
         return pack(examples, tokenizer, config.block, tokenizer.pad_token_id, config.reading_weight)
 
     first_ids, _ = epoch_tensors(0)
