@@ -8,10 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-_METRICS = ("known_train", "known_heldout", "unknown", "context_unknown", "context_counterfactual")
+_METRICS = (
+    "known_train",
+    "known_heldout",
+    "known_heldout_cloze",
+    "unknown",
+    "context_unknown",
+    "context_counterfactual",
+)
 _TARGETS = {
     "known_train": ">= 0.95",
     "known_heldout": ">= 0.60",
+    "known_heldout_cloze": "report",
     "unknown": "low",
     "context_unknown": ">= 0.90",
     "context_counterfactual": ">= 0.85",

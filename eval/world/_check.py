@@ -4,7 +4,9 @@ Every figure is greedy generation scored by normalised exact match of the object
 split (or an evenly spaced sample of ``limit`` facts, for probes during training):
 
 * ``known_train``   KNOWN facts, training templates (one cloze and one question per fact);
-* ``known_heldout`` KNOWN facts, held-out templates never seen in training (two per fact);
+* ``known_heldout`` KNOWN facts, held-out question paraphrases never seen in training (each per fact);
+* ``known_heldout_cloze`` KNOWN facts, one held-out cloze paraphrase per fact (for the Wikidata relations,
+  Pitfalls' paraphrases such as "The one in a matrimonial relationship with {} is"); reported beside;
 * ``unknown``       UNKNOWN facts closed-book (should be low; ``majority_baseline`` is what guessing the most
   common object of the relation scores);
 * ``context_unknown``        UNKNOWN facts with the gold sentence and 3 distractors in context;
@@ -68,9 +70,12 @@ def build_probes(world: World, lm_format: object | None = None, limit: int | Non
     for f in known:
         r = rel[f.relation]
         closed("known_train", f, _pick(r.cloze, f.id + "c"), _pick(r.questions, f.id + "q"))
-        held_q = [t for t in r.heldout if t.endswith("?")] or list(r.heldout)
-        held_c = [t for t in r.heldout if not t.endswith("?")] or list(r.heldout)
-        closed("known_heldout", f, _pick(held_c, f.id + "hc"), _pick(held_q, f.id + "hq"))
+        for template in (t for t in r.heldout if t.endswith("?")):
+            probes.append(Probe("known_heldout", fmt.question(fill(template, f.subject)), f.object, f.relation))
+        held_cloze = [t for t in r.heldout if not t.endswith("?")]
+        if held_cloze:
+            prompt = fill(_pick(held_cloze, f.id + "hc"), f.subject)
+            probes.append(Probe("known_heldout_cloze", prompt, f.object, f.relation))
     for f in unknown:
         r = rel[f.relation]
         closed("unknown", f, _pick(r.cloze, f.id + "c"), _pick(r.questions, f.id + "q"))

@@ -39,6 +39,7 @@ def test_world_check_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         assert set(figures) == {
             "known_train",
             "known_heldout",
+            "known_heldout_cloze",
             "unknown",
             "context_unknown",
             "context_counterfactual",

@@ -29,7 +29,8 @@ def test_every_relation_has_templates_and_heldout_ones_are_unseen(bundled_world:
     for rel in bundled_world.relations:
         assert len(rel.cloze) >= 2 and len(rel.questions) >= 2 and len(rel.heldout) >= 2, rel.id
         assert all(t.count("{}") == 1 for t in rel.cloze + rel.questions + rel.heldout), rel.id
-        assert not set(rel.heldout) & set(rel.cloze + rel.questions), rel.id
+        assert all(t.count("{}") == 1 for t in rel.paraphrases), rel.id
+        assert not set(rel.heldout) & set(rel.cloze + rel.questions + rel.paraphrases), rel.id
 
 
 def test_wikidata_relations_use_pitfalls_paraphrases(bundled_world: World) -> None:
