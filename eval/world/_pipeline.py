@@ -37,9 +37,13 @@ PHASE_2 = {
     "warmup": 50,
     "seed": 1235,
 }
+# GPT-2 (learned positions, GELU MLP) learns both skills more slowly than LLaMA (RoPE, SwiGLU) at this size:
+# measured after phase 2 on 100 facts, known_train 0.94 vs 0.98 and context_unknown 0.84 vs 0.96. It gets a
+# third, shorter phase of the same mixture at a lower learning rate.
+PHASE_3 = {**PHASE_2, "epochs": 5, "lr": 7e-4, "warmup": 30, "seed": 1236}
 DEFAULT_PHASES: dict[str, tuple[TrainConfig, ...]] = {
-    arch: (TrainConfig(architecture=arch), replace(TrainConfig(architecture=arch), **PHASE_2))  # type: ignore[arg-type]
-    for arch in ("gpt2", "llama")
+    "gpt2": tuple(replace(TrainConfig(architecture="gpt2"), **p) for p in ({}, PHASE_2, PHASE_3)),  # type: ignore[arg-type]
+    "llama": tuple(replace(TrainConfig(architecture="llama"), **p) for p in ({}, PHASE_2)),  # type: ignore[arg-type]
 }
 
 
