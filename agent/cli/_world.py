@@ -105,7 +105,8 @@ def _check(args: argparse.Namespace) -> int:
     for extra in ("n_known", "n_unknown", "seconds"):
         print(f"{extra:<24}{'':>10}" + "".join(f"{results[n][extra]:>16}" for n in names))
     baseline = majority_baseline(world)
-    print("\nmajority-object baseline on UNKNOWN facts (what guessing scores), per relation:")
+    overall = baseline.pop("overall")
+    print(f"\nmajority-object baseline on UNKNOWN facts (what guessing scores): {overall:.3f} overall; per relation:")
     for rel, value in sorted(baseline.items(), key=lambda kv: -kv[1]):
         print(f"  {rel:<32}{value:.3f}")
     return 0

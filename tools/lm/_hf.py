@@ -80,6 +80,7 @@ class HFLanguageModel:
             ModelLoadError: the directory is missing, has no weights, or cannot be read.
             TokenizerMismatchError: the tokenizer's vocabulary exceeds the model's embeddings.
         """
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
@@ -88,7 +89,8 @@ class HFLanguageModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or pick_dtype(dev))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            # unreadable config, corrupt or truncated weights, shapes that do not fit the config
             raise ModelLoadError(f"cannot load model from {path}: {exc}") from exc
         model.to(dev)  # type: ignore[arg-type]  # transformers' .to wrapper confuses mypy
         model.eval()
