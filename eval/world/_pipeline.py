@@ -60,9 +60,9 @@ def _probe(world_dir: str):  # type: ignore[no-untyped-def]
 
 
 def _train_one(
-    world_dir: str, phases: tuple[TrainConfig, ...], out_dir: str, probe_every: int, from_phase: int
+    world_dir: str, phases: tuple[TrainConfig, ...], out_dir: str, probe_every: int, from_phase: int, to_phase: int
 ) -> dict[str, Any]:
-    """Run ``phases[from_phase:]`` for one model (a resumed build starts from the model in ``out_dir``)."""
+    """Run ``phases[from_phase:to_phase]`` for one model; a later stage starts from the model in ``out_dir``."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {phases[0].architecture} %(message)s")
     world = load_world(world_dir)
     final = Path(out_dir)
@@ -71,7 +71,7 @@ def _train_one(
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(final, work)
     info: dict[str, Any] = {}
-    for index in range(from_phase, len(phases)):
+    for index in range(from_phase, to_phase):
         init = work if index > 0 else None
         info = train_model(world, phases[index], work, probe=_probe(world_dir), probe_every=probe_every, init_from=init)
     shutil.rmtree(final, ignore_errors=True)
@@ -96,18 +96,29 @@ def build_all(
     started = time.time()
     world = build_world(world_config)
     write_world(world, data_dir)
-    threads = max(1, (os.cpu_count() or 1) // len(architectures))
-    plans = {
-        a: tuple(replace(c, threads=threads, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a])
-        for a in architectures
-    }
+    plans = {a: tuple(replace(c, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a]) for a in architectures}
+    results: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
-    with ctx.Pool(len(plans)) as pool:
-        jobs = {
-            a: pool.apply_async(
-                _train_one, (str(data_dir), phases, str(models_dir / MODEL_NAMES[a]), probe_every, from_phase)
-            )
-            for a, phases in plans.items()
-        }
-        results = {a: job.get() for a, job in jobs.items()}
+    stage_start = from_phase
+    # stages: the models that still have phases train side by side, sharing the cores between them
+    while running := [a for a in architectures if len(plans[a]) > stage_start]:
+        stage_end = min(len(plans[a]) for a in running)
+        threads = max(1, (os.cpu_count() or 1) // len(running))
+        with ctx.Pool(len(running)) as pool:
+            jobs = {
+                a: pool.apply_async(
+                    _train_one,
+                    (
+                        str(data_dir),
+                        tuple(replace(c, threads=threads) for c in plans[a]),
+                        str(models_dir / MODEL_NAMES[a]),
+                        probe_every,
+                        stage_start,
+                        stage_end,
+                    ),
+                )
+                for a in running
+            }
+            results.update({a: job.get() for a, job in jobs.items()})
+        stage_start = stage_end
     return {"seconds": round(time.time() - started, 1), "models": results}
