@@ -75,6 +75,11 @@ class SentenceTransformerEmbedder:
         logger.info("embedder %s (dim %d) on %s", path.name, dim, self._model.device)
 
     @property
+    def name(self) -> str:
+        """A readable model name (the packaged default is all-MiniLM-L6-v2)."""
+        return "all-MiniLM-L6-v2" if self.model_dir == default_model_dir() else self.model_dir.name
+
+    @property
     def dimension(self) -> int:
         """Length of every vector (384 for MiniLM)."""
         return self._dimension

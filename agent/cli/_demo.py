@@ -29,6 +29,17 @@ def _doc_vectors(embedder: Any, texts: list[str], cache_dir: Path) -> np.ndarray
     return vectors
 
 
+def _spread(questions: list[Any], n: int) -> list[Any]:
+    """``n`` questions with training templates, each about a different relation."""
+    picked: list[Any] = []
+    seen: set[str] = set()
+    for q in questions:
+        if q.template == "train" and q.relation not in seen and len(picked) < n:
+            picked.append(q)
+            seen.add(q.relation)
+    return picked
+
+
 def run(args: argparse.Namespace) -> int:
     """Print, per question: gold, closed-book answer and confidence, and the retrieval-augmented answer."""
     from tqdm import tqdm
@@ -55,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     steps.update()
     steps.close()
 
-    questions = (
-        world.questions_in("test", "known")[: args.n * 7 : 7] + world.questions_in("test", "unknown")[: args.n * 7 : 7]
+    questions = _spread(world.questions_in("test", "known"), args.n) + _spread(
+        world.questions_in("test", "unknown"), args.n
     )
-    print(f"factagent demo — model {lm.name}, embedder {embedder.model_dir.name}, {len(docs)} corpus sentences\n")
+    print(f"factagent demo — model {lm.name}, embedder {embedder.name}, {len(docs)} corpus sentences\n")
     tally = {"closed": 0, "rag": 0}
     for q in questions:
         closed = lm.generate([lm.prompt_format.question(q.text)])[0]

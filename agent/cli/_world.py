@@ -84,9 +84,12 @@ def _check(args: argparse.Namespace) -> int:
     from eval.world._check import majority_baseline, run_check
     from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
     from tools.lm import HFLanguageModel
+    from tools.lm._hf import check_model_dir
 
     world = load_world(args.world or DATA_DIR)
     model_dirs = args.model or [MODELS_DIR / name for name in MODEL_NAMES.values()]
+    for model_dir in model_dirs:
+        check_model_dir(model_dir)  # fail before any work starts
     results: dict[str, dict[str, float | int]] = {}
     for model_dir in tqdm(model_dirs, desc="models", disable=args.json):
         started = time.time()

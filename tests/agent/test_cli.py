@@ -54,6 +54,6 @@ def test_world_check_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", str(tmp_path), "demo", "--n", "2"]) == 0
     out = capsys.readouterr().out
-    assert out.count("model alone") == 4 and out.count("with memory") == 4
+    assert out.count("   model alone :") == 4 and out.count("   with memory :") == 4
     assert "correct: model alone" in out
     assert list((tmp_path / "cache").glob("world-docs-*.npy"))  # the corpus embeddings are cached in the home
