@@ -25,7 +25,7 @@ from eval._normalize import exact_match
 from eval.world._build import fill, stable_unit
 from eval.world._examples import statement
 from eval.world._schema import Fact, World
-from tools.lm import LanguageModel
+from tools.lm import LanguageModel, PromptFormat
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,8 @@ def _spread(facts: list[Fact], limit: int | None) -> list[Fact]:
     return [facts[int(i * step)] for i in range(limit)]
 
 
-def build_probes(world: World, lm_format: object | None = None, limit: int | None = None) -> list[Probe]:
-    """All probes of the check (``limit`` facts per metric when given)."""
-    from eval.world._examples import WORLD_FORMAT
-
-    fmt = WORLD_FORMAT
+def build_probes(world: World, fmt: PromptFormat, limit: int | None = None) -> list[Probe]:
+    """All probes of the check, prompted in ``fmt`` (``limit`` facts per metric when given)."""
     rel = {r.id: r for r in world.relations}
     known, unknown = _spread(world.facts_in("known"), limit), _spread(world.facts_in("unknown"), limit)
     docs = {d.fact_id: d.text for d in world.documents}
@@ -131,7 +128,7 @@ def run_check(
     lm: LanguageModel, world: World, limit: int | None = None, batch_size: int = 64
 ) -> dict[str, float | int]:
     """Score ``lm`` on every probe; returns the figures named in the module docstring."""
-    probes = build_probes(world, limit=limit)
+    probes = build_probes(world, lm.prompt_format, limit=limit)
     gens = lm.generate([p.prompt for p in probes], max_new_tokens=24)
     hits: dict[str, list[bool]] = defaultdict(list)
     for probe, gen in zip(probes, gens, strict=True):

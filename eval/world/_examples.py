@@ -1,10 +1,11 @@
 """Training examples for the reference models.
 
 Each example is ``(prompt, answer)``; the answer is scored (loss) and, for closed-book statements, the
-prompt too. Three kinds, mixed in every epoch:
+prompt too. Two kinds, mixed in every epoch:
 
-* closed-book: every KNOWN fact under every training cloze template, statement and question template;
-* reading comprehension: ``Context: s1 s2 s3 s4 / Q: ... / A: answer`` with 3 distractor sentences, where
+* closed-book: KNOWN facts under the training cloze, statement and question templates (a few drawn per fact
+  each epoch; the relations' paraphrase templates too when asked);
+* reading comprehension: ``Context: s1 .. s4 / Q: ... / A: answer`` with 1-3 distractor sentences, where
   the answer is in the context and memory cannot supply it: fictional subjects (names recombined from real
   words), or KNOWN subjects stated with a counterfactual object. Only the answer is scored, so the model
   never memorises a counterfactual statement; a share of consistent contexts keeps memory and context

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -168,7 +167,6 @@ def train_model(
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    random.seed(config.seed)
     factory = ExampleFactory(world, seed=config.seed)
     earlier: list[dict[str, Any]] = []
     model: Any
