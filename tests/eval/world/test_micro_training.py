@@ -37,7 +37,7 @@ def test_micro_model_learns_its_facts(bundled_world: World, tmp_path: Path, arch
     started = time.time()
     config = TrainConfig(**{**MICRO.__dict__, "architecture": architecture})
     train_model(world, config, tmp_path / architecture)
-    elapsed = time.time() - started  # ~25 s on an idle 2-core CPU; a timing assert would be flaky under load
+    elapsed = time.time() - started  # ~10 s on an idle 2-core CPU; a timing assert would be flaky under load
     lm = HFLanguageModel.load(tmp_path / architecture)
     figures = run_check(lm, world)
     assert figures["n_known"] == 100
