@@ -101,7 +101,7 @@ class ExampleFactory:
         words = self.subject_words[relation]
         while True:
             n = max(1, rng.choice(self.subject_lengths[relation]))
-            n = n if n > 1 or rng.random() < 0.5 else 2
+            n = n if n > 1 or rng.random() < 0.5 else 2  # one-word pools ("Nokia") would repeat real names
             name = " ".join(rng.choice(words) for _ in range(n))
             if name not in self.real_subjects:
                 return name
