@@ -26,6 +26,18 @@ _TARGETS = {
 }
 
 
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum`` (argparse reports anything else as a usage error)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def register(sub: Any) -> None:
     """Add the ``world`` command group."""
     world = sub.add_parser("world", help="the reference world: build it, check its models")
@@ -33,18 +45,18 @@ def register(sub: Any) -> None:
     build = cmds.add_parser("build", help="regenerate world files and reference models (seeded; ~60 min on 2 cores)")
     build.add_argument("--data-dir", type=Path, help="where to write the world (default: the bundled one)")
     build.add_argument("--models-dir", type=Path, help="where to write the models (default: the bundled ones)")
-    build.add_argument("--epochs", type=int, help="override the training epochs (for quick trials)")
+    build.add_argument("--epochs", type=_count(1), help="override the training epochs (for quick trials)")
     build.add_argument("--arch", choices=("gpt2", "llama"), action="append", help="train only these architectures")
     build.add_argument("--world-only", action="store_true", help="write the world files, train nothing")
     build.add_argument(
-        "--from-phase", type=int, default=0, help="resume: start at this training phase from the models in place"
+        "--from-phase", type=_count(0), default=0, help="resume: start at this training phase from the models in place"
     )
-    build.add_argument("--probe-every", type=int, default=0, help="log a quick check every N training steps")
+    build.add_argument("--probe-every", type=_count(0), default=0, help="log a quick check every N training steps")
     build.set_defaults(func=_build)
     check = cmds.add_parser("check", help="what each reference model knows and whether it reads its context")
     check.add_argument("--model", type=Path, action="append", help="model directory (default: both bundled models)")
     check.add_argument("--world", type=Path, help="world directory (default: the bundled one)")
-    check.add_argument("--limit", type=int, help="score an evenly spaced sample of N facts per split")
+    check.add_argument("--limit", type=_count(1), help="score an evenly spaced sample of N facts per split")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(func=_check)
 

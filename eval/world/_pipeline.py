@@ -79,6 +79,21 @@ def _train_one(
     return info
 
 
+def plan_stages(n_phases: dict[str, int], from_phase: int = 0) -> list[tuple[int, int, list[str]]]:
+    """Split training into stages ``(first phase, end phase, architectures)``.
+
+    The models that still have phases train side by side and share the cores; a model with more phases
+    continues alone, with all of them. ``{"gpt2": 3, "llama": 2}`` gives ``[(0, 2, both), (2, 3, [gpt2])]``.
+    """
+    stages = []
+    start = from_phase
+    while running := [a for a, n in n_phases.items() if n > start]:
+        end = min(n_phases[a] for a in running)
+        stages.append((start, end, running))
+        start = end
+    return stages
+
+
 def build_all(
     data_dir: Path = DATA_DIR,
     models_dir: Path = MODELS_DIR,
@@ -99,10 +114,7 @@ def build_all(
     plans = {a: tuple(replace(c, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a]) for a in architectures}
     results: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
-    stage_start = from_phase
-    # stages: the models that still have phases train side by side, sharing the cores between them
-    while running := [a for a in architectures if len(plans[a]) > stage_start]:
-        stage_end = min(len(plans[a]) for a in running)
+    for stage_start, stage_end, running in plan_stages({a: len(plans[a]) for a in architectures}, from_phase):
         threads = max(1, (os.cpu_count() or 1) // len(running))
         with ctx.Pool(len(running)) as pool:
             jobs = {
@@ -120,5 +132,4 @@ def build_all(
                 for a in running
             }
             results.update({a: job.get() for a, job in jobs.items()})
-        stage_start = stage_end
     return {"seconds": round(time.time() - started, 1), "models": results}

@@ -57,3 +57,19 @@ def test_demo_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert out.count("   model alone :") == 4 and out.count("   with memory :") == 4
     assert "correct: model alone" in out
     assert list((tmp_path / "cache").glob("world-docs-*.npy"))  # the corpus embeddings are cached in the home
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["world", "build", "--epochs", "0"],
+        ["world", "build", "--from-phase", "-1"],
+        ["world", "check", "--limit", "0"],
+        ["world", "check", "--limit", "many"],
+    ],
+)
+def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
