@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from eval.world import World
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer():  # type: ignore[no-untyped-def]
+def tiny_tokenizer() -> Any:
     """A byte-level BPE tokenizer trained on a few sentences with the project's own trainer."""
     from eval.world._train import train_tokenizer
 
@@ -27,7 +31,7 @@ def tiny_tokenizer():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:  # type: ignore[no-untyped-def]
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) -> Path:
     """A randomly initialised 2-layer GPT-2 saved as a standard HF directory."""
     import torch
 
@@ -41,7 +45,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> 
 
 
 @pytest.fixture(scope="session")
-def bundled_world():  # type: ignore[no-untyped-def]
+def bundled_world() -> World:
     from eval.world import load_world
     from eval.world._pipeline import DATA_DIR
 

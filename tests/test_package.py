@@ -6,6 +6,7 @@ import ast
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,8 @@ def test_all_is_sorted_and_importable(name: str) -> None:
         assert getattr(module, attr) is not None
 
 
-def _imports(path: object) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))  # type: ignore[attr-defined]
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

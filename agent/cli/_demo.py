@@ -29,7 +29,7 @@ def _doc_vectors(embedder: Any, texts: list[str], cache_dir: Path) -> np.ndarray
     return vectors
 
 
-def _spread(questions: list[Any], n: int) -> list[Any]:
+def _one_per_relation(questions: list[Any], n: int) -> list[Any]:
     """``n`` questions with training templates, each about a different relation."""
     picked: list[Any] = []
     seen: set[str] = set()
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     steps.update()
     steps.close()
 
-    questions = _spread(world.questions_in("test", "known"), args.n) + _spread(
+    questions = _one_per_relation(world.questions_in("test", "known"), args.n) + _one_per_relation(
         world.questions_in("test", "unknown"), args.n
     )
     print(f"factagent demo — model {lm.name}, embedder {embedder.name}, {len(docs)} corpus sentences\n")

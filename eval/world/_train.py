@@ -195,12 +195,12 @@ def train_model(
         examples = factory.epoch(epoch, config.reading_ratio, config.per_fact, config.paraphrases)
         return pack(examples, tokenizer, config.block, tokenizer.pad_token_id, config.reading_weight)
 
-    first_ids, _ = epoch_tensors(0)
-    total_steps = config.epochs * math.ceil(len(first_ids) / config.batch)
+    first = epoch_tensors(0)  # epochs differ slightly in size; the schedule is planned on the first
+    total_steps = config.epochs * math.ceil(len(first[0]) / config.batch)
     step, tokens, started, loss_ema = 0, 0, time.time(), 0.0
     history: list[dict[str, float]] = []
     for epoch in range(config.epochs):
-        ids, mask = epoch_tensors(epoch)
+        ids, mask = first if epoch == 0 else epoch_tensors(epoch)
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed + epoch))
         model.train()
         for start in range(0, len(ids), config.batch):
