@@ -10,6 +10,12 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── ModelLoadError        no such directory, no weights, unreadable config
     │   └── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
     ├── EmbedderError             the embedding model cannot be loaded or given bad input
+    ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
+    │   └── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
+    ├── NotFoundError             no memory item, assertion or edit with that id
+    ├── QueryError                a malformed SPARQL query or binding
+    ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
+    │   └── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
     └── BackendError              an OpenAI-compatible endpoint failed
         ├── EndpointUnreachableError  connection refused, DNS failure
         ├── EndpointTimeoutError      no answer within the timeout (after retries)
@@ -30,10 +36,16 @@ __all__ = [
     "EndpointTimeoutError",
     "EndpointUnreachableError",
     "FactagentError",
+    "IndexCorruptError",
+    "InvalidInputError",
     "MalformedResponseError",
     "ModelError",
     "ModelLoadError",
+    "NotFoundError",
+    "QueryError",
+    "StoreError",
     "TokenizerMismatchError",
+    "UnknownNamespaceError",
     "WorldFormatError",
 ]
 
@@ -88,3 +100,30 @@ class EndpointStatusError(BackendError):
 
 class MalformedResponseError(BackendError):
     """The endpoint's body is not the JSON the chat-completions protocol promises."""
+
+
+class InvalidInputError(FactagentError, ValueError):
+    """Bad input to a store or query: it was rejected before anything changed."""
+
+
+class UnknownNamespaceError(InvalidInputError):
+    """A scope (user_id / agent_id / run_id) that no memory was ever written to."""
+
+
+class NotFoundError(FactagentError, KeyError):
+    """No memory item, assertion or edit has the given id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class QueryError(FactagentError):
+    """A SPARQL query or one of its bindings is malformed."""
+
+
+class StoreError(FactagentError):
+    """A storage backend (SQLite, FAISS, a SPARQL endpoint) failed; the write was not applied."""
+
+
+class IndexCorruptError(StoreError):
+    """A FAISS index file on disk cannot be read; the store rebuilds it from the database."""

@@ -1,0 +1,182 @@
+"""Entity linking: from a mention string ("beyonce", "the Eiffel tower") to knowledge-graph entities.
+
+Three stages, cheapest first: the normalised label, then a normalised alias (``skos:altLabel``), then
+embedding similarity between the mention and every label (only when an :class:`memory.Embedder` is given).
+Normalisation folds case, accents, punctuation and whitespace, so "Beyoncé Knowles" and "beyonce  knowles"
+meet; it is also what :meth:`EntityLinker.find_mentions` scans a whole question with.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from tools.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kg._records import Entity
+    from memory.embedder import Embedder
+
+__all__ = ["EntityLinker", "Link", "Mention", "normalize_mention"]
+
+logger = logging.getLogger(__name__)
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+LABEL_SCORE = 1.0
+ALIAS_SCORE = 0.95
+
+
+def normalize_mention(text: str) -> str:
+    """Case-, accent-, punctuation- and whitespace-folded form of a name.
+
+    >>> normalize_mention("  Beyoncé   Knowles! ")
+    'beyonce knowles'
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACE.sub(" ", _PUNCT.sub(" ", stripped.casefold())).strip()
+
+
+@dataclass(frozen=True)
+class Link:
+    """One candidate entity for a mention. ``score`` is in [0, 1], higher = more certain."""
+
+    entity: Entity
+    score: float
+    method: Literal["label", "alias", "embedding"]
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A span of a text that names an entity: ``text[start:end]`` in the *normalised* text."""
+
+    surface: str
+    start: int
+    end: int
+    link: Link
+
+
+class EntityLinker:
+    """Links mention strings to entities by label, alias, then embedding similarity.
+
+    Args:
+        entities: the entities to link to (``KnowledgeGraph.entities()``); more can be added later.
+        embedder: optional; enables the embedding stage for mentions with no exact label or alias match.
+        min_similarity: cosine similarity below which an embedding match is not returned.
+
+    Example:
+        >>> from kg._records import Entity
+        >>> linker = EntityLinker([Entity("https://factagent.dev/entity/Paris", "Paris", ("City of Light",))])
+        >>> linker.link("city of light")[0].entity.label
+        'Paris'
+    """
+
+    def __init__(
+        self, entities: Iterable[Entity] = (), embedder: Embedder | None = None, *, min_similarity: float = 0.8
+    ) -> None:
+        self._embedder = embedder
+        self._min_similarity = min_similarity
+        self._lock = threading.Lock()
+        self._by_label: dict[str, list[Entity]] = {}
+        self._by_alias: dict[str, list[Entity]] = {}
+        self._entities: dict[str, Entity] = {}
+        self._max_words = 1
+        self._matrix: np.ndarray | None = None  # (n_entities, dim) label embeddings, built on first use
+        self._matrix_order: list[Entity] = []
+        for entity in entities:
+            self.add(entity)
+
+    def __len__(self) -> int:
+        return len(self._entities)
+
+    def add(self, entity: Entity) -> None:
+        """Index (or re-index, with new aliases) one entity."""
+        with self._lock:
+            old = self._entities.get(entity.iri)
+            if old is not None:
+                self._unindex(old)
+            self._entities[entity.iri] = entity
+            self._index(self._by_label, entity.label, entity)
+            for alias in entity.aliases:
+                self._index(self._by_alias, alias, entity)
+            self._matrix = None
+
+    def _index(self, table: dict[str, list[Entity]], name: str, entity: Entity) -> None:
+        key = normalize_mention(name)
+        if not key:
+            return
+        bucket = table.setdefault(key, [])
+        if all(e.iri != entity.iri for e in bucket):
+            bucket.append(entity)
+        self._max_words = max(self._max_words, key.count(" ") + 1)
+
+    def _unindex(self, entity: Entity) -> None:
+        for table, names in ((self._by_label, [entity.label]), (self._by_alias, list(entity.aliases))):
+            for name in names:
+                bucket = table.get(normalize_mention(name), [])
+                bucket[:] = [e for e in bucket if e.iri != entity.iri]
+
+    def link(self, mention: str, k: int = 5) -> list[Link]:
+        """Candidate entities for ``mention``, best first (at most ``k``).
+
+        Raises:
+            InvalidInputError: the mention is not a non-empty string of at most 1000 characters.
+        """
+        if not isinstance(mention, str) or not mention.strip() or len(mention) > 1_000:
+            raise InvalidInputError("a mention must be a non-empty string of at most 1000 characters")
+        key = normalize_mention(mention)
+        links = [Link(e, LABEL_SCORE, "label") for e in self._by_label.get(key, [])]
+        seen = {link.entity.iri for link in links}
+        links += [Link(e, ALIAS_SCORE, "alias") for e in self._by_alias.get(key, []) if e.iri not in seen]
+        if links or self._embedder is None or not self._entities:
+            return links[:k]
+        return self._by_embedding(self._embedder, mention, k)
+
+    def _by_embedding(self, embedder: Embedder, mention: str, k: int) -> list[Link]:
+        import numpy as np
+
+        with self._lock:
+            if self._matrix is None:
+                self._matrix_order = list(self._entities.values())
+                self._matrix = embedder.embed([e.label for e in self._matrix_order])
+            matrix, order = self._matrix, self._matrix_order
+        query = embedder.embed([mention])[0]
+        scores = matrix @ query
+        top = np.argsort(-scores)[:k]
+        return [
+            Link(order[i], float(scores[i]), "embedding") for i in top if float(scores[i]) >= self._min_similarity
+        ]
+
+    def find_mentions(self, text: str) -> list[Mention]:
+        """Entity names (labels or aliases) that occur in ``text``, longest first, not overlapping.
+
+        A scan over word n-grams of the normalised text; no embedding stage (a whole question is not a name).
+        """
+        words = normalize_mention(text).split(" ")
+        stages: tuple[tuple[dict[str, list[Entity]], float, Literal["label", "alias"]], ...] = (
+            (self._by_label, LABEL_SCORE, "label"),
+            (self._by_alias, ALIAS_SCORE, "alias"),
+        )
+        found: list[Mention] = []
+        taken = [False] * len(words)
+        for size in range(min(self._max_words, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                if any(taken[start : start + size]):
+                    continue
+                key = " ".join(words[start : start + size])
+                for table, score, method in stages:
+                    hits = table.get(key)
+                    if hits:
+                        found += [Mention(key, start, start + size, Link(e, score, method)) for e in hits]
+                        taken[start : start + size] = [True] * size
+                        break
+        found.sort(key=lambda m: (-(m.end - m.start), m.start))
+        return found
