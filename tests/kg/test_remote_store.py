@@ -1,0 +1,125 @@
+"""SPARQLEndpointStore against a real SPARQL 1.1 endpoint on loopback: the contract plus HTTP behaviour."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from rdflib import Literal
+
+from kg import SPARQLEndpointStore
+from kg._store import TripleStore
+from tests.kg.sparql_server import SPARQLServer, sparql_endpoint
+from tests.kg.store_contract import G1, P1, SAMPLE, A, B, TripleStoreContract
+from tools.errors import QueryError, StoreError
+
+
+@pytest.fixture
+def server() -> Iterator[SPARQLServer]:
+    with SPARQLServer() as running:
+        yield running
+
+
+class TestRemoteStore(TripleStoreContract):
+    reads_own_writes_in_transaction = False  # updates are buffered and sent as one request on exit
+
+    @pytest.fixture
+    def store(self, server: SPARQLServer) -> Iterator[TripleStore]:
+        store = SPARQLEndpointStore(server.query_url, server.update_url, timeout_s=30)
+        yield store
+        store.close()
+
+
+def test_transaction_sends_one_update_request(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore(server.query_url, server.update_url)
+    with store.transaction():
+        store.add(SAMPLE[:3])
+        store.remove(SAMPLE[:1])
+        store.add(SAMPLE[3:])
+        assert server.update_requests == 0  # buffered until the block exits
+    assert server.update_requests == 1
+    assert set(store.quads()) == set(SAMPLE[1:])
+
+
+def test_failed_transaction_sends_nothing(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore(server.query_url, server.update_url)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add(SAMPLE)
+        raise RuntimeError("boom")
+    assert server.update_requests == 0
+    assert list(server.dataset.quads()) == [] and len(store) == 0
+
+
+def test_writes_outside_a_transaction_are_sent_at_once(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore(server.query_url, server.update_url)
+    store.add(SAMPLE[:2])
+    store.remove(SAMPLE[:1])
+    assert server.update_requests == 2
+    assert list(store.quads()) == [SAMPLE[1]]
+
+
+def test_unreachable_endpoint_raises_store_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = SPARQLEndpointStore(f"http://127.0.0.1:{port}/query", f"http://127.0.0.1:{port}/update", timeout_s=2)
+    with pytest.raises(StoreError, match="unreachable"):
+        store.add([(A, P1, B, G1)])
+    with pytest.raises(StoreError, match="unreachable"):
+        store.query("ASK { ?s ?p ?o }")
+    with pytest.raises(StoreError):
+        len(store)
+
+
+def test_slow_endpoint_times_out_with_store_error(server: SPARQLServer) -> None:
+    server.delay_s = 2.0
+    store = SPARQLEndpointStore(server.query_url, server.update_url, timeout_s=0.3)
+    start = time.perf_counter()
+    with pytest.raises(StoreError, match="did not answer"):
+        store.query("ASK { ?s ?p ?o }")
+    assert time.perf_counter() - start < 1.5
+
+
+def test_endpoint_rejecting_an_update_raises_store_error(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore(server.query_url, server.update_url.replace("/update", "/nowhere"))
+    with pytest.raises(StoreError, match="HTTP 404"):
+        store.add([(A, P1, B, G1)])
+
+
+def test_malformed_query_never_reaches_the_endpoint(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore("http://127.0.0.1:9/query", "http://127.0.0.1:9/update", timeout_s=1)
+    with pytest.raises(QueryError):
+        store.query("SELECT WHERE {")
+
+
+def test_injection_payload_is_stored_as_one_literal(server: SPARQLServer) -> None:
+    store = SPARQLEndpointStore(server.query_url, server.update_url)
+    payload = Literal('"> } ; DROP ALL ; INSERT DATA { <urn:a> <urn:b> <urn:c> } #')
+    store.add(SAMPLE)
+    store.add([(A, P1, payload, G1)])
+    assert len(list(server.dataset.quads())) == len(SAMPLE) + 1
+    assert list(store.quads(obj=payload)) == [(A, P1, payload, G1)]
+
+
+def test_protocol_variants_of_the_test_server() -> None:
+    # The store posts forms; other clients use GET and direct bodies: the test endpoint serves all of them.
+    import urllib.parse
+    import urllib.request
+
+    with sparql_endpoint() as (query_url, update_url):
+        body = b"INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:b> \"x\" } }"
+        request = urllib.request.Request(update_url, data=body, headers={"Content-Type": "application/sparql-update"})
+        urllib.request.urlopen(request, timeout=5).close()
+        get = f"{query_url}?{urllib.parse.urlencode({'query': 'SELECT ?o WHERE { ?s ?p ?o }'})}"
+        xml = urllib.request.Request(get, headers={"Accept": "application/sparql-results+xml"})
+        with urllib.request.urlopen(xml, timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("application/sparql-results+xml")
+            assert b"<literal>x</literal>" in r.read()
+        post = urllib.request.Request(
+            query_url, data=b"ASK { <urn:a> ?p ?o }", headers={"Content-Type": "application/sparql-query"}
+        )
+        with urllib.request.urlopen(post, timeout=5) as r:
+            assert json.loads(r.read())["boolean"] is True
