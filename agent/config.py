@@ -15,6 +15,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -52,12 +53,32 @@ class EndpointSettings(_Section):
     max_retries: int = Field(default=3, ge=0, le=10)
 
 
+class MemorySettings(_Section):
+    """The vector memory's FAISS index: ``auto`` is exact below ``flat_max`` items, approximate above."""
+
+    index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    flat_max: int = Field(default=50_000, ge=1)
+
+
+class KGSettings(_Section):
+    """Where the knowledge graph lives: empty endpoints mean the embedded store in the home's database.
+
+    Set both to use a SPARQL 1.1 endpoint (Fuseki, Oxigraph, GraphDB, ...) through rdflib's SPARQLUpdateStore.
+    """
+
+    query_endpoint: str = ""
+    update_endpoint: str = ""
+    schema_file: str = ""  # empty: the packaged world schema (kg/schema/world.ttl)
+
+
 class Settings(_Section):
     """The whole ``config.toml``."""
 
     model: ModelSettings = ModelSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     endpoint: EndpointSettings = EndpointSettings()
+    memory: MemorySettings = MemorySettings()
+    kg: KGSettings = KGSettings()
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ sentence embeddings (when an embedder is given). Templates come from the schema 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kg._linking import normalize_mention
@@ -52,6 +54,8 @@ class RelationLinker:
     Args:
         templates: relation id -> phrasings with ``{}`` where the subject goes (questions or cloze prompts).
         embedder: optional; without it only exact (masked) template matches are found.
+        cache_dir: optional directory where the template embeddings are kept between runs (a ``.npy`` file
+            named by a hash of the embedder's name and the templates), so a CLI call does not re-embed them.
 
     Example:
         >>> linker = RelationLinker({"company_ceo": ["Who is the CEO of {}?"]})
@@ -59,8 +63,15 @@ class RelationLinker:
         'company_ceo'
     """
 
-    def __init__(self, templates: Mapping[str, Sequence[str]], embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        templates: Mapping[str, Sequence[str]],
+        embedder: Embedder | None = None,
+        *,
+        cache_dir: Path | None = None,
+    ) -> None:
         self._embedder = embedder
+        self._cache_dir = cache_dir
         self._rows: list[tuple[str, str]] = []  # (relation, template) in matrix order
         self._exact: dict[str, list[tuple[str, str]]] = {}
         for relation, phrasings in templates.items():
@@ -86,7 +97,7 @@ class RelationLinker:
     def _by_embedding(self, embedder: Embedder, masked: str, k: int) -> list[RelationLink]:
         with self._lock:
             if self._matrix is None:
-                self._matrix = embedder.embed([tpl for _, tpl in self._rows])
+                self._matrix = self._template_matrix(embedder)
             matrix = self._matrix
         scores = matrix @ embedder.embed([masked])[0]
         best: dict[str, RelationLink] = {}
@@ -94,3 +105,28 @@ class RelationLinker:
             if relation not in best or score > best[relation].score:
                 best[relation] = RelationLink(relation, max(0.0, float(score)), template)
         return sorted(best.values(), key=lambda r: -r.score)[:k]
+
+    def _template_matrix(self, embedder: Embedder) -> np.ndarray:
+        import numpy as np
+
+        texts = [tpl for _, tpl in self._rows]
+        if self._cache_dir is None:
+            return embedder.embed(texts)
+        name = str(getattr(embedder, "name", type(embedder).__name__))
+        digest = hashlib.sha256("\n".join([name, *texts]).encode("utf-8")).hexdigest()[:24]
+        path = self._cache_dir / f"relation-templates-{digest}.npy"
+        try:
+            cached = np.load(path)
+            if cached.shape[0] == len(texts):
+                return cached
+        except (OSError, ValueError):
+            pass  # no cache yet, or a damaged one: embed again and rewrite it
+        matrix = embedder.embed(texts)
+        try:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, matrix)
+            tmp.replace(path)
+        except OSError as exc:
+            logger.warning("cannot cache relation template embeddings in %s: %s", self._cache_dir, exc)
+        return matrix

@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from agent.cli import _demo, _world
+    from agent.cli import _demo, _memory, _world
 
     parser = argparse.ArgumentParser(prog="factagent", description="Keep what a language model says true.")
     parser.add_argument("--home", help="state directory (default: $FACTAGENT_HOME or ~/.factagent)")
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _demo.register(sub)
     _world.register(sub)
+    _memory.register(sub)
     return parser
 
 

