@@ -103,5 +103,6 @@ def load_world_into(
         documents += len(batch)
         if progress is not None:
             progress(len(batch))
-    logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, len(wanted) - len(todo))
-    return LoadReport(documents, assertions, len(wanted) - len(todo))
+    skipped = len(wanted) - len(todo)
+    logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, skipped)
+    return LoadReport(documents, assertions, skipped)
