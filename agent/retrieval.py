@@ -93,6 +93,22 @@ class HybridRetriever:
         self.min_relation_score = min_relation_score
         self.relations_per_subject = relations_per_subject
 
+    def lookup(self, subject: str, relation: str, *, as_of: datetime | None = None) -> list[Assertion]:
+        """Valid KG assertions of ``(subject, relation)`` at ``as_of``, the subject linked from a mention.
+
+        The mention is linked by normalised label, then alias, then embedding similarity; the facts of the
+        best-linked entity that has any are returned.
+
+        Raises:
+            InvalidInputError: empty mention or unknown relation.
+        """
+        self._graph.schema.relation(relation)  # unknown relation -> InvalidInputError, before any linking
+        for link in self._entities.link(subject):
+            facts = self._graph.facts(link.entity.iri, relation, as_of=as_of)
+            if facts:
+                return facts
+        return []
+
     def kg_evidence(self, question: str, *, as_of: datetime | None = None) -> list[Evidence]:
         """Exact KG facts for the (subject, relation) pairs the question names."""
         found: list[Evidence] = []

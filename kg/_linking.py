@@ -70,7 +70,8 @@ class EntityLinker:
     Args:
         entities: the entities to link to (``KnowledgeGraph.entities()``); more can be added later.
         embedder: optional; enables the embedding stage for mentions with no exact label or alias match.
-        min_similarity: cosine similarity below which an embedding match is not returned.
+        min_similarity: cosine similarity below which an embedding match is not returned (MiniLM gives
+            ~0.7 for a one-letter misspelling, ~0.6 for "Paris" vs "Paris Hilton").
 
     Example:
         >>> from kg._records import Entity
@@ -80,7 +81,7 @@ class EntityLinker:
     """
 
     def __init__(
-        self, entities: Iterable[Entity] = (), embedder: Embedder | None = None, *, min_similarity: float = 0.8
+        self, entities: Iterable[Entity] = (), embedder: Embedder | None = None, *, min_similarity: float = 0.65
     ) -> None:
         self._embedder = embedder
         self._min_similarity = min_similarity

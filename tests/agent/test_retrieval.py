@@ -13,7 +13,7 @@ from agent.config import open_home
 from agent.wiring import WorkingMemory, open_working_memory
 from kg import Provenance
 from memory import Scope, Triple
-from tools.errors import UnknownNamespaceError
+from tools.errors import InvalidInputError, UnknownNamespaceError
 
 ALICE = Scope(user_id="alice")
 ACME = Triple("Acme Corp", "company_ceo", "Jane Roe")
@@ -90,3 +90,14 @@ def test_memory_and_kg_writes_commit_together(wm: WorkingMemory) -> None:
 def test_relation_template_embeddings_are_cached(wm: WorkingMemory, cache_dir: Path) -> None:
     wm.retriever.kg_evidence("Who runs Acme Corp as its chief executive?")
     assert list(cache_dir.glob("relation-templates-*.npy"))
+
+
+def test_lookup_links_the_subject_by_alias_and_embedding(wm: WorkingMemory) -> None:
+    wm.graph.add(ACME, Provenance(who="alice"), aliases={"Acme Corp": ["ACME Corporation"]})
+    wm.refresh_entities()
+    assert [a.triple for a in wm.retriever.lookup("acme corporation", "company_ceo")] == [ACME]
+    assert [a.triple for a in wm.retriever.lookup("Acme Corp.", "company_ceo")] == [ACME]
+    assert [a.triple for a in wm.retriever.lookup("Akme Corp", "company_ceo")] == [ACME]  # embedding stage
+    assert wm.retriever.lookup("Acme Corp", "company_hq") == []
+    with pytest.raises(InvalidInputError):
+        wm.retriever.lookup("Acme Corp", "no_such_relation")
