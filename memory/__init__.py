@@ -1,5 +1,30 @@
-"""Working memory: the sentence embedder (vector store and SQLite source of truth arrive with issue 3)."""
+"""Working memory: the sentence embedder, the SQLite source of truth and the FAISS vector memory.
 
+``VectorMemory`` stores versioned, scoped texts in SQLite (``Database``, WAL mode, shared with the
+knowledge graph) and searches them through a FAISS index (``FaissIndex`` behind the ``VectorIndex``
+seam, configured by ``IndexConfig``). faiss and torch are imported only when first used.
+"""
+
+from memory._config import IndexConfig
+from memory._db import Database
+from memory._index import FaissIndex, VectorIndex
+from memory._records import MemoryHit, MemoryItem, MetadataValue
+from memory._types import Scope, Triple
+from memory._vector_memory import VectorMemory
 from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model_dir
 
-__all__ = ["Embedder", "SentenceTransformerEmbedder", "default_model_dir"]
+__all__ = [
+    "Database",
+    "Embedder",
+    "FaissIndex",
+    "IndexConfig",
+    "MemoryHit",
+    "MemoryItem",
+    "MetadataValue",
+    "Scope",
+    "SentenceTransformerEmbedder",
+    "Triple",
+    "VectorIndex",
+    "VectorMemory",
+    "default_model_dir",
+]

@@ -1,0 +1,174 @@
+"""The in-memory FAISS index, kept in step with the database through the change log ``mem_log``.
+
+SQLite is the source of truth; the index is a cache of its vectors keyed by row id. Each process keeps
+its own index and remembers the last log entry it applied (``seq``). Before a search, and at the start of
+every write transaction, it applies the entries written since (by other processes, or by this one inside a
+transaction that has committed since), so no committed change is lost or invisible. The process's own
+committed writes are applied directly from the vectors it already holds.
+
+On open the saved index is loaded and caught up; if it is missing, unreadable, for another database or
+inconsistent, it is rebuilt from the vectors stored in SQLite. Nothing is ever re-embedded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from memory._config import IndexConfig
+from memory._index import FaissIndex
+from memory._persist import IndexFiles
+from tools.errors import IndexCorruptError, StoreError
+
+__all__ = ["IndexMirror", "PendingChanges"]
+
+logger = logging.getLogger(__name__)
+
+_READ_CHUNK = 16_384  # rows per fetch while catching up or rebuilding
+
+
+@dataclass
+class PendingChanges:
+    """What one write transaction did to the vectors, applied to the index once it has committed."""
+
+    added_ids: list[int] = field(default_factory=list)
+    added_vectors: list[np.ndarray] = field(default_factory=list)  # (n_i, d) blocks
+    removed_ids: list[int] = field(default_factory=list)
+    last_seq: int = 0  # last mem_log seq the transaction wrote (0: none)
+
+
+class IndexMirror:
+    """Owns the :class:`FaissIndex`, its files and the log position. Callers hold the database lock."""
+
+    def __init__(self, dimension: int, config: IndexConfig, files: IndexFiles | None, db_id: str) -> None:
+        self._dimension = dimension
+        self._config = config
+        self._files = files
+        self._db_id = db_id
+        self.index = FaissIndex(dimension, config)
+        self.seq = 0
+        self._unsaved = 0  # index changes since the file was written
+        self._broken = False  # an index write failed after a commit: rebuild before the next use
+
+    def open(self, conn: sqlite3.Connection) -> None:
+        """Load the saved index (or rebuild it) and catch it up with the database."""
+        loaded = None
+        if self._files is not None:
+            try:
+                loaded = self._files.load(self._dimension, self._config, self._db_id)
+            except IndexCorruptError as exc:
+                logger.error("vector index in %s is unusable (%s); rebuilding it from the database",
+                             self._files.directory, exc)
+        if loaded is None:
+            self.rebuild(conn)
+            return
+        index, sidecar = loaded
+        versions = -1
+        with _snapshot(conn):
+            last = _last_seq(conn)
+            if sidecar.seq <= last:
+                self.index, self.seq = index, sidecar.seq
+                self._catch_up(conn)
+                versions = int(conn.execute("SELECT COUNT(*) FROM mem_items").fetchone()[0])
+        if sidecar.seq > last or versions != len(self.index):
+            logger.error(
+                "saved vector index does not match the database (log seq %d of %d, %d vectors for %d versions); "
+                "rebuilding it", sidecar.seq, last, len(self.index), versions,
+            )
+            self.rebuild(conn)
+
+    def sync(self, conn: sqlite3.Connection) -> None:
+        """Apply the log entries written since ``seq`` (call outside, or at the start of, a transaction)."""
+        if self._broken:
+            self.rebuild(conn)
+        else:
+            self._catch_up(conn)
+
+    def rebuild(self, conn: sqlite3.Connection) -> None:
+        """A new index from every vector stored in the database (one consistent snapshot)."""
+        index = FaissIndex(self._dimension, self._config)
+        with _snapshot(conn):
+            seq = _last_seq(conn)
+            cursor = conn.execute("SELECT row_id, vector FROM mem_vectors ORDER BY row_id")
+            while rows := cursor.fetchmany(_READ_CHUNK):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                index.add(ids, _matrix([r[1] for r in rows], self._dimension))
+        self.index, self.seq, self._broken = index, seq, False
+        logger.info("rebuilt the %s vector index from the database: %d vectors", index.kind, len(index))
+        self._unsaved = max(len(index), 1)
+        self.save()
+
+    def apply(self, changes: PendingChanges) -> None:
+        """Apply a committed transaction's own changes, then save the file if enough accumulated."""
+        try:
+            if changes.added_ids:
+                self.index.add(np.asarray(changes.added_ids, dtype=np.int64), np.vstack(changes.added_vectors))
+            if changes.removed_ids:
+                self.index.remove(np.asarray(changes.removed_ids, dtype=np.int64))
+        except StoreError:
+            # The write is committed (SQLite is the truth); only the cache is behind. Rebuild on next use.
+            logger.exception("vector index update failed after commit; it will be rebuilt from the database")
+            self._broken = True
+            return
+        self.seq = max(self.seq, changes.last_seq)
+        self._unsaved += len(changes.added_ids) + len(changes.removed_ids)
+        # Half the size as a floor keeps the total bytes written while growing to n at about 2n.
+        if self._unsaved >= max(self._config.save_every, len(self.index) // 2):
+            self.save()
+
+    def save(self) -> None:
+        """Write the index file if it is behind (no-op without an index directory)."""
+        if self._files is None or not self._unsaved or self._broken:
+            return
+        try:
+            self._files.save(self.index, self.seq, self._db_id)
+        except StoreError:
+            # Losing the file only costs a catch-up from the log on the next open; keep serving.
+            logger.exception("cannot save the vector index; it will be caught up from the database on open")
+            return
+        self._unsaved = 0
+
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        # One statement = one snapshot. An entry whose row still exists is an add (a row is logged once
+        # when inserted); one whose row is gone is a removal (removing an absent id is a no-op).
+        cursor = conn.execute(
+            "SELECT l.seq, l.row_id, v.vector FROM mem_log l LEFT JOIN mem_vectors v ON v.row_id = l.row_id "
+            "WHERE l.seq > ? ORDER BY l.seq",
+            (self.seq,),
+        )
+        while rows := cursor.fetchmany(_READ_CHUNK):
+            added = [r for r in rows if r[2] is not None]
+            removed = [r[1] for r in rows if r[2] is None]
+            if added:
+                ids = np.fromiter((r[1] for r in added), dtype=np.int64, count=len(added))
+                self.index.add(ids, _matrix([r[2] for r in added], self._dimension))
+            if removed:
+                self.index.remove(np.asarray(removed, dtype=np.int64))
+            self.seq = int(rows[-1][0])
+            self._unsaved += len(rows)
+
+
+def _matrix(blobs: list[bytes], dimension: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
+
+
+def _last_seq(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mem_log").fetchone()[0])
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Several reads from one consistent state (a deferred read transaction, unless one is open)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # read-only: nothing to commit, this just ends the snapshot
