@@ -17,6 +17,7 @@ from kg._relation_linking import RelationLink, RelationLinker
 from kg._remote_store import SPARQLEndpointStore
 from kg._schema import RelationSpec, Schema, load_schema
 from kg._sqlite_store import SQLiteTripleStore
+from kg._store import Quad, TripleStore
 from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
@@ -34,6 +35,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "MemoryTripleStore",
     "Mention",
     "Provenance",
+    "Quad",
     "REL",
     "RelationLink",
     "RelationLinker",
@@ -41,6 +43,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "SPARQLEndpointStore",
     "SQLiteTripleStore",
     "Schema",
+    "TripleStore",
     "entity_iri",
     "iri",
     "load_schema",
