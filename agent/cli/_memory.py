@@ -147,7 +147,7 @@ def _pitfalls(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         else:
             print(f"{row['set']:<10} {row['reading']:<7} found {row['found']:>5} / {row['cases']:<5} "
-                  f"({row['found_rate']:.1%})  kinds {row['kinds']}")
+                  f"({row['found_rate']:.1%})  false alarms {row['false_alarms']}  kinds {row['kinds']}")
     return 0
 
 
