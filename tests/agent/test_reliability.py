@@ -68,3 +68,26 @@ def test_two_processes_writing_the_same_files_lose_no_update(tmp_path: Path) -> 
         for prefix in children:
             _assert_stores_agree(wm, prefix, set(range(200)))
         assert len(wm.graph.facts(relation="company_ceo")) == 400
+
+
+def test_threads_writing_memory_and_kg_lose_no_update(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kg import Provenance
+    from memory import Triple
+
+    with open_working_memory(open_home(tmp_path / "home"), embedder=HashEmbedder(384)) as wm:
+
+        def write(prefix: str) -> None:
+            for i in range(40):
+                triple = Triple(f"{prefix} company {i}", "company_ceo", f"{prefix} person {i}")
+                with wm.transaction():
+                    wm.memory.add(f"The CEO of {triple.subject} is {triple.object}.", scope=Scope(user_id=prefix),
+                                  triple=triple, edit_id=f"{prefix}-{i}")
+                    wm.graph.add(triple, Provenance(who=prefix, edit_id=f"{prefix}-{i}"))
+
+        prefixes = ["t0", "t1", "t2", "t3"]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, prefixes))
+        for prefix in prefixes:
+            _assert_stores_agree(wm, prefix, set(range(40)))
