@@ -16,7 +16,6 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -228,27 +227,13 @@ class VectorMemory:
         start_us = None if valid_from is None else to_micros(check_time(valid_from, "valid_from"))
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batches = [drafts[lo : lo + batch_size] for lo in range(0, len(drafts), batch_size)]
         items: list[MemoryItem] = []
-        if given is not None:
-            for n, batch in enumerate(batches):
-                items += self._insert(batch, given[n * batch_size : n * batch_size + len(batch)], edit, start_us)
-                if progress is not None:
-                    progress(len(items), len(drafts))
-            return items
-        # Pipelined: the next batch is embedded on a worker thread (torch releases the GIL) while this one is
-        # written to SQLite and FAISS, so storage work hides behind the embedder instead of adding to it.
-        if not batches:
-            return items
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as pool:
-            pending = pool.submit(self._embed, [d[0] for d in batches[0]])
-            for n, batch in enumerate(batches):
-                block = pending.result()
-                if n + 1 < len(batches):
-                    pending = pool.submit(self._embed, [d[0] for d in batches[n + 1]])
-                items += self._insert(batch, block, edit, start_us)
-                if progress is not None:
-                    progress(len(items), len(drafts))
+        for lo in range(0, len(drafts), batch_size):
+            batch = drafts[lo : lo + batch_size]
+            block = given[lo : lo + len(batch)] if given is not None else self._embed([d[0] for d in batch])
+            items += self._insert(batch, block, edit, start_us)
+            if progress is not None:
+                progress(len(items), len(drafts))
         return items
 
     def update(
