@@ -353,7 +353,7 @@ class FaissIndex:
             inner.hnsw.efConstruction = self._config.ef_construction
 
     def _nprobe(self, nlist: int) -> int:
-        return min(nlist, self._config.nprobe or max(64, nlist // 16))
+        return min(nlist, self._config.nprobe or max(64, nlist // 32))
 
     def _place(self, cpu_index: Any) -> Any:
         """Move a flat or IVF index to the GPU when one is used (HNSW stays on the CPU)."""
