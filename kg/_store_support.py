@@ -36,7 +36,9 @@ __all__ = [
 ]
 
 # An absolute IRI without whitespace, controls or the characters N-Triples/SPARQL IRIREF excludes.
-_IRI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\\x7f]*')
+# An absolute IRI without the characters RFC 3987 forbids (controls, space, <>"{}|^`\): the one definition
+# of a valid IRI, used for stored terms and (through kg._vocab.iri) for IRIs a caller passes in.
+_IRI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\\x7f-\x9f]*')
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _ESCAPE = re.compile(r'[\\"\n\r\t]')
