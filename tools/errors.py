@@ -13,6 +13,12 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
     │   └── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
     ├── NotFoundError             no memory item, assertion or edit with that id
+    ├── EditError                 a parametric edit could not be computed or applied; the model is unchanged
+    │   ├── InvalidEditError      bad edit request (subject not in prompt, empty target) — also InvalidInputError
+    │   │   ├── UnknownEditorError    no editor registered under that name
+    │   │   └── LayerOutOfRangeError  a layer index the model does not have
+    │   ├── NonFiniteUpdateError  the computed update holds NaN or inf (rejected before touching the model)
+    │   └── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
     │   └── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
@@ -31,20 +37,26 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "ConfigError",
+    "EditBatchTooLargeError",
+    "EditError",
     "EmbedderError",
     "EndpointStatusError",
     "EndpointTimeoutError",
     "EndpointUnreachableError",
     "FactagentError",
     "IndexCorruptError",
+    "InvalidEditError",
     "InvalidInputError",
+    "LayerOutOfRangeError",
     "MalformedResponseError",
     "ModelError",
     "ModelLoadError",
+    "NonFiniteUpdateError",
     "NotFoundError",
     "QueryError",
     "StoreError",
     "TokenizerMismatchError",
+    "UnknownEditorError",
     "UnknownNamespaceError",
     "WorldFormatError",
 ]
@@ -127,3 +139,27 @@ class StoreError(FactagentError):
 
 class IndexCorruptError(StoreError):
     """A FAISS index file on disk cannot be read; the store rebuilds it from the database."""
+
+
+class EditError(FactagentError):
+    """A parametric edit could not be computed or applied; the model was left unchanged."""
+
+
+class InvalidEditError(EditError, InvalidInputError):
+    """An edit request or editor setting is invalid (subject not in the prompt, empty target, ...)."""
+
+
+class UnknownEditorError(InvalidEditError):
+    """No editor is registered under the requested name."""
+
+
+class LayerOutOfRangeError(InvalidEditError):
+    """An editor was configured with a layer index the model does not have."""
+
+
+class NonFiniteUpdateError(EditError):
+    """The computed update contains NaN or infinite values; it was rejected before touching the model."""
+
+
+class EditBatchTooLargeError(EditError):
+    """The batch of edit requests exceeds the method's limit or the memory available."""

@@ -1,0 +1,156 @@
+"""The ``Editor`` seam: compute a delta without touching the model, then apply it through the journal.
+
+Every method (FT-L/FT-M, ROME, MEMIT, GRACE, WISE) implements :class:`Editor`; most derive from
+:class:`BaseEditor`, which resolves hyperparameters for the model's family, checks the batch, maps
+out-of-memory errors, and applies deltas through :func:`~tools.edit.journal_for`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+import torch
+
+from tools.edit._delta import EditDelta
+from tools.edit._family import ModelFamily, check_layers, family_of
+from tools.edit._journal import EditHandle, journal_for
+from tools.edit._request import EditRequest
+from tools.errors import EditBatchTooLargeError, InvalidEditError
+from tools.lm import LocalLanguageModel
+
+__all__ = ["BaseEditor", "Editor", "HParams", "frozen_model", "model_device_dtype"]
+
+
+@runtime_checkable
+class Editor(Protocol):
+    """A parametric editing method."""
+
+    name: str
+
+    def compute(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> EditDelta:
+        """The change that makes ``model`` produce each request's target. ``model`` is left untouched.
+
+        Raises:
+            InvalidEditError: bad requests or settings (layer out of range, ...).
+            NonFiniteUpdateError: the computed update is not finite.
+            EditBatchTooLargeError: too many requests for the method or for memory.
+        """
+        ...
+
+    def apply(self, model: LocalLanguageModel, delta: EditDelta) -> EditHandle:
+        """Apply ``delta`` to ``model`` and journal it; the handle rolls it back."""
+        ...
+
+
+class HParams(Protocol):
+    """What every hyperparameter dataclass offers: frozen, with defaults per architecture family."""
+
+    layers: tuple[int, ...]
+
+    @classmethod
+    def for_family(cls, family: ModelFamily) -> Any: ...
+
+
+H = TypeVar("H", bound=HParams)
+
+
+class BaseEditor(Generic[H]):
+    """Shared plumbing of the editors.
+
+    Args:
+        hparams: a complete hyperparameter object; when ``None`` the family defaults of the model are used.
+        **overrides: individual fields replaced on top (``layers=(2,)``), checked against the dataclass.
+    """
+
+    name: ClassVar[str]
+    hparams_class: ClassVar[type]
+    max_batch: ClassVar[int] = 10_000
+
+    def __init__(self, hparams: H | None = None, **overrides: Any) -> None:
+        known = {f.name for f in dataclasses.fields(self.hparams_class)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise InvalidEditError(f"{self.name}: unknown hyperparameter(s) {sorted(unknown)} (known: {sorted(known)})")
+        if "layers" in overrides:
+            overrides["layers"] = tuple(overrides["layers"])
+        self._hparams = hparams
+        self._overrides = overrides
+
+    def hparams_for(self, model: LocalLanguageModel) -> H:
+        """The hyperparameters used on ``model``: family defaults, or the given object, plus overrides."""
+        family = family_of(model.model)
+        base = self._hparams if self._hparams is not None else self.hparams_class.for_family(family)
+        hp: H = dataclasses.replace(base, **self._overrides) if self._overrides else base  # type: ignore[type-var]
+        check_layers(family, hp.layers)
+        return hp
+
+    def check_requests(self, requests: Sequence[EditRequest]) -> tuple[EditRequest, ...]:
+        """The requests as a tuple; raises on an empty batch or one over :attr:`max_batch`."""
+        batch = tuple(requests)
+        if not batch:
+            raise InvalidEditError(f"{self.name}: no edit requests given")
+        for req in batch:
+            if not isinstance(req, EditRequest):
+                raise InvalidEditError(f"{self.name}: expected EditRequest, got {type(req).__name__}")
+        if len(batch) > self.max_batch:
+            raise EditBatchTooLargeError(
+                f"{self.name}: {len(batch)} requests exceed the method's batch limit of {self.max_batch}"
+            )
+        return batch
+
+    def compute(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> EditDelta:
+        """Validate, then run :meth:`_compute` with the model frozen and out-of-memory errors mapped."""
+        batch = self.check_requests(requests)
+        hp = self.hparams_for(model)
+        with frozen_model(model.model), _memory_guard(self.name, len(batch)):
+            return self._compute(model, batch, hp)
+
+    def _compute(self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: H) -> EditDelta:
+        raise NotImplementedError
+
+    def apply(self, model: LocalLanguageModel, delta: EditDelta) -> EditHandle:
+        """Apply through the model's journal."""
+        return journal_for(model.model).apply(delta)
+
+    def edit(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> EditHandle:
+        """:meth:`compute` then :meth:`apply`."""
+        return self.apply(model, self.compute(model, requests))
+
+
+@contextmanager
+def frozen_model(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and ``requires_grad=False`` on every parameter inside; both restored on exit.
+
+    Editors optimise their own tensors (a value vector, a copy of a layer), never the model's parameters.
+    """
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@contextmanager
+def _memory_guard(method: str, n: int) -> Iterator[None]:
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise EditBatchTooLargeError(
+            f"{method}: a batch of {n} request(s) does not fit in memory; split it into smaller batches"
+        ) from exc
+
+
+def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the model's weights live and their dtype (editors follow them, never a literal device)."""
+    param = next(model.parameters())
+    return param.device, param.dtype
+
