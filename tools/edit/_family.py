@@ -54,7 +54,8 @@ def check_layers(family: ModelFamily, layers: Any) -> None:
     """Raise :class:`LayerOutOfRangeError` unless every index is a layer of the model."""
     for layer in layers:
         if not isinstance(layer, int) or not 0 <= layer < family.n_layers:
-            raise LayerOutOfRangeError(f"layer {layer!r} is out of range: the model has layers 0..{family.n_layers - 1}")
+            last = family.n_layers - 1
+            raise LayerOutOfRangeError(f"layer {layer!r} is out of range: the model has layers 0..{last}")
 
 
 def family_of(model: nn.Module) -> ModelFamily:

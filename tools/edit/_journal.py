@@ -143,7 +143,8 @@ class EditJournal:
         cls = adapter_class(delta.adapter)
         if isinstance(module, EditAdapter):
             if not isinstance(module, cls):
-                raise InvalidEditError(f"{delta.module_path} already holds a {module.kind} adapter, not {delta.adapter}")
+                held = module.kind
+                raise InvalidEditError(f"{delta.module_path} already holds a {held} adapter, not {delta.adapter}")
             module.add(edit_id, delta.payload)
         else:
             adapter = cls.create(module, delta.config)

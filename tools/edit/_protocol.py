@@ -153,4 +153,3 @@ def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtyp
     """Where the model's weights live and their dtype (editors follow them, never a literal device)."""
     param = next(model.parameters())
     return param.device, param.dtype
-
