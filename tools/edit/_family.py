@@ -64,7 +64,7 @@ def family_of(model: nn.Module) -> ModelFamily:
     Raises:
         InvalidEditError: the architecture is not one the editors support.
     """
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
     if model_type in _GPT2_TYPES:
         hidden = int(config.n_embd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import torch
@@ -62,6 +63,11 @@ class BaseEditor(Generic[H]):
 
     Args:
         hparams: a complete hyperparameter object; when ``None`` the family defaults of the model are used.
+        corpus: plain-text sentences for methods that need statistics of the model's activations (ROME and
+            MEMIT's key covariance, WISE's irrelevant inputs); the evaluation and agent layers pass the
+            reference world's documents. Methods that need one raise :class:`InvalidEditError` without it.
+        corpus_name: a stable name of ``corpus`` for cache keys (a hash of the texts when empty).
+        cache_dir: where computed statistics are cached on disk (no caching when ``None``).
         **overrides: individual fields replaced on top (``layers=(2,)``), checked against the dataclass.
     """
 
@@ -69,7 +75,15 @@ class BaseEditor(Generic[H]):
     hparams_class: ClassVar[type]
     max_batch: ClassVar[int] = 10_000
 
-    def __init__(self, hparams: H | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        hparams: H | None = None,
+        *,
+        corpus: Sequence[str] | None = None,
+        corpus_name: str = "",
+        cache_dir: str | Path | None = None,
+        **overrides: Any,
+    ) -> None:
         known = {f.name for f in dataclasses.fields(self.hparams_class)}
         unknown = set(overrides) - known
         if unknown:
@@ -78,11 +92,15 @@ class BaseEditor(Generic[H]):
             overrides["layers"] = tuple(overrides["layers"])
         self._hparams = hparams
         self._overrides = overrides
+        self.corpus = tuple(corpus) if corpus is not None else None
+        self.corpus_name = corpus_name
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     def hparams_for(self, model: LocalLanguageModel) -> H:
         """The hyperparameters used on ``model``: family defaults, or the given object, plus overrides."""
         family = family_of(model.model)
-        base = self._hparams if self._hparams is not None else self.hparams_class.for_family(family)
+        defaults: Any = self.hparams_class
+        base = self._hparams if self._hparams is not None else defaults.for_family(family)
         hp: H = dataclasses.replace(base, **self._overrides) if self._overrides else base  # type: ignore[type-var]
         check_layers(family, hp.layers)
         return hp

@@ -53,7 +53,7 @@ def get_editor(name: str, **hparams: Any) -> Editor:
         raise UnknownEditorError(f"unknown editing method {name!r} (known: {', '.join(editor_names())})")
     cls = _load(_EDITORS[key])
     try:
-        return cls(**hparams)  # type: ignore[no-any-return]
+        return cls(**hparams)
     except TypeError as exc:
         raise InvalidEditError(f"{key}: {exc}") from exc
 
@@ -62,4 +62,4 @@ def adapter_class(kind: str) -> type[EditAdapter]:
     """The adapter class registered as ``kind``."""
     if kind not in _ADAPTERS:
         raise InvalidEditError(f"unknown adapter kind {kind!r}")
-    return _load(_ADAPTERS[kind])  # type: ignore[no-any-return]
+    return _load(_ADAPTERS[kind])
