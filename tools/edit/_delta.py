@@ -119,10 +119,21 @@ class AdapterDelta:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Raise :class:`NonFiniteUpdateError` if any payload tensor holds NaN or inf."""
+        """Raise :class:`NonFiniteUpdateError` if any payload tensor (also inside lists and dicts) is not finite."""
         for key, value in self.payload.items():
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                check_finite(f"{self.module_path} ({key})", value)
+            for tensor in _tensors(value):
+                if tensor.is_floating_point():
+                    check_finite(f"{self.module_path} ({key})", tensor)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
 
 
 EditDelta = WeightDelta | AdapterDelta
