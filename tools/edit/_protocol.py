@@ -49,7 +49,8 @@ class Editor(Protocol):
 class HParams(Protocol):
     """What every hyperparameter dataclass offers: frozen, with defaults per architecture family."""
 
-    layers: tuple[int, ...]
+    @property
+    def layers(self) -> tuple[int, ...]: ...  # read-only, so frozen dataclasses match
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> Any: ...
