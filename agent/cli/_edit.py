@@ -1,0 +1,240 @@
+"""``factagent edit-bench`` (the KnowEdit benchmark of the editors) and ``factagent edit`` (one edit, saved).
+
+``edit-bench`` edits a fresh copy of the model T times for each T and scores every edited fact after the last
+edit (``eval.editing.run_edit_bench``). Cases are a seeded sample (``--seed``) of ``--n`` (default: the largest
+T) edits of the dataset whose edit prompt the unedited model answers with the old object (``--select known``,
+KnowEdit practice; ``--select all`` takes any). It prints a table, or with ``--json`` only the JSON list of rows,
+and writes a PNG plot of the metrics against T to ``--plot`` (default ``<home>/reports/edit-bench-<model>.png``;
+needs matplotlib, skipped with a warning without it, or with ``--no-plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from tools.errors import InvalidInputError, UnknownEditorError
+
+logger = logging.getLogger(__name__)
+
+
+def _int_list(text: str) -> list[int]:
+    """An argparse type: comma-separated positive integers (``1,10,100``)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _hparam(text: str) -> tuple[str, Any]:
+    """An argparse type: ``KEY=VALUE`` with a JSON value (``layers=[2]``, ``steps=10``), else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), tuple(value) if isinstance(value, list) else value
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, help="local model directory (default: config, else bundled GPT-2)")
+    parser.add_argument("--device", help="cpu, cuda, mps (default: config, else the best available)")
+    parser.add_argument(
+        "--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE", help="editor hyperparameter"
+    )
+
+
+def register(sub: Any) -> None:
+    """Add the ``edit-bench`` and ``edit`` commands."""
+    bench = sub.add_parser(
+        "edit-bench",
+        help="KnowEdit metrics of editing methods after T sequential edits",
+        description="For each T, edit a fresh copy of the model with T facts one after another (MEMIT: one batch) "
+        "and score every edited fact after the last edit: reliability, generalization, locality, portability "
+        "(teacher-forced token accuracy and greedy exact match) and fluency. Cases: a seeded sample of the "
+        "dataset's edits whose edit prompt the unedited model answers with the old object (--select known).",
+    )
+    bench.add_argument("--method", default="rome", help="editing method(s), comma-separated (default: rome)")
+    bench.add_argument("--T", dest="t_values", type=_int_list, default=[1, 10, 100], help="edit counts: 1,10,100")
+    bench.add_argument("--n", type=_positive, help="cases to sample (default: the largest T)")
+    _model_args(bench)
+    bench.add_argument("--dataset", default="world", help="'world' (the reference world's edits) or a dataset file")
+    bench.add_argument("--seed", type=int, default=0, help="case-sampling seed")
+    bench.add_argument(
+        "--select", choices=("known", "all"), default="known", help="known: only edits the model answers correctly"
+    )
+    bench.add_argument(
+        "--edit-mode",
+        choices=("auto", "sequential", "batch"),
+        default="auto",
+        help="one edit call per fact, or batches (auto: batch for memit, sequential otherwise)",
+    )
+    bench.add_argument("--batch-size", type=_positive, help="facts per call in batch mode (default: all T)")
+    bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
+    bench.add_argument("--plot", type=Path, help="PNG path (default: <home>/reports/edit-bench-<model>.png)")
+    bench.add_argument("--no-plot", action="store_true", help="write no plot")
+    bench.set_defaults(func=_edit_bench)
+
+    edit = sub.add_parser(
+        "edit",
+        help="write one fact into a model and save the edited model",
+        description="Build the request from the relation's first cloze template with the subject, compute and "
+        "apply the edit, save the model with its journal (tools.edit.save_edited) and print the greedy answer "
+        "before and after.",
+    )
+    _model_args(edit)
+    edit.add_argument("--method", default="rome", help="editing method (default: rome)")
+    edit.add_argument("--subject", required=True, help="the entity, e.g. 'Alibaba'")
+    edit.add_argument("--relation", required=True, help="a world relation id, e.g. company_ceo")
+    edit.add_argument("--new", required=True, help="the new object, e.g. 'Takahiro Hachigō'")
+    edit.add_argument("--out", type=Path, required=True, help="directory for the edited model")
+    edit.set_defaults(func=_edit)
+
+
+def _methods(text: str) -> list[str]:
+    from tools.edit import editor_names
+
+    methods = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in editor_names()]
+    if unknown or not methods:
+        raise UnknownEditorError(
+            f"unknown editing method {', '.join(map(repr, unknown or [text]))} (known: {', '.join(editor_names())})"
+        )
+    return methods
+
+
+def _model_dir(args: argparse.Namespace, settings: Any) -> Path:
+    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+
+    return args.model or (Path(settings.model.path) if settings.model.path else MODELS_DIR / MODEL_NAMES["gpt2"])
+
+
+def _cases(dataset: str, world: Any, model_dir: Path) -> list[Any]:
+    from eval.editing import load_edit_dataset, world_edit_cases
+    from tools.lm import PromptFormat
+
+    fmt = PromptFormat.load(model_dir)
+    if dataset == "world":
+        return list(world_edit_cases(world, fmt))
+    if not Path(dataset).is_file():
+        raise InvalidInputError(f"--dataset: {dataset!r} is neither 'world' nor a dataset file")
+    cases = load_edit_dataset(dataset, prompt_format=fmt)
+    if any(c.followups for c in cases):
+        logger.warning("%s: follow-up edits (Pitfalls) are not applied by edit-bench, only each request", dataset)
+    return cases
+
+
+def _quiet_transformers() -> None:
+    """No "Loading weights" bar from transformers: the model is reloaded for every T, under our own bar."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _edit_bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from agent.config import open_home
+    from eval.editing import edit_bench_table, plot_edit_bench, run_edit_bench
+    from eval.world import load_world
+    from eval.world._pipeline import DATA_DIR
+    from tools.lm._hf import check_model_dir
+
+    methods = _methods(args.method)
+    home = open_home(args.home)
+    model_dir = _model_dir(args, home.settings)
+    check_model_dir(model_dir)
+    _quiet_transformers()
+    world = load_world(DATA_DIR)
+    cases = _cases(args.dataset, world, model_dir)
+    corpus = [d.text for d in world.documents]
+    n = args.n or max(args.t_values)
+    total = len(methods) * sum(min(t, n) for t in args.t_values)
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=total, desc="editing", unit="edit", file=sys.stderr) as bar:
+        for method in methods:
+            bar.set_postfix_str(method)
+            rows.extend(
+                run_edit_bench(
+                    model_dir,
+                    method,
+                    args.t_values,
+                    args.n,
+                    cases,
+                    edit_mode=args.edit_mode,
+                    batch_size=args.batch_size,
+                    select=args.select,
+                    seed=args.seed,
+                    corpus=corpus,
+                    cache_dir=home.path("cache") / "stats",
+                    device=args.device or home.settings.model.device or None,
+                    hparams=dict(args.hparam),
+                    on_edit=bar.update,
+                )
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(edit_bench_table(rows))
+    if not args.no_plot:
+        plot = args.plot or home.root / "reports" / f"edit-bench-{model_dir.name}.png"
+        try:
+            plot_edit_bench(rows, plot)
+            print(f"plot written to {plot}", file=sys.stderr if args.json else sys.stdout)
+        except ImportError:
+            logger.warning("matplotlib is not installed: no plot written (pip install matplotlib)")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from agent.config import open_home
+    from eval.world import load_world
+    from eval.world._pipeline import DATA_DIR
+    from tools.edit import EditRequest, get_editor, load_edited, save_edited
+
+    method = _methods(args.method)
+    if len(method) != 1:
+        raise InvalidInputError("edit takes one --method")
+    home = open_home(args.home)
+    world = load_world(DATA_DIR)
+    try:
+        relation = world.relation(args.relation)
+    except KeyError:
+        known = ", ".join(sorted(r.id for r in world.relations))
+        raise InvalidInputError(f"unknown relation {args.relation!r} (known: {known})") from None
+    # a directory saved by an earlier `factagent edit` keeps its edits and journal: the new edit stacks on them
+    lm = load_edited(_model_dir(args, home.settings), device=args.device or home.settings.model.device or None)
+    old = next((f.object for f in world.facts if f.relation == relation.id and f.subject == args.subject.strip()), None)
+    prompt = relation.cloze[0].format(args.subject.strip())
+    request = EditRequest(prompt, args.subject.strip(), args.new.strip(), target_old=old, relation=relation.id)
+    editor = get_editor(
+        method[0],
+        corpus=[d.text for d in world.documents],
+        cache_dir=home.path("cache") / "stats",
+        **dict(args.hparam),
+    )
+    before = lm.generate([prompt])[0].text
+    handle = editor.apply(lm, editor.compute(lm, [request]))
+    after = lm.generate([prompt])[0].text
+    out = save_edited(lm, args.out)
+    print(f"{method[0]} edit {handle.edit_id}: {prompt!r} before {before!r} -> after {after!r}; saved to {out}")
+    return 0

@@ -1,0 +1,37 @@
+"""Knowledge-editing evaluation: edit cases from the reference world, EasyEdit/KnowEdit files and Pitfalls."""
+
+from eval.editing._datasets import (
+    DatasetFormat,
+    EditCase,
+    PortabilityProbe,
+    Probe,
+    detect_format,
+    load_edit_dataset,
+    world_edit_cases,
+)
+from eval.editing._metrics import LMProber, Mode, TargetPrediction, answer_matches, fluency, text_entropy
+from eval.editing._pitfalls import PITFALLS_DIR, pitfalls_edit_cases
+from eval.editing._report import edit_bench_table, plot_edit_bench
+from eval.editing._runner import run_edit_bench, select_cases
+
+__all__ = [
+    "PITFALLS_DIR",
+    "DatasetFormat",
+    "EditCase",
+    "LMProber",
+    "Mode",
+    "PortabilityProbe",
+    "Probe",
+    "TargetPrediction",
+    "answer_matches",
+    "detect_format",
+    "edit_bench_table",
+    "fluency",
+    "load_edit_dataset",
+    "pitfalls_edit_cases",
+    "plot_edit_bench",
+    "run_edit_bench",
+    "select_cases",
+    "text_entropy",
+    "world_edit_cases",
+]

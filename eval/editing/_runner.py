@@ -1,0 +1,282 @@
+"""The editing benchmark: T edits applied to a fresh model, then every edited fact scored (KnowEdit metrics).
+
+For each ``T``: the model is loaded fresh from disk, the first ``T`` selected cases are edited one after
+another (``edit_mode="sequential"``: one ``compute`` + ``apply`` per fact, each computed on the model holding
+the previous edits) or in batches (``edit_mode="batch"``: ``batch_size`` facts per call, default all ``T`` in
+one call — MEMIT's default), and only after the last edit are all ``T`` facts scored. Locality and the
+generalization filter compare with the unedited model, probed once before any edit.
+
+Case selection (:func:`select_cases`): the cases are shuffled with ``seed``; with ``select="known"`` (the
+default, KnowEdit practice) only cases whose edit prompt the unedited model answers with the old object (greedy,
+exact match) are kept; the first ``n`` (default ``max(T)``) are used, and edit ``T`` uses the first ``T`` of them.
+A ``T`` above the number of selected cases is capped to it (the row's ``T_requested`` keeps the asked value).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from eval.editing._metrics import (
+    MODES,
+    BeforeEdit,
+    CaseLike,
+    LMProber,
+    aggregate,
+    answer_matches,
+    fluency,
+    measure_after,
+    measure_before,
+    old_answer,
+    score_case,
+)
+from tools.errors import InvalidInputError
+from tools.lm import LocalLanguageModel
+
+__all__ = ["BATCH_METHODS", "EXTRA_KEYS", "REQUIRED_KEYS", "default_edit_mode", "run_edit_bench", "select_cases"]
+logger = logging.getLogger(__name__)
+
+EditMode = Literal["auto", "sequential", "batch"]
+Selection = Literal["known", "all"]
+REQUIRED_KEYS = (
+    "method",
+    "model",
+    "T",
+    "mode",
+    "n",
+    "reliability",
+    "generalization",
+    "locality",
+    "locality_vs_truth",
+    "portability",
+    "fluency",
+    "seconds_per_edit",
+)
+EXTRA_KEYS = (
+    "T_requested",  # the T asked for (T is capped to the number of selected cases)
+    "edit_mode",  # "sequential" (one edit call per fact) or "batch"
+    "batch_size",  # facts per edit call (1 when sequential)
+    "selection",  # "known" or "all" (see select_cases)
+    "generalization_all",  # over every paraphrase, not only those the unedited model answered correctly
+    "generalization_cases",  # cases with at least one paraphrase counted by generalization
+    "portability_by_kind",  # kind -> portability over that kind's prompts
+)
+BATCH_METHODS = frozenset({"memit"})  # methods whose default is one batch of all T edits
+
+
+def default_edit_mode(method: str) -> Literal["sequential", "batch"]:
+    """``"batch"`` for MEMIT (its design: many facts in one update), ``"sequential"`` for every other method."""
+    return "batch" if method.strip().lower() in BATCH_METHODS else "sequential"
+
+
+def select_cases(
+    lm: LocalLanguageModel,
+    cases: Sequence[CaseLike],
+    n: int,
+    *,
+    seed: int = 0,
+    select: Selection = "known",
+    chunk: int = 64,
+) -> list[CaseLike]:
+    """A seeded sample of at most ``n`` cases (fewer when not enough qualify).
+
+    Args:
+        lm: the *unedited* model (probed with greedy generation when ``select="known"``).
+        cases: the pool.
+        n: how many to return.
+        seed: the shuffle's seed; the same seed gives the same cases (and the same order) on the same model.
+        select: ``"known"`` keeps only cases whose edit prompt the model answers with the old object; ``"all"``
+            keeps every case.
+        chunk: at most this many prompts generated per call while filtering (twice the number still missing,
+            at least 8: most cases qualify, so a small ``n`` costs little).
+
+    Raises:
+        InvalidInputError: ``n < 1`` or an unknown ``select``.
+    """
+    if n < 1:
+        raise InvalidInputError(f"n must be >= 1, got {n}")
+    if select not in ("known", "all"):
+        raise InvalidInputError(f"select must be 'known' or 'all', got {select!r}")
+    order = list(cases)
+    random.Random(seed).shuffle(order)
+    if select == "all":
+        return order[:n]
+    prober = LMProber(lm)
+    chosen: list[CaseLike] = []
+    start = 0
+    while start < len(order) and len(chosen) < n:
+        size = min(chunk, max(8, 2 * (n - len(chosen))))
+        part = [c for c in order[start : start + size] if old_answer(c) is not None]
+        start += size
+        longest = max((len(lm.tokenizer(" " + (old_answer(c) or ""))["input_ids"]) for c in part), default=0)
+        answers = prober.answers([c.request.prompt for c in part], max_new_tokens=longest + 2)
+        for case, answer in zip(part, answers, strict=True):
+            if len(chosen) < n and answer_matches(answer, old_answer(case) or ""):
+                chosen.append(case)
+    return chosen
+
+
+def _apply_edits(
+    lm: LocalLanguageModel,
+    editor: Any,
+    cases: Sequence[CaseLike],
+    batch_size: int,
+    on_edit: Callable[[int], None] | None,
+) -> float:
+    """Compute and apply the edits in order, ``batch_size`` requests per call; returns the wall time."""
+    start = time.perf_counter()
+    for lo in range(0, len(cases), batch_size):
+        batch = [c.request for c in cases[lo : lo + batch_size]]
+        editor.apply(lm, editor.compute(lm, batch))
+        if on_edit is not None:
+            on_edit(len(batch))
+    return time.perf_counter() - start
+
+
+def _t_plan(t_values: Sequence[int], available: int) -> list[tuple[int, int]]:
+    """(requested T, effective T) pairs, capped to ``available``, duplicates of an effective T dropped."""
+    plan: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for t in t_values:
+        eff = min(t, available)
+        if eff < t:
+            logger.warning("T=%d capped to %d: only %d cases were selected", t, eff, available)
+        if eff in seen:
+            logger.warning("T=%d gives T=%d again after capping; skipped", t, eff)
+            continue
+        seen.add(eff)
+        plan.append((t, eff))
+    return plan
+
+
+def run_edit_bench(
+    lm_path: str | Path,
+    method: str,
+    T_values: Sequence[int],  # noqa: N803  (the benchmark's T, as in the papers)
+    n: int | None,
+    cases: Sequence[CaseLike],
+    *,
+    edit_mode: EditMode = "auto",
+    batch_size: int | None = None,
+    select: Selection = "known",
+    seed: int = 0,
+    corpus: Sequence[str] | None = None,
+    corpus_name: str = "",
+    cache_dir: str | Path | None = None,
+    device: str | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    answer_tokens: int = 24,
+    fluency_tokens: int = 40,
+    warmup: bool = True,
+    on_edit: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Edit a fresh copy of the model ``T`` times for each ``T`` and score the edited facts after the last edit.
+
+    Args:
+        lm_path: local HF model directory (one written by ``tools.edit.save_edited`` keeps its earlier edits).
+        method: editor name (``tools.edit.editor_names()``).
+        T_values: numbers of edits (each run on a freshly loaded model).
+        n: how many cases to select (default ``max(T_values)``).
+        cases: the pool of edit cases (``eval.editing.world_edit_cases`` or a loaded dataset).
+        edit_mode: ``"sequential"``, ``"batch"``, or ``"auto"`` (:func:`default_edit_mode`).
+        batch_size: requests per edit call in batch mode (default: all ``T`` at once).
+        select: case selection, see :func:`select_cases`.
+        seed: selection seed.
+        corpus, corpus_name, cache_dir: passed to the editor (statistics for ROME/MEMIT/WISE).
+        device: where to load the model (default: the best available).
+        hparams: hyperparameter overrides for the editor.
+        answer_tokens, fluency_tokens: generation lengths of answers and of fluency texts.
+        warmup: compute (and discard) one edit before timing, so that one-off work — ROME/MEMIT's key statistics,
+            cached afterwards — is not counted in ``seconds_per_edit``.
+        on_edit: called with the number of facts after each edit call (progress bars).
+
+    Returns:
+        Two rows per effective ``T`` (``mode`` ``"teacher_forced"`` and ``"generation"``) with
+        :data:`REQUIRED_KEYS` and :data:`EXTRA_KEYS`; ``n`` is the number of facts edited and scored;
+        ``seconds_per_edit`` is the compute + apply wall time divided by ``T``; ``fluency`` (generation-based)
+        is the same in both rows.
+
+    Raises:
+        InvalidInputError: bad ``T`` values, ``n``, modes, or no case qualifies.
+        UnknownEditorError: no editor by that name.
+        ModelLoadError: the model directory cannot be loaded.
+
+    Example:
+        >>> rows = run_edit_bench("eval/world/models/gpt2-world", "rome", [1, 10], None, cases)  # doctest: +SKIP
+    """
+    from tools.edit import get_editor, load_edited
+
+    t_values = list(T_values)
+    if not t_values or any(not isinstance(t, int) or t < 1 for t in t_values):
+        raise InvalidInputError(f"T values must be integers >= 1, got {t_values}")
+    if edit_mode not in ("auto", "sequential", "batch"):
+        raise InvalidInputError(f"edit_mode must be 'auto', 'sequential' or 'batch', got {edit_mode!r}")
+    if batch_size is not None and batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    mode = default_edit_mode(method) if edit_mode == "auto" else edit_mode
+    editor = get_editor(method, corpus=corpus, corpus_name=corpus_name, cache_dir=cache_dir, **dict(hparams or {}))
+
+    lm = load_edited(lm_path, device=device)  # a plain model directory, or one saved with earlier edits
+    chosen = select_cases(lm, cases, n or max(t_values), seed=seed, select=select)
+    if not chosen:
+        hint = " (cases without an old answer never qualify for 'known': use select='all')" if select == "known" else ""
+        raise InvalidInputError(f"no edit case qualifies (select={select!r}, {len(cases)} cases in the pool){hint}")
+    logger.info("%s: %d cases selected (%s) from %d", method, len(chosen), select, len(cases))
+    baseline = measure_before(LMProber(lm, answer_tokens=answer_tokens), chosen)
+    if warmup:
+        editor.compute(lm, [chosen[0].request])  # no side effect on the model; fills the editor's caches
+
+    rows: list[dict[str, Any]] = []
+    for i, (t_requested, t) in enumerate(_t_plan(t_values, len(chosen))):
+        size = 1 if mode == "sequential" else min(batch_size or t, t)
+        if i > 0:  # fresh weights for every T (the first T gets the model probed above, still unedited)
+            lm = load_edited(lm_path, device=device)
+        seconds = _apply_edits(lm, editor, chosen[:t], size, on_edit)
+        rows.extend(
+            _rows(
+                lm,
+                chosen[:t],
+                baseline[:t],
+                answer_tokens,
+                fluency_tokens,
+                {
+                    "method": method,
+                    "model": lm.name,
+                    "T": t,
+                    "n": t,
+                    "seconds_per_edit": seconds / t,
+                    "T_requested": t_requested,
+                    "edit_mode": mode,
+                    "batch_size": size,
+                    "selection": select,
+                },
+            )
+        )
+        del lm  # free the edited copy before the next one is loaded
+        gc.collect()
+    return rows
+
+
+def _rows(
+    lm: LocalLanguageModel,
+    cases: Sequence[CaseLike],
+    baseline: Sequence[BeforeEdit],
+    answer_tokens: int,
+    fluency_tokens: int,
+    common: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Score the edited model on ``cases``: one row per mode, keys in :data:`REQUIRED_KEYS` order first."""
+    prober = LMProber(lm, answer_tokens=answer_tokens, fluency_tokens=fluency_tokens)
+    after = measure_after(prober, cases)
+    flu = fluency(prober.free_text([c.request.prompt for c in cases]))
+    rows = []
+    for mode in MODES:
+        scores = aggregate([score_case(c, b, a, mode) for c, b, a in zip(cases, baseline, after, strict=True)])
+        values = dict(common) | scores | {"mode": mode, "fluency": flu}
+        rows.append({k: values[k] for k in REQUIRED_KEYS} | {k: values[k] for k in EXTRA_KEYS})
+    return rows
