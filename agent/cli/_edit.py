@@ -84,9 +84,10 @@ def register(sub: Any) -> None:
     )
     bench.add_argument(
         "--edit-mode",
-        choices=("auto", "sequential", "batch"),
+        choices=("auto", "sequential", "batch", "single"),
         default="auto",
-        help="one edit call per fact, or batches (auto: batch for memit, sequential otherwise)",
+        help="one edit call per fact, or batches (auto: batch for memit, sequential otherwise); single: T=1, "
+        "each of --n facts edited alone and rolled back (the ROME/KnowEdit single-edit protocol)",
     )
     bench.add_argument("--batch-size", type=_positive, help="facts per call in batch mode (default: all T)")
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")

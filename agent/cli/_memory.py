@@ -146,8 +146,10 @@ def _pitfalls(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{row['set']:<10} {row['reading']:<7} found {row['found']:>5} / {row['cases']:<5} "
-                  f"({row['found_rate']:.1%})  false alarms {row['false_alarms']}  kinds {row['kinds']}")
+            print(
+                f"{row['set']:<10} {row['reading']:<7} found {row['found']:>5} / {row['cases']:<5} "
+                f"({row['found_rate']:.1%})  false alarms {row['false_alarms']}  kinds {row['kinds']}"
+            )
     return 0
 
 

@@ -41,7 +41,7 @@ from tools.lm import LocalLanguageModel
 __all__ = ["BATCH_METHODS", "EXTRA_KEYS", "REQUIRED_KEYS", "default_edit_mode", "run_edit_bench", "select_cases"]
 logger = logging.getLogger(__name__)
 
-EditMode = Literal["auto", "sequential", "batch"]
+EditMode = Literal["auto", "sequential", "batch", "single"]
 Selection = Literal["known", "all"]
 REQUIRED_KEYS = (
     "method",
@@ -59,7 +59,7 @@ REQUIRED_KEYS = (
 )
 EXTRA_KEYS = (
     "T_requested",  # the T asked for (T is capped to the number of selected cases)
-    "edit_mode",  # "sequential" (one edit call per fact) or "batch"
+    "edit_mode",  # "sequential" (one edit call per fact), "batch", or "single" (each fact alone, rolled back)
     "batch_size",  # facts per edit call (1 when sequential)
     "selection",  # "known" or "all" (see select_cases)
     "generalization_all",  # over every paraphrase, not only those the unedited model answered correctly
@@ -214,8 +214,8 @@ def run_edit_bench(
     t_values = list(T_values)
     if not t_values or any(not isinstance(t, int) or t < 1 for t in t_values):
         raise InvalidInputError(f"T values must be integers >= 1, got {t_values}")
-    if edit_mode not in ("auto", "sequential", "batch"):
-        raise InvalidInputError(f"edit_mode must be 'auto', 'sequential' or 'batch', got {edit_mode!r}")
+    if edit_mode not in ("auto", "sequential", "batch", "single"):
+        raise InvalidInputError(f"edit_mode must be 'auto', 'sequential', 'batch' or 'single', got {edit_mode!r}")
     if batch_size is not None and batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     mode = default_edit_mode(method) if edit_mode == "auto" else edit_mode
@@ -232,6 +232,10 @@ def run_edit_bench(
         editor.compute(lm, [chosen[0].request])  # no side effect on the model; fills the editor's caches
 
     rows: list[dict[str, Any]] = []
+    if mode == "single":  # the ROME/KnowEdit single-edit protocol: T = 1, averaged over n independent edits
+        common = {"method": method, "model": lm.name, "T": 1, "n": len(chosen), "T_requested": 1}
+        common |= {"edit_mode": mode, "batch_size": 1, "selection": select}
+        return _single_rows(lm, editor, chosen, baseline, answer_tokens, fluency_tokens, common, on_edit)
     for i, (t_requested, t) in enumerate(_t_plan(t_values, len(chosen))):
         size = 1 if mode == "sequential" else min(batch_size or t, t)
         if i > 0:  # fresh weights for every T (the first T gets the model probed above, still unedited)
@@ -259,6 +263,35 @@ def run_edit_bench(
         )
         del lm  # free the edited copy before the next one is loaded
         gc.collect()
+    return rows
+
+
+def _single_rows(
+    lm: LocalLanguageModel,
+    editor: Any,
+    cases: Sequence[CaseLike],
+    baseline: Sequence[BeforeEdit],
+    answer_tokens: int,
+    fluency_tokens: int,
+    common: dict[str, Any],
+    on_edit: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """Each case edited alone on the unedited model, scored, then rolled back (exactly, by the journal)."""
+    from tools.edit import journal_for
+
+    prober = LMProber(lm, answer_tokens=answer_tokens, fluency_tokens=fluency_tokens)
+    after, texts, seconds = [], [], 0.0
+    for case in cases:
+        seconds += _apply_edits(lm, editor, [case], 1, on_edit)
+        after.extend(measure_after(prober, [case]))
+        texts.extend(prober.free_text([case.request.prompt]))
+        journal_for(lm.model).rollback_all()
+    flu = fluency(texts)
+    rows = []
+    for mode in MODES:
+        scores = aggregate([score_case(c, b, a, mode) for c, b, a in zip(cases, baseline, after, strict=True)])
+        values = common | scores | {"mode": mode, "fluency": flu, "seconds_per_edit": seconds / max(1, len(cases))}
+        rows.append({k: values[k] for k in REQUIRED_KEYS} | {k: values[k] for k in EXTRA_KEYS})
     return rows
 
 
