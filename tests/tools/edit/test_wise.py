@@ -1,0 +1,202 @@
+"""WISE and WISE-Retrieve: side memory and router, shards and TIES merging, rollback, save/load, rejections."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import REPO
+from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_edited, save_edited
+from tools.edit._ties import ties_merge, trim
+from tools.edit._wise import WiseAdapter, WiseEditor
+from tools.edit._wise_train import question_forms, shard_mask
+from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
+from tools.lm._hf import HFLanguageModel
+
+MODELS = ["gpt2-world", "llama-world"]
+PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])
+FAST = {"steps": 80, "n_prefixes": 0, "n_irrelevant": 16}  # enough for a handful of edits, quick on a CPU
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, HFLanguageModel]:
+    return {m: HFLanguageModel.load(REPO / "eval" / "world" / "models" / m, device="cpu") for m in MODELS}
+
+
+@pytest.fixture(scope="module")
+def corpus(bundled_world: Any) -> tuple[str, ...]:
+    return tuple(d.text for d in bundled_world.documents[:400])
+
+
+@pytest.fixture(scope="module")
+def requests_by_model(models: dict[str, HFLanguageModel], bundled_world: Any) -> dict[str, list[EditRequest]]:
+    """Five world edits per model, on distinct subjects the model answers with the old object."""
+    out = {}
+    for name, lm in models.items():
+        edits = bundled_world.edits[:80]
+        gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
+        picked: list[EditRequest] = []
+        for e, g in zip(edits, gens, strict=True):
+            clash = any(e.subject in r.subject or r.subject in e.subject for r in picked)
+            if g.text.startswith(e.old_object) and not clash:
+                picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
+        out[name] = picked[:5]
+    return out
+
+
+@pytest.fixture(params=MODELS)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def lm(models: dict[str, HFLanguageModel], name: str) -> Any:
+    model = models[name]
+    yield model
+    journal_for(model.model).rollback_all()
+
+
+def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _logits(lm: HFLanguageModel) -> torch.Tensor:
+    with torch.no_grad():
+        return lm.model(PROBE).logits.clone()
+
+
+def _says(lm: HFLanguageModel, req: EditRequest) -> bool:
+    return lm.generate([req.prompt], max_new_tokens=16)[0].text.startswith(req.target_new)
+
+
+def test_compute_leaves_the_model_bit_identical(
+    lm: HFLanguageModel, name: str, requests_by_model: Any, corpus: Any
+) -> None:
+    before, logits, training = _state(lm), _logits(lm), lm.model.training
+    delta = get_editor("wise", corpus=corpus, **FAST).compute(lm, requests_by_model[name][:1])
+    assert isinstance(delta, AdapterDelta) and delta.adapter == "wise" and delta.payload["shard"] == 0
+    assert _same(before, _state(lm)) and torch.equal(logits, _logits(lm))
+    assert lm.model.training == training
+    assert not any(m._forward_hooks for m in lm.model.modules())
+
+
+@pytest.mark.parametrize("method", ["wise", "wise-retrieve"])
+def test_edits_take_effect_and_roll_back(
+    method: str, lm: HFLanguageModel, name: str, requests_by_model: Any, corpus: Any
+) -> None:
+    reqs = requests_by_model[name]
+    assert len(reqs) == 5
+    editor = get_editor(method, corpus=corpus, shard_size=3, **FAST)  # two shards: merged or retrieved
+    before, logits = _state(lm), _logits(lm)
+    handles = [editor.edit(lm, [r]) for r in reqs]
+    adapter = next(iter(journal_for(lm.model).adapters().values()))
+    assert isinstance(adapter, WiseAdapter) and sorted(adapter.shards()) == [0, 1]
+    assert len(adapter.thresholds()) == (2 if method == "wise-retrieve" else 1)
+    assert sum(_says(lm, r) for r in reqs) >= 4
+    said = [_says(lm, r) for r in reqs]
+    handles[1].rollback()  # k = 2 of n = 5, inside the first shard
+    assert not _says(lm, reqs[1])
+    assert sum(_says(lm, r) for i, r in enumerate(reqs) if i != 1 and said[i]) >= sum(said) - 2
+    journal_for(lm.model).rollback_all()
+    assert not journal_for(lm.model).adapters(), "the adapter must be uninstalled with its last edit"
+    assert _same(before, _state(lm)) and torch.equal(logits, _logits(lm))
+
+
+def test_save_and_load_give_identical_outputs(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any, tmp_path: Path
+) -> None:
+    lm = models["gpt2-world"]
+    editor = get_editor("wise", corpus=corpus, **FAST)
+    for req in requests_by_model["gpt2-world"][:2]:
+        editor.edit(lm, [req])
+    loaded = load_edited(save_edited(lm, tmp_path / "edited"), device="cpu")
+    assert torch.equal(_logits(lm), _logits(loaded))
+    req = requests_by_model["gpt2-world"][0]
+    assert loaded.generate([req.prompt])[0].text == lm.generate([req.prompt])[0].text
+    journal_for(loaded.model).rollback_all()
+    journal_for(lm.model).rollback_all()
+    assert _same(_state(lm), _state(loaded))
+
+
+def test_rejections_leave_the_model_untouched(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any
+) -> None:
+    lm = models["gpt2-world"]
+    req = requests_by_model["gpt2-world"][0]
+    before, logits = _state(lm), _logits(lm)
+    with pytest.raises(InvalidEditError, match="corpus"):
+        get_editor("wise").compute(lm, [req])
+    with pytest.raises(LayerOutOfRangeError):
+        get_editor("wise", corpus=corpus, layers=(7,)).compute(lm, [req])
+    editor = get_editor("wise", corpus=corpus, **FAST)
+    delta = editor.compute(lm, [req])
+    bad = dataclasses.replace(delta, payload={**delta.payload, "increment": delta.payload["increment"] / 0.0})
+    with pytest.raises(NonFiniteUpdateError):
+        editor.apply(lm, bad)
+    adapter = WiseAdapter.create(nn.Linear(6, 4), {**_config(), "retrieve": False})
+    payload = {**delta.payload, "keys": torch.zeros(1, 6), "increment": torch.zeros(adapter.mask(0).numel())}
+    with pytest.raises(NonFiniteUpdateError):  # the adapter checks on its own too
+        adapter.add("x", {**payload, "keys": torch.full((1, 6), float("nan"))})
+    with pytest.raises(InvalidEditError):  # an increment that does not fit the shard's mask
+        adapter.add("x", {**payload, "increment": torch.zeros(3)})
+    with pytest.raises(InvalidEditError):  # a wise-retrieve edit into a merged side memory
+        adapter.add("x", {**payload, "retrieve": True})
+    assert not adapter.edit_ids()
+    assert _same(before, _state(lm)) and torch.equal(logits, _logits(lm))
+    assert not journal_for(lm.model).entries
+
+
+def _config() -> dict[str, Any]:
+    return {"mask_ratio": 0.5, "seed": 3, "density": 1.0, "act_ratio": 0.5}
+
+
+def test_router_shards_and_exact_bookkeeping_on_a_toy_module() -> None:
+    base = nn.Linear(6, 4, bias=False)
+    adapter = WiseAdapter.create(base, {**_config(), "retrieve": False})
+    key = torch.tensor([[1.0, 0, 0, 0, 0, 0]])
+
+    def payload(shard: int, scale: float) -> dict[str, Any]:
+        n = adapter.mask(shard).numel()
+        return {"increment": torch.full((n,), scale), "keys": key, "shard": shard, "floor": 0.0, "retrieve": False}
+
+    adapter.add("a", payload(0, 1.0))
+    adapter.add("b", payload(0, 2.0))
+    assert torch.equal(adapter.shard_delta(0).reshape(-1)[adapter.mask(0)], torch.full((adapter.mask(0).numel(),), 3.0))
+    assert adapter.next_shard(2) == 1 and adapter.next_shard(3) == 0
+    adapter.add("c", payload(1, -1.0))
+    assert adapter.shards() == {0: ["a", "b"], 1: ["c"]}
+    x = torch.randn(2, 5, 6)
+    out = adapter(x)
+    routed = adapter.scores(x)[0] > adapter.thresholds()[0]
+    assert torch.equal(out[~routed], base(x)[~routed])
+    adapter.remove("b")  # shard 0 becomes exactly the increment of "a"
+    assert torch.equal(adapter.shard_delta(0).reshape(-1)[adapter.mask(0)], torch.ones(adapter.mask(0).numel()))
+    for e in ("a", "c"):
+        adapter.remove(e)
+    assert not adapter.edit_ids() and torch.equal(adapter(x), base(x))
+
+
+def test_ties_merge_trims_elects_and_averages() -> None:
+    a = torch.tensor([3.0, -1.0, 0.0, 2.0, 0.5])
+    b = torch.tensor([1.0, 2.0, -4.0, 0.0, -0.1])
+    assert trim(a, 0.5).tolist() == [3.0, 0.0, 0.0, 2.0, 0.0]  # 2 of 4 non-zero entries kept
+    merged = ties_merge([a, b], density=1.0)
+    assert merged.tolist() == pytest.approx([2.0, 2.0, -4.0, 2.0, 0.5])
+    assert torch.equal(ties_merge([a], density=1.0), a)
+
+
+def test_masks_and_question_forms_are_deterministic() -> None:
+    assert torch.equal(shard_mask(8, 16, 0.2, 0, 1), shard_mask(8, 16, 0.2, 0, 1))
+    assert not torch.equal(shard_mask(8, 16, 0.2, 0, 1), shard_mask(8, 16, 0.2, 0, 2))
+    assert question_forms("Alibaba's CEO is") == ["Who is Alibaba's CEO?", "What is Alibaba's CEO?"]
+    assert question_forms("Nokia is based in") == ["Nokia is based in what?"]
+    assert WiseEditor.name == "wise"

@@ -1,0 +1,415 @@
+"""WISE (Wang et al., 2024): a side memory beside the MLP output projection, and a router that picks it.
+
+The adapter wraps ``family.mlp_out`` at one layer. Its side memory is a copy of the module's weight, stored as
+the difference ``D = W_side - W_main`` ``(out, in)``. At every token position the router computes the
+activation score ``s(x) = ||a(x) @ D^T||`` (``a(x)`` the module's input): positions scoring above the threshold
+get the side memory's output ``a(x) @ W_side^T + b``, the others the main memory's, unchanged.
+
+Knowledge shards: edits are trained into shard ``k`` (its own random mask of ``mask_ratio`` of the entries,
+see :mod:`tools.edit._wise_train`) until it holds ``shard_size`` edits, then shard ``k + 1`` starts.
+:class:`WiseEditor` (``"wise"``) routes to one side memory, the TIES merge (:mod:`tools.edit._ties`) of all
+shards' deltas; :class:`WiseRetrieveEditor` (``"wise-retrieve"``) keeps each shard as its own side memory and
+routes each position to the shard with the highest score, if that score clears the shard's threshold.
+
+Threshold rule (WISE's): ``act_ratio`` times the smallest, over the memory's edits, of the edit's mean score at
+its in-scope positions (the edit prompt's subject through its target), recomputed under the current memory
+whenever an edit is added or removed; never below ``floor``, the irrelevant-input margin used in training.
+
+Rollback: each edit's payload is its increment to its shard's masked entries, so removing edit ``k`` recomputes
+its shard as the sum of the remaining increments (in order) and merges again. This is exact bookkeeping but not
+an exact undo of training: edits trained after ``k`` in the same shard started from a delta that contained
+``k``'s increment. Removing every edit uninstalls the adapter, leaving the original module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tools.edit._adapter import EditAdapter
+from tools.edit._delta import AdapterDelta, check_finite
+from tools.edit._family import ModelFamily, family_of, get_module, linear_weight
+from tools.edit._protocol import BaseEditor, model_device_dtype
+from tools.edit._request import EditRequest
+from tools.edit._stats import second_moment
+from tools.edit._ties import ties_merge
+from tools.edit._wise_train import TrainSettings, shard_mask, train_shard
+from tools.errors import InvalidEditError
+from tools.lm import LocalLanguageModel
+
+__all__ = ["WiseAdapter", "WiseEditor", "WiseHyperParams", "WiseRetrieveEditor"]
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WiseHyperParams:
+    """Settings of WISE (training stages: see :mod:`tools.edit._wise_train`)."""
+
+    layers: tuple[int, ...]  # one layer: its ``module`` is wrapped
+    module: str  # template of the wrapped module (the family's MLP output projection)
+    mask_ratio: float  # rho: fraction of the weight's entries each shard trains
+    shard_size: int  # edits per knowledge shard before a new one starts
+    density: float  # TIES trim: fraction of each shard's non-zero entries kept when merging
+    v_steps: int  # stage 1: steps of the target output change
+    v_lr: float  # stage 1: Adam learning rate, relative to the module's median output norm
+    value_norm: float  # stage 1: every target change is scaled to this norm (relative; 0: left as trained)
+    quiet: float  # stage 2/3: weight of the increment's mean squared output on irrelevant inputs
+    keep: float  # stage 2/3: weight of the increment's squared output at earlier edits' in-scope inputs
+    ft_steps: int  # stage 3: fine-tuning steps (cross-entropy + router margins + the quadratic terms)
+    ft_lr: float  # stage 3: Adam learning rate of the masked entries
+    low: float  # router margin: irrelevant scores below low * (median module output norm)
+    high: float  # router margin: in-scope scores above high * (median module output norm)
+    margin_weight: float  # weight of the router's margin loss in stage 3
+    act_ratio: float  # threshold = act_ratio * min over edits of their mean in-scope score
+    n_irrelevant: int  # corpus sentences used as irrelevant inputs per edit
+    n_prefixes: int  # random prefixes (sampled from the model) per prompt variant
+    questions: bool  # also train question forms of the prompt (in the model's prompt format)
+    seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
+
+    @classmethod
+    def for_family(cls, family: ModelFamily) -> WiseHyperParams:
+        """Defaults tuned on the reference models (see the module docstring)."""
+        return cls(
+            layers=(1,) if family.n_layers <= 6 else (family.n_layers // 4,),
+            module=family.mlp_out,
+            mask_ratio=0.5,
+            shard_size=50,
+            density=1.0,
+            v_steps=150,
+            v_lr=0.05,
+            value_norm=10.0,
+            quiet=1.0,
+            keep=10.0,
+            ft_steps=0,
+            ft_lr=1e-3,
+            low=1.0,
+            high=3.0,
+            margin_weight=1.0,
+            act_ratio=0.5,
+            n_irrelevant=128,
+            n_prefixes=2,
+            questions=True,
+            seed=0,
+        )
+
+    def settings(self) -> TrainSettings:
+        """What the training step needs."""
+        return TrainSettings(
+            v_steps=self.v_steps,
+            v_lr=self.v_lr,
+            value_norm=self.value_norm,
+            quiet=self.quiet,
+            keep=self.keep,
+            ft_steps=self.ft_steps,
+            ft_lr=self.ft_lr,
+            low=self.low,
+            high=self.high,
+            margin_weight=self.margin_weight,
+            n_irrelevant=self.n_irrelevant,
+            n_prefixes=self.n_prefixes,
+            questions=self.questions,
+            seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class _Edit:
+    shard: int
+    increment: torch.Tensor  # (nnz,) added to the shard's masked entries
+    keys: torch.Tensor  # (m, in) in-scope module inputs of the edit prompt
+    floor: float  # the irrelevant margin (absolute) used when training it
+
+
+class WiseAdapter(EditAdapter):
+    """A WISE side memory (merged or one per shard) with its router around one linear module (``kind = "wise"``).
+
+    Config: ``mask_ratio``, ``seed``, ``density``, ``act_ratio``, ``retrieve``. Payload of one edit: ``increment``
+    ``(nnz,)``, ``keys`` ``(m, in)`` (float), ``shard`` (int), ``floor`` (float), ``retrieve`` (bool).
+    """
+
+    kind: ClassVar[str] = "wise"
+
+    def __init__(self, base: nn.Module, config: Mapping[str, Any]) -> None:
+        super().__init__(base)
+        self.mask_ratio = float(config["mask_ratio"])
+        self.seed = int(config["seed"])
+        self.density = float(config["density"])
+        self.act_ratio = float(config["act_ratio"])
+        self.retrieve = bool(config["retrieve"])
+        weight = linear_weight(base)
+        self._d_out, self._d_in = int(weight.shape[0]), int(weight.shape[1])
+        self._device = weight.device
+        self._edits: dict[str, _Edit] = {}
+        self._masks: dict[int, torch.Tensor] = {}
+        self._memories: list[torch.Tensor] = []  # side memory deltas D (out, in), float32
+        self._thresholds: list[float] = []
+
+    def config(self) -> dict[str, Any]:
+        """The creation config (also what :meth:`export` writes)."""
+        return {
+            "mask_ratio": self.mask_ratio,
+            "seed": self.seed,
+            "density": self.density,
+            "act_ratio": self.act_ratio,
+            "retrieve": self.retrieve,
+        }
+
+    @classmethod
+    def create(cls, base: nn.Module, config: Mapping[str, Any]) -> WiseAdapter:
+        """An empty side memory around ``base``."""
+        return cls(base, config)
+
+    def mask(self, shard: int) -> torch.Tensor:
+        """Flat indices ``(nnz,)`` of the entries shard ``shard`` trains."""
+        if shard not in self._masks:
+            idx = shard_mask(self._d_out, self._d_in, self.mask_ratio, self.seed, shard)
+            self._masks[shard] = idx.to(self._device)
+        return self._masks[shard]
+
+    def shards(self) -> dict[int, list[str]]:
+        """Edit ids by shard, oldest first."""
+        out: dict[int, list[str]] = {}
+        for edit_id, edit in self._edits.items():
+            out.setdefault(edit.shard, []).append(edit_id)
+        return dict(sorted(out.items()))
+
+    def next_shard(self, shard_size: int) -> int:
+        """Where a new edit goes: the newest shard while it holds fewer than ``shard_size`` edits."""
+        shards = self.shards()
+        if not shards:
+            return 0
+        newest = max(shards)
+        return newest if len(shards[newest]) < shard_size else newest + 1
+
+    def shard_delta(self, shard: int) -> torch.Tensor:
+        """Shard ``shard``'s delta ``(out, in)``: the sum of its edits' increments, in order."""
+        flat = torch.zeros(self._d_out * self._d_in, device=self._device, dtype=torch.float32)
+        idx = self.mask(shard)
+        total = torch.zeros(idx.numel(), device=self._device, dtype=torch.float32)
+        for edit in self._edits.values():
+            if edit.shard == shard:
+                total = total + edit.increment
+        return flat.index_put((idx,), total).reshape(self._d_out, self._d_in)
+
+    def _check(self, edit_id: str, payload: Mapping[str, Any]) -> _Edit:
+        if edit_id in self._edits:
+            raise InvalidEditError(f"wise: edit {edit_id!r} is already in the side memory")
+        try:
+            increment, keys, shard = payload["increment"], payload["keys"], payload["shard"]
+            floor, retrieve = payload["floor"], payload["retrieve"]
+        except KeyError as exc:
+            raise InvalidEditError(f"wise: payload lacks {exc}") from exc
+        if bool(retrieve) != self.retrieve:
+            mode = "wise-retrieve" if self.retrieve else "wise"
+            raise InvalidEditError(f"wise: this module already holds {mode} edits; do not mix wise and wise-retrieve")
+        if not isinstance(shard, int) or shard < 0:
+            raise InvalidEditError(f"wise: shard must be a non-negative int, got {shard!r}")
+        if not isinstance(increment, torch.Tensor) or not isinstance(keys, torch.Tensor):
+            raise InvalidEditError("wise: increment and keys must be tensors")
+        nnz = self.mask(shard).numel()
+        if tuple(increment.shape) != (nnz,):
+            raise InvalidEditError(
+                f"wise: increment has shape {tuple(increment.shape)}, shard {shard}'s mask {nnz} entries "
+                "(computed with another mask_ratio or seed?)"
+            )
+        if keys.dim() != 2 or keys.shape[1] != self._d_in or keys.shape[0] < 1:
+            raise InvalidEditError(f"wise: keys must be (m, {self._d_in}), got {tuple(keys.shape)}")
+        check_finite("wise increment", increment)
+        check_finite("wise keys", keys)
+        if not torch.isfinite(torch.tensor(float(floor))):
+            check_finite("wise floor", torch.tensor(float(floor)))
+        dev, f32 = self._device, torch.float32
+        return _Edit(shard, increment.detach().to(dev, f32), keys.detach().to(dev, f32), float(floor))
+
+    def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
+        """Add one edit's increment to its shard and merge again (validated first: on error nothing changes).
+
+        Raises:
+            InvalidEditError: the payload does not fit this adapter (shape, mode, id already present).
+            NonFiniteUpdateError: a tensor holds NaN or inf.
+        """
+        edit = self._check(edit_id, payload)
+        self._edits[edit_id] = edit
+        self._rebuild()
+
+    def remove(self, edit_id: str) -> None:
+        """Drop one edit: its shard becomes the sum of the others' increments, merged again.
+
+        Raises:
+            InvalidEditError: no such edit.
+        """
+        if edit_id not in self._edits:
+            raise InvalidEditError(f"wise: no edit {edit_id!r} in the side memory")
+        del self._edits[edit_id]
+        self._rebuild()
+
+    def edit_ids(self) -> list[str]:
+        """Ids of the edits held, oldest first."""
+        return list(self._edits)
+
+    def _rebuild(self) -> None:
+        """Recompute the side memories and their thresholds from the edits."""
+        shards = self.shards()
+        if not shards:
+            self._memories, self._thresholds = [], []
+            return
+        deltas = {s: self.shard_delta(s) for s in shards}
+        if self.retrieve:
+            groups = [(deltas[s], ids) for s, ids in shards.items()]
+        else:
+            merged = ties_merge(list(deltas.values()), self.density)
+            groups = [(merged, [e for ids in shards.values() for e in ids])]
+        self._memories = [d for d, _ in groups]
+        self._thresholds = [self._threshold(d, ids) for d, ids in groups]
+
+    def _threshold(self, delta: torch.Tensor, ids: list[str]) -> float:
+        means = [float((self._edits[e].keys @ delta.T).norm(dim=-1).mean()) for e in ids]
+        floor = max(self._edits[e].floor for e in ids)
+        return max(self.act_ratio * min(means), floor)
+
+    def current(self, shard: int) -> torch.Tensor:
+        """``(out, in)`` the delta the router applies for shard ``shard``'s edits now: merged, or the shard's own."""
+        if self.retrieve:
+            return self.shard_delta(shard)
+        if self._memories:
+            return self._memories[0].clone()
+        return torch.zeros(self._d_out, self._d_in, device=self._device)
+
+    def anchors(self) -> torch.Tensor:
+        """``(M, in)`` the in-scope inputs of every edit held (new edits keep the side memory's output there)."""
+        if not self._edits:
+            return torch.zeros(0, self._d_in, device=self._device)
+        return torch.cat([e.keys for e in self._edits.values()])
+
+    def thresholds(self) -> list[float]:
+        """The router's threshold of each side memory (one unless retrieving)."""
+        return list(self._thresholds)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Activation scores ``(n_memories, *x.shape[:-1])`` of inputs ``x`` ``(..., in)``."""
+        flat = x.reshape(-1, x.shape[-1]).float()
+        if not self._memories:
+            return torch.zeros(0, flat.shape[0], device=flat.device).reshape(0, *x.shape[:-1])
+        stacked = torch.stack([(flat @ d.T).norm(dim=-1) for d in self._memories])
+        return stacked.reshape(len(self._memories), *x.shape[:-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Main output, with the side memory's at positions whose score clears the threshold."""
+        out = self.base(x)  # (B, T, out)
+        if not self._memories:
+            return out
+        flat = x.reshape(-1, x.shape[-1]).float()  # (N, in)
+        best = torch.full((flat.shape[0],), float("-inf"), device=flat.device)  # (N,)
+        extra = torch.zeros(flat.shape[0], self._d_out, device=flat.device)  # (N, out)
+        for delta, tau in zip(self._memories, self._thresholds, strict=True):
+            side = flat @ delta.T  # (N, out): side output minus main output
+            score = side.norm(dim=-1)
+            take = (score > tau) & (score > best)
+            best = torch.where(take, score, best)
+            extra = torch.where(take[:, None], side, extra)
+        routed = torch.isfinite(best)
+        if not bool(routed.any()):
+            return out
+        flat_out = out.reshape(-1, out.shape[-1])
+        mixed = torch.where(routed[:, None], (flat_out.float() + extra).to(out.dtype), flat_out)
+        return mixed.reshape(out.shape)
+
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Every edit's payload, and the side memories as they are (so outputs reload bit-identical)."""
+        tensors: dict[str, torch.Tensor] = {}
+        for i, edit in enumerate(self._edits.values()):
+            tensors[f"edit{i}.increment"] = edit.increment
+            tensors[f"edit{i}.keys"] = edit.keys
+        for i, delta in enumerate(self._memories):
+            tensors[f"memory{i}"] = delta
+        meta = {
+            "config": self.config(),
+            "edits": [[e, d.shard, d.floor] for e, d in self._edits.items()],
+            "thresholds": self._thresholds,
+        }
+        return tensors, meta
+
+    @classmethod
+    def restore(cls, base: nn.Module, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> WiseAdapter:
+        """Inverse of :meth:`export`."""
+        adapter = cls(base, meta["config"])
+        dev = adapter._device
+        for i, (edit_id, shard, floor) in enumerate(meta["edits"]):
+            inc, keys = tensors[f"edit{i}.increment"].to(dev), tensors[f"edit{i}.keys"].to(dev)
+            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, float(floor))
+        adapter._thresholds = [float(t) for t in meta["thresholds"]]
+        adapter._memories = [tensors[f"memory{i}"].to(dev) for i in range(len(adapter._thresholds))]
+        return adapter
+
+
+class WiseEditor(BaseEditor[WiseHyperParams]):
+    """WISE with merged knowledge shards. Needs ``corpus`` (irrelevant inputs for the router).
+
+    A batch of requests is trained together as one edit (one increment, rolled back together).
+    """
+
+    name: ClassVar[str] = "wise"
+    hparams_class: ClassVar[type] = WiseHyperParams
+    retrieve: ClassVar[bool] = False
+
+    def _compute(
+        self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: WiseHyperParams
+    ) -> AdapterDelta:
+        if not self.corpus:
+            raise InvalidEditError(f"{self.name} needs a corpus of sentences (irrelevant inputs for its router)")
+        if len(hparams.layers) != 1:
+            raise InvalidEditError(f"{self.name} wraps one layer, got layers={hparams.layers}")
+        net = model.model
+        family = family_of(net)
+        path = family.path(hparams.module, hparams.layers[0])
+        module = get_module(net, path)
+        adapter = module if isinstance(module, WiseAdapter) else None
+        if adapter is not None and adapter.retrieve != self.retrieve:
+            raise InvalidEditError(f"{path} holds edits of the other WISE variant; do not mix wise and wise-retrieve")
+        base = adapter.base if adapter is not None else module
+        device, _ = model_device_dtype(net)
+        d_out, d_in = linear_weight(base).shape
+        shard = adapter.next_shard(hparams.shard_size) if adapter is not None else 0
+        if adapter is not None:
+            current, mask_idx, anchors = adapter.current(shard), adapter.mask(shard), adapter.anchors()
+        else:
+            current = torch.zeros(d_out, d_in, device=device)
+            mask_idx = shard_mask(d_out, d_in, hparams.mask_ratio, hparams.seed, shard).to(device)
+            anchors = torch.zeros(0, d_in, device=device)
+        prior = None
+        if hparams.module == family.mlp_out:
+            stats = second_moment(
+                model, hparams.layers[0], corpus=self.corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
+            )
+            prior = stats.matrix
+        settings = hparams.settings()
+        trained = train_shard(model, requests, path, base, self.corpus, current, mask_idx, anchors, settings, prior)
+        logger.debug("%s: shard %d %s", self.name, shard, trained.info)
+        config = {
+            "mask_ratio": hparams.mask_ratio,
+            "seed": hparams.seed,
+            "density": hparams.density,
+            "act_ratio": hparams.act_ratio,
+            "retrieve": self.retrieve,
+        }
+        payload = {
+            "increment": trained.increment,
+            "keys": trained.keys,
+            "shard": shard,
+            "floor": trained.info["norm"] * hparams.low,
+            "retrieve": self.retrieve,
+        }
+        info = {**trained.info, "shard": shard}
+        return AdapterDelta(self.name, requests, WiseAdapter.kind, path, config, payload, info)
+
+
+class WiseRetrieveEditor(WiseEditor):
+    """WISE-Retrieve: every knowledge shard stays its own side memory; each position goes to the best shard."""
+
+    name: ClassVar[str] = "wise-retrieve"
+    retrieve: ClassVar[bool] = True

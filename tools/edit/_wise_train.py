@@ -1,0 +1,312 @@
+"""Training one WISE edit: the current shard's side memory under its random mask, with the router's margins.
+
+The side memory of a shard is ``W_main + D`` where ``D`` ``(out, in)`` is zero outside the shard's mask (a fixed
+random ``mask_ratio`` fraction of the entries, seeded per shard). An edit adds an increment on the masked
+entries. The in-scope positions are the subject's last token of the edit prompt and of its variants: there
+the side memory rewrites what the model recalls about the subject (as ROME's edited MLP does), so paraphrases
+that mention the subject are routed to it too. Variants are built from the request alone: the prompt, question
+forms of it wrapped in the model's prompt format ("Alibaba's CEO is" -> "Q: Who is Alibaba's CEO?\\nA:"), and
+each of those after short random prefixes sampled from the model (as ROME's context templates are).
+
+Training has three stages (the module input at layer ``l`` does not depend on the module's own output, so one
+clean pass gives every input ``a(x)`` and the loops only replace outputs):
+
+1. target: a free output change ``dv`` per request at its in-scope positions, trained on the cross-entropy of
+   the target tokens (ROME's ``v*``);
+2. solve: the masked increment minimising ``sum ||inc @ k - (dv - D @ k)||^2`` over in-scope inputs ``k``, plus
+   ``quiet`` times its mean squared output on irrelevant inputs (corpus sentences that do not mention the
+   subject, and the variants' text before the subject: the router's "score low on irrelevant inputs", in
+   expectation), plus ``keep`` times its squared output at earlier edits' in-scope inputs (so they keep
+   working). The mask makes this one small ridge regression per output row, solved exactly;
+3. fine-tune: gradient steps on the masked entries with the cross-entropy (side memory active at the in-scope
+   positions), WISE's router margin loss (in-scope scores above ``high``, irrelevant ones below ``low``, both
+   relative to the module's median output norm) and the two quadratic terms of stage 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tools.edit._hooks import Trace
+from tools.edit._request import EditRequest, encode_requests
+from tools.errors import InvalidEditError
+from tools.lm import LocalLanguageModel
+
+__all__ = ["TrainSettings", "TrainedShard", "question_forms", "shard_mask", "train_shard", "variants"]
+
+_COPULAS = ("is", "are", "was", "were")
+_PREFIX_SEEDS = ("The", "Therefore", "Because", "I", "You", "In", "A", "It")
+_STOP_NLL = 0.05  # the target is reached when every target token has probability > ~0.95
+
+
+def shard_mask(d_out: int, d_in: int, ratio: float, seed: int, shard: int) -> torch.Tensor:
+    """Flat indices ``(nnz,)`` into an ``(out, in)`` matrix of the entries shard ``shard`` may train.
+
+    Drawn on the CPU from ``seed`` and ``shard`` only, so every device and every reload gets the same mask.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + shard)
+    return (torch.rand(d_out * d_in, generator=gen) < ratio).nonzero().squeeze(1)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What :func:`train_shard` needs from the hyperparameters (see :class:`~tools.edit._wise.WiseHyperParams`)."""
+
+    v_steps: int
+    v_lr: float
+    value_norm: float
+    quiet: float
+    keep: float
+    ft_steps: int
+    ft_lr: float
+    low: float
+    high: float
+    margin_weight: float
+    n_irrelevant: int
+    n_prefixes: int
+    questions: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainedShard:
+    """The result: the masked entries' increment, the edit's in-scope inputs, diagnostics."""
+
+    increment: torch.Tensor  # (nnz,) added to the shard's masked entries by this edit
+    keys: torch.Tensor  # (m, in) module inputs at the in-scope positions of the edit prompts and variants
+    info: dict[str, float]
+
+
+def question_forms(prompt: str) -> list[str]:
+    """Questions asking what completes ``prompt``, built from the prompt's words alone."""
+    words = prompt.rstrip().split(" ")
+    if len(words) > 1 and words[-1].lower() in _COPULAS:
+        rest = " ".join(words[:-1])
+        return [f"Who {words[-1]} {rest}?", f"What {words[-1]} {rest}?"]
+    return [f"{prompt.rstrip()} what?"]
+
+
+@torch.no_grad()
+def _sample_prefixes(model: LocalLanguageModel, n: int, seed: int, length: int = 6) -> list[str]:
+    """``n`` short texts sampled from the model after generic one-word seeds (each ending with ". ")."""
+    net, tok = model.model, model.tokenizer
+    device = next(net.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        ids = tok(_PREFIX_SEEDS[i % len(_PREFIX_SEEDS)], return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ids = ids.to(device)
+        for _ in range(length):
+            probs = torch.softmax(net(input_ids=ids).logits[0, -1].float().cpu(), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=gen)
+            ids = torch.cat([ids, nxt.to(device)[None]], dim=1)
+        text = tok.decode(ids[0], skip_special_tokens=True).replace("\n", " ").strip()
+        out.append(text.rstrip(".") + ". ")
+    return out
+
+
+def variants(model: LocalLanguageModel, req: EditRequest, settings: TrainSettings) -> list[EditRequest]:
+    """The edit prompt, its question forms, and all of them after random prefixes (the prompt comes first)."""
+    forms = [req.prompt]
+    if settings.questions:
+        forms += [model.prompt_format.question(q) for q in question_forms(req.prompt)]
+    prefixes = _sample_prefixes(model, settings.n_prefixes, settings.seed) if settings.n_prefixes > 0 else []
+    texts = forms + [p + f for p in prefixes for f in forms]
+    return [EditRequest(t, req.subject, req.target_new) for t in texts]
+
+
+def _irrelevant(corpus: Sequence[str], requests: Sequence[EditRequest], n: int, seed: int) -> list[str]:
+    """``n`` corpus sentences that mention none of the subjects (a choice seeded by the requests)."""
+    subjects = [r.subject for r in requests]
+    pool = [s for s in corpus if s.strip() and not any(subj in s for subj in subjects)]
+    if not pool:
+        raise InvalidEditError("wise: the corpus has no sentence without the edited subject(s)")
+    key = "|".join(f"{r.prompt}->{r.target_new}" for r in requests)
+    rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) + seed)
+    return rng.sample(pool, min(n, len(pool)))
+
+
+def _subject_first(tokenizer: object, prompt: str, subject: str) -> int:
+    """Index of the first token overlapping ``subject``'s first occurrence in ``prompt``."""
+    start = prompt.find(subject)
+    enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)  # type: ignore[operator]
+    return next((i for i, (_, hi) in enumerate(enc["offset_mapping"]) if hi > start), 0)
+
+
+def _pad_right(tokenizer: object, texts: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask ``(B, T)``, right padded (the tokenizer's own settings are left alone)."""
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]  # type: ignore[operator]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _inputs(net: nn.Module, path: str, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    with Trace(net, path, retain_input=True) as trace:
+        net(input_ids=input_ids, attention_mask=mask)
+    assert trace.input is not None
+    return trace.input.float()  # (B, T, in)
+
+
+def _solve_masked(
+    keys: torch.Tensor, targets: torch.Tensor, penalty: torch.Tensor, mask_idx: torch.Tensor, d_in: int
+) -> torch.Tensor:
+    """Per output row ``r``: ``w = argmin ||keys[:, M_r] w - targets[:, r]||^2 + w^T penalty[M_r, M_r] w``.
+
+    Args:
+        keys: ``(n, in)``; targets: ``(n, out)``; penalty: ``(in, in)`` symmetric positive semi-definite;
+        mask_idx: ``(nnz,)`` sorted flat indices (row-major) of the trainable entries.
+
+    Returns:
+        ``(nnz,)`` the solution at ``mask_idx``.
+    """
+    rows, cols = mask_idx // d_in, mask_idx % d_in
+    counts = torch.bincount(rows, minlength=targets.shape[1]).tolist()
+    out = torch.zeros(mask_idx.numel(), device=keys.device, dtype=torch.float32)
+    offset = 0
+    for r, count in enumerate(counts):
+        if count:
+            c = cols[offset : offset + count]
+            k = keys[:, c]  # (n, m)
+            system = k.T @ k + penalty[c][:, c]
+            system = system + 1e-6 * system.diagonal().mean().clamp(min=1e-12) * torch.eye(count, device=keys.device)
+            out[offset : offset + count] = torch.linalg.solve(system, k.T @ targets[:, r])
+        offset += count
+    return out
+
+
+def train_shard(
+    model: LocalLanguageModel,
+    requests: Sequence[EditRequest],
+    path: str,
+    base: nn.Module,
+    corpus: Sequence[str],
+    current: torch.Tensor,
+    mask_idx: torch.Tensor,
+    anchors: torch.Tensor,
+    settings: TrainSettings,
+    prior: torch.Tensor | None = None,
+) -> TrainedShard:
+    """Train the masked entries of one shard's increment for ``requests`` (the model is not modified).
+
+    Args:
+        model: the model as it is (an installed adapter stays in place; its output is overridden where trained).
+        requests: the edits trained together.
+        path: the wrapped module's path; ``base`` is that module (the original, even when an adapter wraps it).
+        corpus: sentences for irrelevant inputs.
+        current: ``(out, in)`` the side memory's delta the router would apply now (merged, or the shard's own).
+        mask_idx: ``(nnz,)`` sorted flat indices of the shard's trainable entries.
+        anchors: ``(M, in)`` in-scope inputs of the edits already held (their outputs are kept).
+        settings: see :class:`TrainSettings`.
+        prior: ``(in, in)`` second moment of the module's inputs over the whole corpus (ROME's key statistics),
+            added to the sample's; the sampled irrelevant inputs alone estimate it poorly.
+    """
+    net = model.model
+    device = current.device
+    d_out, d_in = current.shape
+    per_request = [variants(model, r, settings) for r in requests]
+    all_variants = [v for vs in per_request for v in vs]
+    owner = torch.tensor([i for i, vs in enumerate(per_request) for _ in vs], device=device)  # (B,)
+    enc = encode_requests(model.tokenizer, all_variants, device)
+    acts = _inputs(net, path, enc.input_ids, enc.attention_mask)  # (B, T, in)
+    batch = torch.arange(len(all_variants), device=device)
+    subj = enc.subject_last  # (B,) the in-scope position of each variant
+    keys = acts[batch, subj]  # (B, in)
+    pos = torch.arange(enc.input_ids.shape[1], device=device)[None, :]
+    first = torch.tensor([_subject_first(model.tokenizer, v.prompt, v.subject) for v in all_variants], device=device)
+    outside = (pos < first[:, None]) | (pos > subj[:, None])
+    outside = outside & enc.attention_mask.bool()  # (B, T) the variants' text around the subject
+
+    doc_ids, doc_attn = _pad_right(model.tokenizer, _irrelevant(corpus, requests, settings.n_irrelevant, settings.seed), device)
+    doc_acts = _inputs(net, path, doc_ids, doc_attn)[doc_attn.bool()]  # (n_doc, in)
+    negatives = torch.cat([doc_acts, acts[outside]])  # (n_neg, in)
+    dtype = next(base.parameters()).dtype
+    with torch.no_grad():
+        main_out = base(acts.to(dtype)).float()  # (B, T, out)
+        norm = float(base(doc_acts.to(dtype)).float().norm(dim=-1).median())
+    gram = negatives.T @ negatives / negatives.shape[0]  # (in, in) second moment of irrelevant inputs
+    if prior is not None:
+        gram = (gram + prior.float()) / 2
+    gram = gram + 1e-2 * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions stay damped
+    rows, cols = (enc.labels != -100).nonzero(as_tuple=True)
+    labels = enc.labels[rows, cols]
+
+    def ce(change: torch.Tensor) -> torch.Tensor:
+        """Per-token NLL with the module's output = main, plus ``change`` ``(B, out)`` at the in-scope positions."""
+
+        def replace(out: torch.Tensor, _path: str) -> torch.Tensor:
+            # the main memory everywhere else: each edit is trained as if the router were perfect
+            return main_out.index_put((batch, subj), main_out[batch, subj] + change).to(out.dtype)
+
+        with Trace(net, path, edit_output=replace):
+            logits = net(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
+        return F.cross_entropy(logits[rows, cols].float(), labels, reduction="none")
+
+    # 1. target output changes, one per request
+    dv = torch.zeros(len(requests), d_out, device=device, requires_grad=True)
+    opt = torch.optim.Adam([dv], lr=settings.v_lr * norm)
+    v_steps = 0
+    with torch.enable_grad():
+        for v_steps in range(1, settings.v_steps + 1):
+            nll = ce(dv[owner])
+            if float(nll.detach().max()) < _STOP_NLL:
+                break
+            opt.zero_grad()
+            nll.mean().backward()
+            opt.step()
+    change = dv.detach()
+    if settings.value_norm > 0:  # one norm for every edit, so one threshold fits them all
+        change = change * (settings.value_norm * norm / change.norm(dim=-1, keepdim=True).clamp(min=1e-6))
+    targets = change[owner] - keys @ current.T  # (B, out) what the increment must add at the keys
+
+    # 2. the masked ridge solve
+    n = keys.shape[0]
+    penalty = settings.quiet * n * gram
+    if anchors.numel():
+        penalty = penalty + settings.keep * anchors.T @ anchors
+    increment = _solve_masked(keys, targets, penalty, mask_idx, d_in)
+
+    # 3. fine-tune with the cross-entropy and the router's margins
+    increment = increment.clone().requires_grad_(True)
+    zeros = torch.zeros(d_out * d_in, device=device)
+    low, high = settings.low * norm, settings.high * norm
+    opt = torch.optim.Adam([increment], lr=settings.ft_lr)
+    nll = ce(keys @ (current + zeros.index_put((mask_idx,), increment.detach()).reshape(d_out, d_in)).T).detach()
+    with torch.enable_grad():
+        for _ in range(settings.ft_steps):
+            inc = zeros.index_put((mask_idx,), increment).reshape(d_out, d_in)
+            side = current + inc
+            nll = ce(keys @ side.T)
+            s_pos = (keys @ side.T).norm(dim=-1)
+            s_neg = (negatives @ side.T).norm(dim=-1)
+            margin = (F.relu(high - s_pos).mean() + F.relu(s_neg - low).mean()) / norm
+            quad = settings.quiet * n * ((inc @ gram) * inc).sum()
+            if anchors.numel():
+                quad = quad + settings.keep * (anchors @ inc.T).square().sum()
+            loss = nll.mean() + settings.margin_weight * margin + quad / (n * norm**2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    final = current + zeros.index_put((mask_idx,), increment.detach()).reshape(d_out, d_in)
+    info = {
+        "v_steps": float(v_steps),
+        "dv_norm": float(dv.detach().norm(dim=-1).mean()),
+        "max_nll": float(nll.detach().max()),
+        "min_pos": float((keys @ final.T).norm(dim=-1).min()),
+        "neg_q99": float((negatives @ final.T).norm(dim=-1).quantile(0.99)),
+        "norm": norm,
+        "cur_at_keys": float((keys @ current.T).norm(dim=-1).mean()),
+        "inc_neg_med": float((negatives @ (final - current).T).norm(dim=-1).median()),
+    }
+    return TrainedShard(increment=increment.detach().clone(), keys=keys.detach().clone(), info=info)
