@@ -14,6 +14,7 @@ A ``T`` above the number of selected cases is capped to it (the row's ``T_reques
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import random
@@ -119,6 +120,22 @@ def select_cases(
             if len(chosen) < n and answer_matches(answer, old_answer(case) or ""):
                 chosen.append(case)
     return chosen
+
+
+def without_edited_neighbours(cases: Sequence[CaseLike]) -> list[CaseLike]:
+    """The cases with every locality prompt dropped that mentions a subject edited in this run.
+
+    In sequential editing a neighbour of one edit can be the subject of another (the world's neighbourhoods
+    are other subjects of the same relation); its answer then *should* change, so it cannot measure locality.
+    """
+    subjects = {c.request.subject for c in cases}
+    out: list[CaseLike] = []
+    for case in cases:
+        kept = tuple(p for p in case.locality if not any(s in p[0] for s in subjects))
+        if len(kept) != len(case.locality) and dataclasses.is_dataclass(case):
+            case = dataclasses.replace(case, locality=kept)
+        out.append(case)
+    return out
 
 
 def _apply_edits(
@@ -227,6 +244,7 @@ def run_edit_bench(
         hint = " (cases without an old answer never qualify for 'known': use select='all')" if select == "known" else ""
         raise InvalidInputError(f"no edit case qualifies (select={select!r}, {len(cases)} cases in the pool){hint}")
     logger.info("%s: %d cases selected (%s) from %d", method, len(chosen), select, len(cases))
+    chosen = without_edited_neighbours(chosen)
     baseline = measure_before(LMProber(lm, answer_tokens=answer_tokens), chosen)
     if warmup:
         editor.compute(lm, [chosen[0].request])  # no side effect on the model; fills the editor's caches

@@ -121,3 +121,26 @@ def test_bad_arguments_fail_before_any_work(cases: list[Any]) -> None:
         run_edit_bench(MODEL, "nope", [1], None, cases)
     with pytest.raises(InvalidInputError, match="edit_mode"):
         run_edit_bench(MODEL, "ft-m", [1], None, cases, edit_mode="parallel")  # type: ignore[arg-type]
+
+
+def test_neighbours_that_are_edited_subjects_do_not_count_for_locality() -> None:
+    from eval.editing import EditCase
+    from eval.editing._datasets import Probe
+    from eval.editing._runner import without_edited_neighbours
+    from tools.edit import EditRequest
+
+    def case(subject: str, neighbours: list[str]) -> EditCase:
+        return EditCase(
+            id=subject,
+            request=EditRequest(f"{subject}'s CEO is", subject, "X", "Y"),
+            paraphrases=(),
+            locality=tuple(Probe(f"{n}'s CEO is", "Z") for n in neighbours),
+            portability=(),
+            source="test",
+            relation="company_ceo",
+            ground_truth="Y",
+        )
+
+    kept = without_edited_neighbours([case("Nokia", ["Nortel", "BASF"]), case("Nortel", ["HP Inc."])])
+    assert [p.prompt for p in kept[0].locality] == ["BASF's CEO is"]
+    assert [p.prompt for p in kept[1].locality] == ["HP Inc.'s CEO is"]
