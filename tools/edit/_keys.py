@@ -14,12 +14,13 @@ Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's we
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from tools.edit._family import get_module
 from tools.edit._hooks import Trace
@@ -33,9 +34,9 @@ __all__ = [
     "compute_values",
     "context_templates",
     "outputs_at_subject",
+    "sample_texts",
     "subject_keys",
 ]
-
 
 
 class ModelAndTokenizer(Protocol):
@@ -72,14 +73,30 @@ class ValueResult:
     nll: tuple[float, ...]  # final mean NLL per target token, per request
 
 
-def context_templates(lm: ModelAndTokenizer, count: int, length: int, seed: int = 0) -> tuple[str, ...]:
-    """``"{}"`` and ``count`` templates ``"<text sampled from the model>. {}"`` of ``length`` new tokens.
+def context_templates(
+    lm: ModelAndTokenizer, count: int, length: int, seed: int = 0, *, question: bool = False
+) -> tuple[str, ...]:
+    """``"{}"``, ``count`` templates ``"<text sampled from the model>. {}"`` of ``length`` new tokens, and with
+    ``question`` the model's closed-book question format around the prompt (``"Q: {}\nA:"``, when the model
+    has a ``prompt_format``): paraphrases are often asked as questions, and the prompt format is part of the
+    model, not of any dataset.
 
-    Sampling is top-k (k=5) with a private seeded generator, so templates are reproducible and the global RNG is
-    untouched. Braces in sampled text are replaced by spaces.
+    The texts come from :func:`sample_texts`; braces in them are replaced by spaces.
+    """
+    fmt = getattr(lm, "prompt_format", None)
+    extra: tuple[str, ...] = (fmt.question("{}"),) if question and fmt is not None else ()
+    prefixes = sample_texts(lm, count, length, seed)
+    return ("{}", *(" ".join(p.replace("{", " ").replace("}", " ").split()) + ". {}" for p in prefixes), *extra)
+
+
+@torch.no_grad()
+def sample_texts(lm: ModelAndTokenizer, count: int, length: int, seed: int = 0) -> list[str]:
+    """``count`` texts of ``length`` tokens sampled from the model after short common openings ("The", ...).
+
+    Sampling is top-k (k=5) with a private seeded generator: reproducible, and the global RNG is untouched.
     """
     if count <= 0:
-        return ("{}",)
+        return []
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -87,28 +104,21 @@ def context_templates(lm: ModelAndTokenizer, count: int, length: int, seed: int 
     rows = [tok(s, add_special_tokens=False)["input_ids"] for s in starters]
     width = max(len(r) for r in rows)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.full((count, width), pad, dtype=torch.long)  # left padded
+    ids = torch.full((count, width), pad, dtype=torch.long)  # (n, T) left padded
     mask = torch.zeros((count, width), dtype=torch.long)
     for b, row in enumerate(rows):
         ids[b, width - len(row) :] = torch.tensor(row)
         mask[b, width - len(row) :] = 1
     ids, mask = ids.to(device), mask.to(device)
-    with torch.no_grad():
-        for _ in range(length):
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()  # (n, V)
-            top = logits.topk(5, dim=-1)
-            probs = torch.softmax(top.values, dim=-1).cpu()
-            choice = torch.multinomial(probs, 1, generator=gen).to(device)  # (n, 1)
-            nxt = top.indices.gather(-1, choice)
-            ids = torch.cat([ids, nxt], dim=1)
-            mask = torch.cat([mask, torch.ones_like(nxt)], dim=1)
-    out = ["{}"]
-    for b in range(count):
-        text = tok.decode(ids[b][mask[b].bool()].tolist(), skip_special_tokens=True)
-        text = " ".join(text.replace("{", " ").replace("}", " ").split())
-        out.append(text + ". {}")
-    return tuple(out)
+    for _ in range(length):
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()  # (n, V)
+        top = logits.topk(5, dim=-1)
+        choice = torch.multinomial(torch.softmax(top.values, dim=-1).cpu(), 1, generator=gen).to(device)  # (n, 1)
+        nxt = top.indices.gather(-1, choice)
+        ids = torch.cat([ids, nxt], dim=1)
+        mask = torch.cat([mask, torch.ones_like(nxt)], dim=1)
+    return [tok.decode(ids[b][mask[b].bool()].tolist(), skip_special_tokens=True).strip() for b in range(count)]
 
 
 def _token_at_char(tokenizer: Any, text: str, char: int) -> int:
@@ -231,108 +241,160 @@ def _base_and_head(model: Any) -> tuple[Any, Any]:
     return base, head
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """The prompts of some requests, ready for the value optimisation's forward passes."""
+
+    batch: _Batch
+    requests: torch.Tensor  # (r,) global indices of the chunk's requests
+    owners: torch.Tensor  # (N,) global request index of each row
+    n_tpl: int  # templated prompts per request (the KL prompts follow them)
+    label_rows: torch.Tensor  # (M,) row of each target token
+    gold: torch.Tensor  # (M,) the target token ids
+    pick_rows: torch.Tensor  # (M + r,) rows whose logits are needed (target tokens, then the KL prompts)
+    pick_pos: torch.Tensor  # (M + r,) their positions
+    n_tokens: torch.Tensor  # (r * n_tpl,) target tokens per templated prompt
+
+
+def _chunk(lm: ModelAndTokenizer, requests: Sequence[EditRequest], ids: range, templates: Sequence[str]) -> _Chunk:
+    texts: list[str] = []
+    chars: list[int] = []
+    targets: list[str | None] = []
+    owner: list[int] = []
+    for r in ids:
+        for template in templates:
+            text, char = _subject_last_char(template, requests[r].prompt, requests[r].subject)
+            texts.append(text)
+            chars.append(char)
+            targets.append(requests[r].target_new)
+            owner.append(r)
+    for r in ids:  # the KL ("essence") prompts come last
+        texts.append(f"{requests[r].subject} is a")
+        chars.append(len(requests[r].subject) - 1)
+        targets.append(None)
+        owner.append(r)
+    batch = _encode(lm, texts, chars, targets)
+    device = batch.input_ids.device
+    n_rw = len(ids) * len(templates)
+    mask = batch.labels[:n_rw] != -100  # (n_rw, T)
+    label_rows, label_pos = mask.nonzero(as_tuple=True)  # (M,), (M,)
+    return _Chunk(
+        batch=batch,
+        requests=torch.tensor(list(ids), device=device),
+        owners=torch.tensor(owner, device=device),
+        n_tpl=len(templates),
+        label_rows=label_rows,
+        gold=batch.labels[:n_rw][label_rows, label_pos],
+        pick_rows=torch.cat([label_rows, torch.arange(n_rw, len(texts), device=device)]),
+        pick_pos=torch.cat([label_pos, batch.lookup[n_rw:]]),
+        n_tokens=mask.sum(dim=1).clamp(min=1),
+    )
+
+
+@contextmanager
+def _shifted(
+    model: Any,
+    chunk: _Chunk,
+    delta: torch.Tensor,
+    module_path: str,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+) -> Iterator[None]:
+    """Hooks adding ``delta`` to module outputs: at the subject's last token of ``module_path`` (no
+    ``directions``), or at every position of each ``path`` as ``scale * (x @ directionᵀ) @ delta``."""
+
+    def at_subject(_module: Any, _inputs: tuple[Any, ...], output: Any) -> Any:
+        out = output[0] if isinstance(output, tuple) else output
+        shift = torch.zeros_like(out)
+        rows = torch.arange(out.shape[0], device=out.device)
+        shift[rows, chunk.batch.lookup] = delta[chunk.owners].to(out.dtype)
+        return (out + shift, *output[1:]) if isinstance(output, tuple) else out + shift
+
+    def through(direction: torch.Tensor, scale: float) -> Any:
+        def hook(_module: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+            weight = inputs[0] @ direction.T.to(output.dtype)  # (N, T, R): each edit's response to each key
+            return output + scale * (weight @ delta.to(output.dtype))  # (N, T, d)
+
+        return hook
+
+    hooks = [(module_path, at_subject)] if directions is None else [(p, through(*v)) for p, v in directions.items()]
+    handles = []
+    try:
+        for path, hook in hooks:
+            handles.append(get_module(model, path).register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def compute_values(
     lm: ModelAndTokenizer,
     module_path: str,
     requests: Sequence[EditRequest],
     templates: Sequence[str],
     options: ValueOptions,
-    direction: torch.Tensor | None = None,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None = None,
+    chunk_size: int = 16,
 ) -> ValueResult:
-    """Optimise, per request, a vector ``delta`` added to ``module_path``'s output at the subject's last token.
+    """Optimise, per request, a vector ``delta`` that makes the model say ``target_new``.
 
-    With ``direction`` ``(R, in)`` (ROME's ``C⁻¹k*`` scaled so that it gives 1 on the bare prompt's key),
-    ``delta`` is instead added at *every* position ``t`` with weight ``direction · k_t`` (``k_t`` the module's
-    input there): exactly what the rank-one update ``ΔW = delta directionᵀ`` will do, so the optimised loss is
-    the edited model's own (tokens whose keys overlap the subject's, such as the target's, are accounted for).
+    Without ``directions`` (ROME's ``compute_v``, MEMIT's ``compute_z``), ``delta`` is added to
+    ``module_path``'s output at the subject's last token. With ``directions`` — ``{path: (D, scale)}``, ``D``
+    ``(R, in)`` — the deltas act as the left factor of weight updates ``ΔW_path = scale · deltaᵀ D``: every
+    position ``t`` of every prompt gets ``scale · Σ_r (D_r · x_t) delta_r`` at ``path``'s output (``x_t`` its
+    input). That is exactly what the updates will do, so the optimised loss is the edited model's own: tokens
+    whose keys resemble the subject's (the target's own tokens, the other requests' subjects) are accounted for.
 
     The loss of request ``r`` is ROME's: mean NLL per token of ``target_new`` after every templated prompt,
     plus ``kl_factor * KL`` between the original and edited next-token distributions at the subject's last
     token of ``"{subject} is a"``, plus ``weight_decay * ||delta|| / ||init||^2``; after each Adam step
-    ``||delta||`` is clamped to ``clamp_norm_factor * ||init||``. Requests are optimised together (the loss is
-    a sum of independent terms and Adam is element-wise, so each row follows its own trajectory); a request
-    whose NLL is below ``early_stop_loss`` is frozen.
+    ``||delta||`` is clamped to ``clamp_norm_factor * ||init||``. All requests are optimised together (forward
+    passes of ``chunk_size`` requests, gradients accumulated); a request whose NLL is below
+    ``early_stop_loss`` is left as it is while it stays there; the optimisation ends when all are.
 
     Returns:
-        ``init`` (the output at the bare prompt) and ``target = init + delta``, both ``(R, d)`` float32.
+        ``init`` (``module_path``'s output at the subject's last token of the bare prompt) and
+        ``target = init + delta``, both ``(R, d)`` float32, and the final NLL per request.
     """
     model = lm.model
-    n_req, n_tpl = len(requests), len(templates)
-    texts, chars, targets, owner = [], [], [], []
-    for r, req in enumerate(requests):
-        for template in templates:
-            text, char = _subject_last_char(template, req.prompt, req.subject)
-            texts.append(text)
-            chars.append(char)
-            targets.append(req.target_new)
-            owner.append(r)
-    for r, req in enumerate(requests):  # the KL ("essence") prompts come last
-        texts.append(f"{req.subject} is a")
-        chars.append(len(req.subject) - 1)
-        targets.append(None)
-        owner.append(r)
-    batch = _encode(lm, texts, chars, targets)
-    device = batch.input_ids.device
-    rows = torch.arange(len(texts), device=device)
-    owners = torch.tensor(owner, device=device)
-    n_rw = n_req * n_tpl
+    n_req = len(requests)
+    step = max(1, chunk_size)
+    chunks = [_chunk(lm, requests, range(lo, min(lo + step, n_req)), templates) for lo in range(0, n_req, step)]
     init = outputs_at_subject(lm, module_path, requests)  # (R, d)
-    d = init.shape[1]
-    delta = torch.zeros(n_req, d, device=device, requires_grad=True)
+    device = init.device
+    delta = torch.zeros_like(init, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=options.lr)
-    max_norm = options.clamp_norm_factor * init.norm(dim=1, keepdim=True)  # (R, 1)
-    done = torch.zeros(n_req, dtype=torch.bool, device=device)
-    mask = batch.labels[:n_rw] != -100  # (n_rw, T)
-    n_tokens = mask.sum(dim=1).clamp(min=1)
-    kl_init: torch.Tensor | None = None
-    per_req = torch.zeros(n_req, device=device)
-
-    # logits are needed only where targets are predicted and at the KL prompts' lookup token
-    label_rows, label_pos = mask.nonzero(as_tuple=True)  # (M,), (M,)
-    gold_ids = batch.labels[:n_rw][label_rows, label_pos]  # (M,)
-    kl_rows = torch.arange(n_rw, len(texts), device=device)
-    pick_rows = torch.cat([label_rows, kl_rows])
-    pick_pos = torch.cat([label_pos, batch.lookup[n_rw:]])
+    init_norm = init.norm(dim=1)  # (R,)
+    max_norm = (options.clamp_norm_factor * init_norm).unsqueeze(1)  # (R, 1)
+    kl_init: dict[int, torch.Tensor] = {}
+    nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
-
-    def add_delta(_module: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        out = output[0] if isinstance(output, tuple) else output
-        if direction is None:
-            shift = torch.zeros_like(out)
-            shift[rows, batch.lookup] = delta[owners].to(out.dtype)
-        else:
-            weight = (inputs[0] * direction[owners].to(out.dtype)[:, None, :]).sum(-1)  # (N, T)
-            shift = weight[:, :, None] * delta[owners].to(out.dtype)[:, None, :]  # (N, T, d)
-        return (out + shift, *output[1:]) if isinstance(output, tuple) else out + shift
-
-    module = get_module(model, module_path)
     for _ in range(max(options.steps, 1)):
-        handle = module.register_forward_hook(add_delta)
-        try:
-            hidden = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        finally:
-            handle.remove()
-        logp = torch.log_softmax(head(hidden[pick_rows, pick_pos]).float(), dim=-1)  # (M + R, V)
-        gold = logp[: len(label_rows)].gather(-1, gold_ids.unsqueeze(-1)).squeeze(-1)  # (M,)
-        nll_rows = torch.zeros(n_rw, device=device).index_add(0, label_rows, -gold) / n_tokens  # (n_rw,)
-        nll = nll_rows.view(n_req, n_tpl).mean(dim=1)  # (R,)
-        kl_logp = logp[len(label_rows) :]  # (R, V)
-        if kl_init is None:
-            kl_init = kl_logp.detach().clone()
-        kl = F.kl_div(kl_logp, kl_init, log_target=True, reduction="none").sum(dim=-1)  # (R,)
-        decay = options.weight_decay * delta.norm(dim=1) / init.norm(dim=1) ** 2
-        per_req = nll.detach()
-        done = done | (per_req < options.early_stop_loss)
-        if bool(done.all()):
-            break
-        loss = ((nll + options.kl_factor * kl + decay) * (~done).float()).sum()
         opt.zero_grad()
-        loss.backward()
+        for c, chunk in enumerate(chunks):
+            with _shifted(model, chunk, delta, module_path, directions):
+                out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
+            logp = torch.log_softmax(head(out.last_hidden_state[chunk.pick_rows, chunk.pick_pos]).float(), dim=-1)
+            n_gold = len(chunk.gold)
+            gold = logp[:n_gold].gather(-1, chunk.gold.unsqueeze(-1)).squeeze(-1)  # (M,)
+            per_row = torch.zeros(len(chunk.n_tokens), device=device).index_add(0, chunk.label_rows, -gold)
+            nll = (per_row / chunk.n_tokens).view(-1, chunk.n_tpl).mean(dim=1)  # (r,)
+            kl_logp = logp[n_gold:]  # (r, V)
+            if c not in kl_init:
+                kl_init[c] = kl_logp.detach().clone()
+            kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
+            nll_now[chunk.requests] = nll.detach()
+            active = (nll.detach() >= options.early_stop_loss).float()
+            ((nll + options.kl_factor * kl) * active).sum().backward()
+        active_all = nll_now >= options.early_stop_loss  # (R,)
+        if not bool(active_all.any()):
+            break
+        decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
+        (decay * active_all.float()).sum().backward()
         kept = delta.detach().clone()
         opt.step()
         with torch.no_grad():
             norms = delta.norm(dim=1, keepdim=True)
             delta.mul_(torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms)))
-            delta[done] = kept[done]
-    target = init + delta.detach()
-    return ValueResult(init=init, target=target, nll=tuple(float(x) for x in per_req))
+            delta[~active_all] = kept[~active_all]
+    return ValueResult(init=init, target=init + delta.detach(), nll=tuple(float(x) for x in nll_now))

@@ -1,19 +1,34 @@
 """MEMIT (Meng et al., 2023, "Mass-Editing Memory in a Transformer"): many facts spread over several layers.
 
-For a batch of ``B`` requests and critical layers ``L = (l_1 < ... < l_n)``:
+The paper's procedure (``exact_objective=False``), for a batch of ``B`` requests and critical layers
+``L = (l_1 < ... < l_n)``:
 
 1. target residual ``z_i`` at the output of block ``l_n`` (the last critical layer), per request: the hidden
    state at the subject's last token plus a vector optimised so the model says ``target_new``
    (:func:`~tools.edit._keys.compute_values`, MEMIT's ``compute_z``);
-2. for each layer ``l`` in order: keys ``K`` ``(in, B)`` at the subject's last token (averaged over random
-   prefixes) and the current residual ``h`` at block ``l_n``, both measured *with the updates of the earlier
-   layers in place*; the residual still missing is spread evenly over the remaining layers,
+2. for each layer ``l`` in order: the keys at the subject's last token and the current residual ``h`` at block
+   ``l_n``, both measured *with the updates of the earlier layers in place* (forward hooks, never the
+   model's weights); the residual still missing is spread evenly over the remaining layers,
    ``R = (z - h) / (n - i)`` ``(d, B)``, and ``ΔW_l = R Kᵀ (λ C_l + K Kᵀ)⁻¹`` with ``C_l = E[k kᵀ]`` of the
-   layer's keys over a corpus and ``λ`` = ``mom2_update_weight``.
+   layer's keys over a corpus.
 
-Earlier layers' updates are put in place with forward hooks on a temporary basis (``output += x ΔWᵀ``), never
-written into the model: :meth:`MEMITEditor.compute` leaves the model untouched. Each ``ΔW_l`` is returned
-factored as ``R @ (λ C + K Kᵀ)⁻¹ K`` — a :class:`~tools.edit.LowRank` of rank ``<= B``.
+Keys: the reference implementation averages each request's keys over its context templates. Here every
+templated key (the bare prompt, each random prefix, the question form) is its own column of ``K`` carrying its
+request's residual: on the small reference models the key of a sentence-initial subject differs so much from
+the prefixed ones that their mean fits neither (single edits reached 0.70 reliability instead of 0.95). The
+update keeps rank ``<= B`` because a request's columns share its residual: ``ΔW = R (Σ_templates A k)ᵀ``.
+
+The default (``exact_objective=True``) keeps the form of the update, ``ΔW_l = Rᵀ right_l / n`` with
+``right_l = (λ C_l + K_l K_lᵀ)⁻¹ K_l`` from the unedited model's keys, but fits ``R`` ``(B, d)`` by optimising
+the edited model itself: hooks apply all ``n`` updates of all ``B`` requests while the target loss is
+minimised, so leaks between the batch's own edits and into the target's tokens are part of the objective. On
+the reference models, edits whose target begins like another known name (LLaMA: ``"Benoît Coquart"`` after
+``"Benoît"`` -> ``"Potier"``) only succeed this way, and a batch of 100 reaches 0.88 reliability instead of 0.4.
+
+``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
+:meth:`MEMITHyperParams.for_family` for why it grows with the batch here. The result is one
+:class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left`` ``(out, B)``, ``right`` ``(B, in)``).
+:meth:`MEMITEditor.compute` leaves the model untouched.
 """
 
 from __future__ import annotations
@@ -42,7 +57,7 @@ from tools.edit._keys import (
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
-from tools.errors import EditBatchTooLargeError
+from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
 
 __all__ = ["MEMITEditor", "MEMITHyperParams", "available_memory", "estimate_memory"]
@@ -54,29 +69,38 @@ class MEMITHyperParams:
     """MEMIT's settings (names follow the reference implementation where they exist)."""
 
     layers: tuple[int, ...]  # critical layers, increasing; the target residual is taken after the last
-    v_num_grad_steps: int = 25  # Adam steps of the target optimisation
-    v_lr: float = 0.5  # Adam learning rate
-    v_weight_decay: float = 0.5  # weight of ||delta|| / ||z_init||^2
-    clamp_norm_factor: float = 0.75  # ||delta|| <= factor * ||z_init||
+    v_num_grad_steps: int = 40  # Adam steps of the target optimisation
+    v_lr: float = 1.0  # Adam learning rate
+    v_weight_decay: float = 0.1  # weight of ||delta|| / ||z_init||^2
+    clamp_norm_factor: float = 4.0  # ||delta|| <= factor * ||z_init||
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
-    v_early_stop_loss: float = 5e-2  # a request stops once its target's mean NLL per token is below this
-    mom2_update_weight: float = 15_000.0  # lambda: weight of the corpus keys against the batch's keys
+    v_early_stop_loss: float = 0.01  # a request stops once its target's mean NLL per token is below this
+    mom2_update_weight: float = 1_000.0  # lambda for one request: weight of the corpus keys against the batch's
+    mom2_batch_exponent: float = 0.5  # lambda grows as B ** exponent (0: the paper's constant lambda)
     n_context_templates: int = 5  # random prefixes besides the bare prompt
     context_template_length: int = 8  # tokens sampled per prefix
     template_seed: int = 0  # seed of the prefix sampler
-    question_template: bool = False  # also the prompt wrapped in the model's question format ("Q: {}\nA:")
+    question_template: bool = True  # also the prompt wrapped in the model's question format ("Q: {}\nA:")
+    exact_objective: bool = True  # fit the updates' left factor through the updates (False: the paper's z + spread)
     mom2_n_texts: int = 100_000  # at most this many corpus texts for C
-    z_batch: int = 16  # requests whose targets are optimised together (bounds activation memory)
+    z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
-        """Defaults per family: the lower half of the blocks (MEMIT edits GPT-J's layers 3-8 of 28)."""
+        """Defaults per family: the lower half of the blocks (MEMIT edits GPT-J's layers 3-8 of 28).
+
+        Tuned on the 4-layer reference models (layers 0-1) with the world's documents as corpus. Edits there
+        need residual changes of about twice the residual's norm, so every edit leaks into keys that resemble
+        its subject's (other names' tokens), and a batch's leaks add up: even ten sequential single ROME edits
+        keep only half of the neighbours' answers. No setting keeps a batch of 100 both reliable and local
+        (GPT-2, reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10 to 1e5;
+        the paper's procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4.
+        The defaults favour reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the
+        square root of the batch (the summed leak of ``B`` unrelated edits grows about so).
+        """
         last = max(0, family.n_layers // 2 - 1)
-        layers = tuple(range(0, last + 1))
-        if family.name == "llama":
-            return cls(layers=layers)
-        return cls(layers=layers)
+        return cls(layers=tuple(range(0, last + 1)))
 
     def value_options(self) -> ValueOptions:
         """The target-optimisation part of these settings."""
@@ -112,22 +136,12 @@ def estimate_memory(n_requests: int, seq_len: int, vocab: int, family: ModelFami
     The chunk runs ``z_batch * (templates + 2)`` sequences forward and backward (logits and their gradient
     dominate); keys, residuals and targets grow with the batch; each layer solves an ``(in, in)`` system.
     """
-    rows = min(n_requests, hp.z_batch) * (hp.n_context_templates + 2)
+    rows = min(n_requests, hp.z_batch) * (hp.n_context_templates + 3)  # + bare, question, KL prompts
     per_token = 4 * (3 * vocab + family.n_layers * (12 * family.hidden + 3 * family.intermediate))
     activations = rows * seq_len * per_token
     batch = 8 * n_requests * (family.intermediate + 3 * family.hidden) * 2 + 8 * n_requests * n_requests
     solve = 8 * 3 * family.intermediate * family.intermediate
     return activations + batch + solve
-
-
-def _templates(model: LocalLanguageModel, hparams: MEMITHyperParams) -> tuple[str, ...]:
-    templates = context_templates(
-        model, hparams.n_context_templates, hparams.context_template_length, hparams.template_seed
-    )
-    fmt = getattr(model, "prompt_format", None)
-    if hparams.question_template and fmt is not None:
-        templates = (*templates, fmt.question("{}"))
-    return templates
 
 
 @contextmanager
@@ -173,10 +187,19 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         device = next(torch_model.parameters()).device
         self._check_memory(model, requests, family, hparams, device)
 
-        templates = _templates(model, hparams)
+        templates = context_templates(
+            model,
+            hparams.n_context_templates,
+            hparams.context_template_length,
+            hparams.template_seed,
+            question=hparams.question_template,
+        )
         z_path = family.path(family.block, layers[-1])
-        inits, zs, nlls = self._target_residuals(model, requests, templates, z_path, hparams)
-        updates, sources = self._spread(model, requests, templates, zs, z_path, hparams)
+        if hparams.exact_objective:
+            inits, updates, nlls, sources = self._fit_through_updates(model, requests, templates, z_path, hparams)
+        else:
+            inits, zs, nlls = self._target_residuals(model, requests, templates, z_path, hparams)
+            updates, sources = self._spread(model, requests, templates, zs, z_path, hparams)
         seconds = time.perf_counter() - start
         logger.info("memit: %d request(s) over layers %s in %.2fs", len(requests), layers, seconds)
         init_norm = float(inits.norm(dim=1).mean())
@@ -193,6 +216,77 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             },
         )
 
+    def _key_solve(
+        self, model: LocalLanguageModel, layer: int, each: torch.Tensor, hparams: MEMITHyperParams
+    ) -> tuple[torch.Tensor, str]:
+        """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, and the stats' source.
+
+        ``each`` is ``(B, n_templates, in)``; every templated key is one column of ``K``.
+        """
+        stats = second_moment(
+            model,
+            layer,
+            corpus=self.corpus,
+            corpus_name=self.corpus_name,
+            cache_dir=self.cache_dir,
+            max_texts=hparams.mom2_n_texts,
+        )
+        cov = stats.matrix.double()  # (in, in)
+        keys = each.reshape(-1, each.shape[-1]).T  # (in, B * n_templates)
+        lam = hparams.mom2_update_weight * each.shape[0] ** hparams.mom2_batch_exponent
+        adj = torch.linalg.solve(lam * cov + keys @ keys.T, keys)  # (in, B * n_templates)
+        # a request's columns share its residual: sum them, so ΔW = left @ right has rank <= B
+        return adj.view(adj.shape[0], each.shape[0], -1).sum(dim=2).T, stats.source
+
+    def _fit_through_updates(
+        self,
+        model: LocalLanguageModel,
+        requests: tuple[EditRequest, ...],
+        templates: tuple[str, ...],
+        z_path: str,
+        hparams: MEMITHyperParams,
+    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str]]:
+        """``exact_objective``: fix each layer's right factor from the unedited keys, fit the shared left one.
+
+        ``right_l`` ``(B, in)`` is the MEMIT solve at layer ``l`` with the unedited model's keys, scaled so that
+        ``right_l[i] · k_i = 1`` on request ``i``'s bare prompt; ``ΔW_l = deltaᵀ right_l / n`` and ``delta``
+        ``(B, d)`` is optimised through all ``n`` updates at once (each ``delta_i`` is then about request
+        ``i``'s total residual change at its subject, spread evenly over the layers, as in MEMIT).
+        """
+        torch_model = model.model
+        family = family_of(torch_model)
+        layers = tuple(sorted(set(hparams.layers)))
+        rights: dict[str, torch.Tensor] = {}
+        sources: list[str] = []
+        for layer in layers:
+            path = family.path(family.mlp_out, layer)
+            each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
+            right, source = self._key_solve(model, layer, each, hparams)
+            bare = (right * each[:, 0]).sum(dim=1, keepdim=True)  # (B, 1): response on the bare prompt's key
+            if not bool(torch.isfinite(bare).all()) or bool((bare.abs() < 1e-12).any()):
+                raise InvalidEditError(f"memit: a subject's key at layer {layer} is orthogonal to its update")
+            rights[path] = right / bare
+            sources.append(source)
+        scale = 1.0 / len(layers)
+        values = compute_values(
+            model,
+            z_path,
+            requests,
+            templates,
+            hparams.value_options(),
+            directions={path: (right.float(), scale) for path, right in rights.items()},
+            chunk_size=hparams.z_batch,
+        )
+        delta = (values.target - values.init).double()  # (B, d)
+        updates: dict[str, LowRank] = {}
+        for path, right in rights.items():
+            module = get_module(torch_model, path)
+            weight = module.weight
+            assert isinstance(weight, torch.Tensor)  # a linear layer
+            left = scale * delta.T  # (out, B)
+            updates[f"{path}.weight"] = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
+        return values.init, updates, list(values.nll), sources
+
     def _target_residuals(
         self,
         model: LocalLanguageModel,
@@ -202,14 +296,8 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         hparams: MEMITHyperParams,
     ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
         """Step 1: per request the residual at ``z_path`` before (``(B, d)``) and the optimised target ``z``."""
-        inits, targets, nlls = [], [], []
-        step = max(1, hparams.z_batch)
-        for lo in range(0, len(requests), step):
-            values = compute_values(model, z_path, requests[lo : lo + step], templates, hparams.value_options())
-            inits.append(values.init)
-            targets.append(values.target)
-            nlls.extend(values.nll)
-        return torch.cat(inits, dim=0), torch.cat(targets, dim=0).double(), nlls
+        values = compute_values(model, z_path, requests, templates, hparams.value_options(), chunk_size=hparams.z_batch)
+        return values.init, values.target.double(), list(values.nll)
 
     def _spread(
         self,
@@ -226,38 +314,22 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         layers = tuple(sorted(set(hparams.layers)))
         factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         updates: dict[str, LowRank] = {}
-        sources = []
+        sources: list[str] = []
         for i, layer in enumerate(layers):
             path = family.path(family.mlp_out, layer)
             with _patched(torch_model, factors):
                 each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
                 current = outputs_at_subject(model, z_path, requests).double()  # (B, d)
             resid = ((zs - current) / (len(layers) - i)).T  # (d, B)
-            mode = os.environ.get("KEYMODE", "mean")
-            if mode == "mean":
-                keys = each.mean(dim=1).T
-            elif mode == "half":
-                keys = (0.5 * each[:, 0] + 0.5 * each[:, 1:].mean(dim=1)).T
-            else:
-                keys = each.reshape(-1, each.shape[-1]).T  # (in, B * n_templates)
-                resid = resid.repeat_interleave(each.shape[1], dim=1)
-            stats = second_moment(
-                model,
-                layer,
-                corpus=self.corpus,
-                corpus_name=self.corpus_name,
-                cache_dir=self.cache_dir,
-                max_texts=hparams.mom2_n_texts,
-            )
-            sources.append(stats.source)
-            cov = stats.matrix.double()  # (in, in)
-            adj = torch.linalg.solve(hparams.mom2_update_weight * cov + keys @ keys.T, keys)  # (in, B)
-            left, right = resid, adj.T  # ΔW (out, in) = left (out, B) @ right (B, in)
+            right, source = self._key_solve(model, layer, each, hparams)  # (B, in)
+            sources.append(source)
+            left = resid  # (out, B)
             factors[path] = (left.float(), right.float())
             module = get_module(torch_model, path)
-            weight = getattr(module, "weight")
+            weight = module.weight
+            assert isinstance(weight, torch.Tensor)  # a linear layer
             updates[f"{path}.weight"] = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
-            logger.info("memit: layer %d, mean residual norm %.3f", layer, float(resid.norm(dim=0).mean()))
+            logger.debug("memit: layer %d, mean residual norm %.3f", layer, float(resid.norm(dim=0).mean()))
         return updates, sources
 
     def _check_memory(
@@ -271,7 +343,8 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         tok = model.tokenizer
         longest = max(len(tok(r.prompt + " " + r.target_new, add_special_tokens=False)["input_ids"]) for r in requests)
         seq_len = longest + 2 * hparams.context_template_length + 2
-        vocab = int(model.model.get_input_embeddings().num_embeddings)
+        torch_model: Any = model.model
+        vocab = int(torch_model.get_input_embeddings().num_embeddings)
         need = estimate_memory(len(requests), seq_len, vocab, family, hparams)
         free = available_memory(device)
         if need > hparams.max_memory_fraction * free:

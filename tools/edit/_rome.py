@@ -2,12 +2,19 @@
 
 One fact is written into the output projection ``W`` of the MLP at one layer (``family.mlp_out``):
 
-1. key ``k*`` — the input of ``W`` at the subject's last token, averaged over short random prefixes;
-2. value ``v*`` — ``W``'s output at that token plus a vector optimised so the model says ``target_new``
-   (:func:`~tools.edit._keys.compute_values`, ROME's ``compute_v``);
+1. key ``k*`` — the input of ``W`` at the subject's last token, averaged over the bare prompt, short random
+   prefixes sampled from the model, and (``question_template``) the prompt in the model's question format;
+2. value — a vector ``δ`` optimised so the model says ``target_new`` after each of those prompts, with ROME's
+   KL term on ``"{subject} is a"`` and weight decay (:func:`~tools.edit._keys.compute_values`, ROME's
+   ``compute_v``); ``v* = W k + δ``;
 3. ``ΔW = (v* - W k) (C⁻¹ k*)ᵀ / ((C⁻¹ k*)ᵀ k)`` with ``C = E[k kᵀ]`` over a text corpus (eq. 2 of the paper;
    as in the reference implementation ``k`` is the key of the bare prompt, so the edited layer maps it
    exactly to ``v*``, while the direction ``C⁻¹ k*`` comes from the averaged key).
+
+One deviation (``exact_objective``, on by default): ``u = C⁻¹ k*`` does not depend on ``δ``, so the update's
+effect on *every* position is known while ``δ`` is optimised (``δ · uᵀk_t / uᵀk``); optimising through it
+instead of adding ``δ`` at the subject's token only makes the loss the edited model's own. On the GPT-2 world
+model this raised reliability from 0.88 to 0.98 at equal locality.
 
 The update is returned as a :class:`~tools.edit.LowRank` of rank one. ROME edits one fact at a time
 (``max_batch = 1``, as in the paper); sequential edits are separate deltas, each computed on the model as it
@@ -41,28 +48,33 @@ class ROMEHyperParams:
     """ROME's settings (names follow the reference implementation where they exist)."""
 
     layers: tuple[int, ...]  # exactly one layer whose mlp_out is edited
-    v_num_grad_steps: int = 25  # Adam steps of the value optimisation
-    v_lr: float = 0.5  # Adam learning rate of the value delta
-    v_weight_decay: float = 0.5  # weight of ||delta|| / ||v_init||^2
-    clamp_norm_factor: float = 4.0  # ||delta|| <= factor * ||v_init||
+    v_num_grad_steps: int = 40  # Adam steps of the value optimisation
+    v_lr: float = 1.0  # Adam learning rate of the value delta
+    v_weight_decay: float = 0.1  # weight of ||delta|| / ||v_init||^2
+    clamp_norm_factor: float = 50.0  # ||delta|| <= factor * ||v_init|| (the small models need ~10x)
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
-    exact_objective: bool = True  # optimise v* through the rank-one update itself (False: delta at the subject only)
-    v_early_stop_loss: float = 5e-2  # stop once the target's mean NLL per token is below this
-    n_context_templates: int = 10  # random prefixes besides the bare prompt (keys and values average over them)
+    v_early_stop_loss: float = 0.01  # stop once the target's mean NLL per token is below this
+    exact_objective: bool = True  # optimise v* through the rank-one update itself (False: at the subject only)
+    n_context_templates: int = 5  # random prefixes besides the bare prompt (keys and values average over them)
     context_template_length: int = 8  # tokens sampled per prefix
     template_seed: int = 0  # seed of the prefix sampler
-    question_template: bool = False  # also the prompt wrapped in the model's question format ("Q: {}\nA:")
+    question_template: bool = True  # also the prompt wrapped in the model's question format ("Q: {}\nA:")
     mom2_adjustment: bool = True  # weigh the key by C^-1 (False: plain k*, as ROME's ablation)
     mom2_n_texts: int = 100_000  # at most this many corpus texts for C
     mom2_ridge: float = 1e-3  # C + ridge * mean(diag C) * I before solving (keeps C^-1 stable on small corpora)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> ROMEHyperParams:
-        """Defaults per family: an early-middle layer (ROME edits layer 17 of GPT-2 XL's 48 = ~1/3 depth)."""
-        layer = max(0, min(family.n_layers - 1, family.n_layers // 4))
-        if family.name == "llama":
-            return cls(layers=(layer,))
-        return cls(layers=(layer,))
+        """Defaults per family: an early block, a fifth of the depth (ROME edits GPT-J's block 5 of 28).
+
+        Tuned on the 4-layer reference models (block 0 for both). On GPT-2, block 1 generalises better but keeps
+        fewer neighbours (locality 0.87); on LLaMA block 1 is as good on average but misses edits whose target
+        starts like another known name (``"Benoît Coquart"`` after ``"Benoît"`` -> ``"Potier"``). The value
+        settings are stronger than the paper's (higher learning rate, lower weight decay, no effective clamp,
+        lower early-stopping loss): these small models need value changes of several times the MLP output norm.
+        """
+        layer = family.n_layers // 5
+        return cls(layers=(min(layer, family.n_layers - 1),))
 
     def value_options(self) -> ValueOptions:
         """The value-optimisation part of these settings."""
@@ -100,11 +112,12 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         req = requests[0]
 
         templates = context_templates(
-            model, hparams.n_context_templates, hparams.context_template_length, hparams.template_seed
+            model,
+            hparams.n_context_templates,
+            hparams.context_template_length,
+            hparams.template_seed,
+            question=hparams.question_template,
         )
-        fmt = getattr(model, "prompt_format", None)
-        if hparams.question_template and fmt is not None:
-            templates = (*templates, fmt.question("{}"))
         k_star = subject_keys(model, path, [req], templates)[0].mean(dim=0).double()  # (in,)
         stats_source = "none"
         if hparams.mom2_adjustment:
@@ -133,11 +146,12 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
             [req],
             templates,
             hparams.value_options(),
-            direction=direction.float() if hparams.exact_objective else None,
+            directions={path: (direction.float(), 1.0)} if hparams.exact_objective else None,
         )
         left = (values.target - values.init)[0].double().unsqueeze(1)  # (out, 1): v* - W k
         right = direction  # (1, in)
-        weight = getattr(module, "weight")
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)  # a linear layer
         update = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
         seconds = time.perf_counter() - start
         logger.info("rome: %r -> %r at layer %d in %.2fs", req.prompt, req.target_new, layer, seconds)

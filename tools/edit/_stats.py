@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -86,7 +86,8 @@ def model_fingerprint(model: torch.nn.Module, layer: int) -> str:
     never changes the fingerprint. Hashing reads the weights (tens of milliseconds for the reference models).
     """
     family = family_of(model)
-    config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_")}
+    config_obj: Any = model.config
+    config = {k: v for k, v in config_obj.to_dict().items() if not k.startswith("_")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     originals = journal_for(model).originals
     for name, param in model.named_parameters():
@@ -129,13 +130,16 @@ def second_moment(
 ) -> SecondMoment:
     """``E[k k^T]`` of the keys of ``family.mlp_out`` at ``layer``, over every non-pad token of the corpus.
 
+    The cache key is the model fingerprint, the layer, the corpus (its name, or a hash of the texts used) and
+    ``max_texts``: a corpus name must always denote the same texts.
+
     Args:
         lm: the model (left unchanged; an edited model is measured with its original weights).
         layer: block index.
         corpus: sentences to run the model over (the first ``max_texts`` are used).
         corpus_name: stable name of the corpus for the cache key (a hash of the texts when empty).
         cache_dir: directory of the disk cache (``None``: only the in-process memo).
-        max_texts: at most this many texts; part of the cache key.
+        max_texts: use the first ``max_texts`` texts; part of the cache key.
         batch_size: texts per forward pass.
 
     Returns:
@@ -150,8 +154,9 @@ def second_moment(
     family = family_of(model)
     family.path(family.mlp_out, layer)  # range check
     device = next(model.parameters()).device
-    n_texts = min(len(corpus), max_texts) if corpus is not None else max_texts
-    key = f"mom2_{family.name}_{model_fingerprint(model, layer)[:20]}_L{layer}_{corpus_key(corpus, corpus_name)}_n{n_texts}"
+    texts = list(corpus[:max_texts]) if corpus is not None else None
+    fingerprint = model_fingerprint(model, layer)[:20]
+    key = f"mom2_{family.name}_{fingerprint}_L{layer}_{corpus_key(texts, corpus_name)}_n{max_texts}"
 
     if key in _MEMO:
         _MEMO.move_to_end(key)
@@ -164,12 +169,11 @@ def second_moment(
         _remember(key, matrix, n_tokens)
         logger.info("loaded key statistics of layer %d from %s", layer, path)
         return SecondMoment(matrix.to(device), n_tokens, time.perf_counter() - start, "disk")
-    if corpus is None:
+    if texts is None:
         raise InvalidEditError(
             f"no key statistics cached for layer {layer} ({key}) and no corpus given: pass corpus=[sentences, ...] "
             "to the editor (e.g. the reference world's documents)"
         )
-    texts = list(corpus[:n_texts])
     if not texts:
         raise InvalidEditError("the statistics corpus is empty")
     matrix, n_tokens = _compute(lm, family, layer, texts, batch_size)

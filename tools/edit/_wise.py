@@ -59,6 +59,7 @@ class WiseHyperParams:
     v_lr: float  # stage 1: Adam learning rate, relative to the module's median output norm
     value_norm: float  # stage 1: every target change is scaled to this norm (relative; 0: left as trained)
     quiet: float  # stage 2/3: weight of the increment's mean squared output on irrelevant inputs
+    damping: float  # stage 2/3: added to the irrelevant second moment, times its mean diagonal
     keep: float  # stage 2/3: weight of the increment's squared output at earlier edits' in-scope inputs
     ft_steps: int  # stage 3: fine-tuning steps (cross-entropy + router margins + the quadratic terms)
     ft_lr: float  # stage 3: Adam learning rate of the masked entries
@@ -67,6 +68,7 @@ class WiseHyperParams:
     margin_weight: float  # weight of the router's margin loss in stage 3
     act_ratio: float  # threshold = act_ratio * min over edits of their mean in-scope score
     n_irrelevant: int  # corpus sentences used as irrelevant inputs per edit
+    n_swaps: int  # hard irrelevant inputs: the prompt (and question forms) about this many other names
     n_prefixes: int  # random prefixes (sampled from the model) per prompt variant
     questions: bool  # also train question forms of the prompt (in the model's prompt format)
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
@@ -77,13 +79,14 @@ class WiseHyperParams:
         return cls(
             layers=(1,) if family.n_layers <= 6 else (family.n_layers // 4,),
             module=family.mlp_out,
-            mask_ratio=0.5,
+            mask_ratio=1.0,
             shard_size=50,
             density=1.0,
             v_steps=150,
             v_lr=0.05,
             value_norm=10.0,
-            quiet=1.0,
+            quiet=10.0,
+            damping=0.01,
             keep=10.0,
             ft_steps=0,
             ft_lr=1e-3,
@@ -92,6 +95,7 @@ class WiseHyperParams:
             margin_weight=1.0,
             act_ratio=0.5,
             n_irrelevant=128,
+            n_swaps=32,
             n_prefixes=2,
             questions=True,
             seed=0,
@@ -104,6 +108,7 @@ class WiseHyperParams:
             v_lr=self.v_lr,
             value_norm=self.value_norm,
             quiet=self.quiet,
+            damping=self.damping,
             keep=self.keep,
             ft_steps=self.ft_steps,
             ft_lr=self.ft_lr,
@@ -111,6 +116,7 @@ class WiseHyperParams:
             high=self.high,
             margin_weight=self.margin_weight,
             n_irrelevant=self.n_irrelevant,
+            n_swaps=self.n_swaps,
             n_prefixes=self.n_prefixes,
             questions=self.questions,
             seed=self.seed,

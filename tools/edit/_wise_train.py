@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as nnf
 
 from tools.edit._hooks import Trace
 from tools.edit._request import EditRequest, encode_requests
@@ -63,6 +63,7 @@ class TrainSettings:
     v_lr: float
     value_norm: float
     quiet: float
+    damping: float
     keep: float
     ft_steps: int
     ft_lr: float
@@ -70,6 +71,7 @@ class TrainSettings:
     high: float
     margin_weight: float
     n_irrelevant: int
+    n_swaps: int
     n_prefixes: int
     questions: bool
     seed: int
@@ -128,9 +130,46 @@ def _irrelevant(corpus: Sequence[str], requests: Sequence[EditRequest], n: int, 
     pool = [s for s in corpus if s.strip() and not any(subj in s for subj in subjects)]
     if not pool:
         raise InvalidEditError("wise: the corpus has no sentence without the edited subject(s)")
-    key = "|".join(f"{r.prompt}->{r.target_new}" for r in requests)
-    rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) + seed)
+    rng = random.Random(_seed_of(requests, seed))
     return rng.sample(pool, min(n, len(pool)))
+
+
+def _names(corpus: Sequence[str], n: int, rng: random.Random, avoid: Sequence[str]) -> list[str]:
+    """``n`` spans of one to three words starting with a capital letter, from random corpus sentences."""
+    out: list[str] = []
+    for _ in range(20 * n):
+        if len(out) == n:
+            break
+        words = rng.choice(corpus).split()
+        starts = [i for i, w in enumerate(words) if w[:1].isupper()]
+        if not starts:
+            continue
+        i = rng.choice(starts)
+        span = " ".join(words[i : i + rng.randint(1, 3)]).strip(".,;:!?\"'()")
+        if span and not any(span in a or a in span for a in avoid):
+            out.append(span)
+    return out
+
+
+def swapped(
+    model: LocalLanguageModel, corpus: Sequence[str], req: EditRequest, settings: TrainSettings
+) -> list[EditRequest]:
+    """The prompt and its question forms about other names (hard irrelevant inputs: same words, other subject).
+
+    The names are capitalised spans of random corpus sentences, so the router learns to key on the subject
+    rather than on the relation's wording or on "a name ended here".
+    """
+    forms = [req.prompt]
+    if settings.questions:
+        forms += [model.prompt_format.question(q) for q in question_forms(req.prompt)]
+    rng = random.Random(_seed_of([req], settings.seed) + 1)
+    names = _names(corpus, settings.n_swaps, rng, [req.subject])
+    return [EditRequest(f.replace(req.subject, name, 1), name, req.target_new) for name in names for f in forms]
+
+
+def _seed_of(requests: Sequence[EditRequest], seed: int) -> int:
+    key = "|".join(f"{r.prompt}->{r.target_new}" for r in requests)
+    return int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) + seed
 
 
 def _subject_first(tokenizer: object, prompt: str, subject: str) -> int:
@@ -228,9 +267,15 @@ def train_shard(
     outside = (pos < first[:, None]) | (pos > subj[:, None])
     outside = outside & enc.attention_mask.bool()  # (B, T) the variants' text around the subject
 
-    doc_ids, doc_attn = _pad_right(model.tokenizer, _irrelevant(corpus, requests, settings.n_irrelevant, settings.seed), device)
+    docs = _irrelevant(corpus, requests, settings.n_irrelevant, settings.seed)
+    doc_ids, doc_attn = _pad_right(model.tokenizer, docs, device)
     doc_acts = _inputs(net, path, doc_ids, doc_attn)[doc_attn.bool()]  # (n_doc, in)
-    negatives = torch.cat([doc_acts, acts[outside]])  # (n_neg, in)
+    parts = [doc_acts, acts[outside]]
+    others = [v for r in requests for v in swapped(model, corpus, r, settings)]
+    if others:
+        o_ids, o_attn = _pad_right(model.tokenizer, [v.prompt for v in others], device)
+        parts.append(_inputs(net, path, o_ids, o_attn)[o_attn.bool()])
+    negatives = torch.cat(parts)  # (n_neg, in)
     dtype = next(base.parameters()).dtype
     with torch.no_grad():
         main_out = base(acts.to(dtype)).float()  # (B, T, out)
@@ -238,7 +283,7 @@ def train_shard(
     gram = negatives.T @ negatives / negatives.shape[0]  # (in, in) second moment of irrelevant inputs
     if prior is not None:
         gram = (gram + prior.float()) / 2
-    gram = gram + 1e-2 * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions stay damped
+    gram = gram + settings.damping * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions
     rows, cols = (enc.labels != -100).nonzero(as_tuple=True)
     labels = enc.labels[rows, cols]
 
@@ -251,14 +296,15 @@ def train_shard(
 
         with Trace(net, path, edit_output=replace):
             logits = net(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
-        return F.cross_entropy(logits[rows, cols].float(), labels, reduction="none")
+        return nnf.cross_entropy(logits[rows, cols].float(), labels, reduction="none")
 
     # 1. target output changes, one per request
     dv = torch.zeros(len(requests), d_out, device=device, requires_grad=True)
     opt = torch.optim.Adam([dv], lr=settings.v_lr * norm)
     v_steps = 0
     with torch.enable_grad():
-        for v_steps in range(1, settings.v_steps + 1):
+        while v_steps < settings.v_steps:
+            v_steps += 1
             nll = ce(dv[owner])
             if float(nll.detach().max()) < _STOP_NLL:
                 break
@@ -290,7 +336,7 @@ def train_shard(
             nll = ce(keys @ side.T)
             s_pos = (keys @ side.T).norm(dim=-1)
             s_neg = (negatives @ side.T).norm(dim=-1)
-            margin = (F.relu(high - s_pos).mean() + F.relu(s_neg - low).mean()) / norm
+            margin = (nnf.relu(high - s_pos).mean() + nnf.relu(s_neg - low).mean()) / norm
             quad = settings.quiet * n * ((inc @ gram) * inc).sum()
             if anchors.numel():
                 quad = quad + settings.keep * (anchors @ inc.T).square().sum()

@@ -63,9 +63,10 @@ def test_disk_cache_then_memory(lm: HFLanguageModel, corpus: tuple[str, ...], tm
     from_memory = second_moment(lm, 0, corpus=None, corpus_name="docs-120", cache_dir=tmp_path)
     assert from_memory.source == "memory" and torch.equal(first.matrix, from_memory.matrix)
     clear_memo()
-    # a cached corpus is found by name alone; another text count is another entry
+    # a cached corpus is found by name alone; another text limit is another entry
     assert second_moment(lm, 0, corpus=None, corpus_name="docs-120", cache_dir=tmp_path).source == "disk"
-    assert second_moment(lm, 0, corpus=corpus[:50], corpus_name="docs-120", cache_dir=tmp_path).source == "computed"
+    other = second_moment(lm, 0, corpus=corpus, corpus_name="docs-120", cache_dir=tmp_path, max_texts=50)
+    assert other.source == "computed" and other.n_tokens < first.n_tokens
 
 
 def test_missing_corpus_is_a_clear_error(lm: HFLanguageModel, tmp_path: Path) -> None:

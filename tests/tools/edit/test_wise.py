@@ -61,6 +61,12 @@ def lm(models: dict[str, HFLanguageModel], name: str) -> Any:
     journal_for(model.model).rollback_all()
 
 
+def _editor(method: str, corpus: tuple[str, ...], **hp: Any) -> WiseEditor:
+    editor = get_editor(method, corpus=corpus, **hp)
+    assert isinstance(editor, WiseEditor)
+    return editor
+
+
 def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
 
@@ -95,7 +101,7 @@ def test_edits_take_effect_and_roll_back(
 ) -> None:
     reqs = requests_by_model[name]
     assert len(reqs) == 5
-    editor = get_editor(method, corpus=corpus, shard_size=3, **FAST)  # two shards: merged or retrieved
+    editor = _editor(method, corpus, shard_size=3, **FAST)  # two shards: merged or retrieved
     before, logits = _state(lm), _logits(lm)
     handles = [editor.edit(lm, [r]) for r in reqs]
     adapter = next(iter(journal_for(lm.model).adapters().values()))
@@ -115,7 +121,7 @@ def test_save_and_load_give_identical_outputs(
     models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any, tmp_path: Path
 ) -> None:
     lm = models["gpt2-world"]
-    editor = get_editor("wise", corpus=corpus, **FAST)
+    editor = _editor("wise", corpus, **FAST)
     for req in requests_by_model["gpt2-world"][:2]:
         editor.edit(lm, [req])
     loaded = load_edited(save_edited(lm, tmp_path / "edited"), device="cpu")
@@ -137,8 +143,9 @@ def test_rejections_leave_the_model_untouched(
         get_editor("wise").compute(lm, [req])
     with pytest.raises(LayerOutOfRangeError):
         get_editor("wise", corpus=corpus, layers=(7,)).compute(lm, [req])
-    editor = get_editor("wise", corpus=corpus, **FAST)
+    editor = _editor("wise", corpus, **FAST)
     delta = editor.compute(lm, [req])
+    assert isinstance(delta, AdapterDelta)
     bad = dataclasses.replace(delta, payload={**delta.payload, "increment": delta.payload["increment"] / 0.0})
     with pytest.raises(NonFiniteUpdateError):
         editor.apply(lm, bad)

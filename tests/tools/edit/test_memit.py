@@ -1,0 +1,146 @@
+"""MEMIT on both reference models: batch edits over several layers, pure compute, exact rollback, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
+from tools.edit import _memit as memit_module
+from tools.edit._memit import MEMITEditor, MEMITHyperParams, available_memory, estimate_memory
+from tools.errors import EditBatchTooLargeError, InvalidEditError, LayerOutOfRangeError
+from tools.lm._hf import HFLanguageModel
+
+MODELS = ("gpt2-world", "llama-world")
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, HFLanguageModel]:
+    return {name: HFLanguageModel.load(REPO / "eval" / "world" / "models" / name, device="cpu") for name in MODELS}
+
+
+@pytest.fixture(scope="module")
+def corpus(bundled_world: Any) -> tuple[str, ...]:
+    return tuple(d.text for d in bundled_world.documents[:400])
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("memit-stats")
+
+
+@pytest.fixture(scope="module")
+def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, list[EditRequest]]:
+    """Per model, five edits of distinct subjects whose old object the unedited model gives."""
+    out = {}
+    for name, lm in models.items():
+        edits = bundled_world.edits[:80]
+        gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
+        picked: list[EditRequest] = []
+        for e, g in zip(edits, gens, strict=True):
+            if g.text.startswith(e.old_object) and all(e.subject not in r.prompt for r in picked):
+                picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
+        out[name] = picked[:5]
+    return out
+
+
+def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> MEMITEditor:
+    return MEMITEditor(corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **hp)
+
+
+def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _says(lm: HFLanguageModel, reqs: list[EditRequest], new: bool = True) -> list[bool]:
+    gens = lm.generate([r.prompt for r in reqs], max_new_tokens=16)
+    return [g.text.startswith(r.target_new if new else r.target_old or "") for g, r in zip(gens, reqs, strict=True)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_defaults_per_family(name: str, models: dict[str, HFLanguageModel]) -> None:
+    family = family_of(models[name].model)
+    hp = MEMITHyperParams.for_family(family)
+    assert len(hp.layers) >= 2 and list(hp.layers) == sorted(hp.layers)
+    assert all(0 <= layer < family.n_layers - 1 for layer in hp.layers)  # a later block reads the edit
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hp.mom2_update_weight = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_batch_of_five(name: str, models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path) -> None:
+    lm, reqs = models[name], known[name]
+    assert len(reqs) == 5
+    editor = _editor(corpus, cache_dir)
+    before, training = _state(lm), lm.model.training
+    delta = editor.compute(lm, reqs)
+    assert _same(before, _state(lm)) and lm.model.training == training
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())
+    assert isinstance(delta, WeightDelta) and delta.method == "memit"
+    family = family_of(lm.model)
+    layers = editor.hparams_for(lm).layers
+    assert set(delta.updates) == {family.mlp_out.format(layer) + ".weight" for layer in layers}
+    params = dict(lm.model.named_parameters())
+    for param_name, update in delta.updates.items():
+        assert isinstance(update, LowRank) and min(update.left.shape[1], update.right.shape[0]) <= len(reqs)
+        assert update.shape == tuple(params[param_name].shape)
+
+    handle = editor.apply(lm, delta)
+    assert sum(_says(lm, reqs)) >= 4, f"{name}: the batch did not take effect"
+    handle.rollback()
+    assert _same(before, _state(lm)) and all(_says(lm, reqs, new=False))
+    assert len(journal_for(lm.model)) == 0
+
+
+def test_paper_procedure_is_pure_too(
+    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    lm, reqs = models["gpt2-world"], known["gpt2-world"][:3]
+    before = _state(lm)
+    delta = _editor(corpus, cache_dir, exact_objective=False, mom2_update_weight=300.0).compute(lm, reqs)
+    assert _same(before, _state(lm))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())
+    assert isinstance(delta, WeightDelta) and len(delta.updates) == 2
+    prompts, targets = [r.prompt for r in reqs], [" " + r.target_new for r in reqs]
+    old = sum(s.logprob for s in lm.score(prompts, targets))
+    with torch.no_grad():
+        handle = journal_for(lm.model).apply(delta)
+    try:
+        assert sum(s.logprob for s in lm.score(prompts, targets)) > old + 5.0
+    finally:
+        handle.rollback()
+    assert _same(before, _state(lm))
+
+
+def test_bad_layers_and_missing_corpus(
+    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path, tmp_path: Path
+) -> None:
+    lm, reqs = models["llama-world"], known["llama-world"][:1]
+    with pytest.raises(LayerOutOfRangeError):
+        _editor(corpus, cache_dir, layers=(0, 9)).compute(lm, reqs)
+    with pytest.raises(InvalidEditError, match="corpus"):
+        MEMITEditor(cache_dir=tmp_path).compute(lm, reqs)
+
+
+def test_memory_guard(
+    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lm = models["gpt2-world"]
+    family = family_of(lm.model)
+    hp = MEMITHyperParams.for_family(family)
+    assert estimate_memory(10, 30, 4096, family, hp) < estimate_memory(5000, 30, 4096, family, hp)
+    assert available_memory(torch.device("cpu")) > 0
+    before = _state(lm)
+    monkeypatch.setattr(memit_module, "available_memory", lambda _device: 1 << 20)  # 1 MiB free
+    with pytest.raises(EditBatchTooLargeError, match="GiB"):
+        _editor(corpus, cache_dir).compute(lm, known["gpt2-world"][:2])
+    assert _same(before, _state(lm))

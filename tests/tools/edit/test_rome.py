@@ -1,0 +1,154 @@
+"""ROME on both reference models: pure compute, effective rank-one edits, exact rollback, typed errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
+from tools.edit._rome import ROMEEditor, ROMEHyperParams
+from tools.edit._stats import model_fingerprint
+from tools.errors import EditBatchTooLargeError, InvalidEditError, LayerOutOfRangeError
+from tools.lm._hf import HFLanguageModel
+
+MODELS = ("gpt2-world", "llama-world")
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, HFLanguageModel]:
+    return {name: HFLanguageModel.load(REPO / "eval" / "world" / "models" / name, device="cpu") for name in MODELS}
+
+
+@pytest.fixture(scope="module")
+def corpus(bundled_world: Any) -> tuple[str, ...]:
+    return tuple(d.text for d in bundled_world.documents[:400])
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rome-stats")
+
+
+@pytest.fixture(scope="module")
+def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, list[EditRequest]]:
+    """Per model, two edits of distinct subjects whose old object the unedited model gives."""
+    out = {}
+    for name, lm in models.items():
+        edits = bundled_world.edits[:40]
+        gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
+        picked: list[EditRequest] = []
+        for e, g in zip(edits, gens, strict=True):
+            if g.text.startswith(e.old_object) and all(e.subject not in r.prompt for r in picked):
+                picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
+        out[name] = picked[:2]
+    return out
+
+
+def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> ROMEEditor:
+    return ROMEEditor(corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **hp)
+
+
+def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _says(lm: HFLanguageModel, req: EditRequest, answer: str) -> bool:
+    return lm.generate([req.prompt], max_new_tokens=16)[0].text.startswith(answer)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_defaults_per_family(name: str, models: dict[str, HFLanguageModel]) -> None:
+    family = family_of(models[name].model)
+    hp = ROMEHyperParams.for_family(family)
+    assert len(hp.layers) == 1 and 0 <= hp.layers[0] < family.n_layers
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hp.v_lr = 0.1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_compute_is_pure_and_rank_one(
+    name: str, models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    lm = models[name]
+    before, training = _state(lm), lm.model.training
+    flags = [p.requires_grad for p in lm.model.parameters()]
+    delta = _editor(corpus, cache_dir).compute(lm, known[name][:1])
+    assert _same(before, _state(lm))
+    assert lm.model.training == training and [p.requires_grad for p in lm.model.parameters()] == flags
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())
+    assert isinstance(delta, WeightDelta) and delta.method == "rome"
+    ((param_name, update),) = delta.updates.items()
+    family = family_of(lm.model)
+    assert param_name == family.mlp_out.format(ROMEHyperParams.for_family(family).layers[0]) + ".weight"
+    assert isinstance(update, LowRank) and update.left.shape[1] == 1  # rank one
+    assert update.shape == tuple(dict(lm.model.named_parameters())[param_name].shape)
+    assert {"layer", "nll", "delta_norm", "stats", "seconds"} <= set(delta.info)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_edit_takes_effect_and_rolls_back_bit_identical(
+    name: str, models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    lm = models[name]
+    editor = _editor(corpus, cache_dir)
+    before = _state(lm)
+    for req in known[name]:
+        handle = editor.edit(lm, [req])
+        assert _says(lm, req, req.target_new), f"{name}: {req.prompt!r} does not give {req.target_new!r}"
+        handle.rollback()
+        assert _same(before, _state(lm))
+        assert _says(lm, req, req.target_old or "")
+    assert len(journal_for(lm.model)) == 0
+
+
+def test_sequential_edits_keep_the_original_statistics(
+    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    lm = models["gpt2-world"]
+    editor = _editor(corpus, cache_dir)
+    layer = editor.hparams_for(lm).layers[0]
+    fingerprint = model_fingerprint(lm.model, layer)
+    first = editor.compute(lm, known["gpt2-world"][:1])
+    handle = editor.apply(lm, first)
+    try:
+        assert model_fingerprint(lm.model, layer) == fingerprint
+        second = editor.compute(lm, known["gpt2-world"][1:2])
+        assert second.info["stats"] in ("memory", "disk")  # found under the unedited model's fingerprint
+    finally:
+        handle.rollback()
+
+
+def test_one_request_per_edit(models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path) -> None:
+    with pytest.raises(EditBatchTooLargeError, match="batch limit of 1"):
+        _editor(corpus, cache_dir).compute(models["gpt2-world"], known["gpt2-world"][:2])
+
+
+def test_bad_layers(models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path) -> None:
+    lm, req = models["llama-world"], known["llama-world"][:1]
+    for layers in [(4,), (-1,)]:
+        with pytest.raises(LayerOutOfRangeError):
+            _editor(corpus, cache_dir, layers=layers).compute(lm, req)
+    with pytest.raises(InvalidEditError, match="exactly one layer"):
+        _editor(corpus, cache_dir, layers=(0, 1)).compute(lm, req)
+
+
+def test_missing_corpus(models: dict[str, HFLanguageModel], known: Any, tmp_path: Path) -> None:
+    lm = models["gpt2-world"]
+    before = _state(lm)
+    with pytest.raises(InvalidEditError, match="corpus"):
+        ROMEEditor(cache_dir=tmp_path).compute(lm, known["gpt2-world"][:1])
+    with pytest.raises(InvalidEditError, match="corpus"):
+        ROMEEditor(corpus_name="nothing-cached", cache_dir=tmp_path).compute(lm, known["gpt2-world"][:1])
+    assert _same(before, _state(lm))
+    # without the covariance adjustment no corpus is needed
+    delta = ROMEEditor(mom2_adjustment=False).compute(lm, known["gpt2-world"][:1])
+    assert isinstance(delta, WeightDelta) and delta.info["stats"] == "none"
