@@ -142,5 +142,5 @@ def test_neighbours_that_are_edited_subjects_do_not_count_for_locality() -> None
         )
 
     kept = without_edited_neighbours([case("Nokia", ["Nortel", "BASF"]), case("Nortel", ["HP Inc."])])
-    assert [p.prompt for p in kept[0].locality] == ["BASF's CEO is"]
-    assert [p.prompt for p in kept[1].locality] == ["HP Inc.'s CEO is"]
+    assert [p[0] for p in kept[0].locality] == ["BASF's CEO is"]
+    assert [p[0] for p in kept[1].locality] == ["HP Inc.'s CEO is"]
