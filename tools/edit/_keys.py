@@ -31,6 +31,7 @@ __all__ = [
     "ModelAndTokenizer",
     "ValueOptions",
     "ValueResult",
+    "answer_ends",
     "compute_values",
     "context_templates",
     "outputs_at_subject",
@@ -62,6 +63,7 @@ class ValueOptions:
     clamp_norm_factor: float  # ||delta|| <= factor * ||init||
     kl_factor: float  # weight of KL(original || edited) on the "{subject} is a" prompt
     early_stop_loss: float = 5e-2  # a request stops once its target NLL (per token) is below this
+    stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
 
 
 @dataclass(frozen=True)
@@ -149,15 +151,23 @@ class _Batch:
 
 
 def _encode(
-    lm: ModelAndTokenizer, texts: Sequence[str], subject_chars: Sequence[int], targets: Sequence[str | None]
+    lm: ModelAndTokenizer,
+    texts: Sequence[str],
+    subject_chars: Sequence[int],
+    targets: Sequence[str | None],
+    ends: Sequence[int | None] | None = None,
 ) -> _Batch:
-    """Right-padded ids of ``text + target``; labels mark the target tokens at the positions predicting them."""
+    """Right-padded ids of ``text + target (+ end token)``; labels mark the target tokens (and the end token)
+    at the positions predicting them."""
     tok = lm.tokenizer
     device = next(lm.model.parameters()).device
     rows, labels_at, lookup = [], [], []
-    for text, char, target in zip(texts, subject_chars, targets, strict=True):
+    for i, (text, char, target) in enumerate(zip(texts, subject_chars, targets, strict=True)):
         p_ids = list(tok(text, add_special_tokens=False)["input_ids"])
         t_ids = list(tok(target_text(text, target), add_special_tokens=False)["input_ids"]) if target else []
+        end = ends[i] if ends is not None else None
+        if t_ids and end is not None:
+            t_ids.append(end)
         rows.append(p_ids + t_ids)
         labels_at.append((len(p_ids) - 1, t_ids))
         lookup.append(_token_at_char(tok, text, char))
@@ -256,7 +266,36 @@ class _Chunk:
     n_tokens: torch.Tensor  # (r * n_tpl,) target tokens per templated prompt
 
 
-def _chunk(lm: ModelAndTokenizer, requests: Sequence[EditRequest], ids: range, templates: Sequence[str]) -> _Chunk:
+@torch.no_grad()
+def answer_ends(lm: ModelAndTokenizer, prompts: Sequence[str], answers: Sequence[str | None]) -> list[int | None]:
+    """The token the model puts after each ``prompt + answer`` when it ends the answer there, else ``None``.
+
+    Used with the old answer: the edited model should close the new answer the way it closed the old one
+    (``"... is named Digna Baltus."``, not ``"Digna Baltusdot"``). A token counts as an ending when it is the
+    end-of-text token or its text starts with something other than a letter or digit (``"."``, ``","``,
+    a newline); a word-continuing token gives ``None``.
+    """
+    out: list[int | None] = [None] * len(prompts)
+    rows = [i for i, a in enumerate(answers) if a]
+    if not rows:
+        return out
+    tok = lm.tokenizer
+    batch = _encode(
+        lm, [prompts[i] + target_text(prompts[i], answers[i] or "") for i in rows], [0] * len(rows), [None] * len(rows)
+    )
+    logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (n, T, V)
+    last = batch.attention_mask.sum(dim=1) - 1  # (n,)
+    best = _at_lookup(logits, last).argmax(dim=-1).tolist()  # (n,)
+    for i, token in zip(rows, best, strict=True):
+        text = tok.decode([token]).lstrip(" ")
+        if token == tok.eos_token_id or (text and not text[0].isalnum()):
+            out[i] = int(token)
+    return out
+
+
+def _chunk(
+    lm: ModelAndTokenizer, requests: Sequence[EditRequest], ids: range, templates: Sequence[str], stop: bool
+) -> _Chunk:
     texts: list[str] = []
     chars: list[int] = []
     targets: list[str | None] = []
@@ -268,12 +307,14 @@ def _chunk(lm: ModelAndTokenizer, requests: Sequence[EditRequest], ids: range, t
             chars.append(char)
             targets.append(requests[r].target_new)
             owner.append(r)
+    ends = answer_ends(lm, texts, [requests[r].target_old for r in owner]) if stop else [None] * len(texts)
     for r in ids:  # the KL ("essence") prompts come last
         texts.append(f"{requests[r].subject} is a")
         chars.append(len(requests[r].subject) - 1)
         targets.append(None)
         owner.append(r)
-    batch = _encode(lm, texts, chars, targets)
+        ends.append(None)
+    batch = _encode(lm, texts, chars, targets, ends)
     device = batch.input_ids.device
     n_rw = len(ids) * len(templates)
     mask = batch.labels[:n_rw] != -100  # (n_rw, T)
@@ -359,7 +400,10 @@ def compute_values(
     model = lm.model
     n_req = len(requests)
     step = max(1, chunk_size)
-    chunks = [_chunk(lm, requests, range(lo, min(lo + step, n_req)), templates) for lo in range(0, n_req, step)]
+    chunks = [
+        _chunk(lm, requests, range(lo, min(lo + step, n_req)), templates, options.stop_after_target)
+        for lo in range(0, n_req, step)
+    ]
     init = outputs_at_subject(lm, module_path, requests)  # (R, d)
     device = init.device
     delta = torch.zeros_like(init, requires_grad=True)

@@ -74,6 +74,7 @@ class MEMITHyperParams:
     v_weight_decay: float = 0.1  # weight of ||delta|| / ||z_init||^2
     clamp_norm_factor: float = 4.0  # ||delta|| <= factor * ||z_init||
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
+    v_stop_after_target: bool = True  # also fit the token that ends the old answer ("." after the object)
     v_early_stop_loss: float = 0.01  # a request stops once its target's mean NLL per token is below this
     mom2_update_weight: float = 1_000.0  # lambda for one request: weight of the corpus keys against the batch's
     mom2_batch_exponent: float = 0.5  # lambda grows as B ** exponent (0: the paper's constant lambda)
@@ -111,6 +112,7 @@ class MEMITHyperParams:
             clamp_norm_factor=self.clamp_norm_factor,
             kl_factor=self.kl_factor,
             early_stop_loss=self.v_early_stop_loss,
+            stop_after_target=self.v_stop_after_target,
         )
 
 

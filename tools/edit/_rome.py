@@ -53,6 +53,7 @@ class ROMEHyperParams:
     v_weight_decay: float = 0.1  # weight of ||delta|| / ||v_init||^2
     clamp_norm_factor: float = 50.0  # ||delta|| <= factor * ||v_init|| (the small models need ~10x)
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
+    v_stop_after_target: bool = True  # also fit the token that ends the old answer ("." after the object)
     v_early_stop_loss: float = 0.01  # stop once the target's mean NLL per token is below this
     exact_objective: bool = True  # optimise v* through the rank-one update itself (False: at the subject only)
     n_context_templates: int = 5  # random prefixes besides the bare prompt (keys and values average over them)
@@ -85,6 +86,7 @@ class ROMEHyperParams:
             clamp_norm_factor=self.clamp_norm_factor,
             kl_factor=self.kl_factor,
             early_stop_loss=self.v_early_stop_loss,
+            stop_after_target=self.v_stop_after_target,
         )
 
 

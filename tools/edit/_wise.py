@@ -69,6 +69,7 @@ class WiseHyperParams:
     act_ratio: float  # threshold = act_ratio * min over edits of their mean in-scope score
     n_irrelevant: int  # corpus sentences used as irrelevant inputs per edit
     n_swaps: int  # hard irrelevant inputs: the prompt (and question forms) about this many other names
+    hard: float  # weight of the hard irrelevant inputs' second moment (relative to the corpus sample's)
     n_prefixes: int  # random prefixes (sampled from the model) per prompt variant
     questions: bool  # also train question forms of the prompt (in the model's prompt format)
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
@@ -96,6 +97,7 @@ class WiseHyperParams:
             act_ratio=0.5,
             n_irrelevant=128,
             n_swaps=32,
+            hard=10.0,
             n_prefixes=2,
             questions=True,
             seed=0,
@@ -117,6 +119,7 @@ class WiseHyperParams:
             margin_weight=self.margin_weight,
             n_irrelevant=self.n_irrelevant,
             n_swaps=self.n_swaps,
+            hard=self.hard,
             n_prefixes=self.n_prefixes,
             questions=self.questions,
             seed=self.seed,

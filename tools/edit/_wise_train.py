@@ -72,6 +72,7 @@ class TrainSettings:
     margin_weight: float
     n_irrelevant: int
     n_swaps: int
+    hard: float
     n_prefixes: int
     questions: bool
     seed: int
@@ -212,6 +213,10 @@ def _solve_masked(
     """
     rows, cols = mask_idx // d_in, mask_idx % d_in
     counts = torch.bincount(rows, minlength=targets.shape[1]).tolist()
+    if all(c == d_in for c in counts):  # no mask: every row shares one system
+        system = keys.T @ keys + penalty
+        system = system + 1e-6 * system.diagonal().mean().clamp(min=1e-12) * torch.eye(d_in, device=keys.device)
+        return torch.linalg.solve(system, keys.T @ targets).T.reshape(-1)  # (out, in) row-major
     out = torch.zeros(mask_idx.numel(), device=keys.device, dtype=torch.float32)
     offset = 0
     for r, count in enumerate(counts):
@@ -270,17 +275,19 @@ def train_shard(
     docs = _irrelevant(corpus, requests, settings.n_irrelevant, settings.seed)
     doc_ids, doc_attn = _pad_right(model.tokenizer, docs, device)
     doc_acts = _inputs(net, path, doc_ids, doc_attn)[doc_attn.bool()]  # (n_doc, in)
-    parts = [doc_acts, acts[outside]]
+    negatives = torch.cat([doc_acts, acts[outside]])  # (n_neg, in)
     others = [v for r in requests for v in swapped(model, corpus, r, settings)]
+    hard = torch.zeros(0, d_in, device=device)  # (n_hard, in) the other names' prompts, every position
     if others:
         o_ids, o_attn = _pad_right(model.tokenizer, [v.prompt for v in others], device)
-        parts.append(_inputs(net, path, o_ids, o_attn)[o_attn.bool()])
-    negatives = torch.cat(parts)  # (n_neg, in)
+        hard = _inputs(net, path, o_ids, o_attn)[o_attn.bool()]
     dtype = next(base.parameters()).dtype
     with torch.no_grad():
         main_out = base(acts.to(dtype)).float()  # (B, T, out)
         norm = float(base(doc_acts.to(dtype)).float().norm(dim=-1).median())
     gram = negatives.T @ negatives / negatives.shape[0]  # (in, in) second moment of irrelevant inputs
+    if hard.numel():
+        gram = gram + settings.hard * hard.T @ hard / hard.shape[0]
     if prior is not None:
         gram = (gram + prior.float()) / 2
     gram = gram + settings.damping * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions
