@@ -20,7 +20,7 @@ from tools.lm._hf import HFLanguageModel
 
 MODELS = ["gpt2-world", "llama-world"]
 PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])
-FAST = {"steps": 80, "n_prefixes": 0, "n_irrelevant": 16}  # enough for a handful of edits, quick on a CPU
+FAST = {"v_steps": 80, "n_prefixes": 0, "n_irrelevant": 16, "n_swaps": 4}  # quick on a CPU, enough for a few edits
 
 
 @pytest.fixture(scope="module")
