@@ -50,6 +50,7 @@ class ModelAndTokenizer(Protocol):
     def tokenizer(self) -> Any: ...
 
 
+_RECHECK = 5  # steps between re-evaluations of chunks whose requests have all converged
 _STARTERS = ("The", "Therefore", "Because", "I", "You", "In", "It", "When", "This", "However")
 
 
@@ -391,7 +392,8 @@ def compute_values(
     token of ``"{subject} is a"``, plus ``weight_decay * ||delta|| / ||init||^2``; after each Adam step
     ``||delta||`` is clamped to ``clamp_norm_factor * ||init||``. All requests are optimised together (forward
     passes of ``chunk_size`` requests, gradients accumulated); a request whose NLL is below
-    ``early_stop_loss`` is left as it is while it stays there; the optimisation ends when all are.
+    ``early_stop_loss`` is left as it is while it stays there (a chunk of converged requests is re-evaluated
+    only every few steps); the optimisation ends when all are.
 
     Returns:
         ``init`` (``module_path``'s output at the subject's last token of the bare prompt) and
@@ -413,9 +415,11 @@ def compute_values(
     kl_init: dict[int, torch.Tensor] = {}
     nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
-    for _ in range(max(options.steps, 1)):
+    for it in range(max(options.steps, 1)):
         opt.zero_grad()
         for c, chunk in enumerate(chunks):
+            if c in kl_init and it % _RECHECK and not bool((nll_now[chunk.requests] >= options.early_stop_loss).any()):
+                continue  # every request of the chunk has converged: look again only every _RECHECK steps
             with _shifted(model, chunk, delta, module_path, directions):
                 out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
             logp = torch.log_softmax(head(out.last_hidden_state[chunk.pick_rows, chunk.pick_pos]).float(), dim=-1)

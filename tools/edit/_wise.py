@@ -130,7 +130,8 @@ class WiseHyperParams:
 class _Edit:
     shard: int
     increment: torch.Tensor  # (nnz,) added to the shard's masked entries
-    keys: torch.Tensor  # (m, in) in-scope module inputs of the edit prompt
+    keys: torch.Tensor  # (m, in) in-scope module inputs of the edit prompt and its variants
+    quiet: torch.Tensor  # (q, in) module inputs around the subject (prompt and target): later edits keep them
     floor: float  # the irrelevant margin (absolute) used when training it
 
 
@@ -138,7 +139,8 @@ class WiseAdapter(EditAdapter):
     """A WISE side memory (merged or one per shard) with its router around one linear module (``kind = "wise"``).
 
     Config: ``mask_ratio``, ``seed``, ``density``, ``act_ratio``, ``retrieve``. Payload of one edit: ``increment``
-    ``(nnz,)``, ``keys`` ``(m, in)`` (float), ``shard`` (int), ``floor`` (float), ``retrieve`` (bool).
+    ``(nnz,)``, ``keys`` ``(m, in)``, ``quiet`` ``(q, in)`` (float), ``shard`` (int), ``floor`` (float),
+    ``retrieve`` (bool).
     """
 
     kind: ClassVar[str] = "wise"
@@ -210,6 +212,7 @@ class WiseAdapter(EditAdapter):
             raise InvalidEditError(f"wise: edit {edit_id!r} is already in the side memory")
         try:
             increment, keys, shard = payload["increment"], payload["keys"], payload["shard"]
+            quiet = payload["quiet"]
             floor, retrieve = payload["floor"], payload["retrieve"]
         except KeyError as exc:
             raise InvalidEditError(f"wise: payload lacks {exc}") from exc
@@ -218,8 +221,8 @@ class WiseAdapter(EditAdapter):
             raise InvalidEditError(f"wise: this module already holds {mode} edits; do not mix wise and wise-retrieve")
         if not isinstance(shard, int) or shard < 0:
             raise InvalidEditError(f"wise: shard must be a non-negative int, got {shard!r}")
-        if not isinstance(increment, torch.Tensor) or not isinstance(keys, torch.Tensor):
-            raise InvalidEditError("wise: increment and keys must be tensors")
+        if not all(isinstance(t, torch.Tensor) for t in (increment, keys, quiet)):
+            raise InvalidEditError("wise: increment, keys and quiet must be tensors")
         nnz = self.mask(shard).numel()
         if tuple(increment.shape) != (nnz,):
             raise InvalidEditError(
@@ -228,12 +231,21 @@ class WiseAdapter(EditAdapter):
             )
         if keys.dim() != 2 or keys.shape[1] != self._d_in or keys.shape[0] < 1:
             raise InvalidEditError(f"wise: keys must be (m, {self._d_in}), got {tuple(keys.shape)}")
+        if quiet.dim() != 2 or quiet.shape[1] != self._d_in:
+            raise InvalidEditError(f"wise: quiet must be (q, {self._d_in}), got {tuple(quiet.shape)}")
         check_finite("wise increment", increment)
         check_finite("wise keys", keys)
+        check_finite("wise quiet", quiet)
         if not torch.isfinite(torch.tensor(float(floor))):
             check_finite("wise floor", torch.tensor(float(floor)))
         dev, f32 = self._device, torch.float32
-        return _Edit(shard, increment.detach().to(dev, f32), keys.detach().to(dev, f32), float(floor))
+        return _Edit(
+            shard,
+            increment.detach().to(dev, f32),
+            keys.detach().to(dev, f32),
+            quiet.detach().to(dev, f32),
+            float(floor),
+        )
 
     def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
         """Add one edit's increment to its shard and merge again (validated first: on error nothing changes).
@@ -290,10 +302,10 @@ class WiseAdapter(EditAdapter):
         return torch.zeros(self._d_out, self._d_in, device=self._device)
 
     def anchors(self) -> torch.Tensor:
-        """``(M, in)`` the in-scope inputs of every edit held (new edits keep the side memory's output there)."""
+        """``(M, in)`` every held edit's in-scope and surrounding inputs (new edits keep the output there)."""
         if not self._edits:
             return torch.zeros(0, self._d_in, device=self._device)
-        return torch.cat([e.keys for e in self._edits.values()])
+        return torch.cat([t for e in self._edits.values() for t in (e.keys, e.quiet)])
 
     def thresholds(self) -> list[float]:
         """The router's threshold of each side memory (one unless retrieving)."""
@@ -334,6 +346,7 @@ class WiseAdapter(EditAdapter):
         for i, edit in enumerate(self._edits.values()):
             tensors[f"edit{i}.increment"] = edit.increment
             tensors[f"edit{i}.keys"] = edit.keys
+            tensors[f"edit{i}.quiet"] = edit.quiet
         for i, delta in enumerate(self._memories):
             tensors[f"memory{i}"] = delta
         meta = {
@@ -350,7 +363,8 @@ class WiseAdapter(EditAdapter):
         dev = adapter._device
         for i, (edit_id, shard, floor) in enumerate(meta["edits"]):
             inc, keys = tensors[f"edit{i}.increment"].to(dev), tensors[f"edit{i}.keys"].to(dev)
-            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, float(floor))
+            quiet = tensors[f"edit{i}.quiet"].to(dev)
+            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor))
         adapter._thresholds = [float(t) for t in meta["thresholds"]]
         adapter._memories = [tensors[f"memory{i}"].to(dev) for i in range(len(adapter._thresholds))]
         return adapter
@@ -409,6 +423,7 @@ class WiseEditor(BaseEditor[WiseHyperParams]):
         payload = {
             "increment": trained.increment,
             "keys": trained.keys,
+            "quiet": trained.quiet,
             "shard": shard,
             "floor": trained.info["norm"] * hparams.low,
             "retrieve": self.retrieve,

@@ -84,6 +84,7 @@ class TrainedShard:
 
     increment: torch.Tensor  # (nnz,) added to the shard's masked entries by this edit
     keys: torch.Tensor  # (m, in) module inputs at the in-scope positions of the edit prompts and variants
+    quiet: torch.Tensor  # (q, in) module inputs around the subject in the unprefixed variants (prompt and target)
     info: dict[str, float]
 
 
@@ -115,11 +116,17 @@ def _sample_prefixes(model: LocalLanguageModel, n: int, seed: int, length: int =
     return out
 
 
-def variants(model: LocalLanguageModel, req: EditRequest, settings: TrainSettings) -> list[EditRequest]:
-    """The edit prompt, its question forms, and all of them after random prefixes (the prompt comes first)."""
+def prompt_forms(model: LocalLanguageModel, req: EditRequest, settings: TrainSettings) -> list[str]:
+    """The edit prompt and (if enabled) its question forms in the model's prompt format."""
     forms = [req.prompt]
     if settings.questions:
         forms += [model.prompt_format.question(q) for q in question_forms(req.prompt)]
+    return forms
+
+
+def variants(model: LocalLanguageModel, req: EditRequest, settings: TrainSettings) -> list[EditRequest]:
+    """The edit prompt, its question forms, and all of them after random prefixes (the prompt comes first)."""
+    forms = prompt_forms(model, req, settings)
     prefixes = _sample_prefixes(model, settings.n_prefixes, settings.seed) if settings.n_prefixes > 0 else []
     texts = forms + [p + f for p in prefixes for f in forms]
     return [EditRequest(t, req.subject, req.target_new) for t in texts]
@@ -160,9 +167,7 @@ def swapped(
     The names are capitalised spans of random corpus sentences, so the router learns to key on the subject
     rather than on the relation's wording or on "a name ended here".
     """
-    forms = [req.prompt]
-    if settings.questions:
-        forms += [model.prompt_format.question(q) for q in question_forms(req.prompt)]
+    forms = prompt_forms(model, req, settings)
     rng = random.Random(_seed_of([req], settings.seed) + 1)
     names = _names(corpus, settings.n_swaps, rng, [req.subject])
     return [EditRequest(f.replace(req.subject, name, 1), name, req.target_new) for name in names for f in forms]
@@ -260,6 +265,7 @@ def train_shard(
     device = current.device
     d_out, d_in = current.shape
     per_request = [variants(model, r, settings) for r in requests]
+    forms = {f for r in requests for f in prompt_forms(model, r, settings)}
     all_variants = [v for vs in per_request for v in vs]
     owner = torch.tensor([i for i, vs in enumerate(per_request) for _ in vs], device=device)  # (B,)
     enc = encode_requests(model.tokenizer, all_variants, device)
@@ -319,8 +325,9 @@ def train_shard(
             nll.mean().backward()
             opt.step()
     change = dv.detach()
-    if settings.value_norm > 0:  # one norm for every edit, so one threshold fits them all
-        change = change * (settings.value_norm * norm / change.norm(dim=-1, keepdim=True).clamp(min=1e-6))
+    if settings.value_norm > 0:  # at least one common norm, so one threshold fits every edit
+        length = change.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        change = change * (settings.value_norm * norm / length).clamp(min=1.0)
     targets = change[owner] - keys @ current.T  # (B, out) what the increment must add at the keys
 
     # 2. the masked ridge solve
@@ -362,4 +369,6 @@ def train_shard(
         "cur_at_keys": float((keys @ current.T).norm(dim=-1).mean()),
         "inc_neg_med": float((negatives @ (final - current).T).norm(dim=-1).median()),
     }
-    return TrainedShard(increment=increment.detach().clone(), keys=keys.detach().clone(), info=info)
+    unprefixed = torch.tensor([v.prompt in forms for v in all_variants], device=device)
+    quiet = acts[outside & unprefixed[:, None]]
+    return TrainedShard(increment.detach().clone(), keys.detach().clone(), quiet.detach().clone(), info)

@@ -150,11 +150,14 @@ def test_rejections_leave_the_model_untouched(
     with pytest.raises(NonFiniteUpdateError):
         editor.apply(lm, bad)
     adapter = WiseAdapter.create(nn.Linear(6, 4), {**_config(), "retrieve": False})
-    payload = {**delta.payload, "keys": torch.zeros(1, 6), "increment": torch.zeros(adapter.mask(0).numel())}
+    zeros = torch.zeros(adapter.mask(0).numel())
+    payload = {**delta.payload, "keys": torch.zeros(1, 6), "quiet": torch.zeros(2, 6), "increment": zeros}
     with pytest.raises(NonFiniteUpdateError):  # the adapter checks on its own too
         adapter.add("x", {**payload, "keys": torch.full((1, 6), float("nan"))})
     with pytest.raises(InvalidEditError):  # an increment that does not fit the shard's mask
         adapter.add("x", {**payload, "increment": torch.zeros(3)})
+    with pytest.raises(InvalidEditError):  # surrounding inputs of the wrong width
+        adapter.add("x", {**payload, "quiet": torch.zeros(2, 5)})
     with pytest.raises(InvalidEditError):  # a wise-retrieve edit into a merged side memory
         adapter.add("x", {**payload, "retrieve": True})
     assert not adapter.edit_ids()
@@ -173,7 +176,15 @@ def test_router_shards_and_exact_bookkeeping_on_a_toy_module() -> None:
 
     def payload(shard: int, scale: float) -> dict[str, Any]:
         n = adapter.mask(shard).numel()
-        return {"increment": torch.full((n,), scale), "keys": key, "shard": shard, "floor": 0.0, "retrieve": False}
+        quiet = torch.zeros(0, 6)
+        return {
+            "increment": torch.full((n,), scale),
+            "keys": key,
+            "quiet": quiet,
+            "shard": shard,
+            "floor": 0.0,
+            "retrieve": False,
+        }
 
     adapter.add("a", payload(0, 1.0))
     adapter.add("b", payload(0, 2.0))
