@@ -11,6 +11,7 @@ All state lives under one home: ``--home DIR``, else ``$FACTAGENT_HOME``, else `
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -71,6 +72,39 @@ class KGSettings(_Section):
     schema_file: str = ""  # empty: the packaged world schema (kg/schema/world.ttl)
 
 
+class PolicySettings(_Section):
+    """The agent's routing thresholds (``factagent calibrate`` writes them; see ``agent/_policy.py``)."""
+
+    kg_link: float = Field(default=0.5, ge=0, le=1)
+    memory: float = Field(default=0.45, ge=0, le=1)
+    rag_prob: float = Field(default=0.3, ge=0, le=1)
+    require_support: bool = True
+    model: float = Field(default=0.6, ge=0, le=1)
+    familiarity: float = Field(default=-4.0, le=0)
+    target_hallucination: float = Field(default=0.02, ge=0, le=1)
+    calibrated_on: str = ""  # what the thresholds were fitted on (empty: the defaults)
+
+
+class TellSettings(_Section):
+    """How told statements become edits (``agent/tell``): roles, rate limits, parametric mode.
+
+    Roles are ``admin``, ``trusted``, ``user`` and ``untrusted``; an ``untrusted`` user's statement that
+    contradicts a fact from a trusted source is quarantined for review instead of being applied.
+    """
+
+    roles: dict[str, Literal["admin", "trusted", "user", "untrusted"]] = {}  # user name -> role
+    default_role: Literal["admin", "trusted", "user", "untrusted"] = "user"  # role of users not in ``roles``
+    untrusted_policy: Literal["contradictions", "all"] = "contradictions"  # what of theirs is quarantined
+    edits_per_minute: int = Field(default=30, ge=0)  # per user, token bucket; 0 = unlimited
+    rate_limit_exempt: tuple[Literal["admin", "trusted", "user", "untrusted"], ...] = ("admin", "trusted")
+    max_message_chars: int = Field(default=4_000, ge=1)
+    interpreter: Literal["templates", "llm"] = "templates"  # llm: the [endpoint] model, JSON validated
+    parametric: Literal["off", "immediate", "consolidate"] = "off"  # also edit the local model's weights
+    parametric_method: str = "rome"  # editor for ``immediate``
+    consolidate_method: str = "memit"  # editor for ``consolidate`` (one batch per call)
+    consolidate_batch: int = Field(default=64, ge=1)  # at most this many facts per consolidation batch
+
+
 class Settings(_Section):
     """The whole ``config.toml``."""
 
@@ -79,6 +113,8 @@ class Settings(_Section):
     endpoint: EndpointSettings = EndpointSettings()
     memory: MemorySettings = MemorySettings()
     kg: KGSettings = KGSettings()
+    tell: TellSettings = TellSettings()
+    policy: PolicySettings = PolicySettings()
 
 
 @dataclass(frozen=True)
@@ -133,3 +169,38 @@ def open_home(home: str | Path | None = None) -> Home:
     except OSError as exc:
         raise ConfigError(f"cannot create home {root}: {exc}") from exc
     return Home(root=root, settings=load_settings(root / CONFIG_FILE))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def dump_settings(settings: Settings) -> str:
+    """``settings`` as TOML text (one table per section), readable by :func:`load_settings`."""
+    blocks = []
+    for section, values in settings.model_dump().items():
+        lines = [f"[{section}]"] + [f"{key} = {_toml_value(v)}" for key, v in values.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def save_settings(home: Home, settings: Settings) -> Home:
+    """Write ``settings`` to the home's ``config.toml`` (atomically) and return the updated home."""
+    path = home.root / CONFIG_FILE
+    tmp = path.with_suffix(".toml.tmp")
+    try:
+        tmp.write_text(dump_settings(settings), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    return Home(root=home.root, settings=settings)

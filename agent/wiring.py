@@ -18,13 +18,17 @@ from agent.retrieval import HybridRetriever
 from tools.errors import ConfigError
 
 if TYPE_CHECKING:
+    from agent._policy import PolicyThresholds
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
     from memory import Database, Embedder, VectorMemory
+    from tools.lm import HFLanguageModel
 
-__all__ = ["WorkingMemory", "load_embedder", "open_working_memory"]
+__all__ = ["WorkingMemory", "load_embedder", "load_language_model", "open_working_memory", "policy_thresholds"]
 
 logger = logging.getLogger(__name__)
 DATABASE_FILE = "state.sqlite"
+# the bundled GPT-2 reference model (a path into the package data; agent code does not import eval)
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "eval" / "world" / "models" / "gpt2-world"
 
 
 @dataclass
@@ -105,3 +109,24 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     relations = RelationLinker(schema.templates(), embedder, cache_dir=home.path("cache"))
     retriever = HybridRetriever(memory, graph, entities, relations)
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever)
+
+
+def load_language_model(home: Home) -> HFLanguageModel:
+    """The local model the settings name (the bundled GPT-2 reference model by default).
+
+    Raises:
+        ModelLoadError: the directory holds no model.
+    """
+    from tools.lm import HFLanguageModel
+
+    cfg = home.settings.model
+    path = Path(cfg.path) if cfg.path else BUNDLED_MODEL
+    return HFLanguageModel.load(path, device=cfg.device or None)
+
+
+def policy_thresholds(home: Home) -> PolicyThresholds:
+    """The routing thresholds in the settings (calibrated, or the defaults)."""
+    from agent._policy import PolicyThresholds
+
+    p = home.settings.policy
+    return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity)

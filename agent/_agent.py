@@ -1,0 +1,150 @@
+"""The agent: ask (route to KG, retrieval, the model's own knowledge, or abstain), tell, rollback, history.
+
+``Agent.open(home)`` builds the default stack from a home directory; tests and other callers can pass the
+parts to the constructor instead. The namespace of a question is the memory scope searched
+(``Scope(agent_id=namespace)``) together with the shared namespaces (the reference world's documents live in
+``"world"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from agent._answer import Answer, Signals
+from agent._policy import PolicyThresholds, decide
+from agent._signals import SignalCollector
+from memory import Scope
+from tools.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from agent.config import Home
+    from agent.wiring import WorkingMemory
+    from tools.lm import LanguageModel
+
+__all__ = ["MAX_QUESTION_CHARS", "Agent"]
+
+logger = logging.getLogger(__name__)
+MAX_QUESTION_CHARS = 2_000
+
+
+def check_question(question: object) -> str:
+    """A non-empty question of at most :data:`MAX_QUESTION_CHARS` characters.
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError("a question must be a non-empty string")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidInputError(f"a question must be at most {MAX_QUESTION_CHARS} characters, got {len(question)}")
+    return question.strip()
+
+
+class Agent:
+    """Answers questions from the knowledge graph, the vector memory or the model, or abstains.
+
+    Args:
+        wm: the working memory (vector memory, KG, linkers, retriever).
+        lm: the language model (local for parametric edits; any backend for answering).
+        thresholds: the routing policy's thresholds (``factagent calibrate`` fits them).
+        shared: namespaces every question also searches.
+        tell: the tell pipeline (``agent.tell``); ``None`` makes the agent read-only.
+    """
+
+    def __init__(
+        self,
+        wm: WorkingMemory,
+        lm: LanguageModel,
+        *,
+        thresholds: PolicyThresholds | None = None,
+        shared: Sequence[str] = ("world",),
+        tell: Any | None = None,
+    ) -> None:
+        self.wm = wm
+        self.lm = lm
+        self.thresholds = thresholds or PolicyThresholds()
+        self.shared = tuple(shared)
+        self.collector = SignalCollector(wm.retriever, wm.entities, wm.relations, wm.graph.schema.templates(), lm)
+        self._tell = tell
+
+    def scopes(self, namespace: str) -> list[Scope]:
+        """The memory scopes a question in ``namespace`` searches."""
+        names = dict.fromkeys([namespace, *self.shared])
+        return [Scope(agent_id=n) for n in names]
+
+    def signals(self, questions: Sequence[str], namespace: str = "default") -> list[Signals]:
+        """Measured signals for each question (no decision)."""
+        checked = [check_question(q) for q in questions]
+        return self.collector.collect(checked, self.scopes(namespace))
+
+    def ask(self, question: str, namespace: str = "default") -> Answer:
+        """Answer one question (see :meth:`ask_many`)."""
+        return self.ask_many([question], namespace)[0]
+
+    def ask_many(self, questions: Sequence[str], namespace: str = "default") -> list[Answer]:
+        """Answer questions, batching the model calls; each answer carries its action, confidence and citations.
+
+        Raises:
+            InvalidInputError: an empty or oversized question (nothing is answered).
+        """
+        start = time.perf_counter()
+        signals = self.signals(questions, namespace)
+        answers = [self.decide(s) for s in signals]
+        per = (time.perf_counter() - start) / max(1, len(answers))
+        return [_with_latency(a, per) for a in answers]
+
+    def decide(self, s: Signals) -> Answer:
+        """The policy's answer for measured signals."""
+        d = decide(s, self.thresholds)
+        return Answer(d.text, d.action, d.confidence, d.citations, d.reason, 0.0, s)
+
+    # -- tell / rollback / history (OneEdit's pipeline, agent.tell) -----------------------------------
+
+    @property
+    def pipeline(self) -> Any:
+        if self._tell is None:
+            raise InvalidInputError("this agent was opened read-only (no tell pipeline)")
+        return self._tell
+
+    def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
+        """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
+        result = self.pipeline.tell(statement, user=user, namespace=namespace)
+        self.wm.refresh_entities()
+        return result
+
+    def rollback(self, edit_id: str, user: str = "user") -> Any:
+        """Undo one edit in KG, memory and weights together."""
+        return self.pipeline.rollback(edit_id, user=user)
+
+    def history(self, subject: str) -> Any:
+        """Edits touching ``subject``, newest first."""
+        return self.pipeline.history(subject)
+
+    @classmethod
+    def open(cls, home: Home, lm: LanguageModel | None = None, *, with_tell: bool = True) -> Agent:
+        """The default stack under ``home``: its working memory, model, calibrated thresholds, tell pipeline."""
+        from agent.wiring import load_language_model, open_working_memory, policy_thresholds
+
+        wm = open_working_memory(home)
+        model = lm or load_language_model(home)
+        tell = None
+        if with_tell:
+            from agent.tell import TellPipeline
+
+            from tools.lm import LocalLanguageModel
+
+            local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
+            tell = TellPipeline.open(wm, home.settings, lm=local)
+        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell)
+
+    def close(self) -> None:
+        self.wm.close()
+
+
+def _with_latency(answer: Answer, seconds: float) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, latency_s=seconds)

@@ -1,0 +1,129 @@
+"""Fitting the policy's thresholds to a target hallucination rate on graded dev questions.
+
+Signals are measured once per question; every threshold setting on a grid is then scored without touching
+the model: each question becomes correct, incorrect or abstained under the setting. Among the settings whose
+hallucination rate (incorrect / N) is at most the target, the one with the highest coverage of answerable
+questions wins (ties: fewer incorrect, then the stricter setting). The target is met on the dev questions by
+construction; the test questions, never seen here, measure whether it holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent._answer import Signals
+from agent._policy import PolicyThresholds, decide
+from tools.errors import InvalidInputError
+
+__all__ = ["Calibration", "calibrate"]
+
+logger = logging.getLogger(__name__)
+
+GRID = {
+    "kg_link": (0.3, 0.5, 0.7, 0.9),
+    "memory": tuple(np.round(np.arange(0.2, 0.95, 0.05), 2)),
+    "rag_prob": tuple(np.round(np.arange(0.0, 1.0, 0.1), 2)),
+    "require_support": (True, False),
+    "model": tuple(np.round(np.arange(0.0, 1.0001, 0.02), 2)),
+    "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5),
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The chosen thresholds and what they give on the calibration questions."""
+
+    thresholds: PolicyThresholds
+    n: int
+    hallucination_rate: float
+    coverage: float
+    accuracy: float
+    target: float
+    feasible: bool  # some setting met the target (else the one with the fewest hallucinations is returned)
+
+
+def _outcomes(
+    signals: Sequence[Signals],
+    golds: Sequence[Sequence[str]],
+    t: PolicyThresholds,
+    grade: Callable[[str, Sequence[str]], bool],
+) -> np.ndarray:
+    """Per question: 1 correct, -1 incorrect, 0 abstained."""
+    out = np.zeros(len(signals), dtype=np.int8)
+    for i, (s, gold) in enumerate(zip(signals, golds, strict=True)):
+        d = decide(s, t)
+        if d.action != "abstain":
+            out[i] = 1 if gold and grade(d.text, gold) else -1
+    return out
+
+
+def calibrate(
+    signals: Sequence[Signals],
+    golds: Sequence[Sequence[str]],
+    grade: Callable[[str, Sequence[str]], bool],
+    *,
+    target: float = 0.02,
+) -> Calibration:
+    """Fit thresholds on graded questions (``golds[i]`` empty = unanswerable: any answer is incorrect).
+
+    The grid is searched coordinate-wise per source, because each source's outcome depends only on its own
+    thresholds and on whether an earlier source answered: KG first, then retrieval, then the model.
+
+    Raises:
+        InvalidInputError: no questions, mismatched lengths, or a target outside [0, 1].
+    """
+    if not signals or len(signals) != len(golds):
+        raise InvalidInputError("calibration needs one gold answer list per signal, and at least one question")
+    if not 0.0 <= target <= 1.0:
+        raise InvalidInputError(f"target hallucination rate must be in [0, 1], got {target}")
+    n = len(signals)
+    answerable = np.array([bool(g) for g in golds])
+    best: tuple[tuple[float, ...], PolicyThresholds, np.ndarray] | None = None
+    fallback: tuple[tuple[float, ...], PolicyThresholds, np.ndarray] | None = None
+    # the model threshold varies fastest: precompute per-question decisions for every other setting
+    conf = np.array([s.model_confidence if s.model and s.model.text else -1.0 for s in signals])
+    fam = np.array([0.0 if s.familiarity is None else s.familiarity for s in signals])
+    model_only: dict[tuple[float, bool], np.ndarray] = {}
+    others = itertools.product(GRID["kg_link"], GRID["memory"], GRID["rag_prob"], GRID["require_support"])
+    for kg_link, memory, rag_prob, support in others:
+        upstream = PolicyThresholds(kg_link, memory, rag_prob, support, 1.01, 0.0)  # the model never answers
+        pre = _outcomes(signals, golds, upstream, grade)
+        open_ = pre == 0
+        if (memory, support) not in model_only:  # outcome if the model answered every question it can
+            model_only[memory, support] = _outcomes(
+                signals, golds, PolicyThresholds(1.01, memory, 1.01, support, 0.0), grade
+            )
+        para = model_only[memory, support]
+        for m, f in itertools.product(GRID["model"], GRID["familiarity"]):
+            t = PolicyThresholds(kg_link, memory, rag_prob, support, float(m), float(f))
+            res = pre.copy()
+            takes = open_ & (conf >= m) & (fam >= f)
+            res[takes] = para[takes]
+            wrong = int((res == -1).sum())
+            covered = float((res[answerable] != 0).mean()) if answerable.any() else 0.0
+            key = (covered, -wrong, kg_link, memory, rag_prob, float(m), float(f))
+            if wrong / n <= target and (best is None or key > best[0]):
+                best = (key, t, res)
+            fkey = (-wrong, covered)
+            if fallback is None or fkey > fallback[0]:
+                fallback = (fkey, t, res)
+    chosen = best or fallback
+    assert chosen is not None
+    _, t, res = chosen
+    if best is None:
+        logger.warning("no threshold setting reaches %.3f hallucination on these questions", target)
+    covered = float((res[answerable] != 0).mean()) if answerable.any() else 0.0
+    return Calibration(
+        thresholds=t,
+        n=n,
+        hallucination_rate=float((res == -1).mean()),
+        coverage=covered,
+        accuracy=float((res == 1).mean()),
+        target=target,
+        feasible=best is not None,
+    )

@@ -1,0 +1,101 @@
+"""The routing policy: from measured signals to one action (KG, retrieval, parametric, abstain).
+
+In order, the first source that clears its threshold answers:
+1. ``kg``: a valid KG fact for the linked (subject, relation), link score >= ``kg_link``. Told and loaded
+   facts live there, so newer, trusted memory wins over the model whenever they disagree.
+2. ``retrieval``: memory's best passage scores >= ``memory``, the model's answer over the top passages has
+   first-token probability >= ``rag_prob``, and (with ``require_support``) that answer occurs in a passage.
+3. ``parametric``: the model's closed-book confidence (first-token probability x paraphrase agreement,
+   discounted when it says the same about a content-free subject) >= ``model``, the subject's name is familiar
+   to the model (``familiarity``), and no supported memory passage above ``memory`` says otherwise.
+4. ``abstain``, saying which source fell short and by how much.
+
+The thresholds are fitted by :func:`agent._calibrate.calibrate` on the world's dev questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from agent._answer import Action, Signals
+from agent._signals import answers_agree
+from agent.retrieval import Evidence
+
+__all__ = ["Decision", "PolicyThresholds", "decide"]
+
+
+@dataclass(frozen=True)
+class PolicyThresholds:
+    """The policy's thresholds (all in [0, 1])."""
+
+    kg_link: float = 0.5
+    memory: float = 0.45
+    rag_prob: float = 0.3
+    require_support: bool = True
+    model: float = 0.6
+    familiarity: float = -4.0  # the model answers only about subjects whose name it scores at least this
+
+    def as_dict(self) -> dict[str, float | bool]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy chose: the action, the answer text, its confidence, citations, and why."""
+
+    action: Action
+    text: str
+    confidence: float
+    citations: tuple[Evidence, ...]
+    reason: str
+
+
+def _kg_answer(s: Signals) -> str:
+    objects = [e.citation.triple.object for e in s.kg if e.citation.triple is not None]
+    if s.relation is not None:
+        on_topic = [
+            e.citation.triple.object for e in s.kg if e.citation.triple and e.citation.triple.relation == s.relation
+        ]
+        objects = on_topic or objects
+    return ", ".join(dict.fromkeys(objects))
+
+
+def decide(s: Signals, t: PolicyThresholds) -> Decision:
+    """Pick the action for one question's signals (see the module docstring)."""
+    kg = [e for e in s.kg if e.citation.triple is not None and e.score >= t.kg_link]
+    if kg:
+        text = _kg_answer(Signals(s.question, relation=s.relation, kg=tuple(kg)))
+        return Decision("kg", text, max(e.score for e in kg), tuple(kg), "kg hit")
+    rag = s.rag
+    in_memory = rag is not None and s.memory_top >= t.memory and bool(rag.text)
+    if rag is not None and in_memory and rag.prob >= t.rag_prob and (s.rag_supported or not t.require_support):
+        why = f"memory {s.memory_top:.2f} >= {t.memory:.2f}, answer p={rag.prob:.2f}"
+        return Decision("retrieval", rag.text, rag.prob * s.memory_top, s.memory[:3], why)
+    model = s.model
+    confidence = s.model_confidence
+    familiar = s.familiarity is None or s.familiarity >= t.familiarity
+    if model is not None and model.text and confidence >= t.model and familiar:
+        if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
+            return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
+        agree = "" if s.agreement is None else f", agreement {s.agreement:.2f}"
+        return Decision("parametric", model.text, confidence, (), f"model p={model.prob:.2f}{agree}")
+    return Decision("abstain", "", 0.0, (), _why_not(s, t))
+
+
+def _why_not(s: Signals, t: PolicyThresholds) -> str:
+    parts = []
+    if s.kg:
+        parts.append(f"kg link {max(e.score for e in s.kg):.2f} < {t.kg_link:.2f}")
+    else:
+        parts.append("no kg fact")
+    if s.memory:
+        rag = f", answer p={s.rag.prob:.2f}" if s.rag else ""
+        support = "" if s.rag_supported else " (answer not in the passages)"
+        parts.append(f"memory {s.memory_top:.2f}{rag}{support}")
+    else:
+        parts.append("no memory hit")
+    if s.familiarity is not None and s.familiarity < t.familiarity:
+        parts.append(f"subject unfamiliar to the model ({s.familiarity:.1f} < {t.familiarity:.1f})")
+    else:
+        parts.append(f"model confidence {s.model_confidence:.2f} < {t.model:.2f}")
+    return "; ".join(parts)

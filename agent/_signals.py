@@ -1,0 +1,283 @@
+"""Measuring the signals of ``Agent.ask``: KG hits, retrieval scores and support, the model's own confidence.
+
+For each question, batched over many:
+1. link (subject, relation): the KG's entity mentions with the relation linker, or else a relation template
+   matched word for word (which also yields the subject's text when the subject is not in the KG);
+2. retrieve KG facts and memory passages (``HybridRetriever``) in each namespace the caller may read;
+3. ask the model with the top passages in its context (RAG) and check its answer occurs in them;
+4. ask the model closed-book, and again with other phrasings of the same (subject, relation) (the
+   relation's cloze templates first): agreement = share of phrasings giving the same answer;
+5. score how familiar the subject's name is to the model (its tokens' mean log-probability in the question);
+6. ask the question once more about a content-free subject ("N/A"): an answer the model gives whatever the
+   subject is its prior for the relation (the most common object), not knowledge of this subject (the
+   content-free input of contextual calibration, Zhao et al. 2021).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from agent._answer import ModelView, Signals
+from agent.retrieval import Evidence, HybridRetriever
+from kg import EntityLinker, RelationLinker, normalize_mention
+from memory import Scope
+from tools.errors import UnknownNamespaceError
+from tools.lm import LanguageModel
+
+__all__ = ["SignalCollector", "answers_agree"]
+
+logger = logging.getLogger(__name__)
+
+
+def answers_agree(a: str, b: str) -> bool:
+    """Two short answers name the same thing: equal after normalisation, or one starts with the other."""
+    x, y = normalize_mention(a), normalize_mention(b)
+    if not x or not y:
+        return False
+    return x == y or x.startswith(y + " ") or y.startswith(x + " ")
+
+
+def supported_by(answer: str, passages: Sequence[str], subject: str | None = None) -> bool:
+    """The answer occurs (normalised, word-aligned) in a passage that also names ``subject`` (when known)."""
+    a = normalize_mention(answer)
+    s = normalize_mention(subject) if subject else ""
+    for passage in passages:
+        text = f" {normalize_mention(passage)} "
+        if a and f" {a} " in text and (not s or f" {s} " in text):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Link:
+    subject: str
+    relation: str
+    score: float
+    template: str | None
+
+
+_QUESTION_WORDS = frozenset(
+    [
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "which",
+        "where",
+        "when",
+        "why",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "in",
+        "on",
+        "at",
+    ]
+)
+_CONNECTORS = frozenset(
+    ["of", "de", "la", "le", "van", "von", "der", "den", "du", "da", "di", "al", "el", "y", "and", "the"]
+)
+_WORD = re.compile(r"[\w\-.'’]+", re.UNICODE)
+NULL_SUBJECT = "N/A"  # a content-free subject: what the model answers for it is its prior, not knowledge
+
+
+def capitalised_span(question: str) -> str | None:
+    """The longest run of capitalised words (with connectors such as "of") in ``question``, or ``None``.
+
+    A name the knowledge graph does not know is still the question's subject: "Which university did
+    Pivae Rolvrind attend?" -> "Pivae Rolvrind". A question word opening the sentence does not count.
+    """
+    words = [(m.group(0), m.start()) for m in _WORD.finditer(question)]
+    best: tuple[int, int] | None = None
+    i = 0
+    while i < len(words):
+        word = words[i][0]
+        opening = i == 0 and word.lower() in _QUESTION_WORDS
+        if not word[:1].isupper() or opening:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(words) and (
+            words[j][0][:1].isupper()
+            or (words[j][0] in _CONNECTORS and j + 1 < len(words) and words[j + 1][0][:1].isupper())
+        ):
+            j += 1
+        if best is None or j - i > best[1] - best[0]:
+            best = (i, j)
+        i = j
+    if best is None:
+        return None
+    start = words[best[0]][1]
+    last, at = words[best[1] - 1]
+    span = question[start : at + len(last)]
+    return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    head, _, tail = template.partition("{}")
+    return re.compile(r"^\s*" + re.escape(head) + r"(?P<s>.+?)" + re.escape(tail) + r"\s*$", re.IGNORECASE)
+
+
+class SignalCollector:
+    """Computes :class:`Signals` for questions (see the module docstring).
+
+    Args:
+        retriever: KG + memory retrieval.
+        entities, relations: the linkers (the retriever's).
+        templates: relation id -> its phrasings (``{}`` = subject), for linking and paraphrases.
+        lm: the model answering closed-book and with context.
+        k: passages retrieved; ``context``: how many of them go into the RAG prompt.
+        n_paraphrases: other phrasings asked per question.
+    """
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        entities: EntityLinker,
+        relations: RelationLinker,
+        templates: Mapping[str, Sequence[str]],
+        lm: LanguageModel,
+        *,
+        k: int = 5,
+        context: int = 3,
+        n_paraphrases: int = 2,
+        max_new_tokens: int = 12,
+    ) -> None:
+        self._retriever = retriever
+        self._entities = entities
+        self._relations = relations
+        self._templates = {r: tuple(ts) for r, ts in templates.items()}
+        self._patterns = [(r, t, _template_regex(t)) for r, ts in self._templates.items() for t in ts]
+        self.lm = lm
+        self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
+
+    def link(self, question: str) -> _Link | None:
+        """The best (subject, relation) for ``question``, or ``None``."""
+        best: _Link | None = None
+        for mention in self._entities.find_mentions(question)[:3]:
+            for rel in self._relations.link(question, mention.surface, k=1):
+                score = mention.link.score * rel.score
+                if best is None or score > best.score:
+                    best = _Link(mention.link.entity.label, rel.relation, score, rel.template)
+        if best is not None and best.score >= 0.5:
+            return best
+        for relation, template, pattern in self._patterns:
+            match = pattern.match(question)
+            if match:
+                return _Link(match.group("s").strip(), relation, 1.0, template)
+        span = capitalised_span(question)
+        if best is None and span is not None:
+            for rel in self._relations.link(question, span, k=1):
+                best = _Link(span, rel.relation, rel.score, rel.template)
+        return best
+
+    def paraphrase_prompts(self, link: _Link) -> list[str]:
+        """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
+        others = [t for t in self._templates.get(link.relation, ()) if t != link.template]
+        ordered = [t for t in others if not t.rstrip().endswith("?")] + [t for t in others if t.rstrip().endswith("?")]
+        prompts = []
+        for template in ordered[: self.n_paraphrases]:
+            text = template.replace("{}", link.subject)
+            prompts.append(self.lm.prompt_format.question(text) if text.rstrip().endswith("?") else text)
+        return prompts
+
+    def _familiarity(self, drafts: Sequence[Signals]) -> dict[int, float]:
+        """Mean log-probability of each linked subject's tokens after the question's words before it."""
+        score = getattr(self.lm, "score", None)
+        if score is None:
+            return {}
+        rows: list[tuple[int, str, str]] = []
+        for i, d in enumerate(drafts):
+            if d.subject and d.subject in d.question:
+                head = d.question[: d.question.index(d.subject)]
+                prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
+                rows.append((i, prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
+        if not rows:
+            return {}
+        scores = score([r[1] for r in rows], [r[2] for r in rows])
+        return {i: float(sc.mean_logprob) for (i, _, _), sc in zip(rows, scores, strict=True)}
+
+    def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
+        found: dict[tuple[str | None, str | None, str], Evidence] = {}
+        for scope in scopes:
+            try:
+                hits = self._retriever.retrieve(question, scope=scope, k=self.k)
+            except UnknownNamespaceError:
+                continue  # nothing was ever written there
+            for e in hits:
+                key = (e.citation.item_id, e.citation.assertion_id, e.text)
+                if key not in found or e.score > found[key].score:
+                    found[key] = e
+        return sorted(found.values(), key=lambda e: -e.score)[: self.k]
+
+    def collect(self, questions: Sequence[str], scopes: Sequence[Scope]) -> list[Signals]:
+        """Signals for each question; model calls are batched over all of them."""
+        drafts: list[Signals] = []
+        prompts: list[str] = []
+        slots: list[tuple[int, str]] = []  # (question index, "model" | "rag" | "para")
+        for i, question in enumerate(questions):
+            link = self.link(question)
+            evidence = self._retrieve(question, scopes)
+            kg = tuple(e for e in evidence if e.origin in ("kg", "both"))
+            memory = tuple(e for e in evidence if e.origin != "kg")
+            drafts.append(
+                Signals(
+                    question,
+                    subject=link.subject if link else None,
+                    relation=link.relation if link else None,
+                    link_score=link.score if link else 0.0,
+                    kg=kg,
+                    memory=memory,
+                )
+            )
+            prompts.append(self.lm.prompt_format.question(question))
+            slots.append((i, "model"))
+            if memory:
+                passages = [e.text for e in memory[: self.context]]
+                prompts.append(self.lm.prompt_format.with_context(passages, question))
+                slots.append((i, "rag"))
+            for prompt in self.paraphrase_prompts(link) if link else []:
+                prompts.append(prompt)
+                slots.append((i, "para"))
+            if link is not None and link.subject in question:
+                prompts.append(self.lm.prompt_format.question(question.replace(link.subject, NULL_SUBJECT)))
+                slots.append((i, "prior"))
+        gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
+        familiarity = self._familiarity(drafts)
+        views: dict[int, dict[str, list[ModelView]]] = {}
+        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+            view = ModelView(prompt, gen.text, gen.first_token_prob or 0.0, gen.margin or 0.0)
+            views.setdefault(i, {}).setdefault(kind, []).append(view)
+        out = []
+        for i, draft in enumerate(drafts):
+            got = views.get(i, {})
+            model = got.get("model", [None])[0]
+            rag = got.get("rag", [None])[0]
+            prior = got.get("prior", [None])[0]
+            paras = tuple(got.get("para", []))
+            agreement = None
+            if model is not None and paras:
+                agreement = sum(answers_agree(model.text, p.text) for p in paras) / len(paras)
+            passages = [e.text for e in draft.memory[: self.context]]
+            supported = rag is not None and supported_by(rag.text, passages, draft.subject)
+            out.append(
+                replace(
+                    draft,
+                    model=model,
+                    rag=rag,
+                    paraphrases=paras,
+                    agreement=agreement,
+                    rag_supported=supported,
+                    prior=prior,
+                    familiarity=familiarity.get(i),
+                )
+            )
+        return out
