@@ -1,0 +1,7 @@
+"""The decision-maker: ask (route to KG, memory, the model, or abstain), tell, rollback; CLI, chat and tools."""
+
+from agent._agent import Agent
+from agent._answer import Answer, ModelView, Signals
+from agent._policy import PolicyThresholds
+
+__all__ = ["Agent", "Answer", "ModelView", "PolicyThresholds", "Signals"]

@@ -133,7 +133,6 @@ class Agent:
         tell = None
         if with_tell:
             from agent.tell import TellPipeline
-
             from tools.lm import LocalLanguageModel
 
             local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights

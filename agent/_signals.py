@@ -136,6 +136,7 @@ class SignalCollector:
         lm: the model answering closed-book and with context.
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
+        kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class SignalCollector:
         context: int = 3,
         n_paraphrases: int = 2,
         max_new_tokens: int = 12,
+        kg_shortcut: float = 0.9,
     ) -> None:
         self._retriever = retriever
         self._entities = entities
@@ -158,6 +160,7 @@ class SignalCollector:
         self._patterns = [(r, t, _template_regex(t)) for r, ts in self._templates.items() for t in ts]
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
+        self.kg_shortcut = kg_shortcut
 
     def link(self, question: str) -> _Link | None:
         """The best (subject, relation) for ``question``, or ``None``."""
@@ -196,7 +199,7 @@ class SignalCollector:
             return {}
         rows: list[tuple[int, str, str]] = []
         for i, d in enumerate(drafts):
-            if d.subject and d.subject in d.question:
+            if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
                 prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
                 rows.append((i, prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
@@ -244,6 +247,8 @@ class SignalCollector:
                 passages = [e.text for e in memory[: self.context]]
                 prompts.append(self.lm.prompt_format.with_context(passages, question))
                 slots.append((i, "rag"))
+            if any(e.score >= self.kg_shortcut for e in kg):
+                continue  # an exact KG fact answers: the model's confidence signals would not be used
             for prompt in self.paraphrase_prompts(link) if link else []:
                 prompts.append(prompt)
                 slots.append((i, "para"))

@@ -11,8 +11,13 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   └── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
     ├── EmbedderError             the embedding model cannot be loaded or given bad input
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
-    │   └── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
+    │   ├── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
+    │   └── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
     ├── NotFoundError             no memory item, assertion or edit with that id
+    │   └── UnknownEditError      no told edit (or quarantined statement) with that id
+    ├── InterpretationError       an interpreter (e.g. an LLM) returned output that fails its schema
+    ├── RateLimitedError          a user told more edits than the rate limit allows (``retry_after`` seconds)
+    ├── PermissionDeniedError     a user's role does not allow the action (review, rolling back others' edits)
     ├── EditError                 a parametric edit could not be computed or applied; the model is unchanged
     │   ├── InvalidEditError      bad edit request (subject not in prompt, empty target) — also InvalidInputError
     │   │   ├── UnknownEditorError    no editor registered under that name
@@ -37,6 +42,7 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ContradictoryStatementError",
     "EditBatchTooLargeError",
     "EditError",
     "EmbedderError",
@@ -45,6 +51,7 @@ __all__ = [
     "EndpointUnreachableError",
     "FactagentError",
     "IndexCorruptError",
+    "InterpretationError",
     "InvalidEditError",
     "InvalidInputError",
     "LayerOutOfRangeError",
@@ -53,9 +60,12 @@ __all__ = [
     "ModelLoadError",
     "NonFiniteUpdateError",
     "NotFoundError",
+    "PermissionDeniedError",
     "QueryError",
+    "RateLimitedError",
     "StoreError",
     "TokenizerMismatchError",
+    "UnknownEditError",
     "UnknownEditorError",
     "UnknownNamespaceError",
     "WorldFormatError",
@@ -163,3 +173,27 @@ class NonFiniteUpdateError(EditError):
 
 class EditBatchTooLargeError(EditError):
     """The batch of edit requests exceeds the method's limit or the memory available."""
+
+
+class ContradictoryStatementError(InvalidInputError):
+    """One message gives two different objects to the same functional (subject, relation); nothing was applied."""
+
+
+class UnknownEditError(NotFoundError):
+    """No told edit (or quarantined statement) has the given id; nothing was changed."""
+
+
+class InterpretationError(FactagentError):
+    """An interpreter's output (e.g. an LLM's JSON) does not match its schema; nothing was applied."""
+
+
+class RateLimitedError(FactagentError):
+    """A user exceeded the edit rate limit; ``retry_after`` is the wait in seconds before the next edit."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermissionDeniedError(FactagentError):
+    """The user's role does not allow the action (reviewing quarantine, rolling back another user's edit)."""

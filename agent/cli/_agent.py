@@ -1,0 +1,209 @@
+"""``factagent ask``, ``factagent calibrate`` and ``factagent agent-bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent import Agent
+    from agent.config import Home
+    from eval.world._schema import World
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    """Add the ``ask``, ``calibrate`` and ``agent-bench`` commands."""
+    ask = sub.add_parser("ask", help="answer one question (with its action, confidence and citations)")
+    ask.add_argument("question")
+    ask.add_argument("--namespace", default="default", help="memory namespace (default: default)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(func=run_ask)
+
+    cal = sub.add_parser("calibrate", help="fit the routing thresholds on the world's dev questions")
+    cal.add_argument("--target", type=float, default=0.02, help="maximum hallucination rate (default 0.02)")
+    cal.add_argument("--limit", type=int, default=0, help="a seeded sample of this many dev questions (0: all)")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.set_defaults(func=run_calibrate)
+
+    bench = sub.add_parser("agent-bench", help="agent vs model alone vs plain RAG on the world's test questions")
+    bench.add_argument("--per-kind", type=int, default=0, help="test questions per kind (0: all)")
+    bench.add_argument("--locality", type=int, default=300, help="unrelated questions asked before and after")
+    bench.add_argument("--poison", type=int, default=50, help="trusted facts contradicted by untrusted users")
+    bench.add_argument("--calibrate-limit", type=int, default=0, help="dev questions when calibrating (0: all)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=run_bench)
+
+
+def _world() -> World:
+    from eval.world import load_world
+    from eval.world._pipeline import DATA_DIR
+
+    return load_world(DATA_DIR)
+
+
+def ensure_world_loaded(agent: Agent, world: World) -> int:
+    """Load the world's UNKNOWN documents and facts into the agent's memory unless they are there."""
+    from tqdm import tqdm
+
+    from eval.world._load_memory import WORLD_SCOPE, load_world_into
+
+    if WORLD_SCOPE in agent.wm.memory.scopes() and agent.wm.memory.count(WORLD_SCOPE) > 0:
+        return 0
+    with tqdm(total=None, desc="loading world", unit="doc", leave=False) as bar:
+        report = load_world_into(world, agent.wm.db, agent.wm.memory, agent.wm.graph, progress=bar.update)
+    agent.wm.refresh_entities()
+    return report.documents
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    """Answer one question."""
+    from agent import Agent
+    from agent.config import open_home
+
+    agent = Agent.open(open_home(args.home), with_tell=False)
+    try:
+        answer = agent.ask(args.question, namespace=args.namespace)
+    finally:
+        agent.close()
+    cites = [e.citation.edit_id or e.citation.assertion_id or e.citation.item_id for e in answer.citations]
+    if args.json:
+        row = {"text": answer.text, "action": answer.action, "confidence": answer.confidence}
+        print(json.dumps({**row, "citations": cites, "reason": answer.reason, "latency_s": answer.latency_s}))
+    else:
+        print(answer.text or "I don't know.", f"[{answer.action} · {answer.confidence:.2f} · {answer.reason}]")
+    return 0
+
+
+def calibrate_agent(agent: Agent, world: World, home: Home, *, target: float, limit: int, seed: int) -> Any:
+    """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them."""
+    from tqdm import tqdm
+
+    from agent._calibrate import calibrate
+    from agent.config import save_settings
+    from eval._normalize import exact_match
+
+    dev = [q for q in world.questions if q.split == "dev" and q.kind in ("known", "unknown", "unanswerable")]
+    if limit and len(dev) > limit:
+        dev = sorted(random.Random(seed).sample(dev, limit), key=lambda q: q.id)
+    signals = []
+    with tqdm(total=len(dev), desc="calibrating", unit="q", leave=False) as bar:
+        for start in range(0, len(dev), 64):
+            batch = dev[start : start + 64]
+            signals += agent.signals([q.text for q in batch])
+            bar.update(len(batch))
+    result = calibrate(signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=target)
+    t = result.thresholds
+    policy = home.settings.policy.model_copy(
+        update={
+            **{k: float(v) if not isinstance(v, bool) else v for k, v in t.as_dict().items()},
+            "target_hallucination": target,
+            "calibrated_on": f"world dev, {result.n} questions",
+        }
+    )
+    save_settings(home, home.settings.model_copy(update={"policy": policy}))
+    agent.thresholds = t
+    return result
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """``factagent calibrate``."""
+    from agent import Agent
+    from agent.config import open_home
+
+    home = open_home(args.home)
+    world = _world()
+    agent = Agent.open(home, with_tell=False)
+    try:
+        ensure_world_loaded(agent, world)
+        result = calibrate_agent(agent, world, home, target=args.target, limit=args.limit, seed=args.seed)
+    finally:
+        agent.close()
+    print(
+        f"calibrated on {result.n} dev questions: hallucination {result.hallucination_rate:.3f} "
+        f"(target {result.target}), coverage {result.coverage:.3f}"
+        + ("" if result.feasible else "  — target not reachable; fewest hallucinations chosen")
+    )
+    print("thresholds:", json.dumps(result.thresholds.as_dict()), f"saved to {home.root / 'config.toml'}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """``factagent agent-bench``: a fresh working memory in a temporary home, settings from the user's home."""
+    from tqdm import tqdm
+
+    from agent import Agent
+    from agent.config import Home, open_home
+    from eval.agent_bench import run_agent_bench
+
+    user_home = open_home(args.home)
+    world = _world()
+    bars: dict[str, Any] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        bar = bars.get(label) or bars.setdefault(label, tqdm(total=total, desc=label, leave=False))
+        bar.update(done - bar.n)
+
+    roles = {"editor": "trusted", "mallory": "untrusted"}
+    with tempfile.TemporaryDirectory(prefix="factagent-bench-") as tmp:
+        settings = _bench_settings(user_home.settings, roles)
+        home = Home(root=Path(tmp), settings=settings)
+        agent = Agent.open(home)
+        try:
+            ensure_world_loaded(agent, world)
+            calibrated_in_run = not settings.policy.calibrated_on
+            if calibrated_in_run:
+                calibrate_agent(
+                    agent,
+                    world,
+                    home,
+                    target=settings.policy.target_hallucination,
+                    limit=args.calibrate_limit,
+                    seed=args.seed,
+                )
+            result = run_agent_bench(
+                world,
+                agent,
+                per_kind=args.per_kind,
+                n_locality=args.locality,
+                n_poison=args.poison,
+                seed=args.seed,
+                progress=progress,
+            )
+        finally:
+            agent.close()
+            for bar in bars.values():
+                bar.close()
+    figures = {**result.figures, "calibrated_in_run": calibrated_in_run, "split": "test"}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        _print_table(figures)
+    return 0
+
+
+def _bench_settings(settings: Any, roles: dict[str, str]) -> Any:
+    """The user's settings, with the benchmark's trusted editor and untrusted user."""
+    tell = getattr(settings, "tell", None)
+    if tell is None or not hasattr(tell, "roles"):
+        return settings
+    merged = {**tell.roles, **roles}
+    return settings.model_copy(update={"tell": tell.model_copy(update={"roles": merged})})
+
+
+def _print_table(f: dict[str, Any]) -> None:
+    rows = [("agent", f), ("standalone", f["baselines"]["standalone"]), ("rag", f["baselines"]["rag"])]
+    print(f"{'setup':<12}{'halluc.':>9}{'coverage':>10}{'accuracy':>10}{'n':>7}")
+    for name, r in rows:
+        print(f"{name:<12}{r['hallucination_rate']:>9.3f}{r['coverage']:>10.3f}{r['accuracy']:>10.3f}{r['n']:>7}")
+    print(
+        f"edits: success {f['edit_success']:.3f}, held-out paraphrases {f['edit_generalization']:.3f}, "
+        f"unrelated unchanged {f['edit_locality']:.3f}; poisoned answers changed: {f['poisoned_answers_changed']}"
+    )

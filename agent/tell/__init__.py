@@ -1,0 +1,54 @@
+"""Telling the agent facts: OneEdit's Interpreter -> Controller -> Editor, with exact rollback and history.
+
+``TellPipeline.tell(statement, user)`` reads a message (:class:`TemplateInterpreter` from the schema's
+templates and entity linking, or :class:`LLMInterpreter` over an OpenAI-compatible endpoint), decides what
+it changes (:class:`Controller`: schema conflicts, trust and quarantine, rate limits, inverse and composed
+facts, the edit id) and writes it (:class:`TellEditor`: KG and vector memory in one transaction, an edit
+log, optionally the model's weights, journaled). ``rollback(edit_id)`` undoes all of it together;
+``history(subject)`` lists the edits about a subject.
+"""
+
+from agent.tell._controller import Controller, Decision, ModelBelief, augment
+from agent.tell._editor import TellEditor
+from agent.tell._interpreter import Interpreter, TemplateInterpreter
+from agent.tell._llm_interpreter import LLMInterpreter, LLMReply, LLMTriple
+from agent.tell._log import EditLog
+from agent.tell._parametric import ParametricEditor
+from agent.tell._phrasings import load_statement_phrasings
+from agent.tell._pipeline import TellPipeline
+from agent.tell._records import (
+    Claim,
+    EditRecord,
+    Interpretation,
+    QuarantineItem,
+    Role,
+    RollbackResult,
+    TellResult,
+)
+from agent.tell._trust import RateLimiter, TrustPolicy
+
+__all__ = [
+    "Claim",
+    "Controller",
+    "Decision",
+    "EditLog",
+    "EditRecord",
+    "Interpretation",
+    "Interpreter",
+    "LLMInterpreter",
+    "LLMReply",
+    "LLMTriple",
+    "ModelBelief",
+    "ParametricEditor",
+    "QuarantineItem",
+    "RateLimiter",
+    "Role",
+    "RollbackResult",
+    "TellEditor",
+    "TellPipeline",
+    "TellResult",
+    "TemplateInterpreter",
+    "TrustPolicy",
+    "augment",
+    "load_statement_phrasings",
+]

@@ -1,0 +1,232 @@
+"""The Interpreter: from a message to claims (triples), or "not an edit".
+
+:class:`TemplateInterpreter` is the embedded default. It splits the message into sentences, strips
+discourse markers ("Actually, ...", "... is now ..."), reads each statement through the schema's statement
+patterns (:mod:`agent.tell._patterns`) and links subject and object to known entities by exact label or
+alias; a name it does not know becomes a new entity. Questions and chit-chat are recognised as not-an-edit;
+a statement about something that matches no relation is kept as free text, never forced into a triple.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
+from agent.tell._records import Claim, Interpretation
+from agent.tell._sentences import (
+    clean_sentence,
+    is_chitchat,
+    is_question,
+    looks_like_a_name,
+    split_object,
+    split_sentences,
+)
+from kg import EntityLinker, KnowledgeGraph, Schema, normalize_mention
+from memory import Triple
+from tools.errors import ContradictoryStatementError, InvalidInputError
+
+__all__ = ["Interpreter", "TemplateInterpreter", "check_consistent", "interpretation_of"]
+
+logger = logging.getLogger(__name__)
+
+_PRONOUNS = {"it", "he", "she", "they", "him", "her", "them", "this company", "the company", "this person"}
+_LEAD_INS = {
+    "in", "by", "according", "as", "for", "on", "at", "from", "regarding", "speaking", "since", "after",
+    "officially", "technically", "formally", "strictly", "today", "currently", "nowadays", "historically",
+}  # fmt: skip
+_NEGATIONS = ("not ", "no longer ", "never ", "no one", "nobody", "none")
+
+
+@runtime_checkable
+class Interpreter(Protocol):
+    """Reads a message as claims, a question, chit-chat or free text."""
+
+    def interpret(self, text: str) -> Interpretation:
+        """The reading of ``text``.
+
+        Raises:
+            ContradictoryStatementError: two claims give different objects to one functional (subject, relation).
+            InterpretationError: the interpreter's own output was invalid (LLM interpreters).
+        """
+        ...
+
+
+def check_consistent(schema: Schema, claims: Sequence[Claim]) -> None:
+    """Raise :class:`ContradictoryStatementError` if two claims disagree on a functional (subject, relation)."""
+    seen: dict[tuple[str, str], Claim] = {}
+    for claim in claims:
+        t = claim.triple
+        if not schema.relation(t.relation).functional:
+            continue
+        key = (normalize_mention(t.subject), t.relation)
+        other = seen.setdefault(key, claim)
+        if normalize_mention(other.triple.object) != normalize_mention(t.object):
+            raise ContradictoryStatementError(
+                f"the message says both ({t.subject}, {t.relation}, {other.triple.object}) and "
+                f"({t.subject}, {t.relation}, {t.object}), but {t.relation} has one value; nothing was applied"
+            )
+
+
+def interpretation_of(
+    claims: Sequence[Claim], free_text: Sequence[str], questions: Sequence[str], chitchat: int
+) -> Interpretation:
+    """Assemble an :class:`Interpretation` (its kind and reason) from the sorted sentences of a message."""
+    by_fact: dict[tuple[str, str, str], Claim] = {}
+    for claim in claims:  # the same fact said twice is one claim
+        t = claim.triple
+        by_fact.setdefault((normalize_mention(t.subject), t.relation, normalize_mention(t.object)), claim)
+    unique = tuple(by_fact.values())
+    if unique:
+        kind, reason = "edit", f"{len(unique)} fact(s) stated"
+    elif free_text:
+        kind, reason = "free_text", "a statement that matches no known relation"
+    elif questions:
+        kind, reason = "question", "a question, not a statement"
+    else:
+        kind, reason = "chitchat", "chit-chat: no fact, no question" if chitchat else "nothing to note"
+    return Interpretation(kind, unique, tuple(free_text), tuple(questions), reason)  # type: ignore[arg-type]
+
+
+class TemplateInterpreter:
+    """The schema's statement patterns plus exact entity linking.
+
+    Args:
+        schema: the relation schema (its cloze templates and labels give the statement patterns).
+        entity_linker: links subject and object names to known entities (label, then alias; no embedding).
+        graph: optional; when two relations read a sentence equally well, the one the subject (or object)
+            already has facts of wins.
+        phrasings: further statement phrasings by relation id (the schema file's ``fa:statement``, see
+            :func:`agent.tell.load_statement_phrasings`).
+
+    Example:
+        >>> interpreter = TemplateInterpreter(load_schema(), EntityLinker())  # doctest: +SKIP
+        >>> interpreter.interpret("Actually, the CEO of Acme is now Jane Roe.").claims[0].triple  # doctest: +SKIP
+        Triple(subject='Acme', relation='company_ceo', object='Jane Roe')
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        entity_linker: EntityLinker,
+        graph: KnowledgeGraph | None = None,
+        phrasings: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self._schema = schema
+        self._linker = entity_linker
+        self._graph = graph
+        self._patterns: tuple[StatementPattern, ...] = statement_patterns(schema, phrasings)
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    def interpret(self, text: str) -> Interpretation:
+        """Read ``text`` sentence by sentence (see the module docstring).
+
+        Raises:
+            InvalidInputError: ``text`` is not a non-empty string.
+            ContradictoryStatementError: two claims give different objects to one functional (subject, relation).
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("a message must be a non-empty string")
+        claims: list[Claim] = []
+        free: list[str] = []
+        questions: list[str] = []
+        chitchat = 0
+        for sentence in split_sentences(text, self._joins):
+            if is_chitchat(sentence):
+                chitchat += 1
+                continue
+            if sentence.rstrip().endswith("?"):
+                questions.append(sentence)
+                continue
+            cleaned = clean_sentence(sentence)
+            claim = self._read(sentence, cleaned, claims[-1].triple.subject if claims else None)
+            if claim is not None:
+                claims.append(claim)
+            elif is_question(sentence):
+                questions.append(sentence)
+            elif self._mentions(cleaned) or looks_like_a_name(cleaned):
+                free.append(sentence)
+            else:
+                chitchat += 1
+        check_consistent(self._schema, claims)
+        result = interpretation_of(claims, free, questions, chitchat)
+        logger.debug("interpreted %r as %s (%s)", text[:80], result.kind, result.reason)
+        return result
+
+    # -- one sentence ----------------------------------------------------------------------------------
+
+    def _read(self, sentence: str, cleaned: str, previous_subject: str | None) -> Claim | None:
+        matches = match_sentence(self._patterns, cleaned)
+        if not matches:
+            return None
+        best = max(matches, key=lambda m: self._rank(m))
+        if best.object_text.lower().startswith(_NEGATIONS) and " but " not in best.object_text:
+            return None  # "X is not Y": nothing positive to record (kept as free text)
+        obj, replaces = split_object(best.object_text)
+        subject = _drop_lead_in(best.subject, self._exact(best.subject)[1] > 0)
+        if normalize_mention(subject) in _PRONOUNS and previous_subject is not None:
+            subject = previous_subject
+        if not obj or not subject:
+            return None
+        s_label, s_score = self._exact(subject)
+        o_label, o_score = self._exact(obj)
+        old = self._exact(replaces)[0] if replaces else None
+        if old is not None and normalize_mention(old) == normalize_mention(o_label):
+            old = None
+        try:
+            triple = Triple(s_label, best.pattern.relation, o_label)
+        except InvalidInputError:
+            return None
+        return Claim(triple, sentence, best.pattern.template, s_score, s_score == 0.0, o_score == 0.0, old)
+
+    def _rank(self, match: Match) -> tuple[int, int, int, int, int, int]:
+        """Most specific pattern, then a known subject, then KG evidence for the relation, then a known object."""
+        subject_known = int(self._exact(match.subject)[1] > 0)
+        obj = split_object(match.object_text)[0]
+        object_known = int(bool(obj) and self._exact(obj)[1] > 0)
+        evidence = 0
+        if self._graph is not None and subject_known:
+            evidence = int(bool(self._graph.facts(self._exact(match.subject)[0], match.pattern.relation)))
+        if self._graph is not None and not evidence and object_known:
+            evidence = int(bool(self._graph.facts(None, match.pattern.relation, self._exact(obj)[0])))
+        return (match.pattern.literal, subject_known, evidence, object_known, -match.pattern.order, -len(match.subject))
+
+    def _exact(self, name: str | None) -> tuple[str, float]:
+        """``(canonical label, score)`` when ``name`` is exactly a known label or alias, else ``(name, 0.0)``."""
+        if not name:
+            return "", 0.0
+        key = normalize_mention(name)
+        if not key:
+            return name, 0.0
+        for mention in self._linker.find_mentions(name):
+            if mention.surface == key:
+                return mention.link.entity.label, mention.link.score
+        return name, 0.0
+
+    def _mentions(self, sentence: str) -> bool:
+        return bool(self._linker.find_mentions(sentence))
+
+    def _joins(self, left: str, right: str) -> bool:
+        """A known name spans the break between two sentence pieces ("Yum!" + "Brands's CEO is ...")."""
+        head = " ".join(left.split()[-4:])
+        tail = " ".join(right.split()[:4])
+        boundary = len(normalize_mention(head).split())
+        return any(m.start < boundary < m.end for m in self._linker.find_mentions(f"{head} {tail}"))
+
+
+def _drop_lead_in(subject: str, known: bool) -> str:
+    """``"In genealogical terms, Ann"`` -> ``"Ann"``: an adverbial lead-in before an unknown subject's name.
+
+    Only a head that reads like an adverbial ("In genealogical terms", "According to Bob", "Officially") is
+    dropped, so names with a comma ("Matson, Inc.", "At Binsey, near Oxford") stay whole.
+    """
+    if known or ", " not in subject:
+        return subject
+    head, tail = subject.split(", ", 1)
+    words = head.split()
+    adverbial = len(words) == 1 or any(w[:1].islower() for w in words[1:])  # not "At Binsey", a name
+    return tail.strip() if words[0].casefold() in _LEAD_INS and adverbial and tail.strip() else subject

@@ -1,0 +1,323 @@
+"""``TellPipeline``: OneEdit's Interpreter -> Controller -> Editor behind one entry point the agent calls."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.config import Settings, TellSettings
+from agent.tell._build import editor_factory, llm_interpreter
+from agent.tell._controller import Controller, Decision, ModelBelief
+from agent.tell._editor import TellEditor
+from agent.tell._interpreter import Interpreter, TemplateInterpreter
+from agent.tell._log import EditLog
+from agent.tell._messages import facts_text, summary
+from agent.tell._parametric import ParametricEditor
+from agent.tell._patterns import render_statement
+from agent.tell._phrasings import load_statement_phrasings
+from agent.tell._records import EditRecord, Interpretation, QuarantineItem, RollbackResult, TellResult, TellStatus
+from agent.tell._trust import RateLimiter, TrustPolicy, check_user
+from agent.wiring import WorkingMemory
+from kg import normalize_mention
+from memory import Scope, Triple
+from tools.errors import InvalidInputError, PermissionDeniedError, UnknownEditError
+
+if TYPE_CHECKING:
+    from tools.lm import LocalLanguageModel
+
+__all__ = ["TellPipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+class TellPipeline:
+    """Told statements become edits of the working memory (and optionally the weights), with rollback.
+
+    Args:
+        wm: the working memory.
+        interpreter: text -> claims (:class:`TemplateInterpreter` by default in :meth:`open`).
+        controller: conflicts, trust, rate limits, augmentation.
+        editor: writes and undoes edits.
+        max_chars: longest message accepted.
+        consolidate_batch: most facts per :meth:`consolidate` batch.
+
+    Example:
+        >>> pipeline = TellPipeline.open(wm, home.settings)  # doctest: +SKIP
+        >>> pipeline.tell("The CEO of Acme Corp is Jane Roe.", user="alice").message  # doctest: +SKIP
+        'Noted as edit e-7f3a01c2: (Acme Corp, CEO, Jane Roe). No conflict.'
+        >>> pipeline.rollback("e-7f3a01c2", user="alice").assertions  # doctest: +SKIP
+        1
+    """
+
+    def __init__(
+        self,
+        wm: WorkingMemory,
+        interpreter: Interpreter,
+        controller: Controller,
+        editor: TellEditor,
+        *,
+        max_chars: int = 4_000,
+        consolidate_batch: int = 64,
+    ) -> None:
+        self.wm = wm
+        self.interpreter = interpreter
+        self.controller = controller
+        self.editor = editor
+        self.max_chars = max_chars
+        self.consolidate_batch = consolidate_batch
+
+    @classmethod
+    def open(
+        cls,
+        wm: WorkingMemory,
+        settings: Settings | TellSettings,
+        lm: LocalLanguageModel | None = None,
+        *,
+        interpreter: Interpreter | None = None,
+        corpus: Sequence[str] | None = None,
+        cache_dir: str | Path | None = None,
+        model_belief: ModelBelief | None = None,
+    ) -> TellPipeline:
+        """Build the pipeline the settings describe.
+
+        Args:
+            wm: the working memory.
+            settings: the whole config (its ``[tell]`` and ``[endpoint]`` sections) or just ``[tell]``.
+            lm: the local model, needed for ``parametric = "immediate"`` or ``"consolidate"``.
+            interpreter: overrides the configured one.
+            corpus: sentences for the editors' key statistics (default: the KG's facts as sentences).
+            cache_dir: where editors cache those statistics.
+            model_belief: see :class:`Controller`.
+
+        Raises:
+            ConfigError: ``interpreter = "llm"`` without an endpoint, or a parametric mode without ``lm``.
+        """
+        cfg = settings.tell if isinstance(settings, Settings) else settings
+        schema = wm.graph.schema
+        if interpreter is None and cfg.interpreter == "llm":
+            interpreter = llm_interpreter(settings, wm)
+        elif interpreter is None:
+            schema_file = settings.kg.schema_file if isinstance(settings, Settings) else ""
+            phrasings = load_statement_phrasings(schema_file or None)
+            interpreter = TemplateInterpreter(schema, wm.entities, wm.graph, phrasings)
+        trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
+        controller = Controller(
+            wm.graph, trust, RateLimiter(cfg.edits_per_minute, cfg.rate_limit_exempt), model_belief=model_belief
+        )
+        parametric = None
+        if cfg.parametric != "off":
+            factory = editor_factory(wm, corpus, cache_dir)
+            parametric = ParametricEditor(
+                cfg.parametric,
+                schema,
+                lm,
+                factory,
+                method=cfg.parametric_method,
+                consolidate_method=cfg.consolidate_method,
+            )
+        editor = TellEditor(wm, EditLog(wm.db), parametric)
+        return cls(
+            wm,
+            interpreter,
+            controller,
+            editor,
+            max_chars=cfg.max_message_chars,
+            consolidate_batch=cfg.consolidate_batch,
+        )
+
+    @property
+    def log(self) -> EditLog:
+        return self.editor.log
+
+    # -- tell ------------------------------------------------------------------------------------------
+
+    def interpret(self, statement: str) -> Interpretation:
+        """The interpreter's reading of ``statement`` (validated; nothing is written).
+
+        Raises:
+            InvalidInputError: empty or longer than ``max_chars``.
+            ContradictoryStatementError: two claims give different objects to one functional (subject, relation).
+        """
+        if not isinstance(statement, str) or not statement.strip():
+            raise InvalidInputError("the message is empty: tell a fact, e.g. 'The CEO of Acme Corp is Jane Roe.'")
+        if len(statement) > self.max_chars:
+            raise InvalidInputError(
+                f"the message has {len(statement)} characters; at most {self.max_chars} are accepted"
+            )
+        return self.interpreter.interpret(statement)
+
+    def tell(self, statement: str, user: str, namespace: str = "default") -> TellResult:
+        """Interpret ``statement`` from ``user`` and apply it (or quarantine it, or not: see ``status``).
+
+        Raises:
+            InvalidInputError: empty or oversized message, bad user name or namespace; nothing is written.
+            ContradictoryStatementError: contradictory claims in one message; nothing is written.
+            RateLimitedError: the user is over the rate limit; nothing is written.
+            EditError: the ``immediate`` parametric edit failed; nothing is written.
+        """
+        check_user(user)
+        Scope(agent_id=namespace)  # validates the namespace
+        interpretation = self.interpret(statement)
+        decision = self.controller.decide(interpretation, user)
+        return self._carry_out(decision, interpretation, user, namespace, statement)
+
+    def _carry_out(
+        self,
+        decision: Decision,
+        interpretation: Interpretation,
+        user: str,
+        namespace: str,
+        statement: str,
+        quarantine_id: str | None = None,
+    ) -> TellResult:
+        told = tuple(c.triple for c in (*decision.claims, *decision.known))
+        kind, reading = interpretation.kind, interpretation
+        if decision.action == "not_an_edit":
+            what = "a question" if interpretation.kind == "question" else "chit-chat"
+            return TellResult(
+                kind, "not_an_edit", None, (), (), (), (), f"Not an edit: {what}.", interpretation=reading
+            )
+        if decision.action == "noop":
+            message = f"Already known: {facts_text(self.wm.graph.schema, told)}."
+            return TellResult(kind, "noop", None, told, (), (), (), message, interpretation=reading)
+        if decision.action == "quarantine":
+            item_id = "q-" + secrets.token_hex(4)
+            self.log.add_quarantine(item_id, user, datetime.now(UTC), namespace, statement, told, decision.reason)
+            logger.warning("quarantined %s from %s: %s", item_id, user, decision.reason)
+            message = f"Held for review as {item_id}: {decision.reason}. Nothing was changed."
+            return TellResult(
+                kind, "quarantined", None, told, (), decision.conflicts, (), message,
+                quarantine_id=item_id, interpretation=reading,
+            )  # fmt: skip
+        try:
+            written = self.editor.write(
+                decision, interpretation, user=user, namespace=namespace, text=statement, quarantine_id=quarantine_id
+            )
+        except BaseException:
+            self.controller.limiter.refund(user)
+            raise
+        status: TellStatus = "applied" if decision.action == "apply" else "free_text"
+        message = summary(self.wm.graph.schema, decision, written.edit_id, written.superseded)
+        return TellResult(
+            kind, status, written.edit_id, tuple(c.triple for c in decision.claims), decision.augmented,
+            decision.conflicts, written.superseded, message, journal_ids=written.journal_ids, interpretation=reading,
+        )  # fmt: skip
+
+    # -- rollback, history, review ---------------------------------------------------------------------
+
+    def rollback(self, edit_id: str, user: str) -> RollbackResult:
+        """Undo edit ``edit_id`` in the KG, the memory and the weights together.
+
+        Its author, admins and trusted users may roll an edit back.
+
+        Raises:
+            UnknownEditError: no such edit; nothing changed.
+            PermissionDeniedError: ``user`` may not roll it back.
+            InvalidInputError: already rolled back, or a later edit must be rolled back first.
+        """
+        check_user(user)
+        if not isinstance(edit_id, str) or not edit_id.strip():
+            raise UnknownEditError(f"no edit {edit_id!r}")
+        record = self.log.edit(edit_id.strip())
+        if record.who != f"user:{user}" and not self.controller.trust.is_trusted_user(user):
+            raise PermissionDeniedError(f"{user} may not roll back {record.who}'s edit {edit_id}")
+        return self.editor.undo(edit_id.strip(), by=user)
+
+    def history(self, subject: str) -> list[EditRecord]:
+        """Edits touching ``subject`` (edit log) and its other KG assertions (e.g. loaded facts), newest first."""
+        if not isinstance(subject, str) or not subject.strip():
+            raise InvalidInputError("history needs a subject name")
+        names = {subject.strip()}
+        names |= {
+            m.link.entity.label
+            for m in self.wm.entities.find_mentions(subject)
+            if m.surface == normalize_mention(subject)
+        }
+        records: dict[str, EditRecord] = {}
+        for name in names:
+            for record in self.log.edits_touching(name):
+                records[record.edit_id] = record
+        for name in names:
+            for a in self.wm.graph.history(name):
+                if a.edit_id is not None and a.edit_id in records:
+                    continue
+                key = a.edit_id if a.edit_id and not self.log.exists(a.edit_id) else a.id
+                records.setdefault(
+                    key,
+                    EditRecord(
+                        edit_id=key,
+                        origin="kg",
+                        who=a.who,
+                        created_at=a.recorded_at,
+                        namespace="",
+                        text=a.source or "",
+                        triples=(a.triple,),
+                        augmented=(),
+                        superseded=(),
+                        status="valid" if a.invalid_at is None else "invalidated",
+                    ),
+                )
+        return sorted(records.values(), key=lambda r: r.created_at, reverse=True)
+
+    def quarantine(self, status: str | None = "pending") -> list[QuarantineItem]:
+        """Statements held for review (``pending`` by default; ``None`` for all)."""
+        if status not in (None, "pending", "approved", "rejected"):
+            raise InvalidInputError(f"status must be pending, approved, rejected or None, got {status!r}")
+        return self.log.quarantined(status)  # type: ignore[arg-type]
+
+    def review(self, item_id: str, approve: bool, user: str) -> TellResult | None:
+        """Approve (apply, as its author's edit) or reject a quarantined statement; admins only.
+
+        Returns:
+            The applied edit's result when approved, else ``None``.
+
+        Raises:
+            PermissionDeniedError: ``user`` is not an admin.
+            UnknownEditError: no such quarantined statement.
+            InvalidInputError: it was already reviewed.
+        """
+        check_user(user)
+        if self.controller.trust.role(user) != "admin":
+            raise PermissionDeniedError(f"only admins review quarantined statements; {user} is not one")
+        item = self.log.quarantine_item(item_id)
+        if item.status != "pending":
+            raise InvalidInputError(f"{item_id} was already {item.status}")
+        result = None
+        if approve:
+            interpretation = self.interpreter.interpret(item.text)
+            decision = self.controller.decide(interpretation, user)  # as the admin: never quarantined
+            result = self._carry_out(decision, interpretation, item.user, item.namespace, item.text, item.id)
+        self.log.review(item_id, approve, user, datetime.now(UTC), result.edit_id if result else None)
+        return result
+
+    def consolidate(self) -> str | None:
+        """Write the queued facts (``consolidate`` mode) into the weights as one batch; returns its journal id."""
+        parametric = self.editor.parametric
+        if parametric is None or parametric.mode != "consolidate":
+            raise InvalidInputError("consolidate() needs parametric = 'consolidate' in the [tell] settings")
+        pending = self.log.pending(self.consolidate_batch)
+        if not pending:
+            return None
+        from tools.edit import EditRequest
+
+        journal_id = parametric.apply_batch([EditRequest.from_json(req) for _, _, req in pending])
+        try:
+            with self.wm.db.transaction():
+                self.log.mark_done([seq for seq, _, _ in pending], journal_id)
+                for edit_id in dict.fromkeys(e for _, e, _ in pending):
+                    ids = [*self.log.edit(edit_id).journal_ids, journal_id]
+                    self.log.set_journal_ids(edit_id, ids)
+        except BaseException:
+            parametric.rollback(journal_id)
+            raise
+        return journal_id
+
+    # -- messages --------------------------------------------------------------------------------------
+
+    def render(self, triple: Triple) -> str:
+        """A plain sentence stating ``triple``."""
+        return render_statement(self.wm.graph.schema, triple.subject, triple.relation, triple.object)
