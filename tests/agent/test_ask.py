@@ -1,0 +1,71 @@
+"""``Agent.ask`` end to end on the real stack: KG facts, told edits and rollback, abstention, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent import Agent, PolicyThresholds
+from agent.config import TellSettings
+from agent.tell import TellPipeline
+from agent.wiring import WorkingMemory
+from eval.world import World
+from tests.agent.tell.conftest import unknown_fact
+from tests.conftest import REPO
+from tools.errors import InvalidInputError
+from tools.lm import HFLanguageModel
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> HFLanguageModel:
+    return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
+
+
+@pytest.fixture
+def agent(wm: WorkingMemory, gpt2: HFLanguageModel) -> Agent:
+    tell = TellPipeline.open(wm, TellSettings(roles={"tess": "trusted"}))
+    return Agent(wm, gpt2, thresholds=PolicyThresholds(), tell=tell)
+
+
+def _question(world: World, relation: str, subject: str) -> str:
+    return world.relation(relation).questions[0].replace("{}", subject)
+
+
+def test_a_fact_in_the_kg_is_answered_from_it_with_citations(agent: Agent, small_world: World) -> None:
+    fact = unknown_fact(small_world, "company_hq")
+    answer = agent.ask(_question(small_world, "company_hq", fact.subject))
+    assert (answer.action, answer.text) == ("kg", fact.object)
+    assert answer.citations and answer.citations[0].citation.assertion_id
+    assert answer.signals is not None and answer.signals.subject == fact.subject
+    assert answer.latency_s > 0
+
+
+def test_a_told_edit_changes_the_answer_and_rollback_restores_it(agent: Agent, small_world: World) -> None:
+    fact = unknown_fact(small_world, "company_ceo")
+    question = _question(small_world, "company_ceo", fact.subject)
+    result = agent.tell(f"The CEO of {fact.subject} is Jane Roe.", user="tess")
+    assert result.status == "applied" and result.edit_id
+    after = agent.ask(question)
+    assert (after.action, after.text) == ("kg", "Jane Roe")
+    assert result.edit_id in after.edit_ids
+    assert any(r.edit_id == result.edit_id for r in agent.history(fact.subject))
+    agent.rollback(result.edit_id, user="tess")
+    assert agent.ask(question).text == fact.object
+
+
+def test_a_question_about_nothing_known_is_not_answered(agent: Agent) -> None:
+    answer = agent.ask("Who is the mother of Vuxvol Bredioskren?")
+    assert answer.action == "abstain" and answer.text == "" and answer.reason
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 5000, None])
+def test_bad_questions_are_rejected(agent: Agent, bad: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        agent.ask(bad)
+
+
+def test_ask_many_batches_and_keeps_order(agent: Agent, small_world: World) -> None:
+    facts = [unknown_fact(small_world, r) for r in ("company_hq", "company_ceo")]
+    answers = agent.ask_many([_question(small_world, f.relation, f.subject) for f in facts])
+    assert [a.text for a in answers] == [f.object for f in facts]

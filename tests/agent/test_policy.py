@@ -1,0 +1,135 @@
+"""The routing policy, its signals' helpers and calibration, on hand-built signals (no model)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from agent import ModelView, PolicyThresholds, Signals
+from agent._calibrate import calibrate
+from agent._policy import decide
+from agent._signals import answers_agree, capitalised_span, supported_by
+from agent.config import PolicySettings, Settings, dump_settings, load_settings
+from agent.retrieval import Citation, Evidence
+from memory import Triple
+from tools.errors import InvalidInputError
+
+
+def _kg(obj: str, score: float = 1.0) -> Evidence:
+    triple = Triple("Acme", "company_ceo", obj)
+    return Evidence(f"Acme — CEO — {obj}.", score, "kg", Citation(assertion_id="a1", triple=triple, edit_id="e-1"))
+
+
+def _mem(text: str, score: float) -> Evidence:
+    return Evidence(text, score, "memory", Citation(item_id="m1"))
+
+
+def _view(text: str, prob: float) -> ModelView:
+    return ModelView("prompt", text, prob, prob / 2)
+
+
+def _signals(**kw: object) -> Signals:
+    base: dict[str, object] = {"question": "Who is the CEO of Acme?", "subject": "Acme", "relation": "company_ceo"}
+    return Signals(**{**base, **kw})  # type: ignore[arg-type]
+
+
+T = PolicyThresholds(kg_link=0.5, memory=0.5, rag_prob=0.3, require_support=True, model=0.6, familiarity=-4.0)
+
+
+def test_a_kg_fact_wins_over_a_confident_model_that_disagrees() -> None:
+    s = _signals(kg=(_kg("Jane Roe"),), model=_view("Tim Cook", 0.99), familiarity=-0.1)
+    d = decide(s, T)
+    assert (d.action, d.text) == ("kg", "Jane Roe")
+    assert d.citations[0].citation.edit_id == "e-1"
+
+
+def test_retrieval_needs_a_supported_answer_next_to_the_subject() -> None:
+    memory = (_mem("The CEO of Acme is Jane Roe.", 0.8),)
+    supported = _signals(memory=memory, rag=_view("Jane Roe", 0.7), rag_supported=True)
+    assert decide(supported, T).action == "retrieval"
+    unsupported = _signals(memory=memory, rag=_view("Bob", 0.7), rag_supported=False)
+    assert decide(unsupported, T).action == "abstain"
+    assert supported_by("Jane Roe", [m.text for m in memory], "Acme")
+    assert not supported_by("Jane Roe", ["The CEO of Initech is Jane Roe."], "Acme")
+
+
+def test_the_model_answers_only_when_confident_consistent_and_familiar() -> None:
+    paras = (_view("Tim Cook.", 0.9), _view("Tim Cook", 0.8))
+    s = _signals(model=_view("Tim Cook", 0.9), paraphrases=paras, agreement=1.0, familiarity=-0.2)
+    assert decide(s, T).action == "parametric"
+    half = _signals(model=_view("Tim Cook", 0.9), paraphrases=paras, agreement=0.5, familiarity=-0.2)
+    assert decide(half, T).action == "abstain"  # 0.9 x 0.5 < 0.6
+    unfamiliar = _signals(model=_view("Tim Cook", 0.99), agreement=1.0, familiarity=-11.0)
+    d = decide(unfamiliar, T)
+    assert d.action == "abstain" and "unfamiliar" in d.reason
+
+
+def test_an_answer_the_model_gives_for_any_subject_is_discounted() -> None:
+    s = _signals(model=_view("actor", 0.9), agreement=1.0, prior=_view("actor", 0.8), familiarity=-0.1)
+    assert s.prior_agrees and s.model_confidence == pytest.approx(0.9 * 0.2)
+    assert decide(s, T).action == "abstain"
+
+
+def test_abstaining_says_why() -> None:
+    d = decide(_signals(model=_view("x", 0.1)), T)
+    assert d.action == "abstain" and "no kg fact" in d.reason and "no memory hit" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("question", "span"),
+    [
+        ("Which university did Pivae Rolvrind attend?", "Pivae Rolvrind"),
+        ("Who leads Alibaba Group as chief executive officer?", "Alibaba Group"),
+        ("What is Neze Tiothkrithzio's profession?", "Neze Tiothkrithzio"),
+        ("Where is the University of Jena?", "University of Jena"),
+        ("who is it?", None),
+    ],
+)
+def test_capitalised_span_finds_the_subject(question: str, span: str | None) -> None:
+    assert capitalised_span(question) == span
+
+
+def test_answers_agree_ignores_case_punctuation_and_trailing_words() -> None:
+    assert answers_agree("Tim Cook.", "tim cook")
+    assert answers_agree("Paris", "Paris France")
+    assert not answers_agree("Paris", "Parisian")
+    assert not answers_agree("", "x")
+
+
+def _grade(answer: str, gold: Sequence[str]) -> bool:
+    return answer in gold
+
+
+def test_calibration_meets_the_target_on_its_questions_with_the_most_coverage() -> None:
+    signals, golds = [], []
+    for _ in range(40):  # confident and right
+        signals.append(_signals(model=_view("A", 0.95), agreement=1.0, familiarity=-0.1))
+        golds.append(("A",))
+    for _ in range(10):  # hesitant and wrong
+        signals.append(_signals(model=_view("B", 0.5), agreement=1.0, familiarity=-0.1))
+        golds.append(("A",))
+    for _ in range(10):  # unanswerable, confident but unfamiliar
+        signals.append(_signals(model=_view("C", 0.99), agreement=1.0, familiarity=-9.0))
+        golds.append(())
+    result = calibrate(signals, golds, _grade, target=0.0)
+    assert result.feasible and result.hallucination_rate == 0.0
+    assert result.coverage == pytest.approx(40 / 50)
+    assert 0.5 < result.thresholds.model <= 0.95 and result.thresholds.familiarity > -9.0
+
+
+def test_calibration_rejects_bad_input() -> None:
+    with pytest.raises(InvalidInputError):
+        calibrate([], [], _grade)
+    with pytest.raises(InvalidInputError):
+        calibrate([_signals()], [("A",)], _grade, target=1.5)
+
+
+def test_policy_settings_round_trip_through_the_config_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "config.toml"
+    policy = PolicySettings(model=0.42, familiarity=-3.0, require_support=False, calibrated_on="world dev, 9")
+    settings = Settings(policy=policy)
+    path.write_text(dump_settings(settings), encoding="utf-8")
+    assert load_settings(path) == settings
