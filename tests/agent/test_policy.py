@@ -102,7 +102,8 @@ def _grade(answer: str, gold: Sequence[str]) -> bool:
 
 
 def test_calibration_meets_the_target_on_its_questions_with_the_most_coverage() -> None:
-    signals, golds = [], []
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
     for _ in range(40):  # confident and right
         signals.append(_signals(model=_view("A", 0.95), agreement=1.0, familiarity=-0.1))
         golds.append(("A",))
