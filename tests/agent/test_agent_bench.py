@@ -1,0 +1,45 @@
+"""The agent benchmark end to end on a slice of the world (real stack, bundled GPT-2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent import Agent, PolicyThresholds
+from agent.config import TellSettings
+from agent.tell import TellPipeline
+from agent.wiring import WorkingMemory
+from eval.agent_bench import rates, run_agent_bench
+from eval.world import World
+from tests.conftest import REPO
+from tools.lm import HFLanguageModel
+
+KEYS = {
+    "hallucination_rate",
+    "coverage",
+    "edit_success",
+    "edit_generalization",
+    "edit_locality",
+    "poisoned_answers_changed",
+    "baselines",
+}
+
+
+def test_rates_count_abstentions_and_unanswerable_questions() -> None:
+    r = rates(["Paris", "", "Rome", "x"], [("Paris",), ("Oslo",), ("Lima",), ()])
+    assert r["hallucination_rate"] == pytest.approx(2 / 4)  # Rome is wrong, answering the unanswerable too
+    assert r["coverage"] == pytest.approx(2 / 3)  # answered 2 of the 3 answerable questions
+    assert r["accuracy"] == pytest.approx(1 / 4)
+
+
+def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: WorkingMemory, small_world: World) -> None:
+    lm = HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
+    tell = TellPipeline.open(wm, TellSettings(roles={"editor": "trusted", "mallory": "untrusted"}))
+    agent = Agent(wm, lm, thresholds=PolicyThresholds(), tell=tell)
+    figures = run_agent_bench(small_world, agent, per_kind=4, n_locality=4, n_poison=4).figures
+    assert figures.keys() >= KEYS
+    assert set(figures["baselines"]) == {"standalone", "rag"}
+    assert figures["edits_told"] > 0 and figures["tell_statuses"] == {"applied": figures["edits_told"]}
+    assert figures["edit_success"] == 1.0  # told edits are exact KG facts
+    assert figures["poisoning_statements"] > 0 and figures["poisoned_answers_changed"] == 0
+    for key in ("hallucination_rate", "coverage", "edit_locality"):
+        assert 0.0 <= figures[key] <= 1.0
