@@ -1,4 +1,4 @@
-"""The command line: clear errors for bad input, and the demo and world check on the bundled defaults."""
+"""The command line: clear errors for bad input, and the world check on the bundled defaults (demo: test_demo.py)."""
 
 from __future__ import annotations
 
@@ -48,15 +48,6 @@ def test_world_check_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         }
         assert figures["n_known"] == figures["n_unknown"] == 20
         assert all(0.0 <= figures[k] <= 1.0 for k in figures if not k.startswith("n_"))
-
-
-@pytest.mark.slow
-def test_demo_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--home", str(tmp_path), "demo", "--n", "2"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("   model alone :") == 4 and out.count("   with memory :") == 4
-    assert "correct: model alone" in out
-    assert list((tmp_path / "cache").glob("world-docs-*.npy"))  # the corpus embeddings are cached in the home
 
 
 @pytest.mark.parametrize(
