@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 
-from agent.config import open_home
+from agent import Agent, PolicyThresholds
+from agent.config import TellSettings, open_home
+from agent.tell import TellPipeline
 from agent.wiring import WorkingMemory, open_working_memory
 from eval.world import World
 from eval.world._build import subset_world
 from eval.world._load_memory import load_world_into
+from tests.conftest import REPO
+from tools.lm import HFLanguageModel
 
 RELATIONS = ("company_ceo", "company_hq", "person_mother", "person_father", "spouse", "notable_work", "creator")
 
@@ -43,3 +47,16 @@ def wm(tmp_path: Path, loaded_home: Path, minilm: Any) -> Iterator[WorkingMemory
     with open_working_memory(open_home(home), embedder=minilm) as memory:
         memory.refresh_entities()
         yield memory
+
+
+@pytest.fixture(scope="session")
+def gpt2() -> HFLanguageModel:
+    """The bundled GPT-2 reference model (read-only in these tests: nobody edits its weights)."""
+    return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
+
+
+@pytest.fixture
+def agent(wm: WorkingMemory, gpt2: HFLanguageModel) -> Agent:
+    """An agent over ``wm`` with the default thresholds; ``tess`` is a trusted user."""
+    tell = TellPipeline.open(wm, TellSettings(roles={"tess": "trusted"}))
+    return Agent(wm, gpt2, thresholds=PolicyThresholds(), tell=tell)

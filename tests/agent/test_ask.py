@@ -6,26 +6,10 @@ from typing import Any
 
 import pytest
 
-from agent import Agent, PolicyThresholds
-from agent.config import TellSettings
-from agent.tell import TellPipeline
-from agent.wiring import WorkingMemory
+from agent import Agent
 from eval.world import World
 from tests.agent.tell.conftest import unknown_fact
-from tests.conftest import REPO
 from tools.errors import InvalidInputError
-from tools.lm import HFLanguageModel
-
-
-@pytest.fixture(scope="module")
-def gpt2() -> HFLanguageModel:
-    return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
-
-
-@pytest.fixture
-def agent(wm: WorkingMemory, gpt2: HFLanguageModel) -> Agent:
-    tell = TellPipeline.open(wm, TellSettings(roles={"tess": "trusted"}))
-    return Agent(wm, gpt2, thresholds=PolicyThresholds(), tell=tell)
 
 
 def _question(world: World, relation: str, subject: str) -> str:

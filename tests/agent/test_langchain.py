@@ -12,35 +12,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.tool import tool_call
 from pydantic import BaseModel
 
-from agent import Agent, PolicyThresholds
-from agent.config import TellSettings
+from agent import Agent
 from agent.langchain import FactRetriever, ScriptedChatModel, Step, factagent_tools, run_tool_loop, verify_claim
-from agent.tell import TellPipeline
-from agent.wiring import WorkingMemory
 from eval.agent_bench import statement
 from eval.world import World
 from memory import Scope, Triple
 from tests.agent.tell.conftest import unknown_fact
-from tests.conftest import REPO
-from tools.lm import HFLanguageModel
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def gpt2() -> HFLanguageModel:
-    return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
-
-
-@pytest.fixture
-def agent(wm: WorkingMemory, gpt2: HFLanguageModel) -> Agent:
-    tell = TellPipeline.open(wm, TellSettings(roles={"tess": "trusted"}))
-    return Agent(wm, gpt2, thresholds=PolicyThresholds(), tell=tell)
 
 
 def _call(name: str, **args: Any) -> AIMessage:
