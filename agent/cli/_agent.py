@@ -66,8 +66,10 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
 def run_ask(args: argparse.Namespace) -> int:
     """Answer one question."""
     from agent import Agent
+    from agent._agent import check_question
     from agent.config import open_home
 
+    check_question(args.question)  # before loading anything
     agent = Agent.open(open_home(args.home), with_tell=False)
     try:
         answer = agent.ask(args.question, namespace=args.namespace)
@@ -117,6 +119,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """``factagent calibrate``."""
     from agent import Agent
     from agent.config import open_home
+    from tools.errors import InvalidInputError
+
+    if not 0.0 <= args.target <= 1.0:
+        raise InvalidInputError(f"--target must be a rate in [0, 1], got {args.target}")
 
     home = open_home(args.home)
     world = _world()

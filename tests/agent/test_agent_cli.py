@@ -1,0 +1,44 @@
+"""``factagent ask`` and ``factagent calibrate`` through the CLI entry point, on a copied world-slice home."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.config import load_settings
+from eval.world import World
+from tests.agent.tell.conftest import unknown_fact
+
+
+@pytest.fixture
+def home(tmp_path: Path, loaded_home: Path) -> Path:
+    root = tmp_path / "home"
+    shutil.copytree(loaded_home, root)
+    return root
+
+
+def test_ask_prints_the_answer_with_its_action(
+    home: Path, small_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fact = unknown_fact(small_world, "company_hq")
+    question = small_world.relation("company_hq").questions[0].replace("{}", fact.subject)
+    assert main(["--home", str(home), "ask", question, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["action"] == "kg" and row["text"] == fact.object and row["citations"]
+
+
+def test_calibrate_saves_thresholds_fitted_on_dev_questions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(home), "calibrate", "--limit", "24", "--target", "0.1"]) == 0
+    assert "calibrated on 24 dev questions" in capsys.readouterr().out
+    policy = load_settings(home / "config.toml").policy
+    assert policy.calibrated_on == "world dev, 24 questions" and policy.target_hallucination == 0.1
+
+
+def test_bad_input_is_an_error_line_not_a_traceback(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(home), "ask", "   "]) == 2
+    assert capsys.readouterr().err.startswith("error: a question must be")  # checked before loading anything
+    assert main(["--home", str(home), "calibrate", "--target", "2"]) == 2
