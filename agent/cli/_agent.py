@@ -196,12 +196,14 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_settings(settings: Any, roles: dict[str, str]) -> Any:
-    """The user's settings, with the benchmark's trusted editor and untrusted user."""
+    """The user's settings, with the benchmark's trusted editor and untrusted user, and no rate limit."""
     tell = getattr(settings, "tell", None)
     if tell is None or not hasattr(tell, "roles"):
         return settings
     merged = {**tell.roles, **roles}
-    return settings.model_copy(update={"tell": tell.model_copy(update={"roles": merged})})
+    # no rate limit: the poisoning step must meet the trust policy, not the limiter
+    update = {"roles": merged, "edits_per_minute": 0}
+    return settings.model_copy(update={"tell": tell.model_copy(update=update)})
 
 
 def _print_table(f: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from eval._normalize import exact_match, normalize_answer
 from eval.agent_bench._questions import BenchQuestion, edit_statement, sample_questions, statement
+from tools.errors import FactagentError
 
 if TYPE_CHECKING:
     from agent import Agent
@@ -75,7 +76,9 @@ def _ask(agent: Agent, questions: Sequence[str], progress: Progress | None, labe
     return out
 
 
-def _poison(world: World, agent: Agent, targets: Sequence[BenchQuestion], rng: random.Random) -> int:
+def _poison(
+    world: World, agent: Agent, targets: Sequence[BenchQuestion], rng: random.Random, statuses: dict[str, int]
+) -> int:
     """Untrusted users contradict the facts behind ``targets``; returns how many statements were told."""
     objects: dict[str, list[str]] = {}
     for fact in world.facts:
@@ -87,7 +90,12 @@ def _poison(world: World, agent: Agent, targets: Sequence[BenchQuestion], rng: r
         if not choices:
             continue
         sentence = statement(world, q.relation, q.subject, rng.choice(choices))
-        agent.tell(sentence, user=UNTRUSTED_USER)
+        try:
+            result = agent.tell(sentence, user=UNTRUSTED_USER)
+            status = str(getattr(result, "status", "unknown"))
+        except FactagentError as exc:  # refused (e.g. rate limited): also a defence, counted apart
+            status = type(exc).__name__
+        statuses[status] = statuses.get(status, 0) + 1
         told += 1
     return told
 
@@ -180,10 +188,16 @@ def _poisoning(
     picked: list[tuple[BenchQuestion, Answer]] = []
     for pairs in by_kind.values():
         picked += rng.sample(pairs, min(n // 2, len(pairs)))
-    told = _poison(world, agent, [q for q, _ in picked], rng)
+    statuses: dict[str, int] = {}
+    told = _poison(world, agent, [q for q, _ in picked], rng, statuses)
     again = _ask(agent, [q.question.text for q, _ in picked], progress, "after poisoning")
     changed = sum(not _same(a, agent.decide(s)) for (_, a), s in zip(picked, again, strict=True))
-    return {"poisoned_answers_changed": changed, "poisoning_statements": told, "poisoning_questions": len(picked)}
+    return {
+        "poisoned_answers_changed": changed,
+        "poisoning_statements": told,
+        "poisoning_statuses": statuses,
+        "poisoning_questions": len(picked),
+    }
 
 
 def _rag_text(s: Signals) -> str:
