@@ -2,7 +2,8 @@
 
 For each claim it finds the schema conflicts (``KnowledgeGraph.conflicts``: functional, inverse,
 composition) and what the edit would supersede; applies the trust policy (an untrusted user's contradiction
-of a trusted fact is quarantined); enforces the per-user rate limit; augments the claims with their inverse
+of a trusted fact is quarantined, and so is an object an untrusted user adds to a (subject, relation) whose
+trusted facts name other objects, functional or not); enforces the per-user rate limit; augments the claims with their inverse
 and composed facts (which never override anything: an augmented fact that conflicts is left out and
 reported); and gives the edit its id (``e-`` + 8 hex digits).
 """
@@ -201,6 +202,15 @@ class Controller:
                 return (
                     f"contradicts the trusted fact ({e.subject}, {e.relation}, {e.object}) "
                     f"asserted by {trusted[0].who} ({conflict.rule})"
+                )
+        for claim in claims:  # a non-functional relation too: trusted facts say what its objects are
+            t = claim.triple
+            trusted = [a for a in self.graph.facts(t.subject, t.relation) if self.trust.is_trusted_source(a.who)]
+            if trusted and not any(_same(a.triple.object, t.object) for a in trusted):
+                e = trusted[0].triple
+                return (
+                    f"disagrees with the trusted fact ({e.subject}, {e.relation}, {e.object}) "
+                    f"asserted by {trusted[0].who}"
                 )
         if self.model_belief is not None:
             for claim in claims:

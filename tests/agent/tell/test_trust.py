@@ -29,6 +29,18 @@ def test_untrusted_contradiction_of_a_world_fact_is_quarantined_and_changes_noth
     assert item.triples == (Triple(fact.subject, "company_ceo", "Evil Eve"),)
 
 
+def test_untrusted_additions_to_a_trusted_non_functional_fact_are_quarantined(
+    pipeline: TellPipeline, wm: WorkingMemory, small_world: World
+) -> None:
+    fact = unknown_fact(small_world, "notable_work")
+    assert not wm.graph.schema.relation("notable_work").functional
+    before = snapshot(wm)
+    result = pipeline.tell(f"The notable work of {fact.subject} is The Fake Book.", user="mallory")
+    assert result.status == "quarantined" and "disagrees with the trusted fact" in result.message
+    assert snapshot(wm) == before
+    assert pipeline.tell(f"The notable work of {fact.subject} is The Fake Book.", user="tess").status == "applied"
+
+
 def test_trusted_users_edits_apply_and_untrusted_new_facts_apply(
     pipeline: TellPipeline, wm: WorkingMemory, small_world: World
 ) -> None:
