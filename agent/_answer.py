@@ -40,6 +40,8 @@ class Signals:
         familiarity: mean log-probability per token the model gives the subject's name after the question's
             words before it (local models only): names it was trained on score near 0, names it never saw
             far below.
+        pmi: mean log-probability per token of the model's answer after the question minus after the same
+            question about a content-free subject: how much the subject, not the relation, picks the answer.
     """
 
     question: str
@@ -55,6 +57,7 @@ class Signals:
     agreement: float | None = None
     prior: ModelView | None = None
     familiarity: float | None = None
+    pmi: float | None = None
 
     @property
     def memory_top(self) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +26,12 @@ logger = logging.getLogger(__name__)
 
 GRID = {
     "kg_link": (0.3, 0.5, 0.7, 0.9),
-    "memory": tuple(np.round(np.arange(0.2, 0.95, 0.05), 2)),
-    "rag_prob": tuple(np.round(np.arange(0.0, 1.0, 0.1), 2)),
+    "memory": tuple(np.round(np.arange(0.3, 0.95, 0.1), 2)),
+    "rag_prob": tuple(np.round(np.arange(0.0, 1.0, 0.2), 2)),
     "require_support": (True, False),
-    "model": tuple(np.round(np.arange(0.0, 1.0001, 0.02), 2)),
+    "model": tuple(np.round(np.arange(0.0, 1.0001, 0.04), 2)),
     "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5),
+    "pmi": (-100.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
 }
 
 
@@ -68,30 +69,37 @@ def calibrate(
     grade: Callable[[str, Sequence[str]], bool],
     *,
     target: float = 0.02,
+    grid: Mapping[str, Sequence[float | bool]] | None = None,
 ) -> Calibration:
     """Fit thresholds on graded questions (``golds[i]`` empty = unanswerable: any answer is incorrect).
 
     The grid is searched coordinate-wise per source, because each source's outcome depends only on its own
     thresholds and on whether an earlier source answered: KG first, then retrieval, then the model.
 
+    ``grid`` overrides the candidate values of some thresholds (default :data:`GRID`).
+
     Raises:
         InvalidInputError: no questions, mismatched lengths, or a target outside [0, 1].
     """
+    g = {**GRID, **(grid or {})}
     if not signals or len(signals) != len(golds):
         raise InvalidInputError("calibration needs one gold answer list per signal, and at least one question")
     if not 0.0 <= target <= 1.0:
         raise InvalidInputError(f"target hallucination rate must be in [0, 1], got {target}")
     n = len(signals)
     answerable = np.array([bool(g) for g in golds])
-    best: tuple[tuple[float, ...], PolicyThresholds, np.ndarray] | None = None
-    fallback: tuple[tuple[float, ...], PolicyThresholds, np.ndarray] | None = None
+    best: tuple[tuple[float, ...], PolicyThresholds] | None = None
+    fallback: tuple[tuple[float, ...], PolicyThresholds] | None = None
     # the model threshold varies fastest: precompute per-question decisions for every other setting
     conf = np.array([s.model_confidence if s.model and s.model.text else -1.0 for s in signals])
     fam = np.array([0.0 if s.familiarity is None else s.familiarity for s in signals])
+    pmi = np.array([100.0 if s.pmi is None else s.pmi for s in signals])
     model_only: dict[tuple[float, bool], np.ndarray] = {}
-    others = itertools.product(GRID["kg_link"], GRID["memory"], GRID["rag_prob"], GRID["require_support"])
+    combos = np.array(list(itertools.product(g["model"], g["familiarity"], g["pmi"])), dtype=float)  # (S, 3)
+    ms, fs, ps = combos[:, 0], combos[:, 1], combos[:, 2]
+    others = itertools.product(g["kg_link"], g["memory"], g["rag_prob"], g["require_support"])
     for kg_link, memory, rag_prob, support in others:
-        upstream = PolicyThresholds(kg_link, memory, rag_prob, support, 1.01, 0.0)  # the model never answers
+        upstream = PolicyThresholds(kg_link, memory, rag_prob, support, 1.01, 0.0, 0.0)  # the model never answers
         pre = _outcomes(signals, golds, upstream, grade)
         open_ = pre == 0
         if (memory, support) not in model_only:  # outcome if the model answered every question it can
@@ -99,22 +107,28 @@ def calibrate(
                 signals, golds, PolicyThresholds(1.01, memory, 1.01, support, 0.0), grade
             )
         para = model_only[memory, support]
-        for m, f in itertools.product(GRID["model"], GRID["familiarity"]):
-            t = PolicyThresholds(kg_link, memory, rag_prob, support, float(m), float(f))
-            res = pre.copy()
-            takes = open_ & (conf >= m) & (fam >= f)
-            res[takes] = para[takes]
-            wrong = int((res == -1).sum())
-            covered = float((res[answerable] != 0).mean()) if answerable.any() else 0.0
-            key = (covered, -wrong, kg_link, memory, rag_prob, float(m), float(f))
-            if wrong / n <= target and (best is None or key > best[0]):
-                best = (key, t, res)
-            fkey = (-wrong, covered)
-            if fallback is None or fkey > fallback[0]:
-                fallback = (fkey, t, res)
+        # every (model, familiarity, pmi) setting at once: takes[i, j] = the model answers question i under j
+        takes = open_[:, None] & (conf[:, None] >= ms[None, :]) & (fam[:, None] >= fs[None, :])
+        takes &= pmi[:, None] >= ps[None, :]
+        wrong = int((pre == -1).sum()) + (para == -1).astype(np.int64) @ takes  # (S,)
+        covered = ((pre != 0) & answerable).sum() + ((para != 0) & answerable).astype(np.int64) @ takes
+        cov = covered / max(1, int(answerable.sum()))
+        # the best setting of this group: most coverage, then fewest wrong, then the strictest thresholds
+        order = np.lexsort((ps, fs, ms, -wrong, cov))  # last key sorts first; ascending: best is last
+        ok = order[wrong[order] / n <= target]
+        if ok.size:
+            j = int(ok[-1])
+            key = (float(cov[j]), -int(wrong[j]), kg_link, memory, rag_prob, float(ms[j]), float(fs[j]), float(ps[j]))
+            if best is None or key > best[0]:
+                best = (key, PolicyThresholds(kg_link, memory, rag_prob, support, *map(float, combos[j])))
+        j = int(np.lexsort((cov, -wrong))[-1])  # fewest wrong, then most coverage
+        fkey = (-int(wrong[j]), float(cov[j]))
+        if fallback is None or fkey > fallback[0]:
+            fallback = (fkey, PolicyThresholds(kg_link, memory, rag_prob, support, *map(float, combos[j])))
     chosen = best or fallback
     assert chosen is not None
-    _, t, res = chosen
+    t = chosen[1]
+    res = _outcomes(signals, golds, t, grade)
     if best is None:
         logger.warning("no threshold setting reaches %.3f hallucination on these questions", target)
     covered = float((res[answerable] != 0).mean()) if answerable.any() else 0.0

@@ -34,6 +34,7 @@ class PolicyThresholds:
     require_support: bool = True
     model: float = 0.6
     familiarity: float = -4.0  # the model answers only about subjects whose name it scores at least this
+    pmi: float = -100.0  # ... and only answers the subject makes at least this much more likely (nats per token)
 
     def as_dict(self) -> dict[str, float | bool]:
         return asdict(self)
@@ -73,7 +74,7 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
         return Decision("retrieval", rag.text, rag.prob * s.memory_top, s.memory[:3], why)
     model = s.model
     confidence = s.model_confidence
-    familiar = s.familiarity is None or s.familiarity >= t.familiarity
+    familiar = (s.familiarity is None or s.familiarity >= t.familiarity) and (s.pmi is None or s.pmi >= t.pmi)
     if model is not None and model.text and confidence >= t.model and familiar:
         if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
             return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
@@ -96,6 +97,8 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
         parts.append("no memory hit")
     if s.familiarity is not None and s.familiarity < t.familiarity:
         parts.append(f"subject unfamiliar to the model ({s.familiarity:.1f} < {t.familiarity:.1f})")
+    elif s.pmi is not None and s.pmi < t.pmi:
+        parts.append(f"the model says that of anyone (answer pmi {s.pmi:.2f} < {t.pmi:.2f})")
     else:
         parts.append(f"model confidence {s.model_confidence:.2f} < {t.model:.2f}")
     return "; ".join(parts)

@@ -10,7 +10,9 @@ For each question, batched over many:
 5. score how familiar the subject's name is to the model (its tokens' mean log-probability in the question);
 6. ask the question once more about a content-free subject ("N/A"): an answer the model gives whatever the
    subject is its prior for the relation (the most common object), not knowledge of this subject (the
-   content-free input of contextual calibration, Zhao et al. 2021).
+   content-free input of contextual calibration, Zhao et al. 2021), and score the model's answer under both:
+   their log-probability difference (pointwise mutual information of answer and subject) is low when the
+   answer is what the model says about anyone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from agent._answer import ModelView, Signals
 from agent.retrieval import Evidence, HybridRetriever
@@ -208,6 +211,25 @@ class SignalCollector:
         scores = score([r[1] for r in rows], [r[2] for r in rows])
         return {i: float(sc.mean_logprob) for (i, _, _), sc in zip(rows, scores, strict=True)}
 
+    def _pmi(self, slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any]) -> dict[int, float]:
+        """Per question: log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
+        score = getattr(self.lm, "score", None)
+        if score is None:
+            return {}
+        asked: dict[int, tuple[str, str]] = {}
+        null: dict[int, str] = {}
+        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+            if kind == "model" and gen.text:
+                asked[i] = (prompt, " " + gen.text)
+            elif kind == "prior":
+                null[i] = prompt
+        rows = [(i, p, a, null[i]) for i, (p, a) in asked.items() if i in null]
+        if not rows:
+            return {}
+        with_subject = score([r[1] for r in rows], [r[2] for r in rows])
+        without = score([r[3] for r in rows], [r[2] for r in rows])
+        return {r[0]: a.mean_logprob - b.mean_logprob for r, a, b in zip(rows, with_subject, without, strict=True)}
+
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
         found: dict[tuple[str | None, str | None, str], Evidence] = {}
         for scope in scopes:
@@ -257,6 +279,7 @@ class SignalCollector:
                 slots.append((i, "prior"))
         gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
         familiarity = self._familiarity(drafts)
+        pmi = self._pmi(slots, prompts, gens)
         views: dict[int, dict[str, list[ModelView]]] = {}
         for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
             view = ModelView(prompt, gen.text, gen.first_token_prob or 0.0, gen.margin or 0.0)
@@ -283,6 +306,7 @@ class SignalCollector:
                     rag_supported=supported,
                     prior=prior,
                     familiarity=familiarity.get(i),
+                    pmi=pmi.get(i),
                 )
             )
         return out

@@ -81,6 +81,7 @@ class PolicySettings(_Section):
     require_support: bool = True
     model: float = Field(default=0.6, ge=0, le=1)
     familiarity: float = Field(default=-4.0, le=0)
+    pmi: float = -100.0
     target_hallucination: float = Field(default=0.02, ge=0, le=1)
     calibrated_on: str = ""  # what the thresholds were fitted on (empty: the defaults)
 
@@ -105,6 +106,18 @@ class TellSettings(_Section):
     consolidate_batch: int = Field(default=64, ge=1)  # at most this many facts per consolidation batch
 
 
+class ServerSettings(_Section):
+    """``factagent serve``: where it listens, its API keys file and its limits (see ``agent/server``)."""
+
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = Field(default=8765, ge=0, le=65_535)
+    keys_file: str = ""  # TOML or JSON of API keys; empty: <home>/server/keys.toml
+    max_body_bytes: int = Field(default=64_000, ge=1_024)  # larger request bodies get 413
+    requests_per_minute: int = Field(default=600, ge=0)  # per API key, token bucket; 0 = unlimited
+    timeout_s: float = Field(default=60.0, gt=0)  # a request running longer gets 504
+    audit_workers: int = Field(default=1, ge=1, le=8)  # audit jobs run at once (background threads)
+
+
 class Settings(_Section):
     """The whole ``config.toml``."""
 
@@ -115,6 +128,7 @@ class Settings(_Section):
     kg: KGSettings = KGSettings()
     tell: TellSettings = TellSettings()
     policy: PolicySettings = PolicySettings()
+    server: ServerSettings = ServerSettings()
 
 
 @dataclass(frozen=True)

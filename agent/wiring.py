@@ -129,4 +129,4 @@ def policy_thresholds(home: Home) -> PolicyThresholds:
     from agent._policy import PolicyThresholds
 
     p = home.settings.policy
-    return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity)
+    return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity, p.pmi)

@@ -3,8 +3,8 @@
 For each claim it finds the schema conflicts (``KnowledgeGraph.conflicts``: functional, inverse,
 composition) and what the edit would supersede; applies the trust policy (an untrusted user's contradiction
 of a trusted fact is quarantined, and so is an object an untrusted user adds to a (subject, relation) whose
-trusted facts name other objects, functional or not); enforces the per-user rate limit; augments the claims with their inverse
-and composed facts (which never override anything: an augmented fact that conflicts is left out and
+trusted facts name other objects, functional or not); enforces the per-user rate limit; augments the claims
+with their inverse and composed facts (which never override anything: an augmented fact that conflicts is left out and
 reported); and gives the edit its id (``e-`` + 8 hex digits).
 """
 

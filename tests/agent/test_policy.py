@@ -113,7 +113,8 @@ def test_calibration_meets_the_target_on_its_questions_with_the_most_coverage() 
     for _ in range(10):  # unanswerable, confident but unfamiliar
         signals.append(_signals(model=_view("C", 0.99), agreement=1.0, familiarity=-9.0))
         golds.append(())
-    result = calibrate(signals, golds, _grade, target=0.0)
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0, 0.0)}
+    result = calibrate(signals, golds, _grade, target=0.0, grid=small)
     assert result.feasible and result.hallucination_rate == 0.0
     assert result.coverage == pytest.approx(40 / 50)
     assert 0.5 < result.thresholds.model <= 0.95 and result.thresholds.familiarity > -9.0
