@@ -1,0 +1,94 @@
+"""``factagent serve`` (the HTTP API under uvicorn) and ``factagent mcp`` (the MCP server)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from tools.errors import ConfigError
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    """Add the ``serve`` and ``mcp`` commands."""
+    serve = sub.add_parser("serve", help="serve the HTTP API and OpenAI-compatible chat (uvicorn, loopback)")
+    serve.add_argument("--host", default=None, help="interface to bind (default: [server] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: [server] port, 8765)")
+    serve.add_argument(
+        "--keys", default=None, help="API keys file (default: [server] keys_file or <home>/server/keys.toml)"
+    )
+    serve.set_defaults(func=run_serve)
+
+    mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (or streamable HTTP with --http)")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP on loopback instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8766)
+    mcp.add_argument("--user", default="mcp", help="the user the tools act as (default: mcp)")
+    mcp.add_argument("--role", choices=("reader", "editor", "admin"), default="editor")
+    mcp.add_argument("--namespace", default="default", help="the memory namespace written and searched first")
+    mcp.add_argument("--shared", default="world", help="comma-separated namespaces also searched (default: world)")
+    mcp.set_defaults(func=run_mcp)
+
+
+def _needs_server_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("factagent serve needs the server extra: pip install 'factagent[server]'") from exc
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    _needs_server_extra()
+    import uvicorn
+
+    from agent.config import open_home
+    from agent.server import KeyRing, create_app, keys_path
+
+    home = open_home(args.home)
+    cfg = home.settings.server
+    keys = KeyRing.load(keys_path(home) if args.keys is None else Path(args.keys))
+    host = args.host or cfg.host
+    port = cfg.port if args.port is None else args.port
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s: the API is reachable from other machines", host)
+    app = create_app(home, keys=keys)
+    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    return 0
+
+
+def run_mcp(args: argparse.Namespace) -> int:
+    try:
+        import mcp  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("factagent mcp needs the server extra: pip install 'factagent[server]'") from exc
+    from agent import Agent
+    from agent.config import Home, open_home
+    from agent.server import Principal, build_mcp_server
+    from agent.server._app import service_settings
+    from agent.server._service import Service
+    from agent.tell._trust import check_user
+    from memory import Scope
+
+    shared = tuple(s for s in args.shared.split(",") if s)
+    for namespace in (args.namespace, *shared):
+        Scope(agent_id=namespace)  # validates the name
+    who = Principal(check_user(args.user), args.role, (args.namespace,), shared)
+    home = open_home(args.home)
+    settings = service_settings(home.settings, {who.user: who.role})
+    agent = Agent.open(Home(root=home.root, settings=settings))
+    try:
+        server = build_mcp_server(Service(agent), who)
+        if args.http:
+            server.run("streamable-http", host=args.host, port=args.port)
+        else:
+            server.run("stdio")
+    finally:
+        agent.close()
+    return 0

@@ -1,0 +1,129 @@
+"""The FastAPI app factory: :func:`create_app` wires the agent, keys, limits and routes together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+
+from agent.server._auth import KeyRing, ServerRole
+from agent.server._deps import AppState
+from agent.server._errors import install_error_handlers
+from agent.server._jobs import AuditJobs, AuditRunner, run_world_audit
+from agent.server._limits import BodyLimit, Deadline, KeyRateLimiter, Metrics
+from agent.server._service import Service
+
+if TYPE_CHECKING:
+    from agent import Agent
+    from agent.config import Home, Settings
+
+__all__ = ["create_app", "keys_path", "open_service_agent", "service_settings"]
+
+logger = logging.getLogger(__name__)
+
+
+def _package_version() -> str:
+    from agent.server import VERSION
+
+    return VERSION
+
+
+def keys_path(home: Home) -> Path:
+    """The API keys file: ``[server] keys_file``, else ``<home>/server/keys.toml``."""
+    configured = home.settings.server.keys_file
+    return Path(configured).expanduser() if configured else home.root / "server" / "keys.toml"
+
+
+def service_settings(settings: Settings, users: Mapping[str, ServerRole]) -> Settings:
+    """``settings`` with the admins among ``users`` (name -> role) as tell-pipeline admins.
+
+    So an admin's key may roll back anyone's edit.
+    A user who is ``admin`` in ``[tell] roles`` but holds no admin key is served as ``trusted``: over
+    HTTP, the key's role is what counts.
+    """
+    tell = settings.tell
+    roles = dict(tell.roles)
+    for user, role in users.items():
+        if role == "admin":
+            roles[user] = "admin"
+        elif roles.get(user) == "admin":
+            roles[user] = "trusted"
+    return settings.model_copy(update={"tell": tell.model_copy(update={"roles": roles})})
+
+
+def open_service_agent(home: Home, keys: KeyRing) -> Agent:
+    """The home's agent (model, memory, KG, tell pipeline) with :func:`service_settings`."""
+    from agent import Agent
+    from agent.config import Home as HomeType
+
+    return Agent.open(HomeType(root=home.root, settings=service_settings(home.settings, keys.users)))
+
+
+def create_app(
+    home: Home,
+    *,
+    agent: Agent | None = None,
+    keys: KeyRing | None = None,
+    audit_runner: AuditRunner | None = None,
+) -> FastAPI:
+    """The HTTP API over the agent of ``home``.
+
+    Args:
+        home: the factagent home (state, ``[server]`` settings, the keys file).
+        agent: an agent to serve (default: opened from ``home`` now, so the model loads once per process);
+            a given agent is not closed with the app.
+        keys: API keys (default: read from :func:`keys_path`).
+        audit_runner: runs audit jobs (default: :func:`~agent.server._jobs.run_world_audit` on ``home``).
+
+    Raises:
+        ConfigError: a bad keys file or settings.
+
+    Example:
+        >>> app = create_app(open_home("~/.factagent"))  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=8765)  # doctest: +SKIP
+    """
+    from agent.server import _openai_compat, _routes_agent, _routes_facts, _routes_ops
+
+    cfg = home.settings.server
+    ring = keys if keys is not None else KeyRing.load(keys_path(home))
+    owned = agent is None
+    served = agent if agent is not None else open_service_agent(home, ring)
+    jobs = AuditJobs(home.root / "server" / "audits", audit_runner or run_world_audit(home.root), cfg.audit_workers)
+    state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        jobs.close()
+        if owned:
+            served.close()
+
+    app = FastAPI(
+        title="factagent",
+        version=_package_version(),
+        description="Ask, tell, facts, edits, history and audits of the fact-checked agent; OpenAI-compatible chat.",
+        lifespan=lifespan,
+    )
+    app.state.factagent = state
+    install_error_handlers(app)
+    for module in (_routes_agent, _routes_facts, _routes_ops, _openai_compat):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        state.metrics.observe(request.method, path, response.status_code, time.perf_counter() - start)
+        return response
+
+    # outermost first: the deadline covers everything; oversized bodies never reach a route
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(Deadline, timeout_s=cfg.timeout_s)
+    return app

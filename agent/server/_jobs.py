@@ -1,0 +1,109 @@
+"""Audit jobs: ``POST /v1/audits`` queues one, a background thread runs it, ``GET /v1/audits/{id}`` reports.
+
+A job runs :func:`eval.audit.run_audit` into ``<home>/server/audits/<id>/`` (its ``answers.jsonl`` stays
+there) and keeps each setup's point metrics as its result. The runner is injectable so tests need not
+load a second model.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.server._schemas import AuditJobOut, AuditRequest
+from tools.errors import FactagentError, NotFoundError
+
+__all__ = ["AuditJobs", "AuditRunner", "run_world_audit"]
+
+logger = logging.getLogger(__name__)
+
+AuditRunner = Callable[[AuditRequest, Path], dict[str, dict[str, float]]]
+"""Runs one audit into a directory and returns ``{setup: {metric: value}}``."""
+
+
+def run_world_audit(home: Path) -> AuditRunner:
+    """The default runner: an audit of the home's stack on world questions (its memory is used as it is)."""
+
+    def run(request: AuditRequest, out_dir: Path) -> dict[str, dict[str, float]]:
+        from eval.audit import AuditConfig, Outcomes, point_metrics, run_audit
+
+        config = AuditConfig(
+            dataset=request.dataset, setups=tuple(request.setups), grader=request.grader, home=str(home),
+            limit=request.limit, resamples=200, prepare_memory=False,
+        )  # fmt: skip
+        done = run_audit(config, out_dir)
+        return {
+            setup: {k: float(v) for k, v in point_metrics(Outcomes.of(records)).items() if v is not None}
+            for setup, records in done.records.items()
+        }
+
+    return run
+
+
+@dataclass(frozen=True)
+class _Job:
+    owner: str
+    view: AuditJobOut
+
+
+class AuditJobs:
+    """Queued, running and finished audit jobs of this process (``workers`` run at once)."""
+
+    def __init__(self, root: Path, runner: AuditRunner, workers: int = 1) -> None:
+        self.root = root
+        self.runner = runner
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit")
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, owner: str, request: AuditRequest) -> AuditJobOut:
+        """Queue an audit for ``owner``; it starts when a worker is free."""
+        job_id = "a-" + secrets.token_hex(6)
+        view = AuditJobOut(id=job_id, status="queued", created_at=datetime.now(UTC), request=request)
+        with self._lock:
+            self._jobs[job_id] = _Job(owner, view)
+        self._pool.submit(self._run, job_id)
+        return view
+
+    def get(self, job_id: str, user: str, admin: bool = False) -> AuditJobOut:
+        """A job its owner (or an admin) may see.
+
+        Raises:
+            NotFoundError: no such job, or another user's.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None or (job.owner != user and not admin):
+            raise NotFoundError(f"no audit job {job_id!r}")
+        return job.view
+
+    def _set(self, job_id: str, **changes: object) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            self._jobs[job_id] = replace(job, view=job.view.model_copy(update=changes))
+
+    def _run(self, job_id: str) -> None:
+        self._set(job_id, status="running")
+        request = self._jobs[job_id].view.request
+        try:
+            result = self.runner(request, self.root / job_id)
+        except FactagentError as exc:
+            logger.warning("audit job %s failed: %s", job_id, exc)
+            self._set(job_id, status="failed", error=str(exc), finished_at=datetime.now(UTC))
+            return
+        except Exception as exc:  # a job thread must record its end; the traceback goes to the log
+            logger.exception("audit job %s crashed", job_id)
+            self._set(
+                job_id, status="failed", error=f"internal error: {type(exc).__name__}", finished_at=datetime.now(UTC)
+            )
+            return
+        self._set(job_id, status="done", result=result, finished_at=datetime.now(UTC))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

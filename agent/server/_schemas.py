@@ -1,0 +1,197 @@
+"""The HTTP API's wire format: pydantic models shared by the server and :mod:`agent.client`.
+
+Requests reject unknown fields (they come from untrusted callers); responses are plain data. Nothing here
+imports FastAPI, so the client stays light.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AnswerOut",
+    "AskRequest",
+    "AuditJobOut",
+    "AuditRequest",
+    "CitationOut",
+    "EditOut",
+    "EditsOut",
+    "ErrorBody",
+    "ErrorDetail",
+    "FactCreate",
+    "FactHit",
+    "FactOut",
+    "FactPatch",
+    "FactSearchOut",
+    "HealthOut",
+    "HistoryOut",
+    "RollbackOut",
+    "TellOut",
+    "TellRequest",
+    "TripleModel",
+]
+
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+Namespace = str
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TripleModel(BaseModel):
+    """A fact: subject and object labels, relation id (``company_ceo``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=1_000)
+    relation: str = Field(min_length=1, max_length=200)
+    object: str = Field(min_length=1, max_length=1_000)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong (the OpenAI error shape, so OpenAI clients read it too)."""
+
+    type: str  # invalid_request | unauthorized | forbidden | not_found | conflict | too_large | rate_limited | ...
+    message: str
+    code: int
+    param: str | None = None
+    retry_after: float | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every non-2xx response body."""
+
+    error: ErrorDetail
+
+
+class AskRequest(_Request):
+    question: str = Field(min_length=1, max_length=2_000, description="one question")
+    namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN, description="default: the key's first")
+
+
+class CitationOut(BaseModel):
+    text: str
+    origin: str
+    score: float
+    item_id: str | None = None
+    assertion_id: str | None = None
+    edit_id: str | None = None
+    who: str | None = None
+
+
+class AnswerOut(BaseModel):
+    """The agent's answer: ``action`` says where it came from (``abstain`` means it declined)."""
+
+    text: str
+    action: str
+    confidence: float
+    reason: str
+    latency_s: float
+    citations: list[CitationOut]
+
+
+class TellRequest(_Request):
+    statement: str = Field(min_length=1, max_length=4_000, description="a fact in plain English")
+    namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN)
+
+
+class TellOut(BaseModel):
+    """What telling did: ``status`` is applied | quarantined | not_an_edit | noop | free_text."""
+
+    status: str
+    kind: str
+    edit_id: str | None
+    quarantine_id: str | None
+    message: str
+    triples: list[TripleModel]
+    augmented: list[TripleModel]
+    superseded: list[TripleModel]
+
+
+class FactCreate(_Request):
+    text: str = Field(min_length=1, max_length=20_000)
+    namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN)
+    triple: TripleModel | None = Field(default=None, description="also asserted in the knowledge graph")
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
+
+
+class FactPatch(_Request):
+    text: str | None = Field(default=None, min_length=1, max_length=20_000)
+    metadata: dict[str, str | int | float | bool] | None = Field(default=None, max_length=32)
+
+
+class FactOut(BaseModel):
+    id: str
+    version: int
+    text: str
+    namespace: str | None
+    triple: TripleModel | None
+    source: str | None
+    status: str
+    created_at: datetime
+    metadata: dict[str, str | int | float | bool]
+
+
+class FactHit(BaseModel):
+    fact: FactOut
+    score: float  # cosine similarity, higher is more similar
+
+
+class FactSearchOut(BaseModel):
+    hits: list[FactHit]
+
+
+class EditOut(BaseModel):
+    edit_id: str
+    origin: Literal["tell", "kg"]
+    who: str
+    created_at: datetime
+    namespace: str
+    text: str
+    status: str
+    triples: list[TripleModel]
+
+
+class EditsOut(BaseModel):
+    edits: list[EditOut]
+
+
+class HistoryOut(BaseModel):
+    subject: str
+    edits: list[EditOut]
+
+
+class RollbackOut(BaseModel):
+    edit_id: str
+    assertions: int
+    memory_versions: int
+    message: str
+
+
+class AuditRequest(_Request):
+    dataset: str = Field(default="world:test", min_length=1, max_length=500, pattern=r"^world:[a-z]+$")
+    setups: list[Literal["standalone", "rag", "agent"]] = Field(default=["standalone"], min_length=1, max_length=3)
+    limit: int = Field(default=20, ge=1, le=5_000)
+    grader: Literal["exact", "embedding"] = "exact"
+
+
+class AuditJobOut(BaseModel):
+    """An audit job: ``status`` is queued | running | done | failed; ``result`` holds metrics when done."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    created_at: datetime
+    finished_at: datetime | None = None
+    request: AuditRequest
+    error: str | None = None
+    result: dict[str, dict[str, float]] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    version: str
+    uptime_s: float
