@@ -10,8 +10,9 @@ On a fresh working memory holding the world's UNKNOWN documents and facts (ARCHI
 
 Grading is normalised exact match. ``hallucination_rate`` = incorrect / N over all questions; ``coverage`` =
 attempted / answerable; ``edit_success`` / ``edit_generalization`` = edit questions in training / held-out
-phrasings answered with the new object; ``edit_locality`` = share of unrelated questions (subject not edited)
-whose answer is the same before and after the edits.
+phrasings answered with the new object; ``edit_locality`` = share of unrelated questions (about no entity an edit
+names: its subject, old or new object, since inverse and composed facts of an edit rightly change answers about
+those) whose answer is the same before and after the edits.
 """
 
 from __future__ import annotations
@@ -125,8 +126,13 @@ def run_agent_bench(
     questions = sample_questions(world, "test", ("known", "unknown", "edit", "unanswerable"), per_kind, seed)
     edits = {e.id: e for e in world.edits}
     told_ids = sorted({q.question.edit_id for q in questions if q.kind == "edit" and q.question.edit_id in edits})
-    edited_subjects = {edits[i].subject for i in told_ids}
-    unrelated = [q for q in questions if q.kind in ("known", "unknown") and q.question.subject not in edited_subjects]
+    # entities an edit touches (its subject, old and new object): questions about them may rightly change
+    touched = {
+        normalize_answer(n) for i in told_ids for n in (edits[i].subject, edits[i].old_object, edits[i].new_object)
+    }
+    unrelated = [
+        q for q in questions if q.kind in ("known", "unknown") and normalize_answer(q.question.subject) not in touched
+    ]
     local = sorted(rng.sample(unrelated, min(n_locality, len(unrelated))), key=lambda q: q.question.id)
     before = [agent.decide(s) for s in _ask(agent, [q.question.text for q in local], progress, "before edits")]
 
