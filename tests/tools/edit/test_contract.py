@@ -15,6 +15,9 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import logits as _logits
+from tests.tools.edit._helpers import same as _same
+from tests.tools.edit._helpers import state as _state
 from tools.edit import (
     AdapterDelta,
     EditRequest,
@@ -30,17 +33,6 @@ from tools.errors import EditBatchTooLargeError, LayerOutOfRangeError, NonFinite
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ["gpt2-world", "llama-world"]
-PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])
-
-
-@pytest.fixture(scope="module")
-def corpus(bundled_world: Any) -> tuple[str, ...]:
-    return tuple(d.text for d in bundled_world.documents[:400])
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stats")
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +66,6 @@ def lm(model_name: str) -> HFLanguageModel:
 
 def _editor(name: str, corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> Any:
     return get_editor(name, corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **hp)
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _logits(lm: HFLanguageModel) -> torch.Tensor:
-    with torch.no_grad():
-        return lm.model(PROBE).logits.clone()
 
 
 def _says(lm: HFLanguageModel, req: EditRequest) -> bool:

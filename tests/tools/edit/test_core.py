@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import same as _same
+from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, LowRank, WeightDelta, family_of, get_editor, journal_for, load_edited, save_edited
 from tools.edit._delta import low_rank_for
 from tools.edit._hooks import Trace, TraceDict
@@ -30,14 +32,6 @@ REQ = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", target_old
 @pytest.fixture(params=MODELS)
 def lm(request: pytest.FixtureRequest) -> HFLanguageModel:
     return HFLanguageModel.load(REPO / "eval" / "world" / "models" / request.param, device="cpu")
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _rank_one(lm: HFLanguageModel, layer: int, seed: int) -> WeightDelta:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, WeightDelta, family_of, get_editor
 from tools.edit._ft import FTHyperParams, _sequence_labels
 from tools.edit._request import encode_requests
@@ -34,10 +35,6 @@ def requests(lm: HFLanguageModel, bundled_world: Any) -> list[EditRequest]:
             picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
     assert len(picked) >= 2
     return picked[:2]
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
 
 
 def _assert_same(lm: HFLanguageModel, before: dict[str, torch.Tensor]) -> None:

@@ -11,13 +11,15 @@ import torch
 from torch import nn
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import logits as _logits
+from tests.tools.edit._helpers import same as _same
+from tests.tools.edit._helpers import state as _state
 from tools.edit import AdapterDelta, EditRequest, family_of, get_editor, journal_for, load_edited, save_edited
 from tools.edit._grace import GraceAdapter, GraceEditor, GraceHyperParams
 from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ["gpt2-world", "llama-world"]
-PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +53,6 @@ def lm(models: dict[str, HFLanguageModel], name: str) -> Any:
     model = models[name]
     yield model
     journal_for(model.model).rollback_all()
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _logits(lm: HFLanguageModel) -> torch.Tensor:
-    with torch.no_grad():
-        return lm.model(PROBE).logits.clone()
 
 
 def _says(lm: HFLanguageModel, req: EditRequest) -> bool:

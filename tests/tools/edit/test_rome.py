@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import same as _same
+from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
 from tools.edit._rome import ROMEEditor, ROMEHyperParams
 from tools.edit._stats import model_fingerprint
@@ -22,16 +23,6 @@ MODELS = ("gpt2-world", "llama-world")
 @pytest.fixture(scope="module")
 def models() -> dict[str, HFLanguageModel]:
     return {name: HFLanguageModel.load(REPO / "eval" / "world" / "models" / name, device="cpu") for name in MODELS}
-
-
-@pytest.fixture(scope="module")
-def corpus(bundled_world: Any) -> tuple[str, ...]:
-    return tuple(d.text for d in bundled_world.documents[:400])
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("rome-stats")
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +42,6 @@ def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, l
 
 def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> ROMEEditor:
     return ROMEEditor(corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **hp)
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _says(lm: HFLanguageModel, req: EditRequest, answer: str) -> bool:

@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from tests.conftest import REPO
+from tests.tools.edit._helpers import logits as _logits
+from tests.tools.edit._helpers import same as _same
+from tests.tools.edit._helpers import state as _state
 from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_edited, save_edited
 from tools.edit._ties import ties_merge, trim
 from tools.edit._wise import WiseAdapter, WiseEditor
@@ -19,18 +22,12 @@ from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdate
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ["gpt2-world", "llama-world"]
-PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])
 FAST = {"v_steps": 80, "n_prefixes": 0, "n_irrelevant": 16, "n_swaps": 4}  # quick on a CPU, enough for a few edits
 
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, HFLanguageModel]:
     return {m: HFLanguageModel.load(REPO / "eval" / "world" / "models" / m, device="cpu") for m in MODELS}
-
-
-@pytest.fixture(scope="module")
-def corpus(bundled_world: Any) -> tuple[str, ...]:
-    return tuple(d.text for d in bundled_world.documents[:400])
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +62,6 @@ def _editor(method: str, corpus: tuple[str, ...], **hp: Any) -> WiseEditor:
     editor = get_editor(method, corpus=corpus, **hp)
     assert isinstance(editor, WiseEditor)
     return editor
-
-
-def _state(lm: HFLanguageModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _logits(lm: HFLanguageModel) -> torch.Tensor:
-    with torch.no_grad():
-        return lm.model(PROBE).logits.clone()
 
 
 def _says(lm: HFLanguageModel, req: EditRequest) -> bool:
