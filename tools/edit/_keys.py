@@ -67,6 +67,38 @@ class ValueOptions:
     stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
 
 
+class ValueHyperParams(Protocol):
+    """The ``v_*`` fields ROME's and MEMIT's hyperparameters share (names of the reference implementation)."""
+
+    @property
+    def v_num_grad_steps(self) -> int: ...
+    @property
+    def v_lr(self) -> float: ...
+    @property
+    def v_weight_decay(self) -> float: ...
+    @property
+    def clamp_norm_factor(self) -> float: ...
+    @property
+    def kl_factor(self) -> float: ...
+    @property
+    def v_early_stop_loss(self) -> float: ...
+    @property
+    def v_stop_after_target(self) -> bool: ...
+
+
+def value_options_of(hp: ValueHyperParams) -> ValueOptions:
+    """The :class:`ValueOptions` of a method's hyperparameters."""
+    return ValueOptions(
+        steps=hp.v_num_grad_steps,
+        lr=hp.v_lr,
+        weight_decay=hp.v_weight_decay,
+        clamp_norm_factor=hp.clamp_norm_factor,
+        kl_factor=hp.kl_factor,
+        early_stop_loss=hp.v_early_stop_loss,
+        stop_after_target=hp.v_stop_after_target,
+    )
+
+
 @dataclass(frozen=True)
 class ValueResult:
     """Per request: the module output before (``init``) and the optimised one (``target = init + delta``)."""

@@ -53,6 +53,7 @@ from tools.edit._keys import (
     context_templates,
     outputs_at_subject,
     subject_keys,
+    value_options_of,
 )
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
@@ -105,15 +106,7 @@ class MEMITHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The target-optimisation part of these settings."""
-        return ValueOptions(
-            steps=self.v_num_grad_steps,
-            lr=self.v_lr,
-            weight_decay=self.v_weight_decay,
-            clamp_norm_factor=self.clamp_norm_factor,
-            kl_factor=self.kl_factor,
-            early_stop_loss=self.v_early_stop_loss,
-            stop_after_target=self.v_stop_after_target,
-        )
+        return value_options_of(self)
 
 
 def available_memory(device: torch.device) -> int:

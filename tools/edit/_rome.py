@@ -32,7 +32,7 @@ import torch
 
 from tools.edit._delta import WeightDelta, low_rank_for
 from tools.edit._family import ModelFamily, family_of, get_module
-from tools.edit._keys import ValueOptions, compute_values, context_templates, subject_keys
+from tools.edit._keys import ValueOptions, compute_values, context_templates, subject_keys, value_options_of
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
@@ -79,15 +79,7 @@ class ROMEHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The value-optimisation part of these settings."""
-        return ValueOptions(
-            steps=self.v_num_grad_steps,
-            lr=self.v_lr,
-            weight_decay=self.v_weight_decay,
-            clamp_norm_factor=self.clamp_norm_factor,
-            kl_factor=self.kl_factor,
-            early_stop_loss=self.v_early_stop_loss,
-            stop_after_target=self.v_stop_after_target,
-        )
+        return value_options_of(self)
 
 
 class ROMEEditor(BaseEditor[ROMEHyperParams]):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from tests.conftest import REPO
+from tools.edit import EditRequest
 from tools.lm._hf import HFLanguageModel
 
 PROBE = torch.tensor([[5, 60, 700, 8, 90, 1000, 11]])  # token ids whose logits show any change of the model
@@ -23,3 +27,30 @@ def logits(lm: HFLanguageModel) -> torch.Tensor:
     """The model's logits on :data:`PROBE` (adapters included)."""
     with torch.no_grad():
         return lm.model(PROBE).logits.clone()
+
+
+MODELS = ("gpt2-world", "llama-world")
+
+
+def load_models() -> dict[str, HFLanguageModel]:
+    """Both bundled reference models, on the CPU."""
+    return {name: HFLanguageModel.load(REPO / "eval" / "world" / "models" / name, device="cpu") for name in MODELS}
+
+
+def known_requests(world: Any, lm: HFLanguageModel, pool: int, n: int, *, by_prompt: bool = False) -> list[EditRequest]:
+    """Up to ``n`` of the world's first ``pool`` edits whose old object ``lm`` gives, on distinct subjects.
+
+    Subjects are distinct when neither contains the other (``by_prompt``: when the subject does not occur in an
+    already picked edit's prompt).
+    """
+    edits = world.edits[:pool]
+    gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
+    picked: list[EditRequest] = []
+    for e, g in zip(edits, gens, strict=True):
+        if by_prompt:
+            clash = any(e.subject in r.prompt for r in picked)
+        else:
+            clash = any(e.subject in r.subject or r.subject in e.subject for r in picked)
+        if g.text.startswith(e.old_object) and not clash:
+            picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
+    return picked[:n]

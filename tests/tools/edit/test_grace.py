@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import REPO
+from tests.tools.edit._helpers import known_requests, load_models
 from tests.tools.edit._helpers import logits as _logits
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
@@ -24,23 +24,13 @@ MODELS = ["gpt2-world", "llama-world"]
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, HFLanguageModel]:
-    return {m: HFLanguageModel.load(REPO / "eval" / "world" / "models" / m, device="cpu") for m in MODELS}
+    return load_models()
 
 
 @pytest.fixture(scope="module")
 def requests_by_model(models: dict[str, HFLanguageModel], bundled_world: Any) -> dict[str, list[EditRequest]]:
     """Five world edits per model, on distinct subjects the model answers with the old object."""
-    out = {}
-    for name, lm in models.items():
-        edits = bundled_world.edits[:80]
-        gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
-        picked: list[EditRequest] = []
-        for e, g in zip(edits, gens, strict=True):
-            clash = any(e.subject in r.subject or r.subject in e.subject for r in picked)
-            if g.text.startswith(e.old_object) and not clash:
-                picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
-        out[name] = picked[:5]
-    return out
+    return {name: known_requests(bundled_world, lm, 80, 5) for name, lm in models.items()}
 
 
 @pytest.fixture(params=MODELS)

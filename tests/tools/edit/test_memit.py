@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.tools.edit._helpers import known_requests, load_models
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
@@ -23,22 +23,13 @@ MODELS = ("gpt2-world", "llama-world")
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, HFLanguageModel]:
-    return {name: HFLanguageModel.load(REPO / "eval" / "world" / "models" / name, device="cpu") for name in MODELS}
+    return load_models()
 
 
 @pytest.fixture(scope="module")
 def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, list[EditRequest]]:
     """Per model, five edits of distinct subjects whose old object the unedited model gives."""
-    out = {}
-    for name, lm in models.items():
-        edits = bundled_world.edits[:80]
-        gens = lm.generate([e.prompt for e in edits], max_new_tokens=8)
-        picked: list[EditRequest] = []
-        for e, g in zip(edits, gens, strict=True):
-            if g.text.startswith(e.old_object) and all(e.subject not in r.prompt for r in picked):
-                picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
-        out[name] = picked[:5]
-    return out
+    return {name: known_requests(bundled_world, lm, 80, 5, by_prompt=True) for name, lm in models.items()}
 
 
 def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> MEMITEditor:
