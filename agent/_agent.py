@@ -111,9 +111,7 @@ class Agent:
 
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
-        result = self.pipeline.tell(statement, user=user, namespace=namespace)
-        self.wm.refresh_entities()
-        return result
+        return self.pipeline.tell(statement, user=user, namespace=namespace)  # it indexes new entities itself
 
     def rollback(self, edit_id: str, user: str = "user") -> Any:
         """Undo one edit in KG, memory and weights together."""
