@@ -189,6 +189,26 @@ def test_ties_merge_trims_elects_and_averages() -> None:
 def test_masks_and_question_forms_are_deterministic() -> None:
     assert torch.equal(shard_mask(8, 16, 0.2, 0, 1), shard_mask(8, 16, 0.2, 0, 1))
     assert not torch.equal(shard_mask(8, 16, 0.2, 0, 1), shard_mask(8, 16, 0.2, 0, 2))
+    masks = [set(shard_mask(8, 16, 0.25, 0, k).tolist()) for k in range(4)]  # 4 blocks of 32 of 128 entries
+    assert all(len(m) == 32 for m in masks)
+    assert all(not masks[i] & masks[j] for i in range(4) for j in range(i + 1, 4))  # shards never overlap
+    assert set(shard_mask(8, 16, 0.25, 0, 4).tolist()) not in masks  # a new cycle, a new permutation
     assert question_forms("Alibaba's CEO is") == ["Who is Alibaba's CEO?", "What is Alibaba's CEO?"]
     assert question_forms("Nokia is based in") == ["Nokia is based in what?"]
     assert WiseEditor.name == "wise"
+
+
+def test_retrieve_defaults_and_the_margin_stage(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any
+) -> None:
+    lm = models["gpt2-world"]
+    retrieve = get_editor("wise-retrieve").hparams_for(lm)
+    assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.85  # a small model: one side memory per edit
+    assert get_editor("wise").hparams_for(lm).shard_size == 50
+    req = requests_by_model["gpt2-world"][0]
+    plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
+    sharp = get_editor(
+        "wise-retrieve", corpus=corpus, margin_steps=100, ft_lr=1e-2, margin_weight=10.0, **FAST
+    ).compute(lm, [req])
+    assert sharp.info["neg_q99"] < plain.info["neg_q99"]  # the hardest irrelevant inputs score lower
+    assert sharp.info["min_pos"] > 0.5 * plain.info["min_pos"]  # while the edit's own inputs keep scoring high
