@@ -99,7 +99,12 @@ class MEMITHyperParams:
         (GPT-2, reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10 to 1e5;
         the paper's procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4.
         The defaults favour reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the
-        square root of the batch (the summed leak of ``B`` unrelated edits grows about so).
+        square root of the batch (the summed leak of ``B`` unrelated edits grows about so). With the defaults,
+        a batch of 100 scores 0.98 / 0.18 on GPT-2 and 1.0 / 0.36 on LLaMA (greedy generation); spreading it
+        over all four layers changes nothing (GPT-2: 1.0 / 0.18). The leak is in the keys: at the subject's
+        last token of the neighbours (other subjects, same relation) the solve's right factors of the 100
+        edits respond with a largest single coefficient of 0.2-0.37 (median over neighbours, layers 0-3; 1 on
+        the edit's own key), mostly where a neighbour's sub-word token equals an edited subject's last one.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
