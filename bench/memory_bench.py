@@ -439,8 +439,11 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embedder | None = None,
     """
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("bench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     for noisy in ("mem0", "faiss", "sentence_transformers", "httpx", "posthog"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.ERROR)

@@ -152,9 +152,7 @@ class EntityLinker:
         query = embedder.embed([mention])[0]
         scores = matrix @ query
         top = np.argsort(-scores)[:k]
-        return [
-            Link(order[i], float(scores[i]), "embedding") for i in top if float(scores[i]) >= self._min_similarity
-        ]
+        return [Link(order[i], float(scores[i]), "embedding") for i in top if float(scores[i]) >= self._min_similarity]
 
     def find_mentions(self, text: str) -> list[Mention]:
         """Entity names (labels or aliases) that occur in ``text``, longest first, not overlapping.

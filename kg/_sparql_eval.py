@@ -128,9 +128,7 @@ def register_graph_eval() -> None:
         _registered = True
 
 
-def run_query(
-    dataset: QuadDataset, sparql: str, bindings: Mapping[str, Identifier]
-) -> list[Sequence[Node | None]]:
+def run_query(dataset: QuadDataset, sparql: str, bindings: Mapping[str, Identifier]) -> list[Sequence[Node | None]]:
     """Evaluate a checked SELECT/ASK over ``dataset`` and materialise the rows.
 
     Raises:

@@ -47,9 +47,7 @@ _SCHEMA = (
 )
 _CHUNK = 500  # host parameters per IN (...) lookup, well under SQLite's limit
 _CACHE_MAX = 1_000_000  # term ids kept; the cache is cleared (not evicted piecemeal) past this
-_TERMS_JOIN = (
-    "JOIN kg_terms ts ON ts.id = q.s JOIN kg_terms tp ON tp.id = q.p JOIN kg_terms tob ON tob.id = q.o"
-)
+_TERMS_JOIN = "JOIN kg_terms ts ON ts.id = q.s JOIN kg_terms tp ON tp.id = q.p JOIN kg_terms tob ON tob.id = q.o"
 
 
 class SQLiteTripleStore:
@@ -123,9 +121,7 @@ class SQLiteTripleStore:
             self._ids.clear()
         self._ids.update(found)
 
-    def pattern_ids(
-        self, conn: sqlite3.Connection, pattern: Mapping[str, Node | None]
-    ) -> dict[str, int] | None:
+    def pattern_ids(self, conn: sqlite3.Connection, pattern: Mapping[str, Node | None]) -> dict[str, int] | None:
         """Column -> id for the bound positions of a pattern; ``None`` if a bound term is not stored."""
         encoded = {col: encode_term(term) for col, term in pattern.items() if term is not None}
         ids = self.term_ids(conn, encoded.values())

@@ -66,7 +66,7 @@ def check_term(term: object, what: str, *, iri_only: bool = False) -> Node:
     if isinstance(term, URIRef):
         _check_text(str(term), what)
         if not _IRI.fullmatch(str(term)):
-            raise InvalidInputError(f"{what} is not an absolute IRI without spaces or <>\"{{}}|^`\\: {term!r}")
+            raise InvalidInputError(f'{what} is not an absolute IRI without spaces or <>"{{}}|^`\\: {term!r}')
         return term
     if isinstance(term, Literal) and not iri_only:
         _check_text(str(term), what)

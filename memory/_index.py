@@ -151,8 +151,7 @@ class FaissIndex:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[1] != self._d or matrix.shape[0] != id_array.shape[0]:
             raise InvalidInputError(
-                f"add() needs ({id_array.shape[0]}, {self._d}) vectors for {id_array.shape[0]} ids, "
-                f"got {matrix.shape}"
+                f"add() needs ({id_array.shape[0]}, {self._d}) vectors for {id_array.shape[0]} ids, got {matrix.shape}"
             )
         if not id_array.size:
             return
@@ -179,8 +178,9 @@ class FaissIndex:
             self._dead |= present
             self._dead_array = np.fromiter(sorted(self._dead), dtype=np.int64)
             if len(self._dead) > _COMPACT_FRACTION * self._index.ntotal:
-                logger.info("compacting %s index: %d of %d vectors removed", self._kind, len(self._dead),
-                            self._index.ntotal)
+                logger.info(
+                    "compacting %s index: %d of %d vectors removed", self._kind, len(self._dead), self._index.ntotal
+                )
                 live_ids, live_vectors = self.export()
                 self._rebuild(self._kind, live_ids, live_vectors)
         return len(present)

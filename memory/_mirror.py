@@ -62,8 +62,9 @@ class IndexMirror:
             try:
                 loaded = self._files.load(self._dimension, self._config, self._db_id)
             except IndexCorruptError as exc:
-                logger.error("vector index in %s is unusable (%s); rebuilding it from the database",
-                             self._files.directory, exc)
+                logger.error(
+                    "vector index in %s is unusable (%s); rebuilding it from the database", self._files.directory, exc
+                )
         if loaded is None:
             self.rebuild(conn)
             return
@@ -78,7 +79,11 @@ class IndexMirror:
         if sidecar.seq > last or versions != len(self.index):
             logger.error(
                 "saved vector index does not match the database (log seq %d of %d, %d vectors for %d versions); "
-                "rebuilding it", sidecar.seq, last, len(self.index), versions,
+                "rebuilding it",
+                sidecar.seq,
+                last,
+                len(self.index),
+                versions,
             )
             self.rebuild(conn)
 

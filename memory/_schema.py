@@ -73,7 +73,17 @@ COLUMNS = (
 )
 # Positions in a row selected with COLUMNS.
 ROW_ID, ITEM_ID, VERSION, USER, AGENT, RUN, EDIT, VALID_FROM, INVALID_AT, STATUS, METADATA = (
-    0, 1, 2, 4, 5, 6, 11, 13, 14, 15, 16,
+    0,
+    1,
+    2,
+    4,
+    5,
+    6,
+    11,
+    13,
+    14,
+    15,
+    16,
 )
 _IN_CHUNK = 2_000  # row ids per "IN (...)" query, well under SQLite's variable limit
 
@@ -150,8 +160,18 @@ def insert_versions(
         f"INSERT INTO mem_items ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'active', ?)",
         [
             (
-                row_id, v.item_id, v.version, v.text, v.scope.user_id, v.scope.agent_id, v.scope.run_id,
-                *(_triple_columns(v.triple)), v.source, v.edit_id, v.created_at, v.valid_from,
+                row_id,
+                v.item_id,
+                v.version,
+                v.text,
+                v.scope.user_id,
+                v.scope.agent_id,
+                v.scope.run_id,
+                *(_triple_columns(v.triple)),
+                v.source,
+                v.edit_id,
+                v.created_at,
+                v.valid_from,
                 json.dumps(v.metadata, sort_keys=True, ensure_ascii=False, allow_nan=False),
             )
             for row_id, v in zip(row_ids, versions, strict=True)
@@ -264,9 +284,7 @@ class Filter:
         if self.scope is not None:
             clauses += scope_clauses(self.scope, alias, params)
         for key, value in self.metadata.items():
-            clauses.append(
-                f"{alias}.row_id IN (SELECT row_id FROM mem_meta WHERE key = ? AND kind = ? AND value = ?)"
-            )
+            clauses.append(f"{alias}.row_id IN (SELECT row_id FROM mem_meta WHERE key = ? AND kind = ? AND value = ?)")
             params += [key, value_kind(value), int(value) if isinstance(value, bool) else value]
         return " AND ".join(clauses), params
 

@@ -107,4 +107,3 @@ def _exact(
     order = np.argsort(-best_scores, kind="stable")
     rows = fetch_rows(conn, best_ids[order].tolist())
     return [(rows[int(best_ids[i])], float(best_scores[i])) for i in order if int(best_ids[i]) in rows]
-

@@ -105,9 +105,7 @@ def check_metadata(metadata: object, what: str = "metadata") -> dict[str, Metada
         elif isinstance(value, str):
             _check_utf8(value, f"{what}[{key!r}]")
         else:
-            raise InvalidInputError(
-                f"{what}[{key!r}] must be a str, int, float or bool, got {type(value).__name__}"
-            )
+            raise InvalidInputError(f"{what}[{key!r}] must be a str, int, float or bool, got {type(value).__name__}")
         out[key] = value
     return out
 

@@ -80,6 +80,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 """Marks an ``update`` argument as "keep the current value" (``None`` means "clear it")."""
 
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -181,7 +182,12 @@ class VectorMemory:
             StoreError: the database write failed; nothing is stored.
         """
         return self.add_many(
-            [text], scope=scope, triples=[triple], sources=[source], metadatas=[metadata], edit_id=edit_id,
+            [text],
+            scope=scope,
+            triples=[triple],
+            sources=[source],
+            metadatas=[metadata],
+            edit_id=edit_id,
             valid_from=valid_from,
         )[0]
 
@@ -501,8 +507,18 @@ class VectorMemory:
     ) -> list[MemoryItem]:
         now = self._now_us()
         versions = [
-            NewVersion("m-" + secrets.token_hex(8), 1, text, scope, triple, source, edit_id, now,
-                       now if valid_from is None else valid_from, metadata)
+            NewVersion(
+                "m-" + secrets.token_hex(8),
+                1,
+                text,
+                scope,
+                triple,
+                source,
+                edit_id,
+                now,
+                now if valid_from is None else valid_from,
+                metadata,
+            )
             for text, scope, triple, source, metadata in drafts
         ]
         with self._writing() as (conn, pending):

@@ -20,8 +20,12 @@ def main(home: str, prefix: str, count: int) -> None:
         for i in range(count):
             triple = Triple(f"{prefix} company {i}", "company_ceo", f"{prefix} person {i}")
             with wm.transaction():
-                wm.memory.add(f"The CEO of {triple.subject} is {triple.object}.", scope=Scope(user_id=prefix),
-                              triple=triple, edit_id=f"{prefix}-{i}")
+                wm.memory.add(
+                    f"The CEO of {triple.subject} is {triple.object}.",
+                    scope=Scope(user_id=prefix),
+                    triple=triple,
+                    edit_id=f"{prefix}-{i}",
+                )
                 wm.graph.add(triple, Provenance(who=prefix, edit_id=f"{prefix}-{i}"))
             print(f"ok {i}", flush=True)
 

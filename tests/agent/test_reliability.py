@@ -23,7 +23,11 @@ def _child(home: Path, prefix: str, count: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.agent._writer_child", str(home), prefix, str(count)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -36,8 +40,9 @@ def _assert_stores_agree(wm: WorkingMemory, prefix: str, acknowledged: set[int])
     assert {f"{prefix}-{i}" for i in acknowledged} <= edits, "an acknowledged write was lost"
     assert wm.memory.index_size == wm.memory.count(versions=True), "FAISS index and database disagree"
     for i in sorted(acknowledged)[-3:]:
-        hits = wm.memory.search(f"The CEO of {prefix} company {i} is {prefix} person {i}.", k=1,
-                                scope=Scope(user_id=prefix))
+        hits = wm.memory.search(
+            f"The CEO of {prefix} company {i} is {prefix} person {i}.", k=1, scope=Scope(user_id=prefix)
+        )
         assert hits and hits[0].item.edit_id == f"{prefix}-{i}"
 
 
@@ -82,8 +87,12 @@ def test_threads_writing_memory_and_kg_lose_no_update(tmp_path: Path) -> None:
             for i in range(40):
                 triple = Triple(f"{prefix} company {i}", "company_ceo", f"{prefix} person {i}")
                 with wm.transaction():
-                    wm.memory.add(f"The CEO of {triple.subject} is {triple.object}.", scope=Scope(user_id=prefix),
-                                  triple=triple, edit_id=f"{prefix}-{i}")
+                    wm.memory.add(
+                        f"The CEO of {triple.subject} is {triple.object}.",
+                        scope=Scope(user_id=prefix),
+                        triple=triple,
+                        edit_id=f"{prefix}-{i}",
+                    )
                     wm.graph.add(triple, Provenance(who=prefix, edit_id=f"{prefix}-{i}"))
 
         prefixes = ["t0", "t1", "t2", "t3"]

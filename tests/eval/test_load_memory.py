@@ -41,8 +41,9 @@ def test_unknown_facts_go_in_known_ones_only_on_request(tmp_path: Path, bundled_
 
 
 @pytest.mark.slow
-def test_cli_loads_the_world_then_retrieves_with_citations(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                           bundled_world: Any) -> None:
+def test_cli_loads_the_world_then_retrieves_with_citations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bundled_world: Any
+) -> None:
     home = str(tmp_path / "home")
     assert main(["--home", home, "memory", "load-world"]) == 0
     out = capsys.readouterr().out

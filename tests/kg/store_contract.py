@@ -229,9 +229,7 @@ class TripleStoreContract:
     # -- hostile and malformed input ------------------------------------------------------------------
 
     @pytest.mark.parametrize("payload", INJECTIONS)
-    def test_injection_in_bindings_changes_nothing_and_matches_nothing(
-        self, loaded: TripleStore, payload: str
-    ) -> None:
+    def test_injection_in_bindings_changes_nothing_and_matches_nothing(self, loaded: TripleStore, payload: str) -> None:
         before = set(loaded.quads())
         value = Literal(payload)
         assert loaded.query(PREFIXES + "SELECT ?s WHERE { ?s rel:name ?n }", {"n": value}) == []
@@ -253,7 +251,7 @@ class TripleStoreContract:
             {"s": BNode()},
             {"s": "https://example.org/entity/A"},
             {"s": URIRef("https://example.org/a b")},
-            {"s": URIRef('https://example.org/a> } ; DROP ALL ; <b')},
+            {"s": URIRef("https://example.org/a> } ; DROP ALL ; <b")},
         ],
     )
     def test_bad_bindings_raise_query_error(self, loaded: TripleStore, bindings: dict) -> None:

@@ -76,11 +76,19 @@ def test_coverage_two_edits_on_the_same_subject_and_relation(kg: KnowledgeGraph)
     edit_at = T0 + timedelta(days=30)
     cand1 = Triple("Jacqueline Arnaud", "doctoral_student", "Ludwig Cromme")
     assert summary(kg.conflicts(cand1, single_valued=True)) == [
-        (ConflictKind.FUNCTIONAL, ("Jacqueline Arnaud", "doctoral_student", "Mansour M'henni"),
-         "doctoral_student is single-valued for this edit")
+        (
+            ConflictKind.FUNCTIONAL,
+            ("Jacqueline Arnaud", "doctoral_student", "Mansour M'henni"),
+            "doctoral_student is single-valued for this edit",
+        )
     ]
-    fact(kg, *("Jacqueline Arnaud", "doctoral_student", "Ludwig Cromme"), at=edit_at, edit="e1",
-         replaces="Mansour M'henni")
+    fact(
+        kg,
+        *("Jacqueline Arnaud", "doctoral_student", "Ludwig Cromme"),
+        at=edit_at,
+        edit="e1",
+        replaces="Mansour M'henni",
+    )
     cand2 = Triple("Jacqueline Arnaud", "doctoral_student", "Heinz Prüfer")
     now = kg.conflicts(cand2, single_valued=True)
     assert [c.existing.object for c in now] == ["Ludwig Cromme"]  # the superseded one no longer counts
@@ -95,8 +103,15 @@ def test_coverage_two_edits_on_the_same_subject_and_relation(kg: KnowledgeGraph)
 def test_reverse_pitfalls_example_goya(kg: KnowledgeGraph) -> None:
     # Goya's notable work is edited to a new painting; then the painting's creator is set to someone else.
     fact(kg, "Francisco de Goya", "notable_work", "The Second of May 1808")
-    fact(kg, "Francisco de Goya", "notable_work", "landscape with fighting bulls", at=T0 + timedelta(days=1),
-         edit="e1", replaces="The Second of May 1808")
+    fact(
+        kg,
+        "Francisco de Goya",
+        "notable_work",
+        "landscape with fighting bulls",
+        at=T0 + timedelta(days=1),
+        edit="e1",
+        replaces="The Second of May 1808",
+    )
     candidate = Triple("landscape with fighting bulls", "creator", "Richard Strauss")
     (conflict,) = kg.conflicts(candidate)  # creator is functional: no single_valued needed
     assert conflict.kind is ConflictKind.INVERSE
@@ -123,8 +138,11 @@ def test_candidate_entailing_a_clash_with_a_functional_inverse(kg: KnowledgeGrap
 def test_true_inverse_doctoral_student_and_advisor(kg: KnowledgeGraph) -> None:
     fact(kg, "Bernard Bourgeois", "doctoral_student", "Quentin Meillassoux")
     assert summary(kg.conflicts(Triple("Quentin Meillassoux", "doctoral_advisor", "L. Adrienne Cupples"))) == [
-        (ConflictKind.INVERSE, ("Quentin Meillassoux", "doctoral_advisor", "Bernard Bourgeois"),
-         "doctoral_student>doctoral_advisor")
+        (
+            ConflictKind.INVERSE,
+            ("Quentin Meillassoux", "doctoral_advisor", "Bernard Bourgeois"),
+            "doctoral_student>doctoral_advisor",
+        )
     ]
 
 

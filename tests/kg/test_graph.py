@@ -106,9 +106,7 @@ def test_underscore_and_space_stay_distinct(kg: KnowledgeGraph) -> None:
 
 def test_provenance_round_trips(kg: KnowledgeGraph) -> None:
     start = T0 - timedelta(days=30)
-    result = kg.add(
-        Triple("Acme", "company_ceo", "Ann"), prov("e1", "user:bob", "doc:d00017"), valid_from=start
-    )
+    result = kg.add(Triple("Acme", "company_ceo", "Ann"), prov("e1", "user:bob", "doc:d00017"), valid_from=start)
     assert result.created and result.superseded == ()
     stored = kg.assertion(result.assertion.id)
     assert stored == result.assertion
@@ -385,9 +383,15 @@ def test_query_binds_typed_values(kg: KnowledgeGraph) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["SELECT ?x WHERE {", "ASK { ?s ?p ?o }", "DROP ALL", "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }",
-     "SELECT ?s FROM <http://example.org/> WHERE { ?s ?p ?o }",
-     "SELECT ?s WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }", ""],
+    [
+        "SELECT ?x WHERE {",
+        "ASK { ?s ?p ?o }",
+        "DROP ALL",
+        "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }",
+        "SELECT ?s FROM <http://example.org/> WHERE { ?s ?p ?o }",
+        "SELECT ?s WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }",
+        "",
+    ],
 )
 def test_query_rejects_everything_but_a_local_select(kg: KnowledgeGraph, bad: str) -> None:
     with pytest.raises(QueryError):

@@ -84,8 +84,15 @@ def test_inverse_rules_of_the_pitfalls_reverse_set(schema: Schema) -> None:
 
 
 def test_composition_rules_of_the_pitfalls_composite_set(schema: Schema) -> None:
-    rules = {"P40&P25>P26", "P25&P26>P22", "P39&P1001>P27", "P22&P40>P3373", "P40&P22>P26", "P22&P26>P25",
-             "P800&P407>P1412"}
+    rules = {
+        "P40&P25>P26",
+        "P25&P26>P22",
+        "P39&P1001>P27",
+        "P22&P40>P3373",
+        "P40&P22>P26",
+        "P22&P26>P25",
+        "P800&P407>P1412",
+    }
     found = set()
     for spec in schema.relations:
         for a, b in spec.chains:
@@ -131,8 +138,11 @@ def test_a_small_file_is_read_with_every_axiom(tmp_path: Path) -> None:
         ("rel:a a owl:ObjectProperty .", "exactly one rdfs:label"),
         ("<http://example.org/x> a owl:ObjectProperty ; rdfs:label 'X' .", "not in the rel: namespace"),
         ("rel:zz a owl:FunctionalProperty . rel:a a owl:ObjectProperty ; rdfs:label 'A' .", "not a declared"),
-        ("rel:a a owl:ObjectProperty ; rdfs:label 'A' ; skos:exactMatch wd:P1 . "
-         "rel:b a owl:ObjectProperty ; rdfs:label 'B' ; skos:exactMatch wd:P1 .", "two relations"),
+        (
+            "rel:a a owl:ObjectProperty ; rdfs:label 'A' ; skos:exactMatch wd:P1 . "
+            "rel:b a owl:ObjectProperty ; rdfs:label 'B' ; skos:exactMatch wd:P1 .",
+            "two relations",
+        ),
         ("", "declares no owl:ObjectProperty"),
     ],
 )

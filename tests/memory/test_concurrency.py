@@ -18,7 +18,11 @@ def _child(root: Path, prefix: str, count: int, save_every: int) -> subprocess.P
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.memory._child", str(root), prefix, str(count), "--save-every", str(save_every)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

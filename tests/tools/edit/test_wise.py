@@ -202,9 +202,9 @@ def test_retrieve_defaults_and_the_margin_stage(
     models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any
 ) -> None:
     lm = models["gpt2-world"]
-    retrieve = get_editor("wise-retrieve").hparams_for(lm)
+    retrieve = _editor("wise-retrieve", ()).hparams_for(lm)
     assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.85  # a small model: one side memory per edit
-    assert get_editor("wise").hparams_for(lm).shard_size == 50
+    assert _editor("wise", ()).hparams_for(lm).shard_size == 50
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
     sharp = get_editor(
