@@ -13,8 +13,10 @@ shards' deltas; :class:`WiseRetrieveEditor` (``"wise-retrieve"``) keeps each sha
 routes each position to the shard with the highest score, if that score clears the shard's threshold.
 
 Threshold rule (WISE's): ``act_ratio`` times the smallest, over the memory's edits, of the edit's mean score at
-its in-scope positions (the edit prompt's subject through its target), recomputed under the current memory
-whenever an edit is added or removed; never below ``floor``, the irrelevant-input margin used in training.
+its in-scope positions, recomputed under the current memory whenever an edit is added or removed; capped at
+0.95 of the lowest score of an edit's own prompt (so the prompt itself routes: on LLaMA, 9 of 100 one-edit
+memories scored their prompt below 0.7 of their mean), and never below ``floor``, the irrelevant-input margin
+used in training.
 
 Rollback: each edit's payload is its increment to its shard's masked entries, so removing edit ``k`` recomputes
 its shard as the sum of the remaining increments (in order) and merges again. This is exact bookkeeping but not
@@ -45,6 +47,7 @@ from tools.lm import LocalLanguageModel
 
 __all__ = ["WiseAdapter", "WiseEditor", "WiseHyperParams", "WiseRetrieveEditor", "WiseRetrieveHyperParams"]
 logger = logging.getLogger(__name__)
+_PROMPT_MARGIN = 0.95  # a threshold stays below this share of each edit's score at its own prompt
 
 
 @dataclass(frozen=True)
@@ -324,9 +327,16 @@ class WiseAdapter(EditAdapter):
         self._thresholds = [self._threshold(d, ids) for d, ids in groups]
 
     def _threshold(self, delta: torch.Tensor, ids: list[str]) -> float:
-        means = [float((self._edits[e].keys @ delta.T).norm(dim=-1).mean()) for e in ids]
+        """WISE's rule, capped so that every edit's own prompt still routes, and never below the floor.
+
+        The cap is ``_PROMPT_MARGIN`` times the lowest score of an edit's first in-scope input (its first
+        request's prompt): an edit whose prompt scores below its variants' mean would otherwise miss it.
+        """
+        scores = [(self._edits[e].keys @ delta.T).norm(dim=-1) for e in ids]
         floor = max(self._edits[e].floor for e in ids)
-        return max(self.act_ratio * min(means), floor)
+        tau = self.act_ratio * min(float(s.mean()) for s in scores)
+        cap = _PROMPT_MARGIN * min(float(s[0]) for s in scores)
+        return max(min(tau, cap), floor)
 
     def current(self, shard: int) -> torch.Tensor:
         """``(out, in)`` the delta the router applies for shard ``shard``'s edits now: merged, or the shard's own."""
