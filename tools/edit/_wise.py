@@ -140,17 +140,16 @@ class WiseHyperParams:
 class WiseRetrieveHyperParams(WiseHyperParams):
     """WISE-Retrieve's settings: WISE's, with smaller shards and a stricter router on small models.
 
-    Every shard is its own side memory, so a shard's false positives (inputs it scores above its threshold) are
-    what hurts: on the reference models (4 layers, MLP width 512-768) a shard of many edits responds to other
-    names as strongly as to its own subjects. Measured on GPT-2, 100 sequential edits, greedy generation
-    (reliability / generalization / locality): one merged memory 0.21 / 0.19 / 0.08; one shard per edit with
-    the threshold at 0.5, 0.7 and 0.85 of the in-scope scores 0.65 / 0.60 / 0.62, 0.71 / 0.65 / 0.76 and
-    0.73 / 0.63 / 0.85 (layer 2 instead of 1: 0.78 / 0.46 / 0.87; layer 0: 0.49 / 0.33 / 0.46). On LLaMA, one
-    shard per edit at 0.4, 0.55, 0.7 and 0.85: 0.76 / 0.60 / 0.83, 0.77 / 0.64 / 0.91, 0.74 / 0.63 / 0.96 and
-    0.69 / 0.46 / 0.98. The remaining
-    false positives are other names' sub-word tokens equal to an edited subject's last token, whose keys at
-    these layers barely depend on the tokens before them. One dense ``(out, in)`` side memory per edit is cheap
-    at this size; models with an MLP width of 4096 or more keep WISE's shards of 50 edits.
+    Every shard is its own side memory, so a shard's false positives (inputs it scores above its threshold) are what
+    hurts: on the reference models (4 layers, MLP width 512-768) a shard of many edits responds to other names as
+    strongly as to its own subjects. Measured on GPT-2, 100 sequential edits, greedy generation (reliability /
+    generalization / locality; before the threshold's prompt cap): one merged memory 0.21 / 0.19 / 0.08; one shard
+    per edit with the threshold at 0.5, 0.7 and 0.85 of the in-scope scores 0.65 / 0.60 / 0.62, 0.71 / 0.65 / 0.76
+    and 0.73 / 0.63 / 0.85 (layer 2 instead of 1: 0.78 / 0.46 / 0.87; layer 0: 0.49 / 0.33 / 0.46). On LLaMA, one
+    shard per edit at 0.4, 0.55, 0.7 and 0.85: 0.76 / 0.60 / 0.83, 0.77 / 0.64 / 0.91, 0.74 / 0.63 / 0.96 and 0.69 /
+    0.46 / 0.98. The remaining false positives are other names' sub-word tokens equal to an edited subject's last
+    token, whose keys at these layers barely depend on the tokens before them. One dense ``(out, in)`` side memory
+    per edit is cheap at this size; models with an MLP width of 4096 or more keep WISE's shards of 50 edits.
     """
 
     @classmethod
