@@ -371,10 +371,7 @@ def train_shard(
             s_pos = (keys @ side.T).norm(dim=-1)
             s_neg = (negatives @ side.T).norm(dim=-1)
             margin = (nnf.relu(high - s_pos).mean() + nnf.relu(s_neg - low).mean()) / norm
-            quad = settings.quiet * n * ((inc @ gram) * inc).sum()
-            if anchors.numel():
-                quad = quad + settings.keep * (anchors @ inc.T).square().sum()
-            loss = nll.mean() + settings.margin_weight * margin + quad / (n * norm**2)
+            loss = nll.mean() + settings.margin_weight * margin + _quadratic(inc, gram, anchors, settings, n) / norm**2
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -392,6 +389,17 @@ def train_shard(
     unprefixed = torch.tensor([v.prompt in forms for v in all_variants], device=device)
     quiet = acts[outside & unprefixed[:, None]]
     return TrainedShard(increment.detach().clone(), keys.detach().clone(), quiet.detach().clone(), info)
+
+
+def _quadratic(
+    inc: torch.Tensor, gram: torch.Tensor, anchors: torch.Tensor, settings: TrainSettings, n: int
+) -> torch.Tensor:
+    """Stage 2's penalty of an increment ``(out, in)``, per in-scope input: ``quiet`` times its mean squared output
+    on irrelevant inputs (``gram`` their second moment) plus ``keep`` times its squared output at the anchors / n."""
+    quad = settings.quiet * ((inc @ gram) * inc).sum()
+    if anchors.numel():
+        quad = quad + settings.keep * (anchors @ inc.T).square().sum() / n
+    return quad
 
 
 def _sharpen(
@@ -436,10 +444,7 @@ def _sharpen(
             out = keys @ side.T  # (B, out)
             fit = (out - goal).square().sum(dim=-1).mean() / norm**2
             margin = nnf.relu(high - out.norm(dim=-1)).mean() + nnf.relu((hardest @ side.T).norm(dim=-1) - low).mean()
-            quad = settings.quiet * ((inc @ gram) * inc).sum()
-            if anchors.numel():
-                quad = quad + settings.keep * (anchors @ inc.T).square().sum() / n
-            loss = fit + settings.margin_weight * margin / norm + quad / norm**2
+            loss = fit + settings.margin_weight * margin / norm + _quadratic(inc, gram, anchors, settings, n) / norm**2
             opt.zero_grad()
             loss.backward()
             opt.step()
