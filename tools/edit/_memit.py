@@ -50,6 +50,7 @@ from tools.edit._family import ModelFamily, family_of, get_module
 from tools.edit._keys import (
     ValueOptions,
     compute_values,
+    context_keys,
     context_templates,
     outputs_at_subject,
     subject_keys,
@@ -79,6 +80,7 @@ class MEMITHyperParams:
     v_early_stop_loss: float = 0.01  # a request stops once its target's mean NLL per token is below this
     mom2_update_weight: float = 1_000.0  # lambda for one request: weight of the corpus keys against the batch's
     mom2_batch_exponent: float = 0.5  # lambda grows as B ** exponent (0: the paper's constant lambda)
+    context_weight: float = 0.0  # weight of the update's squared output at the edit prompts' other positions
     n_context_templates: int = 5  # random prefixes besides the bare prompt
     context_template_length: int = 8  # tokens sampled per prefix
     template_seed: int = 0  # seed of the prefix sampler
@@ -217,11 +219,19 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
 
     def _key_solve(
-        self, model: LocalLanguageModel, layer: int, each: torch.Tensor, hparams: MEMITHyperParams
+        self,
+        model: LocalLanguageModel,
+        layer: int,
+        each: torch.Tensor,
+        hparams: MEMITHyperParams,
+        requests: Sequence[EditRequest] = (),
     ) -> tuple[torch.Tensor, str]:
-        """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, and the stats' source.
+        """``(λ C + μ Kc Kcᵀ + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, and the stats'
+        source.
 
-        ``each`` is ``(B, n_templates, in)``; every templated key is one column of ``K``.
+        ``each`` is ``(B, n_templates, in)``; every templated key is one column of ``K``. ``Kc`` holds the keys
+        at the other positions of the requests' prompts and targets (:func:`~tools.edit._keys.context_keys`),
+        weighted by ``μ = context_weight`` (0: the paper's solve).
         """
         stats = second_moment(
             model,
@@ -234,7 +244,11 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         cov = stats.matrix.double()  # (in, in)
         keys = each.reshape(-1, each.shape[-1]).T  # (in, B * n_templates)
         lam = hparams.mom2_update_weight * each.shape[0] ** hparams.mom2_batch_exponent
-        adj = torch.linalg.solve(lam * cov + keys @ keys.T, keys)  # (in, B * n_templates)
+        system = lam * cov + keys @ keys.T
+        if hparams.context_weight > 0 and requests:
+            ctx = context_keys(model, family_of(model.model).path(family_of(model.model).mlp_out, layer), requests)
+            system = system + hparams.context_weight * (ctx.T @ ctx).double()
+        adj = torch.linalg.solve(system, keys)  # (in, B * n_templates)
         # a request's columns share its residual: sum them, so ΔW = left @ right has rank <= B
         return adj.view(adj.shape[0], each.shape[0], -1).sum(dim=2).T, stats.source
 
@@ -261,7 +275,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         for layer in layers:
             path = family.path(family.mlp_out, layer)
             each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
-            right, source = self._key_solve(model, layer, each, hparams)
+            right, source = self._key_solve(model, layer, each, hparams, requests)
             bare = (right * each[:, 0]).sum(dim=1, keepdim=True)  # (B, 1): response on the bare prompt's key
             if not bool(torch.isfinite(bare).all()) or bool((bare.abs() < 1e-12).any()):
                 raise InvalidEditError(f"memit: a subject's key at layer {layer} is orthogonal to its update")
@@ -321,7 +335,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
                 current = outputs_at_subject(model, z_path, requests).double()  # (B, d)
             resid = ((zs - current) / (len(layers) - i)).T  # (d, B)
-            right, source = self._key_solve(model, layer, each, hparams)  # (B, in)
+            right, source = self._key_solve(model, layer, each, hparams, requests)  # (B, in)
             sources.append(source)
             left = resid  # (out, B)
             factors[path] = (left.float(), right.float())

@@ -108,18 +108,31 @@ class EncodedRequest:
 
 
 def encode_requests(
-    tokenizer: Any, requests: Sequence[EditRequest], device: torch.device, *, target: str = "new"
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    device: torch.device,
+    *,
+    target: str = "new",
+    ends: Sequence[int | None] | None = None,
 ) -> EncodedRequest:
-    """Tokenize ``prompt + target`` for each request (``target`` is ``"new"`` or ``"old"``)."""
+    """Tokenize ``prompt + target`` for each request (``target`` is ``"new"`` or ``"old"``).
+
+    ``ends`` (one per request, optional): a token appended after the target as one more label, e.g. the full
+    stop that closes the answer (see :func:`tools.edit._keys.answer_ends`); ``None`` appends nothing.
+    """
     rows: list[list[int]] = []
     prompt_last: list[int] = []
     targets: list[tuple[int, ...]] = []
-    for req in requests:
+    if ends is not None and len(ends) != len(requests):
+        raise ValueError(f"encode_requests: {len(ends)} ends for {len(requests)} requests")
+    for i, req in enumerate(requests):
         goal = req.target_new if target == "new" else (req.target_old or "")
         p_ids = tokenizer(req.prompt, add_special_tokens=False)["input_ids"]
         t_ids = tokenizer(target_text(req.prompt, goal), add_special_tokens=False)["input_ids"]
         if not t_ids:
             raise InvalidEditError(f"edit request: target {goal!r} encodes to no tokens")
+        end = ends[i] if ends is not None else None
+        t_ids = list(t_ids) + ([end] if end is not None else [])
         rows.append(list(p_ids) + list(t_ids))
         prompt_last.append(len(p_ids) - 1)
         targets.append(tuple(t_ids))

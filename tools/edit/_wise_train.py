@@ -12,12 +12,15 @@ Training has three stages (the module input at layer ``l`` does not depend on th
 clean pass gives every input ``a(x)`` and the loops only replace outputs):
 
 1. target: a free output change ``dv`` per request at its in-scope positions, trained on the cross-entropy of
-   the target tokens (ROME's ``v*``);
+   the target tokens (ROME's ``v*``), and, with ``stop_after_target``, of the token the unedited model put after
+   the old answer (MEMIT's option; without it 4 of the 24 failed greedy answers of 100 GPT-2 edits were the target
+   running on, ``"Digna Baltusdottor"``, and with it reliability rose from 0.76 to 0.79);
 2. solve: the masked increment minimising ``sum ||inc @ k - (dv - D @ k)||^2`` over in-scope inputs ``k``, plus
    ``quiet`` times its mean squared output on irrelevant inputs (corpus sentences that do not mention the
    subject, and the variants' text before the subject: the router's "score low on irrelevant inputs", in
    expectation), plus ``keep`` times its squared output at earlier edits' in-scope inputs (so they keep
-   working). The mask makes this one small ridge regression per output row, solved exactly;
+   working; WISE-Retrieve passes only the same shard's edits, its other shards being separate memories). The
+   mask makes this one small ridge regression per output row, solved exactly;
 3. margins: WISE's router margin loss (in-scope scores above ``high``, irrelevant ones below ``low``, both
    relative to the module's median output norm) on the masked entries, with the two quadratic terms of stage
    2: first ``margin_steps`` cheap steps on cached module inputs, keeping the in-scope outputs by squared error
@@ -39,6 +42,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from tools.edit._hooks import Trace
+from tools.edit._keys import answer_ends
 from tools.edit._request import EditRequest, encode_requests
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
@@ -93,6 +97,7 @@ class TrainSettings:
     n_prefixes: int
     questions: bool
     seed: int
+    stop_after_target: bool = True
 
 
 @dataclass(frozen=True)
@@ -284,8 +289,13 @@ def train_shard(
     per_request = [variants(model, r, settings) for r in requests]
     forms = {f for r in requests for f in prompt_forms(model, r, settings)}
     all_variants = [v for vs in per_request for v in vs]
-    owner = torch.tensor([i for i, vs in enumerate(per_request) for _ in vs], device=device)  # (B,)
-    enc = encode_requests(model.tokenizer, all_variants, device)
+    owner_list = [i for i, vs in enumerate(per_request) for _ in vs]
+    owner = torch.tensor(owner_list, device=device)  # (B,)
+    ends = None
+    if settings.stop_after_target:  # also the token that closed the old answer ("Digna Baltus.", not "...dot")
+        olds = [requests[i].target_old for i in owner_list]
+        ends = answer_ends(model, [v.prompt for v in all_variants], olds)
+    enc = encode_requests(model.tokenizer, all_variants, device, ends=ends)
     acts = _inputs(net, path, enc.input_ids, enc.attention_mask)  # (B, T, in)
     batch = torch.arange(len(all_variants), device=device)
     subj = enc.subject_last  # (B,) the in-scope position of each variant

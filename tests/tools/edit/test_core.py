@@ -69,6 +69,9 @@ def test_encoding_marks_subject_and_target(lm: HFLanguageModel) -> None:
     target = [int(t) for t in enc.labels[0] if t != -100]
     assert lm.tokenizer.decode(target).strip() == "Takahiro Hachigō"
     assert int((enc.labels[0] != -100).nonzero()[0]) == int(enc.prompt_last[0])
+    stop = int(lm.tokenizer(".", add_special_tokens=False)["input_ids"][0])
+    closed = encode_requests(lm.tokenizer, [REQ], torch.device("cpu"), ends=[stop])
+    assert [int(t) for t in closed.labels[0] if t != -100] == [*target, stop]  # the end token is one more label
     assert subject_last_token(lm.tokenizer, "The CEO of Alibaba Group is", "Alibaba Group") == int(
         len(lm.tokenizer("The CEO of Alibaba Group", add_special_tokens=False)["input_ids"]) - 1
     )

@@ -177,6 +177,21 @@ def test_router_shards_and_exact_bookkeeping_on_a_toy_module() -> None:
     assert not adapter.edit_ids() and torch.equal(adapter(x), base(x))
 
 
+def test_normalised_router_scores_the_direction_of_the_input() -> None:
+    base = nn.Linear(6, 4, bias=False)
+    adapter = WiseAdapter.create(base, {**_config(), "retrieve": True, "normalize": True})
+    n = adapter.mask(0).numel()
+    key = torch.tensor([[2.0, 1.0, 0, 0, 0, 0]])
+    payload = {"increment": torch.ones(n), "keys": key, "quiet": torch.zeros(0, 6), "shard": 0}
+    adapter.add("a", {**payload, "floor": 100.0, "retrieve": True})  # an output-norm floor does not apply
+    x = torch.randn(3, 6)
+    assert torch.allclose(adapter.scores(10 * x), adapter.scores(x))  # scale-free: only the direction counts
+    assert adapter.thresholds()[0] == pytest.approx(0.5 * float(adapter.scores(key)[0, 0]))  # act_ratio, no floor
+    assert bool(adapter.scores(key)[0, 0] > adapter.thresholds()[0])  # the edit's own input routes
+    assert WiseAdapter.create(base, {**_config(), "retrieve": True}).normalize is False  # older saved configs
+    assert adapter.config()["normalize"] is True
+
+
 def test_ties_merge_trims_elects_and_averages() -> None:
     a = torch.tensor([3.0, -1.0, 0.0, 2.0, 0.5])
     b = torch.tensor([1.0, 2.0, -4.0, 0.0, -0.1])
@@ -203,7 +218,8 @@ def test_retrieve_defaults_and_the_margin_stage(
 ) -> None:
     lm = models["gpt2-world"]
     retrieve = _editor("wise-retrieve", ()).hparams_for(lm)
-    assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.85  # a small model: one side memory per edit
+    assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.9  # a small model: one side memory per edit
+    assert retrieve.normalize_scores and not _editor("wise", ()).hparams_for(lm).normalize_scores
     assert _editor("wise", ()).hparams_for(lm).shard_size == 50
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
