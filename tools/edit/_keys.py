@@ -33,7 +33,6 @@ __all__ = [
     "ValueResult",
     "answer_ends",
     "compute_values",
-    "context_keys",
     "context_templates",
     "outputs_at_subject",
     "sample_texts",
@@ -240,27 +239,6 @@ def subject_keys(
             chars.append(char)
     keys = _collect(lm, module_path, texts, chars, batch_size, want_input=True)  # (R * n_templates, in)
     return keys.view(len(requests), len(templates), -1)
-
-
-@torch.no_grad()
-def context_keys(lm: ModelAndTokenizer, module_path: str, requests: Sequence[EditRequest]) -> torch.Tensor:
-    """The input of ``module_path`` at every position of each ``prompt + target_new`` except the subject's last
-    token: ``(N, in)`` float32. These are the edit prompts' own context (the relation's words, the answer), which
-    other subjects' prompts share."""
-    texts, chars, targets = [], [], []
-    for req in requests:
-        text, char = _subject_last_char("{}", req.prompt, req.subject)
-        texts.append(text)
-        chars.append(char)
-        targets.append(req.target_new)
-    batch = _encode(lm, texts, chars, targets)
-    with Trace(lm.model, module_path, retain_input=True) as trace:
-        lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    seen = trace.input
-    assert seen is not None  # the hook ran
-    keep = batch.attention_mask.bool().clone()  # (R, T)
-    keep[torch.arange(len(texts), device=keep.device), batch.lookup] = False
-    return seen[keep].float()
 
 
 @torch.no_grad()
