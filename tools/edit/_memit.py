@@ -109,7 +109,7 @@ class MEMITHyperParams:
         batch's updates only at the subject's tokens keeps 0.68 of the answer tokens (teacher-forced), only at
         the other positions (relation words, answer) 0.69, everywhere 0.43. Adding the edit prompts' own other
         positions to the solve (weight 1 or 30 per key, as irrelevant inputs) lowered it to 0.40 and 0.34: the
-        fitted left factor grows to keep the edits reliable.
+        fitted left factor grows to keep the edits reliable. Layers 1-2 instead of 0-1 give 0.31.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
