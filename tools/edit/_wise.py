@@ -84,7 +84,6 @@ class WiseHyperParams:
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
     normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
-    n_same_token: int = 0  # hard irrelevant inputs: corpus sentences with the subject's last token in another name
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
@@ -140,7 +139,6 @@ class WiseHyperParams:
             questions=self.questions,
             seed=self.seed,
             stop_after_target=self.stop_after_target,
-            n_same_token=self.n_same_token,
         )
 
 

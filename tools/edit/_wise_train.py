@@ -43,7 +43,7 @@ from torch.nn import functional as nnf
 
 from tools.edit._hooks import Trace
 from tools.edit._keys import answer_ends
-from tools.edit._request import EditRequest, encode_requests, subject_last_token
+from tools.edit._request import EditRequest, encode_requests
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -98,7 +98,6 @@ class TrainSettings:
     questions: bool
     seed: int
     stop_after_target: bool = True
-    n_same_token: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,38 +193,6 @@ def swapped(
     rng = random.Random(_seed_of([req], settings.seed) + 1)
     names = _names(corpus, settings.n_swaps, rng, [req.subject])
     return [EditRequest(f.replace(req.subject, name, 1), name, req.target_new) for name in names for f in forms]
-
-
-def same_token_inputs(
-    model: LocalLanguageModel, path: str, corpus: Sequence[str], requests: Sequence[EditRequest], n: int, seed: int
-) -> torch.Tensor:
-    """``(m, in)`` module inputs at the subject's last token id where it occurs in other contexts: up to ``n`` corpus
-    sentences per request that contain that token but not the subject (``"e"`` of ``"Xi Hydrae"`` in other
-    names). At the reference models' early layers such inputs resemble the subject's own key most."""
-    tok = model.tokenizer
-    device = next(model.model.parameters()).device
-    rng = random.Random(_seed_of(requests, seed) + 2)
-    texts: list[str] = []
-    wanted: list[int] = []
-    for req in requests:
-        ids = tok(req.prompt, add_special_tokens=False)["input_ids"]
-        token = int(ids[subject_last_token(tok, req.prompt, req.subject)])
-        order = list(range(len(corpus)))
-        rng.shuffle(order)
-        found = 0
-        for i in order:
-            if found == n:
-                break
-            if req.subject not in corpus[i] and token in tok(corpus[i], add_special_tokens=False)["input_ids"]:
-                texts.append(corpus[i])
-                wanted.append(token)
-                found += 1
-    if not texts:
-        return torch.zeros(0, 0, device=device)
-    ids, attn = _pad_right(tok, texts, device)
-    acts = _inputs(model.model, path, ids, attn)  # (m_texts, T, in)
-    at = (ids == torch.tensor(wanted, device=device)[:, None]) & attn.bool()
-    return acts[at]
 
 
 def _seed_of(requests: Sequence[EditRequest], seed: int) -> int:
@@ -354,11 +321,6 @@ def train_shard(
     gram = negatives.T @ negatives / negatives.shape[0]  # (in, in) second moment of irrelevant inputs
     if hard.numel():
         gram = gram + settings.hard * hard.T @ hard / hard.shape[0]
-    if settings.n_same_token > 0:
-        same = same_token_inputs(model, path, corpus, requests, settings.n_same_token, settings.seed)
-        if same.numel():
-            gram = gram + settings.hard * same.T @ same / same.shape[0]
-            hard = torch.cat([hard, same])
     if prior is not None:
         gram = (gram + prior.float()) / 2
     gram = gram + settings.damping * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions

@@ -17,7 +17,7 @@ from tests.tools.edit._helpers import state as _state
 from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_edited, save_edited
 from tools.edit._ties import ties_merge, trim
 from tools.edit._wise import WiseAdapter, WiseEditor
-from tools.edit._wise_train import question_forms, same_token_inputs, shard_mask
+from tools.edit._wise_train import question_forms, shard_mask
 from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
 from tools.lm._hf import HFLanguageModel
 
@@ -228,20 +228,3 @@ def test_retrieve_defaults_and_the_margin_stage(
     ).compute(lm, [req])
     assert sharp.info["neg_q99"] < plain.info["neg_q99"]  # the hardest irrelevant inputs score lower
     assert sharp.info["min_pos"] > 0.5 * plain.info["min_pos"]  # while the edit's own inputs keep scoring high
-
-
-def test_same_token_inputs_come_from_other_contexts_of_the_subjects_last_token(
-    models: dict[str, HFLanguageModel], corpus: Any
-) -> None:
-    lm = models["gpt2-world"]
-    req = EditRequest("Xi Hydrae is part of the constellation named", "Xi Hydrae", "Perseus")
-    path = "transformer.h.1.mlp.c_proj"
-    found = same_token_inputs(lm, path, corpus, [req], 8, seed=0)
-    assert found.shape[1] == 768 and found.shape[0] >= 1
-    token = lm.tokenizer(req.prompt, add_special_tokens=False)["input_ids"][3]  # "e", the subject's last token
-    assert lm.tokenizer.decode([token]) == "e"
-    others = [t for t in corpus if req.subject not in t]
-    occurrences = sum(lm.tokenizer(t, add_special_tokens=False)["input_ids"].count(token) for t in others)
-    assert found.shape[0] <= occurrences  # only that token's positions, only in sentences without the subject
-    assert same_token_inputs(lm, path, corpus, [req], 0, seed=0).numel() == 0
-    assert torch.equal(found, same_token_inputs(lm, path, corpus, [req], 8, seed=0))  # seeded
