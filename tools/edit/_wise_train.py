@@ -27,7 +27,9 @@ clean pass gives every input ``a(x)`` and the loops only replace outputs):
    and pushing down the hardest irrelevant inputs, mined again as they change (:func:`_sharpen`); then
    ``ft_steps`` steps that also back-propagate the target's cross-entropy through the model (side memory
    active at the in-scope positions). Both are off by default: on the reference models they moved the
-   100-edit scores by about 0.01 (see :class:`~tools.edit._wise.WiseRetrieveHyperParams`).
+   100-edit scores by about 0.01 (see :class:`~tools.edit._wise.WiseRetrieveHyperParams`). Their hinges are on
+   WISE's raw score ``||a(x) @ D^T||`` in units of the median output norm, also when the router divides the
+   score by ``||a(x)||`` (``normalize_scores``): pushing an input's raw score down pushes its scaled one too.
 """
 
 from __future__ import annotations
