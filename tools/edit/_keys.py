@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -24,6 +25,7 @@ from torch.nn import functional
 
 from tools.edit._family import get_module
 from tools.edit._hooks import Trace
+from tools.edit._preserve import Preservation
 from tools.edit._request import EditRequest, target_text
 from tools.errors import InvalidEditError
 
@@ -409,6 +411,7 @@ def compute_values(
     options: ValueOptions,
     directions: Mapping[str, tuple[torch.Tensor, float]] | None = None,
     chunk_size: int = 16,
+    preserve: Preservation | None = None,
 ) -> ValueResult:
     """Optimise, per request, a vector ``delta`` that makes the model say ``target_new``.
 
@@ -427,10 +430,17 @@ def compute_values(
     ``early_stop_loss`` is left as it is while it stays there (a chunk of converged requests is re-evaluated
     only every few steps); the optimisation ends when all are.
 
+    With ``preserve`` (MEMIT's batches, see :mod:`tools.edit._preserve`) every step also adds its KL term on
+    corpus sentences, forwarded through the same hooks, times the number of requests. The term concerns all
+    requests at once, so then no request is frozen and every chunk is evaluated at every step (a converged
+    request keeps its target loss in the objective); the optimisation still ends when all are converged.
+
     Returns:
         ``init`` (``module_path``'s output at the subject's last token of the bare prompt) and
         ``target = init + delta``, both ``(R, d)`` float32, and the final NLL per request.
     """
+    if preserve is not None and directions is None:
+        raise ValueError("compute_values: preserve needs directions (the term acts through weight updates)")
     model = lm.model
     n_req = len(requests)
     step = max(1, chunk_size)
@@ -450,7 +460,8 @@ def compute_values(
     for it in range(max(options.steps, 1)):
         opt.zero_grad()
         for c, chunk in enumerate(chunks):
-            if c in kl_init and it % _RECHECK and not bool((nll_now[chunk.requests] >= options.early_stop_loss).any()):
+            converged = not bool((nll_now[chunk.requests] >= options.early_stop_loss).any())
+            if preserve is None and c in kl_init and it % _RECHECK and converged:
                 continue  # every request of the chunk has converged: look again only every _RECHECK steps
             with _shifted(model, chunk, delta, module_path, directions):
                 out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
@@ -464,11 +475,15 @@ def compute_values(
                 kl_init[c] = kl_logp.detach().clone()
             kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
             nll_now[chunk.requests] = nll.detach()
-            active = (nll.detach() >= options.early_stop_loss).float()
+            active = (nll.detach() >= options.early_stop_loss).float() if preserve is None else torch.ones_like(nll)
             ((nll + options.kl_factor * kl) * active).sum().backward()
         active_all = nll_now >= options.early_stop_loss  # (R,)
         if not bool(active_all.any()):
             break
+        if preserve is not None:
+            edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
+            (n_req * preserve.loss(model, edited)).backward()
+            active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
         decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
         (decay * active_all.float()).sum().backward()
         kept = delta.detach().clone()

@@ -25,6 +25,13 @@ minimised, so leaks between the batch's own edits and into the target's tokens a
 the reference models, edits whose target begins like another known name (LLaMA: ``"Benoît Coquart"`` after
 ``"Benoît"`` -> ``"Potier"``) only succeed this way, and a batch of 100 reaches 0.88 reliability instead of 0.4.
 
+That fit also carries, by default, a preservation term: the KL divergence between the unedited and the
+edited model's next-token distributions on corpus sentences that name no edited subject
+(:mod:`tools.edit._preserve`; ``preserve_weight=0`` turns it off). A batch's updates respond to every key, and
+on the small reference models the sum over 100 edits changed 42% of the corpus's next tokens; the term steers
+the values to directions the rest of the text does not read (teacher-forced locality of a GPT-2 batch of 100:
+0.43 without it, about 0.85 with it).
+
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
 :meth:`MEMITHyperParams.for_family` for why it grows with the batch here. The result is one
 :class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left`` ``(out, B)``, ``right`` ``(B, in)``).
@@ -55,6 +62,7 @@ from tools.edit._keys import (
     subject_keys,
     value_options_of,
 )
+from tools.edit._preserve import preservation_for
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
@@ -70,13 +78,13 @@ class MEMITHyperParams:
     """MEMIT's settings (names follow the reference implementation where they exist)."""
 
     layers: tuple[int, ...]  # critical layers, increasing; the target residual is taken after the last
-    v_num_grad_steps: int = 80  # Adam steps of the target optimisation (most requests converge far earlier)
+    v_num_grad_steps: int = 250  # Adam steps of the target optimisation (the preservation term slows it)
     v_lr: float = 1.0  # Adam learning rate
     v_weight_decay: float = 0.1  # weight of ||delta|| / ||z_init||^2
     clamp_norm_factor: float = 4.0  # ||delta|| <= factor * ||z_init||
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
     v_stop_after_target: bool = True  # also fit the token that ends the old answer ("." after the object)
-    v_early_stop_loss: float = 0.01  # a request stops once its target's mean NLL per token is below this
+    v_early_stop_loss: float = 0.1  # the fit ends once every target's mean NLL per token is below this
     mom2_update_weight: float = 1_000.0  # lambda for one request: weight of the corpus keys against the batch's
     mom2_batch_exponent: float = 0.5  # lambda grows as B ** exponent (0: the paper's constant lambda)
     n_context_templates: int = 5  # random prefixes besides the bare prompt
@@ -87,6 +95,10 @@ class MEMITHyperParams:
     mom2_n_texts: int = 100_000  # at most this many corpus texts for C
     z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
+    preserve_weight: float = 1.0  # KL on unrelated corpus sentences in the exact objective (0: off; _preserve)
+    preserve_texts: int = 32  # corpus sentences drawn per optimisation step
+    preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
+    preserve_max_tokens: int = 64  # each cut to this many tokens
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -110,6 +122,20 @@ class MEMITHyperParams:
         the other positions (relation words, answer) 0.69, everywhere 0.43. Adding the edit prompts' own other
         positions to the solve (weight 1 or 30 per key, as irrelevant inputs) lowered it to 0.40 and 0.34: the
         fitted left factor grows to keep the edits reliable. Layers 1-2 instead of 0-1 give 0.31.
+
+        Why no ``λ`` helps, and what does (:mod:`tools.edit._preserve`): exact values over ``B`` keys move
+        every corpus position by about ``|v| sqrt(B / kᵀC⁻¹k)``, and the argmax of 42% of the corpus's next
+        tokens changed. The preservation term (KL on 32 corpus sentences per step) steers the values'
+        directions instead. Teacher-forced on all 476 neighbour prompts of the GPT-2 batch of 100 (reliability
+        / locality, and generalization over all paraphrases): without it 1.0 / 0.43, 0.646; with weight 1,
+        fit to a mean NLL of 0.5 (150 steps) 0.985 / 0.843, 0.550; weight 2, 0.2 (300 steps) 0.958 / 0.867,
+        0.535; weight 3, 0.5 (200 steps) 0.900 / 0.861, 0.495; weight 3, 0.1 (300 steps) 0.937 / 0.875, 0.519;
+        layers 0-2 at weight 1, 0.5: 0.983 / 0.831, 0.549. Without the term, a fit to 0.5 (weight decay 0.5)
+        gives 0.843 / 0.615: smaller values alone help less. The term costs generalization, since a paraphrase
+        reads the subject the way the rest of the text does. Drawing the sentences from a corpus without the
+        neighbours' subjects (weight 3, 250 steps, left-padded prototype) gave 0.975 / 0.646 against 0.943 /
+        0.696 with them. The fit ends at a mean NLL of 0.1, not 0.5: at 0.5, edits whose target begins like a
+        known name (``"Benoît Coquart"`` after ``"Benoît"`` -> ``"Potier"``) stop short.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
@@ -143,7 +169,7 @@ def estimate_memory(n_requests: int, seq_len: int, vocab: int, family: ModelFami
     """
     rows = min(n_requests, hp.z_batch) * (hp.n_context_templates + 3)  # + bare, question, KL prompts
     per_token = 4 * (3 * vocab + family.n_layers * (12 * family.hidden + 3 * family.intermediate))
-    activations = rows * seq_len * per_token
+    activations = max(rows * seq_len, hp.preserve_texts * hp.preserve_max_tokens) * per_token
     batch = 8 * n_requests * (family.intermediate + 3 * family.hidden) * 2 + 8 * n_requests * n_requests
     solve = 8 * 3 * family.intermediate * family.intermediate
     return activations + batch + solve
@@ -273,6 +299,17 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             rights[path] = right / bare
             sources.append(source)
         scale = 1.0 / len(layers)
+        preserve = preservation_for(
+            model.tokenizer,
+            self.corpus,
+            requests,
+            weight=hparams.preserve_weight,
+            per_step=hparams.preserve_texts,
+            pool=hparams.preserve_pool,
+            max_tokens=hparams.preserve_max_tokens,
+            seed=hparams.template_seed,
+            device=next(torch_model.parameters()).device,
+        )
         values = compute_values(
             model,
             z_path,
@@ -281,6 +318,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             hparams.value_options(),
             directions={path: (right.float(), scale) for path, right in rights.items()},
             chunk_size=hparams.z_batch,
+            preserve=preserve,
         )
         delta = (values.target - values.init).double()  # (B, d)
         updates: dict[str, LowRank] = {}

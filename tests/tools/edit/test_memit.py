@@ -119,3 +119,39 @@ def test_memory_guard(
     with pytest.raises(EditBatchTooLargeError, match="GiB"):
         _editor(corpus, cache_dir).compute(lm, known["gpt2-world"][:2])
     assert _same(before, _state(lm))
+
+
+@pytest.mark.slow
+def test_preservation_keeps_unrelated_text(
+    bundled_world: Any, models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    """The KL term on corpus sentences lowers the batch's change on sentences it never saw; the edits hold.
+
+    The baseline keeps the term with a negligible weight, so both fits run the same way (no request frozen).
+    """
+    lm, reqs = models["gpt2-world"], known["gpt2-world"]
+    held_out = [d.text for d in bundled_world.documents[400:700] if not any(r.subject in d.text for r in reqs)]
+    tok = lm.tokenizer
+    side, tok.padding_side = tok.padding_side, "right"
+    try:
+        enc = tok(held_out, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tok.padding_side = side
+    real = enc["attention_mask"].bool()
+
+    def logp() -> torch.Tensor:
+        with torch.no_grad():
+            return torch.log_softmax(lm.model(**enc).logits.float(), dim=-1)[real]
+
+    base = logp()
+    kls, said = {}, {}
+    for weight in (1e-6, 3.0):
+        delta = _editor(corpus, cache_dir, preserve_weight=weight).compute(lm, reqs)
+        handle = journal_for(lm.model).apply(delta)
+        try:
+            kls[weight] = float(torch.nn.functional.kl_div(logp(), base, log_target=True, reduction="batchmean"))
+            said[weight] = sum(_says(lm, reqs))
+        finally:
+            handle.rollback()
+    assert said[3.0] >= 4, said
+    assert kls[3.0] < 0.8 * kls[1e-6], kls

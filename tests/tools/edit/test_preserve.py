@@ -1,0 +1,104 @@
+"""The preservation term of MEMIT's value fit: which corpus texts it draws, and what its loss measures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tools.edit import EditRequest
+from tools.edit._keys import ValueOptions, compute_values
+from tools.edit._preserve import Preservation, preservation_for
+from tools.lm._hf import HFLanguageModel
+
+REQUEST = EditRequest("Digna Baltus was born in", "Digna Baltus", "Paris", "Rome")
+TEXTS = ("Digna Baltus was born in Rome.", "Apple developed iBooks Author.", "Toyota is led by Akio Toyoda.", "  ")
+
+
+@pytest.fixture(scope="module")
+def lm() -> HFLanguageModel:
+    return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
+
+
+def _make(lm: HFLanguageModel, **kw: object) -> Preservation | None:
+    args: dict[str, object] = dict(weight=2.0, per_step=8, pool=10, max_tokens=5, seed=0, device=torch.device("cpu"))
+    args.update(kw)
+    return preservation_for(lm.tokenizer, TEXTS, [REQUEST], **args)  # type: ignore[arg-type]
+
+
+def test_pool_leaves_out_edited_subjects_and_blank_texts(lm: HFLanguageModel) -> None:
+    side = lm.tokenizer.padding_side
+    pres = _make(lm)
+    assert pres is not None
+    ids, mask = pres.input_ids, pres.attention_mask
+    assert ids.shape[0] == 2 and ids.shape[1] <= 5  # two texts qualify, each cut to five tokens
+    decoded = [lm.tokenizer.decode(row[m.bool()]) for row, m in zip(ids, mask, strict=True)]
+    assert not any("Digna" in t for t in decoded)
+    assert all(bool(m[0]) for m in mask)  # right padding: every row starts with a real token
+    assert lm.tokenizer.padding_side == side  # the tokenizer's own setting is restored
+
+
+def test_off_when_weight_zero_or_no_text(lm: HFLanguageModel) -> None:
+    assert _make(lm, weight=0.0) is None
+    assert _make(lm, per_step=0) is None
+    assert (
+        preservation_for(
+            lm.tokenizer,
+            None,
+            [REQUEST],
+            weight=1.0,
+            per_step=4,
+            pool=4,
+            max_tokens=8,
+            seed=0,
+            device=torch.device("cpu"),
+        )
+        is None
+    )
+    only_subject = ("Digna Baltus lives in Rome.",)
+    assert (
+        preservation_for(
+            lm.tokenizer,
+            only_subject,
+            [REQUEST],
+            weight=1.0,
+            per_step=4,
+            pool=4,
+            max_tokens=8,
+            seed=0,
+            device=torch.device("cpu"),
+        )
+        is None
+    )
+
+
+def test_loss_is_zero_unedited_and_positive_when_the_model_changes(lm: HFLanguageModel) -> None:
+    pres = _make(lm, max_tokens=16)
+    assert pres is not None
+
+    @contextmanager
+    def unchanged() -> Iterator[None]:
+        yield
+
+    @contextmanager
+    def shifted() -> Iterator[None]:
+        mlp = lm.model.get_submodule("transformer.h.0.mlp")
+        push = 20.0 * torch.randn(mlp.c_proj.nf, generator=torch.Generator().manual_seed(0))  # not a constant: LN
+        handle = mlp.register_forward_hook(lambda _m, _i, out: out + push)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    assert float(pres.loss(lm.model, unchanged).detach()) == pytest.approx(0.0, abs=1e-5)
+    assert float(pres.loss(lm.model, shifted).detach()) > 0.01
+
+
+def test_compute_values_needs_directions_for_preservation(lm: HFLanguageModel) -> None:
+    pres = _make(lm)
+    options = ValueOptions(steps=1, lr=0.1, weight_decay=0.0, clamp_norm_factor=4.0, kl_factor=0.0)
+    with pytest.raises(ValueError, match="directions"):
+        compute_values(lm, "transformer.h.1", [REQUEST], ("{}",), options, preserve=pres)
