@@ -34,7 +34,9 @@ the values to directions the rest of the text does not read (teacher-forced loca
 
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
 :meth:`MEMITHyperParams.for_family` for why it grows with the batch here. The result is one
-:class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left`` ``(out, B)``, ``right`` ``(B, in)``).
+:class:`~tools.edit.LowRank` of rank ``<= B + E`` per layer (``left`` ``(out, B + E)``, ``right``
+``(B + E, in)``), where ``E`` counts the corpus's own statements of the edited facts fitted with the requests
+(``corpus_phrasings`` per request at most, :mod:`tools.edit._phrasings`; ``info["corpus_phrasings"]``).
 :meth:`MEMITEditor.compute` leaves the model untouched.
 """
 
@@ -62,6 +64,7 @@ from tools.edit._keys import (
     subject_keys,
     value_options_of,
 )
+from tools.edit._phrasings import corpus_phrasings
 from tools.edit._preserve import preservation_for
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
@@ -84,7 +87,7 @@ class MEMITHyperParams:
     clamp_norm_factor: float = 4.0  # ||delta|| <= factor * ||z_init||
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
     v_stop_after_target: bool = True  # also fit the token that ends the old answer ("." after the object)
-    v_early_stop_loss: float = 0.1  # the fit ends once every target's mean NLL per token is below this
+    v_early_stop_loss: float = 0.05  # the fit ends once every target's mean NLL per token is below this
     mom2_update_weight: float = 1_000.0  # lambda for one request: weight of the corpus keys against the batch's
     mom2_batch_exponent: float = 0.5  # lambda grows as B ** exponent (0: the paper's constant lambda)
     n_context_templates: int = 5  # random prefixes besides the bare prompt
@@ -95,6 +98,7 @@ class MEMITHyperParams:
     mom2_n_texts: int = 100_000  # at most this many corpus texts for C
     z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
+    corpus_phrasings: int = 2  # per request, corpus sentences stating the old fact fitted too (_phrasings)
     preserve_weight: float = 1.0  # KL on unrelated corpus sentences in the exact objective (0: off; _preserve)
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
@@ -134,8 +138,15 @@ class MEMITHyperParams:
         gives 0.843 / 0.615: smaller values alone help less. The term costs generalization, since a paraphrase
         reads the subject the way the rest of the text does. Drawing the sentences from a corpus without the
         neighbours' subjects (weight 3, 250 steps, left-padded prototype) gave 0.975 / 0.646 against 0.943 /
-        0.696 with them. The fit ends at a mean NLL of 0.1, not 0.5: at 0.5, edits whose target begins like a
-        known name (``"Benoît Coquart"`` after ``"Benoît"`` -> ``"Potier"``) stop short.
+        0.696 with them. The fit ends at a mean NLL of 0.05, not 0.5 or 0.1: there, edits whose target begins
+        like a known name (``"Benoît Coquart"`` after ``"Benoît"`` -> ``"Potier"``) stop short, in a batch of
+        five at 0.5 and in three sequential single edits on LLaMA at 0.1.
+
+        What the term takes from generalization, the corpus's own statements of the edited facts give back
+        (``corpus_phrasings``, :mod:`tools.edit._phrasings`): fitted as extra requests, ``"The CEO of Alibaba
+        is"`` beside ``"Alibaba's CEO is"``. ``edit-bench --method memit --T 100`` on LLaMA at weight 1 and
+        NLL 0.1, teacher-forced (greedy): 0.998 / 0.712 / 0.930 (0.99 / 0.424 / 0.854) without them, 0.998 /
+        0.849 / 0.893 (0.99 / 0.68 / 0.819) with up to two per request.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
@@ -216,7 +227,9 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         family = family_of(torch_model)
         layers = tuple(sorted(set(hparams.layers)))
         device = next(torch_model.parameters()).device
-        self._check_memory(model, requests, family, hparams, device)
+        stated = (requests, tuple(corpus_phrasings(self.corpus, requests, hparams.corpus_phrasings)))
+        fit = stated[0] + stated[1]  # the requests, then the corpus's own statements of their facts
+        self._check_memory(model, fit, family, hparams, device)
 
         templates = context_templates(
             model,
@@ -227,13 +240,14 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
         z_path = family.path(family.block, layers[-1])
         if hparams.exact_objective:
-            inits, updates, nlls, sources = self._fit_through_updates(model, requests, templates, z_path, hparams)
+            inits, updates, nlls, sources = self._fit_through_updates(model, fit, templates, z_path, hparams)
         else:
-            inits, zs, nlls = self._target_residuals(model, requests, templates, z_path, hparams)
-            updates, sources = self._spread(model, requests, templates, zs, z_path, hparams)
+            inits, zs, nlls = self._target_residuals(model, fit, templates, z_path, hparams)
+            updates, sources = self._spread(model, fit, templates, zs, z_path, hparams)
+        nlls = nlls[: len(requests)]
         seconds = time.perf_counter() - start
         logger.info("memit: %d request(s) over layers %s in %.2fs", len(requests), layers, seconds)
-        init_norm = float(inits.norm(dim=1).mean())
+        init_norm = float(inits[: len(requests)].norm(dim=1).mean())
         return WeightDelta(
             method=self.name,
             requests=requests,
@@ -243,6 +257,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 "nll_mean": sum(nlls) / len(nlls),
                 "z_init_norm": init_norm,
                 "stats": tuple(sources),
+                "corpus_phrasings": len(stated[1]),
                 "seconds": seconds,
             },
         )

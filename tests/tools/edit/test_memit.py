@@ -66,7 +66,8 @@ def test_batch_of_five(name: str, models: dict[str, HFLanguageModel], known: Any
     assert set(delta.updates) == {family.mlp_out.format(layer) + ".weight" for layer in layers}
     params = dict(lm.model.named_parameters())
     for param_name, update in delta.updates.items():
-        assert isinstance(update, LowRank) and min(update.left.shape[1], update.right.shape[0]) <= len(reqs)
+        assert isinstance(update, LowRank)
+        assert min(update.left.shape[1], update.right.shape[0]) <= len(reqs) + delta.info["corpus_phrasings"]
         assert update.shape == tuple(params[param_name].shape)
 
     handle = editor.apply(lm, delta)

@@ -1,4 +1,4 @@
-"""The preservation term of MEMIT's value fit: which corpus texts it draws, and what its loss measures."""
+"""Corpus use in MEMIT's value fit: the preservation term (texts drawn, what its loss measures) and phrasings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from tests.conftest import REPO
 from tools.edit import EditRequest
 from tools.edit._keys import ValueOptions, compute_values
+from tools.edit._phrasings import corpus_phrasings
 from tools.edit._preserve import Preservation, preservation_for
 from tools.lm._hf import HFLanguageModel
 
@@ -102,3 +103,25 @@ def test_compute_values_needs_directions_for_preservation(lm: HFLanguageModel) -
     options = ValueOptions(steps=1, lr=0.1, weight_decay=0.0, clamp_norm_factor=4.0, kl_factor=0.0)
     with pytest.raises(ValueError, match="directions"):
         compute_values(lm, "transformer.h.1", [REQUEST], ("{}",), options, preserve=pres)
+
+
+def test_corpus_phrasings_state_the_old_fact_in_other_words() -> None:
+    request = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigo", "Daniel Zhang", "company_ceo")
+    corpus = (
+        "The CEO of Alibaba is Daniel Zhang.",  # the fact, other words: kept, cut before the old object
+        "Alibaba Group is led by chief executive Daniel Zhang.",  # another entity whose name starts alike
+        "Alibaba's CEO is Daniel Zhang.",  # the request's own prompt
+        "Daniel Zhang met Alibaba's founders.",  # the object before the subject
+        "The CEO of Alibaba is Daniel Zhang.",  # a repeat
+        "Alibaba is led by chief executive Daniel Zhang.",
+        "Alibaba was founded in Hangzhou.",  # no old object
+    )
+    found = corpus_phrasings(corpus, [request], 5)
+    assert [r.prompt for r in found] == ["The CEO of Alibaba is", "Alibaba is led by chief executive"]
+    assert all(
+        (r.subject, r.target_new, r.target_old) == ("Alibaba", "Takahiro Hachigo", "Daniel Zhang") for r in found
+    )
+    assert len(corpus_phrasings(corpus, [request], 1)) == 1
+    assert corpus_phrasings(corpus, [request], 0) == [] and corpus_phrasings(None, [request], 2) == []
+    no_old = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigo")
+    assert corpus_phrasings(corpus, [no_old], 2) == []
