@@ -108,24 +108,23 @@ class MEMITHyperParams:
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
         """Defaults per family: the lower half of the blocks (MEMIT edits GPT-J's layers 3-8 of 28).
 
-        Tuned on the 4-layer reference models (layers 0-1) with the world's documents as corpus. Edits there
-        need residual changes of about twice the residual's norm, so every edit leaks into keys that resemble
-        its subject's (other names' tokens), and a batch's leaks add up: even ten sequential single ROME edits
-        keep only half of the neighbours' answers. No setting keeps a batch of 100 both reliable and local
-        (GPT-2, reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10 to 1e5;
-        the paper's procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4.
-        The defaults favour reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the
-        square root of the batch (the summed leak of ``B`` unrelated edits grows about so). With the defaults,
-        a batch of 100 scores 0.98 / 0.18 on GPT-2 and 1.0 / 0.36 on LLaMA (greedy generation); spreading it
-        over all four layers changes nothing (GPT-2: 1.0 / 0.18). The leak is in the keys: at the subject's
-        last token of the neighbours (other subjects, same relation) the solve's right factors of the 100
-        edits respond with a largest single coefficient of 0.2-0.37 (median over neighbours, layers 0-3; 1 on
-        the edit's own key), mostly where a neighbour's sub-word token equals an edited subject's last one.
-        The damage is shared between the neighbours' subject tokens and the rest of their prompts: applying the
-        batch's updates only at the subject's tokens keeps 0.68 of the answer tokens (teacher-forced), only at
-        the other positions (relation words, answer) 0.69, everywhere 0.43. Adding the edit prompts' own other
-        positions to the solve (weight 1 or 30 per key, as irrelevant inputs) lowered it to 0.40 and 0.34: the
-        fitted left factor grows to keep the edits reliable. Layers 1-2 instead of 0-1 give 0.31.
+        Tuned on the 4-layer reference models (layers 0-1) with the world's documents as corpus. Edits there need
+        residual changes of about twice the residual's norm, so every edit leaks into keys that resemble its subject's
+        (other names' tokens), and a batch's leaks add up: even ten sequential single ROME edits keep only half of the
+        neighbours' answers. No choice of ``λ`` or layers keeps a batch of 100 both reliable and local (GPT-2,
+        reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10 to 1e5; the paper's
+        procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4. The defaults favour
+        reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the square root of the batch (the summed
+        leak of ``B`` unrelated edits grows about so). Without the two corpus terms below, a batch of 100 scores 0.98 /
+        0.18 on GPT-2 and 1.0 / 0.36 on LLaMA (greedy generation); spreading it over all four layers changes nothing
+        (GPT-2: 1.0 / 0.18). The leak is in the keys: at the subject's last token of the neighbours (other subjects,
+        same relation) the solve's right factors of the 100 edits respond with a largest single coefficient of 0.2-0.37
+        (median over neighbours, layers 0-3; 1 on the edit's own key), mostly where a neighbour's sub-word token equals
+        an edited subject's last one. The damage is shared between the neighbours' subject tokens and the rest of their
+        prompts: applying the batch's updates only at the subject's tokens keeps 0.68 of the answer tokens
+        (teacher-forced), only at the other positions (relation words, answer) 0.69, everywhere 0.43. Adding the edit
+        prompts' own other positions to the solve (weight 1 or 30 per key, as irrelevant inputs) lowered it to 0.40 and
+        0.34: the fitted left factor grows to keep the edits reliable. Layers 1-2 instead of 0-1 give 0.31.
 
         Why no ``λ`` helps, and what does (:mod:`tools.edit._preserve`): exact values over ``B`` keys move
         every corpus position by about ``|v| sqrt(B / kᵀC⁻¹k)``, and the argmax of 42% of the corpus's next
@@ -146,7 +145,9 @@ class MEMITHyperParams:
         (``corpus_phrasings``, :mod:`tools.edit._phrasings`): fitted as extra requests, ``"The CEO of Alibaba
         is"`` beside ``"Alibaba's CEO is"``. ``edit-bench --method memit --T 100`` on LLaMA at weight 1 and
         NLL 0.1, teacher-forced (greedy): 0.998 / 0.712 / 0.930 (0.99 / 0.424 / 0.854) without them, 0.998 /
-        0.849 / 0.893 (0.99 / 0.68 / 0.819) with up to two per request.
+        0.849 / 0.893 (0.99 / 0.68 / 0.819) with up to two per request. With the defaults (weight 1, NLL
+        0.05, two phrasings, 250 steps): GPT-2 0.959 / 0.755 / 0.792 (0.85 / 0.564 / 0.568), LLaMA 0.999 /
+        0.826 / 0.915 (1.0 / 0.678 / 0.841). On GPT-2 the 250 steps end before every target reaches 0.05.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
