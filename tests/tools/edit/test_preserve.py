@@ -24,10 +24,10 @@ def lm() -> HFLanguageModel:
     return HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
 
 
-def _make(lm: HFLanguageModel, **kw: object) -> Preservation | None:
+def _make(lm: HFLanguageModel, corpus: tuple[str, ...] | None = TEXTS, **kw: object) -> Preservation | None:
     args: dict[str, object] = dict(weight=2.0, per_step=8, pool=10, max_tokens=5, seed=0, device=torch.device("cpu"))
     args.update(kw)
-    return preservation_for(lm.tokenizer, TEXTS, [REQUEST], **args)  # type: ignore[arg-type]
+    return preservation_for(lm.tokenizer, corpus, [REQUEST], **args)  # type: ignore[arg-type]
 
 
 def test_pool_leaves_out_edited_subjects_and_blank_texts(lm: HFLanguageModel) -> None:
@@ -45,35 +45,8 @@ def test_pool_leaves_out_edited_subjects_and_blank_texts(lm: HFLanguageModel) ->
 def test_off_when_weight_zero_or_no_text(lm: HFLanguageModel) -> None:
     assert _make(lm, weight=0.0) is None
     assert _make(lm, per_step=0) is None
-    assert (
-        preservation_for(
-            lm.tokenizer,
-            None,
-            [REQUEST],
-            weight=1.0,
-            per_step=4,
-            pool=4,
-            max_tokens=8,
-            seed=0,
-            device=torch.device("cpu"),
-        )
-        is None
-    )
-    only_subject = ("Digna Baltus lives in Rome.",)
-    assert (
-        preservation_for(
-            lm.tokenizer,
-            only_subject,
-            [REQUEST],
-            weight=1.0,
-            per_step=4,
-            pool=4,
-            max_tokens=8,
-            seed=0,
-            device=torch.device("cpu"),
-        )
-        is None
-    )
+    assert _make(lm, corpus=None) is None
+    assert _make(lm, corpus=("Digna Baltus lives in Rome.",)) is None  # every text names the edited subject
 
 
 def test_loss_is_zero_unedited_and_positive_when_the_model_changes(lm: HFLanguageModel) -> None:
