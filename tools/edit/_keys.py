@@ -412,6 +412,7 @@ def compute_values(
     directions: Mapping[str, tuple[torch.Tensor, float]] | None = None,
     chunk_size: int = 16,
     preserve: Preservation | None = None,
+    groups: Sequence[int] | None = None,
 ) -> ValueResult:
     """Optimise, per request, a vector ``delta`` that makes the model say ``target_new``.
 
@@ -435,25 +436,37 @@ def compute_values(
     requests at once, so then no request is frozen and every chunk is evaluated at every step (a converged
     request keeps its target loss in the objective); the optimisation still ends when all are converged.
 
+    With ``groups`` (one value index per request, ``0..G-1``, each index's first request leading it) requests
+    of one group share one ``delta`` (MEMIT's corpus phrasings of a request): ``directions`` are then ``(G, in)``
+    and a group is converged when all its requests are.
+
     Returns:
-        ``init`` (``module_path``'s output at the subject's last token of the bare prompt) and
-        ``target = init + delta``, both ``(R, d)`` float32, and the final NLL per request.
+        ``init`` (``module_path``'s output at the subject's last token of each group leader's bare prompt) and
+        ``target = init + delta``, both ``(G, d)`` float32 (``G = R`` without groups), and the final NLL per
+        request.
     """
     if preserve is not None and directions is None:
         raise ValueError("compute_values: preserve needs directions (the term acts through weight updates)")
+    if groups is not None and directions is None:
+        raise ValueError("compute_values: groups need directions (a shared value acts through weight updates)")
     model = lm.model
     n_req = len(requests)
+    owner_list = list(range(n_req)) if groups is None else [int(g) for g in groups]
+    if len(owner_list) != n_req or sorted(set(owner_list)) != list(range(len(set(owner_list)))):
+        raise ValueError("compute_values: groups must give each request a value index, using every one of 0..G-1")
+    lead = [owner_list.index(g) for g in range(len(set(owner_list)))]
     step = max(1, chunk_size)
     chunks = [
         _chunk(lm, requests, range(lo, min(lo + step, n_req)), templates, options.stop_after_target)
         for lo in range(0, n_req, step)
     ]
-    init = outputs_at_subject(lm, module_path, requests)  # (R, d)
+    init = outputs_at_subject(lm, module_path, requests)[lead]  # (G, d)
     device = init.device
+    owner = torch.tensor(owner_list, device=device)  # (R,) each request's value
     delta = torch.zeros_like(init, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=options.lr)
-    init_norm = init.norm(dim=1)  # (R,)
-    max_norm = (options.clamp_norm_factor * init_norm).unsqueeze(1)  # (R, 1)
+    init_norm = init.norm(dim=1)  # (G,)
+    max_norm = (options.clamp_norm_factor * init_norm).unsqueeze(1)  # (G, 1)
     kl_init: dict[int, torch.Tensor] = {}
     nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
@@ -477,7 +490,8 @@ def compute_values(
             nll_now[chunk.requests] = nll.detach()
             active = (nll.detach() >= options.early_stop_loss).float() if preserve is None else torch.ones_like(nll)
             ((nll + options.kl_factor * kl) * active).sum().backward()
-        active_all = nll_now >= options.early_stop_loss  # (R,)
+        active_rows = (nll_now >= options.early_stop_loss).float()  # (R,)
+        active_all = torch.zeros(len(lead), device=device).index_add(0, owner, active_rows) > 0  # (G,)
         if not bool(active_all.any()):
             break
         if preserve is not None:

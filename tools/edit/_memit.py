@@ -64,7 +64,7 @@ from tools.edit._keys import (
     subject_keys,
     value_options_of,
 )
-from tools.edit._phrasings import corpus_phrasings
+from tools.edit._phrasings import phrasings_per_request
 from tools.edit._preserve import preservation_for
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
@@ -99,6 +99,7 @@ class MEMITHyperParams:
     z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
     corpus_phrasings: int = 2  # per request, corpus sentences stating the old fact fitted too (_phrasings)
+    share_phrasing_values: bool = False  # a request and its phrasings share one value: the update's rank stays B
     preserve_weight: float = 1.0  # KL on unrelated corpus sentences in the exact objective (0: off; _preserve)
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
@@ -230,8 +231,11 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         family = family_of(torch_model)
         layers = tuple(sorted(set(hparams.layers)))
         device = next(torch_model.parameters()).device
-        stated = (requests, tuple(corpus_phrasings(self.corpus, requests, hparams.corpus_phrasings)))
-        fit = stated[0] + stated[1]  # the requests, then the corpus's own statements of their facts
+        found = phrasings_per_request(self.corpus, requests, hparams.corpus_phrasings)
+        extra = tuple(x for per in found for x in per)
+        fit = requests + extra  # the requests, then the corpus's own statements of their facts
+        owners = tuple(range(len(requests))) + tuple(i for i, per in enumerate(found) for _ in per)
+        groups = owners if hparams.share_phrasing_values and extra else None
         self._check_memory(model, fit, family, hparams, device)
 
         templates = context_templates(
@@ -243,7 +247,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
         z_path = family.path(family.block, layers[-1])
         if hparams.exact_objective:
-            inits, updates, nlls, sources = self._fit_through_updates(model, fit, templates, z_path, hparams)
+            inits, updates, nlls, sources = self._fit_through_updates(model, fit, templates, z_path, hparams, groups)
         else:
             inits, zs, nlls = self._target_residuals(model, fit, templates, z_path, hparams)
             updates, sources = self._spread(model, fit, templates, zs, z_path, hparams)
@@ -260,17 +264,23 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 "nll_mean": sum(nlls) / len(nlls),
                 "z_init_norm": init_norm,
                 "stats": tuple(sources),
-                "corpus_phrasings": len(stated[1]),
+                "corpus_phrasings": len(extra),
                 "seconds": seconds,
             },
         )
 
     def _key_solve(
-        self, model: LocalLanguageModel, layer: int, each: torch.Tensor, hparams: MEMITHyperParams
+        self,
+        model: LocalLanguageModel,
+        layer: int,
+        each: torch.Tensor,
+        hparams: MEMITHyperParams,
+        groups: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, str]:
         """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, and the stats' source.
 
-        ``each`` is ``(B, n_templates, in)``; every templated key is one column of ``K``.
+        ``each`` is ``(R, n_templates, in)``; every templated key is one column of ``K``. With ``groups`` (a
+        value index per request, ``0..B-1``) the columns of a group's requests are summed too: ``B`` rows.
         """
         stats = second_moment(
             model,
@@ -281,11 +291,16 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             max_texts=hparams.mom2_n_texts,
         )
         cov = stats.matrix.double()  # (in, in)
-        keys = each.reshape(-1, each.shape[-1]).T  # (in, B * n_templates)
-        lam = hparams.mom2_update_weight * each.shape[0] ** hparams.mom2_batch_exponent
-        adj = torch.linalg.solve(lam * cov + keys @ keys.T, keys)  # (in, B * n_templates)
+        keys = each.reshape(-1, each.shape[-1]).T  # (in, R * n_templates)
+        rank = each.shape[0] if groups is None else max(groups) + 1
+        lam = hparams.mom2_update_weight * rank**hparams.mom2_batch_exponent
+        adj = torch.linalg.solve(lam * cov + keys @ keys.T, keys)  # (in, R * n_templates)
         # a request's columns share its residual: sum them, so ΔW = left @ right has rank <= B
-        return adj.view(adj.shape[0], each.shape[0], -1).sum(dim=2).T, stats.source
+        right = adj.view(adj.shape[0], each.shape[0], -1).sum(dim=2).T  # (R, in)
+        if groups is not None:
+            index = torch.tensor(list(groups), device=right.device)
+            right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
+        return right, stats.source
 
     def _fit_through_updates(
         self,
@@ -294,6 +309,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         templates: tuple[str, ...],
         z_path: str,
         hparams: MEMITHyperParams,
+        groups: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str]]:
         """``exact_objective``: fix each layer's right factor from the unedited keys, fit the shared left one.
 
@@ -310,8 +326,8 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         for layer in layers:
             path = family.path(family.mlp_out, layer)
             each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
-            right, source = self._key_solve(model, layer, each, hparams)
-            bare = (right * each[:, 0]).sum(dim=1, keepdim=True)  # (B, 1): response on the bare prompt's key
+            right, source = self._key_solve(model, layer, each, hparams, groups)
+            bare = (right * each[: right.shape[0], 0]).sum(dim=1, keepdim=True)  # (B, 1): on the bare prompt's key
             if not bool(torch.isfinite(bare).all()) or bool((bare.abs() < 1e-12).any()):
                 raise InvalidEditError(f"memit: a subject's key at layer {layer} is orthogonal to its update")
             rights[path] = right / bare
@@ -340,6 +356,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             directions={path: (right.float(), scale) for path, right in rights.items()},
             chunk_size=hparams.z_batch,
             preserve=preserve,
+            groups=groups,
         )
         delta = (values.target - values.init).double()  # (B, d)
         updates: dict[str, LowRank] = {}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from tools.edit._request import EditRequest
 
-__all__ = ["corpus_phrasings"]
+__all__ = ["corpus_phrasings", "phrasings_per_request"]
 
 
 def _stands_alone(text: str, start: int, end: int) -> bool:
@@ -29,30 +29,36 @@ def _stands_alone(text: str, start: int, end: int) -> bool:
 def corpus_phrasings(
     corpus: Sequence[str] | None, requests: Sequence[EditRequest], per_request: int
 ) -> list[EditRequest]:
-    """Up to ``per_request`` extra requests per request: corpus sentences stating the old fact, cut before it.
+    """Up to ``per_request`` extra requests per request, in request order (:func:`phrasings_per_request`)."""
+    return [extra for found in phrasings_per_request(corpus, requests, per_request) for extra in found]
+
+
+def phrasings_per_request(
+    corpus: Sequence[str] | None, requests: Sequence[EditRequest], per_request: int
+) -> list[tuple[EditRequest, ...]]:
+    """For each request, up to ``per_request`` corpus sentences stating the old fact, cut before it.
 
     A sentence qualifies when the subject stands alone in it (:func:`_stands_alone`), the old object follows
     the subject, and the cut prompt differs from the request's own prompt. Requests without ``target_old``
     get none. The extra requests keep the subject, the new object and the relation.
     """
     if not corpus or per_request <= 0:
-        return []
-    out: list[EditRequest] = []
+        return [() for _ in requests]
+    out: list[tuple[EditRequest, ...]] = []
     for r in requests:
-        if not r.target_old:
-            continue
         found: list[str] = []
-        for text in corpus:
+        old = r.target_old or ""
+        for text in corpus if old else ():
             if len(found) >= per_request:
                 break
             at = text.find(r.subject)
             if at < 0 or not _stands_alone(text, at, at + len(r.subject)):
                 continue
-            obj = text.find(r.target_old, at + len(r.subject))
+            obj = text.find(old, at + len(r.subject))
             if obj < 0:
                 continue
             prompt = text[:obj].rstrip()
             if prompt and prompt != r.prompt.strip() and prompt not in found:
                 found.append(prompt)
-        out.extend(EditRequest(p, r.subject, r.target_new, r.target_old, r.relation) for p in found)
+        out.append(tuple(EditRequest(p, r.subject, r.target_new, r.target_old, r.relation) for p in found))
     return out

@@ -156,3 +156,22 @@ def test_preservation_keeps_unrelated_text(
             handle.rollback()
     assert said[3.0] >= 4, said
     assert kls[3.0] < 0.8 * kls[1e-6], kls
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shared_phrasing_values_keep_the_rank(
+    name: str, models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path
+) -> None:
+    """A request and its corpus phrasings share one value: the update's rank is the batch's, and it takes."""
+    lm, reqs = models[name], known[name]
+    before = _state(lm)
+    delta = _editor(corpus, cache_dir, share_phrasing_values=True).compute(lm, reqs)
+    assert delta.info["corpus_phrasings"] > 0
+    for update in delta.updates.values():
+        assert isinstance(update, LowRank) and update.left.shape[1] == update.right.shape[0] == len(reqs)
+    handle = journal_for(lm.model).apply(delta)
+    try:
+        assert sum(_says(lm, reqs)) >= 4, f"{name}: the batch did not take effect"
+    finally:
+        handle.rollback()
+    assert _same(before, _state(lm))

@@ -123,3 +123,14 @@ def test_focus_ranks_texts_by_the_updates_reach_and_draws_from_them(lm: HFLangua
     assert untouched is not None
     untouched.focus(lm.model, {path: right}, share=0.0, top=1)
     assert untouched.focused is None
+
+
+def test_compute_values_checks_groups(lm: HFLanguageModel) -> None:
+    options = ValueOptions(steps=1, lr=0.1, weight_decay=0.0, clamp_norm_factor=4.0, kl_factor=0.0)
+    with pytest.raises(ValueError, match="directions"):
+        compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, groups=[0, 0])
+    right = {"transformer.h.0.mlp.c_proj": (torch.zeros(1, 768), 1.0)}
+    with pytest.raises(ValueError, match="0..G-1"):
+        compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, right, groups=[0, 2])
+    shared = compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, right, groups=[0, 0])
+    assert shared.init.shape == shared.target.shape == (1, 192) and len(shared.nll) == 2
