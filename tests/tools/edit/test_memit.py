@@ -166,7 +166,7 @@ def test_shared_phrasing_values_keep_the_rank(
     lm, reqs = models[name], known[name]
     before = _state(lm)
     delta = _editor(corpus, cache_dir, share_phrasing_values=True).compute(lm, reqs)
-    assert delta.info["corpus_phrasings"] > 0
+    assert isinstance(delta, WeightDelta) and delta.info["corpus_phrasings"] > 0
     for update in delta.updates.values():
         assert isinstance(update, LowRank) and update.left.shape[1] == update.right.shape[0] == len(reqs)
     handle = journal_for(lm.model).apply(delta)

@@ -130,7 +130,7 @@ def test_compute_values_checks_groups(lm: HFLanguageModel) -> None:
     with pytest.raises(ValueError, match="directions"):
         compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, groups=[0, 0])
     right = {"transformer.h.0.mlp.c_proj": (torch.zeros(1, 768), 1.0)}
-    with pytest.raises(ValueError, match="0..G-1"):
+    with pytest.raises(ValueError, match=r"0\.\.G-1"):
         compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, right, groups=[0, 2])
     shared = compute_values(lm, "transformer.h.1", [REQUEST, REQUEST], ("{}",), options, right, groups=[0, 0])
     assert shared.init.shape == shared.target.shape == (1, 192) and len(shared.nll) == 2
