@@ -30,13 +30,14 @@ edited model's next-token distributions on corpus sentences that name no edited 
 (:mod:`tools.edit._preserve`; ``preserve_weight=0`` turns it off). A batch's updates respond to every key, and
 on the small reference models the sum over 100 edits changed 42% of the corpus's next tokens; the term steers
 the values to directions the rest of the text does not read (teacher-forced locality of a GPT-2 batch of 100:
-0.43 without it, 0.79 with the defaults, 0.84 when fitted only to a mean NLL of 0.5).
+0.43 without it, 0.855 with the defaults).
 
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
-:meth:`MEMITHyperParams.for_family` for why it grows with the batch here. The result is one
-:class:`~tools.edit.LowRank` of rank ``<= B + E`` per layer (``left`` ``(out, B + E)``, ``right``
-``(B + E, in)``), where ``E`` counts the corpus's own statements of the edited facts fitted with the requests
-(``corpus_phrasings`` per request at most, :mod:`tools.edit._phrasings`; ``info["corpus_phrasings"]``).
+The corpus's own statements of the edited facts are fitted with the requests (``corpus_phrasings`` per request
+at most, :mod:`tools.edit._phrasings`; their number ``E`` is ``info["corpus_phrasings"]``). By default a
+request and its phrasings share one value (``share_phrasing_values``): their keys are columns of one
+request, so the result is one :class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left`` ``(out, B)``,
+``right`` ``(B, in)``); unshared, each phrasing is a request of its own and the rank is ``<= B + E``.
 :meth:`MEMITEditor.compute` leaves the model untouched.
 """
 
@@ -99,7 +100,7 @@ class MEMITHyperParams:
     z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
     corpus_phrasings: int = 2  # per request, corpus sentences stating the old fact fitted too (_phrasings)
-    share_phrasing_values: bool = False  # a request and its phrasings share one value: the update's rank stays B
+    share_phrasing_values: bool = True  # a request and its phrasings share one value: the update's rank stays B
     preserve_weight: float = 1.0  # KL on unrelated corpus sentences in the exact objective (0: off; _preserve)
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
@@ -114,20 +115,21 @@ class MEMITHyperParams:
         Tuned on the 4-layer reference models (layers 0-1) with the world's documents as corpus. Edits there need
         residual changes of about twice the residual's norm, so every edit leaks into keys that resemble its subject's
         (other names' tokens), and a batch's leaks add up: even ten sequential single ROME edits keep only half of the
-        neighbours' answers. No choice of ``λ`` or layers keeps a batch of 100 both reliable and local (GPT-2,
-        reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10 to 1e5; the paper's
-        procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4. The defaults favour
-        reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the square root of the batch (the summed
-        leak of ``B`` unrelated edits grows about so). Without the two corpus terms below, a batch of 100 scores 0.98 /
-        0.18 on GPT-2 and 1.0 / 0.36 on LLaMA (greedy generation); spreading it over all four layers changes nothing
-        (GPT-2: 1.0 / 0.18). The leak is in the keys: at the subject's last token of the neighbours (other subjects,
-        same relation) the solve's right factors of the 100 edits respond with a largest single coefficient of 0.2-0.37
-        (median over neighbours, layers 0-3; 1 on the edit's own key), mostly where a neighbour's sub-word token equals
-        an edited subject's last one. The damage is shared between the neighbours' subject tokens and the rest of their
-        prompts: applying the batch's updates only at the subject's tokens keeps 0.68 of the answer tokens
-        (teacher-forced), only at the other positions (relation words, answer) 0.69, everywhere 0.43. Adding the edit
-        prompts' own other positions to the solve (weight 1 or 30 per key, as irrelevant inputs) lowered it to 0.40 and
-        0.34: the fitted left factor grows to keep the edits reliable. Layers 1-2 instead of 0-1 give 0.31.
+        neighbours' answers. Without the corpus terms below, no choice of ``λ`` or layers keeps a batch of 100 both
+        reliable and local (GPT-2, reliability / locality): the exact objective gives 0.88 / 0.09 for any ``λ`` from 10
+        to 1e5; the paper's procedure gives 0.39 / 0.14 at ``λ`` = 1e3, 0.38 / 0.55 at 1e4 and 0.07 / 0.87 at 3e4. The
+        defaults favour reliability and small batches (one edit: 0.95 / 0.95); ``λ`` grows with the square root of the
+        batch (the summed leak of ``B`` unrelated edits grows about so). Without the two corpus terms below, a batch of
+        100 scores 0.98 / 0.18 on GPT-2 and 1.0 / 0.36 on LLaMA (greedy generation); spreading it over all four layers
+        changes nothing (GPT-2: 1.0 / 0.18). The leak is in the keys: at the subject's last token of the neighbours
+        (other subjects, same relation) the solve's right factors of the 100 edits respond with a largest single
+        coefficient of 0.2-0.37 (median over neighbours, layers 0-3; 1 on the edit's own key), mostly where a
+        neighbour's sub-word token equals an edited subject's last one. The damage is shared between the neighbours'
+        subject tokens and the rest of their prompts: applying the batch's updates only at the subject's tokens keeps
+        0.68 of the answer tokens (teacher-forced), only at the other positions (relation words, answer) 0.69,
+        everywhere 0.43. Adding the edit prompts' own other positions to the solve (weight 1 or 30 per key, as
+        irrelevant inputs) lowered it to 0.40 and 0.34: the fitted left factor grows to keep the edits reliable. Layers
+        1-2 instead of 0-1 give 0.31.
 
         Why no ``λ`` helps, and what does (:mod:`tools.edit._preserve`): exact values over ``B`` keys move
         every corpus position by about ``|v| sqrt(B / kᵀC⁻¹k)``, and the argmax of 42% of the corpus's next
@@ -145,12 +147,15 @@ class MEMITHyperParams:
         five at 0.5 and in three sequential single edits on LLaMA at 0.1.
 
         What the term takes from generalization, the corpus's own statements of the edited facts give back
-        (``corpus_phrasings``, :mod:`tools.edit._phrasings`): fitted as extra requests, ``"The CEO of Alibaba
+        (``corpus_phrasings``, :mod:`tools.edit._phrasings`): fitted with the requests, ``"The CEO of Alibaba
         is"`` beside ``"Alibaba's CEO is"``. ``edit-bench --method memit --T 100`` on LLaMA at weight 1 and
         NLL 0.1, teacher-forced (greedy): 0.998 / 0.712 / 0.930 (0.99 / 0.424 / 0.854) without them, 0.998 /
-        0.849 / 0.893 (0.99 / 0.68 / 0.819) with up to two per request. With the defaults (weight 1, NLL
-        0.05, two phrasings, 250 steps): GPT-2 0.959 / 0.755 / 0.792 (0.85 / 0.564 / 0.568), LLaMA 0.999 /
-        0.826 / 0.915 (1.0 / 0.678 / 0.841). On GPT-2 the 250 steps end before every target reaches 0.05.
+        0.849 / 0.893 (0.99 / 0.68 / 0.819) with up to two per request, each fitted as a request of its own.
+        Such phrasings add ``E`` to the update's rank and, by the bound above, to every position's move: on
+        GPT-2 (weight 1, NLL 0.05, 250 steps) 0.959 / 0.755 / 0.792 (0.85 / 0.564 / 0.568). Sharing the
+        request's value (``share_phrasing_values``, the default: their keys become the request's columns, rank
+        ``B``) gives 0.970 / 0.828 / 0.855 (0.88 / 0.656 / 0.68). More preservation instead costs the edits:
+        unshared at weight 2, 0.891 / 0.714 / 0.825; at weight 3 and 300 steps, 0.857 / 0.640 / 0.798.
         """
         last = max(0, family.n_layers // 2 - 1)
         return cls(layers=tuple(range(0, last + 1)))
