@@ -105,8 +105,6 @@ class MEMITHyperParams:
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
     preserve_max_tokens: int = 64  # each cut to this many tokens
-    preserve_focus: float = 0.0  # share of each step's sentences drawn from those the updates reach most
-    preserve_focus_texts: int = 512  # how many of the pool count as "reached most" (Preservation.focus)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -349,9 +347,6 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             seed=hparams.template_seed,
             device=next(torch_model.parameters()).device,
         )
-        if preserve is not None:
-            reach = {path: right.float() for path, right in rights.items()}
-            preserve.focus(torch_model, reach, hparams.preserve_focus, hparams.preserve_focus_texts)
         values = compute_values(
             model,
             z_path,

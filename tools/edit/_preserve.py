@@ -12,23 +12,18 @@ adds to the value optimisation the KL divergence between the unedited and the ed
 distributions on a few corpus sentences per step (drawn afresh each step from a pool of texts that do not
 mention an edited subject), so the fitted values move the edited prompts' answers through directions the
 rest of the text does not read.
-
-Most corpus positions barely reach the updates; the ones that do (a neighbour whose sub-word token equals an
-edited subject's last one) are where answers change. :meth:`Preservation.focus` ranks the pool by how strongly
-the updates' right factors respond to each text's keys and draws part of every step from the riskiest texts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional
 
-from tools.edit._hooks import TraceDict
 from tools.edit._request import EditRequest
 
 __all__ = ["Preservation", "preservation_for"]
@@ -39,8 +34,7 @@ logger = logging.getLogger(__name__)
 class Preservation:
     """Corpus sentences whose next-token distributions the edited model should keep.
 
-    ``input_ids`` and ``attention_mask`` are ``(N, T)``, right-padded; :meth:`loss` draws ``per_step`` rows,
-    ``focus_share`` of them from the rows in ``focused`` (set by :meth:`focus`) and the rest from all rows.
+    ``input_ids`` and ``attention_mask`` are ``(N, T)``, right-padded; :meth:`loss` draws ``per_step`` rows.
     """
 
     input_ids: torch.Tensor
@@ -48,54 +42,14 @@ class Preservation:
     weight: float
     per_step: int
     generator: torch.Generator
-    focused: torch.Tensor | None = field(default=None)
-    focus_share: float = 0.0
-
-    @torch.no_grad()
-    def risk(self, model: torch.nn.Module, rights: Mapping[str, torch.Tensor], chunk: int = 256) -> torch.Tensor:
-        """``(N,)``: per text, the largest norm over its positions of the updates' response ``right @ k``.
-
-        ``rights`` maps a linear module's path to the ``(B, in)`` right factor of its update; a module's input
-        at a position is its key there, and the update adds ``left @ (right @ k)``. Layers add up.
-        """
-        n = self.input_ids.shape[0]
-        scores = torch.zeros(n, dtype=torch.float64)
-        for lo in range(0, n, chunk):
-            ids, mask = self.input_ids[lo : lo + chunk], self.attention_mask[lo : lo + chunk]
-            with TraceDict(model, rights, retain_input=True) as traces:
-                model(input_ids=ids, attention_mask=mask)
-            for path, right in rights.items():
-                keys = traces[path].input
-                assert keys is not None
-                response = (keys.double() @ right.double().T).norm(dim=-1)  # (chunk, T)
-                response = response.masked_fill(~mask.bool(), 0.0)
-                scores[lo : lo + chunk] += response.max(dim=1).values.cpu()
-        return scores
-
-    def focus(self, model: torch.nn.Module, rights: Mapping[str, torch.Tensor], share: float, top: int) -> None:
-        """Draw ``share`` of every step from the ``top`` texts with the largest :meth:`risk`."""
-        if share <= 0 or top <= 0:
-            return
-        scores = self.risk(model, rights)
-        self.focused = scores.topk(min(top, scores.numel())).indices
-        self.focus_share = min(1.0, share)
-        logger.debug("preservation: %d focused texts, risk %.3g..%.3g", len(self.focused), scores.max(), scores.min())
-
-    def _draw(self) -> torch.Tensor:
-        n = self.input_ids.shape[0]
-        if self.focused is None:
-            return torch.randperm(n, generator=self.generator)[: self.per_step]
-        k = min(round(self.focus_share * self.per_step), len(self.focused))
-        chosen = self.focused[torch.randperm(len(self.focused), generator=self.generator)[:k]]
-        rest = torch.randperm(n, generator=self.generator)[: self.per_step - k]
-        return torch.cat([chosen, rest])
 
     def loss(self, model: torch.nn.Module, edited: Callable[[], AbstractContextManager[None]]) -> torch.Tensor:
         """Mean KL(unedited || edited) per real token over a fresh draw of rows, times ``weight``.
 
         ``edited()`` is a context in which the model's forward passes are the edited model's.
         """
-        pick = self._draw().to(self.input_ids.device)
+        n = self.input_ids.shape[0]
+        pick = torch.randperm(n, generator=self.generator)[: self.per_step].to(self.input_ids.device)
         ids, mask = self.input_ids[pick], self.attention_mask[pick]
         with torch.no_grad():
             before = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)

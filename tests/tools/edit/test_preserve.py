@@ -100,31 +100,6 @@ def test_corpus_phrasings_state_the_old_fact_in_other_words() -> None:
     assert corpus_phrasings(corpus, [no_old], 2) == []
 
 
-def test_focus_ranks_texts_by_the_updates_reach_and_draws_from_them(lm: HFLanguageModel) -> None:
-    pres = _make(lm, max_tokens=16, per_step=2)
-    assert pres is not None
-    path = "transformer.h.0.mlp.c_proj"
-    ids, mask = pres.input_ids[1:2], pres.attention_mask[1:2]
-    seen: dict[str, torch.Tensor] = {}
-    handle = lm.model.get_submodule(path).register_forward_hook(lambda _m, i, _o: seen.update(key=i[0][0, 2]))
-    try:
-        with torch.no_grad():
-            lm.model(input_ids=ids, attention_mask=mask)
-    finally:
-        handle.remove()
-    right = seen["key"][None, :] / seen["key"].norm() ** 2  # responds with 1 to the second text's third key
-    scores = pres.risk(lm.model, {path: right})
-    assert scores.shape == (2,) and float(scores[1]) == pytest.approx(1.0, rel=1e-4)
-    assert float(scores[0]) < float(scores[1])
-    pres.focus(lm.model, {path: right}, share=0.5, top=1)
-    assert pres.focused is not None and pres.focused.tolist() == [1]
-    assert all(int(pres._draw()[0]) == 1 for _ in range(5))  # half of each step: the riskiest text
-    untouched = _make(lm, max_tokens=16)
-    assert untouched is not None
-    untouched.focus(lm.model, {path: right}, share=0.0, top=1)
-    assert untouched.focused is None
-
-
 def test_compute_values_checks_groups(lm: HFLanguageModel) -> None:
     options = ValueOptions(steps=1, lr=0.1, weight_decay=0.0, clamp_norm_factor=4.0, kl_factor=0.0)
     with pytest.raises(ValueError, match="directions"):
