@@ -33,11 +33,14 @@ the values to directions the rest of the text does not read (teacher-forced loca
 0.43 without it, 0.855 with the defaults).
 
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
+:meth:`MEMITHyperParams.for_family` for why it grows with the batch here.
+
 The corpus's own statements of the edited facts are fitted with the requests (``corpus_phrasings`` per request
 at most, :mod:`tools.edit._phrasings`; their number ``E`` is ``info["corpus_phrasings"]``). By default a
-request and its phrasings share one value (``share_phrasing_values``): their keys are columns of one
-request, so the result is one :class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left`` ``(out, B)``,
-``right`` ``(B, in)``); unshared, each phrasing is a request of its own and the rank is ``<= B + E``.
+request and its phrasings share one value (``share_phrasing_values``, exact objective only): their keys are
+columns of one request, so the result is one :class:`~tools.edit.LowRank` of rank ``<= B`` per layer (``left``
+``(out, B)``, ``right`` ``(B, in)``); unshared, each phrasing is a request of its own and the rank is
+``<= B + E``.
 :meth:`MEMITEditor.compute` leaves the model untouched.
 """
 
@@ -100,7 +103,7 @@ class MEMITHyperParams:
     z_batch: int = 16  # requests per forward pass of the target optimisation (bounds activation memory)
     max_memory_fraction: float = 0.5  # refuse a batch whose estimated memory exceeds this share of free memory
     corpus_phrasings: int = 2  # per request, corpus sentences stating the old fact fitted too (_phrasings)
-    share_phrasing_values: bool = True  # a request and its phrasings share one value: the update's rank stays B
+    share_phrasing_values: bool = True  # a request and its phrasings share one value (rank B; exact objective)
     preserve_weight: float = 1.0  # KL on unrelated corpus sentences in the exact objective (0: off; _preserve)
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
