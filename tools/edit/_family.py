@@ -1,5 +1,8 @@
 """Architecture families: where the layers of a model live, found from its config (never from its name).
 
+The layouts and the ``model_type`` values that use them are data (:mod:`tools.edit._family_data`); this module
+only reads them.
+
 Editors address modules through templates with one ``{}`` for the layer index, as ROME does
 (``transformer.h.{}.mlp.c_proj``). :func:`family_of` reads ``model.config`` to pick the family and the sizes.
 """
@@ -7,20 +10,15 @@ Editors address modules through templates with one ``{}`` for the layer index, a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from tools.edit._family_data import FAMILIES, MODEL_TYPES
 from tools.errors import InvalidEditError, LayerOutOfRangeError
 
 __all__ = ["ModelFamily", "family_of", "get_module", "linear_weight", "set_module", "weight_delta_to_param"]
-
-FamilyName = Literal["gpt2", "llama"]
-
-# model_type values (from config.json) that share a layout
-_GPT2_TYPES = frozenset({"gpt2"})
-_LLAMA_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo"})
 
 
 @dataclass(frozen=True)
@@ -28,10 +26,13 @@ class ModelFamily:
     """The module layout and sizes of one causal LM.
 
     ``mlp_out`` is the MLP's output projection (the "value" matrix ROME and MEMIT edit, whose *input* is the
-    key vector); ``mlp_in`` its input projection; ``block`` a whole transformer block.
+    key vector); ``mlp_in`` its input projection; ``block`` a whole transformer block. ``grace_radius`` and
+    ``wise_retrieve_act_ratio`` are the family's editor defaults (from
+    :data:`~tools.edit._family_data.FAMILIES`).
     """
 
-    name: FamilyName
+    name: str  # the layout's name in FAMILIES ("gpt2", "llama", "gptj", ...)
+    model_type: str  # config.model_type
     n_layers: int
     hidden: int  # residual width d
     intermediate: int  # MLP width (the key dimension of mlp_out)
@@ -43,6 +44,8 @@ class ModelFamily:
     final_norm: str
     embed: str
     lm_head: str
+    grace_radius: float
+    wise_retrieve_act_ratio: float
 
     def path(self, template: str, layer: int) -> str:
         """``template`` filled with ``layer``; raises :class:`LayerOutOfRangeError` outside ``[0, n_layers)``."""
@@ -59,45 +62,37 @@ def check_layers(family: ModelFamily, layers: Any) -> None:
 
 
 def family_of(model: nn.Module) -> ModelFamily:
-    """The family of ``model``, read from ``model.config``.
+    """The family of ``model``, read from ``model.config`` through the tables of :mod:`tools.edit._family_data`.
 
     Raises:
-        InvalidEditError: the architecture is not one the editors support.
+        InvalidEditError: the architecture is not one the editors support (the message lists those that are).
     """
     config: Any = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
-    if model_type in _GPT2_TYPES:
-        hidden = int(config.n_embd)
-        return ModelFamily(
-            name="gpt2",
-            n_layers=int(config.n_layer),
-            hidden=hidden,
-            intermediate=int(config.n_inner or 4 * hidden),
-            block="transformer.h.{}",
-            mlp="transformer.h.{}.mlp",
-            mlp_in="transformer.h.{}.mlp.c_fc",
-            mlp_out="transformer.h.{}.mlp.c_proj",
-            attn_out="transformer.h.{}.attn.c_proj",
-            final_norm="transformer.ln_f",
-            embed="transformer.wte",
-            lm_head="lm_head",
-        )
-    if model_type in _LLAMA_TYPES:
-        return ModelFamily(
-            name="llama",
-            n_layers=int(config.num_hidden_layers),
-            hidden=int(config.hidden_size),
-            intermediate=int(config.intermediate_size),
-            block="model.layers.{}",
-            mlp="model.layers.{}.mlp",
-            mlp_in="model.layers.{}.mlp.up_proj",
-            mlp_out="model.layers.{}.mlp.down_proj",
-            attn_out="model.layers.{}.self_attn.o_proj",
-            final_norm="model.norm",
-            embed="model.embed_tokens",
-            lm_head="lm_head",
-        )
-    raise InvalidEditError(f"unsupported architecture {model_type!r}: editors know GPT-2 and LLaMA families")
+    info = MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None
+    if info is None:
+        known = ", ".join(sorted(MODEL_TYPES))
+        raise InvalidEditError(f"unsupported architecture {model_type!r}: editors support {known}")
+    layout = FAMILIES[info.family]
+    hidden = int(getattr(config, layout.hidden_key))
+    intermediate = getattr(config, layout.intermediate_key, None)
+    return ModelFamily(
+        name=layout.name,
+        model_type=info.model_type,
+        n_layers=int(getattr(config, layout.layers_key)),
+        hidden=hidden,
+        intermediate=int(intermediate or layout.intermediate_factor * hidden),
+        block=layout.block,
+        mlp=layout.mlp,
+        mlp_in=layout.mlp_in,
+        mlp_out=layout.mlp_out,
+        attn_out=layout.attn_out,
+        final_norm=layout.final_norm,
+        embed=layout.embed,
+        lm_head=layout.lm_head,
+        grace_radius=layout.grace_radius,
+        wise_retrieve_act_ratio=layout.wise_retrieve_act_ratio,
+    )
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:

@@ -67,7 +67,7 @@ class GraceHyperParams:
         Distances between the last-token inputs of different prompts at that layer are ~8+ (GPT-2, input
         norm ~17) and ~10+ (LLaMA, norm ~45); the same prompt in another batch moves by < 1e-3.
         """
-        radius = 3.0 if family.name == "gpt2" else 20.0
+        radius = family.grace_radius
         return cls(
             layers=(family.n_layers - 1,),
             module=family.mlp_out,

@@ -176,10 +176,10 @@ class WiseRetrieveHyperParams(WiseHyperParams):
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseRetrieveHyperParams:
         """WISE's defaults with one memory per edit on small models, the scale-free router and a stricter
-        ``act_ratio``: 0.9 for GPT-2, 0.7 for LLaMA."""
+        ``act_ratio`` (the family's ``wise_retrieve_act_ratio``: 0.9 for GPT-2, 0.7 for LLaMA)."""
         base = WiseHyperParams.for_family(family)
         values = {f.name: getattr(base, f.name) for f in fields(base)}
-        ratio = 0.9 if family.name == "gpt2" else 0.7
+        ratio = family.wise_retrieve_act_ratio
         values |= {"shard_size": 1 if family.intermediate < 4096 else 50, "act_ratio": ratio, "normalize_scores": True}
         return cls(**values)
 

@@ -1,0 +1,149 @@
+"""The editor contract on every supported ``model_type``, with tiny random models built from a config.
+
+For every registered editor on every type of :data:`tools.edit._family_data.MODEL_TYPES`: compute leaves the
+model bit-identical (weights, outputs, flags, no hooks left); apply raises the target's log-probability;
+save / load round-trips the edit and its adapters (identical outputs, the journal still rolls back); rollback
+restores the state dict bit for bit; a layer outside the model gives an ``EditError`` and changes nothing.
+The same in bfloat16 on the CPU (dtype and device kept). The models are noise: only the paths are proven.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.tools import tiny_archs
+from tests.tools.edit._helpers import same, state
+from tools.edit import EditRequest, editor_names, family_of, get_editor, journal_for, load_edited, save_edited
+from tools.edit._family import get_module, linear_weight
+from tools.errors import EditError, InvalidEditError
+from tools.lm import HFLanguageModel
+
+REQUEST = EditRequest("The capital of France is", "France", " Nokia", " Paris")
+PROBE = torch.tensor([[5, 60, 200, 8, 90, 250, 11]])  # ids below the tiny vocabulary's 300
+
+
+@pytest.fixture(scope="module", params=tiny_archs.MODEL_TYPE_NAMES)
+def arch(request: pytest.FixtureRequest, tiny_tokenizer: Any) -> HFLanguageModel:
+    """One tiny random model per type, built once for this module (tests leave it as they found it)."""
+    return tiny_archs.build(str(request.param), tiny_tokenizer)
+
+
+@pytest.fixture
+def lm(arch: HFLanguageModel) -> Any:
+    """The module's model of this type; a failed test leaves no edit behind for the next one."""
+    yield arch
+    journal_for(arch.model).rollback_all()
+
+
+@pytest.fixture(scope="module")
+def small_corpus(corpus: tuple[str, ...]) -> tuple[str, ...]:
+    """48 world documents: enough for the key statistics of width-96..256 MLPs."""
+    return corpus[:48]
+
+
+# MEMIT's corpus terms (preservation KL, corpus phrasings) cost ~35 s per model at their defaults; they run the
+# same forward passes on every architecture and are proven on the reference models (test_memit.py)
+LIGHT = {"memit": {"preserve_weight": 0.0, "corpus_phrasings": 0, "v_num_grad_steps": 60}}
+
+
+def _editor(method: str, corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> Any:
+    settings = LIGHT.get(method, {}) | hp
+    return get_editor(method, corpus=corpus, corpus_name="world-48", cache_dir=cache_dir, **settings)
+
+
+def _logits(lm: HFLanguageModel) -> torch.Tensor:
+    with torch.no_grad():
+        return lm.model(PROBE.to(lm.device)).logits.clone()
+
+
+def _logprob(lm: HFLanguageModel, req: EditRequest) -> float:
+    return lm.score([req.prompt], [req.target_new])[0].logprob
+
+
+def test_every_template_of_the_family_resolves(arch: HFLanguageModel) -> None:
+    family = family_of(arch.model)
+    model = arch.model
+    assert family.model_type == model.config.model_type
+    assert family.n_layers == tiny_archs.LAYERS and family.hidden == tiny_archs.WIDTH
+    for layer in range(family.n_layers):
+        for template in (family.block, family.mlp, family.mlp_in, family.attn_out):
+            get_module(model, family.path(template, layer))
+        out = linear_weight(get_module(model, family.path(family.mlp_out, layer)))
+        assert tuple(out.shape) == (family.hidden, family.intermediate)
+        up = linear_weight(get_module(model, family.path(family.mlp_in, layer)))
+        assert up.shape[1] == family.hidden and up.shape[0] in (family.intermediate, 2 * family.intermediate)
+    assert get_module(model, family.embed) is model.get_input_embeddings()
+    assert get_module(model, family.lm_head) is model.get_output_embeddings()
+    get_module(model, family.final_norm)
+    tied = model.get_input_embeddings().weight is model.get_output_embeddings().weight
+    assert tied == bool(model.config.tie_word_embeddings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", editor_names())
+def test_editor_contract(
+    method: str, lm: HFLanguageModel, small_corpus: tuple[str, ...], cache_dir: Path, tmp_path: Path
+) -> None:
+    editor = _editor(method, small_corpus, cache_dir)
+    before, logits, lp = state(lm), _logits(lm), _logprob(lm, REQUEST)
+
+    delta = editor.compute(lm, [REQUEST])
+    assert same(before, state(lm)) and torch.equal(logits, _logits(lm)), f"{method}: compute changed the model"
+    assert not lm.model.training and not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())
+
+    handle = editor.apply(lm, delta)
+    edited_lp = _logprob(lm, REQUEST)
+    assert edited_lp > lp, f"{method}: log p(target) went from {lp:.3f} to {edited_lp:.3f}"
+
+    loaded = load_edited(save_edited(lm, tmp_path / "edited"), device="cpu")
+    assert torch.equal(_logits(lm), _logits(loaded)) and len(journal_for(loaded.model)) == 1
+    journal_for(loaded.model).rollback_all()
+    assert same(before, state(loaded)), f"{method}: the loaded journal does not roll back"
+
+    handle.rollback()
+    assert same(before, state(lm)) and torch.equal(logits, _logits(lm)), f"{method}: rollback is not exact"
+    assert len(journal_for(lm.model)) == 0
+
+    with pytest.raises(EditError):
+        _editor(method, small_corpus, cache_dir, layers=(tiny_archs.LAYERS,)).compute(lm, [REQUEST])
+    assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
+
+
+def test_an_unsupported_architecture_is_refused_by_name(tiny_tokenizer: Any) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model("bloom", vocab_size=len(tiny_tokenizer), hidden_size=32, n_layer=1, n_head=2)
+    model = AutoModelForCausalLM.from_config(config)
+    with pytest.raises(InvalidEditError, match=r"unsupported architecture 'bloom'.*gpt_neox"):
+        family_of(model)
+    lm = HFLanguageModel(model, tiny_tokenizer, name="tiny-bloom")
+    with pytest.raises(InvalidEditError):
+        get_editor("rome", corpus=("a b c",)).compute(lm, [REQUEST])
+
+
+@pytest.fixture(scope="module")
+def bf16_llama(tiny_tokenizer: Any) -> Any:
+    lm = tiny_archs.build("llama", tiny_tokenizer, dtype=torch.bfloat16)
+    yield lm
+    journal_for(lm.model).rollback_all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", editor_names())
+def test_editors_keep_bfloat16_and_the_device(
+    method: str, bf16_llama: HFLanguageModel, small_corpus: tuple[str, ...], cache_dir: Path
+) -> None:
+    lm = bf16_llama
+    before, lp = state(lm), _logprob(lm, REQUEST)
+    editor = _editor(method, small_corpus, cache_dir)
+    handle = editor.apply(lm, editor.compute(lm, [REQUEST]))
+    assert {p.dtype for p in lm.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in lm.model.parameters()} == {"cpu"}
+    edited_lp = _logprob(lm, REQUEST)
+    assert edited_lp > lp, f"{method} in bf16: log p(target) went from {lp:.3f} to {edited_lp:.3f}"
+    handle.rollback()
+    assert same(before, state(lm))
