@@ -171,13 +171,15 @@ MODEL_TYPES: dict[str, ModelTypeInfo] = {
         ModelTypeInfo(model_type="mistral", family="llama", features="grouped-query heads, sliding-window attention"),
         ModelTypeInfo(model_type="qwen2", family="llama", features="q/k/v biases, grouped-query heads"),
         ModelTypeInfo(model_type="qwen3", family="llama", features="q/k RMSNorms, grouped-query heads"),
-        ModelTypeInfo(model_type="gemma", family="llama", features="(1 + w) RMSNorm, scaled embeddings, tied"),
+        ModelTypeInfo(
+            model_type="gemma", family="llama", features="(1 + w) RMSNorm, scaled embeddings, tied embeddings"
+        ),
         ModelTypeInfo(model_type="gemma2", family="llama", features="pre/post-MLP norms, logit soft-capping"),
         ModelTypeInfo(model_type="olmo", family="llama", features="non-parametric LayerNorm"),
         ModelTypeInfo(model_type="olmo2", family="llama", features="post-norms, q/k RMSNorms"),
         ModelTypeInfo(model_type="phi3", family="phi3", features="fused gate/up and q/k/v projections"),
         ModelTypeInfo(model_type="gptj", family="gptj", features="parallel attention and MLP, partial rotary"),
-        ModelTypeInfo(model_type="gpt_neox", family="gpt_neox", features="parallel residual, untied embed_out"),
+        ModelTypeInfo(model_type="gpt_neox", family="gpt_neox", features="parallel residual, untied output head"),
         ModelTypeInfo(model_type="falcon", family="falcon", features="parallel attention, multi-query heads"),
     )
 }
