@@ -149,9 +149,12 @@ def merge_models(
 
 def _run(config: dict[str, Any], target: Path, seed: int) -> None:
     """Run mergekit on ``config``; its errors (pydantic validation, runtime) become :class:`MergeError`."""
-    from mergekit.config import MergeConfiguration
-    from mergekit.merge import run_merge
-    from mergekit.options import MergeOptions
+    try:
+        from mergekit.config import MergeConfiguration
+        from mergekit.merge import run_merge
+        from mergekit.options import MergeOptions
+    except ImportError as exc:
+        raise MergeError("mergekit is not installed: pip install 'factagent[merge]' (mergekit==0.1.5)") from exc
 
     try:
         merge_config = MergeConfiguration.model_validate({k: v for k, v in config.items() if v is not None})

@@ -72,8 +72,11 @@ def test_exploration_merges_best_with_lowest_kinship(population: list[Path], tmp
 
 
 def test_bad_arguments(population: list[Path], tmp_path: Path) -> None:
-    for kwargs in ({"k": 1}, {"generations": 0}):
+    for k, generations in ((1, 1), (2, 0)):
         with pytest.raises(InvalidInputError):
-            evolve(population, workdir=tmp_path, fitness=_fitness, merge=_merge, kinship=_kinship, **kwargs)
+            evolve(
+                population, workdir=tmp_path, fitness=_fitness, merge=_merge, kinship=_kinship, k=k,
+                generations=generations,
+            )  # fmt: skip
     with pytest.raises(InvalidInputError):
         evolve(population[:1], workdir=tmp_path, fitness=_fitness, merge=_merge, kinship=_kinship)
