@@ -248,6 +248,8 @@ def _merge_gain(args: argparse.Namespace) -> int:
         result = {"method": args.method, "pairs": rows, "pcc_kinship_gain": _pearson(xs, ys), "n": len(xs)}
         (tmp / "gain.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         _scatter(xs, ys, result["pcc_kinship_gain"], tmp / "gain.png")
+        if args.out.exists():
+            raise OutputExistsError(f"{args.out} appeared while merging: the results are discarded")
         tmp.rename(args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -227,7 +227,7 @@ class WorldFitness:
     def _answers(self, model_dir: Path, prompts: Sequence[str]) -> list[str]:
         from tools.lm import HFLanguageModel
 
-        lm = HFLanguageModel.load(model_dir, device="cpu")
+        lm = HFLanguageModel.load(model_dir)  # device and dtype: the best available
         return [g.text for g in lm.generate(list(prompts), max_new_tokens=self.answer_tokens)]
 
     def __call__(self, model_dir: Path) -> Fitness:
