@@ -8,9 +8,12 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     ├── WorldFormatError          a reference-world file is missing or malformed
     ├── ModelError
     │   ├── ModelLoadError        no such directory, no weights, unreadable config
-    │   └── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
+    │   ├── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
+    │   ├── ModelMismatchError    models to compare or merge differ in tensor names or shapes — also InvalidInputError
+    │   └── NonFiniteWeightError  a weight tensor holds NaN or inf (kinship, merging)
     ├── EmbedderError             the embedding model cannot be loaded or given bad input
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
+    │   ├── OutputExistsError     an output directory already exists (nothing is overwritten)
     │   ├── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
     │   └── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
     ├── NotFoundError             no memory item, assertion or edit with that id
@@ -24,6 +27,7 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   │   └── LayerOutOfRangeError  a layer index the model does not have
     │   ├── NonFiniteUpdateError  the computed update holds NaN or inf (rejected before touching the model)
     │   └── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
+    ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
     │   └── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
@@ -56,10 +60,14 @@ __all__ = [
     "InvalidInputError",
     "LayerOutOfRangeError",
     "MalformedResponseError",
+    "MergeError",
     "ModelError",
     "ModelLoadError",
+    "ModelMismatchError",
     "NonFiniteUpdateError",
+    "NonFiniteWeightError",
     "NotFoundError",
+    "OutputExistsError",
     "PermissionDeniedError",
     "QueryError",
     "RateLimitedError",
@@ -197,3 +205,19 @@ class RateLimitedError(FactagentError):
 
 class PermissionDeniedError(FactagentError):
     """The user's role does not allow the action (reviewing quarantine, rolling back another user's edit)."""
+
+
+class ModelMismatchError(ModelError, InvalidInputError):
+    """Models that must share one architecture (kinship, merging) differ in tensor names or shapes."""
+
+
+class NonFiniteWeightError(ModelError):
+    """A weight tensor of a model holds NaN or inf."""
+
+
+class OutputExistsError(InvalidInputError):
+    """An output directory already exists; it is left as it was."""
+
+
+class MergeError(FactagentError):
+    """A model merge failed (mergekit raised); nothing was written to the output directory."""

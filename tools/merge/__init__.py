@@ -1,0 +1,24 @@
+"""Model merging through mergekit, and Top-k greedy merging guided by Model Kinship.
+
+Example:
+    >>> from tools.merge import MergeSpec, merge_models
+    >>> merge_models(["v00", "v01"], "merged", base="eval/world/models/gpt2-world",
+    ...              spec=MergeSpec(method="ties"))  # doctest: +SKIP
+"""
+
+from tools.merge._evolve import EvolveResult, Fitness, FitnessFunction, LineageNode, evolve
+from tools.merge._lineage import plot_lineage
+from tools.merge._mergekit import MERGE_METHODS, MergeMethod, MergeSpec, merge_models
+
+__all__ = [
+    "MERGE_METHODS",
+    "EvolveResult",
+    "Fitness",
+    "FitnessFunction",
+    "LineageNode",
+    "MergeMethod",
+    "MergeSpec",
+    "evolve",
+    "merge_models",
+    "plot_lineage",
+]
