@@ -189,7 +189,7 @@ def train_reader(
     seed: int = 0,
     epochs: int = 12,
     per_phrasing: int = 20,
-    max_wrong: float = 0.015,
+    max_wrong: float = 0.01,
     progress: Progress | None = None,
 ) -> tuple[ReaderModel, TrainReport]:
     """Train the reader on sentences generated from ``names`` (see the module docstring).

@@ -40,7 +40,7 @@ def test_the_shipped_reader_scores_every_world_relation(bundled_world: World) ->
     [
         ("AOL's new CEO is Jane Roe.", ("AOL", "company_ceo", "Jane Roe")),
         ("Tim Armstrong took over as CEO of AOL.", ("AOL", "company_ceo", "Tim Armstrong")),
-        ("Jane Roe is the mother of Lionel Messi.", ("Lionel Messi", "person_mother", "Jane Roe")),
+        ("Jane Roe gave birth to Lionel Messi.", ("Lionel Messi", "person_mother", "Jane Roe")),
     ],
 )
 def test_free_phrasings_are_read_into_the_triple(reader: TripleReader, sentence: str, triple: tuple[str, ...]) -> None:
