@@ -44,8 +44,8 @@ def training_names(world: World) -> dict[str, list[tuple[str, str]]]:
     The benchmark tells the test edits; their subjects never appear in training sentences (their objects
     are drawn from small shared vocabularies, e.g. occupations, so they may).
     """
-    test_edits = {q.edit_id for q in world.questions if q.kind == "edit" and q.split == "test"}
-    banned = {e.subject for e in world.edits if e.id in test_edits}
+    told_edits = {q.edit_id for q in world.questions if q.kind == "edit" and q.split == "test"}
+    banned = {e.subject for e in world.edits if e.id in told_edits}
     names: dict[str, list[tuple[str, str]]] = {}
     for fact in world.facts:
         if fact.subject not in banned:

@@ -3,7 +3,7 @@
 from eval.agent_bench._bench import AgentBenchResult, rates, run_agent_bench
 from eval.agent_bench._free_phrasings import free_statement
 from eval.agent_bench._questions import BenchQuestion, edit_statement, sample_questions, statement
-from eval.agent_bench._reading import WorldFacts, is_told_triple, reading_bench, test_edits, world_linker
+from eval.agent_bench._reading import WorldFacts, is_told_triple, reading_bench, told_edits, world_linker
 
 __all__ = [
     "AgentBenchResult",
@@ -17,6 +17,6 @@ __all__ = [
     "run_agent_bench",
     "sample_questions",
     "statement",
-    "test_edits",
+    "told_edits",
     "world_linker",
 ]

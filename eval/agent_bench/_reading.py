@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from agent.tell import Interpretation, Interpreter
     from eval.world._schema import Edit, World
 
-__all__ = ["WorldFacts", "is_told_triple", "reading_bench", "test_edits", "world_linker"]
+__all__ = ["WorldFacts", "is_told_triple", "reading_bench", "told_edits", "world_linker"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def world_linker(world: World, *, everything: bool = False) -> tuple[EntityLinke
     return EntityLinker([Entity(f"urn:world:{i}", n) for i, n in enumerate(labels)]), WorldFacts(triples)
 
 
-def test_edits(world: World) -> list[Edit]:
+def told_edits(world: World) -> list[Edit]:
     """The world's EDITS behind test edit questions, in id order."""
     ids = {q.edit_id for q in world.questions if q.kind == "edit" and q.split == "test"}
     return sorted((e for e in world.edits if e.id in ids), key=lambda e: e.id)
@@ -90,7 +90,7 @@ def _interpret(interpreter: Interpreter, text: str) -> Interpretation | None:
 
 def reading_bench(world: World, interpreter: Interpreter, schema: Schema) -> dict[str, Any]:
     """Read the test edits in free and template phrasings (see the module docstring); nothing is written."""
-    edits = test_edits(world)
+    edits = told_edits(world)
     correct = wrong = suggested = template_correct = 0
     times: list[float] = []
     per_relation: dict[str, list[int]] = {}

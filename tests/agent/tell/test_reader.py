@@ -132,3 +132,20 @@ def test_verify_claim_reads_a_free_phrasing_with_the_same_interpreter(agent: Age
     fact = unknown_fact(small_world, "company_ceo")
     assert verify_claim(agent, f"{fact.object} is the CEO of {fact.subject}.").verdict == "SUPPORTED"
     assert verify_claim(agent, f"{fact.subject}'s new CEO is Jane Roe.").verdict == "CONTRADICTED"
+
+
+def test_the_reading_bench_scores_free_and_template_phrasings_apart(small_world: World, encoder: TokenEncoder) -> None:
+    from agent.tell import TemplateInterpreter, load_statement_phrasings
+    from eval.agent_bench import reading_bench, told_edits, world_linker
+    from kg import load_schema
+
+    schema = load_schema()
+    linker, facts = world_linker(small_world)
+    reader = TripleReader(ReaderModel.load(), encoder, linker, facts)
+    interpreter = TemplateInterpreter(schema, linker, None, load_statement_phrasings(), reader=reader)
+    figures = reading_bench(small_world, interpreter, schema)
+    assert figures["edits"] == len(told_edits(small_world)) > 0
+    assert figures["template_parse_rate"] == 1.0
+    shares = figures["tell_parse_rate"] + figures["tell_wrong_rate"] + figures["tell_suggested_rate"]
+    assert figures["tell_parse_rate"] >= 0.0 and shares <= 1.0 + 1e-9
+    assert figures["tell_ms_p50"] > 0.0
