@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -35,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, KnowledgeGraph, normalize_mention
 from memory import Triple, default_model_dir
 from tools.errors import ConfigError, InvalidInputError
@@ -47,8 +47,6 @@ TAGS = ("O", "S", "B")  # outside, subject, object ("B" for the object: "O" is t
 AMBIGUITY_RATIO = 0.6  # a runner-up relation this close to the best one makes the reading ambiguous
 _TYPE_PENALTY = 0.15  # a relation a known entity has no facts of, when it has facts of other relations
 _SWAP_PRIOR = 0.3  # a reading with subject and object swapped against the tagger (only types can justify it)
-_WORD = re.compile(r"[\w'’.&-]+|[^\w\s]", re.UNICODE)
-_LEAD_WORDS = {"the", "a", "an", "his", "her", "its", "their"}
 
 
 def default_reader_path() -> Path:
@@ -128,20 +126,8 @@ class TokenEncoder:
             for i, text in enumerate(batch):
                 n = int(mask[i].sum())
                 off = offsets[i, :n]
-                out.append(Encoded(text, states[i, :n], off, _capital(text, off)))
+                out.append(Encoded(text, states[i, :n], off, capital_flags(text, off)))
         return out
-
-
-def _capital(text: str, offsets: np.ndarray) -> np.ndarray:
-    flags = np.zeros(len(offsets), dtype=np.float32)
-    for k, (a, b) in enumerate(offsets):
-        if b > a:
-            start = a
-            while start > 0 and not text[start - 1].isspace():  # the word this piece belongs to
-                start -= 1
-            ch = text[start]
-            flags[k] = float(ch.isupper() or ch.isdigit())
-    return flags
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -349,10 +335,10 @@ class TripleReader:
             live &= ~((e.offsets[:, 0] < taken.end) & (e.offsets[:, 1] > taken.start))
         margin = np.log(tags[:, role] + 1e-9) - np.log(np.maximum(tags[:, 0], tags[:, 3 - role]) + 1e-9)
         margin = np.where(live, margin, -1e9)
-        run = _best_run(margin)
-        span = None if run is None else _widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
+        run = best_run(margin)
+        span = None if run is None else widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
         if span is not None:
-            span = _snap_to_name(e.text, *span)
+            span = snap_to_name(e.text, *span)
         best: _Span | None = None
         for m in mentions:
             if taken is not None and m.start < taken.end and m.end > taken.start:
@@ -379,7 +365,7 @@ class TripleReader:
         if self._linker is None:
             return []
         found: list[_Span] = []
-        folded, index = _fold_with_index(text)
+        folded, index = fold_with_index(text)
         for m in self._linker.find_mentions(text):
             pattern = r"(?<!\w)" + r"\W+".join(re.escape(w) for w in m.surface.split(" ")) + r"(?!\w)"
             hit = re.search(pattern, folded)
@@ -445,94 +431,3 @@ def _confirmed(types: set[int] | None, n: int) -> np.ndarray:
     if types:
         out[sorted(types)] = True
     return out
-
-
-def _best_run(margin: np.ndarray) -> tuple[int, int] | None:
-    """``(first, last)`` token of the contiguous run with the largest positive sum (Kadane), or ``None``."""
-    best, best_run = 0.0, None
-    total, start = 0.0, 0
-    for i, m in enumerate(margin):
-        if total <= 0.0:
-            total, start = float(m), i
-        else:
-            total += float(m)
-        if total > best:
-            best, best_run = total, (start, i)
-    return best_run
-
-
-def _snap_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """A span that starts a capitalised name, stretched to the whole name: its capitalised neighbours (and
-    connectors such as "of" or "&" between them) join it, trailing lower-case words leave it.
-
-    Names of unknown entities are where the tagger's boundaries are least sure; English names are runs of
-    capitalised words, so the run decides the edges. A lower-case span ("midfielder") is left alone.
-    """
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    inside = [i for i, (a, b) in enumerate(words) if a < end and b > start]
-    capital = [i for i in inside if _capitalised(text[slice(*words[i])])]
-    if not capital:
-        return start, end
-    first, last = capital[0], inside[-1]  # "company Bianet" -> "Bianet": a name starts capitalised
-    while last > first and not _capitalised(text[slice(*words[last])]):
-        last -= 1  # "Sugar Mill near" -> "Sugar Mill"
-    while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
-        nxt = text[slice(*words[last + 1])]
-        if _capitalised(nxt):
-            last += 1
-        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and _capitalised(text[slice(*words[last + 2])]):
-            last += 2
-        else:
-            break
-    while first > 0:
-        prev = text[slice(*words[first - 1])]
-        stop = re.search(r"[,;:!?]$", prev) or (prev.endswith(".") and not re.fullmatch(r"(?:[A-Z]\.)+", prev))
-        if not _capitalised(prev) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
-            break
-        first -= 1
-    return _widen(text, words[first][0], words[last][1])
-
-
-def _capitalised(word: str) -> bool:
-    w = word.lstrip("\"'(“")
-    return bool(w) and (w[0].isupper() or w[0].isdigit())
-
-
-_CONNECTORS = {"of", "de", "du", "des", "la", "le", "von", "van", "der", "den", "da", "di", "&", "and", "the", "y"}
-_OPENERS = {"now", "today", "actually", "also", "so", "but", "and", "these", "since", "update", "note", "breaking"}
-
-
-def _widen(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The span widened to whole words, without a possessive "'s", edge punctuation or a leading article."""
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
-    while end < len(text) and not text[end].isspace():
-        end += 1
-    piece = text[start:end]
-    for suffix in ("'s", "’s"):
-        if piece.endswith(suffix):
-            end -= len(suffix)
-    while end > start and text[end - 1] in ".,;:!?\"')”":
-        if text[end - 1] == "." and re.search(r"(?:\b[A-Z]|\b(?:Inc|Jr|Sr|Ltd|Co|Corp|St|Dr))\.$", text[start:end]):
-            break
-        end -= 1
-    while start < end and text[start] in "\"'(“":
-        start += 1
-    first = text[start:end].split(" ", 1)
-    if len(first) == 2 and first[0].casefold() in _LEAD_WORDS:
-        start += len(first[0]) + 1
-    return (start, end) if end > start else None
-
-
-def _fold_with_index(text: str) -> tuple[str, list[int]]:
-    """``text`` lower-cased without accents, and for each folded character its index in ``text``."""
-    chars: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        for base in unicodedata.normalize("NFKD", ch):
-            if unicodedata.combining(base):
-                continue
-            for low in base.lower():
-                chars.append(low)
-                index.append(i)
-    return "".join(chars), index
