@@ -99,7 +99,10 @@ class TellSettings(_Section):
     edits_per_minute: int = Field(default=30, ge=0)  # per user, token bucket; 0 = unlimited
     rate_limit_exempt: tuple[Literal["admin", "trusted", "user", "untrusted"], ...] = ("admin", "trusted")
     max_message_chars: int = Field(default=4_000, ge=1)
-    interpreter: Literal["templates", "llm"] = "templates"  # llm: the [endpoint] model, JSON validated
+    # reader: the schema's phrasings, then the learned reader for free phrasings (agent/tell/_reader.py);
+    # templates: the schema's phrasings only; llm: the [endpoint] model, JSON validated
+    interpreter: Literal["reader", "templates", "llm"] = "reader"
+    reader_path: str = ""  # the learned reader's .npz (empty: the one shipped in agent/tell/reader/)
     parametric: Literal["off", "immediate", "consolidate"] = "off"  # also edit the local model's weights
     parametric_method: str = "rome"  # editor for ``immediate``
     consolidate_method: str = "memit"  # editor for ``consolidate`` (one batch per call)

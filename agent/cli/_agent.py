@@ -134,7 +134,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         agent.close()
     print(
         f"calibrated on {result.n} dev questions: hallucination {result.hallucination_rate:.3f} "
-        f"(target {result.target}), coverage {result.coverage:.3f}"
+        f"(target {result.target}), coverage {result.coverage:.3f}, unanswerable answered "
+        f"{result.unanswerable_answered:.3f} (at most {result.max_unanswerable})"
         + ("" if result.feasible else "  — target not reachable; fewest hallucinations chosen")
     )
     print("thresholds:", json.dumps(result.thresholds.as_dict()), f"saved to {home.root / 'config.toml'}")

@@ -1,7 +1,8 @@
 """Telling the agent facts: OneEdit's Interpreter -> Controller -> Editor, with exact rollback and history.
 
 ``TellPipeline.tell(statement, user)`` reads a message (:class:`TemplateInterpreter` from the schema's
-templates and entity linking, or :class:`LLMInterpreter` over an OpenAI-compatible endpoint), decides what
+templates and entity linking, then the learned :class:`TripleReader` for free phrasings, or
+:class:`LLMInterpreter` over an OpenAI-compatible endpoint), decides what
 it changes (:class:`Controller`: schema conflicts, trust and quarantine, rate limits, inverse and composed
 facts, the edit id) and writes it (:class:`TellEditor`: KG and vector memory in one transaction, an edit
 log, optionally the model's weights, journaled). ``rollback(edit_id)`` undoes all of it together;
@@ -16,6 +17,8 @@ from agent.tell._log import EditLog
 from agent.tell._parametric import ParametricEditor
 from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
+from agent.tell._reader import FactSource, ReaderModel, Reading, TokenEncoder, TripleReader, default_reader_path
+from agent.tell._reader_train import TrainReport, train_reader
 from agent.tell._records import (
     Claim,
     EditRecord,
@@ -33,6 +36,7 @@ __all__ = [
     "Decision",
     "EditLog",
     "EditRecord",
+    "FactSource",
     "Interpretation",
     "Interpreter",
     "LLMInterpreter",
@@ -42,13 +46,20 @@ __all__ = [
     "ParametricEditor",
     "QuarantineItem",
     "RateLimiter",
+    "ReaderModel",
+    "Reading",
     "Role",
     "RollbackResult",
     "TellEditor",
     "TellPipeline",
     "TellResult",
     "TemplateInterpreter",
+    "TokenEncoder",
+    "TrainReport",
+    "TripleReader",
     "TrustPolicy",
     "augment",
+    "default_reader_path",
     "load_statement_phrasings",
+    "train_reader",
 ]

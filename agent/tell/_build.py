@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Settings, TellSettings
-from agent.tell._interpreter import Interpreter
+from agent.tell._interpreter import Interpreter, TemplateInterpreter
 from agent.tell._patterns import render_statement
+from agent.tell._phrasings import load_statement_phrasings
 from agent.wiring import WorkingMemory
 from tools.errors import ConfigError
 
 if TYPE_CHECKING:
     from tools.edit import Editor
 
-__all__ = ["editor_factory", "llm_interpreter"]
+__all__ = ["editor_factory", "llm_interpreter", "template_interpreter"]
 
 
 def editor_factory(
@@ -60,3 +61,20 @@ def llm_interpreter(settings: Settings | TellSettings, wm: WorkingMemory) -> Int
         max_retries=ep.max_retries,
     )  # fmt: skip
     return LLMInterpreter(remote, wm.graph.schema, wm.entities)
+
+
+def template_interpreter(settings: Settings | TellSettings, wm: WorkingMemory) -> TemplateInterpreter:
+    """The schema's phrasings and, with ``[tell] interpreter = "reader"`` (the default), the learned reader.
+
+    Raises:
+        ConfigError: the schema file or the reader artifact cannot be read.
+    """
+    from agent.tell._reader import ReaderModel, TokenEncoder, TripleReader
+
+    cfg = settings.tell if isinstance(settings, Settings) else settings
+    schema_file = settings.kg.schema_file if isinstance(settings, Settings) else ""
+    phrasings = load_statement_phrasings(schema_file or None)
+    reader = None
+    if cfg.interpreter == "reader":
+        reader = TripleReader(ReaderModel.load(cfg.reader_path or None), TokenEncoder(), wm.entities, wm.graph)
+    return TemplateInterpreter(wm.graph.schema, wm.entities, wm.graph, phrasings, reader=reader)

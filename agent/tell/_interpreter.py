@@ -10,10 +10,13 @@ a statement about something that matches no relation is kept as free text, never
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
+from agent.tell._reader import TripleReader
 from agent.tell._records import Claim, Interpretation
 from agent.tell._sentences import (
     clean_sentence,
@@ -70,7 +73,11 @@ def check_consistent(schema: Schema, claims: Sequence[Claim]) -> None:
 
 
 def interpretation_of(
-    claims: Sequence[Claim], free_text: Sequence[str], questions: Sequence[str], chitchat: int
+    claims: Sequence[Claim],
+    free_text: Sequence[str],
+    questions: Sequence[str],
+    chitchat: int,
+    suggestions: Sequence[Claim] = (),
 ) -> Interpretation:
     """Assemble an :class:`Interpretation` (its kind and reason) from the sorted sentences of a message."""
     by_fact: dict[tuple[str, str, str], Claim] = {}
@@ -86,7 +93,14 @@ def interpretation_of(
         kind, reason = "question", "a question, not a statement"
     else:
         kind, reason = "chitchat", "chit-chat: no fact, no question" if chitchat else "nothing to note"
-    return Interpretation(kind, unique, tuple(free_text), tuple(questions), reason)  # type: ignore[arg-type]
+    return Interpretation(
+        kind,  # type: ignore[arg-type]
+        claims=unique,
+        free_text=tuple(free_text),
+        questions=tuple(questions),
+        reason=reason,
+        suggestions=tuple(suggestions) if not unique else (),
+    )
 
 
 class TemplateInterpreter:
@@ -99,6 +113,9 @@ class TemplateInterpreter:
             already has facts of wins.
         phrasings: further statement phrasings by relation id (the schema file's ``fa:statement``, see
             :func:`agent.tell.load_statement_phrasings`).
+        reader: optional learned reader (:class:`~agent.tell.TripleReader`) for statements no schema
+            phrasing matches: a reading above its calibrated threshold becomes a claim with its confidence;
+            one below it, or ambiguous between relations, becomes a suggestion and the sentence stays free text.
 
     Example:
         >>> interpreter = TemplateInterpreter(load_schema(), EntityLinker())  # doctest: +SKIP
@@ -112,7 +129,9 @@ class TemplateInterpreter:
         entity_linker: EntityLinker,
         graph: KnowledgeGraph | None = None,
         phrasings: Mapping[str, Sequence[str]] | None = None,
+        reader: TripleReader | None = None,
     ) -> None:
+        self._reader = reader
         self._schema = schema
         self._linker = entity_linker
         self._graph = graph
@@ -132,6 +151,7 @@ class TemplateInterpreter:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a message must be a non-empty string")
         claims: list[Claim] = []
+        suggestions: list[Claim] = []
         free: list[str] = []
         questions: list[str] = []
         chitchat = 0
@@ -144,6 +164,10 @@ class TemplateInterpreter:
                 continue
             cleaned = clean_sentence(sentence)
             claim = self._read(sentence, cleaned, claims[-1].triple.subject if claims else None)
+            if claim is not None and self._reader is not None and not _clean_names(claim):
+                claim = None  # a schema phrasing that left words around a name ("is named X"): let the reader read it
+            if claim is None and self._reader is not None and cleaned and not is_question(sentence):
+                claim = self._learned(sentence, cleaned, suggestions)
             if claim is not None:
                 claims.append(claim)
             elif is_question(sentence):
@@ -153,11 +177,31 @@ class TemplateInterpreter:
             else:
                 chitchat += 1
         check_consistent(self._schema, claims)
-        result = interpretation_of(claims, free, questions, chitchat)
+        result = interpretation_of(claims, free, questions, chitchat, suggestions)
         logger.debug("interpreted %r as %s (%s)", text[:80], result.kind, result.reason)
         return result
 
     # -- one sentence ----------------------------------------------------------------------------------
+
+    def _learned(self, sentence: str, cleaned: str, suggestions: list[Claim]) -> Claim | None:
+        """The learned reader's claim for a sentence no schema phrasing read; unsure readings are suggested."""
+        assert self._reader is not None
+        if _NOT.search(cleaned):  # "X is not / no longer ...": nothing positive to record (kept as free text)
+            return None
+        reading = self._reader.read(cleaned)
+        if reading is None:
+            return None
+        t = reading.triple
+        claim = Claim(
+            t, sentence, None, reading.subject_score, reading.new_subject, reading.new_object,
+            confidence=reading.confidence,
+        )  # fmt: skip
+        if reading.accepted:
+            return claim
+        suggestions.append(claim)
+        for relation in reading.alternatives:  # an ambiguous phrase: offer each relation it may mean
+            suggestions.append(replace(claim, triple=Triple(t.subject, relation, t.object)))
+        return None
 
     def _read(self, sentence: str, cleaned: str, previous_subject: str | None) -> Claim | None:
         matches = match_sentence(self._patterns, cleaned)
@@ -230,3 +274,22 @@ def _drop_lead_in(subject: str, known: bool) -> str:
     words = head.split()
     adverbial = len(words) == 1 or any(w[:1].islower() for w in words[1:])  # not "At Binsey", a name
     return tail.strip() if words[0].casefold() in _LEAD_INS and adverbial and tail.strip() else subject
+
+
+_NOT = re.compile(r"\b(?:not|never|no longer|isn't|wasn't|aren't|doesn't|didn't)\b", re.IGNORECASE)
+# words a schema phrasing leaves around a name when the sentence goes on ("is named X", "Ann has married ...")
+_LEFTOVER_HEAD = {
+    "named", "called", "to", "at", "by", "as", "is", "was", "university", "listed", "known", "in", "on", "from",
+    "with", "now", "also",
+}  # fmt: skip
+_LEFTOVER_TAIL = {"has", "got", "had", "himself", "herself", "itself", "year", "week", "month", "now", "today", "again"}
+
+
+def _clean_names(claim: Claim) -> bool:
+    """Neither subject nor object starts or ends with a word a phrasing left over ("named Henry VI", "Ann
+    has", "Arai himself") when a name follows it: such a schema reading is left to the learned reader."""
+    for name in (claim.triple.subject, claim.triple.object):
+        words = name.split()
+        if len(words) > 1 and (words[0] in _LEFTOVER_HEAD or words[-1] in _LEFTOVER_TAIL):
+            return False
+    return True

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Settings, TellSettings
-from agent.tell._build import editor_factory, llm_interpreter
+from agent.tell._build import editor_factory, llm_interpreter, template_interpreter
 from agent.tell._controller import Controller, Decision, ModelBelief
 from agent.tell._editor import TellEditor
-from agent.tell._interpreter import Interpreter, TemplateInterpreter
+from agent.tell._interpreter import Interpreter
 from agent.tell._log import EditLog
 from agent.tell._messages import facts_text, summary
 from agent.tell._parametric import ParametricEditor
 from agent.tell._patterns import render_statement
-from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._records import EditRecord, Interpretation, QuarantineItem, RollbackResult, TellResult, TellStatus
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
 from agent.wiring import WorkingMemory
@@ -39,7 +38,7 @@ class TellPipeline:
 
     Args:
         wm: the working memory.
-        interpreter: text -> claims (:class:`TemplateInterpreter` by default in :meth:`open`).
+        interpreter: text -> claims (:class:`TemplateInterpreter` with the learned reader by default in :meth:`open`).
         controller: conflicts, trust, rate limits, augmentation.
         editor: writes and undoes edits.
         max_chars: longest message accepted.
@@ -101,9 +100,7 @@ class TellPipeline:
         if interpreter is None and cfg.interpreter == "llm":
             interpreter = llm_interpreter(settings, wm)
         elif interpreter is None:
-            schema_file = settings.kg.schema_file if isinstance(settings, Settings) else ""
-            phrasings = load_statement_phrasings(schema_file or None)
-            interpreter = TemplateInterpreter(schema, wm.entities, wm.graph, phrasings)
+            interpreter = template_interpreter(settings, wm)
         trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
         controller = Controller(
             wm.graph, trust, RateLimiter(cfg.edits_per_minute, cfg.rate_limit_exempt), model_belief=model_belief
@@ -201,7 +198,9 @@ class TellPipeline:
             self.controller.limiter.refund(user)
             raise
         status: TellStatus = "applied" if decision.action == "apply" else "free_text"
-        message = summary(self.wm.graph.schema, decision, written.edit_id, written.superseded)
+        message = summary(
+            self.wm.graph.schema, decision, written.edit_id, written.superseded, interpretation.suggestions
+        )
         return TellResult(
             kind, status, written.edit_id, tuple(c.triple for c in decision.claims), decision.augmented,
             decision.conflicts, written.superseded, message, journal_ids=written.journal_ids, interpretation=reading,

@@ -41,6 +41,8 @@ class Claim:
         new_subject: the subject names no known entity (a new one is created).
         new_object: the object names no known entity.
         replaces: an object the message says no longer holds ("no longer Bob but Ann" -> ``"Bob"``).
+        confidence: how sure the interpreter is of this reading, in [0, 1] (1.0 for a schema phrasing; the
+            learned reader's calibrated confidence for a free phrasing).
     """
 
     triple: Triple
@@ -50,6 +52,7 @@ class Claim:
     new_subject: bool = True
     new_object: bool = True
     replaces: str | None = None
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Interpretation:
         free_text: statements that are about something but match no relation (kept as free-text memory).
         questions: question sentences of the message (the agent answers them; they are never edits).
         reason: one line saying why (for ``/why`` and logs).
+        suggestions: readings the interpreter was not sure enough of (or that were ambiguous between
+            relations) to apply: offered back ("Did you mean (X, CEO, Y)?"), never applied.
     """
 
     kind: InterpretationKind
@@ -70,6 +75,7 @@ class Interpretation:
     free_text: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
     reason: str = ""
+    suggestions: tuple[Claim, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 On a fresh working memory holding the world's UNKNOWN documents and facts (ARCHITECTURE.md's setting):
 1. ask the test questions (known, unknown, unanswerable) once before any edit (for locality);
-2. a trusted user tells the world's EDITS behind the test's edit questions, one plain sentence each;
+2. a trusted user tells the world's EDITS behind the test's edit questions, one sentence each in a held-out
+   free phrasing (:mod:`eval.agent_bench._free_phrasings`, never used in training or the schema's patterns);
+   ``tell_parse_rate`` is the share read into the edit's triple (or its schema inverse),
+   ``tell_wrong_applied_rate`` the share applied (or quarantined) with another triple, and
+   ``template_parse_rate`` the share of the same edits read (not applied) in the schema's own phrasing;
 3. ask every test question (known, unknown, edit, unanswerable): the agent's answers, and from the same
    signals the standalone model's closed-book answers and plain RAG's (top memory passages in context);
 4. untrusted users contradict trusted facts (loaded world facts and the told edits); those questions are
    asked again: ``poisoned_answers_changed`` counts answers that moved.
 
-Grading is normalised exact match. ``hallucination_rate`` = incorrect / N over all questions; ``coverage`` =
+Grading is the audit's: normalised exact match, and :func:`eval.audit.is_abstention` decides what is an
+abstention (empty text or a refusal phrase). ``hallucination_rate`` = incorrect / N over all questions; ``coverage`` =
 attempted / answerable; ``edit_success`` / ``edit_generalization`` = edit questions in training / held-out
 phrasings answered with the new object; ``edit_locality`` = share of unrelated questions (about no entity an edit
 names: its subject, old or new object, since inverse and composed facts of an edit rightly change answers about
@@ -25,13 +30,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eval._normalize import exact_match, normalize_answer
+from eval.agent_bench._free_phrasings import free_statement
 from eval.agent_bench._questions import BenchQuestion, edit_statement, sample_questions, statement
+from eval.agent_bench._reading import is_told_triple
+from eval.audit import is_abstention
+from memory import Triple
 from tools.errors import FactagentError
 
 if TYPE_CHECKING:
     from agent import Agent
     from agent._answer import Answer, Signals
-    from eval.world._schema import World
+    from eval.world._schema import Edit, World
 
 __all__ = ["AgentBenchResult", "rates", "run_agent_bench"]
 
@@ -49,12 +58,14 @@ class AgentBenchResult:
 
 
 def rates(texts: Sequence[str | None], gold: Sequence[Sequence[str]]) -> dict[str, float]:
-    """hallucination rate, coverage and accuracy of answers (``None`` or "" = abstained)."""
+    """hallucination rate, coverage and accuracy of answers, graded as the audit's :class:`ExactGrader` does:
+    ``None``, "" or a refusal phrase (:func:`eval.audit.is_abstention`) is an abstention; an answer to an
+    unanswerable question (no gold) is incorrect; otherwise normalised exact match against the gold answers."""
     n = len(texts)
     wrong = correct = attempted_answerable = 0
     answerable = sum(1 for g in gold if g)
     for text, g in zip(texts, gold, strict=True):
-        if not text:
+        if text is None or is_abstention(text):  # the audit's abstention rule
             continue
         ok = bool(g) and exact_match(text, tuple(g))
         correct += ok
@@ -136,12 +147,27 @@ def run_agent_bench(
     local = sorted(rng.sample(unrelated, min(n_locality, len(unrelated))), key=lambda q: q.question.id)
     before = [agent.decide(s) for s in _ask(agent, [q.question.text for q in local], progress, "before edits")]
 
+    schema = agent.wm.graph.schema
+    template_read = sum(
+        any(
+            is_told_triple(schema, _told(edits[i]), c.triple)
+            for c in agent.pipeline.interpret(edit_statement(world, edits[i])).claims
+        )
+        for i in told_ids
+    )
     t_tell = time.perf_counter()
     statuses: dict[str, int] = {}
+    read_right = read_wrong = 0
+    applied: set[str] = set()
     for i, edit_id in enumerate(told_ids):
-        result = agent.tell(edit_statement(world, edits[edit_id]), user=TRUSTED_USER)
+        result = agent.tell(free_statement(edits[edit_id], i), user=TRUSTED_USER)
         status = str(getattr(result, "status", "unknown"))
         statuses[status] = statuses.get(status, 0) + 1
+        right = any(is_told_triple(schema, _told(edits[edit_id]), t) for t in result.triples)
+        read_right += right
+        if right and result.status == "applied":
+            applied.add(edit_id)
+        read_wrong += result.status in ("applied", "quarantined") and not right
         if progress is not None:
             progress("telling edits", i + 1, len(told_ids))
     tell_s = (time.perf_counter() - t_tell) / max(1, len(told_ids))
@@ -165,8 +191,11 @@ def run_agent_bench(
     figures["edit_locality"] = _share(
         _same(b, after_local[q.question.id]) for q, b in zip(local, before, strict=True) if q.question.id in after_local
     )
-    figures.update(_poisoning(world, agent, questions, answers, n_poison, rng, progress))
+    figures.update(_poisoning(world, agent, questions, answers, n_poison, rng, progress, applied))
     figures["edits_told"] = len(told_ids)
+    figures["tell_parse_rate"] = round(read_right / max(1, len(told_ids)), 4)
+    figures["tell_wrong_applied_rate"] = round(read_wrong / max(1, len(told_ids)), 4)
+    figures["template_parse_rate"] = round(template_read / max(1, len(told_ids)), 4)
     figures["tell_statuses"] = statuses
     figures["seconds_per_tell"] = round(tell_s, 4)
     figures["seconds_per_question"] = round(
@@ -185,11 +214,17 @@ def _poisoning(
     n: int,
     rng: random.Random,
     progress: Progress | None,
+    applied: set[str],
 ) -> dict[str, Any]:
-    """Contradict trusted facts as an untrusted user; count answers that changed."""
+    """Contradict trusted facts as an untrusted user; count answers that changed.
+
+    The trusted facts are loaded world facts (``unknown`` questions) and the told edits that were applied
+    (``applied`` edit ids): an edit kept as free text left no trusted fact to defend.
+    """
     by_kind: dict[str, list[tuple[BenchQuestion, Answer]]] = {}
     for q, a in zip(questions, answers, strict=True):
-        if q.kind in ("unknown", "edit") and q.question.template == "train" and q.gold:
+        trusted = q.kind == "unknown" or (q.kind == "edit" and q.question.edit_id in applied)
+        if trusted and q.question.template == "train" and q.gold:
             by_kind.setdefault(q.kind, []).append((q, a))
     picked: list[tuple[BenchQuestion, Answer]] = []
     for pairs in by_kind.values():
@@ -204,6 +239,10 @@ def _poisoning(
         "poisoning_statuses": statuses,
         "poisoning_questions": len(picked),
     }
+
+
+def _told(edit: Edit) -> Triple:
+    return Triple(edit.subject, edit.relation, edit.new_object)
 
 
 def _rag_text(s: Signals) -> str:

@@ -21,6 +21,9 @@ KEYS = {
     "edit_locality",
     "poisoned_answers_changed",
     "baselines",
+    "tell_parse_rate",
+    "tell_wrong_applied_rate",
+    "template_parse_rate",
 }
 
 
@@ -31,6 +34,12 @@ def test_rates_count_abstentions_and_unanswerable_questions() -> None:
     assert r["accuracy"] == pytest.approx(1 / 4)
 
 
+def test_rates_use_the_audits_abstention_rule() -> None:
+    r = rates(["I don't know.", "Unknown", "Oslo"], [("Paris",), (), ("Oslo",)])
+    assert r["hallucination_rate"] == 0.0  # refusals are abstentions, as the audit's is_abstention says
+    assert r["coverage"] == pytest.approx(1 / 2) and r["accuracy"] == pytest.approx(1 / 3)
+
+
 def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: WorkingMemory, small_world: World) -> None:
     lm = HFLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
     tell = TellPipeline.open(wm, TellSettings(roles={"editor": "trusted", "mallory": "untrusted"}))
@@ -38,8 +47,13 @@ def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: Workin
     figures = run_agent_bench(small_world, agent, per_kind=4, n_locality=4, n_poison=4).figures
     assert figures.keys() >= KEYS
     assert set(figures["baselines"]) == {"standalone", "rag"}
-    assert figures["edits_told"] > 0 and figures["tell_statuses"] == {"applied": figures["edits_told"]}
-    assert figures["edit_success"] == 1.0  # told edits are exact KG facts
+    # edits are told in held-out free phrasings: each is applied or kept as free text, never lost
+    told = figures["edits_told"]
+    assert told > 0 and sum(figures["tell_statuses"].values()) == told
+    assert set(figures["tell_statuses"]) <= {"applied", "free_text", "noop"}
+    assert figures["template_parse_rate"] == 1.0  # the schema's own phrasing is always read
+    assert figures["tell_statuses"].get("applied", 0) >= round(figures["tell_parse_rate"] * told)
+    assert 0.0 <= figures["tell_wrong_applied_rate"] <= 1.0 - figures["tell_parse_rate"]
     assert figures["poisoning_statements"] > 0 and figures["poisoned_answers_changed"] == 0
     assert figures["poisoning_statuses"] == {"quarantined": figures["poisoning_statements"]}
     for key in ("hallucination_rate", "coverage", "edit_locality"):

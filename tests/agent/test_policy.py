@@ -120,6 +120,25 @@ def test_calibration_meets_the_target_on_its_questions_with_the_most_coverage() 
     assert 0.5 < result.thresholds.model <= 0.95 and result.thresholds.familiarity > -9.0
 
 
+def test_calibration_bounds_the_unanswerable_questions_it_answers() -> None:
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
+    for i in range(95):  # answerable and confident; ten of them as unfamiliar as the unanswerable ones
+        signals.append(_signals(model=_view("A", 0.9), agreement=1.0, familiarity=-0.1 if i < 85 else -2.5))
+        golds.append(("A",))
+    for _ in range(5):  # unanswerable, just as confident, less familiar
+        signals.append(_signals(model=_view("C", 0.9), agreement=1.0, familiarity=-2.5))
+        golds.append(())
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0,)}
+    loose = calibrate(signals, golds, _grade, target=0.05, max_unanswerable=1.0, grid=small)
+    assert loose.unanswerable_answered == 1.0 and loose.coverage == 1.0  # 5% hallucination is within target
+    strict = calibrate(signals, golds, _grade, target=0.05, max_unanswerable=0.02, grid=small)
+    assert strict.feasible and strict.unanswerable_answered == 0.0
+    assert strict.coverage == pytest.approx(85 / 95) and strict.thresholds.familiarity > -2.5
+    with pytest.raises(InvalidInputError):
+        calibrate(signals, golds, _grade, max_unanswerable=-0.1)
+
+
 def test_calibration_rejects_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         calibrate([], [], _grade)

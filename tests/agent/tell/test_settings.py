@@ -49,4 +49,4 @@ def test_bad_tell_sections(tmp_path: Path, text: str, message: str) -> None:
 def test_public_api_is_sorted_and_importable() -> None:
     assert agent.tell.__all__ == sorted(agent.tell.__all__)
     assert all(getattr(agent.tell, name) is not None for name in agent.tell.__all__)
-    assert Settings().tell.interpreter == "templates"
+    assert Settings().tell.interpreter == "reader"

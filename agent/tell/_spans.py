@@ -1,0 +1,120 @@
+"""Character spans of names in a sentence: the tagger's best run of tokens, widened to whole words and names.
+
+Helpers of the learned reader (:mod:`agent.tell._reader`); nothing here knows about relations or models.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+
+__all__ = ["best_run", "capital_flags", "fold_with_index", "snap_to_name", "widen"]
+
+_LEAD_WORDS = {"the", "a", "an", "his", "her", "its", "their"}
+
+
+def capital_flags(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Per token ``(T,)``: 1.0 when the word it belongs to starts with a capital or a digit (the encoder is
+    uncased, so this is the only trace of case the tagger sees)."""
+    flags = np.zeros(len(offsets), dtype=np.float32)
+    for k, (a, b) in enumerate(offsets):
+        if b > a:
+            start = a
+            while start > 0 and not text[start - 1].isspace():  # the word this piece belongs to
+                start -= 1
+            ch = text[start]
+            flags[k] = float(ch.isupper() or ch.isdigit())
+    return flags
+
+
+def best_run(margin: np.ndarray) -> tuple[int, int] | None:
+    """``(first, last)`` token of the contiguous run with the largest positive sum (Kadane), or ``None``."""
+    best, best_run = 0.0, None
+    total, start = 0.0, 0
+    for i, m in enumerate(margin):
+        if total <= 0.0:
+            total, start = float(m), i
+        else:
+            total += float(m)
+        if total > best:
+            best, best_run = total, (start, i)
+    return best_run
+
+
+def snap_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A span that starts a capitalised name, stretched to the whole name: its capitalised neighbours (and
+    connectors such as "of" or "&" between them) join it, trailing lower-case words leave it.
+
+    Names of unknown entities are where the tagger's boundaries are least sure; English names are runs of
+    capitalised words, so the run decides the edges. A lower-case span ("midfielder") is left alone.
+    """
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    inside = [i for i, (a, b) in enumerate(words) if a < end and b > start]
+    capital = [i for i in inside if _capitalised(text[slice(*words[i])])]
+    if not capital:
+        return start, end
+    first, last = capital[0], inside[-1]  # "company Bianet" -> "Bianet": a name starts capitalised
+    while last > first and not _capitalised(text[slice(*words[last])]):
+        last -= 1  # "Sugar Mill near" -> "Sugar Mill"
+    while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
+        nxt = text[slice(*words[last + 1])]
+        if _capitalised(nxt):
+            last += 1
+        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and _capitalised(text[slice(*words[last + 2])]):
+            last += 2
+        else:
+            break
+    while first > 0:
+        prev = text[slice(*words[first - 1])]
+        stop = re.search(r"[,;:!?]$", prev) or (prev.endswith(".") and not re.fullmatch(r"(?:[A-Z]\.)+", prev))
+        if not _capitalised(prev) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
+            break
+        first -= 1
+    return widen(text, words[first][0], words[last][1])
+
+
+def _capitalised(word: str) -> bool:
+    w = word.lstrip("\"'(“")
+    return bool(w) and (w[0].isupper() or w[0].isdigit())
+
+
+_CONNECTORS = {"of", "de", "du", "des", "la", "le", "von", "van", "der", "den", "da", "di", "&", "and", "the", "y"}
+_OPENERS = {"now", "today", "actually", "also", "so", "but", "and", "these", "since", "update", "note", "breaking"}
+
+
+def widen(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span widened to whole words, without a possessive "'s", edge punctuation or a leading article."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    piece = text[start:end]
+    for suffix in ("'s", "’s"):
+        if piece.endswith(suffix):
+            end -= len(suffix)
+    while end > start and text[end - 1] in ".,;:!?\"')”":
+        if text[end - 1] == "." and re.search(r"(?:\b[A-Z]|\b(?:Inc|Jr|Sr|Ltd|Co|Corp|St|Dr))\.$", text[start:end]):
+            break
+        end -= 1
+    while start < end and text[start] in "\"'(“":
+        start += 1
+    first = text[start:end].split(" ", 1)
+    if len(first) == 2 and first[0].casefold() in _LEAD_WORDS:
+        start += len(first[0]) + 1
+    return (start, end) if end > start else None
+
+
+def fold_with_index(text: str) -> tuple[str, list[int]]:
+    """``text`` lower-cased without accents, and for each folded character its index in ``text``."""
+    chars: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        for base in unicodedata.normalize("NFKD", ch):
+            if unicodedata.combining(base):
+                continue
+            for low in base.lower():
+                chars.append(low)
+                index.append(i)
+    return "".join(chars), index
