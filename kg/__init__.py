@@ -9,10 +9,10 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 """
 
 from kg._conflicts import Conflict, ConflictKind
-from kg._graph import KnowledgeGraph
+from kg._graph import GraphView, KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, normalize_mention
 from kg._memory_store import MemoryTripleStore
-from kg._records import AddResult, Assertion, Entity, Provenance
+from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
 from kg._relation_linking import RelationLink, RelationLinker
 from kg._remote_store import SPARQLEndpointStore
 from kg._schema import RelationSpec, Schema, load_schema
@@ -30,6 +30,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "EntityLinker",
     "FA",
     "GRAPH",
+    "GraphView",
     "KnowledgeGraph",
     "Link",
     "MemoryTripleStore",
@@ -44,6 +45,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "SQLiteTripleStore",
     "Schema",
     "TripleStore",
+    "WORLD_NAMESPACE",
     "entity_iri",
     "iri",
     "load_schema",
