@@ -76,4 +76,4 @@ def test_bad_namespaces_are_refused_before_anything_is_written(kg: KnowledgeGrap
         kg.add(Triple("Acme", "company_ceo", "Ann"), Provenance("user:x", namespace="bad space"))
     assert list(kg.store.quads(None, None, None, None)) == []
     with pytest.raises(InvalidInputError):
-        kg.facts("Acme", namespaces="alice")  # type: ignore[arg-type]
+        kg.facts("Acme", namespaces="alice")
