@@ -2,7 +2,8 @@
 
 One ``wm.transaction()`` holds every write of an edit: KG assertions (told and derived facts; superseded
 ones are invalidated, not deleted), memory items (the told sentences, derived facts rendered as sentences,
-free text; memory items stating a superseded fact are soft-deleted), the edit-log row and, in ``immediate``
+free text; memory items of the edit's own namespace stating a superseded fact are soft-deleted; other
+namespaces are never written), the edit-log row and, in ``immediate``
 parametric mode, the weight edit (undone through its journal if the transaction then fails). Rollback
 undoes all of it under the same edit id.
 """
@@ -129,6 +130,9 @@ class TellEditor:
                     replaces = None if functional else claim.replaces
                     result = graph.add(claim.triple, Provenance(who, "tell", edit_id, namespace), replaces=replaces)
                     superseded += [a.triple for a in result.superseded]
+                # What the writer saw and this edit replaces for its namespace: facts of its own namespace are
+                # invalidated above; those of shared ones stay valid there and are shadowed for its readers.
+                superseded += [t for t in decision.superseded if t not in superseded]
                 for t in decision.augmented:
                     graph.add(t, Provenance(who, "tell:derived", edit_id, namespace))
                 items = memory.add_many(
