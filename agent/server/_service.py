@@ -74,9 +74,7 @@ class Service:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
         with self._lock:
-            return self.agent.pipeline.tell(
-                statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns)
-            )
+            return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
 
     def is_statement(self, text: str) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
