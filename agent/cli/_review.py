@@ -51,9 +51,10 @@ def _pipeline(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _row(q: Any) -> dict[str, Any]:
+    triples = [[t.subject, t.relation, t.object] for t in q.triples]
     return {
         "id": q.id, "status": q.status, "user": q.user, "created_at": q.created_at.isoformat(),
-        "namespace": q.namespace, "text": q.text, "triples": [[t.subject, t.relation, t.object] for t in q.triples], "reason": q.reason,
+        "namespace": q.namespace, "text": q.text, "triples": triples, "reason": q.reason,
         "reviewed_by": q.reviewed_by, "edit_id": q.edit_id,
     }  # fmt: skip
 
