@@ -181,6 +181,13 @@ def test_untrusted_tell_chat_and_updates_of_trusted_facts_are_held_or_refused(si
     assert [
         a.triple.object for a in graph.facts(world.triple.subject, "company_hq", namespaces=["mallory", "world"])
     ] == [world.triple.object]
+    posted = site.call("root", "POST", "/v1/facts", json={"text": "The audit is due in May.", "namespace": "mallory"})
+    assert posted.status_code == 201  # an admin's (trusted) fact in mallory's namespace
+    fact = posted.json()["id"]
+    for method in ("PATCH", "PUT", "DELETE"):
+        body = {"json": {"text": "The audit was cancelled."}} if method != "DELETE" else {}
+        assert site.call("mallory", method, f"/v1/facts/{fact}", **body).status_code == 403
+    assert site.call("mallory", "GET", f"/v1/facts/{fact}").json()["text"] == "The audit is due in May."
 
 
 # -- item 3: no existence oracle -----------------------------------------------------------------------
