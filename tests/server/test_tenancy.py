@@ -42,7 +42,7 @@ KEYS = {
         user="root",
         role="admin",
         namespaces=("admin",),
-        shared_write=("alice",),
+        shared_write=("alice", "mallory"),
         shared=("world",),
     ),
 }
