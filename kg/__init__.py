@@ -9,7 +9,7 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 """
 
 from kg._conflicts import Conflict, ConflictKind
-from kg._graph import GraphView, KnowledgeGraph
+from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, normalize_mention
 from kg._memory_store import MemoryTripleStore
 from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
@@ -18,6 +18,7 @@ from kg._remote_store import SPARQLEndpointStore
 from kg._schema import RelationSpec, Schema, load_schema
 from kg._sqlite_store import SQLiteTripleStore
 from kg._store import Quad, TripleStore
+from kg._view import GraphView
 from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks

@@ -31,6 +31,7 @@ from kg._records import AddResult, Assertion, Entity, Provenance
 from kg._rollback import rollback_edit
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
+from kg._view import GraphView
 from kg._vocab import FA, check_text, is_entity_iri, label_of
 from kg._writer import BatchWriter, check_namespace, check_provenance, entity_ref
 from memory._types import Triple
@@ -473,37 +474,3 @@ class KnowledgeGraph:
         check_select(sparql)
         terms = to_terms(bindings)
         return [tuple(row) for row in self._store.query(sparql, terms)]
-
-
-class GraphView:
-    """What one reader sees of a :class:`KnowledgeGraph`: its reads restricted to ``namespaces``.
-
-    The reads have the graph's signatures and contracts, with ``namespaces`` fixed (see
-    :meth:`KnowledgeGraph.facts` for the order of precedence).
-    """
-
-    def __init__(self, graph: KnowledgeGraph, namespaces: Sequence[str]) -> None:
-        self.graph = graph
-        self.namespaces = tuple(namespaces)
-
-    @property
-    def schema(self) -> Schema:
-        return self.graph.schema
-
-    def facts(
-        self,
-        subject: str | None = None,
-        relation: str | None = None,
-        obj: str | None = None,
-        *,
-        as_of: datetime | None = None,
-    ) -> list[Assertion]:
-        return self.graph.facts(subject, relation, obj, as_of=as_of, namespaces=self.namespaces)
-
-    def history(self, subject: str, relation: str | None = None) -> list[Assertion]:
-        return self.graph.history(subject, relation, namespaces=self.namespaces)
-
-    def conflicts(
-        self, triple: Triple, *, as_of: datetime | None = None, single_valued: bool = False
-    ) -> list[Conflict]:
-        return self.graph.conflicts(triple, as_of=as_of, single_valued=single_valued, namespaces=self.namespaces)
