@@ -111,15 +111,16 @@ class Agent:
 
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
-        return self.pipeline.tell(statement, user=user, namespace=namespace)  # it indexes new entities itself
+        visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
+        return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
     def rollback(self, edit_id: str, user: str = "user") -> Any:
         """Undo one edit in KG, memory and weights together."""
         return self.pipeline.rollback(edit_id, user=user)
 
-    def history(self, subject: str) -> Any:
-        """Edits touching ``subject``, newest first."""
-        return self.pipeline.history(subject)
+    def history(self, subject: str, namespaces: Sequence[str] | None = None) -> Any:
+        """Edits touching ``subject``, newest first (only those in ``namespaces``, when given)."""
+        return self.pipeline.history(subject, namespaces)
 
     @classmethod
     def open(cls, home: Home, lm: LanguageModel | None = None, *, with_tell: bool = True) -> Agent:

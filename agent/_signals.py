@@ -232,11 +232,13 @@ class SignalCollector:
 
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
         found: dict[tuple[str | None, str | None, str], Evidence] = {}
+        # KG facts as a reader of these namespaces sees them (the first one's facts shadow the shared ones').
+        names = [s.agent_id for s in scopes if s.agent_id is not None] or None
         for scope in scopes:
             try:
-                hits = self._retriever.retrieve(question, scope=scope, k=self.k)
-            except UnknownNamespaceError:
-                continue  # nothing was ever written there
+                hits = self._retriever.retrieve(question, scope=scope, k=self.k, namespaces=names)
+            except UnknownNamespaceError:  # no memory written there yet: the KG may still answer
+                hits = self._retriever.kg_evidence(question, namespaces=names)[: self.k]
             for e in hits:
                 key = (e.citation.item_id, e.citation.assertion_id, e.text)
                 if key not in found or e.score > found[key].score:

@@ -14,6 +14,7 @@ hits; higher is better in both, so they sort together.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -93,24 +94,35 @@ class HybridRetriever:
         self.min_relation_score = min_relation_score
         self.relations_per_subject = relations_per_subject
 
-    def lookup(self, subject: str, relation: str, *, as_of: datetime | None = None) -> list[Assertion]:
+    def lookup(
+        self,
+        subject: str,
+        relation: str,
+        *,
+        as_of: datetime | None = None,
+        namespaces: Sequence[str] | None = None,
+    ) -> list[Assertion]:
         """Valid KG assertions of ``(subject, relation)`` at ``as_of``, the subject linked from a mention.
 
         The mention is linked by normalised label, then alias, then embedding similarity; the facts of the
-        best-linked entity that has any are returned.
+        best-linked entity that has any are returned. ``namespaces``: what the reader sees, in order of
+        precedence (``KnowledgeGraph.facts``); ``None``: the whole graph.
 
         Raises:
             InvalidInputError: empty mention or unknown relation.
         """
         self._graph.schema.relation(relation)  # unknown relation -> InvalidInputError, before any linking
         for link in self._entities.link(subject):
-            facts = self._graph.facts(link.entity.iri, relation, as_of=as_of)
+            facts = self._graph.facts(link.entity.iri, relation, as_of=as_of, namespaces=namespaces)
             if facts:
                 return facts
         return []
 
-    def kg_evidence(self, question: str, *, as_of: datetime | None = None) -> list[Evidence]:
-        """Exact KG facts for the (subject, relation) pairs the question names."""
+    def kg_evidence(
+        self, question: str, *, as_of: datetime | None = None, namespaces: Sequence[str] | None = None
+    ) -> list[Evidence]:
+        """Exact KG facts for the (subject, relation) pairs the question names, as a reader of ``namespaces``
+        (in order of precedence; ``None``: the whole graph) sees them."""
         found: list[Evidence] = []
         seen: set[str] = set()
         for mention in self._entities.find_mentions(question)[:3]:
@@ -118,7 +130,8 @@ class HybridRetriever:
             for rel in links:
                 if rel.score < self.min_relation_score:
                     continue
-                for assertion in self._graph.facts(mention.link.entity.iri, rel.relation, as_of=as_of):
+                facts = self._graph.facts(mention.link.entity.iri, rel.relation, as_of=as_of, namespaces=namespaces)
+                for assertion in facts:
                     if assertion.id in seen:
                         continue
                     seen.add(assertion.id)
@@ -140,16 +153,24 @@ class HybridRetriever:
         return Evidence(item.text, hit.score, "memory", citation, item.created_at)
 
     def retrieve(
-        self, question: str, *, scope: Scope | None = None, as_of: datetime | None = None, k: int | None = None
+        self,
+        question: str,
+        *,
+        scope: Scope | None = None,
+        as_of: datetime | None = None,
+        k: int | None = None,
+        namespaces: Sequence[str] | None = None,
     ) -> list[Evidence]:
         """KG facts and memory passages for ``question``, deduplicated, best first (at most ``k``).
+
+        ``namespaces`` restricts the KG facts (see :meth:`kg_evidence`); ``scope`` the memory passages.
 
         Raises:
             InvalidInputError: empty question, bad scope, naive ``as_of``.
             UnknownNamespaceError: ``scope`` names a namespace no memory was written to.
         """
         limit = k or self.k
-        kg_hits = self.kg_evidence(question, as_of=as_of)
+        kg_hits = self.kg_evidence(question, as_of=as_of, namespaces=namespaces)
         by_triple = {_triple_key(e.citation.triple): i for i, e in enumerate(kg_hits) if e.citation.triple}
         merged = list(kg_hits)
         seen_text: set[str] = {normalize_mention(e.text) for e in kg_hits}

@@ -12,12 +12,13 @@ from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, normalize_mention
 from kg._memory_store import MemoryTripleStore
-from kg._records import AddResult, Assertion, Entity, Provenance
+from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
 from kg._relation_linking import RelationLink, RelationLinker
 from kg._remote_store import SPARQLEndpointStore
 from kg._schema import RelationSpec, Schema, load_schema
 from kg._sqlite_store import SQLiteTripleStore
 from kg._store import Quad, TripleStore
+from kg._view import GraphView
 from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
@@ -30,6 +31,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "EntityLinker",
     "FA",
     "GRAPH",
+    "GraphView",
     "KnowledgeGraph",
     "Link",
     "MemoryTripleStore",
@@ -44,6 +46,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "SQLiteTripleStore",
     "Schema",
     "TripleStore",
+    "WORLD_NAMESPACE",
     "entity_iri",
     "iri",
     "load_schema",

@@ -31,14 +31,41 @@ from kg._records import AddResult, Assertion, Entity, Provenance
 from kg._rollback import rollback_edit
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
+from kg._view import GraphView
 from kg._vocab import FA, check_text, is_entity_iri, label_of
-from kg._writer import BatchWriter, check_provenance, entity_ref
+from kg._writer import BatchWriter, check_namespace, check_provenance, entity_ref
 from memory._types import Triple
 from tools.errors import InvalidInputError, NotFoundError
 
 __all__ = ["KnowledgeGraph"]
 
 logger = logging.getLogger(__name__)
+
+
+def _visible(assertions: Iterable[Assertion], namespaces: Sequence[str] | None) -> list[Assertion]:
+    """Those in ``namespaces`` (all for ``None``), each (subject, relation) from its first namespace holding any.
+
+    ``namespaces`` is in order of precedence (the caller's own first, then shared ones): what a namespace
+    says about (subject, relation) shadows what later ones say, so a tenant's edit of a world fact answers
+    for that tenant while the world keeps its fact for everyone else.
+    """
+    if namespaces is None:
+        return list(assertions)
+    rank = {ns: i for i, ns in reversed(list(enumerate(namespaces)))}
+    kept = [a for a in assertions if a.namespace in rank]
+    best: dict[tuple[str, str], int] = {}
+    for a in kept:
+        key = (a.subject_iri, a.relation_iri)
+        best[key] = min(best.get(key, len(rank)), rank[a.namespace])
+    return [a for a in kept if rank[a.namespace] == best[(a.subject_iri, a.relation_iri)]]
+
+
+def _check_namespaces(namespaces: Sequence[str] | None) -> Sequence[str] | None:
+    if namespaces is None:
+        return None
+    if isinstance(namespaces, str):
+        raise InvalidInputError("namespaces must be a sequence of namespace names, not one string")
+    return [check_namespace(ns) for ns in namespaces]
 
 
 def _utc_now() -> datetime:
@@ -280,6 +307,7 @@ class KnowledgeGraph:
         obj: str | None = None,
         *,
         as_of: datetime | None = None,
+        namespaces: Sequence[str] | None = None,
     ) -> list[Assertion]:
         """Assertions valid at ``as_of`` (default now) matching the pattern, oldest first.
 
@@ -288,16 +316,35 @@ class KnowledgeGraph:
             relation: relation id, IRI or Wikidata id; ``None`` matches any.
             obj: label, alias or IRI; ``None`` matches any.
             as_of: a timezone-aware time.
+            namespaces: the namespaces the reader sees, in order of precedence (``None``: all, unshadowed).
+                Per (subject, relation), only the first namespace that holds a valid fact answers.
 
         Raises:
-            InvalidInputError: unknown relation, bad name, naive datetime.
+            InvalidInputError: unknown relation, bad name or namespace, naive datetime.
         """
         t = self._at(as_of)
-        return [a for a in self._match(subject, relation, obj) if a.valid_at(t)]
+        names = _check_namespaces(namespaces)
+        if obj is None or names is None:
+            return _visible((a for a in self._match(subject, relation, obj) if a.valid_at(t)), names)
+        # Shadowing is decided over all objects of (subject, relation), then the object is matched.
+        wanted = {str(o) for o in self._resolve(obj)}
+        found = _visible((a for a in self._match(subject, relation, None) if a.valid_at(t)), names)
+        return [a for a in found if a.object_iri in wanted]
 
-    def history(self, subject: str, relation: str | None = None) -> list[Assertion]:
-        """Every assertion about ``subject`` (and ``relation``), invalidated ones included, by recorded_at."""
-        return self._match(subject, relation, None)
+    def history(
+        self, subject: str, relation: str | None = None, *, namespaces: Sequence[str] | None = None
+    ) -> list[Assertion]:
+        """Every assertion about ``subject`` (and ``relation``), invalidated ones included, by recorded_at.
+
+        ``namespaces``: only assertions in these (``None``: all).
+        """
+        names = _check_namespaces(namespaces)
+        found = self._match(subject, relation, None)
+        return found if names is None else [a for a in found if a.namespace in names]
+
+    def view(self, namespaces: Sequence[str]) -> GraphView:
+        """A read-only view of what a reader of ``namespaces`` (in order of precedence) sees."""
+        return GraphView(self, _check_namespaces(namespaces) or ())
 
     def assertion(self, assertion_id: str) -> Assertion:
         """The assertion with this id.
@@ -366,7 +413,12 @@ class KnowledgeGraph:
         return snapshot
 
     def conflicts(
-        self, triple: Triple, *, as_of: datetime | None = None, single_valued: bool = False
+        self,
+        triple: Triple,
+        *,
+        as_of: datetime | None = None,
+        single_valued: bool = False,
+        namespaces: Sequence[str] | None = None,
     ) -> list[Conflict]:
         """Conflicts of a candidate fact with the facts valid at ``as_of`` (nothing is written).
 
@@ -375,10 +427,12 @@ class KnowledgeGraph:
             as_of: a timezone-aware time; default now.
             single_valued: the candidate replaces the answer to (subject, relation) even if the relation
                 is not functional (a knowledge edit).
+            namespaces: judge only against what a reader of these sees (as :meth:`facts`); ``None``: all.
 
         Raises:
-            InvalidInputError: unknown relation, bad label or time.
+            InvalidInputError: unknown relation, bad label, time or namespace.
         """
+        names = _check_namespaces(namespaces)
         if not isinstance(triple, Triple):
             raise InvalidInputError(f"triple must be a memory.Triple, got {type(triple).__name__}")
         t = self._at(as_of)
@@ -392,7 +446,7 @@ class KnowledgeGraph:
                 None if o is None else URIRef(o),
                 None,
             )
-            return [a for a in self._decode_all(quads) if a.valid_at(t)]
+            return _visible([a for a in self._decode_all(quads) if a.valid_at(t)], names)
 
         found: list[Conflict] = []
         for s in subjects:

@@ -7,6 +7,7 @@ lives in the ``FA.provenance`` graph with the assertion's graph IRI as subject::
                 prov:generatedAtTime "…"^^xsd:dateTime ;       # recorded_at
                 dcterms:source "doc:d00017" ;                  # optional
                 fa:editId "e-42" ;                             # optional
+                fa:namespace "alice" ;                         # absent: the shared "world" namespace
                 fa:validFrom "…"^^xsd:dateTime ;
                 fa:invalidAt "…"^^xsd:dateTime ;               # once superseded
                 fa:invalidatedBy "e-43" .                      # the superseding edit, if it had an id
@@ -30,7 +31,7 @@ from rdflib import Literal
 from rdflib.namespace import DCTERMS, PROV
 from rdflib.term import Node, URIRef
 
-from kg._records import Assertion
+from kg._records import WORLD_NAMESPACE, Assertion
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
 from kg._vocab import FA, GRAPH, label_of
@@ -96,6 +97,8 @@ def assertion_quads(assertion: Assertion) -> list[Quad]:
         quads.append((g, DCTERMS.source, Literal(assertion.source), FA.provenance))
     if assertion.edit_id is not None:
         quads.append((g, FA.editId, Literal(assertion.edit_id), FA.provenance))
+    if assertion.namespace != WORLD_NAMESPACE:
+        quads.append((g, FA.namespace, Literal(assertion.namespace), FA.provenance))
     if assertion.invalid_at is not None:
         quads += invalidation_quads(assertion.id, assertion.invalid_at, assertion.invalidated_by)
     return quads
@@ -155,6 +158,7 @@ def decode_assertion(schema: Schema, quad: Quad, provenance: Iterable[Quad]) -> 
         raise StoreError(f"assertion {g} does not hold an entity-relation-entity triple: {exc}") from exc
     invalid = fields.get(FA.invalidAt)
     source, edit, by = fields.get(DCTERMS.source), fields.get(FA.editId), fields.get(FA.invalidatedBy)
+    namespace = fields.get(FA.namespace)
     return Assertion(
         id=assertion_id,
         triple=triple,
@@ -168,4 +172,5 @@ def decode_assertion(schema: Schema, quad: Quad, provenance: Iterable[Quad]) -> 
         valid_from=_as_time(fields[FA.validFrom], "validFrom", g),
         invalid_at=None if invalid is None else _as_time(invalid, "invalidAt", g),
         invalidated_by=None if by is None else str(by),
+        namespace=WORLD_NAMESPACE if namespace is None else str(namespace),
     )

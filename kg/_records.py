@@ -7,7 +7,11 @@ from datetime import datetime
 
 from memory._types import Triple
 
-__all__ = ["AddResult", "Assertion", "Entity", "Provenance"]
+__all__ = ["WORLD_NAMESPACE", "AddResult", "Assertion", "Entity", "Provenance"]
+
+WORLD_NAMESPACE = "world"
+"""The shared namespace of the reference world; assertions stored without a namespace (loaded before the KG
+was namespaced, or added with ``Provenance.namespace=None``) belong to it."""
 
 
 @dataclass(frozen=True)
@@ -18,11 +22,14 @@ class Provenance:
         who: the agent or user responsible (``"user:alice"``, ``"world:load"``).
         source: where it came from (a document id, a URL), if known.
         edit_id: the edit (a ``tell``) it belongs to; ``KnowledgeGraph.rollback(edit_id)`` undoes it.
+        namespace: the tenant namespace the assertion belongs to (``None``: the shared
+            :data:`WORLD_NAMESPACE`); reads given a list of namespaces see only those.
     """
 
     who: str
     source: str | None = None
     edit_id: str | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Assertion:
         id: ``"a-"`` + 32 hex digits, ordered by creation within a process.
         recorded_at: when it was written.
         invalidated_by: the edit id that invalidated (superseded) it, if that edit had one.
+        namespace: the tenant namespace it belongs to (:data:`WORLD_NAMESPACE` for legacy assertions).
     """
 
     id: str
@@ -59,13 +67,15 @@ class Assertion:
     valid_from: datetime
     invalid_at: datetime | None
     invalidated_by: str | None
+    namespace: str = WORLD_NAMESPACE
 
     def valid_at(self, t: datetime) -> bool:
         return self.valid_from <= t and (self.invalid_at is None or t < self.invalid_at)
 
     @property
     def provenance(self) -> Provenance:
-        return Provenance(self.who, self.source, self.edit_id)
+        namespace = None if self.namespace == WORLD_NAMESPACE else self.namespace
+        return Provenance(self.who, self.source, self.edit_id, namespace)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ transaction).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -25,16 +26,17 @@ from kg._provenance import (
     journal_graph,
     new_assertion_id,
 )
-from kg._records import AddResult, Assertion, Provenance
+from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Provenance
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
 from kg._vocab import FA, check_text, entity_iri, iri, is_entity_iri, label_of
 from memory._types import Triple
 from tools.errors import InvalidInputError
 
-__all__ = ["BatchWriter", "check_provenance", "entity_ref"]
+__all__ = ["BatchWriter", "check_namespace", "check_provenance", "entity_ref"]
 
 _MAX_META = 1_000
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
 def check_provenance(provenance: Provenance) -> Provenance:
@@ -50,7 +52,21 @@ def check_provenance(provenance: Provenance) -> Provenance:
         who=check_text(provenance.who, "provenance.who", _MAX_META),
         source=None if provenance.source is None else check_text(provenance.source, "provenance.source", _MAX_META),
         edit_id=None if provenance.edit_id is None else check_text(provenance.edit_id, "provenance.edit_id", _MAX_META),
+        namespace=None if provenance.namespace is None else check_namespace(provenance.namespace),
     )
+
+
+def check_namespace(value: object) -> str:
+    """A namespace name as memory's ``Scope`` accepts it (1-128 letters, digits and ``_ . : @ -``).
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    if not isinstance(value, str) or not _NAMESPACE.match(value):
+        raise InvalidInputError(
+            f"a namespace is 1-128 letters, digits and _ . : @ - (starting alphanumeric), got {value!r}"
+        )
+    return value
 
 
 def entity_ref(value: str) -> URIRef:
@@ -175,9 +191,14 @@ class BatchWriter:
         if old == obj:
             raise InvalidInputError(f"replaces={replaces!r} names the new object itself")
         relation = URIRef(spec.iri)
+        namespace = provenance.namespace or WORLD_NAMESPACE
         valid = self.valid(subject, relation)
+        # Supersession is local to the writer's namespace: another tenant's (or the world's) facts stay valid
+        # for their readers; the writer's own fact shadows them in its reads (KnowledgeGraph.facts).
         doomed = [
-            a for a in valid.values() if (spec.functional and a.object_iri != str(obj)) or a.object_iri == str(old)
+            a
+            for a in valid.values()
+            if a.namespace == namespace and ((spec.functional and a.object_iri != str(obj)) or a.object_iri == str(old))
         ]
         superseded = []
         for before in doomed:
@@ -186,10 +207,11 @@ class BatchWriter:
             after = dataclasses.replace(before, invalid_at=at, invalidated_by=provenance.edit_id)
             for quad in invalidation_quads(before.id, at, provenance.edit_id):
                 self._add(quad)
-            self._remove((subject, relation, URIRef(before.object_iri), FA.current))
             del valid[before.id]
+            if not any(a.object_iri == before.object_iri for a in valid.values()):  # no other namespace holds it
+                self._remove((subject, relation, URIRef(before.object_iri), FA.current))
             superseded.append(after)
-        existing = next((a for a in valid.values() if a.object_iri == str(obj)), None)
+        existing = next((a for a in valid.values() if a.object_iri == str(obj) and a.namespace == namespace), None)
         if existing is not None:
             return AddResult(existing, tuple(superseded), created=False)
         assertion = Assertion(
@@ -205,6 +227,7 @@ class BatchWriter:
             valid_from=valid_from,
             invalid_at=None,
             invalidated_by=None,
+            namespace=namespace,
         )
         for quad in assertion_quads(assertion):
             self._add(quad)

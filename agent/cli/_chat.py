@@ -178,7 +178,8 @@ class ChatSession:
     def _history(self, subject: str) -> list[str]:
         if not subject:
             return ["usage: /history SUBJECT"]
-        records = self.agent.history(subject)
+        seen = list(dict.fromkeys([self.namespace, *self.agent.shared]))  # what this chat's questions read
+        records = self.agent.history(subject, namespaces=seen)
         if not records:
             return [f"no edits or facts about {subject}"]
         schema = self.agent.wm.graph.schema

@@ -64,11 +64,12 @@ class FactRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         merged: dict[tuple[str, str], Evidence] = {}
         scopes: list[Scope | None] = [*self.scopes] or [None]
+        names = [s.agent_id for s in self.scopes if s.agent_id is not None] or None  # KG: these namespaces only
         for scope in scopes:
             try:
-                found = self.retriever.retrieve(query, scope=scope, k=self.k)
-            except UnknownNamespaceError:  # a namespace nothing was written to yet holds no passage
-                continue
+                found = self.retriever.retrieve(query, scope=scope, k=self.k, namespaces=names)
+            except UnknownNamespaceError:  # a namespace nothing was written to yet holds no passage; the KG may
+                found = self.retriever.kg_evidence(query, namespaces=names)[: self.k]
             for e in found:  # KG facts come back for every scope: keep each piece of evidence once
                 key = (e.citation.assertion_id or "", e.citation.item_id or e.text)
                 if key not in merged or merged[key].score < e.score:

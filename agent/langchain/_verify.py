@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent.retrieval import Citation, Evidence
 from kg import normalize_mention
-from memory import Triple
+from memory import Scope, Triple
 from tools.errors import UnknownNamespaceError
 
 if TYPE_CHECKING:
@@ -111,10 +112,17 @@ def _memory_evidence(hit: MemoryHit) -> Evidence:
     return Evidence(item.text, hit.score, "memory", citation, item.created_at)
 
 
-def _memory_facts(agent: Agent, sentence: str, triple: Triple, namespace: str) -> list[tuple[Triple, Evidence]]:
+def _names(agent: Agent, namespace: str, shared: Sequence[str] | None) -> list[str]:
+    """What is searched for ``namespace``: it, then ``shared`` (default: the agent's shared namespaces)."""
+    return list(dict.fromkeys([namespace, *(agent.shared if shared is None else shared)]))
+
+
+def _memory_facts(
+    agent: Agent, sentence: str, triple: Triple, namespace: str, shared: Sequence[str] | None = None
+) -> list[tuple[Triple, Evidence]]:
     """Memory passages that state a triple with the claim's subject and relation."""
     found: list[tuple[Triple, Evidence]] = []
-    for scope in agent.scopes(namespace):
+    for scope in [Scope(agent_id=n) for n in _names(agent, namespace, shared)]:
         try:
             hits = agent.wm.memory.search(sentence, k=MEMORY_K, scope=scope)
         except UnknownNamespaceError:  # nothing was ever written there
@@ -126,25 +134,32 @@ def _memory_facts(agent: Agent, sentence: str, triple: Triple, namespace: str) -
     return found
 
 
-def check_triple(agent: Agent, triple: Triple, sentence: str, namespace: str = "default") -> ClaimCheck:
-    """The verdict on one triple: the KG's valid facts for (subject, relation), else memory passages."""
+def check_triple(
+    agent: Agent, triple: Triple, sentence: str, namespace: str = "default", shared: Sequence[str] | None = None
+) -> ClaimCheck:
+    """The verdict on one triple: the KG's valid facts for (subject, relation), else memory passages, as a
+    reader of ``namespace`` and ``shared`` (default: the agent's shared namespaces) sees them."""
     functional = agent.wm.graph.schema.relation(triple.relation).functional
-    facts = agent.wm.retriever.lookup(triple.subject, triple.relation)
+    names = _names(agent, namespace, shared)
+    facts = agent.wm.retriever.lookup(triple.subject, triple.relation, namespaces=names)
     if facts:
         return _judge(triple, functional, [(a.triple, _kg_evidence(agent, a)) for a in facts], "the knowledge graph")
-    passages = _memory_facts(agent, sentence, triple, namespace)
+    passages = _memory_facts(agent, sentence, triple, namespace, shared)
     if passages:
         return _judge(triple, functional, passages, "memory")
     return ClaimCheck(triple, "NOT_ENOUGH_INFO", (), "no fact about it in the knowledge graph or memory")
 
 
-def verify_claim(agent: Agent, claim: str, namespace: str = "default") -> Verification:
+def verify_claim(
+    agent: Agent, claim: str, namespace: str = "default", shared: Sequence[str] | None = None
+) -> Verification:
     """Check ``claim`` (plain English) against the agent's knowledge graph and memory; nothing is written.
 
     Args:
         agent: an agent opened with its tell pipeline (its interpreter reads the claim).
         claim: e.g. ``"The CEO of Acme Corp is Jane Roe."``.
-        namespace: the memory namespace searched (with the agent's shared ones).
+        namespace: the namespace searched first (KG facts and memory).
+        shared: the shared namespaces searched after it (default: the agent's); nothing else is read.
 
     Returns:
         The verdict with one check per stated fact.
@@ -161,7 +176,7 @@ def verify_claim(agent: Agent, claim: str, namespace: str = "default") -> Verifi
     if not reading.claims:
         why = f"no checkable fact in the claim ({reading.kind}: {reading.reason})"
         return Verification(claim, "NOT_ENOUGH_INFO", (), why)
-    checks = tuple(check_triple(agent, c.triple, c.sentence, namespace) for c in reading.claims)
+    checks = tuple(check_triple(agent, c.triple, c.sentence, namespace, shared) for c in reading.claims)
     verdicts = {c.verdict for c in checks}
     verdict: Verdict
     if "CONTRADICTED" in verdicts:

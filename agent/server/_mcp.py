@@ -11,6 +11,8 @@ verify_claim   yes          no            SUPPORTED / CONTRADICTED / NOT_ENOUGH_
 history        yes          no            edits and assertions about a subject
 remember       no           no            tells a fact (additive: an edit, or quarantined)
 forget         no           yes           rolls an edit back
+quarantine     yes          no            (admin keys) statements held for review: who, when, what, why
+review         no           no            (admin keys) accepts or rejects a held statement
 =============  ===========  ============  ==================================================
 
 The server acts as one principal (``factagent mcp --user --role --namespace``): over stdio the client
@@ -84,7 +86,8 @@ def build_mcp_server(service: Service, who: Principal, name: str = "factagent") 
     def verify_claim_tool(claim: str) -> str:
         """Check a factual claim: SUPPORTED, CONTRADICTED or NOT_ENOUGH_INFO, with the evidence."""
         with service.locked():
-            return verify_claim(service.agent, claim, who.namespaces[0]).to_json()
+            names = who.search_namespaces(None)
+            return verify_claim(service.agent, claim, names[0], names[1:]).to_json()
 
     @guarded
     def history(subject: str) -> str:
@@ -102,6 +105,23 @@ def build_mcp_server(service: Service, who: Principal, name: str = "factagent") 
         done = service.rollback(who, edit_id)
         return _dump({"edit_id": done.edit_id, "message": done.message})
 
+    @guarded
+    def quarantine(status: str = "pending") -> str:
+        """Statements held for review (pending, approved, rejected or all): who, when, namespace, what, why."""
+        from agent.server._routes_review import quarantine_out
+
+        items = service.quarantine(who, None if status == "all" else status)
+        return _dump([quarantine_out(q).model_dump(mode="json") for q in items])
+
+    @guarded
+    def review(item_id: str, accept: bool) -> str:
+        """Accept (apply as its author's edit) or reject a held statement by its id (q-...)."""
+        from agent.server._routes_review import quarantine_out
+
+        item, result = service.review(who, item_id, accept)
+        applied = None if result is None else tell_out(result).model_dump(mode="json")
+        return _dump({"item": quarantine_out(item).model_dump(mode="json"), "applied": applied})
+
     server.add_tool(ask, name="ask", annotations=reading)
     server.add_tool(search_memory, name="search_memory", annotations=reading)
     server.add_tool(verify_claim_tool, name="verify_claim", annotations=reading)
@@ -109,4 +129,7 @@ def build_mcp_server(service: Service, who: Principal, name: str = "factagent") 
     if who.can_edit:
         server.add_tool(remember, name="remember", annotations=adding)
         server.add_tool(forget, name="forget", annotations=removing)
+    if who.role == "admin":
+        server.add_tool(quarantine, name="quarantine", annotations=reading)
+        server.add_tool(review, name="review", annotations=adding)
     return server

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
-from agent.server._convert import fact_out
+from agent.server._convert import fact_out, tell_out
 from agent.server._deps import Caller, State
 from agent.server._errors import ERROR_RESPONSES
-from agent.server._schemas import NAMESPACE_PATTERN, FactCreate, FactHit, FactOut, FactPatch, FactSearchOut
-from memory import Triple
+from agent.server._schemas import NAMESPACE_PATTERN, FactCreate, FactHit, FactOut, FactPatch, FactSearchOut, TellOut
+from memory import MemoryItem, Triple
 
 __all__ = ["router"]
 
@@ -18,11 +19,20 @@ router = APIRouter(prefix="/v1/facts", responses=ERROR_RESPONSES, tags=["facts"]
 FactId = Annotated[str, Path(pattern=r"^m-[0-9a-f]{16}$", description="a fact id, m- and 16 hex digits")]
 
 
-@router.post("", response_model=FactOut, status_code=201, summary="Store a fact (and its KG triple, if given)")
-def create(body: FactCreate, who: Caller, state: State) -> FactOut:
+@router.post(
+    "",
+    response_model=FactOut,
+    status_code=201,
+    responses={202: {"model": TellOut, "description": "held for review (the trust policy): nothing was stored"}},
+    summary="Store a fact (and its KG triple, if given), through the same checks as tell",
+)
+def create(body: FactCreate, who: Caller, state: State) -> FactOut | JSONResponse:
     t = body.triple
     triple = None if t is None else Triple(t.subject, t.relation, t.object)
-    return fact_out(state.service.add_fact(who, body.text, body.namespace, triple, body.metadata))
+    stored = state.service.add_fact(who, body.text, body.namespace, triple, body.metadata)
+    if isinstance(stored, MemoryItem):
+        return fact_out(stored)
+    return JSONResponse(tell_out(stored).model_dump(mode="json"), status_code=202)
 
 
 @router.get("/search", response_model=FactSearchOut, summary="Facts most similar to a query, best first")

@@ -195,3 +195,29 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
     version: str
     uptime_s: float
+
+
+class QuarantineOut(BaseModel):
+    """A statement held for review: who told it, when, in which namespace, what, and what it contradicts."""
+
+    id: str
+    user: str
+    created_at: datetime
+    namespace: str
+    text: str
+    triples: list[TripleModel]
+    reason: str = Field(description="why it was held: the trusted fact it contradicts and who asserted it")
+    status: Literal["pending", "approved", "rejected"]
+    reviewed_by: str | None = None
+    edit_id: str | None = Field(default=None, description="the edit that applied it, once accepted")
+
+
+class QuarantineListOut(BaseModel):
+    items: list[QuarantineOut]
+
+
+class ReviewOut(BaseModel):
+    """The reviewed item and, when accepted, what applying it did."""
+
+    item: QuarantineOut
+    applied: TellOut | None = None

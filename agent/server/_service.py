@@ -5,34 +5,42 @@ it may use. The agent is one in-process stack (model, SQLite, FAISS, rdflib) tha
 concurrent writers, so operations are serialised by one lock; reads and writes stay consistent and no
 edit is lost under concurrent clients.
 
-Tenancy covers the vector memory (scoped by namespace) and the edit log; the knowledge graph is one graph
-shared by all tenants (as the reference world's facts are), so KG answers are visible to every key.
+Tenancy covers the vector memory, the knowledge graph (assertions carry a namespace; a key reads its own
+namespaces and its shared ones, the reference world in ``world``) and the edit log. Every write goes through
+the tell pipeline's Controller (conflicts judged within what the key can see, trust and quarantine, rate
+limits, the edit log): there is no second door to the KG or memory. A missing id and another tenant's id get
+byte-identical answers.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
 from agent._answer import Answer
 from agent.server._auth import Principal
-from kg import Provenance
 from memory import MemoryHit, MemoryItem, Scope, Triple
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
 
 if TYPE_CHECKING:
     from agent import Agent
-    from agent.tell import EditRecord, RollbackResult, TellResult
+    from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
 
 __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 MAX_EDITS = 500
+NO_FACT = "no such fact, or this key may not read it"
+NOT_YOURS = "only admins roll back other users' edits; this key may roll back its own edits in its namespaces"
+
+
+def _admin_only(who: Principal) -> None:
+    if who.role != "admin":
+        raise PermissionDeniedError("only admin keys review quarantined statements")
 
 
 class Service:
@@ -66,7 +74,7 @@ class Service:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
         with self._lock:
-            return self.agent.tell(statement, user=who.user, namespace=ns)
+            return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
 
     def is_statement(self, text: str) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
@@ -89,11 +97,12 @@ class Service:
             return [log.edit(row[0]) for row in rows]
 
     def rollback(self, who: Principal, edit_id: str) -> RollbackResult:
-        """Undo an edit: its author may; only admins may undo others' edits.
+        """Undo an edit: its author may (in a namespace the key writes); admins may undo any edit.
 
         Raises:
-            UnknownEditError: no such edit, or one in a namespace the key may not change (the same answer).
-            PermissionDeniedError: another user's edit and the key is not an admin's.
+            PermissionDeniedError: not an admin, and the edit is not the key's own in a namespace it writes:
+                the same answer whether or not the edit exists (no existence oracle).
+            UnknownEditError: an admin asked for an edit that does not exist.
         """
         from tools.errors import UnknownEditError
 
@@ -101,19 +110,44 @@ class Service:
             try:
                 record = self.agent.pipeline.log.edit(edit_id)
             except UnknownEditError:
-                raise UnknownEditError(f"no edit {edit_id!r}") from None
-            if record.namespace not in who.writable and who.role != "admin":
+                record = None
+            if who.role != "admin":
+                if record is None or record.who != f"user:{who.user}" or record.namespace not in who.writable:
+                    raise PermissionDeniedError(NOT_YOURS)
+            elif record is None:
                 raise UnknownEditError(f"no edit {edit_id!r}")
-            if record.who != f"user:{who.user}" and who.role != "admin":
-                raise PermissionDeniedError(f"only admins roll back other users' edits ({edit_id} is {record.who}'s)")
             return self.agent.rollback(edit_id, user=who.user)
 
     def history(self, who: Principal, subject: str) -> list[EditRecord]:
-        """Edits about ``subject``: the shared KG's assertions and told edits in the key's namespaces."""
-        readable = set(who.readable)
+        """Edits and KG assertions about ``subject`` in the namespaces the key reads (admins too)."""
         with self._lock:
-            records = self.agent.history(subject)
-        return [r for r in records if r.origin == "kg" or r.namespace in readable or who.role == "admin"]
+            return self.agent.history(subject, namespaces=list(who.readable))
+
+    # -- quarantine review (admins) ---------------------------------------------------------------------
+
+    def quarantine(self, who: Principal, status: str | None = "pending") -> list[QuarantineItem]:
+        """Statements held for review, oldest first: who told what, when, in which namespace, and why held.
+
+        Raises:
+            PermissionDeniedError: not an admin key.
+        """
+        _admin_only(who)
+        with self._lock:
+            return self.agent.pipeline.quarantine(status)
+
+    def review(self, who: Principal, item_id: str, accept: bool) -> tuple[QuarantineItem, TellResult | None]:
+        """Accept (apply as its author's edit, in its namespace) or reject a held statement.
+
+        Raises:
+            PermissionDeniedError: not an admin key.
+            UnknownEditError: no such held statement.
+            InvalidInputError: it was already reviewed.
+        """
+        _admin_only(who)
+        with self._lock:
+            pipeline = self.agent.pipeline
+            result = pipeline.review(item_id, accept, who.user)
+            return pipeline.log.quarantine_item(item_id), result
 
     # -- facts (the vector memory, plus a KG triple when given) -------------------------------------------
 
@@ -124,32 +158,26 @@ class Service:
         namespace: str | None = None,
         triple: Triple | None = None,
         metadata: dict[str, str | int | float | bool] | None = None,
-    ) -> MemoryItem:
-        """Store a fact in a namespace the key may write; a triple is also asserted in the knowledge graph."""
+    ) -> MemoryItem | TellResult:
+        """Store a fact in a namespace the key may write, through the Controller (as a tell).
+
+        Returns:
+            The stored memory item, or the :class:`TellResult` of a statement held for review
+            (``status == "quarantined"``: nothing was stored).
+        """
         ns = who.check(namespace, write=True)
-        fact_edit = "f-" + secrets.token_hex(6)
-        wm = self.agent.wm
         with self._lock:
-            if triple is None:
-                return wm.memory.add(
-                    text, scope=Scope(agent_id=ns), source=f"user:{who.user}", metadata=metadata or None
-                )
-            with wm.transaction():
-                item = wm.memory.add(
-                    text, scope=Scope(agent_id=ns), triple=triple, source=f"user:{who.user}",
-                    metadata=metadata or None, edit_id=fact_edit,
-                )  # fmt: skip
-                wm.graph.add(triple, Provenance(who=f"user:{who.user}", source=f"fact:{item.id}", edit_id=fact_edit))
-            wm.refresh_entities()
-            return item
+            result = self.agent.pipeline.assert_fact(
+                text, triple, who.user, ns, visible=who.search_namespaces(ns), metadata=metadata
+            )
+            if result.status == "quarantined" or not result.memory_items:
+                return result
+            return self.agent.wm.memory.get(result.memory_items[0])
 
     def get_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """A fact the key may read (another tenant's fact is "not found", like a missing one)."""
         with self._lock:
-            item = self.agent.wm.memory.get(item_id)
-        if item.scope.agent_id not in who.readable:
-            raise NotFoundError(f"no memory item {item_id!r}")
-        return item
+            return self._readable_item(who, item_id)
 
     def update_fact(
         self, who: Principal, item_id: str, text: str | None, metadata: dict[str, str | int | float | bool] | None
@@ -158,23 +186,25 @@ class Service:
         if text is None and metadata is None:
             raise InvalidInputError("give a new text or metadata")
         with self._lock:
-            self._writable_item(who, item_id)
+            item = self._writable_item(who, item_id)
+            self.agent.pipeline.authorize_change(who.user, item.source)
             if metadata is None:
                 return self.agent.wm.memory.update(item_id, text)
             return self.agent.wm.memory.update(item_id, text, metadata=metadata)
 
     def delete_fact(self, who: Principal, item_id: str) -> MemoryItem:
-        """Delete a fact (kept in history); a KG triple it asserted is withdrawn with it."""
+        """Delete a fact (kept in history); the KG assertion its edit wrote is withdrawn with it."""
         wm = self.agent.wm
         with self._lock:
-            self._writable_item(who, item_id)
+            item = self._writable_item(who, item_id)
+            pipeline = self.agent.pipeline
+            pipeline.authorize_change(who.user, item.source)
             first = wm.memory.history(item_id)
-            fact_edit = next((v.edit_id for v in first if v.edit_id and v.edit_id.startswith("f-")), None)
+            edit = next((v.edit_id for v in first if v.edit_id), None)
             with wm.transaction():
                 deleted = wm.memory.delete(item_id)
-                if fact_edit is not None:
-                    with suppress(NotFoundError):  # the triple was already known: nothing of ours to withdraw
-                        wm.graph.rollback(fact_edit)
+                if edit is not None and item.triple is not None:
+                    pipeline.retract(edit, who.user)
             return deleted
 
     def search_facts(self, who: Principal, query: str, namespace: str | None = None, k: int = 10) -> list[MemoryHit]:
@@ -189,10 +219,18 @@ class Service:
                     continue
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
 
+    def _readable_item(self, who: Principal, item_id: str) -> MemoryItem:
+        """The item, or one "not found" answer, byte-identical for a missing id and another tenant's."""
+        try:
+            item = self.agent.wm.memory.get(item_id)
+        except NotFoundError:
+            item = None
+        if item is None or item.scope.agent_id not in who.readable:
+            raise NotFoundError(NO_FACT)
+        return item
+
     def _writable_item(self, who: Principal, item_id: str) -> MemoryItem:
-        item = self.agent.wm.memory.get(item_id)
-        if item.scope.agent_id not in who.readable:
-            raise NotFoundError(f"no memory item {item_id!r}")
+        item = self._readable_item(who, item_id)
         if item.scope.agent_id not in who.writable:
             raise PermissionDeniedError(f"this key ({who.role}) may not change namespace {item.scope.agent_id!r}")
         return item

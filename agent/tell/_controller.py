@@ -18,7 +18,7 @@ from typing import Literal
 
 from agent.tell._records import Claim, Interpretation, Role
 from agent.tell._trust import RateLimiter, TrustPolicy
-from kg import Conflict, ConflictKind, KnowledgeGraph, normalize_mention
+from kg import Conflict, ConflictKind, GraphView, KnowledgeGraph, normalize_mention
 from memory import Triple
 
 __all__ = ["Controller", "Decision", "ModelBelief", "augment", "new_edit_id"]
@@ -68,7 +68,7 @@ def _same(a: str, b: str) -> bool:
     return normalize_mention(a) == normalize_mention(b)
 
 
-def augment(graph: KnowledgeGraph, claims: Sequence[Triple]) -> list[Triple]:
+def augment(graph: KnowledgeGraph | GraphView, claims: Sequence[Triple]) -> list[Triple]:
     """Facts that follow from ``claims`` by the schema's inverse, symmetry and property-chain axioms.
 
     Chains combine a claim with facts valid in the graph or with the other claims of the same message.
@@ -132,12 +132,20 @@ class Controller:
         self.limiter = limiter or RateLimiter(0)
         self.model_belief = model_belief
 
-    def decide(self, interpretation: Interpretation, user: str) -> Decision:
+    def decide(self, interpretation: Interpretation, user: str, namespaces: Sequence[str] | None = None) -> Decision:
         """The decision for ``user``'s message (nothing is written).
+
+        Args:
+            interpretation: the interpreter's reading.
+            user: who tells it.
+            namespaces: what the writer can see, own namespace first (see ``KnowledgeGraph.facts``):
+                known facts, conflicts, trust and augmentation are judged within these only, so nothing of
+                a namespace the writer cannot read is named in the decision. ``None``: the whole graph.
 
         Raises:
             RateLimitedError: the user is over the rate limit (only messages that would write count).
         """
+        graph: KnowledgeGraph | GraphView = self.graph if namespaces is None else self.graph.view(namespaces)
         role = self.trust.role(user)
         if interpretation.kind in ("question", "chitchat"):
             return Decision("not_an_edit", None, role, reason=interpretation.reason)
@@ -145,7 +153,7 @@ class Controller:
         known: list[Claim] = []
         for claim in interpretation.claims:
             t = claim.triple
-            (known if self.graph.facts(t.subject, t.relation, t.object) else new).append(claim)
+            (known if graph.facts(t.subject, t.relation, t.object) else new).append(claim)
         if not new and not interpretation.free_text:
             return Decision("noop", None, role, known=tuple(known), reason="every fact is already known")
         self.limiter.check(user, role)
@@ -153,25 +161,25 @@ class Controller:
         conflicts: list[Conflict] = []
         superseded: list[Triple] = []
         for claim in new:
-            found = self.graph.conflicts(claim.triple)
+            found = graph.conflicts(claim.triple)
             conflicts += found
             superseded += [c.existing for c in found if c.kind is ConflictKind.FUNCTIONAL]
-            if claim.replaces is not None and not self.graph.schema.relation(claim.triple.relation).functional:
-                for a in self.graph.facts(claim.triple.subject, claim.triple.relation, claim.replaces):
+            if claim.replaces is not None and not graph.schema.relation(claim.triple.relation).functional:
+                for a in graph.facts(claim.triple.subject, claim.triple.relation, claim.replaces):
                     conflicts.append(Conflict(ConflictKind.FUNCTIONAL, claim.triple, a.triple, (a,), "replaces"))
                     superseded.append(a.triple)
 
-        quarantine = self._quarantine_reason(role, new, conflicts) if interpretation.free_text or new else None
+        quarantine = self._quarantine_reason(graph, role, new, conflicts) if interpretation.free_text or new else None
         if quarantine is not None:
             return Decision(
                 "quarantine", None, role, tuple(new), tuple(known), (), tuple(conflicts), tuple(superseded), quarantine
             )
 
         augmented: list[Triple] = []
-        for t in augment(self.graph, [c.triple for c in new]):
-            if self.graph.facts(t.subject, t.relation, t.object):
+        for t in augment(graph, [c.triple for c in new]):
+            if graph.facts(t.subject, t.relation, t.object):
                 continue
-            clashes = self.graph.conflicts(t)
+            clashes = graph.conflicts(t)
             if clashes:  # a consequence never overrides what is asserted: left out, reported
                 conflicts += clashes
                 continue
@@ -190,7 +198,9 @@ class Controller:
             reason,
         )
 
-    def _quarantine_reason(self, role: Role, claims: Sequence[Claim], conflicts: Sequence[Conflict]) -> str | None:
+    def _quarantine_reason(
+        self, graph: KnowledgeGraph | GraphView, role: Role, claims: Sequence[Claim], conflicts: Sequence[Conflict]
+    ) -> str | None:
         if role != "untrusted":
             return None
         if self.trust.untrusted_policy == "all":
@@ -205,7 +215,7 @@ class Controller:
                 )
         for claim in claims:  # a non-functional relation too: trusted facts say what its objects are
             t = claim.triple
-            trusted = [a for a in self.graph.facts(t.subject, t.relation) if self.trust.is_trusted_source(a.who)]
+            trusted = [a for a in graph.facts(t.subject, t.relation) if self.trust.is_trusted_source(a.who)]
             if trusted and not any(_same(a.triple.object, t.object) for a in trusted):
                 e = trusted[0].triple
                 return (

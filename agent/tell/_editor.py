@@ -2,7 +2,8 @@
 
 One ``wm.transaction()`` holds every write of an edit: KG assertions (told and derived facts; superseded
 ones are invalidated, not deleted), memory items (the told sentences, derived facts rendered as sentences,
-free text; memory items stating a superseded fact are soft-deleted), the edit-log row and, in ``immediate``
+free text; memory items of the edit's own namespace stating a superseded fact are soft-deleted; other
+namespaces are never written), the edit-log row and, in ``immediate``
 parametric mode, the weight edit (undone through its journal if the transaction then fails). Rollback
 undoes all of it under the same edit id.
 """
@@ -10,7 +11,7 @@ undoes all of it under the same edit id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from agent.tell._trust import user_source
 from agent.wiring import WorkingMemory
 from kg import Provenance, normalize_mention
 from memory import MetadataValue, Scope, Triple
-from tools.errors import InvalidInputError, NotFoundError
+from tools.errors import InvalidInputError, NotFoundError, UnknownNamespaceError
 
 __all__ = ["TellEditor", "Written"]
 
@@ -80,8 +81,12 @@ class TellEditor:
         namespace: str,
         text: str,
         quarantine_id: str | None = None,
+        metadata: Mapping[str, MetadataValue] | None = None,
     ) -> Written:
         """Apply an ``apply`` or ``free_text`` decision, all or nothing.
+
+        ``metadata`` is added to the metadata of every memory item written (its own keys ``kind``, ``user``
+        and ``role`` win).
 
         Raises:
             InvalidInputError: the decision is not one that writes.
@@ -94,26 +99,27 @@ class TellEditor:
         graph, memory = self.wm.graph, self.wm.memory
         who = user_source(user)
         scope = Scope(agent_id=namespace)
-        stale = self._stale_items(decision)
+        stale = self._stale_items(decision, scope)
         requests = []
         if self.parametric is not None and self.parametric.mode != "off" and decision.claims:
             requests = self.parametric.requests(decision.claims, decision.superseded)  # validated before writing
 
+        extra: dict[str, MetadataValue] = dict(metadata or {})
         texts: list[str] = []
         triples: list[Triple | None] = []
         metas: list[dict[str, MetadataValue]] = []
         for claim in decision.claims:
             texts.append(claim.sentence)
             triples.append(claim.triple)
-            metas.append({"kind": "told", "user": user, "role": decision.role})
+            metas.append({**extra, "kind": "told", "user": user, "role": decision.role})
         for t in decision.augmented:
             texts.append(render_statement(graph.schema, t.subject, t.relation, t.object))
             triples.append(t)
-            metas.append({"kind": "derived", "user": user, "role": decision.role})
+            metas.append({**extra, "kind": "derived", "user": user, "role": decision.role})
         for sentence in interpretation.free_text:
             texts.append(sentence)
             triples.append(None)
-            metas.append({"kind": "free_text", "user": user, "role": decision.role})
+            metas.append({**extra, "kind": "free_text", "user": user, "role": decision.role})
 
         journal: list[str] = []
         superseded: list[Triple] = []
@@ -122,10 +128,13 @@ class TellEditor:
                 for claim in decision.claims:
                     functional = graph.schema.relation(claim.triple.relation).functional
                     replaces = None if functional else claim.replaces
-                    result = graph.add(claim.triple, Provenance(who, "tell", edit_id), replaces=replaces)
+                    result = graph.add(claim.triple, Provenance(who, "tell", edit_id, namespace), replaces=replaces)
                     superseded += [a.triple for a in result.superseded]
+                # What the writer saw and this edit replaces for its namespace: facts of its own namespace are
+                # invalidated above; those of shared ones stay valid there and are shadowed for its readers.
+                superseded += [t for t in decision.superseded if t not in superseded]
                 for t in decision.augmented:
-                    graph.add(t, Provenance(who, "tell:derived", edit_id))
+                    graph.add(t, Provenance(who, "tell:derived", edit_id, namespace))
                 items = memory.add_many(
                     texts, scope=scope, triples=triples, sources=[who] * len(texts), metadatas=metas, edit_id=edit_id
                 )
@@ -216,15 +225,22 @@ class TellEditor:
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _stale_items(self, decision: Decision) -> list[str]:
-        """Active memory items that state a fact this edit supersedes (found by searching for it)."""
+    def _stale_items(self, decision: Decision, scope: Scope) -> list[str]:
+        """Active memory items in the edit's own namespace that state a fact it supersedes (found by search).
+
+        Other namespaces are never touched: an edit changes only what its writer's namespace holds.
+        """
         if not decision.superseded:
             return []
         wanted = {_key(t) for t in decision.superseded}
         found: dict[str, None] = {}
         for t in decision.superseded:
             query = render_statement(self.wm.graph.schema, t.subject, t.relation, t.object)
-            for hit in self.wm.memory.search(query, k=_STALE_K):
+            try:
+                hits = self.wm.memory.search(query, k=_STALE_K, scope=scope)
+            except UnknownNamespaceError:  # nothing written there yet
+                return []
+            for hit in hits:
                 item = hit.item
                 if item.triple is not None and _key(item.triple) in wanted:
                     found.setdefault(item.id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,12 +19,20 @@ from agent.tell._log import EditLog
 from agent.tell._messages import facts_text, summary
 from agent.tell._parametric import ParametricEditor
 from agent.tell._patterns import render_statement
-from agent.tell._records import EditRecord, Interpretation, QuarantineItem, RollbackResult, TellResult, TellStatus
+from agent.tell._records import (
+    Claim,
+    EditRecord,
+    Interpretation,
+    QuarantineItem,
+    RollbackResult,
+    TellResult,
+    TellStatus,
+)
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
 from agent.wiring import WorkingMemory
-from kg import normalize_mention
-from memory import Scope, Triple
-from tools.errors import InvalidInputError, PermissionDeniedError, UnknownEditError
+from kg import WORLD_NAMESPACE, normalize_mention
+from memory import MetadataValue, Scope, Triple
+from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownEditError
 
 if TYPE_CHECKING:
     from tools.lm import LocalLanguageModel
@@ -147,8 +156,17 @@ class TellPipeline:
             )
         return self.interpreter.interpret(statement)
 
-    def tell(self, statement: str, user: str, namespace: str = "default") -> TellResult:
+    def tell(
+        self, statement: str, user: str, namespace: str = "default", visible: Sequence[str] | None = None
+    ) -> TellResult:
         """Interpret ``statement`` from ``user`` and apply it (or quarantine it, or not: see ``status``).
+
+        Args:
+            statement: the message.
+            user: who tells it (its trust role and rate limit apply).
+            namespace: where the edit lands (KG assertions and memory items).
+            visible: the namespaces the writer reads, in order of precedence; conflicts, trust and known
+                facts are judged within them. Default: ``namespace`` and the shared world.
 
         Raises:
             InvalidInputError: empty or oversized message, bad user name or namespace; nothing is written.
@@ -157,10 +175,87 @@ class TellPipeline:
             EditError: the ``immediate`` parametric edit failed; nothing is written.
         """
         check_user(user)
-        Scope(agent_id=namespace)  # validates the namespace
+        sees = self._visible(namespace, visible)
         interpretation = self.interpret(statement)
-        decision = self.controller.decide(interpretation, user)
+        decision = self.controller.decide(interpretation, user, sees)
         return self._carry_out(decision, interpretation, user, namespace, statement)
+
+    def assert_fact(
+        self,
+        text: str,
+        triple: Triple | None,
+        user: str,
+        namespace: str = "default",
+        visible: Sequence[str] | None = None,
+        metadata: Mapping[str, MetadataValue] | None = None,
+    ) -> TellResult:
+        """Store one given fact (a sentence, with the triple it states if given) through the Controller.
+
+        The facts API's door to the KG and memory: the same conflicts, trust policy (quarantine), rate limit
+        and edit log as :meth:`tell`, without interpreting ``text`` and without derived facts (the edit writes
+        exactly this fact, so deleting the fact undoes all of it). Without a triple, or when the triple is
+        already known to the writer, the sentence is kept as free-text memory (an edit too).
+
+        Raises:
+            InvalidInputError: bad text, triple, user or namespace; nothing is written.
+            RateLimitedError: the user is over the rate limit; nothing is written.
+        """
+        check_user(user)
+        sees = self._visible(namespace, visible)
+        if not isinstance(text, str) or not text.strip() or len(text) > self.max_chars:
+            raise InvalidInputError(f"a fact's text is 1-{self.max_chars} characters")
+        decision = None
+        if triple is not None:
+            if not isinstance(triple, Triple):
+                raise InvalidInputError(f"triple must be a memory.Triple, got {type(triple).__name__}")
+            spec = self.wm.graph.schema.relation(triple.relation)
+            claim = Claim(Triple(triple.subject, spec.id, triple.object), text)
+            interpretation = Interpretation("edit", claims=(claim,), reason="given as a triple")
+            decision = self.controller.decide(interpretation, user, sees)
+        if decision is None or decision.action == "noop":
+            interpretation = Interpretation("free_text", free_text=(text,), reason="given as text")
+            decision = self.controller.decide(interpretation, user, sees)
+        if decision.augmented:
+            decision = replace(decision, augmented=())
+        return self._carry_out(decision, interpretation, user, namespace, text, metadata=metadata)
+
+    def authorize_change(self, user: str, source: str | None) -> None:
+        """Check that ``user`` may change or delete a stored fact whose provenance is ``source``.
+
+        An untrusted user may not change a fact from a trusted source (theirs excepted: tell the correction
+        instead, and it is reviewed); every change takes a token of the user's rate limit.
+
+        Raises:
+            PermissionDeniedError: an untrusted user and a trusted source; nothing is taken.
+            RateLimitedError: the user is over the rate limit.
+        """
+        check_user(user)
+        trust = self.controller.trust
+        role = trust.role(user)
+        if role == "untrusted" and source is not None and source != f"user:{user}" and trust.is_trusted_source(source):
+            raise PermissionDeniedError(
+                "an untrusted user may not change a trusted fact; tell the correction instead (it is reviewed)"
+            )
+        self.controller.limiter.check(user, role)
+
+    def retract(self, edit_id: str, user: str) -> None:
+        """Withdraw the KG assertions of a fact's edit and close it in the log (its memory item is deleted by
+        the caller in the same ``wm.transaction()``); an edit with nothing in the graph is only closed."""
+        try:
+            self.wm.graph.rollback(edit_id)
+        except NotFoundError:
+            logger.debug("edit %s asserted nothing in the graph", edit_id)
+        if self.log.exists(edit_id) and self.log.edit(edit_id).status == "applied":
+            self.log.close_edit(edit_id, user, datetime.now(UTC))
+
+    @staticmethod
+    def _visible(namespace: str, visible: Sequence[str] | None) -> list[str]:
+        Scope(agent_id=namespace)  # validates the namespace
+        if visible is None:
+            return list(dict.fromkeys([namespace, WORLD_NAMESPACE]))
+        if isinstance(visible, str):
+            raise InvalidInputError("visible must be a sequence of namespace names, not one string")
+        return list(dict.fromkeys([namespace, *visible]))
 
     def _carry_out(
         self,
@@ -170,6 +265,7 @@ class TellPipeline:
         namespace: str,
         statement: str,
         quarantine_id: str | None = None,
+        metadata: Mapping[str, MetadataValue] | None = None,
     ) -> TellResult:
         told = tuple(c.triple for c in (*decision.claims, *decision.known))
         kind, reading = interpretation.kind, interpretation
@@ -192,7 +288,13 @@ class TellPipeline:
             )  # fmt: skip
         try:
             written = self.editor.write(
-                decision, interpretation, user=user, namespace=namespace, text=statement, quarantine_id=quarantine_id
+                decision,
+                interpretation,
+                user=user,
+                namespace=namespace,
+                text=statement,
+                quarantine_id=quarantine_id,
+                metadata=metadata,
             )
         except BaseException:
             self.controller.limiter.refund(user)
@@ -204,6 +306,7 @@ class TellPipeline:
         return TellResult(
             kind, status, written.edit_id, tuple(c.triple for c in decision.claims), decision.augmented,
             decision.conflicts, written.superseded, message, journal_ids=written.journal_ids, interpretation=reading,
+            memory_items=written.memory_items,
         )  # fmt: skip
 
     # -- rollback, history, review ---------------------------------------------------------------------
@@ -226,8 +329,12 @@ class TellPipeline:
             raise PermissionDeniedError(f"{user} may not roll back {record.who}'s edit {edit_id}")
         return self.editor.undo(edit_id.strip(), by=user)
 
-    def history(self, subject: str) -> list[EditRecord]:
-        """Edits touching ``subject`` (edit log) and its other KG assertions (e.g. loaded facts), newest first."""
+    def history(self, subject: str, namespaces: Sequence[str] | None = None) -> list[EditRecord]:
+        """Edits touching ``subject`` (edit log) and its other KG assertions (e.g. loaded facts), newest first.
+
+        ``namespaces``: only edits and assertions in these (``None``: all); a name known only in another
+        namespace is not resolved either.
+        """
         if not isinstance(subject, str) or not subject.strip():
             raise InvalidInputError("history needs a subject name")
         names = {subject.strip()}
@@ -239,9 +346,10 @@ class TellPipeline:
         records: dict[str, EditRecord] = {}
         for name in names:
             for record in self.log.edits_touching(name):
-                records[record.edit_id] = record
+                if namespaces is None or record.namespace in namespaces:
+                    records[record.edit_id] = record
         for name in names:
-            for a in self.wm.graph.history(name):
+            for a in self.wm.graph.history(name, namespaces=namespaces):
                 if a.edit_id is not None and a.edit_id in records:
                     continue
                 key = a.edit_id if a.edit_id and not self.log.exists(a.edit_id) else a.id
@@ -252,7 +360,7 @@ class TellPipeline:
                         origin="kg",
                         who=a.who,
                         created_at=a.recorded_at,
-                        namespace="",
+                        namespace=a.namespace,
                         text=a.source or "",
                         triples=(a.triple,),
                         augmented=(),
@@ -288,7 +396,11 @@ class TellPipeline:
         result = None
         if approve:
             interpretation = self.interpreter.interpret(item.text)
-            decision = self.controller.decide(interpretation, user)  # as the admin: never quarantined
+            if {c.triple for c in interpretation.claims} != set(item.triples):  # a fact given as a triple
+                claims = tuple(Claim(t, item.text) for t in item.triples)
+                interpretation = Interpretation("edit", claims=claims, reason="held fact, approved")
+            # As the admin (never quarantined), judged within what the author's namespace sees.
+            decision = self.controller.decide(interpretation, user, self._visible(item.namespace, None))
             result = self._carry_out(decision, interpretation, item.user, item.namespace, item.text, item.id)
         self.log.review(item_id, approve, user, datetime.now(UTC), result.edit_id if result else None)
         return result

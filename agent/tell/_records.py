@@ -96,6 +96,7 @@ class TellResult:
         quarantine_id: ``q-`` + 8 hex digits when quarantined.
         journal_ids: parametric edit journal ids (``immediate`` mode).
         interpretation: the interpreter's reading of the message.
+        memory_items: ids of the memory items the edit wrote.
     """
 
     kind: InterpretationKind
@@ -109,6 +110,7 @@ class TellResult:
     quarantine_id: str | None = None
     journal_ids: tuple[str, ...] = ()
     interpretation: Interpretation | None = None
+    memory_items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,11 @@ def test_only_admins_roll_back_others_edits(server: Served) -> None:
     with client(server, "alice") as alice, client(server, "bob") as bob, client(server, "root") as root:
         told = alice.tell("The CEO of Plumbus Ltd is Ada Byron.")
         assert told.edit_id
-        with pytest.raises(NotFoundError):  # bob cannot even see alice's edit
+        with pytest.raises(PermissionDeniedError) as other:  # 403, as for an edit that does not exist
             bob.rollback(told.edit_id)
+        with pytest.raises(PermissionDeniedError) as missing:
+            bob.rollback("e-00000000")
+        assert str(other.value) == str(missing.value) and "alice" not in str(other.value)
         assert root.rollback(told.edit_id).edit_id == told.edit_id
 
 

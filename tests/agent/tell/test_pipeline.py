@@ -14,8 +14,8 @@ from tests.agent.tell.conftest import snapshot, unknown_fact
 from tools.errors import ContradictoryStatementError, InvalidInputError, PermissionDeniedError, UnknownEditError
 
 
-def _objects(wm: WorkingMemory, subject: str, relation: str) -> list[str]:
-    return [a.triple.object for a in wm.graph.facts(subject, relation)]
+def _objects(wm: WorkingMemory, subject: str, relation: str, namespaces: list[str] | None = None) -> list[str]:
+    return [a.triple.object for a in wm.graph.facts(subject, relation, namespaces=namespaces)]
 
 
 def test_a_told_fact_supersedes_the_old_one_in_kg_and_memory(
@@ -36,14 +36,15 @@ def test_a_told_fact_supersedes_the_old_one_in_kg_and_memory(
     assert result.triples == (Triple(fact.subject, "company_ceo", "Jane Roe"),)
     assert result.superseded == (Triple(fact.subject, "company_ceo", fact.object),)
     assert result.message.startswith(f"Noted as edit {result.edit_id}: ({fact.subject}, CEO, Jane Roe). Replaces")
-    assert _objects(wm, fact.subject, "company_ceo") == ["Jane Roe"]
-    new = wm.graph.facts(fact.subject, "company_ceo")[0]
-    assert (new.who, new.source, new.edit_id) == ("user:alice", "tell", result.edit_id)
+    assert _objects(wm, fact.subject, "company_ceo", ["chat", "world"]) == ["Jane Roe"]
+    assert _objects(wm, fact.subject, "company_ceo", ["world"]) == [fact.object]  # the world keeps its fact
+    new = wm.graph.facts(fact.subject, "company_ceo", namespaces=["chat", "world"])[0]
+    assert (new.who, new.source, new.edit_id, new.namespace) == ("user:alice", "tell", result.edit_id, "chat")
     hits = wm.memory.search(f"Who is the CEO of {fact.subject}?", k=3, scope=Scope(agent_id="chat"))
     assert hits[0].item.edit_id == result.edit_id and hits[0].item.triple == result.triples[0]
-    assert wm.memory.history(old_hits[0])[-1].status == "deleted"  # soft-deleted under the edit id
-    assert all(h.item.id not in old_hits for h in wm.memory.search(f"CEO of {fact.subject}", k=10))
-    assert pipeline.tell(f"The CEO of {fact.subject} is Jane Roe.", user="bob").status == "noop"
+    assert wm.memory.history(old_hits[0])[-1].status == "active"  # another namespace's memory is never written
+    assert pipeline.tell(f"The CEO of {fact.subject} is Jane Roe.", user="bob", namespace="chat").status == "noop"
+    assert pipeline.tell(f"The CEO of {fact.subject} is Jane Roe.", user="bob").status == "applied"  # "default"
 
 
 def test_rollback_restores_kg_quads_and_memory_rows_exactly(

@@ -13,6 +13,8 @@ from memory import Triple
 from tests.agent.tell.conftest import snapshot, unknown_fact
 from tools.errors import InvalidInputError, PermissionDeniedError, RateLimitedError, UnknownEditError
 
+SEEN = ["default", "world"]  # what a tell in the default namespace sees
+
 
 def test_untrusted_contradiction_of_a_world_fact_is_quarantined_and_changes_nothing(
     pipeline: TellPipeline, wm: WorkingMemory, small_world: World
@@ -46,7 +48,7 @@ def test_trusted_users_edits_apply_and_untrusted_new_facts_apply(
 ) -> None:
     fact = unknown_fact(small_world, "company_ceo")
     assert pipeline.tell(f"The CEO of {fact.subject} is Jane Roe.", user="tess").status == "applied"
-    assert [a.triple.object for a in wm.graph.facts(fact.subject, "company_ceo")] == ["Jane Roe"]
+    assert [a.triple.object for a in wm.graph.facts(fact.subject, "company_ceo", namespaces=SEEN)] == ["Jane Roe"]
     # tess is trusted: an untrusted user cannot overwrite her fact either
     assert pipeline.tell(f"The CEO of {fact.subject} is Evil Eve.", user="mallory").status == "quarantined"
     # a new fact that contradicts nothing trusted is applied
@@ -66,9 +68,9 @@ def test_review_approve_applies_as_the_authors_edit_reject_drops(
         pipeline.review(first.quarantine_id or "", approve=True, user="tess")  # trusted, not admin
     approved = pipeline.review(first.quarantine_id or "", approve=True, user="root")
     assert approved is not None and approved.status == "applied"
-    assert wm.graph.facts(ceo.subject, "company_ceo")[0].who == "user:mallory"
+    assert wm.graph.facts(ceo.subject, "company_ceo", namespaces=SEEN)[0].who == "user:mallory"
     assert pipeline.review(second.quarantine_id or "", approve=False, user="root") is None
-    assert [a.triple.object for a in wm.graph.facts(hq.subject, "company_hq")] == [hq.object]
+    assert [a.triple.object for a in wm.graph.facts(hq.subject, "company_hq", namespaces=SEEN)] == [hq.object]
     assert pipeline.quarantine() == []
     assert {q.status for q in pipeline.quarantine(None)} == {"approved", "rejected"}
     with pytest.raises(InvalidInputError, match="already"):

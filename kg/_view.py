@@ -1,0 +1,51 @@
+"""What one reader sees of the knowledge graph: :class:`GraphView`, its reads restricted to some namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from kg._conflicts import Conflict
+from kg._records import Assertion
+from kg._schema import Schema
+from memory._types import Triple
+
+if TYPE_CHECKING:
+    from kg._graph import KnowledgeGraph
+
+__all__ = ["GraphView"]
+
+
+class GraphView:
+    """What one reader sees of a :class:`KnowledgeGraph`: its reads restricted to ``namespaces``.
+
+    The reads have the graph's signatures and contracts, with ``namespaces`` fixed (see
+    :meth:`KnowledgeGraph.facts` for the order of precedence).
+    """
+
+    def __init__(self, graph: KnowledgeGraph, namespaces: Sequence[str]) -> None:
+        self.graph = graph
+        self.namespaces = tuple(namespaces)
+
+    @property
+    def schema(self) -> Schema:
+        return self.graph.schema
+
+    def facts(
+        self,
+        subject: str | None = None,
+        relation: str | None = None,
+        obj: str | None = None,
+        *,
+        as_of: datetime | None = None,
+    ) -> list[Assertion]:
+        return self.graph.facts(subject, relation, obj, as_of=as_of, namespaces=self.namespaces)
+
+    def history(self, subject: str, relation: str | None = None) -> list[Assertion]:
+        return self.graph.history(subject, relation, namespaces=self.namespaces)
+
+    def conflicts(
+        self, triple: Triple, *, as_of: datetime | None = None, single_valued: bool = False
+    ) -> list[Conflict]:
+        return self.graph.conflicts(triple, as_of=as_of, single_valued=single_valued, namespaces=self.namespaces)
