@@ -18,7 +18,20 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from agent.cli import _agent, _audit, _chat, _demo, _edit, _evolve, _memory, _merge, _reader, _review, _serve, _world
+    from agent.cli import (
+        _agent,
+        _audit,
+        _chat,
+        _demo,
+        _edit,
+        _evolve,
+        _memory,
+        _merge,
+        _reader,
+        _review,
+        _serve,
+        _world,
+    )
 
     parser = argparse.ArgumentParser(prog="factagent", description="Keep what a language model says true.")
     parser.add_argument("--home", help="state directory (default: $FACTAGENT_HOME or ~/.factagent)")
