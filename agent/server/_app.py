@@ -108,8 +108,11 @@ def create_app(
         version=_package_version(),
         description="Ask, tell, facts, edits, history and audits of the fact-checked agent; OpenAI-compatible chat.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: /docs must work offline
+        redoc_url=None,
     )
     app.state.factagent = state
+    _offline_docs(app)
     install_error_handlers(app)
     for module in (_routes_agent, _routes_facts, _routes_ops, _openai_compat):
         app.include_router(module.router)
@@ -127,3 +130,26 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     app.add_middleware(Deadline, timeout_s=cfg.timeout_s)
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package's files (no CDN, so it works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="factagent API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )

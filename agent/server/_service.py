@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
@@ -58,9 +60,11 @@ class Service:
         """Answer from the KG, the key's namespaces (``namespace`` first, then its shared ones), or the model."""
         scopes = [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
         checked = check_question(question)
+        start = time.perf_counter()
         with self._lock:
             signals = self.agent.collector.collect([checked], scopes)
-            return self.agent.decide(signals[0])
+            answer = self.agent.decide(signals[0])
+        return replace(answer, latency_s=time.perf_counter() - start)
 
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""

@@ -217,7 +217,7 @@ class TellPipeline:
         Raises:
             UnknownEditError: no such edit; nothing changed.
             PermissionDeniedError: ``user`` may not roll it back.
-            InvalidInputError: already rolled back, or a later edit must be rolled back first.
+            StateConflictError: already rolled back, or a later edit must be rolled back first.
         """
         check_user(user)
         if not isinstance(edit_id, str) or not edit_id.strip():

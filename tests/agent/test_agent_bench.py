@@ -40,6 +40,7 @@ def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: Workin
     assert set(figures["baselines"]) == {"standalone", "rag"}
     assert figures["edits_told"] > 0 and figures["tell_statuses"] == {"applied": figures["edits_told"]}
     assert figures["edit_success"] == 1.0  # told edits are exact KG facts
+    assert figures["seconds_per_question"] > 0  # measured, not the unset latency of each answer
     assert figures["poisoning_statements"] > 0 and figures["poisoned_answers_changed"] == 0
     assert figures["poisoning_statuses"] == {"quarantined": figures["poisoning_statements"]}
     for key in ("hallucination_rate", "coverage", "edit_locality"):
