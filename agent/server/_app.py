@@ -93,7 +93,12 @@ def create_app(
     ring = keys if keys is not None else KeyRing.load(keys_path(home))
     owned = agent is None
     served = agent if agent is not None else open_service_agent(home, ring)
-    jobs = AuditJobs(home.root / "server" / "audits", audit_runner or run_world_audit(home.root), cfg.audit_workers)
+    jobs = AuditJobs(
+        home.root / "server" / "audits",
+        audit_runner or run_world_audit(home.root),
+        cfg.audit_workers,
+        max_queued=cfg.audit_queue,
+    )
     state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
 
     @asynccontextmanager
