@@ -23,7 +23,7 @@ from agent.tell._records import EditRecord, Interpretation, QuarantineItem, Roll
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
 from agent.wiring import WorkingMemory
 from kg import normalize_mention
-from memory import Scope, Triple
+from memory import Scope, Triple, unsafe_character
 from tools.errors import InvalidInputError, PermissionDeniedError, UnknownEditError
 
 if TYPE_CHECKING:
@@ -139,7 +139,8 @@ class TellPipeline:
         """The interpreter's reading of ``statement`` (validated; nothing is written).
 
         Raises:
-            InvalidInputError: empty or longer than ``max_chars``.
+            InvalidInputError: empty, longer than ``max_chars``, or with a character no fact may hold
+                (NUL, bidi controls: :func:`memory.unsafe_character`).
             ContradictoryStatementError: two claims give different objects to one functional (subject, relation).
         """
         if not isinstance(statement, str) or not statement.strip():
@@ -148,6 +149,9 @@ class TellPipeline:
             raise InvalidInputError(
                 f"the message has {len(statement)} characters; at most {self.max_chars} are accepted"
             )
+        bad = unsafe_character(statement)
+        if bad is not None:  # refused as the stores refuse it, before anything is interpreted
+            raise InvalidInputError(f"the message contains {bad}; remove it (nothing was stored)")
         return self.interpreter.interpret(statement)
 
     def tell(self, statement: str, user: str, namespace: str = "default") -> TellResult:

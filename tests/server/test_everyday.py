@@ -76,3 +76,18 @@ def test_docs_are_served_without_a_cdn(server: Served) -> None:
         r = httpx.get(f"{server.url}/docs-assets/{asset}")
         assert r.status_code == 200 and len(r.content) > 10_000
     assert json.loads(httpx.get(f"{server.url}/openapi.json").text)["info"]["title"] == "factagent"
+
+
+def test_nul_and_bidi_controls_are_refused_on_every_write_path(server: Served) -> None:
+    before = httpx.get(f"{server.url}/v1/edits", headers=_h("alice")).json()["edits"]
+    for text in ("The CEO of Nul\x00Co is Jane Roe.", "The CEO of Bidi Co is \u202eeoR enaJ."):
+        told = httpx.post(f"{server.url}/v1/tell", json={"statement": text}, headers=_h("alice"), timeout=60)
+        assert told.status_code == 422 and "U+" in told.json()["error"]["message"]
+        fact = httpx.post(f"{server.url}/v1/facts", json={"text": text}, headers=_h("alice"))
+        assert fact.status_code == 422 and "U+" in fact.json()["error"]["message"]
+        triple = {"subject": "Bidi\u202e Co", "relation": "company_ceo", "object": "Jane Roe"}
+        with_triple = httpx.post(f"{server.url}/v1/facts", json={"text": "x", "triple": triple}, headers=_h("alice"))
+        assert with_triple.status_code == 422
+    assert httpx.get(f"{server.url}/v1/edits", headers=_h("alice")).json()["edits"] == before
+    hits = httpx.get(f"{server.url}/v1/facts/search", params={"q": "Nul Co Bidi Co"}, headers=_h("alice")).json()
+    assert not any("\x00" in h["fact"]["text"] or "\u202e" in h["fact"]["text"] for h in hits["hits"])
