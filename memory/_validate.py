@@ -40,8 +40,10 @@ def unsafe_character(text: str) -> str | None:
     differently from what it holds; lone surrogates.
 
     Example:
-        >>> unsafe_character("Acme \u202eCorp")
-        "the bidi control U+202E ('\\u202e')"
+        >>> unsafe_character("Jane Roe") is None
+        True
+        >>> unsafe_character("Jane" + chr(0x202E) + "Roe")[:23]
+        'the bidi control U+202E'
     """
     for ch in text:
         if ch in _BIDI_CONTROLS:
