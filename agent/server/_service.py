@@ -2,7 +2,9 @@
 
 Every operation takes the calling :class:`~agent.server._auth.Principal` and touches only the namespaces
 it may use. The agent is one in-process stack (model, SQLite, FAISS, rdflib) that is not built for
-concurrent writers, so operations are serialised by one lock; reads and writes stay consistent and no
+concurrent writers, so a readers-writer lock orders operations: reads (edits, history, facts, search) and
+asks run together, writes (tell, facts create / update / delete, rollback) run alone, one at a time. Asks
+also take the model's own lock, so a read never waits behind a queue of asks, only behind a write; no
 edit is lost under concurrent clients.
 
 Tenancy covers the vector memory (scoped by namespace) and the edit log; the knowledge graph is one graph
@@ -16,13 +18,14 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
 from agent._answer import Answer
 from agent.server._auth import Principal
+from agent.server._locks import ReadWriteLock
 from kg import Provenance
 from memory import MemoryHit, MemoryItem, Scope, Triple
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
@@ -47,12 +50,20 @@ class Service:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self._lock = threading.RLock()
+        self._rw = ReadWriteLock()
+        self._model = threading.Lock()  # one forward pass at a time: asks queue here, not on the reads
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with self._lock:
+        """Hold the agent for a read that runs the model (as an ask does)."""
+        with self._rw.shared(), self._model:
             yield
+
+    def _reading(self) -> AbstractContextManager[None]:
+        return self._rw.shared()
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return self._rw.exclusive()
 
     # -- ask / tell --------------------------------------------------------------------------------------
 
@@ -61,7 +72,7 @@ class Service:
         scopes = [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
         checked = check_question(question)
         start = time.perf_counter()
-        with self._lock:
+        with self.locked():
             signals = self.agent.collector.collect([checked], scopes)
             answer = self.agent.decide(signals[0])
         return replace(answer, latency_s=time.perf_counter() - start)
@@ -69,12 +80,12 @@ class Service:
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
-        with self._lock:
+        with self._writing():
             return self.agent.tell(statement, user=who.user, namespace=ns)
 
     def is_statement(self, text: str) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
-        with self._lock:
+        with self._reading():
             return self.agent.pipeline.interpret(text).kind == "edit"
 
     # -- edits -------------------------------------------------------------------------------------------
@@ -83,7 +94,7 @@ class Service:
         """Told edits in ``namespace`` (or all the key's readable ones), newest first."""
         names = [who.check(namespace)] if namespace else list(who.readable)
         marks = ", ".join("?" for _ in names)
-        with self._lock:
+        with self._reading():
             log = self.agent.pipeline.log
             with self.agent.wm.db.read() as conn:
                 rows = conn.execute(
@@ -101,7 +112,7 @@ class Service:
         """
         from tools.errors import UnknownEditError
 
-        with self._lock:
+        with self._writing():
             try:
                 record = self.agent.pipeline.log.edit(edit_id)
             except UnknownEditError:
@@ -115,7 +126,7 @@ class Service:
     def history(self, who: Principal, subject: str) -> list[EditRecord]:
         """Edits about ``subject``: the shared KG's assertions and told edits in the key's namespaces."""
         readable = set(who.readable)
-        with self._lock:
+        with self._reading():
             records = self.agent.history(subject)
         return [r for r in records if r.origin == "kg" or r.namespace in readable or who.role == "admin"]
 
@@ -133,7 +144,7 @@ class Service:
         ns = who.check(namespace, write=True)
         fact_edit = "f-" + secrets.token_hex(6)
         wm = self.agent.wm
-        with self._lock:
+        with self._writing():
             if triple is None:
                 return wm.memory.add(
                     text, scope=Scope(agent_id=ns), source=f"user:{who.user}", metadata=metadata or None
@@ -149,7 +160,7 @@ class Service:
 
     def get_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """A fact the key may read (another tenant's fact is "not found", like a missing one)."""
-        with self._lock:
+        with self._reading():
             item = self.agent.wm.memory.get(item_id)
         if item.scope.agent_id not in who.readable:
             raise NotFoundError(f"no memory item {item_id!r}")
@@ -161,7 +172,7 @@ class Service:
         """A new version of a fact in a namespace the key may write."""
         if text is None and metadata is None:
             raise InvalidInputError("give a new text or metadata")
-        with self._lock:
+        with self._writing():
             self._writable_item(who, item_id)
             if metadata is None:
                 return self.agent.wm.memory.update(item_id, text)
@@ -170,7 +181,7 @@ class Service:
     def delete_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """Delete a fact (kept in history); a KG triple it asserted is withdrawn with it."""
         wm = self.agent.wm
-        with self._lock:
+        with self._writing():
             self._writable_item(who, item_id)
             first = wm.memory.history(item_id)
             fact_edit = next((v.edit_id for v in first if v.edit_id and v.edit_id.startswith("f-")), None)
@@ -185,7 +196,7 @@ class Service:
         """The ``k`` facts most similar to ``query`` in ``namespace`` (or all the key's readable ones)."""
         names = [who.check(namespace)] if namespace else list(who.readable)
         hits: list[MemoryHit] = []
-        with self._lock:
+        with self._reading():
             for ns in names:
                 try:
                     hits += self.agent.wm.memory.search(query, k=k, scope=Scope(agent_id=ns))
