@@ -55,15 +55,19 @@ class Service:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the agent for a read that runs the model (as an ask does)."""
+        """Hold the agent for a read that runs the model (as an ask does), its entity index caught up."""
         with self._rw.shared(), self._model:
+            self.agent.wm.sync_entities()  # facts other processes told on this home
             yield
 
     def _reading(self) -> AbstractContextManager[None]:
         return self._rw.shared()
 
-    def _writing(self) -> AbstractContextManager[None]:
-        return self._rw.exclusive()
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self._rw.exclusive():
+            self.agent.wm.sync_entities()  # a tell links names against what other processes told too
+            yield
 
     # -- ask / tell --------------------------------------------------------------------------------------
 
@@ -86,6 +90,7 @@ class Service:
     def is_statement(self, text: str) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
         with self._reading():
+            self.agent.wm.sync_entities()
             return self.agent.pipeline.interpret(text).kind == "edit"
 
     # -- edits -------------------------------------------------------------------------------------------
