@@ -38,7 +38,7 @@ def phases(home: Path) -> dict[str, float]:
         out[name] = round(now - t, 3)
         t = now
 
-    import agent.cli
+    import agent.cli as _cli  # noqa: F401
 
     mark("import agent.cli")
     import fastapi  # noqa: F401
@@ -79,11 +79,11 @@ def phases(home: Path) -> dict[str, float]:
     settings = service_settings(home_obj.settings, keys.users)
     served = Home(root=home_obj.root, settings=settings)
     tell = TellPipeline.open(wm, settings, lm=lm)
-    agent = Agent(wm, lm, thresholds=policy_thresholds(served), tell=tell)
+    served_agent = Agent(wm, lm, thresholds=policy_thresholds(served), tell=tell)
     mark("tell pipeline + agent")
     from agent.server import create_app
 
-    app = create_app(home_obj, agent=agent, keys=keys)
+    app = create_app(home_obj, agent=served_agent, keys=keys)
     mark("create_app")
     from fastapi.testclient import TestClient
 
@@ -94,7 +94,7 @@ def phases(home: Path) -> dict[str, float]:
         mark("first /v1/ask")
         client.post("/v1/ask", json={"question": "Who is the mother of Isaac Newton?"}, headers=headers)
         mark("second /v1/ask")
-    agent.close()
+    served_agent.close()
     out["total_to_first_answer"] = round(sum(v for k, v in out.items() if k != "second /v1/ask"), 3)
     return out
 
