@@ -62,7 +62,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s: the API is reachable from other machines", host)
     app = create_app(home, keys=keys)
-    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json)", flush=True)
+    from agent.server._app import NO_WORLD, world_facts
+
+    if not world_facts(app.state.factagent.service.agent):
+        print(f"note: {NO_WORLD}", flush=True)
+    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json, docs at /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 

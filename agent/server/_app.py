@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from agent import Agent
     from agent.config import Home, Settings
 
-__all__ = ["create_app", "keys_path", "open_service_agent", "service_settings"]
+__all__ = ["NO_WORLD", "create_app", "keys_path", "open_service_agent", "service_settings", "world_facts"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,23 @@ def service_settings(settings: Settings, users: Mapping[str, ServerRole]) -> Set
         elif roles.get(user) == "admin":
             roles[user] = "trusted"
     return settings.model_copy(update={"tell": tell.model_copy(update={"roles": roles})})
+
+
+NO_WORLD = (
+    "this home holds no world facts yet (the shared 'world' namespace is empty): answers come only from what "
+    "clients tell; run `factagent memory load-world` once to load the reference world"
+)
+
+
+def world_facts(agent: Agent) -> int:
+    """How many facts the shared ``world`` namespace holds (0 on a fresh home, before ``memory load-world``)."""
+    from memory import Scope
+    from tools.errors import UnknownNamespaceError
+
+    try:
+        return agent.wm.memory.count(Scope(agent_id="world"))
+    except UnknownNamespaceError:
+        return 0
 
 
 def open_service_agent(home: Home, keys: KeyRing) -> Agent:
@@ -93,6 +110,8 @@ def create_app(
     ring = keys if keys is not None else KeyRing.load(keys_path(home))
     owned = agent is None
     served = agent if agent is not None else open_service_agent(home, ring)
+    if owned and not world_facts(served):
+        logger.warning(NO_WORLD)
     jobs = AuditJobs(
         home.root / "server" / "audits",
         audit_runner or run_world_audit(home.root),

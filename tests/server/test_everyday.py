@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from agent import Agent
+from agent.config import open_home
+from agent.server._app import NO_WORLD, world_facts
+from agent.wiring import open_working_memory
 from tests.server.conftest import Served, key
 
 ACME = "The CEO of Everyday Widgets is Jane Roe."
@@ -91,3 +97,14 @@ def test_nul_and_bidi_controls_are_refused_on_every_write_path(server: Served) -
     assert httpx.get(f"{server.url}/v1/edits", headers=_h("alice")).json()["edits"] == before
     hits = httpx.get(f"{server.url}/v1/facts/search", params={"q": "Nul Co Bidi Co"}, headers=_h("alice")).json()
     assert not any("\x00" in h["fact"]["text"] or "\u202e" in h["fact"]["text"] for h in hits["hits"])
+
+
+def test_a_fresh_home_is_told_to_load_the_world(server: Served, tmp_path: Path, minilm: Any, gpt2: Any) -> None:
+    assert world_facts(server.agent) > 0  # the served home has the world loaded
+    home = open_home(tmp_path / "fresh")
+    fresh = Agent(open_working_memory(home, embedder=minilm), gpt2)
+    try:
+        assert world_facts(fresh) == 0
+        assert "factagent memory load-world" in NO_WORLD
+    finally:
+        fresh.close()
