@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import httpx
+import pytest
 
 from tests.conftest import REPO
 from tests.server.conftest import Served, key
@@ -17,6 +18,7 @@ QUESTION = "Who is the CEO of Crossproc Labs?"
 CHAT_ARGS = ("--user", "alice", "--namespace", "alice")
 
 
+@pytest.mark.slow  # a second process loads the models
 def test_a_fact_told_by_cli_chat_is_answered_from_the_kg_by_a_running_server(
     serve: Callable[..., AbstractContextManager[Served]],
 ) -> None:
