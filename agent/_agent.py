@@ -78,6 +78,7 @@ class Agent:
     def signals(self, questions: Sequence[str], namespace: str = "default") -> list[Signals]:
         """Measured signals for each question (no decision)."""
         checked = [check_question(q) for q in questions]
+        self.wm.sync_entities()  # names other processes told on this home
         return self.collector.collect(checked, self.scopes(namespace))
 
     def ask(self, question: str, namespace: str = "default") -> Answer:
@@ -111,6 +112,7 @@ class Agent:
 
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
+        self.wm.sync_entities()
         visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 

@@ -119,6 +119,7 @@ class ServerSettings(_Section):
     requests_per_minute: int = Field(default=600, ge=0)  # per API key, token bucket; 0 = unlimited
     timeout_s: float = Field(default=60.0, gt=0)  # a request running longer gets 504
     audit_workers: int = Field(default=1, ge=1, le=8)  # audit jobs run at once (background threads)
+    audit_queue: int = Field(default=16, ge=1, le=1_000)  # queued + running jobs at most; more get 429
 
 
 class Settings(_Section):

@@ -7,15 +7,16 @@ backs each seam (embedded SQLite + FAISS + rdflib store, or a remote SPARQL endp
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Home
 from agent.retrieval import HybridRetriever
-from tools.errors import ConfigError
+from tools.errors import ConfigError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from agent._policy import PolicyThresholds
@@ -49,10 +50,42 @@ class WorkingMemory:
         with self.db.transaction(), self.store.transaction():
             yield
 
+    entity_seq: int = 0  # the memory change-log entry the entity index has caught up with
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def refresh_entities(self) -> None:
         """Re-index the KG's entities in the linker (after a bulk load)."""
+        head = self.memory.log_head()  # before reading: a write after this is caught up by the next sync
         for entity in self.graph.entities():
             self.entities.add(entity)
+        self.entity_seq = max(self.entity_seq, head)
+
+    def sync_entities(self) -> int:
+        """Index the entities of facts written since the last sync, by this or any other process.
+
+        Another process on the same home (CLI chat, MCP over stdio, a second server) writes facts through
+        the same database; their names reach this process's entity index from the memory's change log.
+        One indexed lookup when nothing changed.
+
+        Returns:
+            How many entities were (re-)indexed.
+        """
+        if self.memory.log_head() <= self.entity_seq:
+            return 0
+        with self._sync_lock:
+            head, triples = self.memory.triples_since(self.entity_seq)
+            names = dict.fromkeys(n for t in triples for n in (t.subject, t.object))
+            added = 0
+            for name in names:
+                try:
+                    self.entities.add(self.graph.get_entity(name))
+                    added += 1
+                except (NotFoundError, InvalidInputError):  # free text, or a literal object: no entity
+                    continue
+            self.entity_seq = max(self.entity_seq, head)
+        if added:
+            logger.info("entity index caught up to change %d (%d entities)", head, added)
+        return added
 
     def close(self) -> None:
         self.memory.close()
@@ -105,10 +138,11 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
         store = SQLiteTripleStore(db)
     schema = load_schema(Path(kg_cfg.schema_file) if kg_cfg.schema_file else None)
     graph = KnowledgeGraph(store, schema)
+    head = memory.log_head()  # before the entities are read: later writes are caught up by sync_entities
     entities = EntityLinker(graph.entities(), embedder)
     relations = RelationLinker(schema.templates(), embedder, cache_dir=home.path("cache"))
     retriever = HybridRetriever(memory, graph, entities, relations)
-    return WorkingMemory(db, memory, graph, store, entities, relations, retriever)
+    return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
 
 
 def load_language_model(home: Home) -> HFLanguageModel:

@@ -10,7 +10,7 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 
 from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
-from kg._linking import EntityLinker, Link, Mention, normalize_mention
+from kg._linking import EntityLinker, Link, Mention, name_key, normalize_mention
 from kg._memory_store import MemoryTripleStore
 from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
 from kg._relation_linking import RelationLink, RelationLinker
@@ -50,5 +50,6 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "entity_iri",
     "iri",
     "load_schema",
+    "name_key",
     "normalize_mention",
 ]

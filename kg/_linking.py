@@ -3,7 +3,9 @@
 Three stages, cheapest first: the normalised label, then a normalised alias (``skos:altLabel``), then
 embedding similarity between the mention and every label (only when an :class:`memory.Embedder` is given).
 Normalisation folds case, accents, punctuation and whitespace, so "Beyoncé Knowles" and "beyonce  knowles"
-meet; it is also what :meth:`EntityLinker.find_mentions` scans a whole question with.
+meet; it is also what :meth:`EntityLinker.find_mentions` scans a whole question with. A match by label or
+alias must also agree on the name's own punctuation (:func:`name_key`), so names that differ only in it
+("?x" and a quoted "x", "C" and "C++") stay distinct entities.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ if TYPE_CHECKING:
     from kg._records import Entity
     from memory.embedder import Embedder
 
-__all__ = ["EntityLinker", "Link", "Mention", "normalize_mention"]
+__all__ = ["EntityLinker", "Link", "Mention", "name_key", "normalize_mention"]
 
 logger = logging.getLogger(__name__)
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
+_DASHES = re.compile(r"[-\u2010-\u2015]")
+_WORD_END = re.compile(r"[.,;:!]+(?=\s|$)")  # sentence punctuation after a word ("Yum! Brands", "Corp.")
+_QUOTES = "\"'`\u2018\u2019\u201c\u201d\u00ab\u00bb"
+_QUOTE_OUTSIDE_WORD = re.compile(rf"(?<!\w)[{_QUOTES}]+|[{_QUOTES}]+(?!\w)")  # not McDonald's apostrophe
 LABEL_SCORE = 1.0
 ALIAS_SCORE = 0.95
 
@@ -43,6 +49,27 @@ def normalize_mention(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACE.sub(" ", _PUNCT.sub(" ", stripped.casefold())).strip()
+
+
+def name_key(text: str) -> str:
+    """A name's identity: case, accents, whitespace, dashes, quotes around words and sentence punctuation after
+    a word folded, any other punctuation kept.
+
+    Two names link as one entity only when their keys agree: "Yum! Brands" is "Yum Brands" and "St. Louis" is
+    "St Louis", but "?x" is not a quoted "x" and "C++" is not "C".
+
+    >>> name_key('"x"'), name_key("?x"), name_key("Yum! Brands"), name_key("Coca-Cola")
+    ('x', '?x', 'yum brands', 'coca cola')
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    folded = _SPACE.sub(" ", _DASHES.sub(" ", folded)).strip()
+    folded = _QUOTE_OUTSIDE_WORD.sub(" ", folded)  # quoting a name ("x", 'Acme') is not part of it
+    return _SPACE.sub(" ", _WORD_END.sub("", folded)).strip()
+
+
+def _names_in(entity: Entity, method: str) -> list[str]:
+    return [entity.label] if method == "label" else list(entity.aliases)
 
 
 @dataclass(frozen=True)
@@ -133,10 +160,14 @@ class EntityLinker:
         """
         if not isinstance(mention, str) or not mention.strip() or len(mention) > 1_000:
             raise InvalidInputError("a mention must be a non-empty string of at most 1000 characters")
-        key = normalize_mention(mention)
-        links = [Link(e, LABEL_SCORE, "label") for e in self._by_label.get(key, [])]
+        key, strict = normalize_mention(mention), name_key(mention)
+        links = [Link(e, LABEL_SCORE, "label") for e in self._by_label.get(key, []) if name_key(e.label) == strict]
         seen = {link.entity.iri for link in links}
-        links += [Link(e, ALIAS_SCORE, "alias") for e in self._by_alias.get(key, []) if e.iri not in seen]
+        links += [
+            Link(e, ALIAS_SCORE, "alias")
+            for e in self._by_alias.get(key, [])
+            if e.iri not in seen and any(name_key(a) == strict for a in e.aliases)
+        ]
         if links or self._embedder is None or not self._entities:
             return links[:k]
         return self._by_embedding(self._embedder, mention, k)
@@ -160,6 +191,11 @@ class EntityLinker:
         A scan over word n-grams of the normalised text; no embedding stage (a whole question is not a name).
         """
         words = normalize_mention(text).split(" ")
+        strict = f" {name_key(text)} "  # a hit's own punctuation must be in the text too
+
+        def written(entity: Entity, method: str) -> bool:
+            return any(f" {name_key(n)}" in strict or f"{name_key(n)} " in strict for n in _names_in(entity, method))
+
         stages: tuple[tuple[dict[str, list[Entity]], float, Literal["label", "alias"]], ...] = (
             (self._by_label, LABEL_SCORE, "label"),
             (self._by_alias, ALIAS_SCORE, "alias"),
@@ -172,7 +208,7 @@ class EntityLinker:
                     continue
                 key = " ".join(words[start : start + size])
                 for table, score, method in stages:
-                    hits = table.get(key)
+                    hits = [e for e in table.get(key, ()) if written(e, method)]
                     if hits:
                         found += [Mention(key, start, start + size, Link(e, score, method)) for e in hits]
                         taken[start : start + size] = [True] * size

@@ -20,6 +20,7 @@ from rdflib import Namespace
 from rdflib.term import URIRef
 
 from kg._store_support import check_term
+from memory import unsafe_character
 from tools.errors import InvalidInputError
 
 __all__ = [
@@ -48,8 +49,8 @@ def check_text(value: object, what: str, max_len: int = MAX_LABEL) -> str:
     """Return ``value`` stripped of surrounding whitespace, or reject it.
 
     Raises:
-        InvalidInputError: not a string, empty, longer than ``max_len``, with control characters or lone
-            surrogates (which no UTF-8 store can hold).
+        InvalidInputError: not a string, empty, longer than ``max_len``, with control characters, bidi
+            controls or lone surrogates (see :func:`memory.unsafe_character`).
     """
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
@@ -59,11 +60,11 @@ def check_text(value: object, what: str, max_len: int = MAX_LABEL) -> str:
     if len(text) > max_len:
         raise InvalidInputError(f"{what} is longer than {max_len} characters")
     for ch in text:
-        category = unicodedata.category(ch)
-        if category == "Cc":
+        if unicodedata.category(ch) == "Cc":  # a label is one line: no newline or tab either
             raise InvalidInputError(f"{what} contains the control character {ch!r}")
-        if category == "Cs":
-            raise InvalidInputError(f"{what} contains a lone surrogate {ch!r}")
+    bad = unsafe_character(text)  # the stored-text rule shared with the vector memory (bidi controls too)
+    if bad is not None:
+        raise InvalidInputError(f"{what} contains {bad}")
     return text
 
 

@@ -10,6 +10,7 @@ from memory._db import Database
 from memory._index import FaissIndex, VectorIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._types import Scope, Triple
+from memory._validate import unsafe_character
 from memory._vector_memory import VectorMemory
 from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model_dir
 
@@ -27,4 +28,5 @@ __all__ = [
     "VectorIndex",
     "VectorMemory",
     "default_model_dir",
+    "unsafe_character",
 ]

@@ -41,11 +41,14 @@ class Database:
         self._depth = 0
 
     @classmethod
-    def open(cls, path: str | Path, busy_timeout_s: float = 30.0) -> Database:
+    def open(cls, path: str | Path, busy_timeout_s: float = 30.0, *, check: bool = True) -> Database:
         """Open (creating if needed) the database file at ``path`` in WAL mode.
 
+        With ``check`` (the default) an existing file is verified with ``PRAGMA quick_check`` first, so a
+        damaged page is reported at open, with what to do, rather than by the first write that meets it.
+
         Raises:
-            StoreError: the file cannot be opened or is not a SQLite database.
+            StoreError: the file cannot be opened, is not a SQLite database, or is damaged.
         """
         target = str(path)
         if target != ":memory:":
@@ -60,7 +63,10 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {target}: {exc}") from exc
         if target != ":memory:" and str(mode).lower() != "wal":
+            conn.close()
             raise StoreError(f"{target}: could not switch to WAL mode (got {mode})")
+        if check and target != ":memory:":
+            _quick_check(conn, target)
         return cls(conn, target)
 
     @contextmanager
@@ -116,3 +122,19 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _quick_check(conn: sqlite3.Connection, target: str) -> None:
+    """``PRAGMA quick_check``: closes ``conn`` and raises :class:`StoreError` when the file is damaged."""
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems == ["ok"]:
+        return
+    conn.close()
+    found = "; ".join(" ".join(p.split()) for p in problems)  # one line
+    raise StoreError(
+        f"database {target} is damaged ({found}): nothing was written. Restore it from a backup, "
+        f"or salvage what is readable with `sqlite3 {target} .recover | sqlite3 recovered.db`"
+    )

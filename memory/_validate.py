@@ -7,6 +7,7 @@ written. Times are stored as integer microseconds since the Unix epoch (UTC), so
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -27,14 +28,45 @@ _US = timedelta(microseconds=1)
 _INT64 = 2**63
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def unsafe_character(text: str) -> str | None:
+    """What makes ``text`` unfit to store as a fact, or ``None``: the one rule for every stored text.
+
+    Refused: NUL and the other control characters except tab, newline and carriage return; the bidi
+    embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069), which make a stored fact read
+    differently from what it holds; lone surrogates.
+
+    Example:
+        >>> unsafe_character("Jane Roe") is None
+        True
+        >>> unsafe_character("Jane" + chr(0x202E) + "Roe")[:23]
+        'the bidi control U+202E'
+    """
+    for ch in text:
+        if ch in _BIDI_CONTROLS:
+            return f"the bidi control U+{ord(ch):04X} ({ch!r})"
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
+            return f"the control character U+{ord(ch):04X} ({ch!r})"
+        if category == "Cs":
+            return f"a lone surrogate U+{ord(ch):04X}"
+    return None
+
+
 def check_text(text: object, what: str = "text") -> str:
-    """A non-empty, UTF-8 encodable string of at most 20,000 characters."""
+    """A non-empty string of at most 20,000 characters with no :func:`unsafe_character`."""
     if not isinstance(text, str):
         raise InvalidInputError(f"{what} must be a string, got {type(text).__name__}")
     if not text.strip():
         raise InvalidInputError(f"{what} is empty")
     if len(text) > MAX_TEXT_CHARS:
         raise InvalidInputError(f"{what} has {len(text)} characters (limit {MAX_TEXT_CHARS})")
+    bad = unsafe_character(text)
+    if bad is not None:
+        raise InvalidInputError(f"{what} contains {bad}; remove it (nothing was stored)")
     _check_utf8(text, what)
     return text
 

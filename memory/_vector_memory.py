@@ -415,6 +415,26 @@ class VectorMemory:
             check_known_scope(conn, checked)
             return count_versions(conn, checked, None if versions else t)
 
+    def log_head(self) -> int:
+        """The newest change-log sequence number (0 when empty): it moves whenever anyone writes."""
+        with self._reading(sync=False) as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mem_log").fetchone()[0])
+
+    def triples_since(self, seq: int) -> tuple[int, list[Triple]]:
+        """The triples of items written after change-log entry ``seq`` (by any process), and the newest seq.
+
+        Lets a process holding derived state (an entity index) catch up with writes of other processes.
+        """
+        with self._reading(sync=False) as conn:
+            rows = conn.execute(
+                "SELECT l.seq, i.subject, i.relation, i.object FROM mem_log l JOIN mem_items i ON i.row_id = l.row_id "
+                "WHERE l.seq > ? ORDER BY l.seq",
+                (int(seq),),
+            ).fetchall()
+            head = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mem_log").fetchone()[0])
+        triples = [Triple(s, r, o) for _, s, r, o in rows if s and r and o]
+        return max(head, int(seq)), triples
+
     def scopes(self) -> list[Scope]:
         """Every non-empty scope an item was ever written to, sorted."""
         with self._reading(sync=False) as conn:

@@ -10,8 +10,9 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from memory._pooled_encoder import PooledEncoder
 from tools.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -55,24 +56,43 @@ class SentenceTransformerEmbedder:
         (1, 384)
     """
 
-    def __init__(self, model_dir: str | Path | None = None, device: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        *,
+        backend: Literal["auto", "sentence-transformers"] = "auto",
+    ) -> None:
         path = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (path / "config.json").is_file():
             raise EmbedderError(f"no sentence-transformers model in {path} (expected config.json)")
+        self._pooled: PooledEncoder | None = None
+        self._model: Any = None
         try:
-            from sentence_transformers import SentenceTransformer
+            if backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing
+                self._pooled = PooledEncoder(path, device)  # sentence-transformers' training stack (seconds)
+                dim: int | None = self._pooled.dimension
+                where = str(self._pooled.device)
+            else:
+                from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+                self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+                get_dim = (
+                    getattr(self._model, "get_embedding_dimension", None)
+                    or self._model.get_sentence_embedding_dimension
+                )
+                dim = get_dim()
+                where = str(self._model.device)
         except (OSError, ValueError) as exc:
             raise EmbedderError(f"cannot load embedder from {path}: {exc}") from exc
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        dim = get_dim()
         if dim is None:
             raise EmbedderError(f"{path}: model does not report an embedding dimension")
         self._dimension = int(dim)
         self.batch_size = batch_size
         self.model_dir = path
-        logger.info("embedder %s (dim %d) on %s", path.name, dim, self._model.device)
+        self.backend = "transformers" if self._pooled is not None else "sentence-transformers"
+        logger.info("embedder %s (dim %d, %s) on %s", path.name, dim, self.backend, where)
 
     @property
     def name(self) -> str:
@@ -99,13 +119,16 @@ class SentenceTransformerEmbedder:
                 raise EmbedderError(f"text {i} has {len(text)} characters (limit {MAX_TEXT_CHARS})")
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        if self._pooled is not None:
+            vectors = self._pooled.encode(list(texts), self.batch_size)
+        else:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         vectors = np.asarray(vectors, dtype=np.float32)
         if not np.isfinite(vectors).all() or not math.isclose(float(np.linalg.norm(vectors[0])), 1.0, rel_tol=1e-3):
             raise EmbedderError("embedder produced non-finite or unnormalised vectors")

@@ -15,7 +15,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
     │   ├── OutputExistsError     an output directory already exists (nothing is overwritten)
     │   ├── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
-    │   └── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
+    │   ├── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
+    │   └── StateConflictError    the request conflicts with the current state (an edit already rolled back)
     ├── NotFoundError             no memory item, assertion or edit with that id
     │   └── UnknownEditError      no told edit (or quarantined statement) with that id
     ├── InterpretationError       an interpreter (e.g. an LLM) returned output that fails its schema
@@ -71,6 +72,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueryError",
     "RateLimitedError",
+    "StateConflictError",
     "StoreError",
     "TokenizerMismatchError",
     "UnknownEditError",
@@ -185,6 +187,13 @@ class EditBatchTooLargeError(EditError):
 
 class ContradictoryStatementError(InvalidInputError):
     """One message gives two different objects to the same functional (subject, relation); nothing was applied."""
+
+
+class StateConflictError(InvalidInputError):
+    """The request conflicts with the current state (an edit already rolled back, or one a later edit built on).
+
+    Nothing was changed; the HTTP API answers 409.
+    """
 
 
 class UnknownEditError(NotFoundError):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import Home
 
 __all__ = ["register"]
 
@@ -32,6 +35,7 @@ def register(sub: Any) -> None:
     mcp.add_argument("--role", choices=("reader", "editor", "admin"), default="editor")
     mcp.add_argument("--namespace", default="default", help="the memory namespace written and searched first")
     mcp.add_argument("--shared", default="world", help="comma-separated namespaces also searched (default: world)")
+    mcp.add_argument("--keys", default=None, help="with --http: the API keys file (default: the server's)")
     mcp.set_defaults(func=run_mcp)
 
 
@@ -58,7 +62,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s: the API is reachable from other machines", host)
     app = create_app(home, keys=keys)
-    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json)", flush=True)
+    from agent.server._app import NO_WORLD, world_facts
+
+    if not world_facts(app.state.factagent.service.agent):
+        print(f"note: {NO_WORLD}", flush=True)
+    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json, docs at /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 
@@ -81,14 +89,32 @@ def run_mcp(args: argparse.Namespace) -> int:
         Scope(agent_id=namespace)  # validates the name
     who = Principal(check_user(args.user), args.role, (args.namespace,), shared)
     home = open_home(args.home)
+    if args.http:
+        return _run_mcp_http(args, home)
     settings = service_settings(home.settings, {who.user: who.role})
     agent = Agent.open(Home(root=home.root, settings=settings))
     try:
-        server = build_mcp_server(Service(agent), who)
-        if args.http:
-            server.run("streamable-http", host=args.host, port=args.port)
-        else:
-            server.run("stdio")
+        build_mcp_server(Service(agent), who).run("stdio")
+    finally:
+        agent.close()
+    return 0
+
+
+def _run_mcp_http(args: argparse.Namespace, home: Home) -> int:
+    """``mcp --http``: streamable HTTP behind the HTTP API's keys (``--keys`` or the home's keys file)."""
+    import uvicorn
+
+    from agent.server import KeyRing, keys_path, mcp_http_app
+    from agent.server._app import open_service_agent
+    from agent.server._service import Service
+
+    keys = KeyRing.load(keys_path(home) if args.keys is None else Path(args.keys))
+    if not keys.users:
+        raise ConfigError("factagent mcp --http needs API keys (the keys file of `factagent serve`, or --keys)")
+    agent = open_service_agent(home, keys)
+    try:
+        print(f"factagent MCP on http://{args.host}:{args.port}/mcp (API key required)", flush=True)
+        uvicorn.run(mcp_http_app(Service(agent), keys), host=args.host, port=args.port, log_level="warning")
     finally:
         agent.close()
     return 0

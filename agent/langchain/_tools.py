@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import ArgsSchema, BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent._agent import MAX_QUESTION_CHARS, Agent
 from agent._answer import Answer
@@ -34,6 +34,7 @@ __all__ = [
     "VerifyClaimTool",
     "answer_json",
     "factagent_tools",
+    "validation_error_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,20 @@ MAX_STATEMENT_CHARS = 4_000
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def validation_error_text(exc: ValidationError | Any) -> str:
+    """A tool's invalid arguments as the ``error: ...`` observation, with each field's problem.
+
+    Example: ``error: invalid arguments: question: String should have at least 1 character``.
+    """
+    if not isinstance(exc, ValidationError):
+        return f"error: invalid arguments: {exc}"
+    problems = []
+    for item in exc.errors():
+        where = ".".join(str(p) for p in item.get("loc", ())) or "input"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "error: invalid arguments: " + "; ".join(problems)
 
 
 class AskInput(_Input):
@@ -95,13 +110,19 @@ class FactagentTool(BaseTool):
     user: str = "user"
     namespace: str = "default"
     handle_tool_error: bool = True
-    handle_validation_error: bool = True
+    handle_validation_error: Any = validation_error_text
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
     def call(self, **kwargs: Any) -> tuple[str, Any]:
         raise NotImplementedError
 
-    def _run(self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, Any]:
+    def _run(self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, Any]:
+        if args:  # ``tool.invoke("plain text")``: LangChain passes the one string positionally
+            schema = self.args_schema
+            fields = list(schema.model_fields) if isinstance(schema, type) and issubclass(schema, BaseModel) else []
+            if len(args) != 1 or len(fields) != 1:
+                raise ToolException(f"error: {self.name} takes its arguments by name: {', '.join(fields)}")
+            kwargs[fields[0]] = args[0]
         try:
             return self.call(**kwargs)
         except FactagentError as exc:

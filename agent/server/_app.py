@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from agent import Agent
     from agent.config import Home, Settings
 
-__all__ = ["create_app", "keys_path", "open_service_agent", "service_settings"]
+__all__ = ["NO_WORLD", "create_app", "keys_path", "open_service_agent", "service_settings", "world_facts"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,23 @@ def service_settings(settings: Settings, users: Mapping[str, ServerRole]) -> Set
         elif roles.get(user) == "admin":
             roles[user] = "trusted"
     return settings.model_copy(update={"tell": tell.model_copy(update={"roles": roles})})
+
+
+NO_WORLD = (
+    "this home holds no world facts yet (the shared 'world' namespace is empty): answers come only from what "
+    "clients tell; run `factagent memory load-world` once to load the reference world"
+)
+
+
+def world_facts(agent: Agent) -> int:
+    """How many facts the shared ``world`` namespace holds (0 on a fresh home, before ``memory load-world``)."""
+    from memory import Scope
+    from tools.errors import UnknownNamespaceError
+
+    try:
+        return agent.wm.memory.count(Scope(agent_id="world"))
+    except UnknownNamespaceError:
+        return 0
 
 
 def open_service_agent(home: Home, keys: KeyRing) -> Agent:
@@ -93,7 +110,14 @@ def create_app(
     ring = keys if keys is not None else KeyRing.load(keys_path(home))
     owned = agent is None
     served = agent if agent is not None else open_service_agent(home, ring)
-    jobs = AuditJobs(home.root / "server" / "audits", audit_runner or run_world_audit(home.root), cfg.audit_workers)
+    if owned and not world_facts(served):
+        logger.warning(NO_WORLD)
+    jobs = AuditJobs(
+        home.root / "server" / "audits",
+        audit_runner or run_world_audit(home.root),
+        cfg.audit_workers,
+        max_queued=cfg.audit_queue,
+    )
     state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
 
     @asynccontextmanager
@@ -108,8 +132,11 @@ def create_app(
         version=_package_version(),
         description="Ask, tell, facts, edits, history and audits of the fact-checked agent; OpenAI-compatible chat.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: /docs must work offline
+        redoc_url=None,
     )
     app.state.factagent = state
+    _offline_docs(app)
     install_error_handlers(app)
     for module in (_routes_agent, _routes_facts, _routes_review, _routes_ops, _openai_compat):
         app.include_router(module.router)
@@ -127,3 +154,26 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     app.add_middleware(Deadline, timeout_s=cfg.timeout_s)
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package's files (no CDN, so it works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="factagent API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )

@@ -11,6 +11,7 @@ missing / unknown API key                   401     unauthorized
 PermissionDeniedError                       403     forbidden
 NotFoundError (UnknownEditError, ...)       404     not_found
 ContradictoryStatementError                 409     conflict
+StateConflictError (already rolled back)    409     conflict
 InvalidInputError, InterpretationError      422     invalid_request
 RateLimitedError (tell, per-key limit)      429     rate_limited
 BackendError                                502     upstream_error
@@ -22,6 +23,8 @@ anything unexpected (a bug)                 500     internal_error
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -39,6 +42,7 @@ from tools.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    StateConflictError,
 )
 
 __all__ = ["ERROR_RESPONSES", "ApiError", "error_response", "install_error_handlers"]
@@ -78,16 +82,40 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, message: str, retry_after: float | None = None, param: str | None = None
+    status: int,
+    message: str,
+    retry_after: float | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    """The JSON error response for ``status``."""
+    """The JSON error response for ``status`` (``headers`` added, e.g. a 405's ``Allow``)."""
     detail = ErrorDetail(
         type=_TYPES.get(status, "error"), message=message, code=status, param=param, retry_after=retry_after
     )
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+    out = dict(headers or {})
+    if retry_after is not None:
+        out["Retry-After"] = str(max(1, round(retry_after)))
     if status == 401:
-        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status, headers=headers)
+        out["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status, headers=out or None)
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method the API documents at the request's path, sorted.
+
+    Read from the OpenAPI paths (public and complete), since a route table lists one route per method.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 def status_of(exc: FactagentError) -> int:
@@ -96,7 +124,7 @@ def status_of(exc: FactagentError) -> int:
         return 403
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, ContradictoryStatementError):
+    if isinstance(exc, ContradictoryStatementError | StateConflictError):
         return 409
     if isinstance(exc, InvalidInputError | InterpretationError):
         return 422
@@ -131,7 +159,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
         message = str(exc.detail) if isinstance(exc, StarletteHTTPException) else "bad request"
-        return error_response(status, message)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return error_response(status, message, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("%s %s crashed", request.method, request.url.path, exc_info=exc)

@@ -1,5 +1,9 @@
 """Audit jobs: ``POST /v1/audits`` queues one, a background thread runs it, ``GET /v1/audits/{id}`` reports.
 
+At most ``max_queued`` jobs are queued or running at once (one more is refused with
+:class:`~tools.errors.RateLimitedError`, 429) and the newest ``keep`` finished jobs are remembered, so
+neither the queue nor the job table grows without bound.
+
 A job runs :func:`eval.audit.run_audit` into ``<home>/server/audits/<id>/`` (its ``answers.jsonl`` stays
 there) and keeps each setup's point metrics as its result. The runner is injectable so tests need not
 load a second model.
@@ -17,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.server._schemas import AuditJobOut, AuditRequest
-from tools.errors import FactagentError, NotFoundError
+from tools.errors import FactagentError, NotFoundError, RateLimitedError
 
 __all__ = ["AuditJobs", "AuditRunner", "run_world_audit"]
 
@@ -55,21 +59,43 @@ class _Job:
 class AuditJobs:
     """Queued, running and finished audit jobs of this process (``workers`` run at once)."""
 
-    def __init__(self, root: Path, runner: AuditRunner, workers: int = 1) -> None:
+    def __init__(
+        self, root: Path, runner: AuditRunner, workers: int = 1, *, max_queued: int = 16, keep: int = 1_000
+    ) -> None:
+        if max_queued < 1 or keep < 1:
+            raise ValueError("max_queued and keep must be at least 1")
         self.root = root
         self.runner = runner
+        self.max_queued = max_queued
+        self.keep = keep
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit")
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, _Job] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
 
     def submit(self, owner: str, request: AuditRequest) -> AuditJobOut:
-        """Queue an audit for ``owner``; it starts when a worker is free."""
+        """Queue an audit for ``owner``; it starts when a worker is free.
+
+        Raises:
+            RateLimitedError: ``max_queued`` jobs are already queued or running (nothing is queued).
+        """
         job_id = "a-" + secrets.token_hex(6)
         view = AuditJobOut(id=job_id, status="queued", created_at=datetime.now(UTC), request=request)
         with self._lock:
+            pending = sum(j.view.status in ("queued", "running") for j in self._jobs.values())
+            if pending >= self.max_queued:
+                raise RateLimitedError(
+                    f"the audit queue is full ({pending} jobs queued or running); retry later", retry_after=30.0
+                )
             self._jobs[job_id] = _Job(owner, view)
+            self._forget_old()
         self._pool.submit(self._run, job_id)
         return view
+
+    def _forget_old(self) -> None:
+        """Drop the oldest finished jobs beyond ``keep`` (their files stay on disk). Holds the lock."""
+        finished = [i for i, j in self._jobs.items() if j.view.status in ("done", "failed")]
+        for job_id in finished[: max(0, len(finished) - self.keep)]:
+            del self._jobs[job_id]
 
     def get(self, job_id: str, user: str, admin: bool = False) -> AuditJobOut:
         """A job its owner (or an admin) may see.

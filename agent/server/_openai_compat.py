@@ -3,7 +3,8 @@
 The last user message is what counts: a statement of facts from a key that may edit is told (the reply
 says what changed, with the edit id); anything else is asked, and the reply is the agent's answer (or its
 abstention). The agent's action, confidence and citations ride along in the extra ``factagent`` field.
-``stream=true`` sends the whole reply as one chunk, then ``[DONE]``. Token counts in ``usage`` are
+``stream=true`` sends the whole reply as one chunk, then a closing chunk (both with ``factagent``), then
+``[DONE]``. Token counts in ``usage`` are
 whitespace word counts (the served model may not be a tokenizer's).
 """
 
@@ -13,9 +14,9 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,6 +116,13 @@ def models(who: Caller, state: State) -> ModelList:
     return ModelList(data=[ModelCard(id=state.model_name, created=0, owned_by="factagent")])
 
 
+@router.get("/models/{model_id}", response_model=ModelCard, summary="The served model, by id")
+def model(model_id: Annotated[str, Path(min_length=1, max_length=200)], who: Caller, state: State) -> ModelCard:
+    if model_id != state.model_name:
+        raise ApiError(404, f"no model {model_id!r}; this server serves {state.model_name!r}")
+    return ModelCard(id=state.model_name, created=0, owned_by="factagent")
+
+
 @router.post(
     "/chat/completions",
     response_model=ChatResponse,
@@ -153,8 +161,13 @@ def chat(body: ChatRequest, who: Caller, state: State) -> Any:
 def _stream(out: ChatResponse) -> Iterator[str]:
     base = {"id": out.id, "object": "chat.completion.chunk", "created": out.created, "model": out.model}
     text = out.choices[0].message.content
-    first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]}
-    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    extra = out.factagent.model_dump(mode="json")  # on every chunk, as on the non-streamed reply
+    first = {
+        **base,
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}],
+        "factagent": extra,
+    }
+    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "factagent": extra}
     yield f"data: {json.dumps(first)}\n\n"
     yield f"data: {json.dumps(last)}\n\n"
     yield "data: [DONE]\n\n"

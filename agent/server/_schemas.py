@@ -7,9 +7,9 @@ imports FastAPI, so the client stays light.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 __all__ = [
     "AnswerOut",
@@ -120,8 +120,37 @@ class FactCreate(_Request):
 
 
 class FactPatch(_Request):
-    text: str | None = Field(default=None, min_length=1, max_length=20_000)
-    metadata: dict[str, str | int | float | bool] | None = Field(default=None, max_length=32)
+    """A new version of a fact: at least one of ``text`` and ``metadata`` (the schema says so: minProperties)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # absent means "unchanged"; an explicit null is refused, as the schema (no null) says
+    text: Annotated[str | None, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 20_000})] = Field(
+        default=None, min_length=1, max_length=20_000
+    )
+    metadata: Annotated[
+        dict[str, str | int | float | bool] | None,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "maxProperties": 32,
+                "additionalProperties": {"anyOf": [{"type": t} for t in ("string", "integer", "number", "boolean")]},
+            }
+        ),
+    ] = Field(default=None, max_length=32)
+
+    @field_validator("text", "metadata", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("omit the field to leave it unchanged (null is not a value)")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> FactPatch:
+        if self.text is None and self.metadata is None:
+            raise ValueError("give a new text or metadata")
+        return self
 
 
 class FactOut(BaseModel):

@@ -2,7 +2,9 @@
 
 Every operation takes the calling :class:`~agent.server._auth.Principal` and touches only the namespaces
 it may use. The agent is one in-process stack (model, SQLite, FAISS, rdflib) that is not built for
-concurrent writers, so operations are serialised by one lock; reads and writes stay consistent and no
+concurrent writers, so a readers-writer lock orders operations: reads (edits, history, facts, search) and
+asks run together, writes (tell, facts create / update / delete, rollback) run alone, one at a time. Asks
+also take the model's own lock, so a read never waits behind a queue of asks, only behind a write; no
 edit is lost under concurrent clients.
 
 Tenancy covers the vector memory, the knowledge graph (assertions carry a namespace; a key reads its own
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
 from agent._answer import Answer
 from agent.server._auth import Principal
+from agent.server._locks import ReadWriteLock
 from memory import MemoryHit, MemoryItem, Scope, Triple
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
 
@@ -53,11 +58,23 @@ class Service:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self._lock = threading.RLock()
+        self._rw = ReadWriteLock()
+        self._model = threading.Lock()  # one forward pass at a time: asks queue here, not on the reads
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with self._lock:
+        """Hold the agent for a read that runs the model (as an ask does), its entity index caught up."""
+        with self._rw.shared(), self._model:
+            self.agent.wm.sync_entities()  # facts other processes told on this home
+            yield
+
+    def _reading(self) -> AbstractContextManager[None]:
+        return self._rw.shared()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self._rw.exclusive():
+            self.agent.wm.sync_entities()  # a tell links names against what other processes told too
             yield
 
     # -- ask / tell --------------------------------------------------------------------------------------
@@ -66,19 +83,23 @@ class Service:
         """Answer from the KG, the key's namespaces (``namespace`` first, then its shared ones), or the model."""
         scopes = [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
         checked = check_question(question)
-        with self._lock:
+        start = time.perf_counter()
+        with self.locked():
             signals = self.agent.collector.collect([checked], scopes)
-            return self.agent.decide(signals[0])
+            answer = self.agent.decide(signals[0])
+        return replace(answer, latency_s=time.perf_counter() - start)
 
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
-        with self._lock:
+        with self._writing():
+            self.agent.wm.sync_entities()  # facts told by other processes on this home
             return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
 
     def is_statement(self, text: str) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
-        with self._lock:
+        with self._reading():
+            self.agent.wm.sync_entities()
             return self.agent.pipeline.interpret(text).kind == "edit"
 
     # -- edits -------------------------------------------------------------------------------------------
@@ -87,7 +108,7 @@ class Service:
         """Told edits in ``namespace`` (or all the key's readable ones), newest first."""
         names = [who.check(namespace)] if namespace else list(who.readable)
         marks = ", ".join("?" for _ in names)
-        with self._lock:
+        with self._reading():
             log = self.agent.pipeline.log
             with self.agent.wm.db.read() as conn:
                 rows = conn.execute(
@@ -106,7 +127,7 @@ class Service:
         """
         from tools.errors import UnknownEditError
 
-        with self._lock:
+        with self._writing():
             try:
                 record = self.agent.pipeline.log.edit(edit_id)
             except UnknownEditError:
@@ -120,7 +141,7 @@ class Service:
 
     def history(self, who: Principal, subject: str) -> list[EditRecord]:
         """Edits and KG assertions about ``subject`` in the namespaces the key reads (admins too)."""
-        with self._lock:
+        with self._reading():
             return self.agent.history(subject, namespaces=list(who.readable))
 
     # -- quarantine review (admins) ---------------------------------------------------------------------
@@ -132,7 +153,7 @@ class Service:
             PermissionDeniedError: not an admin key.
         """
         _admin_only(who)
-        with self._lock:
+        with self._reading():
             return self.agent.pipeline.quarantine(status)
 
     def review(self, who: Principal, item_id: str, accept: bool) -> tuple[QuarantineItem, TellResult | None]:
@@ -144,7 +165,7 @@ class Service:
             InvalidInputError: it was already reviewed.
         """
         _admin_only(who)
-        with self._lock:
+        with self._writing():
             pipeline = self.agent.pipeline
             result = pipeline.review(item_id, accept, who.user)
             return pipeline.log.quarantine_item(item_id), result
@@ -166,7 +187,7 @@ class Service:
             (``status == "quarantined"``: nothing was stored).
         """
         ns = who.check(namespace, write=True)
-        with self._lock:
+        with self._writing():
             result = self.agent.pipeline.assert_fact(
                 text, triple, who.user, ns, visible=who.search_namespaces(ns), metadata=metadata
             )
@@ -176,7 +197,7 @@ class Service:
 
     def get_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """A fact the key may read (another tenant's fact is "not found", like a missing one)."""
-        with self._lock:
+        with self._reading():
             return self._readable_item(who, item_id)
 
     def update_fact(
@@ -185,7 +206,7 @@ class Service:
         """A new version of a fact in a namespace the key may write."""
         if text is None and metadata is None:
             raise InvalidInputError("give a new text or metadata")
-        with self._lock:
+        with self._writing():
             item = self._writable_item(who, item_id)
             self.agent.pipeline.authorize_change(who.user, item.source)
             if metadata is None:
@@ -195,7 +216,7 @@ class Service:
     def delete_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """Delete a fact (kept in history); the KG assertion its edit wrote is withdrawn with it."""
         wm = self.agent.wm
-        with self._lock:
+        with self._writing():
             item = self._writable_item(who, item_id)
             pipeline = self.agent.pipeline
             pipeline.authorize_change(who.user, item.source)
@@ -211,7 +232,7 @@ class Service:
         """The ``k`` facts most similar to ``query`` in ``namespace`` (or all the key's readable ones)."""
         names = [who.check(namespace)] if namespace else list(who.readable)
         hits: list[MemoryHit] = []
-        with self._lock:
+        with self._reading():
             for ns in names:
                 try:
                     hits += self.agent.wm.memory.search(query, k=k, scope=Scope(agent_id=ns))

@@ -24,7 +24,7 @@ from agent.tell._trust import user_source
 from agent.wiring import WorkingMemory
 from kg import Provenance, normalize_mention
 from memory import MetadataValue, Scope, Triple
-from tools.errors import InvalidInputError, NotFoundError, UnknownNamespaceError
+from tools.errors import InvalidInputError, NotFoundError, StateConflictError, UnknownNamespaceError
 
 __all__ = ["TellEditor", "Written"]
 
@@ -178,12 +178,12 @@ class TellEditor:
 
         Raises:
             UnknownEditError: no such edit (nothing changed).
-            InvalidInputError: it was already rolled back, or a later edit built on its memory items (roll
+            StateConflictError: it was already rolled back, or a later edit built on its memory items (roll
                 that one back first); nothing changed.
         """
         record = self.log.edit(edit_id)
         if record.status != "applied":
-            raise InvalidInputError(f"edit {edit_id} was already rolled back")
+            raise StateConflictError(f"edit {edit_id} was already rolled back")
         requeued: list[str] = []
         with self.wm.transaction():
             try:
@@ -196,7 +196,7 @@ class TellEditor:
                 versions = 0
             except InvalidInputError as exc:
                 later = self._later_edits(record.created_at, [*record.triples, *record.augmented])
-                raise InvalidInputError(
+                raise StateConflictError(
                     f"edit {edit_id} cannot be rolled back before the later edit(s) that replaced what it wrote: "
                     f"roll back {', '.join(later) or 'those'} first; nothing was changed"
                 ) from exc

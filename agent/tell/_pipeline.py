@@ -31,7 +31,7 @@ from agent.tell._records import (
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
 from agent.wiring import WorkingMemory
 from kg import WORLD_NAMESPACE, normalize_mention
-from memory import MetadataValue, Scope, Triple
+from memory import MetadataValue, Scope, Triple, unsafe_character
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownEditError
 
 if TYPE_CHECKING:
@@ -145,7 +145,8 @@ class TellPipeline:
         """The interpreter's reading of ``statement`` (validated; nothing is written).
 
         Raises:
-            InvalidInputError: empty or longer than ``max_chars``.
+            InvalidInputError: empty, longer than ``max_chars``, or with a character no fact may hold
+                (NUL, bidi controls: :func:`memory.unsafe_character`).
             ContradictoryStatementError: two claims give different objects to one functional (subject, relation).
         """
         if not isinstance(statement, str) or not statement.strip():
@@ -154,6 +155,9 @@ class TellPipeline:
             raise InvalidInputError(
                 f"the message has {len(statement)} characters; at most {self.max_chars} are accepted"
             )
+        bad = unsafe_character(statement)
+        if bad is not None:  # refused as the stores refuse it, before anything is interpreted
+            raise InvalidInputError(f"the message contains {bad}; remove it (nothing was stored)")
         return self.interpreter.interpret(statement)
 
     def tell(
@@ -319,7 +323,7 @@ class TellPipeline:
         Raises:
             UnknownEditError: no such edit; nothing changed.
             PermissionDeniedError: ``user`` may not roll it back.
-            InvalidInputError: already rolled back, or a later edit must be rolled back first.
+            StateConflictError: already rolled back, or a later edit must be rolled back first.
         """
         check_user(user)
         if not isinstance(edit_id, str) or not edit_id.strip():

@@ -54,6 +54,7 @@ def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: Workin
     assert figures["template_parse_rate"] == 1.0  # the schema's own phrasing is always read
     assert figures["tell_statuses"].get("applied", 0) >= round(figures["tell_parse_rate"] * told)
     assert 0.0 <= figures["tell_wrong_applied_rate"] <= 1.0 - figures["tell_parse_rate"]
+    assert figures["seconds_per_question"] > 0  # measured, not the unset latency of each answer
     assert figures["poisoning_statements"] > 0 and figures["poisoned_answers_changed"] == 0
     assert figures["poisoning_statuses"] == {"quarantined": figures["poisoning_statements"]}
     for key in ("hallucination_rate", "coverage", "edit_locality"):

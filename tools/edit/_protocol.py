@@ -18,7 +18,7 @@ import torch
 from tools.edit._delta import EditDelta
 from tools.edit._family import ModelFamily, check_layers, family_of
 from tools.edit._journal import EditHandle, journal_for
-from tools.edit._request import EditRequest
+from tools.edit._request import EditRequest, check_fits_context
 from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -123,6 +123,7 @@ class BaseEditor(Generic[H]):
     def compute(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> EditDelta:
         """Validate, then run :meth:`_compute` with the model frozen and out-of-memory errors mapped."""
         batch = self.check_requests(requests)
+        check_fits_context(model.tokenizer, model.model, batch)
         hp = self.hparams_for(model)
         with frozen_model(model.model), _memory_guard(self.name, len(batch)):
             return self._compute(model, batch, hp)

@@ -15,7 +15,16 @@ import torch
 
 from tools.errors import InvalidEditError
 
-__all__ = ["EditRequest", "EncodedRequest", "encode_requests", "subject_last_token", "target_text"]
+__all__ = [
+    "CONTEXT_RESERVE",
+    "EditRequest",
+    "EncodedRequest",
+    "check_fits_context",
+    "context_length",
+    "encode_requests",
+    "subject_last_token",
+    "target_text",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,45 @@ def target_text(prompt: str, target: str) -> str:
     """The continuation as the model should produce it: one space between prompt and target."""
     target = target.strip()
     return target if prompt.endswith((" ", "\n")) else " " + target
+
+
+CONTEXT_RESERVE = 32
+"""Positions kept free beyond ``prompt + target + end``: editors prepend short context prefixes (ROME, MEMIT)."""
+
+
+def context_length(model: Any) -> int | None:
+    """The model's position limit (``max_position_embeddings`` or ``n_positions``), or ``None`` if it has none."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_fits_context(tokenizer: Any, model: Any, requests: Sequence[EditRequest]) -> None:
+    """Refuse requests whose ``prompt + target`` cannot fit the model's positions (before any work).
+
+    A target of thousands of characters would otherwise index past the position embeddings deep inside the
+    forward pass (a raw ``IndexError``).
+
+    Raises:
+        InvalidEditError: ``prompt + target`` plus :data:`CONTEXT_RESERVE` exceeds the context length.
+    """
+    limit = context_length(model)
+    if limit is None:
+        return
+    for req in requests:
+        for goal in (req.target_new, req.target_old):
+            if not goal:
+                continue
+            n = len(tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
+            n += len(tokenizer(target_text(req.prompt, goal), add_special_tokens=False)["input_ids"]) + 1
+            if n + CONTEXT_RESERVE > limit:
+                raise InvalidEditError(
+                    f"edit request: prompt and target take {n} tokens; this model reads at most {limit} "
+                    f"({limit - CONTEXT_RESERVE} for an edit): shorten the target ({len(goal)} characters)"
+                )
 
 
 def subject_last_token(tokenizer: Any, prompt: str, subject: str) -> int:
