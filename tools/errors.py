@@ -8,7 +8,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     ├── WorldFormatError          a reference-world file is missing or malformed
     ├── ModelError
     │   ├── ModelLoadError        no such directory, no weights, unreadable config
-    │   └── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
+    │   ├── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
+    │   └── UnsupportedLayoutError  circuit analysis cannot wrap this architecture (not GPT-2 / LLaMA)
     ├── EmbedderError             the embedding model cannot be loaded or given bad input
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
     │   ├── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownEditError",
     "UnknownEditorError",
     "UnknownNamespaceError",
+    "UnsupportedLayoutError",
     "WorldFormatError",
 ]
 
@@ -94,6 +96,10 @@ class ModelLoadError(ModelError):
 
 class TokenizerMismatchError(ModelError):
     """The tokenizer produces ids the model has no embeddings for."""
+
+
+class UnsupportedLayoutError(ModelError):
+    """Circuit analysis cannot wrap the model's architecture (only GPT-2 and LLaMA layouts are known)."""
 
 
 class EmbedderError(FactagentError):

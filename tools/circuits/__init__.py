@@ -1,0 +1,23 @@
+"""Knowledge circuits: which heads, MLPs and edges carry a fact (EAP-IG on nnsight), and their faithfulness."""
+
+from tools.circuits._discover import DEFAULT_FRACTIONS, Circuit, CircuitFinder, FactCase, NodeRole
+from tools.circuits._eap import Attribution, attribute, circuit_metrics
+from tools.circuits._graph import Edge, Graph, Node, Port
+from tools.circuits._runner import GraphRunner, RunResult
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "Attribution",
+    "Circuit",
+    "CircuitFinder",
+    "Edge",
+    "FactCase",
+    "Graph",
+    "GraphRunner",
+    "Node",
+    "NodeRole",
+    "Port",
+    "RunResult",
+    "attribute",
+    "circuit_metrics",
+]
