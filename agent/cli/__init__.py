@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from agent.cli import _agent, _audit, _chat, _demo, _edit, _memory, _serve, _world
+    from agent.cli import _agent, _audit, _chat, _circuits, _demo, _edit, _memory, _serve, _world
 
     parser = argparse.ArgumentParser(prog="factagent", description="Keep what a language model says true.")
     parser.add_argument("--home", help="state directory (default: $FACTAGENT_HOME or ~/.factagent)")
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _agent.register(sub)
     _chat.register(sub)
     _serve.register(sub)
+    _circuits.register(sub)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""Knowledge-circuit evaluation on the reference world: cases, the faithfulness benchmark."""
+"""Knowledge-circuit evaluation on the reference world: cases, per-relation circuits, the benchmark."""
 
+from eval.circuits._bench import RelationCircuits, circuit_bench, relation_circuits
 from eval.circuits._cases import fact_case, find_fact, relation_facts
 
-__all__ = ["fact_case", "find_fact", "relation_facts"]
+__all__ = ["RelationCircuits", "circuit_bench", "fact_case", "find_fact", "relation_circuits", "relation_facts"]

@@ -9,6 +9,7 @@ gold object is not the model's top next token is still analysed; :attr:`Circuit.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,7 +45,7 @@ class FactCase:
 class Circuit:
     """A fact's circuit: all edge scores, the faithfulness curve, and the kept circuit at ``kept_fraction``.
 
-    ``curve`` holds ``(fraction of edges, n edges, faithfulness)`` for each fraction asked; ``edges`` are
+    ``curve`` holds ``(fraction asked, n edges = floor(fraction * n_edges_total), faithfulness)``; ``edges`` are
     the circuit's kept edges (the smallest fraction reaching ``target``, else the largest asked up to
     ``kept_fraction``). ``roles`` names each node of the kept circuit.
     """
@@ -58,6 +59,7 @@ class Circuit:
     roles: dict[str, NodeRole]
     gold_is_top: bool
     top_token: str
+    seconds: float  # wall time of the whole discovery (attribution, curve, roles)
 
     def faithful_at(self, max_fraction: float, target: float) -> bool:
         """Whether some circuit with at most ``max_fraction`` of the edges reaches ``target``."""
@@ -137,23 +139,24 @@ class CircuitFinder:
         """Discover the circuit of ``case`` and its faithfulness at each fraction of kept edges."""
         if not fractions or any(not 0 < f <= 1 for f in fractions):
             raise InvalidInputError(f"fractions must lie in (0, 1], got {list(fractions)}")
+        start = time.perf_counter()
         clean, corrupt, gold, foil = self.validate(case)
         subject_last = self._subject_last(case.prompt, case.subject)
         attr = attribute(self.runner, clean, corrupt, gold, foil, subject_last=subject_last, steps=self.steps)
         total = len(attr.edges)
-        sizes = sorted({max(1, round(f * total)) for f in fractions})
-        circuits = [frozenset((e.upstream, e.downstream) for e in attr.edges[:k]) for k in sizes]
+        # each fraction keeps floor(f * total) edges (at least one), so "at most 10% of the edges" holds
+        sizes = {f: max(1, int(f * total + 1e-9)) for f in sorted(set(fractions))}
+        circuits = [frozenset((e.upstream, e.downstream) for e in attr.edges[:k]) for k in sizes.values()]
         values = circuit_metrics(self.runner, clean, corrupt, gold, foil, circuits)
         span = attr.metric_clean - attr.metric_corrupt
         faith = [(v - attr.metric_corrupt) / span if abs(span) > 1e-9 else float("nan") for v in values]
-        curve = tuple((k / total, k, f) for k, f in zip(sizes, faith, strict=True))
-        chosen = next(((k, f) for _, k, f in curve if k / total <= kept_fraction + 1e-9 and f >= target), None)
-        if chosen is None:
-            within = [(k, f) for _, k, f in curve if k / total <= kept_fraction + 1e-9] or [curve[0][1:]]
-            chosen = within[-1]
+        curve = tuple((f, k, v) for (f, k), v in zip(sizes.items(), faith, strict=True))
+        within = [(k, v) for f, k, v in curve if f <= kept_fraction + 1e-9] or [curve[0][1:]]
+        chosen = next(((k, v) for k, v in within if v >= target), within[-1])
         kept = attr.edges[: chosen[0]]
         with torch.no_grad():
             top = int(self.runner.run(clean).logits[0].argmax())
+        roles = self._roles(kept, case, clean)
         return Circuit(
             case=case,
             n_edges_total=total,
@@ -161,9 +164,10 @@ class CircuitFinder:
             curve=curve,
             edges=kept,
             faithfulness=chosen[1],
-            roles=self._roles(kept, case, clean),
+            roles=roles,
             gold_is_top=top == gold,
             top_token=self.tokenizer.decode([top]),
+            seconds=time.perf_counter() - start,
         )
 
     def _roles(self, edges: Sequence[Edge], case: FactCase, ids: torch.Tensor) -> dict[str, NodeRole]:
