@@ -24,7 +24,8 @@ Known layouts: GPT-2 (``transformer.h[i].attn.c_attn``, Conv1D) and LLaMA (``mod
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,8 +59,6 @@ class GraphRunner:
     """
 
     def __init__(self, model: Any) -> None:
-        import nnsight
-
         cfg = getattr(model, "config", None)
         kind = getattr(cfg, "model_type", None)
         self.layout: Literal["gpt2", "llama"]
@@ -85,7 +84,20 @@ class GraphRunner:
         self.d_head = self.d_model // self.graph.n_heads
         if self.layout == "llama" and getattr(cfg, "head_dim", self.d_head) != self.d_head:
             raise UnsupportedLayoutError("llama: head_dim * heads must equal the hidden size")
-        self._nn = nnsight.NNsight(model)
+
+    @contextmanager
+    def _wrapped(self) -> Iterator[Any]:
+        """nnsight wraps each module's ``forward`` in place; undo it on exit so the model is left as given."""
+        import nnsight
+
+        modules = list(self.model.modules())
+        before = [set(m.__dict__) for m in modules]
+        try:
+            yield nnsight.NNsight(self.model)
+        finally:
+            for module, keys in zip(modules, before, strict=True):
+                for key in set(module.__dict__) - keys:
+                    delattr(module, key)
 
     @property
     def device(self) -> torch.device:
@@ -100,10 +112,11 @@ class GraphRunner:
         outputs: dict[str, torch.Tensor] = {}
         none: DeltaFn = lambda port, outs: None  # noqa: E731
         fn = delta or none
-        if self.layout == "gpt2":
-            logits = self._run_gpt2(input_ids, embeds, fn, outputs)
-        else:
-            logits = self._run_llama(input_ids, embeds, fn, outputs)
+        with self._wrapped() as nm:
+            if self.layout == "gpt2":
+                logits = self._run_gpt2(nm, input_ids, embeds, fn, outputs)
+            else:
+                logits = self._run_llama(nm, input_ids, embeds, fn, outputs)
         return RunResult(logits=logits[:, -1, :].float(), outputs=dict(outputs))
 
     def _ports(self, layer: int, kind: str) -> list[Port]:
@@ -120,9 +133,9 @@ class GraphRunner:
         return result
 
     def _run_gpt2(
-        self, ids: torch.Tensor, embeds: torch.Tensor | None, fn: DeltaFn, outs: dict[str, torch.Tensor]
+        self, nm: Any, ids: torch.Tensor, embeds: torch.Tensor | None, fn: DeltaFn, outs: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        nm, dh, n = self._nn, self.d_head, self.d_model
+        dh, n = self.d_head, self.d_model
         with nm.trace(ids):
             tr = nm.transformer
             if embeds is not None:
@@ -168,9 +181,9 @@ class GraphRunner:
         return weight * h.to(dtype)
 
     def _run_llama(
-        self, ids: torch.Tensor, embeds: torch.Tensor | None, fn: DeltaFn, outs: dict[str, torch.Tensor]
+        self, nm: Any, ids: torch.Tensor, embeds: torch.Tensor | None, fn: DeltaFn, outs: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        nm, dh = self._nn, self.d_head
+        dh = self.d_head
         with nm.trace(ids):
             base = nm.model
             if embeds is not None:

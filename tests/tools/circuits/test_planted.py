@@ -67,6 +67,7 @@ def test_planted_head_is_recovered(layout: str, layer: int, head: int) -> None:
         diff = runner.run(clean).logits[0] - runner.run(corrupt).logits[0]
     gold, foil = int(diff.argmax()), int(diff.argmin())
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    attrs = [set(m.__dict__) for m in model.modules()]
 
     attr = attribute(runner, clean, corrupt, gold, foil, subject_last=0, steps=4)
 
@@ -89,3 +90,4 @@ def test_planted_head_is_recovered(layout: str, layer: int, head: int) -> None:
     (without,) = circuit_metrics(runner, clean, corrupt, gold, foil, [frozenset(full - {("embed", f"{name}.v")})])
     assert without == pytest.approx(attr.metric_corrupt, abs=1e-4)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [set(m.__dict__) for m in model.modules()] == attrs  # nnsight's wrapping is undone
