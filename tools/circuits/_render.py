@@ -109,8 +109,8 @@ def plot_circuit(circuit: Circuit, n_layers: int, n_heads: int, paths: Sequence[
         x, y = _position(name, n_layers, n_heads)
         ax.scatter([x], [y], s=520, color=COLOURS[role], zorder=3, edgecolors="white")
         ax.text(x, y, name, ha="center", va="center", fontsize=7, color="white", zorder=4)
-    for role, colour in COLOURS.items():
-        ax.scatter([], [], color=colour, label=role.replace("_", " "))
+    for kind, colour in COLOURS.items():
+        ax.scatter([], [], color=colour, label=kind.replace("_", " "))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_title(
         title

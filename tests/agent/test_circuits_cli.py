@@ -1,0 +1,71 @@
+"""``factagent circuits`` on the bundled models: files written, JSON, typed errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+
+
+def test_one_fact_writes_svg_png_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    argv = ["--home", str(tmp_path), "circuits", "--subject", "AMD", "--relation", "company_ceo", "--out", str(out)]
+    assert main([*argv, "--json", "--steps", "3"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["model"] == "gpt2-world" and record["subject"] == "AMD" and record["answer"] == "Lisa Su"
+    assert record["n_edges_total"] == 479 and 0 < record["n_edges_kept"] <= 47
+    stem = out / "gpt2-world" / "company_ceo--AMD"
+    for suffix in (".svg", ".png", ".json"):
+        assert stem.with_suffix(suffix).stat().st_size > 0
+    assert stem.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    assert json.loads(stem.with_suffix(".json").read_text())["edges"] == record["edges"]
+
+
+def test_relation_mode_on_llama(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--home", str(tmp_path), "circuits", "--relation", "spouse", "--model", "llama", "--n", "2"]
+    assert main([*argv, "--out", str(tmp_path), "--steps", "3"]) == 0
+    assert "llama-world spouse: 2 facts" in capsys.readouterr().out
+    assert (tmp_path / "llama-world" / "spouse-faithfulness.png").is_file()
+    assert (tmp_path / "llama-world" / "spouse.svg").is_file()
+    assert len(json.loads((tmp_path / "llama-world" / "spouse.json").read_text())["circuits"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--subject", "Nobody Inc", "--relation", "company_ceo"], "unknown subject"),
+        (["--subject", "AMD", "--relation", "no_such_relation"], "unknown relation"),
+        (["--subject", "AMD"], "give --relation"),
+        (["--bench", "--relation", "spouse"], "--bench takes no"),
+    ],
+)
+def test_bad_input_is_an_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "out"
+    assert main(["--home", str(tmp_path), "circuits", *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_model_that_cannot_be_wrapped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import BertConfig, BertForMaskedLM
+
+    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+
+    model_dir = tmp_path / "bert"
+    BertForMaskedLM(
+        BertConfig(vocab_size=4096, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    ).save_pretrained(model_dir)
+    src = MODELS_DIR / MODEL_NAMES["gpt2"]
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model_dir / name).write_bytes((src / name).read_bytes())
+    out = tmp_path / "out"
+    argv = ["--home", str(tmp_path), "circuits", "--subject", "AMD", "--relation", "company_ceo"]
+    assert main([*argv, "--model", str(model_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: circuit analysis knows GPT-2 and LLaMA layouts, not 'bert'" in err and "Traceback" not in err
+    assert not out.exists()
