@@ -58,6 +58,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="fact sampling and corrupted-subject seed")
     p.add_argument("--out", type=Path, help="output directory (default: <home>/reports/circuits)")
     p.add_argument("--bench", action="store_true", help="benchmark every relation on each of --models")
+    p.add_argument(
+        "--edits",
+        type=int,
+        default=100,
+        help="--bench: ROME edits compared at the default vs the circuit-located layer (0: skip; default 100)",
+    )
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(func=_circuits)
 
@@ -94,9 +100,10 @@ def _circuits(args: argparse.Namespace) -> int:
     if args.relation and args.relation not in {r.id for r in world.relations}:
         known = ", ".join(sorted(r.id for r in world.relations))
         raise InvalidInputError(f"unknown relation {args.relation!r} (known: {known})")
-    out = args.out or open_home(args.home).root / "reports" / "circuits"
+    home = open_home(args.home)
+    out = args.out or home.root / "reports" / "circuits"
     if args.bench:
-        return _bench(args, world, out)
+        return _bench(args, world, out, home)
     if args.subject:
         return _one_fact(args, world, out)
     return _one_relation(args, world, out)
@@ -195,7 +202,7 @@ def _one_relation(args: argparse.Namespace, world: Any, out: Path) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace, world: Any, out: Path) -> int:
+def _bench(args: argparse.Namespace, world: Any, out: Path, home: Any) -> int:
     from tqdm import tqdm
 
     from eval.circuits import circuit_bench
@@ -215,6 +222,18 @@ def _bench(args: argparse.Namespace, world: Any, out: Path) -> int:
                     out / name / f"{rc.relation}-faithfulness.png",
                     f"{name} {rc.relation}",
                 )
+        if args.edits > 0:
+            from eval.circuits import rome_layer_rows
+
+            with tqdm(total=2 * args.edits, desc=f"rome {name}", unit="edit", file=sys.stderr, disable=None) as bar:
+                row |= rome_layer_rows(
+                    _model_dir(model),
+                    world,
+                    n_edits=args.edits,
+                    seed=args.seed,
+                    cache_dir=home.path("cache") / "stats",
+                    on_edit=bar.update,
+                )
         rows.append(row)
     _write_json(out / "bench.json", rows)
     if args.json:
@@ -226,6 +245,10 @@ def _bench(args: argparse.Namespace, world: Any, out: Path) -> int:
                 f"{row['share_faithful_at_10pct']:.3f}, relations at >= 80%: {row['relations_meeting_target']}/"
                 f"{row['n_relations']}, median {row['median_seconds_per_fact']:.2f}s per fact"
             )
+            for label in ("default_layer", "auto_layer"):
+                for mode, vals in row.get(label, {}).items():
+                    figures = ", ".join(f"{k} {vals[k]:.3f}" for k in ("reliability", "generalization", "locality"))
+                    print(f"  rome {label} ({mode}, n={vals['n']}): {figures}")
     return 0
 
 

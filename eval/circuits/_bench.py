@@ -14,6 +14,7 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eval.circuits._cases import fact_case, relation_facts
@@ -21,7 +22,7 @@ from eval.world import World
 from tools.circuits import Circuit, CircuitFinder
 from tools.errors import InvalidInputError
 
-__all__ = ["RelationCircuits", "circuit_bench", "relation_circuits"]
+__all__ = ["RelationCircuits", "circuit_bench", "relation_circuits", "rome_layer_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +108,48 @@ def circuit_bench(
         "skipped_no_corrupt_twin": sum(len(rc.skipped) for rc in per),
     }
     return row, per
+
+
+ROW_KEYS = ("reliability", "generalization", "locality")
+
+
+def rome_layer_rows(
+    model_dir: Path,
+    world: World,
+    *,
+    n_edits: int,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    locator_facts: int = 10,
+    on_edit: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """ROME on the same ``n_edits`` world edits (single-edit protocol, each rolled back) with the default layer
+    and with ``layers="auto"`` (the relation's circuit); each row per scoring mode (teacher-forced, greedy)."""
+    from eval.circuits._cases import relation_case_source
+    from eval.editing import run_edit_bench, world_edit_cases
+    from tools.circuits import CircuitLocator
+    from tools.lm import PromptFormat
+
+    cases = list(world_edit_cases(world, PromptFormat.load(model_dir)))
+    corpus = [d.text for d in world.documents]
+    locator = CircuitLocator(relation_case_source(world, n=locator_facts, seed=seed))
+    out: dict[str, Any] = {}
+    for label, hparams in (("default_layer", {}), ("auto_layer", {"layers": "auto", "locator": locator})):
+        rows = run_edit_bench(
+            model_dir,
+            "rome",
+            [1],
+            n_edits,
+            cases,
+            edit_mode="single",
+            seed=seed,
+            corpus=corpus,
+            corpus_name="world-documents",
+            cache_dir=cache_dir,
+            device="cpu",
+            hparams=hparams,
+            on_edit=on_edit,
+        )
+        out[label] = {r["mode"]: {k: r[k] for k in ("n", *ROW_KEYS)} for r in rows}
+    out["auto_layer_by_relation"] = {rel: ranking[0] for rel, ranking in sorted(locator.chosen.items())}
+    return out

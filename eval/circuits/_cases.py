@@ -15,7 +15,7 @@ from eval.world import Fact, World
 from tools.circuits import FactCase
 from tools.errors import InvalidInputError
 
-__all__ = ["fact_case", "find_fact", "relation_facts"]
+__all__ = ["fact_case", "find_fact", "relation_case_source", "relation_facts"]
 
 
 def _first(tokenizer: Any, text: str) -> int:
@@ -71,3 +71,23 @@ def fact_case(world: World, fact: Fact, tokenizer: Any, *, seed: int = 0, templa
     raise InvalidInputError(
         f"no other known subject of {fact.relation!r} gives a prompt of {length} tokens with another answer token"
     )
+
+
+def relation_case_source(world: World, *, n: int = 10, seed: int = 0) -> Any:
+    """A :data:`tools.circuits.CaseSource` over ``world``: up to ``n`` seeded KNOWN facts of the relation
+    (the edited subject excluded) that have a corrupted twin. Unknown relations raise InvalidInputError."""
+
+    def cases(relation: str, subject: str, tokenizer: Any) -> list[FactCase]:
+        facts = [f for f in relation_facts(world, relation) if f.subject != subject.strip()]
+        random.Random(f"{seed}:{relation}").shuffle(facts)
+        out: list[FactCase] = []
+        for fact in facts:
+            if len(out) >= n:
+                break
+            try:
+                out.append(fact_case(world, fact, tokenizer, seed=seed))
+            except InvalidInputError:
+                continue
+        return out
+
+    return cases

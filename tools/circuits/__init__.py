@@ -3,14 +3,17 @@
 from tools.circuits._discover import DEFAULT_FRACTIONS, Circuit, CircuitFinder, FactCase, NodeRole
 from tools.circuits._eap import Attribution, attribute, circuit_metrics
 from tools.circuits._graph import Edge, Graph, Node, Port
+from tools.circuits._locate import CaseSource, CircuitLocator
 from tools.circuits._render import circuit_record, plot_circuit, plot_faithfulness
 from tools.circuits._runner import GraphRunner, RunResult
 
 __all__ = [
     "DEFAULT_FRACTIONS",
     "Attribution",
+    "CaseSource",
     "Circuit",
     "CircuitFinder",
+    "CircuitLocator",
     "Edge",
     "FactCase",
     "Graph",

@@ -128,6 +128,12 @@ class CircuitFinder:
             )
         return clean, corrupt, gold, foil
 
+    def attribute(self, case: FactCase) -> Attribution:
+        """Only the EAP-IG scores of ``case`` (no faithfulness curve)."""
+        clean, corrupt, gold, foil = self.validate(case)
+        subject_last = self._subject_last(case.prompt, case.subject)
+        return attribute(self.runner, clean, corrupt, gold, foil, subject_last=subject_last, steps=self.steps)
+
     def find(
         self,
         case: FactCase,
