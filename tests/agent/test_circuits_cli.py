@@ -69,3 +69,16 @@ def test_a_model_that_cannot_be_wrapped(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert "error: circuit analysis knows GPT-2 and LLaMA layouts, not 'bert'" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_edit_with_auto_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fast = ["--hparam", "steps=10", "--hparam", "lr=0.01", "--hparam", "norm_constraint=0.05"]
+    argv = ["--home", str(tmp_path), "edit", "--method", "ft-m", "--subject", "Alibaba", "--relation", "company_ceo"]
+    out = tmp_path / "edited"
+    assert (
+        main([*argv, "--new", "Takahiro Hachigō", "--out", str(out), "--device", "cpu", "--layers", "auto", *fast]) == 0
+    )
+    assert "layers located by the company_ceo circuit: (0,)" in capsys.readouterr().out
+    assert main([*argv, "--new", "X", "--out", str(tmp_path / "e2"), "--layers", "one,two"]) == 2
+    assert "--layers: expected 'auto'" in capsys.readouterr().err
+    assert not (tmp_path / "e2").exists()
