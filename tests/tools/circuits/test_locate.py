@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tools.circuits import CircuitLocator
-from tools.edit import EditRequest, KnowledgeLocator, get_editor
+from tools.edit import BaseEditor, EditRequest, KnowledgeLocator, get_editor
 from tools.errors import InvalidEditError, InvalidInputError
 
 
@@ -26,6 +26,12 @@ def locator(bundled_world: Any) -> CircuitLocator:
     return CircuitLocator(relation_case_source(bundled_world, n=3), steps=3)
 
 
+def _editor(name: str, **hparams: Any) -> BaseEditor[Any]:
+    editor = get_editor(name, **hparams)
+    assert isinstance(editor, BaseEditor)
+    return editor
+
+
 REQUEST = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", relation="company_ceo")
 
 
@@ -40,17 +46,17 @@ def test_ranking_follows_the_mlp_attribution_at_the_subject(lm: Any, locator: Ci
 
 def test_auto_layers_keep_the_method_default_count(lm: Any, locator: CircuitLocator) -> None:
     ranking = locator.rank_layers(lm, (REQUEST,))
-    rome = get_editor("rome", layers="auto", locator=locator).hparams_for(lm, [REQUEST])
+    rome = _editor("rome", layers="auto", locator=locator).hparams_for(lm, [REQUEST])
     assert rome.layers == (ranking[0],)
-    default = get_editor("memit").hparams_for(lm).layers
-    memit = get_editor("memit", layers="auto", locator=locator).hparams_for(lm, [REQUEST])
+    default = _editor("memit").hparams_for(lm).layers
+    memit = _editor("memit", layers="auto", locator=locator).hparams_for(lm, [REQUEST])
     assert memit.layers == tuple(sorted(ranking[: len(default)]))
 
 
 def test_auto_without_a_locator_or_relation_is_refused(lm: Any, locator: CircuitLocator) -> None:
     with pytest.raises(InvalidEditError, match="locator"):
         get_editor("rome", layers="auto")
-    editor = get_editor("rome", layers="auto", locator=locator)
+    editor = _editor("rome", layers="auto", locator=locator)
     with pytest.raises(InvalidInputError, match="relation"):
         editor.hparams_for(lm, [EditRequest("Alibaba's CEO is", "Alibaba", "X")])
     with pytest.raises(InvalidInputError, match="unknown relation"):
