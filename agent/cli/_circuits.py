@@ -57,6 +57,8 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=_positive, default=5, help="integrated-gradient steps (default 5)")
     p.add_argument("--seed", type=int, default=0, help="fact sampling and corrupted-subject seed")
     p.add_argument("--out", type=Path, help="output directory (default: <home>/reports/circuits)")
+    p.add_argument("--compare", help="one fact: a second model (e.g. an edited copy) whose circuit is compared")
+    p.add_argument("--answer", help="one fact: analyse this object instead of the world's (e.g. an edit's new one)")
     p.add_argument("--bench", action="store_true", help="benchmark every relation on each of --models")
     p.add_argument(
         "--edits",
@@ -114,10 +116,17 @@ def _one_fact(args: argparse.Namespace, world: Any, out: Path) -> int:
     from tools.circuits import circuit_record, plot_circuit
 
     fact = find_fact(world, args.relation, args.subject)  # validated before loading the model
+    if args.answer is not None and not args.answer.strip():
+        raise InvalidInputError("--answer is empty")
     finder, name = _finder(args.model, args.steps)
+    other = _finder(args.compare, args.steps) if args.compare else None
     case = fact_case(world, fact, finder.tokenizer, seed=args.seed)
+    if args.answer:
+        case = dataclasses.replace(case, answer=args.answer.strip())
     circuit = finder.find(case)
     record = {"model": name, "relation": fact.relation, "fact_id": fact.id, **circuit_record(circuit)}
+    if other is not None:
+        record["compare"] = _compare(circuit, other[0].find(case), other[1])
     stem = out / name / f"{fact.relation}--{_slug(fact.subject)}"
     g = finder.graph
     plot_circuit(circuit, g.n_layers, g.n_heads, [stem.with_suffix(".svg"), stem.with_suffix(".png")])
@@ -134,7 +143,31 @@ def _one_fact(args: argparse.Namespace, world: Any, out: Path) -> int:
     )
     for e in circuit.edges[:10]:
         print(f"  {e.upstream:>8} -> {e.downstream:<12} {e.score:+.3f}")
+    if "compare" in record:
+        cmp = record["compare"]
+        print(
+            f"vs {cmp['model']}: faithfulness {cmp['faithfulness']:.3f}, kept-edge Jaccard {cmp['jaccard']:.2f} "
+            f"({len(cmp['gained'])} gained, {len(cmp['lost'])} lost); largest score changes:"
+        )
+        for c in cmp["changed"]:
+            print(f"  {c['upstream']:>8} -> {c['downstream']:<12} {c['before']:+.3f} -> {c['after']:+.3f}")
     return 0
+
+
+def _compare(circuit: Any, other: Any, other_name: str) -> dict[str, Any]:
+    from tools.circuits import compare_circuits
+
+    diff = compare_circuits(circuit, other)
+    return {
+        "model": other_name,
+        "faithfulness": other.faithfulness,
+        "metric_clean": other.attribution.metric_clean,
+        "gold_is_top": other.gold_is_top,
+        "jaccard": diff.jaccard,
+        "gained": [list(e) for e in diff.gained],
+        "lost": [list(e) for e in diff.lost],
+        "changed": [{"upstream": u, "downstream": d, "before": a, "after": b} for u, d, a, b in diff.changed],
+    }
 
 
 def _mean_circuit(circuits: list[Any]) -> Any:

@@ -82,3 +82,17 @@ def test_edit_with_auto_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*argv, "--new", "X", "--out", str(tmp_path / "e2"), "--layers", "one,two"]) == 2
     assert "--layers: expected 'auto'" in capsys.readouterr().err
     assert not (tmp_path / "e2").exists()
+
+
+def test_compare_with_a_second_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+
+    same = str(MODELS_DIR / MODEL_NAMES["gpt2"])
+    argv = ["--home", str(tmp_path), "circuits", "--subject", "AMD", "--relation", "company_ceo", "--steps", "2"]
+    assert main([*argv, "--compare", same, "--out", str(tmp_path), "--json"]) == 0
+    cmp = json.loads(capsys.readouterr().out)["compare"]
+    assert cmp["jaccard"] == 1.0 and cmp["gained"] == cmp["lost"] == []
+    assert all(c["before"] == pytest.approx(c["after"]) for c in cmp["changed"])
+    assert main([*argv, "--compare", str(MODELS_DIR / MODEL_NAMES["llama"]), "--answer", "Jensen Huang"]) == 0
+    out = capsys.readouterr().out
+    assert "'Jensen Huang'" in out and "vs llama-world" in out

@@ -1,5 +1,6 @@
 """Knowledge circuits: which heads, MLPs and edges carry a fact (EAP-IG on nnsight), and their faithfulness."""
 
+from tools.circuits._compare import CircuitDiff, compare_circuits
 from tools.circuits._discover import DEFAULT_FRACTIONS, Circuit, CircuitFinder, FactCase, NodeRole
 from tools.circuits._eap import Attribution, attribute, circuit_metrics
 from tools.circuits._graph import Edge, Graph, Node, Port
@@ -12,6 +13,7 @@ __all__ = [
     "Attribution",
     "CaseSource",
     "Circuit",
+    "CircuitDiff",
     "CircuitFinder",
     "CircuitLocator",
     "Edge",
@@ -25,6 +27,7 @@ __all__ = [
     "attribute",
     "circuit_metrics",
     "circuit_record",
+    "compare_circuits",
     "plot_circuit",
     "plot_faithfulness",
 ]
