@@ -106,8 +106,34 @@ def circuit_bench(
         "median_seconds_per_fact": statistics.median(c.seconds for c in circuits) if circuits else None,
         "n_edges_total": circuits[0].n_edges_total if circuits else 0,
         "skipped_no_corrupt_twin": sum(len(rc.skipped) for rc in per),
+        "correct_vs_hallucinated": {
+            "correct": _contrast([c for c in circuits if c.gold_is_top]),
+            "hallucinated": _contrast([c for c in circuits if not c.gold_is_top]),
+        },
     }
     return row, per
+
+
+def _into_logits(circuit: Circuit, kind: str) -> float:
+    """The share of the attribution into the logits that comes from ``kind`` nodes (heads ``.h``, MLPs ``m``)."""
+    edges = [e for e in circuit.attribution.edges if e.downstream == "logits"]
+    total = sum(e.score for e in edges)
+    part = sum(e.score for e in edges if (".h" in e.upstream if kind == "head" else e.upstream.startswith("m")))
+    return part / total if abs(total) > 1e-9 else float("nan")
+
+
+def _contrast(circuits: Sequence[Circuit]) -> dict[str, Any]:
+    """Where the object is moved to the answer: mean shares of the attribution into the logits by heads
+    (mover heads) and by MLPs, the mean logit difference and faithfulness (the paper's hallucination analysis)."""
+    if not circuits:
+        return {"n": 0}
+    return {
+        "n": len(circuits),
+        "heads_into_logits": statistics.fmean(_into_logits(c, "head") for c in circuits),
+        "mlps_into_logits": statistics.fmean(_into_logits(c, "mlp") for c in circuits),
+        "metric_clean": statistics.fmean(c.attribution.metric_clean for c in circuits),
+        "faithfulness": statistics.fmean(c.faithfulness for c in circuits),
+    }
 
 
 ROW_KEYS = ("reliability", "generalization", "locality")

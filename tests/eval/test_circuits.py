@@ -48,3 +48,7 @@ def test_bench_row_has_the_issue_fields(bundled_world: Any, lm: Any) -> None:
     shares = [c.faithful_at(0.1, 0.7) for rc in per for c in rc.circuits]
     assert row["share_faithful_at_10pct"] == sum(shares) / 4
     assert sorted(per[0].mlp_ranking()) == [0, 1, 2, 3]
+    split = row["correct_vs_hallucinated"]
+    assert split["correct"]["n"] + split["hallucinated"]["n"] == 4
+    # the embeddings differ only at the subject, which the logits port never reads: heads + MLPs carry it all
+    assert split["correct"]["heads_into_logits"] + split["correct"]["mlps_into_logits"] == pytest.approx(1.0)
