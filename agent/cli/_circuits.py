@@ -59,6 +59,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, help="output directory (default: <home>/reports/circuits)")
     p.add_argument("--compare", help="one fact: a second model (e.g. an edited copy) whose circuit is compared")
     p.add_argument("--answer", help="one fact: analyse this object instead of the world's (e.g. an edit's new one)")
+    p.add_argument("--context", action="store_true", help="one fact: state the fact in context before the cloze")
     p.add_argument("--bench", action="store_true", help="benchmark every relation on each of --models")
     p.add_argument(
         "--edits",
@@ -114,20 +115,20 @@ def _circuits(args: argparse.Namespace) -> int:
 def _one_fact(args: argparse.Namespace, world: Any, out: Path) -> int:
     from eval.circuits import fact_case, find_fact
     from tools.circuits import circuit_record, plot_circuit
+    from tools.lm import PromptFormat
 
     fact = find_fact(world, args.relation, args.subject)  # validated before loading the model
     if args.answer is not None and not args.answer.strip():
         raise InvalidInputError("--answer is empty")
     finder, name = _finder(args.model, args.steps)
     other = _finder(args.compare, args.steps) if args.compare else None
-    case = fact_case(world, fact, finder.tokenizer, seed=args.seed)
-    if args.answer:
-        case = dataclasses.replace(case, answer=args.answer.strip())
+    fmt = PromptFormat.load(_model_dir(args.model)) if args.context else None
+    case = fact_case(world, fact, finder.tokenizer, seed=args.seed, context=fmt, answer=args.answer)
     circuit = finder.find(case)
     record = {"model": name, "relation": fact.relation, "fact_id": fact.id, **circuit_record(circuit)}
     if other is not None:
         record["compare"] = _compare(circuit, other[0].find(case), other[1])
-    stem = out / name / f"{fact.relation}--{_slug(fact.subject)}"
+    stem = out / name / f"{fact.relation}--{_slug(fact.subject)}{'--context' if args.context else ''}"
     g = finder.graph
     plot_circuit(circuit, g.n_layers, g.n_heads, [stem.with_suffix(".svg"), stem.with_suffix(".png")])
     _write_json(stem.with_suffix(".json"), record)

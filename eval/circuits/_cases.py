@@ -14,6 +14,7 @@ from typing import Any
 from eval.world import Fact, World
 from tools.circuits import FactCase
 from tools.errors import InvalidInputError
+from tools.lm import PromptFormat
 
 __all__ = ["fact_case", "find_fact", "relation_case_source", "relation_facts"]
 
@@ -45,25 +46,45 @@ def relation_facts(world: World, relation: str) -> list[Fact]:
     return [f for f in world.facts_in("known") if f.relation == relation]
 
 
-def fact_case(world: World, fact: Fact, tokenizer: Any, *, seed: int = 0, template: int = 0) -> FactCase:
+def fact_case(
+    world: World,
+    fact: Fact,
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    template: int = 0,
+    context: PromptFormat | None = None,
+    answer: str | None = None,
+) -> FactCase:
     """The circuit case of ``fact`` with the relation's cloze template ``template``.
+
+    With ``context`` (the model's prompt format) the fact is also stated in context before the cloze, with the
+    relation's first statement template (the paper's in-context analysis); the corrupted prompt states its own
+    subject's fact. ``answer`` replaces the gold object (in the context too: a counterfactual given in context).
 
     Raises:
         InvalidInputError: no other KNOWN subject of the relation fits (same length, other first token).
     """
     rel = world.relation(fact.relation)
     cloze = rel.cloze[template % len(rel.cloze)]
-    prompt = cloze.format(fact.subject)
-    length, gold = _length(tokenizer, prompt), _first(tokenizer, fact.object)
+    gold_object = answer.strip() if answer else fact.object
+
+    def render(subject: str, obj: str) -> str:
+        if context is None:
+            return cloze.format(subject)
+        return context.cloze_with_context([rel.statements[0].format(subject, obj)], cloze.format(subject))
+
+    prompt = render(fact.subject, gold_object)
+    length, gold = _length(tokenizer, prompt), _first(tokenizer, gold_object)
     others = [f for f in world.facts_in("known") if f.relation == fact.relation and f.subject != fact.subject]
     random.Random(f"{seed}:{fact.id}").shuffle(others)
     for other in others:
-        corrupt = cloze.format(other.subject)
+        corrupt = render(other.subject, other.object)
         if _length(tokenizer, corrupt) == length and _first(tokenizer, other.object) != gold:
             return FactCase(
                 prompt=prompt,
                 subject=fact.subject,
-                answer=fact.object,
+                answer=gold_object,
                 corrupt_prompt=corrupt,
                 corrupt_subject=other.subject,
                 corrupt_answer=other.object,

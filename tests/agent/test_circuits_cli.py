@@ -58,7 +58,14 @@ def test_a_model_that_cannot_be_wrapped(tmp_path: Path, capsys: pytest.CaptureFi
 
     model_dir = tmp_path / "bert"
     BertForMaskedLM(
-        BertConfig(vocab_size=4096, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+        BertConfig(
+            is_decoder=True,
+            vocab_size=4096,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=8,
+        )
     ).save_pretrained(model_dir)
     src = MODELS_DIR / MODEL_NAMES["gpt2"]
     for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -67,7 +74,9 @@ def test_a_model_that_cannot_be_wrapped(tmp_path: Path, capsys: pytest.CaptureFi
     argv = ["--home", str(tmp_path), "circuits", "--subject", "AMD", "--relation", "company_ceo"]
     assert main([*argv, "--model", str(model_dir), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "error: circuit analysis knows GPT-2 and LLaMA layouts, not 'bert'" in err and "Traceback" not in err
+    # the last line is the clean error (a "--- Logging error ---" above it comes from an earlier test's closed
+    # capture stream held by logging, not from this command)
+    assert err.strip().splitlines()[-1] == "error: circuit analysis knows GPT-2 and LLaMA layouts, not 'bert'"
     assert not out.exists()
 
 
@@ -96,3 +105,13 @@ def test_compare_with_a_second_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--compare", str(MODELS_DIR / MODEL_NAMES["llama"]), "--answer", "Jensen Huang"]) == 0
     out = capsys.readouterr().out
     assert "'Jensen Huang'" in out and "vs llama-world" in out
+
+
+def test_fact_given_in_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--home", str(tmp_path), "circuits", "--subject", "Alibaba", "--relation", "company_ceo", "--context"]
+    assert main([*argv, "--answer", "Takahiro Hachigō", "--steps", "2", "--out", str(tmp_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["prompt"].startswith("Context: The CEO of Alibaba is Takahiro Hachigō.")
+    assert record["corrupt_prompt"].startswith("Context: The CEO of ")
+    assert record["answer"] == "Takahiro Hachigō"
+    assert (tmp_path / "gpt2-world" / "company_ceo--Alibaba--context.svg").is_file()
