@@ -10,7 +10,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── ModelLoadError        no such directory, no weights, unreadable config
     │   ├── TokenizerMismatchError  tokenizer vocabulary does not fit the model's embeddings
     │   ├── ModelMismatchError    models to compare or merge differ in tensor names or shapes — also InvalidInputError
-    │   └── NonFiniteWeightError  a weight tensor holds NaN or inf (kinship, merging)
+    │   ├── NonFiniteWeightError  a weight tensor holds NaN or inf (kinship, merging)
+    │   └── UnsupportedLayoutError  circuit analysis cannot wrap this architecture (not GPT-2 / LLaMA)
     ├── EmbedderError             the embedding model cannot be loaded or given bad input
     ├── InvalidInputError         bad user input to a store (empty text, NaN vector, bad IRI); nothing changed
     │   ├── OutputExistsError     an output directory already exists (nothing is overwritten)
@@ -78,6 +79,7 @@ __all__ = [
     "UnknownEditError",
     "UnknownEditorError",
     "UnknownNamespaceError",
+    "UnsupportedLayoutError",
     "WorldFormatError",
 ]
 
@@ -104,6 +106,10 @@ class ModelLoadError(ModelError):
 
 class TokenizerMismatchError(ModelError):
     """The tokenizer produces ids the model has no embeddings for."""
+
+
+class UnsupportedLayoutError(ModelError):
+    """Circuit analysis cannot wrap the model's architecture (only GPT-2 and LLaMA layouts are known)."""
 
 
 class EmbedderError(FactagentError):

@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
         _agent,
         _audit,
         _chat,
+        _circuits,
         _demo,
         _edit,
         _evolve,
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve.register(sub)
     _merge.register(sub)
     _evolve.register(sub)
+    _circuits.register(sub)
     return parser
 
 

@@ -108,6 +108,10 @@ def register(sub: Any) -> None:
     edit.add_argument("--relation", required=True, help="a world relation id, e.g. company_ceo")
     edit.add_argument("--new", required=True, help="the new object, e.g. 'Takahiro Hachigō'")
     edit.add_argument("--out", type=Path, required=True, help="directory for the edited model")
+    edit.add_argument(
+        "--layers",
+        help="'auto' (the MLPs of the relation's knowledge circuit, tools.circuits) or comma-separated layer indices",
+    )
     edit.set_defaults(func=_edit)
 
 
@@ -206,6 +210,28 @@ def _edit_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layers(text: str | None, world: Any) -> dict[str, Any]:
+    """``--layers``: nothing, ``auto`` (with a circuit locator over the world), or explicit indices."""
+    if text is None:
+        return {}
+    if text.strip() == "auto":
+        from eval.circuits import relation_case_source
+        from tools.circuits import CircuitLocator
+
+        return {"layers": "auto", "locator": CircuitLocator(relation_case_source(world))}
+    try:
+        return {"layers": tuple(_int_list_any(text))}
+    except ValueError as exc:
+        raise InvalidInputError(f"--layers: expected 'auto' or comma-separated integers, got {text!r}") from exc
+
+
+def _int_list_any(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise ValueError(text)
+    return values
+
+
 def _edit(args: argparse.Namespace) -> int:
     from agent.config import open_home
     from eval.world import load_world
@@ -227,15 +253,18 @@ def _edit(args: argparse.Namespace) -> int:
     old = next((f.object for f in world.facts if f.relation == relation.id and f.subject == args.subject.strip()), None)
     prompt = relation.cloze[0].format(args.subject.strip())
     request = EditRequest(prompt, args.subject.strip(), args.new.strip(), target_old=old, relation=relation.id)
+    hparams = dict(args.hparam) | _layers(args.layers, world)
     editor = get_editor(
         method[0],
         corpus=[d.text for d in world.documents],
         cache_dir=home.path("cache") / "stats",
-        **dict(args.hparam),
+        **hparams,
     )
     before = lm.generate([prompt])[0].text
     handle = editor.apply(lm, editor.compute(lm, [request]))
     after = lm.generate([prompt])[0].text
+    if args.layers == "auto":
+        print(f"layers located by the {relation.id} circuit: {editor.hparams_for(lm, [request]).layers}")  # type: ignore[attr-defined]
     out = save_edited(lm, args.out)
     print(f"{method[0]} edit {handle.edit_id}: {prompt!r} before {before!r} -> after {after!r}; saved to {out}")
     return 0

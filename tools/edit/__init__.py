@@ -15,7 +15,7 @@ from tools.edit._adapter import EditAdapter
 from tools.edit._delta import AdapterDelta, EditDelta, LowRank, WeightDelta
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._journal import EditHandle, EditJournal, JournalEntry, journal_for
-from tools.edit._protocol import BaseEditor, Editor
+from tools.edit._protocol import BaseEditor, Editor, KnowledgeLocator
 from tools.edit._registry import editor_names, get_editor
 from tools.edit._request import EditRequest
 from tools.edit._save import load_edited, save_edited
@@ -30,6 +30,7 @@ __all__ = [
     "EditRequest",
     "Editor",
     "JournalEntry",
+    "KnowledgeLocator",
     "LowRank",
     "ModelFamily",
     "WeightDelta",

@@ -22,7 +22,7 @@ from tools.edit._request import EditRequest, check_fits_context
 from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["BaseEditor", "Editor", "HParams", "frozen_model", "model_device_dtype"]
+__all__ = ["BaseEditor", "Editor", "HParams", "KnowledgeLocator", "frozen_model", "model_device_dtype"]
 
 
 @runtime_checkable
@@ -59,6 +59,17 @@ class HParams(Protocol):
 H = TypeVar("H", bound=HParams)
 
 
+@runtime_checkable
+class KnowledgeLocator(Protocol):
+    """Where a model keeps the facts of some edit requests (``layers="auto"``; e.g. ``tools.circuits``).
+
+    ``rank_layers`` returns MLP layer indices of ``model``, most important first; it must not change the
+    model.
+    """
+
+    def rank_layers(self, model: LocalLanguageModel, requests: tuple[EditRequest, ...]) -> tuple[int, ...]: ...
+
+
 class BaseEditor(Generic[H]):
     """Shared plumbing of the editors.
 
@@ -69,6 +80,8 @@ class BaseEditor(Generic[H]):
             reference world's documents. Methods that need one raise :class:`InvalidEditError` without it.
         corpus_name: a stable name of ``corpus`` for cache keys (a hash of the texts when empty).
         cache_dir: where computed statistics are cached on disk (no caching when ``None``).
+        locator: ranks the model's layers for ``layers="auto"``: the method then edits as many layers as its
+            default, the best-ranked ones (:class:`InvalidEditError` when ``"auto"`` is asked without one).
         **overrides: individual fields replaced on top (``layers=(2,)``), checked against the dataclass.
     """
 
@@ -83,26 +96,39 @@ class BaseEditor(Generic[H]):
         corpus: Sequence[str] | None = None,
         corpus_name: str = "",
         cache_dir: str | Path | None = None,
+        locator: KnowledgeLocator | None = None,
         **overrides: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(self.hparams_class)}
         unknown = set(overrides) - known
         if unknown:
             raise InvalidEditError(f"{self.name}: unknown hyperparameter(s) {sorted(unknown)} (known: {sorted(known)})")
-        if "layers" in overrides:
+        self._auto_layers = overrides.get("layers") == "auto"
+        if self._auto_layers:
+            if locator is None:
+                raise InvalidEditError(f"{self.name}: layers='auto' needs a knowledge locator (locator=)")
+            del overrides["layers"]
+        elif "layers" in overrides:
             overrides["layers"] = tuple(overrides["layers"])
+        self.locator = locator
         self._hparams = hparams
         self._overrides = overrides
         self.corpus = tuple(corpus) if corpus is not None else None
         self.corpus_name = corpus_name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
-    def hparams_for(self, model: LocalLanguageModel) -> H:
-        """The hyperparameters used on ``model``: family defaults, or the given object, plus overrides."""
+    def hparams_for(self, model: LocalLanguageModel, requests: Sequence[EditRequest] = ()) -> H:
+        """The hyperparameters used on ``model``: family defaults, or the given object, plus overrides.
+
+        With ``layers="auto"`` the layers are the locator's best for ``requests`` (as many as the default).
+        """
         family = family_of(model.model)
         defaults: Any = self.hparams_class
         base = self._hparams if self._hparams is not None else defaults.for_family(family)
         hp: H = dataclasses.replace(base, **self._overrides) if self._overrides else base  # type: ignore[type-var]
+        if self._auto_layers and self.locator is not None:
+            ranked = self.locator.rank_layers(model, tuple(requests))
+            hp = dataclasses.replace(hp, layers=tuple(sorted(ranked[: len(hp.layers)])))  # type: ignore[type-var]
         check_layers(family, hp.layers)
         return hp
 
@@ -124,7 +150,7 @@ class BaseEditor(Generic[H]):
         """Validate, then run :meth:`_compute` with the model frozen and out-of-memory errors mapped."""
         batch = self.check_requests(requests)
         check_fits_context(model.tokenizer, model.model, batch)
-        hp = self.hparams_for(model)
+        hp = self.hparams_for(model, batch)
         with frozen_model(model.model), _memory_guard(self.name, len(batch)):
             return self._compute(model, batch, hp)
 

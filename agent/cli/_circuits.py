@@ -1,0 +1,297 @@
+"""``factagent circuits``: the knowledge circuit of one fact, of a relation, or the benchmark of both models.
+
+- ``--subject S --relation R``: the fact's circuit (EAP-IG, corrupted run = another subject of R), written as
+  ``<out>/<model>/<relation>--<subject>.{svg,png,json}``; a summary line, or the JSON record with ``--json``.
+- ``--relation R`` alone: the circuits of ``--n`` KNOWN facts of R, their faithfulness curves in one plot
+  (``<relation>-faithfulness.png``), the relation's mean-score circuit as SVG/PNG, all records as JSON.
+- ``--bench``: every relation on each model of ``--models`` (default both reference models); prints a table,
+  or with ``--json`` one object per model (``model``, ``n_facts``, ``share_faithful_at_10pct``,
+  ``median_seconds_per_fact``, ...), and writes each relation's faithfulness plot.
+
+Unknown subject or relation, a model directory that cannot be loaded or wrapped: ``error: ...``, exit 2,
+nothing written. A prompt whose gold object is not the model's top token is still analysed and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import re
+import statistics
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from tools.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the ``circuits`` command."""
+    p = sub.add_parser(
+        "circuits",
+        help="knowledge circuits: which heads, MLPs and edges carry a fact (EAP-IG)",
+        description="Find the circuit of a fact (--subject --relation), of a relation (--relation), or run the "
+        "benchmark (--bench) with edge attribution patching with integrated gradients over the full graph; "
+        "faithfulness = (circuit - corrupted) / (full - corrupted) as kept edges grow.",
+    )
+    p.add_argument("--model", help="'gpt2', 'llama' or a local model directory (default: gpt2)")
+    p.add_argument("--models", default="gpt2,llama", help="--bench: comma-separated models (default: gpt2,llama)")
+    p.add_argument("--subject", help="the fact's subject, e.g. 'AMD'")
+    p.add_argument("--relation", help="a world relation id, e.g. company_ceo")
+    p.add_argument("--n", type=_positive, default=10, help="facts per relation (relation mode, --bench)")
+    p.add_argument("--steps", type=_positive, default=5, help="integrated-gradient steps (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="fact sampling and corrupted-subject seed")
+    p.add_argument("--out", type=Path, help="output directory (default: <home>/reports/circuits)")
+    p.add_argument("--compare", help="one fact: a second model (e.g. an edited copy) whose circuit is compared")
+    p.add_argument("--answer", help="one fact: analyse this object instead of the world's (e.g. an edit's new one)")
+    p.add_argument("--context", action="store_true", help="one fact: state the fact in context before the cloze")
+    p.add_argument("--bench", action="store_true", help="benchmark every relation on each of --models")
+    p.add_argument(
+        "--edits",
+        type=int,
+        default=100,
+        help="--bench: ROME edits compared at the default vs the circuit-located layer (0: skip; default 100)",
+    )
+    p.add_argument("--json", action="store_true", help="print only JSON")
+    p.set_defaults(func=_circuits)
+
+
+def _model_dir(name: str | None) -> Path:
+    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+
+    name = name or "gpt2"
+    return MODELS_DIR / MODEL_NAMES[name] if name in MODEL_NAMES else Path(name)
+
+
+def _finder(model: str | None, steps: int) -> tuple[Any, str]:
+    from tools.circuits import CircuitFinder
+    from tools.lm import HFLanguageModel
+
+    lm = HFLanguageModel.load(_model_dir(model), device="cpu")
+    return CircuitFinder(lm.model, lm.tokenizer, steps=steps), lm.name
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "x"
+
+
+def _circuits(args: argparse.Namespace) -> int:
+    from agent.config import open_home
+    from eval.world import load_world
+    from eval.world._pipeline import DATA_DIR
+
+    if args.bench and (args.subject or args.relation):
+        raise InvalidInputError("--bench takes no --subject / --relation")
+    if not args.bench and not args.relation:
+        raise InvalidInputError("give --relation (with --subject for one fact), or --bench")
+    world = load_world(DATA_DIR)
+    if args.relation and args.relation not in {r.id for r in world.relations}:
+        known = ", ".join(sorted(r.id for r in world.relations))
+        raise InvalidInputError(f"unknown relation {args.relation!r} (known: {known})")
+    home = open_home(args.home)
+    out = args.out or home.root / "reports" / "circuits"
+    if args.bench:
+        return _bench(args, world, out, home)
+    if args.subject:
+        return _one_fact(args, world, out)
+    return _one_relation(args, world, out)
+
+
+def _one_fact(args: argparse.Namespace, world: Any, out: Path) -> int:
+    from eval.circuits import fact_case, find_fact
+    from tools.circuits import circuit_record, plot_circuit
+    from tools.lm import PromptFormat
+
+    fact = find_fact(world, args.relation, args.subject)  # validated before loading the model
+    if args.answer is not None and not args.answer.strip():
+        raise InvalidInputError("--answer is empty")
+    finder, name = _finder(args.model, args.steps)
+    other = _finder(args.compare, args.steps) if args.compare else None
+    fmt = PromptFormat.load(_model_dir(args.model)) if args.context else None
+    case = fact_case(world, fact, finder.tokenizer, seed=args.seed, context=fmt, answer=args.answer)
+    circuit = finder.find(case)
+    record = {"model": name, "relation": fact.relation, "fact_id": fact.id, **circuit_record(circuit)}
+    if other is not None:
+        record["compare"] = _compare(circuit, other[0].find(case), other[1])
+    stem = out / name / f"{fact.relation}--{_slug(fact.subject)}{'--context' if args.context else ''}"
+    g = finder.graph
+    plot_circuit(circuit, g.n_layers, g.n_heads, [stem.with_suffix(".svg"), stem.with_suffix(".png")])
+    _write_json(stem.with_suffix(".json"), record)
+    if args.json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+        return 0
+    if not circuit.gold_is_top:
+        print(f"note: the model's top token is {circuit.top_token!r}, not {case.answer!r} (analysed anyway)")
+    print(
+        f"{case.prompt!r} -> {case.answer!r} (corrupted: {case.corrupt_subject!r}): {len(circuit.edges)}/"
+        f"{circuit.n_edges_total} edges, faithfulness {circuit.faithfulness:.3f} in {circuit.seconds:.2f}s; "
+        f"written {stem}.{{svg,png,json}}"
+    )
+    for e in circuit.edges[:10]:
+        print(f"  {e.upstream:>8} -> {e.downstream:<12} {e.score:+.3f}")
+    if "compare" in record:
+        cmp = record["compare"]
+        print(
+            f"vs {cmp['model']}: faithfulness {cmp['faithfulness']:.3f}, kept-edge Jaccard {cmp['jaccard']:.2f} "
+            f"({len(cmp['gained'])} gained, {len(cmp['lost'])} lost); largest score changes:"
+        )
+        for c in cmp["changed"]:
+            print(f"  {c['upstream']:>8} -> {c['downstream']:<12} {c['before']:+.3f} -> {c['after']:+.3f}")
+    return 0
+
+
+def _compare(circuit: Any, other: Any, other_name: str) -> dict[str, Any]:
+    from tools.circuits import compare_circuits
+
+    diff = compare_circuits(circuit, other)
+    return {
+        "model": other_name,
+        "faithfulness": other.faithfulness,
+        "metric_clean": other.attribution.metric_clean,
+        "gold_is_top": other.gold_is_top,
+        "jaccard": diff.jaccard,
+        "gained": [list(e) for e in diff.gained],
+        "lost": [list(e) for e in diff.lost],
+        "changed": [{"upstream": u, "downstream": d, "before": a, "after": b} for u, d, a, b in diff.changed],
+    }
+
+
+def _mean_circuit(circuits: list[Any]) -> Any:
+    """One drawing for a relation: edges by mean score over its facts, kept as many as the median circuit."""
+    from tools.circuits import Edge
+
+    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for c in circuits:
+        for e in c.attribution.edges:
+            scores[(e.upstream, e.downstream)].append(e.score)
+    mean = sorted(
+        (Edge(upstream=u, downstream=d, score=statistics.fmean(v)) for (u, d), v in scores.items()),
+        key=lambda e: -abs(e.score),
+    )
+    k = int(statistics.median(len(c.edges) for c in circuits))
+    kept = tuple(mean[:k])
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for c in circuits:
+        for node, role in c.roles.items():
+            votes[node][role] += 1
+    names = {e.upstream for e in kept} | {
+        e.downstream.rsplit(".", 1)[0] if e.downstream.count(".") == 2 else e.downstream for e in kept
+    }
+    roles = {
+        n: (votes[n].most_common(1)[0][0] if votes[n] else ("mlp" if n.startswith("m") else "relation_head"))
+        for n in names
+    }
+    return dataclasses.replace(
+        circuits[0], edges=kept, roles=roles, faithfulness=statistics.median(c.faithfulness for c in circuits)
+    )
+
+
+def _one_relation(args: argparse.Namespace, world: Any, out: Path) -> int:
+    from eval.circuits import relation_circuits
+    from tools.circuits import circuit_record, plot_circuit, plot_faithfulness
+
+    finder, name = _finder(args.model, args.steps)
+    rc = relation_circuits(finder, world, args.relation, args.n, seed=args.seed)
+    if not rc.circuits:
+        raise InvalidInputError(f"no known fact of {args.relation!r} has a corrupted twin")
+    g = finder.graph
+    stem = out / name / args.relation
+    plot_faithfulness(
+        [c.curve for c in rc.circuits], stem.with_name(f"{args.relation}-faithfulness.png"), f"{name} {args.relation}"
+    )
+    mean = _mean_circuit(list(rc.circuits))
+    title = f"{name} {args.relation}: mean scores over {len(rc.circuits)} facts, {len(mean.edges)} edges"
+    plot_circuit(mean, g.n_layers, g.n_heads, [stem.with_suffix(".svg"), stem.with_suffix(".png")], title=title)
+    record = {
+        "model": name,
+        "relation": args.relation,
+        "n_facts": len(rc.circuits),
+        "share_faithful_at_10pct": rc.share_faithful,
+        "mlp_ranking_at_subject": rc.mlp_ranking(),
+        "circuits": [circuit_record(c) for c in rc.circuits],
+    }
+    _write_json(stem.with_suffix(".json"), record)
+    if args.json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"{name} {args.relation}: {len(rc.circuits)} facts, {rc.share_faithful:.0%} reach faithfulness >= 0.70 "
+            f"with <= 10% of edges; MLPs by attribution at the subject: {rc.mlp_ranking()}; written {stem}.*"
+        )
+    return 0
+
+
+def _bench(args: argparse.Namespace, world: Any, out: Path, home: Any) -> int:
+    from tqdm import tqdm
+
+    from eval.circuits import circuit_bench
+    from tools.circuits import plot_faithfulness
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    rows = []
+    for model in models:
+        finder, name = _finder(model, args.steps)
+        total = args.n * len(world.relations)
+        with tqdm(total=total, desc=f"circuits {name}", unit="fact", file=sys.stderr, disable=None) as bar:
+            row, per = circuit_bench(finder, world, name, n_per_relation=args.n, seed=args.seed, on_fact=bar.update)
+        for rc in per:
+            if rc.circuits:
+                plot_faithfulness(
+                    [c.curve for c in rc.circuits],
+                    out / name / f"{rc.relation}-faithfulness.png",
+                    f"{name} {rc.relation}",
+                )
+        if args.edits > 0:
+            from eval.circuits import rome_layer_rows
+
+            with tqdm(total=2 * args.edits, desc=f"rome {name}", unit="edit", file=sys.stderr, disable=None) as bar:
+                row |= rome_layer_rows(
+                    _model_dir(model),
+                    world,
+                    n_edits=args.edits,
+                    seed=args.seed,
+                    cache_dir=home.path("cache") / "stats",
+                    on_edit=bar.update,
+                )
+        rows.append(row)
+    _write_json(out / "bench.json", rows)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for row in rows:
+            print(
+                f"{row['model']}: {row['n_facts']} facts, share faithful (>= 0.70 at <= 10% edges) "
+                f"{row['share_faithful_at_10pct']:.3f}, relations at >= 80%: {row['relations_meeting_target']}/"
+                f"{row['n_relations']}, median {row['median_seconds_per_fact']:.2f}s per fact"
+            )
+            for label in ("default_layer", "auto_layer"):
+                for mode, vals in row.get(label, {}).items():
+                    figures = ", ".join(f"{k} {vals[k]:.3f}" for k in ("reliability", "generalization", "locality"))
+                    print(f"  rome {label} ({mode}, n={vals['n']}): {figures}")
+    return 0
+
+
+def _write_json(path: Path, record: Any) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
