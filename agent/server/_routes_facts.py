@@ -52,10 +52,25 @@ def read(fact_id: FactId, who: Caller, state: State) -> FactOut:
     return fact_out(state.service.get_fact(who, fact_id))
 
 
-@router.put("/{fact_id}", response_model=FactOut, summary="A new version of a fact")
-@router.patch("/{fact_id}", response_model=FactOut, summary="A new version of a fact (given fields only)")
-def update(fact_id: FactId, body: FactPatch, who: Caller, state: State) -> FactOut:
-    return fact_out(state.service.update_fact(who, fact_id, body.text, body.metadata))
+@router.put(
+    "/{fact_id}",
+    response_model=FactOut,
+    responses={202: {"model": TellOut, "description": "held for review (the trust policy): nothing was changed"}},
+    summary="A new version of a fact (and of its KG triple, if given), through the same checks as tell",
+)
+@router.patch(
+    "/{fact_id}",
+    response_model=FactOut,
+    responses={202: {"model": TellOut, "description": "held for review (the trust policy): nothing was changed"}},
+    summary="A new version of a fact (given fields only)",
+)
+def update(fact_id: FactId, body: FactPatch, who: Caller, state: State) -> FactOut | JSONResponse:
+    t = body.triple
+    triple = None if t is None else Triple(t.subject, t.relation, t.object)
+    stored = state.service.update_fact(who, fact_id, body.text, body.metadata, triple)
+    if isinstance(stored, MemoryItem):
+        return fact_out(stored)
+    return JSONResponse(tell_out(stored).model_dump(mode="json"), status_code=202)
 
 
 @router.delete("/{fact_id}", response_model=FactOut, summary="Delete a fact (kept in history)")

@@ -120,7 +120,11 @@ class FactCreate(_Request):
 
 
 class FactPatch(_Request):
-    """A new version of a fact: at least one of ``text`` and ``metadata`` (the schema says so: minProperties)."""
+    """A new version of a fact: at least one of ``text``, ``triple`` and ``metadata`` (minProperties: 1).
+
+    A new ``triple`` changes the fact's object in the knowledge graph too (same subject and relation); a new
+    ``text`` alone keeps the fact's triple (the text is not re-interpreted).
+    """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
@@ -138,8 +142,11 @@ class FactPatch(_Request):
             }
         ),
     ] = Field(default=None, max_length=32)
+    triple: Annotated[TripleModel | None, WithJsonSchema(TripleModel.model_json_schema())] = Field(
+        default=None, description="the fact's new triple (its object changes in the knowledge graph too)"
+    )
 
-    @field_validator("text", "metadata", mode="before")
+    @field_validator("text", "metadata", "triple", mode="before")
     @classmethod
     def _no_null(cls, value: object) -> object:
         if value is None:
@@ -148,8 +155,8 @@ class FactPatch(_Request):
 
     @model_validator(mode="after")
     def _something_to_change(self) -> FactPatch:
-        if self.text is None and self.metadata is None:
-            raise ValueError("give a new text or metadata")
+        if self.text is None and self.metadata is None and self.triple is None:
+            raise ValueError("give a new text, triple or metadata")
         return self
 
 

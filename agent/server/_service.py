@@ -201,17 +201,34 @@ class Service:
             return self._readable_item(who, item_id)
 
     def update_fact(
-        self, who: Principal, item_id: str, text: str | None, metadata: dict[str, str | int | float | bool] | None
-    ) -> MemoryItem:
-        """A new version of a fact in a namespace the key may write."""
-        if text is None and metadata is None:
-            raise InvalidInputError("give a new text or metadata")
+        self,
+        who: Principal,
+        item_id: str,
+        text: str | None,
+        metadata: dict[str, str | int | float | bool] | None,
+        triple: Triple | None = None,
+    ) -> MemoryItem | TellResult:
+        """A new version of a fact in a namespace the key may write, through the Controller (as an edit).
+
+        See :meth:`TellPipeline.update_fact`: conflicts within what the key reads, trust, rate limit and the
+        edit log apply; a new ``triple`` changes the KG in the same edit (its object only); a new ``text``
+        alone keeps the fact's triple (it is not re-interpreted).
+
+        Returns:
+            The new version, or the :class:`TellResult` of an update held for review (``quarantined``:
+            nothing changed).
+        """
+        if text is None and metadata is None and triple is None:
+            raise InvalidInputError("give a new text, triple or metadata")
         with self._writing():
             item = self._writable_item(who, item_id)
-            self.agent.pipeline.authorize_change(who.user, item.source)
-            if metadata is None:
-                return self.agent.wm.memory.update(item_id, text)
-            return self.agent.wm.memory.update(item_id, text, metadata=metadata)
+            ns = item.scope.agent_id
+            result = self.agent.pipeline.update_fact(
+                item, text, triple, who.user, visible=who.search_namespaces(ns), metadata=metadata
+            )
+            if result.status == "quarantined" or not result.memory_items:
+                return result
+            return self.agent.wm.memory.get(result.memory_items[0])
 
     def delete_fact(self, who: Principal, item_id: str) -> MemoryItem:
         """Delete a fact (kept in history); the KG assertion its edit wrote is withdrawn with it."""

@@ -26,7 +26,7 @@ from kg import Provenance, normalize_mention
 from memory import MetadataValue, Scope, Triple
 from tools.errors import InvalidInputError, NotFoundError, StateConflictError, UnknownNamespaceError
 
-__all__ = ["TellEditor", "Written"]
+__all__ = ["ItemUpdate", "TellEditor", "Written"]
 
 logger = logging.getLogger(__name__)
 _STALE_K = 10  # memory hits examined per superseded fact when looking for items that state it
@@ -40,6 +40,19 @@ class Written:
     superseded: tuple[Triple, ...]
     memory_items: tuple[str, ...]
     journal_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ItemUpdate:
+    """A new version of one stored memory item, written by an edit instead of new items.
+
+    ``metadata`` ``None`` keeps the item's metadata; a mapping replaces it.
+    """
+
+    item_id: str
+    text: str
+    triple: Triple | None
+    metadata: Mapping[str, MetadataValue] | None = None
 
 
 def _key(t: Triple) -> tuple[str, str, str]:
@@ -82,11 +95,13 @@ class TellEditor:
         text: str,
         quarantine_id: str | None = None,
         metadata: Mapping[str, MetadataValue] | None = None,
+        update: ItemUpdate | None = None,
     ) -> Written:
         """Apply an ``apply`` or ``free_text`` decision, all or nothing.
 
         ``metadata`` is added to the metadata of every memory item written (its own keys ``kind``, ``user``
-        and ``role`` win).
+        and ``role`` win). With ``update``, no new memory item is written: the edit writes a new version of
+        that item instead (its earlier versions stay in its history; rolling the edit back restores them).
 
         Raises:
             InvalidInputError: the decision is not one that writes.
@@ -99,7 +114,7 @@ class TellEditor:
         graph, memory = self.wm.graph, self.wm.memory
         who = user_source(user)
         scope = Scope(agent_id=namespace)
-        stale = self._stale_items(decision, scope)
+        stale = [i for i in self._stale_items(decision, scope) if update is None or i != update.item_id]
         requests = []
         if self.parametric is not None and self.parametric.mode != "off" and decision.claims:
             requests = self.parametric.requests(decision.claims, decision.superseded)  # validated before writing
@@ -135,9 +150,27 @@ class TellEditor:
                 superseded += [t for t in decision.superseded if t not in superseded]
                 for t in decision.augmented:
                     graph.add(t, Provenance(who, "tell:derived", edit_id, namespace))
-                items = memory.add_many(
-                    texts, scope=scope, triples=triples, sources=[who] * len(texts), metadatas=metas, edit_id=edit_id
-                )
+                if update is None:
+                    items = memory.add_many(
+                        texts,
+                        scope=scope,
+                        triples=triples,
+                        sources=[who] * len(texts),
+                        metadatas=metas,
+                        edit_id=edit_id,
+                    )
+                elif update.metadata is None:
+                    items = [memory.update(update.item_id, update.text, triple=update.triple, edit_id=edit_id)]
+                else:
+                    items = [
+                        memory.update(
+                            update.item_id,
+                            update.text,
+                            triple=update.triple,
+                            metadata=update.metadata,
+                            edit_id=edit_id,
+                        )
+                    ]
                 for item_id in stale:
                     memory.delete(item_id, edit_id=edit_id)
                 if requests and self.mode == "immediate":

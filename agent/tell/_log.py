@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from agent.tell._records import EditRecord, QuarantineItem
 from kg import normalize_mention
-from memory import Database, Triple
+from memory import Database, MetadataValue, Triple
 from tools.errors import UnknownEditError
 
 __all__ = ["EditLog", "from_json_triples", "to_json_triples"]
@@ -59,7 +59,8 @@ _DDL = [
         status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
         reviewed_by TEXT,
         reviewed_at INTEGER,
-        edit_id TEXT
+        edit_id TEXT,
+        metadata TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS tell_queue (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,7 +72,7 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS tell_queue_edit ON tell_queue(edit_id)",
 ]
 _EDIT_COLUMNS = "edit_id, user, created_at, namespace, text, triples, augmented, superseded, status, journal_ids"
-_QUARANTINE_COLUMNS = "id, user, created_at, namespace, text, triples, reason, status, reviewed_by, edit_id"
+_QUARANTINE_COLUMNS = "id, user, created_at, namespace, text, triples, reason, status, reviewed_by, edit_id, metadata"
 
 
 def to_json_triples(triples: Iterable[Triple]) -> str:
@@ -98,6 +99,9 @@ class EditLog:
         with db.transaction() as conn:
             for statement in _DDL:
                 conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(tell_quarantine)")}
+            if "metadata" not in columns:  # a home made before held facts kept their metadata
+                conn.execute("ALTER TABLE tell_quarantine ADD COLUMN metadata TEXT")
 
     # -- edits -----------------------------------------------------------------------------------------
 
@@ -180,13 +184,24 @@ class EditLog:
     # -- quarantine ------------------------------------------------------------------------------------
 
     def add_quarantine(
-        self, item_id: str, user: str, at: datetime, namespace: str, text: str, triples: Sequence[Triple], reason: str
+        self,
+        item_id: str,
+        user: str,
+        at: datetime,
+        namespace: str,
+        text: str,
+        triples: Sequence[Triple],
+        reason: str,
+        metadata: Mapping[str, MetadataValue] | None = None,
     ) -> None:
+        """Hold a statement for review; ``metadata`` (posted with a fact) is kept for when it is approved."""
+        meta = json.dumps(dict(metadata), ensure_ascii=False) if metadata else None
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO tell_quarantine (id, user, created_at, namespace, text, triples, reason, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (item_id, user, _micros(at), namespace, text, to_json_triples(triples), reason),
+                "INSERT INTO tell_quarantine "
+                "(id, user, created_at, namespace, text, triples, reason, status, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (item_id, user, _micros(at), namespace, text, to_json_triples(triples), reason, meta),
             )
 
     def quarantined(
@@ -278,7 +293,7 @@ def _edit_record(row: sqlite3.Row | tuple[Any, ...]) -> EditRecord:
 
 
 def _quarantine_item(row: sqlite3.Row | tuple[Any, ...]) -> QuarantineItem:
-    item_id, user, created, namespace, text, triples, reason, status, reviewed_by, edit_id = row
+    item_id, user, created, namespace, text, triples, reason, status, reviewed_by, edit_id, meta = row
     return QuarantineItem(
         id=item_id,
         user=user,
@@ -290,4 +305,5 @@ def _quarantine_item(row: sqlite3.Row | tuple[Any, ...]) -> QuarantineItem:
         status=status,
         reviewed_by=reviewed_by,
         edit_id=edit_id,
+        metadata=json.loads(meta) if meta else {},
     )

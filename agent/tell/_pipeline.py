@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from agent.config import Settings, TellSettings
 from agent.tell._build import editor_factory, llm_interpreter, template_interpreter
-from agent.tell._controller import Controller, Decision, ModelBelief
-from agent.tell._editor import TellEditor
+from agent.tell._controller import Controller, Decision, ModelBelief, new_edit_id
+from agent.tell._editor import ItemUpdate, TellEditor
 from agent.tell._interpreter import Interpreter
 from agent.tell._log import EditLog
 from agent.tell._messages import facts_text, summary
@@ -31,7 +31,7 @@ from agent.tell._records import (
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
 from agent.wiring import WorkingMemory
 from kg import WORLD_NAMESPACE, normalize_mention
-from memory import MetadataValue, Scope, Triple, unsafe_character
+from memory import MemoryItem, MetadataValue, Scope, Triple, unsafe_character
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownEditError
 
 if TYPE_CHECKING:
@@ -223,6 +223,94 @@ class TellPipeline:
             decision = replace(decision, augmented=())
         return self._carry_out(decision, interpretation, user, namespace, text, metadata=metadata)
 
+    def update_fact(
+        self,
+        item: MemoryItem,
+        text: str | None,
+        triple: Triple | None,
+        user: str,
+        visible: Sequence[str] | None = None,
+        metadata: Mapping[str, MetadataValue] | None = None,
+    ) -> TellResult:
+        """Write a new version of a stored fact (memory item ``item``) through the Controller, as one edit.
+
+        The update is judged like :meth:`assert_fact` (in the item's namespace, within ``visible``): an
+        untrusted user may not change a fact from a trusted source (``PermissionDeniedError``), a new triple
+        that contradicts a trusted fact is held for review (``status == "quarantined"``, nothing changes;
+        approving it applies the held fact, with ``metadata``), the rate limit takes one token, and the edit
+        is logged under a new edit id. The item keeps its id and gets a new version (earlier versions stay in
+        its history); the new triple is asserted in the KG and the item's old one is superseded (functional
+        relation, or the object it replaces); :meth:`rollback` of the edit restores the prior version and
+        the old assertion.
+
+        ``None`` keeps a field: without ``text`` the item keeps its text, without ``triple`` it keeps its
+        triple, and a new text alone is *not* re-interpreted (the KG is unchanged, the edit logs the new
+        text only): give the triple too when the sentence now states another fact. A new triple must keep the
+        item's subject and relation (only its object may change); to state a fact about something else,
+        delete the fact and store a new one.
+
+        Raises:
+            InvalidInputError: bad text, triple, user or namespace, or a triple with another subject or
+                relation; nothing is written.
+            PermissionDeniedError: an untrusted user and a trusted source; nothing is written.
+            RateLimitedError: the user is over the rate limit; nothing is written.
+        """
+        check_user(user)
+        if not isinstance(item, MemoryItem):
+            raise InvalidInputError(f"item must be a memory.MemoryItem, got {type(item).__name__}")
+        namespace = item.scope.agent_id
+        if namespace is None:
+            raise InvalidInputError(f"fact {item.id} is in no namespace; only namespaced facts are updated here")
+        sees = self._visible(namespace, visible)
+        new_text = item.text if text is None else text
+        if not isinstance(new_text, str) or not new_text.strip() or len(new_text) > self.max_chars:
+            raise InvalidInputError(f"a fact's text is 1-{self.max_chars} characters")
+        self._check_may_change(user, item.source)
+        old = item.triple
+        new = old
+        if triple is not None:
+            if not isinstance(triple, Triple):
+                raise InvalidInputError(f"triple must be a memory.Triple, got {type(triple).__name__}")
+            new = Triple(triple.subject, self.wm.graph.schema.relation(triple.relation).id, triple.object)
+            if old is not None and (
+                normalize_mention(new.subject) != normalize_mention(old.subject) or new.relation != old.relation
+            ):
+                raise InvalidInputError(
+                    f"an update may change the object of the fact ({old.subject}, {old.relation}, ...) only; "
+                    "delete it and store the new fact instead (nothing was changed)"
+                )
+        role = self.controller.trust.role(user)
+        decision: Decision | None = None
+        interpretation = Interpretation("free_text", reason="fact updated")
+        if new is not None and (old is None or normalize_mention(new.object) != normalize_mention(old.object)):
+            claim = Claim(new, new_text, replaces=None if old is None else old.object)
+            interpretation = Interpretation("edit", claims=(claim,), reason="fact updated")
+            decision = self.controller.decide(interpretation, user, sees)
+            if decision.action == "quarantine":
+                return self._carry_out(decision, interpretation, user, namespace, new_text, metadata=metadata)
+            if decision.action == "noop":  # the writer already sees the new fact: only the item changes
+                decision = None
+            elif decision.augmented:
+                decision = replace(decision, augmented=())
+        if decision is None:
+            self.controller.limiter.check(user, role)
+            interpretation = Interpretation("free_text", reason="fact updated")
+            decision = Decision("free_text", new_edit_id(), role, reason="fact updated")
+        update = ItemUpdate(item.id, new_text, new, None if metadata is None else dict(metadata))
+        return self._carry_out(decision, interpretation, user, namespace, new_text, update=update)
+
+    def _check_may_change(self, user: str, source: str | None) -> None:
+        trust = self.controller.trust
+        if (
+            trust.role(user) == "untrusted"
+            and source is not None
+            and source != f"user:{user}"
+            and trust.is_trusted_source(source)
+        ):
+            raise PermissionDeniedError(
+                "an untrusted user may not change a trusted fact; tell the correction instead (it is reviewed)"
+            )
+
     def authorize_change(self, user: str, source: str | None) -> None:
         """Check that ``user`` may change or delete a stored fact whose provenance is ``source``.
 
@@ -234,13 +322,8 @@ class TellPipeline:
             RateLimitedError: the user is over the rate limit.
         """
         check_user(user)
-        trust = self.controller.trust
-        role = trust.role(user)
-        if role == "untrusted" and source is not None and source != f"user:{user}" and trust.is_trusted_source(source):
-            raise PermissionDeniedError(
-                "an untrusted user may not change a trusted fact; tell the correction instead (it is reviewed)"
-            )
-        self.controller.limiter.check(user, role)
+        self._check_may_change(user, source)
+        self.controller.limiter.check(user, self.controller.trust.role(user))
 
     def retract(self, edit_id: str, user: str) -> None:
         """Withdraw the KG assertions of a fact's edit and close it in the log (its memory item is deleted by
@@ -270,6 +353,7 @@ class TellPipeline:
         statement: str,
         quarantine_id: str | None = None,
         metadata: Mapping[str, MetadataValue] | None = None,
+        update: ItemUpdate | None = None,
     ) -> TellResult:
         told = tuple(c.triple for c in (*decision.claims, *decision.known))
         kind, reading = interpretation.kind, interpretation
@@ -283,7 +367,9 @@ class TellPipeline:
             return TellResult(kind, "noop", None, told, (), (), (), message, interpretation=reading)
         if decision.action == "quarantine":
             item_id = "q-" + secrets.token_hex(4)
-            self.log.add_quarantine(item_id, user, datetime.now(UTC), namespace, statement, told, decision.reason)
+            self.log.add_quarantine(
+                item_id, user, datetime.now(UTC), namespace, statement, told, decision.reason, metadata=metadata
+            )
             logger.warning("quarantined %s from %s: %s", item_id, user, decision.reason)
             message = f"Held for review as {item_id}: {decision.reason}. Nothing was changed."
             return TellResult(
@@ -299,6 +385,7 @@ class TellPipeline:
                 text=statement,
                 quarantine_id=quarantine_id,
                 metadata=metadata,
+                update=update,
             )
         except BaseException:
             self.controller.limiter.refund(user)
@@ -405,7 +492,9 @@ class TellPipeline:
                 interpretation = Interpretation("edit", claims=claims, reason="held fact, approved")
             # As the admin (never quarantined), judged within what the author's namespace sees.
             decision = self.controller.decide(interpretation, user, self._visible(item.namespace, None))
-            result = self._carry_out(decision, interpretation, item.user, item.namespace, item.text, item.id)
+            result = self._carry_out(
+                decision, interpretation, item.user, item.namespace, item.text, item.id, metadata=item.metadata or None
+            )
         self.log.review(item_id, approve, user, datetime.now(UTC), result.edit_id if result else None)
         return result
 

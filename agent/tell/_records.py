@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from kg import Conflict
-from memory import Triple
+from memory import MetadataValue, Triple
 
 __all__ = [
     "Claim",
@@ -160,3 +161,4 @@ class QuarantineItem:
     status: Literal["pending", "approved", "rejected"]
     reviewed_by: str | None = None
     edit_id: str | None = None  # the edit that applied it, once approved
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)  # posted with the fact; kept on approval

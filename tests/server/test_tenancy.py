@@ -190,6 +190,33 @@ def test_untrusted_tell_chat_and_updates_of_trusted_facts_are_held_or_refused(si
     assert site.call("mallory", "GET", f"/v1/facts/{fact}").json()["text"] == "The audit is due in May."
 
 
+def test_updating_a_facts_triple_goes_through_the_controller_and_rolls_back(site: Site) -> None:
+    graph = site.agent.wm.graph
+    triple = {"subject": "Patchco", "relation": "company_ceo", "object": "Old Boss"}
+    posted = site.call("alice", "POST", "/v1/facts", json={"text": "The CEO of Patchco is Old Boss.", "triple": triple})
+    assert posted.status_code == 201, posted.text
+    fact = posted.json()["id"]
+    body = {"text": "The CEO of Patchco is New Boss.", "triple": {**triple, "object": "New Boss"}}
+    patched = site.call("alice", "PATCH", f"/v1/facts/{fact}", json=body)
+    assert patched.status_code == 200 and patched.json()["version"] == 2, patched.text
+    assert [a.triple.object for a in graph.facts("Patchco", "company_ceo", namespaces=["alice"])] == ["New Boss"]
+    edit = site.agent.wm.memory.history(fact)[-1].edit_id
+    logged = {e["edit_id"]: e for e in site.call("alice", "GET", "/v1/edits").json()["edits"]}
+    assert edit in logged and logged[edit]["triples"] == [{**triple, "object": "New Boss"}]
+    assert site.call("alice", "POST", f"/v1/edits/{edit}/rollback").status_code == 200
+    assert [a.triple.object for a in graph.facts("Patchco", "company_ceo", namespaces=["alice"])] == ["Old Boss"]
+    assert site.call("alice", "GET", f"/v1/facts/{fact}").json()["text"] == "The CEO of Patchco is Old Boss."
+    # an untrusted key's update of its own fact into a contradiction of a world fact is held
+    world = next(a for a in graph.facts(relation="company_ceo", namespaces=[WORLD_NAMESPACE]))
+    own = site.call("mallory", "POST", "/v1/facts", json={"text": "A note of mine."}).json()["id"]
+    evil = {"text": "Evil Eve runs it.", "triple": {**triple, "subject": world.triple.subject, "object": "Evil Eve"}}
+    held = site.call("mallory", "PUT", f"/v1/facts/{own}", json=evil)
+    assert held.status_code == 202 and held.json()["status"] == "quarantined", held.text
+    seen = graph.facts(world.triple.subject, "company_ceo", namespaces=["mallory", WORLD_NAMESPACE])
+    assert [a.triple.object for a in seen] == [world.triple.object]
+    assert site.call("mallory", "GET", f"/v1/facts/{own}").json()["text"] == "A note of mine."
+
+
 # -- item 3: no existence oracle -----------------------------------------------------------------------
 
 
@@ -302,6 +329,7 @@ def _attacks(s: Site) -> list[tuple[str, str, dict[str, Any], set[int]]]:
         ("POST", "/v1/chat/completions", {"json": chat}, {200}),
         ("POST", "/v1/chat/completions", {"json": {**chat, "namespace": "alice"}}, {403}),
         ("GET", "/v1/models", {}, {200}),
+        ("GET", "/v1/models/factagent", {}, {200}),
         ("GET", "/v1/metrics", {}, {200}),
         ("GET", "/v1/health", {}, {200}),
         ("POST", "/v1/audits", {"json": {"setups": ["standalone"], "limit": 1}}, {202, 403, 422}),
@@ -322,6 +350,7 @@ def test_every_route_with_every_other_key_leaks_and_changes_nothing(site: Site) 
     normalised = {
         (m, p.replace("q-00000000", "{item_id}").replace("a-000000000000", "{job_id}")) for m, p in normalised
     }
+    normalised = {(m, "/v1/models/{model_id}" if p == "/v1/models/factagent" else p) for m, p in normalised}
     assert paths <= normalised, f"routes not attacked: {sorted(paths - normalised)}"
     unexpected = []
     for who in ATTACKERS:
