@@ -54,11 +54,18 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
     from tqdm import tqdm
 
     from eval.world._load_memory import WORLD_SCOPE, load_world_into
+    from tools.errors import InvalidInputError
 
     if WORLD_SCOPE in agent.wm.memory.scopes() and agent.wm.memory.count(WORLD_SCOPE) > 0:
         return 0
     with tqdm(total=None, desc="loading world", unit="doc", leave=False) as bar:
-        report = load_world_into(world, agent.wm.db, agent.wm.memory, agent.wm.graph, progress=bar.update)
+        try:  # the tell pipeline's bulk door (one logged edit per load)
+            pipeline = agent.pipeline
+        except InvalidInputError:  # a read-only agent: the stores are written directly
+            pipeline = None
+        report = load_world_into(
+            world, agent.wm.db, agent.wm.memory, agent.wm.graph, progress=bar.update, pipeline=pipeline
+        )
     agent.wm.refresh_entities()
     return report.documents
 

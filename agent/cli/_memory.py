@@ -83,19 +83,32 @@ def _open(args: argparse.Namespace) -> Any:
 def _load_world(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from agent.config import open_home
+    from agent.tell import TellPipeline
+    from agent.wiring import open_working_memory
     from eval.world import load_world
     from eval.world._load_memory import load_world_into, world_documents
     from eval.world._pipeline import DATA_DIR
 
     world = load_world(DATA_DIR)
-    with _open(args) as wm:
+    home = open_home(args.home)
+    with open_working_memory(home) as wm:
+        # the bulk door of the tell pipeline: one logged edit per load, by the trusted source "world"
+        pipeline = TellPipeline.open(wm, home.settings)
         total = len(world_documents(world, include_known=args.include_known))
         with tqdm(total=total, desc="loading world", unit="doc") as bar:
             report = load_world_into(
-                world, wm.db, wm.memory, wm.graph, include_known=args.include_known, progress=bar.update
+                world,
+                wm.db,
+                wm.memory,
+                wm.graph,
+                include_known=args.include_known,
+                progress=bar.update,
+                pipeline=pipeline,
             )
         wm.memory.flush()
-    print(f"loaded {report.documents} documents, {report.assertions} assertions ({report.skipped} already there)")
+    edit = f" as edit {report.edit_id} (an admin's rollback undoes it)" if report.edit_id else ""
+    print(f"loaded {report.documents} documents, {report.assertions} assertions ({report.skipped} already there){edit}")
     return 0
 
 

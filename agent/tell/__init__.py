@@ -20,6 +20,8 @@ from agent.tell._pipeline import TellPipeline
 from agent.tell._reader import FactSource, ReaderModel, Reading, TokenEncoder, TripleReader, default_reader_path
 from agent.tell._reader_train import TrainReport, train_reader
 from agent.tell._records import (
+    BulkFact,
+    BulkLoaded,
     Claim,
     EditRecord,
     Interpretation,
@@ -31,6 +33,8 @@ from agent.tell._records import (
 from agent.tell._trust import RateLimiter, TrustPolicy
 
 __all__ = [
+    "BulkFact",
+    "BulkLoaded",
     "Claim",
     "Controller",
     "Decision",

@@ -11,7 +11,7 @@ undoes all of it under the same edit id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from agent.tell._controller import Decision
 from agent.tell._log import EditLog
 from agent.tell._parametric import ParametricEditor
 from agent.tell._patterns import render_statement
-from agent.tell._records import Interpretation, RollbackResult
+from agent.tell._records import BulkFact, BulkLoaded, Interpretation, RollbackResult
 from agent.tell._trust import user_source
 from agent.wiring import WorkingMemory
 from kg import Provenance, normalize_mention
@@ -205,6 +205,41 @@ class TellEditor:
             len(items),
         )
         return Written(edit_id, tuple(superseded), tuple(i.id for i in items), tuple(journal))
+
+    def load(self, facts: Sequence[BulkFact], *, who: str, namespace: str, edit_id: str, text: str) -> BulkLoaded:
+        """Write one batch of a bulk load under ``edit_id``, all or nothing (memory, KG and edit log together).
+
+        The first batch of an edit id creates its log row; later ones append their facts to it. The KG's own
+        rules apply (a functional relation's other object in ``namespace`` is superseded); nothing else is
+        judged here (see :meth:`TellPipeline.load`). No weights change.
+
+        Raises:
+            InvalidInputError: a bad fact (nothing written), or ``edit_id`` was rolled back.
+            StoreError: a store failed (nothing was written).
+        """
+        graph, memory = self.wm.graph, self.wm.memory
+        exists = self.log.exists(edit_id)
+        if exists and self.log.edit(edit_id).status != "applied":
+            raise InvalidInputError(f"edit {edit_id} was rolled back; start a new load")
+        triples = [f.triple for f in facts if f.triple is not None]
+        with self.wm.transaction():
+            items = memory.add_many(
+                [f.text for f in facts],
+                scope=Scope(agent_id=namespace),
+                triples=[f.triple for f in facts],
+                sources=[f.source for f in facts],
+                metadatas=[f.metadata for f in facts],
+                edit_id=edit_id,
+            )
+            assertions = graph.add_many(
+                (f.triple, Provenance(who, f.kg_source, edit_id, namespace)) for f in facts if f.triple is not None
+            )
+            if exists:
+                self.log.extend_edit(edit_id, triples)
+            else:
+                self.log.add_edit(edit_id, who, self._clock(), namespace, text, triples, (), (), index_names=False)
+        logger.info("bulk edit %s by %s: %d memory item(s), %d assertion(s)", edit_id, who, len(items), assertions)
+        return BulkLoaded(edit_id, len(items), assertions)
 
     def undo(self, edit_id: str, *, by: str) -> RollbackResult:
         """Roll back KG, memory and weights of ``edit_id`` together.

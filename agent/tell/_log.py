@@ -122,9 +122,19 @@ class EditLog:
         superseded: Sequence[Triple],
         journal_ids: Sequence[str] = (),
         quarantine_id: str | None = None,
+        *,
+        index_names: bool = True,
     ) -> None:
-        """Record an applied edit and the names it touched (call inside the edit's transaction)."""
-        names = {normalize_mention(n) for t in (*triples, *augmented) for n in (t.subject, t.object)}
+        """Record an applied edit and the names it touched (call inside the edit's transaction).
+
+        ``index_names=False`` (bulk loads) leaves the names out of the history index: a subject's history
+        then lists the load's assertions one by one instead of the whole load.
+        """
+        names = (
+            {normalize_mention(n) for t in (*triples, *augmented) for n in (t.subject, t.object)}
+            if index_names
+            else set()
+        )
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO tell_edits (edit_id, user, created_at, namespace, text, triples, augmented, superseded, "
@@ -144,6 +154,19 @@ class EditLog:
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO tell_edit_entities VALUES (?, ?)", [(edit_id, n) for n in sorted(names) if n]
+            )
+
+    def extend_edit(self, edit_id: str, triples: Sequence[Triple]) -> None:
+        """Append ``triples`` to an applied edit's facts (a bulk load's later batch; inside its transaction).
+
+        Raises:
+            UnknownEditError: no such edit.
+        """
+        record = self.edit(edit_id)
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE tell_edits SET triples = ? WHERE edit_id = ?",
+                (to_json_triples([*record.triples, *triples]), edit_id),
             )
 
     def edit(self, edit_id: str) -> EditRecord:

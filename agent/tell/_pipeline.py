@@ -20,6 +20,8 @@ from agent.tell._messages import facts_text, summary
 from agent.tell._parametric import ParametricEditor
 from agent.tell._patterns import render_statement
 from agent.tell._records import (
+    BulkFact,
+    BulkLoaded,
     Claim,
     EditRecord,
     Interpretation,
@@ -222,6 +224,36 @@ class TellPipeline:
         if decision.augmented:
             decision = replace(decision, augmented=())
         return self._carry_out(decision, interpretation, user, namespace, text, metadata=metadata)
+
+    def load(
+        self,
+        facts: Sequence[BulkFact],
+        *,
+        who: str = WORLD_NAMESPACE,
+        namespace: str = WORLD_NAMESPACE,
+        edit_id: str | None = None,
+        text: str = "bulk load",
+    ) -> BulkLoaded:
+        """The bulk door to the KG and memory: one batch of a trusted load, written as (part of) one edit.
+
+        For loaders of reference data (``memory load-world``): ``who`` must be a trusted source of the trust
+        policy (``world`` by default), so the facts count as trusted and untrusted users' contradictions of
+        them are held for review; no per-fact conflict judgement, rate limit or derived facts (the KG's own
+        rule still supersedes a functional relation's other object within ``namespace``). Pass the
+        ``edit_id`` a first batch returned to continue the same edit; the edit log then holds one edit per
+        load, and :meth:`rollback` of it (by an admin or trusted user) undoes the whole load.
+
+        Raises:
+            PermissionDeniedError: ``who`` is not a trusted source; nothing is written.
+            InvalidInputError: bad facts, ``who`` or namespace, or a rolled-back ``edit_id``; nothing is written.
+        """
+        check_user(who)
+        Scope(agent_id=namespace)  # validates the namespace
+        if not self.controller.trust.is_trusted_source(who):
+            raise PermissionDeniedError(f"bulk loads are trusted loads; {who!r} is not a trusted source")
+        if isinstance(facts, BulkFact) or not all(isinstance(f, BulkFact) for f in facts):
+            raise InvalidInputError("facts must be a sequence of BulkFact")
+        return self.editor.load(facts, who=who, namespace=namespace, edit_id=edit_id or new_edit_id(), text=text)
 
     def update_fact(
         self,

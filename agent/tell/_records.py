@@ -162,3 +162,31 @@ class QuarantineItem:
     reviewed_by: str | None = None
     edit_id: str | None = None  # the edit that applied it, once approved
     metadata: Mapping[str, MetadataValue] = field(default_factory=dict)  # posted with the fact; kept on approval
+
+
+@dataclass(frozen=True)
+class BulkFact:
+    """One fact of a bulk load: a memory item (text, triple, source, metadata) and its KG assertion.
+
+    Attributes:
+        text: the sentence stored in the vector memory.
+        triple: the fact asserted in the KG (``None``: memory only).
+        source: the memory item's source (``"world:d-0001"``).
+        metadata: the memory item's metadata.
+        kg_source: the KG assertion's provenance source (a document id).
+    """
+
+    text: str
+    triple: Triple | None = None
+    source: str | None = None
+    metadata: Mapping[str, MetadataValue] | None = None
+    kg_source: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkLoaded:
+    """What one batch of a bulk load wrote, under ``edit_id`` (one edit for the whole load)."""
+
+    edit_id: str
+    memory_items: int
+    assertions: int

@@ -3,7 +3,9 @@
 By default only the UNKNOWN facts go in (their corpus sentences and triples): ARCHITECTURE.md's benchmark
 setting, where the model is the only source for KNOWN facts. ``include_known=True`` loads everything.
 Each batch is one transaction over both stores (they share one SQLite file), so an interrupted load leaves
-whole batches, never a memory item without its KG assertion.
+whole batches, never a memory item without its KG assertion. Given the agent's tell pipeline (as the CLI
+does), a load goes through its bulk door (``TellPipeline.load``): one edit per load in the edit log, written
+by the trusted source ``world``, that ``rollback`` undoes whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from kg import KnowledgeGraph, Provenance
 from memory import Scope, Triple, VectorMemory
 
 if TYPE_CHECKING:
+    from agent.tell import TellPipeline
     from eval.world._schema import Document, Fact, World
     from memory import Database
 
@@ -35,6 +38,7 @@ class LoadReport:
     documents: int
     assertions: int
     skipped: int  # already present (a second load is a no-op)
+    edit_id: str | None = None  # the load's edit (through a pipeline), for rollback
 
 
 def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -64,6 +68,7 @@ def load_world_into(
     scope: Scope = WORLD_SCOPE,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
+    pipeline: TellPipeline | None = None,
 ) -> LoadReport:
     """Write the world's documents (vector memory) and triples (KG), batch by batch.
 
@@ -76,6 +81,9 @@ def load_world_into(
         include_known: also load KNOWN facts (default: UNKNOWN only).
         scope: the namespace of the documents.
         progress: called with the number of documents in each finished batch (a progress bar's update).
+        pipeline: the tell pipeline over these stores: the load is then one logged edit (see the module
+            docstring). Without it the stores are written directly (bare stores of evaluation harnesses,
+            with no edit log).
 
     Returns:
         counts of documents and assertions written and of documents skipped as already loaded.
@@ -87,8 +95,33 @@ def load_world_into(
     loaded = memory.count(scope=scope) if scope in memory.scopes() else 0
     todo: list[Document] = wanted[loaded:]
     documents = assertions = 0
+    edit_id: str | None = None
     for batch in _batches(todo, batch_size):
         triples = [Triple(facts[d.fact_id].subject, facts[d.fact_id].relation, facts[d.fact_id].object) for d in batch]
+        if pipeline is not None:
+            from agent.tell import BulkFact
+
+            done = pipeline.load(
+                [
+                    BulkFact(
+                        text=d.text,
+                        triple=t,
+                        source=f"world:{d.id}",
+                        metadata={"doc_id": d.id, "fact_id": d.fact_id, "split": facts[d.fact_id].split},
+                        kg_source=d.id,
+                    )
+                    for t, d in zip(triples, batch, strict=True)
+                ],
+                who="world",
+                namespace=scope.agent_id or "world",
+                edit_id=edit_id,
+                text=f"world load ({len(todo)} documents)",
+            )
+            edit_id, assertions = done.edit_id, assertions + done.assertions
+            documents += len(batch)
+            if progress is not None:
+                progress(len(batch))
+            continue
         with db.transaction():
             memory.add_many(
                 [d.text for d in batch],
@@ -105,4 +138,4 @@ def load_world_into(
             progress(len(batch))
     skipped = len(wanted) - len(todo)
     logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, skipped)
-    return LoadReport(documents, assertions, skipped)
+    return LoadReport(documents, assertions, skipped, edit_id)

@@ -57,3 +57,37 @@ def test_cli_loads_the_world_then_retrieves_with_citations(
     assert fact.object in capsys.readouterr().out
     assert main(["--home", home, "memory", "search", "chief executive", "--user", "nobody"]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_a_load_through_the_pipeline_is_one_trusted_logged_edit_that_rolls_back_whole(
+    tmp_path: Path, bundled_world: Any, minilm: Any
+) -> None:
+    from agent.config import TellSettings
+    from agent.tell import BulkFact, TellPipeline
+    from memory import Triple
+    from tools.errors import PermissionDeniedError
+
+    world = subset_world(bundled_world, RELATIONS, n_known=6, n_unknown=6)
+    docs = world_documents(world)
+    with open_working_memory(open_home(tmp_path), embedder=minilm) as wm:
+        pipeline = TellPipeline.open(wm, TellSettings(roles={"root": "admin", "mallory": "untrusted"}))
+        report = load_world_into(world, wm.db, wm.memory, wm.graph, batch_size=4, pipeline=pipeline)
+        assert report.edit_id is not None and report.documents == len(docs) > 4  # several batches, one edit
+        record = pipeline.log.edit(report.edit_id)
+        assert (record.namespace, record.status, len(record.triples)) == ("world", "applied", len(docs))
+        fact = next(f for f in world.facts if f.split == "unknown" and f.relation == "company_ceo")
+        [a] = wm.graph.facts(fact.subject, fact.relation, namespaces=["world"])
+        assert (a.who, a.edit_id, a.namespace) == ("world", report.edit_id, "world")
+        # a subject's history lists its own assertions, not the whole load
+        assert all(len(r.triples) == 1 for r in pipeline.history(fact.subject))
+        # still trusted: an untrusted user's contradiction is held
+        held = pipeline.tell(f"The CEO of {fact.subject} is Evil Eve.", user="mallory")
+        assert held.status == "quarantined"
+        with pytest.raises(PermissionDeniedError):  # only trusted sources load in bulk
+            pipeline.load([BulkFact(text="x", triple=Triple("A", "company_ceo", "B"))], who="mallory")
+
+        pipeline.rollback(report.edit_id, "root")
+        assert WORLD_SCOPE not in wm.memory.scopes()  # every item the load wrote is gone
+        assert wm.graph.facts(fact.subject, fact.relation, namespaces=["world"]) == []
+        again = load_world_into(world, wm.db, wm.memory, wm.graph, pipeline=pipeline)  # a rolled-back load reloads
+        assert again.documents == len(docs) and again.edit_id != report.edit_id
