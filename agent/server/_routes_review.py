@@ -24,7 +24,7 @@ def quarantine_out(q: QuarantineItem) -> QuarantineOut:
     return QuarantineOut(
         id=q.id, user=q.user, created_at=q.created_at, namespace=q.namespace, text=q.text,
         triples=triples_out(q.triples), reason=q.reason, status=q.status, reviewed_by=q.reviewed_by,
-        edit_id=q.edit_id,
+        edit_id=q.edit_id, metadata=dict(q.metadata),
     )  # fmt: skip
 
 

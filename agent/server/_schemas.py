@@ -246,6 +246,9 @@ class QuarantineOut(BaseModel):
     status: Literal["pending", "approved", "rejected"]
     reviewed_by: str | None = None
     edit_id: str | None = Field(default=None, description="the edit that applied it, once accepted")
+    metadata: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="posted with the fact; the applied fact keeps it"
+    )
 
 
 class QuarantineListOut(BaseModel):

@@ -285,6 +285,29 @@ def _tool(server: Any, name: str, arguments: dict[str, Any]) -> Any:
     return json.loads(result.content[0].text)
 
 
+def test_accepting_a_held_fact_keeps_the_metadata_posted_with_it(site: Site) -> None:
+    hqs = site.agent.wm.graph.facts(relation="company_hq", namespaces=[WORLD_NAMESPACE])
+    world = hqs[-2]  # [0] and [-1] are the targets of other tests
+    t = world.triple
+    text = f"{t.subject} is headquartered in Metaville."
+    body = {
+        "text": text,
+        "triple": {"subject": t.subject, "relation": "company_hq", "object": "Metaville"},
+        "metadata": {"ticket": "T-99", "score": 2},
+    }
+    held = site.call("mallory", "POST", "/v1/facts", json=body)
+    assert held.status_code == 202, held.text
+    item = held.json()["quarantine_id"]
+    listed = {q["id"]: q for q in site.call("root", "GET", "/v1/quarantine").json()["items"]}
+    assert listed[item]["metadata"] == {"ticket": "T-99", "score": 2}
+    accepted = site.call("root", "POST", f"/v1/quarantine/{item}/accept").json()
+    assert accepted["applied"]["status"] == "applied"
+    params = {"q": text, "namespace": "mallory", "k": 20}
+    hits = site.call("mallory", "GET", "/v1/facts/search", params=params).json()["hits"]
+    [fact] = [h["fact"] for h in hits if h["fact"]["text"] == text]
+    assert fact["metadata"]["ticket"] == "T-99" and fact["metadata"]["score"] == 2
+
+
 def test_admins_review_held_statements_over_mcp(site: Site) -> None:
     graph = site.agent.wm.graph
     world = [a for a in graph.facts(relation="company_hq", namespaces=[WORLD_NAMESPACE])][-1]
