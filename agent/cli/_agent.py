@@ -53,6 +53,8 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
     """Load the world's UNKNOWN documents and facts into the agent's memory unless they are there."""
     from tqdm import tqdm
 
+    from agent.config import TellSettings
+    from agent.tell import TellPipeline
     from eval.world._load_memory import WORLD_SCOPE, load_world_into
     from tools.errors import InvalidInputError
 
@@ -61,8 +63,8 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
     with tqdm(total=None, desc="loading world", unit="doc", leave=False) as bar:
         try:  # the tell pipeline's bulk door (one logged edit per load)
             pipeline = agent.pipeline
-        except InvalidInputError:  # a read-only agent: the stores are written directly
-            pipeline = None
+        except InvalidInputError:  # a read-only agent: a pipeline for the load only (no reader needed)
+            pipeline = TellPipeline.open(agent.wm, TellSettings(interpreter="templates"))
         report = load_world_into(
             world, agent.wm.db, agent.wm.memory, agent.wm.graph, progress=bar.update, pipeline=pipeline
         )
