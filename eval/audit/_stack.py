@@ -245,11 +245,15 @@ def prepare_world_memory(wm: WorkingMemory, world: Any) -> tuple[int, int]:
     Returns:
         documents and edits written now.
     """
+    from agent.config import TellSettings
+    from agent.tell import TellPipeline
     from eval.world._load_memory import load_world_into
     from kg import Provenance
     from memory import Scope, Triple
 
-    report = load_world_into(world, wm.db, wm.memory, wm.graph)
+    # the world through the tell pipeline's bulk door (one logged edit, trusted source "world")
+    pipeline = TellPipeline.open(wm, TellSettings(interpreter="templates"))
+    report = load_world_into(world, wm.db, wm.memory, wm.graph, pipeline=pipeline)
     scope = Scope(agent_id=EDITS_SCOPE_ID)
     done = wm.memory.count(scope=scope) if scope in wm.memory.scopes() else 0
     todo = list(world.edits)[done:]
