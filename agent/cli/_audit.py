@@ -7,12 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from agent.cli._args import positive_int
 
 
 def register(sub: Any) -> None:
@@ -34,10 +29,10 @@ def register(sub: Any) -> None:
     audit.add_argument("--grader", choices=("exact", "embedding", "llm"), default="exact")
     audit.add_argument("--judge", help="the llm grader's endpoint: openai:<base url>#<model> (default: [endpoint])")
     audit.add_argument("--engine", choices=("local", "ray"), default="local")
-    audit.add_argument("--workers", type=_positive, default=1, help="Ray actors with --engine ray")
-    audit.add_argument("--limit", type=_positive, help="audit an evenly spaced sample of N questions")
-    audit.add_argument("-k", type=_positive, default=3, help="evidence pieces in a RAG prompt")
-    audit.add_argument("--batch-size", type=_positive, default=32)
+    audit.add_argument("--workers", type=positive_int, default=1, help="Ray actors with --engine ray")
+    audit.add_argument("--limit", type=positive_int, help="audit an evenly spaced sample of N questions")
+    audit.add_argument("-k", type=positive_int, default=3, help="evidence pieces in a RAG prompt")
+    audit.add_argument("--batch-size", type=positive_int, default=32)
     audit.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail", help="malformed dataset rows")
     audit.add_argument("--skip-bad-rows", action="store_true", help="same as --on-bad-row skip")
     audit.add_argument(
@@ -45,7 +40,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="world datasets: do not load the world's UNKNOWN documents and EDITS into the memory first",
     )
-    audit.add_argument("--resamples", type=_positive, default=1000, help="bootstrap resamples for the intervals")
+    audit.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples for the intervals")
     audit.set_defaults(func=run)
 
 

@@ -25,19 +25,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from agent.cli._args import positive_int
 from tools.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -53,8 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--models", default="gpt2,llama", help="--bench: comma-separated models (default: gpt2,llama)")
     p.add_argument("--subject", help="the fact's subject, e.g. 'AMD'")
     p.add_argument("--relation", help="a world relation id, e.g. company_ceo")
-    p.add_argument("--n", type=_positive, default=10, help="facts per relation (relation mode, --bench)")
-    p.add_argument("--steps", type=_positive, default=5, help="integrated-gradient steps (default 5)")
+    p.add_argument("--n", type=positive_int, default=10, help="facts per relation (relation mode, --bench)")
+    p.add_argument("--steps", type=positive_int, default=5, help="integrated-gradient steps (default 5)")
     p.add_argument("--seed", type=int, default=0, help="fact sampling and corrupted-subject seed")
     p.add_argument("--out", type=Path, help="output directory (default: <home>/reports/circuits)")
     p.add_argument("--compare", help="one fact: a second model (e.g. an edited copy) whose circuit is compared")

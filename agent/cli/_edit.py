@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli._args import positive_int
 from tools.errors import InvalidInputError, UnknownEditorError
 
 logger = logging.getLogger(__name__)
@@ -31,16 +32,6 @@ def _int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
     return values
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def _hparam(text: str) -> tuple[str, Any]:
@@ -75,7 +66,7 @@ def register(sub: Any) -> None:
     )
     bench.add_argument("--method", default="rome", help="editing method(s), comma-separated (default: rome)")
     bench.add_argument("--T", dest="t_values", type=_int_list, default=[1, 10, 100], help="edit counts: 1,10,100")
-    bench.add_argument("--n", type=_positive, help="cases to sample (default: the largest T)")
+    bench.add_argument("--n", type=positive_int, help="cases to sample (default: the largest T)")
     _model_args(bench)
     bench.add_argument("--dataset", default="world", help="'world' (the reference world's edits) or a dataset file")
     bench.add_argument("--seed", type=int, default=0, help="case-sampling seed")
@@ -89,7 +80,7 @@ def register(sub: Any) -> None:
         help="one edit call per fact, or batches (auto: batch for memit, sequential otherwise); single: T=1, "
         "each of --n facts edited alone and rolled back (the ROME/KnowEdit single-edit protocol)",
     )
-    bench.add_argument("--batch-size", type=_positive, help="facts per call in batch mode (default: all T)")
+    bench.add_argument("--batch-size", type=positive_int, help="facts per call in batch mode (default: all T)")
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.add_argument("--plot", type=Path, help="PNG path (default: <home>/reports/edit-bench-<model>.png)")
     bench.add_argument("--no-plot", action="store_true", help="write no plot")

@@ -27,20 +27,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from agent.cli._args import positive_int
 from tools.errors import InvalidInputError, OutputExistsError
 from tools.merge import Fitness
 
 logger = logging.getLogger(__name__)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -55,8 +46,8 @@ def register(sub: Any) -> None:
         "ft-m; GRACE and WISE keep edits in adapters that no merge carries).",
     )
     var.add_argument("--model", type=Path, required=True, help="the base model directory")
-    var.add_argument("--n", type=_count, default=10, help="number of variants (default 10)")
-    var.add_argument("--edits", type=_count, default=20, help="edits per variant (default 20)")
+    var.add_argument("--n", type=positive_int, default=10, help="number of variants (default 10)")
+    var.add_argument("--edits", type=positive_int, default=20, help="edits per variant (default 20)")
     var.add_argument("--method", default="rome", help="weight editor: rome, memit, ft-l, ft-m (default rome)")
     var.add_argument("--seed", type=int, default=0, help="edit shuffling seed")
     var.add_argument("--out", type=Path, required=True, help="new population directory")
@@ -70,20 +61,20 @@ def register(sub: Any) -> None:
         "single variant and the plain average merge in the same run.",
     )
     evo.add_argument("--population", type=Path, nargs="+", required=True, help="population directories")
-    evo.add_argument("--k", type=_count, default=3, help="top-k models merged pairwise per generation")
-    evo.add_argument("--generations", type=_count, default=3, help="generations")
+    evo.add_argument("--k", type=positive_int, default=3, help="top-k models merged pairwise per generation")
+    evo.add_argument("--generations", type=positive_int, default=3, help="generations")
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
     evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
-    evo.add_argument("--n-known", type=_count, default=150, help="dev known questions in the fitness")
+    evo.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     evo.add_argument("--out", type=Path, required=True, help="new output directory")
     evo.add_argument("--json", action="store_true", help="print only the summary JSON")
     evo.set_defaults(func=_evolve)
 
     gain = sub.add_parser("merge-gain", help="merge gain vs kinship over pairs of a population (scatter, PCC)")
     gain.add_argument("--population", type=Path, nargs="+", required=True, help="population directories")
-    gain.add_argument("--pairs", type=_count, default=30, help="number of pairs (default 30)")
+    gain.add_argument("--pairs", type=positive_int, default=30, help="number of pairs (default 30)")
     gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
-    gain.add_argument("--n-known", type=_count, default=150, help="dev known questions in the fitness")
+    gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
     gain.add_argument("--json", action="store_true", help="print only the JSON result")
     gain.set_defaults(func=_merge_gain)
