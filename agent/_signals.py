@@ -165,10 +165,11 @@ class SignalCollector:
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
 
-    def link(self, question: str) -> _Link | None:
-        """The best (subject, relation) for ``question``, or ``None``."""
+    def link(self, question: str, namespaces: Sequence[str] | None = None) -> _Link | None:
+        """The best (subject, relation) for ``question``, or ``None``; only names of ``namespaces`` link
+        (``None``: every namespace's)."""
         best: _Link | None = None
-        for mention in self._entities.find_mentions(question)[:3]:
+        for mention in self._entities.find_mentions(question, namespaces=namespaces)[:3]:
             for rel in self._relations.link(question, mention.surface, k=1):
                 score = mention.link.score * rel.score
                 if best is None or score > best.score:
@@ -250,8 +251,9 @@ class SignalCollector:
         drafts: list[Signals] = []
         prompts: list[str] = []
         slots: list[tuple[int, str]] = []  # (question index, "model" | "rag" | "para")
+        names = [s.agent_id for s in scopes if s.agent_id is not None] or None
         for i, question in enumerate(questions):
-            link = self.link(question)
+            link = self.link(question, names)
             evidence = self._retrieve(question, scopes)
             kg = tuple(e for e in evidence if e.origin in ("kg", "both"))
             memory = tuple(e for e in evidence if e.origin != "kg")

@@ -112,7 +112,7 @@ class HybridRetriever:
             InvalidInputError: empty mention or unknown relation.
         """
         self._graph.schema.relation(relation)  # unknown relation -> InvalidInputError, before any linking
-        for link in self._entities.link(subject):
+        for link in self._entities.link(subject, namespaces=namespaces):
             facts = self._graph.facts(link.entity.iri, relation, as_of=as_of, namespaces=namespaces)
             if facts:
                 return facts
@@ -125,7 +125,7 @@ class HybridRetriever:
         (in order of precedence; ``None``: the whole graph) sees them."""
         found: list[Evidence] = []
         seen: set[str] = set()
-        for mention in self._entities.find_mentions(question)[:3]:
+        for mention in self._entities.find_mentions(question, namespaces=namespaces)[:3]:
             links = self._relations.link(question, mention.surface, k=self.relations_per_subject)
             for rel in links:
                 if rel.score < self.min_relation_score:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import Home
 from agent.retrieval import HybridRetriever
-from tools.errors import ConfigError, InvalidInputError, NotFoundError
+from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from agent._policy import PolicyThresholds
@@ -54,10 +54,10 @@ class WorkingMemory:
     _sync_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def refresh_entities(self) -> None:
-        """Re-index the KG's entities in the linker (after a bulk load)."""
+        """Re-index the KG's entities in the linker (after a bulk load), each under the namespaces naming it."""
         head = self.memory.log_head()  # before reading: a write after this is caught up by the next sync
-        for entity in self.graph.entities():
-            self.entities.add(entity)
+        for namespace, entity in self.graph.named_entities():
+            self.entities.add(entity, namespace=namespace)
         self.entity_seq = max(self.entity_seq, head)
 
     def sync_entities(self) -> int:
@@ -78,10 +78,12 @@ class WorkingMemory:
             added = 0
             for name in names:
                 try:
-                    self.entities.add(self.graph.get_entity(name))
-                    added += 1
-                except (NotFoundError, InvalidInputError):  # free text, or a literal object: no entity
+                    named = self.graph.names_of(name)
+                except InvalidInputError:  # free text, or a literal object: no entity
                     continue
+                for namespace, entity in named:  # each namespace's names, for its readers only
+                    self.entities.add(entity, namespace=namespace)
+                added += bool(named)
             self.entity_seq = max(self.entity_seq, head)
         if added:
             logger.info("entity index caught up to change %d (%d entities)", head, added)
@@ -139,7 +141,9 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     schema = load_schema(Path(kg_cfg.schema_file) if kg_cfg.schema_file else None)
     graph = KnowledgeGraph(store, schema)
     head = memory.log_head()  # before the entities are read: later writes are caught up by sync_entities
-    entities = EntityLinker(graph.entities(), embedder)
+    entities = EntityLinker(embedder=embedder)
+    for namespace, entity in graph.named_entities():
+        entities.add(entity, namespace=namespace)
     relations = RelationLinker(schema.templates(), embedder, cache_dir=home.path("cache"))
     retriever = HybridRetriever(memory, graph, entities, relations)
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)

@@ -2,7 +2,9 @@
 
 Data model (over any :class:`~kg.TripleStore`):
 
-* ``FA.entities``: ``rdfs:label`` and ``skos:altLabel`` of each entity (IRI = ``ENT`` + encoded label);
+* ``FA.entities``: ``rdfs:label`` and ``skos:altLabel`` of each entity (IRI = ``ENT`` + encoded label) as
+  the world names it; a tenant namespace's names are in a names graph of its own (``kg/_names.py``), so a
+  reader resolves only the names of the namespaces it reads;
 * one named graph per assertion holding its single triple, described in ``FA.provenance``
   (see ``kg/_provenance.py``);
 * ``FA.current``: the triples of all assertions not invalidated, kept in the same transaction as every
@@ -25,9 +27,10 @@ from rdflib.namespace import RDFS, SKOS
 from rdflib.term import Node, URIRef
 
 from kg._conflicts import Conflict, find_conflicts
+from kg._names import entities_of, name_quads
 from kg._provenance import assertion_id_of, decode_assertion, is_assertion_graph, load_assertion
 from kg._query import Binding, check_select, path_query, to_terms
-from kg._records import AddResult, Assertion, Entity, Provenance
+from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
 from kg._rollback import rollback_edit
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
@@ -124,49 +127,80 @@ class KnowledgeGraph:
 
     # -- entities --------------------------------------------------------------------------------------
 
-    def entity(self, label: str, aliases: Sequence[str] = ()) -> Entity:
-        """Get or create the entity named ``label``; new ``aliases`` are added (idempotent).
+    def entity(self, label: str, aliases: Sequence[str] = (), *, namespace: str | None = None) -> Entity:
+        """Get or create the entity named ``label`` in ``namespace``; new ``aliases`` are added (idempotent).
+
+        ``namespace``: whose names these are (``None``: the shared world's); readers of other namespaces do
+        not see them.
 
         Raises:
-            InvalidInputError: an empty, over-long label or alias, or one with control characters.
+            InvalidInputError: an empty, over-long label or alias, or one with control characters; a bad
+                namespace.
         """
+        ns = None if namespace is None else check_namespace(namespace)
         with self._lock, self._store.transaction():
             writer = BatchWriter(self._store, self._schema)
-            node = writer.entity(label, aliases)
+            node = writer.entity(label, aliases, namespace=ns)
             writer.flush()
-        return self.get_entity(str(node))
+        return self.get_entity(str(node), namespaces=[ns or WORLD_NAMESPACE])
 
-    def get_entity(self, iri: str) -> Entity:
-        """The entity with this IRI (or label).
+    def get_entity(self, iri: str, *, namespaces: Sequence[str] | None = None) -> Entity:
+        """The entity with this IRI (or label), with the names readers of ``namespaces`` see (``None``: all).
 
         Raises:
-            NotFoundError: no such entity.
+            NotFoundError: no such entity (none named in ``namespaces``).
         """
+        names = _check_namespaces(namespaces)
         node = entity_ref(iri)
-        labels = [q[2] for q in self._store.quads(node, RDFS.label, None, FA.entities)]
+        labels = name_quads(self._store, node, RDFS.label, None, names)
         if not labels:
             raise NotFoundError(f"no entity {iri!r}")
-        aliases = sorted(str(q[2]) for q in self._store.quads(node, SKOS.altLabel, None, FA.entities))
-        return Entity(str(node), str(labels[0]), tuple(aliases))
+        aliases = sorted({str(q[2]) for q in name_quads(self._store, node, SKOS.altLabel, None, names)})
+        return Entity(str(node), str(labels[0][2]), tuple(aliases))
 
-    def entities(self) -> Iterator[Entity]:
-        """Every entity, in IRI order."""
-        aliases: dict[Node, list[str]] = {}
-        for s, _, o, _ in self._store.quads(None, SKOS.altLabel, None, FA.entities):
-            aliases.setdefault(s, []).append(str(o))
-        labels = sorted((str(s), str(o)) for s, _, o, _ in self._store.quads(None, RDFS.label, None, FA.entities))
-        for node, label in labels:
-            yield Entity(node, label, tuple(sorted(aliases.get(URIRef(node), []))))
+    def entities(self, namespaces: Sequence[str] | None = None) -> Iterator[Entity]:
+        """Every entity named in ``namespaces`` (``None``: all), in IRI order, with the names they see."""
+        names = _check_namespaces(namespaces)
+        aliases: dict[str, set[str]] = {}
+        labels: dict[str, str] = {}
+        for _, entity in self.named_entities(names):
+            labels[entity.iri] = entity.label
+            aliases.setdefault(entity.iri, set()).update(entity.aliases)
+        for node in sorted(labels):
+            yield Entity(node, labels[node], tuple(sorted(aliases[node])))
 
-    def _resolve(self, name: str) -> list[URIRef]:
-        """Entities ``name`` denotes: by IRI or label, else the entities having it as an alias."""
+    def named_entities(self, namespaces: Sequence[str] | None = None) -> list[tuple[str, Entity]]:
+        """(namespace, entity with the names that namespace gave it), for every namespace naming an entity.
+
+        What an entity index keyed by namespace needs (``EntityLinker.add(entity, namespace=...)``).
+        """
+        names = _check_namespaces(namespaces)
+        return entities_of(
+            name_quads(self._store, None, RDFS.label, None, names),
+            name_quads(self._store, None, SKOS.altLabel, None, names),
+        )
+
+    def names_of(self, name: str) -> list[tuple[str, Entity]]:
+        """:meth:`named_entities` of the one entity labelled ``name`` (or with this IRI); empty if none.
+
+        Raises:
+            InvalidInputError: a bad name.
+        """
         node = entity_ref(name)
-        if next(iter(self._store.quads(node, RDFS.label, None, FA.entities)), None) is not None:
+        return entities_of(
+            name_quads(self._store, node, RDFS.label, None, None),
+            name_quads(self._store, node, SKOS.altLabel, None, None),
+        )
+
+    def _resolve(self, name: str, namespaces: Sequence[str] | None = None) -> list[URIRef]:
+        """Entities ``name`` denotes for a reader of ``namespaces``: by IRI or label, else by alias."""
+        node = entity_ref(name)
+        if name_quads(self._store, node, RDFS.label, None, namespaces):
             return [node]
         if isinstance(name, URIRef) or is_entity_iri(name):
             return []
         alias = Literal(check_text(name, "entity name"))
-        found = {q[0] for q in self._store.quads(None, SKOS.altLabel, alias, FA.entities)}
+        found = {q[0] for q in name_quads(self._store, None, SKOS.altLabel, alias, namespaces)}
         return sorted((node for node in found if isinstance(node, URIRef)), key=str)
 
     # -- writes ----------------------------------------------------------------------------------------
@@ -289,11 +323,13 @@ class KnowledgeGraph:
                 found[assertion_id_of(quad[3])] = decode_assertion(self._schema, quad, provenance)
         return sorted(found.values(), key=lambda a: (a.recorded_at, a.id))
 
-    def _match(self, subject: str | None, relation: str | None, obj: str | None) -> list[Assertion]:
+    def _match(
+        self, subject: str | None, relation: str | None, obj: str | None, names: Sequence[str] | None = None
+    ) -> list[Assertion]:
         """All assertions (valid or not) matching the pattern; names resolved as in :meth:`_resolve`."""
         predicate = None if relation is None else URIRef(self._schema.relation(relation).iri)
-        subjects: list[URIRef | None] = [None] if subject is None else list(self._resolve(subject))
-        objects: list[URIRef | None] = [None] if obj is None else list(self._resolve(obj))
+        subjects: list[URIRef | None] = [None] if subject is None else list(self._resolve(subject, names))
+        objects: list[URIRef | None] = [None] if obj is None else list(self._resolve(obj, names))
         quads: list[Quad] = []
         for s in subjects:
             for o in objects:
@@ -325,10 +361,10 @@ class KnowledgeGraph:
         t = self._at(as_of)
         names = _check_namespaces(namespaces)
         if obj is None or names is None:
-            return _visible((a for a in self._match(subject, relation, obj) if a.valid_at(t)), names)
+            return _visible((a for a in self._match(subject, relation, obj, names) if a.valid_at(t)), names)
         # Shadowing is decided over all objects of (subject, relation), then the object is matched.
-        wanted = {str(o) for o in self._resolve(obj)}
-        found = _visible((a for a in self._match(subject, relation, None) if a.valid_at(t)), names)
+        wanted = {str(o) for o in self._resolve(obj, names)}
+        found = _visible((a for a in self._match(subject, relation, None, names) if a.valid_at(t)), names)
         return [a for a in found if a.object_iri in wanted]
 
     def history(
@@ -336,10 +372,10 @@ class KnowledgeGraph:
     ) -> list[Assertion]:
         """Every assertion about ``subject`` (and ``relation``), invalidated ones included, by recorded_at.
 
-        ``namespaces``: only assertions in these (``None``: all).
+        ``namespaces``: only assertions in these (``None``: all), the subject named as their readers name it.
         """
         names = _check_namespaces(namespaces)
-        found = self._match(subject, relation, None)
+        found = self._match(subject, relation, None, names)
         return found if names is None else [a for a in found if a.namespace in names]
 
     def view(self, namespaces: Sequence[str]) -> GraphView:
@@ -362,54 +398,61 @@ class KnowledgeGraph:
         graphs = [q[0] for q in self._store.quads(None, FA.editId, edit, FA.provenance) if isinstance(q[0], URIRef)]
         return self._decode_all(q for g in graphs for q in self._store.quads(None, None, None, g))
 
-    def objects(self, subject: str, path: Sequence[str], *, as_of: datetime | None = None) -> list[Entity]:
+    def objects(
+        self,
+        subject: str,
+        path: Sequence[str],
+        *,
+        as_of: datetime | None = None,
+        namespaces: Sequence[str] | None = None,
+    ) -> list[Entity]:
         """Entities reached from ``subject`` along ``path`` (relation ids; ``"^r"`` walks r backwards).
 
-        Runs one SPARQL property path (``rel:a/rel:b``) with ``?s`` bound: on ``FA.current`` for now, or for a
-        past ``as_of`` on an in-memory snapshot of the triples valid then. ``FA.current`` holds every fact not
-        invalidated, including one whose ``valid_from`` is still in the future.
+        Runs one SPARQL property path (``rel:a/rel:b``) with ``?s`` bound: for the whole graph now
+        (``namespaces=None``, ``as_of=None``) on ``FA.current``, which holds every fact not invalidated,
+        including one whose ``valid_from`` is still in the future; otherwise on an in-memory snapshot of the
+        triples valid at ``as_of`` (default now) that a reader of ``namespaces`` sees (as :meth:`facts`: each
+        (subject, relation) from the first namespace holding any). Names are resolved, and the entities
+        returned named, as that reader names them.
 
         Example:
             ``kg.objects("Ann", ["person_father", "person_mother"])`` is Ann's paternal grandmother.
 
         Raises:
-            InvalidInputError: an empty or unknown path, a bad name or time.
+            InvalidInputError: an empty or unknown path, a bad name, time or namespace.
         """
+        names = _check_namespaces(namespaces)
         sparql = path_query(self._schema, path)
-        starts = self._resolve(subject)
+        starts = self._resolve(subject, names)
         found: set[str] = set()
-        if as_of is None:
+        if as_of is None and names is None:
             for s in starts:
                 found.update(str(row[0]) for row in self._store.query(sparql, {"s": s}) if isinstance(row[0], URIRef))
         else:
-            snapshot = self._snapshot(path, self._at(as_of))
+            snapshot = self._snapshot(path, self._at(as_of), names)
             for s in starts:
                 for row in snapshot.query(sparql, initBindings={"s": s}):
                     node = row[0] if isinstance(row, tuple) else None  # SELECT rows are ResultRow tuples
                     if isinstance(node, URIRef):
                         found.add(str(node))
-        return [self._entity_or_bare(node) for node in sorted(found)]
+        return [self._entity_or_bare(node, names) for node in sorted(found)]
 
-    def _entity_or_bare(self, node: str) -> Entity:
+    def _entity_or_bare(self, node: str, names: Sequence[str] | None) -> Entity:
         try:
-            return self.get_entity(node)
+            return self.get_entity(node, namespaces=names)
         except NotFoundError:
             return Entity(node, label_of(node), ())
 
-    def _snapshot(self, path: Sequence[str], t: datetime) -> Dataset:
-        """A dataset whose ``FA.current`` holds the triples of the path's relations valid at ``t``."""
-        valid_from = {q[0]: q[2] for q in self._store.quads(None, FA.validFrom, None, FA.provenance)}
-        invalid_at = {q[0]: q[2] for q in self._store.quads(None, FA.invalidAt, None, FA.provenance)}
+    def _snapshot(self, path: Sequence[str], t: datetime, names: Sequence[str] | None) -> Dataset:
+        """A dataset whose ``FA.current`` holds the triples of the path's relations that a reader of ``names``
+        (``None``: all, unshadowed) sees valid at ``t``."""
         snapshot = Dataset()
         current = snapshot.graph(FA.current)
         for step in dict.fromkeys(s.removeprefix("^") for s in path):
             predicate = URIRef(self._schema.relation(step).iri)
-            for s, p, o, g in self._store.quads(None, predicate, None, None):
-                start, end = valid_from.get(g), invalid_at.get(g)
-                if not is_assertion_graph(g) or not isinstance(start, Literal):
-                    continue
-                if start.toPython() <= t and (not isinstance(end, Literal) or t < end.toPython()):
-                    current.add((s, p, o))
+            found = self._decode_all(self._store.quads(None, predicate, None, None))
+            for a in _visible((a for a in found if a.valid_at(t)), names):
+                current.add((URIRef(a.subject_iri), predicate, URIRef(a.object_iri)))
         return snapshot
 
     def conflicts(
@@ -436,8 +479,8 @@ class KnowledgeGraph:
         if not isinstance(triple, Triple):
             raise InvalidInputError(f"triple must be a memory.Triple, got {type(triple).__name__}")
         t = self._at(as_of)
-        subjects = self._resolve(triple.subject) or [entity_ref(triple.subject)]
-        objects = {str(o) for o in self._resolve(triple.object) or [entity_ref(triple.object)]}
+        subjects = self._resolve(triple.subject, names) or [entity_ref(triple.subject)]
+        objects = {str(o) for o in self._resolve(triple.object, names) or [entity_ref(triple.object)]}
 
         def lookup(s: str | None, relation: str, o: str | None) -> list[Assertion]:
             quads = self._store.quads(

@@ -14,7 +14,8 @@ lives in the ``FA.provenance`` graph with the assertion's graph IRI as subject::
 
 Entities an edit created, and aliases it added, are journaled in the edit's own graph
 ``GRAPH + "e-<sha256 of the edit id>"`` (a copy of the ``FA.entities`` quads it wrote), so that rollback can
-remove exactly those.
+remove exactly those; names written in a tenant namespace (``kg/_names.py``) are journaled in a graph of
+their own per namespace, listed in the main journal by ``<journal> fa:namespace "alice"``.
 """
 
 from __future__ import annotations
@@ -74,9 +75,14 @@ def is_assertion_graph(graph: Node) -> TypeGuard[URIRef]:
     return isinstance(graph, URIRef) and str(graph).startswith(ASSERTION_PREFIX)
 
 
-def journal_graph(edit_id: str) -> URIRef:
-    """The graph journaling the entity quads an edit created (its id hashed: edit ids are free text)."""
-    return URIRef(str(GRAPH) + "e-" + hashlib.sha256(edit_id.encode("utf-8")).hexdigest()[:32])
+def journal_graph(edit_id: str, namespace: str | None = None) -> URIRef:
+    """The graph journaling the names an edit wrote in ``namespace`` (its id hashed: edit ids are free text).
+
+    The world's (``None``) is the edit's main journal; it also lists, as ``fa:namespace`` quads, the tenant
+    namespaces the edit wrote names in.
+    """
+    key = edit_id if namespace is None or namespace == WORLD_NAMESPACE else f"{namespace}\n{edit_id}"
+    return URIRef(str(GRAPH) + "e-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32])
 
 
 def time_literal(value: datetime) -> Literal:

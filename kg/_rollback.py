@@ -1,7 +1,7 @@
 """Undoing one edit exactly: the quads it wrote go, the quads it changed come back.
 
 An edit (all adds sharing a ``Provenance.edit_id``) wrote: assertion graphs and their provenance, triples in
-``FA.current``, entity labels and aliases (journaled in the edit's graph), and ``invalidAt`` /
+``FA.current``, entity labels and aliases (journaled in the edit's graph, per namespace), and ``invalidAt`` /
 ``invalidatedBy`` on the assertions it superseded (whose triples it took out of ``FA.current``). Undoing
 those, edits rolled back newest first leave the store's quad set exactly as it was before each edit.
 """
@@ -14,7 +14,9 @@ from rdflib import Literal
 from rdflib.namespace import RDFS
 from rdflib.term import Node, URIRef
 
+from kg._names import names_graph
 from kg._provenance import is_assertion_graph, journal_graph
+from kg._records import WORLD_NAMESPACE
 from kg._store import Quad, TripleStore
 from kg._vocab import FA
 from tools.errors import NotFoundError
@@ -37,7 +39,12 @@ def rollback_edit(store: TripleStore, edit_id: str) -> int:
     written = {q[0] for q in store.quads(None, FA.editId, edit, FA.provenance) if is_assertion_graph(q[0])}
     invalidated = {q[0] for q in store.quads(None, FA.invalidatedBy, edit, FA.provenance) if is_assertion_graph(q[0])}
     invalidated -= written
-    journal = list(store.quads(None, None, None, journal_graph(edit_id)))
+    main = journal_graph(edit_id)
+    journal = list(store.quads(None, None, None, main))
+    # names journaled per namespace (kg/_names.py): the main journal lists the tenant namespaces it wrote in
+    tenants = sorted(str(q[2]) for q in journal if q[0] == main and q[1] == FA.namespace)
+    names: list[tuple[str | None, list[Quad]]] = [(None, [q for q in journal if q[0] != main])]
+    names += [(ns, list(store.quads(None, None, None, journal_graph(edit_id, ns)))) for ns in tenants]
     if not (written or invalidated or journal):
         raise NotFoundError(f"no edit {edit_id!r} in the knowledge graph")
 
@@ -67,22 +74,28 @@ def rollback_edit(store: TripleStore, edit_id: str) -> int:
 
     removes += [(s, p, o, FA.current) for s, p, o in was_current - restored if not still_asserted(s, p, o)]
 
-    for s, p, o, _ in journal:
-        if p != RDFS.label or not isinstance(s, URIRef):
-            removes.append((s, p, o, FA.entities))  # an alias the edit added
-            continue
-        if _used_elsewhere(store, s, written):
-            logger.warning("rollback of %s keeps entity %s: a later assertion still uses it", edit_id, s)
-            continue
-        # The entity goes with every name it has (aliases added later without an edit id included).
-        removes += store.quads(s, None, None, FA.entities)
+    for namespace, quads in names:
+        graph = names_graph(namespace)
+        removes += quads if namespace is not None else []
+        for s, p, o, _ in quads:
+            if p != RDFS.label or not isinstance(s, URIRef):
+                removes.append((s, p, o, graph))  # an alias the edit added
+                continue
+            if _used_elsewhere(store, s, written, namespace or WORLD_NAMESPACE):
+                logger.warning("rollback of %s keeps entity %s: a later assertion still uses it", edit_id, s)
+                continue
+            # The entity goes with every name it has there (aliases added later without an edit id included).
+            removes += store.quads(s, None, None, graph)
     store.remove(removes)
     store.add(adds)
     return len(written) + len(invalidated)
 
 
-def _used_elsewhere(store: TripleStore, entity: URIRef, written: set[URIRef]) -> bool:
+def _used_elsewhere(store: TripleStore, entity: URIRef, written: set[URIRef], namespace: str) -> bool:
+    """Whether an assertion of ``namespace`` outside this edit names ``entity`` (and so needs its names there)."""
     for quad in [*store.quads(entity, None, None, None), *store.quads(None, None, entity, None)]:
         if is_assertion_graph(quad[3]) and quad[3] not in written:
-            return True
+            marked = [str(q[2]) for q in store.quads(quad[3], FA.namespace, None, FA.provenance)]
+            if (marked[0] if marked else WORLD_NAMESPACE) == namespace:
+                return True
     return False

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from kg._conflicts import Conflict
-from kg._records import Assertion
+from kg._records import Assertion, Entity
 from kg._schema import Schema
 from memory._types import Triple
 
@@ -21,7 +21,8 @@ class GraphView:
     """What one reader sees of a :class:`KnowledgeGraph`: its reads restricted to ``namespaces``.
 
     The reads have the graph's signatures and contracts, with ``namespaces`` fixed (see
-    :meth:`KnowledgeGraph.facts` for the order of precedence).
+    :meth:`KnowledgeGraph.facts` for the order of precedence): facts, history, multi-hop objects, conflicts,
+    and entities with only the names (labels, aliases) written in those namespaces.
     """
 
     def __init__(self, graph: KnowledgeGraph, namespaces: Sequence[str]) -> None:
@@ -44,6 +45,15 @@ class GraphView:
 
     def history(self, subject: str, relation: str | None = None) -> list[Assertion]:
         return self.graph.history(subject, relation, namespaces=self.namespaces)
+
+    def objects(self, subject: str, path: Sequence[str], *, as_of: datetime | None = None) -> list[Entity]:
+        return self.graph.objects(subject, path, as_of=as_of, namespaces=self.namespaces)
+
+    def get_entity(self, iri: str) -> Entity:
+        return self.graph.get_entity(iri, namespaces=self.namespaces)
+
+    def entities(self) -> Iterator[Entity]:
+        return self.graph.entities(self.namespaces)
 
     def conflicts(
         self, triple: Triple, *, as_of: datetime | None = None, single_valued: bool = False

@@ -17,6 +17,7 @@ from rdflib import Literal
 from rdflib.namespace import RDFS, SKOS
 from rdflib.term import URIRef
 
+from kg._names import names_graph
 from kg._provenance import (
     assertion_id_of,
     assertion_quads,
@@ -91,7 +92,8 @@ class BatchWriter:
         self._adds: dict[Quad, None] = {}  # ordered sets; a quad is never in both
         self._removes: dict[Quad, None] = {}
         self._valid: dict[tuple[URIRef, URIRef], dict[str, Assertion]] = {}
-        self._aliases: dict[URIRef, set[str] | None] = {}  # entity -> its aliases; None: no such entity
+        # (names graph, entity) -> the entity's aliases there; None: the entity has no name there
+        self._aliases: dict[tuple[URIRef, URIRef], set[str] | None] = {}
 
     # -- accumulation -------------------------------------------------------------------------------
 
@@ -115,35 +117,45 @@ class BatchWriter:
 
     # -- entities ------------------------------------------------------------------------------------
 
-    def _known_aliases(self, entity: URIRef) -> set[str] | None:
-        if entity not in self._aliases:
-            if next(iter(self._store.quads(entity, RDFS.label, None, FA.entities)), None) is None:
-                self._aliases[entity] = None
+    def _known_aliases(self, graph: URIRef, entity: URIRef) -> set[str] | None:
+        key = (graph, entity)
+        if key not in self._aliases:
+            if next(iter(self._store.quads(entity, RDFS.label, None, graph)), None) is None:
+                self._aliases[key] = None
             else:
-                found = self._store.quads(entity, SKOS.altLabel, None, FA.entities)
-                self._aliases[entity] = {str(q[2]) for q in found}
-        return self._aliases[entity]
+                self._aliases[key] = {str(q[2]) for q in self._store.quads(entity, SKOS.altLabel, None, graph)}
+        return self._aliases[key]
 
-    def entity(self, label: str, aliases: Sequence[str] = (), edit_id: str | None = None) -> URIRef:
-        """Get or create the entity ``label`` and add any new ``aliases`` (journaled under ``edit_id``)."""
+    def entity(
+        self, label: str, aliases: Sequence[str] = (), edit_id: str | None = None, namespace: str | None = None
+    ) -> URIRef:
+        """Get or create the entity ``label`` and add any new ``aliases``, as names of ``namespace``.
+
+        The names go into ``namespace``'s names graph (``None``: the world's; see ``kg/_names.py``) and are
+        journaled under ``edit_id`` (in that namespace's journal, listed in the edit's main journal graph).
+        """
         text = check_text(label, "entity label")
         if isinstance(aliases, str):
             raise InvalidInputError("aliases must be a sequence of strings, not one string")
         names = [check_text(a, f"alias of {text!r}") for a in aliases]
+        graph = names_graph(namespace)
         node = entity_iri(text)
-        known = self._known_aliases(node)
+        known = self._known_aliases(graph, node)
         quads: list[Quad] = []
         if known is None:
-            quads.append((node, RDFS.label, Literal(text), FA.entities))
-            known = self._aliases[node] = set()
+            quads.append((node, RDFS.label, Literal(text), graph))
+            known = self._aliases[(graph, node)] = set()
         for name in names:
             if name != text and name not in known:
                 known.add(name)
-                quads.append((node, SKOS.altLabel, Literal(name), FA.entities))
+                quads.append((node, SKOS.altLabel, Literal(name), graph))
+        if quads and edit_id is not None and graph != FA.entities:
+            main = journal_graph(edit_id)  # rollback finds a tenant's journal through the main one
+            self._add((main, FA.namespace, Literal(namespace), main))
         for quad in quads:
             self._add(quad)
             if edit_id is not None:
-                self._add((*quad[:3], journal_graph(edit_id)))
+                self._add((*quad[:3], journal_graph(edit_id, namespace)))
         return node
 
     # -- assertions ----------------------------------------------------------------------------------
@@ -186,12 +198,12 @@ class BatchWriter:
             if key not in (subject_label, object_label):
                 raise InvalidInputError(f"aliases key {key!r} is neither the subject nor the object of {triple}")
         old = None if replaces is None else entity_ref(replaces)
-        subject = self.entity(subject_label, names.get(subject_label, ()), provenance.edit_id)
-        obj = self.entity(object_label, names.get(object_label, ()), provenance.edit_id)
+        namespace = provenance.namespace or WORLD_NAMESPACE
+        subject = self.entity(subject_label, names.get(subject_label, ()), provenance.edit_id, namespace)
+        obj = self.entity(object_label, names.get(object_label, ()), provenance.edit_id, namespace)
         if old == obj:
             raise InvalidInputError(f"replaces={replaces!r} names the new object itself")
         relation = URIRef(spec.iri)
-        namespace = provenance.namespace or WORLD_NAMESPACE
         valid = self.valid(subject, relation)
         # Supersession is local to the writer's namespace: another tenant's (or the world's) facts stay valid
         # for their readers; the writer's own fact shadows them in its reads (KnowledgeGraph.facts).

@@ -138,7 +138,7 @@ def chat(body: ChatRequest, who: Caller, state: State) -> Any:
         raise ApiError(422, "the last user message is empty")
     service = state.service
     extra: FactagentExtra
-    if who.can_edit and who.writable and service.is_statement(last):
+    if who.can_edit and who.writable and service.is_statement(who, last, body.namespace):
         told = service.tell(who, last, body.namespace)
         reply = told.message
         extra = FactagentExtra(mode="tell", tell=tell_out(told))

@@ -96,11 +96,13 @@ class Service:
             self.agent.wm.sync_entities()  # facts told by other processes on this home
             return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
 
-    def is_statement(self, text: str) -> bool:
-        """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat."""
+    def is_statement(self, who: Principal, text: str, namespace: str | None = None) -> bool:
+        """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat, to ``who``
+        (names linked as ``who`` reads them in ``namespace``)."""
+        sees = who.search_namespaces(namespace)
         with self._reading():
             self.agent.wm.sync_entities()
-            return self.agent.pipeline.interpret(text).kind == "edit"
+            return self.agent.pipeline.interpret(text, sees).kind == "edit"
 
     # -- edits -------------------------------------------------------------------------------------------
 

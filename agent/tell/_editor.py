@@ -325,7 +325,8 @@ class TellEditor:
 
     def _index_entities(self, triples: list[Triple]) -> None:
         for name in {n for t in triples for n in (t.subject, t.object)}:
-            try:
-                self.wm.entities.add(self.wm.graph.get_entity(name))
-            except NotFoundError:
+            named = self.wm.graph.names_of(name)
+            for namespace, entity in named:  # each namespace's names, for its readers only
+                self.wm.entities.add(entity, namespace=namespace)
+            if not named:
                 logger.debug("entity %r not found after the edit", name)

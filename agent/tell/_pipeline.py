@@ -143,8 +143,11 @@ class TellPipeline:
 
     # -- tell ------------------------------------------------------------------------------------------
 
-    def interpret(self, statement: str) -> Interpretation:
+    def interpret(self, statement: str, visible: Sequence[str] | None = None) -> Interpretation:
         """The interpreter's reading of ``statement`` (validated; nothing is written).
+
+        ``visible``: names link to known entities only as readers of these namespaces name them (``None``:
+        every namespace's names), so another tenant's spellings and aliases are never read into it.
 
         Raises:
             InvalidInputError: empty, longer than ``max_chars``, or with a character no fact may hold
@@ -160,7 +163,10 @@ class TellPipeline:
         bad = unsafe_character(statement)
         if bad is not None:  # refused as the stores refuse it, before anything is interpreted
             raise InvalidInputError(f"the message contains {bad}; remove it (nothing was stored)")
-        return self.interpreter.interpret(statement)
+        if visible is None:
+            return self.interpreter.interpret(statement)
+        with self.wm.entities.scoped(visible):
+            return self.interpreter.interpret(statement)
 
     def tell(
         self, statement: str, user: str, namespace: str = "default", visible: Sequence[str] | None = None
@@ -182,7 +188,7 @@ class TellPipeline:
         """
         check_user(user)
         sees = self._visible(namespace, visible)
-        interpretation = self.interpret(statement)
+        interpretation = self.interpret(statement, sees)
         decision = self.controller.decide(interpretation, user, sees)
         return self._carry_out(decision, interpretation, user, namespace, statement)
 
@@ -463,7 +469,7 @@ class TellPipeline:
         names = {subject.strip()}
         names |= {
             m.link.entity.label
-            for m in self.wm.entities.find_mentions(subject)
+            for m in self.wm.entities.find_mentions(subject, namespaces=namespaces)
             if m.surface == normalize_mention(subject)
         }
         records: dict[str, EditRecord] = {}
@@ -518,7 +524,8 @@ class TellPipeline:
             raise InvalidInputError(f"{item_id} was already {item.status}")
         result = None
         if approve:
-            interpretation = self.interpreter.interpret(item.text)
+            with self.wm.entities.scoped(self._visible(item.namespace, None)):
+                interpretation = self.interpreter.interpret(item.text)
             if {c.triple for c in interpretation.claims} != set(item.triples):  # a fact given as a triple
                 claims = tuple(Claim(t, item.text) for t in item.triples)
                 interpretation = Interpretation("edit", claims=claims, reason="held fact, approved")

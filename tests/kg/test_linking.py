@@ -90,3 +90,19 @@ def test_relation_paraphrase_by_embedding(minilm: Any) -> None:
 def test_template_without_slot_is_rejected() -> None:
     with pytest.raises(InvalidInputError):
         RelationLinker({"company_ceo": ["Who is the CEO?"]})
+
+
+def test_a_namespaces_names_link_only_for_readers_of_it() -> None:
+    """Issue 16, gap 1: one tenant's spelling or alias never links for (nor is shown to) another."""
+    world = Entity("https://factagent.dev/entity/Acme", "Acme", ("Acme Corp",))
+    linker = EntityLinker([world])
+    linker.add(Entity(world.iri, "Acme", ("Project Falcon",)), namespace="alice")
+    linker.add(Entity("https://factagent.dev/entity/QuuxCorp", "QuuxCorp"), namespace="alice")
+    bob, alice = ["bob", "world"], ["alice", "world"]
+    assert linker.link("quuxcorp", namespaces=bob) == [] and linker.link("project falcon", namespaces=bob) == []
+    assert linker.link("acme", namespaces=bob)[0].entity.aliases == ("Acme Corp",)  # not alice's alias
+    assert linker.link("project falcon", namespaces=alice)[0].entity.aliases == ("Acme Corp", "Project Falcon")
+    assert linker.find_mentions("Who runs QuuxCorp?", namespaces=bob) == []
+    with linker.scoped(bob):
+        assert linker.link("quuxcorp") == []
+    assert [link.entity.label for link in linker.link("quuxcorp")] == ["QuuxCorp"]  # no scope: every namespace

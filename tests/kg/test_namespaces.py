@@ -7,7 +7,7 @@ from rdflib import Literal
 
 from kg import FA, WORLD_NAMESPACE, KnowledgeGraph, MemoryTripleStore, Provenance, load_schema
 from memory import Triple
-from tools.errors import InvalidInputError
+from tools.errors import InvalidInputError, NotFoundError
 
 ALICE = ["alice", WORLD_NAMESPACE]
 BOB = ["bob", WORLD_NAMESPACE]
@@ -77,3 +77,42 @@ def test_bad_namespaces_are_refused_before_anything_is_written(kg: KnowledgeGrap
     assert list(kg.store.quads(None, None, None, None)) == []
     with pytest.raises(InvalidInputError):
         kg.facts("Acme", namespaces="alice")
+
+
+def test_names_and_aliases_a_tenant_wrote_resolve_for_that_tenant_only(kg: KnowledgeGraph) -> None:
+    """Issue 16, gap 1: the names index is namespaced (world names for all, a tenant's for that tenant)."""
+    kg.add(Triple("Eiffel Tower", "landmark_in_country", "France"), Provenance("world"), aliases={"France": ["Hexagon"]})
+    hidden = Provenance("user:alice", "tell", "e1", "alice")
+    kg.add(Triple("QuuxCorp", "company_ceo", "Ann Private"), hidden, aliases={"QuuxCorp": ["QC"]})
+    kg.entity("France", ["Gaul"], namespace="alice")  # her alias of a world entity
+    assert [a.triple.object for a in kg.facts("QC", namespaces=ALICE)] == ["Ann Private"]
+    assert kg.facts("QC", namespaces=BOB) == [] and kg.history("QC", namespaces=BOB) == []
+    assert {e.label for e in kg.entities(BOB)} == {"Eiffel Tower", "France"}
+    assert kg.get_entity("France", namespaces=BOB).aliases == ("Hexagon",)
+    assert kg.get_entity("France", namespaces=ALICE).aliases == ("Gaul", "Hexagon")
+    assert kg.facts(None, None, "Gaul", namespaces=BOB) == [] and kg.facts(None, None, "Gaul", namespaces=ALICE) != []
+    with pytest.raises(NotFoundError):
+        kg.get_entity("QuuxCorp", namespaces=BOB)
+    assert ("alice", kg.get_entity("QuuxCorp", namespaces=ALICE)) in kg.named_entities()
+    assert all(ns == WORLD_NAMESPACE for ns, _ in kg.named_entities([WORLD_NAMESPACE]))
+
+
+def test_rolling_back_a_tenants_edit_removes_exactly_the_names_it_wrote(kg: KnowledgeGraph) -> None:
+    kg.add(Triple("Acme", "company_ceo", "Ann"), Provenance("world"))
+    before = set(kg.store.quads(None, None, None, None))
+    kg.add(Triple("Acme", "company_ceo", "Bo"), Provenance("user:bob", "tell", "e2", "bob"), aliases={"Acme": ["AC"]})
+    assert kg.get_entity("Acme", namespaces=BOB).aliases == ("AC",)
+    kg.rollback("e2")
+    assert set(kg.store.quads(None, None, None, None)) == before
+
+
+def test_multi_hop_objects_see_only_the_readers_namespaces(kg: KnowledgeGraph) -> None:
+    """Issue 16, gap 3: ``objects`` was read over every namespace."""
+    kg.add(Triple("Ann", "person_father", "Carl"), Provenance("world"))
+    kg.add(Triple("Carl", "person_mother", "Dora"), Provenance("world"))
+    kg.add(Triple("Carl", "person_mother", "Secret Mum"), Provenance("user:alice", "tell", "e3", "alice"))
+    path = ["person_father", "person_mother"]
+    assert [e.label for e in kg.objects("Ann", path, namespaces=BOB)] == ["Dora"]
+    assert [e.label for e in kg.objects("Ann", path, namespaces=ALICE)] == ["Secret Mum"]  # hers shadows
+    assert [e.label for e in kg.view(BOB).objects("Ann", path)] == ["Dora"]
+    assert sorted(e.label for e in kg.objects("Ann", path)) == ["Dora", "Secret Mum"]  # None: the whole graph

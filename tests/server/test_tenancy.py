@@ -134,6 +134,31 @@ def test_another_tenants_tell_neither_replaces_nor_quotes_a_private_fact(site: S
     assert site.leaks == []
 
 
+def test_a_name_one_tenant_wrote_never_links_for_another(site: Site) -> None:
+    """Entity names are namespaced too: alice's spelling of a name links for her only (gap 1 of issue 16)."""
+    told = site.call("alice", "POST", "/v1/tell", json={"statement": "The CEO of QuuxCorp is Ann Private."})
+    assert told.status_code == 200 and told.json()["status"] == "applied", told.text
+    site.secrets.append("QuuxCorp")  # her spelling: bob writes "quuxcorp"
+    try:
+        for who in ("bob", "nova"):
+            site.call(who, "POST", "/v1/ask", json={"question": "Who is the CEO of quuxcorp?"})
+            site.call(who, "POST", "/v1/chat/completions", json=_chat("Who is the CEO of quuxcorp?"))
+            site.call(who, "GET", "/v1/history", params={"subject": "quuxcorp"})
+        own = site.call("bob", "POST", "/v1/tell", json={"statement": "The CEO of quuxcorp is Bob Pick."})
+        assert own.status_code == 200 and own.json()["status"] == "applied", own.text
+        assert site.leaks == []  # neither linked nor quoted in bob's answers, replies or history
+        mine = site.call("alice", "POST", "/v1/ask", json={"question": "Who is the CEO of quuxcorp?"}).json()
+        assert mine["text"] == PRIVATE  # her own name still links for her
+        assert site.call("bob", "POST", f"/v1/edits/{own.json()['edit_id']}/rollback").status_code == 200
+    finally:
+        site.secrets.remove("QuuxCorp")
+        site.call("alice", "POST", f"/v1/edits/{told.json()['edit_id']}/rollback")
+
+
+def _chat(text: str) -> dict[str, Any]:
+    return {"model": "factagent", "messages": [{"role": "user", "content": text}]}
+
+
 def test_a_key_with_an_empty_namespace_gets_answers_from_its_shared_ones(site: Site, small_world: World) -> None:
     graph = site.agent.wm.graph
     world = next(a for a in graph.facts(relation="company_ceo", namespaces=[WORLD_NAMESPACE]))
