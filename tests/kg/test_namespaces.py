@@ -81,7 +81,9 @@ def test_bad_namespaces_are_refused_before_anything_is_written(kg: KnowledgeGrap
 
 def test_names_and_aliases_a_tenant_wrote_resolve_for_that_tenant_only(kg: KnowledgeGraph) -> None:
     """Issue 16, gap 1: the names index is namespaced (world names for all, a tenant's for that tenant)."""
-    kg.add(Triple("Eiffel Tower", "landmark_in_country", "France"), Provenance("world"), aliases={"France": ["Hexagon"]})
+    kg.add(
+        Triple("Eiffel Tower", "landmark_in_country", "France"), Provenance("world"), aliases={"France": ["Hexagon"]}
+    )
     hidden = Provenance("user:alice", "tell", "e1", "alice")
     kg.add(Triple("QuuxCorp", "company_ceo", "Ann Private"), hidden, aliases={"QuuxCorp": ["QC"]})
     kg.entity("France", ["Gaul"], namespace="alice")  # her alias of a world entity
