@@ -28,6 +28,7 @@ from agent.server._schemas import (
     AuditJobOut,
     AuditRequest,
     EditsOut,
+    EditTriplesOut,
     FactOut,
     FactSearchOut,
     HealthOut,
@@ -123,8 +124,14 @@ class _Calls:
         return _Call("GET", "/v1/facts/search", FactSearchOut, params=_clean({"q": q, "namespace": namespace, "k": k}))
 
     @staticmethod
-    def edits(namespace: str | None, limit: int) -> _Call:
-        return _Call("GET", "/v1/edits", EditsOut, params=_clean({"namespace": namespace, "limit": limit}))
+    def edits(namespace: str | None, limit: int, offset: int = 0) -> _Call:
+        params = _clean({"namespace": namespace, "limit": limit, "offset": offset or None})
+        return _Call("GET", "/v1/edits", EditsOut, params=params)
+
+    @staticmethod
+    def edit_triples(edit_id: str, offset: int, limit: int) -> _Call:
+        params = {"offset": offset, "limit": limit}
+        return _Call("GET", f"/v1/edits/{edit_id}/triples", EditTriplesOut, params=params)
 
 
 class FactagentClient:
@@ -178,8 +185,13 @@ class FactagentClient:
     def search_facts(self, q: str, namespace: str | None = None, k: int = 10) -> FactSearchOut:
         return self._send(_Calls.search(q, namespace, k))
 
-    def edits(self, namespace: str | None = None, limit: int = 100) -> EditsOut:
-        return self._send(_Calls.edits(namespace, limit))
+    def edits(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> EditsOut:
+        """Edits newest first; ``EditsOut.next_offset`` is the ``offset`` of the next page (``None``: last)."""
+        return self._send(_Calls.edits(namespace, limit, offset))
+
+    def edit_triples(self, edit_id: str, offset: int = 0, limit: int = 100) -> EditTriplesOut:
+        """One page of the facts an edit states (a bulk load states many)."""
+        return self._send(_Calls.edit_triples(edit_id, offset, limit))
 
     def rollback(self, edit_id: str) -> RollbackOut:
         return self._send(_Call("POST", f"/v1/edits/{edit_id}/rollback", RollbackOut))
@@ -251,8 +263,11 @@ class AsyncFactagentClient:
     async def search_facts(self, q: str, namespace: str | None = None, k: int = 10) -> FactSearchOut:
         return await self._send(_Calls.search(q, namespace, k))
 
-    async def edits(self, namespace: str | None = None, limit: int = 100) -> EditsOut:
-        return await self._send(_Calls.edits(namespace, limit))
+    async def edits(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> EditsOut:
+        return await self._send(_Calls.edits(namespace, limit, offset))
+
+    async def edit_triples(self, edit_id: str, offset: int = 0, limit: int = 100) -> EditTriplesOut:
+        return await self._send(_Calls.edit_triples(edit_id, offset, limit))
 
     async def rollback(self, edit_id: str) -> RollbackOut:
         return await self._send(_Call("POST", f"/v1/edits/{edit_id}/rollback", RollbackOut))

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from agent.server._schemas import AnswerOut, CitationOut, EditOut, FactOut, TellOut, TripleModel
+from agent.server._schemas import EDIT_PREVIEW, AnswerOut, CitationOut, EditOut, FactOut, TellOut, TripleModel
 
 if TYPE_CHECKING:
     from agent._answer import Answer
@@ -62,5 +62,5 @@ def fact_out(item: MemoryItem) -> FactOut:
 def edit_out(r: EditRecord) -> EditOut:
     return EditOut(
         edit_id=r.edit_id, origin=r.origin, who=r.who, created_at=r.created_at, namespace=r.namespace,
-        text=r.text, status=r.status, triples=triples_out(r.triples),
+        text=r.text, status=r.status, triples=triples_out(r.triples[:EDIT_PREVIEW]), triple_count=len(r.triples),
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""``/v1/ask``, ``/v1/tell``, ``/v1/edits``, ``/v1/edits/{id}/rollback`` and ``/v1/history``."""
+"""``/v1/ask``, ``/v1/tell``, ``/v1/edits`` (paged; an edit's facts paged at ``/v1/edits/{id}/triples``),
+``/v1/edits/{id}/rollback`` and ``/v1/history``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from agent.server._convert import answer_out, edit_out, tell_out
+from agent.server._convert import answer_out, edit_out, tell_out, triples_out
 from agent.server._deps import Caller, State
 from agent.server._errors import ERROR_RESPONSES
 from agent.server._schemas import (
@@ -14,6 +15,7 @@ from agent.server._schemas import (
     AnswerOut,
     AskRequest,
     EditsOut,
+    EditTriplesOut,
     HistoryOut,
     RollbackOut,
     TellOut,
@@ -42,8 +44,30 @@ def edits(
     state: State,
     namespace: Annotated[str | None, Query(pattern=NAMESPACE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> EditsOut:
-    return EditsOut(edits=[edit_out(r) for r in state.service.edits(who, namespace, limit)])
+    page = state.service.edits(who, namespace, limit + 1, offset)  # one more tells whether a next page exists
+    more = len(page) > limit
+    return EditsOut(edits=[edit_out(r) for r in page[:limit]], next_offset=offset + limit if more else None)
+
+
+@router.get("/edits/{edit_id}/triples", response_model=EditTriplesOut, summary="Page through an edit's facts")
+def edit_triples(
+    edit_id: EditId,
+    who: Caller,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> EditTriplesOut:
+    triples = state.service.edit(who, edit_id).triples
+    end = offset + limit
+    return EditTriplesOut(
+        edit_id=edit_id,
+        total=len(triples),
+        offset=offset,
+        triples=triples_out(triples[offset:end]),
+        next_offset=end if end < len(triples) else None,
+    )
 
 
 @router.post("/edits/{edit_id}/rollback", response_model=RollbackOut, summary="Undo an edit (admins: anyone's)")

@@ -18,6 +18,7 @@ __all__ = [
     "AuditRequest",
     "CitationOut",
     "EditOut",
+    "EditTriplesOut",
     "EditsOut",
     "ErrorBody",
     "ErrorDetail",
@@ -181,7 +182,13 @@ class FactSearchOut(BaseModel):
     hits: list[FactHit]
 
 
+EDIT_PREVIEW = 20  # triples listed with an edit; GET /v1/edits/{edit_id}/triples pages through all of them
+
+
 class EditOut(BaseModel):
+    """One edit; a bulk load is one edit of many facts: ``triples`` lists the first few of its
+    ``triple_count`` facts, ``GET /v1/edits/{edit_id}/triples`` pages through all."""
+
     edit_id: str
     origin: Literal["tell", "kg"]
     who: str
@@ -189,11 +196,23 @@ class EditOut(BaseModel):
     namespace: str
     text: str
     status: str
-    triples: list[TripleModel]
+    triples: list[TripleModel] = Field(description=f"the first {EDIT_PREVIEW} facts the edit states")
+    triple_count: int = Field(ge=0, description="how many facts the edit states")
 
 
 class EditsOut(BaseModel):
     edits: list[EditOut]
+    next_offset: int | None = Field(default=None, description="the offset of the next page; null on the last")
+
+
+class EditTriplesOut(BaseModel):
+    """One page of the facts an edit states, in the order it stated them."""
+
+    edit_id: str
+    total: int
+    offset: int
+    triples: list[TripleModel]
+    next_offset: int | None = Field(default=None, description="the offset of the next page; null on the last")
 
 
 class HistoryOut(BaseModel):

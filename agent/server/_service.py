@@ -106,18 +106,31 @@ class Service:
 
     # -- edits -------------------------------------------------------------------------------------------
 
-    def edits(self, who: Principal, namespace: str | None = None, limit: int = 100) -> list[EditRecord]:
-        """Told edits in ``namespace`` (or all the key's readable ones), newest first."""
+    def edits(
+        self, who: Principal, namespace: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[EditRecord]:
+        """Told edits in ``namespace`` (or all the key's readable ones), newest first, from ``offset`` on."""
         names = [who.check(namespace)] if namespace else list(who.readable)
-        marks = ", ".join("?" for _ in names)
         with self._reading():
-            log = self.agent.pipeline.log
-            with self.agent.wm.db.read() as conn:
-                rows = conn.execute(
-                    f"SELECT edit_id FROM tell_edits WHERE namespace IN ({marks}) ORDER BY created_at DESC LIMIT ?",
-                    (*names, min(limit, MAX_EDITS)),
-                ).fetchall()
-            return [log.edit(row[0]) for row in rows]
+            # one past the largest page (500) lets the route tell whether a next page exists
+            return self.agent.pipeline.log.recent(names, min(limit, MAX_EDITS + 1), max(offset, 0))
+
+    def edit(self, who: Principal, edit_id: str) -> EditRecord:
+        """One logged edit in a namespace the key reads.
+
+        Raises:
+            UnknownEditError: no such edit, or one the key may not read: the same answer (no existence oracle).
+        """
+        from tools.errors import UnknownEditError
+
+        with self._reading():
+            try:
+                record = self.agent.pipeline.log.edit(edit_id)
+            except UnknownEditError:
+                record = None
+        if record is None or record.namespace not in who.readable:
+            raise UnknownEditError(f"no edit {edit_id!r}")
+        return record
 
     def rollback(self, who: Principal, edit_id: str) -> RollbackResult:
         """Undo an edit: its author may (in a namespace the key writes); admins may undo any edit.

@@ -194,6 +194,19 @@ class EditLog:
                 "UPDATE tell_edits SET journal_ids = ? WHERE edit_id = ?", (json.dumps(list(journal_ids)), edit_id)
             )
 
+    def recent(self, namespaces: Sequence[str], limit: int, offset: int = 0) -> list[EditRecord]:
+        """Edits in ``namespaces``, newest first: ``limit`` of them after skipping ``offset``."""
+        if not namespaces:
+            return []
+        marks = ", ".join("?" for _ in namespaces)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_EDIT_COLUMNS} FROM tell_edits WHERE namespace IN ({marks}) "
+                "ORDER BY created_at DESC, edit_id LIMIT ? OFFSET ?",
+                (*namespaces, int(limit), int(offset)),
+            ).fetchall()
+        return [_edit_record(row) for row in rows]
+
     def edits_touching(self, name: str) -> list[EditRecord]:
         """Edits whose facts name ``name`` (normalised), newest first."""
         with self._db.read() as conn:

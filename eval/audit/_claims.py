@@ -72,15 +72,24 @@ class ClaimChecker:
     Args:
         retriever: :class:`agent.retrieval.HybridRetriever` (its ``kg_evidence`` and ``retrieve``).
         scope: the memory namespace searched (default: all).
+        namespaces: the KG namespaces read, in order of precedence (default: the whole graph).
         threshold: the cosine similarity from which a passage backs a claim.
         min_words: answers with at least this many words (or several sentences) are long.
         k: passages retrieved per claim.
     """
 
     def __init__(
-        self, retriever: Any, *, scope: Scope | None = None, threshold: float = 0.75, min_words: int = 12, k: int = 3
+        self,
+        retriever: Any,
+        *,
+        scope: Scope | None = None,
+        threshold: float = 0.75,
+        min_words: int = 12,
+        k: int = 3,
+        namespaces: Sequence[str] | None = None,
     ) -> None:
         self._retriever = retriever
+        self.namespaces = None if namespaces is None else tuple(namespaces)
         self.scope = scope
         self.threshold = threshold
         self.min_words = min_words
@@ -108,8 +117,8 @@ class ClaimChecker:
         claims = split_claims(text)
         supported = []
         for claim in claims:
-            evidence = list(self._retriever.kg_evidence(claim))
+            evidence = list(self._retriever.kg_evidence(claim, namespaces=self.namespaces))
             if not self.supports(claim, evidence):
-                evidence = self._retriever.retrieve(claim, scope=self.scope, k=self.k)
+                evidence = self._retriever.retrieve(claim, scope=self.scope, k=self.k, namespaces=self.namespaces)
             supported.append(self.supports(claim, evidence))
         return ClaimSupport(tuple(claims), tuple(supported))

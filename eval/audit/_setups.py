@@ -44,7 +44,13 @@ class Retriever(Protocol):
     """What :class:`RagSetup` needs from :class:`agent.retrieval.HybridRetriever`."""
 
     def retrieve(
-        self, question: str, *, scope: Scope | None = None, as_of: Any = None, k: int | None = None
+        self,
+        question: str,
+        *,
+        scope: Scope | None = None,
+        as_of: Any = None,
+        k: int | None = None,
+        namespaces: Sequence[str] | None = None,
     ) -> list[Evidence]: ...
 
 
@@ -133,6 +139,7 @@ class RagSetup:
         retriever: a :class:`agent.retrieval.HybridRetriever` (or anything with its ``retrieve``).
         k: pieces of evidence per question.
         scope: the memory namespace searched (default: every namespace).
+        namespaces: the KG namespaces read, in order of precedence (default: the whole graph).
         prefetch: called with the batch's question texts first (e.g. a caching embedder's ``embed``, so
             that the retriever's per-question searches find their vectors computed in one batch).
     """
@@ -147,6 +154,7 @@ class RagSetup:
         name: str = "rag",
         max_new_tokens: int = 24,
         prefetch: Callable[[list[str]], object] | None = None,
+        namespaces: Sequence[str] | None = None,
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -157,6 +165,7 @@ class RagSetup:
         self.name = name
         self.max_new_tokens = max_new_tokens
         self._prefetch = prefetch
+        self.namespaces = None if namespaces is None else tuple(namespaces)
 
     def prompt(self, question: AuditQuestion, evidence: Sequence[Evidence]) -> str:
         """The prompt with the evidence sentences as context."""
@@ -171,7 +180,9 @@ class RagSetup:
         started = time.perf_counter()
         if self._prefetch is not None and questions:
             self._prefetch([q.text for q in questions])
-        evidence = [self._retriever.retrieve(q.text, scope=self.scope, k=self.k) for q in questions]
+        evidence = [
+            self._retriever.retrieve(q.text, scope=self.scope, k=self.k, namespaces=self.namespaces) for q in questions
+        ]
         prompts = [self.prompt(q, ev) for q, ev in zip(questions, evidence, strict=True)]
         gens = self._lm.generate(prompts, max_new_tokens=self.max_new_tokens)
         latency = _shared_latency(started, len(questions))

@@ -29,7 +29,9 @@ __all__ = ["BUILTIN_SETUPS", "AuditConfig", "Stack", "build_stack", "check_setup
 logger = logging.getLogger(__name__)
 BUILTIN_SETUPS = ("standalone", "rag", "agent")
 GraderName = Literal["exact", "embedding", "llm"]
-EDITS_SCOPE_ID = "world-edits"  # the memory namespace the world's EDITS are written to
+EDITS_SCOPE_ID = "world-edits"  # the namespace (memory and KG) the world's EDITS are written to
+EDITS_WHO = "world:edits"  # who loads them: a trusted source ("world:" prefix) of the default trust policy
+WORLD_READERS = (EDITS_SCOPE_ID, "world")  # what a world dataset's setups read, in order of precedence
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,13 @@ def build_stack(config: AuditConfig) -> Stack:
             if name == "standalone" and lm is not None:
                 setups[name] = StandaloneSetup(lm)
             elif name == "rag" and lm is not None and wm is not None:
-                setups[name] = RagSetup(lm, wm.retriever, k=config.k, prefetch=embedder.embed if embedder else None)
+                setups[name] = RagSetup(
+                    lm,
+                    wm.retriever,
+                    k=config.k,
+                    prefetch=embedder.embed if embedder else None,
+                    namespaces=_readers(config),
+                )
             elif name == "agent" and lm is not None and wm is not None:
                 setups[name] = _agent_setup(config, home, lm, wm)
             else:
@@ -230,25 +238,32 @@ def build_stack(config: AuditConfig) -> Stack:
         for close in reversed(closers):
             close()
         raise
-    claims = ClaimChecker(wm.retriever) if wm is not None else None
+    claims = ClaimChecker(wm.retriever, namespaces=_readers(config)) if wm is not None else None
     return Stack(setups, grader, claims, closers)
 
 
-def prepare_world_memory(wm: WorkingMemory, world: Any) -> tuple[int, int]:
+def _readers(config: AuditConfig) -> tuple[str, ...] | None:
+    """The KG namespaces a world dataset's setups read (the edits shadow the world's facts); else all."""
+    return WORLD_READERS if config.dataset.startswith("world:") else None
+
+
+def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256) -> tuple[int, int]:
     """Put the audit's memory in place: the UNKNOWN facts' documents and triples, and what was told (EDITS).
 
     ARCHITECTURE.md's benchmark setting: the memory holds the UNKNOWN facts and the EDITS, never the KNOWN
-    facts. Each edit is written as its relation's first statement with the new object (scope
-    ``agent_id="world-edits"``) and as a KG assertion by ``world-edits``. Both steps skip what is already
-    there, so calling this again is cheap.
+    facts. Both go through the tell pipeline's bulk door (:meth:`agent.tell.TellPipeline.load`), so each is
+    one logged edit that can be rolled back: the documents as the trusted source ``world`` in the shared
+    ``world`` namespace, the edits as ``world:edits`` in the ``world-edits`` namespace (memory item and KG
+    assertion), each written as its relation's first statement with the new object. A reader of
+    :data:`WORLD_READERS` sees an edit's fact in place of the world's. Both steps skip what is already there,
+    so calling this again is cheap.
 
     Returns:
         documents and edits written now.
     """
     from agent.config import TellSettings
-    from agent.tell import TellPipeline
+    from agent.tell import BulkFact, TellPipeline
     from eval.world._load_memory import load_world_into
-    from kg import Provenance
     from memory import Scope, Triple
 
     # the world through the tell pipeline's bulk door (one logged edit, trusted source "world")
@@ -257,21 +272,25 @@ def prepare_world_memory(wm: WorkingMemory, world: Any) -> tuple[int, int]:
     scope = Scope(agent_id=EDITS_SCOPE_ID)
     done = wm.memory.count(scope=scope) if scope in wm.memory.scopes() else 0
     todo = list(world.edits)[done:]
+    relations = {r.id: r for r in world.relations}
+    edit_id: str | None = None
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        facts = [
+            BulkFact(
+                text=relations[e.relation].statements[0].format(e.subject, e.new_object),
+                triple=Triple(e.subject, e.relation, e.new_object),
+                source=f"world-edit:{e.id}",
+                metadata={"edit_id": e.id, "fact_id": e.fact_id},
+                kg_source=e.id,
+            )
+            for e in batch
+        ]
+        loaded = pipeline.load(
+            facts, who=EDITS_WHO, namespace=EDITS_SCOPE_ID, edit_id=edit_id, text=f"world edits ({len(todo)})"
+        )
+        edit_id = loaded.edit_id
     if todo:
-        relations = {r.id: r for r in world.relations}
-        triples = [Triple(e.subject, e.relation, e.new_object) for e in todo]
-        texts = [relations[e.relation].statements[0].format(e.subject, e.new_object) for e in todo]
-        with wm.transaction():
-            wm.memory.add_many(
-                texts,
-                scope=scope,
-                triples=triples,
-                sources=[f"world-edit:{e.id}" for e in todo],
-                metadatas=[{"edit_id": e.id, "fact_id": e.fact_id} for e in todo],
-            )
-            wm.graph.add_many(
-                (t, Provenance(who="world-edits", source=e.id)) for t, e in zip(triples, todo, strict=True)
-            )
         wm.memory.flush()
     if report.documents or todo:
         wm.refresh_entities()

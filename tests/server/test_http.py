@@ -9,6 +9,8 @@ import pytest
 
 from agent.client import AsyncFactagentClient, FactagentClient
 from agent.server._schemas import AuditRequest, TripleModel
+from agent.tell import BulkFact
+from memory import Triple
 from tests.server.conftest import Served, key
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, RateLimitedError
 
@@ -27,6 +29,33 @@ def test_health_metrics_and_openapi_need_no_key(server: Served) -> None:
     )
     text = httpx.get(f"{server.url}/v1/metrics").text
     assert "factagent_requests_total" in text
+
+
+def test_a_bulk_load_is_one_edit_whose_facts_are_paged(server: Served) -> None:
+    """Issue 16, gap 5: ``GET /v1/edits`` listed a 1,061-fact world load whole; now a preview and pages."""
+    facts = [
+        BulkFact(text=f"Pagerco {i} is based in Page City {i}.", triple=Triple(f"Pagerco {i}", "company_hq", f"P{i}"))
+        for i in range(45)
+    ]
+    loaded = server.agent.pipeline.load(facts, who="world", namespace="alice", text="paging test")
+    try:
+        with client(server, "alice") as alice, client(server, "bob") as bob:
+            entry = next(e for e in alice.edits(limit=500).edits if e.edit_id == loaded.edit_id)
+            assert entry.triple_count == 45 and len(entry.triples) == 20
+            paged: list[str] = []
+            offset: int | None = 0
+            while offset is not None:
+                page = alice.edit_triples(loaded.edit_id, offset=offset, limit=20)
+                assert page.total == 45
+                paged += [t.subject for t in page.triples]
+                offset = page.next_offset
+            assert paged == [f"Pagerco {i}" for i in range(45)]
+            first = alice.edits(limit=1)
+            assert first.next_offset == 1 and alice.edits(limit=1, offset=1).edits[0] != first.edits[0]
+            with pytest.raises(NotFoundError):
+                bob.edit_triples(loaded.edit_id)  # not in a namespace bob reads
+    finally:
+        server.agent.pipeline.editor.undo(loaded.edit_id, by="root")
 
 
 def test_tell_then_ask_then_rollback(server: Served) -> None:

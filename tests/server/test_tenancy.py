@@ -255,6 +255,13 @@ def test_another_tenants_fact_and_a_missing_one_get_byte_identical_404s(site: Si
         assert other.content == missing.content
 
 
+def test_another_tenants_edit_and_a_missing_one_get_byte_identical_404s(site: Site) -> None:
+    for who in ATTACKERS:
+        other = site.call(who, "GET", f"/v1/edits/{site.alice_edit}/triples")
+        missing = site.call(who, "GET", f"/v1/edits/{site.alice_edit[:-2]}00/triples")
+        assert other.status_code == missing.status_code == 404 and other.content == missing.content
+
+
 def test_rolling_back_another_users_edit_is_403_whether_or_not_it_exists(site: Site) -> None:
     for who in ATTACKERS:
         other = site.call(who, "POST", f"/v1/edits/{site.alice_edit}/rollback")
@@ -363,6 +370,7 @@ def _attacks(s: Site) -> list[tuple[str, str, dict[str, Any], set[int]]]:
         ("GET", "/v1/edits", {"params": {"namespace": "alice"}}, {403}),
         ("GET", "/v1/edits", {}, {200}),
         ("POST", f"/v1/edits/{s.alice_edit}/rollback", {}, {403}),
+        ("GET", f"/v1/edits/{s.alice_edit}/triples", {}, {404}),
         ("GET", "/v1/history", {"params": {"subject": "Hiddenco"}}, {200}),
         ("POST", "/v1/facts", {"json": {"text": "x is y", "namespace": "alice"}}, {403}),
         ("GET", "/v1/facts/search", {"params": {"q": "Hiddenco vault code", "namespace": "alice"}}, {403}),
