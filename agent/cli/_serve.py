@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--keys", default=None, help="API keys file (default: [server] keys_file or <home>/server/keys.toml)"
     )
+    serve.add_argument(
+        "--mcp", action="store_true", help="also serve the MCP tools at /mcp (same keys, same process and model)"
+    )
     serve.set_defaults(func=run_serve)
 
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (or streamable HTTP with --http)")
@@ -61,12 +64,14 @@ def run_serve(args: argparse.Namespace) -> int:
     port = cfg.port if args.port is None else args.port
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s: the API is reachable from other machines", host)
-    app = create_app(home, keys=keys)
+    app = create_app(home, keys=keys, mcp=args.mcp)
     from agent.server._app import NO_WORLD, world_facts
 
     if not world_facts(app.state.factagent.service.agent):
         print(f"note: {NO_WORLD}", flush=True)
     print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json, docs at /docs)", flush=True)
+    if args.mcp:
+        print(f"factagent MCP on http://{host}:{port}/mcp (API key required)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,6 +87,7 @@ def create_app(
     agent: Agent | None = None,
     keys: KeyRing | None = None,
     audit_runner: AuditRunner | None = None,
+    mcp: bool = False,
 ) -> FastAPI:
     """The HTTP API over the agent of ``home``.
 
@@ -96,6 +97,8 @@ def create_app(
             a given agent is not closed with the app.
         keys: API keys (default: read from :func:`keys_path`).
         audit_runner: runs audit jobs (default: :func:`~agent.server._jobs.run_world_audit` on ``home``).
+        mcp: also serve the MCP tools at ``/mcp`` (streamable HTTP, the same keys) over the same agent, so
+            HTTP and MCP clients share one process and one loaded model (``factagent serve --mcp``).
 
     Raises:
         ConfigError: a bad keys file or settings.
@@ -120,9 +123,12 @@ def create_app(
     )
     state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
 
+    mcp_running: Callable[[], AbstractAsyncContextManager[None]] | None = None  # set once the app exists
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp_running() if mcp_running is not None else nullcontext():
+            yield
         jobs.close()
         if owned:
             served.close()
@@ -140,6 +146,10 @@ def create_app(
     install_error_handlers(app)
     for module in (_routes_agent, _routes_facts, _routes_review, _routes_ops, _openai_compat):
         app.include_router(module.router)
+    if mcp:
+        from agent.server._mcp import mount_mcp
+
+        mcp_running = mount_mcp(app, state.service, ring)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

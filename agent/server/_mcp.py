@@ -18,8 +18,9 @@ review         no           no            (admin keys) accepts or rejects a held
 Over stdio the server acts as one principal (``factagent mcp --user --role --namespace``): the client is
 whoever started the process. Over streamable HTTP (:func:`mcp_http_app`) every request needs one of the
 HTTP API's keys (``Authorization: Bearer <key>`` or ``X-API-Key``; 401 without), and each tool call acts
-as that key's principal, with the same tenancy as the HTTP API. Errors a caller can fix come back as tool
-errors (``isError``) with the message, never as a crash.
+as that key's principal, with the same tenancy as the HTTP API. :func:`mount_mcp` serves them at ``/mcp``
+of the HTTP API itself (``factagent serve --mcp``), over the same service, so one process loads one model.
+Errors a caller can fix come back as tool errors (``isError``) with the message, never as a crash.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from agent.server._auth import KeyRing, Principal
     from agent.server._service import Service
 
-__all__ = ["build_mcp_server", "mcp_http_app"]
+__all__ = ["build_mcp_server", "mcp_http_app", "mount_mcp"]
 
 logger = logging.getLogger(__name__)
 _caller: ContextVar[Principal] = ContextVar("factagent_mcp_caller")
@@ -190,21 +192,20 @@ def build_mcp_server(
     return server
 
 
-def mcp_http_app(service: Service, keys: KeyRing, name: str = "factagent") -> Any:
-    """The MCP server over streamable HTTP at ``/mcp``, behind the HTTP API's keys.
+class _Keyed:
+    """An ASGI app: ``inner`` behind the HTTP API's keys (401 with ``WWW-Authenticate: Bearer`` without one).
 
-    A request without a valid key is answered 401 (``WWW-Authenticate: Bearer``) before it reaches MCP;
-    each tool call acts as its key's principal.
-
-    Example:
-        >>> uvicorn.run(mcp_http_app(Service(agent), KeyRing.load(keys_path(home))), port=8766)  # doctest: +SKIP
+    A class, not a function, so that Starlette's ``Route`` treats it as an ASGI app.
     """
-    inner = build_mcp_server(service, None, name, keys=keys).streamable_http_app()
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    def __init__(self, inner: Any, keys: KeyRing) -> None:
+        self._inner = inner
+        self._keys = keys
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-            if keys.authenticate(presented_key(headers)) is None:
+            if self._keys.authenticate(presented_key(headers)) is None:
                 body = json.dumps({"error": {"type": "unauthorized", "message": UNAUTHORIZED, "code": 401}})
                 await send(
                     {
@@ -219,6 +220,34 @@ def mcp_http_app(service: Service, keys: KeyRing, name: str = "factagent") -> An
                 )
                 await send({"type": "http.response.body", "body": body.encode()})
                 return
-        await inner(scope, receive, send)
+        await self._inner(scope, receive, send)
 
-    return app
+
+def mcp_http_app(service: Service, keys: KeyRing, name: str = "factagent") -> Any:
+    """The MCP server over streamable HTTP at ``/mcp``, behind the HTTP API's keys.
+
+    A request without a valid key is answered 401 (``WWW-Authenticate: Bearer``) before it reaches MCP;
+    each tool call acts as its key's principal.
+
+    Example:
+        >>> uvicorn.run(mcp_http_app(Service(agent), KeyRing.load(keys_path(home))), port=8766)  # doctest: +SKIP
+    """
+    return _Keyed(build_mcp_server(service, None, name, keys=keys).streamable_http_app(), keys)
+
+
+def mount_mcp(app: Any, service: Service, keys: KeyRing, name: str = "factagent") -> Callable[[], Any]:
+    """Serve the MCP tools at ``/mcp`` of the HTTP API ``app``, over the same ``service`` (one agent, one model).
+
+    The tools act as each request's key, as in :func:`mcp_http_app`. The host app must run the returned
+    context manager factory in its lifespan (it runs the MCP session manager); ``create_app(mcp=True)`` does.
+
+    Returns:
+        ``running``: ``async with running(): ...`` around the app's life.
+    """
+    from starlette.routing import Route
+
+    server = build_mcp_server(service, None, name, keys=keys)
+    inner = server.streamable_http_app()  # routes "/mcp" itself: the request path is passed on unchanged
+    app.router.routes.append(Route("/mcp", endpoint=_Keyed(inner, keys), include_in_schema=False))
+    running: Callable[[], Any] = server.session_manager.run
+    return running

@@ -38,6 +38,7 @@ def test_a_bulk_load_is_one_edit_whose_facts_are_paged(server: Served) -> None:
         for i in range(45)
     ]
     loaded = server.agent.pipeline.load(facts, who="world", namespace="alice", text="paging test")
+    other = server.agent.pipeline.load(facts[:1], who="world", namespace="alice", text="a later load")
     try:
         with client(server, "alice") as alice, client(server, "bob") as bob:
             entry = next(e for e in alice.edits(limit=500).edits if e.edit_id == loaded.edit_id)
@@ -50,12 +51,14 @@ def test_a_bulk_load_is_one_edit_whose_facts_are_paged(server: Served) -> None:
                 paged += [t.subject for t in page.triples]
                 offset = page.next_offset
             assert paged == [f"Pagerco {i}" for i in range(45)]
-            first = alice.edits(limit=1)
-            assert first.next_offset == 1 and alice.edits(limit=1, offset=1).edits[0] != first.edits[0]
+            first, second = alice.edits(limit=1), alice.edits(limit=1, offset=1)
+            assert [e.edit_id for e in first.edits + second.edits] == [other.edit_id, loaded.edit_id]
+            assert first.next_offset == 1 and second.next_offset is None
             with pytest.raises(NotFoundError):
                 bob.edit_triples(loaded.edit_id)  # not in a namespace bob reads
     finally:
-        server.agent.pipeline.editor.undo(loaded.edit_id, by="root")
+        for done in (other, loaded):
+            server.agent.pipeline.editor.undo(done.edit_id, by="root")
 
 
 def test_tell_then_ask_then_rollback(server: Served) -> None:

@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import httpx2
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from agent.server import KeyRing, mcp_http_app
+from agent.server._app import create_app
 from agent.server._live import serve_in_thread
 from agent.server._service import Service
 from tests.server.conftest import KEYS, Served, key
@@ -61,3 +63,36 @@ def test_mcp_over_http_needs_a_key_and_acts_as_its_principal(server: Served) -> 
         assert all(h["namespace"] != "alice" for h in json.loads(_text(theirs)))  # bob cannot read alice's
         (refused,) = asyncio.run(_calls(url, key("rita"), [("remember", {"statement": "The CEO of X Co is Y Z."})]))
         assert refused.is_error and "PermissionDeniedError" in _text(refused)
+
+
+def test_the_http_api_serves_mcp_over_the_same_agent(server: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16, gap 4: ``create_app(mcp=True)`` (``serve --mcp``): one process, one service, one model."""
+    app = create_app(server.home, agent=server.agent, keys=KeyRing(KEYS.values()), mcp=True)
+    service = app.state.factagent.service
+    asked: list[str] = []
+    real_ask = service.ask
+    monkeypatch.setattr(service, "ask", lambda who, q, ns=None: asked.append(q) or real_ask(who, q, ns))
+    with serve_in_thread(app) as url:
+        assert httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize"}).status_code == 401
+        told = httpx.post(
+            f"{url}/v1/tell", json={"statement": "The CEO of Shared Stack Ltd is Una Ode."}, headers=_bearer("alice")
+        )
+        assert told.status_code == 200 and told.json()["status"] == "applied", told.text
+        found, answered = asyncio.run(
+            _calls(
+                url,
+                key("alice"),
+                [
+                    ("search_memory", {"query": "Shared Stack Ltd CEO Una Ode", "k": 3}),
+                    ("ask", {"question": "Who is the CEO of Shared Stack Ltd?"}),
+                ],
+            )
+        )
+        assert any("Una Ode" in h["text"] for h in json.loads(_text(found)))
+        assert "Una Ode" in _text(answered)
+        assert asked == ["Who is the CEO of Shared Stack Ltd?"]  # the MCP tool called the HTTP API's service
+        server.agent.rollback(told.json()["edit_id"], user="alice")
+
+
+def _bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key(name)}"}
