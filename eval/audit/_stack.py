@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 BUILTIN_SETUPS = ("standalone", "rag", "agent")
 GraderName = Literal["exact", "embedding", "llm"]
 EDITS_SCOPE_ID = "world-edits"  # the namespace (memory and KG) the world's EDITS are written to
-EDITS_WHO = "world:edits"  # who loads them: a trusted source ("world:" prefix) of the default trust policy
+EDITS_WHO = "world"  # who loads them: the trusted source of the default trust policy (bulk loads are trusted)
 WORLD_READERS = (EDITS_SCOPE_ID, "world")  # what a world dataset's setups read, in order of precedence
 
 
@@ -252,9 +252,8 @@ def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256
 
     ARCHITECTURE.md's benchmark setting: the memory holds the UNKNOWN facts and the EDITS, never the KNOWN
     facts. Both go through the tell pipeline's bulk door (:meth:`agent.tell.TellPipeline.load`), so each is
-    one logged edit that can be rolled back: the documents as the trusted source ``world`` in the shared
-    ``world`` namespace, the edits as ``world:edits`` in the ``world-edits`` namespace (memory item and KG
-    assertion), each written as its relation's first statement with the new object. A reader of
+    one logged edit that can be rolled back, by the trusted source ``world``: the documents in the shared
+    ``world`` namespace, the edits in the ``world-edits`` namespace (memory item and KG assertion), each written as its relation's first statement with the new object. A reader of
     :data:`WORLD_READERS` sees an edit's fact in place of the world's. Both steps skip what is already there,
     so calling this again is cheap.
 
