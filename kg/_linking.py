@@ -180,6 +180,12 @@ class EntityLinker:
         finally:
             self._scope.reset(token)
 
+    @property
+    def scope(self) -> tuple[str, ...] | None:
+        """The namespaces of the innermost :meth:`scoped` block here (``None`` outside any): what the names
+        of this lookup's caller are read as, for components that read the graph alongside the linker."""
+        return self._scope.get()
+
     def _seen(self, namespaces: Sequence[str] | None) -> frozenset[str] | None:
         given = self._scope.get() if namespaces is None else namespaces
         if isinstance(given, str):

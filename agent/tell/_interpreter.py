@@ -233,10 +233,12 @@ class TemplateInterpreter:
         obj = split_object(match.object_text)[0]
         object_known = int(bool(obj) and self._exact(obj)[1] > 0)
         evidence = 0
-        if self._graph is not None and subject_known:
-            evidence = int(bool(self._graph.facts(self._exact(match.subject)[0], match.pattern.relation)))
-        if self._graph is not None and not evidence and object_known:
-            evidence = int(bool(self._graph.facts(None, match.pattern.relation, self._exact(obj)[0])))
+        scope = self._linker.scope  # the facts the teller reads: another tenant's never sway a reading
+        graph = self._graph if self._graph is None or scope is None else self._graph.view(scope)
+        if graph is not None and subject_known:
+            evidence = int(bool(graph.facts(self._exact(match.subject)[0], match.pattern.relation)))
+        if graph is not None and not evidence and object_known:
+            evidence = int(bool(graph.facts(None, match.pattern.relation, self._exact(obj)[0])))
         return (match.pattern.literal, subject_known, evidence, object_known, -match.pattern.order, -len(match.subject))
 
     def _exact(self, name: str | None) -> tuple[str, float]:

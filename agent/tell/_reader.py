@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
-from kg import EntityLinker, KnowledgeGraph, normalize_mention
+from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
 from memory import Triple, default_model_dir
 from tools.errors import ConfigError, InvalidInputError
 
@@ -410,9 +410,13 @@ class TripleReader:
         if span.score <= 0.0 or self._graph is None:
             return None, None
         index = {r: i for i, r in enumerate(self.model.relations)}
-        as_subject = {index[a.triple.relation] for a in self._graph.facts(span.label) if a.triple.relation in index}
+        scope = None if self._linker is None else self._linker.scope  # only the facts the teller reads
+        graph: KnowledgeGraph | GraphView | FactSource = self._graph
+        if scope is not None and isinstance(self._graph, KnowledgeGraph):
+            graph = self._graph.view(scope)
+        as_subject = {index[a.triple.relation] for a in graph.facts(span.label) if a.triple.relation in index}
         as_object = {
-            index[a.triple.relation] for a in self._graph.facts(None, None, span.label) if a.triple.relation in index
+            index[a.triple.relation] for a in graph.facts(None, None, span.label) if a.triple.relation in index
         }
         if not as_subject and not as_object:
             return None, None

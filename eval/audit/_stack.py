@@ -253,9 +253,10 @@ def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256
     ARCHITECTURE.md's benchmark setting: the memory holds the UNKNOWN facts and the EDITS, never the KNOWN
     facts. Both go through the tell pipeline's bulk door (:meth:`agent.tell.TellPipeline.load`), so each is
     one logged edit that can be rolled back, by the trusted source ``world``: the documents in the shared
-    ``world`` namespace, the edits in the ``world-edits`` namespace (memory item and KG assertion), each written as its relation's first statement with the new object. A reader of
-    :data:`WORLD_READERS` sees an edit's fact in place of the world's. Both steps skip what is already there,
-    so calling this again is cheap.
+    ``world`` namespace, the edits in the ``world-edits`` namespace (memory item and KG assertion), each
+    written as its relation's first statement with the new object. A reader of :data:`WORLD_READERS` sees
+    an edit's fact in place of the world's. Both steps skip what is already there, so calling this again is
+    cheap.
 
     Returns:
         documents and edits written now.
