@@ -40,6 +40,7 @@ __all__ = ["Service"]
 logger = logging.getLogger(__name__)
 MAX_EDITS = 500
 NO_FACT = "no such fact, or this key may not read it"
+NO_EDIT = "no such edit, or this key may not read it"
 NOT_YOURS = "only admins roll back other users' edits; this key may roll back its own edits in its namespaces"
 
 
@@ -119,7 +120,8 @@ class Service:
         """One logged edit in a namespace the key reads.
 
         Raises:
-            UnknownEditError: no such edit, or one the key may not read: the same answer (no existence oracle).
+            UnknownEditError: no such edit, or one the key may not read: the same answer, which does not quote
+                the id (no existence oracle).
         """
         from tools.errors import UnknownEditError
 
@@ -129,7 +131,7 @@ class Service:
             except UnknownEditError:
                 record = None
         if record is None or record.namespace not in who.readable:
-            raise UnknownEditError(f"no edit {edit_id!r}")
+            raise UnknownEditError(NO_EDIT)
         return record
 
     def rollback(self, who: Principal, edit_id: str) -> RollbackResult:
