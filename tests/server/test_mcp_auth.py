@@ -71,7 +71,12 @@ def test_the_http_api_serves_mcp_over_the_same_agent(server: Served, monkeypatch
     service = app.state.factagent.service
     asked: list[str] = []
     real_ask = service.ask
-    monkeypatch.setattr(service, "ask", lambda who, q, ns=None: asked.append(q) or real_ask(who, q, ns))
+
+    def spy(who: Any, question: str, namespace: str | None = None) -> Any:
+        asked.append(question)
+        return real_ask(who, question, namespace)
+
+    monkeypatch.setattr(service, "ask", spy)
     with serve_in_thread(app) as url:
         assert httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize"}).status_code == 401
         told = httpx.post(
