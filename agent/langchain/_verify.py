@@ -172,7 +172,7 @@ def verify_claim(
         >>> verify_claim(agent, "The CEO of AOL is Tim Armstrong.").verdict  # doctest: +SKIP
         'SUPPORTED'
     """
-    reading = agent.pipeline.interpret(claim)
+    reading = agent.pipeline.interpret(claim, _names(agent, namespace, shared))  # names as this reader's
     if not reading.claims:
         why = f"no checkable fact in the claim ({reading.kind}: {reading.reason})"
         return Verification(claim, "NOT_ENOUGH_INFO", (), why)

@@ -139,11 +139,15 @@ def test_a_name_one_tenant_wrote_never_links_for_another(site: Site) -> None:
     told = site.call("alice", "POST", "/v1/tell", json={"statement": "The CEO of QuuxCorp is Ann Private."})
     assert told.status_code == 200 and told.json()["status"] == "applied", told.text
     site.secrets.append("QuuxCorp")  # her spelling: bob writes "quuxcorp"
+    ask = {"question": "Who is the CEO of quuxcorp?"}
     try:
         for who in ("bob", "nova"):
             site.call(who, "POST", "/v1/ask", json={"question": "Who is the CEO of quuxcorp?"})
             site.call(who, "POST", "/v1/chat/completions", json=_chat("Who is the CEO of quuxcorp?"))
             site.call(who, "GET", "/v1/history", params={"subject": "quuxcorp"})
+        bob = build_mcp_server(site.service, Principal("bob", "editor", ("bob",), ("world",)))
+        for tool, args in (("verify_claim", {"claim": f"The CEO of quuxcorp is {PRIVATE}."}), ("ask", ask)):
+            assert "QuuxCorp" not in json.dumps(_tool(bob, tool, args))
         own = site.call("bob", "POST", "/v1/tell", json={"statement": "The CEO of quuxcorp is Bob Pick."})
         assert own.status_code == 200 and own.json()["status"] == "applied", own.text
         assert site.leaks == []  # neither linked nor quoted in bob's answers, replies or history
