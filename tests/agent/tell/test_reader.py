@@ -83,9 +83,9 @@ def test_training_is_deterministic_and_round_trips(encoder: TokenEncoder, tmp_pa
         ],
         "company_hq": [("AOL", "New York"), ("Nokia", "Espoo"), ("AMD", "Santa Clara"), ("Tesco", "Welwyn")],
     }
-    first, report = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_phrasing=2)
-    second, _ = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_phrasing=2)
-    for key in ("w1", "b1", "w2", "b2", "wr", "br"):
+    first, report = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
+    second, _ = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
+    for key in ("w1", "b1", "w2", "b2", "wr1", "br1", "wr", "br"):
         assert np.array_equal(getattr(first, key), getattr(second, key))
     assert first.threshold == second.threshold == report.threshold
     first.save(tmp_path / "r.npz")
