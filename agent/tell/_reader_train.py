@@ -186,15 +186,14 @@ def _train_heads(
             opt.step()
             total += float(loss.detach())
         logger.info("reader epoch %d: loss %.4f", epoch + 1, total / steps)
-    first, second, r1, r2 = tagger[0], tagger[2], classifier[0], classifier[2]
-    assert all(isinstance(m, torch.nn.Linear) for m in (first, second, r1, r2))
+    layers = {"1": tagger[0], "2": tagger[2], "r1": classifier[0], "r": classifier[2]}
+    out: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        return {
-            "w1": first.weight.T.numpy().copy(), "b1": first.bias.numpy().copy(),
-            "w2": second.weight.T.numpy().copy(), "b2": second.bias.numpy().copy(),
-            "wr1": r1.weight.T.numpy().copy(), "br1": r1.bias.numpy().copy(),
-            "wr": r2.weight.T.numpy().copy(), "br": r2.bias.numpy().copy(),
-        }  # fmt: skip
+        for name, layer in layers.items():
+            assert isinstance(layer, torch.nn.Linear)  # the Sequentials above: Linear, ReLU, Linear
+            out[f"w{name}"] = layer.weight.T.numpy().copy()
+            out[f"b{name}"] = layer.bias.numpy().copy()
+    return out
 
 
 def _correct(reading_triple: tuple[str, str, str], ex: Example) -> bool:
