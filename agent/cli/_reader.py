@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     reader = sub.add_parser("reader", help="the learned tell reader: train it, measure it on held-out phrasings")
     cmds = reader.add_subparsers(dest="reader_command", required=True, metavar="COMMAND")
-    train = cmds.add_parser("train", help="train the reader's heads on generated sentences (seeded; ~1 min)")
+    train = cmds.add_parser("train", help="train the reader's heads on generated sentences (seeded; 10-20 min, 1 core)")
     train.add_argument("--out", default="", help="where to write reader.npz (default: the shipped one)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=run_train)

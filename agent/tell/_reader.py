@@ -7,8 +7,10 @@ sentences (:mod:`agent.tell._reader_train`) sit on its last hidden states:
   those start capitalised words, 4x384+3 -> 128 -> 3):
   each token is ``O``, part of the subject or part of the object. A role's span is the contiguous run of
   tokens with the largest summed log-odds for that role, widened to whole words;
-- a **relation classifier** (linear over the mean state, the [CLS] state and the mean of the tokens the
-  tagger puts outside the names, 3x384 -> relations + ``none``).
+- a **relation classifier** read *given the two spans* (MLP over the [CLS] state, the mean states of the
+  subject's tokens, of the object's tokens, of the tokens between them and of the tokens outside the
+  names, and whether the subject comes first; 5x384+1 -> 256 -> relations + ``none``): the words around
+  and between the names, in order, tell "X's advisor was Y" from "X was advisor to Y".
 
 Known names win over raw spans: an entity-linker mention (exact label or alias) that overlaps a role's span,
 or whose tokens the tagger gives that role on average, becomes the role with its canonical label. Relation
@@ -47,6 +49,9 @@ TAGS = ("O", "S", "B")  # outside, subject, object ("B" for the object: "O" is t
 AMBIGUITY_RATIO = 0.6  # a runner-up relation this close to the best one makes the reading ambiguous
 _TYPE_PENALTY = 0.15  # a relation a known entity has no facts of, when it has facts of other relations
 _SWAP_PRIOR = 0.3  # a reading with subject and object swapped against the tagger (only types can justify it)
+
+
+_ARRAYS = ("w1", "b1", "w2", "b2", "wr1", "br1", "wr", "br")
 
 
 def default_reader_path() -> Path:
@@ -143,7 +148,9 @@ class ReaderModel:
     b1: np.ndarray
     w2: np.ndarray  # (K, 3) tag logits
     b2: np.ndarray
-    wr: np.ndarray  # (3H, R+1) relation logits; the last column is "none"
+    wr1: np.ndarray  # (5H+1, J) relation hidden layer
+    br1: np.ndarray
+    wr: np.ndarray  # (J, R+1) relation logits; the last column is "none"
     br: np.ndarray
     relations: tuple[str, ...]
     threshold: float
@@ -161,31 +168,41 @@ class ReaderModel:
         return tokens.astype(np.float32)
 
     @staticmethod
-    def sentence_features(e: Encoded, outside: np.ndarray) -> np.ndarray:
-        """Per sentence ``(3H,)``: mean state, [CLS] state, and the mean of the tokens outside the names.
+    def pair_features(e: Encoded, subject: tuple[int, int], obj: tuple[int, int]) -> np.ndarray:
+        """Per (sentence, subject span, object span) ``(5H+1,)``: [CLS] state, mean state of the subject's
+        tokens, of the object's, of the tokens between the two and of the other words; subject first (1.0).
 
-        ``outside`` weighs each token by how surely it is no part of a name (the relation's wording), so
-        the classifier reads "took over as chief executive", not "Jane Roe".
+        Spans are character ranges; an empty one ``(0, 0)`` contributes zeros. The classifier so reads the
+        wording around the names ("took over as chief executive of"), not "Jane Roe".
         """
         h = e.states
-        live = (e.offsets[:, 1] > e.offsets[:, 0]).astype(np.float32)
-        mean = (h * live[:, None]).sum(axis=0) / max(float(live.sum()), 1.0)
-        w = outside * live
-        context = (h * w[:, None]).sum(axis=0) / max(float(w.sum()), 1e-6)
-        return np.concatenate([mean, h[0], context]).astype(np.float32)
+        a, b = e.offsets[:, 0], e.offsets[:, 1]
+        live = b > a
+        in_s = live & (a < subject[1]) & (b > subject[0])
+        in_o = live & (a < obj[1]) & (b > obj[0])
+        lo, hi = min(subject[1], obj[1]), max(subject[0], obj[0])
+        between = live & ~in_s & ~in_o & (a >= lo) & (b <= hi)
+        outside = live & ~in_s & ~in_o
+
+        def mean(mask: np.ndarray) -> np.ndarray:
+            return h[mask].mean(axis=0) if mask.any() else np.zeros(h.shape[1], dtype=np.float32)
+
+        first = np.array([float(subject[0] <= obj[0])], dtype=np.float32)
+        return np.concatenate([h[0], mean(in_s), mean(in_o), mean(between), mean(outside), first]).astype(np.float32)
 
     def tag_probs(self, tokens: np.ndarray) -> np.ndarray:
         hidden = np.maximum(tokens @ self.w1 + self.b1, 0.0)
         return _softmax(hidden @ self.w2 + self.b2)
 
-    def relation_probs(self, sentence: np.ndarray) -> np.ndarray:
-        return _softmax(sentence @ self.wr + self.br)
+    def relation_probs(self, pair: np.ndarray) -> np.ndarray:
+        hidden = np.maximum(pair @ self.wr1 + self.br1, 0.0)
+        return _softmax(hidden @ self.wr + self.br)
 
     def save(self, path: str | Path) -> None:
         """Write the heads (float32 ``.npz``) and a JSON sidecar with relations, threshold and training facts."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: getattr(self, k).astype(np.float32) for k in ("w1", "b1", "w2", "b2", "wr", "br")}
+        arrays = {k: getattr(self, k).astype(np.float32) for k in _ARRAYS}
         with p.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
         meta = {"relations": list(self.relations), "threshold": self.threshold, **self.meta}
@@ -202,7 +219,7 @@ class ReaderModel:
         try:
             meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
             with np.load(p) as data:
-                arrays = {k: np.asarray(data[k], dtype=np.float32) for k in ("w1", "b1", "w2", "b2", "wr", "br")}
+                arrays = {k: np.asarray(data[k], dtype=np.float32) for k in _ARRAYS}
             relations = tuple(str(r) for r in meta.pop("relations"))
             threshold = float(meta.pop("threshold"))
         except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -284,7 +301,6 @@ class TripleReader:
     def read_encoded(self, encoded: Encoded) -> Reading | None:
         """:meth:`read` on an already encoded sentence."""
         tags = self.model.tag_probs(ReaderModel.token_features(encoded))
-        rel = self.model.relation_probs(ReaderModel.sentence_features(encoded, tags[:, 0]))
         mentions = self._mentions(encoded.text)
         subject = self._role(encoded, tags, 1, mentions, None)
         if subject is None:
@@ -292,6 +308,9 @@ class TripleReader:
         obj = self._role(encoded, tags, 2, mentions, subject)
         if obj is None:
             return None
+        rel = self.model.relation_probs(
+            ReaderModel.pair_features(encoded, (subject.start, subject.end), (obj.start, obj.end))
+        )
         n = len(self.model.relations)
         forward, backward, both = self._typed(rel, subject, obj)
         # candidates: every relation read forward, every relation read with the roles swapped (the tagger

@@ -3,8 +3,8 @@
 Deterministic: the same names, phrasings and seed give the same artifact on the same machine (one torch
 thread, seeded initialisation and batch order). Steps:
 
-1. split each relation's training phrasings (:data:`agent.tell._reader_data.TRAINING_PHRASINGS`) and its
-   name pairs into a *fit* part (75%) and a *calibration* part (25%), seeded;
+1. split each relation's training phrasings (the grammar's, :func:`agent.tell._reader_data.training_phrasings`)
+   and its name pairs into a *fit* part (75%) and a *calibration* part (25%), seeded;
 2. encode the fit sentences once with the frozen MiniLM encoder; train the span tagger (cross-entropy per
    token) and the relation classifier (cross-entropy per sentence) with Adam on those features;
 3. read the calibration sentences (phrasings and names the heads never saw) and choose the lowest threshold
@@ -17,12 +17,12 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from agent.tell._reader import Encoded, ReaderModel, TokenEncoder, TripleReader
-from agent.tell._reader_data import NEGATIVE_PHRASINGS, NONE, TRAINING_PHRASINGS, Example, make_examples
+from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
 from kg import Entity, EntityLinker, normalize_mention
 from memory import Triple
 from tools.errors import InvalidInputError
@@ -101,29 +101,76 @@ def _tags(e: Encoded, ex: Example) -> np.ndarray:
     return tags
 
 
+class _TokenTable:
+    """Every training token's state once, and gather indexes that build :meth:`ReaderModel.token_features`
+    rows per batch (the full ``(tokens, 4H+3)`` matrix of 20k sentences would take gigabytes)."""
+
+    def __init__(self, encoded: Sequence[Encoded]) -> None:
+        import torch
+
+        states, caps, prev, nxt, sentence, means = [], [], [], [], [], []
+        start = 0
+        for k, e in enumerate(encoded):
+            n = len(e.states)
+            local = np.arange(n)
+            prev.append(start + np.roll(local, 1))  # as np.roll in token_features: [CLS] and [SEP] wrap
+            nxt.append(start + np.roll(local, -1))
+            sentence.append(np.full(n, k))
+            states.append(e.states)
+            caps.append(e.capital)
+            means.append(e.states[1:-1].mean(axis=0) if n > 2 else e.states.mean(axis=0))
+            start += n
+        self.states = torch.from_numpy(np.concatenate(states).astype(np.float32))
+        self.caps = torch.from_numpy(np.concatenate(caps).astype(np.float32))[:, None]
+        self.means = torch.from_numpy(np.stack(means).astype(np.float32))
+        self.prev = torch.from_numpy(np.concatenate(prev))
+        self.next = torch.from_numpy(np.concatenate(nxt))
+        self.sentence = torch.from_numpy(np.concatenate(sentence))
+
+    def features(self, index: Any) -> Any:
+        """Rows ``index`` of the token features ``(len(index), 4H+3)``, in :meth:`ReaderModel.token_features` order."""
+        import torch
+
+        p, n = self.prev[index], self.next[index]
+        return torch.cat(
+            [
+                self.states[p], self.states[index], self.states[n], self.means[self.sentence[index]],
+                self.caps[p], self.caps[index], self.caps[n],
+            ],
+            dim=1,
+        )  # fmt: skip
+
+
 def _train_heads(
-    encoded: Sequence[Encoded], examples: Sequence[Example], relations: Sequence[str], seed: int, epochs: int
+    encoded: Sequence[Encoded],
+    examples: Sequence[Example],
+    relations: Sequence[str],
+    seed: int,
+    epochs: int,
+    hidden: int = 256,
 ) -> dict[str, np.ndarray]:
     import torch
 
     torch.manual_seed(seed)
     tags = [_tags(e, ex) for e, ex in zip(encoded, examples, strict=True)]
-    x_tok = torch.from_numpy(np.concatenate([ReaderModel.token_features(e) for e in encoded]))
+    table = _TokenTable(encoded)
     y_tok = torch.from_numpy(np.concatenate(tags))
-    outside = [(t == 0).astype(np.float32) for t in tags]
     x_sen = torch.from_numpy(
-        np.stack([ReaderModel.sentence_features(e, o) for e, o in zip(encoded, outside, strict=True)])
+        np.stack([ReaderModel.pair_features(e, ex.subject, ex.object) for e, ex in zip(encoded, examples, strict=True)])
     )
     index = {r: i for i, r in enumerate(relations)}
     y_sen = torch.tensor([index.get(ex.relation, len(relations)) for ex in examples])
-    tagger = torch.nn.Sequential(torch.nn.Linear(x_tok.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 3))
-    classifier = torch.nn.Linear(x_sen.shape[1], len(relations) + 1)
+    width = 4 * table.states.shape[1] + 3
+    tagger = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3))
+    classifier = torch.nn.Sequential(
+        torch.nn.Linear(x_sen.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, len(relations) + 1)
+    )
     params = [*tagger.parameters(), *classifier.parameters()]
     opt = torch.optim.Adam(params, lr=2e-3, weight_decay=1e-5)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(epochs):
-        tok_order = torch.randperm(len(x_tok), generator=gen)
+        tok_order = torch.randperm(len(y_tok), generator=gen)
         sen_order = torch.randperm(len(x_sen), generator=gen)
         steps = max(1, len(tok_order) // 512)
         sen_batch = max(1, len(sen_order) // steps)
@@ -131,7 +178,7 @@ def _train_heads(
         for step in range(steps):
             ti = tok_order[step * 512 : (step + 1) * 512]
             si = sen_order[step * sen_batch : (step + 1) * sen_batch]
-            loss = loss_fn(tagger(x_tok[ti]), y_tok[ti])
+            loss = loss_fn(tagger(table.features(ti)), y_tok[ti])
             if len(si):
                 loss = loss + loss_fn(classifier(x_sen[si]), y_sen[si])
             opt.zero_grad()
@@ -139,14 +186,14 @@ def _train_heads(
             opt.step()
             total += float(loss.detach())
         logger.info("reader epoch %d: loss %.4f", epoch + 1, total / steps)
-    first, second = tagger[0], tagger[2]
-    assert isinstance(first, torch.nn.Linear) and isinstance(second, torch.nn.Linear)
+    layers = {"1": tagger[0], "2": tagger[2], "r1": classifier[0], "r": classifier[2]}
+    out: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        return {
-            "w1": first.weight.T.numpy().copy(), "b1": first.bias.numpy().copy(),
-            "w2": second.weight.T.numpy().copy(), "b2": second.bias.numpy().copy(),
-            "wr": classifier.weight.T.numpy().copy(), "br": classifier.bias.numpy().copy(),
-        }  # fmt: skip
+        for name, layer in layers.items():
+            assert isinstance(layer, torch.nn.Linear)  # the Sequentials above: Linear, ReLU, Linear
+            out[f"w{name}"] = layer.weight.T.numpy().copy()
+            out[f"b{name}"] = layer.bias.numpy().copy()
+    return out
 
 
 def _correct(reading_triple: tuple[str, str, str], ex: Example) -> bool:
@@ -188,7 +235,7 @@ def train_reader(
     *,
     seed: int = 0,
     epochs: int = 12,
-    per_phrasing: int = 20,
+    per_relation: int = 1200,
     max_wrong: float = 0.01,
     progress: Progress | None = None,
 ) -> tuple[ReaderModel, TrainReport]:
@@ -200,7 +247,7 @@ def train_reader(
         encoder: the frozen token encoder.
         seed: seeds the splits, the sentences, initialisation and batch order.
         epochs: passes over the fit sentences.
-        per_phrasing: fit sentences per phrasing (calibration uses two thirds of it).
+        per_relation: fit sentences per relation (calibration uses a quarter of it).
         max_wrong: the calibration share of sentences that may be accepted with a wrong triple.
 
     Raises:
@@ -212,18 +259,24 @@ def train_reader(
 
     started = time.perf_counter()
     rng = random.Random(seed)
-    rels = [r for r in relations if r in TRAINING_PHRASINGS and names.get(r)]
+    phrasings = training_phrasings()
+    rels = [r for r in relations if r in phrasings and names.get(r)]
     if not rels:
         raise InvalidInputError("no relation has both training phrasings and names to train the reader on")
     fit_p, cal_p, fit_n, cal_n = {}, {}, {}, {}
     for r in rels:
-        fit_p[r], cal_p[r] = _split(TRAINING_PHRASINGS[r], 0.25, rng)
+        fit_p[r], cal_p[r] = _split(phrasings[r], 0.25, rng)
         fit_n[r], cal_n[r] = _split(sorted(set(names[r])), 0.25, rng)
-    neg_fit, neg_cal = _split(NEGATIVE_PHRASINGS, 0.25, rng)
-    fit = make_examples(fit_p, fit_n, per_phrasing=per_phrasing, negatives=neg_fit, per_negative=24, seed=seed)
+    neg_fit, neg_cal = _split(negative_phrasings(), 0.25, rng)
+    n_fit, n_cal = per_relation, max(1, per_relation // 4)
+    fit = make_examples(
+        fit_p, fit_n, per_relation=n_fit, negatives=neg_fit, n_negative=n_fit * len(rels) // 8, typo_rate=0.08,
+        seed=seed,
+    )  # fmt: skip
     cal = make_examples(
-        cal_p, cal_n, per_phrasing=max(1, per_phrasing * 2 // 3), negatives=neg_cal, per_negative=16, seed=seed + 1
-    )
+        cal_p, cal_n, per_relation=n_cal, negatives=neg_cal, n_negative=n_cal * len(rels) // 8, typo_rate=0.08,
+        seed=seed + 1,
+    )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:
@@ -260,7 +313,7 @@ def train_reader(
         seconds=round(time.perf_counter() - started, 1),
     )
     meta = {
-        "seed": seed, "epochs": epochs, "per_phrasing": per_phrasing, "max_wrong": max_wrong,
+        "seed": seed, "epochs": epochs, "per_relation": per_relation, "max_wrong": max_wrong,
         "fit_sentences": report.fit_sentences, "calibration_sentences": report.calibration_sentences,
         "calibration_correct": report.calibration_correct, "calibration_wrong": report.calibration_wrong,
     }  # fmt: skip

@@ -101,9 +101,14 @@ def widen(text: str, start: int, end: int) -> tuple[int, int] | None:
     while start < end and text[start] in "\"'(“":
         start += 1
     first = text[start:end].split(" ", 1)
-    if len(first) == 2 and first[0].casefold() in _LEAD_WORDS:
+    if len(first) == 2 and first[0].casefold() in _LEAD_WORDS and not _article_of_a_name(first[0], first[1]):
         start += len(first[0]) + 1
     return (start, end) if end > start else None
+
+
+def _article_of_a_name(article: str, rest: str) -> bool:
+    """A capitalised "The" before a capitalised word belongs to the name ("The Phantom", "The Ghost")."""
+    return article == "The" and _capitalised(rest)
 
 
 def fold_with_index(text: str) -> tuple[str, list[int]]:

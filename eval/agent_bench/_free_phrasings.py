@@ -2,7 +2,9 @@
 
 Written apart from the reader's training phrasings (``agent/tell/_reader_data.py``) and the schema's own
 templates (``kg/schema/world.ttl``); ``tests/eval/test_free_phrasings.py`` checks that none of these is in
-either, and that no code under ``agent/`` reads this module. ``{s}`` is the subject, ``{o}`` the object.
+either, also once the interpreter has cleaned both ("These days X is run by Y." is "X is run by Y." to the
+reader, so no training phrasing may clean to that either), and that no code under ``agent/`` reads this
+module. Two phrasings that cleaned to a schema template were replaced (they measured the templates). ``{s}`` is the subject, ``{o}`` the object.
 They cover active and passive voice, object first, possessives, relative clauses, "now", "these days",
 "took over", "moved to" and abbreviated relation words.
 """
@@ -41,7 +43,7 @@ FREE_PHRASINGS: dict[str, tuple[str, ...]] = {
         "{o} is the mother tongue of {s}.", "{s} is a native {o} speaker.", "The language {s} grew up with is {o}.",
     ),
     "person_occupation": (
-        "{s} is now a {o}.", "{s} works as a {o} these days.", "{s}'s line of work is {o}.",
+        "{s} is now a {o}.", "These days {s} earns a crust as a {o}.", "{s}'s line of work is {o}.",
         "{s} is a working {o}.", "{s} has a job as a {o}.", "{s} moved into work as a {o}.",
     ),
     "product_by_company": (
@@ -66,7 +68,8 @@ FREE_PHRASINGS: dict[str, tuple[str, ...]] = {
         "{o} is where {s} went to university.", "{s}'s university was {o}.", "{s} went to uni at {o}.",
     ),
     "spouse": (
-        "{s} is married to {o} now.", "{o} is the spouse of {s}.", "{s} got married to {o} last year.",
+        "{s} and {o} have been husband and wife since last year.", "{o} is the spouse of {s}.",
+        "{s} got married to {o} last year.",
         "{s}'s better half is {o}.", "{s} has married {o}.", "{s} and {o} got married.",
     ),
     "doctoral_advisor": (
