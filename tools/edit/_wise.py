@@ -85,6 +85,19 @@ class WiseHyperParams:
     normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
 
+    def __post_init__(self) -> None:
+        """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
+        if not isinstance(self.shard_size, int) or self.shard_size < 1:
+            raise InvalidEditError(
+                f"wise: shard_size (edits per knowledge shard) must be an int >= 1, got {self.shard_size!r}"
+            )
+        for name in ("mask_ratio", "density"):
+            value = getattr(self, name)
+            if not 0.0 < float(value) <= 1.0:
+                raise InvalidEditError(f"wise: {name} must be in (0, 1], got {value!r}")
+        if not float(self.act_ratio) > 0.0:
+            raise InvalidEditError(f"wise: act_ratio must be > 0, got {self.act_ratio!r}")
+
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
         """Defaults tuned on the reference models (see the module docstring)."""
