@@ -250,7 +250,8 @@ def run_grid(
     _write_json(out / "results.json", results)
     (out / "table.md").write_text(lifelong_table(results), encoding="utf-8")
     try:
-        plot_t_curve(records, out / "t_curve.png")
+        if records:  # nothing finished: no curve
+            plot_t_curve(records, out / "t_curve.png")
     except ImportError:
         logger.warning("matplotlib is not installed: no t_curve.png written")
     return results
@@ -354,6 +355,9 @@ def plot_t_curve(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path
                 if points:
                     ax.plot(*zip(*points, strict=True), "-o", color=palette(k % 10), label=method)
             ax.set_xscale("log")
+            ticks = sorted({int(r["T"]) for r in records})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
             ax.set_ylim(-0.02, 1.02)
             ax.set_title(f"{model}, {mode.replace('_', '-')}")
             ax.set_xlabel("T (sequential edits, scored after the last)")
