@@ -270,12 +270,13 @@ def _known_counts(out: Path, models: list[str], settings: GridSettings) -> dict[
 
 
 def _mode_rows(records: Sequence[Mapping[str, Any]], mode: str) -> dict[tuple[str, str, int], Mapping[str, Any]]:
-    out = {}
+    """(model, method, T) -> the cell's row of one scoring mode, with the cell's wall time and peak memory."""
+    out: dict[tuple[str, str, int], Mapping[str, Any]] = {}
     for rec in records:
         for row in rec["rows"]:
             if row["mode"] == mode:
-                out[(rec["model"], rec["method"], int(rec["T"]))] = {**row, **{k: rec[k] for k in ("wall_seconds",)}}
-                out[(rec["model"], rec["method"], int(rec["T"]))] |= {"peak_rss_mb": rec["peak_rss_mb"]}
+                extra = {"wall_seconds": rec["wall_seconds"], "peak_rss_mb": rec["peak_rss_mb"]}
+                out[(rec["model"], rec["method"], int(rec["T"]))] = {**row, **extra}
     return out
 
 

@@ -96,5 +96,5 @@ def test_a_shard_count_of_zero_leaves_model_and_journal_untouched(bundled_world:
     before = state(lm)
     editor = get_editor("wise", corpus=[d.text for d in bundled_world.documents[:50]], **bad)
     with pytest.raises(InvalidEditError, match=next(iter(bad))):
-        editor.edit(lm, [request])
+        editor.apply(lm, editor.compute(lm, [request]))
     assert same(before, state(lm)) and not journal_for(lm.model).entries

@@ -21,6 +21,27 @@ its in-scope positions, recomputed under the current memory whenever an edit is 
 memories scored their prompt below 0.7 of their mean), and never below ``floor``, the irrelevant-input margin
 used in training.
 
+Diagnosis of merged WISE on the reference models (issue 18; GPT-2 world model, lifelong pool, seed 0, greedy
+generation unless marked; ``/tmp``-style script: edit sequentially, then read the router of the installed
+adapter):
+
+- Router margins after 10 edits (defaults: layer 1, ``act_ratio`` 0.5, raw scores): each edit prompt's score at
+  its subject's last token, quantiles 5/50/95 %: 60.0 / 75.2 / 85.5; the highest score over the positions of each
+  neighbourhood prompt (other subjects, same relation): 16.8 / 27.2 / 44.3; every position of corpus sentences:
+  2.4 / 12.3 / 30.5. The threshold (0.5 x the lowest mean in-scope score) is 29.8, so 44 % of the neighbourhood
+  prompts and 5.4 % of all corpus positions are routed to the side memory already at T = 10 (greedy 0.90 / 0.76
+  / 0.74, teacher-forced 0.98 / 0.86 / 0.90). The margin exists (median edit 75 vs median neighbour 27) but the
+  threshold sits inside the neighbours' tail.
+- Capacity: the side memory is ``(out, in)`` = (192, 768) on GPT-2 and (192, 512) on LLaMA, so its rank is at
+  most 192 (LLaMA-2-7B's, the paper's model: 4096). After 10 edits its effective rank (``(sum s)^2 / sum s^2``)
+  is 8.6, about one direction per edit: at T = 100 the merged memory spans half of the 192 output directions
+  and at T = 1000 every one, so a linear score ``||a(x) D^T||`` cannot stay low on unrelated inputs while high on
+  1000 subjects; this is the width limit of the reference models, not a setting.
+- Shard overlap and merge interference: with ``mask_ratio`` 1.0 every shard trains every entry (overlap 1.0:
+  shard ``k + 1`` starts a new permutation cycle), so TIES' disjoint mean averages fully overlapping shards: an
+  entry written by ``n`` shards with the same sign gets their mean, dividing each shard's change by up to ``n``.
+  Each edit was trained against the merged memory as it was (``current``), so the merge undoes it. MERGE_FIGURES
+
 Rollback: each edit's payload is its increment to its shard's masked entries, so removing edit ``k`` recomputes
 its shard as the sum of the remaining increments (in order) and merges again. This is exact bookkeeping but not
 an exact undo of training: edits trained after ``k`` in the same shard started from a delta that contained
