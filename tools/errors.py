@@ -28,7 +28,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   │   ├── UnknownEditorError    no editor registered under that name
     │   │   └── LayerOutOfRangeError  a layer index the model does not have
     │   ├── NonFiniteUpdateError  the computed update holds NaN or inf (rejected before touching the model)
-    │   └── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
+    │   ├── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
+    │   └── NotEnoughEditsError   a benchmark asked for more edits (T) than its pool has — also InvalidInputError
     ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
@@ -68,6 +69,7 @@ __all__ = [
     "ModelMismatchError",
     "NonFiniteUpdateError",
     "NonFiniteWeightError",
+    "NotEnoughEditsError",
     "NotFoundError",
     "OutputExistsError",
     "PermissionDeniedError",
@@ -189,6 +191,10 @@ class NonFiniteUpdateError(EditError):
 
 class EditBatchTooLargeError(EditError):
     """The batch of edit requests exceeds the method's limit or the memory available."""
+
+
+class NotEnoughEditsError(EditError, InvalidInputError):
+    """A benchmark asked for more sequential edits (T) than its pool of qualifying edits holds; nothing was edited."""
 
 
 class ContradictoryStatementError(InvalidInputError):

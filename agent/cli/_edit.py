@@ -86,6 +86,7 @@ def register(sub: Any) -> None:
     bench.add_argument("--no-plot", action="store_true", help="write no plot")
     bench.set_defaults(func=_edit_bench)
 
+    _register_table(sub)
     edit = sub.add_parser(
         "edit",
         help="write one fact into a model and save the edited model",
@@ -104,6 +105,67 @@ def register(sub: Any) -> None:
         help="'auto' (the MLPs of the relation's knowledge circuit, tools.circuits) or comma-separated layer indices",
     )
     edit.set_defaults(func=_edit)
+
+
+def _register_table(sub: Any) -> None:
+    table = sub.add_parser(
+        "edit-table",
+        help="the WISE paper's Table 2 on the reference world (lifelong editing, T = 1..1000)",
+        description="For every method, reference model and T: edit a fresh model with the first T edits of the "
+        "lifelong pool (edits the model answers correctly), one after another, and score all of them after the "
+        "last (reliability, generalization, locality; greedy and teacher-forced; s/edit, wall time, peak memory). "
+        "Each cell is cached in OUT/cells and skipped when run again; OUT gets results.json, table.md and "
+        "t_curve.png (mean of rel/gen/loc against T).",
+    )
+    table.add_argument("--out", type=Path, required=True, help="output directory (cells cached there)")
+    table.add_argument("--methods", help="comma-separated editing methods (default: Table 2's six)")
+    table.add_argument("--models", default="gpt2,llama", help="reference models: gpt2,llama")
+    table.add_argument("--T", dest="t_values", type=_int_list, default=[1, 10, 100, 1000], help="1,10,100,1000")
+    table.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    table.add_argument("--seed", type=int, default=0, help="edit-sequence seed")
+    table.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per cell (default 4 h)")
+    table.add_argument("--in-process", action="store_true", help="run cells in this process (peak memory shared)")
+    table.add_argument(
+        "--hparam", type=_hparam, action="append", default=[], metavar="METHOD:KEY=VALUE", help="editor override"
+    )
+    table.set_defaults(func=_edit_table)
+
+
+def _edit_table(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from agent.config import open_home
+    from eval.editing import LIFELONG_METHODS, GridCell, GridSettings, run_grid
+
+    methods = _methods(args.methods or ",".join(LIFELONG_METHODS))
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or any(m not in ("gpt2", "llama") for m in models):
+        raise InvalidInputError(f"--models: choose from gpt2, llama, got {args.models!r}")
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, value in args.hparam:
+        method, sep, name = key.partition(":")
+        if not sep or method not in methods:
+            raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of --methods, got {key!r}")
+        overrides.setdefault(method, {})[name] = value
+    home = open_home(args.home)
+    settings = GridSettings(
+        device=args.device,
+        seed=args.seed,
+        cache_dir=str(home.path("cache") / "stats"),
+        hparams=overrides,
+        timeout=args.timeout,
+    )
+    cells = [GridCell(method=me, model=mo, T=t) for mo in models for t in sorted(args.t_values) for me in methods]
+    with tqdm(total=len(cells), desc="cells", unit="cell", file=sys.stderr) as bar:
+
+        def done(cell: Any, status: str) -> None:
+            bar.set_postfix_str(f"{cell.key} {status}")
+            bar.update(1)
+
+        results = run_grid(cells, args.out, settings, isolate=not args.in_process, on_cell=done)
+    print((args.out / "table.md").read_text(encoding="utf-8"))
+    print(f"results in {args.out} (results.json, table.md, t_curve.png); {len(results['failed'])} cell(s) failed")
+    return 1 if results["failed"] else 0
 
 
 def _methods(text: str) -> list[str]:

@@ -9,15 +9,30 @@ from eval.editing._datasets import (
     load_edit_dataset,
     world_edit_cases,
 )
+from eval.editing._lifelong import (
+    LIFELONG_METHODS,
+    LIFELONG_MODELS,
+    LIFELONG_T,
+    GridCell,
+    GridSettings,
+    lifelong_table,
+    plot_t_curve,
+    run_grid,
+)
 from eval.editing._metrics import LMProber, Mode, TargetPrediction, answer_matches, fluency, text_entropy
 from eval.editing._pitfalls import PITFALLS_DIR, pitfalls_edit_cases
 from eval.editing._report import edit_bench_table, plot_edit_bench
 from eval.editing._runner import run_edit_bench, select_cases
 
 __all__ = [
+    "LIFELONG_METHODS",
+    "LIFELONG_MODELS",
+    "LIFELONG_T",
     "PITFALLS_DIR",
     "DatasetFormat",
     "EditCase",
+    "GridCell",
+    "GridSettings",
     "LMProber",
     "Mode",
     "PortabilityProbe",
@@ -27,10 +42,13 @@ __all__ = [
     "detect_format",
     "edit_bench_table",
     "fluency",
+    "lifelong_table",
     "load_edit_dataset",
     "pitfalls_edit_cases",
     "plot_edit_bench",
+    "plot_t_curve",
     "run_edit_bench",
+    "run_grid",
     "select_cases",
     "text_entropy",
     "world_edit_cases",

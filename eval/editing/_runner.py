@@ -36,7 +36,7 @@ from eval.editing._metrics import (
     old_answer,
     score_case,
 )
-from tools.errors import InvalidInputError
+from tools.errors import InvalidInputError, NotEnoughEditsError
 from tools.lm import LocalLanguageModel
 
 __all__ = ["BATCH_METHODS", "EXTRA_KEYS", "REQUIRED_KEYS", "default_edit_mode", "run_edit_bench", "select_cases"]
@@ -191,6 +191,7 @@ def run_edit_bench(
     fluency_tokens: int = 40,
     warmup: bool = True,
     on_edit: Callable[[int], None] | None = None,
+    strict_t: bool = False,
 ) -> list[dict[str, Any]]:
     """Edit a fresh copy of the model ``T`` times for each ``T`` and score the edited facts after the last edit.
 
@@ -211,6 +212,7 @@ def run_edit_bench(
         warmup: compute (and discard) one edit before timing, so that one-off work — ROME/MEMIT's key statistics,
             cached afterwards — is not counted in ``seconds_per_edit``.
         on_edit: called with the number of facts after each edit call (progress bars).
+        strict_t: a ``T`` above the number of selected cases raises instead of being capped.
 
     Returns:
         Two rows per effective ``T`` (``mode`` ``"teacher_forced"`` and ``"generation"``) with
@@ -220,6 +222,7 @@ def run_edit_bench(
 
     Raises:
         InvalidInputError: bad ``T`` values, ``n``, modes, or no case qualifies.
+        NotEnoughEditsError: with ``strict_t``, a ``T`` above the cases that qualify (before any edit).
         UnknownEditorError: no editor by that name.
         ModelLoadError: the model directory cannot be loaded.
 
@@ -244,6 +247,11 @@ def run_edit_bench(
         hint = " (cases without an old answer never qualify for 'known': use select='all')" if select == "known" else ""
         raise InvalidInputError(f"no edit case qualifies (select={select!r}, {len(cases)} cases in the pool){hint}")
     logger.info("%s: %d cases selected (%s) from %d", method, len(chosen), select, len(cases))
+    if strict_t and max(t_values) > len(chosen):
+        raise NotEnoughEditsError(
+            f"T={max(t_values)} needs {max(t_values)} edits, but only {len(chosen)} of {len(cases)} qualify "
+            f"(select={select!r}) on {lm.name}"
+        )
     chosen = without_edited_neighbours(chosen)
     baseline = measure_before(LMProber(lm, answer_tokens=answer_tokens), chosen)
     if warmup:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.world._build import WorldConfig, build_world
+from eval.world._lifelong import build_lifelong_edits, write_lifelong_edits
 from eval.world._schema import load_world, write_world
 from eval.world._train import TrainConfig, train_model
 
@@ -107,6 +108,7 @@ def build_all(
     started = time.time()
     world = build_world(world_config)
     write_world(world, data_dir)
+    write_lifelong_edits(build_lifelong_edits(world, world_config), data_dir)  # never questions: see _lifelong
     plans = {a: tuple(replace(c, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a]) for a in architectures}
     results: dict[str, Any] = {}
     ctx = mp.get_context("spawn")

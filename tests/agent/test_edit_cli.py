@@ -82,3 +82,23 @@ def test_bad_t_values_are_usage_errors(t_values: str, capsys: pytest.CaptureFixt
         main(["edit-bench", "--T", t_values])
     assert info.value.code == 2
     assert "--T" in capsys.readouterr().err
+
+
+def test_edit_table_reads_cached_cells_and_rejects_bad_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "grid"
+    (out / "cells").mkdir(parents=True)
+    rows = [
+        {"mode": m, "reliability": 1.0, "generalization": 0.8, "locality": 0.9, "seconds_per_edit": 0.5}
+        for m in ("generation", "teacher_forced")
+    ]
+    record = {"method": "grace", "model": "llama", "T": 1, "rows": rows, "wall_seconds": 2.0, "peak_rss_mb": 400.0}
+    (out / "cells" / "llama__grace__T1.json").write_text(json.dumps(record))
+    (out / "known_edits.json").write_text(json.dumps({"llama": {"pool": 5, "known": 4, "known_world": 2}}))
+    argv = ["--home", str(tmp_path), "edit-table", "--out", str(out), "--methods", "grace", "--models", "llama"]
+    assert main([*argv, "--T", "1"]) == 0
+    assert "| grace | 1.00 | 0.80 | 0.90 | 0.90 |" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["cells"][0]["method"] == "grace"
+    assert main([*argv[:-1], "mistral"]) == 2
+    assert "--models" in capsys.readouterr().err

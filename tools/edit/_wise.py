@@ -21,6 +21,45 @@ its in-scope positions, recomputed under the current memory whenever an edit is 
 memories scored their prompt below 0.7 of their mean), and never below ``floor``, the irrelevant-input margin
 used in training.
 
+Diagnosis of merged WISE on the reference models (issue 18; GPT-2 world model, lifelong pool, seed 0, greedy
+generation unless marked; ``bench/wise_diag.py MODEL T KEY=VALUE...``: edit sequentially, then read the router of the
+installed adapter):
+
+- Router margins after 10 edits (defaults: layer 1, ``act_ratio`` 0.5, raw scores): each edit prompt's score at
+  its subject's last token, quantiles 5/50/95 %: 60.0 / 75.2 / 85.5; the highest score over the positions of each
+  neighbourhood prompt (other subjects, same relation): 16.8 / 27.2 / 44.3; every position of corpus sentences:
+  2.4 / 12.3 / 30.5. The threshold (0.5 x the lowest mean in-scope score) is 29.8, so 44 % of the neighbourhood
+  prompts and 5.4 % of all corpus positions are routed to the side memory already at T = 10 (greedy 0.90 / 0.76
+  / 0.74, teacher-forced 0.98 / 0.86 / 0.90). The margin exists (median edit 75 vs median neighbour 27) but the
+  threshold sits inside the neighbours' tail.
+- Capacity: the side memory is ``(out, in)`` = (192, 768) on GPT-2 and (192, 512) on LLaMA, so its rank is at
+  most 192 (LLaMA-2-7B's, the paper's model: 4096). After 10 edits its effective rank (``(sum s)^2 / sum s^2``)
+  is 8.6, about one direction per edit: at T = 100 the merged memory spans half of the 192 output directions
+  and at T = 1000 every one, so a linear score ``||a(x) D^T||`` cannot stay low on unrelated inputs while high on
+  1000 subjects; this is the width limit of the reference models, not a setting.
+- Shard overlap and merge interference: with ``mask_ratio`` 1.0 every shard trains every entry (overlap 1.0:
+  shard ``k + 1`` starts a new permutation cycle), so TIES' disjoint mean averages fully overlapping shards: an
+  entry written by ``n`` shards with the same sign gets their mean, dividing each shard's change by up to ``n``.
+  Each edit was trained against the merged memory as it was (``current``), so the merge undoes it. Measured at
+  T = 20 with ``shard_size`` 5 (four shards, so that merging happens at a T this machine can afford): defaults give mask
+  overlap 1.0, a median relative change ``||(TIES - sum) k|| / ||sum k||`` of 0.57 at the edit keys, edit-prompt
+  scores down to 25.3 / 38.3 / 46.1 (from 60 / 75 / 85 at T = 10 in one shard), a threshold of 14.3 that routes
+  every neighbourhood prompt and 39 % of corpus positions, effective rank 85 after 20 edits, and 0.45 / 0.34 /
+  0.66 (teacher-forced 0.81 / 0.71 / 0.88).
+- Fix tried with the paper's knobs: ``mask_ratio`` 0.2 (the paper's; disjoint masks, overlap 0.0, so TIES is
+  the plain sum and the interference is 0.00), ``act_ratio`` 0.85 and the scale-free score: worse, 0.30 / 0.17
+  / 0.57 (teacher-forced 0.68 / 0.53 / 0.87). Each output row may then use only 154 of the 768 key dimensions,
+  so the masked ridge solve cannot align an increment with the subject's key: effective rank rose to 135 after
+  20 edits and the normalised edit-prompt scores (median 7.5) barely clear the neighbours' (5.8), so 99 % of
+  neighbourhood prompts are still routed. Removing the merge interference does not help when the single side
+  memory cannot separate the subjects from other inputs.
+- Conclusion: on these models the merged side memory fails for want of width (rank <= 192, keys of 512-768
+  dimensions shared by every subject), and the knobs trade one failure for another; the defaults are left as
+  they were. Targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. WISE-Retrieve (one
+  memory per edit) is the variant that works on them. Each of these runs costs 17-24 s per edit on this 2-core
+  machine (v* fitting through the whole model dominates: ~150 forward/backward passes per edit), which is why
+  the comparison is at T = 20 and not at T = 100.
+
 Rollback: each edit's payload is its increment to its shard's masked entries, so removing edit ``k`` recomputes
 its shard as the sum of the remaining increments (in order) and merges again. This is exact bookkeeping but not
 an exact undo of training: edits trained after ``k`` in the same shard started from a delta that contained
@@ -84,6 +123,19 @@ class WiseHyperParams:
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
     normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
+        if not isinstance(self.shard_size, int) or self.shard_size < 1:
+            raise InvalidEditError(
+                f"wise: shard_size (edits per knowledge shard) must be an int >= 1, got {self.shard_size!r}"
+            )
+        for name in ("mask_ratio", "density"):
+            value = getattr(self, name)
+            if not 0.0 < float(value) <= 1.0:
+                raise InvalidEditError(f"wise: {name} must be in (0, 1], got {value!r}")
+        if not float(self.act_ratio) > 0.0:
+            raise InvalidEditError(f"wise: act_ratio must be > 0, got {self.act_ratio!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
