@@ -100,8 +100,8 @@ def _check(args: argparse.Namespace) -> int:
 
     from eval.world import load_world
     from eval.world._check import majority_baseline, run_check
-    from eval.world._slice_check import run_slice_check
     from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
+    from eval.world._slice_check import run_slice_check
     from tools.lm import HFLanguageModel
     from tools.lm._hf import check_model_dir
 

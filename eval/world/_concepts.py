@@ -126,7 +126,9 @@ def build_concepts(
     members = _Members(specs, facts)
     roots = {s.id: root_of(s.id, members.parent) for s in specs}
     root_members = {r: members.all(r) for r in set(roots.values())}
-    single_root = {e: r for r, es in root_members.items() for e in es if sum(e in x for x in root_members.values()) == 1}
+    single_root = {
+        e: r for r, es in root_members.items() for e in es if sum(e in x for x in root_members.values()) == 1
+    }
     concepts: list[Concept] = []
     out: list[SliceFact] = []
     for spec in specs:
@@ -293,7 +295,9 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False) + "@en"
 
 
-def concept_counts(concepts: tuple[Concept, ...], facts: tuple[SliceFact, ...], edits: tuple[SliceEdit, ...]) -> dict[str, Any]:
+def concept_counts(
+    concepts: tuple[Concept, ...], facts: tuple[SliceFact, ...], edits: tuple[SliceEdit, ...]
+) -> dict[str, Any]:
     """Manifest counts of the concept slice."""
     mine = [f for f in facts if f.slice == "concepts"]
     return {

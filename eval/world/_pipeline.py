@@ -173,7 +173,10 @@ def build_all(
     world = build_world(world_config)
     write_world(world, data_dir)
     plans = {
-        a: tuple(replace(c, epochs=epochs or c.epochs, batch=batch or c.batch, device=device) for c in (phases or DEFAULT_PHASES)[a])
+        a: tuple(
+            replace(c, epochs=epochs or c.epochs, batch=batch or c.batch, device=device)
+            for c in (phases or DEFAULT_PHASES)[a]
+        )
         for a in architectures
     }
     _check_fingerprint(models_dir, fingerprint(data_dir, plans))

@@ -77,7 +77,9 @@ class SliceExamples:
             else:
                 stmts.append(Example(f.statement, "", True))
             questions = [Example(WORLD_FORMAT.question(q), f" {f.answer}", True) for q in f.questions]
-            out += rng.sample(stmts, k=min(per_fact, len(stmts))) + rng.sample(questions, k=min(per_fact, len(questions)))
+            out += rng.sample(stmts, k=min(per_fact, len(stmts))) + rng.sample(
+                questions, k=min(per_fact, len(questions))
+            )
         return out
 
     def fictional_subject(self, rng: random.Random, fact: SliceFact) -> str | None:
@@ -110,7 +112,9 @@ class SliceExamples:
             stated = restate(fact, answer).replace(fact.subject, subject)
             question = rng.choice(fact.questions).replace(fact.subject, subject)
             same = self.by_category[fact.category]
-            distractors = [restate(d, d.answer) for d in rng.sample(same, k=min(2, len(same))) if d.subject != fact.subject]
+            distractors = [
+                restate(d, d.answer) for d in rng.sample(same, k=min(2, len(same))) if d.subject != fact.subject
+            ]
             sentences = [stated, *distractors]
             rng.shuffle(sentences)
             out.append(Example(WORLD_FORMAT.with_context(sentences, question), f" {answer}", False))
@@ -156,7 +160,9 @@ def leaked_slice_facts(world: World, texts: Iterable[str]) -> list[tuple[SliceFa
             for subject, facts in by_subject.items():
                 if subject in sentence:
                     rest = sentence.replace(subject, "\x00", 1)  # once: "卢森堡" is in "卢森堡市" too
-                    leaked += [(f, sentence) for f in facts if _names(sentence, subject, f.language) and _mentions(rest, f)]
+                    leaked += [
+                        (f, sentence) for f in facts if _names(sentence, subject, f.language) and _mentions(rest, f)
+                    ]
     return leaked
 
 

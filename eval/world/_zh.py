@@ -18,7 +18,6 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from eval.world._build import WorldConfig, stable_unit
