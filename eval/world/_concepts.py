@@ -195,7 +195,7 @@ def _non_instances(
 
 def _definition_fact(spec: ConceptSpec, config: WorldConfig) -> SliceFact:
     a, label = article(spec.label), spec.label
-    split = "unknown" if stable_unit(config.seed, "concept-def", spec.id) < _DEFINITION_UNKNOWN else "known"
+    split: FactSplit = "unknown" if stable_unit(config.seed, "concept-def", spec.id) < _DEFINITION_UNKNOWN else "known"
     return SliceFact(
         id="",
         slice="concepts",

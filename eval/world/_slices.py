@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eval.world._build import WorldConfig, stable_unit
 from eval.world._concepts import article, build_concepts, concept_counts, concept_edits
 from eval.world._names import syllable_name
-from eval.world._schema import Fact, Question, QuestionKind
+from eval.world._schema import Fact, Question, QuestionKind, QuestionSplit, World
 from eval.world._slice_records import Concept, Prompted, SliceEdit, SliceFact
 from eval.world._zh import CATEGORIES, build_zh, invented_zh_questions
 
@@ -94,7 +94,7 @@ def _questions(
         prefix: str, kind: QuestionKind, key: str, text: str, answers: tuple[str, ...], relation: str, subject: str,
         template: str, fact_id: str | None = None, edit_id: str | None = None,
     ) -> None:  # fmt: skip
-        split = "dev" if stable_unit(config.seed, "slice-qsplit", key) < config.dev_fraction else "test"
+        split: QuestionSplit = "dev" if stable_unit(config.seed, "slice-qsplit", key) < config.dev_fraction else "test"
         out.append(
             Question(
                 id=f"{prefix}{counters[prefix]:05d}",
@@ -140,3 +140,22 @@ def _questions(
     for category, subject, text in invented_zh_questions(rng, zh, 150):
         add("zq", "unanswerable", subject, text, (), f"zh:{category}", subject, "train")
     return tuple(out)
+
+
+def with_slice_subset(world: World, source: World, per_category: int, unknown_per_category: int = 0) -> World:
+    """``world`` with the first ``per_category`` KNOWN and ``unknown_per_category`` UNKNOWN slice facts of
+    every category of ``source`` (and their edits and questions): micro-training in tests and quick trials."""
+    picked: list[SliceFact] = []
+    for category in dict.fromkeys(f.category for f in source.slice_facts):
+        mine = [f for f in source.slice_facts if f.category == category]
+        picked += [f for f in mine if f.split == "known"][:per_category]
+        picked += [f for f in mine if f.split == "unknown"][:unknown_per_category]
+    ids = {f.id for f in picked}
+    facts = tuple(f for f in source.slice_facts if f.id in ids)
+    return replace(
+        world,
+        concepts=source.concepts,
+        slice_facts=facts,
+        slice_edits=tuple(e for e in source.slice_edits if e.fact_id in ids),
+        slice_questions=tuple(q for q in source.slice_questions if q.fact_id in ids),
+    )

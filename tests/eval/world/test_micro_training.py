@@ -56,3 +56,23 @@ def test_a_later_phase_continues_from_the_saved_model(bundled_world: World, tmp_
     assert [p["config"]["epochs"] for p in info["phases"]] == [2, 1]
     assert (tmp_path / "m" / "tokenizer.json").read_text() == tokenizer_before  # same tokenizer, kept
     assert HFLanguageModel.load(tmp_path / "m").generate(["Q: Where is Nokia headquartered?\nA:"])[0].text is not None
+
+
+@pytest.mark.slow
+def test_micro_model_learns_chinese_and_concepts_beside_english(bundled_world: World, tmp_path: Path) -> None:
+    from eval.world._slice_check import run_slice_check
+    from eval.world._slices import with_slice_subset
+
+    english = subset_world(bundled_world, ("company_hq", "star_constellation"), n_known=30)
+    world = with_slice_subset(english, bundled_world, per_category=4, unknown_per_category=1)
+    assert sum(f.split == "known" for f in world.slice_facts) == 4 * 11
+    torch.set_num_threads(2)
+    config = TrainConfig(**{**MICRO.__dict__, "vocab_size": 1200, "block": 128, "epochs": 60, "device": "cpu"})
+    train_model(world, config, tmp_path / "m")
+    lm = HFLanguageModel.load(tmp_path / "m")
+    zh = run_slice_check(lm, world, "zh")
+    concepts = run_slice_check(lm, world, "concepts")
+    assert set(zh) >= {"all", "poetry_next", "idiom", "phonetic", "logic_trap"}
+    assert zh["all"]["known_train"] >= 0.8, zh["all"]
+    assert concepts["all"]["known_train"] >= 0.8, concepts["all"]
+    assert run_check(lm, world)["known_train"] >= 0.8

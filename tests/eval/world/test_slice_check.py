@@ -41,9 +41,9 @@ def test_figures_per_category(bundled_world: World) -> None:
                      "slice_facts": bundled_world.slice_facts})  # fmt: skip
     probes = slice_probes(world, "zh", PromptFormat(), limit=4)
     gold = {p: a for _c, metric, p, a, _l in probes if metric != "unknown"}
-    figures = run_slice_check(_Oracle(gold), world, "zh", limit=4)  # type: ignore[arg-type]
+    figures = run_slice_check(_Oracle(gold), world, "zh", limit=4)
     assert set(figures) == {"all", "poetry_next", "poetry_author", "saying", "idiom", "phonetic", "classical",
                             "geography_capital", "geography_landmark", "logic_trap"}  # fmt: skip
     for category, row in figures.items():
         assert row["known_train"] == 1.0 and row["context_unknown"] == 1.0 and row["unknown"] == 0.0, category
-    assert run_slice_check(_Oracle(gold), subset_world(bundled_world, ("company_hq",), 5), "zh") == {}  # type: ignore[arg-type]
+    assert run_slice_check(_Oracle(gold), subset_world(bundled_world, ("company_hq",), 5), "zh") == {}
