@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 _METRICS = (
     "known_train",
@@ -138,7 +138,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-_SLICES = ("zh", "concepts")
+_SLICES: tuple[Literal["zh", "concepts"], ...] = ("zh", "concepts")
 _SLICE_METRICS = ("known_train", "known_heldout", "unknown", "context_unknown", "context_counterfactual")
 
 

@@ -81,7 +81,7 @@ def test_slice_questions_follow_the_english_rules(bundled_world: World) -> None:
     assert len({q.id for q in bundled_world.slice_questions}) == len(bundled_world.slice_questions)
     for q in bundled_world.slice_questions:
         if q.kind in ("known", "unknown"):
-            assert q.fact_id not in edited and facts[q.fact_id].split == q.kind
+            assert q.fact_id is not None and q.fact_id not in edited and facts[q.fact_id].split == q.kind
     texts = {f.statement for f in bundled_world.slice_facts} | {f.subject for f in bundled_world.slice_facts}
     for q in bundled_world.slice_questions:
         if q.kind == "unanswerable":
