@@ -72,6 +72,9 @@ def build_world(config: WorldConfig | None = None) -> World:
     edits = _edits(relations, facts, config)
     documents = tuple(_document(relations, f) for f in facts)
     questions = _questions(relations, facts, edits, config)
+    from eval.world._slices import build_slices  # slices build on this module's helpers
+
+    slices = build_slices(facts, config)
     manifest = {
         "seed": config.seed,
         "counts": {
@@ -82,11 +85,25 @@ def build_world(config: WorldConfig | None = None) -> World:
             "questions": len(questions),
             "documents": len(documents),
         },
-        "sources": ["LRE (zjunlp/KnowledgeCircuits data/, MIT)", "PitfallsKnowledgeEditing (zjunlp, MIT)"],
+        "slices": slices.counts,
+        "sources": [
+            "LRE (zjunlp/KnowledgeCircuits data/, MIT)",
+            "PitfallsKnowledgeEditing (zjunlp, MIT)",
+            "chinese-xinhua (pwxcoo, MIT), chinese-poetry (MIT): eval/world/source/zh/SOURCES.md",
+        ],
     }
     logger.info("built world: %s", manifest["counts"])
     return World(
-        relations=relations, facts=facts, edits=edits, questions=questions, documents=documents, manifest=manifest
+        relations=relations,
+        facts=facts,
+        edits=edits,
+        questions=questions,
+        documents=documents,
+        manifest=manifest,
+        concepts=slices.concepts,
+        slice_facts=slices.facts,
+        slice_edits=slices.edits,
+        slice_questions=slices.questions,
     )
 
 

@@ -67,6 +67,9 @@ class ExampleFactory:
             self.subject_words[rel.id] = sorted({w for f in facts for w in f.subject.split()})
             self.objects[rel.id] = sorted({f.object for f in facts})
             self.subject_lengths[rel.id] = [len(f.subject.split()) for f in facts]
+        from eval.world._slice_examples import SliceExamples  # it builds on this module's Example
+
+        self.slices = SliceExamples(world)
 
     # ---- closed book -------------------------------------------------------------------------------
     def closed_book(
@@ -172,6 +175,7 @@ class ExampleFactory:
         rng = random.Random(f"{self.seed}:epoch:{epoch}")
         book = self.closed_book(rng, per_fact, paraphrases)
         examples = book + self.reading(rng, int(len(book) * reading_ratio))
+        examples += self.slices.epoch(epoch, self.seed, reading_ratio, per_fact)  # concepts and Chinese
         rng.shuffle(examples)
         return examples
 

@@ -1,18 +1,26 @@
 """``factagent world build``: regenerate the world files and both reference models from the sources.
 
 The two models train at the same time in two processes with one torch thread each: on a 2-core CPU that
-gives ~30% more total throughput than training them one after the other with two threads each.
+gives ~30% more total throughput than training them one after the other with two threads each. On a GPU
+(``device="cuda"``) both processes share the device and split the CPU cores for example making.
+
+Resumable: every finished phase is saved under ``<models_dir>/.checkpoints/<model>/phase<k>`` beside a
+fingerprint of the world files and the phase plan; a build that stops (killed, out of time) and is run
+again with the same world and plan skips the phases already done. A different world or plan discards the
+checkpoints. The model directory itself is replaced only by a finished model.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import multiprocessing as mp
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,24 +64,74 @@ def _probe(world_dir: str) -> Callable[[Any, Any, int], dict[str, float]]:
     return probe
 
 
+CHECKPOINTS = ".checkpoints"
+
+
+def phase_dir(model_dir: Path, index: int) -> Path:
+    """Where phase ``index`` (0-based) of the model bound for ``model_dir`` is checkpointed."""
+    return model_dir.parent / CHECKPOINTS / model_dir.name / f"phase{index + 1}"
+
+
 def _train_one(
     world_dir: str, phases: tuple[TrainConfig, ...], out_dir: str, probe_every: int, from_phase: int, to_phase: int
 ) -> dict[str, Any]:
-    """Run ``phases[from_phase:to_phase]`` for one model; a later stage starts from the model in ``out_dir``."""
+    """Run ``phases[from_phase:to_phase]`` for one model, skipping phases already checkpointed.
+
+    Phase ``k`` starts from the checkpoint of phase ``k - 1``; when that is missing but ``out_dir`` holds a
+    model (``--from-phase``: resume from the bundled models), that model seeds it. After the last phase the
+    finished model replaces ``out_dir``.
+    """
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {phases[0].architecture} %(message)s")
     world = load_world(world_dir)
     final = Path(out_dir)
-    work = final.with_name(final.name + ".partial")
-    if from_phase > 0:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(final, work)
+    if from_phase > 0 and not _done(phase_dir(final, from_phase - 1)):
+        shutil.copytree(final, phase_dir(final, from_phase - 1), dirs_exist_ok=True)
     info: dict[str, Any] = {}
     for index in range(from_phase, to_phase):
-        init = work if index > 0 else None
+        target = phase_dir(final, index)
+        if _done(target):
+            logger.info("phase %d already checkpointed in %s", index + 1, target)
+            info = json.loads((target / "training.json").read_text(encoding="utf-8"))
+            continue
+        work = target.with_name(target.name + ".partial")
+        shutil.rmtree(work, ignore_errors=True)
+        init = phase_dir(final, index - 1) if index > 0 else None
         info = train_model(world, phases[index], work, probe=_probe(world_dir), probe_every=probe_every, init_from=init)
-    shutil.rmtree(final, ignore_errors=True)
-    work.rename(final)  # the bundled model is replaced only by a finished one
+        shutil.rmtree(target, ignore_errors=True)
+        work.rename(target)  # a checkpoint exists only once its phase is complete
+    if to_phase == len(phases):
+        staged = final.with_name(final.name + ".partial")
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(phase_dir(final, to_phase - 1), staged)
+        shutil.rmtree(final, ignore_errors=True)
+        staged.rename(final)  # the bundled model is replaced only by a finished one
     return info
+
+
+def _done(directory: Path) -> bool:
+    return (directory / "training.json").is_file() and (directory / "model.safetensors").is_file()
+
+
+def fingerprint(data_dir: Path, plans: dict[str, tuple[TrainConfig, ...]]) -> str:
+    """A digest of the world files and the phase plans (device and threads aside: they change no result)."""
+    digest = hashlib.sha256()
+    for path in sorted(data_dir.glob("*.jsonl")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    portable = {a: [{**asdict(c), "device": "", "threads": 0} for c in p] for a, p in sorted(plans.items())}
+    digest.update(json.dumps(portable, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _check_fingerprint(models_dir: Path, stamp_text: str) -> None:
+    """Discard checkpoints made for another world or plan."""
+    root = models_dir / CHECKPOINTS
+    stamp = root / "fingerprint.txt"
+    if root.is_dir() and (not stamp.is_file() or stamp.read_text(encoding="utf-8") != stamp_text):
+        logger.info("checkpoints in %s are for another world or plan: discarded", root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(stamp_text, encoding="utf-8")
 
 
 def plan_stages(n_phases: dict[str, int], from_phase: int = 0) -> list[tuple[int, int, list[str]]]:
@@ -99,28 +157,42 @@ def build_all(
     epochs: int | None = None,
     probe_every: int = 0,
     from_phase: int = 0,
+    device: str = "cpu",
+    batch: int | None = None,
+    threads: int | None = None,
+    phases: dict[str, tuple[TrainConfig, ...]] | None = None,
 ) -> dict[str, Any]:
     """Write the world to ``data_dir`` and train each architecture into ``models_dir/<name>``.
 
     ``epochs`` overrides every phase's epochs (quick trials); ``from_phase`` > 0 resumes a build from the
-    models already in ``models_dir``.
+    models already in ``models_dir``; a build run again after a stop resumes from its phase checkpoints
+    (module docstring). ``device`` is where the models train, ``batch`` overrides the sequences per step and
+    ``threads`` the torch threads per training process (default: the cores shared between the processes).
+    ``phases`` replaces the recipe (:data:`DEFAULT_PHASES`; tiny plans in tests).
     """
     started = time.time()
     world = build_world(world_config)
     write_world(world, data_dir)
     write_lifelong_edits(build_lifelong_edits(world, world_config), data_dir)  # never questions: see _lifelong
-    plans = {a: tuple(replace(c, epochs=epochs or c.epochs) for c in DEFAULT_PHASES[a]) for a in architectures}
+    plans = {
+        a: tuple(
+            replace(c, epochs=epochs or c.epochs, batch=batch or c.batch, device=device)
+            for c in (phases or DEFAULT_PHASES)[a]
+        )
+        for a in architectures
+    }
+    _check_fingerprint(models_dir, fingerprint(data_dir, plans))
     results: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
     for stage_start, stage_end, running in plan_stages({a: len(plans[a]) for a in architectures}, from_phase):
-        threads = max(1, (os.cpu_count() or 1) // len(running))
+        per_process = threads or max(1, (os.cpu_count() or 1) // len(running))
         with ctx.Pool(len(running)) as pool:
             jobs = {
                 a: pool.apply_async(
                     _train_one,
                     (
                         str(data_dir),
-                        tuple(replace(c, threads=threads) for c in plans[a]),
+                        tuple(replace(c, threads=per_process) for c in plans[a]),
                         str(models_dir / MODEL_NAMES[a]),
                         probe_every,
                         stage_start,

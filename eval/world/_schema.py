@@ -16,6 +16,9 @@ file                      record
 ``manifest.json``         seed, counts, format version
 ========================  ===============================================================================
 
+Concepts and the Chinese slice add their own files (:mod:`eval.world._slice_records`); a world without them
+loads with those slices empty.
+
 Templates hold one ``{}`` for the subject. :func:`load_world` validates every record and raises
 :class:`~tools.errors.WorldFormatError` naming the file and line of the first bad one.
 """
@@ -28,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from eval.world._slice_records import Concept, Prompted, SliceEdit, SliceFact
 from tools.errors import WorldFormatError
 
 FORMAT_VERSION = 1
@@ -131,6 +135,10 @@ class World:
     questions: tuple[Question, ...]
     documents: tuple[Document, ...]
     manifest: dict[str, Any] = field(default_factory=dict, compare=False)
+    concepts: tuple[Concept, ...] = ()
+    slice_facts: tuple[SliceFact, ...] = ()
+    slice_edits: tuple[SliceEdit, ...] = ()
+    slice_questions: tuple[Question, ...] = ()
 
     def relation(self, relation_id: str) -> Relation:
         """Return the relation with this id; raises ``KeyError`` if absent."""
@@ -154,7 +162,12 @@ _FILES: dict[str, type] = {
     "edits": Edit,
     "questions": Question,
     "documents": Document,
+    "concepts": Concept,
+    "slice_facts": SliceFact,
+    "slice_edits": SliceEdit,
+    "slice_questions": Question,
 }
+_OPTIONAL = frozenset({"concepts", "slice_facts", "slice_edits", "slice_questions"})  # absent: slice empty
 T = TypeVar("T")
 
 
@@ -163,10 +176,16 @@ def write_world(world: World, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name in _FILES:
         records: Iterable[Any] = getattr(world, name)
+        if name in _OPTIONAL and not records:
+            continue
         lines = [json.dumps(asdict(r), ensure_ascii=False, sort_keys=True) for r in records]
         tmp = directory / f"{name}.jsonl.tmp"
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(directory / f"{name}.jsonl")
+    if world.concepts:
+        from eval.world._concepts import concepts_turtle  # the concept module builds on this one
+
+        (directory / "concepts.ttl").write_text(concepts_turtle(world.concepts), encoding="utf-8")
     manifest = dict(world.manifest, format_version=FORMAT_VERSION)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -187,7 +206,11 @@ def load_world(directory: Path | str) -> World:
         raise WorldFormatError(
             f"{manifest_path}: format_version {manifest.get('format_version')!r} != {FORMAT_VERSION}"
         )
-    loaded: dict[str, Any] = {name: tuple(_read(directory / f"{name}.jsonl", cls)) for name, cls in _FILES.items()}
+    loaded: dict[str, Any] = {
+        name: tuple(_read(directory / f"{name}.jsonl", cls))
+        for name, cls in _FILES.items()
+        if name not in _OPTIONAL or (directory / f"{name}.jsonl").is_file()
+    }
     world = World(manifest=manifest, **loaded)
     _check_references(world)
     return world
@@ -217,6 +240,8 @@ def _record(cls: type[T], data: Any) -> T:
     for key, value in data.items():
         if key == "neighbourhood":
             value = tuple(Prompt(**p) for p in value)
+        elif key == "locality":
+            value = tuple(Prompted(**p) for p in value)
         elif isinstance(value, list):
             value = tuple(value)
         values[key] = value

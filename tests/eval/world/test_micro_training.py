@@ -56,3 +56,24 @@ def test_a_later_phase_continues_from_the_saved_model(bundled_world: World, tmp_
     assert [p["config"]["epochs"] for p in info["phases"]] == [2, 1]
     assert (tmp_path / "m" / "tokenizer.json").read_text() == tokenizer_before  # same tokenizer, kept
     assert HFLanguageModel.load(tmp_path / "m").generate(["Q: Where is Nokia headquartered?\nA:"])[0].text is not None
+
+
+@pytest.mark.slow
+def test_micro_model_learns_chinese_and_concepts_beside_english(bundled_world: World, tmp_path: Path) -> None:
+    from eval.world._slice_check import run_slice_check
+    from eval.world._slices import with_slice_subset
+
+    english = subset_world(bundled_world, ("company_hq", "star_constellation"), n_known=30)
+    world = with_slice_subset(english, bundled_world, per_category=4, unknown_per_category=1)
+    assert sum(f.split == "known" for f in world.slice_facts) == 4 * 11
+    torch.set_num_threads(2)
+    config = TrainConfig(**{**MICRO.__dict__, "vocab_size": 1200, "block": 128, "epochs": 60, "device": "cpu"})
+    train_model(world, config, tmp_path / "m")
+    lm = HFLanguageModel.load(tmp_path / "m")
+    zh = run_slice_check(lm, world, "zh")
+    concepts = run_slice_check(lm, world, "concepts")
+    assert set(zh) >= {"all", "poetry_next", "idiom", "phonetic", "logic_trap"}
+    # measured once on a loaded 2-core CPU: zh known_train 0.625 after 60 epochs of this micro model (it keeps
+    # rising with epochs); closed-book on facts never taught stays far below
+    assert zh["all"]["known_train"] >= 0.5 > zh["all"]["unknown"] + 0.2, zh["all"]
+    assert {"definition", "instance_of"} <= set(concepts), concepts
