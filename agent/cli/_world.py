@@ -65,13 +65,11 @@ def register(sub: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from eval.world import build_world, write_world
-    from eval.world._pipeline import DATA_DIR, MODELS_DIR, build_all
+    from eval.world._pipeline import DATA_DIR, MODELS_DIR, build_all, write_world_files
 
     data_dir = args.data_dir or DATA_DIR
     if args.world_only:
-        world = build_world()
-        write_world(world, data_dir)
+        world = write_world_files(data_dir)
         print(f"world written to {data_dir}: {world.manifest['counts']}")
         return 0
     archs = tuple(args.arch or ("gpt2", "llama"))

@@ -26,7 +26,7 @@ from typing import Any
 
 from eval.world._build import WorldConfig, build_world
 from eval.world._lifelong import build_lifelong_edits, write_lifelong_edits
-from eval.world._schema import load_world, write_world
+from eval.world._schema import World, load_world, write_world
 from eval.world._train import TrainConfig, train_model
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,14 @@ def plan_stages(n_phases: dict[str, int], from_phase: int = 0) -> list[tuple[int
     return stages
 
 
+def write_world_files(data_dir: Path = DATA_DIR, world_config: WorldConfig | None = None) -> World:
+    """Build the world and write every file of it to ``data_dir``: the world and the lifelong edit pool."""
+    world = build_world(world_config)
+    write_world(world, data_dir)
+    write_lifelong_edits(build_lifelong_edits(world, world_config), data_dir)  # never questions: see _lifelong
+    return world
+
+
 def build_all(
     data_dir: Path = DATA_DIR,
     models_dir: Path = MODELS_DIR,
@@ -171,9 +179,7 @@ def build_all(
     ``phases`` replaces the recipe (:data:`DEFAULT_PHASES`; tiny plans in tests).
     """
     started = time.time()
-    world = build_world(world_config)
-    write_world(world, data_dir)
-    write_lifelong_edits(build_lifelong_edits(world, world_config), data_dir)  # never questions: see _lifelong
+    write_world_files(data_dir, world_config)
     plans = {
         a: tuple(
             replace(c, epochs=epochs or c.epochs, batch=batch or c.batch, device=device)
