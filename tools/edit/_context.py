@@ -4,10 +4,13 @@ The adapter wraps the causal LM's inner transformer (``model.base_model_prefix``
 LLaMA's ``model``), so the edited model is still one ``nn.Module`` whose logits, teacher-forced scores and
 greedy generations (with its KV cache) every benchmark reads the usual way. For each input row it:
 
-1. retrieves the demonstrations that concern the row: those whose *trigger* (a token sequence: the edit's
-   subject, with and without a leading space) occurs in the row's real tokens; among them the ``top_k`` most
-   similar to the row (cosine between the demonstration's key and the row's mean input embedding; both are
-   the model's own input embeddings averaged over tokens), the most similar one last;
+1. retrieves the demonstrations that concern the row, the most similar last, at most ``top_k``:
+
+   * IKE (no ``block``): those whose *trigger* (a token sequence: the edit's subject, with and without a
+     leading space) occurs in the row's real tokens, ranked by the cosine between the demonstration's key and
+     the row's mean input embedding (both the model's own input embeddings averaged over tokens);
+   * SERAC's scope classifier (``block`` set): those whose key (a hidden state at the output of ``block``)
+     some position of the row meets with a cosine at or above the demonstration's threshold, ranked by it;
 2. prepends their tokens to the row (left of the row's padding, attention-masked as padding is), runs the
    wrapped module with position ids counted over the real tokens, and returns only the row's positions.
 
@@ -42,6 +45,7 @@ class Demonstration:
     tokens: torch.Tensor
     triggers: tuple[torch.Tensor, ...]
     key: torch.Tensor
+    threshold: float = 0.0  # scope "hidden": the cosine a row position must reach
 
 
 def _contains(row: list[int], pattern: list[int]) -> bool:
@@ -53,17 +57,19 @@ class ContextAdapter(EditAdapter):
     """Demonstrations prepended to the rows they concern (see the module docstring).
 
     Payload of an edit: ``{"tokens": [LongTensor], "triggers": [[LongTensor]], "key": [FloatTensor]}`` (one
-    item per demonstration); config: ``{"top_k": int, "pad_id": int, "embed": str}`` (``embed``: the input
-    embedding's path inside the wrapped module).
+    item per demonstration, and optionally ``"threshold": [FloatTensor]``); config: ``{"top_k": int, "pad_id":
+    int, "embed": str, "block": str}`` (paths inside the wrapped module: the input embedding, and the block
+    of the hidden-state scope, empty for the trigger scope).
     """
 
     kind: ClassVar[str] = "context"
 
-    def __init__(self, base: nn.Module, top_k: int, pad_id: int, embed: str) -> None:
+    def __init__(self, base: nn.Module, top_k: int, pad_id: int, embed: str, block: str = "") -> None:
         super().__init__(base)
         self.top_k = top_k
         self.pad_id = pad_id
         self.embed = embed  # path of the input embedding inside ``base``
+        self.block = block  # when set (scope "hidden"): the block inside ``base`` whose outputs meet the keys
         self._demos: list[tuple[str, Demonstration]] = []
         self._prefix_mask: torch.Tensor | None = None  # (B, P) of the generation in progress
 
@@ -72,26 +78,32 @@ class ContextAdapter(EditAdapter):
         top_k, pad_id, embed = int(config.get("top_k", 1)), int(config.get("pad_id", 0)), str(config.get("embed", ""))
         if top_k < 1:
             raise InvalidEditError(f"context adapter: top_k must be >= 1, got {top_k}")
-        adapter = cls(base, top_k, pad_id, embed)
+        adapter = cls(base, top_k, pad_id, embed, str(config.get("block", "")))
         adapter._embedding()  # raises on a wrong path before anything is installed
+        if adapter.block:
+            adapter._block()
         return adapter
 
     def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
         tokens, triggers, keys = payload.get("tokens"), payload.get("triggers"), payload.get("key")
+        thresholds = payload.get("threshold", [torch.zeros(())] * len(tokens or []))
         if not isinstance(tokens, list) or not isinstance(triggers, list) or not isinstance(keys, list):
             raise InvalidEditError("context adapter: payload needs lists 'tokens', 'triggers' and 'key'")
         if not tokens or not len(tokens) == len(triggers) == len(keys):
             raise InvalidEditError("context adapter: 'tokens', 'triggers' and 'key' must be non-empty, of one length")
+        if not isinstance(thresholds, list) or len(thresholds) != len(tokens):
+            raise InvalidEditError("context adapter: 'threshold' must be a list with one item per demonstration")
         width = self._embedding().weight.shape[1]
         demos = []
-        for tok, trig, key in zip(tokens, triggers, keys, strict=True):
+        for tok, trig, key, thr in zip(tokens, triggers, keys, thresholds, strict=True):
             if not isinstance(tok, torch.Tensor) or tok.dim() != 1 or tok.numel() == 0 or tok.is_floating_point():
                 raise InvalidEditError("context adapter: a demonstration's tokens must be a non-empty 1-D id tensor")
             if not isinstance(key, torch.Tensor) or tuple(key.shape) != (width,):
                 raise InvalidEditError(f"context adapter: a key must be a ({width},) tensor")
-            if not trig or not all(isinstance(t, torch.Tensor) and t.numel() for t in trig):
-                raise InvalidEditError("context adapter: a demonstration needs at least one non-empty trigger")
-            demos.append(Demonstration(tok.long().cpu(), tuple(t.long().cpu() for t in trig), key.float().cpu()))
+            if not (trig or self.block) or not all(isinstance(t, torch.Tensor) and t.numel() for t in trig):
+                raise InvalidEditError("context adapter: without a scope block a demonstration needs a trigger")
+            demo = Demonstration(tok.long().cpu(), tuple(t.long().cpu() for t in trig), key.float().cpu(), float(thr))
+            demos.append(demo)
         self._demos.extend((edit_id, d) for d in demos)
 
     def remove(self, edit_id: str) -> None:
@@ -106,17 +118,20 @@ class ContextAdapter(EditAdapter):
         for i, (owner, demo) in enumerate(self._demos):
             tensors[f"{i}.tokens"] = demo.tokens
             tensors[f"{i}.key"] = demo.key
+            tensors[f"{i}.threshold"] = torch.tensor(demo.threshold)
             for j, trig in enumerate(demo.triggers):
                 tensors[f"{i}.trigger.{j}"] = trig
             records.append({"owner": owner, "triggers": len(demo.triggers)})
-        return tensors, {"top_k": self.top_k, "pad_id": self.pad_id, "embed": self.embed, "demos": records}
+        meta = {"top_k": self.top_k, "pad_id": self.pad_id, "embed": self.embed, "block": self.block}
+        return tensors, {**meta, "demos": records}
 
     @classmethod
     def restore(cls, base: nn.Module, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> ContextAdapter:
-        adapter = cls(base, int(meta["top_k"]), int(meta["pad_id"]), str(meta["embed"]))
+        adapter = cls(base, int(meta["top_k"]), int(meta["pad_id"]), str(meta["embed"]), str(meta["block"]))
         for i, rec in enumerate(meta["demos"]):
             triggers = tuple(tensors[f"{i}.trigger.{j}"].long().cpu() for j in range(int(rec["triggers"])))
-            demo = Demonstration(tensors[f"{i}.tokens"].long().cpu(), triggers, tensors[f"{i}.key"].float().cpu())
+            key, thr = tensors[f"{i}.key"].float().cpu(), float(tensors[f"{i}.threshold"])
+            demo = Demonstration(tensors[f"{i}.tokens"].long().cpu(), triggers, key, thr)
             adapter._demos.append((str(rec["owner"]), demo))
         return adapter
 
@@ -128,6 +143,39 @@ class ContextAdapter(EditAdapter):
         if not isinstance(embed, nn.Embedding):
             raise InvalidEditError(f"context adapter: {self.embed!r} is not an embedding")
         return embed
+
+    def _block(self) -> nn.Module:
+        try:
+            return self.base.get_submodule(self.block)
+        except AttributeError as exc:
+            raise InvalidEditError(f"context adapter: no block at {self.block!r}") from exc
+
+    def block_states(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The scope block's outputs ``(B, T, d)`` on the rows without any prefix (positions over real tokens)."""
+        captured: list[torch.Tensor] = []
+
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            captured.append((output[0] if isinstance(output, tuple) else output).detach())
+
+        handle = self._block().register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                positions = (mask.long().cumsum(-1) - 1).clamp_min(0)
+                self.base(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False)
+        finally:
+            handle.remove()
+        return captured[0].float()
+
+    def retrieve_in_scope(self, states: torch.Tensor) -> list[Demonstration]:
+        """Scope "hidden": demonstrations whose key some position of ``states`` ``(T, d)`` meets at or above
+        their threshold (cosine), least similar first (at most ``top_k``)."""
+        scored = []
+        for _, demo in self._demos:
+            sim = float(torch.nn.functional.cosine_similarity(states, demo.key.to(states)[None], dim=-1).max())
+            if sim >= demo.threshold:
+                scored.append((sim, demo))
+        scored.sort(key=lambda pair: pair[0])
+        return [demo for _, demo in scored[-self.top_k :]]
 
     def retrieve(self, row: list[int]) -> list[Demonstration]:
         """The demonstrations prepended to a row of real token ids, least similar first (at most ``top_k``)."""
@@ -173,10 +221,13 @@ class ContextAdapter(EditAdapter):
 
     def _prefixes(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Left-padded demonstration tokens ``(B, P)`` and their mask, or ``(None, None)`` when no row has any."""
+        states = self.block_states(input_ids, mask) if self.block else None
         rows = []
-        for ids, m in zip(input_ids.tolist(), mask.tolist(), strict=True):
-            real = [t for t, keep in zip(ids, m, strict=True) if keep]
-            demos = self.retrieve(real)
+        for b, (ids, m) in enumerate(zip(input_ids.tolist(), mask.tolist(), strict=True)):
+            if states is not None:
+                demos = self.retrieve_in_scope(states[b][mask[b].bool()])
+            else:
+                demos = self.retrieve([t for t, keep in zip(ids, m, strict=True) if keep])
             rows.append([t for d in demos for t in d.tokens.tolist()])
         width = max(len(r) for r in rows)
         if width == 0:
