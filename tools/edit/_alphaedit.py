@@ -144,4 +144,3 @@ class AlphaEditEditor(MEMITEditor):
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
         return right, stats.source
-

@@ -85,7 +85,8 @@ class LoRAEditor(BaseEditor[LoRAHyperParams]):
         for path in paths:
             out_dim, in_dim = linear_weight(get_module(torch_model, path)).shape
             a = (torch.randn(hparams.rank, in_dim, generator=gen) / math.sqrt(in_dim)).to(device)
-            factors[path] = (a.requires_grad_(True), torch.zeros(out_dim, hparams.rank, device=device, requires_grad=True))
+            b = torch.zeros(out_dim, hparams.rank, device=device)
+            factors[path] = (a.requires_grad_(True), b.requires_grad_(True))
         scale = hparams.alpha / hparams.rank
         params = dict(torch_model.named_parameters())
         originals = {p: params[f"{p}.weight"].detach() for p in paths}

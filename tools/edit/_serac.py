@@ -92,8 +92,9 @@ class SERACEditor(BaseEditor[SERACHyperParams]):
         if isinstance(base, EditAdapter):
             base = base.base
         tok = model.tokenizer
-        keys = [self._states(model, base, block, r.prompt)[subject_last_token(tok, r.prompt, r.subject)] for r in requests]
-        thresholds = [self._threshold(model, base, block, r, key, hparams) for r, key in zip(requests, keys, strict=True)]
+        last = [subject_last_token(tok, r.prompt, r.subject) for r in requests]
+        keys = [self._states(model, base, block, r.prompt)[i] for r, i in zip(requests, last, strict=True)]
+        thresholds = [self._threshold(model, base, block, r, k, hparams) for r, k in zip(requests, keys, strict=True)]
         texts = [hparams.template.format(prompt=r.prompt, target=r.target_new) for r in requests]
         payload = demonstration_payload(model, texts, requests)
         payload["triggers"] = [[] for _ in requests]

@@ -11,7 +11,7 @@ from tests.tools.edit._helpers import load_models, same, state
 from tools.edit import EditRequest, get_editor, journal_for
 from tools.edit._alphaedit import null_space_projector
 from tools.edit._context import ContextAdapter
-from tools.edit._delta import LowRank
+from tools.edit._delta import LowRank, WeightDelta
 from tools.errors import InvalidEditError
 
 REQ = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", "Daniel Zhang", "company_ceo")
@@ -46,7 +46,8 @@ def test_ike_generation_equals_the_demonstration_typed_by_hand(name: str, models
     before = state(lm)
     neighbour = "Nortel's CEO is"
     plain = [g.text for g in lm.generate([neighbour, REQ.prompt], max_new_tokens=12)]
-    handle = get_editor("ike").edit(lm, [REQ])
+    ike = get_editor("ike")
+    handle = ike.apply(lm, ike.compute(lm, [REQ]))
     assert isinstance(journal_for(lm.model).adapters()[lm.model.base_model_prefix], ContextAdapter)
     demo = f"New Fact: {REQ.prompt} {REQ.target_new}\n{REQ.prompt} {REQ.target_new}.\n"
     batch = [g.text for g in lm.generate([neighbour, REQ.prompt], max_new_tokens=12)]
@@ -63,7 +64,8 @@ def test_ike_teacher_forced_logits_are_the_row_positions(models: dict[str, Any])
     ids = torch.tensor([lm.tokenizer(REQ.prompt + " Takahiro", add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
         plain = lm.model(ids).logits
-        handle = get_editor("ike").edit(lm, [REQ])
+        ike = get_editor("ike")
+        handle = ike.apply(lm, ike.compute(lm, [REQ]))
         edited = lm.model(ids).logits
         handle.rollback()
     assert edited.shape == plain.shape and not torch.equal(edited, plain)
@@ -74,6 +76,7 @@ def test_lora_delta_is_low_rank_and_rolls_back(models: dict[str, Any]) -> None:
     before = state(lm)
     editor = get_editor("lora", rank=4)
     delta = editor.compute(lm, [REQ])
+    assert isinstance(delta, WeightDelta)
     (update,) = delta.updates.values()
     assert isinstance(update, LowRank) and update.left.shape[1] == 4
     editor.apply(lm, delta).rollback()
