@@ -15,6 +15,12 @@ unrelated prompts, so only the copy demonstration exists, and an input no demons
 on the reference models with the demonstration prepended by hand to the first 20 world edit prompts, greedy:
 the copy format above gives the new object 17/20 (GPT-2) and 18/20 (LLaMA), as does ``"New Fact: ...\\nPrompt:
 ..."``; the fact stated twice without ``"New Fact:"`` gave 18/20 and 13/20.
+
+``edit-bench --method ike --T 1,10,100`` (sequential, scored after all T; reliability / generalization /
+locality, greedy, teacher-forced in brackets), T=100: GPT-2 0.97 / 0.955 / 1.00 (0.994 / 0.981 / 1.00), LLaMA
+0.96 / 0.884 / 1.00 (0.992 / 0.958 / 1.00), about 0.01-0.03 s per edit. The misses are edits whose new object
+begins like a name the model knows (LLaMA: ``"Benoît Coquart"`` comes out ``"Benoît Potier"``); no template
+tried (a question form, the target repeated, the demonstration twice) moved LLaMA past 37 of 40.
 """
 
 from __future__ import annotations
