@@ -81,3 +81,24 @@ def test_lora_delta_is_low_rank_and_rolls_back(models: dict[str, Any]) -> None:
     assert isinstance(update, LowRank) and update.left.shape[1] == 4
     editor.apply(lm, delta).rollback()
     assert same(before, state(lm))
+
+
+def test_serac_answers_in_scope_and_leaves_the_rest_to_the_base_model(models: dict[str, Any], corpus: Any) -> None:
+    lm = models["gpt2-world"]
+    before = state(lm)
+    outside = ["Nortel's CEO is", "The capital of France is"]
+    plain = [g.text for g in lm.generate(outside, max_new_tokens=12)]
+    serac = get_editor("serac", corpus=corpus)
+    delta = serac.compute(lm, [REQ])
+    assert 0 < delta.info["thresholds"][0] < 1
+    handle = serac.apply(lm, delta)
+    edited = [g.text for g in lm.generate([*outside, REQ.prompt], max_new_tokens=12)]
+    handle.rollback()
+    assert edited[:2] == plain
+    assert edited[2].startswith(REQ.target_new)
+    assert same(before, state(lm))
+
+
+def test_serac_needs_a_corpus(models: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEditError):
+        get_editor("serac").compute(models["gpt2-world"], [REQ])
