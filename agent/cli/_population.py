@@ -44,11 +44,13 @@ __all__ = ["MERGEABLE", "NOT_MERGEABLE", "Population", "Variant", "WorldFitness"
 logger = logging.getLogger(__name__)
 
 POPULATION_FILE = "population.json"
-MERGEABLE = frozenset({"rome", "memit", "ft-l", "ft-m"})
+MERGEABLE = frozenset({"rome", "memit", "alphaedit", "lora", "ft-l", "ft-m"})
 NOT_MERGEABLE = {
     "grace": "GRACE's edits live in a codebook adapter wrapping one layer, not in the model's tensors",
     "wise": "WISE's edits live in a side memory with a router (an adapter), not in the model's tensors",
     "wise-retrieve": "WISE's edits live in side memories with a router (an adapter), not in the model's tensors",
+    "ike": "IKE's edits are demonstrations prepended to the inputs (a context adapter), not the model's tensors",
+    "serac": "SERAC's edits live in an edit memory with a scope classifier (an adapter), not in the model's tensors",
 }
 
 

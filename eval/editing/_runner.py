@@ -67,11 +67,11 @@ EXTRA_KEYS = (
     "generalization_cases",  # cases with at least one paraphrase counted by generalization
     "portability_by_kind",  # kind -> portability over that kind's prompts
 )
-BATCH_METHODS = frozenset({"memit"})  # methods whose default is one batch of all T edits
+BATCH_METHODS = frozenset({"alphaedit", "memit"})  # methods whose default is one batch of all T edits
 
 
 def default_edit_mode(method: str) -> Literal["sequential", "batch"]:
-    """``"batch"`` for MEMIT (its design: many facts in one update), ``"sequential"`` for every other method."""
+    """``"batch"`` for MEMIT and AlphaEdit (many facts in one update), ``"sequential"`` for every other method."""
     return "batch" if method.strip().lower() in BATCH_METHODS else "sequential"
 
 

@@ -1,4 +1,4 @@
-"""Parametric editors (FT-L/FT-M, ROME, MEMIT, GRACE, WISE) behind one :class:`Editor` seam.
+"""Editors (FT-L/FT-M, ROME, MEMIT, AlphaEdit, LoRA, GRACE, WISE, IKE, SERAC) behind one :class:`Editor` seam.
 
 Example:
     >>> from tools.edit import EditRequest, get_editor

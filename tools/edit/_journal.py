@@ -11,8 +11,9 @@ in their original order, so:
   and MEMIT deltas computed *after* edit ``k`` were fitted on a model that contained it (see the editors'
   docstrings; tests measure the other edits staying effective).
 
-Adapter deltas (GRACE, WISE) are handed to the adapter wrapping their module, which removes an edit's entries
-on rollback; the adapter is uninstalled, leaving the original module, when its last edit goes.
+Adapter deltas (GRACE, WISE, IKE and SERAC's context adapter) are handed to the adapter wrapping their module,
+which removes an edit's entries on rollback; the adapter is uninstalled, leaving the original module, when its last
+edit goes.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ _EDITORS: dict[str, str] = {
     "ft-m": "tools.edit._ft:FTMEditor",
     "rome": "tools.edit._rome:ROMEEditor",
     "memit": "tools.edit._memit:MEMITEditor",
+    "alphaedit": "tools.edit._alphaedit:AlphaEditEditor",
+    "ike": "tools.edit._ike:IKEEditor",
+    "lora": "tools.edit._lora:LoRAEditor",
+    "serac": "tools.edit._serac:SERACEditor",
     "grace": "tools.edit._grace:GraceEditor",
     "wise": "tools.edit._wise:WiseEditor",
     "wise-retrieve": "tools.edit._wise:WiseRetrieveEditor",
@@ -25,6 +29,7 @@ _EDITORS: dict[str, str] = {
 _ADAPTERS: dict[str, str] = {
     "grace": "tools.edit._grace:GraceAdapter",
     "wise": "tools.edit._wise:WiseAdapter",
+    "context": "tools.edit._context:ContextAdapter",
 }
 
 

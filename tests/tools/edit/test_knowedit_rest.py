@@ -1,0 +1,104 @@
+"""AlphaEdit's projector, IKE's context adapter (cached generation = the demonstration typed by hand), LoRA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from tests.tools.edit._helpers import load_models, same, state
+from tools.edit import EditRequest, get_editor, journal_for
+from tools.edit._alphaedit import null_space_projector
+from tools.edit._context import ContextAdapter
+from tools.edit._delta import LowRank, WeightDelta
+from tools.errors import InvalidEditError
+
+REQ = EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", "Daniel Zhang", "company_ceo")
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Any]:
+    return load_models()
+
+
+def test_null_space_projector_removes_the_high_energy_directions() -> None:
+    basis = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))[0]
+    cov = basis @ torch.diag(torch.tensor([1e-4, 1e-4, 1e-3, 1.0, 10.0, 100.0], dtype=torch.float64)) @ basis.T
+    proj, dim = null_space_projector(cov, 1e-5)
+    assert dim == 2  # the two smallest hold 1.8e-6 of the trace; with the third it would be 1.1e-5
+    assert torch.allclose(proj @ proj, proj, atol=1e-10)
+    assert float((proj @ basis[:, 5]).norm()) < 1e-10 and float((proj @ basis[:, 0]).norm()) > 0.999
+
+
+def test_alphaedit_rejects_bad_settings(models: dict[str, Any]) -> None:
+    lm = models["gpt2-world"]
+    before = state(lm)
+    for bad in ({"nullspace_energy": 1.5}, {"alpha": 0.0}):
+        with pytest.raises(InvalidEditError):
+            get_editor("alphaedit", corpus=("The CEO of ABB Group is Ulrich Spiesshofer.",), **bad).compute(lm, [REQ])
+    assert same(before, state(lm)) and not journal_for(lm.model).entries
+
+
+@pytest.mark.parametrize("name", ["gpt2-world", "llama-world"])
+def test_ike_generation_equals_the_demonstration_typed_by_hand(name: str, models: dict[str, Any]) -> None:
+    lm = models[name]
+    before = state(lm)
+    neighbour = "Nortel's CEO is"
+    plain = [g.text for g in lm.generate([neighbour, REQ.prompt], max_new_tokens=12)]
+    ike = get_editor("ike")
+    handle = ike.apply(lm, ike.compute(lm, [REQ]))
+    assert isinstance(journal_for(lm.model).adapters()[lm.model.base_model_prefix], ContextAdapter)
+    demo = f"New Fact: {REQ.prompt} {REQ.target_new}\n{REQ.prompt} {REQ.target_new}.\n"
+    batch = [g.text for g in lm.generate([neighbour, REQ.prompt], max_new_tokens=12)]
+    single = lm.generate([REQ.prompt], max_new_tokens=12)[0].text
+    handle.rollback()
+    by_hand = lm.generate([demo + REQ.prompt], max_new_tokens=12)[0].text
+    assert batch[0] == plain[0]  # out of scope: the unedited model
+    assert batch[1] == single == by_hand  # padded batch, single row and the typed text agree
+    assert same(before, state(lm)) and not journal_for(lm.model).adapters()
+
+
+def test_ike_teacher_forced_logits_are_the_row_positions(models: dict[str, Any]) -> None:
+    lm = models["gpt2-world"]
+    ids = torch.tensor([lm.tokenizer(REQ.prompt + " Takahiro", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        plain = lm.model(ids).logits
+        ike = get_editor("ike")
+        handle = ike.apply(lm, ike.compute(lm, [REQ]))
+        edited = lm.model(ids).logits
+        handle.rollback()
+    assert edited.shape == plain.shape and not torch.equal(edited, plain)
+
+
+def test_lora_delta_is_low_rank_and_rolls_back(models: dict[str, Any]) -> None:
+    lm = models["llama-world"]
+    before = state(lm)
+    editor = get_editor("lora", rank=4)
+    delta = editor.compute(lm, [REQ])
+    assert isinstance(delta, WeightDelta)
+    (update,) = delta.updates.values()
+    assert isinstance(update, LowRank) and update.left.shape[1] == 4
+    editor.apply(lm, delta).rollback()
+    assert same(before, state(lm))
+
+
+def test_serac_answers_in_scope_and_leaves_the_rest_to_the_base_model(models: dict[str, Any], corpus: Any) -> None:
+    lm = models["gpt2-world"]
+    before = state(lm)
+    outside = ["Nortel's CEO is", "The capital of France is"]
+    plain = [g.text for g in lm.generate(outside, max_new_tokens=12)]
+    serac = get_editor("serac", corpus=corpus)
+    delta = serac.compute(lm, [REQ])
+    assert 0 < delta.info["thresholds"][0] < 1
+    handle = serac.apply(lm, delta)
+    edited = [g.text for g in lm.generate([*outside, REQ.prompt], max_new_tokens=12)]
+    handle.rollback()
+    assert edited[:2] == plain
+    assert edited[2].startswith(REQ.target_new)
+    assert same(before, state(lm))
+
+
+def test_serac_needs_a_corpus(models: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEditError):
+        get_editor("serac").compute(models["gpt2-world"], [REQ])
