@@ -71,7 +71,7 @@ def detox_request(lm: LocalLanguageModel, case: SafetyCase) -> EditRequest:
         prompt=lm.prompt_format.question(case.adversarial_input),
         subject=case.adversarial_input,
         target_new=case.safe_response,
-        target_old=case.unsafe_response,
+        target_old=case.unsafe_response or None,
         relation="safety:" + case.category,
     )
 
