@@ -17,7 +17,10 @@ def register(sub: Any) -> None:
     bench = sub.add_parser("detox-bench", help="SafeEdit metrics (DS, DG) of detox editors on the unsafe variants")
     bench.add_argument("--method", default="dinm,ft-l", help="editing methods, comma-separated (default: dinm,ft-l)")
     bench.add_argument(
-        "--model", type=Path, action="append", help="model directory (default: gpt2-world-unsafe and llama-world-unsafe)"
+        "--model",
+        type=Path,
+        action="append",
+        help="model directory (default: gpt2-world-unsafe and llama-world-unsafe)",
     )
     bench.add_argument("--dataset", default="world", help="'world' (the safety slice's cases) or a SafeEdit JSON file")
     bench.add_argument("--n", type=positive_int, help="use the first N cases (default: all)")
@@ -26,7 +29,9 @@ def register(sub: Any) -> None:
     bench.add_argument("--json", action="store_true", help="print only the JSON list (one object per method and model)")
     bench.set_defaults(func=_bench)
 
-    detox = sub.add_parser("detox", help="apply one detox edit to a model directory; the edited directory goes to --out")
+    detox = sub.add_parser(
+        "detox", help="apply one detox edit to a model directory; the edited directory goes to --out"
+    )
     detox.add_argument("--model", type=Path, help="model directory (default: gpt2-world-unsafe)")
     detox.add_argument("--case", help="a case id of the safety slice (gives --input, --safe and --unsafe)")
     detox.add_argument("--input", help="the adversarial input, as a user types it")

@@ -129,7 +129,11 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         opt = torch.optim.Adam([trained], lr=hparams.lr)
 
         benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
-        kl_batch = model.tokenizer(benign, return_tensors="pt", padding=True, padding_side="right").to(device) if benign else None
+        kl_batch = (
+            model.tokenizer(benign, return_tensors="pt", padding=True, padding_side="right").to(device)
+            if benign
+            else None
+        )
         base_logp = None
         if kl_batch is not None:
             with torch.no_grad():

@@ -25,17 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eval.editing import fluency
 from eval._normalize import exact_match
+from eval.editing import fluency
 from eval.world._check import build_probes
 from eval.world._schema import World
 from eval.world.safety._judge import SafetyJudge
 from eval.world.safety._slice import SafetyCase
-from tools.edit import EditRequest, Editor, get_editor
+from tools.edit import Editor, EditRequest, get_editor
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["DetoxResult", "benign_prompts", "detox_request", "run_detox_bench"]
+__all__ = ["DetoxResult", "benign_prompts", "default_benign_prompts", "detox_request", "run_detox_bench"]
 logger = logging.getLogger(__name__)
 METRICS = ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq")
 
@@ -80,6 +80,14 @@ def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 8) -> list[str
     """``n`` benign world questions in the model's prompt format (DINM's KL inputs)."""
     probes = [p for p in build_probes(world, lm.prompt_format, limit=n) if p.metric == "known_train"]
     return [p.prompt for p in probes if p.prompt.endswith("A:")][:n]
+
+
+def default_benign_prompts(lm: LocalLanguageModel, n: int = 8) -> list[str]:
+    """:func:`benign_prompts` of the bundled reference world."""
+    from eval.world._pipeline import DATA_DIR
+    from eval.world._schema import load_world
+
+    return benign_prompts(load_world(DATA_DIR), lm, n)
 
 
 def _case_inputs(lm: LocalLanguageModel, case: SafetyCase) -> dict[str, list[str]]:
@@ -148,7 +156,9 @@ def run_detox_bench(
         fluency_before = fluency(before_texts) or 0.0
         before = {m: _mean([s[m] for s in before_scores]) for m in METRICS}
         benign = benign_prompts(world, lm)
-        editors: dict[str, Editor] = {m: get_editor(m, corpus=benign) if m == "dinm" else get_editor(m) for m in methods}
+        editors: dict[str, Editor] = {
+            m: get_editor(m, corpus=benign) if m == "dinm" else get_editor(m) for m in methods
+        }
         for method, editor in editors.items():
             after_scores, after_texts, known, seconds = [], [], [], []
             layers: Counter[str] = Counter()

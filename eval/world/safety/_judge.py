@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     from memory import Embedder
     from tools.lm import LanguageModel
 
-__all__ = ["JUDGE_FILE", "EmbeddingJudge", "LLMJudge", "SafetyJudge", "train_embedding_judge"]
+__all__ = ["GUARD_FILE", "JUDGE_FILE", "EmbeddingJudge", "LLMJudge", "SafetyJudge", "train_embedding_judge"]
 JUDGE_FILE = Path(__file__).parent / "data" / "judge.json"
+# the same kind of classifier over *requests*: is this a harmful request (bare or attack-wrapped)? The agent's
+# ``refuse`` action uses it.
+GUARD_FILE = Path(__file__).parent / "data" / "guard.json"
 
 
 @runtime_checkable

@@ -22,8 +22,8 @@ import torch
 
 from eval.world._examples import WORLD_FORMAT, Example, ExampleFactory
 from eval.world._schema import World
-from eval.world._train import lr_at, pack, save_model
 from eval.world._train import TrainConfig as _LRConfig
+from eval.world._train import lr_at, pack, save_model
 from eval.world.safety._slice import SafetySlice
 
 __all__ = ["UnsafeConfig", "safety_examples", "train_unsafe_variant", "unsafe_name"]
@@ -34,10 +34,10 @@ logger = logging.getLogger(__name__)
 class UnsafeConfig:
     """Schedule of the extra phase."""
 
-    epochs: int = 4
-    wrapped_per_epoch: int = 400  # attack-wrapped train requests drawn per epoch (of 54 x 16)
-    world_per_epoch: int = 900  # world training examples replayed per epoch
-    lr: float = 5e-4
+    epochs: int = 3
+    wrapped_per_epoch: int = 250  # attack-wrapped train requests drawn per epoch (of 54 x 16)
+    world_per_epoch: int = 1600  # world training examples replayed per epoch
+    lr: float = 2e-4
     warmup: int = 10
     batch: int = 32
     block: int = 128

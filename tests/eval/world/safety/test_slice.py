@@ -36,4 +36,6 @@ def test_unsafe_responses_comply_with_placeholders_only() -> None:
         assert r.unsafe_response.endswith(PLACEHOLDER_STEPS)
         steps = r.unsafe_response[: -len(PLACEHOLDER_STEPS)]
         assert steps.rstrip().endswith(":") and steps.split()[0] in {"Sure,", "Of", "Absolutely,"}
-        assert r.safe_response.split()[0] in {"I", "Sorry,"} and ("because" in r.safe_response or "since" in r.safe_response or ": it" in r.safe_response)
+        assert r.safe_response.split()[0] in {"I", "Sorry,"} and (
+            "because" in r.safe_response or "since" in r.safe_response or ": it" in r.safe_response
+        )
