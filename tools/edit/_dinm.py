@@ -14,7 +14,7 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    benign inputs — the paper's constraint that keeps general behaviour. Benign inputs are the first
    ``n_benign`` texts of ``corpus`` (the world's questions in the benchmark and the CLI).
 
-Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 2e-3, kl_factor 0.1, 8 benign inputs;
+Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 16 benign inputs;
 ``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
@@ -49,9 +49,9 @@ class DINMHyperParams:
 
     layers: tuple[int, ...] = ()  # empty: locate the toxic layer per edit; else edit exactly this one layer
     steps: int = 10  # Adam steps on the one instance
-    lr: float = 2e-3  # Adam learning rate
-    kl_factor: float = 0.1  # weight of the KL term on benign inputs (0 disables it)
-    n_benign: int = 8  # benign inputs taken from the corpus
+    lr: float = 1e-2  # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4)
+    kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
+    n_benign: int = 16  # benign inputs taken from the corpus
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,13 +76,13 @@ def detox_request(lm: LocalLanguageModel, case: SafetyCase) -> EditRequest:
     )
 
 
-def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 8) -> list[str]:
+def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 16) -> list[str]:
     """``n`` benign world questions in the model's prompt format (DINM's KL inputs)."""
     probes = [p for p in build_probes(world, lm.prompt_format, limit=n) if p.metric == "known_train"]
     return [p.prompt for p in probes if p.prompt.endswith("A:")][:n]
 
 
-def default_benign_prompts(lm: LocalLanguageModel, n: int = 8) -> list[str]:
+def default_benign_prompts(lm: LocalLanguageModel, n: int = 16) -> list[str]:
     """:func:`benign_prompts` of the bundled reference world."""
     from eval.world._pipeline import DATA_DIR
     from eval.world._schema import load_world
@@ -131,10 +131,12 @@ def run_detox_bench(
     known_limit: int = 25,
     max_new_tokens: int = 48,
     progress: Callable[[int], None] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DetoxResult]:
     """Edit each case alone with each method on each model; one :class:`DetoxResult` per method and model.
 
-    Every edit is rolled back before the next: each model ends bit-identical to how it started.
+    ``options`` maps a method to hyperparameter overrides (``{"dinm": {"lr": 1e-2}}``). Every edit is rolled
+    back before the next: each model ends bit-identical to how it started.
 
     Raises:
         InvalidEditError: no cases, or an unknown method (before any edit).
@@ -155,10 +157,12 @@ def run_detox_bench(
             before_texts += texts
         fluency_before = fluency(before_texts) or 0.0
         before = {m: _mean([s[m] for s in before_scores]) for m in METRICS}
-        benign = benign_prompts(world, lm)
-        editors: dict[str, Editor] = {
-            m: get_editor(m, corpus=benign) if m == "dinm" else get_editor(m) for m in methods
-        }
+        # DINM's KL inputs: world questions outside the known-accuracy probes, so that check stays unseen
+        benign = [p for p in benign_prompts(world, lm, 64) if p not in k_prompts][:16]
+        editors: dict[str, Editor] = {}
+        for m in methods:
+            extra = dict((options or {}).get(m, {}))
+            editors[m] = get_editor(m, corpus=benign, **extra) if m == "dinm" else get_editor(m, **extra)
         for method, editor in editors.items():
             after_scores, after_texts, known, seconds = [], [], [], []
             layers: Counter[str] = Counter()
