@@ -10,7 +10,7 @@ import torch
 
 from tests.tools.edit._helpers import same, state
 from tests.tools.tiny_archs import build
-from tools.edit import EditRequest, WeightDelta, get_editor, journal_for, load_edited, save_edited
+from tools.edit import Editor, EditRequest, WeightDelta, get_editor, journal_for, load_edited, save_edited
 from tools.edit._dinm import DINMHyperParams, locate_toxic_layer
 from tools.errors import EditBatchTooLargeError, EditError, InvalidEditError, LayerOutOfRangeError
 from tools.lm import HFLanguageModel
@@ -28,6 +28,10 @@ def lm(request: pytest.FixtureRequest, tiny_tokenizer: Any) -> HFLanguageModel:
 
 def _request(prompt_text: str = ADV, safe: str = SAFE, unsafe: str | None = UNSAFE) -> EditRequest:
     return EditRequest(f"Q: {prompt_text}\nA:", prompt_text, safe, target_old=unsafe)
+
+
+def _edit(editor: Editor, lm: HFLanguageModel, requests: list[EditRequest]) -> None:
+    editor.apply(lm, editor.compute(lm, requests))
 
 
 def _safe_nll(lm: HFLanguageModel, req: EditRequest) -> float:
@@ -61,7 +65,7 @@ def test_compute_is_side_effect_free_and_the_edit_learns_the_safe_response(lm: H
 def test_save_and_load_keep_the_journal(lm: HFLanguageModel, tmp_path: Path) -> None:
     before = state(lm)
     editor = get_editor("dinm", corpus=BENIGN)
-    editor.edit(lm, [_request()])
+    _edit(editor, lm, [_request()])
     loaded = load_edited(save_edited(lm, tmp_path / "edited"))
     (entry,) = journal_for(loaded.model).entries
     assert entry.method == "dinm"
@@ -88,7 +92,7 @@ def test_a_given_layer_skips_the_location(lm: HFLanguageModel) -> None:
 def test_bad_input_raises_an_edit_error_and_changes_nothing(lm: HFLanguageModel, make: Any, error: type) -> None:
     before = state(lm)
     with pytest.raises(error) as caught:
-        get_editor("dinm", corpus=BENIGN).edit(lm, [make()])
+        _edit(get_editor("dinm", corpus=BENIGN), lm, [make()])
     assert isinstance(caught.value, EditError)
     assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
 
@@ -96,11 +100,11 @@ def test_bad_input_raises_an_edit_error_and_changes_nothing(lm: HFLanguageModel,
 def test_layer_out_of_range_and_bad_settings(lm: HFLanguageModel) -> None:
     before = state(lm)
     with pytest.raises(LayerOutOfRangeError):
-        get_editor("dinm", corpus=BENIGN, layers=(99,)).edit(lm, [_request()])
+        _edit(get_editor("dinm", corpus=BENIGN, layers=(99,)), lm, [_request()])
     with pytest.raises(InvalidEditError, match="benign"):
-        get_editor("dinm").edit(lm, [_request()])
+        _edit(get_editor("dinm"), lm, [_request()])
     with pytest.raises(EditBatchTooLargeError):
-        get_editor("dinm", corpus=BENIGN).edit(lm, [_request(), _request()])
+        _edit(get_editor("dinm", corpus=BENIGN), lm, [_request(), _request()])
     with pytest.raises(InvalidEditError):
         DINMHyperParams(layers=(0, 1))
     assert same(before, state(lm))
