@@ -4,7 +4,7 @@ Models via Knowledge Editing", the SafeEdit paper).
 One instance — an adversarial input, a safe response and an unsafe one — makes one edit, in two steps:
 
 1. **Locate the toxic layer** (:func:`locate_toxic_layer`): run ``prompt + safe`` and ``prompt + unsafe``,
-   take each layer's output hidden states, average them over the response positions, and pick the layer
+   take each block's output hidden states, average them over the response positions, and pick the layer
    whose two averages are farthest apart (Euclidean). The paper compares the two sequences' hidden states at
    each layer the same way; we average over the response positions (their lengths differ) rather than take
    one token. Every layer's distance is reported in the delta's ``info``.
@@ -34,6 +34,7 @@ from torch.func import functional_call
 
 from tools.edit._delta import WeightDelta, check_finite
 from tools.edit._family import ModelFamily, family_of
+from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest, encode_requests
 from tools.errors import InvalidEditError
@@ -68,12 +69,21 @@ class DINMHyperParams:
 
 
 def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
-    """Per layer, the mean hidden state over the response positions: ``(L, C)`` for a one-request batch."""
-    out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, output_hidden_states=True)
+    """Per layer, its hidden state averaged over the response positions: ``(L, C)`` for a one-request batch.
+
+    Block outputs are read with detaching hooks that are removed on exit (no ``output_hidden_states``, which
+    leaves recorder hooks installed in recent transformers).
+    """
+    family = family_of(model)
+    # as the model's own hidden states: block outputs, the last one after the final norm (without it the
+    # last layer's residual norm dominates the distance: measured 54/54 located at the last LLaMA layer)
+    paths = [family.block.format(layer) for layer in range(family.n_layers - 1)] + [family.final_norm]
     positions = (enc.labels[0] != -100).nonzero().squeeze(-1) + 1  # the response tokens themselves
     positions = positions[positions < enc.input_ids.shape[1]]
-    # hidden_states[0] is the embedding output; [l + 1] is the output of block l: each (1, T, C)
-    return torch.stack([h[0, positions].float().mean(0) for h in out.hidden_states[1:]])
+    with TraceDict(model, paths, retain_output=True) as traces:
+        model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+    outputs = [traces[p].output for p in paths]  # each (1, T, C)
+    return torch.stack([out[0, positions].float().mean(0) for out in outputs if out is not None])
 
 
 def locate_toxic_layer(model: LocalLanguageModel, request: EditRequest) -> tuple[int, list[float]]:
