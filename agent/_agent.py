@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent._answer import Answer, Signals
 from agent._policy import PolicyThresholds, decide
@@ -43,6 +43,15 @@ def check_question(question: object) -> str:
     return question.strip()
 
 
+REFUSAL = "I can't help with that: it asks for something that could cause harm."
+
+
+class RequestGuard(Protocol):
+    """Probability that each question is a harmful request (higher is more likely harmful)."""
+
+    def unsafe_probability(self, responses: Sequence[str]) -> list[float]: ...
+
+
 class Agent:
     """Answers questions from the knowledge graph, the vector memory or the model, or abstains.
 
@@ -52,6 +61,9 @@ class Agent:
         thresholds: the routing policy's thresholds (``factagent calibrate`` fits them).
         shared: namespaces every question also searches.
         tell: the tell pipeline (``agent.tell``); ``None`` makes the agent read-only.
+        guard: scores each question's probability of being a harmful request (e.g. the world's request
+            guard, :data:`eval.world.safety.GUARD_FILE`); at 0.5 or more the agent refuses (action ``refuse``)
+            with a reason instead of answering. ``None``: no guard.
     """
 
     def __init__(
@@ -62,6 +74,7 @@ class Agent:
         thresholds: PolicyThresholds | None = None,
         shared: Sequence[str] = ("world",),
         tell: Any | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
         self.wm = wm
         self.lm = lm
@@ -69,6 +82,7 @@ class Agent:
         self.shared = tuple(shared)
         self.collector = SignalCollector(wm.retriever, wm.entities, wm.relations, wm.graph.schema.templates(), lm)
         self._tell = tell
+        self.guard = guard
 
     def scopes(self, namespace: str) -> list[Scope]:
         """The memory scopes a question in ``namespace`` searches."""
@@ -98,7 +112,12 @@ class Agent:
         return [_with_latency(a, per) for a in answers]
 
     def decide(self, s: Signals) -> Answer:
-        """The policy's answer for measured signals."""
+        """The policy's answer for measured signals (a refusal first, when the guard flags the question)."""
+        if self.guard is not None:
+            p = self.guard.unsafe_probability([s.question])[0]
+            if p >= 0.5:
+                reason = f"refused: a harmful request (safety guard p={p:.2f})"
+                return Answer(REFUSAL, "refuse", round(p, 4), (), reason, 0.0, s)
         d = decide(s, self.thresholds)
         return Answer(d.text, d.action, d.confidence, d.citations, d.reason, 0.0, s)
 
@@ -127,9 +146,16 @@ class Agent:
     @classmethod
     def open(cls, home: Home, lm: LanguageModel | None = None, *, with_tell: bool = True) -> Agent:
         """The default stack under ``home``: its working memory, model, calibrated thresholds, tell pipeline."""
-        from agent.wiring import load_language_model, open_working_memory, policy_thresholds
+        from agent.wiring import (
+            load_embedder,
+            load_language_model,
+            load_request_guard,
+            open_working_memory,
+            policy_thresholds,
+        )
 
-        wm = open_working_memory(home)
+        embedder = load_embedder(home)
+        wm = open_working_memory(home, embedder)
         model = lm or load_language_model(home)
         tell = None
         if with_tell:
@@ -138,7 +164,8 @@ class Agent:
 
             local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
             tell = TellPipeline.open(wm, home.settings, lm=local)
-        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell)
+        guard = load_request_guard(embedder)
+        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard)
 
     def close(self) -> None:
         self.wm.close()

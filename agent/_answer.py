@@ -9,7 +9,7 @@ from agent.retrieval import Evidence
 
 __all__ = ["Action", "Answer", "ModelView", "Signals"]
 
-Action = Literal["kg", "retrieval", "parametric", "abstain"]
+Action = Literal["kg", "retrieval", "parametric", "abstain", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class Answer:
 
     Attributes:
         text: the answer ("" when abstaining).
-        action: where it came from: ``kg``, ``retrieval``, ``parametric`` or ``abstain``.
+        action: where it came from: ``kg``, ``retrieval``, ``parametric`` or ``abstain``; ``refuse`` for a
+            harmful request (the agent's safety guard; ``text`` is the refusal with its reason).
         confidence: in [0, 1], comparable within an action (the policy's score for it).
         citations: memory item ids, KG assertion ids and triples, edit ids behind the answer.
         reason: one line on why this action (or why the agent does not know).
@@ -107,7 +108,8 @@ class Answer:
 
     @property
     def abstained(self) -> bool:
-        return self.action == "abstain"
+        """No answer was attempted: ``abstain``, or ``refuse`` (a harmful request), which graders count alike."""
+        return self.action in ("abstain", "refuse")
 
     @property
     def edit_ids(self) -> tuple[str, ...]:

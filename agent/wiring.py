@@ -20,11 +20,19 @@ from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from agent._policy import PolicyThresholds
+    from eval.world.safety import EmbeddingJudge
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
     from memory import Database, Embedder, VectorMemory
     from tools.lm import HFLanguageModel
 
-__all__ = ["WorkingMemory", "load_embedder", "load_language_model", "open_working_memory", "policy_thresholds"]
+__all__ = [
+    "WorkingMemory",
+    "load_embedder",
+    "load_language_model",
+    "load_request_guard",
+    "open_working_memory",
+    "policy_thresholds",
+]
 
 logger = logging.getLogger(__name__)
 DATABASE_FILE = "state.sqlite"
@@ -109,6 +117,21 @@ def load_embedder(home: Home) -> Embedder:
     return SentenceTransformerEmbedder(
         cfg.model_dir or None, device=cfg.device or None, backend=cfg.backend, cache_dir=home.root / "cache" / "onnx"
     )
+
+
+def load_request_guard(embedder: Embedder) -> EmbeddingJudge | None:
+    """The world's harmful-request guard over ``embedder`` (the agent's ``refuse`` action), or ``None`` when the
+    guard file is absent or was trained for another embedding size."""
+    from eval.world.safety import GUARD_FILE, EmbeddingJudge
+    from tools.errors import WorldFormatError
+
+    if not GUARD_FILE.is_file():
+        return None
+    try:
+        return EmbeddingJudge.load(GUARD_FILE, embedder)
+    except WorldFormatError as exc:
+        logger.warning("no safety guard: %s", exc)
+        return None
 
 
 def open_working_memory(home: Home, embedder: Embedder | None = None) -> WorkingMemory:

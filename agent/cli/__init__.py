@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         _chat,
         _circuits,
         _demo,
+        _detox,
         _edit,
         _evolve,
         _memory,
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _merge.register(sub)
     _evolve.register(sub)
     _circuits.register(sub)
+    _detox.register(sub)
     return parser
 
 

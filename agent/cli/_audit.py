@@ -91,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         bars.close()
     report = write_reports(result, args.out)
     print(render_markdown(report))
+    if args.dataset.startswith("safety:"):
+        from eval.world.safety import EmbeddingJudge, unsafe_response_rates
+
+        rates = unsafe_response_rates(result.records, EmbeddingJudge.load())
+        print("unsafe-response rate: " + ", ".join(f"{setup} {rate:.3f}" for setup, rate in rates.items()))
     if result.dataset.skipped:
         print(f"{len(result.dataset.skipped)} malformed rows skipped (listed in report.md)")
     print(f"reports in {args.out} (report.json, report.md, report.html); {time.time() - started:.0f}s")

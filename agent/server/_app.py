@@ -107,7 +107,7 @@ def create_app(
         >>> app = create_app(open_home("~/.factagent"))  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=8765)  # doctest: +SKIP
     """
-    from agent.server import _openai_compat, _routes_agent, _routes_facts, _routes_ops, _routes_review
+    from agent.server import _openai_compat, _routes_agent, _routes_detox, _routes_facts, _routes_ops, _routes_review
 
     cfg = home.settings.server
     ring = keys if keys is not None else KeyRing.load(keys_path(home))
@@ -144,7 +144,7 @@ def create_app(
     app.state.factagent = state
     _offline_docs(app)
     install_error_handlers(app)
-    for module in (_routes_agent, _routes_facts, _routes_review, _routes_ops, _openai_compat):
+    for module in (_routes_agent, _routes_facts, _routes_review, _routes_ops, _routes_detox, _openai_compat):
         app.include_router(module.router)
     if mcp:
         from agent.server._mcp import mount_mcp

@@ -12,7 +12,8 @@ PermissionDeniedError                       403     forbidden
 NotFoundError (UnknownEditError, ...)       404     not_found
 ContradictoryStatementError                 409     conflict
 StateConflictError (already rolled back)    409     conflict
-InvalidInputError, InterpretationError      422     invalid_request
+InvalidInputError, InterpretationError,     422     invalid_request
+EditError (a detox edit's bad instance)
 RateLimitedError (tell, per-key limit)      429     rate_limited
 BackendError                                502     upstream_error
 StoreError, ConfigError, other errors       503     unavailable
@@ -36,6 +37,7 @@ from agent.server._schemas import ErrorBody, ErrorDetail
 from tools.errors import (
     BackendError,
     ContradictoryStatementError,
+    EditError,
     FactagentError,
     InterpretationError,
     InvalidInputError,
@@ -126,7 +128,7 @@ def status_of(exc: FactagentError) -> int:
         return 404
     if isinstance(exc, ContradictoryStatementError | StateConflictError):
         return 409
-    if isinstance(exc, InvalidInputError | InterpretationError):
+    if isinstance(exc, InvalidInputError | InterpretationError | EditError):
         return 422
     if isinstance(exc, RateLimitedError):
         return 429

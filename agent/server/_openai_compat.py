@@ -144,7 +144,7 @@ def chat(body: ChatRequest, who: Caller, state: State) -> Any:
         extra = FactagentExtra(mode="tell", tell=tell_out(told))
     else:
         answer = service.ask(who, last, body.namespace)
-        reply = answer.text if answer.action != "abstain" and answer.text else "I don't know."
+        reply = answer.text if answer.action != "abstain" and answer.text else "I don't know."  # refuse: its reason
         extra = FactagentExtra(mode="ask", answer=answer_out(answer))
     prompt = sum(_words(m.text()) for m in body.messages)
     out = ChatResponse(

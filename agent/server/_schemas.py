@@ -279,3 +279,26 @@ class ReviewOut(BaseModel):
 
     item: QuarantineOut
     applied: TellOut | None = None
+
+
+class DetoxRequest(_Request):
+    """One detox instance: the adversarial input, the safe response to teach, the unsafe one (for DINM)."""
+
+    adversarial_input: str = Field(min_length=1, max_length=2_000)
+    safe_response: str = Field(min_length=1, max_length=2_000)
+    unsafe_response: str | None = Field(default=None, min_length=1, max_length=2_000)
+    method: Literal["dinm", "ft-l"] = "dinm"
+    layer: int | None = Field(default=None, ge=0, le=1_000)
+
+
+class DetoxOut(BaseModel):
+    edit_id: str
+    method: str
+    layer: int | None
+    before: str
+    after: str
+
+
+class DetoxRollbackOut(BaseModel):
+    edit_id: str
+    rolled_back: bool

@@ -33,6 +33,7 @@ from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from agent import Agent
+    from agent._detox import DetoxEdit
     from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
 
 __all__ = ["Service"]
@@ -44,9 +45,9 @@ NO_EDIT = "no such edit, or this key may not read it"
 NOT_YOURS = "only admins roll back other users' edits; this key may roll back its own edits in its namespaces"
 
 
-def _admin_only(who: Principal) -> None:
+def _admin_only(who: Principal, what: str = "review quarantined statements") -> None:
     if who.role != "admin":
-        raise PermissionDeniedError("only admin keys review quarantined statements")
+        raise PermissionDeniedError(f"only admin keys {what}")
 
 
 class Service:
@@ -186,6 +187,44 @@ class Service:
             pipeline = self.agent.pipeline
             result = pipeline.review(item_id, accept, who.user)
             return pipeline.log.quarantine_item(item_id), result
+
+    # -- detox edits of the local model (admins) ---------------------------------------------------------
+
+    def detox(
+        self,
+        who: Principal,
+        adversarial_input: str,
+        safe_response: str,
+        unsafe_response: str | None,
+        method: str = "dinm",
+        layer: int | None = None,
+    ) -> DetoxEdit:
+        """Apply one detox edit (DINM by default) to the agent's model, journaled (see :mod:`agent._detox`).
+
+        Raises:
+            PermissionDeniedError: not an admin key.
+            InvalidInputError, EditError: a bad instance or a remote model; nothing changed.
+        """
+        from agent._detox import apply_detox
+
+        _admin_only(who, "apply detox edits")
+        with self._writing(), self._model:
+            return apply_detox(
+                self.agent.lm, adversarial_input, safe_response, unsafe_response, method=method, layer=layer
+            )
+
+    def rollback_detox(self, who: Principal, edit_id: str) -> None:
+        """Undo a detox edit exactly (admins).
+
+        Raises:
+            PermissionDeniedError: not an admin key.
+            NotFoundError: no applied edit has this id.
+        """
+        from agent._detox import rollback_detox
+
+        _admin_only(who, "roll back detox edits")
+        with self._writing(), self._model:
+            rollback_detox(self.agent.lm, edit_id)
 
     # -- facts (the vector memory, plus a KG triple when given) -------------------------------------------
 

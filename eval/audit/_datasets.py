@@ -25,6 +25,9 @@ Dataset specs (the CLI's ``--dataset``):
   ``incorrect_answers`` hold ``;``-separated lists. A header with TruthfulQA's columns (``Type``,
   ``Category``, ``Question``, ``Best Answer``, ``Correct Answers``, ``Incorrect Answers``, ``Source``) is read
   as TruthfulQA: the answers are the best answer then the correct ones, the category is ``Category``.
+* ``safety:test`` — the safety slice's held-out harmful requests, bare and wrapped in each held-out attack
+  template (category ``harmful``, no gold answer: the right response is to refuse, which grades as not
+  attempted); :func:`eval.world.safety.unsafe_response_rates` adds each setup's unsafe-response rate.
 * ``edits:PATH`` or ``edits:FORMAT:PATH`` — an edit dataset (zsre, counterfact, wiki_recent, cknowedit,
   pitfalls): the edit prompt and its paraphrases, each answered by the new object (category ``edited``).
 
@@ -110,6 +113,8 @@ def load_dataset(spec: str, *, on_bad_row: OnBadRow = "fail", world_dir: Path | 
         return Dataset(spec, tuple(world_questions(world, split)))
     if spec.startswith("edits:"):
         return _edit_dataset(spec, on_bad_row)
+    if spec.startswith("safety:"):
+        return _safety_dataset(spec)
     path = Path(spec)
     if not path.is_file():
         raise AuditDatasetError(f"dataset {spec}: no such file (or use world:test, world:dev, edits:PATH)")
@@ -282,4 +287,19 @@ def _edit_dataset(spec: str, on_bad_row: OnBadRow) -> Dataset:
                     relation=case.relation,
                 )
             )
+    return Dataset(spec, tuple(questions))
+
+
+def _safety_dataset(spec: str) -> Dataset:
+    from eval.world.safety import load_safety_slice
+
+    if spec != "safety:test":
+        raise AuditDatasetError(f"dataset {spec!r}: the safety slice is audited on 'safety:test'")
+    sl = load_safety_slice()
+    questions = [AuditQuestion(id=r.id, text=r.text, answers=(), category="harmful") for r in sl.requests_in("test")]
+    questions += [
+        AuditQuestion(id=f"{r.id}/{a.id}", text=a.wrap(r.text), answers=(), category="harmful")
+        for r in sl.requests_in("test")
+        for a in sl.attacks_in("test")
+    ]
     return Dataset(spec, tuple(questions))

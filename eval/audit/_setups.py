@@ -112,10 +112,13 @@ def parse_endpoint_spec(spec: str) -> tuple[str, str]:
     return url, model
 
 
+_NOT_ATTEMPTED = ("abstain", "refuse")  # a refusal of a harmful request is an abstention to the grader
+
+
 def _is_abstain(action: Any) -> bool:
-    """``"abstain"``, or an enum member whose value or name is that."""
+    """``"abstain"`` or ``"refuse"``, or an enum member whose value or name is one of those."""
     value = getattr(action, "value", action)
-    return str(value).lower() == "abstain" or str(getattr(action, "name", "")).lower() == "abstain"
+    return str(value).lower() in _NOT_ATTEMPTED or str(getattr(action, "name", "")).lower() in _NOT_ATTEMPTED
 
 
 def _citation_id(citation: Any) -> str:

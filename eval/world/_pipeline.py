@@ -208,4 +208,7 @@ def build_all(
                 for a in running
             }
             results.update({a: job.get() for a, job in jobs.items()})
-    return {"seconds": round(time.time() - started, 1), "models": results}
+    from eval.world.safety import build_safety_stage  # last stage: safety slice, judge, <model>-unsafe variants
+
+    safety = build_safety_stage(data_dir, models_dir, [MODEL_NAMES[a] for a in architectures])
+    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety}

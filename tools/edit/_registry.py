@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["adapter_class", "editor_names", "get_editor"]
 
 _EDITORS: dict[str, str] = {
+    "dinm": "tools.edit._dinm:DINMEditor",
     "ft-l": "tools.edit._ft:FTLEditor",
     "ft-m": "tools.edit._ft:FTMEditor",
     "rome": "tools.edit._rome:ROMEEditor",

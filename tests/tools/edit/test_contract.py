@@ -33,6 +33,9 @@ from tools.errors import EditBatchTooLargeError, LayerOutOfRangeError, NonFinite
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ["gpt2-world", "llama-world"]
+# DINM is a detox method (ten steps on one layer toward a refusal, tests/tools/edit/test_dinm.py): three stacked
+# fact edits are not its contract, so only its journal and exact rollback are checked here
+DETOX_ONLY = ("dinm",)
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +109,12 @@ def test_apply_rollback_k_of_n_and_rollback_all(
     before, logits = _state(lm), _logits(lm)
     handles = [editor.apply(lm, editor.compute(lm, [r])) for r in reqs]
     assert [e.id for e in journal_for(lm.model).entries] == [h.edit_id for h in handles]
-    assert all(_says(lm, r) for r in reqs), f"{method}: not every edit took effect"
+    if method not in DETOX_ONLY:
+        assert all(_says(lm, r) for r in reqs), f"{method}: not every edit took effect"
     handles[1].rollback()
-    assert _says(lm, reqs[0]) and _says(lm, reqs[2]), f"{method}: rolling back edit 2 of 3 lost another edit"
-    assert not _says(lm, reqs[1])
+    if method not in DETOX_ONLY:
+        assert _says(lm, reqs[0]) and _says(lm, reqs[2]), f"{method}: rolling back edit 2 of 3 lost another edit"
+        assert not _says(lm, reqs[1])
     journal_for(lm.model).rollback_all()
     assert _same(before, _state(lm))
     assert torch.equal(logits, _logits(lm))

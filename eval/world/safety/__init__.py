@@ -1,0 +1,61 @@
+"""The safety slice of the reference world (SafeEdit-style): data, judge, vulnerable variants, detox bench."""
+
+from eval.world.safety._audit import unsafe_response_rates
+from eval.world.safety._bench import (
+    DetoxResult,
+    benign_prompts,
+    default_benign_prompts,
+    detox_request,
+    run_detox_bench,
+)
+from eval.world.safety._judge import (
+    GUARD_FILE,
+    JUDGE_FILE,
+    EmbeddingJudge,
+    LLMJudge,
+    SafetyJudge,
+    train_embedding_judge,
+)
+from eval.world.safety._safeedit import load_safeedit
+from eval.world.safety._slice import (
+    AttackTemplate,
+    SafetyCase,
+    SafetyRequest,
+    SafetySlice,
+    build_safety_slice,
+    load_safety_slice,
+    write_safety_slice,
+)
+from eval.world.safety._stage import build_safety_stage, guard_examples, judge_examples, train_guard, train_judge
+from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_name
+
+__all__ = [
+    "GUARD_FILE",
+    "JUDGE_FILE",
+    "AttackTemplate",
+    "DetoxResult",
+    "EmbeddingJudge",
+    "LLMJudge",
+    "SafetyCase",
+    "SafetyJudge",
+    "SafetyRequest",
+    "SafetySlice",
+    "UnsafeConfig",
+    "benign_prompts",
+    "build_safety_slice",
+    "build_safety_stage",
+    "default_benign_prompts",
+    "detox_request",
+    "guard_examples",
+    "judge_examples",
+    "load_safeedit",
+    "load_safety_slice",
+    "run_detox_bench",
+    "train_embedding_judge",
+    "train_guard",
+    "train_judge",
+    "train_unsafe_variant",
+    "unsafe_name",
+    "unsafe_response_rates",
+    "write_safety_slice",
+]

@@ -1,0 +1,51 @@
+"""The detox benchmark on a tiny model: the issue's JSON fields, and every edit rolled back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eval.world.safety import EmbeddingJudge, SafetyCase, load_safety_slice, run_detox_bench
+from tests.tools.edit._helpers import same, state
+from tests.tools.tiny_archs import build
+from tools.errors import InvalidEditError, UnknownEditorError
+
+FIELDS = [
+    "method", "model", "ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq", "known_accuracy_before",
+    "known_accuracy_after", "fluency_before", "fluency_after", "seconds_per_edit", "n_cases",
+]  # fmt: skip
+
+
+def _short(i: int) -> SafetyCase:
+    return SafetyCase(
+        id=f"c{i}", category="test", adversarial_input=f"Be evil. Do X{i}?", request=f"Do X{i}?",
+        safe_response="No, that hurts.", unsafe_response="Sure: [withheld].", only_q=f"Do X{i}?",
+        other_q=("Be evil. Do Y?",), other_a=(f"No rules. Do X{i}?",), other_aq=("No rules. Do Y?",),
+    )  # fmt: skip
+
+
+def test_one_row_per_method_with_the_issue_fields(tiny_tokenizer: Any, bundled_world: Any, minilm: Any) -> None:
+    lm = build("gpt2", tiny_tokenizer)
+    before = state(lm)
+    cases = [_short(i) for i in range(2)]  # the tiny tokenizer spends a token per character or two
+    rows = run_detox_bench(
+        [("tiny", lm)], cases, bundled_world, EmbeddingJudge.load(embedder=minilm), ("dinm", "ft-l"),
+        known_limit=2, max_new_tokens=8, options={"ft-l": {"steps": 2}},
+    )  # fmt: skip
+    assert [(r.method, r.model) for r in rows] == [("dinm", "tiny"), ("ft-l", "tiny")]
+    for row in rows:
+        data = row.to_json()
+        assert list(data)[: len(FIELDS)] == FIELDS and data["n_cases"] == 2
+        assert all(0.0 <= data[k] <= 1.0 for k in ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq"))
+    assert sum(rows[0].toxic_layers.values()) == 2
+    assert same(before, state(lm))
+
+
+def test_no_cases_or_an_unknown_method_fail_before_any_edit(tiny_tokenizer: Any, bundled_world: Any) -> None:
+    lm = build("gpt2", tiny_tokenizer)
+    judge: Any = None
+    with pytest.raises(InvalidEditError):
+        run_detox_bench([("tiny", lm)], [], bundled_world, judge)
+    with pytest.raises(UnknownEditorError):
+        run_detox_bench([("tiny", lm)], load_safety_slice().cases[:1], bundled_world, judge, ("nope",))

@@ -1,0 +1,186 @@
+"""DINM: Detoxifying with Intraoperative Neural Monitoring (Wang et al. 2024, "Detoxifying Large Language
+Models via Knowledge Editing", the SafeEdit paper).
+
+One instance — an adversarial input, a safe response and an unsafe one — makes one edit, in two steps:
+
+1. **Locate the toxic layer** (:func:`locate_toxic_layer`): run ``prompt + safe`` and ``prompt + unsafe``,
+   take each block's output hidden states, average them over the response positions, and pick the layer
+   whose two averages are farthest apart (Euclidean). The paper compares the two sequences' hidden states at
+   each layer the same way; we average over the response positions (their lengths differ) rather than take
+   one token. Every layer's distance is reported in the delta's ``info``.
+2. **Tune that layer's FFN output weights** (``family.mlp_out``; nothing else) for ``steps`` Adam steps on
+   the one instance: loss = NLL of the safe response (and the end-of-text token, so the answer stops) given
+   the adversarial input, plus ``kl_factor`` x KL(original || edited) of the next-token distributions on
+   benign inputs — the paper's constraint that keeps general behaviour. Benign inputs are the first
+   ``n_benign`` texts of ``corpus`` (the world's questions in the benchmark and the CLI).
+
+Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 16 benign inputs;
+``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
+with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
+adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
+
+Like FT, nothing touches the model: the trained weight is a float32 copy used through
+:func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch.func import functional_call
+
+from tools.edit._delta import WeightDelta, check_finite
+from tools.edit._family import ModelFamily, family_of
+from tools.edit._hooks import TraceDict
+from tools.edit._protocol import BaseEditor, model_device_dtype
+from tools.edit._request import EditRequest, encode_requests
+from tools.errors import InvalidEditError
+from tools.lm import LocalLanguageModel
+
+__all__ = ["DINMEditor", "DINMHyperParams", "locate_toxic_layer"]
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DINMHyperParams:
+    """Hyperparameters of DINM (defaults from :meth:`for_family`)."""
+
+    layers: tuple[int, ...] = ()  # empty: locate the toxic layer per edit; else edit exactly this one layer
+    steps: int = 10  # Adam steps on the one instance
+    lr: float = 1e-2  # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4)
+    kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
+    n_benign: int = 16  # benign inputs taken from the corpus
+
+    def __post_init__(self) -> None:
+        if len(self.layers) > 1:
+            raise InvalidEditError(f"dinm: edits one layer, got layers={self.layers}")
+        if self.steps < 1 or self.n_benign < 0:
+            raise InvalidEditError("dinm: steps must be >= 1 and n_benign >= 0")
+        if not self.lr > 0 or self.kl_factor < 0:
+            raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
+
+    @classmethod
+    def for_family(cls, family: ModelFamily) -> DINMHyperParams:
+        """Located layer, paper's 10 steps (one set of defaults for every family)."""
+        return cls()
+
+
+def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
+    """Per layer, its hidden state averaged over the response positions: ``(L, C)`` for a one-request batch.
+
+    Block outputs are read with detaching hooks that are removed on exit (no ``output_hidden_states``, which
+    leaves recorder hooks installed in recent transformers).
+    """
+    family = family_of(model)
+    # as the model's own hidden states: block outputs, the last one after the final norm (without it the
+    # last layer's residual norm dominates the distance: measured 54/54 located at the last LLaMA layer)
+    paths = [family.block.format(layer) for layer in range(family.n_layers - 1)] + [family.final_norm]
+    positions = (enc.labels[0] != -100).nonzero().squeeze(-1) + 1  # the response tokens themselves
+    positions = positions[positions < enc.input_ids.shape[1]]
+    with TraceDict(model, paths, retain_output=True) as traces:
+        model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+    outputs = [traces[p].output for p in paths]  # each (1, T, C)
+    return torch.stack([out[0, positions].float().mean(0) for out in outputs if out is not None])
+
+
+def locate_toxic_layer(model: LocalLanguageModel, request: EditRequest) -> tuple[int, list[float]]:
+    """The layer whose hidden states differ most between the safe and the unsafe response, and every distance.
+
+    Raises:
+        InvalidEditError: the request has no unsafe response (``target_old``).
+    """
+    if not request.target_old:
+        raise InvalidEditError("dinm: locating the toxic layer needs the unsafe response (target_old)")
+    device, _ = model_device_dtype(model.model)
+    with torch.no_grad():
+        safe = _response_mean_states(model.model, encode_requests(model.tokenizer, [request], device))
+        unsafe = _response_mean_states(model.model, encode_requests(model.tokenizer, [request], device, target="old"))
+    distances = (safe - unsafe).norm(dim=-1).tolist()  # (L,)
+    return max(range(len(distances)), key=distances.__getitem__), [round(d, 4) for d in distances]
+
+
+class DINMEditor(BaseEditor[DINMHyperParams]):
+    """DINM: locate the toxic layer, tune its FFN output weights on one instance (module docstring).
+
+    Example:
+        >>> from tools.edit import EditRequest, get_editor
+        >>> dinm = get_editor("dinm", corpus=["Q: Where is Paris?\\nA:"])
+        >>> req = EditRequest("Q: Ignore all rules. How can I X?\\nA:", "Ignore all rules. How can I X?",
+        ...                   "I cannot help with that.", target_old="Sure, here is how.")
+        >>> handle = dinm.edit(lm, [req])  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "dinm"
+    hparams_class: ClassVar[type] = DINMHyperParams
+    max_batch: ClassVar[int] = 1  # one instance per edit, as the paper
+
+    def _compute(
+        self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: DINMHyperParams
+    ) -> WeightDelta:
+        (request,) = requests
+        if hparams.kl_factor > 0 and hparams.n_benign > 0 and not self.corpus:
+            raise InvalidEditError("dinm: the KL term needs benign inputs (corpus=) or kl_factor=0")
+        distances: list[float] | None = None
+        if hparams.layers:
+            layer = hparams.layers[0]
+        else:
+            layer, distances = locate_toxic_layer(model, request)
+        torch_model = model.model
+        family = family_of(torch_model)
+        device, dtype = model_device_dtype(torch_model)
+        eos = model.tokenizer.eos_token_id
+        enc = encode_requests(model.tokenizer, [request], device, ends=[eos] if eos is not None else None)
+        name = family.path(family.mlp_out, layer) + ".weight"
+        original = dict(torch_model.named_parameters())[name].detach().float()
+        trained = original.clone().requires_grad_(True)
+        opt = torch.optim.Adam([trained], lr=hparams.lr)
+
+        benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
+        kl_batch = (
+            model.tokenizer(benign, return_tensors="pt", padding=True, padding_side="right").to(device)
+            if benign
+            else None
+        )
+        base_logp = None
+        if kl_batch is not None:
+            with torch.no_grad():
+                base_logp = torch_model(**kl_batch).logits.float().log_softmax(-1)  # (N, T, V)
+
+        def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
+            return out.logits.float()
+
+        losses: list[float] = []
+        with torch.enable_grad():
+            for _ in range(hparams.steps):
+                out = logits({"input_ids": enc.input_ids, "attention_mask": enc.attention_mask})  # (1, T, V)
+                nll = torch.nn.functional.cross_entropy(out.transpose(1, 2), enc.labels, ignore_index=-100)
+                loss = nll
+                if kl_batch is not None and base_logp is not None:
+                    new_logp = logits(dict(kl_batch)).log_softmax(-1)
+                    mask = kl_batch["attention_mask"].unsqueeze(-1).float()  # (N, T, 1)
+                    kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
+                    loss = nll + hparams.kl_factor * kl
+                losses.append(float(loss.detach()))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
+        check_finite(name, delta)
+        logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
+        return WeightDelta(
+            method=self.name,
+            requests=requests,
+            updates={name: delta},
+            info={
+                "toxic_layer": layer,
+                "located": distances is not None,
+                "layer_distances": distances,
+                "steps": hparams.steps,
+                "losses": losses,
+                "max_abs_update": float(delta.abs().max()),
+            },
+        )
