@@ -100,7 +100,9 @@ class Agent:
     def decide(self, s: Signals) -> Answer:
         """The policy's answer for measured signals."""
         d = decide(s, self.thresholds)
-        return Answer(d.text, d.action, d.confidence, d.citations, d.reason, 0.0, s)
+        return Answer(
+            d.text, d.action, d.confidence, d.citations, d.reason, latency_s=0.0, model_calls=s.model_calls, signals=s
+        )
 
     # -- tell / rollback / history (OneEdit's pipeline, agent.tell) -----------------------------------
 
