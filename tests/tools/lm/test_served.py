@@ -150,7 +150,10 @@ def test_concurrent_but_bounded(server: tuple[str, Script]) -> None:
 
 def test_no_logprobs_is_learned_and_not_asked_again(server: tuple[str, Script]) -> None:
     url, script = server
-    script.replies += [(400, {"error": {"message": "logprobs not supported"}}, 0.0, {}), (200, completion(" A"), 0.0, {})]
+    script.replies += [
+        (400, {"error": {"message": "logprobs not supported"}}, 0.0, {}),
+        (200, completion(" A"), 0.0, {}),
+    ]
     lm = served(url)
     gen = lm.generate(["q"])[0]
     assert gen.text == "A" and gen.first_token_prob is None
