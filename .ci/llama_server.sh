@@ -34,6 +34,6 @@ fi
 SHA=$(sha256sum eval/world/models/gpt2-world/model.safetensors | cut -c1-12)
 GGUF=$CACHE/gpt2-world-$SHA.gguf
 if [ ! -f "$GGUF" ]; then
-    PYTHONPATH=. "$PY" -m bench.llama_server convert --src "$SRC" --out "$GGUF" >&2
+    PYTHONPATH=. "$PY" -m bench.inference_servers convert --src "$SRC" --out "$GGUF" >&2
 fi
 echo "$GGUF"

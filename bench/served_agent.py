@@ -1,7 +1,7 @@
 """The agent over a served model vs in-process: hallucination, coverage and p50 ask latency in one table.
 
 The same reference GPT-2, once in-process (``HFLanguageModel``) and once served by llama.cpp's
-OpenAI-compatible server on loopback (``bench/llama_server.py``; the GGUF from ``.ci/llama_server.sh``),
+OpenAI-compatible server on loopback (``bench.inference_servers.py``; the GGUF from ``.ci/llama_server.sh``),
 over one working memory holding the world's UNKNOWN documents and facts. Each backend's agent is calibrated
 on the world's dev questions (its own signals: the target is the same, the thresholds are its own), then
 answers the test questions (known, unknown, unanswerable), graded as ``agent-bench`` grades
@@ -9,8 +9,9 @@ answers the test questions (known, unknown, unanswerable), graded as ``agent-ben
 test questions, with the model calls (requests, for the served model) per ask.
 
 Example:
+    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -m bench.served_agent --server transformers --per-kind 300
     GGUF=$(bash .ci/llama_server.sh .venv/bin/python | tail -n 1)
-    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -m bench.served_agent --gguf "$GGUF" --per-kind 300
+    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -m bench.served_agent --server llama --gguf "$GGUF"
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.llama_server import REFERENCE_MODEL, cached_gguf, llama_server
+from bench.inference_servers import REFERENCE_MODEL, cached_gguf, llama_server, transformers_server
 
 TARGET = 0.02
 
@@ -78,7 +79,9 @@ def measure(
     }
 
 
-def run(gguf: Path, *, per_kind: int, calibrate_limit: int, latency_n: int, seed: int) -> dict[str, Any]:
+def run(
+    server: str, gguf: Path | None, *, per_kind: int, calibrate_limit: int, latency_n: int, seed: int
+) -> dict[str, Any]:
     from agent import Agent
     from agent.cli._agent import ensure_world_loaded
     from agent.config import open_home
@@ -89,7 +92,8 @@ def run(gguf: Path, *, per_kind: int, calibrate_limit: int, latency_n: int, seed
 
     world = load_world(DATA_DIR)
     out: dict[str, Any] = {"target_hallucination": TARGET, "per_kind": per_kind, "split": "test"}
-    with tempfile.TemporaryDirectory(prefix="served-bench-") as tmp, llama_server(gguf) as srv:
+    started = llama_server(gguf) if server == "llama" and gguf else transformers_server()
+    with tempfile.TemporaryDirectory(prefix="served-bench-") as tmp, started as srv:
         home = open_home(tmp)
         wm = open_working_memory(home)
         try:
@@ -109,7 +113,9 @@ def run(gguf: Path, *, per_kind: int, calibrate_limit: int, latency_n: int, seed
                     latency_n=latency_n,
                     seed=seed,
                 )
-            out["served"]["server"] = "llama.cpp via llama-cpp-python (loopback)"
+            out["served"]["server"] = {"llama": "llama.cpp (llama-cpp-python)", "transformers": "transformers serve"}[
+                server
+            ]
             out["served"]["requests_total"], out["served"]["retries_total"], _ = served.usage.snapshot()
         finally:
             wm.close()
@@ -134,7 +140,8 @@ def table(f: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--gguf", type=Path, default=None, help="the converted model (default: the CI cache's)")
+    parser.add_argument("--server", choices=["transformers", "llama"], default="transformers")
+    parser.add_argument("--gguf", type=Path, default=None, help="llama: the converted model (default: cached)")
     parser.add_argument("--per-kind", type=int, default=300, help="test questions per kind (0: all)")
     parser.add_argument("--calibrate-limit", type=int, default=0, help="dev questions when calibrating (0: all)")
     parser.add_argument("--latency-n", type=int, default=50)
@@ -143,10 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     gguf = args.gguf or cached_gguf()
-    if gguf is None:
+    if args.server == "llama" and gguf is None:
         parser.error("no --gguf, and no cached conversion (run .ci/llama_server.sh first)")
     figures = run(
-        gguf, per_kind=args.per_kind, calibrate_limit=args.calibrate_limit, latency_n=args.latency_n, seed=args.seed
+        args.server,
+        gguf,
+        per_kind=args.per_kind,
+        calibrate_limit=args.calibrate_limit,
+        latency_n=args.latency_n,
+        seed=args.seed,
     )
     sys.stdout.write((json.dumps(figures, indent=2) if args.json else table(figures)) + "\n")
     return 0

@@ -106,3 +106,36 @@ def test_no_logprobs_confidence_is_agreement_alone() -> None:
 def test_model_calls_per_ask_are_bounded(agent: Agent) -> None:
     answer = agent.ask("Who is the mother of Vuxvol Bredioskren?")
     assert 1 <= answer.model_calls <= 8  # 5 generations + 3 scored rows at most
+
+
+@pytest.mark.slow
+def test_the_agent_over_a_real_server(wm: WorkingMemory, small_world: World) -> None:
+    """``transformers serve`` on loopback (answers, no logprobs): the agent answers from KG and says why."""
+    from bench.inference_servers import REFERENCE_MODEL, transformers_server
+    from tools.lm import PromptFormat
+
+    with transformers_server() as srv:
+        lm = ServedLanguageModel(srv.base_url, srv.model, prompt_format=PromptFormat.load(REFERENCE_MODEL))
+        agent = Agent(wm, lm)
+        fact = unknown_fact(small_world, "company_ceo")
+        kg = agent.ask(small_world.relation("company_ceo").questions[0].replace("{}", fact.subject))
+        assert (kg.action, kg.text) == ("kg", fact.object)
+        answer = agent.ask("Who is the mother of Vuxvol Bredioskren?")
+    assert answer.signals is not None and "first_token_prob" in answer.signals.unavailable
+    assert "no logprobs" in answer.reason and 1 <= answer.model_calls <= 5
+    assert lm.usage.requests >= answer.model_calls
+
+
+def test_calibration_fits_only_the_signals_a_backend_gives() -> None:
+    from agent._calibrate import calibrate
+
+    right, wrong = ModelView("p", "Paris", 1.0, 0.0), ModelView("p", "Rome", 1.0, 0.0)
+    missing = ("first_token_prob", "familiarity", "pmi")
+    signals = [
+        Signals("a", model=right, paraphrases=(right,), agreement=1.0, unavailable=missing),
+        Signals("b", model=wrong, paraphrases=(right,), agreement=0.0, unavailable=missing),
+    ]
+    result = calibrate(signals, [("Paris",), ("Lyon",)], lambda a, g: a in g, target=0.0)
+    t = result.thresholds
+    assert (t.familiarity, t.pmi, t.rag_prob) == (-100.0, -100.0, 0.0)  # pinned: nothing to fit them on
+    assert result.coverage == 0.5 and result.hallucination_rate == 0.0  # agreement alone separates them

@@ -2,7 +2,7 @@
 
 The server is a ``ThreadingHTTPServer`` the test starts; each test scripts its replies (status, body, delay,
 or a body trickled byte by byte), and the server records every request it received and how many were in
-flight at once. The real third-party server (llama.cpp's) is exercised in ``tests/bench/test_llama_server.py``.
+flight at once. The real third-party server (llama.cpp's) is exercised in ``tests/bench/test_inference_servers.py``.
 """
 
 from __future__ import annotations
