@@ -84,10 +84,19 @@ def test_llama_cpp_gives_the_in_process_answers_and_probabilities(llama: Running
     assert lm.capabilities.logprobs is True
 
 
-def test_llama_cpp_scores_prompts_like_the_local_model(llama: RunningServer, local: HFLanguageModel) -> None:
+def test_llama_cpp_prompt_scores_are_right_or_refused(llama: RunningServer, local: HFLanguageModel) -> None:
+    """Prompt log-probabilities are used only when the server's echo agrees with its own completions.
+
+    llama-cpp-python 0.3.36 echoes numbers that do not (measured: -11.6 for a token its completion gives
+    -0.02), so there the familiarity and pmi signals are reported unavailable rather than fed noise.
+    """
     lm = _lm(llama)
     prompts, conts = ["Q: Who is the CEO of", "The capital of France is"], [" Nokia?", " Paris"]
-    served, ours = lm.score(prompts, conts), local.score(prompts, conts)
-    for a, b in zip(served, ours, strict=True):
+    try:
+        served = lm.score(prompts, conts)
+    except UnsupportedSignalError:
+        assert lm.capabilities.prompt_logprobs is False
+        assert "familiarity" not in lm.capabilities.signals()
+        return
+    for a, b in zip(served, local.score(prompts, conts), strict=True):
         assert a.n_tokens == b.n_tokens and a.mean_logprob == pytest.approx(b.mean_logprob, abs=0.05)
-    assert {"familiarity", "pmi"} <= set(lm.capabilities.signals())

@@ -11,7 +11,8 @@ Two wire protocols:
 
 What the server gives is learned from its answers and kept in :attr:`ServedLanguageModel.capabilities`: a
 server that rejects ``logprobs`` (HTTP 400/422) or answers without them is asked without them from then on;
-one whose echo carries no prompt log-probabilities is never asked to score again.
+one whose echo carries no prompt log-probabilities, or whose echoed log-probabilities disagree with its own
+completions (checked once, on the first :meth:`score`), is never asked to score again.
 
 Each call of :meth:`generate` / :meth:`score` sends its requests at once, at most ``max_concurrency`` in
 flight (asyncio + httpx): one request per prompt (per row for :meth:`score`), so the cost of a call is known
@@ -173,6 +174,9 @@ class ServedLanguageModel:
             raise UnsupportedSignalError(f"{self.name}: the server gives no prompt log-probabilities")
         if not prompts:
             return []
+        if self.capabilities.prompt_logprobs is None and not self._run(lambda c: self._echo_agrees(c, prompts[0])):
+            self.capabilities.prompt_logprobs = False
+            raise UnsupportedSignalError(f"{self.name}: the server's prompt log-probabilities are not usable")
         rows = list(zip(prompts, continuations, strict=True))
         scores = self._run(lambda client: self._gather(client, [self._one_score(client, p, c) for p, c in rows]))
         if any(s is None for s in scores):
@@ -242,6 +246,36 @@ class ServedLanguageModel:
         if "logprobs" in body and self.capabilities.logprobs is None:
             self.capabilities.logprobs = gen.first_token_prob is not None or not gen.text
         return gen
+
+    async def _echo_agrees(self, client: httpx.AsyncClient, prompt: str) -> bool:
+        """Whether the server's echoed prompt log-probabilities match its own next-token log-probabilities.
+
+        The token it generates after ``prompt`` has a log-probability in the completion; echoing ``prompt``
+        plus that token must give the token the same log-probability. Some servers echo numbers that do not
+        (llama-cpp-python 0.3.36 on a GPT-2 GGUF: -11.6 for a token its completion gives -0.02): scoring on
+        them would feed the policy noise, so such a server is treated as giving none (two requests, once).
+        """
+        body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 1}
+        data = await self._post(client, "completions", body, optional=("logprobs",))
+        try:
+            choice = data["choices"][0] if data else {}
+            token, logprob = choice.get("text") or "", (choice.get("logprobs") or {}).get("token_logprobs")[0]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return False
+        if not token or not isinstance(logprob, int | float):
+            return False
+        echoed = await self._one_score(client, prompt, token)
+        if echoed is None or echoed.n_tokens != 1:
+            return echoed is not None and echoed.n_tokens == 0  # merged into the prompt: cannot tell, allow
+        agrees = abs(echoed.logprob - float(logprob)) <= 0.1
+        if not agrees:
+            logger.warning(
+                "%s: echoed prompt log-probability %.2f != completion's %.2f: prompt scoring disabled",
+                self.name,
+                echoed.logprob,
+                logprob,
+            )
+        return agrees
 
     async def _one_score(self, client: httpx.AsyncClient, prompt: str, continuation: str) -> Score | None:
         body = {

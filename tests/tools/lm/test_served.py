@@ -165,12 +165,28 @@ def test_no_logprobs_is_learned_and_not_asked_again(server: tuple[str, Script]) 
 def test_score_from_echoed_prompt_logprobs(server: tuple[str, Script]) -> None:
     url, script = server
     tokens = ["Q:", " Who", "?", " Jane", " Roe", "\n"]
+    script.replies += [  # the one-time check: the echo agrees with the completion's own log-probability
+        (200, completion(" Jane", {" Jane": -0.5, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", [*tokens[:4], "\n"], [None, -1.0, -2.0, -0.52, -3.0]), 0.0, {}),
+    ]
     script.replies.append((200, echo("Q: Who?", tokens, [None, -1.0, -2.0, -0.5, -0.25, -3.0]), 0.0, {}))
     lm = served(url)
     (sc,) = lm.score(["Q: Who?"], [" Jane Roe"])
     assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)  # the generated token is not counted
-    assert script.requests[0]["echo"] is True and lm.capabilities.prompt_logprobs is True
+    assert script.requests[-1]["echo"] is True and lm.capabilities.prompt_logprobs is True
     assert {"familiarity", "pmi"} <= set(lm.capabilities.signals())
+
+
+def test_echo_that_disagrees_with_completions_is_not_used(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    with pytest.raises(UnsupportedSignalError, match="not usable"):
+        lm.score(["Q: Who?"], [" Jane"])
+    assert lm.capabilities.prompt_logprobs is False and len(script.requests) == 2
 
 
 def test_score_unsupported_is_typed_and_remembered(server: tuple[str, Script]) -> None:
