@@ -16,8 +16,8 @@ if [ ! -f "$CACHE/sdist/llama_cpp_python-$VER.tar.gz" ]; then
 fi
 if ! ls "$CACHE/wheels/llama_cpp_python-$VER-"*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $VER (cached in $CACHE/wheels) ..." >&2
-    # generic x86-64 (no -march=native), no tools/examples/server binaries, no OpenMP: the library only
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF \
+    # generic x86-64 (no -march=native), no llava/mtmd, tools, examples or server binaries, no OpenMP
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
 -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=2 nice -n 10 "$PY" -m pip wheel --quiet --no-deps \
         "$CACHE/sdist/llama_cpp_python-$VER.tar.gz" -w "$CACHE/wheels"

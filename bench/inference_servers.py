@@ -213,14 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "convert":
         sys.stdout.write(f"{convert_to_gguf(args.src, args.out, args.model)}\n")
         return 0
-    gguf = args.gguf or cached_gguf()
-    if args.server == "llama" and gguf is None:
-        parser.error("no --gguf and no cached conversion (run .ci/llama_server.sh)")
-    server = (
-        llama_server(gguf, port=args.port or None)
-        if args.server == "llama"
-        else transformers_server(port=args.port or None)
-    )
+    gguf: Path | None = args.gguf or cached_gguf()
+    server = transformers_server(port=args.port or None)
+    if args.server == "llama":
+        if gguf is None:
+            parser.error("no --gguf and no cached conversion (run .ci/llama_server.sh)")
+        server = llama_server(gguf, port=args.port or None)
     with server as srv:
         sys.stdout.write(f"{srv.base_url} model={srv.model}\n")
         sys.stdout.flush()

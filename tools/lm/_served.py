@@ -259,7 +259,8 @@ class ServedLanguageModel:
         data = await self._post(client, "completions", body, optional=("logprobs",))
         try:
             choice = data["choices"][0] if data else {}
-            token, logprob = choice.get("text") or "", (choice.get("logprobs") or {}).get("token_logprobs")[0]
+            token = choice.get("text") or ""
+            logprob = ((choice.get("logprobs") or {}).get("token_logprobs") or [None])[0]
         except (KeyError, IndexError, TypeError, AttributeError):
             return False
         if not token or not isinstance(logprob, int | float):
