@@ -57,6 +57,7 @@ class Script:
     in_flight: int = 0
     peak: int = 0
     trickle: bool = False  # send the body one byte every 0.3 s
+    delay: float = 0.0  # of the default reply
 
     def next(self, body: dict[str, Any]) -> Reply:
         with self.lock:
@@ -64,7 +65,7 @@ class Script:
             if self.replies:
                 return self.replies.pop(0)
         prompt = body.get("prompt", "")
-        return (200, completion(" " + prompt[-6:].upper() + "\nmore", {" A": -0.1, " B": -2.5}), 0.0, {})
+        return (200, completion(" " + prompt[-6:].upper() + "\nmore", {" A": -0.1, " B": -2.5}), self.delay, {})
 
 
 @pytest.fixture()
@@ -137,12 +138,12 @@ def test_completion_request_and_first_token_confidence(server: tuple[str, Script
 
 def test_concurrent_but_bounded(server: tuple[str, Script]) -> None:
     url, script = server
-    script.replies += [(200, completion(f" x{i}", {" x": -0.1}), 0.3, {}) for i in range(8)]
+    script.delay = 0.3  # each reply names its prompt (arrival order is not prompt order)
     lm = served(url, max_concurrency=3)
     start = time.perf_counter()
     gens = lm.generate([f"p{i}" for i in range(8)])
     took = time.perf_counter() - start
-    assert [g.text for g in gens] == [f"x{i}" for i in range(8)]  # in prompt order
+    assert [g.text for g in gens] == [f"P{i}" for i in range(8)]  # in prompt order
     assert script.peak == 3  # never more than the bound in flight ...
     assert took < 8 * 0.3 * 0.7  # ... and not one after another
     assert lm.usage.requests == 8 and lm.usage.retries == 0
