@@ -139,3 +139,12 @@ def test_calibration_fits_only_the_signals_a_backend_gives() -> None:
     t = result.thresholds
     assert (t.familiarity, t.pmi, t.rag_prob) == (-100.0, -100.0, 0.0)  # pinned: nothing to fit them on
     assert result.coverage == 0.5 and result.hallucination_rate == 0.0  # agreement alone separates them
+
+
+def test_the_audit_asks_the_served_model_in_every_builtin_setup(tmp_path: Path) -> None:
+    from eval.audit import AuditConfig
+    from eval.audit._stack import _load_lm
+
+    home = open_home(_home(tmp_path, SERVED))
+    lm = _load_lm(AuditConfig(setups=("standalone", "rag", "agent")), home)
+    assert isinstance(lm, ServedLanguageModel) and lm.name == "gpt2-served"
