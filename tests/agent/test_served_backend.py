@@ -148,3 +148,15 @@ def test_the_audit_asks_the_served_model_in_every_builtin_setup(tmp_path: Path) 
     home = open_home(_home(tmp_path, SERVED))
     lm = _load_lm(AuditConfig(setups=("standalone", "rag", "agent")), home)
     assert isinstance(lm, ServedLanguageModel) and lm.name == "gpt2-served"
+
+
+def test_when_agreement_cannot_meet_the_target_the_model_stops_answering() -> None:
+    from agent._calibrate import calibrate
+
+    right, wrong = ModelView("p", "Paris", 1.0, 0.0), ModelView("p", "Rome", 1.0, 0.0)
+    missing = ("first_token_prob", "familiarity", "pmi")
+    # fully agreeing answers, half of them wrong: no confidence level in [0, 1] keeps hallucinations at 0
+    signals = [Signals(str(i), model=v, paraphrases=(v,), agreement=1.0, unavailable=missing) for i, v in
+               enumerate([right, wrong] * 5)]  # fmt: skip
+    result = calibrate(signals, [("Paris",)] * 10, lambda a, g: a in g, target=0.0)
+    assert result.feasible and result.thresholds.model > 1.0 and result.hallucination_rate == 0.0
