@@ -80,7 +80,14 @@ def measure(
 
 
 def run(
-    server: str, gguf: Path | None, *, per_kind: int, calibrate_limit: int, latency_n: int, seed: int
+    server: str,
+    gguf: Path | None,
+    *,
+    per_kind: int,
+    calibrate_limit: int,
+    latency_n: int,
+    seed: int,
+    served_only: bool = False,
 ) -> dict[str, Any]:
     from agent import Agent
     from agent.cli._agent import ensure_world_loaded
@@ -103,7 +110,8 @@ def run(
             )
             in_process = Agent(wm, local)
             ensure_world_loaded(in_process, world)
-            for name, lm in (("in-process", local), ("served", served)):
+            backends = (("in-process", local), ("served", served))[1 if served_only else 0 :]
+            for name, lm in backends:
                 logging.getLogger(__name__).info("measuring %s", name)
                 out[name] = measure(
                     Agent(wm, lm),
@@ -119,6 +127,8 @@ def run(
             out["served"]["requests_total"], out["served"]["retries_total"], _ = served.usage.snapshot()
         finally:
             wm.close()
+    if served_only:
+        return out
     a, b = out["in-process"], out["served"]
     out["coverage_gap_points"] = round(100 * (a["coverage"] - b["coverage"]), 2)
     out["latency_ratio"] = b["p50_ask_s"] / a["p50_ask_s"] if a["p50_ask_s"] else None
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate-limit", type=int, default=0, help="dev questions when calibrating (0: all)")
     parser.add_argument("--latency-n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--served-only", action="store_true", help="skip the in-process agent (JSON only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
@@ -160,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         latency_n=args.latency_n,
         seed=args.seed,
     )
-    sys.stdout.write((json.dumps(figures, indent=2) if args.json else table(figures)) + "\n")
+    text = json.dumps(figures, indent=2) if args.json or args.served_only else table(figures)
+    sys.stdout.write(text + "\n")
     return 0
 
 
