@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         calibrate_limit=args.calibrate_limit,
         latency_n=args.latency_n,
         seed=args.seed,
+        served_only=args.served_only,
     )
     text = json.dumps(figures, indent=2) if args.json or args.served_only else table(figures)
     sys.stdout.write(text + "\n")
