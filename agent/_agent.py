@@ -119,7 +119,9 @@ class Agent:
                 reason = f"refused: a harmful request (safety guard p={p:.2f})"
                 return Answer(REFUSAL, "refuse", round(p, 4), (), reason, 0.0, s)
         d = decide(s, self.thresholds)
-        return Answer(d.text, d.action, d.confidence, d.citations, d.reason, 0.0, s)
+        return Answer(
+            d.text, d.action, d.confidence, d.citations, d.reason, latency_s=0.0, model_calls=s.model_calls, signals=s
+        )
 
     # -- tell / rollback / history (OneEdit's pipeline, agent.tell) -----------------------------------
 

@@ -42,6 +42,9 @@ class Signals:
             far below.
         pmi: mean log-probability per token of the model's answer after the question minus after the same
             question about a content-free subject: how much the subject, not the relation, picks the answer.
+        unavailable: model signals the backend does not give (``first_token_prob``, ``familiarity``,
+            ``pmi``): a served model without logprobs is judged on paraphrase agreement alone.
+        model_calls: prompts sent to the model for this question (requests, for a served model).
     """
 
     question: str
@@ -58,6 +61,8 @@ class Signals:
     prior: ModelView | None = None
     familiarity: float | None = None
     pmi: float | None = None
+    unavailable: tuple[str, ...] = ()
+    model_calls: int = 0
 
     @property
     def memory_top(self) -> float:
@@ -74,8 +79,14 @@ class Signals:
     @property
     def model_confidence(self) -> float:
         """First-token probability, times paraphrase agreement when measured, discounted by the prior's
-        probability when the model says the same about a content-free subject."""
+        probability when the model says the same about a content-free subject.
+
+        Without first-token probabilities (a backend with no logprobs) the confidence is the paraphrase
+        agreement alone, and 0 when there were no paraphrases to agree with.
+        """
         if self.model is None:
+            return 0.0
+        if "first_token_prob" in self.unavailable and self.agreement is None:
             return 0.0
         conf = self.model.prob * (1.0 if self.agreement is None else self.agreement)
         if self.prior_agrees and self.prior is not None:
@@ -95,6 +106,7 @@ class Answer:
         citations: memory item ids, KG assertion ids and triples, edit ids behind the answer.
         reason: one line on why this action (or why the agent does not know).
         latency_s: wall time of the whole ask.
+        model_calls: prompts sent to the model for it (requests, for a served model).
         signals: the measured signals (for ``/why`` and calibration).
     """
 
@@ -104,6 +116,7 @@ class Answer:
     citations: tuple[Evidence, ...] = ()
     reason: str = ""
     latency_s: float = 0.0
+    model_calls: int = 0
     signals: Signals | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -29,7 +29,9 @@ GRID = {
     "memory": tuple(np.round(np.arange(0.3, 0.95, 0.1), 2)),
     "rag_prob": tuple(np.round(np.arange(0.0, 1.0, 0.2), 2)),
     "require_support": (True, False),
-    "model": tuple(np.round(np.arange(0.0, 1.0001, 0.04), 2)),
+    # 1.01: the model never answers, the fallback when no confidence level keeps it under the target (a
+    # served model without logprobs judged on agreement alone: measured 12.7% hallucination at 1.0)
+    "model": (*np.round(np.arange(0.0, 1.0001, 0.04), 2), 1.01),
     "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5),
     "pmi": (-100.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
 }
@@ -65,6 +67,19 @@ def _outcomes(
     return out
 
 
+def _unused_by_backend(signals: Sequence[Signals]) -> dict[str, tuple[float, ...]]:
+    """Grid overrides pinning thresholds on signals that no question has to their pass-all value."""
+    missing = set.intersection(*(set(s.unavailable) for s in signals)) if signals else set()
+    pinned: dict[str, tuple[float, ...]] = {}
+    if "familiarity" in missing:
+        pinned["familiarity"] = (-100.0,)
+    if "pmi" in missing:
+        pinned["pmi"] = (-100.0,)
+    if "first_token_prob" in missing:  # RAG answers are judged on memory score and support alone
+        pinned["rag_prob"] = (0.0,)
+    return pinned
+
+
 def calibrate(
     signals: Sequence[Signals],
     golds: Sequence[Sequence[str]],
@@ -83,12 +98,16 @@ def calibrate(
     at most ``max_unanswerable`` of the unanswerable questions (an overall target alone lets a policy answer
     many unanswerable questions when they are a small share of N: 7-9% were answered at a 2% target).
 
+    Only the signals the backend gave are fitted: a threshold on a signal no question has (a served model
+    without logprobs or prompt log-probabilities, see ``Signals.unavailable``) stays at its pass-all value
+    instead of taking an arbitrary grid value that would not mean anything.
+
     ``grid`` overrides the candidate values of some thresholds (default :data:`GRID`).
 
     Raises:
         InvalidInputError: no questions, mismatched lengths, or a target outside [0, 1].
     """
-    g = {**GRID, **(grid or {})}
+    g = {**GRID, **_unused_by_backend(signals), **(grid or {})}
     if not signals or len(signals) != len(golds):
         raise InvalidInputError("calibration needs one gold answer list per signal, and at least one question")
     if not 0.0 <= target <= 1.0:

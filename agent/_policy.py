@@ -10,6 +10,10 @@ In order, the first source that clears its threshold answers:
    to the model (``familiarity``), and no supported memory passage above ``memory`` says otherwise.
 4. ``abstain``, saying which source fell short and by how much.
 
+A backend without logprobs (``"first_token_prob" in s.unavailable``) still routes: KG and memory as above
+(the RAG answer's probability counts as 1, so support in the passages decides), and the model's confidence
+is its paraphrase agreement; the reasons say so.
+
 The thresholds are fitted by :func:`agent._calibrate.calibrate` on the world's dev questions.
 """
 
@@ -79,7 +83,8 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
         if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
             return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
         agree = "" if s.agreement is None else f", agreement {s.agreement:.2f}"
-        return Decision("parametric", model.text, confidence, (), f"model p={model.prob:.2f}{agree}")
+        why = f"model p={model.prob:.2f}{agree}" if "first_token_prob" not in s.unavailable else _NO_PROBS + agree
+        return Decision("parametric", model.text, confidence, (), why)
     return Decision("abstain", "", 0.0, (), _why_not(s, t))
 
 
@@ -101,4 +106,9 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
         parts.append(f"the model says that of anyone (answer pmi {s.pmi:.2f} < {t.pmi:.2f})")
     else:
         parts.append(f"model confidence {s.model_confidence:.2f} < {t.model:.2f}")
+    if "first_token_prob" in s.unavailable:
+        parts.append(_NO_PROBS)
     return "; ".join(parts)
+
+
+_NO_PROBS = "the model's backend gives no logprobs: confidence is paraphrase agreement"

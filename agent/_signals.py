@@ -13,6 +13,11 @@ For each question, batched over many:
    content-free input of contextual calibration, Zhao et al. 2021), and score the model's answer under both:
    their log-probability difference (pointwise mutual information of answer and subject) is low when the
    answer is what the model says about anyone.
+
+The collector asks the model for what its backend gives: a served model without logprobs yields answers
+only (its confidence is then paraphrase agreement), one without prompt log-probabilities no familiarity or
+pmi; each question's :attr:`Signals.unavailable` names what was missing and :attr:`Signals.model_calls`
+how many prompts it cost (at most 5 generations and 3 scored rows per question: the bound on one ask).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from agent._answer import ModelView, Signals
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
-from tools.errors import UnknownNamespaceError
+from tools.errors import UnknownNamespaceError, UnsupportedSignalError
 from tools.lm import LanguageModel
 
 __all__ = ["SignalCollector", "answers_agree"]
@@ -196,8 +201,11 @@ class SignalCollector:
             prompts.append(self.lm.prompt_format.question(text) if text.rstrip().endswith("?") else text)
         return prompts
 
-    def _familiarity(self, drafts: Sequence[Signals]) -> dict[int, float]:
-        """Mean log-probability of each linked subject's tokens after the question's words before it."""
+    def _familiarity(self, drafts: Sequence[Signals], scored: dict[int, int]) -> dict[int, float]:
+        """Mean log-probability of each linked subject's tokens after the question's words before it.
+
+        ``scored`` counts the rows scored per question (its model calls).
+        """
         score = getattr(self.lm, "score", None)
         if score is None:
             return {}
@@ -209,10 +217,17 @@ class SignalCollector:
                 rows.append((i, prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
         if not rows:
             return {}
-        scores = score([r[1] for r in rows], [r[2] for r in rows])
+        try:
+            scores = score([r[1] for r in rows], [r[2] for r in rows])
+        except UnsupportedSignalError as exc:  # a served model without prompt log-probabilities
+            logger.info("no familiarity signal: %s", exc)
+            return {}
+        scored.update({r[0]: scored.get(r[0], 0) + 1 for r in rows})
         return {i: float(sc.mean_logprob) for (i, _, _), sc in zip(rows, scores, strict=True)}
 
-    def _pmi(self, slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any]) -> dict[int, float]:
+    def _pmi(
+        self, slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any], scored: dict[int, int]
+    ) -> dict[int, float]:
         """Per question: log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
         score = getattr(self.lm, "score", None)
         if score is None:
@@ -227,8 +242,14 @@ class SignalCollector:
         rows = [(i, p, a, null[i]) for i, (p, a) in asked.items() if i in null]
         if not rows:
             return {}
-        with_subject = score([r[1] for r in rows], [r[2] for r in rows])
-        without = score([r[3] for r in rows], [r[2] for r in rows])
+        try:
+            both = score([r[1] for r in rows] + [r[3] for r in rows], [r[2] for r in rows] * 2)
+        except UnsupportedSignalError as exc:
+            logger.info("no pmi signal: %s", exc)
+            return {}
+        with_subject, without = both[: len(rows)], both[len(rows) :]
+        for r in rows:
+            scored[r[0]] = scored.get(r[0], 0) + 2
         return {r[0]: a.mean_logprob - b.mean_logprob for r, a, b in zip(rows, with_subject, without, strict=True)}
 
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
@@ -282,12 +303,19 @@ class SignalCollector:
                 prompts.append(self.lm.prompt_format.question(question.replace(link.subject, NULL_SUBJECT)))
                 slots.append((i, "prior"))
         gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
-        familiarity = self._familiarity(drafts)
-        pmi = self._pmi(slots, prompts, gens)
+        scored: dict[int, int] = {}
+        familiarity = self._familiarity(drafts, scored)
+        pmi = self._pmi(slots, prompts, gens, scored)
+        # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
+        no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
+        unavailable = self._unavailable(no_probs)
         views: dict[int, dict[str, list[ModelView]]] = {}
+        calls: dict[int, int] = {}
         for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
-            view = ModelView(prompt, gen.text, gen.first_token_prob or 0.0, gen.margin or 0.0)
+            prob = 1.0 if no_probs else gen.first_token_prob or 0.0  # 1.0: neutral, agreement decides
+            view = ModelView(prompt, gen.text, prob, gen.margin or 0.0)
             views.setdefault(i, {}).setdefault(kind, []).append(view)
+            calls[i] = calls.get(i, 0) + 1
         out = []
         for i, draft in enumerate(drafts):
             got = views.get(i, {})
@@ -311,6 +339,16 @@ class SignalCollector:
                     prior=prior,
                     familiarity=familiarity.get(i),
                     pmi=pmi.get(i),
+                    unavailable=unavailable,
+                    model_calls=calls.get(i, 0) + scored.get(i, 0),
                 )
             )
         return out
+
+    def _unavailable(self, no_probs: bool) -> tuple[str, ...]:
+        """The model signals this backend does not give (learned from its answers so far)."""
+        missing = ["first_token_prob"] if no_probs else []
+        caps = getattr(self.lm, "capabilities", None)
+        if getattr(self.lm, "score", None) is None or (caps is not None and caps.prompt_logprobs is False):
+            missing += ["familiarity", "pmi"]
+        return tuple(missing)

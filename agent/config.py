@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import ConfigError
 
@@ -31,8 +31,13 @@ class _Section(BaseModel):
 
 
 class ModelSettings(_Section):
-    """The local language model. Empty ``path`` means the bundled GPT-2 reference model."""
+    """The language model that answers: local (``hf``) or served behind ``[endpoint]`` (``openai``).
 
+    Empty ``path`` means the bundled GPT-2 reference model. With ``backend = "openai"``, ``path`` (when set)
+    is only read for the model's prompt format (its ``factagent.json``); the weights stay with the server.
+    """
+
+    backend: Literal["hf", "openai"] = "hf"
     path: str = ""
     device: str = ""
 
@@ -51,13 +56,15 @@ class EmbedderSettings(_Section):
 
 
 class EndpointSettings(_Section):
-    """An optional OpenAI-compatible endpoint (answering, judging, interpreting)."""
+    """An optional OpenAI-compatible endpoint (answering with ``[model] backend = "openai"``, judging, interpreting)."""
 
     base_url: str = ""
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)  # hard deadline per request, seconds
     max_retries: int = Field(default=3, ge=0, le=10)
+    api: Literal["completions", "chat"] = "completions"  # completions: raw prompts, prompt logprobs if offered
+    max_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight at once per ask
 
 
 class MemorySettings(_Section):
@@ -138,7 +145,31 @@ class Settings(_Section):
     kg: KGSettings = KGSettings()
     tell: TellSettings = TellSettings()
     policy: PolicySettings = PolicySettings()
+    policies: dict[str, PolicySettings] = {}  # model name -> its calibrated thresholds (``factagent calibrate``)
     server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _remote_model_rules(self) -> Settings:
+        if self.model.backend != "openai":
+            return self
+        if not self.endpoint.base_url or not self.endpoint.model:
+            raise ValueError('[model] backend = "openai" needs [endpoint] base_url and model')
+        if self.tell.parametric != "off":
+            raise ValueError(
+                f'[tell] parametric = "{self.tell.parametric}" edits weights, which a served model ([model] '
+                'backend = "openai") does not expose: set parametric = "off" (tell still edits KG and memory)'
+            )
+        return self
+
+    def model_name(self) -> str:
+        """The answering model's name, under which its calibrated thresholds are kept."""
+        if self.model.backend == "openai":
+            return self.endpoint.model
+        return Path(self.model.path).name if self.model.path else "gpt2-world"
+
+    def model_policy(self) -> PolicySettings:
+        """The thresholds calibrated for the answering model, else ``[policy]``."""
+        return self.policies.get(self.model_name(), self.policy)
 
 
 @dataclass(frozen=True)
@@ -213,6 +244,11 @@ def dump_settings(settings: Settings) -> str:
     """``settings`` as TOML text (one table per section), readable by :func:`load_settings`."""
     blocks = []
     for section, values in settings.model_dump().items():
+        if section == "policies":  # one sub-table per model: [policies."gpt2-world"]
+            for name, table in values.items():
+                lines = [f"[policies.{json.dumps(name)}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+                blocks.append("\n".join(lines))
+            continue
         lines = [f"[{section}]"] + [f"{key} = {_toml_value(v)}" for key, v in values.items()]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

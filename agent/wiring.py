@@ -7,6 +7,7 @@ backs each seam (embedded SQLite + FAISS + rdflib store, or a remote SPARQL endp
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from eval.world.safety import EmbeddingJudge
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
     from memory import Database, Embedder, VectorMemory
-    from tools.lm import HFLanguageModel
+    from tools.lm import LanguageModel
 
 __all__ = [
     "WorkingMemory",
@@ -174,22 +175,38 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
 
 
-def load_language_model(home: Home) -> HFLanguageModel:
-    """The local model the settings name (the bundled GPT-2 reference model by default).
+def load_language_model(home: Home) -> LanguageModel:
+    """The model the settings name: local (the bundled GPT-2 reference model by default) or served.
+
+    With ``[model] backend = "openai"`` the model is the ``[endpoint]``'s (:class:`ServedLanguageModel`,
+    nothing is contacted here); its prompt format comes from ``[model] path``'s ``factagent.json`` when set.
 
     Raises:
-        ModelLoadError: the directory holds no model.
+        ModelLoadError: the directory holds no model (or no readable prompt format).
     """
-    from tools.lm import HFLanguageModel
+    from tools.lm import HFLanguageModel, PromptFormat, ServedLanguageModel
 
     cfg = home.settings.model
     path = Path(cfg.path) if cfg.path else BUNDLED_MODEL
+    if cfg.backend == "openai":
+        ep = home.settings.endpoint
+        fmt = PromptFormat.load(path) if cfg.path else PromptFormat()
+        return ServedLanguageModel(
+            ep.base_url,
+            ep.model,
+            api=ep.api,
+            api_key=os.environ.get(ep.api_key_env) or None,
+            prompt_format=fmt,
+            timeout=ep.timeout,
+            max_retries=ep.max_retries,
+            max_concurrency=ep.max_concurrency,
+        )
     return HFLanguageModel.load(path, device=cfg.device or None)
 
 
 def policy_thresholds(home: Home) -> PolicyThresholds:
-    """The routing thresholds in the settings (calibrated, or the defaults)."""
+    """The routing thresholds for the answering model (calibrated under its name, else ``[policy]``)."""
     from agent._policy import PolicyThresholds
 
-    p = home.settings.policy
+    p = home.settings.model_policy()
     return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity, p.pmi)

@@ -38,7 +38,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
         ├── EndpointUnreachableError  connection refused, DNS failure
         ├── EndpointTimeoutError      no answer within the timeout (after retries)
         ├── EndpointStatusError       a non-success HTTP status (``status_code`` attribute)
-        └── MalformedResponseError    the body is not the JSON the protocol promises
+        ├── MalformedResponseError    the body is not the JSON the protocol promises
+        └── UnsupportedSignalError    the served model does not give this signal (e.g. prompt log-probabilities)
 
 Foreign exceptions (httpx, transformers, safetensors, OSError) are caught where they happen and re-raised
 as one of these with the cause chained.
@@ -82,6 +83,7 @@ __all__ = [
     "UnknownEditorError",
     "UnknownNamespaceError",
     "UnsupportedLayoutError",
+    "UnsupportedSignalError",
     "WorldFormatError",
 ]
 
@@ -140,6 +142,10 @@ class EndpointStatusError(BackendError):
 
 class MalformedResponseError(BackendError):
     """The endpoint's body is not the JSON the chat-completions protocol promises."""
+
+
+class UnsupportedSignalError(BackendError):
+    """The served model does not give this signal (prompt log-probabilities on a chat API, say)."""
 
 
 class InvalidInputError(FactagentError, ValueError):

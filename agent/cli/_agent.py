@@ -87,7 +87,8 @@ def run_ask(args: argparse.Namespace) -> int:
     cites = [e.citation.edit_id or e.citation.assertion_id or e.citation.item_id for e in answer.citations]
     if args.json:
         row = {"text": answer.text, "action": answer.action, "confidence": answer.confidence}
-        print(json.dumps({**row, "citations": cites, "reason": answer.reason, "latency_s": answer.latency_s}))
+        extra = {"latency_s": answer.latency_s, "model_calls": answer.model_calls}
+        print(json.dumps({**row, "citations": cites, "reason": answer.reason, **extra}))
     else:
         print(answer.text or "I don't know.", f"[{answer.action} · {answer.confidence:.2f} · {answer.reason}]")
     return 0
@@ -112,14 +113,21 @@ def calibrate_agent(agent: Agent, world: World, home: Home, *, target: float, li
             bar.update(len(batch))
     result = calibrate(signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=target)
     t = result.thresholds
-    policy = home.settings.policy.model_copy(
+    settings = home.settings
+    unavailable = sorted({name for s in signals for name in s.unavailable})
+    policy = settings.model_policy().model_copy(
         update={
             **{k: float(v) if not isinstance(v, bool) else v for k, v in t.as_dict().items()},
             "target_hallucination": target,
-            "calibrated_on": f"world dev, {result.n} questions",
+            "calibrated_on": f"world dev, {result.n} questions"
+            + (f"; without {', '.join(unavailable)}" if unavailable else ""),
         }
     )
-    save_settings(home, home.settings.model_copy(update={"policy": policy}))
+    # kept under the model's name (a served model's signals differ); [policy] stays the local model's
+    update: dict[str, Any] = {"policies": {**settings.policies, settings.model_name(): policy}}
+    if settings.model.backend == "hf":
+        update["policy"] = policy
+    save_settings(home, settings.model_copy(update=update))
     agent.thresholds = t
     return result
 
@@ -174,13 +182,13 @@ def run_bench(args: argparse.Namespace) -> int:
         agent = Agent.open(home)
         try:
             ensure_world_loaded(agent, world)
-            calibrated_in_run = not settings.policy.calibrated_on
+            calibrated_in_run = not settings.model_policy().calibrated_on
             if calibrated_in_run:
                 calibrate_agent(
                     agent,
                     world,
                     home,
-                    target=settings.policy.target_hallucination,
+                    target=settings.model_policy().target_hallucination,
                     limit=args.calibrate_limit,
                     seed=args.seed,
                 )

@@ -194,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             documents = ensure_world_loaded(agent, world)  # its own progress bar
             where = "the home's memory" if args.in_home else "a temporary memory"
-            calibrated = home.settings.policy.calibrated_on or "not calibrated: defaults (see factagent calibrate)"
+            calibrated = (
+                home.settings.model_policy().calibrated_on or "not calibrated: defaults (see factagent calibrate)"
+            )
             print(f"factagent demo — model {agent.lm.name}; {where}; policy thresholds: {calibrated}")
             if documents:
                 print(f"loaded {documents} world documents (facts the model never saw) into memory and the KG")

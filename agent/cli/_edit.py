@@ -181,8 +181,19 @@ def _methods(text: str) -> list[str]:
 
 
 def _model_dir(args: argparse.Namespace, settings: Any) -> Path:
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    """The local model directory to edit.
 
+    Raises:
+        ConfigError: the home's model is served (``backend = "openai"``) and no ``--model`` directory was given.
+    """
+    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from tools.errors import ConfigError
+
+    if settings.model.backend == "openai" and not args.model:
+        raise ConfigError(
+            f"parametric editing needs local weights, and this home's model {settings.endpoint.model!r} is served "
+            '([model] backend = "openai"): pass --model DIR to edit a local copy, or use tell (KG and memory)'
+        )
     return args.model or (Path(settings.model.path) if settings.model.path else MODELS_DIR / MODEL_NAMES["gpt2"])
 
 

@@ -39,7 +39,7 @@ def answer_out(a: Answer) -> AnswerOut:
     ]
     return AnswerOut(
         text=a.text, action=a.action, confidence=_finite(a.confidence), reason=a.reason,
-        latency_s=_finite(a.latency_s), citations=citations,
+        latency_s=_finite(a.latency_s), model_calls=a.model_calls, citations=citations,
     )  # fmt: skip
 
 

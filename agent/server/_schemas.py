@@ -92,6 +92,7 @@ class AnswerOut(BaseModel):
     confidence: float
     reason: str
     latency_s: float
+    model_calls: int = 0  # prompts sent to the model (requests, for a served model)
     citations: list[CitationOut]
 
 

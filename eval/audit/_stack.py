@@ -104,10 +104,16 @@ class Stack:
 
 
 def _load_lm(config: AuditConfig, home: Home) -> LanguageModel:
+    """The model the built-in setups share: ``config.model``, else the home's (local, or served with
+    ``[model] backend = "openai"``: then standalone, RAG and the agent all ask the same served model)."""
     from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
     from tools.lm import HFLanguageModel
 
     settings = home.settings.model
+    if settings.backend == "openai" and not config.model:
+        from agent.wiring import load_language_model
+
+        return load_language_model(home)
     path = Path(config.model) if config.model else Path(settings.path) if settings.path else None
     return HFLanguageModel.load(path or MODELS_DIR / MODEL_NAMES["gpt2"], device=settings.device or None)
 

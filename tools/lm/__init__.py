@@ -1,4 +1,4 @@
-"""The language-model layer: one protocol, a local HF backend and an OpenAI-compatible backend."""
+"""The language-model layer: one protocol, a local HF backend and OpenAI-compatible backends."""
 
 from typing import TYPE_CHECKING
 
@@ -8,6 +8,7 @@ from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Sc
 if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
     from tools.lm._hf import HFLanguageModel
     from tools.lm._openai import OpenAIChatModel
+    from tools.lm._served import ServedLanguageModel
 
 __all__ = [
     "Generation",
@@ -17,6 +18,7 @@ __all__ = [
     "OpenAIChatModel",
     "PromptFormat",
     "Score",
+    "ServedLanguageModel",
     "TokenProb",
 ]
 
@@ -30,4 +32,8 @@ def __getattr__(name: str) -> object:
         from tools.lm._openai import OpenAIChatModel
 
         return OpenAIChatModel
+    if name == "ServedLanguageModel":
+        from tools.lm._served import ServedLanguageModel
+
+        return ServedLanguageModel
     raise AttributeError(name)

@@ -1,0 +1,257 @@
+"""The served-model backend (``ServedLanguageModel``) against a real HTTP server on loopback.
+
+The server is a ``ThreadingHTTPServer`` the test starts; each test scripts its replies (status, body, delay,
+or a body trickled byte by byte), and the server records every request it received and how many were in
+flight at once. The real third-party server (llama.cpp's) is exercised in ``tests/bench/test_inference_servers.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.tools.lm.contract import LanguageModelContract
+from tools.errors import (
+    EndpointStatusError,
+    EndpointTimeoutError,
+    EndpointUnreachableError,
+    MalformedResponseError,
+    UnsupportedSignalError,
+)
+from tools.lm import ServedLanguageModel
+
+
+def completion(text: str, tops: dict[str, float] | None = None) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "text": text, "finish_reason": "stop"}
+    if tops is not None:
+        choice["logprobs"] = {"tokens": ["a"], "token_logprobs": [max(tops.values())], "top_logprobs": [tops]}
+    return {"id": "c1", "object": "text_completion", "model": "m", "choices": [choice]}
+
+
+def echo(prompt: str, tokens: list[str], logprobs: list[float | None]) -> dict[str, Any]:
+    offsets, at = [], 0
+    for tok in tokens:
+        offsets.append(at)
+        at += len(tok)
+    assert "".join(tokens).startswith(prompt)
+    lp = {"tokens": tokens, "token_logprobs": logprobs, "text_offset": offsets, "top_logprobs": None}
+    return {"choices": [{"index": 0, "text": "".join(tokens), "logprobs": lp}]}
+
+
+Reply = tuple[int, Any, float, dict[str, str]]
+
+
+@dataclass
+class Script:
+    replies: list[Reply] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    peak: int = 0
+    trickle: bool = False  # send the body one byte every 0.3 s
+    delay: float = 0.0  # of the default reply
+
+    def next(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.requests.append(body)
+            if self.replies:
+                return self.replies.pop(0)
+        prompt = body.get("prompt", "")
+        return (200, completion(" " + prompt[-6:].upper() + "\nmore", {" A": -0.1, " B": -2.5}), self.delay, {})
+
+
+@pytest.fixture()
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with script.lock:
+                script.in_flight += 1
+                script.peak = max(script.peak, script.in_flight)
+            try:
+                status, reply, delay, headers = script.next(body)
+                time.sleep(delay)
+                payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if script.trickle:
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.3)
+                else:
+                    self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout tests)
+            finally:
+                with script.lock:
+                    script.in_flight -= 1
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def served(url: str, **kw: Any) -> ServedLanguageModel:
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("timeout", 2.0)
+    return ServedLanguageModel(url, "test-model", **kw)
+
+
+class TestServedContract(LanguageModelContract):
+    @pytest.fixture()
+    def lm(self, server: tuple[str, Script]) -> ServedLanguageModel:
+        return served(server[0])
+
+
+def test_completion_request_and_first_token_confidence(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies.append((200, completion("  Paris\nLyon", {" Paris": -0.1, " Lyon": -2.5}), 0.0, {}))
+    gen = served(url, api_key="k").generate(["Q: Capital of France?\nA:"], max_new_tokens=7)[0]
+    assert gen.text == "Paris"
+    assert gen.first_token_prob == pytest.approx(0.904837, abs=1e-5)
+    assert gen.margin == pytest.approx(0.904837 - 0.082085, abs=1e-5)
+    body = script.requests[0]
+    assert body["prompt"] == "Q: Capital of France?\nA:" and body["max_tokens"] == 7 and body["logprobs"] == 2
+
+
+def test_concurrent_but_bounded(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay = 0.3  # each reply names its prompt (arrival order is not prompt order)
+    lm = served(url, max_concurrency=3)
+    start = time.perf_counter()
+    gens = lm.generate([f"p{i}" for i in range(8)])
+    took = time.perf_counter() - start
+    assert [g.text for g in gens] == [f"P{i}" for i in range(8)]  # in prompt order
+    assert script.peak == 3  # never more than the bound in flight ...
+    assert took < 8 * 0.3 * 0.7  # ... and not one after another
+    assert lm.usage.requests == 8 and lm.usage.retries == 0
+
+
+def test_no_logprobs_is_learned_and_not_asked_again(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (400, {"error": {"message": "logprobs not supported"}}, 0.0, {}),
+        (200, completion(" A"), 0.0, {}),
+    ]
+    lm = served(url)
+    gen = lm.generate(["q"])[0]
+    assert gen.text == "A" and gen.first_token_prob is None
+    assert lm.capabilities.logprobs is False and "first_token_prob" not in lm.capabilities.signals()
+    lm.generate(["q2"])
+    assert "logprobs" not in script.requests[-1]
+
+
+def test_score_from_echoed_prompt_logprobs(server: tuple[str, Script]) -> None:
+    url, script = server
+    tokens = ["Q:", " Who", "?", " Jane", " Roe", "\n"]
+    script.replies += [  # the one-time check: the echo agrees with the completion's own log-probability
+        (200, completion(" Jane", {" Jane": -0.5, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", [*tokens[:4], "\n"], [None, -1.0, -2.0, -0.52, -3.0]), 0.0, {}),
+    ]
+    script.replies.append((200, echo("Q: Who?", tokens, [None, -1.0, -2.0, -0.5, -0.25, -3.0]), 0.0, {}))
+    lm = served(url)
+    (sc,) = lm.score(["Q: Who?"], [" Jane Roe"])
+    assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)  # the generated token is not counted
+    assert script.requests[-1]["echo"] is True and lm.capabilities.prompt_logprobs is True
+    assert {"familiarity", "pmi"} <= set(lm.capabilities.signals())
+
+
+def test_echo_that_disagrees_with_completions_is_not_used(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    with pytest.raises(UnsupportedSignalError, match="not usable"):
+        lm.score(["Q: Who?"], [" Jane"])
+    assert lm.capabilities.prompt_logprobs is False and len(script.requests) == 2
+
+
+def test_score_unsupported_is_typed_and_remembered(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies.append((200, completion(" x"), 0.0, {}))  # echo ignored: no prompt log-probabilities
+    lm = served(url)
+    with pytest.raises(UnsupportedSignalError):
+        lm.score(["a"], [" b"])
+    n = len(script.requests)
+    with pytest.raises(UnsupportedSignalError):
+        lm.score(["a"], [" b"])
+    assert len(script.requests) == n  # not asked again
+    with pytest.raises(UnsupportedSignalError):
+        served(url, api="chat").score(["a"], [" b"])
+
+
+def test_429_and_5xx_storm_then_success(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [(429, {"error": {}}, 0.0, {"Retry-After": "0"}), (503, b"busy", 0.0, {}), (500, b"x", 0.0, {})]
+    lm = served(url, max_retries=3)
+    assert lm.generate(["q"])[0].text == "Q"
+    assert lm.usage.requests == 4 and lm.usage.retries == 3
+
+
+def test_5xx_storm_gives_a_typed_error(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [(503, b"busy", 0.0, {})] * 10
+    with pytest.raises(EndpointStatusError) as info:
+        served(url, max_retries=2).generate(["q"])
+    assert info.value.status_code == 503
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", json.dumps({"choices": []}).encode(), b"\xff\xfe"])
+def test_malformed_json(server: tuple[str, Script], body: bytes) -> None:
+    url, script = server
+    script.replies.append((200, body, 0.0, {}))
+    with pytest.raises(MalformedResponseError):
+        served(url).generate(["q"])
+
+
+def test_slow_stream_hits_the_deadline(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.trickle = True  # each byte arrives within httpx's read timeout, the whole body never does
+    lm = served(url, timeout=0.8, max_retries=1)
+    start = time.perf_counter()
+    with pytest.raises(EndpointTimeoutError):
+        lm.generate(["q"])
+    assert time.perf_counter() - start < 2 * 0.8 + 1.0  # two attempts, each cut at the deadline
+
+
+def test_server_down_is_typed_and_quick() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(EndpointUnreachableError):
+        served(f"http://127.0.0.1:{port}/v1", max_retries=1).generate(["q"])
+    assert time.perf_counter() - start < 2.0
+
+
+def test_called_from_a_running_event_loop(server: tuple[str, Script]) -> None:
+    import asyncio
+
+    async def main() -> str:
+        return served(server[0]).generate(["q"])[0].text
+
+    assert asyncio.run(main()) == "Q"
