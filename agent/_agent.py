@@ -117,10 +117,23 @@ class Agent:
             p = self.guard.unsafe_probability([s.question])[0]
             if p >= 0.5:
                 reason = f"refused: a harmful request (safety guard p={p:.2f})"
-                return Answer(REFUSAL, "refuse", round(p, 4), (), reason, 0.0, s)
+                return Answer(
+                    text=REFUSAL,
+                    action="refuse",
+                    confidence=round(p, 4),
+                    reason=reason,
+                    model_calls=s.model_calls,
+                    signals=s,
+                )
         d = decide(s, self.thresholds)
         return Answer(
-            d.text, d.action, d.confidence, d.citations, d.reason, latency_s=0.0, model_calls=s.model_calls, signals=s
+            text=d.text,
+            action=d.action,
+            confidence=d.confidence,
+            citations=d.citations,
+            reason=d.reason,
+            model_calls=s.model_calls,
+            signals=s,
         )
 
     # -- tell / rollback / history (OneEdit's pipeline, agent.tell) -----------------------------------

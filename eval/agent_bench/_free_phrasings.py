@@ -4,9 +4,9 @@ Written apart from the reader's training phrasings (``agent/tell/_reader_data.py
 templates (``kg/schema/world.ttl``); ``tests/eval/test_free_phrasings.py`` checks that none of these is in
 either, also once the interpreter has cleaned both ("These days X is run by Y." is "X is run by Y." to the
 reader, so no training phrasing may clean to that either), and that no code under ``agent/`` reads this
-module. Two phrasings that cleaned to a schema template were replaced (they measured the templates). ``{s}`` is the subject, ``{o}`` the object.
-They cover active and passive voice, object first, possessives, relative clauses, "now", "these days",
-"took over", "moved to" and abbreviated relation words.
+module. Two phrasings that cleaned to a schema template were replaced (they measured the templates).
+``{s}`` is the subject, ``{o}`` the object. They cover active and passive voice, object first, possessives,
+relative clauses, "now", "these days", "took over", "moved to" and abbreviated relation words.
 """
 
 from __future__ import annotations
