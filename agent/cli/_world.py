@@ -100,6 +100,7 @@ def _check(args: argparse.Namespace) -> int:
     from eval.world._check import majority_baseline, run_check
     from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
     from eval.world._slice_check import run_slice_check
+    from eval.world._train import trained_slices
     from tools.lm import HFLanguageModel
     from tools.lm._hf import check_model_dir
 
@@ -113,7 +114,8 @@ def _check(args: argparse.Namespace) -> int:
         started = time.time()
         lm = HFLanguageModel.load(model_dir)
         results[lm.name] = run_check(lm, world, limit=args.limit)
-        slices[lm.name] = {name: run_slice_check(lm, world, name, limit=args.limit) for name in _SLICES}
+        seen = trained_slices(Path(model_dir))  # a model built before a slice existed is not scored on it
+        slices[lm.name] = {name: run_slice_check(lm, world, name, limit=args.limit) for name in _SLICES if name in seen}
         results[lm.name]["seconds"] = round(time.time() - started, 1)
     if args.json:
         out = {name: {**{k: v for k, v in r.items() if k != "seconds"}, **slices[name]} for name, r in results.items()}

@@ -247,9 +247,19 @@ def train_model(
         "final_loss": round(loss_ema, 4),
         "probes": history,
     }
-    info = {**phase, "phases": [*earlier, phase]}
+    # Which slices the model has seen: `world check` scores only these (a model trained before a slice existed
+    # has no tokens for it; its Chinese prompts even overrun GPT-2's learned positions).
+    slices = sorted({f.slice for f in world.slice_facts})
+    info = {**phase, "phases": [*earlier, phase], "slices": slices}
     save_model(model, tokenizer, out_dir, info)
     return info
+
+
+def trained_slices(model_dir: Path) -> tuple[str, ...]:
+    """The world slices the reference model in ``model_dir`` was trained on (none for one built before them)."""
+    path = model_dir / "training.json"
+    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return tuple(info.get("slices", ()))
 
 
 def save_model(model: Any, tokenizer: Any, out_dir: Path, info: dict[str, Any]) -> None:

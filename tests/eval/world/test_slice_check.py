@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from eval.world import World
 from eval.world._build import subset_world
@@ -47,3 +49,13 @@ def test_figures_per_category(bundled_world: World) -> None:
     for category, row in figures.items():
         assert row["known_train"] == 1.0 and row["context_unknown"] == 1.0 and row["unknown"] == 0.0, category
     assert run_slice_check(_Oracle(gold), subset_world(bundled_world, ("company_hq",), 5), "zh") == {}
+
+
+def test_only_the_slices_a_model_was_trained_on_are_checked(tmp_path: Path) -> None:
+    from eval.world._pipeline import MODELS_DIR
+    from eval.world._train import trained_slices
+
+    assert trained_slices(MODELS_DIR / "gpt2-world") == ()  # built before the slices existed
+    (tmp_path / "training.json").write_text(json.dumps({"steps": 1, "slices": ["concepts", "zh"]}))
+    assert trained_slices(tmp_path) == ("concepts", "zh")
+    assert trained_slices(tmp_path / "missing") == ()
