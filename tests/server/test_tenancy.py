@@ -394,6 +394,8 @@ def _attacks(s: Site) -> list[tuple[str, str, dict[str, Any], set[int]]]:
         ("GET", "/v1/health", {}, {200}),
         ("POST", "/v1/audits", {"json": {"setups": ["standalone"], "limit": 1}}, {202, 403, 422}),
         ("GET", "/v1/audits/a-000000000000", {}, {404}),
+        ("POST", "/v1/admin/detox", {"json": {"adversarial_input": "x", "safe_response": "No."}}, {403}),
+        ("POST", "/v1/admin/detox/x-000000000000/rollback", {}, {403}),
     ]  # fmt: skip
 
 
@@ -410,6 +412,7 @@ def test_every_route_with_every_other_key_leaks_and_changes_nothing(site: Site) 
     normalised = {
         (m, p.replace("q-00000000", "{item_id}").replace("a-000000000000", "{job_id}")) for m, p in normalised
     }
+    normalised = {(m, p.replace("x-000000000000", "{edit_id}")) for m, p in normalised}
     normalised = {(m, "/v1/models/{model_id}" if p == "/v1/models/factagent" else p) for m, p in normalised}
     assert paths <= normalised, f"routes not attacked: {sorted(paths - normalised)}"
     unexpected = []
