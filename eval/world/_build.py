@@ -154,26 +154,43 @@ def _edits(relations: tuple[Relation, ...], facts: tuple[Fact, ...], config: Wor
     chosen = sorted(rng.sample(known, k=min(config.n_edits, len(known))), key=lambda f: f.id)
     edits = []
     for i, fact in enumerate(chosen):
-        r = rel[fact.relation]
         pool = sorted({f.object for f in by_rel[fact.relation]} - {fact.object})
-        neighbours = [f for f in by_rel[fact.relation] if f.split == "known" and f.subject != fact.subject]
-        picked = rng.sample(neighbours, k=min(config.n_neighbours, len(neighbours)))
-        paraphrases = [fill(t, fact.subject) for t in r.heldout][: config.n_paraphrases]
-        paraphrases += [fill(t, fact.subject) for t in r.cloze[1:]][: max(0, config.n_paraphrases - len(paraphrases))]
         edits.append(
-            Edit(
-                id=f"e{i:04d}",
-                fact_id=fact.id,
-                relation=fact.relation,
-                subject=fact.subject,
-                old_object=fact.object,
-                new_object=rng.choice(pool),
-                prompt=fill(r.cloze[0], fact.subject),
-                paraphrases=tuple(paraphrases),
-                neighbourhood=tuple(Prompt(text=fill(r.cloze[0], n.subject), answer=n.object) for n in picked),
-            )
+            counterfactual_edit(f"e{i:04d}", fact, rel[fact.relation], by_rel[fact.relation], pool, rng, config)
         )
     return tuple(edits)
+
+
+def counterfactual_edit(
+    edit_id: str,
+    fact: Fact,
+    relation: Relation,
+    same_relation: list[Fact],
+    pool: list[str],
+    rng: random.Random,
+    config: WorldConfig,
+) -> Edit:
+    """An edit of ``fact`` to an object drawn from ``pool``, with held-out paraphrases and KNOWN neighbours.
+
+    Draws from ``rng`` in a fixed order (neighbours, then the new object), so a world is the same build to build.
+    """
+    neighbours = [f for f in same_relation if f.split == "known" and f.subject != fact.subject]
+    picked = rng.sample(neighbours, k=min(config.n_neighbours, len(neighbours)))
+    paraphrases = [fill(t, fact.subject) for t in relation.heldout][: config.n_paraphrases]
+    paraphrases += [fill(t, fact.subject) for t in relation.cloze[1:]][
+        : max(0, config.n_paraphrases - len(paraphrases))
+    ]
+    return Edit(
+        id=edit_id,
+        fact_id=fact.id,
+        relation=fact.relation,
+        subject=fact.subject,
+        old_object=fact.object,
+        new_object=rng.choice(pool),
+        prompt=fill(relation.cloze[0], fact.subject),
+        paraphrases=tuple(paraphrases),
+        neighbourhood=tuple(Prompt(text=fill(relation.cloze[0], n.subject), answer=n.object) for n in picked),
+    )
 
 
 def _document(relations: tuple[Relation, ...], fact: Fact) -> Document:

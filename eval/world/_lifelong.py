@@ -24,8 +24,8 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from eval.world._build import WorldConfig, fill
-from eval.world._schema import Edit, Fact, Prompt, World, _record
+from eval.world._build import WorldConfig, counterfactual_edit
+from eval.world._schema import Edit, Fact, World, _record
 from tools.errors import WorldFormatError
 
 __all__ = ["LIFELONG_FILE", "build_lifelong_edits", "lifelong_pool", "load_lifelong_edits", "write_lifelong_edits"]
@@ -53,23 +53,7 @@ def build_lifelong_edits(world: World, config: WorldConfig | None = None) -> tup
         pool = sorted({f.object for f in by_rel[fact.relation]} - {fact.object})
         if not pool:  # a relation with a single object has no counterfactual
             continue
-        neighbours = [f for f in by_rel[fact.relation] if f.split == "known" and f.subject != fact.subject]
-        picked = rng.sample(neighbours, k=min(config.n_neighbours, len(neighbours)))
-        paraphrases = [fill(t, fact.subject) for t in r.heldout][: config.n_paraphrases]
-        paraphrases += [fill(t, fact.subject) for t in r.cloze[1:]][: max(0, config.n_paraphrases - len(paraphrases))]
-        edits.append(
-            Edit(
-                id=f"e{first + i:04d}",
-                fact_id=fact.id,
-                relation=fact.relation,
-                subject=fact.subject,
-                old_object=fact.object,
-                new_object=rng.choice(pool),
-                prompt=fill(r.cloze[0], fact.subject),
-                paraphrases=tuple(paraphrases),
-                neighbourhood=tuple(Prompt(text=fill(r.cloze[0], n.subject), answer=n.object) for n in picked),
-            )
-        )
+        edits.append(counterfactual_edit(f"e{first + i:04d}", fact, r, by_rel[fact.relation], pool, rng, config))
     return tuple(edits)
 
 
