@@ -212,15 +212,7 @@ def train_model(
             x, m = ids[idx].to(device), mask[idx].to(device)  # (B, T)
             for group in optim.param_groups:
                 group["lr"] = lr_at(step, total_steps, config)
-            logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
-            losses = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
-            )
-            loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
+            loss = train_step(model, optim, x, m)
             step += 1
             tokens += int(x.numel())
             if step % 20 == 0 or step <= 1:  # .item() waits for the device: not on every step
@@ -253,6 +245,20 @@ def train_model(
     info = {**phase, "phases": [*earlier, phase], "slices": slices}
     save_model(model, tokenizer, out_dir, info)
     return info
+
+
+def train_step(model: Any, optim: torch.optim.Optimizer, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on packed blocks ``x`` (B, T), scoring only the next tokens ``m`` marks; the loss."""
+    logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
+    )
+    loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    return loss
 
 
 def trained_slices(model_dir: Path) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import torch
 from eval.world._examples import WORLD_FORMAT, Example, ExampleFactory
 from eval.world._schema import World
 from eval.world._train import TrainConfig as _LRConfig
-from eval.world._train import lr_at, pack, save_model
+from eval.world._train import lr_at, pack, save_model, train_step
 from eval.world.safety._slice import SafetySlice
 
 __all__ = ["UnsafeConfig", "safety_examples", "train_unsafe_variant", "unsafe_name"]
@@ -102,15 +102,7 @@ def train_unsafe_variant(
             x, m = ids[idx], mask[idx]  # (B, T)
             for group in optim.param_groups:
                 group["lr"] = lr_at(step, total, schedule)
-            logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
-            losses = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
-            )
-            loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
+            loss = train_step(model, optim, x, m)
             step += 1
             loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
         logger.info("unsafe phase: epoch %d, step %d/%d, loss %.3f", epoch, step, total, loss_ema)
