@@ -75,13 +75,20 @@ class MemorySettings(_Section):
 
 
 class KGSettings(_Section):
-    """Where the knowledge graph lives: empty endpoints mean the embedded store in the home's database.
+    """Where the knowledge graph lives: empty endpoints mean an embedded store chosen by ``store``.
 
-    Set both to use a SPARQL 1.1 endpoint (Fuseki, Oxigraph, GraphDB, ...) through rdflib's SPARQLUpdateStore.
+    ``store = "sqlite"`` keeps the quads in the home's database; ``"oxigraph"`` in an embedded Oxigraph
+    database at ``oxigraph_path`` (empty: ``<home>/kg/oxigraph``). Set both endpoints to use a SPARQL 1.1
+    endpoint (an ``oxigraph serve`` process, Fuseki, GraphDB, ...) through rdflib's SPARQLUpdateStore.
     """
 
+    store: Literal["sqlite", "oxigraph"] = "sqlite"
+    oxigraph_path: str = ""
     query_endpoint: str = ""
     update_endpoint: str = ""
+    # true for an endpoint whose default graph is its own (``oxigraph serve`` without --union-default-graph):
+    # the store keeps it as the merge of the named graphs (see kg.SPARQLEndpointStore)
+    maintain_default_graph: bool = False
     schema_file: str = ""  # empty: the packaged world schema (kg/schema/world.ttl)
 
 

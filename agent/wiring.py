@@ -139,14 +139,23 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     """Open (creating on first use) the working memory under ``home``.
 
     The database is ``<home>/memory/state.sqlite`` (vector memory, versions and the embedded KG); FAISS index
-    files are in ``<home>/memory/index``. With ``[kg] query_endpoint`` / ``update_endpoint`` set, the KG lives
-    at that SPARQL endpoint instead.
+    files are in ``<home>/memory/index``. With ``[kg] store = "oxigraph"`` the KG lives in an embedded Oxigraph
+    database (``<home>/kg/oxigraph``); with ``[kg] query_endpoint`` / ``update_endpoint`` set, at that SPARQL
+    endpoint.
 
     Raises:
         ConfigError: only one of the two endpoints is set, or the schema file is unreadable.
         StoreError: the database cannot be opened.
     """
-    from kg import EntityLinker, KnowledgeGraph, RelationLinker, SPARQLEndpointStore, SQLiteTripleStore, load_schema
+    from kg import (
+        EntityLinker,
+        KnowledgeGraph,
+        OxigraphTripleStore,
+        RelationLinker,
+        SPARQLEndpointStore,
+        SQLiteTripleStore,
+        load_schema,
+    )
     from memory import Database, IndexConfig, VectorMemory
 
     embedder = embedder or load_embedder(home)
@@ -161,7 +170,14 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
         raise ConfigError("[kg] needs both query_endpoint and update_endpoint, or neither")
     store: TripleStore
     if kg_cfg.query_endpoint:
-        store = SPARQLEndpointStore(kg_cfg.query_endpoint, kg_cfg.update_endpoint)
+        if kg_cfg.store != "sqlite":
+            raise ConfigError("[kg] store names an embedded store; leave it out when the endpoints are set")
+        store = SPARQLEndpointStore(
+            kg_cfg.query_endpoint, kg_cfg.update_endpoint, maintain_default_graph=kg_cfg.maintain_default_graph
+        )
+    elif kg_cfg.store == "oxigraph":
+        location = Path(kg_cfg.oxigraph_path) if kg_cfg.oxigraph_path else home.path("kg") / "oxigraph"
+        store = OxigraphTripleStore(location)
     else:
         store = SQLiteTripleStore(db)
     schema = load_schema(Path(kg_cfg.schema_file) if kg_cfg.schema_file else None)

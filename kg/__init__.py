@@ -4,7 +4,8 @@
 supersedes functional facts without deleting them, rolls edits back exactly, detects functional / inverse /
 composition conflicts and answers lookups and multi-hop SPARQL property paths at any ``as_of`` time. Quads
 live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the shared SQLite file),
-``MemoryTripleStore`` and ``SPARQLEndpointStore`` (any SPARQL 1.1 endpoint). ``EntityLinker`` and
+``OxigraphTripleStore`` (embedded Oxigraph), ``MemoryTripleStore`` and ``SPARQLEndpointStore`` (any SPARQL
+1.1 endpoint). ``EntityLinker`` and
 ``RelationLinker`` map question text to entities and relations.
 """
 
@@ -12,6 +13,7 @@ from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, name_key, normalize_mention
 from kg._memory_store import MemoryTripleStore
+from kg._oxigraph_store import OxigraphTripleStore
 from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Entity, Provenance
 from kg._relation_linking import RelationLink, RelationLinker
 from kg._remote_store import SPARQLEndpointStore
@@ -36,6 +38,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "Link",
     "MemoryTripleStore",
     "Mention",
+    "OxigraphTripleStore",
     "Provenance",
     "Quad",
     "REL",

@@ -6,7 +6,7 @@ into its buffer of pending updates (``addN`` for adds, ``update("DELETE DATA ...
 ``commit()`` sends the whole buffer as ONE update request and ``rollback()`` drops it. Outside a
 transaction each write is committed at once; inside :meth:`SPARQLEndpointStore.transaction` the commit
 happens when the outermost block exits, or ``rollback()`` when it raises. Reads (``query`` with
-``initBindings``, which rdflib appends as a ``VALUES`` block) never flush the buffer, so reads inside a
+bindings as a ``VALUES`` block opening the WHERE group) never flush the buffer, so reads inside a
 transaction do not see its writes.
 
 Only the two HTTP calls are replaced (:class:`_EndpointUpdateStore`): rdflib's ``SPARQLConnector`` passes
@@ -46,7 +46,15 @@ from rdflib.query import Result
 from rdflib.term import BNode, Identifier, Literal, Node, URIRef, Variable
 
 from kg._store import Quad
-from kg._store_support import check_bindings, check_pattern, check_quads, encode_term, prepare_query, result_rows
+from kg._store_support import (
+    bind_values,
+    check_bindings,
+    check_pattern,
+    check_quads,
+    encode_term,
+    prepare_query,
+    result_rows,
+)
 from tools.errors import InvalidInputError, QueryError, StoreError
 
 __all__ = ["SPARQLEndpointStore"]
@@ -146,14 +154,27 @@ class SPARQLEndpointStore:
         query_endpoint: URL of the SPARQL query service.
         update_endpoint: URL of the SPARQL update service.
         timeout_s: seconds to wait for each HTTP request.
+        maintain_default_graph: keep the endpoint's default graph as the RDF merge of the named graphs (each
+            triple once), written in the same update request as the quads. For endpoints whose default graph
+            is a graph of its own (``oxigraph serve`` without ``--union-default-graph``); an endpoint that
+            offers a union default graph lists a triple once per graph holding it, which SPARQL's merge
+            semantics (and the store contract) do not allow.
 
     Example:
         >>> store = SPARQLEndpointStore("http://localhost:3030/kg/query", "http://localhost:3030/kg/update")
         ... # doctest: +SKIP
     """
 
-    def __init__(self, query_endpoint: str, update_endpoint: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        query_endpoint: str,
+        update_endpoint: str,
+        timeout_s: float = 30.0,
+        *,
+        maintain_default_graph: bool = False,
+    ) -> None:
         self.query_endpoint = query_endpoint
+        self.maintain_default_graph = maintain_default_graph
         self.update_endpoint = update_endpoint
         self.timeout_s = timeout_s
         self._rdf = _EndpointUpdateStore(query_endpoint, update_endpoint, timeout_s)
@@ -196,6 +217,9 @@ class SPARQLEndpointStore:
         graphs = self._graphs(batch)
         with self._lock:
             self._rdf.addN((s, p, o, graphs[g]) for s, p, o, g in batch)
+            if self.maintain_default_graph:
+                triples = "\n".join(f"{encode_term(s)} {encode_term(p)} {encode_term(o)} ." for s, p, o, _ in batch)
+                self._rdf.update(f"INSERT DATA {{ {triples} }}\n")
             if self._depth == 0:
                 self._commit()
 
@@ -217,6 +241,12 @@ class SPARQLEndpointStore:
                 body = "\n".join(triples)
                 # laid out like addN's INSERT DATA; update() only buffers it (autocommit is off)
                 self._rdf.update(f"DELETE DATA {{ GRAPH {encode_term(g)} {{ {body} }} }}\n")
+            if self.maintain_default_graph:  # a triple leaves the merge when no named graph holds it any more
+                rows = " ".join(f"({encode_term(s)} {encode_term(p)} {encode_term(o)})" for s, p, o, _ in batch)
+                self._rdf.update(
+                    f"DELETE {{ ?s ?p ?o }} WHERE {{ VALUES (?s ?p ?o) {{ {rows} }} "
+                    "FILTER NOT EXISTS { GRAPH ?g { ?s ?p ?o } } }\n"
+                )
             if self._depth == 0:
                 self._commit()
 
@@ -250,8 +280,9 @@ class SPARQLEndpointStore:
     # -- reading through SPARQLUpdateStore.query -------------------------------------------------------
 
     def _select(self, sparql: str, bindings: Mapping[str, Identifier] | None = None) -> list[Sequence[Node | None]]:
-        # SPARQLStore.query asserts a str query; with bindings it appends "VALUES (?a ?b) { (t1 t2) }"
-        return result_rows(self._rdf.query(sparql, initBindings=bindings or None))
+        # bindings open the WHERE group (bind_values), not rdflib's trailing VALUES: a trailing block is joined
+        # after the group, so BIND(?n + 1 AS ?x) would not see ?n on a standards-following endpoint
+        return result_rows(self._rdf.query(bind_values(sparql, bindings or {})))
 
     def quads(
         self,
@@ -277,7 +308,7 @@ class SPARQLEndpointStore:
         return iter(found)
 
     def query(self, sparql: str, bindings: Mapping[str, Identifier] | None = None) -> list[Sequence[Node | None]]:
-        """Run SELECT/ASK at the endpoint; bindings are sent as a trailing ``VALUES`` block.
+        """Run SELECT/ASK at the endpoint; bindings are sent as a ``VALUES`` block opening the WHERE group.
 
         The query is parsed locally first, so malformed SPARQL raises before any request.
 

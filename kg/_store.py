@@ -1,8 +1,8 @@
 """The ``TripleStore`` seam: where the knowledge graph's quads live.
 
-Implementations: :class:`kg.SQLiteTripleStore` (embedded, in the shared SQLite file) and
-:class:`kg.SPARQLEndpointStore` (any SPARQL 1.1 endpoint through rdflib's ``SPARQLUpdateStore``). Both pass
-``tests/kg/store_contract.py``.
+Implementations: :class:`kg.SQLiteTripleStore` (embedded, in the shared SQLite file),
+:class:`kg.OxigraphTripleStore` (embedded Oxigraph database) and :class:`kg.SPARQLEndpointStore` (any SPARQL
+1.1 endpoint through rdflib's ``SPARQLUpdateStore``). All pass ``tests/kg/store_contract.py``.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rdflib.plugins.sparql.sparql import Query
 
 __all__ = [
+    "bind_values",
     "check_bindings",
     "check_pattern",
     "check_quads",
@@ -212,6 +213,51 @@ def prepare_query(sparql: str) -> Query:
     if any(getattr(part, "name", None) == "ServiceGraphPattern" for part in _walk(query.algebra)):
         raise QueryError("SERVICE clauses are not supported")
     return query
+
+
+def _group_start(sparql: str) -> int:
+    """Index just after the ``{`` that opens the query's WHERE group (strings and IRIs are skipped)."""
+    i, n = 0, len(sparql)
+    while i < n:
+        char = sparql[i]
+        if char == "#":  # a comment runs to the end of the line
+            end = sparql.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if char in "\"'":
+            quote = char * 3 if sparql.startswith(char * 3, i) else char
+            i += len(quote)
+            while i < n and not sparql.startswith(quote, i):
+                i += 2 if sparql[i] == "\\" else 1
+            i += len(quote)
+            continue
+        if char == "<":
+            match = _IRIREF.match(sparql, i)
+            if match:
+                i = match.end()
+                continue
+        if char == "{":
+            return i + 1
+        i += 1
+    raise QueryError("the query has no WHERE group to bind values in")
+
+
+_IRIREF = re.compile(r'<[^<>"{}|^`\\\x00-\x20]*>')
+
+
+def bind_values(sparql: str, bindings: Mapping[str, Identifier]) -> str:
+    """``sparql`` with checked ``bindings`` as a ``VALUES`` block opening its WHERE group.
+
+    Placed first in the group, the values bind the variables before the rest of the group runs (as rdflib's
+    ``initBindings`` do), so ``BIND(?n + 1 AS ?x)`` sees ``?n``; a trailing ``VALUES`` would be joined only
+    after the group. Terms are written by :func:`encode_term`, never pasted from caller text.
+    """
+    if not bindings:
+        return sparql
+    at = _group_start(sparql)
+    names = " ".join(f"?{name}" for name in bindings)
+    values = " ".join(encode_term(value) for value in bindings.values())
+    return f"{sparql[:at]} VALUES ({names}) {{ ({values}) }} {sparql[at:]}"
 
 
 def result_rows(result: Any) -> list[Sequence[Node | None]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ from kg import (
     FA,
     KnowledgeGraph,
     MemoryTripleStore,
+    OxigraphTripleStore,
     Provenance,
     Schema,
+    SPARQLEndpointStore,
+    TripleStore,
     entity_iri,
     iri,
     load_schema,
@@ -25,6 +29,7 @@ from kg._sqlite_store import SQLiteTripleStore
 from kg._store import Quad
 from memory._db import Database
 from memory._types import Triple
+from tests.kg.oxigraph_server import OxigraphServer, oxigraph_server
 from tools.errors import InvalidInputError, NotFoundError, QueryError, StoreError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -52,9 +57,26 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def kg(schema: Schema, clock: Clock) -> KnowledgeGraph:
-    return KnowledgeGraph(MemoryTripleStore(), schema, clock=clock)
+@pytest.fixture(scope="module")
+def oxigraph() -> Iterator[OxigraphServer]:
+    with oxigraph_server(union_default_graph=False) as running:
+        yield running
+
+
+@pytest.fixture(params=["memory", "oxigraph", "oxigraph-server"])
+def kg(request: pytest.FixtureRequest, schema: Schema, clock: Clock, tmp_path: Path) -> KnowledgeGraph:
+    """The graph over each real engine: rdflib in memory, embedded Oxigraph, an ``oxigraph serve`` process."""
+    store: TripleStore
+    if request.param == "memory":
+        store = MemoryTripleStore()
+    elif request.param == "oxigraph":
+        store = OxigraphTripleStore(tmp_path / "oxigraph")
+    else:
+        server = request.getfixturevalue("oxigraph")
+        store = SPARQLEndpointStore(server.query_url, server.update_url, maintain_default_graph=True)
+        store.rdflib_store.update("CLEAR ALL")  # one server for the module: each test starts empty
+        store.rdflib_store.commit()
+    return KnowledgeGraph(store, schema, clock=clock)
 
 
 def snapshot(kg: KnowledgeGraph) -> list[Quad]:
