@@ -68,10 +68,18 @@ class EndpointSettings(_Section):
 
 
 class MemorySettings(_Section):
-    """The vector memory's FAISS index: ``auto`` is exact below ``flat_max`` items, approximate above."""
+    """The vector memory's index: FAISS (``auto`` is exact below ``flat_max`` items, approximate above) or Milvus.
 
-    index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    ``index = "milvus"`` keeps the vectors in collection ``milvus_collection`` at ``milvus_uri``: a
+    milvus-lite file (empty: ``<home>/memory/milvus.db``) or a cluster URL (``http://host:19530``, with
+    ``milvus_token``). SQLite stays the source of truth either way.
+    """
+
+    index: Literal["auto", "flat", "hnsw", "ivf", "milvus"] = "auto"
     flat_max: int = Field(default=50_000, ge=1)
+    milvus_uri: str = ""
+    milvus_collection: str = "factagent_memory"
+    milvus_token: str = ""
 
 
 class KGSettings(_Section):

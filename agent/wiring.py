@@ -156,15 +156,24 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
         SQLiteTripleStore,
         load_schema,
     )
-    from memory import Database, IndexConfig, VectorMemory
+    from memory import Database, IndexConfig, MilvusConfig, VectorMemory
 
     embedder = embedder or load_embedder(home)
     directory = home.path("memory")
     db = Database.open(directory / DATABASE_FILE)
     settings = home.settings
-    memory = VectorMemory(
-        db, embedder, directory / "index", IndexConfig(kind=settings.memory.index, flat_max=settings.memory.flat_max)
-    )
+    mem_cfg = settings.memory
+    if mem_cfg.index == "milvus":
+        milvus = MilvusConfig(
+            uri=mem_cfg.milvus_uri or str(directory / "milvus.db"),
+            collection=mem_cfg.milvus_collection,
+            token=mem_cfg.milvus_token,
+        )
+        memory = VectorMemory(db, embedder, milvus=milvus)
+    else:
+        memory = VectorMemory(
+            db, embedder, directory / "index", IndexConfig(kind=mem_cfg.index, flat_max=mem_cfg.flat_max)
+        )
     kg_cfg = settings.kg
     if bool(kg_cfg.query_endpoint) != bool(kg_cfg.update_endpoint):
         raise ConfigError("[kg] needs both query_endpoint and update_endpoint, or neither")

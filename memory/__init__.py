@@ -2,12 +2,14 @@
 
 ``VectorMemory`` stores versioned, scoped texts in SQLite (``Database``, WAL mode, shared with the
 knowledge graph) and searches them through a FAISS index (``FaissIndex`` behind the ``VectorIndex``
-seam, configured by ``IndexConfig``). faiss and torch are imported only when first used.
+seam, configured by ``IndexConfig``) or a Milvus collection (``MilvusIndex``, ``MilvusConfig``). faiss,
+pymilvus and torch are imported only when first used.
 """
 
 from memory._config import IndexConfig
 from memory._db import Database
 from memory._index import FaissIndex, VectorIndex
+from memory._milvus_index import MilvusConfig, MilvusIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._types import Scope, Triple
 from memory._validate import unsafe_character
@@ -22,6 +24,8 @@ __all__ = [
     "MemoryHit",
     "MemoryItem",
     "MetadataValue",
+    "MilvusConfig",
+    "MilvusIndex",
     "Scope",
     "SentenceTransformerEmbedder",
     "Triple",

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from memory._config import IndexConfig
-from memory._index import FaissIndex
-from memory._persist import IndexFiles
-from tools.errors import IndexCorruptError, StoreError
+from memory._index import FaissIndex, VectorIndex
+from memory._persist import Sidecar
+from tools.errors import IndexCorruptError, IndexUnavailableError, StoreError
 
-__all__ = ["IndexMirror", "PendingChanges"]
+__all__ = ["IndexMirror", "IndexStorage", "PendingChanges"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +43,42 @@ class PendingChanges:
     last_seq: int = 0  # last mem_log seq the transaction wrote (0: none)
 
 
-class IndexMirror:
-    """Owns the :class:`FaissIndex`, its files and the log position. Callers hold the database lock."""
+class IndexStorage(Protocol):
+    """Where an index persists between runs: FAISS files (:class:`memory._persist.IndexFiles`) or a Milvus
+    collection with its state (:class:`memory._milvus_index.MilvusState`)."""
 
-    def __init__(self, dimension: int, config: IndexConfig, files: IndexFiles | None, db_id: str) -> None:
+    directory: Any
+
+    def load(self, dimension: int, config: IndexConfig, db_id: str) -> tuple[VectorIndex, Sidecar] | None:
+        """The saved index and its sidecar, or None when there is none (the mirror then rebuilds)."""
+        ...
+
+    def save(self, index: Any, seq: int, db_id: str) -> bool:
+        """Persist the index (or its log position) at ``seq``."""
+        ...
+
+
+class IndexMirror:
+    """Owns the vector index, its storage and the log position. Callers hold the database lock.
+
+    ``new_index`` makes an empty index (default: a :class:`FaissIndex` of ``config``); the Milvus backend
+    passes one that creates a fresh collection.
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        config: IndexConfig,
+        files: IndexStorage | None,
+        db_id: str,
+        new_index: Callable[[], VectorIndex] | None = None,
+    ) -> None:
         self._dimension = dimension
         self._config = config
         self._files = files
         self._db_id = db_id
-        self.index = FaissIndex(dimension, config)
+        self._new_index: Callable[[], VectorIndex] = new_index or (lambda: FaissIndex(dimension, config))
+        self.index: VectorIndex = self._new_index() if new_index is None else _Empty(dimension)
         self.seq = 0
         self._unsaved = 0  # index changes since the file was written
         self._broken = False  # an index write failed after a commit: rebuild before the next use
@@ -91,12 +119,16 @@ class IndexMirror:
         """Apply the log entries written since ``seq`` (call outside, or at the start of, a transaction)."""
         if self._broken:
             self.rebuild(conn)
-        else:
+            return
+        try:
             self._catch_up(conn)
+        except IndexUnavailableError as exc:  # a Milvus collection gone or reset: SQLite has it all
+            logger.error("vector index unavailable while catching up (%s); rebuilding it", exc)
+            self.rebuild(conn)
 
     def rebuild(self, conn: sqlite3.Connection) -> None:
         """A new index from every vector stored in the database (one consistent snapshot)."""
-        index = FaissIndex(self._dimension, self._config)
+        index = self._new_index()
         with _snapshot(conn):
             seq = _last_seq(conn)
             cursor = conn.execute("SELECT row_id, vector FROM mem_vectors ORDER BY row_id")
@@ -123,7 +155,8 @@ class IndexMirror:
         self.seq = max(self.seq, changes.last_seq)
         self._unsaved += len(changes.added_ids) + len(changes.removed_ids)
         # Half the size as a floor keeps the total bytes written while growing to n at about 2n.
-        if self._unsaved >= max(self._config.save_every, len(self.index) // 2):
+        # (len() last: on Milvus it is a request)
+        if self._unsaved >= self._config.save_every and self._unsaved >= len(self.index) // 2:
             self.save()
 
     def save(self) -> None:
@@ -156,6 +189,36 @@ class IndexMirror:
                 self.index.remove(np.asarray(removed, dtype=np.int64))
             self.seq = int(rows[-1][0])
             self._unsaved += len(rows)
+
+
+class _Empty:
+    """Stands in for a backend index until :meth:`IndexMirror.open` loads or rebuilds it (nothing is created
+    in a remote engine just to be replaced)."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+
+    kind = "empty"
+    is_exact = True
+
+    def __len__(self) -> int:
+        return 0
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        raise StoreError("the vector index is not open yet")
+
+    def remove(self, ids: np.ndarray) -> int:
+        return 0
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(queries)
+        return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
+
+    def export(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.empty(0, dtype=np.int64), np.empty((0, self.dimension), dtype=np.float32)
+
+    def save(self, path: Any) -> dict[str, Any]:
+        return {}
 
 
 def _matrix(blobs: list[bytes], dimension: int) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from memory._config import IndexConfig
 from memory._db import Database
+from memory._milvus_index import MilvusConfig, MilvusState
 from memory._mirror import IndexMirror, PendingChanges
 from memory._persist import IndexFiles
 from memory._records import MemoryHit, MemoryItem, MetadataValue
@@ -66,7 +67,7 @@ from memory._versions import (
     version_at,
 )
 from memory.embedder import Embedder
-from tools.errors import EmbedderError, InvalidInputError, StoreError
+from tools.errors import EmbedderError, IndexUnavailableError, InvalidInputError, StoreError
 
 __all__ = ["UNSET", "VectorMemory"]
 
@@ -85,6 +86,10 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _nothing() -> None:
+    return None
+
+
 class VectorMemory:
     """Working memory of texts (facts, documents, things a user told) searched by meaning.
 
@@ -94,6 +99,8 @@ class VectorMemory:
         index_dir: where the FAISS index is saved between runs; ``None`` rebuilds it from the database
             on every open.
         config: index kind and parameters.
+        milvus: keep the vectors in this Milvus collection instead of a FAISS index (``index_dir`` and the
+            FAISS parts of ``config`` are then unused); SQLite stays the source of truth.
         clock: returns the current timezone-aware time (tests pass a fake one).
 
     Raises:
@@ -114,6 +121,7 @@ class VectorMemory:
         index_dir: Path | None = None,
         config: IndexConfig | None = None,
         clock: Callable[[], datetime] | None = None,
+        milvus: MilvusConfig | None = None,
     ) -> None:
         self._db = db
         self._embedder = embedder
@@ -127,8 +135,17 @@ class VectorMemory:
             if conn.in_transaction:
                 raise StoreError("open the vector memory outside a database transaction")
             db_id = create_tables(db, self._dimension)
-            files = IndexFiles(Path(index_dir)) if index_dir is not None else None
-            self._mirror = IndexMirror(self._dimension, self._config, files, db_id)
+            if milvus is not None:
+                state = MilvusState(milvus)
+                dimension = self._dimension
+                self._mirror = IndexMirror(
+                    dimension, self._config, state, db_id, new_index=lambda: state.new_index(dimension)
+                )
+                self._on_close: Callable[[], None] = state.close
+            else:
+                files = IndexFiles(Path(index_dir)) if index_dir is not None else None
+                self._mirror = IndexMirror(self._dimension, self._config, files, db_id)
+                self._on_close = _nothing
             self._mirror.open(conn)
 
     @classmethod
@@ -465,9 +482,13 @@ class VectorMemory:
             if self._closed:
                 return
             if not conn.in_transaction:
-                self._mirror.sync(conn)
-                self._mirror.save()
+                try:
+                    self._mirror.sync(conn)
+                    self._mirror.save()
+                except IndexUnavailableError as exc:  # SQLite holds everything; the index catches up on open
+                    logger.error("could not save the vector index on close: %s", exc)
             self._closed = True
+        self._on_close()
         if self._owns_db:
             self._db.close()
 
@@ -567,5 +588,11 @@ class VectorMemory:
         where = Filter(self._time(as_of), scope, filters)
         with self._reading(sync=True) as conn:
             check_known_scope(conn, scope)
-            hits = filtered_search(conn, self._mirror.index, query, k, where)
+            try:
+                hits = filtered_search(conn, self._mirror.index, query, k, where)
+            except IndexUnavailableError as exc:
+                # a Milvus collection dropped or reset behind our back: rebuild it from SQLite once, retry
+                logger.error("vector index unavailable (%s); rebuilding it from the database", exc)
+                self._mirror.rebuild(conn)
+                hits = filtered_search(conn, self._mirror.index, query, k, where)
         return [MemoryHit(to_item(row), score) for row, score in hits]

@@ -33,7 +33,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
-    │   └── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
+    │   ├── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
+    │   └── IndexUnavailableError the Milvus index failed or is gone (SQLite is untouched; it is rebuilt)
     └── BackendError              an OpenAI-compatible endpoint failed
         ├── EndpointUnreachableError  connection refused, DNS failure
         ├── EndpointTimeoutError      no answer within the timeout (after retries)
@@ -59,6 +60,7 @@ __all__ = [
     "EndpointUnreachableError",
     "FactagentError",
     "IndexCorruptError",
+    "IndexUnavailableError",
     "InterpretationError",
     "InvalidEditError",
     "InvalidInputError",
@@ -173,6 +175,10 @@ class StoreError(FactagentError):
 
 class IndexCorruptError(StoreError):
     """A FAISS index file on disk cannot be read; the store rebuilds it from the database."""
+
+
+class IndexUnavailableError(StoreError):
+    """The Milvus index is unreachable, failed or was dropped; SQLite is untouched and the index is rebuilt."""
 
 
 class EditError(FactagentError):

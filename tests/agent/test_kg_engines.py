@@ -1,7 +1,8 @@
-"""The agent over the Oxigraph engines: ``[kg] store = "oxigraph"`` (embedded) and an ``oxigraph serve`` endpoint.
+"""The agent over the real engines: embedded Oxigraph with Milvus (milvus-lite) vectors, and an ``oxigraph serve``
+endpoint with FAISS.
 
 Same flow as ``test_ask``: a KG fact answered with a citation, a told edit changes the answer, its rollback
-restores it; the quads live in Oxigraph, not in the SQLite file.
+restores it; the quads live in Oxigraph and (first case) the vectors in Milvus, not in the SQLite file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tools.lm import HFLanguageModel
 @pytest.fixture(params=["embedded", "server"])
 def kg_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "embedded":
-        yield '[kg]\nstore = "oxigraph"\n'
+        yield '[kg]\nstore = "oxigraph"\n[memory]\nindex = "milvus"\n'
         return
     with oxigraph_server(tmp_path / "server-data", union_default_graph=False) as server:
         yield (
@@ -44,6 +45,7 @@ def test_ask_tell_rollback_over_oxigraph(
     (root / "config.toml").write_text(kg_config)
     with open_working_memory(open_home(root), embedder=minilm) as wm:
         assert isinstance(wm.store, (OxigraphTripleStore, SPARQLEndpointStore))
+        assert wm.memory.index_kind == ("milvus" if "milvus" in kg_config else "flat")
         load_world_into(small_world, wm.db, wm.memory, wm.graph)
         wm.refresh_entities()
         assert len(wm.store) > 0
