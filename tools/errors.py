@@ -31,6 +31,7 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
     │   └── NotEnoughEditsError   a benchmark asked for more edits (T) than its pool has — also InvalidInputError
     ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
+    ├── ClusterError              Ray is missing or unreachable, or a Ray worker failed; no partial result
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
     │   ├── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "ClusterError",
     "ConfigError",
     "ContradictoryStatementError",
     "EditBatchTooLargeError",
@@ -96,6 +98,10 @@ class FactagentError(Exception):
 
 class ConfigError(FactagentError):
     """The configuration (file, home directory, or a setting) is invalid."""
+
+
+class ClusterError(FactagentError):
+    """Ray is not installed or its cluster cannot be reached, or a worker failed; nothing partial is reported."""
 
 
 class WorldFormatError(FactagentError):

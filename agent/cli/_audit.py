@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     audit.add_argument("--judge", help="the llm grader's endpoint: openai:<base url>#<model> (default: [endpoint])")
     audit.add_argument("--engine", choices=("local", "ray"), default="local")
     audit.add_argument("--workers", type=positive_int, default=1, help="Ray actors with --engine ray")
+    audit.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local one)")
     audit.add_argument("--limit", type=positive_int, help="audit an evenly spaced sample of N questions")
     audit.add_argument("-k", type=positive_int, default=3, help="evidence pieces in a RAG prompt")
     audit.add_argument("--batch-size", type=positive_int, default=32)
@@ -86,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     bars = _Bars()
     try:
-        result = run_audit(config, args.out, engine=args.engine, workers=args.workers, progress=bars)
+        result = run_audit(
+            config, args.out, engine=args.engine, workers=args.workers, progress=bars, address=args.address
+        )
     finally:
         bars.close()
     report = write_reports(result, args.out)

@@ -82,6 +82,9 @@ def register(sub: Any) -> None:
     )
     bench.add_argument("--batch-size", type=positive_int, help="facts per call in batch mode (default: all T)")
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
+    bench.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: one task per (method, T)")
+    bench.add_argument("--workers", type=positive_int, default=2, help="CPUs of the local Ray cluster")
+    bench.add_argument("--address", help="with --engine ray: join this Ray cluster (default: start a local one)")
     bench.add_argument("--plot", type=Path, help="PNG path (default: <home>/reports/edit-bench-<model>.png)")
     bench.add_argument("--no-plot", action="store_true", help="write no plot")
     bench.set_defaults(func=_edit_bench)
@@ -238,28 +241,33 @@ def _edit_bench(args: argparse.Namespace) -> int:
     corpus = [d.text for d in world.documents]
     n = args.n or max(args.t_values)
     total = len(methods) * sum(min(t, n) for t in args.t_values)
+    common = {
+        "cases": cases,
+        "edit_mode": args.edit_mode,
+        "batch_size": args.batch_size,
+        "select": args.select,
+        "seed": args.seed,
+        "corpus": corpus,
+        "cache_dir": home.path("cache") / "stats",
+        "device": args.device or home.settings.model.device or None,
+        "hparams": dict(args.hparam),
+    }
     rows: list[dict[str, Any]] = []
-    with tqdm(total=total, desc="editing", unit="edit", file=sys.stderr) as bar:
-        for method in methods:
-            bar.set_postfix_str(method)
-            rows.extend(
-                run_edit_bench(
-                    model_dir,
-                    method,
-                    args.t_values,
-                    args.n,
-                    cases,
-                    edit_mode=args.edit_mode,
-                    batch_size=args.batch_size,
-                    select=args.select,
-                    seed=args.seed,
-                    corpus=corpus,
-                    cache_dir=home.path("cache") / "stats",
-                    device=args.device or home.settings.model.device or None,
-                    hparams=dict(args.hparam),
-                    on_edit=bar.update,
-                )
-            )
+    if args.engine == "ray":
+        from eval.editing import run_cells_ray
+
+        cells = [
+            {"lm_path": model_dir, "method": m, "T_values": [t], "n": n, **common}
+            for m in methods
+            for t in args.t_values
+        ]
+        with tqdm(total=len(cells), desc="cells", unit="cell", file=sys.stderr) as bar:
+            rows = run_cells_ray(cells, workers=args.workers, address=args.address, on_cell=lambda _: bar.update())
+    else:
+        with tqdm(total=total, desc="editing", unit="edit", file=sys.stderr) as bar:
+            for method in methods:
+                bar.set_postfix_str(method)
+                rows.extend(run_edit_bench(model_dir, method, args.t_values, args.n, on_edit=bar.update, **common))
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:

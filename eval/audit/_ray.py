@@ -12,10 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eval.audit._errors import AuditError
+from eval._ray_session import ray_session, unwrap_ray_error
 from eval.audit._stack import AuditConfig
 from eval.audit._types import AuditQuestion, Record
-from tools.errors import FactagentError
 
 __all__ = ["run_chunks_ray"]
 
@@ -40,64 +39,49 @@ class _Worker:
         self._stack.close()
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    """The factagent error inside a Ray task error, else the Ray error itself."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, FactagentError) else exc
-
-
 def run_chunks_ray(
     config: AuditConfig,
     chunks: Sequence[tuple[str, tuple[AuditQuestion, ...]]],
     *,
     workers: int,
     collect: Callable[[list[Record]], None],
+    address: str | None = None,
 ) -> None:
     """Answer ``chunks`` on ``workers`` Ray actors, passing each batch's records to ``collect`` as it finishes.
 
-    Uses the Ray cluster already initialised in this process, else starts a local one with ``workers`` CPUs
-    (and stops it at the end).
+    Joins the cluster at ``address``, else uses the Ray session already open in this process, else starts a
+    local one with ``workers`` CPUs (and stops it at the end).
 
     Raises:
-        AuditError: ray is not installed.
+        ClusterError: ray is not installed, the cluster cannot be joined, or a worker died.
         FactagentError: what a worker raised (a judge failure, a model that does not load); batches collected
-            before it stay collected.
+            before it stay collected, and the run resumes from them.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise AuditError("--engine ray needs ray: pip install 'factagent[ray]'") from exc
-    if workers < 1:
-        raise AuditError(f"workers must be >= 1, got {workers}")
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    actor_cls: Any = ray.remote(num_cpus=1)(_Worker)
-    actors = [actor_cls.remote(config) for _ in range(min(workers, len(chunks)))]
-    todo = list(chunks)
-    pending: dict[Any, Any] = {}  # object ref -> actor
+    with ray_session(workers, address) as ray:
+        actor_cls: Any = ray.remote(num_cpus=1)(_Worker)
+        actors = [actor_cls.remote(config) for _ in range(min(workers, len(chunks)))]
+        todo = list(chunks)
+        pending: dict[Any, Any] = {}  # object ref -> actor
 
-    def submit(actor: Any) -> None:
-        setup, questions = todo.pop(0)
-        pending[actor.answer.remote(setup, questions)] = actor
+        def submit(actor: Any) -> None:
+            setup, questions = todo.pop(0)
+            pending[actor.answer.remote(setup, questions)] = actor
 
-    try:
-        for actor in actors:
-            for _ in range(_IN_FLIGHT_PER_ACTOR):
+        try:
+            for actor in actors:
+                for _ in range(_IN_FLIGHT_PER_ACTOR):
+                    if todo:
+                        submit(actor)
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                actor = pending.pop(ready[0])
+                try:
+                    records = ray.get(ready[0])
+                except ray.exceptions.RayError as exc:
+                    raise unwrap_ray_error(exc, "answering an audit batch") from exc
+                collect(records)
                 if todo:
                     submit(actor)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            actor = pending.pop(ready[0])
-            try:
-                records = ray.get(ready[0])
-            except ray.exceptions.RayError as exc:
-                raise _unwrap(exc) from exc
-            collect(records)
-            if todo:
-                submit(actor)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started_here:
-            ray.shutdown()
+        finally:
+            for actor in actors:
+                ray.kill(actor)

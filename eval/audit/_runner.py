@@ -165,6 +165,7 @@ def run_audit(
     engine: Engine = "local",
     workers: int = 1,
     progress: Progress | None = None,
+    address: str | None = None,
 ) -> AuditRun:
     """Run (or resume) the audit ``config`` describes, writing ``answers.jsonl`` into ``out_dir``.
 
@@ -173,7 +174,9 @@ def run_audit(
         out_dir: the run directory (created; an existing run in it is resumed).
         engine: ``local`` (this process, batch by batch) or ``ray`` (batches spread over ``workers`` Ray
             actors; the same records).
+        workers: Ray actors with ``engine="ray"``.
         progress: told about each setup's total and each finished batch.
+        address: with ``engine="ray"``, an existing Ray cluster to join (default: a local one for the run).
 
     Returns:
         The dataset and, per setup, its records in dataset order.
@@ -210,7 +213,7 @@ def run_audit(
             if engine == "ray":
                 from eval.audit._ray import run_chunks_ray
 
-                run_chunks_ray(config, chunks, workers=workers, collect=collect)
+                run_chunks_ray(config, chunks, workers=workers, collect=collect, address=address)
             else:
                 with build_stack(config) as stack:
                     for setup, batch in chunks:

@@ -21,6 +21,7 @@ from eval.editing._lifelong import (
 )
 from eval.editing._metrics import LMProber, Mode, TargetPrediction, answer_matches, fluency, text_entropy
 from eval.editing._pitfalls import PITFALLS_DIR, pitfalls_edit_cases
+from eval.editing._ray import run_cells_ray
 from eval.editing._report import edit_bench_table, plot_edit_bench
 from eval.editing._runner import run_edit_bench, select_cases
 
@@ -47,6 +48,7 @@ __all__ = [
     "pitfalls_edit_cases",
     "plot_edit_bench",
     "plot_t_curve",
+    "run_cells_ray",
     "run_edit_bench",
     "run_grid",
     "select_cases",

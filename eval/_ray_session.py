@@ -1,0 +1,54 @@
+"""One Ray session for the distributed engines (audit batches, edit-bench cells): join or start a cluster.
+
+``address`` joins an existing cluster (``ray start --head`` elsewhere, or ``auto``); without it a local
+cluster with ``workers`` CPUs is started for the run and stopped after it. A Ray session already open in this
+process (a test, a notebook) is used as is and left open. ``ray`` is imported here only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tools.errors import ClusterError, FactagentError
+
+__all__ = ["ray_session", "unwrap_ray_error"]
+
+
+@contextmanager
+def ray_session(workers: int, address: str | None = None) -> Iterator[Any]:
+    """The ``ray`` module with a cluster connected for the block.
+
+    Raises:
+        ClusterError: ray is not installed, ``workers`` < 1, or the cluster at ``address`` cannot be joined.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ClusterError("the ray engine needs ray: pip install 'factagent[ray]'") from exc
+    if workers < 1:
+        raise ClusterError(f"workers must be >= 1, got {workers}")
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def unwrap_ray_error(exc: BaseException, what: str) -> FactagentError:
+    """The factagent error a Ray worker raised, else a :class:`ClusterError` naming ``what`` failed."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, FactagentError):
+        return cause
+    return ClusterError(f"a Ray worker failed while {what}: {cause or exc}")
