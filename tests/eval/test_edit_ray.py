@@ -41,7 +41,7 @@ def _without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_ray_cells_give_the_local_rows_and_a_failing_cell_fails_the_run(ray_cluster: None, cases: list[Any]) -> None:
-    common = {"cases": cases, "seed": 3, "device": "cpu", "hparams": FAST_FT}
+    common: dict[str, Any] = {"cases": cases, "seed": 3, "device": "cpu", "hparams": FAST_FT}
     local = run_edit_bench(MODEL, "ft-m", [1, 2], 2, **common)
     finished: list[int] = []
     cells = [{"lm_path": MODEL, "method": "ft-m", "T_values": [t], "n": 2, **common} for t in (1, 2)]
