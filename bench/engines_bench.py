@@ -1,0 +1,276 @@
+"""Engines benchmark (issue 25): the embedded and distributed engines side by side, in one run.
+
+Three tables, each optional:
+
+1. **kg** (``--kg-quads N``): load N quads shaped like the knowledge graph's (each assertion in its own named
+   graph) into the SQLite store, embedded Oxigraph (its bulk loader, then its transactional path is not
+   used) and an ``oxigraph serve`` process (through :class:`kg.SPARQLEndpointStore` updates, as the product
+   writes); then p50 / p90 of three SPARQL pattern queries with bound variables (subject lookup, object
+   lookup, a two-hop join), ``--queries`` each.
+2. **vectors** (``--vector-sizes 100000,1000000``): FAISS (the memory's ``FaissIndex``, ``auto`` structure)
+   vs Milvus (milvus-lite, HNSW): build time, query p50 and recall@10 against exact search. Vectors are
+   real MiniLM embeddings of ``--base`` world sentences and, beyond those, derived neighbours
+   (:func:`bench._data.derived_vectors`), as in ``bench/memory_bench.py``.
+3. **audit** (``--audit``): ``world:test`` (``--audit-limit`` questions, standalone and rag) with one process
+   and with Ray on 2 workers; wall time and whether the records are identical (latency aside).
+
+Example:
+    PYTHONPATH=. .venv/bin/python bench/engines_bench.py --kg-quads 1000000 --vector-sizes 100000 --audit
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rdflib import Literal, URIRef
+
+logger = logging.getLogger("bench.engines")
+EX = "https://factagent.example/"
+RELATIONS = [URIRef(f"{EX}rel/r{i}") for i in range(17)]
+
+
+# -- kg ----------------------------------------------------------------------------------------------------
+
+
+def kg_quads(n: int, *, seed: int = 0) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """``n`` quads over ``n // 4`` entities: 80% entity objects, 20% literals, each quad in its own graph."""
+    rng = random.Random(seed)
+    entities = max(n // 4, 10)
+    for i in range(n):
+        s = URIRef(f"{EX}entity/e{rng.randrange(entities)}")
+        p = RELATIONS[rng.randrange(len(RELATIONS))]
+        o: Any = URIRef(f"{EX}entity/e{rng.randrange(entities)}") if rng.random() < 0.8 else Literal(f"value {i}")
+        yield (s, p, o, URIRef(f"{EX}graph/a{i}"))
+
+
+QUERIES = {
+    "subject": (f"SELECT ?o WHERE {{ GRAPH ?g {{ ?s <{RELATIONS[3]}> ?o }} }}", "s"),
+    "object": (f"SELECT ?s WHERE {{ GRAPH ?g {{ ?s <{RELATIONS[5]}> ?o }} }}", "o"),
+    "two-hop": (
+        f"SELECT ?x WHERE {{ GRAPH ?g1 {{ ?s <{RELATIONS[1]}> ?m }} GRAPH ?g2 {{ ?m <{RELATIONS[2]}> ?x }} }}",
+        "s",
+    ),
+}
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _time_queries(store: Any, n_entities: int, queries: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    out: dict[str, float] = {}
+    for name, (sparql, var) in QUERIES.items():
+        store.query(sparql, {var: URIRef(f"{EX}entity/e0")})  # parse once (cached), warm the engine
+        times = []
+        for _ in range(queries):
+            value = URIRef(f"{EX}entity/e{rng.randrange(n_entities)}")
+            t0 = time.perf_counter()
+            store.query(sparql, {var: value})
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        out[f"{name}_p50_ms"] = 1000 * statistics.median(times)
+        out[f"{name}_p90_ms"] = 1000 * times[int(0.9 * (len(times) - 1))]
+    return out
+
+
+def bench_kg(n: int, queries: int, workdir: Path, batch: int = 50_000) -> list[dict[str, Any]]:
+    """Load and query the three stores; one row per store."""
+    from kg import OxigraphTripleStore, SPARQLEndpointStore, SQLiteTripleStore
+    from memory import Database
+    from tests.kg.oxigraph_server import oxigraph_server
+
+    rows: list[dict[str, Any]] = []
+    n_entities = max(n // 4, 10)
+
+    def measure(name: str, store: Any, load: Callable[[], object]) -> None:
+        t0 = time.perf_counter()
+        load()
+        seconds = time.perf_counter() - t0
+        row: dict[str, Any] = {"store": name, "quads": len(store), "load_s": seconds, "load_quads_per_s": n / seconds}
+        row.update(_time_queries(store, n_entities, queries, seed=1))
+        logger.info("%s: %s", name, row)
+        rows.append(row)
+
+    db = Database.open(workdir / "kg.sqlite")
+    sqlite_store = SQLiteTripleStore(db)
+
+    def load_sqlite() -> None:
+        for chunk in _chunks(kg_quads(n), batch):
+            with db.transaction():
+                sqlite_store.add(chunk)
+
+    measure("sqlite", sqlite_store, load_sqlite)
+    db.close()
+
+    oxigraph = OxigraphTripleStore(workdir / "oxigraph")
+    measure("oxigraph (embedded)", oxigraph, lambda: oxigraph.bulk_load(kg_quads(n)))
+    oxigraph.close()
+
+    with oxigraph_server(workdir / "server", union_default_graph=False) as server:
+        remote = SPARQLEndpointStore(server.query_url, server.update_url, timeout_s=600, maintain_default_graph=True)
+
+        def load_remote() -> None:
+            for chunk in _chunks(kg_quads(n), batch // 5):
+                remote.add(chunk)
+
+        measure("oxigraph (server)", remote, load_remote)
+    base = next(r for r in rows if r["store"] == "sqlite")
+    for row in rows:
+        for name in QUERIES:
+            row[f"{name}_speedup"] = base[f"{name}_p50_ms"] / row[f"{name}_p50_ms"]
+    return rows
+
+
+# -- vectors -----------------------------------------------------------------------------------------------
+
+
+def bench_vectors(sizes: Sequence[int], base_n: int, queries: int, workdir: Path) -> list[dict[str, Any]]:
+    """FAISS vs milvus-lite at each size; one row per (system, size)."""
+    from bench._data import derived_vectors, exact_top_k, fact_sentences, query_texts, recall_at_k
+    from memory import FaissIndex, IndexConfig, SentenceTransformerEmbedder
+    from memory._milvus_index import MilvusConfig, MilvusIndex, connect
+
+    embedder = SentenceTransformerEmbedder()
+    base = np.asarray(embedder.embed(fact_sentences(base_n)), dtype=np.float32)
+    qv = np.asarray(embedder.embed(query_texts(queries)), dtype=np.float32)
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        vectors = derived_vectors(base, max(size, base_n))[:size]
+        truth = exact_top_k(vectors, qv, 10)
+        ids = np.arange(size, dtype=np.int64)
+        config = MilvusConfig(uri=str(workdir / f"milvus-{size}.db"), collection=f"bench_{size}")
+        dim = int(vectors.shape[1])
+        indexes: dict[str, Any] = {
+            "faiss (auto)": FaissIndex(dim, IndexConfig(use_gpu=False)),
+            "milvus-lite (HNSW)": MilvusIndex.create(connect(config), config, dim),
+        }
+        for name, index in indexes.items():
+            t0 = time.perf_counter()
+            for start in range(0, size, 50_000):
+                index.add(ids[start : start + 50_000], vectors[start : start + 50_000])
+            build = time.perf_counter() - t0
+            index.search(qv[:1], 10)  # warm (Milvus loads the collection)
+            found, times = [], []
+            for q in qv:
+                t0 = time.perf_counter()
+                _, hit = index.search(q.reshape(1, -1), 10)
+                times.append(time.perf_counter() - t0)
+                found.append([int(i) for i in hit[0]])
+            row = {
+                "system": name,
+                "vectors": size,
+                "kind": index.kind,
+                "build_s": build,
+                "query_p50_ms": 1000 * statistics.median(times),
+                "recall_at_10": recall_at_k(found, truth, 10),
+            }
+            logger.info("%s", row)
+            rows.append(row)
+    return rows
+
+
+# -- audit -------------------------------------------------------------------------------------------------
+
+
+def bench_audit(limit: int | None, workdir: Path) -> list[dict[str, Any]]:
+    """world:test with one process and with Ray on 2 workers (same home, same config)."""
+    from eval.audit import AuditConfig, run_audit
+
+    config = AuditConfig(
+        dataset="world:test", setups=("standalone", "rag"), home=str(workdir / "home"), limit=limit, torch_threads=1
+    )
+    rows, runs = [], {}
+    for engine, workers in (("local", 1), ("ray", 2)):
+        t0 = time.perf_counter()
+        runs[engine] = run_audit(
+            config,
+            workdir / f"audit-{engine}",
+            engine="ray" if engine == "ray" else "local",
+            workers=workers,
+        )
+        rows.append({"engine": engine, "workers": workers, "wall_s": time.perf_counter() - t0})
+
+    def untimed(engine: str, setup: str) -> list[Any]:
+        return [
+            dataclasses.replace(r, answer=dataclasses.replace(r.answer, latency_s=0.0))
+            for r in runs[engine].records[setup]
+        ]
+
+    same = all(untimed("ray", s) == untimed("local", s) for s in config.setups)
+    n = sum(len(v) for v in runs["local"].records.values())
+    for row in rows:
+        row.update({"records": n, "identical_records": same})
+    return rows
+
+
+# -- output ------------------------------------------------------------------------------------------------
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of ``rows`` (floats to 3 significant places)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+
+    def cell(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kg-quads", type=int, default=0, help="quads for the KG table (0: skip)")
+    parser.add_argument("--queries", type=int, default=200, help="queries per SPARQL pattern / vector size")
+    parser.add_argument("--vector-sizes", default="", help="comma-separated sizes for the vector table")
+    parser.add_argument("--base", type=int, default=5000, help="real MiniLM embeddings behind derived vectors")
+    parser.add_argument("--audit", action="store_true", help="run the audit table")
+    parser.add_argument("--audit-limit", type=int, help="questions of world:test (default: all)")
+    parser.add_argument("--workdir", type=Path, help="where stores are written (default: a temporary directory)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="engines-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    try:
+        if args.kg_quads:
+            result["kg"] = bench_kg(args.kg_quads, args.queries, workdir)
+        if args.vector_sizes:
+            sizes = [int(s) for s in args.vector_sizes.split(",")]
+            result["vectors"] = bench_vectors(sizes, args.base, args.queries, workdir)
+        if args.audit:
+            result["audit"] = bench_audit(args.audit_limit, workdir)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    out = json.dumps(result, indent=2) if args.json else "".join(f"\n## {n}\n\n{table(r)}\n" for n, r in result.items())
+    sys.stdout.write(out + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
