@@ -46,9 +46,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def oxigraph_server(location: Path | None = None, *, union_default_graph: bool = True) -> Iterator[OxigraphServer]:
-    """Start ``oxigraph serve`` on a free loopback port (in memory, or persisted at ``location``)."""
-    port = _free_port()
+def oxigraph_server(
+    location: Path | None = None, *, union_default_graph: bool = True, port: int | None = None
+) -> Iterator[OxigraphServer]:
+    """Start ``oxigraph serve`` on loopback (a free port unless given; in memory, or persisted at ``location``)."""
+    port = port or _free_port()
     command = [oxigraph_binary(), "serve", "--bind", f"127.0.0.1:{port}"]
     if location is not None:
         command += ["--location", str(location)]

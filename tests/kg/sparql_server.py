@@ -1,4 +1,8 @@
-"""A real SPARQL 1.1 Protocol endpoint on loopback for tests: rdflib's engine behind ``ThreadingHTTPServer``.
+"""A SPARQL 1.1 Protocol endpoint on loopback for FAULT INJECTION only: rdflib's engine behind ``ThreadingHTTPServer``.
+
+The store contract and the KG integration tests run against a real ``oxigraph serve`` process
+(``tests/kg/oxigraph_server.py``). This server stays for what a real engine cannot be made to do on demand:
+count update requests (batching), answer slowly (timeouts), refuse an update path (failed commits).
 
 Serves one in-memory rdflib ``Dataset`` (default graph = union of the named graphs, like the local stores):
 

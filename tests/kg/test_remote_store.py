@@ -1,4 +1,8 @@
-"""SPARQLEndpointStore against a real SPARQL 1.1 endpoint on loopback: the contract plus HTTP behaviour."""
+"""SPARQLEndpointStore's HTTP behaviour under injected faults (batching, timeouts, refused updates).
+
+The store contract itself runs against a real ``oxigraph serve`` process in ``test_remote_oxigraph.py``; the
+project's own endpoint (``sparql_server.py``) is kept for the faults a real engine cannot be made to show.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,8 @@ from rdflib.plugins.stores.sparqlstore import SPARQLUpdateStore
 
 from kg import SPARQLEndpointStore
 from kg._remote_store import _EndpointUpdateStore
-from kg._store import TripleStore
 from tests.kg.sparql_server import SPARQLServer, sparql_endpoint
-from tests.kg.store_contract import G1, P1, SAMPLE, A, B, TripleStoreContract
+from tests.kg.store_contract import G1, P1, SAMPLE, A, B
 from tools.errors import QueryError, StoreError
 
 
@@ -23,16 +26,6 @@ from tools.errors import QueryError, StoreError
 def server() -> Iterator[SPARQLServer]:
     with SPARQLServer() as running:
         yield running
-
-
-class TestRemoteStore(TripleStoreContract):
-    reads_own_writes_in_transaction = False  # updates are buffered and sent as one request on exit
-
-    @pytest.fixture
-    def store(self, server: SPARQLServer) -> Iterator[TripleStore]:
-        store = SPARQLEndpointStore(server.query_url, server.update_url, timeout_s=30)
-        yield store
-        store.close()
 
 
 def test_transaction_sends_one_update_request(server: SPARQLServer) -> None:
