@@ -8,6 +8,7 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 ``RelationLinker`` map question text to entities and relations.
 """
 
+from kg._concepts import ConceptGraph, DefinitionChange, Membership
 from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, name_key, normalize_mention
@@ -24,8 +25,10 @@ from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AddResult",
     "Assertion",
+    "ConceptGraph",
     "Conflict",
     "ConflictKind",
+    "DefinitionChange",
     "ENT",
     "Entity",
     "EntityLinker",
@@ -34,6 +37,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "GraphView",
     "KnowledgeGraph",
     "Link",
+    "Membership",
     "MemoryTripleStore",
     "Mention",
     "Provenance",

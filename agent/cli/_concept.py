@@ -42,6 +42,17 @@ def register(sub: Any) -> None:
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
 
+    check = sub.add_parser(
+        "concept-check",
+        help="instance-of answers of the agent's KG path after each world concept edit",
+        description="For each world concept edit: tell the new definition to the concept desk (trusted), ask "
+        "'Is X a <concept>?' for the instances and non-instances of the old and the new concept, compare with the "
+        "membership the new definition implies, then roll back (checked exact). No model is loaded.",
+    )
+    check.add_argument("--limit", type=positive_int, help="at most this many edits (default: all)")
+    check.add_argument("--json", action="store_true", help="print only a JSON object")
+    check.set_defaults(func=_concept_check)
+
 
 def _cases(dataset: str, model_dir: Path) -> list[Any]:
     from eval.concepts import load_conceptedit, world_concept_cases
@@ -123,4 +134,27 @@ def _concept_bench(args: argparse.Namespace) -> int:
                 )
                 rows.append(row | {"model_path": str(model_dir)})
     print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else table(rows))
+    return 0
+
+
+def _concept_check(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from agent._concept_check import check_concept_consistency
+    from eval.world._pipeline import DATA_DIR
+
+    with tqdm(desc="concept edits", unit="edit", file=sys.stderr) as bar:
+        result = check_concept_consistency(DATA_DIR, limit=args.limit, on_edit=bar.update)
+    out = asdict(result) | {"rate": result.rate, "baseline_rate": result.baseline_rate}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"{result.consistent}/{result.questions} instance-of answers consistent with the edited definitions "
+            f"({result.rate:.3f}; before the edits {result.baseline_rate:.3f}); {result.unknown} unknown; "
+            f"conflicts reported for {result.conflicts_reported}/{result.edits} edits "
+            f"(expected {result.conflicts_expected}); exact rollbacks {result.rollbacks_exact}/{result.edits}"
+        )
     return 0

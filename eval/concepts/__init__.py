@@ -11,11 +11,20 @@ from eval.concepts._metrics import (
     instance_change,
     yes_no,
 )
+from eval.concepts._world import (
+    ConceptEditSpec,
+    ConceptRow,
+    expected_members,
+    world_concept_edits,
+    world_concept_rows,
+)
 
 __all__ = [
     "CONCEPT_METHODS",
     "ROW_KEYS",
     "ConceptCase",
+    "ConceptEditSpec",
+    "ConceptRow",
     "ConsistencyJudge",
     "EmbeddingConsistency",
     "InstanceChange",
@@ -23,9 +32,12 @@ __all__ = [
     "LLMConsistencyJudge",
     "YesNo",
     "editor_for",
+    "expected_members",
     "instance_change",
     "load_conceptedit",
     "run_concept_bench",
     "world_concept_cases",
+    "world_concept_edits",
+    "world_concept_rows",
     "yes_no",
 ]

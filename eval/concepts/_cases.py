@@ -205,4 +205,3 @@ def load_conceptedit(
             )
         )
     return cases
-
