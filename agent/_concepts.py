@@ -63,11 +63,6 @@ class ConceptMemory(Protocol):
         edit_id: str | None = None,
     ) -> Any: ...
 
-    @staticmethod
-    def owns(edit_id: str) -> bool:
-        """Whether ``edit_id`` names a definition told to a concept desk (ids ``cdef-...``)."""
-        return isinstance(edit_id, str) and edit_id.startswith(_EDIT_PREFIX)
-
     def rollback(self, edit_id: str) -> int: ...
 
 

@@ -122,7 +122,7 @@ def run_concept_bench(
         raise InvalidInputError(f"limit must be >= 1, got {limit}")
     label, name = editor_for(method)
     editor = get_editor(name, corpus=corpus, corpus_name=corpus_name, cache_dir=cache_dir, **dict(hparams or {}))
-    chosen: list[ConceptCase] = list(select_cases(lm, cases, limit or len(cases), seed=seed, select=select))
+    chosen: list[ConceptCase] = select_cases(lm, cases, limit or len(cases), seed=seed, select=select)  # type: ignore[assignment]
     if not chosen:
         raise InvalidInputError(f"no concept edit qualifies (select={select!r}, {len(cases)} cases)")
     prober = LMProber(lm, answer_tokens=answer_tokens)

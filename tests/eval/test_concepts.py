@@ -112,7 +112,7 @@ def test_the_llm_judge_reads_yes_as_consistent() -> None:
         def generate(self, prompts: Sequence[str], max_new_tokens: int = 24) -> list[Any]:
             return [type("G", (), {"text": "Yes" if "town" in p else "No"})() for p in prompts]
 
-    judge = LLMConsistencyJudge(Says())  # type: ignore[arg-type]
+    judge = LLMConsistencyJudge(Says())
     assert judge.consistency(["a town", "a fish"], ["a city", "a dog"]) == [1.0, 0.0]
 
 

@@ -44,7 +44,7 @@ def test_redefinition_is_versioned_read_through_and_rolled_back_exactly(concepts
     assert not change.created
     assert change.superseded is not None and change.superseded.triple.object.startswith("a part of the world")
     assert change.conflicts == ("Chandler", "Egypt", "Tokyo")  # all stored places contradict it
-    assert concepts.definition("place").triple.object == new
+    assert (current := concepts.definition("place")) is not None and current.triple.object == new
     assert concepts.is_instance("Tokyo", "place").answer is False
     assert concepts.is_instance("Windows 7", "place").answer is True
     assert concepts.denotes("Microsoft product") == "Microsoft product"  # the older definition keeps its concept
