@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from agent._answer import Answer
 from agent.retrieval import Citation, Evidence
-from kg import Assertion, ConceptGraph, KnowledgeGraph, Membership, Provenance
+from kg import Assertion, ConceptGraph, KnowledgeGraph, Membership, Provenance, check_definition
 from tools.errors import FactagentError, InvalidInputError, NotFoundError
 
 __all__ = ["ConceptAnswer", "ConceptDesk", "ConceptMemory", "ConceptTell"]
@@ -175,8 +175,6 @@ class ConceptDesk:
         if parsed is None:
             raise InvalidInputError(f"not a concept definition ('A <concept> is a ...'): {statement!r}")
         label, definition = parsed
-        from kg._concepts import check_definition
-
         definition = check_definition(definition)
         if user not in self.trusted:
             return ConceptTell(

@@ -8,7 +8,7 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 ``RelationLinker`` map question text to entities and relations.
 """
 
-from kg._concepts import ConceptGraph, DefinitionChange, Membership
+from kg._concepts import MAX_DEFINITION_CHARS, ConceptGraph, DefinitionChange, Membership, check_definition
 from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, name_key, normalize_mention
@@ -37,6 +37,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "GraphView",
     "KnowledgeGraph",
     "Link",
+    "MAX_DEFINITION_CHARS",
     "Membership",
     "MemoryTripleStore",
     "Mention",
@@ -51,6 +52,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "Schema",
     "TripleStore",
     "WORLD_NAMESPACE",
+    "check_definition",
     "entity_iri",
     "iri",
     "load_schema",
