@@ -3,11 +3,12 @@
 * **tell** — "A <concept> is <definition>." from a trusted user sets the concept's definition in the KG
   (:class:`kg.ConceptGraph`: a new assertion under a fresh edit id, the old definition superseded, not
   deleted) and stores the statement in the vector memory under the same edit id; :meth:`ConceptDesk.rollback`
-  undoes both. An unknown concept is created and the result says so. Before writing, the desk acts as the
-  controller for the statement: stored instance-of facts the new definition contradicts are reported as
-  conflicts (``ConceptTell.conflicts``); a trusted user's definition is applied all the same (the conflict is
-  reported, and membership is from then on read through the new definition). An untrusted user's definition is
-  quarantined: nothing is written.
+  undoes both. An unknown concept is created and the result says so; its parent is the known concept its
+  definition starts with, if any ("A volcano is a mountain that ..." under ``mountain``). Before writing, the
+  desk acts as the controller for the statement: stored instance-of facts the new definition contradicts are
+  reported as conflicts (``ConceptTell.conflicts``); a trusted user's definition is applied all the same (the
+  conflict is reported, and membership is from then on read through the new definition). An untrusted user's
+  definition is quarantined: nothing is written.
 * **ask** — "What is a <concept>?" answers the current definition, "Is X a <concept>?" answers yes / no from
   the instance-of facts through the subclass closure (under the current definition); both cite the assertions.
   A question that is not about a known concept is not answered here (``None``): the agent's ordinary routing
@@ -187,8 +188,13 @@ class ConceptDesk:
                 message=f"quarantined: {user!r} is not trusted to define concepts; nothing changed",
             )
         edit_id = f"{_EDIT_PREFIX}{uuid.uuid4().hex[:12]}"
+        # a new concept is placed under the known concept its definition starts with ("a mountain that ...")
+        parent = None if self.concepts.is_concept(label) else self.concepts.genus(definition)
         change = self.concepts.define(
-            label, definition, Provenance(f"user:{user}", source="tell", edit_id=edit_id, namespace=self.namespace)
+            label,
+            definition,
+            Provenance(f"user:{user}", source="tell", edit_id=edit_id, namespace=self.namespace),
+            parent=parent,
         )
         if self.memory is not None:
             try:

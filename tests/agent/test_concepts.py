@@ -82,6 +82,10 @@ def test_an_unknown_concept_is_created_and_reported(desk: ConceptDesk) -> None:
     told = desk.tell("A volcano is a mountain that can erupt.", user="alice")
     assert told.created and "created" in told.message
     assert desk.answer("What is a volcano?").text == "a mountain that can erupt"  # type: ignore[union-attr]
+    hub = desk.tell("A port city is a city that has a harbour.", user="alice")  # placed under its genus
+    assert hub.created and [a.triple.object for a in desk.concepts.ancestors("port city")] == ["city", "place"]
+    desk.rollback(hub.edit_id or "")
+    assert not desk.concepts.is_concept("port city")
 
 
 @pytest.mark.parametrize("statement", ["A city is a " + "very " * 80 + "big town.", "Hello there."])
