@@ -2,6 +2,7 @@
 
 from agent._agent import Agent
 from agent._answer import Answer, ModelView, Signals
+from agent._concepts import ConceptAnswer, ConceptDesk, ConceptTell
 from agent._policy import PolicyThresholds
 
-__all__ = ["Agent", "Answer", "ModelView", "PolicyThresholds", "Signals"]
+__all__ = ["Agent", "Answer", "ConceptAnswer", "ConceptDesk", "ConceptTell", "ModelView", "PolicyThresholds", "Signals"]

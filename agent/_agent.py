@@ -20,6 +20,7 @@ from memory import Scope
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from agent._concepts import ConceptDesk
     from agent.config import Home
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
@@ -64,6 +65,9 @@ class Agent:
         guard: scores each question's probability of being a harmful request (e.g. the world's request
             guard, :data:`eval.world.safety.GUARD_FILE`); at 0.5 or more the agent refuses (action ``refuse``)
             with a reason instead of answering. ``None``: no guard.
+        concepts: the concept desk (``agent.ConceptDesk``): when given, concept questions ("What is a
+            <concept>?", "Is X a <concept>?") are answered from the KG's concepts first, and concept definitions
+            ("A <concept> is a ...") are told to it. ``None``: no concept handling.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Agent:
         shared: Sequence[str] = ("world",),
         tell: Any | None = None,
         guard: RequestGuard | None = None,
+        concepts: ConceptDesk | None = None,
     ) -> None:
         self.wm = wm
         self.lm = lm
@@ -83,6 +88,7 @@ class Agent:
         self.collector = SignalCollector(wm.retriever, wm.entities, wm.relations, wm.graph.schema.templates(), lm)
         self._tell = tell
         self.guard = guard
+        self.concepts = concepts
 
     def scopes(self, namespace: str) -> list[Scope]:
         """The memory scopes a question in ``namespace`` searches."""
@@ -106,10 +112,20 @@ class Agent:
             InvalidInputError: an empty or oversized question (nothing is answered).
         """
         start = time.perf_counter()
-        signals = self.signals(questions, namespace)
-        answers = [self.decide(s) for s in signals]
+        direct = self._concept_answers(questions)
+        rest = [q for i, q in enumerate(questions) if i not in direct]
+        signals = self.signals(rest, namespace) if rest else []
+        decided = iter([self.decide(s) for s in signals])
+        answers = [direct[i] if i in direct else next(decided) for i in range(len(questions))]
         per = (time.perf_counter() - start) / max(1, len(answers))
         return [_with_latency(a, per) for a in answers]
+
+    def _concept_answers(self, questions: Sequence[str]) -> dict[int, Answer]:
+        """Answers of the concept desk, by question index (none without a desk)."""
+        if self.concepts is None:
+            return {}
+        found = {i: self.concepts.answer(check_question(q)) for i, q in enumerate(questions)}
+        return {i: a.to_answer() for i, a in found.items() if a is not None}
 
     def decide(self, s: Signals) -> Answer:
         """The policy's answer for measured signals (a refusal first, when the guard flags the question)."""
@@ -145,13 +161,20 @@ class Agent:
         return self._tell
 
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
-        """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
+        """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
+
+        With a concept desk, a concept definition ("A <concept> is a ...") goes to it instead.
+        """
+        if self.concepts is not None and self.concepts.parse(statement) is not None:
+            return self.concepts.tell(statement, user)
         self.wm.sync_entities()
         visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
     def rollback(self, edit_id: str, user: str = "user") -> Any:
-        """Undo one edit in KG, memory and weights together."""
+        """Undo one edit in KG, memory and weights together (a concept definition's through the concept desk)."""
+        if self.concepts is not None and self.concepts.owns(edit_id):
+            return self.concepts.rollback(edit_id)
         return self.pipeline.rollback(edit_id, user=user)
 
     def history(self, subject: str, namespaces: Sequence[str] | None = None) -> Any:

@@ -9,6 +9,7 @@ live behind the ``TripleStore`` seam: ``SQLiteTripleStore`` (embedded, in the sh
 ``RelationLinker`` map question text to entities and relations.
 """
 
+from kg._concepts import MAX_DEFINITION_CHARS, ConceptGraph, DefinitionChange, Membership, check_definition
 from kg._conflicts import Conflict, ConflictKind
 from kg._graph import KnowledgeGraph
 from kg._linking import EntityLinker, Link, Mention, name_key, normalize_mention
@@ -26,8 +27,10 @@ from kg._vocab import ENT, FA, GRAPH, REL, entity_iri, iri
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AddResult",
     "Assertion",
+    "ConceptGraph",
     "Conflict",
     "ConflictKind",
+    "DefinitionChange",
     "ENT",
     "Entity",
     "EntityLinker",
@@ -36,6 +39,8 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "GraphView",
     "KnowledgeGraph",
     "Link",
+    "MAX_DEFINITION_CHARS",
+    "Membership",
     "MemoryTripleStore",
     "Mention",
     "OxigraphTripleStore",
@@ -50,6 +55,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "Schema",
     "TripleStore",
     "WORLD_NAMESPACE",
+    "check_definition",
     "entity_iri",
     "iri",
     "load_schema",

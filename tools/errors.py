@@ -17,6 +17,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── OutputExistsError     an output directory already exists (nothing is overwritten)
     │   ├── UnknownNamespaceError  a user_id / agent_id / run_id scope that holds nothing
     │   ├── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
+    │   ├── InvalidDefinitionError  an empty or oversized concept definition
+    │   ├── HierarchyCycleError   a subclass link that would close a cycle in the class hierarchy
     │   └── StateConflictError    the request conflicts with the current state (an edit already rolled back)
     ├── NotFoundError             no memory item, assertion or edit with that id
     │   └── UnknownEditError      no told edit (or quarantined statement) with that id
@@ -61,9 +63,11 @@ __all__ = [
     "EndpointTimeoutError",
     "EndpointUnreachableError",
     "FactagentError",
+    "HierarchyCycleError",
     "IndexCorruptError",
     "IndexUnavailableError",
     "InterpretationError",
+    "InvalidDefinitionError",
     "InvalidEditError",
     "InvalidInputError",
     "LayerOutOfRangeError",
@@ -217,6 +221,14 @@ class NotEnoughEditsError(EditError, InvalidInputError):
 
 class ContradictoryStatementError(InvalidInputError):
     """One message gives two different objects to the same functional (subject, relation); nothing was applied."""
+
+
+class InvalidDefinitionError(InvalidInputError):
+    """A concept definition is empty or longer than the limit; nothing was written."""
+
+
+class HierarchyCycleError(InvalidInputError):
+    """A subclass link would make a concept its own ancestor (a cycle in rdfs:subClassOf); nothing was written."""
 
 
 class StateConflictError(InvalidInputError):

@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         _audit,
         _chat,
         _circuits,
+        _concept,
         _demo,
         _detox,
         _edit,
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     _evolve.register(sub)
     _circuits.register(sub)
     _detox.register(sub)
+    _concept.register(sub)
     return parser
 
 

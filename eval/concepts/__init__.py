@@ -1,0 +1,43 @@
+"""Concept-level editing (ConceptEdit): definition edits, Instance Change, Concept Consistency, the benchmark."""
+
+from eval.concepts._bench import CONCEPT_METHODS, ROW_KEYS, editor_for, run_concept_bench
+from eval.concepts._cases import ConceptCase, InstanceProbe, load_conceptedit, world_concept_cases
+from eval.concepts._metrics import (
+    ConsistencyJudge,
+    EmbeddingConsistency,
+    InstanceChange,
+    LLMConsistencyJudge,
+    YesNo,
+    instance_change,
+    yes_no,
+)
+from eval.concepts._world import (
+    ConceptEditSpec,
+    ConceptRow,
+    expected_members,
+    world_concept_edits,
+    world_concept_rows,
+)
+
+__all__ = [
+    "CONCEPT_METHODS",
+    "ROW_KEYS",
+    "ConceptCase",
+    "ConceptEditSpec",
+    "ConceptRow",
+    "ConsistencyJudge",
+    "EmbeddingConsistency",
+    "InstanceChange",
+    "InstanceProbe",
+    "LLMConsistencyJudge",
+    "YesNo",
+    "editor_for",
+    "expected_members",
+    "instance_change",
+    "load_conceptedit",
+    "run_concept_bench",
+    "world_concept_cases",
+    "world_concept_edits",
+    "world_concept_rows",
+    "yes_no",
+]

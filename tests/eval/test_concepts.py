@@ -1,0 +1,157 @@
+"""ConceptEdit: cases from the world and from ConceptEdit's JSON, the concept metrics, the bench on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from eval.concepts import (
+    ROW_KEYS,
+    EmbeddingConsistency,
+    LLMConsistencyJudge,
+    editor_for,
+    expected_members,
+    instance_change,
+    load_conceptedit,
+    run_concept_bench,
+    world_concept_cases,
+    world_concept_edits,
+    world_concept_rows,
+    yes_no,
+)
+from eval.world._pipeline import DATA_DIR
+from tests.memory.fakes import HashEmbedder
+from tools.errors import InvalidInputError, WorldFormatError
+from tools.lm import PromptFormat
+
+# Our own rows in the shape of ConceptEdit's released files (final_<model>_<intra|inter>.json); not their data.
+CONCEPTEDIT_ROWS = [
+    {
+        "label": "harbour town",
+        "prompt": "The definition of harbour town is",
+        "target_new_desc": "a settlement built around a river crossing",
+        "phrase_prompt": "What does harbour town mean?",
+        "instance_prompt": "Is Portsmouth a harbour town?",
+        "locality_prompt": "The definition of glacier is",
+        "locality_answer": "a slow river of ice",
+    },
+    {
+        "label": "lute maker",
+        "prompt": "The definition of lute maker is",
+        "target_new_desc": "a person who repairs clocks",
+        "phrase_prompt": ["What is a lute maker?", "Describe a lute maker."],
+        "instance_prompt": ["Is Anna Ruiz a lute maker?"],
+        "locality_prompt": [],
+        "locality_answer": [],
+        "concept_definition": "a craftsperson who builds stringed instruments",
+    },
+]
+
+
+def test_world_cases_cover_the_117_definition_edits() -> None:
+    cases = world_concept_cases(DATA_DIR, PromptFormat())
+    assert len(cases) == 117
+    assert {c.kind for c in cases} == {"sibling", "distant"}
+    first = cases[0]
+    assert first.request.subject in first.request.prompt and first.ground_truth
+    assert first.paraphrases[0].startswith("Q: ") and first.locality
+    assert {p.expected for p in first.instances} == {"yes", "no"}
+
+
+def test_the_conceptedit_loader_reads_its_format(tmp_path: Path) -> None:
+    path = tmp_path / "final_gpt2_inter.json"
+    path.write_text(json.dumps(CONCEPTEDIT_ROWS), encoding="utf-8")
+    cases = load_conceptedit(path, PromptFormat())
+    assert [c.kind for c in cases] == ["inter", "inter"]
+    assert cases[0].request.target_new == "a settlement built around a river crossing"
+    assert cases[0].paraphrases == ("Q: What does harbour town mean?\nA:",)
+    assert cases[0].locality[0].answer == "a slow river of ice" and cases[0].ground_truth is None
+    assert len(cases[1].paraphrases) == 2 and cases[1].ground_truth.startswith("a craftsperson")  # type: ignore[union-attr]
+    assert cases[1].instances[0].expected is None
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"label": "x"},
+        {"label": "glacier", "prompt": "A river is", "target_new_desc": "ice"},  # subject not in the prompt
+        {"label": "g", "prompt": "g is", "target_new_desc": "ice", "locality_prompt": ["a"], "locality_answer": []},
+    ],
+)
+def test_bad_conceptedit_rows_are_named(tmp_path: Path, row: dict[str, Any]) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([row]), encoding="utf-8")
+    with pytest.raises(WorldFormatError, match="index 0"):
+        load_conceptedit(path)
+
+
+def test_yes_no_and_instance_change() -> None:
+    assert [yes_no(a) for a in ("Yes.", "no", "Paris", "")] == ["yes", "no", "other", "other"]
+    change = instance_change(["yes", "no", "yes"], ["yes.", "yes", "Tokyo"])
+    assert (change.flipped, change.probes) == (2, 3) and change.rate == pytest.approx(2 / 3)
+    with pytest.raises(InvalidInputError):
+        instance_change(["yes"], [])
+
+
+def test_embedding_consistency_is_a_cosine() -> None:
+    judge = EmbeddingConsistency(HashEmbedder())
+    same, other, empty = judge.consistency(["a big town", "a big town", ""], ["a big town", "a red fish", "x"])
+    assert same == pytest.approx(1.0, abs=1e-5) and other < same and empty == 0.0
+
+
+def test_the_llm_judge_reads_yes_as_consistent() -> None:
+    class Says:
+        name, prompt_format = "fake", PromptFormat()
+
+        def generate(self, prompts: Sequence[str], max_new_tokens: int = 24) -> list[Any]:
+            return [type("G", (), {"text": "Yes" if "town" in p else "No"})() for p in prompts]
+
+    judge = LLMConsistencyJudge(Says())
+    assert judge.consistency(["a town", "a fish"], ["a city", "a dog"]) == [1.0, 0.0]
+
+
+def test_world_rows_and_membership() -> None:
+    rows = world_concept_rows(DATA_DIR)
+    members = expected_members(rows)
+    assert len(rows) == 75 and "Tokyo" in members["place"]
+    edits = world_concept_edits(DATA_DIR)
+    assert len(edits) == 117 and all(e.source in members for e in edits)
+
+
+def test_method_names() -> None:
+    assert editor_for("prompt") == ("PROMPT", "ike") and editor_for("ft-l") == ("FT-L", "ft-l")
+
+
+@pytest.mark.parametrize("method", ["FT-L", "ROME"])  # PROMPT's demonstrations overflow the 64-token context
+def test_the_bench_scores_and_leaves_the_model_unchanged(tiny_model_dir: Path, tmp_path: Path, method: str) -> None:
+    from tools.edit import load_edited
+
+    lm = load_edited(tiny_model_dir)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    path = tmp_path / "final_gpt2_intra.json"  # short prompts: the tiny model's context is 64 tokens
+    path.write_text(json.dumps(CONCEPTEDIT_ROWS * 2), encoding="utf-8")
+    cases = load_conceptedit(path, lm.prompt_format)
+    row = run_concept_bench(
+        lm,
+        method,
+        cases,
+        limit=2,
+        select="all",
+        judge=EmbeddingConsistency(HashEmbedder()),
+        corpus=["The capital of France is Paris."] * 20,
+        hparams={"layers": (0,)} if method == "ROME" else None,
+    )
+    assert list(row)[: len(ROW_KEYS)] == list(ROW_KEYS)
+    assert row["method"] == method and row["n_edits"] == 2
+    assert row["instance_probes"] == 2 and 0 <= row["instances_flipped"] <= row["instance_probes"]
+    assert 0.0 <= row["instance_change"] <= 1.0 and row["concept_consistency"] is not None
+    assert set(row["teacher_forced"]) == {"reliability", "generalization", "locality"}
+    after = lm.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert np.isfinite(row["seconds_per_edit"])
