@@ -194,11 +194,12 @@ class TripleReader:
         tags = self.model.tag_probs(context)
         mentions = self._mentions(encoded.text)
         subject = self._role(encoded, tags, 1, mentions, None)
-        if subject is None:
-            return None
-        obj = self._role(encoded, tags, 2, mentions, subject)
-        if obj is None:
-            return None
+        obj = None if subject is None else self._role(encoded, tags, 2, mentions, subject)
+        if subject is None or obj is None:
+            pair = self._two_names(encoded, tags)  # both names given one role: a low-confidence suggestion
+            if pair is None:
+                return None
+            subject, obj = pair
         rel = self.model.relation_probs(
             ReaderModel.pair_features(encoded, context, (subject.start, subject.end), (obj.start, obj.end))
         )
@@ -271,6 +272,41 @@ class TripleReader:
         text = e.text[span[0] : span[1]]
         label, score = self._exact(text)
         return _Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span))
+
+    def _two_names(self, e: Encoded, tags: np.ndarray) -> tuple[_Span, _Span] | None:
+        """The two strongest runs of name tokens (subject or object), roles by the likelier assignment.
+
+        For sentences where the tagger gives both names one role ("Jane Roe gave birth to Lionel Messi"):
+        the span probabilities of the assigned roles stay low, so the reading is only ever a suggestion.
+        """
+        live = e.offsets[:, 1] > e.offsets[:, 0]
+        margin = np.log(tags[:, 1] + tags[:, 2] + 1e-9) - np.log(tags[:, 0] + 1e-9)
+        margin = np.where(live, margin, -1e9)
+        first = best_run(margin)
+        if first is None:
+            return None
+        margin[first[0] : first[1] + 1] = -1e9
+        second = best_run(margin)
+        if second is None:
+            return None
+        a, b = sorted([first, second])
+        log = np.log(tags + 1e-9)
+        forward = log[a[0] : a[1] + 1, 1].sum() + log[b[0] : b[1] + 1, 2].sum()
+        backward = log[a[0] : a[1] + 1, 2].sum() + log[b[0] : b[1] + 1, 1].sum()
+        runs = (a, b) if forward >= backward else (b, a)
+        spans = []
+        for role, run in zip((1, 2), runs, strict=True):
+            span = widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
+            if span is not None and self.snap != "off":
+                span = snap_to_name(e.text, *span, trim=self.snap == "trim")
+            if span is None:
+                return None
+            text = e.text[span[0] : span[1]]
+            label, score = self._exact(text)
+            spans.append(_Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span)))
+        if spans[0].start < spans[1].end and spans[1].start < spans[0].end:
+            return None
+        return spans[0], spans[1]
 
     def _mentions(self, text: str) -> list[_Span]:
         """Known names in ``text`` with their character spans (label first, then alias; longest first)."""
