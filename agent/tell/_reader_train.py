@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from agent.tell._reader import TokenEncoder, TripleReader
-from agent.tell._reader_model import Encoded, ReaderModel, span_masks
 from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
+from agent.tell._reader_model import Encoded, ReaderModel, span_masks
 from kg import Entity, EntityLinker, normalize_mention
 from memory import Triple
 from tools.errors import InvalidInputError
@@ -221,7 +221,7 @@ def _export(heads: Any) -> dict[str, np.ndarray]:
 def _correct(reading_triple: tuple[str, str, str], ex: Example, inverses: Mapping[str, Sequence[str]]) -> bool:
     """The reading is the sentence's triple, or that triple stated from the other end through a schema
     inverse ("Y supervised X" for "X's advisor is Y"), as the reading benchmark counts it."""
-    s, r, o = (normalize_mention(x) for x in reading_triple)
+    s, o = normalize_mention(reading_triple[0]), normalize_mention(reading_triple[2])
     want_s, want_o = normalize_mention(ex.text[slice(*ex.subject)]), normalize_mention(ex.text[slice(*ex.object)])
     if reading_triple[1] == ex.relation:
         return s == want_s and o == want_o
@@ -321,9 +321,8 @@ def train_reader(
                 outcomes.append((None, ex.relation == NONE))
                 continue
             t = reading.triple
-            outcomes.append(
-                (reading.confidence, ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses or {}))
-            )
+            ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses or {})
+            outcomes.append((reading.confidence, ok))
     finally:
         torch.set_num_threads(threads)
     threshold, right, wrong = fit_threshold(outcomes, max_wrong)
