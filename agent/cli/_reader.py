@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     reader = sub.add_parser("reader", help="the learned tell reader: train it, measure it on held-out phrasings")
     cmds = reader.add_subparsers(dest="reader_command", required=True, metavar="COMMAND")
-    train = cmds.add_parser("train", help="train the reader's heads on generated sentences (seeded; 10-20 min, 1 core)")
+    train_help = "train the reader's heads on generated sentences (seeded; 30-40 min on 1 loaded core)"
+    train = cmds.add_parser("train", help=train_help)
     train.add_argument("--out", default="", help="where to write reader.npz (default: the shipped one)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=run_train)
@@ -56,11 +57,15 @@ def training_names(world: World) -> dict[str, list[tuple[str, str]]]:
 def run_train(args: argparse.Namespace) -> int:
     """Train the reader deterministically and write it (``reader.npz`` + ``reader.json``)."""
     from agent.tell import TokenEncoder, default_reader_path, train_reader
+    from kg import load_schema
 
     world = _world()
+    schema = load_schema()
+    inverses = {r.id: r.inverses for r in schema.relations}
     model, report = train_reader(
-        training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed, progress=logger.warning
-    )
+        training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed, inverses=inverses,
+        progress=logger.warning,
+    )  # fmt: skip
     out = Path(args.out) if args.out else default_reader_path()
     model.save(out)
     print(f"wrote {out}: {report}")

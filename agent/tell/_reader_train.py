@@ -5,8 +5,9 @@ thread, seeded initialisation and batch order). Steps:
 
 1. split each relation's training phrasings (the grammar's, :func:`agent.tell._reader_data.training_phrasings`)
    and its name pairs into a *fit* part (75%) and a *calibration* part (25%), seeded;
-2. encode the fit sentences once with the frozen MiniLM encoder; train the span tagger (cross-entropy per
-   token) and the relation classifier (cross-entropy per sentence) with Adam on those features;
+2. encode the fit sentences once with the frozen MiniLM encoder; train the contextual span tagger
+   (projection + BiLSTM, cross-entropy per token) and the relation classifier (cross-entropy per sentence,
+   fed the gold spans) together with Adam, in batches of whole sentences;
 3. read the calibration sentences (phrasings and names the heads never saw) and choose the lowest threshold
    at which at most ``max_wrong`` of them are read into a wrong triple and accepted.
 """
@@ -21,8 +22,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from agent.tell._reader import Encoded, ReaderModel, TokenEncoder, TripleReader
+from agent.tell._reader import TokenEncoder, TripleReader
 from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
+from agent.tell._reader_model import Encoded, ReaderModel, span_masks
 from kg import Entity, EntityLinker, normalize_mention
 from memory import Triple
 from tools.errors import InvalidInputError
@@ -101,44 +103,50 @@ def _tags(e: Encoded, ex: Example) -> np.ndarray:
     return tags
 
 
-class _TokenTable:
-    """Every training token's state once, and gather indexes that build :meth:`ReaderModel.token_features`
-    rows per batch (the full ``(tokens, 4H+3)`` matrix of 20k sentences would take gigabytes)."""
+def _examples_as_tensors(encoded: Sequence[Encoded], examples: Sequence[Example]) -> list[tuple[Any, ...]]:
+    """Per sentence: token inputs ``(T, H+1)``, gold tags ``(T,)``, span masks ``(3, T)``, fixed pair features."""
+    import torch
 
-    def __init__(self, encoded: Sequence[Encoded]) -> None:
-        import torch
+    out = []
+    for e, ex in zip(encoded, examples, strict=True):
+        masks = span_masks(e, ex.subject, ex.object)
+        empty = np.zeros(len(e.states), dtype=np.float32)
+        fixed = ReaderModel.pair_features(e, np.zeros((len(e.states), 0), dtype=np.float32), ex.subject, ex.object)
+        out.append(
+            (
+                torch.from_numpy(ReaderModel.token_inputs(e)),
+                torch.from_numpy(_tags(e, ex)),
+                torch.from_numpy(masks[:3].astype(np.float32) if ex.relation != NONE else np.stack([empty] * 3)),
+                torch.from_numpy(fixed),
+            )
+        )
+    return out
 
-        states, caps, prev, nxt, sentence, means = [], [], [], [], [], []
-        start = 0
-        for k, e in enumerate(encoded):
-            n = len(e.states)
-            local = np.arange(n)
-            prev.append(start + np.roll(local, 1))  # as np.roll in token_features: [CLS] and [SEP] wrap
-            nxt.append(start + np.roll(local, -1))
-            sentence.append(np.full(n, k))
-            states.append(e.states)
-            caps.append(e.capital)
-            means.append(e.states[1:-1].mean(axis=0) if n > 2 else e.states.mean(axis=0))
-            start += n
-        self.states = torch.from_numpy(np.concatenate(states).astype(np.float32))
-        self.caps = torch.from_numpy(np.concatenate(caps).astype(np.float32))[:, None]
-        self.means = torch.from_numpy(np.stack(means).astype(np.float32))
-        self.prev = torch.from_numpy(np.concatenate(prev))
-        self.next = torch.from_numpy(np.concatenate(nxt))
-        self.sentence = torch.from_numpy(np.concatenate(sentence))
 
-    def features(self, index: Any) -> Any:
-        """Rows ``index`` of the token features ``(len(index), 4H+3)``, in :meth:`ReaderModel.token_features` order."""
-        import torch
+def _heads(width: int, pair_width: int, n_out: int, proj: int, lstm: int, hidden: int) -> Any:
+    """The torch modules the numpy :class:`ReaderModel` mirrors (see :mod:`agent.tell._reader_model`)."""
+    import torch
 
-        p, n = self.prev[index], self.next[index]
-        return torch.cat(
-            [
-                self.states[p], self.states[index], self.states[n], self.means[self.sentence[index]],
-                self.caps[p], self.caps[index], self.caps[n],
-            ],
-            dim=1,
-        )  # fmt: skip
+    class Heads(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(width, proj)
+            self.lstm = torch.nn.LSTM(proj, lstm, batch_first=True, bidirectional=True)
+            self.tag = torch.nn.Linear(2 * lstm, 3)
+            self.rel1 = torch.nn.Linear(pair_width + 6 * lstm, hidden)
+            self.rel = torch.nn.Linear(hidden, n_out)
+
+        def forward(self, x: Any, lengths: Any, masks: Any, fixed: Any) -> tuple[Any, Any]:
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                torch.tanh(self.proj(x)), lengths, batch_first=True, enforce_sorted=False
+            )
+            ctx, _ = self.lstm(packed)
+            ctx, _ = torch.nn.utils.rnn.pad_packed_sequence(ctx, batch_first=True, total_length=x.shape[1])
+            pooled = torch.einsum("bkt,btd->bkd", masks, ctx) / masks.sum(-1, keepdim=True).clamp(min=1.0)
+            pair = torch.cat([fixed, pooled.flatten(1)], dim=1)
+            return self.tag(ctx), self.rel(torch.relu(self.rel1(pair)))
+
+    return Heads()
 
 
 def _train_heads(
@@ -147,63 +155,77 @@ def _train_heads(
     relations: Sequence[str],
     seed: int,
     epochs: int,
-    hidden: int = 256,
+    proj: int = 128,
+    lstm: int = 96,
+    hidden: int = 192,
+    batch: int = 32,
 ) -> dict[str, np.ndarray]:
+    """Train tagger and classifier together (gold spans feed the classifier); returns the numpy arrays."""
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     torch.manual_seed(seed)
-    tags = [_tags(e, ex) for e, ex in zip(encoded, examples, strict=True)]
-    table = _TokenTable(encoded)
-    y_tok = torch.from_numpy(np.concatenate(tags))
-    x_sen = torch.from_numpy(
-        np.stack([ReaderModel.pair_features(e, ex.subject, ex.object) for e, ex in zip(encoded, examples, strict=True)])
-    )
+    data = _examples_as_tensors(encoded, examples)
     index = {r: i for i, r in enumerate(relations)}
-    y_sen = torch.tensor([index.get(ex.relation, len(relations)) for ex in examples])
-    width = 4 * table.states.shape[1] + 3
-    tagger = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3))
-    classifier = torch.nn.Sequential(
-        torch.nn.Linear(x_sen.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, len(relations) + 1)
-    )
-    params = [*tagger.parameters(), *classifier.parameters()]
-    opt = torch.optim.Adam(params, lr=2e-3, weight_decay=1e-5)
+    y_rel = torch.tensor([index.get(ex.relation, len(relations)) for ex in examples])
+    width, pair_width = data[0][0].shape[1], data[0][3].shape[0]
+    heads = _heads(width, pair_width, len(relations) + 1, proj, lstm, hidden)
+    opt = torch.optim.Adam(heads.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(seed)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     for epoch in range(epochs):
-        tok_order = torch.randperm(len(y_tok), generator=gen)
-        sen_order = torch.randperm(len(x_sen), generator=gen)
-        steps = max(1, len(tok_order) // 512)
-        sen_batch = max(1, len(sen_order) // steps)
+        order = torch.randperm(len(data), generator=gen).tolist()
         total = 0.0
-        for step in range(steps):
-            ti = tok_order[step * 512 : (step + 1) * 512]
-            si = sen_order[step * sen_batch : (step + 1) * sen_batch]
-            loss = loss_fn(tagger(table.features(ti)), y_tok[ti])
-            if len(si):
-                loss = loss + loss_fn(classifier(x_sen[si]), y_sen[si])
+        for step in range(0, len(order), batch):
+            items = [data[i] for i in order[step : step + batch]]
+            lengths = torch.tensor([len(it[0]) for it in items])
+            x = pad_sequence([it[0] for it in items], batch_first=True)
+            tags = pad_sequence([it[1] for it in items], batch_first=True, padding_value=-100)
+            masks = pad_sequence([it[2].T for it in items], batch_first=True).transpose(1, 2)  # (B, 3, T)
+            fixed = torch.stack([it[3] for it in items])
+            tag_logits, rel_logits = heads(x, lengths, masks, fixed)
+            loss = loss_fn(tag_logits.reshape(-1, 3), tags.reshape(-1)) + loss_fn(
+                rel_logits, y_rel[order[step : step + batch]]
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach())
-        logger.info("reader epoch %d: loss %.4f", epoch + 1, total / steps)
-    layers = {"1": tagger[0], "2": tagger[2], "r1": classifier[0], "r": classifier[2]}
-    out: dict[str, np.ndarray] = {}
+            total += float(loss.detach()) * len(items)
+        logger.info("reader epoch %d: loss %.4f", epoch + 1, total / len(data))
+    return _export(heads)
+
+
+def _export(heads: Any) -> dict[str, np.ndarray]:
+    """The trained modules as :class:`ReaderModel` arrays (``x @ w`` layout; LSTM biases summed)."""
+    import torch
+
     with torch.no_grad():
-        for name, layer in layers.items():
-            assert isinstance(layer, torch.nn.Linear)  # the Sequentials above: Linear, ReLU, Linear
-            out[f"w{name}"] = layer.weight.T.numpy().copy()
-            out[f"b{name}"] = layer.bias.numpy().copy()
-    return out
+        lstm = heads.lstm
+
+        def t(x: Any) -> np.ndarray:
+            return np.ascontiguousarray(x.detach().numpy().T.astype(np.float32))
+
+        def v(x: Any) -> np.ndarray:
+            return x.detach().numpy().astype(np.float32).copy()
+
+        return {
+            "wp": t(heads.proj.weight), "bp": v(heads.proj.bias),
+            "wif": t(lstm.weight_ih_l0), "whf": t(lstm.weight_hh_l0), "bf": v(lstm.bias_ih_l0 + lstm.bias_hh_l0),
+            "wib": t(lstm.weight_ih_l0_reverse), "whb": t(lstm.weight_hh_l0_reverse),
+            "bb": v(lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse),
+            "wt": t(heads.tag.weight), "bt": v(heads.tag.bias),
+            "wr1": t(heads.rel1.weight), "br1": v(heads.rel1.bias), "wr": t(heads.rel.weight), "br": v(heads.rel.bias),
+        }  # fmt: skip
 
 
-def _correct(reading_triple: tuple[str, str, str], ex: Example) -> bool:
-    s, r, o = reading_triple
-    want = (ex.text[ex.subject[0] : ex.subject[1]], ex.relation, ex.text[ex.object[0] : ex.object[1]])
-    return (
-        r == want[1]
-        and normalize_mention(s) == normalize_mention(want[0])
-        and normalize_mention(o) == normalize_mention(want[2])
-    )
+def _correct(reading_triple: tuple[str, str, str], ex: Example, inverses: Mapping[str, Sequence[str]]) -> bool:
+    """The reading is the sentence's triple, or that triple stated from the other end through a schema
+    inverse ("Y supervised X" for "X's advisor is Y"), as the reading benchmark counts it."""
+    s, o = normalize_mention(reading_triple[0]), normalize_mention(reading_triple[2])
+    want_s, want_o = normalize_mention(ex.text[slice(*ex.subject)]), normalize_mention(ex.text[slice(*ex.object)])
+    if reading_triple[1] == ex.relation:
+        return s == want_s and o == want_o
+    return reading_triple[1] in inverses.get(ex.relation, ()) and s == want_o and o == want_s
 
 
 def fit_threshold(outcomes: Sequence[tuple[float | None, bool]], max_wrong: float) -> tuple[float, float, float]:
@@ -234,9 +256,10 @@ def train_reader(
     encoder: TokenEncoder,
     *,
     seed: int = 0,
-    epochs: int = 12,
+    epochs: int = 8,
     per_relation: int = 1200,
     max_wrong: float = 0.01,
+    inverses: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
 ) -> tuple[ReaderModel, TrainReport]:
     """Train the reader on sentences generated from ``names`` (see the module docstring).
@@ -249,6 +272,7 @@ def train_reader(
         epochs: passes over the fit sentences.
         per_relation: fit sentences per relation (calibration uses a quarter of it).
         max_wrong: the calibration share of sentences that may be accepted with a wrong triple.
+        inverses: relation id -> its schema inverses; a calibration reading of the inverse triple is right.
 
     Raises:
         InvalidInputError: no relation has both phrasings and names.
@@ -297,9 +321,8 @@ def train_reader(
                 outcomes.append((None, ex.relation == NONE))
                 continue
             t = reading.triple
-            outcomes.append(
-                (reading.confidence, ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex))
-            )
+            ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses or {})
+            outcomes.append((reading.confidence, ok))
     finally:
         torch.set_num_threads(threads)
     threshold, right, wrong = fit_threshold(outcomes, max_wrong)

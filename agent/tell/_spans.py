@@ -43,9 +43,10 @@ def best_run(margin: np.ndarray) -> tuple[int, int] | None:
     return best_run
 
 
-def snap_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+def snap_to_name(text: str, start: int, end: int, *, trim: bool = True) -> tuple[int, int] | None:
     """A span that starts a capitalised name, stretched to the whole name: its capitalised neighbours (and
-    connectors such as "of" or "&" between them) join it, trailing lower-case words leave it.
+    connectors such as "of" or "&" between them) join it; with ``trim``, leading and trailing lower-case
+    words leave it (a tagger that sees context keeps them: "Addanki mandal", "Scion xD").
 
     Names of unknown entities are where the tagger's boundaries are least sure; English names are runs of
     capitalised words, so the run decides the edges. A lower-case span ("midfielder") is left alone.
@@ -55,9 +56,9 @@ def snap_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     capital = [i for i in inside if _capitalised(text[slice(*words[i])])]
     if not capital:
         return start, end
-    first, last = capital[0], inside[-1]  # "company Bianet" -> "Bianet": a name starts capitalised
-    while last > first and not _capitalised(text[slice(*words[last])]):
-        last -= 1  # "Sugar Mill near" -> "Sugar Mill"
+    first, last = (capital[0], inside[-1]) if trim else (inside[0], inside[-1])
+    while trim and last > first and not _capitalised(text[slice(*words[last])]):
+        last -= 1  # "Sugar Mill near" -> "Sugar Mill"; "company Bianet" -> "Bianet" (above)
     while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
         nxt = text[slice(*words[last + 1])]
         if _capitalised(nxt):

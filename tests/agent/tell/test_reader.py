@@ -9,7 +9,8 @@ import pytest
 
 from agent import Agent
 from agent.tell import ReaderModel, TellPipeline, TokenEncoder, TripleReader, train_reader
-from agent.tell._reader_train import fit_threshold
+from agent.tell._reader_model import ARRAYS, Encoded
+from agent.tell._reader_train import _export, _heads, fit_threshold
 from eval.world import World
 from kg import Entity, EntityLinker
 from tests.agent.tell.conftest import unknown_fact
@@ -66,6 +67,28 @@ def test_bad_input_and_a_missing_artifact_raise_typed_errors(reader: TripleReade
         ReaderModel.load(tmp_path / "nothing.npz")
 
 
+def test_the_numpy_heads_compute_what_the_trained_torch_modules_compute() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    h = 8
+    heads = _heads(h + 1, 5 * h + 1, 4, proj=6, lstm=5, hidden=7)
+    model = ReaderModel(relations=("a", "b", "c"), threshold=0.5, meta={}, **_export(heads))
+    rng = np.random.default_rng(0)
+    offsets = np.array([[0, 0], [0, 1], [2, 3], [4, 5], [6, 7], [0, 0]])
+    e = Encoded("x", rng.standard_normal((6, h)).astype(np.float32), offsets, np.array([0, 1, 0, 1, 0, 0], np.float32))
+    context = model.context(e)  # the numpy BiLSTM, read both ways
+    masks = torch.zeros(1, 3, 6)
+    masks[0, 0, 1] = masks[0, 1, 3] = masks[0, 2, 2] = 1.0  # subject token 1, object token 3, token 2 between
+    fixed = ReaderModel.pair_features(e, np.zeros((6, 0), np.float32), (0, 1), (4, 5))
+    x = torch.from_numpy(ReaderModel.token_inputs(e))[None]
+    tag_logits, rel_logits = heads(x, torch.tensor([6]), masks, torch.from_numpy(fixed)[None])
+    want_tags = torch.softmax(tag_logits[0], -1).detach().numpy()
+    want_rel = torch.softmax(rel_logits[0], -1).detach().numpy()
+    assert np.allclose(model.tag_probs(context), want_tags, atol=1e-5)
+    assert np.allclose(model.relation_probs(ReaderModel.pair_features(e, context, (0, 1), (4, 5))), want_rel, atol=1e-5)
+
+
 def test_fit_threshold_keeps_wrong_acceptances_under_the_bound() -> None:
     outcomes = [(0.9, True), (0.8, True), (0.7, False), (0.6, True), (0.5, False), (None, False)]
     threshold, right, wrong = fit_threshold(outcomes, max_wrong=0.0)
@@ -89,7 +112,7 @@ def test_training_is_deterministic_and_round_trips(encoder: TokenEncoder, tmp_pa
     }
     first, report = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
     second, _ = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
-    for key in ("w1", "b1", "w2", "b2", "wr1", "br1", "wr", "br"):
+    for key in ARRAYS:
         assert np.array_equal(getattr(first, key), getattr(second, key))
     assert first.threshold == second.threshold == report.threshold
     first.save(tmp_path / "r.npz")
