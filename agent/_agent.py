@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agent._answer import Answer, Signals
 from agent._policy import PolicyThresholds, decide
 from agent._signals import SignalCollector
-from memory import Scope
+from agent._work import WorkCounts
+from memory import MemoEmbedder, Scope
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class Agent:
         guard: scores each question's probability of being a harmful request (e.g. the world's request
             guard, :data:`eval.world.safety.GUARD_FILE`); at 0.5 or more the agent refuses (action ``refuse``)
             with a reason instead of answering. ``None``: no guard.
+        embedder: the memoising embedder the working memory and the guard use (``Agent.open`` passes it):
+            each question is then embedded once per batch, and :meth:`work` counts what it embedded.
     """
 
     def __init__(
@@ -75,12 +78,21 @@ class Agent:
         shared: Sequence[str] = ("world",),
         tell: Any | None = None,
         guard: RequestGuard | None = None,
+        embedder: MemoEmbedder | None = None,
     ) -> None:
         self.wm = wm
         self.lm = lm
         self.thresholds = thresholds or PolicyThresholds()
         self.shared = tuple(shared)
-        self.collector = SignalCollector(wm.retriever, wm.entities, wm.relations, wm.graph.schema.templates(), lm)
+        self.embedder = embedder
+        self.collector = SignalCollector(
+            wm.retriever,
+            wm.entities,
+            wm.relations,
+            wm.graph.schema.templates(),
+            lm,
+            warm=embedder.embed if embedder is not None else None,
+        )
         self._tell = tell
         self.guard = guard
 
@@ -88,6 +100,11 @@ class Agent:
         """The memory scopes a question in ``namespace`` searches."""
         names = dict.fromkeys([namespace, *self.shared])
         return [Scope(agent_id=n) for n in names]
+
+    def work(self) -> WorkCounts:
+        """What answering has cost so far: asks, model batches and prompts, embedder batches and texts."""
+        e = self.embedder.counts() if self.embedder is not None else None
+        return self.collector.work.counts(e.calls if e else 0, e.texts if e else 0)
 
     def signals(self, questions: Sequence[str], namespace: str = "default") -> list[Signals]:
         """Measured signals for each question (no decision)."""
@@ -180,7 +197,8 @@ class Agent:
             local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
             tell = TellPipeline.open(wm, home.settings, lm=local)
         guard = load_request_guard(embedder)
-        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard)
+        memo = embedder if isinstance(embedder, MemoEmbedder) else None
+        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, embedder=memo)
 
     def close(self) -> None:
         self.wm.close()

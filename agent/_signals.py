@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from agent._answer import ModelView, Signals
+from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
@@ -145,6 +146,9 @@ class SignalCollector:
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
+        warm: embeds a batch's questions up front in one call; pass a memoising embedder's ``embed``
+            (:class:`memory.MemoEmbedder`) so that each question is embedded once, not once per scope
+            searched, per linking step and for the guard.
     """
 
     def __init__(
@@ -160,8 +164,11 @@ class SignalCollector:
         n_paraphrases: int = 2,
         max_new_tokens: int = 12,
         kg_shortcut: float = 0.9,
+        warm: Callable[[list[str]], object] | None = None,
     ) -> None:
         self._retriever = retriever
+        self._warm = warm
+        self.work = WorkCounter()
         self._entities = entities
         self._relations = relations
         self._templates = {r: tuple(ts) for r, ts in templates.items()}
@@ -268,14 +275,27 @@ class SignalCollector:
         return sorted(found.values(), key=lambda e: -e.score)[: self.k]
 
     def collect(self, questions: Sequence[str], scopes: Sequence[Scope]) -> list[Signals]:
-        """Signals for each question; model calls are batched over all of them."""
+        """Signals for each question, all searching ``scopes``; model calls are batched over all of them."""
+        return self.collect_each(questions, [scopes] * len(questions))
+
+    def collect_each(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[Signals]:
+        """Signals for each question, question ``i`` searching ``scopes[i]`` (askers with different grants
+        batched together); one batched ``generate``, at most two batched ``score`` calls, and the questions
+        embedded in one call (when a ``warm`` embedder was given), whatever the number of questions.
+
+        Each question's signals are the ones it gets asked alone, up to the float noise of batching.
+        """
+        if len(scopes) != len(questions):
+            raise ValueError(f"{len(questions)} questions but {len(scopes)} scope lists")
+        if self._warm is not None and questions:
+            self._warm(list(dict.fromkeys(questions)))  # once per text: scopes, linking and the guard reuse it
         drafts: list[Signals] = []
         prompts: list[str] = []
         slots: list[tuple[int, str]] = []  # (question index, "model" | "rag" | "para")
-        names = [s.agent_id for s in scopes if s.agent_id is not None] or None
         for i, question in enumerate(questions):
+            names = [s.agent_id for s in scopes[i] if s.agent_id is not None] or None
             link = self.link(question, names)
-            evidence = self._retrieve(question, scopes)
+            evidence = self._retrieve(question, scopes[i])
             kg = tuple(e for e in evidence if e.origin in ("kg", "both"))
             memory = tuple(e for e in evidence if e.origin != "kg")
             drafts.append(
@@ -306,6 +326,12 @@ class SignalCollector:
         scored: dict[int, int] = {}
         familiarity = self._familiarity(drafts, scored)
         pmi = self._pmi(slots, prompts, gens, scored)
+        self.work.add(
+            asks=len(questions),
+            batches=1,
+            model_batches=bool(prompts) + bool(familiarity) + bool(pmi),
+            model_prompts=len(prompts) + sum(scored.values()),
+        )
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
         no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
         unavailable = self._unavailable(no_probs)

@@ -135,6 +135,19 @@ class ServerSettings(_Section):
     audit_queue: int = Field(default=16, ge=1, le=1_000)  # queued + running jobs at most; more get 429
 
 
+class RuntimeSettings(_Section):
+    """How many CPU threads one process's torch and ONNX Runtime calls use (intra-op).
+
+    ``threads = 1`` by default: on a machine whose cores other processes share, a second intra-op thread
+    spins and stalls. Measured with ``bench/thread_policy.py`` on 2 cores at load average ~13: one ask's
+    batched ``generate`` took 312 ms at 1 thread and 5,826 ms at 2; one question embedding 78 ms and
+    780 ms. The server batches concurrent asks instead of splitting one ask across cores. ``0`` keeps each
+    library's own default (one thread per core), which an idle, dedicated machine may prefer.
+    """
+
+    threads: int = Field(default=1, ge=0, le=256)
+
+
 class Settings(_Section):
     """The whole ``config.toml``."""
 
@@ -147,6 +160,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     policies: dict[str, PolicySettings] = {}  # model name -> its calibrated thresholds (``factagent calibrate``)
     server: ServerSettings = ServerSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @model_validator(mode="after")
     def _remote_model_rules(self) -> Settings:

@@ -8,6 +8,7 @@ seam, configured by ``IndexConfig``). faiss and torch are imported only when fir
 from memory._config import IndexConfig
 from memory._db import Database
 from memory._index import FaissIndex, VectorIndex
+from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._types import Scope, Triple
 from memory._validate import unsafe_character
@@ -17,9 +18,11 @@ from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model
 __all__ = [
     "Database",
     "Embedder",
+    "EmbedderCounts",
     "FaissIndex",
     "IndexConfig",
     "MemoryHit",
+    "MemoEmbedder",
     "MemoryItem",
     "MetadataValue",
     "Scope",
