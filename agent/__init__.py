@@ -3,5 +3,6 @@
 from agent._agent import Agent
 from agent._answer import Answer, ModelView, Signals
 from agent._policy import PolicyThresholds
+from agent._work import WorkCounts
 
-__all__ = ["Agent", "Answer", "ModelView", "PolicyThresholds", "Signals"]
+__all__ = ["Agent", "Answer", "ModelView", "PolicyThresholds", "Signals", "WorkCounts"]

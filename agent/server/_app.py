@@ -121,7 +121,7 @@ def create_app(
         cfg.audit_workers,
         max_queued=cfg.audit_queue,
     )
-    state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
+    state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(served.work), jobs)
 
     mcp_running: Callable[[], AbstractAsyncContextManager[None]] | None = None  # set once the app exists
 
