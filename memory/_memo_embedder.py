@@ -95,7 +95,7 @@ class MemoEmbedder:
                 for text, vector in zip(missing, fresh, strict=True):
                     self._memo.setdefault(text, vector)
             self._reused += len(texts) - len(missing)
-            rows = [self._memo[t] if t in self._memo else None for t in texts]
+            rows = [self._memo.get(t) for t in texts]
             for text in texts:
                 if text in self._memo:
                     self._memo.move_to_end(text)
