@@ -161,6 +161,11 @@ class Agent:
             raise InvalidInputError("this agent was opened read-only (no tell pipeline)")
         return self._tell
 
+    @property
+    def edits_weights(self) -> bool:
+        """Whether a tell or rollback may change the model's weights (``[tell] parametric`` is on)."""
+        return self._tell is not None and bool(getattr(self._tell, "edits_weights", False))
+
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights)."""
         self.wm.sync_entities()

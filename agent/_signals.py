@@ -36,7 +36,7 @@ from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
 from tools.lm import LanguageModel
 
-__all__ = ["SignalCollector", "answers_agree"]
+__all__ = ["AskPlan", "SignalCollector", "answers_agree"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ def supported_by(answer: str, passages: Sequence[str], subject: str | None = Non
         if a and f" {a} " in text and (not s or f" {s} " in text):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class AskPlan:
+    """What :meth:`SignalCollector.plan` read for a batch of questions: the retrieval-only signals per
+    question, and the prompts (with their ``(question index, kind)`` slots) the model will answer."""
+
+    drafts: tuple[Signals, ...]
+    prompts: tuple[str, ...]
+    slots: tuple[tuple[int, str], ...]
 
 
 @dataclass(frozen=True)
@@ -280,10 +290,18 @@ class SignalCollector:
 
     def collect_each(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[Signals]:
         """Signals for each question, question ``i`` searching ``scopes[i]`` (askers with different grants
-        batched together); one batched ``generate``, at most two batched ``score`` calls, and the questions
-        embedded in one call (when a ``warm`` embedder was given), whatever the number of questions.
+        batched together): :meth:`plan` then :meth:`run`.
+        """
+        return self.run(self.plan(questions, scopes))
 
-        Each question's signals are the ones it gets asked alone, up to the float noise of batching.
+    def plan(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> AskPlan:
+        """The reading half of :meth:`collect_each`: links, KG facts and memory passages, and the prompts.
+
+        Reads the memory and the KG (hold the service's read lock); runs no language model. The questions
+        are embedded in one call up front when a ``warm`` embedder was given.
+
+        Raises:
+            ValueError: ``scopes`` and ``questions`` differ in length.
         """
         if len(scopes) != len(questions):
             raise ValueError(f"{len(questions)} questions but {len(scopes)} scope lists")
@@ -322,6 +340,14 @@ class SignalCollector:
             if link is not None and link.subject in question:
                 prompts.append(self.lm.prompt_format.question(question.replace(link.subject, NULL_SUBJECT)))
                 slots.append((i, "prior"))
+        return AskPlan(drafts=tuple(drafts), prompts=tuple(prompts), slots=tuple(slots))
+
+    def run(self, plan: AskPlan) -> list[Signals]:
+        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, at
+        most two batched ``score`` calls, and the signals assembled. Reads neither memory nor KG (hold the
+        model, not the read lock)."""
+        drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
+        questions = [d.question for d in drafts]
         gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
         scored: dict[int, int] = {}
         familiarity = self._familiarity(drafts, scored)

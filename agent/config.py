@@ -133,6 +133,10 @@ class ServerSettings(_Section):
     timeout_s: float = Field(default=60.0, gt=0)  # a request running longer gets 504
     audit_workers: int = Field(default=1, ge=1, le=8)  # audit jobs run at once (background threads)
     audit_queue: int = Field(default=16, ge=1, le=1_000)  # queued + running jobs at most; more get 429
+    # concurrent asks are answered in micro-batches of at most ask_batch questions, gathered for ask_wait_ms
+    # after the oldest (ask_batch = 1: one at a time); see bench/ask_load.py for the measured effect
+    ask_batch: int = Field(default=16, ge=1, le=256)
+    ask_wait_ms: float = Field(default=5.0, ge=0, le=1_000)
 
 
 class RuntimeSettings(_Section):

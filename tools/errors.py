@@ -31,6 +31,7 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── EditBatchTooLargeError  the batch does not fit in memory or the method's batch limit
     │   └── NotEnoughEditsError   a benchmark asked for more edits (T) than its pool has — also InvalidInputError
     ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
+    ├── ServiceClosedError        the service is shutting down: the request was not taken (nothing done)
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
     │   └── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
@@ -76,6 +77,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueryError",
     "RateLimitedError",
+    "ServiceClosedError",
     "StateConflictError",
     "StoreError",
     "TokenizerMismatchError",
@@ -244,6 +246,10 @@ class NonFiniteWeightError(ModelError):
 
 class OutputExistsError(InvalidInputError):
     """An output directory already exists; it is left as it was."""
+
+
+class ServiceClosedError(FactagentError):
+    """The service is shutting down: the request was not taken, nothing was done."""
 
 
 class MergeError(FactagentError):
