@@ -87,6 +87,10 @@ class HFLanguageModel:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         _check_vocab(model, tokenizer, name)
+        # a completion is cut at its first newline: a row that emits the newline token is done, so a batch
+        # stops once every row has (the cut text is the same; later tokens were thrown away anyway)
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        self._stop_ids = [tokenizer.eos_token_id, *(newline if len(newline) == 1 else [])]
 
     @classmethod
     def load(
@@ -154,7 +158,7 @@ class HFLanguageModel:
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=self._tokenizer.pad_token_id,
-            eos_token_id=self._tokenizer.eos_token_id,
+            eos_token_id=self._stop_ids,
             output_scores=True,
             return_dict_in_generate=True,
         )
