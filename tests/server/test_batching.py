@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 import pytest
@@ -63,7 +63,7 @@ def test_batched_answers_equal_one_at_a_time(serve: Callable[..., AbstractContex
 
 
 def test_a_failing_batch_is_answered_one_by_one_and_close_refuses() -> None:
-    def answer(xs: list[int]) -> list[int]:
+    def answer(xs: Sequence[int]) -> list[int]:
         if 0 in xs:
             raise InvalidInputError("zero")
         return [10 // x for x in xs]
@@ -77,4 +77,4 @@ def test_a_failing_batch_is_answered_one_by_one_and_close_refuses() -> None:
     with pytest.raises(ServiceClosedError):
         batcher.submit(1)
     with pytest.raises(ValueError):
-        AskBatcher(answer, max_batch=0)
+        AskBatcher[int, int](answer, max_batch=0)
