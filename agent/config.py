@@ -145,8 +145,9 @@ class RuntimeSettings(_Section):
     ``threads = 1`` by default: on a machine whose cores other processes share, a second intra-op thread
     spins and stalls. Measured with ``bench/thread_policy.py`` on 2 cores at load average ~13: one ask's
     batched ``generate`` took 312 ms at 1 thread and 5,826 ms at 2; one question embedding 78 ms and
-    780 ms. The server batches concurrent asks instead of splitting one ask across cores. ``0`` keeps each
-    library's own default (one thread per core), which an idle, dedicated machine may prefer.
+    780 ms. The server batches concurrent asks instead of splitting one ask across cores. Applies to torch
+    (the language model, MiniLM on torch) and to ONNX Runtime (``[embedder] backend = "onnx"``). ``0`` keeps
+    each library's own default (one thread per core), which an idle, dedicated machine may prefer.
     """
 
     threads: int = Field(default=1, ge=0, le=256)

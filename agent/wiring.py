@@ -141,6 +141,7 @@ def load_embedder(home: Home) -> MemoEmbedder:
             device=cfg.device or None,
             backend=cfg.backend,
             cache_dir=home.root / "cache" / "onnx",
+            threads=home.settings.runtime.threads or None,  # ONNX Runtime's intra-op threads ([runtime])
         )
     )
 
