@@ -87,8 +87,10 @@ class Service:
         return self._rw.shared()
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._rw.exclusive(), self._model if self._writes_weights else nullcontext():
+    def _writing(self, weights: bool = False) -> Iterator[None]:
+        """Held alone; with the model's lock too when the write may change weights (``weights``, or tells
+        that edit the model), so no model batch runs on half-edited weights."""
+        with self._rw.exclusive(), self._model if weights or self._writes_weights else nullcontext():
             self.agent.wm.sync_entities()  # a tell links names against what other processes told too
             yield
 
@@ -259,7 +261,7 @@ class Service:
         from agent._detox import apply_detox
 
         _admin_only(who, "apply detox edits")
-        with self._writing(), self._model:
+        with self._writing(weights=True):
             return apply_detox(
                 self.agent.lm, adversarial_input, safe_response, unsafe_response, method=method, layer=layer
             )
@@ -274,7 +276,7 @@ class Service:
         from agent._detox import rollback_detox
 
         _admin_only(who, "roll back detox edits")
-        with self._writing(), self._model:
+        with self._writing(weights=True):
             rollback_detox(self.agent.lm, edit_id)
 
     # -- facts (the vector memory, plus a KG triple when given) -------------------------------------------

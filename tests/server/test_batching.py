@@ -13,10 +13,11 @@ from agent.server import Principal
 from agent.server._batcher import AskBatcher
 from agent.server._service import Service
 from tests.server.conftest import Served
-from tools.errors import InvalidInputError, ServiceClosedError
+from tools.errors import InvalidInputError, NotFoundError, ServiceClosedError
 
 ALICE = Principal("alice", "editor", ("alice",), shared=("world",))
 BOB = Principal("bob", "editor", ("bob",), shared=("world",))
+ROOT = Principal("root", "admin", ("admin",), shared=("world",))
 QUESTIONS = [
     (ALICE, "Who is the CEO of Qantas?"),
     (BOB, "Who is the mother of Isaac Newton?"),
@@ -54,6 +55,21 @@ def test_batched_answers_equal_one_at_a_time(serve: Callable[..., AbstractContex
             t.join(120)
         work = s.agent.work() - before
         batched.close()
+
+        weights = Service(s.agent)  # as with [tell] parametric on: writes also hold the model's lock
+        weights._writes_weights = True
+        failed: list[BaseException] = []
+
+        def undo() -> None:
+            try:
+                weights.rollback_detox(ROOT, "no-such-edit")
+            except NotFoundError as exc:
+                failed.append(exc)
+
+        worker = threading.Thread(target=undo, daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive() and failed  # the model's lock is taken once, not twice (no deadlock)
     assert len(got) == len(QUESTIONS)
     assert all(_same(got[i], alone[i]) for i in range(len(QUESTIONS))), [
         (got[i].text, alone[i].text) for i in range(len(QUESTIONS))
