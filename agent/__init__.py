@@ -4,5 +4,16 @@ from agent._agent import Agent
 from agent._answer import Answer, ModelView, Signals
 from agent._concepts import ConceptAnswer, ConceptDesk, ConceptTell
 from agent._policy import PolicyThresholds
+from agent._work import WorkCounts
 
-__all__ = ["Agent", "Answer", "ConceptAnswer", "ConceptDesk", "ConceptTell", "ModelView", "PolicyThresholds", "Signals"]
+__all__ = [
+    "Agent",
+    "Answer",
+    "ConceptAnswer",
+    "ConceptDesk",
+    "ConceptTell",
+    "ModelView",
+    "PolicyThresholds",
+    "Signals",
+    "WorkCounts",
+]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agent._answer import Answer, Signals
 from agent._policy import PolicyThresholds, decide
 from agent._signals import SignalCollector
-from memory import Scope
+from agent._work import WorkCounts
+from memory import MemoEmbedder, Scope
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Agent:
         concepts: the concept desk (``agent.ConceptDesk``): when given, concept questions ("What is a
             <concept>?", "Is X a <concept>?") are answered from the KG's concepts first, and concept definitions
             ("A <concept> is a ...") are told to it. ``None``: no concept handling.
+        embedder: the memoising embedder the working memory and the guard use (``Agent.open`` passes it):
+            each question is then embedded once per batch, and :meth:`work` counts what it embedded.
     """
 
     def __init__(
@@ -80,12 +83,21 @@ class Agent:
         tell: Any | None = None,
         guard: RequestGuard | None = None,
         concepts: ConceptDesk | None = None,
+        embedder: MemoEmbedder | None = None,
     ) -> None:
         self.wm = wm
         self.lm = lm
         self.thresholds = thresholds or PolicyThresholds()
         self.shared = tuple(shared)
-        self.collector = SignalCollector(wm.retriever, wm.entities, wm.relations, wm.graph.schema.templates(), lm)
+        self.embedder = embedder
+        self.collector = SignalCollector(
+            wm.retriever,
+            wm.entities,
+            wm.relations,
+            wm.graph.schema.templates(),
+            lm,
+            warm=embedder.embed if embedder is not None else None,
+        )
         self._tell = tell
         self.guard = guard
         self.concepts = concepts
@@ -94,6 +106,11 @@ class Agent:
         """The memory scopes a question in ``namespace`` searches."""
         names = dict.fromkeys([namespace, *self.shared])
         return [Scope(agent_id=n) for n in names]
+
+    def work(self) -> WorkCounts:
+        """What answering has cost so far: asks, model batches and prompts, embedder batches and texts."""
+        e = self.embedder.counts() if self.embedder is not None else None
+        return self.collector.work.counts(e.calls if e else 0, e.texts if e else 0)
 
     def signals(self, questions: Sequence[str], namespace: str = "default") -> list[Signals]:
         """Measured signals for each question (no decision)."""
@@ -160,6 +177,11 @@ class Agent:
             raise InvalidInputError("this agent was opened read-only (no tell pipeline)")
         return self._tell
 
+    @property
+    def edits_weights(self) -> bool:
+        """Whether a tell or rollback may change the model's weights (``[tell] parametric`` is on)."""
+        return self._tell is not None and bool(getattr(self._tell, "edits_weights", False))
+
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
 
@@ -203,7 +225,8 @@ class Agent:
             local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
             tell = TellPipeline.open(wm, home.settings, lm=local)
         guard = load_request_guard(embedder)
-        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard)
+        memo = embedder if isinstance(embedder, MemoEmbedder) else None
+        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, embedder=memo)
 
     def close(self) -> None:
         self.wm.close()

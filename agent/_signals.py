@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from agent._answer import ModelView, Signals
+from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
 from tools.lm import LanguageModel
 
-__all__ = ["SignalCollector", "answers_agree"]
+__all__ = ["AskPlan", "SignalCollector", "answers_agree"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,16 @@ def supported_by(answer: str, passages: Sequence[str], subject: str | None = Non
         if a and f" {a} " in text and (not s or f" {s} " in text):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class AskPlan:
+    """What :meth:`SignalCollector.plan` read for a batch of questions: the retrieval-only signals per
+    question, and the prompts (with their ``(question index, kind)`` slots) the model will answer."""
+
+    drafts: tuple[Signals, ...]
+    prompts: tuple[str, ...]
+    slots: tuple[tuple[int, str], ...]
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,9 @@ class SignalCollector:
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
+        warm: embeds a batch's questions up front in one call; pass a memoising embedder's ``embed``
+            (:class:`memory.MemoEmbedder`) so that each question is embedded once, not once per scope
+            searched, per linking step and for the guard.
     """
 
     def __init__(
@@ -160,8 +174,11 @@ class SignalCollector:
         n_paraphrases: int = 2,
         max_new_tokens: int = 12,
         kg_shortcut: float = 0.9,
+        warm: Callable[[list[str]], object] | None = None,
     ) -> None:
         self._retriever = retriever
+        self._warm = warm
+        self.work = WorkCounter()
         self._entities = entities
         self._relations = relations
         self._templates = {r: tuple(ts) for r, ts in templates.items()}
@@ -268,14 +285,35 @@ class SignalCollector:
         return sorted(found.values(), key=lambda e: -e.score)[: self.k]
 
     def collect(self, questions: Sequence[str], scopes: Sequence[Scope]) -> list[Signals]:
-        """Signals for each question; model calls are batched over all of them."""
+        """Signals for each question, all searching ``scopes``; model calls are batched over all of them."""
+        return self.collect_each(questions, [scopes] * len(questions))
+
+    def collect_each(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[Signals]:
+        """Signals for each question, question ``i`` searching ``scopes[i]`` (askers with different grants
+        batched together): :meth:`plan` then :meth:`run`.
+        """
+        return self.run(self.plan(questions, scopes))
+
+    def plan(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> AskPlan:
+        """The reading half of :meth:`collect_each`: links, KG facts and memory passages, and the prompts.
+
+        Reads the memory and the KG (hold the service's read lock); runs no language model. The questions
+        are embedded in one call up front when a ``warm`` embedder was given.
+
+        Raises:
+            ValueError: ``scopes`` and ``questions`` differ in length.
+        """
+        if len(scopes) != len(questions):
+            raise ValueError(f"{len(questions)} questions but {len(scopes)} scope lists")
+        if self._warm is not None and questions:
+            self._warm(list(dict.fromkeys(questions)))  # once per text: scopes, linking and the guard reuse it
         drafts: list[Signals] = []
         prompts: list[str] = []
         slots: list[tuple[int, str]] = []  # (question index, "model" | "rag" | "para")
-        names = [s.agent_id for s in scopes if s.agent_id is not None] or None
         for i, question in enumerate(questions):
+            names = [s.agent_id for s in scopes[i] if s.agent_id is not None] or None
             link = self.link(question, names)
-            evidence = self._retrieve(question, scopes)
+            evidence = self._retrieve(question, scopes[i])
             kg = tuple(e for e in evidence if e.origin in ("kg", "both"))
             memory = tuple(e for e in evidence if e.origin != "kg")
             drafts.append(
@@ -302,10 +340,24 @@ class SignalCollector:
             if link is not None and link.subject in question:
                 prompts.append(self.lm.prompt_format.question(question.replace(link.subject, NULL_SUBJECT)))
                 slots.append((i, "prior"))
+        return AskPlan(drafts=tuple(drafts), prompts=tuple(prompts), slots=tuple(slots))
+
+    def run(self, plan: AskPlan) -> list[Signals]:
+        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, at
+        most two batched ``score`` calls, and the signals assembled. Reads neither memory nor KG (hold the
+        model, not the read lock)."""
+        drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
+        questions = [d.question for d in drafts]
         gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
         scored: dict[int, int] = {}
         familiarity = self._familiarity(drafts, scored)
         pmi = self._pmi(slots, prompts, gens, scored)
+        self.work.add(
+            asks=len(questions),
+            batches=1,
+            model_batches=bool(prompts) + bool(familiarity) + bool(pmi),
+            model_prompts=len(prompts) + sum(scored.values()),
+        )
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
         no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
         unavailable = self._unavailable(no_probs)

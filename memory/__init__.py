@@ -9,6 +9,7 @@ pymilvus and torch are imported only when first used.
 from memory._config import IndexConfig
 from memory._db import Database
 from memory._index import FaissIndex, VectorIndex
+from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._milvus_index import MilvusConfig, MilvusIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._types import Scope, Triple
@@ -19,8 +20,10 @@ from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model
 __all__ = [
     "Database",
     "Embedder",
+    "EmbedderCounts",
     "FaissIndex",
     "IndexConfig",
+    "MemoEmbedder",
     "MemoryHit",
     "MemoryItem",
     "MetadataValue",

@@ -58,7 +58,8 @@ class SentenceTransformerEmbedder:
     vectors as sentence-transformers, a faster start) and anything else with sentence-transformers;
     ``onnx`` / ``onnx-int8`` run it through ONNX Runtime on the CPU (float32: the same vectors; int8: about
     twice as fast, ``bench/embedder_bench.py`` measures speed and neighbour recall against torch), exported
-    once into ``cache_dir``.
+    once into ``cache_dir``, with ``threads`` intra-op threads (``None``: ONNX Runtime's default; the torch
+    backends follow ``torch.set_num_threads``).
 
     Example:
         >>> emb = SentenceTransformerEmbedder()  # doctest: +SKIP
@@ -74,6 +75,7 @@ class SentenceTransformerEmbedder:
         *,
         backend: EmbedderBackend = "auto",
         cache_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> None:
         path = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (path / "config.json").is_file():
@@ -85,7 +87,7 @@ class SentenceTransformerEmbedder:
                 if not PooledEncoder.supports(path):
                     raise EmbedderError(f"{path}: the onnx backend needs a Transformer -> mean Pooling model")
                 precision: Literal["fp32", "int8"] = "int8" if backend == "onnx-int8" else "fp32"
-                self._pooled = OnnxEncoder(path, precision, Path(cache_dir) if cache_dir else None)
+                self._pooled = OnnxEncoder(path, precision, Path(cache_dir) if cache_dir else None, threads)
                 dim: int | None = self._pooled.dimension
                 where = "cpu (onnxruntime)"
             elif backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing

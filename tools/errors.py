@@ -34,6 +34,7 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   └── NotEnoughEditsError   a benchmark asked for more edits (T) than its pool has — also InvalidInputError
     ├── MergeError                a model merge (mergekit) failed; nothing was written to the output
     ├── ClusterError              Ray is missing or unreachable, or a Ray worker failed; no partial result
+    ├── ServiceClosedError        the service is shutting down: the request was not taken (nothing done)
     ├── QueryError                a malformed SPARQL query or binding
     ├── StoreError                SQLite, FAISS or a SPARQL endpoint failed; the write was not applied
     │   ├── IndexCorruptError     a FAISS index file cannot be read (it is rebuilt from the database)
@@ -84,6 +85,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueryError",
     "RateLimitedError",
+    "ServiceClosedError",
     "StateConflictError",
     "StoreError",
     "TokenizerMismatchError",
@@ -268,6 +270,10 @@ class NonFiniteWeightError(ModelError):
 
 class OutputExistsError(InvalidInputError):
     """An output directory already exists; it is left as it was."""
+
+
+class ServiceClosedError(FactagentError):
+    """The service is shutting down: the request was not taken, nothing was done."""
 
 
 class MergeError(FactagentError):

@@ -233,3 +233,9 @@ def _print_table(f: dict[str, Any]) -> None:
         f"edits: success {f['edit_success']:.3f}, held-out paraphrases {f['edit_generalization']:.3f}, "
         f"unrelated unchanged {f['edit_locality']:.3f}; poisoned answers changed: {f['poisoned_answers_changed']}"
     )
+    w = f.get("work_per_question")
+    if w:
+        print(
+            f"per question: {w['model_prompts']:.2f} model prompts in {w['model_batches']:.3f} batched calls, "
+            f"{w['embed_texts']:.2f} texts embedded in {w['embed_batches']:.3f} calls"
+        )

@@ -121,7 +121,8 @@ def create_app(
         cfg.audit_workers,
         max_queued=cfg.audit_queue,
     )
-    state = AppState(Service(served), ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(), jobs)
+    service = Service(served, ask_batch=cfg.ask_batch, ask_wait_s=cfg.ask_wait_ms / 1000)
+    state = AppState(service, ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(served.work), jobs)
 
     mcp_running: Callable[[], AbstractAsyncContextManager[None]] | None = None  # set once the app exists
 
@@ -129,6 +130,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mcp_running() if mcp_running is not None else nullcontext():
             yield
+        service.close()
         jobs.close()
         if owned:
             served.close()

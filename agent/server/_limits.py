@@ -4,7 +4,8 @@
   reads it, whether or not it announces its length;
 - :class:`KeyRateLimiter`: a token bucket per API key (``requests_per_minute``; 429 with ``Retry-After``);
 - :class:`Deadline` (ASGI middleware): a request still running after ``timeout_s`` gets 504;
-- :class:`Metrics`: request counters and latency sums by route and status, as Prometheus text.
+- :class:`Metrics`: request counters and latency sums by route and status, and the agent's answering work
+  (model and embedder batches per ask), as Prometheus text.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.server._errors import error_response
+
+if TYPE_CHECKING:
+    from agent._work import WorkCounts
 
 __all__ = ["BodyLimit", "Deadline", "KeyRateLimiter", "Metrics"]
 
@@ -114,9 +120,15 @@ class KeyRateLimiter:
 
 
 class Metrics:
-    """Counters of requests by (method, route, status) and their summed latency."""
+    """Counters of requests by (method, route, status) and their summed latency, and what answering cost.
 
-    def __init__(self) -> None:
+    Args:
+        work: the agent's answering totals (:meth:`agent.Agent.work`): asks, micro-batches, model batches
+            and prompts, embedder batches and texts; reported as totals and per ask. ``None``: not reported.
+    """
+
+    def __init__(self, work: Callable[[], WorkCounts] | None = None) -> None:
+        self._work = work
         self._count: dict[tuple[str, str, int], int] = defaultdict(int)
         self._seconds: dict[tuple[str, str, int], float] = defaultdict(float)
         self._lock = threading.Lock()
@@ -129,12 +141,16 @@ class Metrics:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
+            out: dict[str, Any] = {
                 "requests": [
                     {"method": m, "route": r, "status": s, "count": n, "seconds": round(self._seconds[(m, r, s)], 6)}
                     for (m, r, s), n in sorted(self._count.items())
                 ]
             }
+        if self._work is not None:
+            work = self._work()
+            out["work"] = {**asdict(work), "per_ask": work.per_ask()}
+        return out
 
     def prometheus(self) -> str:
         """The counters in the Prometheus text exposition format."""
@@ -153,6 +169,19 @@ class Metrics:
         for row in rows:
             labels = f'method="{row["method"]}",route="{row["route"]}",status="{row["status"]}"'
             lines.append(f"factagent_request_seconds_total{{{labels}}} {row['seconds']}")
+        if self._work is not None:
+            work = self._work()
+            lines += [
+                "# HELP factagent_work_total What answering cost: asks, micro-batches, model batches and prompts, "
+                "embedder batches and texts.",
+                "# TYPE factagent_work_total counter",
+            ]
+            lines += [f'factagent_work_total{{kind="{k}"}} {v}' for k, v in asdict(work).items()]
+            lines += [
+                "# HELP factagent_work_per_ask Each answering count divided by the asks so far.",
+                "# TYPE factagent_work_per_ask gauge",
+            ]
+            lines += [f'factagent_work_per_ask{{kind="{k}"}} {v}' for k, v in work.per_ask().items()]
         lines += [
             "# HELP factagent_uptime_seconds Seconds since the server started.",
             "# TYPE factagent_uptime_seconds gauge",

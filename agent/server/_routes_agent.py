@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -29,8 +30,10 @@ EditId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]
 
 
 @router.post("/ask", response_model=AnswerOut, summary="Answer a question (KG, memory, the model, or abstain)")
-def ask(body: AskRequest, who: Caller, state: State) -> AnswerOut:
-    return answer_out(state.service.ask(who, body.question, body.namespace))
+async def ask(body: AskRequest, who: Caller, state: State) -> AnswerOut:
+    # awaited, not run in the thread pool: queued asks (answered in micro-batches) hold no worker thread
+    answer = await asyncio.wrap_future(state.service.ask_later(who, body.question, body.namespace))
+    return answer_out(answer)
 
 
 @router.post("/tell", response_model=TellOut, summary="Tell a fact: it becomes an edit (or is quarantined)")

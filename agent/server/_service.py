@@ -2,10 +2,17 @@
 
 Every operation takes the calling :class:`~agent.server._auth.Principal` and touches only the namespaces
 it may use. The agent is one in-process stack (model, SQLite, FAISS, rdflib) that is not built for
-concurrent writers, so a readers-writer lock orders operations: reads (edits, history, facts, search) and
-asks run together, writes (tell, facts create / update / delete, rollback) run alone, one at a time. Asks
-also take the model's own lock, so a read never waits behind a queue of asks, only behind a write; no
-edit is lost under concurrent clients.
+concurrent writers, so a readers-writer lock orders operations: reads (edits, history, facts, search) run
+together, writes (tell, facts create / update / delete, rollback) run alone, one at a time; no edit is lost
+under concurrent clients.
+
+Asks are batched across callers (:class:`~agent.server._batcher.AskBatcher`): concurrent questions, from
+any keys, form micro-batches (at most ``ask_batch``, gathered for ``ask_wait_s`` after the oldest). A batch
+reads memory and KG under the read lock (a few milliseconds: the questions embedded in one call, linked and
+searched), then releases it and runs the model under the model's own lock (one batched ``generate``, at
+most two batched ``score`` calls). So a read or a write never waits for a model call, only for a write or
+a batch's short reading step; a write that changes weights (``[tell] parametric``, detox) also takes the
+model's lock.
 
 Tenancy covers the vector memory, the knowledge graph (assertions carry a namespace; a key reads its own
 namespaces and its shared ones, the reference world in ``world``) and the edit log. Every write goes through
@@ -19,14 +26,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
 from agent._answer import Answer
 from agent.server._auth import Principal
+from agent.server._batcher import AskBatcher
 from agent.server._locks import ReadWriteLock
 from memory import MemoryHit, MemoryItem, Scope, Triple
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
@@ -58,14 +67,18 @@ class Service:
             grants decide what a question searches).
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, *, ask_batch: int = 16, ask_wait_s: float = 0.005) -> None:
         self.agent = agent
         self._rw = ReadWriteLock()
-        self._model = threading.Lock()  # one forward pass at a time: asks queue here, not on the reads
+        self._model = threading.Lock()  # one model call at a time: batches queue here, not on the reads
+        self._asks: AskBatcher[tuple[str, list[Scope]], Answer] = AskBatcher(
+            self._answer_batch, max_batch=ask_batch, max_wait_s=ask_wait_s
+        )
+        self._writes_weights = agent.edits_weights
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the agent for a read that runs the model (as an ask does), its entity index caught up."""
+        """Hold the agent for a read that runs the model, its entity index caught up."""
         with self._rw.shared(), self._model:
             self.agent.wm.sync_entities()  # facts other processes told on this home
             yield
@@ -74,22 +87,62 @@ class Service:
         return self._rw.shared()
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._rw.exclusive():
+    def _writing(self, weights: bool = False) -> Iterator[None]:
+        """Held alone; with the model's lock too when the write may change weights (``weights``, or tells
+        that edit the model), so no model batch runs on half-edited weights."""
+        with self._rw.exclusive(), self._model if weights or self._writes_weights else nullcontext():
             self.agent.wm.sync_entities()  # a tell links names against what other processes told too
             yield
+
+    def close(self) -> None:
+        """Answer the asks already queued, then refuse new ones (:class:`ServiceClosedError`)."""
+        self._asks.close()
 
     # -- ask / tell --------------------------------------------------------------------------------------
 
     def ask(self, who: Principal, question: str, namespace: str | None = None) -> Answer:
-        """Answer from the KG, the key's namespaces (``namespace`` first, then its shared ones), or the model."""
+        """Answer from the KG, the key's namespaces (``namespace`` first, then its shared ones), or the model.
+
+        The question is answered in a micro-batch with other callers' (see the module docstring); the
+        answer is the one it gets alone, and ``latency_s`` includes the wait for its batch.
+
+        Raises:
+            InvalidInputError: an empty or oversized question (nothing is queued).
+            ServiceClosedError: the service is shutting down.
+        """
+        return self.ask_later(who, question, namespace).result()
+
+    def ask_later(self, who: Principal, question: str, namespace: str | None = None) -> Future[Answer]:
+        """:meth:`ask` without waiting: a future of the answer (an ``async`` route awaits it, holding no thread).
+
+        Raises:
+            InvalidInputError: an empty or oversized question (nothing is queued).
+            ServiceClosedError: the service is shutting down.
+        """
         scopes = [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
         checked = check_question(question)
         start = time.perf_counter()
-        with self.locked():
-            signals = self.agent.collector.collect([checked], scopes)
-            answer = self.agent.decide(signals[0])
-        return replace(answer, latency_s=time.perf_counter() - start)
+        done: Future[Answer] = Future()
+
+        def timed(f: Future[Answer]) -> None:
+            error = f.exception()
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(replace(f.result(), latency_s=time.perf_counter() - start))
+
+        self._asks.submit((checked, scopes)).add_done_callback(timed)
+        return done
+
+    def _answer_batch(self, items: Sequence[tuple[str, list[Scope]]]) -> list[Answer]:
+        """Answer a micro-batch: read (memory, KG) under the read lock, then the model under its own lock."""
+        collector = self.agent.collector
+        with self._rw.shared():
+            self.agent.wm.sync_entities()  # facts other processes told on this home
+            plan = collector.plan([q for q, _ in items], [scopes for _, scopes in items])
+        with self._model:
+            signals = collector.run(plan)
+        return [self.agent.decide(s) for s in signals]
 
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
@@ -208,7 +261,7 @@ class Service:
         from agent._detox import apply_detox
 
         _admin_only(who, "apply detox edits")
-        with self._writing(), self._model:
+        with self._writing(weights=True):
             return apply_detox(
                 self.agent.lm, adversarial_input, safe_response, unsafe_response, method=method, layer=layer
             )
@@ -223,7 +276,7 @@ class Service:
         from agent._detox import rollback_detox
 
         _admin_only(who, "roll back detox edits")
-        with self._writing(), self._model:
+        with self._writing(weights=True):
             rollback_detox(self.agent.lm, edit_id)
 
     # -- facts (the vector memory, plus a KG triple when given) -------------------------------------------

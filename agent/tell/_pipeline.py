@@ -138,6 +138,11 @@ class TellPipeline:
         )
 
     @property
+    def edits_weights(self) -> bool:
+        """Whether tells (and their rollbacks) change the model's weights (``[tell] parametric`` is on)."""
+        return self.editor.parametric is not None
+
+    @property
     def log(self) -> EditLog:
         return self.editor.log
 

@@ -173,9 +173,11 @@ def run_agent_bench(
     tell_s = (time.perf_counter() - t_tell) / max(1, len(told_ids))
 
     t_ask = time.perf_counter()
+    work_before = agent.work()
     signals = _ask(agent, [q.question.text for q in questions], progress, "after edits")
     answers = [agent.decide(s) for s in signals]
     ask_s = (time.perf_counter() - t_ask) / max(1, len(answers))  # batched: the wall time shared evenly
+    work = agent.work() - work_before  # the guard's embeddings (in decide) included
     gold = [q.gold for q in questions]
     figures: dict[str, Any] = dict(rates([a.text for a in answers], gold))
     figures["baselines"] = {
@@ -201,6 +203,7 @@ def run_agent_bench(
     figures["tell_statuses"] = statuses
     figures["seconds_per_tell"] = round(tell_s, 4)
     figures["seconds_per_question"] = round(ask_s, 4)
+    figures["work_per_question"] = work.per_ask()  # model / embedder batches and rows, batched 64 questions a call
     figures["seconds_total"] = round(time.perf_counter() - started, 1)
     figures["thresholds"] = agent.thresholds.as_dict()
     return AgentBenchResult(figures)

@@ -55,6 +55,8 @@ def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: Workin
     assert figures["tell_statuses"].get("applied", 0) >= round(figures["tell_parse_rate"] * told)
     assert 0.0 <= figures["tell_wrong_applied_rate"] <= 1.0 - figures["tell_parse_rate"]
     assert figures["seconds_per_question"] > 0  # measured, not the unset latency of each answer
+    work = figures["work_per_question"]  # model calls shared by a batch of questions: under one per question
+    assert 0 < work["model_batches"] < 1 and work["model_prompts"] >= 1
     assert figures["poisoning_statements"] > 0 and figures["poisoned_answers_changed"] == 0
     assert figures["poisoning_statuses"] == {"quarantined": figures["poisoning_statements"]}
     for key in ("hallucination_rate", "coverage", "edit_locality"):

@@ -12,7 +12,7 @@ import torch
 from tests.tools.lm.contract import LanguageModelContract
 from tools.errors import FactagentError, ModelLoadError, TokenizerMismatchError
 from tools.lm import HFLanguageModel, LocalLanguageModel
-from tools.lm._hf import pick_device, pick_dtype
+from tools.lm._hf import length_chunks, pick_device, pick_dtype
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,20 @@ def test_tokenizer_that_does_not_match_the_model(tmp_path: Path, tiny_model_dir:
     safetensors.torch.save_file(tensors, small / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(TokenizerMismatchError, match="tokenizer has"):
         HFLanguageModel.load(small)
+
+
+def test_length_chunks_group_similar_lengths_and_cover_every_index() -> None:
+    texts = ["a" * 200, "b", "c" * 10, "d" * 205, "e" * 30, "f" * 12]
+    chunks = length_chunks(texts, batch_size=2)
+    assert sorted(i for c in chunks for i in c) == list(range(len(texts)))
+    assert chunks == [[1, 2], [5, 4], [0, 3]]  # short with short, long with long, at most 2 a chunk
+    assert length_chunks([], 4) == []
+
+
+def test_mixed_lengths_answer_in_the_given_order(lm: HFLanguageModel) -> None:
+    prompts = ["Paris is the capital of " * 8, "Hi", "The capital of France is", "x " * 60]
+    together = lm.generate(prompts, max_new_tokens=4)
+    alone = [lm.generate([p], max_new_tokens=4)[0] for p in prompts]
+    assert [g.text for g in together] == [g.text for g in alone]
+    scored = lm.score(prompts, [" a"] * 4)
+    assert [round(s.logprob, 3) for s in scored] == [round(lm.score([p], [" a"])[0].logprob, 3) for p in prompts]

@@ -1,0 +1,241 @@
+"""Asks under load (issue 30, part 6): ``/v1/ask`` at 1, 8 and 32 concurrent clients, mixed with reads and tells.
+
+Each service mode runs as its own ``factagent serve`` child process on loopback (its own copy of one
+prepared home: a small world slice loaded, one editor key per client), so the clients' threads here never
+compete with the server for its interpreter lock. Modes (side by side in one run, so other processes'
+load falls on all of them alike):
+
+- ``one_at_a_time``: this tree with ``[server] ask_batch = 1`` (each ask alone, as the service did before
+  cross-request batching);
+- ``batched``: this tree with the shipped defaults (micro-batches of up to 16 asks, 5 ms gathering);
+- ``baseline``: with ``--baseline-src DIR``, the service of another source tree (e.g. the main branch).
+
+For each client count and mode, for ``--seconds``: ``N`` clients send asks back to back (drawn from the
+world's questions), one reader sends ``GET`` requests (edits, history, a fact, a search) every 20 ms, and
+one writer tells a new fact every second. Reported per cell: ask throughput and p50 / p99, read p50 / p99
+(while the asks run), tell p50 / p99, errors, and the load average at the end of the cell.
+
+Example:
+    PYTHONPATH=. .venv/bin/python bench/ask_load.py --clients 1,8,32 --seconds 20
+    # one JSON object per cell on stdout, then a Markdown table on stderr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.server_load import _prepare_home
+
+QUESTIONS = (
+    "Who is the CEO of Nokia?",
+    "Who is the mother of Isaac Newton?",
+    "Where is Acme Corp based?",
+    "Who is the CEO of Qantas?",
+    "Who is the father of Marie Curie?",
+    "Which university did Pivae Rolvrind attend?",
+    "Who is the spouse of Barack Obama?",
+    "Where is the headquarters of Siemens?",
+)
+MAX_CLIENTS = 64
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Child:
+    """One ``factagent serve`` process on a copy of the prepared home."""
+
+    def __init__(self, name: str, home: Path, src: Path, log: Path) -> None:
+        self.name = name
+        self.port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1"}
+        self._log = log.open("w")
+        cmd = [sys.executable, "-m", "agent", "--home", str(home), "serve", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=src, stdout=self._log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} did not start within {timeout} s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def _pcts(xs: list[float]) -> dict[str, float | int]:
+    if not xs:
+        return {"n": 0}
+    a = np.array(xs) * 1000
+    return {
+        "n": int(a.size),
+        "p50_ms": round(float(np.percentile(a, 50)), 1),
+        "p99_ms": round(float(np.percentile(a, 99)), 1),
+    }
+
+
+def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
+    """``clients`` askers, one reader and one teller against ``url`` for ``seconds``."""
+    stop = threading.Event()
+    asks: list[float] = []
+    reads: list[float] = []
+    tells: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def asker(i: int) -> None:
+        headers = {"Authorization": f"Bearer bench-key-{i:04d}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as c:
+            n = 0
+            while not stop.is_set():
+                q = QUESTIONS[(i + n) % len(QUESTIONS)]
+                n += 1
+                t0 = time.perf_counter()
+                r = c.post("/v1/ask", json={"question": q})
+                dt = time.perf_counter() - t0
+                with lock:
+                    (asks if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+
+    def reader() -> None:
+        headers = {"Authorization": f"Bearer bench-key-{MAX_CLIENTS - 1:04d}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as c:
+            fact = c.post("/v1/facts", json={"text": f"Reader note {tag}."}).json()["id"]
+            paths = ("/v1/edits?limit=20", "/v1/history?subject=Nokia", f"/v1/facts/{fact}", "/v1/facts/search?q=Nokia")
+            n = 0
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                r = c.get(paths[n % len(paths)])
+                dt = time.perf_counter() - t0
+                n += 1
+                with lock:
+                    (reads if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                time.sleep(0.02)
+
+    def teller() -> None:
+        headers = {"Authorization": f"Bearer bench-key-{MAX_CLIENTS - 2:04d}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as c:
+            n = 0
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                r = c.post("/v1/tell", json={"statement": f"The CEO of Loadco {tag} {n} is Pat Load{n}."})
+                dt = time.perf_counter() - t0
+                n += 1
+                with lock:
+                    (tells if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                stop.wait(1.0)
+
+    threads = [threading.Thread(target=asker, args=(i,)) for i in range(clients)]
+    threads += [threading.Thread(target=reader), threading.Thread(target=teller)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    stop.wait(seconds)
+    stop.set()
+    for t in threads:
+        t.join(600)
+    wall = time.perf_counter() - start
+    return {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "asks_per_s": round(len(asks) / wall, 2),
+        "ask": _pcts(asks),
+        "read": _pcts(reads),
+        "tell": _pcts(tells),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def _config(batch: int | None) -> str:
+    text = "[tell]\nedits_per_minute = 0\n\n[server]\nrequests_per_minute = 0\n"
+    return text + (f"ask_batch = {batch}\n" if batch is not None else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent ask clients")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per cell")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="also serve this source tree as 'baseline'")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.clients.split(",")]
+    if max(levels) > MAX_CLIENTS - 2:
+        parser.error(f"at most {MAX_CLIENTS - 2} clients")
+    here = Path(__file__).resolve().parents[1]
+    modes: list[tuple[str, Path, int | None]] = [("one_at_a_time", here, 1), ("batched", here, None)]
+    if args.baseline_src is not None:
+        modes.insert(0, ("baseline", args.baseline_src.resolve(), None))
+    root = Path(tempfile.mkdtemp(prefix="factagent-askload-"))
+    children: list[Child] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        _prepare_home(root / "prepared", MAX_CLIENTS)
+        for name, src, batch in modes:
+            home = root / name
+            shutil.copytree(root / "prepared", home)
+            (home / "config.toml").write_text(_config(batch))
+            children.append(Child(name, home, src, root / f"{name}.log"))
+        for child in children:
+            child.wait_ready()
+            httpx.post(
+                f"{child.url}/v1/ask",
+                json={"question": QUESTIONS[0]},
+                headers={"Authorization": "Bearer bench-key-0000"},
+                timeout=300,
+            )  # fmt: skip  (first-use work)
+        for clients in levels:
+            for child in children:
+                row = {"mode": child.name, **run_cell(child.url, clients, args.seconds, f"{child.name}{clients}")}
+                rows.append(row)
+                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.flush()
+    finally:
+        for child in children:
+            child.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    head = ("mode", "clients", "asks/s", "ask p50 ms", "ask p99 ms", "read p50 ms", "read p99 ms", "tell p99 ms")
+    sys.stderr.write("| " + " | ".join((*head, "errors", "load")) + " |\n")
+    sys.stderr.write("|---|---|---|---|---|---|---|---|---|---|\n")
+    for r in rows:
+        sys.stderr.write(
+            f"| {r['mode']} | {r['clients']} | {r['asks_per_s']} | {r['ask'].get('p50_ms')} | {r['ask'].get('p99_ms')} "
+            f"| {r['read'].get('p50_ms')} | {r['read'].get('p99_ms')} | {r['tell'].get('p99_ms')} | {r['errors']} "
+            f"| {r['load_avg_1m']} |\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

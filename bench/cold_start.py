@@ -1,0 +1,70 @@
+"""Cold start (issue 30, part 4): CPU seconds from process start to the first answer of ``factagent ask``.
+
+CPU time, not wall time: the machine is shared, and other processes' load stretches wall time but not the
+CPU a start costs. Each measurement is a fresh child process; its CPU (user + system) is read from
+``resource.getrusage(RUSAGE_CHILDREN)``. Next to the full ``factagent ask`` the same is measured for the
+imports it cannot avoid (torch, and transformers' model code that GPT-2 and MiniLM are built from), so the
+share left to the project's own start-up is visible.
+
+Example:
+    PYTHONPATH=. .venv/bin/python bench/cold_start.py --home ~/.factagent --rounds 3
+    # one JSON object on stdout: median CPU seconds per step, the rounds, and the load average
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+QUESTION = "Who is the CEO of Nokia?"
+STEPS = {
+    "python": ["-c", "pass"],
+    "import_torch": ["-c", "import torch"],
+    "import_torch_transformers_models": ["-c", "import torch, transformers.modeling_utils"],
+    "import_agent_cli": ["-c", "import agent.cli"],
+}
+
+
+def child_cpu(args: Sequence[str], env: dict[str, str]) -> float:
+    """User + system CPU seconds of one child process running ``args`` to completion."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(list(args), env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(home: Path, rounds: int) -> dict[str, Any]:
+    """Median CPU seconds of each step and of ``factagent ask`` on ``home``, over ``rounds`` fresh processes."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    commands = {name: [sys.executable, *args] for name, args in STEPS.items()}
+    commands["factagent_ask"] = [sys.executable, "-m", "agent", "--home", str(home), "ask", QUESTION]
+    runs: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, cmd in commands.items():
+            runs[name].append(child_cpu(cmd, env))
+    return {
+        "cpu_s": {name: round(statistics.median(xs), 2) for name, xs in runs.items()},
+        "rounds": rounds,
+        "load_avg": [round(x, 1) for x in os.getloadavg()],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--home", type=Path, required=True, help="a home with the world loaded")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    sys.stdout.write(json.dumps(measure(args.home, args.rounds)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""One embedding per question (reused across scopes, linking and the guard) and the work counters."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from agent import Agent, PolicyThresholds, WorkCounts
+from agent.config import open_home
+from agent.wiring import load_request_guard, open_working_memory
+from memory import MemoEmbedder, Scope
+from tools.lm import HFLanguageModel
+
+
+def test_a_question_is_embedded_once_across_scopes_and_the_guard(
+    tmp_path: Path, loaded_home: Path, minilm: Any, gpt2: HFLanguageModel
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(loaded_home, home)
+    memo = MemoEmbedder(minilm)
+    with open_working_memory(open_home(home), embedder=memo) as wm:
+        wm.refresh_entities()
+        wm.memory.add("Alice keeps a note about Qantas.", scope=Scope(agent_id="alice"))
+        agent = Agent(wm, gpt2, thresholds=PolicyThresholds(), guard=load_request_guard(memo), embedder=memo)
+        questions = ["Who is the CEO of Qantas?", "Who is the mother of Isaac Newton?"]
+        agent.ask("Who founded the Qantas airline?", namespace="alice")  # first-use work (template matrix)
+        before, seen = agent.work(), memo.counts()
+        answers = agent.ask_many(questions, namespace="alice")  # scopes alice + world, then the guard
+        work = agent.work() - before
+    assert len(answers) == 2
+    assert work.asks == 2 and work.batches == 1
+    assert work.embed_texts == 2 and work.embed_batches == 1  # both questions in one call, nothing else
+    assert memo.counts().reused - seen.reused >= 2 * 3  # two scopes and the guard reused each question
+    assert 1 <= work.model_batches <= 3  # one generate, at most two score calls for the whole batch
+    assert work.model_prompts == sum(a.model_calls for a in answers)
+    assert work.per_ask()["model_batches"] == work.model_batches / 2
+
+
+def test_counts_subtract_and_divide() -> None:
+    a = WorkCounts(asks=4, batches=2, model_batches=6, model_prompts=30, embed_batches=2, embed_texts=4)
+    assert (a - WorkCounts(asks=1, model_prompts=10)).model_prompts == 20
+    assert a.per_ask() == {
+        "batches": 0.5,
+        "model_batches": 1.5,
+        "model_prompts": 7.5,
+        "embed_batches": 0.5,
+        "embed_texts": 1.0,
+    }

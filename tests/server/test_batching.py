@@ -1,0 +1,96 @@
+"""Asks batched across callers (issue 30): the same answers as one at a time, in fewer model calls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import pytest
+
+from agent import Answer
+from agent.server import Principal
+from agent.server._batcher import AskBatcher
+from agent.server._service import Service
+from tests.server.conftest import Served
+from tools.errors import InvalidInputError, NotFoundError, ServiceClosedError
+
+ALICE = Principal("alice", "editor", ("alice",), shared=("world",))
+BOB = Principal("bob", "editor", ("bob",), shared=("world",))
+ROOT = Principal("root", "admin", ("admin",), shared=("world",))
+QUESTIONS = [
+    (ALICE, "Who is the CEO of Qantas?"),
+    (BOB, "Who is the mother of Isaac Newton?"),
+    (ALICE, "Where is Acme Corp based?"),
+    (BOB, "Who is the CEO of Lockstep Ltd?"),
+    (ALICE, "Which university did Pivae Rolvrind attend?"),
+    (BOB, "Who is the CEO of Qantas?"),
+]
+
+
+def _same(a: Answer, b: Answer) -> bool:
+    return (a.text, a.action, a.citations, a.model_calls) == (b.text, b.action, b.citations, b.model_calls) and abs(
+        a.confidence - b.confidence
+    ) < 1e-4
+
+
+def test_batched_answers_equal_one_at_a_time(serve: Callable[..., AbstractContextManager[Served]]) -> None:
+    with serve() as s:
+        told = "The CEO of Lockstep Ltd is Ana Bell."
+        one = Service(s.agent, ask_batch=1, ask_wait_s=0.0)
+        one.tell(ALICE, told)  # alice's own fact: bob must not see it in his batch-mates' answers
+        alone = [one.ask(who, q) for who, q in QUESTIONS]
+        one.close()
+
+        batched = Service(s.agent, ask_batch=16, ask_wait_s=0.5)  # a long wait: all six form one batch
+        before = s.agent.work()
+        got: dict[int, Answer] = {}
+        threads = [
+            threading.Thread(target=lambda i=i, w=w, q=q: got.__setitem__(i, batched.ask(w, q)))
+            for i, (w, q) in enumerate(QUESTIONS)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        work = s.agent.work() - before
+        batched.close()
+
+        weights = Service(s.agent)  # as with [tell] parametric on: writes also hold the model's lock
+        weights._writes_weights = True
+        failed: list[BaseException] = []
+
+        def undo() -> None:
+            try:
+                weights.rollback_detox(ROOT, "no-such-edit")
+            except NotFoundError as exc:
+                failed.append(exc)
+
+        worker = threading.Thread(target=undo, daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive() and failed  # the model's lock is taken once, not twice (no deadlock)
+    assert len(got) == len(QUESTIONS)
+    assert all(_same(got[i], alone[i]) for i in range(len(QUESTIONS))), [
+        (got[i].text, alone[i].text) for i in range(len(QUESTIONS))
+    ]
+    assert work.asks == len(QUESTIONS) and work.batches < len(QUESTIONS)  # shared micro-batches
+    assert work.model_batches <= 3 * work.batches and work.embed_batches <= work.batches
+
+
+def test_a_failing_batch_is_answered_one_by_one_and_close_refuses() -> None:
+    def answer(xs: Sequence[int]) -> list[int]:
+        if 0 in xs:
+            raise InvalidInputError("zero")
+        return [10 // x for x in xs]
+
+    batcher: AskBatcher[int, int] = AskBatcher(answer, max_batch=8, max_wait_s=0.2)
+    futures = [batcher.submit(x) for x in (5, 0, 2)]
+    assert futures[0].result(10) == 2 and futures[2].result(10) == 5
+    with pytest.raises(InvalidInputError):
+        futures[1].result(10)
+    batcher.close()
+    with pytest.raises(ServiceClosedError):
+        batcher.submit(1)
+    with pytest.raises(ValueError):
+        AskBatcher[int, int](answer, max_batch=0)
