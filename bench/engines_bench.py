@@ -182,6 +182,8 @@ def bench_vectors(sizes: Sequence[int], base_n: int, queries: int, workdir: Path
             t0 = time.perf_counter()
             for start in range(0, size, 50_000):
                 index.add(ids[start : start + 50_000], vectors[start : start + 50_000])
+            if hasattr(index, "wait_indexed"):  # Milvus builds its index in the background: count it in
+                index.wait_indexed()
             build = time.perf_counter() - t0
             index.search(qv[:1], 10)  # warm (Milvus loads the collection)
             found, times = [], []

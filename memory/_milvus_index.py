@@ -16,6 +16,7 @@ ever lost by a Milvus failure. pymilvus is imported on first use: it costs secon
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,6 +199,18 @@ class MilvusIndex:
                 ids[row, col] = int(hit["id"])
                 scores[row, col] = float(hit["distance"])
         return scores, ids
+
+    def wait_indexed(self, timeout_s: float = 600.0) -> bool:
+        """Wait until Milvus has indexed every sealed row (it builds indexes in the background; until then a
+        search scans rows by brute force). Returns whether it finished within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with _milvus_errors("describing the index"):
+                info = self._client.describe_index(self._name, "vector")
+            if not info or (int(info.get("pending_index_rows", 0)) == 0 and info.get("state") == "Finished"):
+                return True
+            time.sleep(0.5)
+        return False
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         found_ids: list[int] = []
