@@ -65,6 +65,12 @@ def register(sub: Any) -> None:
     evo.add_argument("--generations", type=positive_int, default=3, help="generations")
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
     evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
+    evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    evo.add_argument(
+        "--merge-parents",
+        action="store_true",
+        help="merge the two parent models themselves (default: the union of their variants, each counted once)",
+    )
     evo.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     evo.add_argument("--out", type=Path, required=True, help="new output directory")
     evo.add_argument("--json", action="store_true", help="print only the summary JSON")
@@ -74,6 +80,7 @@ def register(sub: Any) -> None:
     gain.add_argument("--population", type=Path, nargs="+", required=True, help="population directories")
     gain.add_argument("--pairs", type=positive_int, default=30, help="number of pairs (default 30)")
     gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
+    gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
     gain.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -106,7 +113,7 @@ def _variants(args: argparse.Namespace) -> int:
 class _Context:
     """What evolve and merge-gain share: the populations' variants and base, a cached fitness, merge, kinship."""
 
-    def __init__(self, populations: list[Path], method: str, n_known: int) -> None:
+    def __init__(self, populations: list[Path], method: str, n_known: int, density: float = 0.5) -> None:
         from agent.cli._population import WorldFitness, load_population
 
         pops = [load_population(p) for p in populations]
@@ -116,6 +123,7 @@ class _Context:
         self.base = pops[0].base
         self.variants = [path for p in pops for path in p.paths]
         self.method = method
+        self.density = density
         self.score = WorldFitness(self.base, [e for p in pops for e in p.edit_ids], n_known=n_known)
         self._cache: dict[Path, Fitness] = {}
 
@@ -128,7 +136,7 @@ class _Context:
     def merger(self, method: str | None = None) -> Callable[[Any, Path], Path]:
         from tools.merge import MergeSpec, merge_models
 
-        spec = MergeSpec(method=method or self.method)  # type: ignore[arg-type]
+        spec = MergeSpec(method=method or self.method, density=self.density)  # type: ignore[arg-type]
         return lambda parents, out: merge_models(list(parents), out, base=self.base, spec=spec)
 
     def kinship(self, a: Path, b: Path) -> float:
@@ -151,7 +159,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     if args.fitness != "world:dev":
         raise InvalidInputError(f"unknown fitness {args.fitness!r} (known: world:dev)")
-    ctx = _Context(args.population, args.method, args.n_known)
+    ctx = _Context(args.population, args.method, args.n_known, args.density)
     if len(ctx.variants) < 2:
         raise InvalidInputError("evolve needs at least two variants")
     tmp = _new_out(args.out)
@@ -168,6 +176,7 @@ def _evolve(args: argparse.Namespace) -> int:
                     k=args.k,
                     generations=args.generations,
                     explore=explore,
+                    merge_members=not args.merge_parents,
                     on_step=lambda _node: bar.update(),
                 )
             average = ctx.merger("linear")(ctx.variants, tmp / "average")
@@ -175,14 +184,23 @@ def _evolve(args: argparse.Namespace) -> int:
         with_explore, greedy = results["kinship exploration"], results["no exploration"]
         single = max(ctx.variants, key=lambda p: ctx.fitness(p).fitness)
         summary = {
-            "best": {"name": with_explore.best.name, **with_explore.best.fitness.to_json()},
-            "no_exploration": {"name": greedy.best.name, **greedy.best.fitness.to_json()},
+            "best": {
+                "name": with_explore.best.name,
+                "members": list(with_explore.best.members),
+                **with_explore.best.fitness.to_json(),
+            },
+            "no_exploration": {
+                "name": greedy.best.name,
+                "members": list(greedy.best.members),
+                **greedy.best.fitness.to_json(),
+            },
             "best_single_variant": {"name": single.name, **ctx.fitness(single).to_json()},
             "average_merge": {"name": "average", **ctx.fitness(average).to_json()},
             "base": {"name": ctx.base.name, **ctx.fitness(ctx.base).to_json()},
             "k": args.k,
             "generations": args.generations,
             "method": args.method,
+            "merge": "parents" if args.merge_parents else "members",
         }
         shutil.copytree(with_explore.best.path, tmp / "best")
         lineage = {label: r.to_json() for label, r in results.items()}
@@ -218,7 +236,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    ctx = _Context(args.population, args.method, args.n_known)
+    ctx = _Context(args.population, args.method, args.n_known, args.density)
     pairs = list(combinations(ctx.variants, 2))[: args.pairs]
     if len(pairs) < args.pairs:
         raise InvalidInputError(f"{len(ctx.variants)} variants give only {len(pairs)} pairs, {args.pairs} asked")
