@@ -6,9 +6,9 @@ merged at once by each mergekit method (``world:dev`` fitness, the one ``factage
 
 Rows: the base, each variant, and the merge of all variants by ``linear`` (plain average, each delta divided
 by N), ``task_arithmetic`` (weight 1: the sum of deltas, every edit's update kept whole), ``ties`` and
-``dare_linear`` at several densities (weight 1, no normalisation). Each row has the fitness and its parts
-(edit reliability over the union of all variants' edits, locality, known accuracy) and, for a variant, its
-reliability on its own edits.
+``dare_linear`` at several densities (weight 1, no normalisation), and task arithmetic at weights < 1. Each
+row has the fitness and its parts (edit reliability over the union of all variants' edits, locality, known
+accuracy) and, for a variant, its reliability on its own edits.
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ from typing import Any
 
 logger = logging.getLogger("bench.merge_diag")
 
-MERGES: tuple[tuple[str, str, float], ...] = (
-    ("average (linear)", "linear", 1.0),
-    ("task_arithmetic w=1", "task_arithmetic", 1.0),
-    ("ties d=0.9", "ties", 0.9),
-    ("ties d=0.5", "ties", 0.5),
-    ("dare_linear d=0.9", "dare_linear", 0.9),
-    ("dare_linear d=0.5", "dare_linear", 0.5),
+MERGES: tuple[tuple[str, str, float, float | None], ...] = (  # label, method, density, weight (None: default)
+    ("average (linear)", "linear", 1.0, None),
+    ("task_arithmetic w=1", "task_arithmetic", 1.0, None),
+    ("task_arithmetic w=0.7", "task_arithmetic", 1.0, 0.7),
+    ("task_arithmetic w=0.5", "task_arithmetic", 1.0, 0.5),
+    ("task_arithmetic w=0.4", "task_arithmetic", 1.0, 0.4),
+    ("task_arithmetic w=0.3", "task_arithmetic", 1.0, 0.3),
+    ("ties d=0.9", "ties", 0.9, None),
+    ("ties d=0.5", "ties", 0.5, None),
+    ("dare_linear d=0.9", "dare_linear", 0.9, None),
+    ("dare_linear d=0.5", "dare_linear", 0.5, None),
 )
 
 
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=Path, required=True)
     parser.add_argument("--n-known", type=int, default=150)
     parser.add_argument("--methods", nargs="*", default=None, help="labels of MERGES to run (default: all)")
+    parser.add_argument("--no-variants", action="store_true", help="skip scoring each variant alone")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -66,14 +71,17 @@ def main(argv: list[str] | None = None) -> int:
 
     add("base", pop.base)
     for v, path in zip(pop.variants, pop.paths, strict=True):
+        if args.no_variants:
+            break
         add(v.name, path, own_reliability=own[v.name](path).edit_reliability)
     tmp = Path(tempfile.mkdtemp(prefix="merge_diag."))
     try:
-        for label, method, density in MERGES:
+        for i, (label, method, density, weight) in enumerate(MERGES):
             if args.methods and label not in args.methods:
                 continue
-            spec = MergeSpec(method=method, density=density)  # type: ignore[arg-type]
-            merged = merge_models(pop.paths, tmp / method / str(density), base=pop.base, spec=spec)
+            weights = None if weight is None else tuple(weight for _ in pop.paths)
+            spec = MergeSpec(method=method, density=density, weights=weights)  # type: ignore[arg-type]
+            merged = merge_models(pop.paths, tmp / f"m{i}", base=pop.base, spec=spec)
             add(f"all {len(pop.paths)}: {label}", merged)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,9 +9,11 @@ both searches: parents, kinship, fitness; per-generation scores), ``lineage.png`
 (``best``, ``best_single_variant``, ``average_merge``, ``no_exploration``, ``base``; each with ``fitness``,
 ``edit_reliability``, ``locality``, ``known_accuracy``), which ``--json`` prints.
 
-``merge-gain --population DIR --pairs 30 --out OUT`` merges pairs of variants and of first-generation merges,
-and reports merge gain (merged fitness minus the mean of its parents') against the parents' kinship (PCC):
-``gain.json`` with the Pearson correlation, and ``gain.png`` (scatter).
+``merge-gain --population DIR --pairs 30 --overlapping 15 --out OUT`` merges pairs of variants and pairs of
+two-variant merges that share one variant (``vi+vj`` with ``vi+vk``, merged as ``vi+vj+vk``: the shared delta
+once, as ``evolve`` merges), and reports merge gain (merged fitness minus the mean of its parents') against the
+parents' kinship (PCC; about 0 for unrelated variants, about 0.5 for merges sharing a variant): ``gain.json``
+with the Pearson correlation, and ``gain.png`` (scatter).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def register(sub: Any) -> None:
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
     evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
     evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    evo.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     evo.add_argument(
         "--merge-parents",
         action="store_true",
@@ -78,9 +81,13 @@ def register(sub: Any) -> None:
 
     gain = sub.add_parser("merge-gain", help="merge gain vs kinship over pairs of a population (scatter, PCC)")
     gain.add_argument("--population", type=Path, nargs="+", required=True, help="population directories")
-    gain.add_argument("--pairs", type=positive_int, default=30, help="number of pairs (default 30)")
+    gain.add_argument("--pairs", type=positive_int, default=30, help="pairs of variants (default 30)")
+    gain.add_argument(
+        "--overlapping", type=int, default=0, help="also this many pairs of two-variant merges sharing a variant"
+    )
     gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
     gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    gain.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
     gain.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -113,7 +120,9 @@ def _variants(args: argparse.Namespace) -> int:
 class _Context:
     """What evolve and merge-gain share: the populations' variants and base, a cached fitness, merge, kinship."""
 
-    def __init__(self, populations: list[Path], method: str, n_known: int, density: float = 0.5) -> None:
+    def __init__(
+        self, populations: list[Path], method: str, n_known: int, density: float = 0.5, weight: float = 1.0
+    ) -> None:
         from agent.cli._population import WorldFitness, load_population
 
         pops = [load_population(p) for p in populations]
@@ -124,6 +133,7 @@ class _Context:
         self.variants = [path for p in pops for path in p.paths]
         self.method = method
         self.density = density
+        self.weight = weight
         self.score = WorldFitness(self.base, [e for p in pops for e in p.edit_ids], n_known=n_known)
         self._cache: dict[Path, Fitness] = {}
 
@@ -136,8 +146,15 @@ class _Context:
     def merger(self, method: str | None = None) -> Callable[[Any, Path], Path]:
         from tools.merge import MergeSpec, merge_models
 
-        spec = MergeSpec(method=method or self.method, density=self.density)  # type: ignore[arg-type]
-        return lambda parents, out: merge_models(list(parents), out, base=self.base, spec=spec)
+        chosen = method or self.method
+
+        def merge(parents: Any, out: Path) -> Path:
+            # linear is the plain average (1/n each); the delta methods weigh each variant's delta by --weight
+            weights = None if chosen == "linear" else tuple(self.weight for _ in parents)
+            spec = MergeSpec(method=chosen, density=self.density, weights=weights)  # type: ignore[arg-type]
+            return merge_models(list(parents), out, base=self.base, spec=spec)
+
+        return merge
 
     def kinship(self, a: Path, b: Path) -> float:
         from tools.kinship import kinship
@@ -159,7 +176,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     if args.fitness != "world:dev":
         raise InvalidInputError(f"unknown fitness {args.fitness!r} (known: world:dev)")
-    ctx = _Context(args.population, args.method, args.n_known, args.density)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
     if len(ctx.variants) < 2:
         raise InvalidInputError("evolve needs at least two variants")
     tmp = _new_out(args.out)
@@ -201,6 +218,7 @@ def _evolve(args: argparse.Namespace) -> int:
             "generations": args.generations,
             "method": args.method,
             "merge": "parents" if args.merge_parents else "members",
+            "weight": args.weight,
         }
         shutil.copytree(with_explore.best.path, tmp / "best")
         lineage = {label: r.to_json() for label, r in results.items()}
@@ -236,25 +254,48 @@ def _merge_gain(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    ctx = _Context(args.population, args.method, args.n_known, args.density)
-    pairs = list(combinations(ctx.variants, 2))[: args.pairs]
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    n = len(ctx.variants)
+    pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((i,), (j,)) for i, j in combinations(range(n), 2)]
+    pairs = pairs[: args.pairs]
     if len(pairs) < args.pairs:
-        raise InvalidInputError(f"{len(ctx.variants)} variants give only {len(pairs)} pairs, {args.pairs} asked")
+        raise InvalidInputError(f"{n} variants give only {len(pairs)} pairs, {args.pairs} asked")
+    if args.overlapping < 0 or (args.overlapping and n < 3):
+        raise InvalidInputError(f"--overlapping needs >= 3 variants and a count >= 0 (got {n}, {args.overlapping})")
+    overlapping = [((i, (i + 1 + s) % n), (i, (i + 2 + s) % n)) for s in range(n - 2) for i in range(n)]
+    pairs += list(dict.fromkeys(overlapping))[: args.overlapping]
     tmp = _new_out(args.out)
     rows = []
     try:
         merge = ctx.merger()
-        for i, (a, b) in enumerate(tqdm(pairs, desc="merge gain", unit="pair", file=sys.stderr)):
-            merged = merge([a, b], tmp / f"pair-{i:03d}")
+        models: dict[tuple[int, ...], Path] = {(i,): v for i, v in enumerate(ctx.variants)}
+
+        def model(members: tuple[int, ...]) -> Path:
+            key = tuple(sorted(members))
+            if key not in models:
+                models[key] = merge([ctx.variants[i] for i in key], tmp / ("m-" + "-".join(map(str, key))))
+            return models[key]
+
+        for ma, mb in tqdm(pairs, desc="merge gain", unit="pair", file=sys.stderr):
+            a, b = model(ma), model(mb)
+            merged = model(tuple(set(ma) | set(mb)))
             parents = (ctx.fitness(a).fitness + ctx.fitness(b).fitness) / 2
             fit = ctx.fitness(merged)
             rows.append(
                 {"a": a.name, "b": b.name, "kinship": ctx.kinship(a, b), "gain": fit.fitness - parents, **fit.to_json()}
             )
-            shutil.rmtree(merged)
+        for members, path in models.items():  # only the results are kept
+            if len(members) > 1:
+                shutil.rmtree(path)
         xs = [r["kinship"] for r in rows if not math.isnan(r["kinship"])]
         ys = [r["gain"] for r in rows if not math.isnan(r["kinship"])]
-        result = {"method": args.method, "pairs": rows, "pcc_kinship_gain": _pearson(xs, ys), "n": len(xs)}
+        result = {
+            "method": args.method,
+            "weight": args.weight,
+            "pairs": rows,
+            "pcc_kinship_gain": _pearson(xs, ys),
+            "n": len(xs),
+        }
         (tmp / "gain.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         _scatter(xs, ys, result["pcc_kinship_gain"], tmp / "gain.png")
         if args.out.exists():

@@ -118,6 +118,8 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
                 str(pop),
                 "--pairs",
                 "3",
+                "--overlapping",
+                "2",
                 "--n-known",
                 "20",
                 "--out",
@@ -128,4 +130,6 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
         == 0
     )
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 3 and len(result["pairs"]) == 3 and (gain / "gain.png").is_file()
+    assert result["n"] == 5 and len(result["pairs"]) == 5 and (gain / "gain.png").is_file()
+    # two-variant merges sharing a variant are kin (the shared delta); distinct variants are not
+    assert min(r["kinship"] for r in result["pairs"][3:]) > 0.2 > max(abs(r["kinship"]) for r in result["pairs"][:3])
