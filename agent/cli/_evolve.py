@@ -3,7 +3,10 @@ with Model Kinship) and ``factagent merge-gain`` (the paper's merge gain vs kins
 
 ``evolve --population DIR --k 3 --generations G --fitness world:dev --out OUT`` runs the search twice — with
 kinship exploration and without (plain top-k greedy) — and, for comparison in the same run, scores the best
-single variant and the plain average (mergekit ``linear``) of all variants. ``OUT`` (new; written to a
+single variant and the plain average (mergekit ``linear``) of all variants. A merge consolidates the union of
+its parents' variants, each delta weighted by ``--weight`` (default 1: task arithmetic's sum of deltas; these
+small models' ROME updates overshoot, and 0.4-0.5 interferes less: README); ``--merge-parents`` merges the
+two parent models instead. ``OUT`` (new; written to a
 temporary directory, then renamed) receives ``best/`` (the evolved model), ``lineage.json`` (every node of
 both searches: parents, kinship, fitness; per-generation scores), ``lineage.png`` and ``summary.json``
 (``best``, ``best_single_variant``, ``average_merge``, ``no_exploration``, ``base``; each with ``fitness``,
