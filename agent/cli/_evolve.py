@@ -268,7 +268,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
     overlapping = [((i, (i + 1 + s) % n), (i, (i + 2 + s) % n)) for s in range(n - 2) for i in range(n)]
     pairs += list(dict.fromkeys(overlapping))[: args.overlapping]
     tmp = _new_out(args.out)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         merge = ctx.merger()
         models: dict[tuple[int, ...], Path] = {(i,): v for i, v in enumerate(ctx.variants)}
