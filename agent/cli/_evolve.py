@@ -55,6 +55,13 @@ def register(sub: Any) -> None:
     var.add_argument("--edits", type=positive_int, default=20, help="edits per variant (default 20)")
     var.add_argument("--method", default="rome", help="weight editor: rome, memit, ft-l, ft-m (default rome)")
     var.add_argument("--seed", type=int, default=0, help="edit shuffling seed")
+    var.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="editor hyperparameter override (JSON value), e.g. kl_factor=1.0; repeatable",
+    )
     var.add_argument("--out", type=Path, required=True, help="new population directory")
     var.set_defaults(func=_variants)
 
@@ -114,10 +121,25 @@ def _variants(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=home.path("cache") / "stats",
             on_edit=bar.update,
+            hparams=_hparams(args.hparam),
         )
     per_edit = sum(v.seconds for v in pop.variants) / len(pop.edit_ids)
     print(f"{len(pop.variants)} {pop.method} variants x {args.edits} edits in {args.out} ({per_edit:.2f} s per edit)")
     return 0
+
+
+def _hparams(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides; a value that is not JSON is kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--hparam wants KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 class _Context:

@@ -70,6 +70,9 @@ def test_typed_errors_reach_the_user_without_traceback(tmp_path: Path, capsys: p
     ]
     assert main(argv) == 2
     assert "cannot be merged" in capsys.readouterr().err and not (tmp_path / "v").exists()
+    bad = [*argv[:-4], "--hparam", "kl_factor", *argv[-2:]]  # rome, with an override that has no value
+    assert main(bad) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err and not (tmp_path / "v").exists()
 
 
 def test_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
