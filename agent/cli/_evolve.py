@@ -3,15 +3,20 @@ with Model Kinship) and ``factagent merge-gain`` (the paper's merge gain vs kins
 
 ``evolve --population DIR --k 3 --generations G --fitness world:dev --out OUT`` runs the search twice — with
 kinship exploration and without (plain top-k greedy) — and, for comparison in the same run, scores the best
-single variant and the plain average (mergekit ``linear``) of all variants. ``OUT`` (new; written to a
+single variant and the plain average (mergekit ``linear``) of all variants. A merge consolidates the union of
+its parents' variants, each delta weighted by ``--weight`` (default 1: task arithmetic's sum of deltas; these
+small models' ROME updates overshoot, and 0.4-0.5 interferes less: README); ``--merge-parents`` merges the
+two parent models instead. ``OUT`` (new; written to a
 temporary directory, then renamed) receives ``best/`` (the evolved model), ``lineage.json`` (every node of
 both searches: parents, kinship, fitness; per-generation scores), ``lineage.png`` and ``summary.json``
 (``best``, ``best_single_variant``, ``average_merge``, ``no_exploration``, ``base``; each with ``fitness``,
 ``edit_reliability``, ``locality``, ``known_accuracy``), which ``--json`` prints.
 
-``merge-gain --population DIR --pairs 30 --out OUT`` merges pairs of variants and of first-generation merges,
-and reports merge gain (merged fitness minus the mean of its parents') against the parents' kinship (PCC):
-``gain.json`` with the Pearson correlation, and ``gain.png`` (scatter).
+``merge-gain --population DIR --pairs 30 --overlapping 15 --out OUT`` merges pairs of variants and pairs of
+two-variant merges that share one variant (``vi+vj`` with ``vi+vk``, merged as ``vi+vj+vk``: the shared delta
+once, as ``evolve`` merges), and reports merge gain (merged fitness minus the mean of its parents') against the
+parents' kinship (PCC; about 0 for unrelated variants, about 0.5 for merges sharing a variant): ``gain.json``
+with the Pearson correlation, and ``gain.png`` (scatter).
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ def register(sub: Any) -> None:
     var.add_argument("--edits", type=positive_int, default=20, help="edits per variant (default 20)")
     var.add_argument("--method", default="rome", help="weight editor: rome, memit, ft-l, ft-m (default rome)")
     var.add_argument("--seed", type=int, default=0, help="edit shuffling seed")
+    var.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="editor hyperparameter override (JSON value), e.g. kl_factor=1.0; repeatable",
+    )
     var.add_argument("--out", type=Path, required=True, help="new population directory")
     var.set_defaults(func=_variants)
 
@@ -65,6 +77,13 @@ def register(sub: Any) -> None:
     evo.add_argument("--generations", type=positive_int, default=3, help="generations")
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
     evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
+    evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    evo.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
+    evo.add_argument(
+        "--merge-parents",
+        action="store_true",
+        help="merge the two parent models themselves (default: the union of their variants, each counted once)",
+    )
     evo.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     evo.add_argument("--out", type=Path, required=True, help="new output directory")
     evo.add_argument("--json", action="store_true", help="print only the summary JSON")
@@ -72,8 +91,13 @@ def register(sub: Any) -> None:
 
     gain = sub.add_parser("merge-gain", help="merge gain vs kinship over pairs of a population (scatter, PCC)")
     gain.add_argument("--population", type=Path, nargs="+", required=True, help="population directories")
-    gain.add_argument("--pairs", type=positive_int, default=30, help="number of pairs (default 30)")
+    gain.add_argument("--pairs", type=positive_int, default=30, help="pairs of variants (default 30)")
+    gain.add_argument(
+        "--overlapping", type=int, default=0, help="also this many pairs of two-variant merges sharing a variant"
+    )
     gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
+    gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    gain.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
     gain.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -97,16 +121,33 @@ def _variants(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=home.path("cache") / "stats",
             on_edit=bar.update,
+            hparams=_hparams(args.hparam),
         )
     per_edit = sum(v.seconds for v in pop.variants) / len(pop.edit_ids)
     print(f"{len(pop.variants)} {pop.method} variants x {args.edits} edits in {args.out} ({per_edit:.2f} s per edit)")
     return 0
 
 
+def _hparams(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides; a value that is not JSON is kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--hparam wants KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
 class _Context:
     """What evolve and merge-gain share: the populations' variants and base, a cached fitness, merge, kinship."""
 
-    def __init__(self, populations: list[Path], method: str, n_known: int) -> None:
+    def __init__(
+        self, populations: list[Path], method: str, n_known: int, density: float = 0.5, weight: float = 1.0
+    ) -> None:
         from agent.cli._population import WorldFitness, load_population
 
         pops = [load_population(p) for p in populations]
@@ -116,6 +157,8 @@ class _Context:
         self.base = pops[0].base
         self.variants = [path for p in pops for path in p.paths]
         self.method = method
+        self.density = density
+        self.weight = weight
         self.score = WorldFitness(self.base, [e for p in pops for e in p.edit_ids], n_known=n_known)
         self._cache: dict[Path, Fitness] = {}
 
@@ -128,8 +171,15 @@ class _Context:
     def merger(self, method: str | None = None) -> Callable[[Any, Path], Path]:
         from tools.merge import MergeSpec, merge_models
 
-        spec = MergeSpec(method=method or self.method)  # type: ignore[arg-type]
-        return lambda parents, out: merge_models(list(parents), out, base=self.base, spec=spec)
+        chosen = method or self.method
+
+        def merge(parents: Any, out: Path) -> Path:
+            # linear is the plain average (1/n each); the delta methods weigh each variant's delta by --weight
+            weights = None if chosen == "linear" else tuple(self.weight for _ in parents)
+            spec = MergeSpec(method=chosen, density=self.density, weights=weights)  # type: ignore[arg-type]
+            return merge_models(list(parents), out, base=self.base, spec=spec)
+
+        return merge
 
     def kinship(self, a: Path, b: Path) -> float:
         from tools.kinship import kinship
@@ -151,7 +201,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     if args.fitness != "world:dev":
         raise InvalidInputError(f"unknown fitness {args.fitness!r} (known: world:dev)")
-    ctx = _Context(args.population, args.method, args.n_known)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
     if len(ctx.variants) < 2:
         raise InvalidInputError("evolve needs at least two variants")
     tmp = _new_out(args.out)
@@ -168,6 +218,7 @@ def _evolve(args: argparse.Namespace) -> int:
                     k=args.k,
                     generations=args.generations,
                     explore=explore,
+                    merge_members=not args.merge_parents,
                     on_step=lambda _node: bar.update(),
                 )
             average = ctx.merger("linear")(ctx.variants, tmp / "average")
@@ -175,14 +226,24 @@ def _evolve(args: argparse.Namespace) -> int:
         with_explore, greedy = results["kinship exploration"], results["no exploration"]
         single = max(ctx.variants, key=lambda p: ctx.fitness(p).fitness)
         summary = {
-            "best": {"name": with_explore.best.name, **with_explore.best.fitness.to_json()},
-            "no_exploration": {"name": greedy.best.name, **greedy.best.fitness.to_json()},
+            "best": {
+                "name": with_explore.best.name,
+                "members": list(with_explore.best.members),
+                **with_explore.best.fitness.to_json(),
+            },
+            "no_exploration": {
+                "name": greedy.best.name,
+                "members": list(greedy.best.members),
+                **greedy.best.fitness.to_json(),
+            },
             "best_single_variant": {"name": single.name, **ctx.fitness(single).to_json()},
             "average_merge": {"name": "average", **ctx.fitness(average).to_json()},
             "base": {"name": ctx.base.name, **ctx.fitness(ctx.base).to_json()},
             "k": args.k,
             "generations": args.generations,
             "method": args.method,
+            "merge": "parents" if args.merge_parents else "members",
+            "weight": args.weight,
         }
         shutil.copytree(with_explore.best.path, tmp / "best")
         lineage = {label: r.to_json() for label, r in results.items()}
@@ -218,25 +279,48 @@ def _merge_gain(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    ctx = _Context(args.population, args.method, args.n_known)
-    pairs = list(combinations(ctx.variants, 2))[: args.pairs]
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    n = len(ctx.variants)
+    pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((i,), (j,)) for i, j in combinations(range(n), 2)]
+    pairs = pairs[: args.pairs]
     if len(pairs) < args.pairs:
-        raise InvalidInputError(f"{len(ctx.variants)} variants give only {len(pairs)} pairs, {args.pairs} asked")
+        raise InvalidInputError(f"{n} variants give only {len(pairs)} pairs, {args.pairs} asked")
+    if args.overlapping < 0 or (args.overlapping and n < 3):
+        raise InvalidInputError(f"--overlapping needs >= 3 variants and a count >= 0 (got {n}, {args.overlapping})")
+    overlapping = [((i, (i + 1 + s) % n), (i, (i + 2 + s) % n)) for s in range(n - 2) for i in range(n)]
+    pairs += list(dict.fromkeys(overlapping))[: args.overlapping]
     tmp = _new_out(args.out)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         merge = ctx.merger()
-        for i, (a, b) in enumerate(tqdm(pairs, desc="merge gain", unit="pair", file=sys.stderr)):
-            merged = merge([a, b], tmp / f"pair-{i:03d}")
+        models: dict[tuple[int, ...], Path] = {(i,): v for i, v in enumerate(ctx.variants)}
+
+        def model(members: tuple[int, ...]) -> Path:
+            key = tuple(sorted(members))
+            if key not in models:
+                models[key] = merge([ctx.variants[i] for i in key], tmp / ("m-" + "-".join(map(str, key))))
+            return models[key]
+
+        for ma, mb in tqdm(pairs, desc="merge gain", unit="pair", file=sys.stderr):
+            a, b = model(ma), model(mb)
+            merged = model(tuple(set(ma) | set(mb)))
             parents = (ctx.fitness(a).fitness + ctx.fitness(b).fitness) / 2
             fit = ctx.fitness(merged)
             rows.append(
                 {"a": a.name, "b": b.name, "kinship": ctx.kinship(a, b), "gain": fit.fitness - parents, **fit.to_json()}
             )
-            shutil.rmtree(merged)
+        for members, path in models.items():  # only the results are kept
+            if len(members) > 1:
+                shutil.rmtree(path)
         xs = [r["kinship"] for r in rows if not math.isnan(r["kinship"])]
         ys = [r["gain"] for r in rows if not math.isnan(r["kinship"])]
-        result = {"method": args.method, "pairs": rows, "pcc_kinship_gain": _pearson(xs, ys), "n": len(xs)}
+        result = {
+            "method": args.method,
+            "weight": args.weight,
+            "pairs": rows,
+            "pcc_kinship_gain": _pearson(xs, ys),
+            "n": len(xs),
+        }
         (tmp / "gain.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         _scatter(xs, ys, result["pcc_kinship_gain"], tmp / "gain.png")
         if args.out.exists():

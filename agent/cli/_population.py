@@ -32,7 +32,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +131,11 @@ def build_variants(
     seed: int = 0,
     cache_dir: Path | None = None,
     on_edit: Callable[[int], None] | None = None,
+    hparams: Mapping[str, Any] | None = None,
 ) -> Population:
     """Build ``n`` variants of ``base``, each with a disjoint batch of ``edits`` world edits (module docstring).
+
+    ``hparams`` overrides the editor's hyperparameters (``get_editor``'s keywords, e.g. ``{"kl_factor": 1.0}``).
 
     Raises:
         OutputExistsError: ``out`` exists (left untouched).
@@ -154,7 +157,7 @@ def build_variants(
     chosen = select_cases(lm, world_edit_cases(world, lm.prompt_format), n * edits, seed=seed, select="known")
     if len(chosen) < n * edits:
         raise InvalidInputError(f"only {len(chosen)} world edits qualify, {n} x {edits} asked")
-    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir)
+    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **(hparams or {}))
     batch_size = edits if name == "memit" else 1
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -70,6 +70,9 @@ def test_typed_errors_reach_the_user_without_traceback(tmp_path: Path, capsys: p
     ]
     assert main(argv) == 2
     assert "cannot be merged" in capsys.readouterr().err and not (tmp_path / "v").exists()
+    bad = [*argv[:-4], "--hparam", "kl_factor", *argv[-2:]]  # rome, with an override that has no value
+    assert main(bad) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err and not (tmp_path / "v").exists()
 
 
 def test_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,6 +121,8 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
                 str(pop),
                 "--pairs",
                 "3",
+                "--overlapping",
+                "2",
                 "--n-known",
                 "20",
                 "--out",
@@ -128,4 +133,6 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
         == 0
     )
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 3 and len(result["pairs"]) == 3 and (gain / "gain.png").is_file()
+    assert result["n"] == 5 and len(result["pairs"]) == 5 and (gain / "gain.png").is_file()
+    # two-variant merges sharing a variant are kin (the shared delta); distinct variants are not
+    assert min(r["kinship"] for r in result["pairs"][3:]) > 0.2 > max(abs(r["kinship"]) for r in result["pairs"][:3])

@@ -12,6 +12,14 @@ The paper's procedure, on a population of models fine-tuned (here: edited) from 
 
 ``explore=False`` is the plain top-k greedy baseline. Merging, fitness and kinship are passed in, so the
 loop itself is independent of any dataset; merged directories are written under ``workdir``.
+
+**Members** (``merge_members=True``, the default): every node records the initial variants whose deltas it
+carries, and the merge of two nodes is the merge of the *union* of their members, each counted once. With
+task arithmetic (weight 1) that is base + the sum of the member variants' deltas: merging two models that share
+a parent (``v0+v1`` with ``v0+v2``) would otherwise add the shared delta twice, which on edited variants
+over-writes those edits and damages the rest of the model. A merge whose member set is already in the
+population (or equals a parent's) makes no new model and is skipped. ``merge_members=False`` merges the two
+parent models themselves (the paper's literal procedure, kept for comparison).
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ class FitnessFunction(Protocol):
 class LineageNode:
     """One model of the search: an initial variant (``parents == ()``) or the merge of two ``parents``.
 
-    ``kinship`` is the PCC of the parents' deltas (``None`` for variants); ``how`` says why it was made.
+    ``kinship`` is the PCC of the parents' deltas (``None`` for variants); ``how`` says why it was made;
+    ``members`` are the initial variants whose deltas the model carries (itself, for a variant).
     """
 
     name: str
@@ -68,6 +77,7 @@ class LineageNode:
     parents: tuple[str, ...] = ()
     kinship: float | None = None
     how: Literal["variant", "top_k", "explore"] = "variant"
+    members: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +87,7 @@ class LineageNode:
             "parents": list(self.parents),
             "kinship": self.kinship,
             "how": self.how,
+            "members": list(self.members),
             **self.fitness.to_json(),
         }
 
@@ -113,6 +124,7 @@ def evolve(
     k: int = 3,
     generations: int = 3,
     explore: bool = True,
+    merge_members: bool = True,
     on_step: Callable[[LineageNode], None] | None = None,
 ) -> EvolveResult:
     """Run top-k greedy merging (with kinship exploration unless ``explore=False``).
@@ -126,6 +138,8 @@ def evolve(
         k: how many of the fittest models are merged pairwise each generation (>= 2).
         generations: number of generations (>= 1).
         explore: merge the best with its lowest-kinship partner when a generation does not improve.
+        merge_members: merge the union of the parents' initial variants (module docstring); ``False``: the two
+            parent models.
         on_step: called with each new node (progress).
 
     Returns:
@@ -141,21 +155,41 @@ def evolve(
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     nodes: list[LineageNode] = []
+    paths: dict[str, Path] = {}  # initial variant name -> directory
     for p in population:
-        node = LineageNode(name=Path(p).name, path=str(p), generation=0, fitness=fitness(Path(p)))
+        name = Path(p).name
+        paths[name] = Path(p)
+        node = LineageNode(name=name, path=str(p), generation=0, fitness=fitness(Path(p)), members=(name,))
         nodes.append(node)
         if on_step:
             on_step(node)
+    if len(paths) != len(nodes):
+        raise InvalidInputError("the population's model directories must have distinct names")
     merged: set[frozenset[str]] = set()
     history: list[dict[str, Any]] = [_summary(0, nodes, k)]
 
+    def members(a: LineageNode, b: LineageNode) -> tuple[str, ...]:
+        union = set(a.members) | set(b.members)
+        return tuple(n for n in paths if n in union)  # population order
+
+    def novel(a: LineageNode, b: LineageNode) -> bool:
+        """Not merged before and, when merging members, a member set the population does not hold yet."""
+        if frozenset((a.name, b.name)) in merged:
+            return False
+        if not merge_members:
+            return True
+        union = frozenset(members(a, b))
+        return all(frozenset(n.members) != union for n in nodes)
+
     def make(a: LineageNode, b: LineageNode, gen: int, how: Literal["top_k", "explore"], pcc: float) -> LineageNode:
         out = work / f"g{gen}-{sum(1 for n in nodes if n.generation == gen)}"
-        path = merge([Path(a.path), Path(b.path)], out)
+        both = members(a, b)
+        sources = [paths[m] for m in both] if merge_members else [Path(a.path), Path(b.path)]
+        path = merge(sources, out)
         merged.add(frozenset((a.name, b.name)))
         node = LineageNode(
             name=out.name, path=str(path), generation=gen, fitness=fitness(path), parents=(a.name, b.name),
-            kinship=pcc, how=how,
+            kinship=pcc, how=how, members=both,
         )  # fmt: skip
         nodes.append(node)
         if on_step:
@@ -166,11 +200,11 @@ def evolve(
         best_before = _best(nodes).fitness.fitness
         top = sorted(nodes, key=lambda n: -n.fitness.fitness)[:k]
         for a, b in combinations(top, 2):
-            if frozenset((a.name, b.name)) not in merged:
+            if novel(a, b):
                 make(a, b, gen, "top_k", kinship(Path(a.path), Path(b.path)))
         if explore and _best(nodes).fitness.fitness <= best_before:
             best = _best(nodes)
-            partners = [n for n in nodes if n.name != best.name and frozenset((best.name, n.name)) not in merged]
+            partners = [n for n in nodes if n.name != best.name and novel(best, n)]
             if partners:
                 scored = [(kinship(Path(best.path), Path(n.path)), n) for n in partners]
                 pcc, partner = min(scored, key=lambda s: s[0] if not math.isnan(s[0]) else math.inf)

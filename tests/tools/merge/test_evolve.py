@@ -80,3 +80,29 @@ def test_bad_arguments(population: list[Path], tmp_path: Path) -> None:
             )  # fmt: skip
     with pytest.raises(InvalidInputError):
         evolve(population[:1], workdir=tmp_path, fitness=_fitness, merge=_merge, kinship=_kinship)
+
+
+def test_merges_take_the_union_of_members_once(tmp_path: Path) -> None:
+    pop = [_model(tmp_path / "pop" / f"v{i}", {f"s{i}"}) for i in range(4)]
+    calls: list[list[str]] = []
+
+    def merge(parents: Sequence[Path], out: Path) -> Path:
+        calls.append([p.name for p in parents])
+        return _merge(parents, out)
+
+    result = evolve(pop, workdir=tmp_path / "w", fitness=_fitness, merge=merge, kinship=_kinship, k=3, generations=4)
+    assert calls and all(set(c) <= {"v0", "v1", "v2", "v3"} and len(c) == len(set(c)) for c in calls)
+    member_sets = [frozenset(n.members) for n in result.nodes]
+    assert len(member_sets) == len(set(member_sets))  # a merge that makes no new member set is skipped
+    assert set(result.best.members) == {"v0", "v1", "v2", "v3"} and _fitness(Path(result.best.path)).fitness == 0.4
+    for node in result.nodes:
+        if node.parents:
+            a, b = (next(n for n in result.nodes if n.name == p) for p in node.parents)
+            assert set(node.members) == set(a.members) | set(b.members)
+
+    calls.clear()
+    evolve(
+        pop, workdir=tmp_path / "w2", fitness=_fitness, merge=merge, kinship=_kinship, k=3, generations=2,
+        merge_members=False,
+    )  # fmt: skip
+    assert any(c[0].startswith("g") for c in calls)  # the parent models themselves
