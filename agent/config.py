@@ -72,6 +72,8 @@ class MemorySettings(_Section):
 
     index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     flat_max: int = Field(default=50_000, ge=1)
+    # "rrf": passages by meaning and by words (BM25 over jieba, the zh extra), fused; for Chinese memories
+    fusion: Literal["vector", "rrf"] = "vector"
 
 
 class KGSettings(_Section):

@@ -31,6 +31,7 @@ from agent.tell._records import (
     TellResult,
 )
 from agent.tell._trust import RateLimiter, TrustPolicy
+from agent.tell._zh_interpreter import ZhInterpreter
 
 __all__ = [
     "BulkFact",
@@ -62,6 +63,7 @@ __all__ = [
     "TrainReport",
     "TripleReader",
     "TrustPolicy",
+    "ZhInterpreter",
     "augment",
     "default_reader_path",
     "load_statement_phrasings",
