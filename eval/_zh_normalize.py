@@ -43,7 +43,7 @@ def _t2s() -> Callable[[str], str]:
     """OpenCC's traditional -> simplified converter, built once (its tables load in ~0.1 s)."""
     import opencc  # pure Python (opencc-python-reimplemented), imported only when Chinese is graded
 
-    return opencc.OpenCC("t2s").convert  # type: ignore[no-any-return]
+    return opencc.OpenCC("t2s").convert
 
 
 def has_cjk(text: str) -> bool:

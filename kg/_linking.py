@@ -51,7 +51,7 @@ ALIAS_SCORE = 0.95
 def _t2s() -> Callable[[str], str]:
     import opencc  # pure Python; loaded only when a name or question has Chinese characters
 
-    return opencc.OpenCC("t2s").convert  # type: ignore[no-any-return]
+    return opencc.OpenCC("t2s").convert
 
 
 def _spaced_cjk(text: str) -> str:
