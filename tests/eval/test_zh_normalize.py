@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from eval._normalize import exact_match, normalize_answer
 from eval._zh_normalize import looks_zh, needs_zh, normalize_zh
-from eval.audit import is_abstention
+from eval.audit import AuditDatasetError, is_abstention, load_dataset
+from eval.editing import load_edit_dataset
+from tools.errors import WorldFormatError
 
 
 @pytest.mark.parametrize(
@@ -53,3 +57,14 @@ def test_detection_and_forms() -> None:
 def test_chinese_refusals_are_abstentions() -> None:
     assert is_abstention("我不知道。") and is_abstention("无法回答这个问题") and is_abstention("不清楚")
     assert not is_abstention("没有固定答案") and not is_abstention("一只也没有") and not is_abstention("巴黎")
+
+
+def test_invalid_utf8_files_are_typed_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "cknowedit.json"
+    bad.write_bytes(b'[{"prompt": "\xff\xfe", "target_new": "x"}]')
+    with pytest.raises(WorldFormatError, match="cannot read"):
+        load_edit_dataset(bad)
+    rows = tmp_path / "questions.jsonl"
+    rows.write_bytes(b'{"question": "\xe6\xb3\x95\xff", "answers": ["a"]}\n')
+    with pytest.raises(AuditDatasetError):
+        load_dataset(str(rows))

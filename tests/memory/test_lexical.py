@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import Scope, VectorMemory
+from memory import Scope, VectorMemory, reciprocal_rank_fusion
 from memory._lexical import segment
 from tests.memory.fakes import HashEmbedder, ManualClock
 from tools.errors import InvalidInputError
@@ -66,3 +66,23 @@ def test_index_is_saved_and_rebuilt_from_sqlite(tmp_path: Path) -> None:
         memory.add("日本的首都是东京。", scope=WORLD)
         assert memory.search_lexical("东京", k=1)[0].item.text == "日本的首都是东京。"
         assert memory.search_lexical("巴黎", k=1)[0].item.text == DOCS[0]
+
+
+def test_a_sidecar_of_invalid_utf8_is_rebuilt(tmp_path: Path) -> None:
+    with VectorMemory.open(tmp_path / "m", HashEmbedder()) as memory:
+        _fill(memory)
+        memory.search_lexical("巴黎", k=1)
+    (tmp_path / "m" / "index" / "lexical" / "lexical.json").write_bytes(b"\xff\xfe{")
+    with VectorMemory.open(tmp_path / "m", HashEmbedder()) as memory:
+        assert memory.search_lexical("巴黎", k=1)[0].item.text == DOCS[0]
+
+
+def test_reciprocal_rank_fusion(memory: VectorMemory) -> None:
+    _fill(memory)
+    a, b, c = (memory.search_lexical(t, k=1)[0] for t in ("巴黎", "柏林", "黄河"))
+    fused = reciprocal_rank_fusion([[a, b], [b, c]], k=60)
+    assert [h.item.text for h in fused] == [b.item.text, a.item.text, c.item.text]
+    assert fused[0].score == pytest.approx((1 / 62 + 1 / 61) / (2 / 61)) and 0 < fused[-1].score < 0.5
+    assert reciprocal_rank_fusion([[a]])[0].score == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[a]], k=0)
