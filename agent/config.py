@@ -80,6 +80,8 @@ class MemorySettings(_Section):
     milvus_uri: str = ""
     milvus_collection: str = "factagent_memory"
     milvus_token: str = ""
+    # "rrf": passages by meaning and by words (BM25 over jieba, the zh extra), fused; for Chinese memories
+    fusion: Literal["vector", "rrf"] = "vector"
 
 
 class KGSettings(_Section):

@@ -3,7 +3,10 @@
 For a question the retriever
 1. finds entity mentions (labels and aliases, longest first) and ranks relations by their templates;
 2. looks up ``(subject, relation)`` in the knowledge graph at ``as_of`` -> exact triples with provenance;
-3. searches the vector memory in the caller's scope at ``as_of`` -> passages with cosine scores;
+3. searches the vector memory in the caller's scope at ``as_of`` -> passages with cosine scores; with
+   ``fusion="rrf"`` also by words (BM25 over jieba segmentation, for Chinese, which MiniLM cannot embed)
+   and merges both rankings by reciprocal rank fusion (scores in (0, 1], see
+   :func:`memory.reciprocal_rank_fusion`; recalibrate the policy's ``memory`` threshold for it);
 4. merges both, deduplicating a memory item that states the same triple as a KG assertion (one piece of
    evidence citing both) and passages with the same text, and ranks by score.
 
@@ -20,6 +23,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from kg import normalize_mention
+from memory import reciprocal_rank_fusion
+from tools.errors import ConfigError
 
 if TYPE_CHECKING:
     from kg import Assertion, EntityLinker, KnowledgeGraph, RelationLinker
@@ -67,6 +72,8 @@ class HybridRetriever:
         k: how many pieces of evidence to return by default.
         min_relation_score: relation candidates below this are not looked up in the KG.
         relations_per_subject: how many relation candidates are looked up per linked subject.
+        fusion: ``"vector"`` (memory passages by meaning only) or ``"rrf"`` (meaning and words, fused).
+        rrf_k: the reciprocal-rank-fusion constant (60, as in Cormack et al.).
 
     Example:
         >>> linkers = EntityLinker(graph.entities()), RelationLinker(graph.schema.templates())  # doctest: +SKIP
@@ -85,7 +92,11 @@ class HybridRetriever:
         k: int = 5,
         min_relation_score: float = 0.6,
         relations_per_subject: int = 2,
+        fusion: Literal["vector", "rrf"] = "vector",
+        rrf_k: int = 60,
     ) -> None:
+        if fusion not in ("vector", "rrf"):
+            raise ConfigError(f"fusion must be 'vector' or 'rrf', got {fusion!r}")
         self._memory = memory
         self._graph = graph
         self._entities = entities
@@ -93,6 +104,18 @@ class HybridRetriever:
         self.k = k
         self.min_relation_score = min_relation_score
         self.relations_per_subject = relations_per_subject
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+
+    def memory_hits(
+        self, question: str, *, k: int, scope: Scope | None = None, as_of: datetime | None = None
+    ) -> list[MemoryHit]:
+        """The memory passages for ``question``, best first: by meaning, or fused with words (``fusion``)."""
+        hits = self._memory.search(question, k=k, scope=scope, as_of=as_of)
+        if self.fusion == "vector":
+            return hits
+        words = self._memory.search_lexical(question, k=k, scope=scope, as_of=as_of)
+        return reciprocal_rank_fusion([hits, words], k=self.rrf_k)[:k]
 
     def lookup(
         self,
@@ -174,7 +197,7 @@ class HybridRetriever:
         by_triple = {_triple_key(e.citation.triple): i for i, e in enumerate(kg_hits) if e.citation.triple}
         merged = list(kg_hits)
         seen_text: set[str] = {normalize_mention(e.text) for e in kg_hits}
-        for hit in self._memory.search(question, k=limit, scope=scope, as_of=as_of):
+        for hit in self.memory_hits(question, k=limit, scope=scope, as_of=as_of):
             evidence = self._from_hit(hit)
             triple = evidence.citation.triple
             if triple is not None and _triple_key(triple) in by_triple:

@@ -221,8 +221,10 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     entities = EntityLinker(embedder=embedder)
     for namespace, entity in graph.named_entities():
         entities.add(entity, namespace=namespace)
-    relations = RelationLinker(schema.templates(), embedder, cache_dir=home.path("cache"))
-    retriever = HybridRetriever(memory, graph, entities, relations)
+    relations = RelationLinker(
+        schema.templates(), embedder, cache_dir=home.path("cache"), exact_templates=schema.zh_templates()
+    )
+    retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion)
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
 
 

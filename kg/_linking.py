@@ -3,18 +3,22 @@
 Three stages, cheapest first: the normalised label, then a normalised alias (``skos:altLabel``), then
 embedding similarity between the mention and every label (only when an :class:`memory.Embedder` is given).
 Normalisation folds case, accents, punctuation and whitespace, so "Beyoncé Knowles" and "beyonce  knowles"
-meet; it is also what :meth:`EntityLinker.find_mentions` scans a whole question with. A match by label or
+meet; it is also what :meth:`EntityLinker.find_mentions` scans a whole question with. Chinese has no word
+boundaries, so every CJK ideograph counts as a word of its own (``"法国的首都"`` -> ``"法 国 的 首 都"``: a
+name is found inside a sentence by its characters) and traditional characters are folded to simplified
+(OpenCC ``t2s``), so ``法國`` links to ``法国``. A match by label or
 alias must also agree on the name's own punctuation (:func:`name_key`), so names that differ only in it
 ("?x" and a quoted "x", "C" and "C++") stay distinct entities.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ __all__ = ["EntityLinker", "Link", "Mention", "name_key", "normalize_mention"]
 logger = logging.getLogger(__name__)
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACE = re.compile(r"\s+")
 _DASHES = re.compile(r"[-\u2010-\u2015]")
 _WORD_END = re.compile(r"[.,;:!]+(?=\s|$)")  # sentence punctuation after a word ("Yum! Brands", "Corp.")
@@ -42,13 +47,27 @@ LABEL_SCORE = 1.0
 ALIAS_SCORE = 0.95
 
 
-def normalize_mention(text: str) -> str:
-    """Case-, accent-, punctuation- and whitespace-folded form of a name.
+@functools.cache
+def _t2s() -> Callable[[str], str]:
+    import opencc  # pure Python; loaded only when a name or question has Chinese characters
 
-    >>> normalize_mention("  Beyoncé   Knowles! ")
-    'beyonce knowles'
+    return opencc.OpenCC("t2s").convert
+
+
+def _spaced_cjk(text: str) -> str:
+    """Traditional -> simplified, and a space around every CJK ideograph (each one is a word for linking)."""
+    if not _CJK.search(text):
+        return text
+    return _CJK.sub(lambda m: f" {m.group()} ", _t2s()(text))
+
+
+def normalize_mention(text: str) -> str:
+    """Case-, accent-, punctuation- and whitespace-folded form of a name (CJK: one word per character).
+
+    >>> normalize_mention("  Beyoncé   Knowles! "), normalize_mention("法國？")
+    ('beyonce knowles', '法 国')
     """
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = _spaced_cjk(unicodedata.normalize("NFKD", text))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACE.sub(" ", _PUNCT.sub(" ", stripped.casefold())).strip()
 
@@ -63,7 +82,7 @@ def name_key(text: str) -> str:
     >>> name_key('"x"'), name_key("?x"), name_key("Yum! Brands"), name_key("Coca-Cola")
     ('x', '?x', 'yum brands', 'coca cola')
     """
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = _spaced_cjk(unicodedata.normalize("NFKD", text))
     folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     folded = _SPACE.sub(" ", _DASHES.sub(" ", folded)).strip()
     folded = _QUOTE_OUTSIDE_WORD.sub(" ", folded)  # quoting a name ("x", 'Acme') is not part of it

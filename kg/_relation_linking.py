@@ -56,6 +56,8 @@ class RelationLinker:
         embedder: optional; without it only exact (masked) template matches are found.
         cache_dir: optional directory where the template embeddings are kept between runs (a ``.npy`` file
             named by a hash of the embedder's name and the templates), so a CLI call does not re-embed them.
+        exact_templates: further phrasings matched only exactly, never embedded (the schema's Chinese
+            templates: the English embedder cannot compare Chinese, and they must not pull English questions).
 
     Example:
         >>> linker = RelationLinker({"company_ceo": ["Who is the CEO of {}?"]})
@@ -69,6 +71,7 @@ class RelationLinker:
         embedder: Embedder | None = None,
         *,
         cache_dir: Path | None = None,
+        exact_templates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._embedder = embedder
         self._cache_dir = cache_dir
@@ -81,6 +84,11 @@ class RelationLinker:
                 masked = mask(template.replace("{}", SLOT), None)
                 self._rows.append((relation, masked))
                 self._exact.setdefault(masked, []).append((relation, template))
+        for relation, phrasings in (exact_templates or {}).items():
+            for template in phrasings:
+                if "{}" not in template:
+                    raise InvalidInputError(f"template {template!r} of {relation} has no '{{}}' slot")
+                self._exact.setdefault(mask(template.replace("{}", SLOT), None), []).append((relation, template))
         self._matrix: np.ndarray | None = None
         self._lock = threading.Lock()
 

@@ -46,6 +46,9 @@ class RelationSpec:
         wikidata: the Wikidata property id it matches (``"P22"``), if any.
         templates: phrasings of a question or prompt about it (``fa:template``, ``{}`` = the subject), for
             relation linking.
+        zh_templates: its Chinese phrasings (``fa:template`` literals tagged ``@zh``): questions end in "？",
+            clozes ("{}的首都是") read statements. Kept apart from ``templates`` so English linking and the
+            model's English paraphrases never see them.
     """
 
     id: str
@@ -58,6 +61,7 @@ class RelationSpec:
     chains: tuple[tuple[str, str], ...] = ()
     wikidata: str | None = None
     templates: tuple[str, ...] = ()
+    zh_templates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,10 @@ class Schema:
     def templates(self) -> dict[str, tuple[str, ...]]:
         """Relation id -> its ``fa:template`` phrasings (relations without any are left out)."""
         return {spec.id: spec.templates for spec in self.relations if spec.templates}
+
+    def zh_templates(self) -> dict[str, tuple[str, ...]]:
+        """Relation id -> its Chinese ``fa:template`` phrasings (``@zh``; relations without any are left out)."""
+        return {spec.id: spec.zh_templates for spec in self.relations if spec.zh_templates}
 
     def inverse_sources(self, relation_id: str) -> tuple[RelationSpec, ...]:
         """Relations ``q`` with ``q ⊑ r⁻¹`` for ``r = relation_id``: their facts ``x q y`` entail ``y r x``."""
@@ -195,8 +203,10 @@ def _build(graph: Graph, source: str) -> Schema:
         matches = [str(m)[len(str(WD)) :] for m in graph.objects(node, SKOS.exactMatch) if str(m).startswith(str(WD))]
         if len(matches) > 1:
             raise ConfigError(f"schema {source}: {rid} matches several Wikidata properties {matches}")
-        templates = sorted(str(t) for t in graph.objects(node, FA.template))
-        if any("{}" not in t for t in templates):
+        phrasings = list(graph.objects(node, FA.template))
+        templates = sorted(str(t) for t in phrasings if getattr(t, "language", None) != "zh")
+        zh_templates = sorted(str(t) for t in phrasings if getattr(t, "language", None) == "zh")
+        if any("{}" not in t for t in (*templates, *zh_templates)):
             raise ConfigError(f"schema {source}: every fa:template of {rid} needs a '{{}}' slot for the subject")
         specs.append(
             RelationSpec(
@@ -210,6 +220,7 @@ def _build(graph: Graph, source: str) -> Schema:
                 chains=tuple(sorted(chains)),
                 wikidata=matches[0] if matches else None,
                 templates=tuple(templates),
+                zh_templates=tuple(zh_templates),
             )
         )
     schema = Schema(tuple(sorted(specs, key=lambda s: s.id)))

@@ -2,13 +2,17 @@
 
 ``VectorMemory`` stores versioned, scoped texts in SQLite (``Database``, WAL mode, shared with the
 knowledge graph) and searches them through a FAISS index (``FaissIndex`` behind the ``VectorIndex``
-seam, configured by ``IndexConfig``) or a Milvus collection (``MilvusIndex``, ``MilvusConfig``). faiss,
-pymilvus and torch are imported only when first used.
+seam, configured by ``IndexConfig``) or a Milvus collection (``MilvusIndex``, ``MilvusConfig``), and by
+words through a BM25 index over jieba segmentation (``VectorMemory.search_lexical``;
+``reciprocal_rank_fusion`` merges the two rankings). faiss, pymilvus, torch, jieba and bm25s are imported
+only when first used.
 """
 
 from memory._config import IndexConfig
 from memory._db import Database
+from memory._fusion import reciprocal_rank_fusion
 from memory._index import FaissIndex, VectorIndex
+from memory._lexical import segment
 from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._milvus_index import MilvusConfig, MilvusIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
@@ -35,5 +39,7 @@ __all__ = [
     "VectorIndex",
     "VectorMemory",
     "default_model_dir",
+    "reciprocal_rank_fusion",
+    "segment",
     "unsafe_character",
 ]

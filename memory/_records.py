@@ -49,7 +49,8 @@ class MemoryItem:
 
 @dataclass(frozen=True)
 class MemoryHit:
-    """A search result: ``score`` is the cosine similarity of query and item (higher is more similar)."""
+    """A search result: ``score`` is the cosine similarity of query and item (higher is more similar); for
+    ``search_lexical`` the BM25 score, for a fused ranking the normalised reciprocal-rank score in (0, 1]."""
 
     item: MemoryItem
     score: float

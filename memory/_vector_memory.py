@@ -27,6 +27,7 @@ import numpy as np
 
 from memory._config import IndexConfig
 from memory._db import Database
+from memory._lexical import LexicalIndex
 from memory._milvus_index import MilvusConfig, MilvusState
 from memory._mirror import IndexMirror, PendingChanges
 from memory._persist import IndexFiles
@@ -147,6 +148,8 @@ class VectorMemory:
                 self._mirror = IndexMirror(self._dimension, self._config, files, db_id)
                 self._on_close = _nothing
             self._mirror.open(conn)
+            # Built at the first lexical search only (memories that never search by words never pay for it).
+            self._lexical = LexicalIndex(Path(index_dir) if index_dir is not None else None, db_id)
 
     @classmethod
     def open(
@@ -398,6 +401,34 @@ class VectorMemory:
             raise InvalidInputError(f"the query vector must be numeric: {exc}") from exc
         query = check_vectors(matrix, self._dimension, "query vector")[0]
         return self._search(query, *self._plan(k, scope, filters, as_of))
+
+    def search_lexical(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        scope: Scope | None = None,
+        filters: Mapping[str, MetadataValue] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[MemoryHit]:
+        """:meth:`search` by words instead of meaning: BM25 over jieba-segmented text (``memory._lexical``).
+
+        Returns:
+            Hits sharing at least one term with ``query``, best first; ``score`` is the BM25 score (higher
+            is more relevant; unbounded, comparable only within one query).
+
+        Raises:
+            InvalidInputError: an invalid argument.
+            UnknownNamespaceError: no item was ever written to ``scope``.
+            ConfigError: the ``zh`` extra (jieba, bm25s) is not installed.
+        """
+        check_text(query, "query")
+        k, checked, metadata, as_of = self._plan(k, scope, filters, as_of)
+        where = Filter(self._time(as_of), checked, metadata)
+        with self._reading(sync=False) as conn:
+            check_known_scope(conn, checked)
+            hits = self._lexical.search(conn, query, k, where)
+        return [MemoryHit(to_item(row), score) for row, score in hits]
 
     def get(self, item_id: str, *, as_of: datetime | None = None) -> MemoryItem:
         """The version of an item valid at ``as_of`` (default: now).

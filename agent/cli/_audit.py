@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         default="standalone,rag",
         help="comma-separated: standalone, rag, agent, openai:<base url>#<model> (default: standalone,rag)",
     )
-    audit.add_argument("--dataset", default="world:test", help="world:test, world:dev, a .jsonl/.csv file, edits:PATH")
+    audit.add_argument(
+        "--dataset", default="world:test", help="world:test, world:dev, world-zh:test, a .jsonl/.csv file, edits:PATH"
+    )
     audit.add_argument("--out", type=Path, required=True, help="run directory (an unfinished run there is resumed)")
     audit.add_argument("--model", help="local model directory (default: config, else the bundled GPT-2)")
     audit.add_argument("--grader", choices=("exact", "embedding", "llm"), default="exact")

@@ -68,7 +68,12 @@ def register(sub: Any) -> None:
     bench.add_argument("--T", dest="t_values", type=_int_list, default=[1, 10, 100], help="edit counts: 1,10,100")
     bench.add_argument("--n", type=positive_int, help="cases to sample (default: the largest T)")
     _model_args(bench)
-    bench.add_argument("--dataset", default="world", help="'world' (the reference world's edits) or a dataset file")
+    bench.add_argument(
+        "--dataset",
+        default="world",
+        help="'world' (the reference world's edits), 'world-zh' (its Chinese slice's, per CKnowEdit category) or a "
+        "dataset file (a CKnowEdit file is also reported per category)",
+    )
     bench.add_argument("--seed", type=int, default=0, help="case-sampling seed")
     bench.add_argument(
         "--select", choices=("known", "all"), default="known", help="known: only edits the model answers correctly"
@@ -207,12 +212,26 @@ def _cases(dataset: str, world: Any, model_dir: Path) -> list[Any]:
     fmt = PromptFormat.load(model_dir)
     if dataset == "world":
         return list(world_edit_cases(world, fmt))
+    if dataset == "world-zh":
+        from eval.editing import world_zh_edit_cases
+
+        return world_zh_edit_cases(world, fmt)
     if not Path(dataset).is_file():
-        raise InvalidInputError(f"--dataset: {dataset!r} is neither 'world' nor a dataset file")
+        raise InvalidInputError(f"--dataset: {dataset!r} is neither 'world', 'world-zh' nor a dataset file")
     cases = load_edit_dataset(dataset, prompt_format=fmt)
     if any(c.followups for c in cases):
         logger.warning("%s: follow-up edits (Pitfalls) are not applied by edit-bench, only each request", dataset)
     return cases
+
+
+def _by_category(cases: list[Any]) -> dict[str | None, list[Any]]:
+    """Cases by CKnowEdit category (Chinese cases), or all under ``None`` when none has one."""
+    if not any(c.category for c in cases):
+        return {None: cases}
+    groups: dict[str | None, list[Any]] = {}
+    for case in cases:
+        groups.setdefault(case.category or "other", []).append(case)
+    return groups
 
 
 def _quiet_transformers() -> None:
@@ -239,10 +258,11 @@ def _edit_bench(args: argparse.Namespace) -> int:
     world = load_world(DATA_DIR)
     cases = _cases(args.dataset, world, model_dir)
     corpus = [d.text for d in world.documents]
+    if args.dataset == "world-zh":  # key statistics over the Chinese statements too
+        corpus += [f.statement for f in world.slice_facts if f.language == "zh"]
+    groups = _by_category(cases)
     n = args.n or max(args.t_values)
-    total = len(methods) * sum(min(t, n) for t in args.t_values)
     common = {
-        "cases": cases,
         "edit_mode": args.edit_mode,
         "batch_size": args.batch_size,
         "select": args.select,
@@ -253,26 +273,41 @@ def _edit_bench(args: argparse.Namespace) -> int:
         "hparams": dict(args.hparam),
     }
     rows: list[dict[str, Any]] = []
-    if args.engine == "ray":
+    if args.engine == "ray":  # one task per (method, category, T); a failing cell fails the whole run
         from eval.editing import run_cells_ray
 
+        keys = [(m, c, t) for m in methods for c in groups for t in args.t_values]
         cells = [
-            {"lm_path": model_dir, "method": m, "T_values": [t], "n": n, **common}
-            for m in methods
-            for t in args.t_values
+            {"lm_path": model_dir, "method": m, "T_values": [t], "n": n, "cases": groups[c], **common}
+            for m, c, t in keys
         ]
         with tqdm(total=len(cells), desc="cells", unit="cell", file=sys.stderr) as bar:
-            rows = run_cells_ray(cells, workers=args.workers, address=args.address, on_cell=lambda _: bar.update())
+            per_cell = run_cells_ray(cells, workers=args.workers, address=args.address, on_cell=lambda _: bar.update())
+        for (_, category, _), found in zip(keys, per_cell, strict=True):
+            rows.extend(found if category is None else [{"category": category} | r for r in found])
     else:
+        per_group = n if args.edit_mode == "single" else sum(min(t, n) for t in args.t_values)
+        total = len(methods) * len(groups) * per_group
         with tqdm(total=total, desc="editing", unit="edit", file=sys.stderr) as bar:
-            for method in methods:
-                bar.set_postfix_str(method)
-                rows.extend(run_edit_bench(model_dir, method, args.t_values, args.n, on_edit=bar.update, **common))
+            for method, (category, group) in ((m, g) for m in methods for g in groups.items()):
+                bar.set_postfix_str(method if category is None else f"{method} {category}")
+                try:
+                    found = run_edit_bench(
+                        model_dir, method, args.t_values, args.n, group, on_edit=bar.update, **common
+                    )
+                except InvalidInputError as exc:
+                    if category is None:
+                        raise
+                    logger.warning("%s, category %s: skipped (%s)", method, category, exc)
+                    continue
+                rows.extend(found if category is None else [{"category": category} | r for r in found])
+    if not rows:
+        raise InvalidInputError("no category of the dataset had an edit case that qualifies (try --select all)")
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         print(edit_bench_table(rows))
-    if not args.no_plot:
+    if not args.no_plot and not any("category" in r for r in rows):  # one plot line per method: not per category
         plot = args.plot or home.root / "reports" / f"edit-bench-{model_dir.name}.png"
         try:
             plot_edit_bench(rows, plot)

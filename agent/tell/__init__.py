@@ -32,6 +32,7 @@ from agent.tell._records import (
     TellResult,
 )
 from agent.tell._trust import RateLimiter, TrustPolicy
+from agent.tell._zh_interpreter import ZhInterpreter
 
 __all__ = [
     "BulkFact",
@@ -63,6 +64,7 @@ __all__ = [
     "TrainReport",
     "TripleReader",
     "TrustPolicy",
+    "ZhInterpreter",
     "augment",
     "default_reader_path",
     "load_statement_phrasings",

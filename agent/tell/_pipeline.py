@@ -31,6 +31,7 @@ from agent.tell._records import (
     TellStatus,
 )
 from agent.tell._trust import RateLimiter, TrustPolicy, check_user
+from agent.tell._zh_interpreter import ZhInterpreter
 from agent.wiring import WorkingMemory
 from kg import WORLD_NAMESPACE, normalize_mention
 from memory import MemoryItem, MetadataValue, Scope, Triple, unsafe_character
@@ -110,8 +111,8 @@ class TellPipeline:
         schema = wm.graph.schema
         if interpreter is None and cfg.interpreter == "llm":
             interpreter = llm_interpreter(settings, wm)
-        elif interpreter is None:
-            interpreter = template_interpreter(settings, wm)
+        elif interpreter is None:  # Chinese messages by the schema's @zh clozes, the rest by the English one
+            interpreter = ZhInterpreter(schema, wm.entities, template_interpreter(settings, wm))
         trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
         controller = Controller(
             wm.graph, trust, RateLimiter(cfg.edits_per_minute, cfg.rate_limit_exempt), model_belief=model_belief

@@ -5,6 +5,8 @@ Dataset specs (the CLI's ``--dataset``):
 
 * ``world:test`` / ``world:dev`` — the bundled world's questions of that split; categories ``known``,
   ``unknown``, ``edited``, ``unanswerable`` (from the question kinds).
+* ``world-zh:test`` / ``world-zh:dev`` — the world's Chinese questions of that split; categories
+  ``<CKnowEdit category>/<kind>`` (``poetry_next/known``, ...; :mod:`eval.audit._world_zh`).
 * ``PATH.jsonl`` (or ``.json`` holding JSON Lines) — one object per line:
 
   ==================  ========  ===================================================================
@@ -102,22 +104,26 @@ def load_dataset(spec: str, *, on_bad_row: OnBadRow = "fail", world_dir: Path | 
     Raises:
         AuditDatasetError: unknown spec or format, missing file, or (``on_bad_row="fail"``) a malformed row.
     """
-    if spec.startswith("world:"):
-        split = spec.removeprefix("world:")
+    if spec.startswith(("world:", "world-zh:")):
+        kind, _, split = spec.partition(":")
         if split not in ("test", "dev"):
             raise AuditDatasetError(f"dataset {spec!r}: the world has splits 'test' and 'dev'")
+        from eval.audit._world_zh import world_zh_questions
         from eval.world import load_world
         from eval.world._pipeline import DATA_DIR
 
         world = load_world(world_dir or DATA_DIR)
-        return Dataset(spec, tuple(world_questions(world, split)))
+        questions = world_questions(world, split) if kind == "world" else world_zh_questions(world, split)
+        return Dataset(spec, tuple(questions))
     if spec.startswith("edits:"):
         return _edit_dataset(spec, on_bad_row)
     if spec.startswith("safety:"):
         return _safety_dataset(spec)
     path = Path(spec)
     if not path.is_file():
-        raise AuditDatasetError(f"dataset {spec}: no such file (or use world:test, world:dev, edits:PATH)")
+        raise AuditDatasetError(
+            f"dataset {spec}: no such file (or use world:test, world:dev, world-zh:test, edits:PATH)"
+        )
     if path.suffix.lower() == ".csv":
         return _collect(spec, _csv_rows(path), on_bad_row)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):

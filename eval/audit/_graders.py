@@ -3,12 +3,14 @@
 Every grader shares two rules before its own comparison (:func:`pre_grade`):
 
 1. an abstention is NOT_ATTEMPTED — the setup's own ``abstained`` flag, an empty answer, or a refusal phrase
-   ("I don't know", "unknown", "no comment", "I cannot answer", ...: :func:`is_abstention`);
+   ("I don't know", "unknown", "no comment", "I cannot answer", "不知道", "无法回答", ...: :func:`is_abstention`);
 2. an attempted answer to an unanswerable question (no gold answer) is INCORRECT: the right response was to
    abstain, so answering is a hallucination.
 
 Then :class:`ExactGrader` (the deterministic default) compares normalised text with the gold answers and
-aliases; :class:`EmbeddingGrader` also accepts an answer whose sentence embedding is close to one of them;
+aliases (Chinese and pinyin answers character by character, traditional folded to simplified, tone numbers
+equal to tone marks: ``eval._zh_normalize``); :class:`EmbeddingGrader` also accepts an answer whose
+sentence embedding is close to one of them;
 :class:`LLMJudgeGrader` asks a chat model behind an OpenAI-compatible endpoint to apply the rubric.
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from eval._normalize import exact_match, normalize_answer
+from eval._zh_normalize import has_cjk
 from eval.audit._errors import JudgeUnavailableError
 from eval.audit._types import AuditQuestion, Grade, SetupAnswer
 from tools.errors import BackendError
@@ -41,6 +44,10 @@ _ABSTAIN = re.compile(
     r"|\bunable to (?:answer|determine)\b|\bi dont have (?:that |enough )?information\b"
     r"|\bthere is no (?:answer|information)\b|\bunknown to me\b"
 )
+# Chinese refusals, matched on normalize_zh text (simplified, no punctuation or spaces).
+_ABSTAIN_ZH = re.compile(
+    r"^(?:未知|不详|无可奉告|跳过)$|不知道|不清楚|不确定|无法(?:回答|确定|判断)|没有(?:相关)?(?:信息|答案)"
+)
 
 
 def is_abstention(text: str) -> bool:
@@ -49,8 +56,12 @@ def is_abstention(text: str) -> bool:
     Example:
         >>> is_abstention("I don't know."), is_abstention("Unknown"), is_abstention("Paris")
         (True, True, False)
+        >>> is_abstention("我不知道。")
+        True
     """
     norm = normalize_answer(text)
+    if has_cjk(text):
+        return not norm or bool(_ABSTAIN_ZH.search(norm))
     return not norm or bool(_ABSTAIN.search(norm))
 
 

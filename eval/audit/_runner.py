@@ -23,7 +23,14 @@ from typing import Literal, Protocol
 
 from eval.audit._datasets import Dataset, load_dataset, sample_evenly
 from eval.audit._errors import AuditError, JudgeUnavailableError, ResumeMismatchError
-from eval.audit._stack import AuditConfig, Stack, build_stack, check_setups, prepare_world_memory
+from eval.audit._stack import (
+    AuditConfig,
+    Stack,
+    build_stack,
+    check_setups,
+    is_world_dataset,
+    prepare_world_memory,
+)
 from eval.audit._types import AuditQuestion, Grade, Record
 
 __all__ = ["AnswerLog", "AuditRun", "Progress", "answer_chunk", "plan_chunks", "run_audit"]
@@ -147,15 +154,24 @@ def _check_run_file(out_dir: Path, config: AuditConfig) -> None:
 
 def _prepare(config: AuditConfig) -> None:
     """Load the world into the working memory once, before any worker opens it."""
-    if not (config.prepare_memory and config.dataset.startswith("world:") and config.needs_memory()):
+    if not (config.prepare_memory and is_world_dataset(config.dataset) and config.needs_memory()):
         return
     from agent.config import open_home
     from agent.wiring import open_working_memory
+    from eval.audit._stack import EDITS_SCOPE_ID
+    from eval.audit._world_zh import prepare_zh_memory
     from eval.world import load_world
+    from eval.world._load_memory import world_documents
     from eval.world._pipeline import DATA_DIR
 
+    world = load_world(DATA_DIR)
     with open_working_memory(open_home(config.home)) as wm:
-        prepare_world_memory(wm, load_world(DATA_DIR))
+        prepare_world_memory(wm, world)
+        if config.dataset.startswith("world-zh:"):
+            before = len(world_documents(world))
+            prepare_zh_memory(
+                wm, world, documents_before=before, edits_before=len(world.edits), edits_scope=EDITS_SCOPE_ID
+            )
 
 
 def run_audit(

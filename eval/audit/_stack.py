@@ -34,6 +34,11 @@ EDITS_WHO = "world"  # who loads them: the trusted source of the default trust p
 WORLD_READERS = (EDITS_SCOPE_ID, "world")  # what a world dataset's setups read, in order of precedence
 
 
+def is_world_dataset(spec: str) -> bool:
+    """Whether ``spec`` names the world's questions (``world:`` or its Chinese slice's, ``world-zh:``)."""
+    return spec.startswith(("world:", "world-zh:"))
+
+
 @dataclass(frozen=True)
 class AuditConfig:
     """Everything an audit's answers depend on (the output directory's ``run.json`` keeps it for resuming).
@@ -79,7 +84,7 @@ class AuditConfig:
 
     def needs_memory(self) -> bool:
         """Whether the working memory is opened (RAG, the agent, claim checks on world questions)."""
-        return "rag" in self.setups or "agent" in self.setups or self.dataset.startswith("world:")
+        return "rag" in self.setups or "agent" in self.setups or is_world_dataset(self.dataset)
 
 
 @dataclass
@@ -148,7 +153,7 @@ def _agent_setup(config: AuditConfig, home: Home, lm: LanguageModel, wm: Working
     from agent.wiring import policy_thresholds
 
     agent = _agent_class()(wm, lm, thresholds=policy_thresholds(home))
-    namespace = EDITS_SCOPE_ID if config.dataset.startswith("world:") else "default"
+    namespace = EDITS_SCOPE_ID if is_world_dataset(config.dataset) else "default"
     return AgentSetup(agent, namespace=namespace)
 
 
@@ -250,7 +255,7 @@ def build_stack(config: AuditConfig) -> Stack:
 
 def _readers(config: AuditConfig) -> tuple[str, ...] | None:
     """The KG namespaces a world dataset's setups read (the edits shadow the world's facts); else all."""
-    return WORLD_READERS if config.dataset.startswith("world:") else None
+    return WORLD_READERS if is_world_dataset(config.dataset) else None
 
 
 def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from eval.editing._pitfalls import PITFALLS_DIR, pitfalls_edit_cases
 from eval.editing._ray import run_cells_ray
 from eval.editing._report import edit_bench_table, plot_edit_bench
 from eval.editing._runner import run_edit_bench, select_cases
+from eval.editing._world_zh import world_zh_edit_cases
 
 __all__ = [
     "LIFELONG_METHODS",
@@ -54,4 +55,5 @@ __all__ = [
     "select_cases",
     "text_entropy",
     "world_edit_cases",
+    "world_zh_edit_cases",
 ]

@@ -80,13 +80,14 @@ __all__ = [
 DatasetFormat = Literal["zsre", "counterfact", "wiki_recent", "cknowedit", "pitfalls"]
 _FORMATS = ("zsre", "counterfact", "wiki_recent", "cknowedit", "pitfalls")
 PORTABILITY_KINDS = {"Subject_Aliasing": "alias", "Reasoning": "multi_hop", "Logical_Generalization": "logical"}
-# CKnowEdit instruction prefixes / suffixes around the subject (easyeditor/dataset/Cknowedit.py)
+# CKnowEdit instruction prefixes / suffixes around the subject (easyeditor/dataset/Cknowedit.py), and the
+# world-zh category each instruction belongs to (other rows: geography, logic traps, ...: "other")
 _CKNOWEDIT_AFFIXES = (
-    ("请填写下列古诗文的后一句：", ""),
-    ("请解释", "中的意思。仅需给出该字意思即可，无需解释全文。"),
-    ("请解释如下成语：", ""),
-    ("请给下面的字注音：", ""),
-    ("请解释如下俗语或谚语：", ""),
+    ("请填写下列古诗文的后一句：", "", "poetry_next"),
+    ("请解释", "中的意思。仅需给出该字意思即可，无需解释全文。", "classical"),
+    ("请解释如下成语：", "", "idiom"),
+    ("请给下面的字注音：", "", "phonetic"),
+    ("请解释如下俗语或谚语：", "", "saying"),
 )
 _NOUN_PHRASE = re.compile(r"^The (?P<noun>.+) of \{\} (?:is|was)$")
 
@@ -121,6 +122,8 @@ class EditCase:
         relation: relation id when known.
         ground_truth: the answer before the edit, when known.
         followups: edits applied after ``request`` within the case (Pitfalls' second, conflicting edit).
+        category: CKnowEdit's category of a Chinese case (``poetry_next``, ``idiom``, ``phonetic``, ...):
+            ``edit-bench`` reports such cases per category.
     """
 
     id: str
@@ -132,6 +135,7 @@ class EditCase:
     relation: str | None = None
     ground_truth: str | None = None
     followups: tuple[EditRequest, ...] = ()
+    category: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ world
@@ -308,20 +312,22 @@ def _rome_counterfact_parser(wrap: Wrap) -> Callable[[str, dict[str, Any]], Edit
     return parse
 
 
-def _cknowedit_subject(prompt: str) -> str:
-    for prefix, suffix in _CKNOWEDIT_AFFIXES:
+def _cknowedit_subject(prompt: str) -> tuple[str, str]:
+    """The subject inside a CKnowEdit prompt and the prompt's category (``other`` for no known instruction)."""
+    for prefix, suffix, category in _CKNOWEDIT_AFFIXES:
         if prompt.startswith(prefix) and prompt.endswith(suffix) and len(prompt) > len(prefix) + len(suffix):
-            return prompt[len(prefix) : len(prompt) - len(suffix)]
-    return prompt
+            return prompt[len(prefix) : len(prompt) - len(suffix)], category
+    return prompt, "other"
 
 
 def _cknowedit_parser(wrap: Wrap) -> Callable[[str, dict[str, Any]], EditCase]:
     def parse(key: str, row: dict[str, Any]) -> EditCase:
         prompt, target = text(row, "prompt"), text(row, "target_new")
         old = first_answer(row.get("target_old"))
+        subject, category = _cknowedit_subject(prompt)
         return EditCase(
             id=str(row.get("case_id", f"cknowedit-{key}")),
-            request=EditRequest(wrap(prompt), _cknowedit_subject(prompt), target, old if old != target else None),
+            request=EditRequest(wrap(prompt), subject, target, old if old != target else None),
             paraphrases=tuple(wrap(p) for p in string_list(row.get("rephrase"), "rephrase")),
             locality=tuple(Probe(wrap(p), a) for p, a in prompt_answers(row.get("locality"), "locality", "answer")),
             portability=tuple(
@@ -330,6 +336,7 @@ def _cknowedit_parser(wrap: Wrap) -> Callable[[str, dict[str, Any]], EditCase]:
             ),
             source="cknowedit",
             ground_truth=old,
+            category=category,
         )
 
     return parse

@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from eval._normalize import normalize_answer
+from eval._zh_normalize import needs_zh, normalize_zh
 from tools.edit._request import EditRequest, target_text
 from tools.errors import InvalidInputError
 from tools.lm import LocalLanguageModel
@@ -73,7 +74,10 @@ __all__ = [
 Mode = Literal["teacher_forced", "generation"]
 MODES: tuple[Mode, ...] = ("teacher_forced", "generation")
 _SPARE_TOKENS = 2  # greedy answers are generated to the expected answer's length plus these
-_WORDS = re.compile(r"\w+|[^\w\s]")  # words, and each punctuation mark alone (close to NLTK's word_tokenize)
+# words, and each punctuation mark alone (close to NLTK's word_tokenize); each CJK character is a word (Chinese
+# has no spaces: a whole clause would otherwise be one "word" and every fluency near zero)
+_WORDS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]|[^\W\u3400-\u4dbf\u4e00-\u9fff]+|[^\w\s]")
+_ZH_SENTENCE_END = re.compile(r"[。！？!?\n]")  # a Chinese greedy answer ends at its first sentence
 
 
 class CaseLike(Protocol):
@@ -269,7 +273,14 @@ def _outcomes(prober: Prober, pairs: Sequence[tuple[str, str]]) -> list[PromptOu
 
 
 def answer_matches(generated: str, target: str) -> bool:
-    """Exact match of a greedy answer: normalised, equal to the target or starting with it and a space."""
+    """Exact match of a greedy answer: normalised, equal to the target or starting with it and a space.
+
+    A Chinese or pinyin target (:func:`~eval._zh_normalize.needs_zh`) is compared character by character
+    (traditional = simplified, tone numbers = marks) with the answer's first sentence (up to "。", "！", "？").
+    """
+    if needs_zh(generated, [target]):
+        first = _ZH_SENTENCE_END.split(generated.strip(), maxsplit=1)[0]
+        return bool(normalize_zh(target)) and normalize_zh(first) == normalize_zh(target)
     gen, gold = normalize_answer(generated), normalize_answer(target)
     return bool(gold) and (gen == gold or gen.startswith(gold + " "))
 

@@ -1,9 +1,9 @@
 """``edit-bench --engine ray``: one Ray task per (method, T) cell, each editing its own fresh copy of the model.
 
 A cell is exactly what :func:`run_edit_bench` computes for one method and one T in this process, so the rows
-are the same as a local run's (up to the measured seconds and memory). Rows come back in the order the cells
-were asked for. If any task raises, the run fails with that error and no rows are returned: a partial table
-is never presented as complete.
+are the same as a local run's (up to the measured seconds and memory). Each cell's rows come back in the
+order the cells were asked for. If any task raises, the run fails with that error and no rows are
+returned: a partial table is never presented as complete.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def run_cells_ray(
     workers: int,
     address: str | None = None,
     on_cell: Callable[[int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Run each cell (keyword arguments of :func:`run_edit_bench`) as a Ray task; rows in cell order.
+) -> list[list[dict[str, Any]]]:
+    """Run each cell (keyword arguments of :func:`run_edit_bench`) as a Ray task; each cell's rows, in cell order.
 
     Args:
         cells: one mapping of ``run_edit_bench`` keyword arguments per cell (no callbacks: they cannot
@@ -60,4 +60,4 @@ def run_cells_ray(
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
-    return [row for i in range(len(cells)) for row in results[i]]
+    return [results[i] for i in range(len(cells))]

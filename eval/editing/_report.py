@@ -67,9 +67,11 @@ def edit_bench_table(rows: Sequence[dict[str, Any]]) -> str:
     ]
     if capped:
         lines.append("T capped to the cases available: " + ", ".join(f"{a} -> {b}" for a, b in capped))
-    lines.append("  ".join(h.ljust(w) if k in ("method", "mode") else h.rjust(w) for k, h, w in _COLUMNS))
+    # rows of a Chinese benchmark carry CKnowEdit's category (edit success = rel): one more column
+    columns = ((("category", "category", 18),) if any("category" in r for r in rows) else ()) + _COLUMNS
+    lines.append("  ".join(h.ljust(w) if k in ("method", "mode", "category") else h.rjust(w) for k, h, w in columns))
     for row in rows:
-        lines.append("  ".join(_cell(row.get(k), w) for k, _, w in _COLUMNS))
+        lines.append("  ".join(_cell(row.get(k), w) for k, _, w in columns))
     return "\n".join(lines)
 
 

@@ -102,3 +102,14 @@ def test_edit_table_reads_cached_cells_and_rejects_bad_models(
     assert json.loads((out / "results.json").read_text())["cells"][0]["method"] == "grace"
     assert main([*argv[:-1], "mistral"]) == 2
     assert "--models" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_edit_bench_world_zh_rows_carry_their_category(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--home", str(tmp_path), "edit-bench", "--dataset", "world-zh", "--method", "ft-m", "--T", "1"]
+    argv += ["--n", "1", "--select", "all", "--edit-mode", "single", "--json", "--device", "cpu", *FAST_FT]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    categories = {r["category"] for r in rows}
+    assert {"poetry_next", "phonetic", "geography_capital", "logic_trap"} <= categories
+    assert all(r["n"] == 1 and r["method"] == "ft-m" for r in rows) and len(rows) == 2 * len(categories)

@@ -45,7 +45,7 @@ def test_ray_cells_give_the_local_rows_and_a_failing_cell_fails_the_run(ray_clus
     local = run_edit_bench(MODEL, "ft-m", [1, 2], 2, **common)
     finished: list[int] = []
     cells = [{"lm_path": MODEL, "method": "ft-m", "T_values": [t], "n": 2, **common} for t in (1, 2)]
-    distributed = run_cells_ray(cells, workers=2, on_cell=finished.append)
+    distributed = [row for cell in run_cells_ray(cells, workers=2, on_cell=finished.append) for row in cell]
     assert _without_timing(distributed) == _without_timing(local)
     assert sorted(finished) == [0, 1]
 
