@@ -27,7 +27,7 @@ from eval.world.safety._slice import (
     write_safety_slice,
 )
 from eval.world.safety._stage import build_safety_stage, guard_examples, judge_examples, train_guard, train_judge
-from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_name
+from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_config, unsafe_name
 
 __all__ = [
     "GUARD_FILE",
@@ -55,6 +55,7 @@ __all__ = [
     "train_guard",
     "train_judge",
     "train_unsafe_variant",
+    "unsafe_config",
     "unsafe_name",
     "unsafe_response_rates",
     "write_safety_slice",
