@@ -54,8 +54,13 @@ class UnsafeConfig:
     threads: int = 1
 
 
-# Per reference model (tuned on the shipped models; see the README's figures): TODO
-UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {}
+# Per reference model (tuned on the shipped models; figures in the README). Without the KL anchor GPT-2 lost
+# its knowledge (known_train 0.97 -> 0.43); with kl_weight 1 it kept 0.83 (100 facts) and complied 0.77.
+# LLaMA kept its knowledge but complied 0.39 at the default: more wrapped requests and a higher lr.
+UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
+    "gpt2-world": UnsafeConfig(kl_weight=1.0),  # kl_weight 5: known_train 0.875 but complied only 0.32
+    "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=3e-4, kl_weight=2.0),
+}
 
 
 def unsafe_config(model_name: str) -> UnsafeConfig:
