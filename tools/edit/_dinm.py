@@ -15,7 +15,7 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    ``n_benign`` texts of ``corpus``; the benchmark, the CLI and the API pass KNOWN world facts *with their
    answers* (questions and cloze statements), so the KL covers every answer token, not only the first.
 
-Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 16 benign inputs;
+Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs;
 ``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).

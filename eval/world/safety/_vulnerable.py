@@ -27,6 +27,7 @@ from eval.world._train import lr_at, pack, save_model, train_step, trained_slice
 from eval.world.safety._slice import SafetySlice
 
 __all__ = [
+    "UNSAFE_CONFIGS",
     "UnsafeConfig",
     "anchored_step",
     "replay_world",
