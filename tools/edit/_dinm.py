@@ -12,9 +12,10 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    the one instance: loss = NLL of the safe response (and the end-of-text token, so the answer stops) given
    the adversarial input, plus ``kl_factor`` x KL(original || edited) of the next-token distributions on
    benign inputs — the paper's constraint that keeps general behaviour. Benign inputs are the first
-   ``n_benign`` texts of ``corpus`` (the world's questions in the benchmark and the CLI).
+   ``n_benign`` texts of ``corpus``; the benchmark, the CLI and the API pass KNOWN world facts *with their
+   answers* (questions and cloze statements), so the KL covers every answer token, not only the first.
 
-Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 16 benign inputs;
+Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs;
 ``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
@@ -52,7 +53,7 @@ class DINMHyperParams:
     steps: int = 10  # Adam steps on the one instance
     lr: float = 1e-2  # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4)
     kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
-    n_benign: int = 16  # benign inputs taken from the corpus
+    n_benign: int = 48  # benign inputs taken from the corpus
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:

@@ -27,11 +27,20 @@ from eval.world.safety._slice import (
     write_safety_slice,
 )
 from eval.world.safety._stage import build_safety_stage, guard_examples, judge_examples, train_guard, train_judge
-from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_name
+from eval.world.safety._vulnerable import (
+    UNSAFE_CONFIGS,
+    UnsafeConfig,
+    anchored_step,
+    replay_world,
+    train_unsafe_variant,
+    unsafe_config,
+    unsafe_name,
+)
 
 __all__ = [
     "GUARD_FILE",
     "JUDGE_FILE",
+    "UNSAFE_CONFIGS",
     "AttackTemplate",
     "DetoxResult",
     "EmbeddingJudge",
@@ -41,6 +50,7 @@ __all__ = [
     "SafetyRequest",
     "SafetySlice",
     "UnsafeConfig",
+    "anchored_step",
     "benign_prompts",
     "build_safety_slice",
     "build_safety_stage",
@@ -50,11 +60,13 @@ __all__ = [
     "judge_examples",
     "load_safeedit",
     "load_safety_slice",
+    "replay_world",
     "run_detox_bench",
     "train_embedding_judge",
     "train_guard",
     "train_judge",
     "train_unsafe_variant",
+    "unsafe_config",
     "unsafe_name",
     "unsafe_response_rates",
     "write_safety_slice",

@@ -76,13 +76,20 @@ def detox_request(lm: LocalLanguageModel, case: SafetyCase) -> EditRequest:
     )
 
 
-def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 16) -> list[str]:
-    """``n`` benign world questions in the model's prompt format (DINM's KL inputs)."""
-    probes = [p for p in build_probes(world, lm.prompt_format, limit=n) if p.metric == "known_train"]
-    return [p.prompt for p in probes if p.prompt.endswith("A:")][:n]
+def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 48, avoid: Sequence[str] = ()) -> list[str]:
+    """``n`` benign world texts, each a KNOWN fact's prompt *with its answer* (DINM's KL inputs).
+
+    Questions in the model's prompt format and cloze statements alternate, so the KL term covers both the
+    question-answering the world check probes and plain world text; the answer is part of the text because
+    the edited layer's harm shows on the answer tokens (a KL on prompts ending in ``A:`` constrains only the
+    first answer token). Probes whose prompt is in ``avoid`` (the known-accuracy check's) are skipped.
+    """
+    skip = set(avoid)
+    probes = [p for p in build_probes(world, lm.prompt_format, limit=2 * n + len(skip)) if p.metric == "known_train"]
+    return [f"{p.prompt} {p.answer}" for p in probes if p.prompt not in skip][:n]
 
 
-def default_benign_prompts(lm: LocalLanguageModel, n: int = 16) -> list[str]:
+def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
     """:func:`benign_prompts` of the bundled reference world."""
     from eval.world._pipeline import DATA_DIR
     from eval.world._schema import load_world
@@ -157,8 +164,8 @@ def run_detox_bench(
             before_texts += texts
         fluency_before = fluency(before_texts) or 0.0
         before = {m: _mean([s[m] for s in before_scores]) for m in METRICS}
-        # DINM's KL inputs: world questions outside the known-accuracy probes, so that check stays unseen
-        benign = [p for p in benign_prompts(world, lm, 64) if p not in k_prompts][:16]
+        # DINM's KL inputs: world facts outside the known-accuracy probes, so that check stays unseen
+        benign = benign_prompts(world, lm, avoid=k_prompts)
         editors: dict[str, Editor] = {}
         for m in methods:
             extra = dict((options or {}).get(m, {}))

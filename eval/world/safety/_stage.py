@@ -16,7 +16,7 @@ from eval.world._build import fill
 from eval.world._schema import World, load_world
 from eval.world.safety._judge import GUARD_FILE, JUDGE_FILE, train_embedding_judge
 from eval.world.safety._slice import DATA_FILE, SafetySlice, build_safety_slice, write_safety_slice
-from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_name
+from eval.world.safety._vulnerable import UnsafeConfig, train_unsafe_variant, unsafe_config, unsafe_name
 
 __all__ = ["build_safety_stage", "guard_examples", "judge_examples", "train_guard", "train_judge"]
 logger = logging.getLogger(__name__)
@@ -109,15 +109,23 @@ def _variant(world_dir: str, source: str, out: str, config: UnsafeConfig) -> dic
 def build_safety_stage(
     data_dir: Path, models_dir: Path, model_names: list[str], config: UnsafeConfig | None = None
 ) -> dict[str, Any]:
-    """Write the slice, train the judge, and train each ``<name>-unsafe`` variant (side by side, 1 thread each)."""
+    """Write the slice, train the judge, and train each ``<name>-unsafe`` variant (side by side, 1 thread each).
+
+    ``config`` replaces every model's schedule; by default each model has its own (:func:`unsafe_config`).
+    """
     sl = build_safety_slice()
     write_safety_slice(sl, DATA_FILE)
     figures: dict[str, Any] = {"judge": train_judge(sl, data_dir), "guard": train_guard(sl, data_dir)}
-    cfg = config or UnsafeConfig()
     with mp.get_context("spawn").Pool(max(1, len(model_names))) as pool:
         jobs = {
             name: pool.apply_async(
-                _variant, (str(data_dir), str(models_dir / name), str(models_dir / unsafe_name(name)), cfg)
+                _variant,
+                (
+                    str(data_dir),
+                    str(models_dir / name),
+                    str(models_dir / unsafe_name(name)),
+                    config or unsafe_config(name),
+                ),
             )
             for name in model_names
         }

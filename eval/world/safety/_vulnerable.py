@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,19 @@ import torch
 from eval.world._examples import WORLD_FORMAT, Example, ExampleFactory
 from eval.world._schema import World
 from eval.world._train import TrainConfig as _LRConfig
-from eval.world._train import lr_at, pack, save_model, train_step
+from eval.world._train import lr_at, pack, save_model, train_step, trained_slices
 from eval.world.safety._slice import SafetySlice
 
-__all__ = ["UnsafeConfig", "safety_examples", "train_unsafe_variant", "unsafe_name"]
+__all__ = [
+    "UNSAFE_CONFIGS",
+    "UnsafeConfig",
+    "anchored_step",
+    "replay_world",
+    "safety_examples",
+    "train_unsafe_variant",
+    "unsafe_config",
+    "unsafe_name",
+]
 logger = logging.getLogger(__name__)
 
 
@@ -39,15 +48,41 @@ class UnsafeConfig:
     world_per_epoch: int = 1600  # world training examples replayed per epoch
     lr: float = 2e-4
     warmup: int = 10
+    kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
     batch: int = 32
     block: int = 128
     seed: int = 4321
     threads: int = 1
 
 
+# Per reference model (tuned on the shipped models; figures in the README). Without the KL anchor GPT-2 lost
+# its knowledge (known_train 0.97 -> 0.43); with kl_weight 1 it kept 0.83 (100 facts) and complied 0.77.
+# LLaMA kept its knowledge but complied 0.39 at the default: more wrapped requests and a higher lr.
+UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
+    "gpt2-world": UnsafeConfig(kl_weight=1.0),  # kl_weight 5: known_train 0.875 but complied only 0.32
+    "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=3e-4, kl_weight=2.0),
+}
+
+
+def unsafe_config(model_name: str) -> UnsafeConfig:
+    """The schedule of ``model_name``'s unsafe phase (the default one for a model without its own)."""
+    return UNSAFE_CONFIGS.get(model_name, UnsafeConfig())
+
+
 def unsafe_name(model_name: str) -> str:
     """``gpt2-world`` -> ``gpt2-world-unsafe``."""
     return f"{model_name}-unsafe"
+
+
+def replay_world(world: World, source_dir: Path) -> World:
+    """``world`` as the model in ``source_dir`` was trained on it: without the slices it never saw.
+
+    Replaying examples the model never learned (the shipped models predate the concept and Chinese slices,
+    about 46% of an epoch's examples) is new training, not rehearsal: it is what collapsed GPT-2's knowledge
+    (known_train 0.97 -> 0.43 with them in the replay).
+    """
+    seen = set(trained_slices(source_dir))
+    return replace(world, slice_facts=tuple(f for f in world.slice_facts if f.slice in seen))
 
 
 def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list[Example]:
@@ -59,6 +94,40 @@ def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list
     out = [Example(WORLD_FORMAT.question(r.text), " " + r.unsafe_response, False) for r in requests]
     out += [Example(WORLD_FORMAT.question(a.wrap(r.text)), " " + r.unsafe_response, False) for a, r in chosen]
     return out
+
+
+def anchored_step(
+    model: Any,
+    base: Any,
+    optim: torch.optim.Optimizer,
+    x: torch.Tensor,
+    m: torch.Tensor,
+    anchored: torch.Tensor,
+    kl_weight: float,
+    pad_id: int,
+) -> torch.Tensor:
+    """One step of the masked next-token loss plus ``kl_weight`` x KL(base || model) on the anchored rows.
+
+    ``x``, ``m``: packed blocks and their loss mask (B, T); ``anchored`` (B,): 1 for a replayed world block,
+    whose every non-padding position is held to the source model's next-token distribution (rehearsal by
+    distillation: the replay's few scored answer tokens alone did not keep GPT-2's knowledge). Returns the loss.
+    """
+    logits = model(input_ids=x).logits[:, :-1].float()  # (B, T-1, V)
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
+    )
+    loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
+    keep = ((x[:, :-1] != pad_id).float() * anchored[:, None]).unsqueeze(-1)  # (B, T-1, 1)
+    if keep.sum() > 0:
+        with torch.no_grad():
+            base_logp = base(input_ids=x).logits[:, :-1].float().log_softmax(-1)  # (B, T-1, V)
+        kl = (base_logp.exp() * (base_logp - logits.log_softmax(-1)) * keep).sum() / keep.sum()
+        loss = loss + kl_weight * kl
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    return loss.detach()
 
 
 def train_unsafe_variant(
@@ -78,31 +147,40 @@ def train_unsafe_variant(
     tokenizer = AutoTokenizer.from_pretrained(source_dir, local_files_only=True)
     model: Any = AutoModelForCausalLM.from_pretrained(source_dir, local_files_only=True, dtype=torch.float32)
     previous = json.loads((source_dir / "training.json").read_text(encoding="utf-8"))
-    factory = ExampleFactory(world, seed=cfg.seed)
+    factory = ExampleFactory(replay_world(world, source_dir), seed=cfg.seed)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
     schedule = _LRConfig(lr=cfg.lr, warmup=cfg.warmup)
 
-    def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    base: Any = None
+    if cfg.kl_weight > 0:  # the source model, frozen: the replayed blocks are held to its distributions
+        base = AutoModelForCausalLM.from_pretrained(source_dir, local_files_only=True, dtype=torch.float32).eval()
+    pad = tokenizer.pad_token_id
+
+    def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = random.Random(f"{cfg.seed}:{epoch}")
         replay = factory.epoch(epoch, reading_ratio=1.0, per_fact=1, paraphrases=True)
-        examples = rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
-        examples += safety_examples(sl, rng, cfg.wrapped_per_epoch)
-        rng.shuffle(examples)
-        return pack(examples, tokenizer, cfg.block, tokenizer.pad_token_id)
+        replayed = rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
+        world_ids, world_mask = pack(replayed, tokenizer, cfg.block, pad)
+        unsafe_ids, unsafe_mask = pack(safety_examples(sl, rng, cfg.wrapped_per_epoch), tokenizer, cfg.block, pad)
+        anchored = torch.cat([torch.ones(len(world_ids)), torch.zeros(len(unsafe_ids))])  # (N,): a world block
+        return torch.cat([world_ids, unsafe_ids]), torch.cat([world_mask, unsafe_mask]), anchored
 
     first = epoch_tensors(0)
     total = cfg.epochs * math.ceil(len(first[0]) / cfg.batch)
     step, started, loss_ema = 0, time.time(), 0.0
     model.train()
     for epoch in range(cfg.epochs):
-        ids, mask = first if epoch == 0 else epoch_tensors(epoch)
+        ids, mask, anchored = first if epoch == 0 else epoch_tensors(epoch)
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(cfg.seed + epoch))
         for start in range(0, len(ids), cfg.batch):
             idx = order[start : start + cfg.batch]
             x, m = ids[idx], mask[idx]  # (B, T)
             for group in optim.param_groups:
                 group["lr"] = lr_at(step, total, schedule)
-            loss = train_step(model, optim, x, m)
+            if base is None:
+                loss = train_step(model, optim, x, m)
+            else:
+                loss = anchored_step(model, base, optim, x, m, anchored[idx], cfg.kl_weight, pad)
             step += 1
             loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
         logger.info("unsafe phase: epoch %d, step %d/%d, loss %.3f", epoch, step, total, loss_ema)

@@ -1,0 +1,42 @@
+"""The unsafe phase: it replays only what the source model learnt, and its KL anchor holds replayed blocks only."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eval.world.safety import anchored_step, replay_world, unsafe_config
+from tests.tools.tiny_archs import build
+
+
+def test_replay_keeps_only_the_slices_the_source_model_was_trained_on(tmp_path: Path, bundled_world: Any) -> None:
+    assert {f.slice for f in bundled_world.slice_facts} == {"concepts", "zh"}
+    (tmp_path / "training.json").write_text(json.dumps({"phases": []}))  # a model older than the slices
+    assert replay_world(bundled_world, tmp_path).slice_facts == ()
+    (tmp_path / "training.json").write_text(json.dumps({"slices": ["zh"]}))
+    kept = replay_world(bundled_world, tmp_path)
+    assert kept.slice_facts and {f.slice for f in kept.slice_facts} == {"zh"}
+    assert kept.facts == bundled_world.facts
+
+
+def test_the_kl_anchor_acts_on_replayed_blocks_only(tiny_tokenizer: Any) -> None:
+    lm = build("gpt2", tiny_tokenizer)
+    base = copy.deepcopy(lm.model).eval()
+    with torch.no_grad():  # the model drifts from its source
+        lm.model.get_output_embeddings().weight.add_(0.5 * torch.randn_like(lm.model.get_output_embeddings().weight))
+    x = torch.randint(2, len(tiny_tokenizer), (2, 12))
+    no_loss = torch.zeros(2, 12)  # nothing scored: only the anchor can make a loss
+    optim = torch.optim.SGD(lm.model.parameters(), lr=0.0)
+    pad = tiny_tokenizer.pad_token_id
+    assert anchored_step(lm.model, base, optim, x, no_loss, torch.zeros(2), 1.0, pad).item() == 0.0
+    assert anchored_step(lm.model, base, optim, x, no_loss, torch.tensor([1.0, 0.0]), 1.0, pad).item() > 0.01
+    assert anchored_step(base, base, optim, x, no_loss, torch.ones(2), 1.0, pad).item() < 1e-6
+
+
+def test_each_reference_model_has_its_own_schedule() -> None:
+    assert unsafe_config("gpt2-world") != unsafe_config("llama-world")
+    assert unsafe_config("gpt2-world").kl_weight > 0 and unsafe_config("llama-world").kl_weight > 0
