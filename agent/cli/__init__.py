@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         _edit,
         _evolve,
         _memory,
+        _mend,
         _merge,
         _reader,
         _review,
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     _evolve.register(sub)
     _circuits.register(sub)
     _detox.register(sub)
+    _mend.register(sub)
     return parser
 
 

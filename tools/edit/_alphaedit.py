@@ -100,6 +100,7 @@ class AlphaEditEditor(MEMITEditor):
 
     name: ClassVar[str] = "alphaedit"
     hparams_class: ClassVar[type] = AlphaEditHyperParams
+    replay_on_rollback: ClassVar[bool] = True  # later deltas are constrained by the earlier edits' keys (Kp)
 
     def _previous_keys(self, model: LocalLanguageModel, path: str, hparams: AlphaEditHyperParams) -> torch.Tensor:
         """Bare-prompt keys ``(in, m)`` of the requests of earlier alphaedit entries (``m`` may be 0)."""
