@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     )
     cmd.add_argument("--model", type=Path, required=True, help="local model directory")
     cmd.add_argument("--out", type=Path, help="output file (default: MODEL/mend.safetensors)")
-    cmd.add_argument("--steps", type=positive_int, default=400, help="optimiser steps (default 400)")
+    cmd.add_argument("--steps", type=positive_int, default=500, help="optimiser steps (default 500)")
     cmd.add_argument("--batch", type=positive_int, default=4, help="edits per step (default 4)")
     cmd.add_argument("--seed", type=int, default=0, help="training seed")
     cmd.set_defaults(func=_mend_train)

@@ -35,6 +35,9 @@ MEND_FILE = "mend.safetensors"  # the trained editor network, next to the model'
 class GradientTransform(nn.Module):
     """The rank-``rank`` residual MLP of one edited weight ``(d_out, d_in)`` (module docstring)."""
 
+    mean: torch.Tensor  # (d_in + d_out,) buffers: the training gradients' per-feature statistics
+    std: torch.Tensor
+
     def __init__(self, d_in: int, d_out: int, rank: int, init_lr: float = 1e-3) -> None:
         super().__init__()
         self.d_in, self.d_out = d_in, d_out

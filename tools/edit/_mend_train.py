@@ -63,7 +63,7 @@ class MendTrainConfig:
 
     layers: tuple[int, ...]  # layers whose MLP output projection the network edits
     rank: int = 32  # hidden width of each gradient transform
-    steps: int = 400  # optimiser steps
+    steps: int = 500  # optimiser steps
     batch: int = 4  # edits per step, edited jointly
     lr: float = 1e-3  # Adam learning rate of the network
     edit_weight: float = 1.0  # weight of the edit and paraphrase NLLs
