@@ -1,6 +1,6 @@
 """The ``Editor`` seam: compute a delta without touching the model, then apply it through the journal.
 
-Every method (FT-L/FT-M, ROME, MEMIT, AlphaEdit, LoRA, GRACE, WISE, IKE, SERAC) implements :class:`Editor`;
+Every method (FT-L/FT-M, ROME, MEMIT, AlphaEdit, MEND, LoRA, GRACE, WISE, IKE, SERAC) implements :class:`Editor`;
 most derive from :class:`BaseEditor`, which resolves hyperparameters for the model's family, checks the batch, maps
 out-of-memory errors, and applies deltas through :func:`~tools.edit.journal_for`.
 """
