@@ -166,9 +166,7 @@ class BaseEditor(Generic[H]):
         recompute = self._recompute_for(model, delta.requests) if self.replay_on_rollback else None
         return journal_for(model.model).apply(delta, recompute=recompute)
 
-    def _recompute_for(
-        self, model: LocalLanguageModel, requests: tuple[EditRequest, ...]
-    ) -> Callable[[], EditDelta]:
+    def _recompute_for(self, model: LocalLanguageModel, requests: tuple[EditRequest, ...]) -> Callable[[], EditDelta]:
         """A closure computing this edit again on the model as it then is (held weakly: no reference cycle)."""
         model_ref = weakref.ref(model)
 
