@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         _edit,
         _evolve,
         _memory,
+        _mend,
         _merge,
         _reader,
         _review,
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     _circuits.register(sub)
     _detox.register(sub)
     _concept.register(sub)
+    _mend.register(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Editors (FT-L/FT-M, ROME, MEMIT, AlphaEdit, LoRA, GRACE, WISE, IKE, SERAC) behind one :class:`Editor` seam.
+"""Editors (FT-L/FT-M, ROME, MEMIT, AlphaEdit, MEND, LoRA, GRACE, WISE, IKE, SERAC) behind one :class:`Editor` seam.
 
 Example:
     >>> from tools.edit import EditRequest, get_editor

@@ -32,7 +32,11 @@ Here:
   until it moves the preserved keys as much as MEMIT's.
 
 :meth:`AlphaEditEditor.compute` leaves the model untouched; the delta is a :class:`~tools.edit.LowRank` per
-layer, rolled back exactly by the journal.
+layer, rolled back exactly by the journal. Because each delta is fitted with the earlier edits' keys and values
+in place, AlphaEdit edits are *replayed* (``replay_on_rollback``): rolling back edit ``k`` undoes the later
+alphaedit edits and ``k``, then recomputes the later ones in order on the model without ``k``, atomically
+(:mod:`tools.edit._journal`). Without it, rolling back edit 2 of 3 on GPT-2 lost edit 3 (BASF's new CEO); with
+it the contract suite's rollback-k-of-n test passes on both models.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class AlphaEditEditor(MEMITEditor):
 
     name: ClassVar[str] = "alphaedit"
     hparams_class: ClassVar[type] = AlphaEditHyperParams
+    replay_on_rollback: ClassVar[bool] = True  # later deltas are constrained by the earlier edits' keys (Kp)
 
     def _previous_keys(self, model: LocalLanguageModel, path: str, hparams: AlphaEditHyperParams) -> torch.Tensor:
         """Bare-prompt keys ``(in, m)`` of the requests of earlier alphaedit entries (``m`` may be 0)."""

@@ -9,7 +9,14 @@ in their original order, so:
 * after rolling back edit ``k`` of ``n``, the weights equal exactly what applying the other ``n - 1``
   deltas to the original model gives. Whether those deltas still do their job is method-specific: FT, ROME
   and MEMIT deltas computed *after* edit ``k`` were fitted on a model that contained it (see the editors'
-  docstrings; tests measure the other edits staying effective).
+  docstrings; tests measure the other edits staying effective);
+* **replay**: an entry applied with a ``recompute`` callable (editors whose ``replay_on_rollback`` is set,
+  e.g. AlphaEdit, whose later deltas are constrained by the earlier edits' keys) is not kept as it was when an
+  earlier weight edit is rolled back. The journal undoes those later entries and edit ``k``, then computes each
+  later entry's delta again on the model as it now is and applies it under its old id, oldest first. This is
+  atomic: if any recomputation fails, the weights, the entries and the originals are put back exactly as they
+  were and the error is raised. A saved-and-loaded journal has no ``recompute`` (its entries roll back by the
+  arithmetic above).
 
 Adapter deltas (GRACE, WISE, IKE and SERAC's context adapter) are handed to the adapter wrapping their module,
 which removes an edit's entries on rollback; the adapter is uninstalled, leaving the original module, when its last
@@ -18,11 +25,12 @@ edit goes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +60,8 @@ class JournalEntry:
     updates: Mapping[str, Update] = field(default_factory=dict)  # weights: param name -> update
     module_path: str | None = None  # adapter: the wrapped module
     adapter: str | None = None  # adapter: its kind
+    # weights: computes this edit's delta again on the model as it is (replay after an earlier rollback)
+    recompute: Callable[[], EditDelta] | None = field(default=None, repr=False, compare=False)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -108,8 +118,13 @@ class EditJournal:
                 return entry
         raise NotFoundError(f"no applied edit with id {edit_id!r}")
 
-    def apply(self, delta: EditDelta, edit_id: str | None = None) -> EditHandle:
+    def apply(
+        self, delta: EditDelta, edit_id: str | None = None, recompute: Callable[[], EditDelta] | None = None
+    ) -> EditHandle:
         """Apply ``delta`` and record it. Validation happens first: on error nothing has changed.
+
+        ``recompute`` (weight deltas only) computes the delta again; given, the edit is replayed when an earlier
+        weight edit is rolled back (module docstring).
 
         Raises:
             InvalidEditError, NonFiniteUpdateError: the delta does not fit the model or is not finite.
@@ -118,7 +133,7 @@ class EditJournal:
         if any(e.id == edit_id for e in self._entries):
             raise InvalidEditError(f"edit id {edit_id!r} is already in the journal")
         if isinstance(delta, WeightDelta):
-            entry = self._apply_weights(edit_id, delta)
+            entry = dataclasses.replace(self._apply_weights(edit_id, delta), recompute=recompute)
         else:
             entry = self._apply_adapter(edit_id, delta)
         self._entries.append(entry)
@@ -168,6 +183,12 @@ class EditJournal:
             NotFoundError: no applied edit has this id.
         """
         entry = self.entry(edit_id)
+        later = self._entries[self._entries.index(entry) + 1 :]
+        replays = [e for e in later if e.kind == "weights" and e.recompute is not None]
+        if entry.kind == "weights" and replays:
+            self._rollback_replaying(entry, replays)
+            logger.info("rolled back %s edit %s, replayed %d later edit(s)", entry.method, edit_id, len(replays))
+            return
         if entry.kind == "weights":
             self._rollback_weights(entry)
         else:
@@ -194,6 +215,33 @@ class EditJournal:
                     param.add_(dense.to(device=param.device, dtype=param.dtype))
                 if not still:
                     del self.originals[name]
+
+    def _rollback_replaying(self, entry: JournalEntry, replays: list[JournalEntry]) -> None:
+        """Undo ``replays`` and ``entry``, then recompute and re-apply ``replays`` in order; atomic."""
+        params = dict(self.model.named_parameters())
+        saved_entries, saved_originals = list(self._entries), dict(self.originals)
+        touched = {name for e in saved_entries if e.kind == "weights" for name in e.updates}
+        saved_params = {name: params[name].detach().clone() for name in touched}
+        try:
+            for undo in [*reversed(replays), entry]:
+                self._rollback_weights(undo)
+                self._entries.remove(undo)
+            for old in replays:
+                assert old.recompute is not None  # selected for it
+                delta = old.recompute()
+                if not isinstance(delta, WeightDelta):
+                    raise InvalidEditError(f"replaying {old.id}: {old.method} recomputed a non-weight delta")
+                new = self._apply_weights(old.id, delta)
+                self._entries.append(dataclasses.replace(new, created_at=old.created_at, recompute=old.recompute))
+        except BaseException:
+            with torch.no_grad():
+                for name, param in params.items():
+                    if name in saved_params:
+                        param.copy_(saved_params[name])
+                    elif name in self.originals:  # first touched by a failed replay
+                        param.copy_(self.originals[name])
+            self._entries, self.originals = saved_entries, saved_originals
+            raise
 
     def _rollback_adapter(self, entry: JournalEntry) -> None:
         assert entry.module_path is not None  # set for every adapter entry

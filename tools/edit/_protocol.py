@@ -1,6 +1,6 @@
 """The ``Editor`` seam: compute a delta without touching the model, then apply it through the journal.
 
-Every method (FT-L/FT-M, ROME, MEMIT, AlphaEdit, LoRA, GRACE, WISE, IKE, SERAC) implements :class:`Editor`;
+Every method (FT-L/FT-M, ROME, MEMIT, AlphaEdit, MEND, LoRA, GRACE, WISE, IKE, SERAC) implements :class:`Editor`;
 most derive from :class:`BaseEditor`, which resolves hyperparameters for the model's family, checks the batch, maps
 out-of-memory errors, and applies deltas through :func:`~tools.edit.journal_for`.
 """
@@ -8,7 +8,8 @@ out-of-memory errors, and applies deltas through :func:`~tools.edit.journal_for`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
@@ -88,6 +89,9 @@ class BaseEditor(Generic[H]):
     name: ClassVar[str]
     hparams_class: ClassVar[type]
     max_batch: ClassVar[int] = 10_000
+    # recompute this method's later edits when an earlier one is rolled back (tools.edit._journal, "replay"):
+    # for methods whose deltas are fitted with the earlier edits' constraints in place
+    replay_on_rollback: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -158,8 +162,21 @@ class BaseEditor(Generic[H]):
         raise NotImplementedError
 
     def apply(self, model: LocalLanguageModel, delta: EditDelta) -> EditHandle:
-        """Apply through the model's journal."""
-        return journal_for(model.model).apply(delta)
+        """Apply through the model's journal (replayable when :attr:`replay_on_rollback` is set)."""
+        recompute = self._recompute_for(model, delta.requests) if self.replay_on_rollback else None
+        return journal_for(model.model).apply(delta, recompute=recompute)
+
+    def _recompute_for(self, model: LocalLanguageModel, requests: tuple[EditRequest, ...]) -> Callable[[], EditDelta]:
+        """A closure computing this edit again on the model as it then is (held weakly: no reference cycle)."""
+        model_ref = weakref.ref(model)
+
+        def recompute() -> EditDelta:
+            lm = model_ref()
+            if lm is None:  # pragma: no cover - the journal outlived the language model
+                raise InvalidEditError(f"{self.name}: the model of this edit no longer exists")
+            return self.compute(lm, requests)
+
+        return recompute
 
     def edit(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> EditHandle:
         """:meth:`compute` then :meth:`apply`."""

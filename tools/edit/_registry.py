@@ -19,6 +19,7 @@ _EDITORS: dict[str, str] = {
     "ft-m": "tools.edit._ft:FTMEditor",
     "rome": "tools.edit._rome:ROMEEditor",
     "memit": "tools.edit._memit:MEMITEditor",
+    "mend": "tools.edit._mend:MENDEditor",
     "alphaedit": "tools.edit._alphaedit:AlphaEditEditor",
     "ike": "tools.edit._ike:IKEEditor",
     "lora": "tools.edit._lora:LoRAEditor",

@@ -91,8 +91,11 @@ def test_compute_leaves_the_model_untouched(
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in lm.model.modules())
 
 
-# in-context editors whose model does not follow the demonstration on one of the three requests: LLaMA keeps
-# "Benoît Potier" (BASF's old CEO) after "Benoît" although the prefix says "Benoît Coquart" (tools/edit/_ike.py)
+# in-context editors whose model does not follow the demonstration on one of the three requests (BASF's CEO ->
+# "Benoît Coquart"; the old CEO is Martin Brudermüller). LLaMA copies "Benoît" from the demonstration (p 0.996)
+# but then continues with " Pot" (p 0.757 against " Co" 0.229) — "Benoît Potier", Air Liquide's CEO and the only
+# "Benoît" it learned; without the demonstration the same split is 0.726 / 0.255, so the context hardly moves the
+# second name token. GPT-2 follows it (" Co" 0.966). Measured in issue 29; see tools/edit/_ike.py.
 _IN_CONTEXT_MISSES = {("llama-world", "ike"), ("llama-world", "serac")}
 
 
@@ -102,8 +105,6 @@ def test_apply_rollback_k_of_n_and_rollback_all(
 ) -> None:
     if (model_name, method) in _IN_CONTEXT_MISSES:
         pytest.xfail("the model does not follow the in-context demonstration of BASF's new CEO")
-    if method == "alphaedit":  # measured on GPT-2: after rolling back edit 2 of 3, edit 3 (BASF) no longer holds
-        pytest.xfail("open defect: alphaedit's later sequential edits depend on the rolled-back one (issue 29)")
     reqs = requests_by_model[model_name]
     editor = _editor(method, corpus, cache_dir)
     before, logits = _state(lm), _logits(lm)
