@@ -238,6 +238,9 @@ def _edit_bench(args: argparse.Namespace) -> int:
     corpus = [d.text for d in world.documents]
     n = args.n or max(args.t_values)
     total = len(methods) * sum(min(t, n) for t in args.t_values)
+    hparams = dict(args.hparam)
+    if hparams.get("layers") == "auto":  # --hparam layers=auto: locate with the relation's circuit, as edit does
+        hparams |= _layers("auto", world)
     rows: list[dict[str, Any]] = []
     with tqdm(total=total, desc="editing", unit="edit", file=sys.stderr) as bar:
         for method in methods:
@@ -256,7 +259,7 @@ def _edit_bench(args: argparse.Namespace) -> int:
                     corpus=corpus,
                     cache_dir=home.path("cache") / "stats",
                     device=args.device or home.settings.model.device or None,
-                    hparams=dict(args.hparam),
+                    hparams=hparams,
                     on_edit=bar.update,
                 )
             )
