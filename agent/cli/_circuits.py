@@ -168,6 +168,13 @@ def _one_fact(args: argparse.Namespace, world: Any, out: Path) -> int:
         f"{circuit.n_edges_total} edges, faithfulness {circuit.faithfulness:.3f} in {circuit.seconds:.2f}s; "
         f"written {stem}.{{svg,png,json}}"
     )
+    if circuit.mean_curve:
+        mean = dict((k, v) for _, k, v in circuit.mean_curve)
+        print(f"  mean ablation: faithfulness {mean.get(len(circuit.edges), float('nan')):.3f} with the same edges")
+    if circuit.lens is not None:
+        lens = circuit.lens
+        depths = ", ".join(f"{p:.2f} (rank {r})" for p, r in zip(lens.logprob, lens.rank, strict=True))
+        print(f"  gold object by depth (logit lens log p): {depths}; moved until depth {lens.moved_until}")
     for e in circuit.edges[:10]:
         print(f"  {e.upstream:>8} -> {e.downstream:<12} {e.score:+.3f}")
     if "compare" in record:
