@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ def plot_faithfulness(
         plt.close(fig)
 
 
-def plot_lens(groups: dict[str, Sequence[LayerLens]], path: Path, title: str) -> None:
+def plot_lens(groups: Mapping[str, Sequence[LayerLens]], path: Path, title: str) -> None:
     """Per depth, the mean lens log-probability of the gold object (left) and per layer the mean direct
     contribution of heads (solid) and MLPs (dashed) to the logit difference (right), one colour per group."""
     import matplotlib
