@@ -262,6 +262,9 @@ def _edit_bench(args: argparse.Namespace) -> int:
         corpus += [f.statement for f in world.slice_facts if f.language == "zh"]
     groups = _by_category(cases)
     n = args.n or max(args.t_values)
+    hparams = dict(args.hparam)
+    if hparams.get("layers") == "auto":  # --hparam layers=auto: locate with the relation's circuit, as edit does
+        hparams |= _layers("auto", world)
     common = {
         "edit_mode": args.edit_mode,
         "batch_size": args.batch_size,
@@ -270,7 +273,7 @@ def _edit_bench(args: argparse.Namespace) -> int:
         "corpus": corpus,
         "cache_dir": home.path("cache") / "stats",
         "device": args.device or home.settings.model.device or None,
-        "hparams": dict(args.hparam),
+        "hparams": hparams,
     }
     rows: list[dict[str, Any]] = []
     if args.engine == "ray":  # one task per (method, category, T); a failing cell fails the whole run

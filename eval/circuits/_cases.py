@@ -3,7 +3,8 @@
 The corrupted prompt swaps the subject for another KNOWN subject of the same relation (Knowledge Circuits),
 chosen so that both prompts have the same number of tokens (positions must align for edge patching) and the
 two objects start with different tokens (the logit difference must mean something). Among those, the
-choice is deterministic for a seed.
+choice is deterministic for a seed. Up to :data:`N_REFERENCE` further subjects of the relation whose prompts
+have the same length are the case's reference prompts (mean ablation averages over them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from tools.circuits import FactCase
 from tools.errors import InvalidInputError
 from tools.lm import PromptFormat
 
-__all__ = ["fact_case", "find_fact", "relation_case_source", "relation_facts"]
+__all__ = ["N_REFERENCE", "fact_case", "find_fact", "relation_case_source", "relation_facts"]
+
+N_REFERENCE = 8
 
 
 def _first(tokenizer: Any, text: str) -> int:
@@ -78,17 +81,28 @@ def fact_case(
     length, gold = _length(tokenizer, prompt), _first(tokenizer, gold_object)
     others = [f for f in world.facts_in("known") if f.relation == fact.relation and f.subject != fact.subject]
     random.Random(f"{seed}:{fact.id}").shuffle(others)
+    twin = None
+    references: list[str] = []
     for other in others:
-        corrupt = render(other.subject, other.object)
-        if _length(tokenizer, corrupt) == length and _first(tokenizer, other.object) != gold:
-            return FactCase(
-                prompt=prompt,
-                subject=fact.subject,
-                answer=gold_object,
-                corrupt_prompt=corrupt,
-                corrupt_subject=other.subject,
-                corrupt_answer=other.object,
-            )
+        text = render(other.subject, other.object)
+        if _length(tokenizer, text) != length:
+            continue
+        if twin is None and _first(tokenizer, other.object) != gold:
+            twin = (other, text)
+        elif len(references) < N_REFERENCE:
+            references.append(text)
+        if twin is not None and len(references) >= N_REFERENCE:
+            break
+    if twin is not None:
+        return FactCase(
+            prompt=prompt,
+            subject=fact.subject,
+            answer=gold_object,
+            corrupt_prompt=twin[1],
+            corrupt_subject=twin[0].subject,
+            corrupt_answer=twin[0].object,
+            reference_prompts=tuple(references),
+        )
     raise InvalidInputError(
         f"no other known subject of {fact.relation!r} gives a prompt of {length} tokens with another answer token"
     )

@@ -115,3 +115,33 @@ def test_fact_given_in_context(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert record["corrupt_prompt"].startswith("Context: The CEO of ")
     assert record["answer"] == "Takahiro Hachigō"
     assert (tmp_path / "gpt2-world" / "company_ceo--Alibaba--context.svg").is_file()
+
+
+def test_edit_bench_with_auto_layers_gets_a_circuit_locator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eval.editing
+    from tools.circuits import CircuitLocator
+
+    seen: list[dict[str, object]] = []
+
+    def fake_bench(*args: object, hparams: dict[str, object], **kwargs: object) -> list[dict[str, object]]:
+        seen.append(hparams)
+        return []
+
+    monkeypatch.setattr(eval.editing, "run_edit_bench", fake_bench)
+    argv = ["--home", str(tmp_path), "edit-bench", "--method", "rome", "--T", "1", "--json", "--no-plot"]
+    assert main([*argv, "--hparam", "layers=auto", "--device", "cpu"]) == 0
+    assert seen[0]["layers"] == "auto" and isinstance(seen[0]["locator"], CircuitLocator)
+    assert main([*argv, "--hparam", "layers=[1]", "--device", "cpu"]) == 0
+    assert seen[1] == {"layers": (1,)}  # explicit layers: no locator
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_edit_bench_with_auto_layers_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fast = ["--hparam", "steps=10", "--hparam", "lr=0.01", "--hparam", "norm_constraint=0.05"]
+    argv = ["--home", str(tmp_path), "edit-bench", "--method", "ft-m", "--T", "1", "--json", "--no-plot"]
+    assert main([*argv, "--hparam", "layers=auto", "--device", "cpu", *fast]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["mode"] for r in rows] == ["teacher_forced", "generation"] and rows[0]["n"] == 1

@@ -10,9 +10,11 @@ minus that of the corrupted prompt's object (Knowledge Circuits corrupts the sub
 the same relation). nnsight gives no edge attribution, so this module writes it, on top of
 :class:`~tools.circuits._runner.GraphRunner`.
 
-Faithfulness of a circuit (a set of kept edges): every port reads the clean output of kept edges and the
-corrupted output of every other edge (corrupt ablation); ``(M_circuit - M_corrupt) / (M_full - M_corrupt)``.
-Keeping every edge gives exactly 1, keeping none exactly 0.
+Faithfulness of a circuit (a set of kept edges): every port reads the clean output of kept edges and a
+reference output of every other edge, ``(M_circuit - M_empty) / (M_full - M_empty)`` where ``M_empty`` keeps no
+edge. Corrupt ablation (the default) takes the corrupted run's outputs as reference, so ``M_empty = M_corrupt``;
+mean ablation takes each node's output averaged over reference prompts of the same length (other subjects of
+the relation), position by position. Keeping every edge gives exactly 1, keeping none exactly 0.
 """
 
 from __future__ import annotations
@@ -60,18 +62,21 @@ def attribute(
     *,
     subject_last: int,
     steps: int = 5,
+    runs: tuple[RunResult, RunResult] | None = None,
 ) -> Attribution:
     """EAP-IG over the full graph. ``clean_ids`` / ``corrupt_ids``: ``(1, T)`` of equal length.
 
+    ``runs``: the plain runs of the clean and corrupted prompts when the caller has them already.
     The model is unchanged (its weights are only read); no gradient is left on its parameters.
     """
     import time
 
     start = time.perf_counter()
     graph = runner.graph
-    with torch.no_grad():
-        clean = runner.run(clean_ids)
-        corrupt = runner.run(corrupt_ids)
+    if runs is None:
+        with torch.no_grad():
+            runs = (runner.run(clean_ids), runner.run(corrupt_ids))
+    clean, corrupt = runs
     diffs = {name: (clean.outputs[name] - corrupt.outputs[name])[0] for name in clean.outputs}  # (T, D)
     alphas = torch.arange(1, steps + 1, dtype=clean.outputs["embed"].dtype, device=clean_ids.device) / steps
     e_clean, e_corrupt = clean.outputs["embed"], corrupt.outputs["embed"]
@@ -119,14 +124,24 @@ def circuit_metrics(
     gold: int,
     foil: int,
     circuits: Sequence[frozenset[tuple[str, str]]],
+    *,
+    reference_ids: torch.Tensor | None = None,
+    corrupt_run: RunResult | None = None,
 ) -> list[float]:
-    """``M`` of the clean prompt run with only each circuit's edges clean (one batched pass for all)."""
+    """``M`` of the clean prompt run with only each circuit's edges clean (one batched pass for all).
+
+    Every other edge reads the corrupted run's output (corrupt ablation; ``corrupt_run`` when the caller has
+    it), or with ``reference_ids`` ``(R, T)`` each node's output averaged over those R prompts (mean ablation).
+    """
     if not circuits:
         return []
     graph = runner.graph
     n = len(circuits)
     with torch.no_grad():
-        corrupt = runner.run(corrupt_ids)
+        if reference_ids is None:
+            reference = (corrupt_run or runner.run(corrupt_ids)).outputs
+        else:
+            reference = {k: v.mean(0, keepdim=True) for k, v in runner.run(reference_ids).outputs.items()}
         # ablated[port][node] = (n,) 1.0 where the edge is outside circuit b
         ablated: dict[str, dict[str, torch.Tensor]] = {}
         for port in graph.ports:
@@ -143,7 +158,7 @@ def circuit_metrics(
             for name, mask in ablated[port.name].items():
                 if not bool(mask.any()):
                     continue
-                term = mask[:, None, None].to(outs[name].dtype) * (outs[name] - corrupt.outputs[name])
+                term = mask[:, None, None].to(outs[name].dtype) * (outs[name] - reference[name])
                 total = -term if total is None else total - term
             return total
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tools.circuits._discover import Circuit
+from tools.circuits._lens import LayerLens
 
-__all__ = ["circuit_record", "plot_circuit", "plot_faithfulness"]
+__all__ = ["circuit_record", "plot_circuit", "plot_faithfulness", "plot_lens"]
 
 COLOURS = {
     "embed": "#7f7f7f",
@@ -46,6 +47,16 @@ def circuit_record(circuit: Circuit, *, top_edges: int | None = None) -> dict[st
         "n_edges_kept": len(circuit.edges),
         "faithfulness": circuit.faithfulness,
         "curve": [{"fraction": f, "n_edges": k, "faithfulness": v} for f, k, v in circuit.curve],
+        "mean_ablation_curve": [{"fraction": f, "n_edges": k, "faithfulness": v} for f, k, v in circuit.mean_curve],
+        "lens": None
+        if circuit.lens is None
+        else {
+            "gold_logprob": list(circuit.lens.logprob),
+            "gold_rank": list(circuit.lens.rank),
+            "heads_into_logit_diff": list(circuit.lens.heads),
+            "mlps_into_logit_diff": list(circuit.lens.mlps),
+            "moved_until": circuit.lens.moved_until,
+        },
         "mlp_at_subject": list(attr.mlp_at_subject),
         "seconds": circuit.seconds,
         "nodes": dict(sorted(circuit.roles.items())),
@@ -128,9 +139,15 @@ def plot_circuit(circuit: Circuit, n_layers: int, n_heads: int, paths: Sequence[
 
 
 def plot_faithfulness(
-    curves: Sequence[Sequence[tuple[float, int, float]]], path: Path, title: str, target: float = 0.7
+    curves: Sequence[Sequence[tuple[float, int, float]]],
+    path: Path,
+    title: str,
+    target: float = 0.7,
+    *,
+    mean_curves: Sequence[Sequence[tuple[float, int, float]]] = (),
 ) -> None:
-    """Faithfulness against the fraction of kept edges: one faint line per fact, the median in bold."""
+    """Faithfulness against the fraction of kept edges: one faint line per fact, the median in bold; with
+    ``mean_curves`` also the median under mean ablation (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +160,12 @@ def plot_faithfulness(
     if curves:
         xs = [f for f, _, _ in curves[0]]
         med = np.median(np.array([[v for _, _, v in c] for c in curves if len(c) == len(xs)]), axis=0)
-        ax.plot(xs, med, color="#d62728", lw=2, marker="o", label="median")
+        ax.plot(xs, med, color="#d62728", lw=2, marker="o", label="median (corrupt ablation)")
+    full = [c for c in mean_curves if c]
+    if full:
+        xs = [f for f, _, _ in full[0]]
+        med = np.nanmedian(np.array([[v for _, _, v in c] for c in full if len(c) == len(xs)]), axis=0)
+        ax.plot(xs, med, color="#2ca02c", lw=2, ls="--", marker="s", label="median (mean ablation)")
     ax.axhline(target, color="grey", ls="--", lw=0.8)
     ax.axvline(0.1, color="grey", ls=":", lw=0.8)
     ax.set_xscale("log")
@@ -151,6 +173,48 @@ def plot_faithfulness(
     ax.set_ylabel("faithfulness")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    try:
+        _save(fig, [path])
+    finally:
+        plt.close(fig)
+
+
+def plot_lens(groups: Mapping[str, Sequence[LayerLens]], path: Path, title: str) -> None:
+    """Per depth, the mean lens log-probability of the gold object (left) and per layer the mean direct
+    contribution of heads (solid) and MLPs (dashed) to the logit difference (right), one colour per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (label, lenses), colour in zip(groups.items(), ("#1f77b4", "#d62728", "#2ca02c", "#9467bd"), strict=False):
+        if not lenses:
+            continue
+        name = f"{label} (n={len(lenses)})"
+        logprob = np.mean([lens.logprob for lens in lenses], axis=0)
+        left.plot(range(len(logprob)), logprob, color=colour, marker="o", label=name)
+        layers = range(len(lenses[0].heads))
+        right.plot(
+            layers, np.mean([lens.heads for lens in lenses], axis=0), color=colour, marker="o", label=f"{name} heads"
+        )
+        right.plot(
+            layers,
+            np.mean([lens.mlps for lens in lenses], axis=0),
+            color=colour,
+            ls="--",
+            marker="s",
+            label=f"{name} MLP",
+        )
+    left.set_xlabel("depth (0 = embeddings, l = after block l-1)")
+    left.set_ylabel("log p(gold) by the logit lens")
+    left.legend(fontsize=7)
+    right.axhline(0, color="grey", lw=0.6)
+    right.set_xlabel("layer")
+    right.set_ylabel("direct contribution to logit(gold) - logit(foil)")
+    right.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     try:
         _save(fig, [path])
     finally:

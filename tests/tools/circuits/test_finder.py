@@ -81,3 +81,38 @@ def test_unknown_layout_is_refused() -> None:
         GraphRunner(model)
     with pytest.raises(UnsupportedLayoutError):
         GraphRunner(torch.nn.Linear(2, 2))
+
+
+def test_lens_follows_the_gold_object_to_the_output(finder: CircuitFinder) -> None:
+    circuit = finder.find(CASE, fractions=(0.1,))
+    lens = circuit.lens
+    assert lens is not None
+    n = finder.graph.n_layers
+    assert len(lens.logprob) == len(lens.rank) == n + 1 and len(lens.heads) == len(lens.mlps) == n
+    ids = finder.tokenizer(CASE.prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    gold = finder.tokenizer(" " + CASE.answer, add_special_tokens=False)["input_ids"][0]
+    with torch.no_grad():
+        logp = torch.log_softmax(finder.runner.model(ids).logits[0, -1].float(), -1)
+    assert lens.logprob[-1] == pytest.approx(float(logp[gold]), abs=1e-3)  # the last depth is the model's output
+    assert (lens.rank[-1] == 0) == circuit.gold_is_top
+    assert 0 <= lens.moved_until <= n and lens.logprob[lens.moved_until] == max(lens.logprob)
+    assert lens.logprob[-1] > lens.logprob[0]
+
+
+def test_mean_ablation_curve(finder: CircuitFinder) -> None:
+    import dataclasses
+
+    mean = CircuitFinder(finder.runner.model, finder.tokenizer, steps=3, mean_ablation=True)
+    # with the corrupted prompt as the only reference, its mean is the corrupted run: both curves agree
+    alone = mean.find(CASE, fractions=(0.05, 0.1, 1.0))
+    assert [v for _, _, v in alone.mean_curve] == pytest.approx([v for _, _, v in alone.curve], abs=1e-4)
+    refs = ("The CEO of KLM is", "The CEO of IBM is", "The CEO of SAP is")
+    lengths = {len(finder.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs}
+    want = len(finder.tokenizer(CASE.prompt, add_special_tokens=False)["input_ids"])
+    usable = tuple(r for r in refs if len(finder.tokenizer(r, add_special_tokens=False)["input_ids"]) == want)
+    assert len(usable) == 2 and len(lengths) == 2  # IBM is shorter (5 tokens)
+    circuit = mean.find(dataclasses.replace(CASE, reference_prompts=usable), fractions=(0.1, 1.0))
+    assert circuit.mean_curve[-1][2] == pytest.approx(1.0, abs=1e-4)
+    assert not finder.find(CASE, fractions=(0.1,)).mean_curve  # measured only when asked
+    with pytest.raises(InvalidInputError, match="reference prompt"):
+        mean.find(dataclasses.replace(CASE, reference_prompts=("The CEO of the ABB Group is",)))

@@ -89,5 +89,12 @@ def test_planted_head_is_recovered(layout: str, layer: int, head: int) -> None:
     # dropping the planted head's value edge removes the whole effect
     (without,) = circuit_metrics(runner, clean, corrupt, gold, foil, [frozenset(full - {("embed", f"{name}.v")})])
     assert without == pytest.approx(attr.metric_corrupt, abs=1e-4)
+    # mean ablation: other subjects' mean at the subject position; the planted edges still carry everything
+    refs = torch.tensor([[4, 10, 11, 12], [5, 10, 11, 12], [6, 10, 11, 12]])
+    kept_mean, none_mean = circuit_metrics(
+        runner, clean, corrupt, gold, foil, [frozenset(planted), frozenset()], reference_ids=refs
+    )
+    assert kept_mean == pytest.approx(attr.metric_clean, abs=1e-4)
+    assert abs(none_mean - attr.metric_clean) > 1e-3
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert [set(m.__dict__) for m in model.modules()] == attrs  # nnsight's wrapping is undone
