@@ -304,7 +304,7 @@ def _edit_bench(args: argparse.Namespace) -> int:
                     logger.warning("%s, category %s: skipped (%s)", method, category, exc)
                     continue
                 rows.extend(found if category is None else [{"category": category} | r for r in found])
-    if not rows:
+    if not rows and None not in groups:  # every category was skipped
         raise InvalidInputError("no category of the dataset had an edit case that qualifies (try --select all)")
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
