@@ -115,7 +115,7 @@ def gradient_factors(
             keys[path] = inputs[0].detach()
             leaf = output.detach().requires_grad_(True)
             outs[path] = leaf
-            return leaf
+            return leaf.clone()  # not the leaf itself: some blocks add to the MLP output in place (Falcon)
 
         return hook
 

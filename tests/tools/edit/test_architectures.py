@@ -55,9 +55,23 @@ def small_corpus(corpus: tuple[str, ...]) -> tuple[str, ...]:
 LIGHT = {"memit": {"preserve_weight": 0.0, "corpus_phrasings": 0, "v_num_grad_steps": 60}}
 
 
-def _editor(method: str, corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> Any:
+def _editor(method: str, corpus: tuple[str, ...], cache_dir: Path, lm: HFLanguageModel | None = None, **hp: Any) -> Any:
     settings = LIGHT.get(method, {}) | hp
+    if method == "mend" and lm is not None and "weights" not in settings:
+        settings["weights"] = str(_untrained_mend(lm, cache_dir))
     return get_editor(method, corpus=corpus, corpus_name="world-48", cache_dir=cache_dir, **settings)
+
+
+def _untrained_mend(lm: HFLanguageModel, directory: Path) -> Path:
+    """MEND's network untrained (the normalised gradient, identity at init) for this tiny model: MEND is trained
+    per model (``factagent mend-train``) and these models are noise, so only its paths are proven here."""
+    from tools.edit._mend import MENDHyperParams, mend_params
+    from tools.edit._mend_net import MendNetwork, save_mend
+
+    layers = MENDHyperParams.for_family(family_of(lm.model)).layers
+    params, shapes = mend_params(lm.model, layers)
+    name = f"mend-{lm.model.config.model_type}-{lm.model.dtype}.safetensors".replace("torch.", "")
+    return save_mend(MendNetwork(params, shapes, rank=4), directory / name)
 
 
 def _logits(lm: HFLanguageModel) -> torch.Tensor:
@@ -102,7 +116,7 @@ _IN_CONTEXT = {"ike", "serac"}
 def test_editor_contract(
     method: str, lm: HFLanguageModel, small_corpus: tuple[str, ...], cache_dir: Path, tmp_path: Path
 ) -> None:
-    editor = _editor(method, small_corpus, cache_dir)
+    editor = _editor(method, small_corpus, cache_dir, lm)
     before, logits, lp = state(lm), _logits(lm), _logprob(lm, REQUEST)
 
     delta = editor.compute(lm, [REQUEST])
@@ -128,7 +142,7 @@ def test_editor_contract(
     assert len(journal_for(lm.model)) == 0
 
     with pytest.raises(EditError):
-        _editor(method, small_corpus, cache_dir, layers=(tiny_archs.LAYERS,)).compute(lm, [REQUEST])
+        _editor(method, small_corpus, cache_dir, lm, layers=(tiny_archs.LAYERS,)).compute(lm, [REQUEST])
     assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
 
 
@@ -205,7 +219,7 @@ def test_editors_keep_bfloat16_and_the_device(
 ) -> None:
     lm = bf16_llama
     before, lp = state(lm), _logprob(lm, REQUEST)
-    editor = _editor(method, small_corpus, cache_dir)
+    editor = _editor(method, small_corpus, cache_dir, lm)
     handle = editor.apply(lm, editor.compute(lm, [REQUEST]))
     assert {p.dtype for p in lm.model.parameters()} == {torch.bfloat16}
     assert {p.device.type for p in lm.model.parameters()} == {"cpu"}
