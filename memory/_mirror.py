@@ -17,13 +17,15 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from memory._config import IndexConfig
 from memory._index import FaissIndex, VectorIndex
-from memory._persist import Sidecar
+from memory._milvus_index import MilvusConfig, MilvusState
+from memory._persist import IndexFiles, Sidecar
 from tools.errors import IndexCorruptError, IndexUnavailableError, StoreError
 
 __all__ = ["IndexMirror", "IndexStorage", "PendingChanges"]
@@ -78,10 +80,33 @@ class IndexMirror:
         self._files = files
         self._db_id = db_id
         self._new_index: Callable[[], VectorIndex] = new_index or (lambda: FaissIndex(dimension, config))
+        self._close: Callable[[], None] = lambda: None
         self.index: VectorIndex = self._new_index() if new_index is None else _Empty(dimension)
         self.seq = 0
         self._unsaved = 0  # index changes since the file was written
         self._broken = False  # an index write failed after a commit: rebuild before the next use
+
+    @classmethod
+    def for_backend(
+        cls,
+        dimension: int,
+        config: IndexConfig,
+        db_id: str,
+        index_dir: Path | None,
+        milvus: MilvusConfig | None = None,
+    ) -> IndexMirror:
+        """A mirror on a Milvus collection when ``milvus`` is given, else on FAISS with files in ``index_dir``
+        (``None``: rebuilt from the database at every open). Call :meth:`open` next."""
+        if milvus is not None:
+            state = MilvusState(milvus)
+            mirror = cls(dimension, config, state, db_id, new_index=lambda: state.new_index(dimension))
+            mirror._close = state.close
+            return mirror
+        return cls(dimension, config, IndexFiles(Path(index_dir)) if index_dir is not None else None, db_id)
+
+    def close(self) -> None:
+        """Release the storage's connections (a Milvus client); the index itself was saved by :meth:`save`."""
+        self._close()
 
     def open(self, conn: sqlite3.Connection) -> None:
         """Load the saved index (or rebuild it) and catch it up with the database."""

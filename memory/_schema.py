@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory._records import MemoryItem, MetadataValue
 from memory._types import Scope, Triple
-from memory._validate import from_micros, metadata_matches, value_kind
+from memory._validate import Draft, from_micros, metadata_matches, value_kind
 from tools.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -121,6 +122,22 @@ class NewVersion:
     created_at: int
     valid_from: int
     metadata: Mapping[str, MetadataValue]
+
+    @classmethod
+    def first(cls, draft: Draft, *, now: int, valid_from: int | None, edit_id: str | None) -> NewVersion:
+        """Version 1 of a new item from a validated draft, under a fresh id."""
+        return cls(
+            item_id="m-" + secrets.token_hex(8),
+            version=1,
+            text=draft.text,
+            scope=draft.scope,
+            triple=draft.triple,
+            source=draft.source,
+            edit_id=edit_id,
+            created_at=now,
+            valid_from=now if valid_from is None else valid_from,
+            metadata=draft.metadata,
+        )
 
     def to_item(self) -> MemoryItem:
         """The item as it reads back once inserted."""

@@ -13,7 +13,6 @@ the index then picks them up from the change log once that transaction has commi
 from __future__ import annotations
 
 import logging
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,9 +27,8 @@ import numpy as np
 from memory._config import IndexConfig
 from memory._db import Database
 from memory._lexical import LexicalIndex
-from memory._milvus_index import MilvusConfig, MilvusState
+from memory._milvus_index import MilvusConfig
 from memory._mirror import IndexMirror, PendingChanges
-from memory._persist import IndexFiles
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._schema import (
     Filter,
@@ -87,10 +85,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _nothing() -> None:
-    return None
-
-
 class VectorMemory:
     """Working memory of texts (facts, documents, things a user told) searched by meaning.
 
@@ -136,17 +130,7 @@ class VectorMemory:
             if conn.in_transaction:
                 raise StoreError("open the vector memory outside a database transaction")
             db_id = create_tables(db, self._dimension)
-            if milvus is not None:
-                state = MilvusState(milvus)
-                dimension = self._dimension
-                self._mirror = IndexMirror(
-                    dimension, self._config, state, db_id, new_index=lambda: state.new_index(dimension)
-                )
-                self._on_close: Callable[[], None] = state.close
-            else:
-                files = IndexFiles(Path(index_dir)) if index_dir is not None else None
-                self._mirror = IndexMirror(self._dimension, self._config, files, db_id)
-                self._on_close = _nothing
+            self._mirror = IndexMirror.for_backend(self._dimension, self._config, db_id, index_dir, milvus)
             self._mirror.open(conn)
             # Built at the first lexical search only (memories that never search by words never pay for it).
             self._lexical = LexicalIndex(Path(index_dir) if index_dir is not None else None, db_id)
@@ -519,7 +503,7 @@ class VectorMemory:
                 except IndexUnavailableError as exc:  # SQLite holds everything; the index catches up on open
                     logger.error("could not save the vector index on close: %s", exc)
             self._closed = True
-        self._on_close()
+        self._mirror.close()
         if self._owns_db:
             self._db.close()
 
@@ -578,21 +562,7 @@ class VectorMemory:
         self, drafts: list[Draft], vectors: np.ndarray, edit_id: str | None, valid_from: int | None
     ) -> list[MemoryItem]:
         now = self._now_us()
-        versions = [
-            NewVersion(
-                "m-" + secrets.token_hex(8),
-                1,
-                text,
-                scope,
-                triple,
-                source,
-                edit_id,
-                now,
-                now if valid_from is None else valid_from,
-                metadata,
-            )
-            for text, scope, triple, source, metadata in drafts
-        ]
+        versions = [NewVersion.first(d, now=now, valid_from=valid_from, edit_id=edit_id) for d in drafts]
         with self._writing() as (conn, pending):
             row_ids, pending.last_seq = insert_versions(conn, versions, vectors)
             pending.added_ids += row_ids
