@@ -94,6 +94,24 @@ def _faiss() -> Any:
     return faiss
 
 
+def search_inputs(queries: object, dimension: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``(nq, d)`` float32 queries (one ``(d,)`` vector accepted) and the empty ``(nq, k)`` results
+    every :class:`VectorIndex` pads with: scores ``-inf``, ids ``-1``.
+
+    Raises:
+        InvalidInputError: queries of another dimension, or ``k < 1``.
+    """
+    matrix = np.ascontiguousarray(queries, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] != dimension:
+        raise InvalidInputError(f"queries must have shape (nq, {dimension}), got {matrix.shape}")
+    if k < 1:
+        raise InvalidInputError(f"k must be positive, got {k}")
+    nq = matrix.shape[0]
+    return matrix, np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+
+
 def _as_ids(ids: object) -> np.ndarray:
     array = np.ascontiguousarray(np.asarray(ids), dtype=np.int64).reshape(-1)
     return array
@@ -188,16 +206,8 @@ class FaissIndex:
     # -- reads ----------------------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        matrix = np.ascontiguousarray(queries, dtype=np.float32)
-        if matrix.ndim == 1:
-            matrix = matrix.reshape(1, -1)
-        if matrix.ndim != 2 or matrix.shape[1] != self._d:
-            raise InvalidInputError(f"queries must have shape (nq, {self._d}), got {matrix.shape}")
-        if k < 1:
-            raise InvalidInputError(f"k must be positive, got {k}")
+        matrix, scores, ids = search_inputs(queries, self._d, k)
         nq = matrix.shape[0]
-        scores = np.full((nq, k), -np.inf, dtype=np.float32)
-        ids = np.full((nq, k), -1, dtype=np.int64)
         total = int(self._index.ntotal)
         if not total or not nq:
             return scores, ids

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memory._config import IndexConfig
+from memory._index import search_inputs
 from memory._persist import Sidecar
 from tools.errors import ConfigError, IndexUnavailableError, InvalidInputError
 
@@ -171,15 +172,7 @@ class MilvusIndex:
         return present
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.ndim != 2 or queries.shape[1] != self._d:
-            raise InvalidInputError(f"queries must have shape (nq, {self._d}), got {queries.shape}")
-        if k < 1:
-            raise InvalidInputError(f"k must be positive, got {k}")
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        queries, scores, ids = search_inputs(queries, self._d, k)
         if not len(queries):
             return scores, ids
         search = {
