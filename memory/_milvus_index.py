@@ -194,9 +194,19 @@ class MilvusIndex:
         return scores, ids
 
     def wait_indexed(self, timeout_s: float = 600.0) -> bool:
-        """Wait until Milvus has indexed every sealed row (it builds indexes in the background; until then a
-        search scans rows by brute force). Returns whether it finished within ``timeout_s``."""
+        """Wait until Milvus has indexed every row (until then a search scans unindexed rows by brute force).
+
+        Milvus builds indexes in the background and reports progress in ``describe_index``; milvus-lite
+        reports ``Finished`` at once while its background worker may still be building (measured: 100k rows,
+        searches at 1 s p50 for four minutes after "Finished"). So the rows are flushed and the collection
+        is released and loaded again: a load builds (or reads back) the index of every sealed segment before
+        it returns, on Milvus and milvus-lite alike. Returns whether Milvus then reports no pending rows
+        within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
+        with _milvus_errors("building the index"):
+            self._client.flush(self._name)
+            self._client.release_collection(self._name)
+            self._client.load_collection(self._name, timeout=timeout_s)
         while time.monotonic() < deadline:
             with _milvus_errors("describing the index"):
                 info = self._client.describe_index(self._name, "vector")
