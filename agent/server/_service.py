@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from agent import Agent
     from agent._detox import DetoxEdit
     from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
+    from kg import Assertion
 
 __all__ = ["Service"]
 
@@ -365,6 +367,31 @@ class Service:
                 except UnknownNamespaceError:  # nothing written there yet
                     continue
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
+
+    def fact_history(self, who: Principal, item_id: str) -> list[MemoryItem]:
+        """Every version of a fact the key may read, oldest first (another tenant's fact is "not found")."""
+        with self._reading():
+            self._readable_item(who, item_id)
+            return self.agent.wm.memory.history(item_id)
+
+    def assertions(
+        self,
+        who: Principal,
+        subject: str | None = None,
+        relation: str | None = None,
+        namespace: str | None = None,
+        as_of: datetime | None = None,
+    ) -> list[Assertion]:
+        """KG facts valid at ``as_of`` (default now) in ``namespace`` (or all the key reads, its own first),
+        oldest first.
+
+        Raises:
+            PermissionDeniedError: a namespace the key may not read.
+            InvalidInputError: an unknown relation, a bad name or a naive datetime.
+        """
+        names = [who.check(namespace)] if namespace else list(who.readable)
+        with self._reading():
+            return self.agent.wm.graph.facts(subject, relation, as_of=as_of, namespaces=names)
 
     def _readable_item(self, who: Principal, item_id: str) -> MemoryItem:
         """The item, or one "not found" answer, byte-identical for a missing id and another tenant's."""
