@@ -38,14 +38,13 @@ from agent._answer import Answer
 from agent.server._auth import Principal
 from agent.server._batcher import AskBatcher
 from agent.server._locks import ReadWriteLock
-from memory import MemoryHit, MemoryItem, Scope, Triple
+from memory import ItemPage, MemoryHit, MemoryItem, Scope, Triple, list_items
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
 
 if TYPE_CHECKING:
     from agent import Agent
     from agent._detox import DetoxEdit
     from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
-    from kg import Assertion
 
 __all__ = ["Service"]
 
@@ -374,24 +373,29 @@ class Service:
             self._readable_item(who, item_id)
             return self.agent.wm.memory.history(item_id)
 
-    def assertions(
+    def list_facts(
         self,
         who: Principal,
+        namespace: str | None = None,
+        *,
         subject: str | None = None,
         relation: str | None = None,
-        namespace: str | None = None,
         as_of: datetime | None = None,
-    ) -> list[Assertion]:
-        """KG facts valid at ``as_of`` (default now) in ``namespace`` (or all the key reads, its own first),
-        oldest first.
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ItemPage:
+        """A page of the facts and passages valid at ``as_of`` in ``namespace`` (or all the key reads), newest
+        first (:func:`memory.list_items`: SQL only, no embedding).
 
         Raises:
             PermissionDeniedError: a namespace the key may not read.
-            InvalidInputError: an unknown relation, a bad name or a naive datetime.
+            InvalidInputError: a bad page or a naive datetime.
         """
         names = [who.check(namespace)] if namespace else list(who.readable)
         with self._reading():
-            return self.agent.wm.graph.facts(subject, relation, as_of=as_of, namespaces=names)
+            return list_items(
+                self.agent.wm.db, names, subject=subject, relation=relation, as_of=as_of, limit=limit, offset=offset
+            )
 
     def _readable_item(self, who: Principal, item_id: str) -> MemoryItem:
         """The item, or one "not found" answer, byte-identical for a missing id and another tenant's."""

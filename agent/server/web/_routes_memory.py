@@ -1,5 +1,5 @@
-"""Memory: search facts, browse KG facts by namespace / subject / relation / time (paged), each fact's
-version history with time travel (``as of``), and a subject's edit history."""
+"""Memory: search facts, browse facts and passages by namespace / subject / relation / time (paged), each
+fact's version history with time travel (``as of``), and a subject's edit history."""
 
 from __future__ import annotations
 
@@ -65,9 +65,11 @@ def memory(
         total = len(found)
         hits = list(found[start : start + PER_PAGE])
     else:
-        found_rows = service.assertions(session.who, subject or None, relation or None, namespace or None, as_of=when)
-        total = len(found_rows)
-        rows = list(found_rows[start : start + PER_PAGE])
+        listed = service.list_facts(
+            session.who, namespace or None, subject=subject or None, relation=relation or None, as_of=when,
+            limit=PER_PAGE, offset=start,
+        )  # fmt: skip
+        total, rows = listed.total, list(listed.items)
     if start and start >= total:
         raise WebError(404, "there is no such page of results")
     query = {"q": q, "namespace": namespace, "subject": subject, "relation": relation, "as_of": as_of}

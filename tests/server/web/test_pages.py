@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from memory import Scope
 from tests.server.conftest import Served, key
 from tests.server.web.conftest import form_token, sign_in
 
@@ -135,3 +136,16 @@ def test_audits_start_show_progress_and_compare(web: Served) -> None:
     assert bob.get(f"/ui/audits/{ids[0]}").status_code == 404  # another user's run
     rita = sign_in(web.url, "rita")
     assert 'action="/ui/audits"' not in rita.get("/ui/audits").text
+
+
+def test_memory_browses_by_subject_namespace_and_time(web: Served) -> None:
+    alice = sign_in(web.url, "alice")
+    subject, ceo = _ceo(web, 0)
+    query = {"subject": subject, "relation": "company_ceo", "namespace": "world"}
+    found = alice.get("/ui/memory", params=query).text
+    assert ceo in found and 'data-testid="total">1 facts' in found
+    assert 'data-testid="total">0 facts' in alice.get("/ui/memory", params={**query, "as_of": "2000-01-01"}).text
+    total = web.agent.wm.memory.count(Scope(agent_id="world"))
+    listed = alice.get("/ui/memory", params={"namespace": "world"}).text
+    assert f'data-testid="total">{total} facts' in listed
+    assert listed.count('href="/ui/facts/') == min(50, total) and ("Next page" in listed) == (total > 50)
