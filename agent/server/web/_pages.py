@@ -9,7 +9,7 @@ before the service is called.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def error_page(request: Request, status: int, message: str, retry_after: float |
 class WebRoute(APIRoute):
     """A route whose errors become HTML error pages instead of the API's JSON bodies."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

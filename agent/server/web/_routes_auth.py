@@ -54,9 +54,9 @@ def signin(request: Request, key: Annotated[str, Form(max_length=512)], pre: Ann
     who = state.keys.authenticate(key.strip())
     if who is None:
         token = secrets.token_urlsafe(24)
-        response = page(request, "signin.html", {"pre": token, "failed": True}, status=401)
-        _cookie(response, PRE, token, request)
-        return response
+        refused = page(request, "signin.html", {"pre": token, "failed": True}, status=401)
+        _cookie(refused, PRE, token, request)
+        return refused
     session = sessions(request).open(who)
     response = RedirectResponse(f"{PREFIX}/chat", status_code=303)
     _cookie(response, COOKIE, session.token, request)

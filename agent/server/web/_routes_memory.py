@@ -13,6 +13,7 @@ from agent.server._deps import app_state
 from agent.server._schemas import NAMESPACE_PATTERN
 from agent.server.web._deps import Signed
 from agent.server.web._pages import PREFIX, WebError, WebRoute, page
+from memory import MemoryItem
 
 __all__ = ["parse_when", "router"]
 
@@ -93,7 +94,7 @@ def fact(
 ) -> HTMLResponse:
     when = parse_when(as_of)
     versions = app_state(request).service.fact_history(session.who, fact_id)
-    shown = versions[-1]
+    shown: MemoryItem | None = versions[-1]
     if when is not None:
         valid = [v for v in versions if v.is_valid_at(when)]
         shown = valid[-1] if valid else None
