@@ -17,13 +17,14 @@ from tests.server.conftest import CONFIG, Served, key
 WEB_CONFIG = CONFIG.replace("[tell]\n", '[tell]\nroles = { bob = "untrusted" }\n', 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def web(
     serve: Callable[..., AbstractContextManager[Served]],
     tmp_path_factory: pytest.TempPathFactory,
     loaded_home: Path,
 ) -> Iterator[Served]:
-    """A server of its own for a test module, bob untrusted."""
+    """One server for the web tests (started once: each start loads a home), bob untrusted. Tests that
+    change facts use different subjects."""
     root = tmp_path_factory.mktemp("web") / "home"
     shutil.copytree(loaded_home, root)
     (root / "config.toml").write_text(WEB_CONFIG, encoding="utf-8")

@@ -66,7 +66,7 @@ def test_refusals_are_friendly_pages_with_the_right_status(web: Served) -> None:
 
 def test_forged_and_replayed_posts_are_refused_and_change_nothing(web: Served) -> None:
     alice = sign_in(web.url, "alice")
-    subject, _ = _ceo(web, 0)
+    subject, _ = _ceo(web, -1)  # the browser tests (same server) use the first two
     said = {"statement": f"The CEO of {subject} is Forge Ry.", "namespace": "alice"}
     before = _log(web)
     page = alice.get("/ui/chat").text
@@ -99,7 +99,7 @@ def test_user_text_is_escaped_everywhere(web: Served) -> None:
 
 def test_a_reader_gets_no_edit_controls_and_cannot_roll_back(web: Served) -> None:
     alice = sign_in(web.url, "alice")
-    subject, _ = _ceo(web, 1)
+    subject, _ = _ceo(web, -2)
     told = alice.post(
         "/ui/chat/tell",
         data={"statement": f"The CEO of {subject} is Rita Reads.", "csrf": form_token(alice.get("/ui/chat").text)},
