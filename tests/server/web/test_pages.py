@@ -93,6 +93,8 @@ def test_user_text_is_escaped_everywhere(web: Served) -> None:
     for path in ("/ui/memory?q=Evil+Corp+sells+tea", f"/ui/facts/{r.json()['id']}"):
         html = alice.get(path).text
         assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html and "<script>alert" not in html, path
+    bob = sign_in(web.url, "bob")  # another tenant: the same "not found" as a missing fact
+    assert bob.get(f"/ui/facts/{r.json()['id']}").status_code == 404
     asked = alice.post("/ui/chat/ask", data={"question": evil, "csrf": form_token(alice.get("/ui/chat").text)})
     assert asked.status_code == 200 and "<script>alert" not in asked.text and "&lt;b&gt;tea" in asked.text
 
