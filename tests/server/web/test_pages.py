@@ -151,3 +151,18 @@ def test_memory_browses_by_subject_namespace_and_time(web: Served) -> None:
     listed = alice.get("/ui/memory", params={"namespace": "world"}).text
     assert f'data-testid="total">{total} facts' in listed
     assert listed.count('href="/ui/facts/') == min(50, total) and ("Next page" in listed) == (total > 50)
+
+
+def test_a_fact_page_travels_back_to_an_older_version(web: Served) -> None:
+    h = {"Authorization": f"Bearer {key('alice')}"}
+    fact = httpx.post(f"{web.url}/v1/facts", json={"text": "The kettle is blue."}, headers=h).json()
+    httpx.patch(f"{web.url}/v1/facts/{fact['id']}", json={"text": "The kettle is red."}, headers=h).raise_for_status()
+    v1, v2 = web.agent.wm.memory.history(fact["id"])
+    alice = sign_in(web.url, "alice")
+    now = alice.get(f"/ui/facts/{fact['id']}").text
+    assert "Current (version 2" in now and "The kettle is blue." in now  # the history lists both versions
+    between = (v2.valid_from - (v2.valid_from - v1.valid_from) / 2).isoformat()
+    then = alice.get(f"/ui/facts/{fact['id']}", params={"as_of": between}).text
+    assert "(version 1, superseded)" in then
+    before = alice.get(f"/ui/facts/{fact['id']}", params={"as_of": "2000-01-01T00:00"}).text
+    assert "did not exist yet" in before
