@@ -13,6 +13,7 @@ from memory._db import Database
 from memory._fusion import reciprocal_rank_fusion
 from memory._index import FaissIndex, VectorIndex
 from memory._lexical import segment
+from memory._listing import ItemPage, list_items
 from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._milvus_index import MilvusConfig, MilvusIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
@@ -27,6 +28,7 @@ __all__ = [
     "EmbedderCounts",
     "FaissIndex",
     "IndexConfig",
+    "ItemPage",
     "MemoEmbedder",
     "MemoryHit",
     "MemoryItem",
@@ -39,6 +41,7 @@ __all__ = [
     "VectorIndex",
     "VectorMemory",
     "default_model_dir",
+    "list_items",
     "reciprocal_rank_fusion",
     "segment",
     "unsafe_character",

@@ -70,7 +70,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not world_facts(app.state.factagent.service.agent):
         print(f"note: {NO_WORLD}", flush=True)
-    print(f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json, docs at /docs)", flush=True)
+    print(
+        f"factagent serving on http://{host}:{port}/v1 (OpenAPI at /openapi.json, docs at /docs, web app at /ui)",
+        flush=True,
+    )
     if args.mcp:
         print(f"factagent MCP on http://{host}:{port}/mcp (API key required)", flush=True)
     # A model batch's Python between tensor ops holds the interpreter lock; a read waiting for it gets it

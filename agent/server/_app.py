@@ -148,6 +148,9 @@ def create_app(
     install_error_handlers(app)
     for module in (_routes_agent, _routes_facts, _routes_review, _routes_ops, _routes_detox, _openai_compat):
         app.include_router(module.router)
+    from agent.server.web import mount_web
+
+    mount_web(app)  # the web app at /ui, over the same service and keys
     if mcp:
         from agent.server._mcp import mount_mcp
 

@@ -109,6 +109,11 @@ class AuditJobs:
             raise NotFoundError(f"no audit job {job_id!r}")
         return job.view
 
+    def listing(self, user: str, admin: bool = False) -> list[AuditJobOut]:
+        """The jobs ``user`` may see (admins: everyone's), newest first."""
+        with self._lock:
+            return [j.view for j in reversed(self._jobs.values()) if admin or j.owner == user]
+
     def _set(self, job_id: str, **changes: object) -> None:
         with self._lock:
             job = self._jobs[job_id]

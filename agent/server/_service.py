@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from agent._agent import check_question
@@ -37,7 +38,7 @@ from agent._answer import Answer
 from agent.server._auth import Principal
 from agent.server._batcher import AskBatcher
 from agent.server._locks import ReadWriteLock
-from memory import MemoryHit, MemoryItem, Scope, Triple
+from memory import ItemPage, MemoryHit, MemoryItem, Scope, Triple, list_items
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
 
 if TYPE_CHECKING:
@@ -365,6 +366,36 @@ class Service:
                 except UnknownNamespaceError:  # nothing written there yet
                     continue
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
+
+    def fact_history(self, who: Principal, item_id: str) -> list[MemoryItem]:
+        """Every version of a fact the key may read, oldest first (another tenant's fact is "not found")."""
+        with self._reading():
+            self._readable_item(who, item_id)
+            return self.agent.wm.memory.history(item_id)
+
+    def list_facts(
+        self,
+        who: Principal,
+        namespace: str | None = None,
+        *,
+        subject: str | None = None,
+        relation: str | None = None,
+        as_of: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ItemPage:
+        """A page of the facts and passages valid at ``as_of`` in ``namespace`` (or all the key reads), newest
+        first (:func:`memory.list_items`: SQL only, no embedding).
+
+        Raises:
+            PermissionDeniedError: a namespace the key may not read.
+            InvalidInputError: a bad page or a naive datetime.
+        """
+        names = [who.check(namespace)] if namespace else list(who.readable)
+        with self._reading():
+            return list_items(
+                self.agent.wm.db, names, subject=subject, relation=relation, as_of=as_of, limit=limit, offset=offset
+            )
 
     def _readable_item(self, who: Principal, item_id: str) -> MemoryItem:
         """The item, or one "not found" answer, byte-identical for a missing id and another tenant's."""
