@@ -2,7 +2,9 @@
 
 sign in, ask, tell a fact, see the answer change, open its history, roll it back, see the old answer
 return; a reader sees no edit or rollback controls and a forged POST is refused with nothing changed; an
-admin accepts a quarantined edit. Every page visited is saved as a PNG under docs/web/ (the README's).
+admin accepts a quarantined edit. Every page visited is saved as a PNG: under ``$FACTAGENT_SCREENSHOTS`` when
+set (``FACTAGENT_SCREENSHOTS=docs/web`` makes the README's), else in a temporary folder, so a test run leaves
+the checkout as it found it.
 
 The browser is ``/usr/bin/chromium`` with ``/usr/bin/chromedriver`` (``apt-get install chromium
 chromium-driver``; .ci/run installs them). Without them the tests skip locally and fail in CI (``CI=true``).
@@ -21,14 +23,15 @@ import pytest
 
 from tests.server.conftest import Served, key
 
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "web"
+REPO = Path(__file__).resolve().parents[3]
+SHOTS: list[Path] = []  # the folder screenshots go to, set by the browser fixture
 CHROMIUM = os.environ.get("FACTAGENT_CHROMIUM", "/usr/bin/chromium")
 DRIVER = os.environ.get("FACTAGENT_CHROMEDRIVER", "/usr/bin/chromedriver")
 NEW_CEO = "Jane Webb"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A headless chromium (1100 x 800), or a skip (a failure in CI) when it is not installed."""
     missing = [p for p in (CHROMIUM, DRIVER) if not (Path(p).exists() or shutil.which(p))]
     if missing:
@@ -41,12 +44,26 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,800"):
+    # no background networking: on a machine without internet chromium's own connections fail, many at a time
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1100,800",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=DriverService(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(120)
     driver.implicitly_wait(60)  # an element of the next page may take a model call to appear
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    target = os.environ.get("FACTAGENT_SCREENSHOTS")
+    SHOTS[:] = [REPO / target if target else tmp_path_factory.mktemp("screenshots")]
+    SHOTS[0].mkdir(parents=True, exist_ok=True)
     try:
         yield driver
     finally:
@@ -54,7 +71,7 @@ def browser() -> Iterator[Any]:
 
 
 def _shot(driver: Any, name: str) -> None:
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    driver.save_screenshot(str(SHOTS[0] / f"{name}.png"))
 
 
 def _by(kind: str) -> Any:
