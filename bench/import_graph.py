@@ -91,9 +91,9 @@ def unit_of(module: str, units: Sequence[Unit] = FLOORS) -> Unit | None:
     best: tuple[int, Unit] | None = None
     for unit in units:
         for prefix in unit.prefixes:
-            if module == prefix or module.startswith(prefix + "."):
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), unit)
+            matches = module == prefix or module.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), unit)
     return best[1] if best else None
 
 

@@ -142,7 +142,7 @@ def _concept_check(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from agent._concept_check import check_concept_consistency
+    from eval.concepts import check_concept_consistency
     from eval.world._pipeline import DATA_DIR
 
     with tqdm(desc="concept edits", unit="edit", file=sys.stderr) as bar:

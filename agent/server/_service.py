@@ -42,7 +42,7 @@ from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from agent import Agent
-    from agent._detox import DetoxEdit
+    from agent.server._detox import DetoxEdit
     from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
 
 __all__ = ["Service"]
@@ -258,7 +258,7 @@ class Service:
             PermissionDeniedError: not an admin key.
             InvalidInputError, EditError: a bad instance or a remote model; nothing changed.
         """
-        from agent._detox import apply_detox
+        from agent.server._detox import apply_detox
 
         _admin_only(who, "apply detox edits")
         with self._writing(weights=True):
@@ -273,7 +273,7 @@ class Service:
             PermissionDeniedError: not an admin key.
             NotFoundError: no applied edit has this id.
         """
-        from agent._detox import rollback_detox
+        from agent.server._detox import rollback_detox
 
         _admin_only(who, "roll back detox edits")
         with self._writing(weights=True):

@@ -2,6 +2,7 @@
 
 from eval.concepts._bench import CONCEPT_METHODS, ROW_KEYS, editor_for, run_concept_bench
 from eval.concepts._cases import ConceptCase, InstanceProbe, load_conceptedit, world_concept_cases
+from eval.concepts._consistency import ConceptConsistency, check_concept_consistency
 from eval.concepts._metrics import (
     ConsistencyJudge,
     EmbeddingConsistency,
@@ -23,6 +24,7 @@ __all__ = [
     "CONCEPT_METHODS",
     "ROW_KEYS",
     "ConceptCase",
+    "ConceptConsistency",
     "ConceptEditSpec",
     "ConceptRow",
     "ConsistencyJudge",
@@ -31,6 +33,7 @@ __all__ = [
     "InstanceProbe",
     "LLMConsistencyJudge",
     "YesNo",
+    "check_concept_consistency",
     "editor_for",
     "expected_members",
     "instance_change",
