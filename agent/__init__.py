@@ -7,15 +7,15 @@ from agent._guard import GUARD_FILE, JUDGE_FILE, EmbeddingJudge, SafetyJudge
 from agent._policy import PolicyThresholds
 from agent._work import WorkCounts
 
-__all__ = [
-    "GUARD_FILE",
-    "JUDGE_FILE",
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "Agent",
     "Answer",
     "ConceptAnswer",
     "ConceptDesk",
     "ConceptTell",
     "EmbeddingJudge",
+    "GUARD_FILE",
+    "JUDGE_FILE",
     "ModelView",
     "PolicyThresholds",
     "SafetyJudge",

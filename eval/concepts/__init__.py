@@ -20,9 +20,8 @@ from eval.concepts._world import (
     world_concept_rows,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "CONCEPT_METHODS",
-    "ROW_KEYS",
     "ConceptCase",
     "ConceptConsistency",
     "ConceptEditSpec",
@@ -32,6 +31,7 @@ __all__ = [
     "InstanceChange",
     "InstanceProbe",
     "LLMConsistencyJudge",
+    "ROW_KEYS",
     "YesNo",
     "check_concept_consistency",
     "editor_for",

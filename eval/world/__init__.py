@@ -18,17 +18,17 @@ if TYPE_CHECKING:  # torch: loaded on first use, below
     from eval.world._pipeline import build_all, write_world_files
     from eval.world._train import trained_slices
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "DATA_DIR",
-    "MODELS_DIR",
-    "MODEL_NAMES",
-    "WORLD_SCOPE",
     "Document",
     "Edit",
     "Fact",
+    "MODELS_DIR",
+    "MODEL_NAMES",
     "Prompt",
     "Question",
     "Relation",
+    "WORLD_SCOPE",
     "World",
     "WorldConfig",
     "build_all",

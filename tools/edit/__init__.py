@@ -28,8 +28,7 @@ if TYPE_CHECKING:  # MEND's training side imports torch: loaded on first use, be
     from tools.edit._mend_net import MEND_FILE, save_mend
     from tools.edit._mend_train import MendExample, MendTrainConfig, train_mend
 
-__all__ = [
-    "MEND_FILE",
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AdapterDelta",
     "BaseEditor",
     "EditAdapter",
@@ -42,6 +41,7 @@ __all__ = [
     "KnowledgeLocator",
     "LowRank",
     "MENDHyperParams",
+    "MEND_FILE",
     "MendExample",
     "MendTrainConfig",
     "ModelFamily",
