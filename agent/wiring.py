@@ -263,4 +263,12 @@ def policy_thresholds(home: Home) -> PolicyThresholds:
     from agent._policy import PolicyThresholds
 
     p = home.settings.model_policy()
-    return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity, p.pmi)
+    return PolicyThresholds(
+        kg_link=p.kg_link,
+        memory=p.memory,
+        rag_prob=p.rag_prob,
+        require_support=p.require_support,
+        model=p.model,
+        familiarity=p.familiarity,
+        pmi=p.pmi,
+    )

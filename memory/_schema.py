@@ -108,9 +108,9 @@ def create_tables(db: Database, dimension: int) -> str:
     return str(config["db_id"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NewVersion:
-    """A version about to be inserted (validated)."""
+    """A version about to be inserted (validated; ten fields, so built by keyword or :meth:`first`)."""
 
     item_id: str
     version: int
