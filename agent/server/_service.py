@@ -252,7 +252,7 @@ class Service:
         method: str = "dinm",
         layer: int | None = None,
     ) -> DetoxEdit:
-        """Apply one detox edit (DINM by default) to the agent's model, journaled (see :mod:`agent._detox`).
+        """Apply one detox edit (DINM by default) to the agent's model, journaled (see :mod:`agent.server._detox`).
 
         Raises:
             PermissionDeniedError: not an admin key.
