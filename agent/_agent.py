@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent._answer import Answer, Signals
 from agent._policy import PolicyThresholds, decide
@@ -21,9 +21,9 @@ from memory import MemoEmbedder, Scope
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from agent._concepts import ConceptDesk, ConceptTell
+    from agent._concepts import ConceptDesk
     from agent.config import Home
-    from agent.tell import EditRecord, RollbackResult, TellPipeline, TellResult
+    from agent.tell import EditRecord, TellPipeline
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
 
@@ -193,7 +193,9 @@ class Agent:
         """Whether a tell or rollback may change the model's weights (``[tell] parametric`` is on)."""
         return self._tell is not None and bool(getattr(self._tell, "edits_weights", False))
 
-    def tell(self, statement: str, user: str = "user", namespace: str = "default") -> TellResult | ConceptTell:
+    # tell / rollback stay ``Any``: a concept desk answers them with ConceptTell / int, and the callers (CLI,
+    # server, langchain tools) read TellResult / RollbackResult fields; typing the union needs those callers split.
+    def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
 
         With a concept desk, a concept definition ("A <concept> is a ...") goes to it instead.
@@ -204,7 +206,7 @@ class Agent:
         visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
-    def rollback(self, edit_id: str, user: str = "user") -> RollbackResult | int:
+    def rollback(self, edit_id: str, user: str = "user") -> Any:
         """Undo one edit in KG, memory and weights together (a concept definition's through the concept desk,
         which returns the number of assertions it removed)."""
         if self.concepts is not None and self.concepts.owns(edit_id):
