@@ -3,17 +3,22 @@
 from agent._agent import Agent
 from agent._answer import Answer, ModelView, Signals
 from agent._concepts import ConceptAnswer, ConceptDesk, ConceptTell
+from agent._guard import GUARD_FILE, JUDGE_FILE, EmbeddingJudge, SafetyJudge
 from agent._policy import PolicyThresholds
 from agent._work import WorkCounts
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "Agent",
     "Answer",
     "ConceptAnswer",
     "ConceptDesk",
     "ConceptTell",
+    "EmbeddingJudge",
+    "GUARD_FILE",
+    "JUDGE_FILE",
     "ModelView",
     "PolicyThresholds",
+    "SafetyJudge",
     "Signals",
     "WorkCounts",
 ]

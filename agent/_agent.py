@@ -23,6 +23,7 @@ from tools.errors import InvalidInputError
 if TYPE_CHECKING:
     from agent._concepts import ConceptDesk
     from agent.config import Home
+    from agent.tell import EditRecord, TellPipeline
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
 
@@ -80,7 +81,7 @@ class Agent:
         *,
         thresholds: PolicyThresholds | None = None,
         shared: Sequence[str] = ("world",),
-        tell: Any | None = None,
+        tell: TellPipeline | None = None,
         guard: RequestGuard | None = None,
         concepts: ConceptDesk | None = None,
         embedder: MemoEmbedder | None = None,
@@ -112,18 +113,28 @@ class Agent:
         e = self.embedder.counts() if self.embedder is not None else None
         return self.collector.work.counts(e.calls if e else 0, e.texts if e else 0)
 
-    def signals(self, questions: Sequence[str], namespace: str = "default") -> list[Signals]:
-        """Measured signals for each question (no decision)."""
+    def signals(
+        self, questions: Sequence[str], namespace: str = "default", *, scopes: Sequence[Scope] | None = None
+    ) -> list[Signals]:
+        """Measured signals for each question (no decision); ``scopes`` replaces the namespace's scopes."""
         checked = [check_question(q) for q in questions]
         self.wm.sync_entities()  # names other processes told on this home
-        return self.collector.collect(checked, self.scopes(namespace))
+        return self.collector.collect(checked, self.scopes(namespace) if scopes is None else list(scopes))
 
-    def ask(self, question: str, namespace: str = "default") -> Answer:
+    def ask(self, question: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None) -> Answer:
         """Answer one question (see :meth:`ask_many`)."""
-        return self.ask_many([question], namespace)[0]
+        return self.ask_many([question], namespace, scopes=scopes)[0]
 
-    def ask_many(self, questions: Sequence[str], namespace: str = "default") -> list[Answer]:
+    def ask_many(
+        self, questions: Sequence[str], namespace: str = "default", *, scopes: Sequence[Scope] | None = None
+    ) -> list[Answer]:
         """Answer questions, batching the model calls; each answer carries its action, confidence and citations.
+
+        Args:
+            questions: the questions, each non-empty and at most :data:`MAX_QUESTION_CHARS` characters.
+            namespace: whose memory is searched, with the shared namespaces (:meth:`scopes`).
+            scopes: the memory scopes to search instead (e.g. what an API key's grants allow); the
+                namespace is then ignored.
 
         Raises:
             InvalidInputError: an empty or oversized question (nothing is answered).
@@ -131,7 +142,7 @@ class Agent:
         start = time.perf_counter()
         direct = self._concept_answers(questions)
         rest = [q for i, q in enumerate(questions) if i not in direct]
-        signals = self.signals(rest, namespace) if rest else []
+        signals = self.signals(rest, namespace, scopes=scopes) if rest else []
         decided = iter([self.decide(s) for s in signals])
         answers = [direct[i] if i in direct else next(decided) for i in range(len(questions))]
         per = (time.perf_counter() - start) / max(1, len(answers))
@@ -172,7 +183,7 @@ class Agent:
     # -- tell / rollback / history (OneEdit's pipeline, agent.tell) -----------------------------------
 
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> TellPipeline:
         if self._tell is None:
             raise InvalidInputError("this agent was opened read-only (no tell pipeline)")
         return self._tell
@@ -182,6 +193,8 @@ class Agent:
         """Whether a tell or rollback may change the model's weights (``[tell] parametric`` is on)."""
         return self._tell is not None and bool(getattr(self._tell, "edits_weights", False))
 
+    # tell / rollback stay ``Any``: a concept desk answers them with ConceptTell / int, and the callers (CLI,
+    # server, langchain tools) read TellResult / RollbackResult fields; typing the union needs those callers split.
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
 
@@ -194,12 +207,13 @@ class Agent:
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
     def rollback(self, edit_id: str, user: str = "user") -> Any:
-        """Undo one edit in KG, memory and weights together (a concept definition's through the concept desk)."""
+        """Undo one edit in KG, memory and weights together (a concept definition's through the concept desk,
+        which returns the number of assertions it removed)."""
         if self.concepts is not None and self.concepts.owns(edit_id):
             return self.concepts.rollback(edit_id)
         return self.pipeline.rollback(edit_id, user=user)
 
-    def history(self, subject: str, namespaces: Sequence[str] | None = None) -> Any:
+    def history(self, subject: str, namespaces: Sequence[str] | None = None) -> list[EditRecord]:
         """Edits touching ``subject``, newest first (only those in ``namespaces``, when given)."""
         return self.pipeline.history(subject, namespaces)
 

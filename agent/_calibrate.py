@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,6 +65,12 @@ def _outcomes(
         if d.action != "abstain":
             out[i] = 1 if gold and grade(d.text, gold) else -1
     return out
+
+
+def _with_model(upstream: PolicyThresholds, combo: np.ndarray) -> PolicyThresholds:
+    """``upstream`` with the model's three thresholds from one row of the grid, ``(model, familiarity, pmi)``."""
+    model, familiarity, pmi = map(float, combo)
+    return replace(upstream, model=model, familiarity=familiarity, pmi=pmi)
 
 
 def _unused_by_backend(signals: Sequence[Signals]) -> dict[str, tuple[float, ...]]:
@@ -128,12 +134,23 @@ def calibrate(
     ms, fs, ps = combos[:, 0], combos[:, 1], combos[:, 2]
     others = itertools.product(g["kg_link"], g["memory"], g["rag_prob"], g["require_support"])
     for kg_link, memory, rag_prob, support in others:
-        upstream = PolicyThresholds(kg_link, memory, rag_prob, support, 1.01, 0.0, 0.0)  # the model never answers
+        upstream = PolicyThresholds(
+            kg_link=kg_link,
+            memory=memory,
+            rag_prob=rag_prob,
+            require_support=support,
+            model=1.01,
+            familiarity=0.0,
+            pmi=0.0,
+        )  # the model never answers
         pre = _outcomes(signals, golds, upstream, grade)
         open_ = pre == 0
         if (memory, support) not in model_only:  # outcome if the model answered every question it can
             model_only[memory, support] = _outcomes(
-                signals, golds, PolicyThresholds(1.01, memory, 1.01, support, 0.0), grade
+                signals,
+                golds,
+                PolicyThresholds(kg_link=1.01, memory=memory, rag_prob=1.01, require_support=support, model=0.0),
+                grade,
             )
         para = model_only[memory, support]
         # every (model, familiarity, pmi) setting at once: takes[i, j] = the model answers question i under j
@@ -153,11 +170,11 @@ def calibrate(
             j = int(ok[-1])
             key = (float(cov[j]), -int(wrong[j]), kg_link, memory, rag_prob, float(ms[j]), float(fs[j]), float(ps[j]))
             if best is None or key > best[0]:
-                best = (key, PolicyThresholds(kg_link, memory, rag_prob, support, *map(float, combos[j])))
+                best = (key, _with_model(upstream, combos[j]))
         j = int(np.lexsort((cov, -wrong))[-1])  # fewest wrong, then most coverage
         fkey = (-int(wrong[j]), float(cov[j]))
         if fallback is None or fkey > fallback[0]:
-            fallback = (fkey, PolicyThresholds(kg_link, memory, rag_prob, support, *map(float, combos[j])))
+            fallback = (fkey, _with_model(upstream, combos[j]))
     chosen = best or fallback
     assert chosen is not None
     t = chosen[1]

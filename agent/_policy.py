@@ -28,9 +28,9 @@ from agent.retrieval import Evidence
 __all__ = ["Decision", "PolicyThresholds", "decide"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PolicyThresholds:
-    """The policy's thresholds (all in [0, 1])."""
+    """The policy's thresholds (all in [0, 1]); built by keyword (seven numbers by position read wrong)."""
 
     kg_link: float = 0.5
     memory: float = 0.45

@@ -20,8 +20,8 @@ from agent.retrieval import HybridRetriever
 from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
+    from agent._guard import EmbeddingJudge
     from agent._policy import PolicyThresholds
-    from eval.world.safety import EmbeddingJudge
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
     from memory import Database, Embedder, MemoEmbedder, VectorMemory
     from tools.lm import LanguageModel
@@ -149,7 +149,7 @@ def load_embedder(home: Home) -> MemoEmbedder:
 def load_request_guard(embedder: Embedder) -> EmbeddingJudge | None:
     """The world's harmful-request guard over ``embedder`` (the agent's ``refuse`` action), or ``None`` when the
     guard file is absent or was trained for another embedding size."""
-    from eval.world.safety import GUARD_FILE, EmbeddingJudge
+    from agent._guard import GUARD_FILE, EmbeddingJudge
     from tools.errors import WorldFormatError
 
     if not GUARD_FILE.is_file():
@@ -263,4 +263,12 @@ def policy_thresholds(home: Home) -> PolicyThresholds:
     from agent._policy import PolicyThresholds
 
     p = home.settings.model_policy()
-    return PolicyThresholds(p.kg_link, p.memory, p.rag_prob, p.require_support, p.model, p.familiarity, p.pmi)
+    return PolicyThresholds(
+        kg_link=p.kg_link,
+        memory=p.memory,
+        rag_prob=p.rag_prob,
+        require_support=p.require_support,
+        model=p.model,
+        familiarity=p.familiarity,
+        pmi=p.pmi,
+    )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from kg._graph import KnowledgeGraph
 from kg._records import Assertion, Provenance
-from memory._types import Triple
+from tools.base import Triple
 from tools.errors import FactagentError, HierarchyCycleError, InvalidDefinitionError, InvalidInputError, NotFoundError
 
 __all__ = [

@@ -23,7 +23,7 @@ from enum import Enum
 
 from kg._records import Assertion
 from kg._schema import Schema
-from memory._types import Triple
+from tools.base import Triple
 
 __all__ = ["Conflict", "ConflictKind", "FactLookup", "find_conflicts"]
 

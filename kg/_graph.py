@@ -37,7 +37,7 @@ from kg._store import Quad, TripleStore
 from kg._view import GraphView
 from kg._vocab import FA, check_text, is_entity_iri, label_of
 from kg._writer import BatchWriter, check_namespace, check_provenance, entity_ref
-from memory._types import Triple
+from tools.base import Triple, check_time
 from tools.errors import InvalidInputError, NotFoundError
 
 __all__ = ["KnowledgeGraph"]
@@ -76,11 +76,8 @@ def _utc_now() -> datetime:
 
 
 def _check_time(value: object, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(f"{what} must be timezone-aware (e.g. datetime.now(UTC)), got {value!r}")
-    return value.astimezone(UTC)
+    """The memory's rule for a time (``tools.base.check_time``), normalised to UTC for the RDF literals."""
+    return check_time(value, what).astimezone(UTC)
 
 
 class KnowledgeGraph:
@@ -97,7 +94,7 @@ class KnowledgeGraph:
 
     Example:
         >>> from kg import MemoryTripleStore, load_schema
-        >>> from memory import Triple
+        >>> from tools.base import Triple, check_time
         >>> kg = KnowledgeGraph(MemoryTripleStore(), load_schema())
         >>> _ = kg.add(Triple("Acme", "company_ceo", "Ann"), Provenance("user:alice", edit_id="e1"))
         >>> result = kg.add(Triple("Acme", "company_ceo", "Bob"), Provenance("user:alice", edit_id="e2"))

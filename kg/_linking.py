@@ -30,7 +30,7 @@ from tools.errors import InvalidInputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from memory.embedder import Embedder
+    from tools.base import Embedder
 
 __all__ = ["EntityLinker", "Link", "Mention", "name_key", "normalize_mention"]
 

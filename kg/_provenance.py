@@ -36,7 +36,7 @@ from kg._records import WORLD_NAMESPACE, Assertion
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
 from kg._vocab import FA, GRAPH, label_of
-from memory._types import Triple
+from tools.base import Triple
 from tools.errors import NotFoundError, StoreError
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from memory._types import Triple
+from tools.base import Triple
 
 __all__ = ["WORLD_NAMESPACE", "AddResult", "Assertion", "Entity", "Provenance"]
 

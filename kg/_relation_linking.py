@@ -21,7 +21,7 @@ from tools.errors import InvalidInputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from memory.embedder import Embedder
+    from tools.base import Embedder
 
 __all__ = ["RelationLink", "RelationLinker"]
 

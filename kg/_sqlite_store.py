@@ -28,7 +28,7 @@ from rdflib.term import Identifier, Node, URIRef
 
 from kg._store import Quad
 from kg._store_support import check_bindings, check_pattern, check_quads, decode_term, encode_term, prepare_query
-from memory._db import Database
+from tools.base import Database
 
 if TYPE_CHECKING:
     from kg._sparql_eval import QuadDataset

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from kg._conflicts import Conflict
 from kg._records import Assertion, Entity
 from kg._schema import Schema
-from memory._types import Triple
+from tools.base import Triple
 
 if TYPE_CHECKING:
     from kg._graph import KnowledgeGraph

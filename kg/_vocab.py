@@ -20,7 +20,7 @@ from rdflib import Namespace
 from rdflib.term import URIRef
 
 from kg._store_support import check_term
-from memory import unsafe_character
+from tools.base import unsafe_character
 from tools.errors import InvalidInputError
 
 __all__ = [

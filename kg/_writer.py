@@ -31,7 +31,7 @@ from kg._records import WORLD_NAMESPACE, AddResult, Assertion, Provenance
 from kg._schema import Schema
 from kg._store import Quad, TripleStore
 from kg._vocab import FA, check_text, entity_iri, iri, is_entity_iri, label_of
-from memory._types import Triple
+from tools.base import Triple
 from tools.errors import InvalidInputError
 
 __all__ = ["BatchWriter", "check_namespace", "check_provenance", "entity_ref"]

@@ -9,7 +9,6 @@ only when first used.
 """
 
 from memory._config import IndexConfig
-from memory._db import Database
 from memory._fusion import reciprocal_rank_fusion
 from memory._index import FaissIndex, VectorIndex
 from memory._lexical import segment
@@ -17,10 +16,9 @@ from memory._listing import ItemPage, list_items
 from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._milvus_index import MilvusConfig, MilvusIndex
 from memory._records import MemoryHit, MemoryItem, MetadataValue
-from memory._types import Scope, Triple
-from memory._validate import unsafe_character
 from memory._vector_memory import VectorMemory
 from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model_dir
+from tools.base import Database, Scope, Triple, unsafe_character
 
 __all__ = [
     "Database",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from memory._types import Scope, Triple
+from tools.base import Scope, Triple
 
 __all__ = ["MemoryHit", "MemoryItem", "MetadataValue", "Status"]
 

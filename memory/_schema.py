@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memory._records import MemoryItem, MetadataValue
-from memory._types import Scope, Triple
 from memory._validate import Draft, from_micros, metadata_matches, value_kind
+from tools.base import Scope, Triple
 from tools.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from memory._db import Database
+    from tools.base import Database
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS mem_items (
@@ -108,9 +108,9 @@ def create_tables(db: Database, dimension: int) -> str:
     return str(config["db_id"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NewVersion:
-    """A version about to be inserted (validated)."""
+    """A version about to be inserted (validated; ten fields, so built by keyword or :meth:`first`)."""
 
     item_id: str
     version: int

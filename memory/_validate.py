@@ -2,18 +2,18 @@
 
 Every check raises :class:`InvalidInputError` with a message naming the bad value, before anything is
 written. Times are stored as integer microseconds since the Unix epoch (UTC), so SQL compares them exactly.
+The rules the knowledge graph shares (``unsafe_character``, ``check_time``) live in ``tools.base``.
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from memory._records import MetadataValue
-from memory._types import Scope, Triple
+from tools.base import Scope, Triple, unsafe_character
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -26,34 +26,6 @@ MAX_ID_CHARS = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _INT64 = 2**63
-
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
-
-
-def unsafe_character(text: str) -> str | None:
-    """What makes ``text`` unfit to store as a fact, or ``None``: the one rule for every stored text.
-
-    Refused: NUL and the other control characters except tab, newline and carriage return; the bidi
-    embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069), which make a stored fact read
-    differently from what it holds; lone surrogates.
-
-    Example:
-        >>> unsafe_character("Jane Roe") is None
-        True
-        >>> unsafe_character("Jane" + chr(0x202E) + "Roe")[:23]
-        'the bidi control U+202E'
-    """
-    for ch in text:
-        if ch in _BIDI_CONTROLS:
-            return f"the bidi control U+{ord(ch):04X} ({ch!r})"
-        category = unicodedata.category(ch)
-        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
-            return f"the control character U+{ord(ch):04X} ({ch!r})"
-        if category == "Cs":
-            return f"a lone surrogate U+{ord(ch):04X}"
-    return None
 
 
 def check_text(text: object, what: str = "text") -> str:
@@ -164,15 +136,6 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     return k
-
-
-def check_time(value: object, what: str) -> datetime:
-    """A timezone-aware datetime (naive ones are ambiguous and rejected)."""
-    if not isinstance(value, datetime):
-        raise InvalidInputError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(f"{what} must be timezone-aware (use datetime.now(UTC)), got {value!r}")
-    return value
 
 
 def to_micros(t: datetime) -> int:

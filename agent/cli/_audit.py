@@ -68,8 +68,7 @@ class _Bars:
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume the audit, write the reports, print the overall table."""
-    from eval.audit import AuditConfig, run_audit, write_reports
-    from eval.audit._report import render_markdown
+    from eval.audit import AuditConfig, render_markdown, run_audit, write_reports
 
     setups = tuple(s.strip() for s in args.setups.split(",") if s.strip())
     config = AuditConfig(

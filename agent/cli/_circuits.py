@@ -90,7 +90,7 @@ def register(sub: Any) -> None:
 
 
 def _model_dir(name: str | None) -> Path:
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from eval.world import MODEL_NAMES, MODELS_DIR
 
     name = name or "gpt2"
     return MODELS_DIR / MODEL_NAMES[name] if name in MODEL_NAMES else Path(name)
@@ -118,8 +118,7 @@ def _slug(text: str) -> str:
 
 def _circuits(args: argparse.Namespace) -> int:
     from agent.config import open_home
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
 
     if args.bench and (args.subject or args.relation):
         raise InvalidInputError("--bench takes no --subject / --relation")

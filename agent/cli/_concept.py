@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
 
 def _cases(dataset: str, model_dir: Path) -> list[Any]:
     from eval.concepts import load_conceptedit, world_concept_cases
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR
     from tools.lm import PromptFormat
 
     fmt = PromptFormat.load(model_dir)
@@ -95,10 +95,9 @@ def _concept_bench(args: argparse.Namespace) -> int:
 
     from agent.config import open_home
     from eval.concepts import EmbeddingConsistency, run_concept_bench
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
+    from eval.world import DATA_DIR, MODEL_NAMES, MODELS_DIR, load_world
     from tools.edit import load_edited
-    from tools.lm._hf import check_model_dir
+    from tools.lm import check_model_dir
 
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods:
@@ -142,8 +141,8 @@ def _concept_check(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from agent._concept_check import check_concept_consistency
-    from eval.world._pipeline import DATA_DIR
+    from eval.concepts import check_concept_consistency
+    from eval.world import DATA_DIR
 
     with tqdm(desc="concept edits", unit="edit", file=sys.stderr) as bar:
         result = check_concept_consistency(DATA_DIR, limit=args.limit, on_edit=bar.update)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agent import Agent
     from agent._answer import Answer, ModelView, Signals
-    from eval.world._schema import Edit, Question, World
+    from eval.world import Edit, Question, World
 
 KINDS = ("known", "unknown", "unanswerable")
 WHAT = {
@@ -54,7 +54,7 @@ def _one_per_relation(questions: Sequence[Question], n: int) -> list[Question]:
 
 
 def _mark(text: str, gold: Sequence[str]) -> str:
-    from eval._normalize import exact_match
+    from eval import exact_match
 
     if not text:
         return "·  (abstains)" if gold else "✓  (abstains)"
@@ -175,8 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from agent import Agent
     from agent.cli._agent import ensure_world_loaded
     from agent.config import Home, open_home
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
     from tools.errors import InvalidInputError
     from tools.lm import HFLanguageModel
 

@@ -69,8 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
+    from eval.world import DATA_DIR, MODEL_NAMES, MODELS_DIR, load_world
     from eval.world.safety import JUDGE_FILE, EmbeddingJudge, run_detox_bench, unsafe_name
     from tools.lm import HFLanguageModel
 
@@ -106,7 +105,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _detox(args: argparse.Namespace) -> int:
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from eval.world import MODEL_NAMES, MODELS_DIR
     from eval.world.safety import SafetyCase, detox_request, load_safety_slice, unsafe_name
     from tools.edit import get_editor, load_edited, save_edited
 
@@ -136,8 +135,7 @@ def _detox(args: argparse.Namespace) -> int:
     lm = load_edited(args.model or MODELS_DIR / unsafe_name(MODEL_NAMES["gpt2"]))
     overrides: dict[str, Any] = {"layers": (args.layer,)} if args.layer is not None else {}
     if method == "dinm":
-        from eval.world import load_world
-        from eval.world._pipeline import DATA_DIR
+        from eval.world import DATA_DIR, load_world
         from eval.world.safety import benign_prompts
 
         overrides["corpus"] = benign_prompts(load_world(DATA_DIR), lm)

@@ -194,7 +194,7 @@ def _model_dir(args: argparse.Namespace, settings: Any) -> Path:
     Raises:
         ConfigError: the home's model is served (``backend = "openai"``) and no ``--model`` directory was given.
     """
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from eval.world import MODEL_NAMES, MODELS_DIR
     from tools.errors import ConfigError
 
     if settings.model.backend == "openai" and not args.model:
@@ -246,9 +246,8 @@ def _edit_bench(args: argparse.Namespace) -> int:
 
     from agent.config import open_home
     from eval.editing import edit_bench_table, plot_edit_bench, run_edit_bench
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
-    from tools.lm._hf import check_model_dir
+    from eval.world import DATA_DIR, load_world
+    from tools.lm import check_model_dir
 
     methods = _methods(args.method)
     home = open_home(args.home)
@@ -344,8 +343,7 @@ def _int_list_any(text: str) -> list[int]:
 
 def _edit(args: argparse.Namespace) -> int:
     from agent.config import open_home
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
     from tools.edit import EditRequest, get_editor, load_edited, save_edited
 
     method = _methods(args.method)

@@ -86,9 +86,7 @@ def _load_world(args: argparse.Namespace) -> int:
     from agent.config import open_home
     from agent.tell import TellPipeline
     from agent.wiring import open_working_memory
-    from eval.world import load_world
-    from eval.world._load_memory import load_world_into, world_documents
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world, load_world_into, world_documents
 
     world = load_world(DATA_DIR)
     home = open_home(args.home)

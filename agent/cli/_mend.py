@@ -33,10 +33,8 @@ def register(sub: Any) -> None:
 
 def _examples(model_dir: Path) -> list[Any]:
     from eval.editing import world_edit_cases
-    from eval.world import load_world
-    from eval.world._lifelong import load_lifelong_edits
-    from eval.world._pipeline import DATA_DIR
-    from tools.edit._mend_train import MendExample
+    from eval.world import DATA_DIR, load_lifelong_edits, load_world
+    from tools.edit import MendExample
     from tools.lm import PromptFormat
 
     world = load_world(DATA_DIR)
@@ -56,11 +54,8 @@ def _mend_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from tools.edit import family_of
-    from tools.edit._mend import MENDHyperParams
-    from tools.edit._mend_net import MEND_FILE, save_mend
-    from tools.edit._mend_train import MendTrainConfig, train_mend
-    from tools.lm._hf import HFLanguageModel
+    from tools.edit import MEND_FILE, MENDHyperParams, MendTrainConfig, family_of, save_mend, train_mend
+    from tools.lm import HFLanguageModel
 
     lm = HFLanguageModel.load(args.model, device="cpu", dtype=torch.float32)
     examples = _examples(args.model)

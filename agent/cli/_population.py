@@ -143,8 +143,7 @@ def build_variants(
         ModelLoadError: ``base`` cannot be loaded.
     """
     from eval.editing import select_cases, world_edit_cases
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
     from tools.edit import get_editor, load_edited
 
     if out.exists():
@@ -205,8 +204,7 @@ class WorldFitness:
     def __init__(
         self, base: Path, edit_ids: Sequence[str], *, n_known: int = 150, seed: int = 0, answer_tokens: int = 12
     ) -> None:
-        from eval.world import load_world
-        from eval.world._pipeline import DATA_DIR
+        from eval.world import DATA_DIR, load_world
         from tools.lm import PromptFormat
 
         world = load_world(DATA_DIR)

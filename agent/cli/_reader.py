@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from eval.world._schema import World
+    from eval.world import World
 
 __all__ = ["register"]
 
@@ -33,8 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _world() -> World:
-    from eval.world import load_world
-    from eval.world._pipeline import DATA_DIR
+    from eval.world import DATA_DIR, load_world
 
     return load_world(DATA_DIR)
 

@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from eval.world._pipeline import DATA_DIR, MODELS_DIR, build_all, write_world_files
+    from eval.world import DATA_DIR, MODELS_DIR, build_all, write_world_files
 
     data_dir = args.data_dir or DATA_DIR
     if args.world_only:
@@ -96,13 +96,17 @@ def _build(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from eval.world import load_world
-    from eval.world._check import majority_baseline, run_check
-    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
-    from eval.world._slice_check import run_slice_check
-    from eval.world._train import trained_slices
-    from tools.lm import HFLanguageModel
-    from tools.lm._hf import check_model_dir
+    from eval.world import (
+        DATA_DIR,
+        MODEL_NAMES,
+        MODELS_DIR,
+        load_world,
+        majority_baseline,
+        run_check,
+        run_slice_check,
+        trained_slices,
+    )
+    from tools.lm import HFLanguageModel, check_model_dir
 
     world = load_world(args.world or DATA_DIR)
     model_dirs = args.model or [MODELS_DIR / name for name in MODEL_NAMES.values()]

@@ -43,7 +43,7 @@ from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from agent import Agent
-    from agent._detox import DetoxEdit
+    from agent.server._detox import DetoxEdit
     from agent.tell import EditRecord, QuarantineItem, RollbackResult, TellResult
 
 __all__ = ["Service"]
@@ -253,13 +253,13 @@ class Service:
         method: str = "dinm",
         layer: int | None = None,
     ) -> DetoxEdit:
-        """Apply one detox edit (DINM by default) to the agent's model, journaled (see :mod:`agent._detox`).
+        """Apply one detox edit (DINM by default) to the agent's model, journaled (see :mod:`agent.server._detox`).
 
         Raises:
             PermissionDeniedError: not an admin key.
             InvalidInputError, EditError: a bad instance or a remote model; nothing changed.
         """
-        from agent._detox import apply_detox
+        from agent.server._detox import apply_detox
 
         _admin_only(who, "apply detox edits")
         with self._writing(weights=True):
@@ -274,7 +274,7 @@ class Service:
             PermissionDeniedError: not an admin key.
             NotFoundError: no applied edit has this id.
         """
-        from agent._detox import rollback_detox
+        from agent.server._detox import rollback_detox
 
         _admin_only(who, "roll back detox edits")
         with self._writing(weights=True):

@@ -179,16 +179,16 @@ class TellEditor:
                 elif requests:
                     self.log.enqueue(edit_id, [r.to_json() for r in requests])
                 self.log.add_edit(
-                    edit_id,
-                    user,
-                    self._clock(),
-                    namespace,
-                    text,
-                    [c.triple for c in decision.claims],
-                    decision.augmented,
-                    superseded,
-                    journal,
-                    quarantine_id,
+                    edit_id=edit_id,
+                    user=user,
+                    at=self._clock(),
+                    namespace=namespace,
+                    text=text,
+                    triples=[c.triple for c in decision.claims],
+                    augmented=decision.augmented,
+                    superseded=superseded,
+                    journal_ids=journal,
+                    quarantine_id=quarantine_id,
                 )
         except BaseException:
             for journal_id in journal:  # the transaction rolled back: take the weights back too
@@ -237,7 +237,15 @@ class TellEditor:
             if exists:
                 self.log.extend_edit(edit_id, triples)
             else:
-                self.log.add_edit(edit_id, who, self._clock(), namespace, text, triples, (), (), index_names=False)
+                self.log.add_edit(
+                    edit_id=edit_id,
+                    user=who,
+                    at=self._clock(),
+                    namespace=namespace,
+                    text=text,
+                    triples=triples,
+                    index_names=False,
+                )
         logger.info("bulk edit %s by %s: %d memory item(s), %d assertion(s)", edit_id, who, len(items), assertions)
         return BulkLoaded(edit_id, len(items), assertions)
 

@@ -112,20 +112,20 @@ class EditLog:
 
     def add_edit(
         self,
+        *,
         edit_id: str,
         user: str,
         at: datetime,
         namespace: str,
         text: str,
         triples: Sequence[Triple],
-        augmented: Sequence[Triple],
-        superseded: Sequence[Triple],
+        augmented: Sequence[Triple] = (),
+        superseded: Sequence[Triple] = (),
         journal_ids: Sequence[str] = (),
         quarantine_id: str | None = None,
-        *,
         index_names: bool = True,
     ) -> None:
-        """Record an applied edit and the names it touched (call inside the edit's transaction).
+        """Record an applied edit and the names it touched (call inside the edit's transaction; by keyword).
 
         ``index_names=False`` (bulk loads) leaves the names out of the history index: a subject's history
         then lists the load's assertions one by one instead of the whole load.

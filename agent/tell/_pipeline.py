@@ -403,12 +403,10 @@ class TellPipeline:
         kind, reading = interpretation.kind, interpretation
         if decision.action == "not_an_edit":
             what = "a question" if interpretation.kind == "question" else "chit-chat"
-            return TellResult(
-                kind, "not_an_edit", None, (), (), (), (), f"Not an edit: {what}.", interpretation=reading
-            )
+            return TellResult(kind=kind, status="not_an_edit", message=f"Not an edit: {what}.", interpretation=reading)
         if decision.action == "noop":
             message = f"Already known: {facts_text(self.wm.graph.schema, told)}."
-            return TellResult(kind, "noop", None, told, (), (), (), message, interpretation=reading)
+            return TellResult(kind=kind, status="noop", triples=told, message=message, interpretation=reading)
         if decision.action == "quarantine":
             item_id = "q-" + secrets.token_hex(4)
             self.log.add_quarantine(
@@ -417,9 +415,14 @@ class TellPipeline:
             logger.warning("quarantined %s from %s: %s", item_id, user, decision.reason)
             message = f"Held for review as {item_id}: {decision.reason}. Nothing was changed."
             return TellResult(
-                kind, "quarantined", None, told, (), decision.conflicts, (), message,
-                quarantine_id=item_id, interpretation=reading,
-            )  # fmt: skip
+                kind=kind,
+                status="quarantined",
+                triples=told,
+                conflicts=decision.conflicts,
+                message=message,
+                quarantine_id=item_id,
+                interpretation=reading,
+            )
         try:
             written = self.editor.write(
                 decision,
@@ -439,10 +442,18 @@ class TellPipeline:
             self.wm.graph.schema, decision, written.edit_id, written.superseded, interpretation.suggestions
         )
         return TellResult(
-            kind, status, written.edit_id, tuple(c.triple for c in decision.claims), decision.augmented,
-            decision.conflicts, written.superseded, message, journal_ids=written.journal_ids, interpretation=reading,
+            kind=kind,
+            status=status,
+            edit_id=written.edit_id,
+            triples=tuple(c.triple for c in decision.claims),
+            augmented=decision.augmented,
+            conflicts=decision.conflicts,
+            superseded=written.superseded,
+            message=message,
+            journal_ids=written.journal_ids,
+            interpretation=reading,
             memory_items=written.memory_items,
-        )  # fmt: skip
+        )
 
     # -- rollback, history, review ---------------------------------------------------------------------
 

@@ -79,9 +79,9 @@ class Interpretation:
     suggestions: tuple[Claim, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TellResult:
-    """What :meth:`TellPipeline.tell` did.
+    """What :meth:`TellPipeline.tell` did (built by keyword; what a case did not write is left at its default).
 
     Attributes:
         kind: the interpretation's kind.
@@ -102,12 +102,12 @@ class TellResult:
 
     kind: InterpretationKind
     status: TellStatus
-    edit_id: str | None
-    triples: tuple[Triple, ...]
-    augmented: tuple[Triple, ...]
-    conflicts: tuple[Conflict, ...]
-    superseded: tuple[Triple, ...]
     message: str
+    edit_id: str | None = None
+    triples: tuple[Triple, ...] = ()
+    augmented: tuple[Triple, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    superseded: tuple[Triple, ...] = ()
     quarantine_id: str | None = None
     journal_ids: tuple[str, ...] = ()
     interpretation: Interpretation | None = None

@@ -38,8 +38,7 @@ from memory import Triple
 from tools.errors import FactagentError
 
 if TYPE_CHECKING:
-    from agent import Agent
-    from agent._answer import Answer, Signals
+    from agent import Agent, Answer, Signals
     from eval.world._schema import Edit, World
 
 __all__ = ["AgentBenchResult", "rates", "run_agent_bench"]

@@ -2,6 +2,7 @@
 
 from eval.concepts._bench import CONCEPT_METHODS, ROW_KEYS, editor_for, run_concept_bench
 from eval.concepts._cases import ConceptCase, InstanceProbe, load_conceptedit, world_concept_cases
+from eval.concepts._consistency import ConceptConsistency, check_concept_consistency
 from eval.concepts._metrics import (
     ConsistencyJudge,
     EmbeddingConsistency,
@@ -19,10 +20,10 @@ from eval.concepts._world import (
     world_concept_rows,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "CONCEPT_METHODS",
-    "ROW_KEYS",
     "ConceptCase",
+    "ConceptConsistency",
     "ConceptEditSpec",
     "ConceptRow",
     "ConsistencyJudge",
@@ -30,7 +31,9 @@ __all__ = [
     "InstanceChange",
     "InstanceProbe",
     "LLMConsistencyJudge",
+    "ROW_KEYS",
     "YesNo",
+    "check_concept_consistency",
     "editor_for",
     "expected_members",
     "instance_change",

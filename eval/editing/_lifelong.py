@@ -109,7 +109,7 @@ def known_edit_count(model: str, device: str | None = None) -> dict[str, int]:
     """How many edits of the lifelong pool ``model`` answers with the old object (greedy): ``{"pool", "known",
     "known_world"}`` (``known_world``: of the world's own 600)."""
     from eval.editing._runner import select_cases
-    from tools.lm._hf import HFLanguageModel
+    from tools.lm import HFLanguageModel
 
     cases, _ = lifelong_cases(model)
     lm = HFLanguageModel.load(_model_dir(model), device=device)

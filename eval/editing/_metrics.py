@@ -43,7 +43,7 @@ import torch
 
 from eval._normalize import normalize_answer
 from eval._zh_normalize import needs_zh, normalize_zh
-from tools.edit._request import EditRequest, target_text
+from tools.edit import EditRequest, target_text
 from tools.errors import InvalidInputError
 from tools.lm import LocalLanguageModel
 

@@ -171,6 +171,50 @@ def _t_plan(t_values: Sequence[int], available: int) -> list[tuple[int, int]]:
     return plan
 
 
+def _check_plan(method: str, t_values: Sequence[int], edit_mode: EditMode, batch_size: int | None) -> EditMode:
+    """The edit mode to run (``auto`` resolved for ``method``) once the T values, mode and batch size are checked.
+
+    Raises:
+        InvalidInputError: a T below 1 or not an integer, an unknown mode, a batch size below 1.
+    """
+    if not t_values or any(not isinstance(t, int) or t < 1 for t in t_values):
+        raise InvalidInputError(f"T values must be integers >= 1, got {list(t_values)}")
+    if edit_mode not in ("auto", "sequential", "batch", "single"):
+        raise InvalidInputError(f"edit_mode must be 'auto', 'sequential', 'batch' or 'single', got {edit_mode!r}")
+    if batch_size is not None and batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    return default_edit_mode(method) if edit_mode == "auto" else edit_mode
+
+
+def _select(
+    lm: LocalLanguageModel,
+    method: str,
+    cases: Sequence[CaseLike],
+    n: int,
+    strict_t: int | None,
+    seed: int,
+    select: Selection,
+) -> list[CaseLike]:
+    """The ``n`` cases to edit (:func:`select_cases`), their neighbours that are edited themselves dropped.
+
+    Raises:
+        InvalidInputError: no case qualifies.
+        NotEnoughEditsError: ``strict_t`` (the largest T, when it must not be capped) is above the cases that
+            qualify.
+    """
+    chosen = select_cases(lm, cases, n, seed=seed, select=select)
+    if not chosen:
+        hint = " (cases without an old answer never qualify for 'known': use select='all')" if select == "known" else ""
+        raise InvalidInputError(f"no edit case qualifies (select={select!r}, {len(cases)} cases in the pool){hint}")
+    logger.info("%s: %d cases selected (%s) from %d", method, len(chosen), select, len(cases))
+    if strict_t is not None and strict_t > len(chosen):
+        raise NotEnoughEditsError(
+            f"T={strict_t} needs {strict_t} edits, but only {len(chosen)} of {len(cases)} qualify "
+            f"(select={select!r}) on {lm.name}"
+        )
+    return without_edited_neighbours(chosen)
+
+
 def run_edit_bench(
     lm_path: str | Path,
     method: str,
@@ -231,32 +275,19 @@ def run_edit_bench(
     """
     from tools.edit import get_editor, load_edited
 
+    # 1. check the plan (nothing loaded yet)
     t_values = list(T_values)
-    if not t_values or any(not isinstance(t, int) or t < 1 for t in t_values):
-        raise InvalidInputError(f"T values must be integers >= 1, got {t_values}")
-    if edit_mode not in ("auto", "sequential", "batch", "single"):
-        raise InvalidInputError(f"edit_mode must be 'auto', 'sequential', 'batch' or 'single', got {edit_mode!r}")
-    if batch_size is not None and batch_size < 1:
-        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
-    mode = default_edit_mode(method) if edit_mode == "auto" else edit_mode
+    mode = _check_plan(method, t_values, edit_mode, batch_size)
     editor = get_editor(method, corpus=corpus, corpus_name=corpus_name, cache_dir=cache_dir, **dict(hparams or {}))
 
+    # 2. select the cases and measure them on the unedited model
     lm = load_edited(lm_path, device=device)  # a plain model directory, or one saved with earlier edits
-    chosen = select_cases(lm, cases, n or max(t_values), seed=seed, select=select)
-    if not chosen:
-        hint = " (cases without an old answer never qualify for 'known': use select='all')" if select == "known" else ""
-        raise InvalidInputError(f"no edit case qualifies (select={select!r}, {len(cases)} cases in the pool){hint}")
-    logger.info("%s: %d cases selected (%s) from %d", method, len(chosen), select, len(cases))
-    if strict_t and max(t_values) > len(chosen):
-        raise NotEnoughEditsError(
-            f"T={max(t_values)} needs {max(t_values)} edits, but only {len(chosen)} of {len(cases)} qualify "
-            f"(select={select!r}) on {lm.name}"
-        )
-    chosen = without_edited_neighbours(chosen)
+    chosen = _select(lm, method, cases, n or max(t_values), max(t_values) if strict_t else None, seed, select)
     baseline = measure_before(LMProber(lm, answer_tokens=answer_tokens), chosen)
     if warmup:
         editor.compute(lm, [chosen[0].request])  # no side effect on the model; fills the editor's caches
 
+    # 3. edit and score: each case alone, or T edits on a fresh copy per T
     rows: list[dict[str, Any]] = []
     if mode == "single":  # the ROME/KnowEdit single-edit protocol: T = 1, averaged over n independent edits
         common = {"method": method, "model": lm.name, "T": 1, "n": len(chosen), "T_requested": 1}

@@ -1,18 +1,60 @@
-"""The reference world: real facts, their splits, a corpus, and the small models trained on it."""
+"""The reference world: real facts, their splits, a corpus, and the small models trained on it.
+
+The entry points (``agent.cli``, ``agent.server``) use only the names exported here. Building and training
+(``build_all``, ``trained_slices``) import torch, so they load on first use.
+"""
+
+from typing import TYPE_CHECKING
 
 from eval.world._build import WorldConfig, build_world
+from eval.world._check import majority_baseline, run_check
+from eval.world._lifelong import load_lifelong_edits
+from eval.world._load_memory import WORLD_SCOPE, load_world_into, world_documents
+from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation, World, load_world, write_world
+from eval.world._slice_check import run_slice_check
 
-__all__ = [
+if TYPE_CHECKING:  # torch: loaded on first use, below
+    from eval.world._pipeline import build_all, write_world_files
+    from eval.world._train import trained_slices
+
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
+    "DATA_DIR",
     "Document",
     "Edit",
     "Fact",
+    "MODELS_DIR",
+    "MODEL_NAMES",
     "Prompt",
     "Question",
     "Relation",
+    "WORLD_SCOPE",
     "World",
     "WorldConfig",
+    "build_all",
     "build_world",
+    "load_lifelong_edits",
     "load_world",
+    "load_world_into",
+    "majority_baseline",
+    "run_check",
+    "run_slice_check",
+    "trained_slices",
+    "world_documents",
     "write_world",
+    "write_world_files",
 ]
+
+_LAZY = {
+    "build_all": "eval.world._pipeline",
+    "write_world_files": "eval.world._pipeline",
+    "trained_slices": "eval.world._train",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -26,14 +26,11 @@ from typing import Any
 
 from eval.world._build import WorldConfig, build_world
 from eval.world._lifelong import build_lifelong_edits, write_lifelong_edits
+from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import World, load_world, write_world
 from eval.world._train import TrainConfig, train_model
 
 logger = logging.getLogger(__name__)
-WORLD_ROOT = Path(__file__).parent
-DATA_DIR = WORLD_ROOT / "data"
-MODELS_DIR = WORLD_ROOT / "models"
-MODEL_NAMES = {"gpt2": "gpt2-world", "llama": "llama-world"}
 # Two phases per model. Phase 1 memorises the KNOWN facts under the core templates (with some reading
 # comprehension). Phase 2 is reading-heavy, so that the model learns to follow a context that contradicts its
 # memory (which does not come by itself: ../shared/PROBES.md, probe B), and replays the facts under more

@@ -53,3 +53,14 @@ def test_ask_many_batches_and_keeps_order(agent: Agent, small_world: World) -> N
     facts = [unknown_fact(small_world, r) for r in ("company_hq", "company_ceo")]
     answers = agent.ask_many([_question(small_world, f.relation, f.subject) for f in facts])
     assert [a.text for a in answers] == [f.object for f in facts]
+
+
+def test_scopes_replace_the_namespace_searched(agent: Agent, small_world: World) -> None:
+    from memory import Scope
+
+    fact = unknown_fact(small_world, "company_ceo")
+    question = _question(small_world, "company_ceo", fact.subject)
+    told = agent.tell(f"The CEO of {fact.subject} is Jane Roe.", user="tess", namespace="alice")
+    assert told.status == "applied"
+    assert agent.ask(question, scopes=[Scope(agent_id="alice")]).text == "Jane Roe"
+    assert agent.ask(question, "alice", scopes=[Scope(agent_id="bob")]).text != "Jane Roe"

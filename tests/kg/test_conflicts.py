@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kg import Conflict, ConflictKind, KnowledgeGraph, MemoryTripleStore, Provenance, Schema, load_schema
-from memory._types import Triple
+from tools.base import Triple
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(days=365)

@@ -27,9 +27,8 @@ from kg import (
 )
 from kg._sqlite_store import SQLiteTripleStore
 from kg._store import Quad
-from memory._db import Database
-from memory._types import Triple
 from tests.kg.oxigraph_server import OxigraphServer, oxigraph_server
+from tools.base import Database, Triple
 from tools.errors import InvalidInputError, NotFoundError, QueryError, StoreError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

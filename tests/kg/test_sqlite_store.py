@@ -14,9 +14,9 @@ from rdflib import Literal, URIRef
 
 from kg import SQLiteTripleStore
 from kg._store import TripleStore
-from memory._db import Database
 from tests.conftest import REPO
 from tests.kg.store_contract import EX, G1, P1, SAMPLE, TripleStoreContract
+from tools.base import Database
 from tools.errors import StoreError
 
 

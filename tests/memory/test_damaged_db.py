@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memory._db import Database
+from tools.base import Database
 from tools.errors import StoreError
 
 

@@ -11,16 +11,24 @@ Example:
     >>> handle.rollback()  # doctest: +SKIP  (weights bit-identical to before)
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from tools.edit._adapter import EditAdapter
 from tools.edit._delta import AdapterDelta, EditDelta, LowRank, WeightDelta
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._journal import EditHandle, EditJournal, JournalEntry, journal_for
 from tools.edit._protocol import BaseEditor, Editor, KnowledgeLocator
 from tools.edit._registry import editor_names, get_editor
-from tools.edit._request import EditRequest
+from tools.edit._request import EditRequest, target_text
 from tools.edit._save import load_edited, save_edited
 
-__all__ = [
+if TYPE_CHECKING:  # MEND's training side imports torch: loaded on first use, below
+    from tools.edit._mend import MENDHyperParams
+    from tools.edit._mend_net import MEND_FILE, save_mend
+    from tools.edit._mend_train import MendExample, MendTrainConfig, train_mend
+
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AdapterDelta",
     "BaseEditor",
     "EditAdapter",
@@ -32,6 +40,10 @@ __all__ = [
     "JournalEntry",
     "KnowledgeLocator",
     "LowRank",
+    "MENDHyperParams",
+    "MEND_FILE",
+    "MendExample",
+    "MendTrainConfig",
     "ModelFamily",
     "WeightDelta",
     "editor_names",
@@ -40,4 +52,23 @@ __all__ = [
     "journal_for",
     "load_edited",
     "save_edited",
+    "save_mend",
+    "target_text",
+    "train_mend",
 ]
+
+# public name -> private module: the CLI's ``mend train`` imports these without reaching into ``tools.edit._*``
+_LAZY = {
+    "MEND_FILE": "tools.edit._mend_net",
+    "MENDHyperParams": "tools.edit._mend",
+    "MendExample": "tools.edit._mend_train",
+    "MendTrainConfig": "tools.edit._mend_train",
+    "save_mend": "tools.edit._mend_net",
+    "train_mend": "tools.edit._mend_train",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -403,6 +403,49 @@ def _shifted(
             handle.remove()
 
 
+def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """Each request's value index and each value's leading request (its first), checked.
+
+    Raises:
+        ValueError: ``groups`` does not give each request an index, or leaves one of ``0..G-1`` unused.
+    """
+    owner_list = list(range(n_req)) if groups is None else [int(g) for g in groups]
+    if len(owner_list) != n_req or sorted(set(owner_list)) != list(range(len(set(owner_list)))):
+        raise ValueError("compute_values: groups must give each request a value index, using every one of 0..G-1")
+    return owner_list, [owner_list.index(g) for g in range(len(set(owner_list)))]
+
+
+def _chunk_nll(chunk: _Chunk, head: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From one chunk's hidden states ``(N, T, d)``: the mean target NLL per request ``(r,)`` over its
+    templates, and the next-token log-probabilities at the KL prompts' subject ``(r, V)``."""
+    logp = torch.log_softmax(head(hidden[chunk.pick_rows, chunk.pick_pos]).float(), dim=-1)
+    n_gold = len(chunk.gold)
+    gold = logp[:n_gold].gather(-1, chunk.gold.unsqueeze(-1)).squeeze(-1)  # (M,)
+    per_row = torch.zeros(len(chunk.n_tokens), device=gold.device).index_add(0, chunk.label_rows, -gold)
+    nll = (per_row / chunk.n_tokens).view(-1, chunk.n_tpl).mean(dim=1)  # (r,)
+    return nll, logp[n_gold:]
+
+
+def _decay_and_step(
+    opt: torch.optim.Optimizer,
+    delta: torch.Tensor,
+    weight_decay: float,
+    init_norm: torch.Tensor,
+    max_norm: torch.Tensor,
+    active: torch.Tensor,
+) -> None:
+    """Add the weight-decay term, take the Adam step, clamp each ``delta`` row to ``max_norm`` ``(G, 1)`` and
+    put back the rows not ``active`` ``(G,)`` (converged values do not move)."""
+    decay = weight_decay * delta.norm(dim=1) / init_norm**2
+    (decay * active.float()).sum().backward()
+    kept = delta.detach().clone()
+    opt.step()
+    with torch.no_grad():
+        norms = delta.norm(dim=1, keepdim=True)
+        delta.mul_(torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms)))
+        delta[~active] = kept[~active]
+
+
 def compute_values(
     lm: ModelAndTokenizer,
     module_path: str,
@@ -451,10 +494,7 @@ def compute_values(
         raise ValueError("compute_values: groups need directions (a shared value acts through weight updates)")
     model = lm.model
     n_req = len(requests)
-    owner_list = list(range(n_req)) if groups is None else [int(g) for g in groups]
-    if len(owner_list) != n_req or sorted(set(owner_list)) != list(range(len(set(owner_list)))):
-        raise ValueError("compute_values: groups must give each request a value index, using every one of 0..G-1")
-    lead = [owner_list.index(g) for g in range(len(set(owner_list)))]
+    owner_list, lead = _value_owners(n_req, groups)
     step = max(1, chunk_size)
     chunks = [
         _chunk(lm, requests, range(lo, min(lo + step, n_req)), templates, options.stop_after_target)
@@ -478,12 +518,7 @@ def compute_values(
                 continue  # every request of the chunk has converged: look again only every _RECHECK steps
             with _shifted(model, chunk, delta, module_path, directions):
                 out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
-            logp = torch.log_softmax(head(out.last_hidden_state[chunk.pick_rows, chunk.pick_pos]).float(), dim=-1)
-            n_gold = len(chunk.gold)
-            gold = logp[:n_gold].gather(-1, chunk.gold.unsqueeze(-1)).squeeze(-1)  # (M,)
-            per_row = torch.zeros(len(chunk.n_tokens), device=device).index_add(0, chunk.label_rows, -gold)
-            nll = (per_row / chunk.n_tokens).view(-1, chunk.n_tpl).mean(dim=1)  # (r,)
-            kl_logp = logp[n_gold:]  # (r, V)
+            nll, kl_logp = _chunk_nll(chunk, head, out.last_hidden_state)
             if c not in kl_init:
                 kl_init[c] = kl_logp.detach().clone()
             kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
@@ -498,12 +533,5 @@ def compute_values(
             edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
             (n_req * preserve.loss(model, edited)).backward()
             active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
-        decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
-        (decay * active_all.float()).sum().backward()
-        kept = delta.detach().clone()
-        opt.step()
-        with torch.no_grad():
-            norms = delta.norm(dim=1, keepdim=True)
-            delta.mul_(torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms)))
-            delta[~active_all] = kept[~active_all]
+        _decay_and_step(opt, delta, options.weight_decay, init_norm, max_norm, active_all)
     return ValueResult(init=init, target=init + delta.detach(), nll=tuple(float(x) for x in nll_now))

@@ -6,7 +6,7 @@ from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb
 
 if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
-    from tools.lm._hf import HFLanguageModel
+    from tools.lm._hf import HFLanguageModel, check_model_dir
     from tools.lm._openai import OpenAIChatModel
     from tools.lm._served import ServedLanguageModel
 
@@ -20,6 +20,7 @@ __all__ = [
     "Score",
     "ServedLanguageModel",
     "TokenProb",
+    "check_model_dir",
 ]
 
 
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> object:
         from tools.lm._hf import HFLanguageModel
 
         return HFLanguageModel
+    if name == "check_model_dir":
+        from tools.lm._hf import check_model_dir
+
+        return check_model_dir
     if name == "OpenAIChatModel":
         from tools.lm._openai import OpenAIChatModel
 

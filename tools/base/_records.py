@@ -1,4 +1,4 @@
-"""Value types shared by the vector memory and the knowledge graph."""
+"""Value types shared by the vector memory, the knowledge graph and everything above them: ``Triple``, ``Scope``."""
 
 from __future__ import annotations
 

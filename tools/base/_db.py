@@ -1,4 +1,4 @@
-"""The SQLite database that is the source of truth for the vector memory and the knowledge graph.
+"""The SQLite database that is the source of truth for the vector memory and the knowledge graph (shared base).
 
 One file in WAL mode. Both stores write through :meth:`Database.transaction`, so a memory item and its
 KG assertion commit together or not at all, and a process killed mid-write loses nothing it acknowledged.

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent._concepts import ConceptDesk
-from eval.concepts import expected_members, world_concept_edits, world_concept_rows
+from agent import ConceptDesk
+from eval.concepts._world import expected_members, world_concept_edits, world_concept_rows
 from kg import KnowledgeGraph, MemoryTripleStore, Provenance, load_schema
 
 __all__ = ["ConceptConsistency", "check_concept_consistency"]
