@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from memory._db import Database
 from memory._records import MemoryItem
 from memory._schema import COLUMNS, to_item
-from memory._validate import check_time, to_micros
+from memory._validate import to_micros
+from tools.base import Database, check_time
 from tools.errors import InvalidInputError
 
 __all__ = ["ItemPage", "list_items"]
