@@ -5,8 +5,9 @@ At most ``max_queued`` jobs are queued or running at once (one more is refused w
 neither the queue nor the job table grows without bound.
 
 A job runs :func:`eval.audit.run_audit` into ``<home>/server/audits/<id>/`` (its ``answers.jsonl`` stays
-there) and keeps each setup's point metrics as its result. The runner is injectable so tests need not
-load a second model.
+there) and keeps each setup's point metrics as its result. While it runs, ``progress`` holds each setup's
+answers done and total (the runner reports them through :class:`JobProgress`). The runner is injectable so
+tests need not load a second model.
 """
 
 from __future__ import annotations
@@ -23,25 +24,46 @@ from pathlib import Path
 from agent.server._schemas import AuditJobOut, AuditRequest
 from tools.errors import FactagentError, NotFoundError, RateLimitedError
 
-__all__ = ["AuditJobs", "AuditRunner", "run_world_audit"]
+__all__ = ["AuditJobs", "AuditRunner", "JobProgress", "run_world_audit"]
 
 logger = logging.getLogger(__name__)
 
-AuditRunner = Callable[[AuditRequest, Path], dict[str, dict[str, float]]]
-"""Runs one audit into a directory and returns ``{setup: {metric: value}}``."""
+
+class JobProgress:
+    """The audit runner's progress (``eval.audit.Progress``), kept on the job's view as ``{setup: [done, total]}``."""
+
+    def __init__(self, update: Callable[[dict[str, list[int]]], None]) -> None:
+        self._counts: dict[str, list[int]] = {}
+        self._update = update
+        self._lock = threading.Lock()
+
+    def start(self, setup: str, total: int, done: int) -> None:
+        with self._lock:
+            self._counts[setup] = [done, total]
+            self._update({k: list(v) for k, v in self._counts.items()})
+
+    def advance(self, setup: str, n: int) -> None:
+        with self._lock:
+            done, total = self._counts.get(setup, [0, 0])
+            self._counts[setup] = [min(done + n, total) if total else done + n, total]
+            self._update({k: list(v) for k, v in self._counts.items()})
+
+
+AuditRunner = Callable[[AuditRequest, Path, JobProgress], dict[str, dict[str, float]]]
+"""Runs one audit into a directory, reporting progress, and returns ``{setup: {metric: value}}``."""
 
 
 def run_world_audit(home: Path) -> AuditRunner:
     """The default runner: an audit of the home's stack on world questions (its memory is used as it is)."""
 
-    def run(request: AuditRequest, out_dir: Path) -> dict[str, dict[str, float]]:
+    def run(request: AuditRequest, out_dir: Path, progress: JobProgress) -> dict[str, dict[str, float]]:
         from eval.audit import AuditConfig, Outcomes, point_metrics, run_audit
 
         config = AuditConfig(
             dataset=request.dataset, setups=tuple(request.setups), grader=request.grader, home=str(home),
             limit=request.limit, resamples=200, prepare_memory=False,
         )  # fmt: skip
-        done = run_audit(config, out_dir)
+        done = run_audit(config, out_dir, progress=progress)
         return {
             setup: {k: float(v) for k, v in point_metrics(Outcomes.of(records)).items() if v is not None}
             for setup, records in done.records.items()
@@ -123,7 +145,8 @@ class AuditJobs:
         self._set(job_id, status="running")
         request = self._jobs[job_id].view.request
         try:
-            result = self.runner(request, self.root / job_id)
+            progress = JobProgress(lambda counts: self._set(job_id, progress=counts))
+            result = self.runner(request, self.root / job_id, progress)
         except FactagentError as exc:
             logger.warning("audit job %s failed: %s", job_id, exc)
             self._set(job_id, status="failed", error=str(exc), finished_at=datetime.now(UTC))

@@ -236,13 +236,15 @@ class AuditRequest(_Request):
 
 
 class AuditJobOut(BaseModel):
-    """An audit job: ``status`` is queued | running | done | failed; ``result`` holds metrics when done."""
+    """An audit job: ``status`` is queued | running | done | failed; ``progress`` holds each setup's answers
+    ``[done, total]`` once the run has started; ``result`` holds metrics when done."""
 
     id: str
     status: Literal["queued", "running", "done", "failed"]
     created_at: datetime
     finished_at: datetime | None = None
     request: AuditRequest
+    progress: dict[str, list[int]] | None = None
     error: str | None = None
     result: dict[str, dict[str, float]] | None = None
 

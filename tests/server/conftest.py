@@ -19,7 +19,7 @@ from agent import Agent, PolicyThresholds
 from agent.config import Home, open_home
 from agent.server import ApiKey, KeyRing
 from agent.server._app import create_app, service_settings
-from agent.server._jobs import AuditRunner
+from agent.server._jobs import AuditRunner, JobProgress
 from agent.server._live import serve_in_thread
 from agent.server._schemas import AuditRequest
 from agent.tell import TellPipeline
@@ -58,9 +58,12 @@ def key(name: str) -> str:
     return str(KEYS[name].key)
 
 
-def fake_audit(request: AuditRequest, out_dir: Path) -> dict[str, dict[str, float]]:
-    """A stand-in audit runner (the real one loads a second model)."""
+def fake_audit(request: AuditRequest, out_dir: Path, progress: JobProgress) -> dict[str, dict[str, float]]:
+    """A stand-in audit runner (the real one loads a second model): each setup answers ``limit`` questions."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for setup in request.setups:
+        progress.start(setup, request.limit or 1, 0)
+        progress.advance(setup, request.limit or 1)
     return {setup: {"accuracy": 0.5, "hallucination_rate": 0.25} for setup in request.setups}
 
 

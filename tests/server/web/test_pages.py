@@ -132,6 +132,7 @@ def test_audits_start_show_progress_and_compare(web: Served) -> None:
     deadline = time.monotonic() + 30
     while "done" not in alice.get(f"/ui/audits/{ids[1]}").text and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert "6 / 6 answers" in alice.get(f"/ui/audits/{ids[1]}").text  # each setup's progress
     page = alice.get(f"/ui/audits/compare?a={ids[0]}&b={ids[1]}")
     assert page.status_code == 200 and "hallucination_rate" in page.text and "+0.0000" in page.text
     bob = sign_in(web.url, "bob")
