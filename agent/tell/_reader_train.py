@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -275,7 +276,7 @@ def _resume(directory: Path, settings: Mapping[str, Any], heads: Any, opt: Any, 
     try:
         state = torch.load(path, weights_only=True)
         saved = state["settings"]
-    except (OSError, RuntimeError, KeyError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"cannot read the reader checkpoint {path}: {exc} (delete it to start over)") from exc
     if saved != dict(settings):
         raise ConfigError(f"the reader checkpoint {path} is from a run of other settings (delete it to start over)")
