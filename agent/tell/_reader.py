@@ -202,8 +202,8 @@ class TripleReader:
         mentions = self._mentions(encoded.text)
         subject = self._role(encoded, tags, 1, mentions, None)
         obj = None if subject is None else self._role(encoded, tags, 2, mentions, subject)
-        paired = subject is None or obj is None
-        if paired:
+        pair = None
+        if subject is None or obj is None:
             pair = self._two_names(encoded, tags)  # both names given one role: a low-confidence suggestion
             if pair is None:
                 return None
@@ -240,7 +240,7 @@ class TripleReader:
             triple = Triple(subject.label, relation, obj.label)
         except InvalidInputError:
             return None
-        if paired:  # the tagger gave both names one role: its span probabilities keep this a suggestion
+        if pair is not None:  # the tagger gave both names one role: its span probabilities keep this a suggestion
             confidence = p * subject.role_prob * obj.role_prob
         else:
             confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)

@@ -9,7 +9,7 @@ import pytest
 
 from agent.tell._reader_data import Example
 from agent.tell._reader_model import ARRAYS, Encoded
-from agent.tell._reader_train import _train_heads
+from agent.tell._reader_train import Progress, _train_heads
 from tools.errors import ConfigError
 
 RELATIONS = ("a", "b")
@@ -27,11 +27,14 @@ def _data(n: int = 12, width: int = 6) -> tuple[list[Encoded], list[Example]]:
     return encoded, examples
 
 
-def _train(epochs: int, checkpoint: Path | None = None, seed: int = 0, **kw: object) -> dict[str, np.ndarray]:
+def _train(
+    epochs: int, checkpoint: Path | None = None, seed: int = 0, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
     encoded, examples = _data()
     return _train_heads(
-        encoded, examples, RELATIONS, seed, epochs, proj=4, lstm=3, hidden=5, batch=4, checkpoint=checkpoint, **kw
-    )  # type: ignore[arg-type]
+        encoded, examples, RELATIONS, seed, epochs, proj=4, lstm=3, hidden=5, batch=4, checkpoint=checkpoint,
+        progress=progress,
+    )  # fmt: skip
 
 
 def test_a_resumed_run_gives_what_an_uninterrupted_one_gives(tmp_path: Path) -> None:
