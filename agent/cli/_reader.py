@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     reader = sub.add_parser("reader", help="the learned tell reader: train it, measure it on held-out phrasings")
     cmds = reader.add_subparsers(dest="reader_command", required=True, metavar="COMMAND")
-    train_help = "train the reader's heads on generated sentences (seeded, resumable; 30-40 min on 1 loaded core)"
+    train_help = "train the reader's heads on generated sentences (seeded, resumable; ~50 min on 1 loaded core)"
     train = cmds.add_parser("train", help=train_help)
     train.add_argument("--out", default="", help="where to write reader.npz (default: the shipped one)")
     train.add_argument("--seed", type=int, default=0)
