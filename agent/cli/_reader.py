@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eval.world import World
@@ -19,10 +20,12 @@ logger = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     reader = sub.add_parser("reader", help="the learned tell reader: train it, measure it on held-out phrasings")
     cmds = reader.add_subparsers(dest="reader_command", required=True, metavar="COMMAND")
-    train_help = "train the reader's heads on generated sentences (seeded; 30-40 min on 1 loaded core)"
+    train_help = "train the reader's heads on generated sentences (seeded, resumable; ~50 min on 1 loaded core)"
     train = cmds.add_parser("train", help=train_help)
     train.add_argument("--out", default="", help="where to write reader.npz (default: the shipped one)")
     train.add_argument("--seed", type=int, default=0)
+    ckpt_help = "directory for per-epoch checkpoints; a rerun resumes there (default: ~/.cache/factagent/reader-train)"
+    train.add_argument("--checkpoint", default="", help=ckpt_help)
     train.set_defaults(func=run_train)
     bench = cmds.add_parser("bench", help="read the world's test edits told in held-out free phrasings")
     bench.add_argument("--reader", default="", help="a reader.npz (default: the shipped one)")
@@ -55,18 +58,32 @@ def training_names(world: World) -> dict[str, list[tuple[str, str]]]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the reader deterministically and write it (``reader.npz`` + ``reader.json``)."""
+    from tqdm import tqdm
+
     from agent.tell import TokenEncoder, default_reader_path, train_reader
     from kg import load_schema
 
     world = _world()
     schema = load_schema()
     inverses = {r.id: r.inverses for r in schema.relations}
-    model, report = train_reader(
-        training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed, inverses=inverses,
-        progress=logger.warning,
-    )  # fmt: skip
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path.home() / ".cache" / "factagent" / "reader-train"
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="step"))
+        bar.update(done - bar.n)
+
+    try:
+        model, report = train_reader(
+            training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed,
+            inverses=inverses, checkpoint=checkpoint, progress=progress,
+        )  # fmt: skip
+    finally:
+        for bar in bars.values():
+            bar.close()
     out = Path(args.out) if args.out else default_reader_path()
     model.save(out)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: a later run starts afresh
     print(f"wrote {out}: {report}")
     return 0
 

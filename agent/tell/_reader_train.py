@@ -10,14 +10,22 @@ thread, seeded initialisation and batch order). Steps:
    fed the gold spans) together with Adam, in batches of whole sentences;
 3. read the calibration sentences (phrasings and names the heads never saw) and choose the lowest threshold
    at which at most ``max_wrong`` of them are read into a wrong triple and accepted.
+
+Resumable: with a ``checkpoint`` directory, the heads, the optimiser and the batch-order generator are saved
+after every epoch (``heads.pt``, written atomically, tagged with the run's settings); a rerun with the same
+settings re-encodes the sentences (deterministic) and continues after the last finished epoch, so the
+result is the one an uninterrupted run gives. A checkpoint of other settings is an error, never mixed in.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,12 +35,20 @@ from agent.tell._reader_data import NONE, Example, make_examples, negative_phras
 from agent.tell._reader_model import Encoded, ReaderModel, span_masks
 from kg import Entity, EntityLinker, normalize_mention
 from memory import Triple
-from tools.errors import InvalidInputError
+from tools.errors import ConfigError, InvalidInputError
 
-__all__ = ["TrainReport", "fit_threshold", "train_reader"]
+__all__ = [
+    "Progress",
+    "Splits",
+    "TrainReport",
+    "calibration_outcomes",
+    "fit_threshold",
+    "generate_splits",
+    "train_reader",
+]
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (stage, done, total): e.g. a tqdm bar per stage
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,17 @@ def _heads(width: int, pair_width: int, n_out: int, proj: int, lstm: int, hidden
     return Heads()
 
 
+def _encode(encoder: TokenEncoder, texts: Sequence[str], stage: str, progress: Progress | None) -> list[Encoded]:
+    """``encoder.encode`` in chunks, reporting each chunk to ``progress``."""
+    out: list[Encoded] = []
+    chunk = 512
+    for start in range(0, len(texts), chunk):
+        out.extend(encoder.encode(texts[start : start + chunk]))
+        if progress is not None:
+            progress(stage, len(out), len(texts))
+    return out
+
+
 def _train_heads(
     encoded: Sequence[Encoded],
     examples: Sequence[Example],
@@ -159,8 +186,16 @@ def _train_heads(
     lstm: int = 96,
     hidden: int = 192,
     batch: int = 32,
+    checkpoint: Path | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
-    """Train tagger and classifier together (gold spans feed the classifier); returns the numpy arrays."""
+    """Train tagger and classifier together (gold spans feed the classifier); returns the numpy arrays.
+
+    With ``checkpoint`` (a directory), resumes after the last epoch saved there and saves after each epoch.
+
+    Raises:
+        ConfigError: the checkpoint was written by a run of other settings, or cannot be read.
+    """
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
@@ -173,10 +208,16 @@ def _train_heads(
     opt = torch.optim.Adam(heads.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
-    for epoch in range(epochs):
+    settings = {
+        "seed": seed, "relations": list(relations), "sentences": len(data), "batch": batch,
+        "sizes": [proj, lstm, hidden], "texts": _hash_texts(ex.text for ex in examples),
+    }  # fmt: skip
+    done = _resume(checkpoint, settings, heads, opt, gen) if checkpoint is not None else 0
+    steps = (len(data) + batch - 1) // batch
+    for epoch in range(done, epochs):
         order = torch.randperm(len(data), generator=gen).tolist()
         total = 0.0
-        for step in range(0, len(order), batch):
+        for k, step in enumerate(range(0, len(order), batch)):
             items = [data[i] for i in order[step : step + batch]]
             lengths = torch.tensor([len(it[0]) for it in items])
             x = pad_sequence([it[0] for it in items], batch_first=True)
@@ -191,8 +232,59 @@ def _train_heads(
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(items)
+            if progress is not None and (k % 50 == 0 or k == steps - 1):
+                progress(f"training epoch {epoch + 1}/{epochs}", k + 1, steps)
         logger.info("reader epoch %d: loss %.4f", epoch + 1, total / len(data))
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, settings, epoch + 1, heads, opt, gen)
     return _export(heads)
+
+
+def _hash_texts(texts: Any) -> str:
+    """A short digest of the training sentences (a checkpoint belongs to exactly these)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _save_checkpoint(
+    directory: Path, settings: Mapping[str, Any], epochs_done: int, heads: Any, opt: Any, gen: Any
+) -> None:
+    """Write ``heads.pt`` atomically (a crash mid-write leaves the previous epoch's checkpoint)."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "heads.pt.tmp"
+    state = {
+        "settings": dict(settings), "epochs_done": epochs_done, "heads": heads.state_dict(),
+        "opt": opt.state_dict(), "gen": gen.get_state(),
+    }  # fmt: skip
+    torch.save(state, tmp)
+    os.replace(tmp, directory / "heads.pt")
+
+
+def _resume(directory: Path, settings: Mapping[str, Any], heads: Any, opt: Any, gen: Any) -> int:
+    """Load ``heads.pt`` from ``directory`` into the modules; the number of epochs already done (0: none)."""
+    import torch
+
+    path = directory / "heads.pt"
+    if not path.exists():
+        return 0
+    try:
+        state = torch.load(path, weights_only=True)
+        saved = state["settings"]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise ConfigError(f"cannot read the reader checkpoint {path}: {exc} (delete it to start over)") from exc
+    if saved != dict(settings):
+        raise ConfigError(f"the reader checkpoint {path} is from a run of other settings (delete it to start over)")
+    heads.load_state_dict(state["heads"])
+    opt.load_state_dict(state["opt"])
+    gen.set_state(state["gen"])
+    logger.info("reader: resuming after epoch %d from %s", state["epochs_done"], path)
+    return int(state["epochs_done"])
 
 
 def _export(heads: Any) -> dict[str, np.ndarray]:
@@ -250,39 +342,30 @@ def fit_threshold(outcomes: Sequence[tuple[float | None, bool]], max_wrong: floa
     return 1.01, 0.0, 0.0
 
 
-def train_reader(
+@dataclass(frozen=True)
+class Splits:
+    """The generated sentences: *fit* (train the heads), *cal* (fit the threshold), and the calibration names."""
+
+    relations: tuple[str, ...]
+    fit: list[Example]
+    cal: list[Example]
+    cal_names: dict[str, list[tuple[str, str]]]
+
+
+def generate_splits(
     names: Mapping[str, Sequence[tuple[str, str]]],
     relations: Sequence[str],
-    encoder: TokenEncoder,
     *,
     seed: int = 0,
-    epochs: int = 8,
     per_relation: int = 1200,
-    max_wrong: float = 0.01,
-    inverses: Mapping[str, Sequence[str]] | None = None,
-    progress: Progress | None = None,
-) -> tuple[ReaderModel, TrainReport]:
-    """Train the reader on sentences generated from ``names`` (see the module docstring).
-
-    Args:
-        names: relation id -> (subject, object) name pairs to fill phrasings with (keep evaluation names out).
-        relations: the relation ids the classifier scores (the schema's; phrasings of others are skipped).
-        encoder: the frozen token encoder.
-        seed: seeds the splits, the sentences, initialisation and batch order.
-        epochs: passes over the fit sentences.
-        per_relation: fit sentences per relation (calibration uses a quarter of it).
-        max_wrong: the calibration share of sentences that may be accepted with a wrong triple.
-        inverses: relation id -> its schema inverses; a calibration reading of the inverse triple is right.
+    rng: random.Random | None = None,
+) -> Splits:
+    """Steps 1 of the module docstring: the fit and calibration sentences (seeded; ``rng`` continues after).
 
     Raises:
         InvalidInputError: no relation has both phrasings and names.
     """
-    import time
-
-    import torch
-
-    started = time.perf_counter()
-    rng = random.Random(seed)
+    rng = rng if rng is not None else random.Random(seed)
     phrasings = training_phrasings()
     rels = [r for r in relations if r in phrasings and names.get(r)]
     if not rels:
@@ -301,28 +384,79 @@ def train_reader(
         cal_p, cal_n, per_relation=n_cal, negatives=neg_cal, n_negative=n_cal * len(rels) // 8, typo_rate=0.08,
         seed=seed + 1,
     )  # fmt: skip
+    return Splits(tuple(rels), fit, cal, cal_n)
+
+
+def calibration_outcomes(
+    reader: TripleReader,
+    encoded: Sequence[Encoded],
+    cal: Sequence[Example],
+    inverses: Mapping[str, Sequence[str]],
+) -> list[tuple[float | None, bool]]:
+    """Per calibration sentence ``(confidence or None, read correctly)``, as :func:`fit_threshold` takes them."""
+    outcomes: list[tuple[float | None, bool]] = []
+    for e, ex in zip(encoded, cal, strict=True):
+        reading = reader.read_encoded(e)
+        if reading is None or reading.alternatives:
+            outcomes.append((None, ex.relation == NONE))
+            continue
+        t = reading.triple
+        ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses)
+        outcomes.append((reading.confidence, ok))
+    return outcomes
+
+
+def train_reader(
+    names: Mapping[str, Sequence[tuple[str, str]]],
+    relations: Sequence[str],
+    encoder: TokenEncoder,
+    *,
+    seed: int = 0,
+    epochs: int = 8,
+    per_relation: int = 1200,
+    max_wrong: float = 0.01,
+    inverses: Mapping[str, Sequence[str]] | None = None,
+    checkpoint: str | Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[ReaderModel, TrainReport]:
+    """Train the reader on sentences generated from ``names`` (see the module docstring).
+
+    Args:
+        names: relation id -> (subject, object) name pairs to fill phrasings with (keep evaluation names out).
+        relations: the relation ids the classifier scores (the schema's; phrasings of others are skipped).
+        encoder: the frozen token encoder.
+        seed: seeds the splits, the sentences, initialisation and batch order.
+        epochs: passes over the fit sentences.
+        per_relation: fit sentences per relation (calibration uses a quarter of it).
+        max_wrong: the calibration share of sentences that may be accepted with a wrong triple.
+        inverses: relation id -> its schema inverses; a calibration reading of the inverse triple is right.
+        checkpoint: a directory to save each epoch in and resume from (see the module docstring).
+        progress: called as ``(stage, done, total)`` while encoding, training and calibrating.
+
+    Raises:
+        InvalidInputError: no relation has both phrasings and names.
+        ConfigError: ``checkpoint`` holds a run of other settings.
+    """
+    import time
+
+    import torch
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    splits = generate_splits(names, relations, seed=seed, per_relation=per_relation, rng=rng)
+    rels, fit, cal = list(splits.relations), splits.fit, splits.cal
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:
-        if progress is not None:
-            progress(f"encoding {len(fit)} training sentences")
-        encoded = encoder.encode([ex.text for ex in fit])
-        if progress is not None:
-            progress("training the heads")
-        arrays = _train_heads(encoded, fit, rels, seed, epochs)
+        encoded = _encode(encoder, [ex.text for ex in fit], "encoding training sentences", progress)
+        arrays = _train_heads(
+            encoded, fit, rels, seed, epochs, checkpoint=Path(checkpoint) if checkpoint else None, progress=progress
+        )
+        del encoded
         model = ReaderModel(relations=tuple(rels), threshold=1.01, meta={}, **arrays)
-        if progress is not None:
-            progress(f"calibrating on {len(cal)} held-out sentences")
-        reader = TripleReader(model, encoder, *_known(cal_n, rng))
-        outcomes: list[tuple[float | None, bool]] = []
-        for e, ex in zip(encoder.encode([ex.text for ex in cal]), cal, strict=True):
-            reading = reader.read_encoded(e)
-            if reading is None or reading.alternatives:
-                outcomes.append((None, ex.relation == NONE))
-                continue
-            t = reading.triple
-            ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses or {})
-            outcomes.append((reading.confidence, ok))
+        reader = TripleReader(model, encoder, *_known(splits.cal_names, rng))
+        cal_encoded = _encode(encoder, [ex.text for ex in cal], "encoding calibration sentences", progress)
+        outcomes = calibration_outcomes(reader, cal_encoded, cal, inverses or {})
     finally:
         torch.set_num_threads(threads)
     threshold, right, wrong = fit_threshold(outcomes, max_wrong)
