@@ -78,7 +78,7 @@ async def forced_score(post: Post, root: str, model: str, prompt: str, continuat
 def _forced_token(data: Any) -> tuple[str, float | None]:
     try:
         choice = data["choices"][0]
-        value = (choice.get("logprobs") or {}).get("token_logprobs")[0]
+        value = ((choice.get("logprobs") or {}).get("token_logprobs") or [None])[0]
         text = choice.get("text") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         return "", None

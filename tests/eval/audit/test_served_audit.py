@@ -42,6 +42,7 @@ def test_standalone_rag_and_agent_on_one_served_model(audit_home: Path, tmp_path
         records = run.records[setup]
         assert len(records) == 16
         assert all(r.answer.latency_s > 0 for r in records)
+
     def from_memory(setup: str) -> int:  # correct answers on facts only the memory holds
         return sum(r.grade is Grade.CORRECT for r in run.records[setup] if r.category != "known")
 

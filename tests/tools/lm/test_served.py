@@ -220,7 +220,8 @@ def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str,
     assert lm.capabilities.scoring == "forced" and {"familiarity", "pmi"} <= set(lm.capabilities.signals())
     steps = [r for r in script.requests if "logit_bias" in r]
     assert [r["prompt"] for r in steps] == ["Q: Who?", "Q: Who?", "Q: Who? Jane"]  # the prefix grows per token
-    assert [r["logit_bias"] for r in steps[1:]] == [{str(script.vocab[" Jane"]): 100.0}, {str(script.vocab[" Roe"]): 100.0}]
+    forced_ids = [str(script.vocab[" Jane"]), str(script.vocab[" Roe"])]
+    assert [r["logit_bias"] for r in steps[1:]] == [{i: 100.0} for i in forced_ids]
     assert all(r["max_tokens"] == 1 for r in steps)
 
 
