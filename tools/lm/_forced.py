@@ -16,12 +16,14 @@ a longer continuation is scored on its first ones), in order within a row.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tools.lm._protocol import Score
 
-__all__ = ["MAX_FORCED_TOKENS", "Post", "forced_score", "tokenize"]
+__all__ = ["MAX_FORCED_TOKENS", "GenerationMemo", "Post", "forced_score", "tokenize"]
 
 MAX_FORCED_TOKENS = 16
 FORCE_BIAS = 100.0
@@ -83,3 +85,50 @@ def _forced_token(data: Any) -> tuple[str, float | None]:
     except (KeyError, IndexError, TypeError, AttributeError):
         return "", None
     return (text, float(value)) if isinstance(value, int | float) and isinstance(text, str) else ("", None)
+
+
+class GenerationMemo:
+    """The log-probabilities of recent completions' own tokens, to score a continuation the model generated.
+
+    A greedy completion's ``token_logprobs`` are the teacher-forced log-probabilities of its tokens, so
+    scoring ``prompt`` + the text of its first ``k`` tokens needs no request (pmi scores the model's own
+    answer after the very prompt that produced it). A continuation that is not exactly such a token prefix is
+    not found (``None``). Bounded: the oldest of ``maxsize`` prompts is forgotten first; thread-safe.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._maxsize = maxsize
+        self._items: OrderedDict[str, tuple[tuple[str, float], ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, prompt: str, data: Any) -> None:
+        """Keep the tokens of ``data`` (a ``/completions`` answer to ``prompt``) when it lists them all."""
+        try:
+            logprobs = data["choices"][0].get("logprobs") or {}
+            tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return
+        if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+            return
+        if not all(isinstance(t, str) and isinstance(v, int | float) for t, v in zip(tokens, values, strict=True)):
+            return
+        with self._lock:
+            self._items[prompt] = tuple((t, float(v)) for t, v in zip(tokens, values, strict=True))
+            self._items.move_to_end(prompt)
+            while len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+    def score(self, prompt: str, continuation: str) -> Score | None:
+        """``continuation``'s score when it is exactly the text of the first tokens generated after ``prompt``."""
+        with self._lock:
+            tokens = self._items.get(prompt)
+        if not tokens or not continuation:
+            return None
+        text, total = "", 0.0
+        for n, (token, value) in enumerate(tokens, start=1):
+            text, total = text + token, total + value
+            if text == continuation:
+                return Score(logprob=total, n_tokens=n)
+            if not continuation.startswith(text):
+                return None
+        return None

@@ -48,7 +48,7 @@ from tools.errors import (
     MalformedResponseError,
     UnsupportedSignalError,
 )
-from tools.lm._forced import forced_score
+from tools.lm._forced import GenerationMemo, forced_score
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score
 
@@ -149,6 +149,7 @@ class ServedLanguageModel:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.capabilities = Capabilities(prompt_logprobs=False if api == "chat" else None)
         self.usage = Usage()
+        self._generated = GenerationMemo()  # its own completions' token log-probabilities, for score()
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
 
@@ -187,7 +188,12 @@ class ServedLanguageModel:
                 raise UnsupportedSignalError(f"{self.name}: the server's prompt log-probabilities are not usable")
         one = self._one_score if self.capabilities.scoring == "echo" else self._one_forced
         rows = list(zip(prompts, continuations, strict=True))
-        scores = self._run(lambda client: self._gather(client, [one(client, p, c) for p, c in rows]))
+        known = [self._generated.score(p, c) for p, c in rows]  # the model's own answers: no request
+        todo = [(i, p, c) for i, ((p, c), k) in enumerate(zip(rows, known, strict=True)) if k is None]
+        asked = self._run(lambda client: self._gather(client, [one(client, p, c) for _, p, c in todo])) if todo else []
+        scores = list(known)
+        for (i, _, _), sc in zip(todo, asked, strict=True):
+            scores[i] = sc
         if any(s is None for s in scores):
             self.capabilities.prompt_logprobs = False
             raise UnsupportedSignalError(f"{self.name}: the server gives no prompt log-probabilities")
@@ -252,6 +258,8 @@ class ServedLanguageModel:
                 body["logprobs"] = 2
         data = await self._post(client, path, body)
         gen = _parse_chat(data) if self.api == "chat" else _parse_completion(data)
+        if self.api == "completions" and "logprobs" in body:
+            self._generated.put(prompt, data)
         if "logprobs" in body and self.capabilities.logprobs is None:
             self.capabilities.logprobs = gen.first_token_prob is not None or not gen.text
         return gen

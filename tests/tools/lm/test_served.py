@@ -316,3 +316,24 @@ def test_called_from_a_running_event_loop(server: tuple[str, Script]) -> None:
         return served(server[0]).generate(["q"])[0].text
 
     assert asyncio.run(main()) == "Q"
+
+
+def test_the_models_own_answer_is_scored_from_its_completion(server: tuple[str, Script]) -> None:
+    url, script = server
+    lp = {"tokens": [" Jane", " Roe", "\n"], "token_logprobs": [-0.5, -0.25, -1.0], "top_logprobs": None}
+    generated = {"choices": [{"index": 0, "text": " Jane Roe\n", "logprobs": lp}]}
+    script.replies += [
+        (200, generated, 0.0, {}),
+        (200, completion(" Jane", {" Jane": -0.5, " Bob": -2.0}), 0.0, {}),  # the one-time check ...
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -0.5, -3.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    assert lm.generate(["Q: Who?"])[0].text == "Jane Roe"
+    (sc,) = lm.score(["Q: Who?"], [" Jane Roe"])
+    assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)
+    assert len(script.requests) == 3  # ... and no request for the row: its tokens came with the answer
+    script.replies.append(
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Ja", "\n"], [None, -1.0, -2.0, -4.0, -1.0]), 0, {})
+    )
+    (other,) = lm.score(["Q: Who?"], [" Ja"])  # not the text of whole tokens of the answer: asked
+    assert other.logprob == pytest.approx(-4.0) and len(script.requests) == 4
