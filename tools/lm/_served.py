@@ -15,6 +15,8 @@ server that rejects ``logprobs`` (HTTP 400/422) or answers without them is asked
 one whose echo carries no prompt log-probabilities, or whose echoed log-probabilities disagree with its own
 completions (checked once, on the first :meth:`score`), is scored by teacher forcing when a forced token's
 log-probability agrees with the completion's (checked once too), and otherwise never asked to score again.
+A continuation that is exactly the text of the first tokens the model generated after the same prompt is
+scored from that completion's own token log-probabilities, without a request (``GenerationMemo``).
 
 Each call of :meth:`generate` / :meth:`score` sends its requests at once, at most ``max_concurrency`` in
 flight (asyncio + httpx): one request per prompt (per row for :meth:`score`), so the cost of a call is known
