@@ -35,12 +35,12 @@ def test_standalone_rag_and_agent_on_one_served_model(audit_home: Path, tmp_path
             f"[endpoint]\nbase_url = {json.dumps(srv.base_url)}\nmodel = {json.dumps(srv.model)}\n",
             encoding="utf-8",
         )
-        run = run_audit(audit_config(home, setups=SETUPS, limit=16), out)
+        run = run_audit(audit_config(home, setups=SETUPS, limit=12), out)
     report = write_reports(run, out)
     assert (out / "report.html").is_file() and set(report["setups"]) == set(SETUPS)
     for setup in SETUPS:
         records = run.records[setup]
-        assert len(records) == 16
+        assert len(records) == 12
         assert all(r.answer.latency_s > 0 for r in records)
 
     def from_memory(setup: str) -> int:  # correct answers on facts only the memory holds
