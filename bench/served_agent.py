@@ -63,13 +63,17 @@ def measure(
     answers = [agent.decide(s) for s in _signals(agent, [q.question.text for q in test])]
     t_test = time.perf_counter() - t0
     figures = rates([a.text for a in answers], [q.gold for q in test])
+    usage = getattr(agent.lm, "usage", None)
+    before = usage.snapshot()[0] if usage is not None else 0
     timed = [agent.ask(q.question.text) for q in test[:: max(1, len(test) // latency_n)][:latency_n]]
+    requests = (usage.snapshot()[0] - before) / len(timed) if usage is not None else None
     unavailable = sorted({u for a in answers if a.signals for u in a.signals.unavailable})
     return {
         **figures,
         "p50_ask_s": statistics.median(a.latency_s for a in timed),
         "calls_per_ask": statistics.mean(a.model_calls for a in timed),
         "max_calls_per_ask": max(a.model_calls for a in timed),
+        "requests_per_ask": requests,  # HTTP requests (served; tokenizer and forced-token ones included)
         "actions": {k: sum(a.action == k for a in answers) for k in ("kg", "retrieval", "parametric", "abstain")},
         "dev_hallucination": cal.hallucination_rate,
         "dev_coverage": cal.coverage,

@@ -160,3 +160,15 @@ def test_when_agreement_cannot_meet_the_target_the_model_stops_answering() -> No
                enumerate([right, wrong] * 5)]  # fmt: skip
     result = calibrate(signals, [("Paris",)] * 10, lambda a, g: a in g, target=0.0)
     assert result.feasible and result.thresholds.model > 1.0 and result.hallucination_rate == 0.0
+
+
+def test_a_server_down_mid_session_is_a_typed_error_not_a_hang(wm: WorkingMemory) -> None:
+    import time
+
+    from tools.errors import EndpointUnreachableError
+
+    lm = ServedLanguageModel("http://127.0.0.1:9/v1", "gpt2-served", timeout=1.0, max_retries=1, backoff=0.01)
+    start = time.perf_counter()
+    with pytest.raises(EndpointUnreachableError):
+        Agent(wm, lm).ask("Who is the mother of Vuxvol Bredioskren?")
+    assert time.perf_counter() - start < 3.0

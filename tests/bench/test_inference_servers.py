@@ -2,7 +2,7 @@
 
 ``transformers serve`` always runs (it ships with the pinned transformers): answers without logprobs, the
 degraded path. llama.cpp's server runs where ``.ci/llama_server.sh`` installed it: logprobs and prompt
-log-probabilities, compared with the in-process model on the same weights.
+log-probabilities (by teacher forcing), compared with the in-process model on the same weights.
 """
 
 from __future__ import annotations
@@ -84,19 +84,15 @@ def test_llama_cpp_gives_the_in_process_answers_and_probabilities(llama: Running
     assert lm.capabilities.logprobs is True
 
 
-def test_llama_cpp_prompt_scores_are_right_or_refused(llama: RunningServer, local: HFLanguageModel) -> None:
-    """Prompt log-probabilities are used only when the server's echo agrees with its own completions.
+def test_llama_cpp_prompt_scores_agree_with_in_process(llama: RunningServer, local: HFLanguageModel) -> None:
+    """Prompt log-probabilities from llama.cpp match the in-process model's teacher-forced ones.
 
-    llama-cpp-python 0.3.36 echoes numbers that do not (measured: -11.6 for a token its completion gives
-    -0.02), so there the familiarity and pmi signals are reported unavailable rather than fed noise.
+    llama-cpp-python 0.3.36 echoes each prompt token's log-probability off by one (measured: -11.6 for a
+    token its completion gives -0.02), so the backend scores by teacher forcing there (``logit_bias``).
     """
     lm = _lm(llama)
     prompts, conts = ["Q: Who is the CEO of", "The capital of France is"], [" Nokia?", " Paris"]
-    try:
-        served = lm.score(prompts, conts)
-    except UnsupportedSignalError:
-        assert lm.capabilities.prompt_logprobs is False
-        assert "familiarity" not in lm.capabilities.signals()
-        return
+    served = lm.score(prompts, conts)
+    assert lm.capabilities.scoring in ("echo", "forced") and "familiarity" in lm.capabilities.signals()
     for a, b in zip(served, local.score(prompts, conts), strict=True):
         assert a.n_tokens == b.n_tokens and a.mean_logprob == pytest.approx(b.mean_logprob, abs=0.05)

@@ -5,14 +5,18 @@ Two wire protocols:
 - ``completions`` (``/completions``): the raw prompt, so a base model served remotely is prompted exactly as
   in-process (its ``factagent.json`` prompt format); ``logprobs=k`` gives the first token's probability and
   margin, and ``echo`` with ``logprobs`` gives prompt log-probabilities, which back :meth:`score`
-  (familiarity, pmi) where the server offers them.
+  (familiarity, pmi) where the server offers them; where its echo is wrong but it takes ``logit_bias`` and
+  has a tokenizer endpoint (llama.cpp's servers), they are obtained by teacher forcing (``_forced.py``).
 - ``chat`` (``/chat/completions``): one user message; ``logprobs`` / ``top_logprobs`` where offered; no
   prompt log-probabilities (:meth:`score` raises :class:`UnsupportedSignalError`).
 
 What the server gives is learned from its answers and kept in :attr:`ServedLanguageModel.capabilities`: a
 server that rejects ``logprobs`` (HTTP 400/422) or answers without them is asked without them from then on;
 one whose echo carries no prompt log-probabilities, or whose echoed log-probabilities disagree with its own
-completions (checked once, on the first :meth:`score`), is never asked to score again.
+completions (checked once, on the first :meth:`score`), is scored by teacher forcing when a forced token's
+log-probability agrees with the completion's (checked once too), and otherwise never asked to score again.
+A continuation that is exactly the text of the first tokens the model generated after the same prompt is
+scored from that completion's own token log-probabilities, without a request (``GenerationMemo``).
 
 Each call of :meth:`generate` / :meth:`score` sends its requests at once, at most ``max_concurrency`` in
 flight (asyncio + httpx): one request per prompt (per row for :meth:`score`), so the cost of a call is known
@@ -46,6 +50,7 @@ from tools.errors import (
     MalformedResponseError,
     UnsupportedSignalError,
 )
+from tools.lm._forced import GenerationMemo, forced_score
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score
 
@@ -62,7 +67,8 @@ class Capabilities:
     """What the server has shown it gives (``None``: not asked yet)."""
 
     logprobs: bool | None = None  # first-token probability and margin with each completion
-    prompt_logprobs: bool | None = None  # log-probabilities of the prompt's tokens (echo), for scoring
+    prompt_logprobs: bool | None = None  # log-probabilities of the prompt's tokens, for scoring
+    scoring: Literal["echo", "forced"] | None = None  # how they are obtained (see the module docstring)
 
     def signals(self) -> tuple[str, ...]:
         """The model signals this backend gives, as named in ``Signals.provided``."""
@@ -135,6 +141,8 @@ class ServedLanguageModel:
         if max_concurrency < 1 or timeout <= 0:
             raise InvalidInputError("max_concurrency must be >= 1 and timeout > 0")
         self.base_url = base_url.rstrip("/") + "/"
+        # the server's own endpoints (tokenizer) live beside the OpenAI API: ".../v1/" -> ".../"
+        self._root = self.base_url[: -len("v1/")] if self.base_url.endswith("/v1/") else self.base_url
         self.name = model
         self.api: Api = api
         self.prompt_format = prompt_format or PromptFormat()
@@ -143,6 +151,7 @@ class ServedLanguageModel:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.capabilities = Capabilities(prompt_logprobs=False if api == "chat" else None)
         self.usage = Usage()
+        self._generated = GenerationMemo()  # its own completions' token log-probabilities, for score()
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
 
@@ -174,11 +183,19 @@ class ServedLanguageModel:
             raise UnsupportedSignalError(f"{self.name}: the server gives no prompt log-probabilities")
         if not prompts:
             return []
-        if self.capabilities.prompt_logprobs is None and not self._run(lambda c: self._echo_agrees(c, prompts[0])):
-            self.capabilities.prompt_logprobs = False
-            raise UnsupportedSignalError(f"{self.name}: the server's prompt log-probabilities are not usable")
+        if self.capabilities.scoring is None:
+            self.capabilities.scoring = self._run(lambda c: self._probe_scoring(c, prompts[0]))
+            if self.capabilities.scoring is None:
+                self.capabilities.prompt_logprobs = False
+                raise UnsupportedSignalError(f"{self.name}: the server's prompt log-probabilities are not usable")
+        one = self._one_score if self.capabilities.scoring == "echo" else self._one_forced
         rows = list(zip(prompts, continuations, strict=True))
-        scores = self._run(lambda client: self._gather(client, [self._one_score(client, p, c) for p, c in rows]))
+        known = [self._generated.score(p, c) for p, c in rows]  # the model's own answers: no request
+        todo = [(i, p, c) for i, ((p, c), k) in enumerate(zip(rows, known, strict=True)) if k is None]
+        asked = self._run(lambda client: self._gather(client, [one(client, p, c) for _, p, c in todo])) if todo else []
+        scores = list(known)
+        for (i, _, _), sc in zip(todo, asked, strict=True):
+            scores[i] = sc
         if any(s is None for s in scores):
             self.capabilities.prompt_logprobs = False
             raise UnsupportedSignalError(f"{self.name}: the server gives no prompt log-probabilities")
@@ -243,40 +260,56 @@ class ServedLanguageModel:
                 body["logprobs"] = 2
         data = await self._post(client, path, body)
         gen = _parse_chat(data) if self.api == "chat" else _parse_completion(data)
+        if self.api == "completions" and "logprobs" in body:
+            self._generated.put(prompt, data)
         if "logprobs" in body and self.capabilities.logprobs is None:
             self.capabilities.logprobs = gen.first_token_prob is not None or not gen.text
         return gen
 
-    async def _echo_agrees(self, client: httpx.AsyncClient, prompt: str) -> bool:
-        """Whether the server's echoed prompt log-probabilities match its own next-token log-probabilities.
+    async def _probe_scoring(self, client: httpx.AsyncClient, prompt: str) -> Literal["echo", "forced"] | None:
+        """How this server's prompt log-probabilities can be had: ``echo``, ``forced`` or not at all.
 
-        The token it generates after ``prompt`` has a log-probability in the completion; echoing ``prompt``
-        plus that token must give the token the same log-probability. Some servers echo numbers that do not
-        (llama-cpp-python 0.3.36 on a GPT-2 GGUF: -11.6 for a token its completion gives -0.02): scoring on
-        them would feed the policy noise, so such a server is treated as giving none (two requests, once).
+        The tokens it would generate after ``prompt`` have log-probabilities in a completion; scoring
+        ``prompt`` plus one of them must give it the same log-probability. Some servers echo numbers that do
+        not (llama-cpp-python 0.3.36 on a GPT-2 GGUF: -11.6 for a token its completion gives -0.02, an
+        off-by-one in its echo); scoring on them would feed the policy noise, so teacher forcing is checked
+        the same way on the runner-up token (a bias leaking into the log-probabilities would show there),
+        and a server passing neither check is treated as giving none (two to six requests, once).
         """
-        body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 1}
+        body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 2}
         data = await self._post(client, "completions", body, optional=("logprobs",))
         try:
             choice = data["choices"][0] if data else {}
             token = choice.get("text") or ""
             logprob = ((choice.get("logprobs") or {}).get("token_logprobs") or [None])[0]
+            tops = ((choice.get("logprobs") or {}).get("top_logprobs") or [None])[0] or {}
         except (KeyError, IndexError, TypeError, AttributeError):
-            return False
+            return None
         if not token or not isinstance(logprob, int | float):
-            return False
+            return None
         echoed = await self._one_score(client, prompt, token)
-        if echoed is None or echoed.n_tokens != 1:
-            return echoed is not None and echoed.n_tokens == 0  # merged into the prompt: cannot tell, allow
-        agrees = abs(echoed.logprob - float(logprob)) <= 0.1
-        if not agrees:
+        if echoed is not None and (echoed.n_tokens == 0 or abs(echoed.logprob - float(logprob)) <= 0.1):
+            return "echo"  # n_tokens 0: merged into the prompt's last token, cannot tell: allow
+        if echoed is not None:
             logger.warning(
-                "%s: echoed prompt log-probability %.2f != completion's %.2f: prompt scoring disabled",
+                "%s: echoed prompt log-probability %.2f != completion's %.2f: echo not used for scoring",
                 self.name,
                 echoed.logprob,
                 logprob,
             )
-        return agrees
+        others = [(t, v) for t, v in tops.items() if t != token] if isinstance(tops, dict) else []
+        probe, expected = others[0] if others and isinstance(others[0][1], int | float) else (token, logprob)
+        forced = await self._one_forced(client, prompt, probe)
+        if forced is not None and forced.n_tokens == 1 and abs(forced.logprob - float(expected)) <= 0.1:
+            return "forced"
+        logger.warning("%s: no usable prompt log-probabilities (echo or forced): familiarity, pmi off", self.name)
+        return None
+
+    async def _one_forced(self, client: httpx.AsyncClient, prompt: str, continuation: str) -> Score | None:
+        async def post(path: str, body: dict[str, Any]) -> Any:
+            return await self._post(client, path, body, optional=("logit_bias", "tokenize"))
+
+        return await forced_score(post, self._root, self.name, prompt, continuation)
 
     async def _one_score(self, client: httpx.AsyncClient, prompt: str, continuation: str) -> Score | None:
         body = {
@@ -321,8 +354,8 @@ class ServedLanguageModel:
                     body.pop("top_logprobs", None)
                     self.capabilities.logprobs = False
                     continue
-                if status in (400, 422) and optional:
-                    return None  # the optional feature (echo) is refused: the caller records it
+                if status in (400, 404, 405, 422) and optional:
+                    return None  # the optional feature (echo, an endpoint) is refused: the caller records it
                 if status not in _RETRY_STATUS or attempt >= self.max_retries:
                     raise EndpointStatusError(f"{path}: HTTP {status}: {_error_message(response)}", status)
                 reason = f"HTTP {status}"

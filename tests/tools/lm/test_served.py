@@ -8,6 +8,7 @@ flight at once. The real third-party server (llama.cpp's) is exercised in ``test
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -58,10 +59,17 @@ class Script:
     peak: int = 0
     trickle: bool = False  # send the body one byte every 0.3 s
     delay: float = 0.0  # of the default reply
+    tokenizer: bool = True  # answer tokenizer requests (a word-level fake, ids in order of first sight)
+    vocab: dict[str, int] = field(default_factory=dict)
 
     def next(self, body: dict[str, Any]) -> Reply:
         with self.lock:
             self.requests.append(body)
+            if "input" in body or "content" in body:  # /extras/tokenize (llama-cpp-python), /tokenize
+                if not self.tokenizer:
+                    return (404, {"detail": "Not Found"}, 0.0, {})
+                words = re.findall(r"\s*\S+", body.get("input", body.get("content", "")))
+                return (200, {"tokens": [self.vocab.setdefault(w, len(self.vocab)) for w in words]}, 0.0, {})
             if self.replies:
                 return self.replies.pop(0)
         prompt = body.get("prompt", "")
@@ -180,6 +188,7 @@ def test_score_from_echoed_prompt_logprobs(server: tuple[str, Script]) -> None:
 
 def test_echo_that_disagrees_with_completions_is_not_used(server: tuple[str, Script]) -> None:
     url, script = server
+    script.tokenizer = False  # and no teacher forcing to fall back on
     script.replies += [
         (200, completion(" Jane", {" Jane": -0.02}), 0.0, {}),
         (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
@@ -187,7 +196,59 @@ def test_echo_that_disagrees_with_completions_is_not_used(server: tuple[str, Scr
     lm = served(url)
     with pytest.raises(UnsupportedSignalError, match="not usable"):
         lm.score(["Q: Who?"], [" Jane"])
-    assert lm.capabilities.prompt_logprobs is False and len(script.requests) == 2
+    assert lm.capabilities.prompt_logprobs is False and len(script.requests) == 6  # + 2 texts x 2 tokenizer paths
+
+
+def forced(token: str, logprob: float) -> dict[str, Any]:
+    """A one-token completion as llama.cpp gives it under ``logit_bias``: the forced token, its raw logprob."""
+    lp = {"tokens": [token], "token_logprobs": [logprob], "text_offset": [0], "top_logprobs": [{token: logprob}]}
+    return {"choices": [{"index": 0, "text": token, "logprobs": lp, "finish_reason": "length"}]}
+
+
+def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),  # the check's completion
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+        (200, forced(" Bob", -2.04), 0.0, {}),  # the runner-up, forced: agrees with the completion's -2.0
+        (200, forced(" Jane", -0.5), 0.0, {}),
+        (200, forced(" Roe", -0.25), 0.0, {}),
+    ]
+    lm = served(url)
+    (sc,) = lm.score(["Q: Who?"], [" Jane Roe"])
+    assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)
+    assert lm.capabilities.scoring == "forced" and {"familiarity", "pmi"} <= set(lm.capabilities.signals())
+    steps = [r for r in script.requests if "logit_bias" in r]
+    assert [r["prompt"] for r in steps] == ["Q: Who?", "Q: Who?", "Q: Who? Jane"]  # the prefix grows per token
+    forced_ids = [str(script.vocab[" Jane"]), str(script.vocab[" Roe"])]
+    assert [r["logit_bias"] for r in steps[1:]] == [{i: 100.0} for i in forced_ids]
+    assert all(r["max_tokens"] == 1 for r in steps)
+
+
+def test_forcing_without_a_tokenizer_endpoint_is_unsupported(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.tokenizer = False
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    with pytest.raises(UnsupportedSignalError, match="not usable"):
+        lm.score(["Q: Who?"], [" Jane"])
+    assert lm.capabilities.prompt_logprobs is False and not any("logit_bias" in r for r in script.requests)
+
+
+def test_forced_logprobs_that_carry_the_bias_are_not_used(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+        (200, forced(" Bob", 0.0), 0.0, {}),  # a server that reports the biased distribution
+    ]
+    lm = served(url)
+    with pytest.raises(UnsupportedSignalError):
+        lm.score(["Q: Who?"], [" Jane"])
+    assert lm.capabilities.prompt_logprobs is False
 
 
 def test_score_unsupported_is_typed_and_remembered(server: tuple[str, Script]) -> None:
@@ -255,3 +316,24 @@ def test_called_from_a_running_event_loop(server: tuple[str, Script]) -> None:
         return served(server[0]).generate(["q"])[0].text
 
     assert asyncio.run(main()) == "Q"
+
+
+def test_the_models_own_answer_is_scored_from_its_completion(server: tuple[str, Script]) -> None:
+    url, script = server
+    lp = {"tokens": [" Jane", " Roe", "\n"], "token_logprobs": [-0.5, -0.25, -1.0], "top_logprobs": None}
+    generated = {"choices": [{"index": 0, "text": " Jane Roe\n", "logprobs": lp}]}
+    script.replies += [
+        (200, generated, 0.0, {}),
+        (200, completion(" Jane", {" Jane": -0.5, " Bob": -2.0}), 0.0, {}),  # the one-time check ...
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -0.5, -3.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    assert lm.generate(["Q: Who?"])[0].text == "Jane Roe"
+    (sc,) = lm.score(["Q: Who?"], [" Jane Roe"])
+    assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)
+    assert len(script.requests) == 3  # ... and no request for the row: its tokens came with the answer
+    script.replies.append(
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Ja", "\n"], [None, -1.0, -2.0, -4.0, -1.0]), 0, {})
+    )
+    (other,) = lm.score(["Q: Who?"], [" Ja"])  # not the text of whole tokens of the answer: asked
+    assert other.logprob == pytest.approx(-4.0) and len(script.requests) == 4

@@ -1,0 +1,134 @@
+"""Prompt log-probabilities by teacher forcing, for servers whose echoed prompt log-probabilities are unusable.
+
+llama-cpp-python 0.3.36 echoes each prompt token's log-probability under the distribution computed *after*
+that token (an off-by-one in ``Llama._create_completion``: ``scores[i]`` predicts token ``i + 1`` but is
+read for token ``i``), so its echo cannot be used for scoring. Its completions' own log-probabilities are
+right, and it takes ``logit_bias`` without letting the bias into the reported log-probabilities; so a
+continuation is scored one token at a time: the prompt so far, ``max_tokens=1`` and a +100 bias on the
+continuation's next token, whose reported log-probability is then the teacher-forced one (measured on the
+reference GPT-2: -24.050 against -24.052 in-process for " Nokia Corporation").
+
+Token ids come from the server's tokenizer endpoint (llama-cpp-python's ``/extras/tokenize``, llama.cpp's
+``/tokenize``): two requests per row, then one per continuation token (at most :data:`MAX_FORCED_TOKENS`;
+a longer continuation is scored on its first ones), in order within a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tools.lm._protocol import Score
+
+__all__ = ["MAX_FORCED_TOKENS", "GenerationMemo", "Post", "forced_score", "tokenize"]
+
+MAX_FORCED_TOKENS = 16
+FORCE_BIAS = 100.0
+# (path under the server's root, the body's text field): llama-cpp-python's, then llama.cpp's own server's
+_TOKENIZE = (("extras/tokenize", "input"), ("tokenize", "content"))
+
+Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""``post(url, body)``: the parsed JSON answer, or ``None`` when the server refuses the request (400/404/422)."""
+
+
+async def tokenize(post: Post, root: str, model: str, text: str) -> list[int] | None:
+    """The server's token ids for ``text`` (no special tokens added by us), or ``None`` without an endpoint."""
+    for path, key in _TOKENIZE:
+        data = await post(root + path, {"model": model, key: text})
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens):
+            return tokens
+    return None
+
+
+async def forced_score(post: Post, root: str, model: str, prompt: str, continuation: str) -> Score | None:
+    """Teacher-forced log-probability of ``continuation`` after ``prompt`` (see the module docstring).
+
+    Returns ``None`` when the server lacks what it takes (tokenizer endpoint, ``logit_bias``, logprobs).
+    A token whose text cannot be cut from the continuation (a multi-byte character split across tokens)
+    ends the row: the score covers the tokens before it (``n_tokens`` says how many).
+    """
+    ids_prompt, ids_full = await asyncio.gather(
+        tokenize(post, root, model, prompt), tokenize(post, root, model, prompt + continuation)
+    )
+    if ids_prompt is None or ids_full is None:
+        return None
+    text, rest = prompt, continuation
+    total, n = 0.0, 0
+    for token in ids_full[len(ids_prompt) :][:MAX_FORCED_TOKENS]:
+        body = {
+            "model": model,
+            "prompt": text,
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": 1,
+            "logit_bias": {str(token): FORCE_BIAS},
+        }
+        piece, logprob = _forced_token(await post("completions", body))
+        if logprob is None:
+            return None
+        total, n = total + logprob, n + 1
+        if not piece or not rest.startswith(piece):
+            break
+        text, rest = text + piece, rest[len(piece) :]
+    return Score(logprob=total, n_tokens=n)
+
+
+def _forced_token(data: Any) -> tuple[str, float | None]:
+    try:
+        choice = data["choices"][0]
+        value = ((choice.get("logprobs") or {}).get("token_logprobs") or [None])[0]
+        text = choice.get("text") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "", None
+    return (text, float(value)) if isinstance(value, int | float) and isinstance(text, str) else ("", None)
+
+
+class GenerationMemo:
+    """The log-probabilities of recent completions' own tokens, to score a continuation the model generated.
+
+    A greedy completion's ``token_logprobs`` are the teacher-forced log-probabilities of its tokens, so
+    scoring ``prompt`` + the text of its first ``k`` tokens needs no request (pmi scores the model's own
+    answer after the very prompt that produced it). A continuation that is not exactly such a token prefix is
+    not found (``None``). Bounded: the oldest of ``maxsize`` prompts is forgotten first; thread-safe.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._maxsize = maxsize
+        self._items: OrderedDict[str, tuple[tuple[str, float], ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, prompt: str, data: Any) -> None:
+        """Keep the tokens of ``data`` (a ``/completions`` answer to ``prompt``) when it lists them all."""
+        try:
+            logprobs = data["choices"][0].get("logprobs") or {}
+            tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return
+        if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+            return
+        if not all(isinstance(t, str) and isinstance(v, int | float) for t, v in zip(tokens, values, strict=True)):
+            return
+        with self._lock:
+            self._items[prompt] = tuple((t, float(v)) for t, v in zip(tokens, values, strict=True))
+            self._items.move_to_end(prompt)
+            while len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+    def score(self, prompt: str, continuation: str) -> Score | None:
+        """``continuation``'s score when it is exactly the text of the first tokens generated after ``prompt``."""
+        with self._lock:
+            tokens = self._items.get(prompt)
+        if not tokens or not continuation:
+            return None
+        text, total = "", 0.0
+        for n, (token, value) in enumerate(tokens, start=1):
+            text, total = text + token, total + value
+            if text == continuation:
+                return Score(logprob=total, n_tokens=n)
+            if not continuation.startswith(text):
+                return None
+        return None
