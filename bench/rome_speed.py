@@ -43,7 +43,13 @@ def _parse_hparam(text: str) -> tuple[str, Any]:
         return key.strip(), raw
 
 
-def run(n: int, seed: int, after: dict[str, Any], variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def run(
+    n: int,
+    seed: int,
+    after: dict[str, Any],
+    variants: dict[str, dict[str, Any]] | None = None,
+    model: str = "gpt2-world",
+) -> dict[str, Any]:
     """Edit ``n`` selected world cases under each setting; per setting the seconds and the aggregate scores."""
     import torch
     from tqdm import tqdm
@@ -57,7 +63,7 @@ def run(n: int, seed: int, after: dict[str, Any], variants: dict[str, dict[str, 
     from tools.lm import HFLanguageModel
 
     torch.set_num_threads(1)
-    lm = HFLanguageModel.load(MODELS_DIR / "gpt2-world", device="cpu")
+    lm = HFLanguageModel.load(MODELS_DIR / model, device="cpu")
     world = load_world(DATA_DIR)
     corpus = [d.text for d in world.documents]
     cases = without_edited_neighbours(select_cases(lm, world_edit_cases(world, lm.prompt_format), n, seed=seed))
@@ -68,13 +74,17 @@ def run(n: int, seed: int, after: dict[str, Any], variants: dict[str, dict[str, 
         editors = {name: get_editor("rome", corpus=corpus, cache_dir=cache, **hp) for name, hp in settings.items()}
         for editor in editors.values():  # key statistics and other one-off work, untimed
             editor.compute(lm, [cases[0].request])
+        passes = [0]  # forward passes of the decoder (load-independent cost)
+        lm.model.base_model.register_forward_pre_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))
+        forwards: dict[str, list[int]] = {name: [] for name in settings}
         seconds: dict[str, list[float]] = {name: [] for name in settings}
         probes: dict[str, list[Any]] = {name: [] for name in settings}
         for case in tqdm(cases, desc="editing", unit="case", file=sys.stderr):
             for name, editor in editors.items():
-                start = time.perf_counter()
+                start, before = time.perf_counter(), passes[0]
                 editor.apply(lm, editor.compute(lm, [case.request]))
                 seconds[name].append(time.perf_counter() - start)
+                forwards[name].append(passes[0] - before)
                 probes[name].extend(measure_after(prober, [case]))
                 journal_for(lm.model).rollback_all()
     rows = {}
@@ -83,6 +93,7 @@ def run(n: int, seed: int, after: dict[str, Any], variants: dict[str, dict[str, 
             "hparams": settings[name],
             "median_s": statistics.median(seconds[name]),
             "mean_s": statistics.fmean(seconds[name]),
+            "forwards": statistics.fmean(forwards[name]),
         }
         for mode in MODES:
             per_case = zip(cases, baseline, probes[name], strict=True)
@@ -90,20 +101,23 @@ def run(n: int, seed: int, after: dict[str, Any], variants: dict[str, dict[str, 
             row[mode] = {k: scores[k] for k in _METRICS}
         rows[name] = row
     ratio = rows["after"]["median_s"] / rows["before"]["median_s"]
-    return {"n": len(cases), "settings": rows, "median_ratio": ratio, "load_avg": os.getloadavg()}
+    return {"model": model, "n": len(cases), "settings": rows, "median_ratio": ratio, "load_avg": os.getloadavg()}
 
 
 def table(result: dict[str, Any]) -> str:
     """The result as a Markdown table."""
     lines = [
-        "| setting | mode | median s/edit | mean s/edit | reliability | generalization | locality | portability |",
-        "|---|---|---|---|---|---|---|---|",
+        "| setting | mode | median s/edit | mean s/edit | forwards/edit | reliability | generalization | locality "
+        "| portability |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["settings"].items():
         for mode in ("teacher_forced", "generation"):
             metrics = " | ".join("-" if (v := row[mode][k]) is None else f"{v:.3f}" for k in _METRICS)
-            lines.append(f"| {name} | {mode} | {row['median_s']:.3f} | {row['mean_s']:.3f} | {metrics} |")
-    lines.append(f"\nn = {result['n']}, median after / before = {result['median_ratio']:.2f}x")
+            lines.append(
+                f"| {name} | {mode} | {row['median_s']:.3f} | {row['mean_s']:.3f} | {row['forwards']:.1f} | {metrics} |"
+            )
+    lines.append(f"\n{result['model']}, n = {result['n']}, median after / before = {result['median_ratio']:.2f}x")
     return "\n".join(lines)
 
 
@@ -111,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=100, help="world edit cases (the model answers them before)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="gpt2-world", help="a reference model in eval/world/models")
     parser.add_argument("--hparam", action="append", default=[], help="KEY=VALUE override of the after setting")
     parser.add_argument(
         "--variant", action="append", default=[], help="NAME:KEY=VALUE,KEY=VALUE: one more setting to compare"
@@ -121,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text in args.variant:
         name, _, rest = text.partition(":")
         variants[name] = dict(_parse_hparam(h) for h in rest.split(",") if h)
-    result = run(args.n, args.seed, dict(_parse_hparam(h) for h in args.hparam), variants)
+    result = run(args.n, args.seed, dict(_parse_hparam(h) for h in args.hparam), variants, args.model)
     sys.stdout.write((json.dumps(result) if args.json else table(result)) + "\n")
     return 0
 

@@ -151,9 +151,10 @@ def test_context_templates_sampled_once_per_model_state(
     again = cached.compute(lm, [first])  # the unedited model once more: its templates were replaced, sampled again
     cached.compute(lm, [second])  # same state: reused
     assert len(calls) == 3
-    update = fresh.compute(lm, [first]).updates
+    uncached = fresh.compute(lm, [first])
     assert len(calls) == 4  # without the cache every edit samples
-    for name, low_rank in update.items():  # cached templates are the same templates: the same update
+    assert isinstance(one, WeightDelta) and isinstance(again, WeightDelta) and isinstance(uncached, WeightDelta)
+    for name, low_rank in uncached.updates.items():  # cached templates are the same templates: the same update
         assert isinstance(low_rank, LowRank)
         for got in (one.updates[name], again.updates[name]):
             assert isinstance(got, LowRank)
