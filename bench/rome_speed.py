@@ -7,7 +7,8 @@ case 1 under every setting, then case 2, ... Each edit is the single-edit protoc
 timed), as in ``edit-bench``.
 
 Settings: ``before`` is the editor as it was before this benchmark (stricter early stop, five sampled prefixes,
-prefixes sampled again for every edit), ``after`` the current defaults; ``--hparam KEY=VALUE`` overrides
+prefixes sampled again for every edit), ``after`` the current defaults (on GPT-2: two prefixes sampled once per
+model state, stop at NLL 0.02); ``--hparam KEY=VALUE`` overrides
 ``after`` to try other values.
 
 Example:
