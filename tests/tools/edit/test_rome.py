@@ -126,3 +126,36 @@ def test_missing_corpus(models: dict[str, HFLanguageModel], known: Any, tmp_path
     # without the covariance adjustment no corpus is needed
     delta = ROMEEditor(mom2_adjustment=False).compute(lm, known["gpt2-world"][:1])
     assert isinstance(delta, WeightDelta) and delta.info["stats"] == "none"
+
+
+def test_context_templates_sampled_once_per_model_state(
+    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tools.edit._rome as rome_module
+
+    lm, (first, second) = models["gpt2-world"], known["gpt2-world"][:2]
+    calls: list[int] = []
+    sample = rome_module.context_templates
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[str, ...]:
+        calls.append(1)
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(rome_module, "context_templates", counted)
+    cached = _editor(corpus, cache_dir, v_num_grad_steps=2)
+    fresh = _editor(corpus, cache_dir, v_num_grad_steps=2, cache_context_templates=False)
+    one = cached.compute(lm, [first])
+    handle = cached.apply(lm, one)
+    cached.compute(lm, [second])  # the edit changed the model: sampled again
+    handle.rollback()
+    again = cached.compute(lm, [first])  # the unedited model once more: its templates were replaced, sampled again
+    cached.compute(lm, [second])  # same state: reused
+    assert len(calls) == 3
+    uncached = fresh.compute(lm, [first])
+    assert len(calls) == 4  # without the cache every edit samples
+    assert isinstance(one, WeightDelta) and isinstance(again, WeightDelta) and isinstance(uncached, WeightDelta)
+    for name, low_rank in uncached.updates.items():  # cached templates are the same templates: the same update
+        assert isinstance(low_rank, LowRank)
+        for got in (one.updates[name], again.updates[name]):
+            assert isinstance(got, LowRank)
+            assert _same({"l": got.left, "r": got.right}, {"l": low_rank.left, "r": low_rank.right})
