@@ -7,12 +7,12 @@ case 1 under every setting, then case 2, ... Each edit is the single-edit protoc
 timed), as in ``edit-bench``.
 
 Settings: ``before`` is the editor as it was before this benchmark (stricter early stop, five sampled prefixes,
-prefixes sampled again for every edit), ``after`` the current defaults (on GPT-2: two prefixes sampled once per
-model state, stop at NLL 0.02); ``--hparam KEY=VALUE`` overrides
-``after`` to try other values.
+prefixes sampled again for every edit), ``after`` the current defaults (the same five prefixes, sampled once per
+model state: bit-identical edits); ``--hparam KEY=VALUE`` overrides ``after`` and ``--variant`` adds settings,
+e.g. the faster option ``fast:n_context_templates=2,v_early_stop_loss=0.02``.
 
 Example:
-    PYTHONPATH=. .venv/bin/python bench/rome_speed.py --n 100
+    PYTHONPATH=. .venv/bin/python bench/rome_speed.py --n 100 --variant fast:n_context_templates=2,v_early_stop_loss=0.02
     # a Markdown table on stdout (per setting: median / mean s per edit and the scores), JSON with --json
 """
 
