@@ -232,9 +232,9 @@ class Agent:
         A concept definition logged by the tell pipeline is undone by it (its permission checks apply); one
         told to a concept desk without a pipeline, by the desk.
         """
-        if self.concepts is not None and self.concepts.owns(edit_id):
-            if self._tell is None or not self._tell.log.exists(edit_id):
-                return self.concepts.rollback(edit_id)
+        logged = self._tell is not None and self._tell.log.exists(edit_id)
+        if self.concepts is not None and self.concepts.owns(edit_id) and not logged:
+            return self.concepts.rollback(edit_id)
         return self.pipeline.rollback(edit_id, user=user)
 
     def history(self, subject: str, namespaces: Sequence[str] | None = None) -> Any:

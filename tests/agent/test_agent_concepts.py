@@ -23,7 +23,9 @@ COUNTRY = "a nation with its own territory and government"
 
 
 @pytest.fixture
-def concept_agent(tmp_path: Path, small_world: World, bundled_world: World, gpt2: HFLanguageModel, minilm: Any) -> Iterator[Agent]:
+def concept_agent(
+    tmp_path: Path, small_world: World, bundled_world: World, gpt2: HFLanguageModel, minilm: Any
+) -> Iterator[Agent]:
     (tmp_path / "config.toml").write_text('[tell]\nroles = { tess = "trusted" }\n')
     home = open_home(tmp_path)
     with open_working_memory(home, embedder=minilm) as wm:  # the loader the CLI and demo use
