@@ -226,7 +226,7 @@ class ConceptDesk:
             except FactagentError:  # keep KG and memory together: undo the definition
                 self.concepts.graph.rollback(edit_id)
                 raise
-        written = (Triple(label, "concept_definition", definition),)
+        written: tuple[Triple, ...] = (Triple(label, "concept_definition", definition),)
         written += (Triple(label, "subclass_of", parent),) if parent is not None else ()
         parts = [f"{'created the concept' if change.created else 'updated the definition of'} {label!r}"]
         if change.conflicts:
