@@ -16,7 +16,10 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    answers* (questions and cloze statements), so the KL covers every answer token, not only the first.
 
 Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs;
-``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
+``layers=(k,)`` skips the location and edits layer ``k``. ``norm_constraint`` (an L-inf radius around the
+layer's original weights, clamped after each step) and ``stop_nll`` (stop once the safe response is learnt) are
+off by default: measured on gpt2-world-unsafe, bounding the change keeps known facts but loses generalisation
+(README, "Detoxifying edits"). The request is an :class:`~tools.edit.EditRequest`
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
 
