@@ -272,7 +272,12 @@ class ConceptDesk:
         """Answer a definition or instance-of question about a known concept, else ``None``."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("a question must be a non-empty string")
-        text = question.strip()
+        try:
+            return self._answer(question.strip())
+        except InvalidInputError:  # a "label" no entity may have (too long, control characters): not a concept
+            return None
+
+    def _answer(self, text: str) -> ConceptAnswer | None:
         if (m := _IS_A.match(text)) is not None:
             entity, label = (m.group("entity") or m.group("entity2")), (m.group("label") or m.group("label2"))
             if self.concepts.is_concept(label.strip()):
