@@ -140,7 +140,7 @@ class Agent:
             InvalidInputError: an empty or oversized question (nothing is answered).
         """
         start = time.perf_counter()
-        direct = self._concept_answers(questions)
+        direct = self.concept_answers(questions)
         rest = [q for i, q in enumerate(questions) if i not in direct]
         signals = self.signals(rest, namespace, scopes=scopes) if rest else []
         decided = iter([self.decide(s) for s in signals])
@@ -148,12 +148,13 @@ class Agent:
         per = (time.perf_counter() - start) / max(1, len(answers))
         return [_with_latency(a, per) for a in answers]
 
-    def _concept_answers(self, questions: Sequence[str]) -> dict[int, Answer]:
+    def concept_answers(self, questions: Sequence[str]) -> dict[int, Answer]:
         """Answers of the concept desk, by question index (none without a desk)."""
         if self.concepts is None:
             return {}
         found = {i: self.concepts.answer(check_question(q)) for i, q in enumerate(questions)}
-        return {i: a.to_answer() for i, a in found.items() if a is not None}
+        # "I don't know" from the graph (no class of the entity) leaves the question to the ordinary routing
+        return {i: a.to_answer() for i, a in found.items() if a is not None and a.answer is not None}
 
     def decide(self, s: Signals) -> Answer:
         """The policy's answer for measured signals (a refusal first, when the guard flags the question)."""
@@ -198,18 +199,54 @@ class Agent:
     def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
 
-        With a concept desk, a concept definition ("A <concept> is a ...") goes to it instead.
+        With a concept desk, a concept definition ("A <concept> is a ...") goes to it instead (see
+        :meth:`_tell_concept`).
         """
         if self.concepts is not None and self.concepts.parse(statement) is not None:
-            return self.concepts.tell(statement, user)
+            return self._tell_concept(self.concepts, statement, user)
         self.wm.sync_entities()
         visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
+    def _tell_concept(self, desk: ConceptDesk, statement: str, user: str) -> Any:
+        """A definition told to the concept desk, returned as a :class:`~agent.tell.TellResult`.
+
+        With a tell pipeline, an applied definition is also recorded in its edit log (one edit: the
+        definition's assertions and memory item under the desk's edit id), so it is listed, shown in
+        history and rolled back — with the pipeline's permission checks — like any told fact. If the log
+        write fails, the definition is undone before the error propagates.
+        """
+        from datetime import UTC, datetime
+
+        from kg import WORLD_NAMESPACE
+        from tools.errors import FactagentError
+
+        told = desk.tell(statement, user)
+        if told.status == "applied" and told.edit_id is not None and self._tell is not None:
+            try:
+                self._tell.log.add_edit(
+                    told.edit_id,
+                    user,
+                    datetime.now(UTC),
+                    desk.namespace or WORLD_NAMESPACE,
+                    statement.strip(),
+                    told.triples,
+                    (),
+                    told.superseded,
+                )
+            except FactagentError:
+                desk.rollback(told.edit_id)
+                raise
+        return told.to_tell_result()
+
     def rollback(self, edit_id: str, user: str = "user") -> Any:
-        """Undo one edit in KG, memory and weights together (a concept definition's through the concept desk,
-        which returns the number of assertions it removed)."""
-        if self.concepts is not None and self.concepts.owns(edit_id):
+        """Undo one edit in KG, memory and weights together.
+
+        A concept definition logged by the tell pipeline is undone by it (its permission checks apply); one
+        told to a concept desk without a pipeline, by the desk.
+        """
+        logged = self._tell is not None and self._tell.log.exists(edit_id)
+        if self.concepts is not None and self.concepts.owns(edit_id) and not logged:
             return self.concepts.rollback(edit_id)
         return self.pipeline.rollback(edit_id, user=user)
 
@@ -224,6 +261,7 @@ class Agent:
             load_embedder,
             load_language_model,
             load_request_guard,
+            open_concept_desk,
             open_working_memory,
             policy_thresholds,
         )
@@ -240,7 +278,10 @@ class Agent:
             tell = TellPipeline.open(wm, home.settings, lm=local)
         guard = load_request_guard(embedder)
         memo = embedder if isinstance(embedder, MemoEmbedder) else None
-        return cls(wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, embedder=memo)
+        concepts = open_concept_desk(wm, home.settings)
+        return cls(
+            wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, concepts=concepts, embedder=memo
+        )
 
     def close(self) -> None:
         self.wm.close()

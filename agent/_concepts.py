@@ -24,14 +24,18 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agent._answer import Answer
 from agent.retrieval import Citation, Evidence
 from kg import Assertion, ConceptGraph, KnowledgeGraph, Membership, Provenance, check_definition
+from memory import Triple
 from tools.errors import FactagentError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:  # agent.tell is heavy to import: the records are imported where they are built
+    from agent.tell import RollbackResult, TellResult
 
 __all__ = ["ConceptAnswer", "ConceptDesk", "ConceptMemory", "ConceptTell"]
 
@@ -79,6 +83,8 @@ class ConceptTell:
         created: the concept was unknown and was created.
         conflicts: stored instances of the concept the new definition contradicts.
         message: one line for the user.
+        triples: the assertions written (the definition, and the parent of a created concept).
+        superseded: the definition it replaced, if any.
     """
 
     status: Literal["applied", "quarantined"]
@@ -88,6 +94,23 @@ class ConceptTell:
     created: bool
     conflicts: tuple[str, ...]
     message: str
+    triples: tuple[Triple, ...] = ()
+    superseded: tuple[Triple, ...] = ()
+
+    def to_tell_result(self) -> TellResult:
+        """The tell pipeline's result shape (kind ``edit``), so CLI, server and tools show it like any tell."""
+        from agent.tell import TellResult
+
+        return TellResult(
+            kind="edit",
+            status=self.status,
+            edit_id=self.edit_id,
+            triples=self.triples,
+            augmented=(),
+            conflicts=(),  # instance conflicts are not schema conflicts: they are named in the message
+            superseded=self.superseded,
+            message=self.message,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +157,8 @@ class ConceptDesk:
     Args:
         graph: the knowledge graph (its schema declares the concept relations).
         memory: where told definitions are also stored (``None``: KG only).
-        trusted: users whose definitions are applied; others are quarantined.
+        trusted: users whose definitions are applied (names, or a predicate such as
+            ``TrustPolicy.is_trusted_user``); others are quarantined.
         namespace: the namespace writes land in (``None``: the shared world namespace).
         namespaces: what reads see (``None``: everything).
 
@@ -149,13 +173,13 @@ class ConceptDesk:
         graph: KnowledgeGraph,
         memory: ConceptMemory | None = None,
         *,
-        trusted: Collection[str] = (),
+        trusted: Collection[str] | Callable[[str], bool] = (),
         namespace: str | None = None,
         namespaces: Sequence[str] | None = None,
     ) -> None:
         self.concepts = ConceptGraph(graph, namespaces)
         self.memory = memory
-        self.trusted = frozenset(trusted)
+        self.is_trusted: Callable[[str], bool] = trusted if callable(trusted) else frozenset(trusted).__contains__
         self.namespace = namespace
 
     @staticmethod
@@ -177,7 +201,7 @@ class ConceptDesk:
             raise InvalidInputError(f"not a concept definition ('A <concept> is a ...'): {statement!r}")
         label, definition = parsed
         definition = check_definition(definition)
-        if user not in self.trusted:
+        if not self.is_trusted(user):
             return ConceptTell(
                 status="quarantined",
                 concept=label,
@@ -202,6 +226,8 @@ class ConceptDesk:
             except FactagentError:  # keep KG and memory together: undo the definition
                 self.concepts.graph.rollback(edit_id)
                 raise
+        written: tuple[Triple, ...] = (Triple(label, "concept_definition", definition),)
+        written += (Triple(label, "subclass_of", parent),) if parent is not None else ()
         parts = [f"{'created the concept' if change.created else 'updated the definition of'} {label!r}"]
         if change.conflicts:
             shown = ", ".join(change.conflicts[:5]) + (" ..." if len(change.conflicts) > 5 else "")
@@ -215,6 +241,8 @@ class ConceptDesk:
             created=change.created,
             conflicts=change.conflicts,
             message="; ".join(parts),
+            triples=written,
+            superseded=(change.superseded.triple,) if change.superseded is not None else (),
         )
 
     @staticmethod
@@ -222,25 +250,34 @@ class ConceptDesk:
         """Whether ``edit_id`` names a definition told to a concept desk (ids ``cdef-...``)."""
         return isinstance(edit_id, str) and edit_id.startswith(_EDIT_PREFIX)
 
-    def rollback(self, edit_id: str) -> int:
-        """Undo a told definition in KG and memory together; returns the KG assertions changed.
+    def rollback(self, edit_id: str) -> RollbackResult:
+        """Undo a told definition in KG and memory together.
 
         Raises:
             NotFoundError: no such edit in the graph.
         """
+        from agent.tell import RollbackResult
+
         count = self.concepts.graph.rollback(edit_id)
+        versions = 0
         if self.memory is not None:
             try:
-                self.memory.rollback(edit_id)
+                versions = self.memory.rollback(edit_id)
             except NotFoundError:
                 logger.debug("edit %s wrote nothing to memory", edit_id)
-        return count
+        message = f"Rolled back definition edit {edit_id}: {count} KG assertion(s) and {versions} memory version(s)"
+        return RollbackResult(edit_id, count, versions, (), (), message + " undone.")
 
     def answer(self, question: str) -> ConceptAnswer | None:
         """Answer a definition or instance-of question about a known concept, else ``None``."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("a question must be a non-empty string")
-        text = question.strip()
+        try:
+            return self._answer(question.strip())
+        except InvalidInputError:  # a "label" no entity may have (too long, control characters): not a concept
+            return None
+
+    def _answer(self, text: str) -> ConceptAnswer | None:
         if (m := _IS_A.match(text)) is not None:
             entity, label = (m.group("entity") or m.group("entity2")), (m.group("label") or m.group("label2"))
             if self.concepts.is_concept(label.strip()):

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import Home
+from agent.config import Home, Settings
 from agent.retrieval import HybridRetriever
 from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
+    from agent._concepts import ConceptDesk
     from agent._guard import EmbeddingJudge
     from agent._policy import PolicyThresholds
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
@@ -32,6 +33,7 @@ __all__ = [
     "load_embedder",
     "load_language_model",
     "load_request_guard",
+    "open_concept_desk",
     "open_working_memory",
     "policy_thresholds",
 ]
@@ -226,6 +228,21 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     )
     retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion)
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
+
+
+def open_concept_desk(wm: WorkingMemory, settings: Settings) -> ConceptDesk | None:
+    """The concept desk over the working memory's KG and memory; its trusted users are the ``[tell]`` roles'
+    admins and trusted users. ``None`` when the KG's schema has no concept relations (a custom schema)."""
+    from agent._concepts import ConceptDesk
+    from agent.tell import TrustPolicy
+
+    cfg = settings.tell
+    trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
+    try:
+        return ConceptDesk(wm.graph, wm.memory, trusted=trust.is_trusted_user)
+    except InvalidInputError as exc:
+        logger.info("no concept desk: %s", exc)
+        return None
 
 
 def load_language_model(home: Home) -> LanguageModel:

@@ -49,15 +49,17 @@ def _world() -> World:
 
 
 def ensure_world_loaded(agent: Agent, world: World) -> int:
-    """Load the world's UNKNOWN documents and facts into the agent's memory unless they are there."""
+    """Load the world's UNKNOWN documents and facts, and its concepts, into the agent's memory unless they are
+    there; returns the documents loaded."""
     from tqdm import tqdm
 
     from agent.config import TellSettings
     from agent.tell import TellPipeline
-    from eval.world import WORLD_SCOPE, load_world_into
+    from eval.world import WORLD_SCOPE, load_world_concepts, load_world_into
     from tools.errors import InvalidInputError
 
     if WORLD_SCOPE in agent.wm.memory.scopes() and agent.wm.memory.count(WORLD_SCOPE) > 0:
+        load_world_concepts(world, agent.wm.graph)  # a home loaded before concepts were loaded with the facts
         return 0
     with tqdm(total=None, desc="loading world", unit="doc", leave=False) as bar:
         try:  # the tell pipeline's bulk door (one logged edit per load)

@@ -140,22 +140,29 @@ class Service:
         collector = self.agent.collector
         with self._rw.shared():
             self.agent.wm.sync_entities()  # facts other processes told on this home
-            plan = collector.plan([q for q, _ in items], [scopes for _, scopes in items])
+            direct = self.agent.concept_answers([q for q, _ in items])  # concept questions: from the KG
+            rest = [item for i, item in enumerate(items) if i not in direct]
+            plan = collector.plan([q for q, _ in rest], [scopes for _, scopes in rest])
         with self._model:
-            signals = collector.run(plan)
-        return [self.agent.decide(s) for s in signals]
+            signals = collector.run(plan) if rest else []
+        decided = iter([self.agent.decide(s) for s in signals])
+        return [direct[i] if i in direct else next(decided) for i in range(len(items))]
 
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
         with self._writing():
             self.agent.wm.sync_entities()  # facts told by other processes on this home
+            if self.agent.concepts is not None and self.agent.concepts.parse(statement) is not None:
+                return self.agent.tell(statement, user=who.user, namespace=ns)  # a concept definition (logged)
             return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
 
     def is_statement(self, who: Principal, text: str, namespace: str | None = None) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat, to ``who``
         (names linked as ``who`` reads them in ``namespace``)."""
         sees = who.search_namespaces(namespace)
+        if self.agent.concepts is not None and self.agent.concepts.parse(text) is not None:
+            return True  # a concept definition ("A <concept> is a ...")
         with self._reading():
             self.agent.wm.sync_entities()
             return self.agent.pipeline.interpret(text, sees).kind == "edit"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.world import load_world
-from eval.world._concepts import _Members, load_specs
+from eval.world._concept_rows import concept_rows
 from tools.errors import WorldFormatError
 
 __all__ = ["ConceptEditSpec", "ConceptRow", "expected_members", "world_concept_edits", "world_concept_rows"]
@@ -61,20 +61,9 @@ def world_concept_rows(data_dir: str | Path) -> list[ConceptRow]:
         WorldFormatError: missing or malformed files.
     """
     root = Path(data_dir)
-    raw = _jsonl(root / "concepts.jsonl")
-    label = {str(r["id"]): str(r["label"]) for r in raw}
-    specs = load_specs()
-    members = _Members(specs, tuple(load_world(root).facts))
-    named = {str(e) for r in raw for e in r["non_instances"]}  # type: ignore[attr-defined]
-    rows = []
-    for r in raw:
-        cid = str(r["id"])
-        own = {e for e in members.own.get(cid, {}) if e in named}
-        instances = tuple(sorted({str(e) for e in r["instances"]} | own))  # type: ignore[attr-defined]
-        parent = label[str(r["parent"])] if r["parent"] else None
-        non = tuple(str(e) for e in r["non_instances"])  # type: ignore[attr-defined]
-        rows.append(ConceptRow(label[cid], parent, str(r["definition"]), instances, non))
-    return rows
+    if not (root / "concepts.jsonl").is_file():
+        raise WorldFormatError(f"cannot read {root / 'concepts.jsonl'}: no such file")
+    return [ConceptRow(*row) for row in concept_rows(load_world(root))]
 
 
 def expected_members(rows: list[ConceptRow]) -> Mapping[str, frozenset[str]]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from eval.world._build import WorldConfig, build_world
 from eval.world._check import majority_baseline, run_check
+from eval.world._concept_rows import load_world_concepts
 from eval.world._lifelong import load_lifelong_edits
 from eval.world._load_memory import WORLD_SCOPE, load_world_into, world_documents
 from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
@@ -35,6 +36,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "build_world",
     "load_lifelong_edits",
     "load_world",
+    "load_world_concepts",
     "load_world_into",
     "majority_baseline",
     "run_check",

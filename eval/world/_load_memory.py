@@ -1,5 +1,8 @@
 """Loading the reference world into the working memory: documents into the vector memory, facts into the KG.
 
+The world's concepts (class hierarchy, definitions, instance-of facts) go into the KG too, once per home, so
+the agent's concept desk answers "What is a <concept>?" and "Is X a <concept>?" from them.
+
 By default only the UNKNOWN facts go in (their corpus sentences and triples): ARCHITECTURE.md's benchmark
 setting, where the model is the only source for KNOWN facts. ``include_known=True`` loads everything.
 Each batch is one transaction over both stores (they share one SQLite file), so an interrupted load leaves
@@ -39,6 +42,7 @@ class LoadReport:
     assertions: int
     skipped: int  # already present (a second load is a no-op)
     edit_id: str | None = None  # the load's edit (through a pipeline), for rollback
+    concepts: int = 0  # KG assertions of the world's concepts written (edit ``world-concepts``)
 
 
 def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -69,6 +73,7 @@ def load_world_into(
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
     pipeline: TellPipeline | None = None,
+    include_concepts: bool = True,
 ) -> LoadReport:
     """Write the world's documents (vector memory) and triples (KG), batch by batch.
 
@@ -84,6 +89,8 @@ def load_world_into(
         pipeline: the tell pipeline over these stores: the load is then one logged edit (see the module
             docstring). Without it the stores are written directly (bare stores of evaluation harnesses,
             with no edit log).
+        include_concepts: also write the world's concepts (definitions, subclass links, instance-of facts) to
+            the KG, once, under the edit ``world-concepts`` (:func:`eval.world._concept_rows.load_world_concepts`).
 
     Returns:
         counts of documents and assertions written and of documents skipped as already loaded.
@@ -137,5 +144,10 @@ def load_world_into(
         if progress is not None:
             progress(len(batch))
     skipped = len(wanted) - len(todo)
+    concepts = 0
+    if include_concepts:
+        from eval.world._concept_rows import load_world_concepts
+
+        concepts = load_world_concepts(world, graph)
     logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, skipped)
-    return LoadReport(documents, assertions, skipped, edit_id)
+    return LoadReport(documents, assertions, skipped, edit_id, concepts)

@@ -53,6 +53,8 @@ def test_questions_are_answered_from_the_kg_with_citations(desk: ConceptDesk) ->
     assert no is not None and no.answer is False
     assert desk.answer("Is Atlantis a city?").answer is None  # type: ignore[union-attr]
     assert desk.answer("What is the capital of France?") is None  # not a concept: left to the agent
+    assert desk.answer("What is " + "x" * 1_500 + "?") is None  # no entity has such a label: not an error
+    assert desk.answer("What is a \x00city?") is None
 
 
 def test_a_trusted_definition_updates_kg_and_memory_reports_conflicts_and_rolls_back(

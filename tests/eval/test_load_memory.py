@@ -91,3 +91,24 @@ def test_a_load_through_the_pipeline_is_one_trusted_logged_edit_that_rolls_back_
         assert wm.graph.facts(fact.subject, fact.relation, namespaces=["world"]) == []
         again = load_world_into(world, wm.db, wm.memory, wm.graph, pipeline=pipeline)  # a rolled-back load reloads
         assert again.documents == len(docs) and again.edit_id != report.edit_id
+
+
+def test_the_worlds_concepts_are_loaded_once_with_the_facts(tmp_path: Path, bundled_world: Any, minilm: Any) -> None:
+    from dataclasses import replace
+
+    from kg import ConceptGraph
+
+    world = replace(subset_world(bundled_world, RELATIONS, n_known=2, n_unknown=2), concepts=bundled_world.concepts)
+    with open_working_memory(open_home(tmp_path), embedder=minilm) as wm:
+        report = load_world_into(world, wm.db, wm.memory, wm.graph)
+        concepts = ConceptGraph(wm.graph)
+        assert report.concepts > 2 * len(world.concepts)  # definitions, subclass links and instances
+        assert len(concepts.concepts()) == len(world.concepts)
+        city = next(c for c in world.concepts if c.id == "city")
+        assert concepts.definition("city").triple.object == city.definition  # type: ignore[union-attr]
+        assert concepts.is_instance(city.instances[0], "place").answer is True  # through subclass_of
+        quads = set(wm.graph.store.quads(None, None, None, None))
+        assert load_world_into(world, wm.db, wm.memory, wm.graph).concepts == 0  # a second load is a no-op
+        assert set(wm.graph.store.quads(None, None, None, None)) == quads
+        none = load_world_into(replace(world, concepts=()), wm.db, wm.memory, wm.graph)
+        assert none.concepts == 0

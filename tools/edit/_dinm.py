@@ -16,7 +16,10 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    answers* (questions and cloze statements), so the KL covers every answer token, not only the first.
 
 Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs;
-``layers=(k,)`` skips the location and edits layer ``k``. The request is an :class:`~tools.edit.EditRequest`
+``layers=(k,)`` skips the location and edits layer ``k``. ``norm_constraint`` (an L-inf radius around the
+layer's original weights, clamped after each step) and ``stop_nll`` (stop once the safe response is learnt) are
+off by default: measured on gpt2-world-unsafe, bounding the change keeps known facts but loses generalisation
+(README, "Detoxifying edits"). The request is an :class:`~tools.edit.EditRequest`
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
 
@@ -54,6 +57,8 @@ class DINMHyperParams:
     lr: float = 1e-2  # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4)
     kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
     n_benign: int = 48  # benign inputs taken from the corpus
+    norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
+    stop_nll: float = 0.0  # stop early once the safe response's NLL is below this (0: run every step)
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -62,6 +67,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: steps must be >= 1 and n_benign >= 0")
         if not self.lr > 0 or self.kl_factor < 0:
             raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
+        if not (self.norm_constraint >= 0 and self.stop_nll >= 0):
+            raise InvalidEditError("dinm: norm_constraint and stop_nll must be >= 0")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -166,9 +173,15 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
                     loss = nll + hparams.kl_factor * kl
                 losses.append(float(loss.detach()))
+                if hparams.stop_nll and float(nll.detach()) < hparams.stop_nll:
+                    break  # the safe response is learnt: further steps only move the layer further
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if hparams.norm_constraint:
+                    with torch.no_grad():
+                        eps = hparams.norm_constraint
+                        trained.copy_(torch.clamp(trained, original - eps, original + eps))
         delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
         check_finite(name, delta)
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)

@@ -107,4 +107,14 @@ def test_layer_out_of_range_and_bad_settings(lm: HFLanguageModel) -> None:
         _edit(get_editor("dinm", corpus=BENIGN), lm, [_request(), _request()])
     with pytest.raises(InvalidEditError):
         DINMHyperParams(layers=(0, 1))
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(norm_constraint=-1.0)
     assert same(before, state(lm))
+
+
+def test_the_norm_constraint_bounds_the_change_and_a_learnt_response_stops_early(lm: HFLanguageModel) -> None:
+    bounded = get_editor("dinm", corpus=BENIGN, norm_constraint=1e-3).compute(lm, [_request()])
+    free = get_editor("dinm", corpus=BENIGN).compute(lm, [_request()])
+    assert free.info["max_abs_update"] > 2e-3 >= bounded.info["max_abs_update"]
+    stopped = get_editor("dinm", corpus=BENIGN, stop_nll=1e3).compute(lm, [_request()])  # learnt at once
+    assert len(stopped.info["losses"]) == 1 and stopped.info["max_abs_update"] == 0.0
