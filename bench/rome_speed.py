@@ -12,7 +12,7 @@ model state: bit-identical edits); ``--hparam KEY=VALUE`` overrides ``after`` an
 e.g. the faster option ``fast:n_context_templates=2,v_early_stop_loss=0.02``.
 
 Example:
-    PYTHONPATH=. .venv/bin/python bench/rome_speed.py --n 100 --variant fast:n_context_templates=2,v_early_stop_loss=0.02
+    .venv/bin/python bench/rome_speed.py --n 100 --variant fast:n_context_templates=2,v_early_stop_loss=0.02
     # a Markdown table on stdout (per setting: median / mean s per edit and the scores), JSON with --json
 """
 
