@@ -66,6 +66,7 @@ class MENDHyperParams:
     lr_scale: float = 1.0  # multiplies the learned step η at edit time (1 = as trained)
     max_steps: int = 2  # network applications per edit, each on the gradient of the model edited so far
     early_stop_loss: float = 5e-2  # no further step once every request's mean target NLL is below this (nats)
+    max_relative_norm: float = 0.0  # clip each edit's update to this share of the weight's Frobenius norm (0: off)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -74,6 +75,8 @@ class MENDHyperParams:
             raise InvalidEditError(f"mend: lr_scale must be > 0, got {self.lr_scale}")
         if self.max_steps < 1 or self.early_stop_loss < 0:
             raise InvalidEditError("mend: max_steps must be >= 1 and early_stop_loss >= 0")
+        if not self.max_relative_norm >= 0:
+            raise InvalidEditError(f"mend: max_relative_norm must be >= 0, got {self.max_relative_norm}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MENDHyperParams:
@@ -201,19 +204,29 @@ class MENDEditor(BaseEditor[MENDHyperParams]):
                 lefts[name].append(torch.zeros(out_dim, 1))
                 rights[name].append(torch.zeros(1, in_dim))
         updates: dict[str, LowRank] = {}
+        relative: dict[str, float] = {}
         for name in network.params:
-            left = torch.cat(lefts[name], 1).to(dtype)
-            right = torch.cat(rights[name], 0).to(dtype)
+            left, right = torch.cat(lefts[name], 1), torch.cat(rights[name], 0)
+            relative[name] = low_rank_norm(left, right) / float(params[name].detach().float().norm())
+            if hparams.max_relative_norm and relative[name] > hparams.max_relative_norm:
+                left = left * (hparams.max_relative_norm / relative[name])  # same direction, capped size
+            left, right = left.to(dtype), right.to(dtype)
             check_finite(name, left)
             check_finite(name, right)
             updates[name] = low_rank_for(get_module(torch_model, name.removesuffix(".weight")), left, right)
-        logger.debug("mend: target NLL per step %s", nlls)
+        logger.debug("mend: target NLL per step %s, update / weight norm %s", nlls, relative)
         return WeightDelta(
             method=self.name,
             requests=requests,
             updates=updates,
-            info={"steps": len(lefts[network.params[0]]), "nll": nlls},
+            info={"steps": len(lefts[network.params[0]]), "nll": nlls, "relative_norm": relative},
         )
+
+
+def low_rank_norm(left: torch.Tensor, right: torch.Tensor) -> float:
+    """Frobenius norm of ``left @ right`` (``(out, r)``, ``(r, in)``) without forming it: ``tr(LᵀL · RRᵀ)``."""
+    left, right = left.double(), right.double()
+    return float(((left.T @ left) * (right @ right.T)).sum().clamp_min(0).sqrt())
 
 
 def model_dir(model: LocalLanguageModel) -> Path:
