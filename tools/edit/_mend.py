@@ -185,6 +185,7 @@ class MENDEditor(BaseEditor[MENDHyperParams]):
         rights: dict[str, list[torch.Tensor]] = {p: [] for p in network.params}
         replaced: dict[str, torch.Tensor] = {}
         nlls: list[list[float]] = []
+        relative: dict[str, float] = {}  # the largest update / weight norm before the cap, over the steps
         for _ in range(hparams.max_steps):
             nll: list[float] = []
             factors = gradient_factors(model, requests, network.params, replaced, nll)
@@ -198,19 +199,22 @@ class MENDEditor(BaseEditor[MENDHyperParams]):
                     rights[name].append(right)
                     conv = type(get_module(torch_model, name.removesuffix(".weight"))).__name__ == "Conv1D"
                     total = torch.cat(lefts[name], 1) @ torch.cat(rights[name], 0)  # (out, in)
+                    share = float(total.norm()) / float(params[name].detach().float().norm())
+                    relative[name] = max(relative.get(name, 0.0), share)
+                    if hparams.max_relative_norm and share > hparams.max_relative_norm:
+                        # capped before the next step reads it, so that step fits the edit under the cap
+                        factor = hparams.max_relative_norm / share
+                        lefts[name] = [factor * x for x in lefts[name]]
+                        total = factor * total
                     replaced[name] = params[name] + (total.T if conv else total).to(dtype)
         if not replaced:  # the model already says the targets: a zero update
             for name, (out_dim, in_dim) in zip(network.params, network.shapes, strict=True):
                 lefts[name].append(torch.zeros(out_dim, 1))
                 rights[name].append(torch.zeros(1, in_dim))
         updates: dict[str, LowRank] = {}
-        relative: dict[str, float] = {}
         for name in network.params:
-            left, right = torch.cat(lefts[name], 1), torch.cat(rights[name], 0)
-            relative[name] = low_rank_norm(left, right) / float(params[name].detach().float().norm())
-            if hparams.max_relative_norm and relative[name] > hparams.max_relative_norm:
-                left = left * (hparams.max_relative_norm / relative[name])  # same direction, capped size
-            left, right = left.to(dtype), right.to(dtype)
+            left = torch.cat(lefts[name], 1).to(dtype)
+            right = torch.cat(rights[name], 0).to(dtype)
             check_finite(name, left)
             check_finite(name, right)
             updates[name] = low_rank_for(get_module(torch_model, name.removesuffix(".weight")), left, right)
@@ -221,12 +225,6 @@ class MENDEditor(BaseEditor[MENDHyperParams]):
             updates=updates,
             info={"steps": len(lefts[network.params[0]]), "nll": nlls, "relative_norm": relative},
         )
-
-
-def low_rank_norm(left: torch.Tensor, right: torch.Tensor) -> float:
-    """Frobenius norm of ``left @ right`` (``(out, r)``, ``(r, in)``) without forming it: ``tr(LᵀL · RRᵀ)``."""
-    left, right = left.double(), right.double()
-    return float(((left.T @ left) * (right @ right.T)).sum().clamp_min(0).sqrt())
 
 
 def model_dir(model: LocalLanguageModel) -> Path:
