@@ -44,7 +44,8 @@ solve (float64, ``in`` = 768 on GPT-2) take well under a second per layer. A sam
 ``edit-bench --method alphaedit --T 100`` on GPT-2 (one stack a second for 9.5 min of a loaded machine) found
 no sample in them: the time is MEMIT's value fit (:func:`~tools.edit._keys.compute_values`), up to
 ``v_num_grad_steps`` forward and backward passes over every request's templated prompts plus the
-preservation texts, about 60% forward (a third of it GPT-2's tanh GELU) and 40% backward. A batch of 100
+preservation texts (forward : backward samples about 3 : 2, the baseline probing included; a third of the
+forward samples in GPT-2's tanh GELU). A batch of 100
 therefore costs MEMIT's; on 2 cores shared by 10-20 jobs it got 66 s of CPU in 9.5 min and was stopped.
 """
 
