@@ -50,7 +50,9 @@ therefore costs at least MEMIT's; on 2 cores shared by 10-20 jobs it got 66 s of
 stopped. ``edit-bench --method memit,alphaedit --T 10`` (one batch of 10 each, the same cases, GPT-2;
 reliability / generalization / locality, greedy, teacher-forced in brackets): MEMIT 1.00 / 1.00 / 0.88 (1.00 /
 1.00 / 0.92) at 47 s per edit, AlphaEdit 0.90 / 0.95 / 0.76 (0.98 / 0.905 / 0.82) at 139 s per edit: with
-the preservation term on, the projection costs locality here instead of adding it.
+the preservation term on, the projection costs locality here instead of adding it. LLaMA, same command:
+MEMIT 1.00 / 0.80 / 0.88 (1.00 / 0.89 / 0.945) at 16 s per edit, AlphaEdit 1.00 / 0.475 / 0.92 (1.00 / 0.68 /
+0.97) at 28 s per edit: locality gained, generalization lost.
 """
 
 from __future__ import annotations
