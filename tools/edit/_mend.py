@@ -34,6 +34,8 @@ step fits the edit under the cap). ``edit-bench``'s T=100 cases, GPT-2, greedy (
 * cap 0.02: 0.16 / 0.055 / 0.50 (0.53 / 0.40 / 0.77) applied after the last step; at every step 0.11 / 0.045 /
   0.495 (0.42 / 0.34 / 0.77), and 0.15 / 0.06 / 0.50 (0.52 / 0.395 / 0.77) with ``max_steps=3``; but at
   every step T=1 reliability is 0.00 (0.75) and T=10 0.00 / 0.00 / 0.94 (0.44 / 0.28 / 0.96);
+* LLaMA, cap 0.02 at every step: T=1 0.00 / 0.00 / 1.00 (0.50 / 0.625 / 1.00), T=10 0.00 / 0.00 / 0.98,
+  T=100 0.13 / 0.03 / 0.23 (0.49 / 0.375 / 0.66);
 * cap 0.01 (at every step): T=100 0.04 / 0.02 / 0.87 (0.41 / 0.37 / 0.92), but a single edit no longer takes:
   T=1 reliability 0.00 (0.75), T=10 0.10 / 0.00 / 0.98.
 
