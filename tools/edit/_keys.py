@@ -14,6 +14,8 @@ Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's we
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +54,8 @@ class ModelAndTokenizer(Protocol):
     def tokenizer(self) -> Any: ...
 
 
+logger = logging.getLogger(__name__)
+_PROGRESS = 25  # steps between progress log lines
 _RECHECK = 5  # steps between re-evaluations of chunks whose requests have all converged
 _STARTERS = ("The", "Therefore", "Because", "I", "You", "In", "It", "When", "This", "However")
 
@@ -510,7 +514,17 @@ def compute_values(
     kl_init: dict[int, torch.Tensor] = {}
     nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
+    start = time.perf_counter()
     for it in range(max(options.steps, 1)):
+        if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is
+            worst = float(nll_now.max())
+            logger.debug(
+                "compute_values: step %d/%d, worst NLL %.3f, %.0fs",
+                it,
+                options.steps,
+                worst,
+                time.perf_counter() - start,
+            )
         opt.zero_grad()
         for c, chunk in enumerate(chunks):
             converged = not bool((nll_now[chunk.requests] >= options.early_stop_loss).any())

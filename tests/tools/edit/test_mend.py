@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.tools.edit._helpers import load_models, same, state
-from tools.edit import EditRequest, get_editor, journal_for
+from tools.edit import EditRequest, LowRank, WeightDelta, get_editor, journal_for
 from tools.edit._ft import _target_nll
 from tools.edit._mend import gradient_factors, mend_params
 from tools.edit._mend_net import MendNetwork, load_mend, save_mend
@@ -82,3 +82,26 @@ def test_training_leaves_the_model_untouched_and_feeds_the_editor(models: dict[s
     with pytest.raises(InvalidEditError, match="no trained editor network"):
         get_editor("mend", weights=str(tmp_path / "none.safetensors")).compute(lm, [REQS[0]])
     assert same(before, state(lm)) and not journal_for(lm.model).entries
+
+
+def test_max_relative_norm_caps_the_update_and_keeps_its_direction(models: dict[str, Any], tmp_path: Path) -> None:
+    lm = models["gpt2-world"]
+    net = MendNetwork(*mend_params(lm.model, (2, 3)), rank=4)  # untrained: the scaled normalised gradient
+    with torch.no_grad():
+        for name in net.params:
+            net.transform(name).log_lr.fill_(0.0)  # η = 1: a large step, so the cap below binds
+    path = str(save_mend(net, tmp_path / "mend.safetensors"))
+    loose = get_editor("mend", weights=path, max_steps=1).compute(lm, [REQS[0]])
+    tight = get_editor("mend", weights=path, max_steps=1, max_relative_norm=1e-3).compute(lm, [REQS[0]])
+    weights = dict(lm.model.named_parameters())
+    assert isinstance(loose, WeightDelta) and isinstance(tight, WeightDelta)
+    for name in net.params:
+        assert loose.info["relative_norm"][name] > 1e-3  # the cap binds
+        a, b = loose.updates[name], tight.updates[name]
+        assert isinstance(a, LowRank) and isinstance(b, LowRank)
+        ratio = float((b.left @ b.right).norm()) / float(weights[name].detach().norm())
+        assert ratio == pytest.approx(1e-3, rel=1e-3)
+        cos = torch.nn.functional.cosine_similarity((a.left @ a.right).flatten(), (b.left @ b.right).flatten(), dim=0)
+        assert float(cos) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(InvalidEditError, match="max_relative_norm"):
+        get_editor("mend", weights=path, max_relative_norm=-1.0).compute(lm, [REQS[0]])
