@@ -225,14 +225,13 @@ class Agent:
         if told.status == "applied" and told.edit_id is not None and self._tell is not None:
             try:
                 self._tell.log.add_edit(
-                    told.edit_id,
-                    user,
-                    datetime.now(UTC),
-                    desk.namespace or WORLD_NAMESPACE,
-                    statement.strip(),
-                    told.triples,
-                    (),
-                    told.superseded,
+                    edit_id=told.edit_id,
+                    user=user,
+                    at=datetime.now(UTC),
+                    namespace=desk.namespace or WORLD_NAMESPACE,
+                    text=statement.strip(),
+                    triples=told.triples,
+                    superseded=told.superseded,
                 )
             except FactagentError:
                 desk.rollback(told.edit_id)
