@@ -82,7 +82,7 @@ from tools.edit._family import ModelFamily, family_of, get_module, linear_weight
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
-from tools.edit._ties import ties_merge
+from tools.edit._ties import MERGE_MODES, ties_merge
 from tools.edit._wise_train import TrainSettings, shard_mask, train_shard
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
@@ -122,6 +122,8 @@ class WiseHyperParams:
     questions: bool  # also train question forms of the prompt (in the model's prompt format)
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
     normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
+    merge: str = "ties"  # how shards merge: "ties" (sign election, disjoint mean) or "sum" (added, as trained)
+    calibrate: float = 0.0  # > 0: the threshold also clears this quantile of the edits' hardest irrelevant scores
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
 
     def __post_init__(self) -> None:
@@ -136,6 +138,10 @@ class WiseHyperParams:
                 raise InvalidEditError(f"wise: {name} must be in (0, 1], got {value!r}")
         if not float(self.act_ratio) > 0.0:
             raise InvalidEditError(f"wise: act_ratio must be > 0, got {self.act_ratio!r}")
+        if self.merge not in MERGE_MODES:
+            raise InvalidEditError(f"wise: merge must be one of {MERGE_MODES}, got {self.merge!r}")
+        if not 0.0 <= float(self.calibrate) < 1.0:
+            raise InvalidEditError(f"wise: calibrate (a quantile) must be in [0, 1), got {self.calibrate!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
@@ -243,6 +249,7 @@ class _Edit:
     keys: torch.Tensor  # (m, in) in-scope module inputs of the edit prompt and its variants
     quiet: torch.Tensor  # (q, in) module inputs around the subject (prompt and target): later edits keep them
     floor: float  # the irrelevant margin (absolute) used when training it
+    negatives: torch.Tensor  # (k, in) its hardest irrelevant inputs when trained (threshold calibration)
 
 
 class WiseAdapter(EditAdapter):
@@ -263,6 +270,8 @@ class WiseAdapter(EditAdapter):
         self.act_ratio = float(config["act_ratio"])
         self.retrieve = bool(config["retrieve"])
         self.normalize = bool(config.get("normalize", False))  # absent in adapters saved before the option
+        self.merge = str(config.get("merge", "ties"))  # these two as well
+        self.calibrate = float(config.get("calibrate", 0.0))
         weight = linear_weight(base)
         self._d_out, self._d_in = int(weight.shape[0]), int(weight.shape[1])
         self._device = weight.device
@@ -280,6 +289,8 @@ class WiseAdapter(EditAdapter):
             "act_ratio": self.act_ratio,
             "retrieve": self.retrieve,
             "normalize": self.normalize,
+            "merge": self.merge,
+            "calibrate": self.calibrate,
         }
 
     @classmethod
@@ -350,6 +361,11 @@ class WiseAdapter(EditAdapter):
         check_finite("wise quiet", quiet)
         if not torch.isfinite(torch.tensor(float(floor))):
             check_finite("wise floor", torch.tensor(float(floor)))
+        negatives = payload.get("negatives", torch.zeros(0, self._d_in))  # absent in payloads saved before
+        if not isinstance(negatives, torch.Tensor) or negatives.dim() != 2 or negatives.shape[1] != self._d_in:
+            shape = tuple(negatives.shape) if isinstance(negatives, torch.Tensor) else type(negatives).__name__
+            raise InvalidEditError(f"wise: negatives must be (k, {self._d_in}), got {shape}")
+        check_finite("wise negatives", negatives)
         dev, f32 = self._device, torch.float32
         return _Edit(
             shard,
@@ -357,6 +373,7 @@ class WiseAdapter(EditAdapter):
             keys.detach().to(dev, f32),
             quiet.detach().to(dev, f32),
             float(floor),
+            negatives.detach().to(dev, f32),
         )
 
     def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
@@ -395,20 +412,25 @@ class WiseAdapter(EditAdapter):
         if self.retrieve:
             groups = [(deltas[s], ids) for s, ids in shards.items()]
         else:
-            merged = ties_merge(list(deltas.values()), self.density)
+            merged = ties_merge(list(deltas.values()), self.density, self.merge)
             groups = [(merged, [e for ids in shards.values() for e in ids])]
         self._memories = [d for d, _ in groups]
         self._thresholds = [self._threshold(d, ids) for d, ids in groups]
 
     def _threshold(self, delta: torch.Tensor, ids: list[str]) -> float:
-        """WISE's rule, capped so that every edit's own prompt still routes, and never below the floor.
+        """WISE's rule, calibrated, capped so that every edit's own prompt still routes, never below the floor.
 
+        With ``calibrate`` ``q > 0`` the threshold is at least the ``q`` quantile of the scores the memory gives
+        its edits' stored hardest irrelevant inputs (recomputed, as the rule is, whenever the memory changes).
         The cap is ``_PROMPT_MARGIN`` times the lowest score of an edit's first in-scope input (its first
         request's prompt): an edit whose prompt scores below its variants' mean would otherwise miss it.
         """
         scores = [self._score(self._edits[e].keys, delta) for e in ids]
         floor = 0.0 if self.normalize else max(self._edits[e].floor for e in ids)  # the floor is an output norm
         tau = self.act_ratio * min(float(s.mean()) for s in scores)
+        negatives = [self._edits[e].negatives for e in ids]
+        if self.calibrate > 0.0 and sum(n.shape[0] for n in negatives):
+            tau = max(tau, float(self._score(torch.cat(negatives), delta).quantile(self.calibrate)))
         cap = _PROMPT_MARGIN * min(float(s[0]) for s in scores)
         return max(min(tau, cap), floor)
 
@@ -474,6 +496,7 @@ class WiseAdapter(EditAdapter):
             tensors[f"edit{i}.increment"] = edit.increment
             tensors[f"edit{i}.keys"] = edit.keys
             tensors[f"edit{i}.quiet"] = edit.quiet
+            tensors[f"edit{i}.negatives"] = edit.negatives
         for i, delta in enumerate(self._memories):
             tensors[f"memory{i}"] = delta
         meta = {
@@ -491,7 +514,8 @@ class WiseAdapter(EditAdapter):
         for i, (edit_id, shard, floor) in enumerate(meta["edits"]):
             inc, keys = tensors[f"edit{i}.increment"].to(dev), tensors[f"edit{i}.keys"].to(dev)
             quiet = tensors[f"edit{i}.quiet"].to(dev)
-            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor))
+            negatives = tensors.get(f"edit{i}.negatives", torch.zeros(0, keys.shape[1])).to(dev)
+            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor), negatives)
         adapter._thresholds = [float(t) for t in meta["thresholds"]]
         adapter._memories = [tensors[f"memory{i}"].to(dev) for i in range(len(adapter._thresholds))]
         return adapter
@@ -549,11 +573,14 @@ class WiseEditor(BaseEditor[WiseHyperParams]):
             "act_ratio": hparams.act_ratio,
             "retrieve": self.retrieve,
             "normalize": hparams.normalize_scores,
+            "merge": hparams.merge,
+            "calibrate": hparams.calibrate,
         }
         payload = {
             "increment": trained.increment,
             "keys": trained.keys,
             "quiet": trained.quiet,
+            "negatives": trained.negatives,
             "shard": shard,
             "floor": trained.info["norm"] * hparams.low,
             "retrieve": self.retrieve,
