@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
         shards = adapter.shards()
         if len(shards) > 1:
             m0, m1 = set(adapter.mask(0).tolist()), set(adapter.mask(1).tolist())
-            plain = sum(adapter.shard_delta(s) for s in shards)
+            plain = torch.stack([adapter.shard_delta(s) for s in shards]).sum(0)
             err = (keys @ (memory - plain).T).norm(dim=-1) / (keys @ plain.T).norm(dim=-1).clamp(min=1e-6)
             print(
                 f"shards {[len(v) for v in shards.values()]} mask overlap 0/1 {len(m0 & m1) / len(m0):.3f}"
