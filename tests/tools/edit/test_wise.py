@@ -258,6 +258,8 @@ def test_retrieve_defaults_and_the_margin_stage(
     assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.9  # a small model: one side memory per edit
     assert retrieve.normalize_scores and not _editor("wise", ()).hparams_for(lm).normalize_scores
     assert _editor("wise", ()).hparams_for(lm).shard_size == 50
+    merged = _editor("wise", ()).hparams_for(lm)
+    assert merged.merge == "sum" and merged.calibrate == 0.5 and retrieve.calibrate == 0.0  # measured defaults
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
     sharp = get_editor(
