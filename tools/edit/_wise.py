@@ -78,21 +78,25 @@ installed adapter):
   T = 40 (same settings; with ``mask_ratio`` 1 and the sum, the shard size no longer matters) the neighbours'
   highest scores reach a median of 58.2 (95 %: 87.5), effective rank 29.7, the threshold 83.9 sits above the
   median edit prompt (72.5) and only 20 % of the edits route: 0.20 / 0.04 / 0.92 (0.48 / 0.35 / 0.96).
+  At T = 100 (the defaults: two shards of 50) the neighbours outscore the edits themselves (medians 71.9 vs
+  57.1; effective rank 56.8), the threshold is 115.5 and no edit routes: 0.00 / 0.00 / 0.96 (0.34 / 0.27 /
+  0.98), against 0.15 / 0.15 / 0.15 for the TIES defaults without calibration (``edit-table`` on the H200).
 - Conclusion: the two measured causes (merge interference, a threshold inside the neighbours' tail) are fixed within
   the method, and ``merge="sum"``, ``calibrate`` 0.5 are the defaults now (WISE-Retrieve keeps 0: its rows were
   measured without). The width limit remains and decides beyond T = 20: the neighbours' highest scores grow with the
   number of edits (median 27 / 40 / 58 at T = 10 / 20 / 40) while the edits' stay (median 75 / 75 / 72), so at T =
-  40 no threshold separates them (0.20 / 0.04 / 0.92). T = 100 was not measured in this session (the 2-core machine
-  ran at loads of 3-24; the ``edit-table`` cell was stopped), so the targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000
-  mean 0.80) are not shown to be reached. A larger reference model (the issue's remedy for width) needs a GPU to
-  train within a session; none was available. WISE-Retrieve (one memory per edit) remains the variant measured to
-  meet its row.
+  40 no threshold separates them (0.20 / 0.04 / 0.92) and at T = 100 the neighbours score above the edits (0.00 /
+  0.00 / 0.96, ``bench/wise_diag.py gpt2 100``; the ``edit-table`` cell was not run in this session). The targets (T
+  = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A larger reference model (the issue's remedy for
+  width) needs a GPU to train within a session; none was available. WISE-Retrieve (one memory per edit) remains the
+  variant measured to meet its row.
 - Cost: the 17-24 s per edit quoted for this 2-core machine were wall seconds under a load of 10-20 processes;
   the CPU time of one thread is 4.9 s per GPT-2 edit (``time.process_time`` over edits 2-4, after the key
   statistics are cached), 54 % of it in the v* loop (84-150 forward/backward passes on 9 variants). The loop
   now stops the passes at the last labelled column and projects onto the vocabulary only there, and the side
   memory is swapped out while training (its output is replaced anyway): 4.5 s, with identical ``info``
-  figures. At that rate T = 1000 is 75 min of one free core (about 2.5 h at the loads seen in this session).
+  figures. At T = 100 (defaults, machine load about 3) the edits took 3.02 CPU s and 3.19 wall s each, so
+  T = 1000 needs about 50-75 min of a free core; at the loads of 12-24 seen earlier it does not fit 2 hours.
 
 Rollback: each edit's payload is its increment to its shard's masked entries, so removing edit ``k`` recomputes
 its shard as the sum of the remaining increments (in order) and merges again. This is exact bookkeeping but not
