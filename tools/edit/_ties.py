@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["ties_merge", "trim"]
+__all__ = ["MERGE_MODES", "ties_merge", "trim"]
+
+MERGE_MODES = ("sum", "ties")
 
 
 def trim(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -34,11 +36,19 @@ def trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     return torch.where(delta.abs() >= threshold, delta, torch.zeros_like(delta))
 
 
-def ties_merge(deltas: Sequence[torch.Tensor], density: float) -> torch.Tensor:
-    """The TIES merge of ``deltas`` (same shape); the single delta (trimmed) when there is one."""
+def ties_merge(deltas: Sequence[torch.Tensor], density: float, mode: str = "ties") -> torch.Tensor:
+    """The TIES merge of ``deltas`` (same shape); the single delta (trimmed) when there is one.
+
+    ``mode="sum"``: the trimmed deltas added (task arithmetic with weight 1, no sign election and no mean), the
+    merge that matches deltas each trained on top of the sum of the earlier ones (as WISE's shards are here).
+    """
     if not deltas:
         raise ValueError("ties_merge needs at least one delta")
+    if mode not in MERGE_MODES:
+        raise ValueError(f"ties_merge: mode must be one of {MERGE_MODES}, got {mode!r}")
     trimmed = torch.stack([trim(d, density) for d in deltas])  # (n, *shape)
+    if mode == "sum":
+        return trimmed.sum(dim=0)
     sign = torch.sign(trimmed.sum(dim=0))  # (*shape,) elected sign, 0 where the sum vanishes
     agree = (torch.sign(trimmed) == sign) & (trimmed != 0)  # (n, *shape)
     total = (trimmed * agree).sum(dim=0)

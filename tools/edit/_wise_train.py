@@ -35,6 +35,7 @@ clean pass gives every input ``a(x)`` and the loops only replace outputs):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
+from tools.edit._family import get_module, set_module
 from tools.edit._hooks import Trace
 from tools.edit._keys import answer_ends
 from tools.edit._request import EditRequest, encode_requests
@@ -55,6 +57,7 @@ _COPULAS = ("is", "are", "was", "were")
 _PREFIX_SEEDS = ("The", "Therefore", "Because", "I", "You", "In", "A", "It")
 _STOP_NLL = 0.05  # the target is reached when every target token has probability > ~0.95
 _MINE_EVERY = 10  # margin steps between two minings of the hardest irrelevant inputs
+_STORED_NEGATIVES = 16  # hardest irrelevant inputs kept per edit (16 x 768 floats: 49 KB; 49 MB at T = 1000)
 
 
 def shard_mask(d_out: int, d_in: int, ratio: float, seed: int, shard: int) -> torch.Tensor:
@@ -109,6 +112,7 @@ class TrainedShard:
     increment: torch.Tensor  # (nnz,) added to the shard's masked entries by this edit
     keys: torch.Tensor  # (m, in) module inputs at the in-scope positions of the edit prompts and variants
     quiet: torch.Tensor  # (q, in) module inputs around the subject in the unprefixed variants (prompt and target)
+    negatives: torch.Tensor  # (k, in) the irrelevant inputs (corpus, other names) the trained memory scores highest
     info: dict[str, float]
 
 
@@ -221,6 +225,11 @@ def _pad_right(tokenizer: object, texts: Sequence[str], device: torch.device) ->
     return ids.to(device), mask.to(device)
 
 
+def _keeps_logits(net: nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face causal LMs since 4.45; 1-D positions)."""
+    return "logits_to_keep" in inspect.signature(net.forward).parameters
+
+
 def _inputs(net: nn.Module, path: str, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     with Trace(net, path, retain_input=True) as trace:
         net(input_ids=input_ids, attention_mask=mask)
@@ -273,8 +282,13 @@ def train_shard(
 ) -> TrainedShard:
     """Train the masked entries of one shard's increment for ``requests`` (the model is not modified).
 
+    The installed side memory (if any) is swapped for ``base`` while training: every pass either reads the
+    module's input (which its own output cannot change) or replaces its whole output, so the router's work would
+    be wasted, and with one memory per edit (WISE-Retrieve at T = 1000) it would dominate the cost of an edit.
+    The model is restored on exit, also on error.
+
     Args:
-        model: the model as it is (an installed adapter stays in place; its output is overridden where trained).
+        model: the model as it is.
         requests: the edits trained together.
         path: the wrapped module's path; ``base`` is that module (the original, even when an adapter wraps it).
         corpus: sentences for irrelevant inputs.
@@ -285,6 +299,27 @@ def train_shard(
         prior: ``(in, in)`` second moment of the module's inputs over the whole corpus (ROME's key statistics),
             added to the sample's; the sampled irrelevant inputs alone estimate it poorly.
     """
+    installed = get_module(model.model, path)
+    set_module(model.model, path, base)
+    try:
+        return _train(model, requests, path, base, corpus, current, mask_idx, anchors, settings, prior)
+    finally:
+        set_module(model.model, path, installed)
+
+
+def _train(
+    model: LocalLanguageModel,
+    requests: Sequence[EditRequest],
+    path: str,
+    base: nn.Module,
+    corpus: Sequence[str],
+    current: torch.Tensor,
+    mask_idx: torch.Tensor,
+    anchors: torch.Tensor,
+    settings: TrainSettings,
+    prior: torch.Tensor | None = None,
+) -> TrainedShard:
+    """The body of :func:`train_shard` (the installed side memory already swapped out)."""
     net = model.model
     device = current.device
     d_out, d_in = current.shape
@@ -328,17 +363,24 @@ def train_shard(
     gram = gram + settings.damping * gram.diagonal().mean() * torch.eye(d_in, device=device)  # rare directions
     rows, cols = (enc.labels != -100).nonzero(as_tuple=True)
     labels = enc.labels[rows, cols]
+    # speed (CPU: ~60 % of an edit is this loop): positions after the last label cannot change any loss in a causal
+    # model, so the loop runs on the columns up to it; and the vocabulary projection only at the labelled columns
+    width = int(cols.max()) + 1
+    loop_ids, loop_mask, loop_main = enc.input_ids[:, :width], enc.attention_mask[:, :width], main_out[:, :width]
+    kept, where = torch.unique(cols, return_inverse=True)
+    extra = {"logits_to_keep": kept} if _keeps_logits(net) else {}
+    where = where if extra else cols
 
     def ce(change: torch.Tensor) -> torch.Tensor:
         """Per-token NLL with the module's output = main, plus ``change`` ``(B, out)`` at the in-scope positions."""
 
         def replace(out: torch.Tensor, _path: str) -> torch.Tensor:
             # the main memory everywhere else: each edit is trained as if the router were perfect
-            return main_out.index_put((batch, subj), main_out[batch, subj] + change).to(out.dtype)
+            return loop_main.index_put((batch, subj), loop_main[batch, subj] + change).to(out.dtype)
 
         with Trace(net, path, edit_output=replace):
-            logits = net(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
-        return nnf.cross_entropy(logits[rows, cols].float(), labels, reduction="none")
+            logits = net(input_ids=loop_ids, attention_mask=loop_mask, **extra).logits
+        return nnf.cross_entropy(logits[rows, where].float(), labels, reduction="none")
 
     # 1. target output changes, one per request
     dv = torch.zeros(len(requests), d_out, device=device, requires_grad=True)
@@ -400,7 +442,12 @@ def train_shard(
     }
     unprefixed = torch.tensor([v.prompt in forms for v in all_variants], device=device)
     quiet = acts[outside & unprefixed[:, None]]
-    return TrainedShard(increment.detach().clone(), keys.detach().clone(), quiet.detach().clone(), info)
+    with torch.no_grad():  # the router's false positives now: what a calibrated threshold must stay above
+        pool_scores = (pool @ final.T).norm(dim=-1)
+        hardest = pool[pool_scores.topk(min(_STORED_NEGATIVES, pool.shape[0])).indices]
+    return TrainedShard(
+        increment.detach().clone(), keys.detach().clone(), quiet.detach().clone(), hardest.clone(), info
+    )
 
 
 def _quadratic(

@@ -199,6 +199,43 @@ def test_ties_merge_trims_elects_and_averages() -> None:
     merged = ties_merge([a, b], density=1.0)
     assert merged.tolist() == pytest.approx([2.0, 2.0, -4.0, 2.0, 0.5])
     assert torch.equal(ties_merge([a], density=1.0), a)
+    assert ties_merge([a, b], density=1.0, mode="sum").tolist() == pytest.approx((a + b).tolist())  # as trained
+    with pytest.raises(ValueError, match="mode"):
+        ties_merge([a], density=1.0, mode="mean")
+
+
+def test_calibrated_threshold_clears_the_stored_hardest_negatives() -> None:
+    base = nn.Linear(6, 4, bias=False)
+    config = {**_config(), "mask_ratio": 1.0, "retrieve": False, "merge": "sum", "calibrate": 0.5}
+    adapter = WiseAdapter.create(base, config)
+    key = torch.tensor([[1.0, 0, 0, 0, 0, 0]])
+    near = torch.cat([0.8 * key, 0.7 * key])  # scores 0.8 and 0.7 of the key's
+    payload = {"increment": torch.ones(24), "keys": key, "quiet": torch.zeros(0, 6), "shard": 0, "floor": 0.0}
+    adapter.add("a", {**payload, "retrieve": False, "negatives": near})
+    s_key, s_near = float(adapter.scores(key)[0, 0]), adapter.scores(near)[0]
+    assert adapter.thresholds()[0] == pytest.approx(0.75 * s_key)  # their median, above act_ratio (0.5) x the key's
+    assert float(s_near.max()) < 0.95 * s_key and bool(adapter.scores(key)[0, 0] > adapter.thresholds()[0])
+    adapter.add("b", {**payload, "retrieve": False, "negatives": 0.6 * key, "shard": 1})
+    assert torch.equal(adapter._memories[0], adapter.shard_delta(0) + adapter.shard_delta(1))  # merge="sum"
+    assert adapter.config()["merge"] == "sum" and adapter.config()["calibrate"] == 0.5
+    with pytest.raises(InvalidEditError, match="negatives"):
+        adapter.add("c", {**payload, "retrieve": False, "negatives": torch.zeros(2, 5)})
+    assert adapter.edit_ids() == ["a", "b"]
+    older = WiseAdapter.create(base, {**_config(), "retrieve": False})  # configs saved before the options
+    assert older.merge == "ties" and older.calibrate == 0.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("shard_size", 0), ("merge", "mean"), ("calibrate", 1.0), ("mask_ratio", 0.0)]
+)
+def test_bad_hyperparameters_are_typed_errors_and_change_nothing(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any, field: str, value: Any
+) -> None:
+    lm = models["gpt2-world"]
+    before = _state(lm)
+    with pytest.raises(InvalidEditError, match=field):
+        get_editor("wise", corpus=corpus, **{field: value}).compute(lm, requests_by_model["gpt2-world"][:1])
+    assert _same(before, _state(lm)) and not journal_for(lm.model).entries
 
 
 def test_masks_and_question_forms_are_deterministic() -> None:
@@ -221,6 +258,8 @@ def test_retrieve_defaults_and_the_margin_stage(
     assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.9  # a small model: one side memory per edit
     assert retrieve.normalize_scores and not _editor("wise", ()).hparams_for(lm).normalize_scores
     assert _editor("wise", ()).hparams_for(lm).shard_size == 50
+    merged = _editor("wise", ()).hparams_for(lm)
+    assert merged.merge == "sum" and merged.calibrate == 0.5 and retrieve.calibrate == 0.0  # measured defaults
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
     sharp = get_editor(
