@@ -108,7 +108,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -116,169 +116,19 @@ from torch import nn
 
 from tools.edit._adapter import EditAdapter
 from tools.edit._delta import AdapterDelta, check_finite
-from tools.edit._family import ModelFamily, family_of, get_module, linear_weight
+from tools.edit._family import family_of, get_module, linear_weight
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
-from tools.edit._ties import MERGE_MODES, ties_merge
-from tools.edit._wise_train import TrainSettings, shard_mask, train_shard
+from tools.edit._ties import ties_merge
+from tools.edit._wise_settings import WiseHyperParams, WiseRetrieveHyperParams
+from tools.edit._wise_train import shard_mask, train_shard
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
 __all__ = ["WiseAdapter", "WiseEditor", "WiseHyperParams", "WiseRetrieveEditor", "WiseRetrieveHyperParams"]
 logger = logging.getLogger(__name__)
 _PROMPT_MARGIN = 0.95  # a threshold stays below this share of each edit's score at its own prompt
-
-
-@dataclass(frozen=True)
-class WiseHyperParams:
-    """Settings of WISE (training stages: see :mod:`tools.edit._wise_train`)."""
-
-    layers: tuple[int, ...]  # one layer: its ``module`` is wrapped
-    module: str  # template of the wrapped module (the family's MLP output projection)
-    mask_ratio: float  # rho: fraction of the weight's entries each shard trains
-    shard_size: int  # edits per knowledge shard before a new one starts
-    density: float  # TIES trim: fraction of each shard's non-zero entries kept when merging
-    v_steps: int  # stage 1: steps of the target output change
-    v_lr: float  # stage 1: Adam learning rate, relative to the module's median output norm
-    value_norm: float  # stage 1: every target change is scaled to this norm (relative; 0: left as trained)
-    quiet: float  # stage 2/3: weight of the increment's mean squared output on irrelevant inputs
-    damping: float  # stage 2/3: added to the irrelevant second moment, times its mean diagonal
-    keep: float  # stage 2/3: weight of the increment's squared output at earlier edits' inputs (retrieve: same shard)
-    ft_steps: int  # stage 3: fine-tuning steps (cross-entropy + router margins + the quadratic terms)
-    ft_lr: float  # stage 3: Adam learning rate of the masked entries
-    margin_steps: int  # stage 3: steps of the router margins on cached inputs (no language-model pass)
-    n_mined: int  # stage 3: hardest irrelevant inputs the margin pushes down (mined again as they change)
-    low: float  # router margin: irrelevant scores below low * (median module output norm)
-    high: float  # router margin: in-scope scores above high * (median module output norm)
-    margin_weight: float  # weight of the router's margin loss in stage 3
-    act_ratio: float  # threshold = act_ratio * min over edits of their mean in-scope score
-    n_irrelevant: int  # corpus sentences used as irrelevant inputs per edit
-    n_swaps: int  # hard irrelevant inputs: the prompt (and question forms) about this many other names
-    hard: float  # weight of the hard irrelevant inputs' second moment (relative to the corpus sample's)
-    n_prefixes: int  # random prefixes (sampled from the model) per prompt variant
-    questions: bool  # also train question forms of the prompt (in the model's prompt format)
-    seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
-    normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
-    merge: str = "sum"  # how shards merge: "sum" (added, as trained) or "ties" (sign election, disjoint mean)
-    calibrate: float = 0.5  # > 0: the threshold also clears this quantile of the edits' hardest irrelevant scores
-    stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
-        if not isinstance(self.shard_size, int) or self.shard_size < 1:
-            raise InvalidEditError(
-                f"wise: shard_size (edits per knowledge shard) must be an int >= 1, got {self.shard_size!r}"
-            )
-        for name in ("mask_ratio", "density"):
-            value = getattr(self, name)
-            if not 0.0 < float(value) <= 1.0:
-                raise InvalidEditError(f"wise: {name} must be in (0, 1], got {value!r}")
-        if not float(self.act_ratio) > 0.0:
-            raise InvalidEditError(f"wise: act_ratio must be > 0, got {self.act_ratio!r}")
-        if self.merge not in MERGE_MODES:
-            raise InvalidEditError(f"wise: merge must be one of {MERGE_MODES}, got {self.merge!r}")
-        if not 0.0 <= float(self.calibrate) < 1.0:
-            raise InvalidEditError(f"wise: calibrate (a quantile) must be in [0, 1), got {self.calibrate!r}")
-
-    @classmethod
-    def for_family(cls, family: ModelFamily) -> WiseHyperParams:
-        """Defaults tuned on the reference models (see the module docstring)."""
-        return cls(
-            layers=(1,) if family.n_layers <= 6 else (family.n_layers // 4,),
-            module=family.mlp_out,
-            mask_ratio=1.0,
-            shard_size=50,
-            density=1.0,
-            v_steps=150,
-            v_lr=0.05,
-            value_norm=10.0,
-            quiet=10.0,
-            damping=0.01,
-            keep=10.0,
-            ft_steps=0,
-            ft_lr=1e-3,
-            margin_steps=0,
-            n_mined=512,
-            low=1.0,
-            high=3.0,
-            margin_weight=1.0,
-            act_ratio=0.5,
-            n_irrelevant=128,
-            n_swaps=32,
-            hard=10.0,
-            n_prefixes=2,
-            questions=True,
-            seed=0,
-        )
-
-    def settings(self) -> TrainSettings:
-        """What the training step needs."""
-        return TrainSettings(
-            v_steps=self.v_steps,
-            v_lr=self.v_lr,
-            value_norm=self.value_norm,
-            quiet=self.quiet,
-            damping=self.damping,
-            keep=self.keep,
-            ft_steps=self.ft_steps,
-            ft_lr=self.ft_lr,
-            margin_steps=self.margin_steps,
-            n_mined=self.n_mined,
-            low=self.low,
-            high=self.high,
-            margin_weight=self.margin_weight,
-            n_irrelevant=self.n_irrelevant,
-            n_swaps=self.n_swaps,
-            hard=self.hard,
-            n_prefixes=self.n_prefixes,
-            questions=self.questions,
-            seed=self.seed,
-            stop_after_target=self.stop_after_target,
-        )
-
-
-@dataclass(frozen=True)
-class WiseRetrieveHyperParams(WiseHyperParams):
-    """WISE-Retrieve's settings: WISE's, with smaller shards and a scale-free, stricter router on small models.
-
-    Every shard is its own side memory, so a shard's false positives (inputs it scores above its threshold) are what
-    hurts: on the reference models (4 layers, MLP width 512-768) a shard of many edits responds to other names as
-    strongly as to its own subjects, so each edit gets its own memory (``shard_size`` 1 below an MLP width of 4096;
-    wider models keep WISE's shards of 50). Measured on 100 sequential world edits, scored after all of them
-    (reliability / generalization / locality, greedy generation; teacher-forced in brackets):
-
-    - GPT-2, one merged memory: 0.21 / 0.19 / 0.08. One memory per edit, raw scores, threshold at 0.85 of the
-      in-scope scores: 0.74 / 0.63 / 0.85 (0.90 / 0.82 / 0.92).
-    - Dividing the score by the input's norm (``normalize_scores``) on the same memories: 0.76 / 0.56 / 0.93
-      (0.90 / 0.80 / 0.96); on LLaMA at 0.55: 0.78 / 0.66 / 0.95 (0.89 / 0.82 / 0.98).
-    - Only the shard's own earlier edits as ``keep`` anchors (a new memory is separate from the others, so it
-      need not keep their outputs): edits late in the sequence no longer lose their strength to thousands of
-      anchors. GPT-2 at ``act_ratio`` 0.8 / 0.85 / 0.9: 0.94 / 0.67 / 0.93, 0.95 / 0.64 / 0.93 and
-      0.95 / 0.64 / 0.947 (0.98 / 0.78 / 0.96); LLaMA at 0.55 / 0.7 / 0.85: 0.93 / 0.83 / 0.92,
-      0.95 / 0.75 / 0.97 (0.99 / 0.85 / 0.99) and 0.97 / 0.59 / 0.99.
-    - With these, GPT-2 alternatives: layer 2 instead of 1 trades generalization for locality, 0.95 / 0.43 / 0.95
-      (0.98 / 0.58 / 0.97) at 0.8; ``value_norm`` 15 (0.92 / 0.55 / 0.94) and four prefixes instead of two
-      (0.94 / 0.59 / 0.93) lose on all three at 0.9.
-
-    The defaults are the rows given with teacher-forced figures: ``act_ratio`` 0.9 for GPT-2, 0.7 for LLaMA (whose
-    in-scope scores stand further above other inputs'). The remaining false positives on GPT-2 are other
-    names' sub-word tokens equal to an edited subject's last one (``"e"`` in ``"Xi Hydrae"`` and in
-    ``"MobileMe"``), whose keys at these layers barely depend on the tokens before them. Training against
-    exactly those inputs (corpus sentences holding the subject's last token in another name, as hard irrelevant
-    inputs weighted like the swapped names) made it much worse on GPT-2: 0.58 / 0.33 / 0.49 at 0.9.
-    """
-
-    @classmethod
-    def for_family(cls, family: ModelFamily) -> WiseRetrieveHyperParams:
-        """WISE's defaults with one memory per edit on small models, the scale-free router and a stricter
-        ``act_ratio`` (the family's ``wise_retrieve_act_ratio``: 0.9 for GPT-2, 0.7 for LLaMA)."""
-        base = WiseHyperParams.for_family(family)
-        values = {f.name: getattr(base, f.name) for f in fields(base)}
-        ratio = family.wise_retrieve_act_ratio
-        values |= {"shard_size": 1 if family.intermediate < 4096 else 50, "act_ratio": ratio, "normalize_scores": True}
-        values |= {"calibrate": 0.0}  # its rows below were measured without calibration
-        return cls(**values)
 
 
 @dataclass(frozen=True)
