@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from tools.edit._family import ModelFamily
 from tools.edit._ties import MERGE_MODES
-from tools.edit._wise_train import TrainSettings
+from tools.edit._wise_inputs import TrainSettings
 from tools.errors import InvalidEditError
 
 __all__ = ["WiseHyperParams", "WiseRetrieveHyperParams"]

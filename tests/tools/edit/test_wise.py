@@ -17,7 +17,8 @@ from tests.tools.edit._helpers import state as _state
 from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_edited, save_edited
 from tools.edit._ties import ties_merge, trim
 from tools.edit._wise import WiseAdapter, WiseEditor
-from tools.edit._wise_train import question_forms, shard_mask
+from tools.edit._wise_inputs import question_forms
+from tools.edit._wise_train import shard_mask
 from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
 from tools.lm._hf import HFLanguageModel
 
