@@ -24,6 +24,10 @@ from tools.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
 SUBDIRS = ("memory", "kg", "journals", "cache")
+# The bundled GPT-2 reference model: the answering model when ``[model] path`` is empty. The one spelling of its
+# path (wiring, the audit stack and the reference world's model directory all read it from here); it ships in the
+# reference world's package data, reached as a file-system path so the agent core does not import eval.
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "eval" / "world" / "models" / "gpt2-world"
 
 
 class _Section(BaseModel):
@@ -201,7 +205,7 @@ class Settings(_Section):
         """The answering model's name, under which its calibrated thresholds are kept."""
         if self.model.backend == "openai":
             return self.endpoint.model
-        return Path(self.model.path).name if self.model.path else "gpt2-world"
+        return Path(self.model.path).name if self.model.path else BUNDLED_MODEL.name
 
     def model_policy(self) -> PolicySettings:
         """The thresholds calibrated for the answering model, else ``[policy]``."""

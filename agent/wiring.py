@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import Home, Settings
+from agent.config import BUNDLED_MODEL, Home, Settings
 from agent.retrieval import HybridRetriever
 from tools.errors import ConfigError, InvalidInputError
 
@@ -40,8 +40,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 DATABASE_FILE = "state.sqlite"
-# the bundled GPT-2 reference model (a path into the package data; agent code does not import eval)
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "eval" / "world" / "models" / "gpt2-world"
 
 
 @dataclass

@@ -44,7 +44,7 @@ def measure(threads: Sequence[int], rounds: int) -> dict[str, Any]:
     """Median wall and CPU milliseconds of one ask's generate and embed at each thread count."""
     import torch
 
-    from agent.wiring import BUNDLED_MODEL
+    from agent.config import BUNDLED_MODEL
     from memory import SentenceTransformerEmbedder
     from tools.lm import HFLanguageModel
 

@@ -194,7 +194,7 @@ def _model_dir(args: argparse.Namespace, settings: Any) -> Path:
     Raises:
         ConfigError: the home's model is served (``backend = "openai"``) and no ``--model`` directory was given.
     """
-    from eval.world import MODEL_NAMES, MODELS_DIR
+    from agent.config import BUNDLED_MODEL
     from tools.errors import ConfigError
 
     if settings.model.backend == "openai" and not args.model:
@@ -202,7 +202,7 @@ def _model_dir(args: argparse.Namespace, settings: Any) -> Path:
             f"parametric editing needs local weights, and this home's model {settings.endpoint.model!r} is served "
             '([model] backend = "openai"): pass --model DIR to edit a local copy, or use tell (KG and memory)'
         )
-    return args.model or (Path(settings.model.path) if settings.model.path else MODELS_DIR / MODEL_NAMES["gpt2"])
+    return args.model or (Path(settings.model.path) if settings.model.path else BUNDLED_MODEL)
 
 
 def _cases(dataset: str, world: Any, model_dir: Path) -> list[Any]:

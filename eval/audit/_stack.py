@@ -111,7 +111,7 @@ class Stack:
 def _load_lm(config: AuditConfig, home: Home) -> LanguageModel:
     """The model the built-in setups share: ``config.model``, else the home's (local, or served with
     ``[model] backend = "openai"``: then standalone, RAG and the agent all ask the same served model)."""
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from agent.config import BUNDLED_MODEL
     from tools.lm import HFLanguageModel
 
     settings = home.settings.model
@@ -120,7 +120,7 @@ def _load_lm(config: AuditConfig, home: Home) -> LanguageModel:
 
         return load_language_model(home)
     path = Path(config.model) if config.model else Path(settings.path) if settings.path else None
-    return HFLanguageModel.load(path or MODELS_DIR / MODEL_NAMES["gpt2"], device=settings.device or None)
+    return HFLanguageModel.load(path or BUNDLED_MODEL, device=settings.device or None)
 
 
 def _endpoint(spec: str, home: Home) -> Any:

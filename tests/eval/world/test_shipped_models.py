@@ -29,3 +29,14 @@ def test_shipped_models_are_standard_hf_directories() -> None:
         path = MODELS_DIR / name
         for file in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "factagent.json"):
             assert (path / file).is_file(), path / file
+
+
+def test_the_default_model_is_the_worlds_gpt2_model() -> None:
+    """One spelling: the agent core owns the bundled model's path; the world's catalogue and settings read it."""
+    from agent.config import BUNDLED_MODEL, Settings
+    from eval.world import MODEL_NAMES as PUBLIC_NAMES
+    from eval.world import MODELS_DIR as PUBLIC_DIR
+
+    assert PUBLIC_DIR / PUBLIC_NAMES["gpt2"] == MODELS_DIR / MODEL_NAMES["gpt2"] == BUNDLED_MODEL
+    assert (BUNDLED_MODEL / "model.safetensors").is_file()
+    assert Settings().model_name() == "gpt2-world"
