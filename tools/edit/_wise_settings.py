@@ -43,7 +43,10 @@ class WiseHyperParams:
     seed: int  # seeds the shard masks, the prefixes and the choice of irrelevant sentences
     normalize_scores: bool = False  # router score ||a(x) D^T|| / ||a(x)|| (direction only) instead of ||a(x) D^T||
     merge: str = "sum"  # how shards merge: "sum" (added, as trained) or "ties" (sign election, disjoint mean)
-    calibrate: float = 0.5  # > 0: the threshold also clears this quantile of the edits' hardest irrelevant scores
+    # > 0: the threshold also clears this quantile of the edits' hardest irrelevant scores, even above an edit's
+    # own prompt (that edit is given up). Off by default: on the tiny random models of the architecture contract
+    # a single edit was given up so (log p(target) unchanged), and an applied edit must take effect.
+    calibrate: float = 0.0
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
 
     def __post_init__(self) -> None:

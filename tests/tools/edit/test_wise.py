@@ -260,7 +260,8 @@ def test_retrieve_defaults_and_the_margin_stage(
     assert retrieve.normalize_scores and not _editor("wise", ()).hparams_for(lm).normalize_scores
     assert _editor("wise", ()).hparams_for(lm).shard_size == 50
     merged = _editor("wise", ()).hparams_for(lm)
-    assert merged.merge == "sum" and merged.calibrate == 0.5 and retrieve.calibrate == 0.0  # measured defaults
+    # sum merge by default; calibration is an option (it may give up an edit whose prompt scores like other names)
+    assert merged.merge == "sum" and merged.calibrate == 0.0 and retrieve.calibrate == 0.0
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
     sharp = get_editor(
