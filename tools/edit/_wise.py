@@ -82,15 +82,15 @@ installed adapter):
   57.1; effective rank 56.8), the threshold is 115.5 and no edit routes: 0.00 / 0.00 / 0.96 (0.34 / 0.27 /
   0.98), against 0.15 / 0.15 / 0.15 for the TIES defaults without calibration (``edit-table`` on the H200).
 - Conclusion: the two measured causes (merge interference, a threshold inside the neighbours' tail) are fixed within
-  the method: ``merge="sum"`` is the default; ``calibrate`` is an option (``calibrate=0.5`` for the figures
-  above), off by default because it may give up an edit whose own prompt scores like other names' (on the tiny
-  random models of the architecture contract a single edit was given up so). The width limit remains and
-  decides beyond T = 20: the neighbours' highest scores grow with the number of edits (median 27 / 40 / 58 at
-  T = 10 / 20 / 40) while the edits' stay (median 75 / 75 / 72), so at T = 40 no threshold separates them (0.20 / 0.04 / 0.92) and at T = 100 the neighbours score above the edits (0.00 /
-  0.00 / 0.96, ``bench/wise_diag.py gpt2 100``; the ``edit-table`` cell was not run in this session). The targets (T
-  = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A larger reference model (the issue's remedy for
-  width) needs a GPU to train within a session; none was available. WISE-Retrieve (one memory per edit) remains the
-  variant measured to meet its row.
+  the method: ``merge="sum"`` is the default; ``calibrate`` is an option (``calibrate=0.5`` for the figures above),
+  off by default because it may give up an edit whose own prompt scores like other names' (on the tiny random models
+  of the architecture contract a single edit was given up so). The width limit remains and decides beyond T = 20:
+  the neighbours' highest scores grow with the number of edits (median 27 / 40 / 58 at T = 10 / 20 / 40) while the
+  edits' stay (median 75 / 75 / 72), so at T = 40 no threshold separates them (0.20 / 0.04 / 0.92) and at T = 100
+  the neighbours score above the edits (0.00 / 0.00 / 0.96, ``bench/wise_diag.py gpt2 100``; the ``edit-table`` cell
+  was not run in this session). The targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A
+  larger reference model (the issue's remedy for width) needs a GPU to train within a session; none was available.
+  WISE-Retrieve (one memory per edit) remains the variant measured to meet its row.
 - Cost: the 17-24 s per edit quoted for this 2-core machine were wall seconds under a load of 10-20 processes;
   the CPU time of one thread is 4.9 s per GPT-2 edit (``time.process_time`` over edits 2-4, after the key
   statistics are cached), 54 % of it in the v* loop (84-150 forward/backward passes on 9 variants). The loop
