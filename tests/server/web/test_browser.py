@@ -81,12 +81,20 @@ def _by(kind: str) -> Any:
 
 
 def _go(driver: Any, element: Any) -> None:
-    """Click ``element`` and wait until the page it leads to has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    """Click ``element`` and wait until the page it leads to has replaced this one and finished loading."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
+    def replaced(_: Any) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:  # stale, or (chromium, mid-navigation) "node does not belong to the document"
+            return True
+        return False
+
     element.click()
-    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(element))
+    WebDriverWait(driver, 120).until(replaced)
+    WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def _absent(driver: Any, kind: str, value: str) -> bool:
