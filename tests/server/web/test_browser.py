@@ -80,8 +80,8 @@ def _by(kind: str) -> Any:
     return getattr(By, kind)
 
 
-def _go(driver: Any, element: Any) -> None:
-    """Click ``element`` and wait until the page it leads to has replaced this one and finished loading."""
+def _wait_replaced(driver: Any, element: Any) -> None:
+    """Wait until the page holding ``element`` has been replaced by the next one and that has finished loading."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
@@ -92,9 +92,14 @@ def _go(driver: Any, element: Any) -> None:
             return True
         return False
 
-    element.click()
     WebDriverWait(driver, 120).until(replaced)
     WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _go(driver: Any, element: Any) -> None:
+    """Click ``element`` and wait until the page it leads to has replaced this one."""
+    element.click()
+    _wait_replaced(driver, element)
 
 
 def _absent(driver: Any, kind: str, value: str) -> bool:
@@ -175,8 +180,6 @@ def test_tell_changes_the_answer_and_rolling_back_restores_it(browser: Any, web:
 
 
 def test_a_reader_sees_no_edit_controls_and_a_forged_post_is_refused(browser: Any, web: Served) -> None:
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.wait import WebDriverWait
 
     url = web.url
     subject, _ = _world_ceo(web, 1)
@@ -194,7 +197,7 @@ def test_a_reader_sees_no_edit_controls_and_a_forged_post_is_refused(browser: An
         "document.body.appendChild(f); f.submit();",
         f"/ui/edits/{edit_id}/rollback",
     )
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+    _wait_replaced(browser, page)
     assert "Not allowed" in browser.find_element(_by("TAG_NAME"), "h1").text
     _shot(browser, "forged")
     assert web.agent.pipeline.log.edit(edit_id).status == "applied"
