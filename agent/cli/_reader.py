@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ckpt_help = "directory for per-epoch checkpoints; a rerun resumes there (default: ~/.cache/factagent/reader-train)"
     train.add_argument("--checkpoint", default="", help=ckpt_help)
     train.set_defaults(func=run_train)
+    cal_help = "re-fit a trained reader's threshold and acceptance model on its calibration split (heads unchanged)"
+    calibrate = cmds.add_parser("calibrate", help=cal_help)
+    calibrate.add_argument("--reader", default="", help="the reader.npz to re-fit in place (default: the shipped one)")
+    calibrate.set_defaults(func=run_calibrate)
     bench = cmds.add_parser("bench", help="read the world's test edits told in held-out free phrasings")
     bench.add_argument("--reader", default="", help="a reader.npz (default: the shipped one)")
     link_help = "names the linker knows: the agent's (UNKNOWN facts' entities) or every world name"
@@ -85,6 +89,29 @@ def run_train(args: argparse.Namespace) -> int:
     model.save(out)
     shutil.rmtree(checkpoint, ignore_errors=True)  # finished: a later run starts afresh
     print(f"wrote {out}: {report}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Re-fit the threshold and acceptance model of a trained reader; rewrite its ``reader.json``."""
+    from tqdm import tqdm
+
+    from agent.tell import ReaderModel, TokenEncoder, calibrate_reader, default_reader_path
+    from kg import load_schema
+
+    path = Path(args.reader) if args.reader else default_reader_path()
+    model = ReaderModel.load(path)
+    inverses = {r.id: r.inverses for r in load_schema().relations}
+    with tqdm(desc="encoding calibration sentences", unit="sentence") as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        fitted = calibrate_reader(model, training_names(_world()), TokenEncoder(), inverses=inverses, progress=progress)
+    fitted.save(path)
+    acceptance = fitted.acceptance.as_dict() if fitted.acceptance is not None else {}
+    print(f"wrote {path.with_suffix('.json')}: acceptance {json.dumps(acceptance, sort_keys=True)}")
     return 0
 
 

@@ -9,6 +9,7 @@ log, optionally the model's weights, journaled). ``rollback(edit_id)`` undoes al
 ``history(subject)`` lists the edits about a subject.
 """
 
+from agent.tell._acceptance import Acceptance
 from agent.tell._controller import Controller, Decision, ModelBelief, augment
 from agent.tell._editor import TellEditor
 from agent.tell._interpreter import Interpreter, TemplateInterpreter
@@ -19,7 +20,7 @@ from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
 from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
 from agent.tell._reader_model import ReaderModel, default_reader_path
-from agent.tell._reader_train import TrainReport, train_reader
+from agent.tell._reader_train import TrainReport, calibrate_reader, train_reader
 from agent.tell._records import (
     BulkFact,
     BulkLoaded,
@@ -35,6 +36,7 @@ from agent.tell._trust import RateLimiter, TrustPolicy
 from agent.tell._zh_interpreter import ZhInterpreter
 
 __all__ = [
+    "Acceptance",
     "BulkFact",
     "BulkLoaded",
     "Claim",
@@ -66,6 +68,7 @@ __all__ = [
     "TrustPolicy",
     "ZhInterpreter",
     "augment",
+    "calibrate_reader",
     "default_reader_path",
     "load_statement_phrasings",
     "train_reader",

@@ -13,14 +13,21 @@ canonical label; the object is decoded only among tokens the subject does not ho
 (the relations a known subject or object already has); when two relations stay close the reading is
 ambiguous and asked back, never applied.
 
-``confidence = p(relation)^2 x span(subject) x span(object)``, where ``p(relation)`` is the classifier's
-share among readings in the tagger's direction (a swap against the tagger competes only when the entity
-types prefer it) and ``span`` is 1.0 for a name the linker knows, else the fourth root of the mean role
-probability of the span's tokens times one minus the largest role probability of the tokens just outside
-it (a boundary the tagger doubts lowers it). When the tagger gave both names one role, the plain product
-``p x span x span`` (untransformed) keeps the reading a suggestion. The
-abstention threshold is fitted by the trainer on phrasings and names held out from its training so that
-at most 1% of the sentences it accepts are read wrong; readings below it are returned as *suggestions*.
+Whether a reading is applied is decided by the acceptance model the trainer fitted on its calibration split
+(:mod:`agent.tell._acceptance`): a logistic regression over the reading's evidence (the relation's share
+``p(relation)`` among readings in the tagger's direction, its margin over the runner-up, the "none" share,
+each name's span probability, whether the linker knows each name, and whether the graph's types agree:
+a known subject (object) already the subject (object) of facts of this relation, or only of others).
+``confidence`` is then that model's probability of a right reading, and the reading is accepted at the
+model's threshold (at most 1% of calibration sentences accepted wrong, chosen out of fold). A swap against
+the tagger competes only when the entity types prefer it.
+
+A reader without an acceptance model (one saved before it existed) uses the fixed formula
+``confidence = p(relation)^2 x span(subject) x span(object)``, ``span`` 1.0 for a name the linker knows,
+else the fourth root of the mean role probability of the span's tokens times one minus the largest role
+probability of the tokens just outside it; when the tagger gave both names one role, the plain product
+``p x span x span``; accepted at ``ReaderModel.threshold``. Readings not accepted are returned as
+*suggestions*.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from agent.tell._acceptance import evidence_vector
 from agent.tell._reader_model import Encoded, ReaderModel
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
@@ -128,9 +136,10 @@ class Reading:
     Attributes:
         triple: subject and object (canonical labels when linked) and relation id.
         confidence: in [0, 1]; the reading is a claim only when ``accepted``.
-        accepted: ``confidence`` cleared the calibrated threshold and the relation is not ambiguous.
+        accepted: ``confidence`` reached ``ReaderModel.accept_at`` and the relation is not ambiguous.
         alternatives: other relations close to the chosen one (ambiguous readings ask back with these).
         subject_score / new_subject / new_object: entity-link facts as in :class:`~agent.tell.Claim`.
+        evidence: what the acceptance decision weighed (:data:`agent.tell._acceptance.FEATURES` order).
     """
 
     triple: Triple
@@ -140,6 +149,7 @@ class Reading:
     subject_score: float = 0.0
     new_subject: bool = True
     new_object: bool = True
+    evidence: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,14 +250,28 @@ class TripleReader:
             triple = Triple(subject.label, relation, obj.label)
         except InvalidInputError:
             return None
-        if pair is not None:  # the tagger gave both names one role: its span probabilities keep this a suggestion
-            confidence = p * subject.role_prob * obj.role_prob
+        none_share = float(scores[-1] / max(group.sum() + scores[-1], 1e-9))
+        evidence = evidence_vector(
+            p=p, margin=float(scores[best] / max(scores[int(order[1])], 1e-9)), none=none_share,
+            span_s=subject.role_prob, span_o=obj.role_prob, linked_s=subject.score > 0.0, linked_o=obj.score > 0.0,
+            type_s=self._agrees(subject, best % n, as_subject=True),
+            type_o=self._agrees(obj, best % n, as_subject=False),
+            swapped=best >= n, pair=pair is not None,
+        )  # fmt: skip
+        acceptance = self.model.acceptance
+        if acceptance is not None:  # the calibrated model over the reading's evidence decides
+            confidence = acceptance.probability(evidence)
+            accepted = confidence >= acceptance.threshold and not close
         else:
-            confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
-        accepted = confidence >= self.model.threshold and not close
+            if pair is not None:  # the tagger gave both names one role: its span probabilities keep it a suggestion
+                confidence = p * subject.role_prob * obj.role_prob
+            else:
+                confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
+            accepted = confidence >= self.model.threshold and not close
         return Reading(
-            triple, round(confidence, 4), accepted, close, subject.score, subject.score == 0.0, obj.score == 0.0
-        )
+            triple, round(confidence, 4), accepted, close, subject.score, subject.score == 0.0, obj.score == 0.0,
+            evidence=evidence,
+        )  # fmt: skip
 
     # -- spans -----------------------------------------------------------------------------------------
 
@@ -363,6 +387,14 @@ class TripleReader:
         backward = _factor(o_as_s, n) * _factor(s_as_o, n)
         both = _confirmed(s_as_s, n) & _confirmed(o_as_o, n) | _confirmed(o_as_s, n) & _confirmed(s_as_o, n)
         return forward, backward, both
+
+    def _agrees(self, span: _Span, relation: int, *, as_subject: bool) -> int:
+        """+1: ``span``'s known entity is already the subject (object) of facts of ``relation``; -1: of other
+        relations' facts only; 0: an unknown name, or one with no facts."""
+        types = self._types(span)[0 if as_subject else 1]
+        if types is None:
+            return 0
+        return 1 if relation in types else -1
 
     def _types(self, span: _Span) -> tuple[set[int] | None, set[int] | None]:
         """Relation indexes ``span``'s entity is the subject / object of (``None``: unknown name)."""

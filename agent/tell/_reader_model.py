@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.tell._acceptance import Acceptance
 from tools.errors import ConfigError
 
 __all__ = ["ARRAYS", "Encoded", "ReaderModel", "default_reader_path", "span_masks"]
@@ -109,8 +110,15 @@ class ReaderModel:
     wr: np.ndarray  # (J, R+1) relation logits; the last column is "none"
     br: np.ndarray
     relations: tuple[str, ...]
-    threshold: float
+    threshold: float  # on the fixed-formula confidence; used only when there is no ``acceptance`` model
     meta: dict[str, Any]
+    acceptance: Acceptance | None = None  # the calibrated acceptance decision (:mod:`agent.tell._acceptance`)
+
+    @property
+    def accept_at(self) -> float:
+        """The confidence a reading must reach to be applied: the acceptance model's threshold (on its
+        probability) when there is one, else ``threshold`` (on the fixed-formula confidence)."""
+        return self.acceptance.threshold if self.acceptance is not None else self.threshold
 
     @staticmethod
     def token_inputs(e: Encoded) -> np.ndarray:
@@ -157,6 +165,8 @@ class ReaderModel:
         with p.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
         meta = {"relations": list(self.relations), "threshold": self.threshold, **self.meta}
+        if self.acceptance is not None:
+            meta["acceptance"] = self.acceptance.as_dict()
         p.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
@@ -173,8 +183,9 @@ class ReaderModel:
                 arrays = {k: np.asarray(data[k], dtype=np.float32) for k in ARRAYS}
             relations = tuple(str(r) for r in meta.pop("relations"))
             threshold = float(meta.pop("threshold"))
+            acceptance = Acceptance.from_dict(meta.pop("acceptance")) if "acceptance" in meta else None
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot read the reader at {p}: {exc} (build it with `factagent reader train`)") from exc
         if arrays["wr"].shape[1] != len(relations) + 1:
             raise ConfigError(f"reader at {p}: {arrays['wr'].shape[1]} relation outputs for {len(relations)} relations")
-        return cls(relations=relations, threshold=threshold, meta=meta, **arrays)
+        return cls(relations=relations, threshold=threshold, meta=meta, acceptance=acceptance, **arrays)

@@ -24,12 +24,13 @@ import os
 import pickle
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from agent.tell._acceptance import Acceptance, fit_acceptance, fit_threshold
 from agent.tell._reader import TokenEncoder, TripleReader
 from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
 from agent.tell._reader_model import Encoded, ReaderModel, span_masks
@@ -41,6 +42,7 @@ __all__ = [
     "Progress",
     "Splits",
     "TrainReport",
+    "calibrate_reader",
     "calibration_outcomes",
     "fit_threshold",
     "generate_splits",
@@ -320,28 +322,6 @@ def _correct(reading_triple: tuple[str, str, str], ex: Example, inverses: Mappin
     return reading_triple[1] in inverses.get(ex.relation, ()) and s == want_o and o == want_s
 
 
-def fit_threshold(outcomes: Sequence[tuple[float | None, bool]], max_wrong: float) -> tuple[float, float, float]:
-    """The lowest threshold whose accepted-and-wrong share of all sentences is at most ``max_wrong``.
-
-    Args:
-        outcomes: per sentence ``(confidence or None when nothing was read, read correctly)``.
-        max_wrong: the largest share of sentences that may be accepted with a wrong triple.
-
-    Returns:
-        ``(threshold, correct share, wrong share)`` at that threshold.
-    """
-    n = len(outcomes)
-    if n == 0:
-        raise InvalidInputError("fitting a threshold needs at least one calibration sentence")
-    candidates = sorted({c for c, _ in outcomes if c is not None} | {1.01})
-    for t in candidates:
-        wrong = sum(1 for c, ok in outcomes if c is not None and c >= t and not ok) / n
-        if wrong <= max_wrong:
-            right = sum(1 for c, ok in outcomes if c is not None and c >= t and ok) / n
-            return float(t), right, wrong
-    return 1.01, 0.0, 0.0
-
-
 @dataclass(frozen=True)
 class Splits:
     """The generated sentences: *fit* (train the heads), *cal* (fit the threshold), and the calibration names."""
@@ -394,16 +374,110 @@ def calibration_outcomes(
     inverses: Mapping[str, Sequence[str]],
 ) -> list[tuple[float | None, bool]]:
     """Per calibration sentence ``(confidence or None, read correctly)``, as :func:`fit_threshold` takes them."""
-    outcomes: list[tuple[float | None, bool]] = []
+    return [
+        (None if ev is None else c, ok)
+        for (ev, ok), c in zip(*_read_calibration(reader, encoded, cal, inverses), strict=True)
+    ]
+
+
+def _read_calibration(
+    reader: TripleReader, encoded: Sequence[Encoded], cal: Sequence[Example], inverses: Mapping[str, Sequence[str]]
+) -> tuple[list[tuple[tuple[float, ...] | None, bool]], list[float]]:
+    """Per calibration sentence ``(evidence or None, read correctly)`` and the fixed-formula confidence."""
+    rows: list[tuple[tuple[float, ...] | None, bool]] = []
+    confidences: list[float] = []
     for e, ex in zip(encoded, cal, strict=True):
         reading = reader.read_encoded(e)
         if reading is None or reading.alternatives:
-            outcomes.append((None, ex.relation == NONE))
+            rows.append((None, ex.relation == NONE))
+            confidences.append(0.0)
             continue
         t = reading.triple
         ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses)
-        outcomes.append((reading.confidence, ok))
-    return outcomes
+        rows.append((reading.evidence, ok))
+        confidences.append(reading.confidence)
+    return rows, confidences
+
+
+@dataclass(frozen=True)
+class _Calibrated:
+    threshold: float
+    right: float  # share of all calibration sentences, at the fixed-formula threshold
+    wrong: float
+    acceptance: Acceptance | None  # None: the calibration readings could not fit one
+
+
+def _calibrate(
+    model: ReaderModel,
+    encoder: TokenEncoder,
+    splits: Splits,
+    rng: random.Random,
+    inverses: Mapping[str, Sequence[str]],
+    max_wrong: float,
+    progress: Progress | None,
+) -> _Calibrated:
+    """Steps 3-4: read the calibration sentences with the trained heads, fit the fixed-formula threshold and
+    the acceptance model (``rng`` picks which calibration names the linker knows; it continues the splits')."""
+    import torch
+
+    bare = ReaderModel(**{**model.__dict__, "threshold": 1.01, "acceptance": None})
+    reader = TripleReader(bare, encoder, *_known(splits.cal_names, rng))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
+    try:
+        cal_encoded = _encode(encoder, [ex.text for ex in splits.cal], "encoding calibration sentences", progress)
+    finally:
+        torch.set_num_threads(threads)
+    rows, confidences = _read_calibration(reader, cal_encoded, splits.cal, inverses)
+    outcomes = [(None if ev is None else c, ok) for (ev, ok), c in zip(rows, confidences, strict=True)]
+    threshold, right, wrong = fit_threshold(outcomes, max_wrong)
+    try:
+        acceptance = fit_acceptance(rows, max_wrong)
+    except InvalidInputError:  # every reading right, or every one wrong (tiny runs): the fixed formula decides
+        logger.warning("reader calibration: readings all right or all wrong; no acceptance model fitted")
+        return _Calibrated(threshold, right, wrong, None)
+    stating = sum(1 for ex in splits.cal if ex.relation != NONE)  # report "right" of these, as the threshold's
+    share = round(acceptance.calibration_correct * len(splits.cal) / max(1, stating), 4)
+    return _Calibrated(threshold, right, wrong, replace(acceptance, calibration_correct=share))
+
+
+def calibrate_reader(
+    model: ReaderModel,
+    names: Mapping[str, Sequence[tuple[str, str]]],
+    encoder: TokenEncoder,
+    *,
+    inverses: Mapping[str, Sequence[str]] | None = None,
+    progress: Progress | None = None,
+) -> ReaderModel:
+    """Re-fit a trained reader's threshold and acceptance model (steps 1, 3 and 4 of the module docstring).
+
+    The calibration sentences are regenerated from the seed and sizes in ``model.meta``, so the result is
+    what :func:`train_reader` gives for these heads: the heads are not touched.
+
+    Raises:
+        ConfigError: ``model.meta`` lacks the training settings (seed, per_relation, max_wrong).
+        InvalidInputError: no relation has both phrasings and names.
+    """
+    try:
+        seed, per_relation = int(model.meta["seed"]), int(model.meta["per_relation"])
+        max_wrong = float(model.meta["max_wrong"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"the reader's JSON lacks its training settings: {exc}") from exc
+    rng = random.Random(seed)
+    splits = generate_splits(names, model.relations, seed=seed, per_relation=per_relation, rng=rng)
+    if splits.relations != model.relations:
+        raise ConfigError("the reader was trained on other relations than these names give")
+    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress)
+    return _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
+
+
+def _with_calibration(model: ReaderModel, cal: _Calibrated, n_cal: int, stating: int) -> ReaderModel:
+    meta = {
+        **model.meta,
+        "calibration_correct": round(cal.right * n_cal / max(1, stating), 4),
+        "calibration_wrong": round(cal.wrong, 4),
+    }
+    return ReaderModel(**{**model.__dict__, "threshold": cal.threshold, "meta": meta, "acceptance": cal.acceptance})
 
 
 def train_reader(
@@ -444,7 +518,7 @@ def train_reader(
     started = time.perf_counter()
     rng = random.Random(seed)
     splits = generate_splits(names, relations, seed=seed, per_relation=per_relation, rng=rng)
-    rels, fit, cal = list(splits.relations), splits.fit, splits.cal
+    rels, fit = list(splits.relations), splits.fit
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:
@@ -453,26 +527,21 @@ def train_reader(
             encoded, fit, rels, seed, epochs, checkpoint=Path(checkpoint) if checkpoint else None, progress=progress
         )
         del encoded
-        model = ReaderModel(relations=tuple(rels), threshold=1.01, meta={}, **arrays)
-        reader = TripleReader(model, encoder, *_known(splits.cal_names, rng))
-        cal_encoded = _encode(encoder, [ex.text for ex in cal], "encoding calibration sentences", progress)
-        outcomes = calibration_outcomes(reader, cal_encoded, cal, inverses or {})
     finally:
         torch.set_num_threads(threads)
-    threshold, right, wrong = fit_threshold(outcomes, max_wrong)
-    stating = sum(1 for ex in cal if ex.relation != NONE)
-    report = TrainReport(
-        fit_sentences=len(fit),
-        calibration_sentences=len(cal),
-        threshold=threshold,
-        calibration_correct=round(right * len(cal) / max(1, stating), 4),
-        calibration_wrong=round(wrong, 4),
-        seconds=round(time.perf_counter() - started, 1),
-    )
     meta = {
         "seed": seed, "epochs": epochs, "per_relation": per_relation, "max_wrong": max_wrong,
-        "fit_sentences": report.fit_sentences, "calibration_sentences": report.calibration_sentences,
-        "calibration_correct": report.calibration_correct, "calibration_wrong": report.calibration_wrong,
+        "fit_sentences": len(fit), "calibration_sentences": len(splits.cal),
     }  # fmt: skip
-    final = ReaderModel(relations=tuple(rels), threshold=threshold, meta=meta, **arrays)
+    model = ReaderModel(relations=tuple(rels), threshold=1.01, meta=meta, **arrays)
+    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress)
+    final = _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
+    report = TrainReport(
+        fit_sentences=len(fit),
+        calibration_sentences=len(splits.cal),
+        threshold=cal.threshold,
+        calibration_correct=float(final.meta["calibration_correct"]),
+        calibration_wrong=float(final.meta["calibration_wrong"]),
+        seconds=round(time.perf_counter() - started, 1),
+    )
     return final, report

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from agent import Agent
-from agent.tell import ReaderModel, TellPipeline, TokenEncoder, TripleReader, train_reader
+from agent.tell import ReaderModel, TellPipeline, TokenEncoder, TripleReader, calibrate_reader, train_reader
+from agent.tell._acceptance import FEATURES
 from agent.tell._reader_model import ARRAYS, Encoded
 from agent.tell._reader_train import _export, _heads, fit_threshold
 from eval.world import World
@@ -52,7 +53,8 @@ def test_free_phrasings_are_read_into_the_triple(
     assert reading is not None
     assert (reading.triple.subject, reading.triple.relation, reading.triple.object) == triple
     assert reading.accepted is accepted and 0.0 < reading.confidence <= 1.0
-    assert (reading.confidence >= reader.model.threshold) is accepted
+    assert (reading.confidence >= reader.model.accept_at) is accepted
+    assert len(reading.evidence) == len(FEATURES)
 
 
 def test_a_sentence_stating_no_relation_is_not_accepted(reader: TripleReader) -> None:
@@ -118,6 +120,10 @@ def test_training_is_deterministic_and_round_trips(encoder: TokenEncoder, tmp_pa
     first.save(tmp_path / "r.npz")
     loaded = ReaderModel.load(tmp_path / "r.npz")
     assert loaded.relations == ("company_ceo", "company_hq") and np.array_equal(loaded.wr, first.wr)
+    assert loaded.acceptance == first.acceptance
+    # re-fitting the calibration alone gives what the end-to-end run gave for these heads
+    refit = calibrate_reader(loaded, names, encoder)
+    assert (refit.threshold, refit.acceptance, refit.meta) == (first.threshold, first.acceptance, first.meta)
 
 
 def test_tell_applies_a_free_phrasing_and_says_what_it_read(pipeline: TellPipeline, small_world: World) -> None:
