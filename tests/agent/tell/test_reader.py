@@ -149,7 +149,10 @@ def test_when_no_reading_is_sure_enough_tell_offers_the_nearest(pipeline: TellPi
     from agent.tell import TemplateInterpreter
 
     wm = pipeline.wm
-    strict = replace(ReaderModel.load(), threshold=1.01)  # nothing clears it: every reading is a suggestion
+    shipped = ReaderModel.load()
+    assert shipped.acceptance is not None
+    # nothing clears it: every reading is a suggestion
+    strict = replace(shipped, threshold=1.01, acceptance=replace(shipped.acceptance, threshold=1.01))
     reader = TripleReader(strict, TokenEncoder(), wm.entities, wm.graph)
     pipeline.interpreter = TemplateInterpreter(wm.graph.schema, wm.entities, wm.graph, reader=reader)
     fact = unknown_fact(small_world, "company_ceo")
