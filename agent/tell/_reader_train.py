@@ -420,7 +420,7 @@ def _calibrate(
     the acceptance model (``rng`` picks which calibration names the linker knows; it continues the splits')."""
     import torch
 
-    bare = ReaderModel(**{**model.__dict__, "threshold": 1.01, "acceptance": None})
+    bare = replace(model, threshold=1.01, acceptance=None)
     reader = TripleReader(bare, encoder, *_known(splits.cal_names, rng))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
@@ -477,7 +477,7 @@ def _with_calibration(model: ReaderModel, cal: _Calibrated, n_cal: int, stating:
         "calibration_correct": round(cal.right * n_cal / max(1, stating), 4),
         "calibration_wrong": round(cal.wrong, 4),
     }
-    return ReaderModel(**{**model.__dict__, "threshold": cal.threshold, "meta": meta, "acceptance": cal.acceptance})
+    return replace(model, threshold=cal.threshold, meta=meta, acceptance=cal.acceptance)
 
 
 def train_reader(
@@ -533,7 +533,7 @@ def train_reader(
         "seed": seed, "epochs": epochs, "per_relation": per_relation, "max_wrong": max_wrong,
         "fit_sentences": len(fit), "calibration_sentences": len(splits.cal),
     }  # fmt: skip
-    model = ReaderModel(relations=tuple(rels), threshold=1.01, meta=meta, **arrays)
+    model = ReaderModel(relations=tuple(rels), threshold=1.01, meta=meta, acceptance=None, **arrays)
     cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress)
     final = _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
     report = TrainReport(

@@ -75,7 +75,7 @@ def test_the_numpy_heads_compute_what_the_trained_torch_modules_compute() -> Non
     torch.manual_seed(0)
     h = 8
     heads = _heads(h + 1, 5 * h + 1, 4, proj=6, lstm=5, hidden=7)
-    model = ReaderModel(relations=("a", "b", "c"), threshold=0.5, meta={}, **_export(heads))
+    model = ReaderModel(relations=("a", "b", "c"), threshold=0.5, meta={}, acceptance=None, **_export(heads))
     rng = np.random.default_rng(0)
     offsets = np.array([[0, 0], [0, 1], [2, 3], [4, 5], [6, 7], [0, 0]])
     e = Encoded("x", rng.standard_normal((6, h)).astype(np.float32), offsets, np.array([0, 1, 0, 1, 0, 0], np.float32))
