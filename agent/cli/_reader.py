@@ -27,9 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ckpt_help = "directory for per-epoch checkpoints; a rerun resumes there (default: ~/.cache/factagent/reader-train)"
     train.add_argument("--checkpoint", default="", help=ckpt_help)
     train.set_defaults(func=run_train)
-    cal_help = "re-fit a trained reader's threshold and acceptance model on its calibration split (heads unchanged)"
+    cal_help = "re-fit a trained reader's threshold (and acceptance model) on its calibration split (heads unchanged)"
     calibrate = cmds.add_parser("calibrate", help=cal_help)
     calibrate.add_argument("--reader", default="", help="the reader.npz to re-fit in place (default: the shipped one)")
+    acc_help = "also fit the acceptance model (logistic regression over the reading's evidence; off by default)"
+    calibrate.add_argument("--acceptance", action="store_true", help=acc_help)
     calibrate.set_defaults(func=run_calibrate)
     bench = cmds.add_parser("bench", help="read the world's test edits told in held-out free phrasings")
     bench.add_argument("--reader", default="", help="a reader.npz (default: the shipped one)")
@@ -93,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Re-fit the threshold and acceptance model of a trained reader; rewrite its ``reader.json``."""
+    """Re-fit the threshold (and acceptance model) of a trained reader; rewrite its ``reader.json``."""
     from tqdm import tqdm
 
     from agent.tell import ReaderModel, TokenEncoder, calibrate_reader, default_reader_path
@@ -108,10 +110,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        fitted = calibrate_reader(model, training_names(_world()), TokenEncoder(), inverses=inverses, progress=progress)
+        fitted = calibrate_reader(
+            model, training_names(_world()), TokenEncoder(), inverses=inverses, progress=progress,
+            acceptance=args.acceptance,
+        )  # fmt: skip
     fitted.save(path)
     acceptance = fitted.acceptance.as_dict() if fitted.acceptance is not None else {}
-    print(f"wrote {path.with_suffix('.json')}: acceptance {json.dumps(acceptance, sort_keys=True)}")
+    print(f"wrote {path.with_suffix('.json')}: threshold {fitted.threshold}, acceptance {json.dumps(acceptance)}")
     return 0
 
 

@@ -13,21 +13,17 @@ canonical label; the object is decoded only among tokens the subject does not ho
 (the relations a known subject or object already has); when two relations stay close the reading is
 ambiguous and asked back, never applied.
 
-Whether a reading is applied is decided by the acceptance model the trainer fitted on its calibration split
-(:mod:`agent.tell._acceptance`): a logistic regression over the reading's evidence (the relation's share
-``p(relation)`` among readings in the tagger's direction, its margin over the runner-up, the "none" share,
-each name's span probability, whether the linker knows each name, and whether the graph's types agree:
-a known subject (object) already the subject (object) of facts of this relation, or only of others).
-``confidence`` is then that model's probability of a right reading, and the reading is accepted at the
-model's threshold (at most 1% of calibration sentences accepted wrong, chosen out of fold). A swap against
-the tagger competes only when the entity types prefer it.
-
-A reader without an acceptance model (one saved before it existed) uses the fixed formula
-``confidence = p(relation)^2 x span(subject) x span(object)``, ``span`` 1.0 for a name the linker knows,
-else the fourth root of the mean role probability of the span's tokens times one minus the largest role
-probability of the tokens just outside it; when the tagger gave both names one role, the plain product
-``p x span x span``; accepted at ``ReaderModel.threshold``. Readings not accepted are returned as
-*suggestions*.
+Whether a reading is applied: by default the fixed formula
+``confidence = p(relation)^2 x span(subject) x span(object)``, where ``p(relation)`` is the classifier's share
+among readings in the tagger's direction (a swap against the tagger competes only when the entity types
+prefer it) and ``span`` is 1.0 for a name the linker knows, else the fourth root of the mean role probability
+of the span's tokens times one minus the largest role probability of the tokens just outside it; when the
+tagger gave both names one role, the plain product ``p x span x span``; accepted at ``ReaderModel.threshold``
+(fitted by the trainer on phrasings and names held out from its training so that at most 1% of the sentences
+it accepts are read wrong). A reader fitted with an acceptance model (``factagent reader calibrate
+--acceptance``, :mod:`agent.tell._acceptance`) instead takes ``confidence`` from a logistic regression over
+the reading's evidence (relation share and margin, span probabilities, linked names, the graph's types) and
+accepts at that model's threshold. Readings not accepted are returned as *suggestions*.
 """
 
 from __future__ import annotations

@@ -54,17 +54,19 @@ def test_the_model_round_trips_and_bad_input_is_refused() -> None:
 
 def test_the_reader_saves_its_acceptance_model_and_decides_with_it(tmp_path: Path) -> None:
     shipped = ReaderModel.load()
-    assert shipped.acceptance is not None and shipped.accept_at == shipped.acceptance.threshold
-    assert shipped.acceptance.calibration_wrong <= shipped.acceptance.max_wrong
-    shipped.save(tmp_path / "r.npz")
-    assert ReaderModel.load(tmp_path / "r.npz").acceptance == shipped.acceptance
+    fitted = fit_acceptance(_rows(), max_wrong=0.01)
+    model = replace(shipped, acceptance=fitted)
+    assert model.accept_at == fitted.threshold and replace(shipped, acceptance=None).accept_at == shipped.threshold
+    model.save(tmp_path / "r.npz")
+    assert ReaderModel.load(tmp_path / "r.npz").acceptance == Acceptance.from_dict(fitted.as_dict())
     linker = EntityLinker([Entity("urn:t:0", "AOL"), Entity("urn:t:1", "Tim Armstrong")])
     encoder = TokenEncoder()
     sentence = "Tim Armstrong took over as CEO of AOL."
-    never = replace(shipped.acceptance, bias=-60.0)
-    always = replace(shipped.acceptance, bias=60.0)
-    read_never = TripleReader(replace(shipped, acceptance=never), encoder, linker).read(sentence)
-    read_always = TripleReader(replace(shipped, acceptance=always), encoder, linker).read(sentence)
+    never = replace(model, acceptance=replace(fitted, bias=-60.0))
+    always = replace(model, acceptance=replace(fitted, bias=60.0))
+    read_never = TripleReader(never, encoder, linker).read(sentence)
+    read_always = TripleReader(always, encoder, linker).read(sentence)
     assert read_never is not None and read_always is not None
     assert not read_never.accepted and read_always.accepted
     assert read_never.triple == read_always.triple and read_never.evidence == read_always.evidence
+    assert read_always.confidence == pytest.approx(1.0) and read_never.confidence == pytest.approx(0.0)

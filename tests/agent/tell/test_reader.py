@@ -112,8 +112,10 @@ def test_training_is_deterministic_and_round_trips(encoder: TokenEncoder, tmp_pa
         ],
         "company_hq": [("AOL", "New York"), ("Nokia", "Espoo"), ("AMD", "Santa Clara"), ("Tesco", "Welwyn")],
     }
-    first, report = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
-    second, _ = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12)
+    first, report = train_reader(
+        names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12, acceptance=True
+    )
+    second, _ = train_reader(names, ["company_ceo", "company_hq"], encoder, epochs=1, per_relation=12, acceptance=True)
     for key in ARRAYS:
         assert np.array_equal(getattr(first, key), getattr(second, key))
     assert first.threshold == second.threshold == report.threshold
@@ -122,7 +124,7 @@ def test_training_is_deterministic_and_round_trips(encoder: TokenEncoder, tmp_pa
     assert loaded.relations == ("company_ceo", "company_hq") and np.array_equal(loaded.wr, first.wr)
     assert loaded.acceptance == first.acceptance
     # re-fitting the calibration alone gives what the end-to-end run gave for these heads
-    refit = calibrate_reader(loaded, names, encoder)
+    refit = calibrate_reader(loaded, names, encoder, acceptance=True)
     assert (refit.threshold, refit.acceptance, refit.meta) == (first.threshold, first.acceptance, first.meta)
 
 
@@ -150,9 +152,9 @@ def test_when_no_reading_is_sure_enough_tell_offers_the_nearest(pipeline: TellPi
 
     wm = pipeline.wm
     shipped = ReaderModel.load()
-    assert shipped.acceptance is not None
-    # nothing clears it: every reading is a suggestion
-    strict = replace(shipped, threshold=1.01, acceptance=replace(shipped.acceptance, threshold=1.01))
+    strict = replace(shipped, threshold=1.01)  # nothing clears it: every reading is a suggestion
+    if shipped.acceptance is not None:
+        strict = replace(strict, acceptance=replace(shipped.acceptance, threshold=1.01))
     reader = TripleReader(strict, TokenEncoder(), wm.entities, wm.graph)
     pipeline.interpreter = TemplateInterpreter(wm.graph.schema, wm.entities, wm.graph, reader=reader)
     fact = unknown_fact(small_world, "company_ceo")
