@@ -9,7 +9,10 @@ thread, seeded initialisation and batch order). Steps:
    (projection + BiLSTM, cross-entropy per token) and the relation classifier (cross-entropy per sentence,
    fed the gold spans) together with Adam, in batches of whole sentences;
 3. read the calibration sentences (phrasings and names the heads never saw) and choose the lowest threshold
-   at which at most ``max_wrong`` of them are read into a wrong triple and accepted.
+   at which at most ``max_wrong`` of them are read into a wrong triple and accepted;
+4. optionally (``acceptance=True``) fit the acceptance model on the same readings
+   (:func:`agent.tell._acceptance.fit_acceptance`). :func:`calibrate_reader` redoes steps 1, 3 and 4 for
+   trained heads (the same sentences, from the seed): what :func:`train_reader` gives for them.
 
 Resumable: with a ``checkpoint`` directory, the heads, the optimiser and the batch-order generator are saved
 after every epoch (``heads.pt``, written atomically, tagged with the run's settings); a rerun with the same
