@@ -107,6 +107,11 @@ BUILT_BY_THE_ROOT = {"Agent", "TellPipeline", "HybridRetriever", "VectorMemory",
                      "ServedLanguageModel"}  # fmt: skip
 
 
+def _called(func: ast.expr) -> str:
+    """The name a call calls (``X(...)`` or ``mod.X(...)``)."""
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
 def test_only_the_composition_root_constructs_the_stacks_parts() -> None:
     found = []
     for package in ("agent", "eval"):
@@ -114,9 +119,6 @@ def test_only_the_composition_root_constructs_the_stacks_parts() -> None:
             if path.parent == REPO / "agent" / "wiring":
                 continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call):
-                    func = node.func
-                    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-                    if name in BUILT_BY_THE_ROOT:
-                        found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+                if isinstance(node, ast.Call) and _called(node.func) in BUILT_BY_THE_ROOT:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno} {_called(node.func)}")
     assert found == []
