@@ -73,8 +73,8 @@ def open_agent(home: Home, lm: LanguageModel | None = None, *, with_tell: bool =
 
 
 def build_agent(home: Home, wm: WorkingMemory, lm: LanguageModel) -> Agent:
-    """A read-only agent over a given working memory and model with the home's thresholds: no tell pipeline,
-    guard or concept desk (the audit's ``agent`` setup, which measures the routing policy alone)."""
+    """A read-only agent over a given working memory and model with the home's thresholds, and no tell
+    pipeline, request guard or concept desk: the audit's ``agent`` setup, as the audit has always built it."""
     from agent._agent import Agent
 
     return Agent(wm, lm, thresholds=policy_thresholds(home))

@@ -2,7 +2,9 @@
 
 The one process of the local engine and every Ray worker build their setups, grader and claim checker the
 same way from the same config, so both engines give the same answers. The world's working memory is
-prepared once, by the driver, before any worker starts (:func:`prepare_world_memory`).
+prepared once, by the driver, before any worker starts (:func:`prepare_world_memory`). The working memory,
+models, endpoint clients and agent come from the composition root (:mod:`agent.wiring`); this module only
+puts the audit's setups, grader and claim checker together from them.
 """
 
 from __future__ import annotations
