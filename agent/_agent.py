@@ -1,9 +1,9 @@
 """The agent: ask (route to KG, retrieval, the model's own knowledge, or abstain), tell, rollback, history.
 
-``Agent.open(home)`` builds the default stack from a home directory; tests and other callers can pass the
-parts to the constructor instead. The namespace of a question is the memory scope searched
-(``Scope(agent_id=namespace)``) together with the shared namespaces (the reference world's documents live in
-``"world"``).
+``Agent.open(home)`` builds the default stack from a home directory (through the composition root,
+:mod:`agent.wiring`); tests and other callers can pass the parts to the constructor instead. The namespace
+of a question is the memory scope searched (``Scope(agent_id=namespace)``) together with the shared namespaces
+(the reference world's documents live in ``"world"``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import Answer, Signals
 from agent._policy import PolicyThresholds, decide
@@ -23,7 +23,7 @@ from tools.errors import InvalidInputError
 if TYPE_CHECKING:
     from agent._concepts import ConceptDesk
     from agent.config import Home
-    from agent.tell import EditRecord, TellPipeline
+    from agent.tell import EditRecord, RollbackResult, TellPipeline, TellResult
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
 
@@ -194,9 +194,7 @@ class Agent:
         """Whether a tell or rollback may change the model's weights (``[tell] parametric`` is on)."""
         return self._tell is not None and bool(getattr(self._tell, "edits_weights", False))
 
-    # tell / rollback stay ``Any``: a concept desk answers them with ConceptTell / int, and the callers (CLI,
-    # server, langchain tools) read TellResult / RollbackResult fields; typing the union needs those callers split.
-    def tell(self, statement: str, user: str = "user", namespace: str = "default") -> Any:
+    def tell(self, statement: str, user: str = "user", namespace: str = "default") -> TellResult:
         """Interpret ``statement`` and, if it is an accepted edit, write it to KG, memory (and weights).
 
         With a concept desk, a concept definition ("A <concept> is a ...") goes to it instead (see
@@ -208,7 +206,7 @@ class Agent:
         visible = list(dict.fromkeys([namespace, *self.shared]))  # judged within what a question there sees
         return self.pipeline.tell(statement, user=user, namespace=namespace, visible=visible)
 
-    def _tell_concept(self, desk: ConceptDesk, statement: str, user: str) -> Any:
+    def _tell_concept(self, desk: ConceptDesk, statement: str, user: str) -> TellResult:
         """A definition told to the concept desk, returned as a :class:`~agent.tell.TellResult`.
 
         With a tell pipeline, an applied definition is also recorded in its edit log (one edit: the
@@ -238,7 +236,7 @@ class Agent:
                 raise
         return told.to_tell_result()
 
-    def rollback(self, edit_id: str, user: str = "user") -> Any:
+    def rollback(self, edit_id: str, user: str = "user") -> RollbackResult:
         """Undo one edit in KG, memory and weights together.
 
         A concept definition logged by the tell pipeline is undone by it (its permission checks apply); one
@@ -255,32 +253,13 @@ class Agent:
 
     @classmethod
     def open(cls, home: Home, lm: LanguageModel | None = None, *, with_tell: bool = True) -> Agent:
-        """The default stack under ``home``: its working memory, model, calibrated thresholds, tell pipeline."""
-        from agent.wiring import (
-            load_embedder,
-            load_language_model,
-            load_request_guard,
-            open_concept_desk,
-            open_working_memory,
-            policy_thresholds,
-        )
+        """The default stack under ``home``: its working memory, model, calibrated thresholds, tell pipeline.
 
-        embedder = load_embedder(home)
-        wm = open_working_memory(home, embedder)
-        model = lm or load_language_model(home)
-        tell = None
-        if with_tell:
-            from agent.tell import TellPipeline
-            from tools.lm import LocalLanguageModel
+        Built by the composition root, :func:`agent.wiring.open_agent` (its arguments and errors).
+        """
+        from agent.wiring import open_agent
 
-            local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
-            tell = TellPipeline.open(wm, home.settings, lm=local)
-        guard = load_request_guard(embedder)
-        memo = embedder if isinstance(embedder, MemoEmbedder) else None
-        concepts = open_concept_desk(wm, home.settings)
-        return cls(
-            wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, concepts=concepts, embedder=memo
-        )
+        return open_agent(home, lm, with_tell=with_tell)
 
     def close(self) -> None:
         self.wm.close()

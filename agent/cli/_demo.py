@@ -175,9 +175,9 @@ def run(args: argparse.Namespace) -> int:
     from agent import Agent
     from agent.cli._agent import ensure_world_loaded
     from agent.config import Home, open_home
+    from agent.wiring import load_language_model
     from eval.world import DATA_DIR, load_world
     from tools.errors import InvalidInputError
-    from tools.lm import HFLanguageModel
 
     if args.n < 1 or args.sample < 0:
         raise InvalidInputError("--n must be at least 1 and --sample at least 0")
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         with tqdm(total=2, desc="loading model and memory", leave=False) as steps:
             world = load_world(DATA_DIR)
             steps.update()
-            lm = HFLanguageModel.load(args.model, device=home.settings.model.device or None) if args.model else None
+            lm = load_language_model(home, args.model) if args.model else None  # --model: a local model
             agent = Agent.open(home, lm)
             steps.update()
         try:

@@ -74,11 +74,12 @@ def world_facts(agent: Agent) -> int:
 
 
 def open_service_agent(home: Home, keys: KeyRing) -> Agent:
-    """The home's agent (model, memory, KG, tell pipeline) with :func:`service_settings`."""
-    from agent import Agent
+    """The home's agent (model, memory, KG, tell pipeline) with :func:`service_settings`, built by the
+    composition root (:func:`agent.wiring.open_agent`)."""
     from agent.config import Home as HomeType
+    from agent.wiring import open_agent
 
-    return Agent.open(HomeType(root=home.root, settings=service_settings(home.settings, keys.users)))
+    return open_agent(HomeType(root=home.root, settings=service_settings(home.settings, keys.users)))
 
 
 def create_app(

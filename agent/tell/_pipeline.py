@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Settings, TellSettings
-from agent.tell._build import editor_factory, llm_interpreter, template_interpreter
 from agent.tell._controller import Controller, Decision, ModelBelief, new_edit_id
 from agent.tell._editor import ItemUpdate, TellEditor
 from agent.tell._interpreter import Interpreter
 from agent.tell._log import EditLog
 from agent.tell._messages import facts_text, summary
-from agent.tell._parametric import ParametricEditor
 from agent.tell._patterns import render_statement
 from agent.tell._records import (
     BulkFact,
@@ -30,8 +28,7 @@ from agent.tell._records import (
     TellResult,
     TellStatus,
 )
-from agent.tell._trust import RateLimiter, TrustPolicy, check_user
-from agent.tell._zh_interpreter import ZhInterpreter
+from agent.tell._trust import check_user
 from agent.wiring import WorkingMemory
 from kg import WORLD_NAMESPACE, normalize_mention
 from memory import MemoryItem, MetadataValue, Scope, Triple, unsafe_character
@@ -93,49 +90,16 @@ class TellPipeline:
         cache_dir: str | Path | None = None,
         model_belief: ModelBelief | None = None,
     ) -> TellPipeline:
-        """Build the pipeline the settings describe.
-
-        Args:
-            wm: the working memory.
-            settings: the whole config (its ``[tell]`` and ``[endpoint]`` sections) or just ``[tell]``.
-            lm: the local model, needed for ``parametric = "immediate"`` or ``"consolidate"``.
-            interpreter: overrides the configured one.
-            corpus: sentences for the editors' key statistics (default: the KG's facts as sentences).
-            cache_dir: where editors cache those statistics.
-            model_belief: see :class:`Controller`.
+        """Build the pipeline the settings describe: :func:`agent.wiring.open_tell_pipeline` (the composition
+        root) with the same arguments.
 
         Raises:
             ConfigError: ``interpreter = "llm"`` without an endpoint, or a parametric mode without ``lm``.
         """
-        cfg = settings.tell if isinstance(settings, Settings) else settings
-        schema = wm.graph.schema
-        if interpreter is None and cfg.interpreter == "llm":
-            interpreter = llm_interpreter(settings, wm)
-        elif interpreter is None:  # Chinese messages by the schema's @zh clozes, the rest by the English one
-            interpreter = ZhInterpreter(schema, wm.entities, template_interpreter(settings, wm))
-        trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
-        controller = Controller(
-            wm.graph, trust, RateLimiter(cfg.edits_per_minute, cfg.rate_limit_exempt), model_belief=model_belief
-        )
-        parametric = None
-        if cfg.parametric != "off":
-            factory = editor_factory(wm, corpus, cache_dir)
-            parametric = ParametricEditor(
-                cfg.parametric,
-                schema,
-                lm,
-                factory,
-                method=cfg.parametric_method,
-                consolidate_method=cfg.consolidate_method,
-            )
-        editor = TellEditor(wm, EditLog(wm.db), parametric)
-        return cls(
-            wm,
-            interpreter,
-            controller,
-            editor,
-            max_chars=cfg.max_message_chars,
-            consolidate_batch=cfg.consolidate_batch,
+        from agent.wiring import open_tell_pipeline
+
+        return open_tell_pipeline(
+            wm, settings, lm, interpreter=interpreter, corpus=corpus, cache_dir=cache_dir, model_belief=model_belief
         )
 
     @property

@@ -2,7 +2,9 @@
 
 The one process of the local engine and every Ray worker build their setups, grader and claim checker the
 same way from the same config, so both engines give the same answers. The world's working memory is
-prepared once, by the driver, before any worker starts (:func:`prepare_world_memory`).
+prepared once, by the driver, before any worker starts (:func:`prepare_world_memory`). The working memory,
+models, endpoint clients and agent come from the composition root (:mod:`agent.wiring`); this module only
+puts the audit's setups, grader and claim checker together from them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from eval.audit._claims import ClaimChecker
@@ -22,7 +23,7 @@ from eval.audit._setups import AgentSetup, EndpointSetup, RagSetup, Setup, Stand
 if TYPE_CHECKING:
     from agent.config import Home
     from agent.wiring import WorkingMemory
-    from tools.lm import LanguageModel
+    from tools.lm import LanguageModel, OpenAIChatModel
 
 __all__ = ["BUILTIN_SETUPS", "AuditConfig", "Stack", "build_stack", "check_setups", "prepare_world_memory"]
 
@@ -110,38 +111,28 @@ class Stack:
 
 def _load_lm(config: AuditConfig, home: Home) -> LanguageModel:
     """The model the built-in setups share: ``config.model``, else the home's (local, or served with
-    ``[model] backend = "openai"``: then standalone, RAG and the agent all ask the same served model)."""
-    from agent.config import BUNDLED_MODEL
-    from tools.lm import HFLanguageModel
+    ``[model] backend = "openai"``: then standalone, RAG and the agent all ask the same served model).
 
-    settings = home.settings.model
-    if settings.backend == "openai" and not config.model:
-        from agent.wiring import load_language_model
+    Built by the composition root; the audit's threads are its own (``config.torch_threads``)."""
+    from agent.wiring import load_language_model
 
-        return load_language_model(home)
-    path = Path(config.model) if config.model else Path(settings.path) if settings.path else None
-    return HFLanguageModel.load(path or BUNDLED_MODEL, device=settings.device or None)
+    return load_language_model(home, config.model or None, threads=False)
 
 
-def _endpoint(spec: str, home: Home) -> Any:
-    import os
-
-    from tools.lm import OpenAIChatModel
+def _endpoint(spec: str, home: Home) -> OpenAIChatModel:
+    """The ``openai:<base url>#<model>`` endpoint, with the home's ``[endpoint]`` key, timeout and retries."""
+    from agent.wiring import open_endpoint
 
     url, model = parse_endpoint_spec(spec)
-    cfg = home.settings.endpoint
-    return OpenAIChatModel(
-        url, model, api_key=os.environ.get(cfg.api_key_env), timeout=cfg.timeout, max_retries=cfg.max_retries
-    )
+    return open_endpoint(home.settings, url, model)
 
 
-def _agent_class() -> Any:
-    """``agent.Agent`` (issue 5), or a clear error where the agent does not exist."""
+def _check_agent() -> None:
+    """A clear error where ``agent.Agent`` cannot be imported (a broken install), before any work."""
     try:
-        from agent import Agent
+        from agent import Agent  # noqa: F401
     except ImportError as exc:
         raise SetupUnavailableError("the agent is not available yet (agent.Agent cannot be imported)") from exc
-    return Agent
 
 
 def _agent_setup(config: AuditConfig, home: Home, lm: LanguageModel, wm: WorkingMemory) -> Setup:
@@ -150,9 +141,10 @@ def _agent_setup(config: AuditConfig, home: Home, lm: LanguageModel, wm: Working
     On world datasets it reads the namespace the EDITS were written to (and, like every question, the shared
     ``world`` namespace of the documents).
     """
-    from agent.wiring import policy_thresholds
+    from agent.wiring import build_agent
 
-    agent = _agent_class()(wm, lm, thresholds=policy_thresholds(home))
+    _check_agent()
+    agent = build_agent(home, wm, lm)
     namespace = EDITS_SCOPE_ID if is_world_dataset(config.dataset) else "default"
     return AgentSetup(agent, namespace=namespace)
 
@@ -173,7 +165,7 @@ def check_setups(config: AuditConfig) -> None:
         elif name not in BUILTIN_SETUPS:
             raise SetupUnavailableError(f"unknown setup {name!r} (standalone, rag, agent or openai:<url>#<model>)")
     if "agent" in config.setups:
-        _agent_class()
+        _check_agent()
     if config.judge:
         parse_endpoint_spec(config.judge)
 

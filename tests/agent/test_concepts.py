@@ -126,5 +126,6 @@ def test_the_agent_routes_concept_questions_and_definitions_to_the_desk(desk: Co
     assert answer.action == "kg" and answer.text == "yes" and answer.citations
     told = agent.tell(NEW, user="alice")
     assert agent.ask("Is Tokyo a city?").text == "no"
+    assert told.edit_id is not None  # narrows the type (tell is typed now)
     agent.rollback(told.edit_id)
     assert agent.ask("Is Tokyo a city?").text == "yes"

