@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from tools.errors import InvalidEditError
+from tools.lm import context_length
 
 __all__ = [
     "CONTEXT_RESERVE",
@@ -82,16 +83,6 @@ def target_text(prompt: str, target: str) -> str:
 
 CONTEXT_RESERVE = 32
 """Positions kept free beyond ``prompt + target + end``: editors prepend short context prefixes (ROME, MEMIT)."""
-
-
-def context_length(model: Any) -> int | None:
-    """The model's position limit (``max_position_embeddings`` or ``n_positions``), or ``None`` if it has none."""
-    config = getattr(model, "config", None)
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def check_fits_context(tokenizer: Any, model: Any, requests: Sequence[EditRequest]) -> None:

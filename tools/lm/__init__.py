@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb
 
@@ -21,6 +22,7 @@ __all__ = [
     "ServedLanguageModel",
     "TokenProb",
     "check_model_dir",
+    "context_length",
 ]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from tools.errors import ModelLoadError, TokenizerMismatchError
+from tools.errors import InvalidInputError, ModelLoadError, TokenizerMismatchError
+from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score, TokenProb
 
@@ -134,10 +135,28 @@ class HFLanguageModel:
         """Where the model's parameters live."""
         return next(self._model.parameters()).device
 
-    def _encode(self, texts: Sequence[str], side: str) -> dict[str, torch.Tensor]:
+    def _encode(self, texts: Sequence[str], side: str, reserve: int = 0) -> dict[str, torch.Tensor]:
+        """Tokenize and pad ``texts``; a row longer than the model's positions (less ``reserve``) keeps its end.
+
+        Without the cut an over-long prompt (a 2,000-character question) indexes past the position
+        embeddings deep inside the model. The end holds the question and the answer cue, so it is kept.
+        """
         self._tokenizer.padding_side = side
         batch = self._tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        limit = context_length(self._model)
+        if limit is not None and batch["input_ids"].shape[1] > limit - reserve:
+            batch = self._cut_to(texts, max(1, limit - reserve))
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+
+    def _cut_to(self, texts: Sequence[str], keep: int) -> Any:
+        ids = self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        logger.warning(
+            "%d of %d inputs exceed %d tokens; their first tokens are cut",
+            sum(len(r) > keep for r in ids),
+            len(ids),
+            keep,
+        )
+        return self._tokenizer.pad({"input_ids": [row[-keep:] for row in ids]}, return_tensors="pt")
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 64) -> list[Generation]:
@@ -152,7 +171,7 @@ class HFLanguageModel:
         return [g for g in out if g is not None]
 
     def _generate_batch(self, prompts: Sequence[str], max_new_tokens: int) -> list[Generation]:
-        batch = self._encode(prompts, side="left")
+        batch = self._encode(prompts, side="left", reserve=max_new_tokens)
         result = self._model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
@@ -189,8 +208,17 @@ class HFLanguageModel:
 
     def _score_batch(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:
         tok = self._tokenizer
-        prompt_lens = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        batch = self._encode([p + c for p, c in zip(prompts, continuations, strict=True)], side="right")
+        rows = [p + c for p, c in zip(prompts, continuations, strict=True)]
+        row_lens = [len(ids) for ids in tok(rows, add_special_tokens=False)["input_ids"]]
+        batch = self._encode(rows, side="right")
+        kept = batch["input_ids"].shape[1]
+        # a row cut at the front (over-long prompt) loses that many prompt tokens; the continuation must survive
+        prompt_lens = [
+            len(tok(p, add_special_tokens=False)["input_ids"]) - max(0, n - kept)
+            for p, n in zip(prompts, row_lens, strict=True)
+        ]
+        if any(plen < 1 for plen in prompt_lens):
+            raise InvalidInputError(f"a continuation does not fit the model's {kept} positions after its prompt")
         logits = self._model(**batch).logits.float()  # (B, T, V)
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         targets = batch["input_ids"][:, 1:]

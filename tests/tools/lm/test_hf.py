@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.tools.lm.contract import LanguageModelContract
-from tools.errors import FactagentError, ModelLoadError, TokenizerMismatchError
+from tools.errors import FactagentError, InvalidInputError, ModelLoadError, TokenizerMismatchError
 from tools.lm import HFLanguageModel, LocalLanguageModel
 from tools.lm._hf import length_chunks, pick_device, pick_dtype
 
@@ -137,3 +137,26 @@ def test_mixed_lengths_answer_in_the_given_order(lm: HFLanguageModel) -> None:
     assert [g.text for g in together] == [g.text for g in alone]
     scored = lm.score(prompts, [" a"] * 4)
     assert [round(s.logprob, 3) for s in scored] == [round(lm.score([p], [" a"])[0].logprob, 3) for p in prompts]
+
+
+def test_an_over_long_prompt_keeps_its_end(lm: HFLanguageModel) -> None:
+    # a prompt longer than the model's positions used to index past the position embeddings (IndexError)
+    limit = lm.model.config.n_positions
+    tail = " Q: Where is Paris?\nA:"
+    long_prompt = "word " * (2 * limit) + tail
+    gen = lm.generate([long_prompt, "Paris"], max_new_tokens=4)
+    assert len(gen) == 2 and gen[1] == lm.generate(["Paris"], max_new_tokens=4)[0]
+    score = lm.score([long_prompt, "Paris"], [" France", " is"])
+    assert score[0].n_tokens == len(lm.tokenizer(long_prompt + " France", add_special_tokens=False)["input_ids"]) - len(
+        lm.tokenizer(long_prompt, add_special_tokens=False)["input_ids"]
+    )
+    assert score[1] == lm.score(["Paris"], [" is"])[0]
+    # the cut keeps the end: scoring after the whole prompt equals scoring after its last positions
+    ids = lm.tokenizer(long_prompt, add_special_tokens=False)["input_ids"]
+    kept = lm.tokenizer.decode(ids[-(limit - score[0].n_tokens) :])
+    assert score[0].logprob == pytest.approx(lm.score([kept], [" France"])[0].logprob, abs=1e-3)
+
+
+def test_a_continuation_longer_than_the_model_reads_is_a_typed_error(lm: HFLanguageModel) -> None:
+    with pytest.raises(InvalidInputError, match="positions"):
+        lm.score(["Q:"], [" word" * (2 * lm.model.config.n_positions)])
