@@ -252,11 +252,13 @@ def load_language_model(home: Home) -> LanguageModel:
     Raises:
         ModelLoadError: the directory holds no model (or no readable prompt format).
     """
-    from tools.lm import HFLanguageModel, PromptFormat, ServedLanguageModel
+    from tools.lm import HFLanguageModel, PromptFormat
 
     cfg = home.settings.model
     path = Path(cfg.path) if cfg.path else BUNDLED_MODEL
     if cfg.backend == "openai":
+        from tools.lm import ServedLanguageModel  # httpx: imported only for a served model (cold start)
+
         ep = home.settings.endpoint
         fmt = PromptFormat.load(path) if cfg.path else PromptFormat()
         return ServedLanguageModel(
