@@ -1,4 +1,4 @@
-"""Cold start (issue 30): ``factagent ask`` imports nothing it does not use.
+"""Cold start (issue 30): ``factagent ask`` imports nothing it does not use, the bare CLI no model stack.
 
 A fresh process answers one question on a fresh home and reports which heavy optional packages it imported.
 sentence-transformers (and the scikit-learn / peft / datasets it drags in) is replaced by the plain
@@ -35,3 +35,13 @@ def test_ask_in_a_fresh_process_imports_no_optional_heavy_package(tmp_path: Path
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["rc"] == 0 and report["answer"]["action"]  # it really answered
     assert report["loaded"] == []
+
+
+def test_building_the_cli_parser_imports_no_model_stack() -> None:
+    code = (
+        "import sys; from agent.cli import _parser; _parser(); "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # `factagent --help` and commands that load no model
