@@ -30,6 +30,7 @@ STEPS = {
     "import_torch": ["-c", "import torch"],
     "import_torch_transformers_models": ["-c", "import torch, transformers.modeling_utils"],
     "import_agent_cli": ["-c", "import agent.cli"],
+    "factagent_help": ["-m", "agent", "--help"],  # the parser with every command registered, nothing run
 }
 
 

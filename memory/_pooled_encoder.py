@@ -6,6 +6,13 @@ Pooling (mean of the token embeddings) [-> Normalize], as all-MiniLM-L6-v2's is,
 with ``AutoModel`` + ``AutoTokenizer``: tokens truncated at ``max_seq_length``, the last hidden state
 averaged over the attention mask, L2-normalised. A test checks the vectors against sentence-transformers'.
 Any other layout is left to sentence-transformers.
+
+``precision="bf16"`` runs the Linear layers in bfloat16 (weights cast once, activations under autocast;
+LayerNorm, softmax and the pooling stay float32): on a CPU with AMX / AVX512-BF16 about 2.4x the float32
+throughput at a cosine of ~0.99999 to the float32 vectors (neighbour recall@10 ~0.995 on world sentences,
+``bench/embedder_bench.py``). Casting the weights up front rather than letting autocast cast them on every
+call is what makes one short query cheaper than in float32 (measured 9.0 vs 12.4 ms CPU at one thread; plain
+autocast took 15.5 ms).
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from tools.errors import EmbedderError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,20 +35,36 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 
 
 class PooledEncoder:
-    """Mean-pooled, normalised sentence embeddings of a Transformer -> mean Pooling model directory."""
+    """Mean-pooled, normalised sentence embeddings of a Transformer -> mean Pooling model directory.
 
-    def __init__(self, path: Path, device: str | None = None) -> None:
+    Args:
+        path: the model directory (see :meth:`supports`).
+        device: a torch device name (``cuda`` when available, else ``cpu``, when ``None``).
+        precision: ``fp32``, or ``bf16`` for the Linear layers (see the module docstring).
+
+    Raises:
+        EmbedderError: ``bf16`` on a device without bfloat16 support (nothing is loaded).
+    """
+
+    def __init__(self, path: Path, device: str | None = None, precision: Literal["fp32", "bf16"] = "fp32") -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if precision == "bf16" and not _bf16_supported(torch, self.device):
+            raise EmbedderError(f"bf16 embeddings need a {self.device.type} with bfloat16 support (AMX or AVX512-BF16)")
         config = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_seq_length = int(config.get("max_seq_length", 512))
         self.do_lower_case = bool(config.get("do_lower_case", False))
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self._model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(self.device).eval()
+        self.precision = precision
+        if precision == "bf16":
+            for module in self._model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
         self.dimension = int(self._model.config.hidden_size)
 
     @staticmethod
@@ -65,7 +90,8 @@ class PooledEncoder:
         torch = self._torch
         out: list[Any] = []
         items = [t.lower() for t in texts] if self.do_lower_case else list(texts)
-        with torch.inference_mode():
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with torch.inference_mode(), autocast:
             for start in range(0, len(items), batch_size):
                 enc = self._tokenizer(
                     items[start : start + batch_size],
@@ -76,6 +102,17 @@ class PooledEncoder:
                 ).to(self.device)
                 hidden = self._model(**enc).last_hidden_state  # (B, T, H)
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+                hidden = hidden.float()  # pool and normalise in float32 whatever ran the layers
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
                 out.append(torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)
+
+
+def _bf16_supported(torch: Any, device: Any) -> bool:
+    """Whether ``device`` runs bfloat16 matrix products natively (CUDA: compute capability; CPU: oneDNN)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private, hence the guard
+    return bool(probe()) if probe is not None else False

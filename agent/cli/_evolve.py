@@ -30,11 +30,13 @@ import tempfile
 from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.cli._args import positive_int
 from tools.errors import InvalidInputError, OutputExistsError
-from tools.merge import Fitness
+
+if TYPE_CHECKING:  # tools.merge imports torch: not while the CLI builds its parser (cold start)
+    from tools.merge import Fitness
 
 logger = logging.getLogger(__name__)
 

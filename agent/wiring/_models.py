@@ -101,10 +101,12 @@ def load_language_model(home: Home, model_dir: str | Path | None = None, *, thre
     Raises:
         ModelLoadError: the directory holds no model (or no readable prompt format).
     """
-    from tools.lm import HFLanguageModel, PromptFormat, ServedLanguageModel
+    from tools.lm import HFLanguageModel, PromptFormat
 
     cfg = home.settings.model
     if cfg.backend == "openai" and model_dir is None:
+        from tools.lm import ServedLanguageModel  # httpx: imported only for a served model (cold start)
+
         ep = home.settings.endpoint
         fmt = PromptFormat.load(Path(cfg.path)) if cfg.path else PromptFormat()
         return ServedLanguageModel(

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from memory import SentenceTransformerEmbedder, default_model_dir
 from memory._pooled_encoder import PooledEncoder
+from tools.errors import EmbedderError
 
 TEXTS = [
     "The CEO of Acme Corporation is Jane Roe.",
@@ -48,3 +50,29 @@ def test_other_layouts_are_left_to_sentence_transformers(tmp_path: Path) -> None
     (model / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
     assert PooledEncoder.supports(model)
     assert not PooledEncoder.supports(tmp_path / "missing")
+
+
+def _cpu_bf16() -> bool:
+    import torch
+
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe and probe())
+
+
+@pytest.mark.skipif(not _cpu_bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_stays_within_a_hair_of_float32_and_keeps_the_neighbours(minilm: SentenceTransformerEmbedder) -> None:
+    bf16 = SentenceTransformerEmbedder(backend="torch-bf16", device="cpu")
+    assert bf16.backend == "torch-bf16" and bf16.dimension == 384
+    got, want = bf16.embed(TEXTS), minilm.embed(TEXTS)
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosines = (got * want).sum(axis=1)
+    assert cosines.min() > 0.9995  # measured ~0.99999 on world sentences; int8 ONNX gives ~0.993
+    assert np.abs(bf16.embed(TEXTS[::-1])[::-1] - got).max() < 1e-2  # order-free up to bf16 batching noise
+    docs = ["Jane Roe runs Acme Corporation.", "The Eiffel Tower is in Paris.", "Lyra is a constellation."]
+    queries = ["Who is the chief executive of Acme?", "Where is the Eiffel Tower?", "What is Lyra?"]
+    assert list((bf16.embed(queries) @ bf16.embed(docs).T).argmax(axis=1)) == [0, 1, 2]
+
+
+def test_bf16_on_a_device_without_it_is_refused_before_loading() -> None:
+    with pytest.raises(EmbedderError, match="bfloat16"):
+        PooledEncoder(default_model_dir(), device="meta", precision="bf16")

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tools.errors import InvalidInputError, MergeError, OutputExistsError
-from tools.kinship import open_sources
 
 __all__ = ["MERGE_METHODS", "MergeMethod", "MergeSpec", "merge_models"]
 logger = logging.getLogger(__name__)
@@ -125,6 +124,8 @@ def merge_models(
     if spec.method in _NEEDS_BASE and base is None:
         raise InvalidInputError(f"{spec.method} needs --base (the common base model)")
     base_path = Path(base) if base is not None else None
+    from tools.kinship import open_sources  # torch: not when only MERGE_METHODS is wanted (the CLI's parser)
+
     sources = open_sources([*([base_path] if base_path else []), *paths])
     for src in sources:  # one streaming pass: NaN / inf anywhere is rejected before mergekit runs
         for name in src.shapes:
