@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -39,10 +40,11 @@ from tools.edit._family import ModelFamily, family_of, get_module
 from tools.edit._ike import _embed_path, demonstration_payload, inner_module_path
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest, subject_last_token
+from tools.edit._serac_cf import SERAC_FILE, read_counterfactual_meta
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["SERACEditor", "SERACHyperParams"]
+__all__ = ["SERACEditor", "SERACHyperParams", "counterfactual_file"]
 logger = logging.getLogger(__name__)
 
 
@@ -56,8 +58,12 @@ class SERACHyperParams:
     scope_negatives: int = 64  # corpus texts (not naming the subject) whose positions fit each threshold
     scope_margin: float = 0.1  # threshold = max negative cosine + margin * (1 - it)
     seed: int = 0  # which corpus texts are the negatives
+    counterfactual: str = "trained"  # "trained": the small model in `weights`; "prefix": the base model, edit prefixed
+    weights: str = ""  # the trained counterfactual model's file; "" = serac.safetensors in the model's directory
 
     def __post_init__(self) -> None:
+        if self.counterfactual not in ("trained", "prefix"):
+            raise InvalidEditError(f"serac: counterfactual must be 'trained' or 'prefix', got {self.counterfactual!r}")
         if len(self.layers) != 1:
             raise InvalidEditError(f"serac: layers must name exactly one block, got {self.layers}")
         if self.top_k < 1 or self.scope_negatives < 1:
@@ -91,6 +97,14 @@ class SERACEditor(BaseEditor[SERACHyperParams]):
     ) -> AdapterDelta:
         if not self.corpus:
             raise InvalidEditError("serac: the scope classifier needs a corpus (corpus=) for its thresholds")
+        pad = model.tokenizer.pad_token_id
+        config: dict[str, Any] = {"top_k": hparams.top_k, "pad_id": int(pad) if pad is not None else 0}
+        template, adapter = hparams.template, "context"
+        if hparams.counterfactual == "trained":
+            weights = counterfactual_file(model, hparams)
+            template = str(read_counterfactual_meta(weights)["template"])
+            config |= {"top_k": 1, "weights": str(weights)}
+            adapter = "counterfactual"
         family = family_of(model.model)
         inner = inner_module_path(model)
         block = family.path(family.block, hparams.layers[0])
@@ -104,21 +118,21 @@ class SERACEditor(BaseEditor[SERACHyperParams]):
         last = [subject_last_token(tok, r.prompt, r.subject) for r in requests]
         keys = [self._states(model, base, block, r.prompt)[i] for r, i in zip(requests, last, strict=True)]
         thresholds = [self._threshold(model, base, block, r, k, hparams) for r, k in zip(requests, keys, strict=True)]
-        texts = [hparams.template.format(prompt=r.prompt, target=r.target_new) for r in requests]
+        texts = [template.format(prompt=r.prompt, target=r.target_new) for r in requests]
         payload = demonstration_payload(model, texts, requests)
         payload["triggers"] = [[] for _ in requests]
         payload["key"] = keys
         payload["threshold"] = [torch.tensor(t) for t in thresholds]
-        pad = model.tokenizer.pad_token_id
-        config = {"top_k": hparams.top_k, "pad_id": int(pad) if pad is not None else 0}
+        if adapter == "counterfactual":
+            payload["counterfactual"] = True
         return AdapterDelta(
             method=self.name,
             requests=requests,
-            adapter="context",
+            adapter=adapter,
             module_path=inner,
             config={**config, "embed": _embed_path(model, inner), "block": block},
             payload=payload,
-            info={"thresholds": thresholds},
+            info={"thresholds": thresholds, "counterfactual": hparams.counterfactual},
         )
 
     @staticmethod
@@ -158,3 +172,24 @@ class SERACEditor(BaseEditor[SERACHyperParams]):
             states = self._states(model, base, block, pool[i][:400])
             best = max(best, float(torch.nn.functional.cosine_similarity(states, key[None], dim=-1).max()))
         return best + hparams.scope_margin * (1.0 - best)
+
+
+def counterfactual_file(model: LocalLanguageModel, hparams: SERACHyperParams) -> Path:
+    """The trained counterfactual model's file: ``hparams.weights``, else ``serac.safetensors`` beside the model.
+
+    Raises:
+        InvalidEditError: no such file (``factagent serac-train`` builds it), or the model has no directory.
+    """
+    if hparams.weights:
+        path = Path(hparams.weights)
+    else:
+        name = getattr(getattr(model.model, "config", None), "name_or_path", "") or ""
+        if not name:
+            raise InvalidEditError("serac: the model does not know its directory; pass weights= explicitly")
+        path = Path(name) / SERAC_FILE
+    if not path.is_file():
+        raise InvalidEditError(
+            f"serac: no trained counterfactual model at {path} (build it with `factagent serac-train`, "
+            "or pass counterfactual=prefix)"
+        )
+    return path
