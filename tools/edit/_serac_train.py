@@ -51,8 +51,8 @@ TrainingEdit = MendExample
 class CounterfactualTrainConfig:
     """Settings of :func:`train_counterfactual`."""
 
-    blocks: int = 2  # the base model's first blocks the counterfactual model keeps
-    steps: int = 600  # optimiser steps
+    blocks: int = 4  # the base model's first blocks the counterfactual model keeps (all four of the reference models)
+    steps: int = 300  # optimiser steps
     batch: int = 16  # edits per step (one in-scope and one neighbourhood row each)
     lr: float = 3e-4  # Adam learning rate
     locality_weight: float = 1.0  # weight of the neighbourhood KL (0: the paper's in-scope objective alone)
