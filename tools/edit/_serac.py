@@ -58,7 +58,7 @@ class SERACHyperParams:
     scope_negatives: int = 64  # corpus texts (not naming the subject) whose positions fit each threshold
     scope_margin: float = 0.1  # threshold = max negative cosine + margin * (1 - it)
     seed: int = 0  # which corpus texts are the negatives
-    counterfactual: str = "trained"  # "trained": the small model in `weights`; "prefix": the base model, edit prefixed
+    counterfactual: str = "prefix"  # "prefix": the base model reading the edit; "trained": the model in `weights`
     weights: str = ""  # the trained counterfactual model's file; "" = serac.safetensors in the model's directory
 
     def __post_init__(self) -> None:

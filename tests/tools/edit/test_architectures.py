@@ -59,8 +59,8 @@ def _editor(method: str, corpus: tuple[str, ...], cache_dir: Path, lm: HFLanguag
     settings = LIGHT.get(method, {}) | hp
     if method == "mend" and lm is not None and "weights" not in settings:
         settings["weights"] = str(_untrained_mend(lm, cache_dir))
-    if method == "serac" and lm is not None and "weights" not in settings:
-        settings["weights"] = str(_untrained_serac(lm, cache_dir))
+    if method == "serac" and lm is not None and "weights" not in settings:  # the trained-counterfactual path
+        settings |= {"counterfactual": "trained", "weights": str(_untrained_serac(lm, cache_dir))}
     return get_editor(method, corpus=corpus, corpus_name="world-48", cache_dir=cache_dir, **settings)
 
 

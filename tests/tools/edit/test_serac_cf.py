@@ -54,7 +54,7 @@ def test_cached_generation_equals_the_counterfactual_model_by_hand(
     lm = models["gpt2-world"]
     before = state(lm)
     plain = lm.generate([OUTSIDE], max_new_tokens=8)[0].text
-    serac = get_editor("serac", corpus=corpus, weights=str(cf_file))
+    serac = get_editor("serac", corpus=corpus, counterfactual="trained", weights=str(cf_file))
     handle = serac.apply(lm, serac.compute(lm, [REQ]))
     assert isinstance(journal_for(lm.model).adapters()["transformer"], CounterfactualAdapter)
     edited = lm.generate([OUTSIDE, REQ.prompt], max_new_tokens=8)  # padded batch, KV cache
@@ -73,10 +73,12 @@ def test_counterfactual_file_is_checked_and_nothing_changes(
     with pytest.raises(InvalidEditError, match="no input embedding"):  # a GPT-2 file on LLaMA
         load_counterfactual(llama.model.model, cf_file)
     with pytest.raises(InvalidEditError, match="serac-train"):
-        get_editor("serac", corpus=corpus, weights=str(tmp_path / "none.safetensors")).compute(llama, [REQ])
+        get_editor(
+            "serac", corpus=corpus, counterfactual="trained", weights=str(tmp_path / "none.safetensors")
+        ).compute(llama, [REQ])
     with pytest.raises(InvalidEditError, match="counterfactual"):
         get_editor("serac", corpus=corpus, counterfactual="bogus").compute(llama, [REQ])
-    serac = get_editor("serac", corpus=corpus, weights=str(cf_file))
+    serac = get_editor("serac", corpus=corpus, counterfactual="trained", weights=str(cf_file))
     delta = serac.compute(gpt2, [REQ])
     handle = serac.apply(gpt2, delta)
     ike = get_editor("ike")
