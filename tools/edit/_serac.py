@@ -8,21 +8,36 @@ model over an explicit edit memory; out-of-scope inputs go to the base model unc
   prompt) at or above the edit's threshold. The threshold is fitted on the edit memory: the largest cosine of
   the key with any position of ``scope_negatives`` corpus texts that do not name the subject (plus
   ``scope_margin`` of the distance to 1), so the corpus's own text stays out of scope.
-* **Counterfactual model**: the base model conditioned on the edit, ``"New Fact: {prompt} {target}\\n..."``
-  prepended (the paper's counterfactual model also reads the edit with the input). The paper *trains* a small
-  separate model for that role; here the reference models already answer from such a prefix (17-18 of 20
-  edits, :mod:`tools.edit._ike`), and no counterfactual model is trained.
+* **Counterfactual model** (``counterfactual=``):
+
+  * ``"prefix"`` (default): the base model conditioned on the edit, ``"New Fact: {prompt} {target}\\n..."``
+    prepended (the reference models answer from such a prefix: 17-18 of 20 edits, :mod:`tools.edit._ike`);
+  * ``"trained"``: the paper's separately trained model (:mod:`tools.edit._serac_cf`, trained by
+    :mod:`tools.edit._serac_train` / ``factagent serac-train`` on the world's train-split edits,
+    ``edits_lifelong.jsonl``, never on ``edits.jsonl``), shipped as ``serac.safetensors`` beside each
+    reference model (``weights=`` points elsewhere). It reads the most similar in-scope edit, then the input;
+    a :class:`~tools.edit._serac_adapter.CounterfactualAdapter` replaces the in-scope rows' hidden states.
 
 Needs a corpus (``corpus=``) for the thresholds.
 
 ``edit-bench --method serac --T 1,10,100`` (sequential, scored after all T; reliability / generalization /
-locality, greedy, teacher-forced in brackets): T=10 GPT-2 0.90 / 1.00 / 0.98 (0.98 / 1.00 / 0.97), LLaMA 0.90
-/ 0.85 / 0.94 (0.98 / 0.965 / 0.955); T=100 GPT-2 0.87 / 0.86 / 0.57 (0.957 / 0.944 / 0.716), LLaMA 0.92 /
-0.84 / 0.64 (0.968 / 0.916 / 0.787); 3-5 s per edit on 2 shared cores (the thresholds' 64 corpus passes).
-Locality falls with the memory's size: each threshold is fitted against corpus text only, and among 100 keys
-some sit close to a neighbour prompt's positions (same relation, other subject), which then reads a wrong
-edit. IKE's lexical trigger has no such false positives (locality 1.00 at T=100) but needs the subject's
-exact tokens.
+locality, greedy, teacher-forced in brackets), prefix counterfactual: T=10 GPT-2 0.90 / 1.00 / 0.98 (0.98 /
+1.00 / 0.97), LLaMA 0.90 / 0.85 / 0.94 (0.98 / 0.965 / 0.955); T=100 GPT-2 0.87 / 0.86 / 0.57 (0.957 / 0.944 /
+0.716), LLaMA 0.92 / 0.84 / 0.64 (0.968 / 0.916 / 0.787); 3-5 s per edit on 2 shared cores (the thresholds' 64
+corpus passes). Locality falls with the memory's size: each threshold is fitted against corpus text only, and
+among 100 keys some sit close to a neighbour prompt's positions (same relation, other subject), which then
+reads a wrong edit. IKE's lexical trigger has no such false positives (locality 1.00 at T=100) but needs the
+subject's exact tokens.
+
+Trained counterfactual (``--hparam counterfactual=trained``; 4 blocks, 300 steps of 16 edits, neighbourhood KL
+weight 1), GPT-2: T=1 1.00 / n.a. / 1.00; T=10 0.90 / 0.95 / 0.98 (0.98 / 0.98 / 0.98); T=100 0.76 / 0.88 /
+0.78 (0.92 / 0.95 / 0.87). Its neighbourhood term answers the classifier's false positives as the base model
+does, so T=100 locality rises from 0.57 to 0.78 (0.716 to 0.869 teacher-forced), but it copies an edit's first
+target token less surely than the base model reading the prefix: on the prompts of the last 30 train-split
+edits, held out of training, its greedy answer starts with the new object 20 times, the untrained copy's
+(the base model reading ``"New Fact: ..."``) 27; on the first 30 test edits 19 against 25 (Alibaba's new CEO
+"Takahiro Hachigō" comes out "Taka Frank Appel"). Reliability therefore falls (0.87 to 0.76), and it stays
+opt-in; the contract suite's three GPT-2 requests are not all answered by it.
 """
 
 from __future__ import annotations
