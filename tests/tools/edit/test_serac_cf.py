@@ -39,7 +39,7 @@ def _greedy_by_hand(lm: Any, cf_path: Path, prefix: str, prompt: str, steps: int
     tok = lm.tokenizer
     cf = load_counterfactual(lm.model.transformer, cf_path)
     ids = tok(prefix, add_special_tokens=False)["input_ids"] + tok(prompt, add_special_tokens=False)["input_ids"]
-    out = []
+    out: list[int] = []
     with torch.no_grad():
         for _ in range(steps):
             row = torch.tensor([ids + out])
