@@ -32,13 +32,15 @@ subject's exact tokens.
 Trained counterfactual (``--hparam counterfactual=trained``; 4 blocks, 300 steps of 16 edits, neighbourhood KL
 weight 1), GPT-2: T=1 1.00 / n.a. / 1.00; T=10 0.90 / 0.95 / 0.98 (0.98 / 0.98 / 0.98); T=100 0.76 / 0.88 /
 0.78 (0.92 / 0.95 / 0.87); LLaMA (200 steps): T=1 1.00 / 1.00 / 1.00; T=10 0.70 / 0.95 / 0.98 (0.76 / 0.99 /
-1.00); T=100 0.76 / 0.87 / 0.82 (0.87 / 0.93 / 0.92). Its neighbourhood term answers the classifier's false positives as the base model
-does, so T=100 locality rises from 0.57 to 0.78 on GPT-2 and from 0.64 to 0.82 on LLaMA, but it copies an edit's first
-target token less surely than the base model reading the prefix: on the prompts of the last 30 train-split
-edits, held out of training, its greedy answer starts with the new object 20 times, the untrained copy's
-(the base model reading ``"New Fact: ..."``) 27; on the first 30 test edits 19 against 25 (Alibaba's new CEO
-"Takahiro Hachigō" comes out "Taka Frank Appel"). Reliability therefore falls (0.87 / 0.92 to 0.76), and it stays
-opt-in; the contract suite's three GPT-2 requests are not all answered by it.
+1.00); T=100 0.76 / 0.87 / 0.82 (0.87 / 0.93 / 0.92). Its neighbourhood term answers the classifier's false
+positives as the base model does, so T=100 locality rises from 0.57 to 0.78 on GPT-2 and from 0.64 to 0.82 on
+LLaMA, but it copies an edit's first target token less surely than the base model reading the prefix: on the
+prompts of the last 30 train-split edits, held out of training, its greedy answer starts with the new object
+20 times, the untrained copy's (the base model reading ``"New Fact: ..."``) 27; on the first 30 test edits 19
+against 25 (Alibaba's new CEO "Takahiro Hachigō" comes out "Taka Frank Appel"). Reliability therefore falls
+(0.87 / 0.92 to 0.76), and it stays opt-in; the contract suite's three GPT-2 requests are not all answered by
+it. Trained without the neighbourhood term (``--locality-weight 0``, the paper's objective, 150 steps) the
+same counts are 30 / 30 and 29 / 30.
 """
 
 from __future__ import annotations
