@@ -88,7 +88,8 @@ class _Rows:
     def __init__(self, model: LocalLanguageModel, cf: CounterfactualModel) -> None:
         self.tok = model.tokenizer
         self.cf = cf
-        self.head: Any = model.model.get_output_embeddings()
+        torch_model: Any = model.model
+        self.head = torch_model.get_output_embeddings()
         self.model = model
         pad = self.tok.pad_token_id
         self.pad = int(pad) if pad is not None else 0
@@ -162,8 +163,8 @@ def train_counterfactual(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     cf = counterfactual_for(model, config.blocks)
-    embedding: Any = model.model.get_input_embeddings()
-    shared = {id(p) for p in embedding.parameters()}
+    torch_model: Any = model.model
+    shared = {id(p) for p in torch_model.get_input_embeddings().parameters()}
     trained = [p for p in cf.module.parameters() if id(p) not in shared]
     opt = torch.optim.Adam(trained, lr=config.lr)
     first, spent = _resume(checkpoint, config, cf, opt, rng)
