@@ -40,7 +40,8 @@ prompts of the last 30 train-split edits, held out of training, its greedy answe
 against 25 (Alibaba's new CEO "Takahiro Hachigō" comes out "Taka Frank Appel"). Reliability therefore falls
 (0.87 / 0.92 to 0.76), and it stays opt-in; the contract suite's three GPT-2 requests are not all answered by
 it. Trained without the neighbourhood term (``--locality-weight 0``, the paper's objective, 150 steps) the
-same counts are 30 / 30 and 29 / 30.
+same counts are 30 / 30 and 29 / 30, and GPT-2's T=100 row is 0.90 / 0.88 / 0.56 (0.99 / 0.96 / 0.685): the
+prefix's locality, a little more reliability.
 """
 
 from __future__ import annotations
