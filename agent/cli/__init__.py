@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         _merge,
         _reader,
         _review,
+        _serac,
         _serve,
         _world,
     )
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     _detox.register(sub)
     _concept.register(sub)
     _mend.register(sub)
+    _serac.register(sub)
     return parser
 
 

@@ -23,14 +23,17 @@ from tools.edit._registry import editor_names, get_editor
 from tools.edit._request import EditRequest, target_text
 from tools.edit._save import load_edited, save_edited
 
-if TYPE_CHECKING:  # MEND's training side imports torch: loaded on first use, below
+if TYPE_CHECKING:  # MEND's and SERAC's training sides import torch: loaded on first use, below
     from tools.edit._mend import MENDHyperParams
     from tools.edit._mend_net import MEND_FILE, save_mend
     from tools.edit._mend_train import MendExample, MendTrainConfig, train_mend
+    from tools.edit._serac_cf import SERAC_FILE, save_counterfactual
+    from tools.edit._serac_train import CounterfactualTrainConfig, train_counterfactual
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AdapterDelta",
     "BaseEditor",
+    "CounterfactualTrainConfig",
     "EditAdapter",
     "EditDelta",
     "EditHandle",
@@ -45,25 +48,32 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "MendExample",
     "MendTrainConfig",
     "ModelFamily",
+    "SERAC_FILE",
     "WeightDelta",
     "editor_names",
     "family_of",
     "get_editor",
     "journal_for",
     "load_edited",
+    "save_counterfactual",
     "save_edited",
     "save_mend",
     "target_text",
+    "train_counterfactual",
     "train_mend",
 ]
 
-# public name -> private module: the CLI's ``mend train`` imports these without reaching into ``tools.edit._*``
+# public name -> private module: ``mend-train`` and ``serac-train`` import these without reaching into ``_*``
 _LAZY = {
+    "CounterfactualTrainConfig": "tools.edit._serac_train",
+    "SERAC_FILE": "tools.edit._serac_cf",
     "MEND_FILE": "tools.edit._mend_net",
     "MENDHyperParams": "tools.edit._mend",
     "MendExample": "tools.edit._mend_train",
     "MendTrainConfig": "tools.edit._mend_train",
     "save_mend": "tools.edit._mend_net",
+    "save_counterfactual": "tools.edit._serac_cf",
+    "train_counterfactual": "tools.edit._serac_train",
     "train_mend": "tools.edit._mend_train",
 }
 

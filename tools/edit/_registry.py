@@ -32,6 +32,7 @@ _ADAPTERS: dict[str, str] = {
     "grace": "tools.edit._grace:GraceAdapter",
     "wise": "tools.edit._wise:WiseAdapter",
     "context": "tools.edit._context:ContextAdapter",
+    "counterfactual": "tools.edit._serac_adapter:CounterfactualAdapter",
 }
 
 

@@ -59,6 +59,8 @@ def _editor(method: str, corpus: tuple[str, ...], cache_dir: Path, lm: HFLanguag
     settings = LIGHT.get(method, {}) | hp
     if method == "mend" and lm is not None and "weights" not in settings:
         settings["weights"] = str(_untrained_mend(lm, cache_dir))
+    if method == "serac" and lm is not None and "weights" not in settings:  # the trained-counterfactual path
+        settings |= {"counterfactual": "trained", "weights": str(_untrained_serac(lm, cache_dir))}
     return get_editor(method, corpus=corpus, corpus_name="world-48", cache_dir=cache_dir, **settings)
 
 
@@ -72,6 +74,16 @@ def _untrained_mend(lm: HFLanguageModel, directory: Path) -> Path:
     params, shapes = mend_params(lm.model, layers)
     name = f"mend-{lm.model.config.model_type}-{lm.model.dtype}.safetensors".replace("torch.", "")
     return save_mend(MendNetwork(params, shapes, rank=4), directory / name)
+
+
+def _untrained_serac(lm: HFLanguageModel, directory: Path) -> Path:
+    """SERAC's counterfactual model untrained (the first block of this tiny model, ``factagent serac-train``
+    trains it per model), so that the trained-counterfactual path is proven on every type."""
+    from tools.edit._serac_cf import counterfactual_for, save_counterfactual
+
+    cf = counterfactual_for(lm, blocks=1)
+    name = f"serac-{lm.model.config.model_type}-{lm.model.dtype}.safetensors".replace("torch.", "")
+    return save_counterfactual(cf, directory / name)
 
 
 def _logits(lm: HFLanguageModel) -> torch.Tensor:
