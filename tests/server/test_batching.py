@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 import pytest
 
 from agent import Answer
+from agent._batcher import AskBatcher
 from agent.server import Principal
-from agent.server._batcher import AskBatcher
 from agent.server._service import Service
 from tests.server.conftest import Served
 from tools.errors import InvalidInputError, NotFoundError, ServiceClosedError
