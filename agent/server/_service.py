@@ -46,6 +46,7 @@ __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 MAX_EDITS = 500
+MAX_EARLY_CHARS = 20_000  # the longest fact text the HTTP schema accepts
 NO_FACT = "no such fact, or this key may not read it"
 NO_EDIT = "no such edit, or this key may not read it"
 NOT_YOURS = "only admins roll back other users' edits; this key may roll back its own edits in its namespaces"
@@ -128,11 +129,27 @@ class Service:
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
+        self._embed_early(statement, sentences=True)
         with self._writing():
             self.agent.wm.sync_entities()  # facts told by other processes on this home
             if self.agent.concepts is not None and self.agent.concepts.parse(statement) is not None:
                 return self.agent.tell(statement, user=who.user, namespace=ns)  # a concept definition (logged)
             return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
+
+    def _embed_early(self, text: str, sentences: bool = False) -> None:
+        """Embed what a write will store before it takes the write lock (into the agent's embedder memo):
+        the write then holds the lock for the SQL, FAISS and KG work, not for the embedding model, so the
+        reads queued behind it wait less. ``sentences``: a told message, stored sentence by sentence
+        (its questions and chit-chat are not stored)."""
+        if self.agent.embedder is None or not text.strip() or len(text) > MAX_EARLY_CHARS:
+            return  # an oversized text is the pipeline's to refuse, with its own message
+        texts = [text]
+        if sentences:
+            from agent.tell._sentences import is_chitchat, is_question, split_sentences
+
+            texts = [s for s in split_sentences(text) if not is_question(s) and not is_chitchat(s)]
+        if texts:
+            self.agent.embedder.embed(texts)
 
     def is_statement(self, who: Principal, text: str, namespace: str | None = None) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat, to ``who``
@@ -281,6 +298,7 @@ class Service:
             (``status == "quarantined"``: nothing was stored).
         """
         ns = who.check(namespace, write=True)
+        self._embed_early(text)
         with self._writing():
             result = self.agent.pipeline.assert_fact(
                 text, triple, who.user, ns, visible=who.search_namespaces(ns), metadata=metadata
@@ -314,6 +332,8 @@ class Service:
         """
         if text is None and metadata is None and triple is None:
             raise InvalidInputError("give a new text, triple or metadata")
+        if text is not None:
+            self._embed_early(text)
         with self._writing():
             item = self._writable_item(who, item_id)
             ns = item.scope.agent_id
