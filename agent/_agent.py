@@ -226,8 +226,8 @@ class Agent:
         """Let many threads ask at once: asks hold ``guards``, and concurrent ones form micro-batches.
 
         A batch takes the oldest waiting question and whatever others arrive within ``max_wait_s`` of it (at
-        most ``max_batch``): one embedding call, one batched ``generate`` and at most two batched ``score``
-        calls answer them all, each question searching its own scopes. Sharing again replaces the batch
+        most ``max_batch``): one embedding call, one batched ``generate`` and one batched ``score``
+        call answer them all, each question searching its own scopes. Sharing again replaces the batch
         settings and guards (questions already queued are answered first).
 
         Raises:

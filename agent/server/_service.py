@@ -10,7 +10,7 @@ Asks go through :meth:`Agent.ask <agent.Agent.ask>` on the agent :meth:`shared <
 these locks as its guards: concurrent questions, from any keys, form micro-batches (at most ``ask_batch``,
 gathered for ``ask_wait_s`` after the oldest). A batch embeds its questions in one call (no lock held),
 reads memory and KG under the read lock (linking and search: a few milliseconds), then releases it and
-runs the model under the model's own lock (one batched ``generate``, at most two batched ``score`` calls).
+runs the model under the model's own lock (one batched ``generate``, one batched ``score`` call).
 So a read or a write never waits for a model call, only for a write or a batch's short reading step; a
 write that changes weights (``[tell] parametric``, detox) also takes the model's lock. Services built on
 one agent share one set of locks.
