@@ -253,24 +253,26 @@ class SignalCollector:
         both = [i for i in asked if i in null]
         return [_Row(i, "with", *asked[i]) for i in both] + [_Row(i, "without", null[i], asked[i][1]) for i in both]
 
-    def _scores(self, rows: Sequence[_Row], scored: dict[int, int]) -> tuple[dict[int, float], dict[int, float]]:
+    def _scores(self, rows: Sequence[_Row], scored: dict[int, int]) -> tuple[dict[int, float], dict[int, float], int]:
         """Familiarity and pmi per question from one batched ``score`` call over all their rows (``scored``
-        counts each question's rows: its model calls)."""
+        counts each question's rows: its model calls), and the rows the model scored (a row twice in the
+        batch is scored once)."""
         score = getattr(self.lm, "score", None)
         if score is None or not rows:
-            return {}, {}
+            return {}, {}, 0
+        pairs = list(dict.fromkeys((r.prompt, r.continuation) for r in rows))
         try:
-            got = score([r.prompt for r in rows], [r.continuation for r in rows])
+            got = dict(zip(pairs, score([p for p, _ in pairs], [c for _, c in pairs]), strict=True))
         except UnsupportedSignalError as exc:  # a served model without prompt log-probabilities
             logger.info("no familiarity or pmi signal: %s", exc)
-            return {}, {}
+            return {}, {}, 0
         by: dict[tuple[int, str], float] = {}
-        for r, sc in zip(rows, got, strict=True):
-            by[(r.question, r.kind)] = float(sc.mean_logprob)
+        for r in rows:
+            by[(r.question, r.kind)] = float(got[(r.prompt, r.continuation)].mean_logprob)
             scored[r.question] = scored.get(r.question, 0) + 1
         familiarity = {i: v for (i, kind), v in by.items() if kind == "familiarity"}
         pmi = {i: v - by[(i, "without")] for (i, kind), v in by.items() if kind == "with"}
-        return familiarity, pmi
+        return familiarity, pmi, len(pairs)
 
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
         found: dict[tuple[str | None, str | None, str], Evidence] = {}
@@ -351,14 +353,18 @@ class SignalCollector:
         neither memory nor KG (hold the model, not the read lock)."""
         drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
         questions = [d.question for d in drafts]
-        gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
+        # a prompt asked twice in a batch (askers of one question, the "N/A" prior of one relation) runs once
+        unique = list(dict.fromkeys(prompts))
+        answered = dict(zip(unique, self.lm.generate(unique, max_new_tokens=self.max_new_tokens), strict=True))
+        gens = [answered[p] for p in prompts] if unique else []
         scored: dict[int, int] = {}
-        familiarity, pmi = self._scores(self._familiarity_rows(drafts) + self._pmi_rows(slots, prompts, gens), scored)
+        rows = self._familiarity_rows(drafts) + self._pmi_rows(slots, prompts, gens)
+        familiarity, pmi, n_scored = self._scores(rows, scored)
         self.work.add(
             asks=len(questions),
             batches=1,
-            model_batches=bool(prompts) + bool(scored),
-            model_prompts=len(prompts) + sum(scored.values()),
+            model_batches=bool(unique) + bool(n_scored),
+            model_prompts=len(unique) + n_scored,
         )
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
         no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
