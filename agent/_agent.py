@@ -256,11 +256,13 @@ class Agent:
         if self.embedder is not None and items:
             # embedded before the read lock: the memo serves linking, every scope and the guard
             self.embedder.embed(list(dict.fromkeys(q for q, _ in items)))
+        plan = None
         with self._guards.reading():
-            self.wm.sync_entities()  # names other processes told on this home
-            direct = self.concept_answers([q for q, _ in items])
+            direct = self.concept_answers([q for q, _ in items])  # concept questions: from the KG's concepts
             rest = [item for i, item in enumerate(items) if i not in direct]
-            plan = self.collector.plan([q for q, _ in rest], [list(s) for _, s in rest]) if rest else None
+            if rest:
+                self.wm.sync_entities()  # names other processes told on this home
+                plan = self.collector.plan([q for q, _ in rest], [list(s) for _, s in rest])
         with self._guards.answering():
             signals = self.collector.run(plan) if plan is not None else []
         decided = iter([self.decide(s) for s in signals])
