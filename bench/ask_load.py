@@ -256,11 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip  (first-use work)
         for clients in levels:
             cells = {child.name: Cell(clients) for child in children}
-            for r in range(args.rounds):
+            for turn in range(args.rounds):
                 for child in children:
-                    run_cell(
-                        child.url, clients, args.seconds / args.rounds, f"{child.name}{clients}r{r}", cells[child.name]
-                    )
+                    tag = f"{child.name}{clients}r{turn}"
+                    run_cell(child.url, clients, args.seconds / args.rounds, tag, cells[child.name])
             for child in children:
                 row = {"mode": child.name, **cells[child.name].summary()}
                 rows.append(row)
