@@ -138,6 +138,13 @@ class Cell:
         }
 
 
+def _record(response: httpx.Response, seconds: float, latencies: list[float], errors: list[str]) -> None:
+    if response.status_code == 200:
+        latencies.append(seconds)
+    else:
+        errors.append(response.text[:80])
+
+
 def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None = None) -> Cell:
     """``clients`` askers, one reader and one teller against ``url`` for ``seconds`` (added to ``into``)."""
     stop = threading.Event()
@@ -158,7 +165,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None
                 r = c.post("/v1/ask", json={"question": q})
                 dt = time.perf_counter() - t0
                 with lock:
-                    (asks if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, asks, errors)
 
     def reader() -> None:
         headers = {"Authorization": f"Bearer bench-key-{MAX_CLIENTS - 1:04d}"}
@@ -172,7 +179,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None
                 dt = time.perf_counter() - t0
                 n += 1
                 with lock:
-                    (reads if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, reads, errors)
                 time.sleep(0.02)
 
     def teller() -> None:
@@ -185,7 +192,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None
                 dt = time.perf_counter() - t0
                 n += 1
                 with lock:
-                    (tells if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, tells, errors)
                 stop.wait(1.0)
 
     threads = [threading.Thread(target=asker, args=(i,)) for i in range(clients)]
