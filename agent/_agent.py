@@ -4,6 +4,11 @@
 :mod:`agent.wiring`); tests and other callers can pass the parts to the constructor instead. The namespace
 of a question is the memory scope searched (``Scope(agent_id=namespace)``) together with the shared namespaces
 (the reference world's documents live in ``"world"``).
+
+One ask path: :meth:`Agent.ask`, :meth:`Agent.ask_many` and :meth:`Agent.ask_later` all answer through the same
+steps (concept desk, signals read from memory and the KG, the model's batched calls, the policy). An agent
+shared by threads (the server) is :meth:`Agent.share`-d: its asks then hold the caller's :class:`AskGuards`
+and concurrent asks are answered together in micro-batches (:class:`~agent._batcher.AskBatcher`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import Answer, Signals
+from agent._batcher import AskBatcher
 from agent._policy import PolicyThresholds, decide
 from agent._signals import SignalCollector
 from agent._work import WorkCounts
@@ -27,7 +36,7 @@ if TYPE_CHECKING:
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
 
-__all__ = ["MAX_QUESTION_CHARS", "Agent"]
+__all__ = ["MAX_QUESTION_CHARS", "Agent", "AskGuards"]
 
 logger = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2_000
@@ -53,6 +62,32 @@ class RequestGuard(Protocol):
     """Probability that each question is a harmful request (higher is more likely harmful)."""
 
     def unsafe_probability(self, responses: Sequence[str]) -> list[float]: ...
+
+
+class AskGuards(Protocol):
+    """What an ask holds while it works on an agent shared with other threads (see :meth:`Agent.share`).
+
+    ``reading`` is held while the ask reads memory and the KG (linking, retrieval: milliseconds), so that
+    no write lands half-way through; ``answering`` while it runs the model (batched ``generate`` /
+    ``score``), so that no weight edit lands mid-batch. The two are never held together.
+    """
+
+    def reading(self) -> AbstractContextManager[object]: ...
+
+    def answering(self) -> AbstractContextManager[object]: ...
+
+
+class _Unguarded:
+    """The guards of an agent used by one thread at a time: nothing to hold."""
+
+    def reading(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def answering(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
+AskItem = tuple[str, tuple[Scope, ...]]  # a checked question and the scopes it searches
 
 
 class Agent:
@@ -102,6 +137,8 @@ class Agent:
         self._tell = tell
         self.guard = guard
         self.concepts = concepts
+        self._guards: AskGuards = _Unguarded()
+        self._batcher: AskBatcher[AskItem, Answer] | None = None
 
     def scopes(self, namespace: str) -> list[Scope]:
         """The memory scopes a question in ``namespace`` searches."""
@@ -122,13 +159,53 @@ class Agent:
         return self.collector.collect(checked, self.scopes(namespace) if scopes is None else list(scopes))
 
     def ask(self, question: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None) -> Answer:
-        """Answer one question (see :meth:`ask_many`)."""
-        return self.ask_many([question], namespace, scopes=scopes)[0]
+        """Answer one question (see :meth:`ask_many`); on a shared agent, in a micro-batch with other
+        threads' questions (:meth:`share`), the answer being the one it gets alone.
+
+        Raises:
+            InvalidInputError: an empty or oversized question (nothing is answered).
+            ServiceClosedError: the agent was shared and :meth:`stop_sharing` was called.
+        """
+        if self._batcher is None:
+            return self.ask_many([question], namespace, scopes=scopes)[0]
+        return self.ask_later(question, namespace, scopes=scopes).result()
+
+    def ask_later(
+        self, question: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None
+    ) -> Future[Answer]:
+        """:meth:`ask` without waiting: a future of the answer, whose ``latency_s`` counts from this call
+        (the wait for its micro-batch included). Unshared, the answer is computed before this returns.
+
+        Raises:
+            InvalidInputError: an empty or oversized question (nothing is queued).
+            ServiceClosedError: the agent was shared and :meth:`stop_sharing` was called.
+        """
+        item = (check_question(question), tuple(self.scopes(namespace) if scopes is None else scopes))
+        start = time.perf_counter()
+        done: Future[Answer] = Future()
+        if self._batcher is None:
+            try:
+                done.set_result(_with_latency(self._answer_items([item])[0], time.perf_counter() - start))
+            except Exception as exc:  # not swallowed: the caller reads it from the future
+                done.set_exception(exc)
+            return done
+
+        def timed(f: Future[Answer]) -> None:
+            error = f.exception()
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(_with_latency(f.result(), time.perf_counter() - start))
+
+        self._batcher.submit(item).add_done_callback(timed)
+        return done
 
     def ask_many(
         self, questions: Sequence[str], namespace: str = "default", *, scopes: Sequence[Scope] | None = None
     ) -> list[Answer]:
         """Answer questions, batching the model calls; each answer carries its action, confidence and citations.
+
+        On a shared agent the questions form one batch of their own (the guards are held as for any ask).
 
         Args:
             questions: the questions, each non-empty and at most :data:`MAX_QUESTION_CHARS` characters.
@@ -140,13 +217,56 @@ class Agent:
             InvalidInputError: an empty or oversized question (nothing is answered).
         """
         start = time.perf_counter()
-        direct = self.concept_answers(questions)
-        rest = [q for i, q in enumerate(questions) if i not in direct]
-        signals = self.signals(rest, namespace, scopes=scopes) if rest else []
-        decided = iter([self.decide(s) for s in signals])
-        answers = [direct[i] if i in direct else next(decided) for i in range(len(questions))]
+        searched = tuple(self.scopes(namespace) if scopes is None else scopes)
+        answers = self._answer_items([(check_question(q), searched) for q in questions])
         per = (time.perf_counter() - start) / max(1, len(answers))
         return [_with_latency(a, per) for a in answers]
+
+    def share(self, guards: AskGuards, *, max_batch: int = 16, max_wait_s: float = 0.005) -> None:
+        """Let many threads ask at once: asks hold ``guards``, and concurrent ones form micro-batches.
+
+        A batch takes the oldest waiting question and whatever others arrive within ``max_wait_s`` of it (at
+        most ``max_batch``): one embedding call, one batched ``generate`` and one batched ``score``
+        call answer them all, each question searching its own scopes. Sharing again replaces the batch
+        settings and guards (questions already queued are answered first).
+
+        Raises:
+            ValueError: ``max_batch`` < 1 or ``max_wait_s`` < 0.
+        """
+        batcher: AskBatcher[AskItem, Answer] = AskBatcher(
+            self._answer_items, max_batch=max_batch, max_wait_s=max_wait_s
+        )
+        old, self._batcher, self._guards = self._batcher, batcher, guards
+        if old is not None:
+            old.close()
+
+    @property
+    def ask_guards(self) -> AskGuards:
+        """What asks hold (:meth:`share`); nothing on an agent that is not shared."""
+        return self._guards
+
+    def stop_sharing(self) -> None:
+        """Answer the questions already queued, then refuse new asks (:class:`ServiceClosedError`)."""
+        if self._batcher is not None:
+            self._batcher.close()
+
+    def _answer_items(self, items: Sequence[AskItem]) -> list[Answer]:
+        """The ask path: read (concept desk, memory, KG) under ``reading``, the model under ``answering``,
+        then the policy (no guard held)."""
+        if self.embedder is not None and items:
+            # embedded before the read lock: the memo serves linking, every scope and the guard
+            self.embedder.embed(list(dict.fromkeys(q for q, _ in items)))
+        plan = None
+        with self._guards.reading():
+            direct = self.concept_answers([q for q, _ in items])  # concept questions: from the KG's concepts
+            rest = [item for i, item in enumerate(items) if i not in direct]
+            if rest:
+                self.wm.sync_entities()  # names other processes told on this home
+                plan = self.collector.plan([q for q, _ in rest], [list(s) for _, s in rest])
+        with self._guards.answering():
+            signals = self.collector.run(plan) if plan is not None else []
+        decided = iter([self.decide(s) for s in signals])
+        return [direct[i] if i in direct else next(decided) for i in range(len(items))]
 
     def concept_answers(self, questions: Sequence[str]) -> dict[int, Answer]:
         """Answers of the concept desk, by question index (none without a desk)."""
@@ -262,10 +382,9 @@ class Agent:
         return open_agent(home, lm, with_tell=with_tell)
 
     def close(self) -> None:
+        self.stop_sharing()
         self.wm.close()
 
 
 def _with_latency(answer: Answer, seconds: float) -> Answer:
-    from dataclasses import replace
-
     return replace(answer, latency_s=seconds)

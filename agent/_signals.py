@@ -71,6 +71,16 @@ class AskPlan:
 
 
 @dataclass(frozen=True)
+class _Row:
+    """One row of the batched ``score`` call: question ``question``'s ``kind`` of score."""
+
+    question: int
+    kind: str  # "familiarity" | "with" (the answer after the question) | "without" (after the "N/A" question)
+    prompt: str
+    continuation: str
+
+
+@dataclass(frozen=True)
 class _Link:
     subject: str
     relation: str
@@ -218,37 +228,21 @@ class SignalCollector:
             prompts.append(self.lm.prompt_format.question(text) if text.rstrip().endswith("?") else text)
         return prompts
 
-    def _familiarity(self, drafts: Sequence[Signals], scored: dict[int, int]) -> dict[int, float]:
-        """Mean log-probability of each linked subject's tokens after the question's words before it.
-
-        ``scored`` counts the rows scored per question (its model calls).
-        """
-        score = getattr(self.lm, "score", None)
-        if score is None:
-            return {}
-        rows: list[tuple[int, str, str]] = []
+    def _familiarity_rows(self, drafts: Sequence[Signals]) -> list[_Row]:
+        """Rows scoring each linked subject's tokens after the question's words before it (mean
+        log-probability: how familiar the name is to the model)."""
+        rows: list[_Row] = []
         for i, d in enumerate(drafts):
             if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
                 prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
-                rows.append((i, prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
-        if not rows:
-            return {}
-        try:
-            scores = score([r[1] for r in rows], [r[2] for r in rows])
-        except UnsupportedSignalError as exc:  # a served model without prompt log-probabilities
-            logger.info("no familiarity signal: %s", exc)
-            return {}
-        scored.update({r[0]: scored.get(r[0], 0) + 1 for r in rows})
-        return {i: float(sc.mean_logprob) for (i, _, _), sc in zip(rows, scores, strict=True)}
+                rows.append(_Row(i, "familiarity", prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
+        return rows
 
-    def _pmi(
-        self, slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any], scored: dict[int, int]
-    ) -> dict[int, float]:
-        """Per question: log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
-        score = getattr(self.lm, "score", None)
-        if score is None:
-            return {}
+    @staticmethod
+    def _pmi_rows(slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any]) -> list[_Row]:
+        """Rows scoring each question's model answer after the question and after its "N/A" version: the
+        difference is log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
         asked: dict[int, tuple[str, str]] = {}
         null: dict[int, str] = {}
         for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
@@ -256,18 +250,29 @@ class SignalCollector:
                 asked[i] = (prompt, " " + gen.text)
             elif kind == "prior":
                 null[i] = prompt
-        rows = [(i, p, a, null[i]) for i, (p, a) in asked.items() if i in null]
-        if not rows:
-            return {}
+        both = [i for i in asked if i in null]
+        return [_Row(i, "with", *asked[i]) for i in both] + [_Row(i, "without", null[i], asked[i][1]) for i in both]
+
+    def _scores(self, rows: Sequence[_Row], scored: dict[int, int]) -> tuple[dict[int, float], dict[int, float], int]:
+        """Familiarity and pmi per question from one batched ``score`` call over all their rows (``scored``
+        counts each question's rows: its model calls), and the rows the model scored (a row twice in the
+        batch is scored once)."""
+        score = getattr(self.lm, "score", None)
+        if score is None or not rows:
+            return {}, {}, 0
+        pairs = list(dict.fromkeys((r.prompt, r.continuation) for r in rows))
         try:
-            both = score([r[1] for r in rows] + [r[3] for r in rows], [r[2] for r in rows] * 2)
-        except UnsupportedSignalError as exc:
-            logger.info("no pmi signal: %s", exc)
-            return {}
-        with_subject, without = both[: len(rows)], both[len(rows) :]
+            got = dict(zip(pairs, score([p for p, _ in pairs], [c for _, c in pairs]), strict=True))
+        except UnsupportedSignalError as exc:  # a served model without prompt log-probabilities
+            logger.info("no familiarity or pmi signal: %s", exc)
+            return {}, {}, 0
+        by: dict[tuple[int, str], float] = {}
         for r in rows:
-            scored[r[0]] = scored.get(r[0], 0) + 2
-        return {r[0]: a.mean_logprob - b.mean_logprob for r, a, b in zip(rows, with_subject, without, strict=True)}
+            by[(r.question, r.kind)] = float(got[(r.prompt, r.continuation)].mean_logprob)
+            scored[r.question] = scored.get(r.question, 0) + 1
+        familiarity = {i: v for (i, kind), v in by.items() if kind == "familiarity"}
+        pmi = {i: v - by[(i, "without")] for (i, kind), v in by.items() if kind == "with"}
+        return familiarity, pmi, len(pairs)
 
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
         found: dict[tuple[str | None, str | None, str], Evidence] = {}
@@ -343,20 +348,23 @@ class SignalCollector:
         return AskPlan(drafts=tuple(drafts), prompts=tuple(prompts), slots=tuple(slots))
 
     def run(self, plan: AskPlan) -> list[Signals]:
-        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, at
-        most two batched ``score`` calls, and the signals assembled. Reads neither memory nor KG (hold the
-        model, not the read lock)."""
+        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, one
+        batched ``score`` call (familiarity and pmi rows together), and the signals assembled. Reads
+        neither memory nor KG (hold the model, not the read lock)."""
         drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
         questions = [d.question for d in drafts]
-        gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
+        # a prompt asked twice in a batch (askers of one question, the "N/A" prior of one relation) runs once
+        unique = list(dict.fromkeys(prompts))
+        answered = dict(zip(unique, self.lm.generate(unique, max_new_tokens=self.max_new_tokens), strict=True))
+        gens = [answered[p] for p in prompts] if unique else []
         scored: dict[int, int] = {}
-        familiarity = self._familiarity(drafts, scored)
-        pmi = self._pmi(slots, prompts, gens, scored)
+        rows = self._familiarity_rows(drafts) + self._pmi_rows(slots, prompts, gens)
+        familiarity, pmi, n_scored = self._scores(rows, scored)
         self.work.add(
             asks=len(questions),
             batches=1,
-            model_batches=bool(prompts) + bool(familiarity) + bool(pmi),
-            model_prompts=len(prompts) + sum(scored.values()),
+            model_batches=bool(unique) + bool(n_scored),
+            model_prompts=len(unique) + n_scored,
         )
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
         no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)

@@ -19,9 +19,9 @@ class WorkCounts:
     """Totals since the agent was built (or a difference of two snapshots).
 
     ``model_batches``: calls to the model's batched ``generate`` / ``score`` (each runs the whole batch
-    together); ``model_prompts``: rows in them. ``embed_batches`` / ``embed_texts``: calls to the
-    embedding model and texts it embedded. ``batches``: collector runs (one per ask, or one per
-    micro-batch of asks in the server).
+    together); ``model_prompts``: rows in them (a prompt asked twice in one batch runs, and counts, once).
+    ``embed_batches`` / ``embed_texts``: calls to the embedding model and texts it embedded. ``batches``:
+    collector runs (one per ask, or one per micro-batch of asks in the server).
     """
 
     asks: int = 0

@@ -12,11 +12,17 @@ load falls on all of them alike):
 
 For each client count and mode, for ``--seconds``: ``N`` clients send asks back to back (drawn from the
 world's questions), one reader sends ``GET`` requests (edits, history, a fact, a search) every 20 ms, and
-one writer tells a new fact every second. Reported per cell: ask throughput and p50 / p99, read p50 / p99
-(while the asks run), tell p50 / p99, errors, and the load average at the end of the cell.
+one writer tells a new fact every second. The seconds are split into ``--rounds`` slices run mode after
+mode in turn, so that a change in the machine's load (other processes) falls on every mode alike. Reported
+per cell: ask throughput and p50 / p99, read p50 / p99 (while the asks run), tell p50 / p99, errors, and
+the 1-minute load average at the end of the cell.
+
+Before any server starts, ``--floor-rounds`` passes of one ask at a time on an idle process are timed
+against their floor (:mod:`bench.ask_floor`: one batched ``generate`` of the same prompts + one query
+embedding).
 
 Example:
-    PYTHONPATH=. .venv/bin/python bench/ask_load.py --clients 1,8,32 --seconds 20
+    PYTHONPATH=. .venv/bin/python bench/ask_load.py --clients 1,8,32 --seconds 20 --rounds 4
     # one JSON object per cell on stdout, then a Markdown table on stderr
 """
 
@@ -32,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +113,40 @@ def _pcts(xs: list[float]) -> dict[str, float | int]:
     }
 
 
-def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
-    """``clients`` askers, one reader and one teller against ``url`` for ``seconds``."""
+@dataclass
+class Cell:
+    """What one mode did at one client count: latencies in seconds, over ``wall`` seconds in all."""
+
+    clients: int
+    wall: float = 0.0
+    asks: list[float] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
+    tells: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "seconds": round(self.wall, 1),
+            "asks_per_s": round(len(self.asks) / self.wall, 2) if self.wall else 0.0,
+            "ask": _pcts(self.asks),
+            "read": _pcts(self.reads),
+            "tell": _pcts(self.tells),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:3],
+            "load_avg_1m": round(os.getloadavg()[0], 1),
+        }
+
+
+def _record(response: httpx.Response, seconds: float, latencies: list[float], errors: list[str]) -> None:
+    if response.status_code == 200:
+        latencies.append(seconds)
+    else:
+        errors.append(response.text[:80])
+
+
+def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None = None) -> Cell:
+    """``clients`` askers, one reader and one teller against ``url`` for ``seconds`` (added to ``into``)."""
     stop = threading.Event()
     asks: list[float] = []
     reads: list[float] = []
@@ -126,7 +165,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]
                 r = c.post("/v1/ask", json={"question": q})
                 dt = time.perf_counter() - t0
                 with lock:
-                    (asks if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, asks, errors)
 
     def reader() -> None:
         headers = {"Authorization": f"Bearer bench-key-{MAX_CLIENTS - 1:04d}"}
@@ -140,7 +179,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]
                 dt = time.perf_counter() - t0
                 n += 1
                 with lock:
-                    (reads if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, reads, errors)
                 time.sleep(0.02)
 
     def teller() -> None:
@@ -153,7 +192,7 @@ def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]
                 dt = time.perf_counter() - t0
                 n += 1
                 with lock:
-                    (tells if r.status_code == 200 else errors).append(dt if r.status_code == 200 else r.text[:80])
+                    _record(r, dt, tells, errors)
                 stop.wait(1.0)
 
     threads = [threading.Thread(target=asker, args=(i,)) for i in range(clients)]
@@ -165,18 +204,13 @@ def run_cell(url: str, clients: int, seconds: float, tag: str) -> dict[str, Any]
     stop.set()
     for t in threads:
         t.join(600)
-    wall = time.perf_counter() - start
-    return {
-        "clients": clients,
-        "seconds": round(wall, 1),
-        "asks_per_s": round(len(asks) / wall, 2),
-        "ask": _pcts(asks),
-        "read": _pcts(reads),
-        "tell": _pcts(tells),
-        "errors": len(errors),
-        "error_samples": errors[:3],
-        "load_avg_1m": round(os.getloadavg()[0], 1),
-    }
+    cell = into if into is not None else Cell(clients)
+    cell.wall += time.perf_counter() - start
+    cell.asks += asks
+    cell.reads += reads
+    cell.tells += tells
+    cell.errors += errors
+    return cell
 
 
 def _config(batch: int | None) -> str:
@@ -188,11 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent ask clients")
     parser.add_argument("--seconds", type=float, default=20.0, help="per cell")
+    parser.add_argument("--rounds", type=int, default=1, help="slices of each cell, the modes taking turns")
+    parser.add_argument("--floor-rounds", type=int, default=3, help="idle asks vs their floor (0: skip)")
     parser.add_argument("--baseline-src", type=Path, default=None, help="also serve this source tree as 'baseline'")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     if max(levels) > MAX_CLIENTS - 2:
         parser.error(f"at most {MAX_CLIENTS - 2} clients")
+    if args.rounds < 1 or args.floor_rounds < 0:
+        parser.error("--rounds must be >= 1 and --floor-rounds >= 0")
     here = Path(__file__).resolve().parents[1]
     modes: list[tuple[str, Path, int | None]] = [("one_at_a_time", here, 1), ("batched", here, None)]
     if args.baseline_src is not None:
@@ -200,8 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="factagent-askload-"))
     children: list[Child] = []
     rows: list[dict[str, Any]] = []
+    floor: dict[str, Any] | None = None
     try:
         _prepare_home(root / "prepared", MAX_CLIENTS)
+        if args.floor_rounds:
+            from bench.ask_floor import idle_ask_vs_floor
+
+            shutil.copytree(root / "prepared", root / "idle")
+            floor = {"mode": "idle_one_ask", **idle_ask_vs_floor(root / "idle", QUESTIONS, args.floor_rounds)}
+            sys.stdout.write(json.dumps(floor) + "\n")
+            sys.stdout.flush()
         for name, src, batch in modes:
             home = root / name
             shutil.copytree(root / "prepared", home)
@@ -216,8 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout=300,
             )  # fmt: skip  (first-use work)
         for clients in levels:
+            cells = {child.name: Cell(clients) for child in children}
+            for turn in range(args.rounds):
+                for child in children:
+                    tag = f"{child.name}{clients}r{turn}"
+                    run_cell(child.url, clients, args.seconds / args.rounds, tag, cells[child.name])
             for child in children:
-                row = {"mode": child.name, **run_cell(child.url, clients, args.seconds, f"{child.name}{clients}")}
+                row = {"mode": child.name, **cells[child.name].summary()}
                 rows.append(row)
                 sys.stdout.write(json.dumps(row) + "\n")
                 sys.stdout.flush()
@@ -233,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {r['mode']} | {r['clients']} | {r['asks_per_s']} | {r['ask'].get('p50_ms')} | {r['ask'].get('p99_ms')} "
             f"| {r['read'].get('p50_ms')} | {r['read'].get('p99_ms')} | {r['tell'].get('p99_ms')} | {r['errors']} "
             f"| {r['load_avg_1m']} |\n"
+        )
+    if floor is not None:
+        sys.stderr.write(
+            f"\none ask on an idle process: p50 {floor['ask_p50_ms']} ms vs floor {floor['floor_p50_ms']} ms "
+            f"(generate {floor['generate_p50_ms']} + embed {floor['embed_p50_ms']}) = {floor['ask_over_floor']}x\n"
         )
     return 0
 

@@ -79,6 +79,11 @@ class MemoEmbedder:
         with self._lock:
             return EmbedderCounts(calls=self._calls, texts=self._texts, reused=self._reused)
 
+    def clear(self) -> None:
+        """Forget every remembered vector (the counts stay): the next texts are embedded afresh."""
+        with self._lock:
+            self._memo.clear()
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dimension)`` float32 unit rows; errors are the wrapped embedder's (nothing is kept)."""
         import numpy as np

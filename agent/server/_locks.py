@@ -3,15 +3,16 @@
 Reads (edit lists, history, facts, search) and asks share the lock; writes (tell, facts create/update/delete,
 rollback) take it alone, so they stay serialised and never interleave with a read of half-written state.
 Writers are preferred: once one waits, new readers queue behind it, so a stream of asks cannot starve a tell.
+:class:`ServiceLocks` adds the model's lock and hands both to the agent as its ask guards.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
-__all__ = ["ReadWriteLock"]
+__all__ = ["ReadWriteLock", "ServiceLocks"]
 
 
 class ReadWriteLock:
@@ -63,3 +64,21 @@ class ReadWriteLock:
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
+
+
+class ServiceLocks:
+    """The service's locks: ``rw`` orders reads and writes, ``model`` lets one model call run at a time.
+
+    Also the :class:`~agent.AskGuards` of a shared agent: an ask reads memory and the KG under the read
+    lock and runs the model under the model's lock, so reads and writes never wait for a model call.
+    """
+
+    def __init__(self) -> None:
+        self.rw = ReadWriteLock()
+        self.model = threading.Lock()
+
+    def reading(self) -> AbstractContextManager[None]:
+        return self.rw.shared()
+
+    def answering(self) -> AbstractContextManager[bool]:
+        return self.model

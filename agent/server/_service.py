@@ -6,13 +6,14 @@ concurrent writers, so a readers-writer lock orders operations: reads (edits, hi
 together, writes (tell, facts create / update / delete, rollback) run alone, one at a time; no edit is lost
 under concurrent clients.
 
-Asks are batched across callers (:class:`~agent.server._batcher.AskBatcher`): concurrent questions, from
-any keys, form micro-batches (at most ``ask_batch``, gathered for ``ask_wait_s`` after the oldest). A batch
-reads memory and KG under the read lock (a few milliseconds: the questions embedded in one call, linked and
-searched), then releases it and runs the model under the model's own lock (one batched ``generate``, at
-most two batched ``score`` calls). So a read or a write never waits for a model call, only for a write or
-a batch's short reading step; a write that changes weights (``[tell] parametric``, detox) also takes the
-model's lock.
+Asks go through :meth:`Agent.ask <agent.Agent.ask>` on the agent :meth:`shared <agent.Agent.share>` with
+these locks as its guards: concurrent questions, from any keys, form micro-batches (at most ``ask_batch``,
+gathered for ``ask_wait_s`` after the oldest). A batch embeds its questions in one call (no lock held),
+reads memory and KG under the read lock (linking and search: a few milliseconds), then releases it and
+runs the model under the model's own lock (one batched ``generate``, one batched ``score`` call).
+So a read or a write never waits for a model call, only for a write or a batch's short reading step; a
+write that changes weights (``[tell] parametric``, detox) also takes the model's lock. Services built on
+one agent share one set of locks.
 
 Tenancy covers the vector memory, the knowledge graph (assertions carry a namespace; a key reads its own
 namespaces and its shared ones, the reference world in ``world``) and the edit log. Every write goes through
@@ -24,20 +25,15 @@ byte-identical answers.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from agent._agent import check_question
 from agent._answer import Answer
 from agent.server._auth import Principal
-from agent.server._batcher import AskBatcher
-from agent.server._locks import ReadWriteLock
+from agent.server._locks import ServiceLocks
 from memory import ItemPage, MemoryHit, MemoryItem, Scope, Triple, list_items
 from tools.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UnknownNamespaceError
 
@@ -50,6 +46,7 @@ __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 MAX_EDITS = 500
+MAX_EARLY_CHARS = 20_000  # the longest fact text the HTTP schema accepts
 NO_FACT = "no such fact, or this key may not read it"
 NO_EDIT = "no such edit, or this key may not read it"
 NOT_YOURS = "only admins roll back other users' edits; this key may roll back its own edits in its namespaces"
@@ -65,16 +62,19 @@ class Service:
 
     Args:
         agent: an agent opened with its tell pipeline; its ``shared`` namespaces are ignored here (each key's
-            grants decide what a question searches).
+            grants decide what a question searches). It is :meth:`shared <agent.Agent.share>` with this
+            service's locks (those of a service built on it before, if any).
+        ask_batch, ask_wait_s: the micro-batches' size and gathering wait (``[server] ask_batch`` /
+            ``ask_wait_ms``).
     """
 
     def __init__(self, agent: Agent, *, ask_batch: int = 16, ask_wait_s: float = 0.005) -> None:
         self.agent = agent
-        self._rw = ReadWriteLock()
-        self._model = threading.Lock()  # one model call at a time: batches queue here, not on the reads
-        self._asks: AskBatcher[tuple[str, list[Scope]], Answer] = AskBatcher(
-            self._answer_batch, max_batch=ask_batch, max_wait_s=ask_wait_s
-        )
+        held = agent.ask_guards
+        self._locks = held if isinstance(held, ServiceLocks) else ServiceLocks()
+        self._rw = self._locks.rw
+        self._model = self._locks.model  # one model call at a time: batches queue here, not on the reads
+        agent.share(self._locks, max_batch=ask_batch, max_wait_s=ask_wait_s)
         self._writes_weights = agent.edits_weights
 
     @contextmanager
@@ -97,7 +97,7 @@ class Service:
 
     def close(self) -> None:
         """Answer the asks already queued, then refuse new ones (:class:`ServiceClosedError`)."""
-        self._asks.close()
+        self.agent.stop_sharing()
 
     # -- ask / tell --------------------------------------------------------------------------------------
 
@@ -111,7 +111,7 @@ class Service:
             InvalidInputError: an empty or oversized question (nothing is queued).
             ServiceClosedError: the service is shutting down.
         """
-        return self.ask_later(who, question, namespace).result()
+        return self.agent.ask(question, scopes=self._scopes(who, namespace))
 
     def ask_later(self, who: Principal, question: str, namespace: str | None = None) -> Future[Answer]:
         """:meth:`ask` without waiting: a future of the answer (an ``async`` route awaits it, holding no thread).
@@ -120,42 +120,36 @@ class Service:
             InvalidInputError: an empty or oversized question (nothing is queued).
             ServiceClosedError: the service is shutting down.
         """
-        scopes = [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
-        checked = check_question(question)
-        start = time.perf_counter()
-        done: Future[Answer] = Future()
+        return self.agent.ask_later(question, scopes=self._scopes(who, namespace))
 
-        def timed(f: Future[Answer]) -> None:
-            error = f.exception()
-            if error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(replace(f.result(), latency_s=time.perf_counter() - start))
-
-        self._asks.submit((checked, scopes)).add_done_callback(timed)
-        return done
-
-    def _answer_batch(self, items: Sequence[tuple[str, list[Scope]]]) -> list[Answer]:
-        """Answer a micro-batch: read (memory, KG) under the read lock, then the model under its own lock."""
-        collector = self.agent.collector
-        with self._rw.shared():
-            self.agent.wm.sync_entities()  # facts other processes told on this home
-            direct = self.agent.concept_answers([q for q, _ in items])  # concept questions: from the KG
-            rest = [item for i, item in enumerate(items) if i not in direct]
-            plan = collector.plan([q for q, _ in rest], [scopes for _, scopes in rest])
-        with self._model:
-            signals = collector.run(plan) if rest else []
-        decided = iter([self.agent.decide(s) for s in signals])
-        return [direct[i] if i in direct else next(decided) for i in range(len(items))]
+    @staticmethod
+    def _scopes(who: Principal, namespace: str | None) -> list[Scope]:
+        return [Scope(agent_id=n) for n in who.search_namespaces(namespace)]
 
     def tell(self, who: Principal, statement: str, namespace: str | None = None) -> TellResult:
         """Tell a fact as the key's user, into a namespace it may write."""
         ns = who.check(namespace, write=True)
+        self._embed_early(statement, sentences=True)
         with self._writing():
             self.agent.wm.sync_entities()  # facts told by other processes on this home
             if self.agent.concepts is not None and self.agent.concepts.parse(statement) is not None:
                 return self.agent.tell(statement, user=who.user, namespace=ns)  # a concept definition (logged)
             return self.agent.pipeline.tell(statement, user=who.user, namespace=ns, visible=who.search_namespaces(ns))
+
+    def _embed_early(self, text: str, sentences: bool = False) -> None:
+        """Embed what a write will store before it takes the write lock (into the agent's embedder memo):
+        the write then holds the lock for the SQL, FAISS and KG work, not for the embedding model, so the
+        reads queued behind it wait less. ``sentences``: a told message, stored sentence by sentence
+        (its questions and chit-chat are not stored)."""
+        if self.agent.embedder is None or not text.strip() or len(text) > MAX_EARLY_CHARS:
+            return  # an oversized text is the pipeline's to refuse, with its own message
+        texts = [text]
+        if sentences:
+            from agent.tell._sentences import is_chitchat, is_question, split_sentences
+
+            texts = [s for s in split_sentences(text) if not is_question(s) and not is_chitchat(s)]
+        if texts:
+            self.agent.embedder.embed(texts)
 
     def is_statement(self, who: Principal, text: str, namespace: str | None = None) -> bool:
         """Whether ``text`` reads as an edit (facts stated), not a question or chit-chat, to ``who``
@@ -304,6 +298,7 @@ class Service:
             (``status == "quarantined"``: nothing was stored).
         """
         ns = who.check(namespace, write=True)
+        self._embed_early(text)
         with self._writing():
             result = self.agent.pipeline.assert_fact(
                 text, triple, who.user, ns, visible=who.search_namespaces(ns), metadata=metadata
@@ -337,6 +332,8 @@ class Service:
         """
         if text is None and metadata is None and triple is None:
             raise InvalidInputError("give a new text, triple or metadata")
+        if text is not None:
+            self._embed_early(text)
         with self._writing():
             item = self._writable_item(who, item_id)
             ns = item.scope.agent_id

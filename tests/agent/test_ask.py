@@ -64,3 +64,47 @@ def test_scopes_replace_the_namespace_searched(agent: Agent, small_world: World)
     assert told.status == "applied"
     assert agent.ask(question, scopes=[Scope(agent_id="alice")]).text == "Jane Roe"
     assert agent.ask(question, "alice", scopes=[Scope(agent_id="bob")]).text != "Jane Roe"
+
+
+def test_a_shared_agent_batches_threads_under_its_guards(agent: Agent) -> None:
+    """``Agent.share``: concurrent asks form micro-batches, read under ``reading`` and answer under
+    ``answering`` (never both at once), and give what an unshared ask gives."""
+    import threading
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from tools.errors import ServiceClosedError
+
+    questions = ["Who is the CEO of Qantas?", "Who is the mother of Isaac Newton?", "Where is Acme Corp based?"]
+    alone = [agent.ask(q) for q in questions]
+    held: list[str] = []
+
+    class Guards:
+        @contextmanager
+        def reading(self) -> Iterator[None]:
+            held.append("read")
+            yield
+            held.append("/read")
+
+        @contextmanager
+        def answering(self) -> Iterator[None]:
+            held.append("model")
+            yield
+            held.append("/model")
+
+    agent.share(Guards(), max_batch=8, max_wait_s=0.5)  # a long wait: the three threads form one batch
+    before = agent.work()
+    got: dict[int, Any] = {}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, agent.ask(questions[i]))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    work = agent.work() - before
+    agent.stop_sharing()
+    assert [got[i].text for i in range(3)] == [a.text for a in alone]
+    assert [got[i].action for i in range(3)] == [a.action for a in alone]
+    assert work.asks == 3 and work.batches == 1
+    assert held == ["read", "/read", "model", "/model"]
+    with pytest.raises(ServiceClosedError):
+        agent.ask(questions[0])

@@ -15,6 +15,7 @@ import torch
 from tools.errors import InvalidInputError, ModelLoadError, TokenizerMismatchError
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
+from tools.lm._greedy import greedy_rows, plain_greedy
 from tools.lm._protocol import Generation, Score, TokenProb
 
 logger = logging.getLogger(__name__)
@@ -172,17 +173,22 @@ class HFLanguageModel:
 
     def _generate_batch(self, prompts: Sequence[str], max_new_tokens: int) -> list[Generation]:
         batch = self._encode(prompts, side="left", reserve=max_new_tokens)
-        result = self._model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=self._tokenizer.pad_token_id,
-            eos_token_id=self._stop_ids,
-            output_scores=True,
-            return_dict_in_generate=True,
-        )
-        new_tokens = result.sequences[:, batch["input_ids"].shape[1] :]
-        first = torch.softmax(result.scores[0].float(), dim=-1)  # (B, V)
+        if plain_greedy(self._model):  # finished rows leave the batch (tools/lm/_greedy.py); same tokens
+            rows = greedy_rows(self._model, batch["input_ids"], batch["attention_mask"], max_new_tokens, self._stop_ids)
+            new_tokens: Any = rows.tokens
+            first = rows.first
+        else:
+            result = self._model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self._tokenizer.pad_token_id,
+                eos_token_id=self._stop_ids,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+            new_tokens = result.sequences[:, batch["input_ids"].shape[1] :]
+            first = torch.softmax(result.scores[0].float(), dim=-1)  # (B, V)
         top2 = first.topk(2, dim=-1).values
         texts = self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         gens = []

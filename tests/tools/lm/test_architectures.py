@@ -59,3 +59,22 @@ def test_next_token_distribution_agrees_with_generation(loaded: Any) -> None:
     assert [t.prob for t in dist] == sorted((t.prob for t in dist), reverse=True)
     first = lm.generate([PROMPTS[0]], max_new_tokens=1)[0]
     assert first.first_token_prob == pytest.approx(dist[0].prob, abs=1e-4)
+
+
+def test_greedy_rows_decode_what_generate_decodes(loaded: Any) -> None:
+    """Dropping finished rows (tools/lm/_greedy.py) changes no row's tokens nor its first-step probabilities."""
+    from tools.lm._greedy import greedy_rows, plain_greedy
+
+    _, lm = loaded
+    assert plain_greedy(lm.model)
+    batch = lm._encode([*PROMPTS, "Q: Where is Paris?\nA:"], side="left")
+    kw = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": lm.tokenizer.pad_token_id}
+    free = lm.model.generate(**batch, eos_token_id=None, **kw)[:, batch["input_ids"].shape[1] :]
+    stop = [int(free[0, 1])]  # the first row stops within two tokens, the others when they emit it (or at 6)
+    ref = lm.model.generate(**batch, eos_token_id=stop, output_scores=True, return_dict_in_generate=True, **kw)
+    got = greedy_rows(lm.model, batch["input_ids"], batch["attention_mask"], 6, stop)
+    lengths = [len(t) for t in got.tokens]
+    assert lengths[0] <= 2 and max(lengths) > lengths[0]  # a row really left the batch before another
+    for row, tokens in enumerate(got.tokens):
+        assert ref.sequences[row, batch["input_ids"].shape[1] :].tolist()[: len(tokens)] == tokens
+    assert torch.allclose(got.first, torch.softmax(ref.scores[0].float(), dim=-1), atol=1e-5)

@@ -3,7 +3,7 @@
 Callers :meth:`AskBatcher.submit` a question and get a :class:`concurrent.futures.Future`. One worker thread
 takes the oldest waiting question, gathers whatever else arrives within ``max_wait_s`` of it (up to
 ``max_batch`` questions), and answers them with one call of the batch function: one embedding call, one
-batched ``generate`` and at most two batched ``score`` calls for the whole batch. While a batch runs, new
+batched ``generate`` and one batched ``score`` call for the whole batch. While a batch runs, new
 questions queue; they form the next batch at once (they have waited already).
 
 A batch that fails is answered again one question at a time, so one caller's failure is never another's.

@@ -1,0 +1,109 @@
+"""Greedy decoding that drops finished rows: a batch's cost follows its live rows, not its longest answer.
+
+``transformers``' ``generate`` keeps every row of a batch in every decoding step until the last row stops,
+so a batch of 30 short answers and one long one pays 30 rows of padding for each step of the long one.
+:func:`greedy_rows` runs the same greedy steps itself (prefill with the same left padding, position ids
+and attention mask as ``generate``, then one token per step with the KV cache), and after each step keeps
+only the rows that have not emitted a stop token (``DynamicCache.batch_select_indices``). A row's tokens
+are the ones ``generate`` picks for it: the same arithmetic on the same row (measured: identical texts and
+first-token probabilities on the world's ask prompts).
+
+Only plain greedy search is reproduced: a model whose generation config asks for logits processing
+(repetition penalty, banned words, a minimum length, ...) is left to ``generate`` (:func:`plain_greedy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["GreedyRows", "greedy_rows", "plain_greedy"]
+
+# generation-config fields whose non-default values change what greedy search picks
+_NEUTRAL: dict[str, tuple[object, ...]] = {
+    "repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "encoder_no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "sequence_bias": (None,),
+    "exponential_decay_length_penalty": (None,),
+    "renormalize_logits": (None, False),
+}
+
+
+def plain_greedy(model: Any) -> bool:
+    """Whether ``model``'s greedy ``generate`` is plain argmax decoding with a KV cache (see the module
+    docstring); ``False`` for anything :func:`greedy_rows` would not reproduce."""
+    config = getattr(model, "generation_config", None)
+    if config is None or getattr(model.config, "is_encoder_decoder", False):
+        return False
+    return all(getattr(config, name, None) in neutral for name, neutral in _NEUTRAL.items())
+
+
+@dataclass(frozen=True)
+class GreedyRows:
+    """What :func:`greedy_rows` decoded: each row's new tokens (its stop token included, if it stopped)
+    and the softmax of its first step's logits, ``(B, V)`` float32."""
+
+    tokens: list[list[int]]
+    first: torch.Tensor
+
+
+@torch.no_grad()
+def greedy_rows(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int]
+) -> GreedyRows:
+    """Greedy completions of a left-padded batch, each row decoded until a stop token or ``max_new_tokens``.
+
+    Args:
+        model: a decoder-only ``transformers`` model (:func:`plain_greedy`).
+        input_ids, attention_mask: ``(B, T)``, padded on the left.
+        max_new_tokens: the most tokens decoded per row (>= 1).
+        stop_ids: token ids that end a row (kept as its last token).
+    """
+    from transformers import DynamicCache
+
+    stop = set(stop_ids)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
+    cache = DynamicCache(config=model.config)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    logits = out.logits[:, -1, :].float()  # (B, V)
+    first = torch.softmax(logits, dim=-1)
+    tokens: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    live = list(range(input_ids.shape[0]))  # batch row -> original row
+    mask, last = attention_mask, positions[:, -1:]
+    for step in range(max_new_tokens):
+        picked = logits.argmax(dim=-1)  # (live,)
+        keep = []
+        for j, (row, token) in enumerate(zip(live, picked.tolist(), strict=True)):
+            tokens[row].append(token)
+            if token not in stop:
+                keep.append(j)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(live):  # drop the finished rows from the cache, the mask and the next input
+            index = torch.tensor(keep, device=input_ids.device)
+            cache.batch_select_indices(index)
+            mask, last, picked = mask[index], last[index], picked[index]
+            live = [live[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+        last = last + 1
+        out = model(input_ids=picked[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True)
+        logits = out.logits[:, -1, :].float()
+    return GreedyRows(tokens=tokens, first=first)
