@@ -116,10 +116,21 @@ class Agent:
     def signals(
         self, questions: Sequence[str], namespace: str = "default", *, scopes: Sequence[Scope] | None = None
     ) -> list[Signals]:
-        """Measured signals for each question (no decision); ``scopes`` replaces the namespace's scopes."""
+        """Measured signals for each question, every one of them (no decision; what calibration needs);
+        ``scopes`` replaces the namespace's scopes."""
+        return self._measure(questions, namespace, scopes, routed=False)
+
+    def _measure(
+        self, questions: Sequence[str], namespace: str, scopes: Sequence[Scope] | None, *, routed: bool
+    ) -> list[Signals]:
         checked = [check_question(q) for q in questions]
         self.wm.sync_entities()  # names other processes told on this home
-        return self.collector.collect(checked, self.scopes(namespace) if scopes is None else list(scopes))
+        # routed: only the signals that can still change the policy's decision (see SignalCollector.run)
+        return self.collector.collect(
+            checked,
+            self.scopes(namespace) if scopes is None else list(scopes),
+            routing=self.thresholds if routed else None,
+        )
 
     def ask(self, question: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None) -> Answer:
         """Answer one question (see :meth:`ask_many`)."""
@@ -142,7 +153,7 @@ class Agent:
         start = time.perf_counter()
         direct = self.concept_answers(questions)
         rest = [q for i, q in enumerate(questions) if i not in direct]
-        signals = self.signals(rest, namespace, scopes=scopes) if rest else []
+        signals = self._measure(rest, namespace, scopes, routed=True) if rest else []
         decided = iter([self.decide(s) for s in signals])
         answers = [direct[i] if i in direct else next(decided) for i in range(len(questions))]
         per = (time.perf_counter() - start) / max(1, len(answers))

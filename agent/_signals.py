@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Protocol
 
 from agent._answer import ModelView, Signals
 from agent._work import WorkCounter
@@ -34,9 +34,9 @@ from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
-from tools.lm import LanguageModel
+from tools.lm import Generation, LanguageModel
 
-__all__ = ["AskPlan", "SignalCollector", "answers_agree"]
+__all__ = ["AskPlan", "Routing", "SignalCollector", "answers_agree"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,18 @@ def supported_by(answer: str, passages: Sequence[str], subject: str | None = Non
         if a and f" {a} " in text and (not s or f" {s} " in text):
             return True
     return False
+
+
+class Routing(Protocol):
+    """What the routing policy still needs measured (:class:`agent.PolicyThresholds` is one)."""
+
+    def settled_by_kg(self, s: Signals) -> bool:
+        """The KG answers ``s`` whatever the model says."""
+        ...
+
+    def may_answer_from_model(self, s: Signals) -> bool:
+        """The model's own answer may still be chosen for ``s`` (its unmeasured signals read optimistically)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -218,16 +230,20 @@ class SignalCollector:
             prompts.append(self.lm.prompt_format.question(text) if text.rstrip().endswith("?") else text)
         return prompts
 
-    def _familiarity(self, drafts: Sequence[Signals], scored: dict[int, int]) -> dict[int, float]:
+    def _familiarity(
+        self, drafts: Sequence[Signals], scored: dict[int, int], only: set[int] | None = None
+    ) -> dict[int, float]:
         """Mean log-probability of each linked subject's tokens after the question's words before it.
 
-        ``scored`` counts the rows scored per question (its model calls).
+        ``scored`` counts the rows scored per question (its model calls); ``only``: these questions' (all).
         """
         score = getattr(self.lm, "score", None)
         if score is None:
             return {}
         rows: list[tuple[int, str, str]] = []
         for i, d in enumerate(drafts):
+            if only is not None and i not in only:
+                continue
             if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
                 prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
@@ -243,15 +259,24 @@ class SignalCollector:
         return {i: float(sc.mean_logprob) for (i, _, _), sc in zip(rows, scores, strict=True)}
 
     def _pmi(
-        self, slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any], scored: dict[int, int]
+        self,
+        slots: Sequence[tuple[int, str]],
+        prompts: Sequence[str],
+        gens: Mapping[int, Generation],
+        scored: dict[int, int],
+        only: set[int] | None = None,
     ) -> dict[int, float]:
-        """Per question: log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
+        """Per question: log p(answer | question) - log p(answer | question about "N/A"), per answer token
+        (``only``: these questions'; ``gens``: the answers by slot index)."""
         score = getattr(self.lm, "score", None)
         if score is None:
             return {}
         asked: dict[int, tuple[str, str]] = {}
         null: dict[int, str] = {}
-        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+        for j, ((i, kind), prompt) in enumerate(zip(slots, prompts, strict=True)):
+            gen = gens.get(j)
+            if gen is None or (only is not None and i not in only):
+                continue
             if kind == "model" and gen.text:
                 asked[i] = (prompt, " " + gen.text)
             elif kind == "prior":
@@ -284,15 +309,20 @@ class SignalCollector:
                     found[key] = e
         return sorted(found.values(), key=lambda e: -e.score)[: self.k]
 
-    def collect(self, questions: Sequence[str], scopes: Sequence[Scope]) -> list[Signals]:
-        """Signals for each question, all searching ``scopes``; model calls are batched over all of them."""
-        return self.collect_each(questions, [scopes] * len(questions))
+    def collect(
+        self, questions: Sequence[str], scopes: Sequence[Scope], *, routing: Routing | None = None
+    ) -> list[Signals]:
+        """Signals for each question, all searching ``scopes``; model calls are batched over all of them
+        (``routing``: measure only what can change the decision, see :meth:`run`)."""
+        return self.collect_each(questions, [scopes] * len(questions), routing=routing)
 
-    def collect_each(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[Signals]:
+    def collect_each(
+        self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]], *, routing: Routing | None = None
+    ) -> list[Signals]:
         """Signals for each question, question ``i`` searching ``scopes[i]`` (askers with different grants
         batched together): :meth:`plan` then :meth:`run`.
         """
-        return self.run(self.plan(questions, scopes))
+        return self.run(self.plan(questions, scopes), routing=routing)
 
     def plan(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> AskPlan:
         """The reading half of :meth:`collect_each`: links, KG facts and memory passages, and the prompts.
@@ -342,34 +372,92 @@ class SignalCollector:
                 slots.append((i, "prior"))
         return AskPlan(drafts=tuple(drafts), prompts=tuple(prompts), slots=tuple(slots))
 
-    def run(self, plan: AskPlan) -> list[Signals]:
-        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, at
-        most two batched ``score`` calls, and the signals assembled. Reads neither memory nor KG (hold the
-        model, not the read lock)."""
-        drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
-        questions = [d.question for d in drafts]
-        gens = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens) if prompts else []
+    def run(self, plan: AskPlan, *, routing: Routing | None = None) -> list[Signals]:
+        """The model half of :meth:`collect_each`: the prompts of ``plan`` generated, familiarity and pmi
+        scored, and the signals assembled. Reads neither memory nor KG (hold the model, not the read lock).
+
+        Without ``routing`` every signal is measured: one batched ``generate`` and at most two batched
+        ``score`` calls (what calibration needs). With ``routing`` (the policy's thresholds) only what can
+        still change the decision is: nothing for a question the KG answers, and paraphrases (on a backend
+        paying one request per prompt), familiarity and pmi only while the model's own answer may still be
+        chosen, asked in that order. The action and answer are then those of the full measurement; an
+        abstention's reason names what fell short among the signals measured.
+        """
+        drafts, prompts, slots = plan.drafts, plan.prompts, plan.slots
+        staged = routing is not None and bool(getattr(self.lm, "one_request_per_prompt", False))
+        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
+        gens: dict[int, Generation] = {}  # slot index -> its answer
+        batches = 0
+        first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
+        batches += self._generate(prompts, first, gens)
+        if staged and routing is not None:
+            open_ = self._open(plan, gens, routing)
+            batches += self._generate(prompts, [j for j, (i, _) in enumerate(slots) if i in open_], gens)
         scored: dict[int, int] = {}
-        familiarity = self._familiarity(drafts, scored)
-        pmi = self._pmi(slots, prompts, gens, scored)
+        only = None if routing is None else self._open(plan, gens, routing)
+        familiarity = self._familiarity(drafts, scored, only)
+        if routing is not None:
+            only = self._open(plan, gens, routing, familiarity)
+        pmi = self._pmi(slots, prompts, gens, scored, only)
         self.work.add(
-            asks=len(questions),
+            asks=len(drafts),
             batches=1,
-            model_batches=bool(prompts) + bool(familiarity) + bool(pmi),
-            model_prompts=len(prompts) + sum(scored.values()),
+            model_batches=batches + bool(familiarity) + bool(pmi),
+            model_prompts=len(gens) + sum(scored.values()),
         )
+        return self._assemble(plan, gens, familiarity, pmi, scored)
+
+    def _generate(self, prompts: Sequence[str], todo: Sequence[int], gens: dict[int, Generation]) -> int:
+        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took (0 or 1)."""
+        todo = [j for j in todo if j not in gens]
+        if not todo:
+            return 0
+        answers = self.lm.generate([prompts[j] for j in todo], max_new_tokens=self.max_new_tokens)
+        gens.update(zip(todo, answers, strict=True))
+        return 1
+
+    def _open(
+        self,
+        plan: AskPlan,
+        gens: Mapping[int, Generation],
+        routing: Routing,
+        familiarity: Mapping[int, float] | None = None,
+    ) -> set[int]:
+        """Questions whose answer may still come from the model, reading what is not measured yet
+        optimistically: agreement 1 while paraphrases are to be asked, no prior, familiarity or pmi."""
+        pending = {i for j, (i, kind) in enumerate(plan.slots) if kind == "para" and j not in gens}
+        partial = self._assemble(plan, gens, familiarity or {}, {}, {})
+        return {
+            i
+            for i, s in enumerate(partial)
+            if routing.may_answer_from_model(replace(s, agreement=1.0) if i in pending else s)
+        }
+
+    def _assemble(
+        self,
+        plan: AskPlan,
+        gens: Mapping[int, Generation],
+        familiarity: Mapping[int, float],
+        pmi: Mapping[int, float],
+        scored: Mapping[int, int],
+    ) -> list[Signals]:
+        """Each question's signals from the answers in ``gens`` (by slot index) and the scores."""
+        answered = [g for g in gens.values() if g.text]
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
-        no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
+        no_probs = bool(answered) and all(g.first_token_prob is None for g in answered)
         unavailable = self._unavailable(no_probs)
         views: dict[int, dict[str, list[ModelView]]] = {}
         calls: dict[int, int] = {}
-        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+        for j, ((i, kind), prompt) in enumerate(zip(plan.slots, plan.prompts, strict=True)):
+            gen = gens.get(j)
+            if gen is None:
+                continue
             prob = 1.0 if no_probs else gen.first_token_prob or 0.0  # 1.0: neutral, agreement decides
             view = ModelView(prompt, gen.text, prob, gen.margin or 0.0)
             views.setdefault(i, {}).setdefault(kind, []).append(view)
             calls[i] = calls.get(i, 0) + 1
         out = []
-        for i, draft in enumerate(drafts):
+        for i, draft in enumerate(plan.drafts):
             got = views.get(i, {})
             model = got.get("model", [None])[0]
             rag = got.get("rag", [None])[0]

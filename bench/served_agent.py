@@ -38,6 +38,10 @@ def _signals(agent: Any, questions: list[str]) -> list[Any]:
     return out
 
 
+def _mean(values: list[float] | list[int] | list[bool]) -> float:
+    return round(statistics.mean(values), 2) if values else 0.0
+
+
 def measure(
     agent: Any, world: Any, *, per_kind: int, calibrate_limit: int, latency_n: int, seed: int
 ) -> dict[str, Any]:
@@ -62,24 +66,52 @@ def measure(
     t0 = time.perf_counter()
     answers = [agent.decide(s) for s in _signals(agent, [q.question.text for q in test])]
     t_test = time.perf_counter() - t0
+    # what ask does: only the signals that can change the decision (must decide exactly as the full ones)
+    t0 = time.perf_counter()
+    routed = [
+        a
+        for start in range(0, len(test), 64)
+        for a in agent.ask_many([q.question.text for q in test[start : start + 64]])
+    ]
+    t_routed = time.perf_counter() - t0
+    changed = sum((a.action, a.text) != (b.action, b.text) for a, b in zip(answers, routed, strict=True))
     figures = rates([a.text for a in answers], [q.gold for q in test])
     usage = getattr(agent.lm, "usage", None)
     before = usage.snapshot()[0] if usage is not None else 0
+    kinds_before = usage.kinds() if usage is not None else {}
     timed = [agent.ask(q.question.text) for q in test[:: max(1, len(test) // latency_n)][:latency_n]]
     requests = (usage.snapshot()[0] - before) / len(timed) if usage is not None else None
+    by_kind = (
+        {k: round((v - kinds_before.get(k, 0)) / len(timed), 2) for k, v in sorted(usage.kinds().items())}
+        if usage is not None
+        else None
+    )
+    measured = [a.signals for a in timed if a.signals is not None]
+    per_signal = {  # prompts per ask behind each signal (rows scored, for familiarity and pmi)
+        "model": _mean([s.model is not None for s in measured]),
+        "rag": _mean([s.rag is not None for s in measured]),
+        "paraphrases": _mean([len(s.paraphrases) for s in measured]),
+        "prior": _mean([s.prior is not None for s in measured]),
+        "familiarity": _mean([s.familiarity is not None for s in measured]),
+        "pmi": _mean([2 * (s.pmi is not None) for s in measured]),
+    }
     unavailable = sorted({u for a in answers if a.signals for u in a.signals.unavailable})
     return {
         **figures,
         "p50_ask_s": statistics.median(a.latency_s for a in timed),
+        "p90_ask_s": statistics.quantiles([a.latency_s for a in timed], n=10)[-1] if len(timed) > 1 else None,
         "calls_per_ask": statistics.mean(a.model_calls for a in timed),
         "max_calls_per_ask": max(a.model_calls for a in timed),
         "requests_per_ask": requests,  # HTTP requests (served; tokenizer and forced-token ones included)
+        "requests_per_ask_by_kind": by_kind,  # generation / forced / tokenize / echo
+        "prompts_per_ask_by_signal": per_signal,
         "actions": {k: sum(a.action == k for a in answers) for k in ("kg", "retrieval", "parametric", "abstain")},
         "dev_hallucination": cal.hallucination_rate,
         "dev_coverage": cal.coverage,
         "thresholds": cal.thresholds.as_dict(),
         "unavailable_signals": unavailable,
-        "seconds": {"calibrate": round(t_cal, 1), "test": round(t_test, 1)},
+        "routed_decisions_changed": changed,  # ask's answers that differ from the full signals' (should be 0)
+        "seconds": {"calibrate": round(t_cal, 1), "test": round(t_test, 1), "test_routed": round(t_routed, 1)},
     }
 
 

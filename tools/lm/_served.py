@@ -50,7 +50,7 @@ from tools.errors import (
     MalformedResponseError,
     UnsupportedSignalError,
 )
-from tools.lm._forced import GenerationMemo, forced_score
+from tools.lm._forced import GenerationMemo, TokenCache, forced_score
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score
 
@@ -80,25 +80,39 @@ class Capabilities:
         return tuple(out)
 
 
+RequestKind = Literal["generation", "forced", "tokenize", "echo"]
+
+
 @dataclass
 class Usage:
-    """Requests sent (retries included), retries, and wall seconds inside :meth:`generate` / :meth:`score`."""
+    """Requests sent (retries included), retries, and wall seconds inside :meth:`generate` / :meth:`score`;
+    :attr:`by_kind` splits the requests: ``generation`` (answers, and the scoring probe's one-token
+    completion), ``forced`` (one teacher-forced token), ``tokenize`` (the server's tokenizer), ``echo``
+    (prompt log-probabilities by echo)."""
 
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, requests: int = 0, retries: int = 0, seconds: float = 0.0) -> None:
+    def add(self, requests: int = 0, retries: int = 0, seconds: float = 0.0, kind: RequestKind | None = None) -> None:
         with self._lock:
             self.requests += requests
             self.retries += retries
             self.seconds += seconds
+            if kind is not None and requests:
+                self.by_kind[kind] = self.by_kind.get(kind, 0) + requests
 
     def snapshot(self) -> tuple[int, int, float]:
         """``(requests, retries, seconds)`` so far."""
         with self._lock:
             return self.requests, self.retries, self.seconds
+
+    def kinds(self) -> dict[str, int]:
+        """Requests so far per kind (a copy)."""
+        with self._lock:
+            return dict(self.by_kind)
 
 
 class ServedLanguageModel:
@@ -120,6 +134,10 @@ class ServedLanguageModel:
         >>> lm = ServedLanguageModel("http://127.0.0.1:8080/v1", "gpt2-world")  # doctest: +SKIP
         >>> lm.generate([lm.prompt_format.question("Who is the CEO of Nokia?")])[0].text  # doctest: +SKIP
     """
+
+    # each prompt is a request the server answers on its own (one at a time, for llama-cpp-python): what a
+    # call costs grows with its prompts, not its batches, so the agent asks for fewer, in stages
+    one_request_per_prompt = True
 
     def __init__(
         self,
@@ -152,6 +170,7 @@ class ServedLanguageModel:
         self.capabilities = Capabilities(prompt_logprobs=False if api == "chat" else None)
         self.usage = Usage()
         self._generated = GenerationMemo()  # its own completions' token log-probabilities, for score()
+        self._tokens = TokenCache()  # the server's token ids of recent texts, for teacher forcing
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
 
@@ -309,7 +328,7 @@ class ServedLanguageModel:
         async def post(path: str, body: dict[str, Any]) -> Any:
             return await self._post(client, path, body, optional=("logit_bias", "tokenize"))
 
-        return await forced_score(post, self._root, self.name, prompt, continuation)
+        return await forced_score(post, self._root, self.name, prompt, continuation, self._tokens)
 
     async def _one_score(self, client: httpx.AsyncClient, prompt: str, continuation: str) -> Score | None:
         body = {
@@ -329,7 +348,7 @@ class ServedLanguageModel:
         attempt = 0
         while True:
             retry_after: str | None = None
-            self.usage.add(requests=1, retries=int(attempt > 0))
+            self.usage.add(requests=1, retries=int(attempt > 0), kind=_kind(path, body))
             try:
                 # a hard deadline for the whole exchange: httpx's timeouts are per read, so a server that
                 # trickles bytes would otherwise keep the request alive indefinitely
@@ -371,6 +390,14 @@ class ServedLanguageModel:
             with contextlib.suppress(ValueError):  # an HTTP date: keep the exponential delay
                 delay = min(self.max_backoff, max(0.0, float(retry_after)))
         return delay
+
+
+def _kind(path: str, body: dict[str, Any]) -> RequestKind:
+    if path.endswith("tokenize"):
+        return "tokenize"
+    if "logit_bias" in body:
+        return "forced"
+    return "echo" if body.get("echo") else "generation"
 
 
 def _json(response: httpx.Response, path: str) -> Any:

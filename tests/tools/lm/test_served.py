@@ -225,6 +225,25 @@ def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str,
     assert all(r["max_tokens"] == 1 for r in steps)
 
 
+def test_token_ids_are_asked_once_per_text_and_requests_counted_by_kind(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+        (200, forced(" Bob", -2.04), 0.0, {}),
+        (200, forced(" Jane", -0.5), 0.0, {}),
+        (200, forced(" Jane", -0.5), 0.0, {}),  # the same row again: its forced token is asked again ...
+    ]
+    lm = served(url)
+    lm.score(["Q: Who?"], [" Jane"])
+    tokenized = sum("input" in r for r in script.requests)
+    assert lm.score(["Q: Who?"], [" Jane"])[0].logprob == pytest.approx(-0.5)
+    assert sum("input" in r for r in script.requests) == tokenized  # ... but not its token ids
+    kinds = lm.usage.kinds()
+    assert kinds == {"generation": 1, "echo": 1, "forced": 3, "tokenize": tokenized}
+    assert sum(kinds.values()) == lm.usage.requests == len(script.requests)
+
+
 def test_forcing_without_a_tokenizer_endpoint_is_unsupported(server: tuple[str, Script]) -> None:
     url, script = server
     script.tokenizer = False
