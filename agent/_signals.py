@@ -18,6 +18,11 @@ The collector asks the model for what its backend gives: a served model without 
 only (its confidence is then paraphrase agreement), one without prompt log-probabilities no familiarity or
 pmi; each question's :attr:`Signals.unavailable` names what was missing and :attr:`Signals.model_calls`
 how many prompts it cost (at most 5 generations and 3 scored rows per question: the bound on one ask).
+
+``Agent.ask`` passes the policy's thresholds (:class:`Routing`): a signal that cannot change the decision is
+then not measured (no model call for a question the KG answers; paraphrases, prior, familiarity and pmi
+only while the model's own answer may still be chosen), see :meth:`SignalCollector.run`. Calibration
+measures everything.
 """
 
 from __future__ import annotations
@@ -150,6 +155,23 @@ def capitalised_span(question: str) -> str | None:
     last, at = words[best[1] - 1]
     span = question[start : at + len(last)]
     return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
+
+
+def _later_stages(slots: Sequence[tuple[int, str]]) -> list[list[int]]:
+    """Slot indices after the model's and the RAG answers: each question's first paraphrases, its second
+    ones, ..., then the priors."""
+    nth: dict[int, int] = {}
+    stages: list[list[int]] = []
+    priors = []
+    for j, (i, kind) in enumerate(slots):
+        if kind == "para":
+            k = nth[i] = nth.get(i, -1) + 1
+            if k == len(stages):
+                stages.append([])
+            stages[k].append(j)
+        elif kind == "prior":
+            priors.append(j)
+    return [*stages, priors]
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -378,10 +400,11 @@ class SignalCollector:
 
         Without ``routing`` every signal is measured: one batched ``generate`` and at most two batched
         ``score`` calls (what calibration needs). With ``routing`` (the policy's thresholds) only what can
-        still change the decision is: nothing for a question the KG answers, and paraphrases (on a backend
-        paying one request per prompt), familiarity and pmi only while the model's own answer may still be
-        chosen, asked in that order. The action and answer are then those of the full measurement; an
-        abstention's reason names what fell short among the signals measured.
+        still change the decision is: nothing for a question the KG answers, and familiarity then pmi only
+        while the model's own answer may still be chosen; on a backend paying one request per prompt
+        (``lm.one_request_per_prompt``) the model's and the RAG answers come first, then the paraphrases one
+        at a time and the prior, each only while the model may still answer. The action and answer are
+        those of the full measurement; an abstention's reason names what fell short among those measured.
         """
         drafts, prompts, slots = plan.drafts, plan.prompts, plan.slots
         staged = routing is not None and bool(getattr(self.lm, "one_request_per_prompt", False))
@@ -391,8 +414,11 @@ class SignalCollector:
         first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
         batches += self._generate(prompts, first, gens)
         if staged and routing is not None:
-            open_ = self._open(plan, gens, routing)
-            batches += self._generate(prompts, [j for j, (i, _) in enumerate(slots) if i in open_], gens)
+            # then each question's paraphrases one at a time, then its prior, each asked only while the
+            # question is open: on a server answering one request at a time, fewer requests is less waiting
+            for stage in _later_stages(slots):
+                open_ = self._open(plan, gens, routing)
+                batches += self._generate(prompts, [j for j in stage if slots[j][0] in open_], gens)
         scored: dict[int, int] = {}
         only = None if routing is None else self._open(plan, gens, routing)
         familiarity = self._familiarity(drafts, scored, only)
@@ -424,14 +450,19 @@ class SignalCollector:
         familiarity: Mapping[int, float] | None = None,
     ) -> set[int]:
         """Questions whose answer may still come from the model, reading what is not measured yet
-        optimistically: agreement 1 while paraphrases are to be asked, no prior, familiarity or pmi."""
-        pending = {i for j, (i, kind) in enumerate(plan.slots) if kind == "para" and j not in gens}
-        partial = self._assemble(plan, gens, familiarity or {}, {}, {})
-        return {
-            i
-            for i, s in enumerate(partial)
-            if routing.may_answer_from_model(replace(s, agreement=1.0) if i in pending else s)
-        }
+        optimistically: paraphrases still to be asked agree, no prior, familiarity or pmi yet."""
+        pending: dict[int, int] = {}  # question -> paraphrases not asked yet
+        for j, (i, kind) in enumerate(plan.slots):
+            if kind == "para" and j not in gens:
+                pending[i] = pending.get(i, 0) + 1
+        out = set()
+        for i, s in enumerate(self._assemble(plan, gens, familiarity or {}, {}, {})):
+            if i in pending and s.model is not None:
+                agree = sum(answers_agree(s.model.text, p.text) for p in s.paraphrases)
+                s = replace(s, agreement=(agree + pending[i]) / (len(s.paraphrases) + pending[i]))
+            if routing.may_answer_from_model(s):
+                out.add(i)
+        return out
 
     def _assemble(
         self,
