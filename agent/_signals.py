@@ -474,8 +474,12 @@ class SignalCollector:
     ) -> list[Signals]:
         """Each question's signals from the answers in ``gens`` (by slot index) and the scores."""
         answered = [g for g in gens.values() if g.text]
-        # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
-        no_probs = bool(answered) and all(g.first_token_prob is None for g in answered)
+        # no probabilities at all from this backend: answers only, judged on agreement (see Signals); the
+        # backend may know it already when none of these prompts got an answer
+        caps = getattr(self.lm, "capabilities", None)
+        no_probs = (bool(answered) and all(g.first_token_prob is None for g in answered)) or (
+            caps is not None and caps.logprobs is False
+        )
         unavailable = self._unavailable(no_probs)
         views: dict[int, dict[str, list[ModelView]]] = {}
         calls: dict[int, int] = {}
