@@ -412,13 +412,13 @@ class SignalCollector:
         gens: dict[int, Generation] = {}  # slot index -> its answer
         batches = 0
         first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
-        batches += self._generate(prompts, first, gens)
+        batches += self._generate(plan, first, gens)
         if staged and routing is not None:
             # then each question's paraphrases one at a time, then its prior, each asked only while the
             # question is open: on a server answering one request at a time, fewer requests is less waiting
             for stage in _later_stages(slots):
                 open_ = self._open(plan, gens, routing)
-                batches += self._generate(prompts, [j for j in stage if slots[j][0] in open_], gens)
+                batches += self._generate(plan, [j for j in stage if slots[j][0] in open_], gens)
         scored: dict[int, int] = {}
         only = None if routing is None else self._open(plan, gens, routing)
         familiarity = self._familiarity(drafts, scored, only)
@@ -433,14 +433,25 @@ class SignalCollector:
         )
         return self._assemble(plan, gens, familiarity, pmi, scored)
 
-    def _generate(self, prompts: Sequence[str], todo: Sequence[int], gens: dict[int, Generation]) -> int:
-        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took (0 or 1)."""
+    def _generate(self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation]) -> int:
+        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took.
+
+        Paraphrases are read for their text only: a backend offering ``generate_texts`` (answers without
+        log-probabilities, cheaper per request) answers them with it.
+        """
         todo = [j for j in todo if j not in gens]
-        if not todo:
-            return 0
-        answers = self.lm.generate([prompts[j] for j in todo], max_new_tokens=self.max_new_tokens)
-        gens.update(zip(todo, answers, strict=True))
-        return 1
+        texts_only = getattr(self.lm, "generate_texts", None)
+        groups = [todo]
+        if texts_only is not None:
+            groups = [[j for j in todo if plan.slots[j][1] != "para"], [j for j in todo if plan.slots[j][1] == "para"]]
+        batches = 0
+        for n, group in enumerate(groups):
+            if group:
+                ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
+                answers = ask([plan.prompts[j] for j in group], max_new_tokens=self.max_new_tokens)
+                gens.update(zip(group, answers, strict=True))
+                batches += 1
+        return batches
 
     def _open(
         self,
@@ -473,7 +484,8 @@ class SignalCollector:
         scored: Mapping[int, int],
     ) -> list[Signals]:
         """Each question's signals from the answers in ``gens`` (by slot index) and the scores."""
-        answered = [g for g in gens.values() if g.text]
+        # (paraphrases may have been asked for their text only: their missing probabilities say nothing)
+        answered = [g for j, g in gens.items() if g.text and plan.slots[j][1] != "para"]
         # no probabilities at all from this backend: answers only, judged on agreement (see Signals); the
         # backend may know it already when none of these prompts got an answer
         caps = getattr(self.lm, "capabilities", None)

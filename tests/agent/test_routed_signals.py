@@ -34,6 +34,13 @@ class _Counting:
         return self._lm.score(prompts, continuations)
 
 
+class _CountingServed(_Counting):
+    """... and answering paraphrases without probabilities, as :class:`tools.lm.ServedLanguageModel` does."""
+
+    def generate_texts(self, prompts: Sequence[str], max_new_tokens: int = 24) -> list[Generation]:
+        return [Generation(g.text) for g in self.generate(prompts, max_new_tokens)]
+
+
 def _questions(world: World) -> list[str]:
     picked: list[str] = []
     for kind in ("known", "unknown", "unanswerable"):
@@ -49,7 +56,7 @@ def _questions(world: World) -> list[str]:
 def test_routed_asks_decide_as_the_full_signals_do_with_fewer_prompts(
     wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, per_prompt: bool, thresholds: PolicyThresholds
 ) -> None:
-    lm = _Counting(gpt2, per_prompt=per_prompt)
+    lm = (_CountingServed if per_prompt else _Counting)(gpt2, per_prompt=per_prompt)
     agent = Agent(wm, lm, thresholds=thresholds)
     questions = _questions(small_world)
     full = [agent.decide(s) for s in agent.signals(questions)]

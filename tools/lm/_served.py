@@ -188,6 +188,22 @@ class ServedLanguageModel:
             lambda client: self._gather(client, [self._one_generation(client, p, max_new_tokens) for p in prompts])
         )
 
+    def generate_texts(self, prompts: Sequence[str], max_new_tokens: int = 24) -> list[Generation]:
+        """As :meth:`generate`, the same greedy texts, without asking for log-probabilities
+        (``first_token_prob`` ``None``): where only the answer is read (paraphrase agreement), as llama.cpp's
+        Python server ranks the whole vocabulary for every generated token when asked for them.
+
+        Raises:
+            BackendError: as :meth:`generate`.
+        """
+        if not prompts:
+            return []
+        return self._run(
+            lambda client: self._gather(
+                client, [self._one_generation(client, p, max_new_tokens, logprobs=False) for p in prompts]
+            )
+        )
+
     def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:
         """Log-probability of each continuation after its prompt, from the server's prompt log-probabilities.
 
@@ -264,7 +280,9 @@ class ServedLanguageModel:
 
     # -- one request --------------------------------------------------------------------------------
 
-    async def _one_generation(self, client: httpx.AsyncClient, prompt: str, max_tokens: int) -> Generation:
+    async def _one_generation(
+        self, client: httpx.AsyncClient, prompt: str, max_tokens: int, *, logprobs: bool = True
+    ) -> Generation:
         body: dict[str, Any] = {"model": self.name, "temperature": 0, "max_tokens": max_tokens}
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
@@ -272,7 +290,7 @@ class ServedLanguageModel:
         else:
             body["prompt"] = prompt
             path = "completions"
-        if self.capabilities.logprobs is not False:
+        if logprobs and self.capabilities.logprobs is not False:
             if self.api == "chat":
                 body.update(logprobs=True, top_logprobs=2)
             else:

@@ -144,6 +144,15 @@ def test_completion_request_and_first_token_confidence(server: tuple[str, Script
     assert body["prompt"] == "Q: Capital of France?\nA:" and body["max_tokens"] == 7 and body["logprobs"] == 2
 
 
+def test_texts_only_asks_for_no_logprobs_and_keeps_the_capability_unlearned(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies.append((200, completion(" Paris\nLyon"), 0.0, {}))
+    lm = served(url)
+    (gen,) = lm.generate_texts(["Q: Capital of France?\nA:"], max_new_tokens=7)
+    assert (gen.text, gen.first_token_prob) == ("Paris", None)
+    assert "logprobs" not in script.requests[0] and lm.capabilities.logprobs is None  # not taken for "no logprobs"
+
+
 def test_concurrent_but_bounded(server: tuple[str, Script]) -> None:
     url, script = server
     script.delay = 0.3  # each reply names its prompt (arrival order is not prompt order)
