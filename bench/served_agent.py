@@ -120,6 +120,11 @@ def time_asks(agents: dict[str, Any], questions: list[str]) -> dict[str, dict[st
             "p90_ask_s": statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else None,
             "calls_per_ask": statistics.mean(a.model_calls for a in answers),
             "max_calls_per_ask": max(a.model_calls for a in answers),
+            "p50_ask_s_by_calls": {  # model calls per ask -> (asks, their p50 latency): where the time goes
+                str(n): (sum(a.model_calls == n for a in answers), statistics.median(by))
+                for n in sorted({a.model_calls for a in answers})
+                if (by := [a.latency_s for a in answers if a.model_calls == n])
+            },
             "prompts_per_ask_by_signal": {  # prompts per ask behind each signal (rows scored: familiarity, pmi)
                 "model": _mean([s.model is not None for s in measured]),
                 "rag": _mean([s.rag is not None for s in measured]),

@@ -289,6 +289,9 @@ class ServedLanguageModel:
             path = "chat/completions"
         else:
             body["prompt"] = prompt
+            # the answer ends at the first newline (as in-process): the server stops there, rather than
+            # generating (and, with logprobs, ranking the vocabulary for) tokens that are thrown away
+            body["stop"] = ["\n"]
             path = "completions"
         if logprobs and self.capabilities.logprobs is not False:
             if self.api == "chat":

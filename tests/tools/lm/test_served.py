@@ -142,6 +142,7 @@ def test_completion_request_and_first_token_confidence(server: tuple[str, Script
     assert gen.margin == pytest.approx(0.904837 - 0.082085, abs=1e-5)
     body = script.requests[0]
     assert body["prompt"] == "Q: Capital of France?\nA:" and body["max_tokens"] == 7 and body["logprobs"] == 2
+    assert body["stop"] == ["\n"]  # the server stops where the answer is cut
 
 
 def test_texts_only_asks_for_no_logprobs_and_keeps_the_capability_unlearned(server: tuple[str, Script]) -> None:
