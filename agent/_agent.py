@@ -153,7 +153,8 @@ class Agent:
     def signals(
         self, questions: Sequence[str], namespace: str = "default", *, scopes: Sequence[Scope] | None = None
     ) -> list[Signals]:
-        """Measured signals for each question (no decision); ``scopes`` replaces the namespace's scopes."""
+        """Measured signals for each question, every one of them (no decision; what calibration needs);
+        ``scopes`` replaces the namespace's scopes."""
         checked = [check_question(q) for q in questions]
         self.wm.sync_entities()  # names other processes told on this home
         return self.collector.collect(checked, self.scopes(namespace) if scopes is None else list(scopes))
@@ -264,7 +265,8 @@ class Agent:
                 self.wm.sync_entities()  # names other processes told on this home
                 plan = self.collector.plan([q for q, _ in rest], [list(s) for _, s in rest])
         with self._guards.answering():
-            signals = self.collector.run(plan) if plan is not None else []
+            # routed: only the signals that can still change the policy's decision (see SignalCollector.run)
+            signals = self.collector.run(plan, routing=self.thresholds) if plan is not None else []
         decided = iter([self.decide(s) for s in signals])
         return [direct[i] if i in direct else next(decided) for i in range(len(items))]
 

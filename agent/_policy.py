@@ -43,6 +43,20 @@ class PolicyThresholds:
     def as_dict(self) -> dict[str, float | bool]:
         return asdict(self)
 
+    def settled_by_kg(self, s: Signals) -> bool:
+        """:func:`decide` answers ``s`` from the KG whatever the model says (no model signal is needed)."""
+        return bool(_kg_hits(s, self))
+
+    def may_answer_from_model(self, s: Signals) -> bool:
+        """:func:`decide` may still choose the model's answer once the signals not measured yet are in.
+
+        The signals measured after the model's answer (paraphrase agreement, the prior, familiarity, pmi)
+        only lower its confidence or veto it, so reading ``s`` optimistically (agreement 1 when paraphrases
+        are still to be asked, as :class:`~agent.SignalCollector` fills it in; no prior, familiarity or pmi
+        yet) bounds the final decision: when this is ``False`` the action and answer are final.
+        """
+        return not _kg_hits(s, self) and not _retrieval_answers(s, self) and _model_passes(s, self)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -65,21 +79,34 @@ def _kg_answer(s: Signals) -> str:
     return ", ".join(dict.fromkeys(objects))
 
 
+def _kg_hits(s: Signals, t: PolicyThresholds) -> list[Evidence]:
+    return [e for e in s.kg if e.citation.triple is not None and e.score >= t.kg_link]
+
+
+def _retrieval_answers(s: Signals, t: PolicyThresholds) -> bool:
+    rag = s.rag
+    in_memory = rag is not None and s.memory_top >= t.memory and bool(rag.text)
+    return rag is not None and in_memory and rag.prob >= t.rag_prob and (s.rag_supported or not t.require_support)
+
+
+def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
+    familiar = (s.familiarity is None or s.familiarity >= t.familiarity) and (s.pmi is None or s.pmi >= t.pmi)
+    return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar
+
+
 def decide(s: Signals, t: PolicyThresholds) -> Decision:
     """Pick the action for one question's signals (see the module docstring)."""
-    kg = [e for e in s.kg if e.citation.triple is not None and e.score >= t.kg_link]
+    kg = _kg_hits(s, t)
     if kg:
         text = _kg_answer(Signals(s.question, relation=s.relation, kg=tuple(kg)))
         return Decision("kg", text, max(e.score for e in kg), tuple(kg), "kg hit")
     rag = s.rag
-    in_memory = rag is not None and s.memory_top >= t.memory and bool(rag.text)
-    if rag is not None and in_memory and rag.prob >= t.rag_prob and (s.rag_supported or not t.require_support):
+    if rag is not None and _retrieval_answers(s, t):
         why = f"memory {s.memory_top:.2f} >= {t.memory:.2f}, answer p={rag.prob:.2f}"
         return Decision("retrieval", rag.text, rag.prob * s.memory_top, s.memory[:3], why)
     model = s.model
     confidence = s.model_confidence
-    familiar = (s.familiarity is None or s.familiarity >= t.familiarity) and (s.pmi is None or s.pmi >= t.pmi)
-    if model is not None and model.text and confidence >= t.model and familiar:
+    if model is not None and _model_passes(s, t):
         if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
             return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
         agree = "" if s.agreement is None else f", agreement {s.agreement:.2f}"

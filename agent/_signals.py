@@ -18,6 +18,11 @@ The collector asks the model for what its backend gives: a served model without 
 only (its confidence is then paraphrase agreement), one without prompt log-probabilities no familiarity or
 pmi; each question's :attr:`Signals.unavailable` names what was missing and :attr:`Signals.model_calls`
 how many prompts it cost (at most 5 generations and 3 scored rows per question: the bound on one ask).
+
+``Agent.ask`` passes the policy's thresholds (:class:`Routing`): a signal that cannot change the decision is
+then not measured (no model call for a question the KG answers; paraphrases, prior, familiarity and pmi
+only while the model's own answer may still be chosen), see :meth:`SignalCollector.run`. Calibration
+measures everything.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Protocol
 
 from agent._answer import ModelView, Signals
 from agent._work import WorkCounter
@@ -34,9 +39,9 @@ from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
-from tools.lm import LanguageModel
+from tools.lm import Generation, LanguageModel
 
-__all__ = ["AskPlan", "SignalCollector", "answers_agree"]
+__all__ = ["AskPlan", "Routing", "SignalCollector", "answers_agree"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,18 @@ def supported_by(answer: str, passages: Sequence[str], subject: str | None = Non
         if a and f" {a} " in text and (not s or f" {s} " in text):
             return True
     return False
+
+
+class Routing(Protocol):
+    """What the routing policy still needs measured (:class:`agent.PolicyThresholds` is one)."""
+
+    def settled_by_kg(self, s: Signals) -> bool:
+        """The KG answers ``s`` whatever the model says."""
+        ...
+
+    def may_answer_from_model(self, s: Signals) -> bool:
+        """The model's own answer may still be chosen for ``s`` (its unmeasured signals read optimistically)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -150,6 +167,23 @@ def capitalised_span(question: str) -> str | None:
     return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
 
 
+def _later_stages(slots: Sequence[tuple[int, str]]) -> list[list[int]]:
+    """Slot indices after the model's and the RAG answers: each question's first paraphrases, its second
+    ones, ..., then the priors."""
+    nth: dict[int, int] = {}
+    stages: list[list[int]] = []
+    priors = []
+    for j, (i, kind) in enumerate(slots):
+        if kind == "para":
+            k = nth[i] = nth.get(i, -1) + 1
+            if k == len(stages):
+                stages.append([])
+            stages[k].append(j)
+        elif kind == "prior":
+            priors.append(j)
+    return [*stages, priors]
+
+
 def _template_regex(template: str) -> re.Pattern[str]:
     head, _, tail = template.partition("{}")
     return re.compile(r"^\s*" + re.escape(head) + r"(?P<s>.+?)" + re.escape(tail) + r"\s*$", re.IGNORECASE)
@@ -228,11 +262,13 @@ class SignalCollector:
             prompts.append(self.lm.prompt_format.question(text) if text.rstrip().endswith("?") else text)
         return prompts
 
-    def _familiarity_rows(self, drafts: Sequence[Signals]) -> list[_Row]:
+    def _familiarity_rows(self, drafts: Sequence[Signals], only: set[int] | None = None) -> list[_Row]:
         """Rows scoring each linked subject's tokens after the question's words before it (mean
-        log-probability: how familiar the name is to the model)."""
+        log-probability: how familiar the name is to the model); ``only``: these questions' (all)."""
         rows: list[_Row] = []
         for i, d in enumerate(drafts):
+            if only is not None and i not in only:
+                continue
             if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
                 prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
@@ -240,12 +276,21 @@ class SignalCollector:
         return rows
 
     @staticmethod
-    def _pmi_rows(slots: Sequence[tuple[int, str]], prompts: Sequence[str], gens: Sequence[Any]) -> list[_Row]:
+    def _pmi_rows(
+        slots: Sequence[tuple[int, str]],
+        prompts: Sequence[str],
+        gens: Mapping[int, Generation],
+        only: set[int] | None = None,
+    ) -> list[_Row]:
         """Rows scoring each question's model answer after the question and after its "N/A" version: the
-        difference is log p(answer | question) - log p(answer | question about "N/A"), per answer token."""
+        difference is log p(answer | question) - log p(answer | question about "N/A"), per answer token
+        (``only``: these questions'; ``gens``: the answers by slot index)."""
         asked: dict[int, tuple[str, str]] = {}
         null: dict[int, str] = {}
-        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+        for j, ((i, kind), prompt) in enumerate(zip(slots, prompts, strict=True)):
+            gen = gens.get(j)
+            if gen is None or (only is not None and i not in only):
+                continue
             if kind == "model" and gen.text:
                 asked[i] = (prompt, " " + gen.text)
             elif kind == "prior":
@@ -289,15 +334,20 @@ class SignalCollector:
                     found[key] = e
         return sorted(found.values(), key=lambda e: -e.score)[: self.k]
 
-    def collect(self, questions: Sequence[str], scopes: Sequence[Scope]) -> list[Signals]:
-        """Signals for each question, all searching ``scopes``; model calls are batched over all of them."""
-        return self.collect_each(questions, [scopes] * len(questions))
+    def collect(
+        self, questions: Sequence[str], scopes: Sequence[Scope], *, routing: Routing | None = None
+    ) -> list[Signals]:
+        """Signals for each question, all searching ``scopes``; model calls are batched over all of them
+        (``routing``: measure only what can change the decision, see :meth:`run`)."""
+        return self.collect_each(questions, [scopes] * len(questions), routing=routing)
 
-    def collect_each(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[Signals]:
+    def collect_each(
+        self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]], *, routing: Routing | None = None
+    ) -> list[Signals]:
         """Signals for each question, question ``i`` searching ``scopes[i]`` (askers with different grants
         batched together): :meth:`plan` then :meth:`run`.
         """
-        return self.run(self.plan(questions, scopes))
+        return self.run(self.plan(questions, scopes), routing=routing)
 
     def plan(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> AskPlan:
         """The reading half of :meth:`collect_each`: links, KG facts and memory passages, and the prompts.
@@ -347,37 +397,126 @@ class SignalCollector:
                 slots.append((i, "prior"))
         return AskPlan(drafts=tuple(drafts), prompts=tuple(prompts), slots=tuple(slots))
 
-    def run(self, plan: AskPlan) -> list[Signals]:
-        """The model half of :meth:`collect_each`: one batched ``generate`` of every prompt in ``plan``, one
-        batched ``score`` call (familiarity and pmi rows together), and the signals assembled. Reads
-        neither memory nor KG (hold the model, not the read lock)."""
-        drafts, prompts, slots = plan.drafts, list(plan.prompts), plan.slots
-        questions = [d.question for d in drafts]
-        # a prompt asked twice in a batch (askers of one question, the "N/A" prior of one relation) runs once
-        unique = list(dict.fromkeys(prompts))
-        answered = dict(zip(unique, self.lm.generate(unique, max_new_tokens=self.max_new_tokens), strict=True))
-        gens = [answered[p] for p in prompts] if unique else []
+    def run(self, plan: AskPlan, *, routing: Routing | None = None) -> list[Signals]:
+        """The model half of :meth:`collect_each`: the prompts of ``plan`` generated, familiarity and pmi
+        scored, and the signals assembled. Reads neither memory nor KG (hold the model, not the read lock).
+
+        Without ``routing`` every signal is measured: one batched ``generate`` and one batched ``score``
+        call (familiarity and pmi rows together; what calibration needs). With ``routing`` (the policy's
+        thresholds) only what can still change the decision is: nothing for a question the KG answers, and
+        familiarity and pmi only while the model's own answer may still be chosen; on a backend paying one
+        request per prompt (``lm.one_request_per_prompt``) the model's and the RAG answers come first, then
+        the paraphrases one at a time and the prior, each only while the model may still answer. The action
+        and answer are those of the full measurement; an abstention's reason names what fell short among
+        those measured.
+        """
+        drafts, prompts, slots = plan.drafts, plan.prompts, plan.slots
+        staged = routing is not None and bool(getattr(self.lm, "one_request_per_prompt", False))
+        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
+        gens: dict[int, Generation] = {}  # slot index -> its answer
+        first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
+        batches, ran = self._generate(plan, first, gens)
+        if staged and routing is not None:
+            # then each question's paraphrases one at a time, then its prior, each asked only while the
+            # question is open: on a server answering one request at a time, fewer requests is less waiting
+            for stage in _later_stages(slots):
+                open_ = self._open(plan, gens, routing)
+                more = self._generate(plan, [j for j in stage if slots[j][0] in open_], gens)
+                batches, ran = batches + more[0], ran + more[1]
         scored: dict[int, int] = {}
-        rows = self._familiarity_rows(drafts) + self._pmi_rows(slots, prompts, gens)
-        familiarity, pmi, n_scored = self._scores(rows, scored)
+        only = None if routing is None else self._open(plan, gens, routing)
+        if staged and routing is not None:  # one request per row: pmi only where familiarity left it open
+            familiarity, _, n_familiar = self._scores(self._familiarity_rows(drafts, only), scored)
+            only = self._open(plan, gens, routing, familiarity)
+            _, pmi, n_pmi = self._scores(self._pmi_rows(slots, prompts, gens, only), scored)
+            score_calls, n_scored = bool(n_familiar) + bool(n_pmi), n_familiar + n_pmi
+        else:  # a batched model: familiarity and pmi rows in one score call
+            rows = self._familiarity_rows(drafts, only) + self._pmi_rows(slots, prompts, gens, only)
+            familiarity, pmi, n_scored = self._scores(rows, scored)
+            score_calls = bool(n_scored)
         self.work.add(
-            asks=len(questions),
+            asks=len(drafts),
             batches=1,
-            model_batches=bool(unique) + bool(n_scored),
-            model_prompts=len(unique) + n_scored,
+            model_batches=batches + score_calls,
+            model_prompts=ran + n_scored,
         )
-        # no probabilities at all from this backend: answers only, judged on agreement (see Signals)
-        no_probs = bool(gens) and all(g.first_token_prob is None for g in gens if g.text)
+        return self._assemble(plan, gens, familiarity, pmi, scored)
+
+    def _generate(self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation]) -> tuple[int, int]:
+        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took and the prompts
+        the model ran.
+
+        Paraphrases are read for their text only: a backend offering ``generate_texts`` (answers without
+        log-probabilities, cheaper per request) answers them with it.
+        """
+        todo = [j for j in todo if j not in gens]
+        texts_only = getattr(self.lm, "generate_texts", None)
+        groups = [todo]
+        if texts_only is not None:
+            groups = [[j for j in todo if plan.slots[j][1] != "para"], [j for j in todo if plan.slots[j][1] == "para"]]
+        batches = ran = 0
+        for n, group in enumerate(groups):
+            if group:
+                ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
+                # a prompt asked twice (askers of one question, the "N/A" prior of one relation) runs once
+                unique = list(dict.fromkeys(plan.prompts[j] for j in group))
+                answered = dict(zip(unique, ask(unique, max_new_tokens=self.max_new_tokens), strict=True))
+                gens.update((j, answered[plan.prompts[j]]) for j in group)
+                batches, ran = batches + 1, ran + len(unique)
+        return batches, ran
+
+    def _open(
+        self,
+        plan: AskPlan,
+        gens: Mapping[int, Generation],
+        routing: Routing,
+        familiarity: Mapping[int, float] | None = None,
+    ) -> set[int]:
+        """Questions whose answer may still come from the model, reading what is not measured yet
+        optimistically: paraphrases still to be asked agree, no prior, familiarity or pmi yet."""
+        pending: dict[int, int] = {}  # question -> paraphrases not asked yet
+        for j, (i, kind) in enumerate(plan.slots):
+            if kind == "para" and j not in gens:
+                pending[i] = pending.get(i, 0) + 1
+        out = set()
+        for i, s in enumerate(self._assemble(plan, gens, familiarity or {}, {}, {})):
+            if i in pending and s.model is not None:
+                agree = sum(answers_agree(s.model.text, p.text) for p in s.paraphrases)
+                s = replace(s, agreement=(agree + pending[i]) / (len(s.paraphrases) + pending[i]))
+            if routing.may_answer_from_model(s):
+                out.add(i)
+        return out
+
+    def _assemble(
+        self,
+        plan: AskPlan,
+        gens: Mapping[int, Generation],
+        familiarity: Mapping[int, float],
+        pmi: Mapping[int, float],
+        scored: Mapping[int, int],
+    ) -> list[Signals]:
+        """Each question's signals from the answers in ``gens`` (by slot index) and the scores."""
+        # (paraphrases may have been asked for their text only: their missing probabilities say nothing)
+        answered = [g for j, g in gens.items() if g.text and plan.slots[j][1] != "para"]
+        # no probabilities at all from this backend: answers only, judged on agreement (see Signals); the
+        # backend may know it already when none of these prompts got an answer
+        caps = getattr(self.lm, "capabilities", None)
+        no_probs = (bool(answered) and all(g.first_token_prob is None for g in answered)) or (
+            caps is not None and caps.logprobs is False
+        )
         unavailable = self._unavailable(no_probs)
         views: dict[int, dict[str, list[ModelView]]] = {}
         calls: dict[int, int] = {}
-        for (i, kind), prompt, gen in zip(slots, prompts, gens, strict=True):
+        for j, ((i, kind), prompt) in enumerate(zip(plan.slots, plan.prompts, strict=True)):
+            gen = gens.get(j)
+            if gen is None:
+                continue
             prob = 1.0 if no_probs else gen.first_token_prob or 0.0  # 1.0: neutral, agreement decides
             view = ModelView(prompt, gen.text, prob, gen.margin or 0.0)
             views.setdefault(i, {}).setdefault(kind, []).append(view)
             calls[i] = calls.get(i, 0) + 1
         out = []
-        for i, draft in enumerate(drafts):
+        for i, draft in enumerate(plan.drafts):
             got = views.get(i, {})
             model = got.get("model", [None])[0]
             rag = got.get("rag", [None])[0]

@@ -5,8 +5,11 @@ OpenAI-compatible server on loopback (``bench.inference_servers.py``; the GGUF f
 over one working memory holding the world's UNKNOWN documents and facts. Each backend's agent is calibrated
 on the world's dev questions (its own signals: the target is the same, the thresholds are its own), then
 answers the test questions (known, unknown, unanswerable), graded as ``agent-bench`` grades
-(:func:`eval.agent_bench.rates`). Latency: ``Agent.ask`` one question at a time, p50 over ``--latency-n``
-test questions, with the model calls (requests, for the served model) per ask.
+(:func:`eval.agent_bench.rates`), from every signal, and again as ``Agent.ask`` decides (only the signals that
+can change the decision: ``routed_decisions_changed`` must be 0). Latency: ``Agent.ask`` one question at a
+time, p50 over ``--latency-n`` test questions, the two backends interleaved question by question (the load
+of a shared machine weighs on both alike), with the model calls (and requests, split by kind, for the
+served model) per ask. ``--thresholds-from`` reuses an earlier run's thresholds instead of calibrating.
 
 Example:
     PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -m bench.served_agent --server transformers --per-kind 300
@@ -38,49 +41,108 @@ def _signals(agent: Any, questions: list[str]) -> list[Any]:
     return out
 
 
+def _mean(values: list[float] | list[int] | list[bool]) -> float:
+    return round(statistics.mean(values), 2) if values else 0.0
+
+
 def measure(
-    agent: Any, world: Any, *, per_kind: int, calibrate_limit: int, latency_n: int, seed: int
+    agent: Any, world: Any, *, per_kind: int, calibrate_limit: int, seed: int, thresholds: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Calibrate ``agent`` on dev, then grade it on test and time single asks."""
+    """Calibrate ``agent`` on dev (or take ``thresholds``), then grade it on test, full signals and routed."""
     import random
 
+    from agent import PolicyThresholds
     from agent._calibrate import calibrate
     from eval._normalize import exact_match
     from eval.agent_bench import rates
-    from eval.agent_bench._questions import sample_questions
 
     kinds = ("known", "unknown", "unanswerable")
     dev = [q for q in world.questions if q.split == "dev" and q.kind in kinds]
     if calibrate_limit and len(dev) > calibrate_limit:
         dev = sorted(random.Random(seed).sample(dev, calibrate_limit), key=lambda q: q.id)
     t0 = time.perf_counter()
-    dev_signals = _signals(agent, [q.text for q in dev])
-    cal = calibrate(dev_signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=TARGET)
-    agent.thresholds = cal.thresholds
+    fitted: dict[str, Any] = {}
+    if thresholds is None:
+        dev_signals = _signals(agent, [q.text for q in dev])
+        cal = calibrate(dev_signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=TARGET)
+        agent.thresholds = cal.thresholds
+        fitted = {"dev_hallucination": cal.hallucination_rate, "dev_coverage": cal.coverage}
+    else:
+        agent.thresholds = PolicyThresholds(**thresholds)
     t_cal = time.perf_counter() - t0
-    test = sample_questions(world, "test", kinds, per_kind, seed)
+    test = _test_questions(world, per_kind, seed)
     t0 = time.perf_counter()
     answers = [agent.decide(s) for s in _signals(agent, [q.question.text for q in test])]
     t_test = time.perf_counter() - t0
-    figures = rates([a.text for a in answers], [q.gold for q in test])
-    usage = getattr(agent.lm, "usage", None)
-    before = usage.snapshot()[0] if usage is not None else 0
-    timed = [agent.ask(q.question.text) for q in test[:: max(1, len(test) // latency_n)][:latency_n]]
-    requests = (usage.snapshot()[0] - before) / len(timed) if usage is not None else None
+    # what ask does: only the signals that can change the decision (must decide exactly as the full ones)
+    t0 = time.perf_counter()
+    routed = [
+        a
+        for start in range(0, len(test), 64)
+        for a in agent.ask_many([q.question.text for q in test[start : start + 64]])
+    ]
+    t_routed = time.perf_counter() - t0
+    changed = sum((a.action, a.text) != (b.action, b.text) for a, b in zip(answers, routed, strict=True))
     unavailable = sorted({u for a in answers if a.signals for u in a.signals.unavailable})
     return {
-        **figures,
-        "p50_ask_s": statistics.median(a.latency_s for a in timed),
-        "calls_per_ask": statistics.mean(a.model_calls for a in timed),
-        "max_calls_per_ask": max(a.model_calls for a in timed),
-        "requests_per_ask": requests,  # HTTP requests (served; tokenizer and forced-token ones included)
+        **rates([a.text for a in answers], [q.gold for q in test]),
         "actions": {k: sum(a.action == k for a in answers) for k in ("kg", "retrieval", "parametric", "abstain")},
-        "dev_hallucination": cal.hallucination_rate,
-        "dev_coverage": cal.coverage,
-        "thresholds": cal.thresholds.as_dict(),
+        **fitted,
+        "thresholds": agent.thresholds.as_dict(),
         "unavailable_signals": unavailable,
-        "seconds": {"calibrate": round(t_cal, 1), "test": round(t_test, 1)},
+        "routed_decisions_changed": changed,  # ask's answers that differ from the full signals' (should be 0)
+        "seconds": {"calibrate": round(t_cal, 1), "test": round(t_test, 1), "test_routed": round(t_routed, 1)},
     }
+
+
+def _test_questions(world: Any, per_kind: int, seed: int) -> list[Any]:
+    from eval.agent_bench._questions import sample_questions
+
+    return sample_questions(world, "test", ("known", "unknown", "unanswerable"), per_kind, seed)
+
+
+def time_asks(agents: dict[str, Any], questions: list[str]) -> dict[str, dict[str, Any]]:
+    """Single ``Agent.ask`` calls, the backends interleaved question by question (which goes first
+    alternating), so that the machine's load weighs on each alike; latency and model calls per backend."""
+    timed: dict[str, list[Any]] = {name: [] for name in agents}
+    usages = {name: getattr(agent.lm, "usage", None) for name, agent in agents.items()}
+    before = {name: (u.snapshot()[0], u.kinds()) for name, u in usages.items() if u is not None}
+    names = list(agents)
+    for n, question in enumerate(questions):
+        for name in names if n % 2 == 0 else names[::-1]:
+            timed[name].append(agents[name].ask(question))
+    out: dict[str, dict[str, Any]] = {}
+    for name, answers in timed.items():
+        latencies = [a.latency_s for a in answers]
+        measured = [a.signals for a in answers if a.signals is not None]
+        figures: dict[str, Any] = {
+            "p50_ask_s": statistics.median(latencies),
+            "p90_ask_s": statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else None,
+            "calls_per_ask": statistics.mean(a.model_calls for a in answers),
+            "max_calls_per_ask": max(a.model_calls for a in answers),
+            "p50_ask_s_by_calls": {  # model calls per ask -> (asks, their p50 latency): where the time goes
+                str(n): (sum(a.model_calls == n for a in answers), statistics.median(by))
+                for n in sorted({a.model_calls for a in answers})
+                if (by := [a.latency_s for a in answers if a.model_calls == n])
+            },
+            "prompts_per_ask_by_signal": {  # prompts per ask behind each signal (rows scored: familiarity, pmi)
+                "model": _mean([s.model is not None for s in measured]),
+                "rag": _mean([s.rag is not None for s in measured]),
+                "paraphrases": _mean([len(s.paraphrases) for s in measured]),
+                "prior": _mean([s.prior is not None for s in measured]),
+                "familiarity": _mean([s.familiarity is not None for s in measured]),
+                "pmi": _mean([2 * (s.pmi is not None) for s in measured]),
+            },
+        }
+        usage = usages[name]
+        if usage is not None:
+            requests, kinds = before[name]
+            figures["requests_per_ask"] = (usage.snapshot()[0] - requests) / len(answers)
+            figures["requests_per_ask_by_kind"] = {  # generation / forced / tokenize / echo
+                k: round((v - kinds.get(k, 0)) / len(answers), 2) for k, v in sorted(usage.kinds().items())
+            }
+        out[name] = figures
+    return out
 
 
 def run(
@@ -92,6 +154,7 @@ def run(
     latency_n: int,
     seed: int,
     served_only: bool = False,
+    thresholds: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from agent import Agent
     from agent.cli._agent import ensure_world_loaded
@@ -115,16 +178,21 @@ def run(
             in_process = Agent(wm, local)
             ensure_world_loaded(in_process, world)
             backends = (("in-process", local), ("served", served))[1 if served_only else 0 :]
-            for name, lm in backends:
+            agents = {name: Agent(wm, lm) for name, lm in backends}
+            for name, agent in agents.items():
                 logging.getLogger(__name__).info("measuring %s", name)
                 out[name] = measure(
-                    Agent(wm, lm),
+                    agent,
                     world,
                     per_kind=per_kind,
                     calibrate_limit=calibrate_limit,
-                    latency_n=latency_n,
                     seed=seed,
+                    thresholds=(thresholds or {}).get(name),
                 )
+            test = _test_questions(world, per_kind, seed)
+            sample = [q.question.text for q in test[:: max(1, len(test) // latency_n)][:latency_n]]
+            for name, figures in time_asks(agents, sample).items():
+                out[name].update(figures)
             out["served"]["server"] = {"llama": "llama.cpp (llama-cpp-python)", "transformers": "transformers serve"}[
                 server
             ]
@@ -162,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--served-only", action="store_true", help="skip the in-process agent (JSON only)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--thresholds-from", type=Path, default=None, help="an earlier --json output: its thresholds, no calibration"
+    )
     args = parser.parse_args(argv)
+    earlier = json.loads(args.thresholds_from.read_text(encoding="utf-8")) if args.thresholds_from else {}
+    given = {name: earlier[name]["thresholds"] for name in ("in-process", "served") if name in earlier}
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     gguf = args.gguf or cached_gguf()
     if args.server == "llama" and gguf is None:
@@ -175,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_n=args.latency_n,
         seed=args.seed,
         served_only=args.served_only,
+        thresholds=given or None,
     )
     text = json.dumps(figures, indent=2) if args.json or args.served_only else table(figures)
     sys.stdout.write(text + "\n")

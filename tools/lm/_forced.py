@@ -9,8 +9,9 @@ continuation's next token, whose reported log-probability is then the teacher-fo
 reference GPT-2: -24.050 against -24.052 in-process for " Nokia Corporation").
 
 Token ids come from the server's tokenizer endpoint (llama-cpp-python's ``/extras/tokenize``, llama.cpp's
-``/tokenize``): two requests per row, then one per continuation token (at most :data:`MAX_FORCED_TOKENS`;
-a longer continuation is scored on its first ones), in order within a row.
+``/tokenize``), kept in a :class:`TokenCache`: up to two requests per row, then one per continuation token
+(at most :data:`MAX_FORCED_TOKENS`; a longer continuation is scored on its first ones), in order within a
+row.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from tools.lm._protocol import Score
 
-__all__ = ["MAX_FORCED_TOKENS", "GenerationMemo", "Post", "forced_score", "tokenize"]
+__all__ = ["MAX_FORCED_TOKENS", "GenerationMemo", "Post", "TokenCache", "forced_score", "tokenize"]
 
 MAX_FORCED_TOKENS = 16
 FORCE_BIAS = 100.0
@@ -34,25 +35,59 @@ Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """``post(url, body)``: the parsed JSON answer, or ``None`` when the server refuses the request (400/404/422)."""
 
 
-async def tokenize(post: Post, root: str, model: str, text: str) -> list[int] | None:
-    """The server's token ids for ``text`` (no special tokens added by us), or ``None`` without an endpoint."""
+class TokenCache:
+    """The server's token ids of recent texts (a prompt recurs: the same question about "N/A" for every
+    subject of a relation), so that each is asked of its tokenizer once. Bounded (oldest forgotten first),
+    thread-safe; a text the server could not tokenize is not kept."""
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._maxsize = maxsize
+        self._items: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> list[int] | None:
+        with self._lock:
+            ids = self._items.get(text)
+            if ids is not None:
+                self._items.move_to_end(text)
+        return None if ids is None else list(ids)
+
+    def put(self, text: str, ids: list[int]) -> None:
+        with self._lock:
+            self._items[text] = tuple(ids)
+            self._items.move_to_end(text)
+            while len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+
+async def tokenize(post: Post, root: str, model: str, text: str, cache: TokenCache | None = None) -> list[int] | None:
+    """The server's token ids for ``text`` (no special tokens added by us), or ``None`` without an endpoint;
+    from ``cache`` when it holds them (no request)."""
+    known = cache.get(text) if cache is not None else None
+    if known is not None:
+        return known
     for path, key in _TOKENIZE:
         data = await post(root + path, {"model": model, key: text})
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens):
+            if cache is not None:
+                cache.put(text, tokens)
             return tokens
     return None
 
 
-async def forced_score(post: Post, root: str, model: str, prompt: str, continuation: str) -> Score | None:
-    """Teacher-forced log-probability of ``continuation`` after ``prompt`` (see the module docstring).
+async def forced_score(
+    post: Post, root: str, model: str, prompt: str, continuation: str, cache: TokenCache | None = None
+) -> Score | None:
+    """Teacher-forced log-probability of ``continuation`` after ``prompt`` (see the module docstring);
+    token ids come from ``cache`` where it has them.
 
     Returns ``None`` when the server lacks what it takes (tokenizer endpoint, ``logit_bias``, logprobs).
     A token whose text cannot be cut from the continuation (a multi-byte character split across tokens)
     ends the row: the score covers the tokens before it (``n_tokens`` says how many).
     """
     ids_prompt, ids_full = await asyncio.gather(
-        tokenize(post, root, model, prompt), tokenize(post, root, model, prompt + continuation)
+        tokenize(post, root, model, prompt, cache), tokenize(post, root, model, prompt + continuation, cache)
     )
     if ids_prompt is None or ids_full is None:
         return None

@@ -48,6 +48,8 @@ class OpenAIChatModel:
         >>> lm.generate(["Who wrote Hamlet? Answer with a name."])[0].text  # doctest: +SKIP
     """
 
+    one_request_per_prompt = True  # sequential requests: see ServedLanguageModel
+
     def __init__(
         self,
         base_url: str,

@@ -48,7 +48,12 @@ class Score:
 
 @runtime_checkable
 class LanguageModel(Protocol):
-    """Anything that answers prompts: a local HF model or an OpenAI-compatible endpoint."""
+    """Anything that answers prompts: a local HF model or an OpenAI-compatible endpoint.
+
+    A backend may also set ``one_request_per_prompt = True`` (a served model): each prompt then costs a
+    request of its own, so callers gain by asking fewer prompts in more calls (the agent's signal
+    collector asks in stages); without it a call costs about one batch whatever its prompts.
+    """
 
     name: str
     prompt_format: PromptFormat

@@ -50,7 +50,7 @@ from tools.errors import (
     MalformedResponseError,
     UnsupportedSignalError,
 )
-from tools.lm._forced import GenerationMemo, forced_score
+from tools.lm._forced import GenerationMemo, TokenCache, forced_score
 from tools.lm._format import PromptFormat
 from tools.lm._protocol import Generation, Score
 
@@ -80,25 +80,39 @@ class Capabilities:
         return tuple(out)
 
 
+RequestKind = Literal["generation", "forced", "tokenize", "echo"]
+
+
 @dataclass
 class Usage:
-    """Requests sent (retries included), retries, and wall seconds inside :meth:`generate` / :meth:`score`."""
+    """Requests sent (retries included), retries, and wall seconds inside :meth:`generate` / :meth:`score`;
+    :attr:`by_kind` splits the requests: ``generation`` (answers, and the scoring probe's one-token
+    completion), ``forced`` (one teacher-forced token), ``tokenize`` (the server's tokenizer), ``echo``
+    (prompt log-probabilities by echo)."""
 
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, requests: int = 0, retries: int = 0, seconds: float = 0.0) -> None:
+    def add(self, requests: int = 0, retries: int = 0, seconds: float = 0.0, kind: RequestKind | None = None) -> None:
         with self._lock:
             self.requests += requests
             self.retries += retries
             self.seconds += seconds
+            if kind is not None and requests:
+                self.by_kind[kind] = self.by_kind.get(kind, 0) + requests
 
     def snapshot(self) -> tuple[int, int, float]:
         """``(requests, retries, seconds)`` so far."""
         with self._lock:
             return self.requests, self.retries, self.seconds
+
+    def kinds(self) -> dict[str, int]:
+        """Requests so far per kind (a copy)."""
+        with self._lock:
+            return dict(self.by_kind)
 
 
 class ServedLanguageModel:
@@ -120,6 +134,10 @@ class ServedLanguageModel:
         >>> lm = ServedLanguageModel("http://127.0.0.1:8080/v1", "gpt2-world")  # doctest: +SKIP
         >>> lm.generate([lm.prompt_format.question("Who is the CEO of Nokia?")])[0].text  # doctest: +SKIP
     """
+
+    # each prompt is a request the server answers on its own (one at a time, for llama-cpp-python): what a
+    # call costs grows with its prompts, not its batches, so the agent asks for fewer, in stages
+    one_request_per_prompt = True
 
     def __init__(
         self,
@@ -152,6 +170,7 @@ class ServedLanguageModel:
         self.capabilities = Capabilities(prompt_logprobs=False if api == "chat" else None)
         self.usage = Usage()
         self._generated = GenerationMemo()  # its own completions' token log-probabilities, for score()
+        self._tokens = TokenCache()  # the server's token ids of recent texts, for teacher forcing
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
 
@@ -167,6 +186,22 @@ class ServedLanguageModel:
             return []
         return self._run(
             lambda client: self._gather(client, [self._one_generation(client, p, max_new_tokens) for p in prompts])
+        )
+
+    def generate_texts(self, prompts: Sequence[str], max_new_tokens: int = 24) -> list[Generation]:
+        """As :meth:`generate`, the same greedy texts, without asking for log-probabilities
+        (``first_token_prob`` ``None``): where only the answer is read (paraphrase agreement), as llama.cpp's
+        Python server ranks the whole vocabulary for every generated token when asked for them.
+
+        Raises:
+            BackendError: as :meth:`generate`.
+        """
+        if not prompts:
+            return []
+        return self._run(
+            lambda client: self._gather(
+                client, [self._one_generation(client, p, max_new_tokens, logprobs=False) for p in prompts]
+            )
         )
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:
@@ -245,15 +280,20 @@ class ServedLanguageModel:
 
     # -- one request --------------------------------------------------------------------------------
 
-    async def _one_generation(self, client: httpx.AsyncClient, prompt: str, max_tokens: int) -> Generation:
+    async def _one_generation(
+        self, client: httpx.AsyncClient, prompt: str, max_tokens: int, *, logprobs: bool = True
+    ) -> Generation:
         body: dict[str, Any] = {"model": self.name, "temperature": 0, "max_tokens": max_tokens}
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
             path = "chat/completions"
         else:
             body["prompt"] = prompt
+            # the answer ends at the first newline (as in-process): the server stops there, rather than
+            # generating (and, with logprobs, ranking the vocabulary for) tokens that are thrown away
+            body["stop"] = ["\n"]
             path = "completions"
-        if self.capabilities.logprobs is not False:
+        if logprobs and self.capabilities.logprobs is not False:
             if self.api == "chat":
                 body.update(logprobs=True, top_logprobs=2)
             else:
@@ -309,7 +349,7 @@ class ServedLanguageModel:
         async def post(path: str, body: dict[str, Any]) -> Any:
             return await self._post(client, path, body, optional=("logit_bias", "tokenize"))
 
-        return await forced_score(post, self._root, self.name, prompt, continuation)
+        return await forced_score(post, self._root, self.name, prompt, continuation, self._tokens)
 
     async def _one_score(self, client: httpx.AsyncClient, prompt: str, continuation: str) -> Score | None:
         body = {
@@ -329,7 +369,7 @@ class ServedLanguageModel:
         attempt = 0
         while True:
             retry_after: str | None = None
-            self.usage.add(requests=1, retries=int(attempt > 0))
+            self.usage.add(requests=1, retries=int(attempt > 0), kind=_kind(path, body))
             try:
                 # a hard deadline for the whole exchange: httpx's timeouts are per read, so a server that
                 # trickles bytes would otherwise keep the request alive indefinitely
@@ -371,6 +411,14 @@ class ServedLanguageModel:
             with contextlib.suppress(ValueError):  # an HTTP date: keep the exponential delay
                 delay = min(self.max_backoff, max(0.0, float(retry_after)))
         return delay
+
+
+def _kind(path: str, body: dict[str, Any]) -> RequestKind:
+    if path.endswith("tokenize"):
+        return "tokenize"
+    if "logit_bias" in body:
+        return "forced"
+    return "echo" if body.get("echo") else "generation"
 
 
 def _json(response: httpx.Response, path: str) -> Any:

@@ -142,6 +142,16 @@ def test_completion_request_and_first_token_confidence(server: tuple[str, Script
     assert gen.margin == pytest.approx(0.904837 - 0.082085, abs=1e-5)
     body = script.requests[0]
     assert body["prompt"] == "Q: Capital of France?\nA:" and body["max_tokens"] == 7 and body["logprobs"] == 2
+    assert body["stop"] == ["\n"]  # the server stops where the answer is cut
+
+
+def test_texts_only_asks_for_no_logprobs_and_keeps_the_capability_unlearned(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies.append((200, completion(" Paris\nLyon"), 0.0, {}))
+    lm = served(url)
+    (gen,) = lm.generate_texts(["Q: Capital of France?\nA:"], max_new_tokens=7)
+    assert (gen.text, gen.first_token_prob) == ("Paris", None)
+    assert "logprobs" not in script.requests[0] and lm.capabilities.logprobs is None  # not taken for "no logprobs"
 
 
 def test_concurrent_but_bounded(server: tuple[str, Script]) -> None:
@@ -223,6 +233,25 @@ def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str,
     forced_ids = [str(script.vocab[" Jane"]), str(script.vocab[" Roe"])]
     assert [r["logit_bias"] for r in steps[1:]] == [{i: 100.0} for i in forced_ids]
     assert all(r["max_tokens"] == 1 for r in steps)
+
+
+def test_token_ids_are_asked_once_per_text_and_requests_counted_by_kind(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+        (200, forced(" Bob", -2.04), 0.0, {}),
+        (200, forced(" Jane", -0.5), 0.0, {}),
+        (200, forced(" Jane", -0.5), 0.0, {}),  # the same row again: its forced token is asked again ...
+    ]
+    lm = served(url)
+    lm.score(["Q: Who?"], [" Jane"])
+    tokenized = sum("input" in r for r in script.requests)
+    assert lm.score(["Q: Who?"], [" Jane"])[0].logprob == pytest.approx(-0.5)
+    assert sum("input" in r for r in script.requests) == tokenized  # ... but not its token ids
+    kinds = lm.usage.kinds()
+    assert kinds == {"generation": 1, "echo": 1, "forced": 3, "tokenize": tokenized}
+    assert sum(kinds.values()) == lm.usage.requests == len(script.requests)
 
 
 def test_forcing_without_a_tokenizer_endpoint_is_unsupported(server: tuple[str, Script]) -> None:
