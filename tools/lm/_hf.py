@@ -219,11 +219,11 @@ class HFLanguageModel:
         batch = self._encode(rows, side="right")
         kept = batch["input_ids"].shape[1]
         # a row cut at the front (over-long prompt) loses that many prompt tokens; the continuation must survive
+        cuts = [max(0, n - kept) for n in row_lens]
         prompt_lens = [
-            len(tok(p, add_special_tokens=False)["input_ids"]) - max(0, n - kept)
-            for p, n in zip(prompts, row_lens, strict=True)
+            len(tok(p, add_special_tokens=False)["input_ids"]) - c for p, c in zip(prompts, cuts, strict=True)
         ]
-        if any(plen < 1 for plen in prompt_lens):
+        if any(c > 0 and plen < 1 for c, plen in zip(cuts, prompt_lens, strict=True)):
             raise InvalidInputError(f"a continuation does not fit the model's {kept} positions after its prompt")
         logits = self._model(**batch).logits.float()  # (B, T, V)
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
