@@ -358,6 +358,11 @@ class Agent:
                 raise
         return told.to_tell_result()
 
+    def may_undo_definition(self, edit_id: str, user: str, author: str) -> bool:
+        """Whether ``user`` may undo the concept definition ``edit_id`` told by ``author`` although its namespace
+        is not theirs to write (:meth:`ConceptDesk.may_undo`); ``False`` without a concept desk."""
+        return self.concepts is not None and self.concepts.may_undo(edit_id, user, author)
+
     def rollback(self, edit_id: str, user: str = "user") -> RollbackResult:
         """Undo one edit in KG, memory and weights together.
 

@@ -250,6 +250,17 @@ class ConceptDesk:
         """Whether ``edit_id`` names a definition told to a concept desk (ids ``cdef-...``)."""
         return isinstance(edit_id, str) and edit_id.startswith(_EDIT_PREFIX)
 
+    def may_undo(self, edit_id: str, user: str, author: str) -> bool:
+        """Whether ``user`` may undo the definition ``edit_id`` that ``author`` (``"user:<name>"``, as the edit
+        log records it) told, where they do not write the namespace it lives in.
+
+        Definitions live in the shared namespace every reader sees, which only admins write; a trusted user may
+        set them all the same (the desk's rule, not the namespace's). So the rule that lets an author undo their
+        own edit in a namespace they write becomes, for a definition: its author, while still trusted to define
+        concepts. Anyone else's definition is the admins' (or, outside the server, trusted users') to undo.
+        """
+        return self.owns(edit_id) and author == f"user:{user}" and self.is_trusted(user)
+
     def rollback(self, edit_id: str) -> RollbackResult:
         """Undo a told definition in KG and memory together.
 

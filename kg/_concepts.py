@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rdflib.term import URIRef
+
 from kg._graph import KnowledgeGraph
 from kg._records import Assertion, Provenance
 from tools.base import Triple
@@ -146,6 +148,23 @@ class ConceptGraph:
         out = {a.triple.subject for a in self._facts(None, DEFINITION)}
         out |= {a.triple.subject for a in self._facts(None, SUBCLASS_OF)}
         return sorted(out)
+
+    def class_iris(self) -> frozenset[str]:
+        """IRIs of every node the graph uses as a class, in any namespace, valid or superseded: the subjects of
+        definitions and subclass links and the objects of subclass and instance-of links.
+
+        For indexes of *fact* subjects (the agent's entity linker), which leave classes out: a class label is
+        a common noun ("city", "star", "landmark") that questions about facts say in passing ("Which city is
+        home to ...?"), and linking it would make it the question's subject. One scan of the three relations'
+        quads, nothing decoded.
+        """
+        store, schema = self.graph.store, self.graph.schema
+        found: set[str] = set()
+        for relation, positions in ((DEFINITION, (0,)), (SUBCLASS_OF, (0, 2)), (INSTANCE_OF, (2,))):
+            predicate = URIRef(schema.relation(relation).iri)
+            for quad in store.quads(None, predicate, None, None):
+                found.update(str(quad[i]) for i in positions if isinstance(quad[i], URIRef))
+        return frozenset(found)
 
     def is_concept(self, label: str) -> bool:
         return self.definition(label) is not None or bool(self._facts(label, SUBCLASS_OF))

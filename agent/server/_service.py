@@ -191,7 +191,8 @@ class Service:
         return record
 
     def rollback(self, who: Principal, edit_id: str) -> RollbackResult:
-        """Undo an edit: its author may (in a namespace the key writes); admins may undo any edit.
+        """Undo an edit: its author may (in a namespace the key writes, or a concept definition while trusted to
+        define concepts); admins may undo any edit.
 
         Raises:
             PermissionDeniedError: not an admin, and the edit is not the key's own in a namespace it writes:
@@ -206,7 +207,11 @@ class Service:
             except UnknownEditError:
                 record = None
             if who.role != "admin":
-                if record is None or record.who != f"user:{who.user}" or record.namespace not in who.writable:
+                if record is None or record.who != f"user:{who.user}":
+                    raise PermissionDeniedError(NOT_YOURS)
+                if record.namespace not in who.writable and not self.agent.may_undo_definition(
+                    edit_id, who.user, record.who
+                ):  # a told concept definition lives in the shared namespace: its trusted author may undo it
                     raise PermissionDeniedError(NOT_YOURS)
             elif record is None:
                 raise UnknownEditError(f"no edit {edit_id!r}")

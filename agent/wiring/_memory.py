@@ -49,11 +49,27 @@ class WorkingMemory:
     entity_seq: int = 0  # the memory change-log entry the entity index has caught up with
     _sync_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def _classes(self) -> frozenset[str]:
+        """IRIs of the KG's concept classes (none when its schema has no concept relations)."""
+        from kg import ConceptGraph
+
+        try:
+            return ConceptGraph(self.graph).class_iris()
+        except InvalidInputError:  # a custom schema without concepts
+            return frozenset()
+
     def refresh_entities(self) -> None:
-        """Re-index the KG's entities in the linker (after a bulk load), each under the namespaces naming it."""
+        """Re-index the KG's entities in the linker (after a bulk load), each under the namespaces naming it.
+
+        Concept classes are left out (``kg.ConceptGraph.class_iris``): the linker finds the subjects of
+        *fact* questions, and a class label ("city") said in passing must not become one; concept questions
+        are answered by the concept desk, which reads the KG by label.
+        """
         head = self.memory.log_head()  # before reading: a write after this is caught up by the next sync
+        classes = self._classes()
         for namespace, entity in self.graph.named_entities():
-            self.entities.add(entity, namespace=namespace)
+            if entity.iri not in classes:
+                self.entities.add(entity, namespace=namespace)
         self.entity_seq = max(self.entity_seq, head)
 
     def sync_entities(self) -> int:
@@ -71,10 +87,11 @@ class WorkingMemory:
         with self._sync_lock:
             head, triples = self.memory.triples_since(self.entity_seq)
             names = dict.fromkeys(n for t in triples for n in (t.subject, t.object))
+            classes = self._classes() if names else frozenset()
             added = 0
             for name in names:
                 try:
-                    named = self.graph.names_of(name)
+                    named = [(ns, e) for ns, e in self.graph.names_of(name) if e.iri not in classes]
                 except InvalidInputError:  # free text, or a literal object: no entity
                     continue
                 for namespace, entity in named:  # each namespace's names, for its readers only
@@ -154,12 +171,11 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
         store = SQLiteTripleStore(db)
     schema = load_schema(Path(kg_cfg.schema_file) if kg_cfg.schema_file else None)
     graph = KnowledgeGraph(store, schema)
-    head = memory.log_head()  # before the entities are read: later writes are caught up by sync_entities
     entities = EntityLinker(embedder=embedder)
-    for namespace, entity in graph.named_entities():
-        entities.add(entity, namespace=namespace)
     relations = RelationLinker(
         schema.templates(), embedder, cache_dir=home.path("cache"), exact_templates=schema.zh_templates()
     )
     retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion)
-    return WorkingMemory(db, memory, graph, store, entities, relations, retriever, entity_seq=head)
+    wm = WorkingMemory(db, memory, graph, store, entities, relations, retriever)
+    wm.refresh_entities()  # the KG's entities, concept classes left out; later writes are caught up by sync
+    return wm

@@ -70,3 +70,18 @@ def test_an_untrusted_definition_changes_nothing(concept_agent: Agent) -> None:
     told = concept_agent.tell(f"A city is {COUNTRY}.", user="mallory")
     assert told.status == "quarantined" and told.edit_id is None
     assert _quads(concept_agent) == before
+
+
+def test_concept_classes_are_not_linked_as_the_subjects_of_fact_questions(concept_agent: Agent) -> None:
+    """A class label said in passing ("Which city ...") must not become a fact question's subject (it made
+    the demo answer an unanswerable question from retrieval); the classes' instances still link."""
+
+    def linked(question: str) -> list[str]:
+        return [m.link.entity.label for m in concept_agent.wm.entities.find_mentions(question)]
+
+    assert linked("Which city is Ankara in, and is it a place?") == ["Ankara"]
+    told = concept_agent.tell("A gizmo is a small mechanical device.", user="tess")  # a new class, told
+    assert told.status == "applied"
+    concept_agent.wm.sync_entities()
+    assert linked("Where is the gizmo of Ankara?") == ["Ankara"]
+    assert concept_agent.ask("What is a gizmo?").text == "a small mechanical device"

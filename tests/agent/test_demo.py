@@ -48,4 +48,5 @@ def test_demo_runs_offline_on_the_bundled_defaults(tmp_path: Path, capsys: pytes
     assert len(_sections(out)) == 4 and "loaded 1061 world documents" in out
     assert out.count("   model alone : ") == 6
     assert "abstain" in out and "(kg · edit e-" in out
+    assert "· agent 0.0% (" in out  # concept classes once made it answer an unanswerable question
     assert not (tmp_path / "memory").exists()  # the user's home is untouched (a temporary memory was used)

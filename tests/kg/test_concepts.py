@@ -37,6 +37,13 @@ def test_instance_of_follows_the_subclass_closure(concepts: ConceptGraph) -> Non
     assert concepts.instances("place") == ["Chandler", "Egypt", "Tokyo"]
 
 
+def test_class_iris_are_the_classes_not_their_instances(concepts: ConceptGraph) -> None:
+    labels = {concepts.graph.get_entity(iri).label for iri in concepts.class_iris()}
+    assert labels == {"place", "city", "country", "product", "Microsoft product"}
+    concepts.define("gadget", "a small mechanical device", Provenance("user:alice", edit_id="e2"))  # new, no parent
+    assert "gadget" in {concepts.graph.get_entity(iri).label for iri in concepts.class_iris()}
+
+
 def test_redefinition_is_versioned_read_through_and_rolled_back_exactly(concepts: ConceptGraph) -> None:
     before = _quads(concepts)
     new = "a product that was created by the company Microsoft"
