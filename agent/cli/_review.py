@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.tell import TellPipeline
 
 __all__ = ["register"]
 
@@ -31,23 +33,11 @@ def register(sub: Any) -> None:
         cmd.set_defaults(func=_review, accept=name == "accept")
 
 
-@contextmanager
-def _pipeline(args: argparse.Namespace) -> Iterator[Any]:
+def _pipeline(args: argparse.Namespace) -> AbstractContextManager[TellPipeline]:
     from agent.config import open_home
-    from agent.tell import TellPipeline
-    from agent.wiring import load_language_model, open_working_memory
-    from tools.lm import LocalLanguageModel
+    from agent.wiring import open_tell_stack
 
-    home = open_home(args.home)
-    wm = open_working_memory(home)
-    try:
-        lm = None
-        if home.settings.tell.parametric != "off":  # an accepted edit may change the weights
-            model = load_language_model(home)
-            lm = model if isinstance(model, LocalLanguageModel) else None
-        yield TellPipeline.open(wm, home.settings, lm=lm)
-    finally:
-        wm.close()
+    return open_tell_stack(open_home(args.home))
 
 
 def _row(q: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ through constructors. One home and its settings therefore give the same stack wh
   the routing thresholds and the thread policy.
 - :mod:`agent.wiring._tell`: the tell pipeline (interpreter, controller, editors) ``TellPipeline.open`` builds.
 - :mod:`agent.wiring._stacks`: the agent (``Agent.open``: :func:`open_agent`) and the read-only agent the
-  audit builds over its own memory and model (:func:`build_agent`), with the concept desk.
+  audit builds over its own memory and model (:func:`build_agent`), with the concept desk, and the tell
+  pipeline alone (:func:`open_tell_stack`, the ``review`` CLI).
 
 It stands in the agent core (``eval`` may import it; it never imports ``eval``), above ``agent.tell`` and the
 agent itself, which it imports lazily so that they can in turn call it (``Agent.open``, ``TellPipeline.open``).
@@ -27,7 +28,7 @@ from agent.wiring._models import (
     open_endpoint,
     policy_thresholds,
 )
-from agent.wiring._stacks import build_agent, open_agent, open_concept_desk
+from agent.wiring._stacks import build_agent, open_agent, open_concept_desk, open_tell_stack
 from agent.wiring._tell import editor_factory, llm_interpreter, open_tell_pipeline, template_interpreter
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "open_concept_desk",
     "open_endpoint",
     "open_tell_pipeline",
+    "open_tell_stack",
     "open_working_memory",
     "policy_thresholds",
     "template_interpreter",

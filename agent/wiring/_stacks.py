@@ -8,6 +8,8 @@ the same thresholds, model, guard and concept desk wherever the agent runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from agent.config import Home, Settings
@@ -18,9 +20,10 @@ from tools.errors import InvalidInputError
 if TYPE_CHECKING:
     from agent._agent import Agent
     from agent._concepts import ConceptDesk
+    from agent.tell import TellPipeline
     from tools.lm import LanguageModel
 
-__all__ = ["build_agent", "open_agent", "open_concept_desk"]
+__all__ = ["build_agent", "open_agent", "open_concept_desk", "open_tell_stack"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,29 @@ def open_agent(home: Home, lm: LanguageModel | None = None, *, with_tell: bool =
     return Agent(
         wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, concepts=concepts, embedder=memo
     )
+
+
+@contextmanager
+def open_tell_stack(home: Home) -> Iterator[TellPipeline]:
+    """The tell pipeline under ``home`` without an agent around it (the ``review`` CLI): its working memory,
+    and the local model only where ``[tell] parametric`` is on (an accepted edit may change the weights).
+    The working memory is closed when the block ends.
+
+    Raises:
+        ConfigError, ModelLoadError, StoreError: the settings, model or working memory cannot be used.
+    """
+    from agent.wiring._tell import open_tell_pipeline
+    from tools.lm import LocalLanguageModel
+
+    wm = open_working_memory(home)
+    try:
+        local = None
+        if home.settings.tell.parametric != "off":
+            model = load_language_model(home)
+            local = model if isinstance(model, LocalLanguageModel) else None
+        yield open_tell_pipeline(wm, home.settings, lm=local)
+    finally:
+        wm.close()
 
 
 def build_agent(home: Home, wm: WorkingMemory, lm: LanguageModel) -> Agent:
