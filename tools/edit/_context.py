@@ -63,6 +63,9 @@ class ContextAdapter(EditAdapter):
     """
 
     kind: ClassVar[str] = "context"
+    # which rows got a prefix is remembered from a generation's first step, so its rows must not change
+    # mid-generation (``tools.lm``'s greedy decoding then keeps finished rows, as ``generate`` does)
+    keeps_batch_rows: ClassVar[bool] = True
 
     def __init__(self, base: nn.Module, top_k: int, pad_id: int, embed: str, block: str = "") -> None:
         super().__init__(base)

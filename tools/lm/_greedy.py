@@ -9,7 +9,10 @@ are the ones ``generate`` picks for it: the same arithmetic on the same row (mea
 first-token probabilities on the world's ask prompts).
 
 Only plain greedy search is reproduced: a model whose generation config asks for logits processing
-(repetition penalty, banned words, a minimum length, ...) is left to ``generate`` (:func:`plain_greedy`).
+(repetition penalty, banned words, a minimum length, ...) is left to ``generate`` (:func:`plain_greedy`), and so
+is a model holding a module that keeps per-row state across the steps of one generation (a class attribute
+``keeps_batch_rows = True``: the context adapters of IKE and SERAC remember which rows got a demonstration at
+the first step), because dropping a finished row would shift that state onto the wrong rows.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def plain_greedy(model: Any) -> bool:
     config = getattr(model, "generation_config", None)
     if config is None or getattr(model.config, "is_encoder_decoder", False):
         return False
+    if any(getattr(module, "keeps_batch_rows", False) for module in model.modules()):
+        return False  # per-row state across steps: the batch's rows must stay as they are
     return all(getattr(config, name, None) in neutral for name, neutral in _NEUTRAL.items())
 
 

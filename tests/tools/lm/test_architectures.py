@@ -78,3 +78,19 @@ def test_greedy_rows_decode_what_generate_decodes(loaded: Any) -> None:
     for row, tokens in enumerate(got.tokens):
         assert ref.sequences[row, batch["input_ids"].shape[1] :].tolist()[: len(tokens)] == tokens
     assert torch.allclose(got.first, torch.softmax(ref.scores[0].float(), dim=-1), atol=1e-5)
+
+
+def test_a_module_keeping_batch_rows_leaves_decoding_to_generate(loaded: Any) -> None:
+    """A module that remembers rows across decoding steps (IKE's / SERAC's context adapters) must not see
+    rows leave the batch: with one inside, greedy decoding is ``generate``'s."""
+    from tools.lm._greedy import plain_greedy
+
+    _, lm = loaded
+    probe = torch.nn.Identity()
+    probe.keeps_batch_rows = True  # type: ignore[assignment]
+    lm.model.add_module("row_state_probe", probe)
+    try:
+        assert not plain_greedy(lm.model)
+    finally:
+        del lm.model.row_state_probe
+    assert plain_greedy(lm.model)
