@@ -430,7 +430,9 @@ def _calibrate(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:
-        cal_encoded = _encode(encoder, [ex.text for ex in splits.cal], "encoding calibration sentences", progress)
+        cal_encoded = _encode(
+            reader.encoder, [ex.text for ex in splits.cal], "encoding calibration sentences", progress
+        )
     finally:
         torch.set_num_threads(threads)
     rows, confidences = _read_calibration(reader, cal_encoded, splits.cal, inverses)
