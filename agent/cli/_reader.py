@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--reader", default="", help="the reader.npz to re-fit in place (default: the shipped one)")
     acc_help = "also fit the acceptance model (logistic regression over the reading's evidence; off by default)"
     calibrate.add_argument("--acceptance", action="store_true", help=acc_help)
+    per_help = "fit a threshold per relation read (the same wrong budget shared among relations; no acceptance model)"
+    calibrate.add_argument("--per-relation", action="store_true", help=per_help)
     calibrate.set_defaults(func=run_calibrate)
     bench = cmds.add_parser("bench", help="read the world's test edits told in held-out free phrasings")
     bench.add_argument("--reader", default="", help="a reader.npz (default: the shipped one)")
@@ -158,11 +160,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
         fitted = calibrate_reader(
             model, training_names(_world()), TokenEncoder(), inverses=inverses, progress=progress,
-            acceptance=args.acceptance,
+            acceptance=args.acceptance, by_relation=args.per_relation,
         )  # fmt: skip
     fitted.save(path)
     acceptance = fitted.acceptance.as_dict() if fitted.acceptance is not None else {}
-    print(f"wrote {path.with_suffix('.json')}: threshold {fitted.threshold}, acceptance {json.dumps(acceptance)}")
+    per = json.dumps(fitted.relation_thresholds)
+    print(f"wrote {path.with_suffix('.json')}: threshold {fitted.threshold}, acceptance {json.dumps(acceptance)}, "
+          f"per relation {per}")  # fmt: skip
     return 0
 
 

@@ -20,10 +20,12 @@ prefer it) and ``span`` is 1.0 for a name the linker knows, else the fourth root
 of the span's tokens times one minus the largest role probability of the tokens just outside it; when the
 tagger gave both names one role, the plain product ``p x span x span``; accepted at ``ReaderModel.threshold``
 (fitted by the trainer on phrasings and names held out from its training so that at most 1% of the sentences
-it accepts are read wrong). A reader fitted with an acceptance model (``factagent reader calibrate
---acceptance``, :mod:`agent.tell._acceptance`) instead takes ``confidence`` from a logistic regression over
-the reading's evidence (relation share and margin, span probabilities, linked names, the graph's types) and
-accepts at that model's threshold. Readings not accepted are returned as *suggestions*.
+it accepts are read wrong), or at the read relation's own threshold when the reader was fitted one per
+relation (``factagent reader calibrate --per-relation``, the same 1% budget shared among the relations).
+A reader fitted with an acceptance model (``factagent reader calibrate --acceptance``,
+:mod:`agent.tell._acceptance`) instead takes ``confidence`` from a logistic regression over the reading's
+evidence (relation share and margin, span probabilities, linked names, the graph's types) and accepts at that
+model's threshold. Readings not accepted are returned as *suggestions*.
 """
 
 from __future__ import annotations
@@ -297,7 +299,7 @@ class TripleReader:
                 confidence = p * subject.role_prob * obj.role_prob
             else:
                 confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
-            accepted = confidence >= self.model.threshold and not close
+            accepted = confidence >= self.model.accept_at_for(relation) and not close
         return Reading(
             triple, round(confidence, 4), accepted, close, subject.score, subject.score == 0.0, obj.score == 0.0,
             evidence=evidence,

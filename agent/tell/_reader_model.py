@@ -121,12 +121,21 @@ class ReaderModel:
     acceptance: Acceptance | None = None  # the calibrated acceptance decision (:mod:`agent.tell._acceptance`)
     # fine-tuned encoder weights by state-dict name (float16); empty: the heads read the frozen encoder
     encoder: dict[str, np.ndarray] = field(default_factory=dict)
+    # per relation read, the threshold on the fixed-formula confidence (``reader calibrate --per-relation``);
+    # a relation not in it, or none at all: ``threshold``
+    relation_thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
     def accept_at(self) -> float:
         """The confidence a reading must reach to be applied: the acceptance model's threshold (on its
         probability) when there is one, else ``threshold`` (on the fixed-formula confidence)."""
         return self.acceptance.threshold if self.acceptance is not None else self.threshold
+
+    def accept_at_for(self, relation: str) -> float:
+        """:attr:`accept_at` for a reading of ``relation`` (its own threshold when it was fitted one)."""
+        if self.acceptance is not None:
+            return self.acceptance.threshold
+        return self.relation_thresholds.get(relation, self.threshold)
 
     @staticmethod
     def token_inputs(e: Encoded) -> np.ndarray:
@@ -177,6 +186,8 @@ class ReaderModel:
         meta = {"relations": list(self.relations), "threshold": self.threshold, **self.meta}
         if self.acceptance is not None:
             meta["acceptance"] = self.acceptance.as_dict()
+        if self.relation_thresholds:
+            meta["relation_thresholds"] = dict(sorted(self.relation_thresholds.items()))
         p.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
@@ -199,10 +210,12 @@ class ReaderModel:
             relations = tuple(str(r) for r in meta.pop("relations"))
             threshold = float(meta.pop("threshold"))
             acceptance = Acceptance.from_dict(meta.pop("acceptance")) if "acceptance" in meta else None
+            per = {str(r): float(t) for r, t in meta.pop("relation_thresholds", {}).items()}
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot read the reader at {p}: {exc} (build it with `factagent reader train`)") from exc
         if arrays["wr"].shape[1] != len(relations) + 1:
             raise ConfigError(f"reader at {p}: {arrays['wr'].shape[1]} relation outputs for {len(relations)} relations")
         return cls(
-            relations=relations, threshold=threshold, meta=meta, acceptance=acceptance, encoder=encoder, **arrays
-        )
+            relations=relations, threshold=threshold, meta=meta, acceptance=acceptance, encoder=encoder,
+            relation_thresholds=per, **arrays,
+        )  # fmt: skip

@@ -169,7 +169,7 @@ def _tune(
     max_tokens: int,
     checkpoint: Path | None,
     progress: Progress | None,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Steps 2 of the module docstring on a copy of ``encoder``: ``(head arrays, changed encoder weights)``."""
     import torch
 
