@@ -27,11 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     ckpt_help = "directory for per-epoch checkpoints; a rerun resumes there (default: ~/.cache/factagent/reader-train)"
     train.add_argument("--checkpoint", default="", help=ckpt_help)
     train.set_defaults(func=run_train)
+    tune_help = "fine-tune the encoder's top layers with a trained reader's heads (seeded, resumable)"
+    tune = cmds.add_parser("tune", help=tune_help)
+    tune.add_argument("--base", default="", help="the trained reader.npz to start from (default: the shipped one)")
+    tune.add_argument("--out", default="", help="where to write the fine-tuned reader.npz (default: the shipped one)")
+    tune.add_argument("--layers", type=int, default=6, help="top encoder layers to train (default 6: all)")
+    tune.add_argument("--epochs", type=int, default=2)
+    tune.add_argument("--lr", type=float, default=3e-5, help="the encoder's peak learning rate")
+    tune.add_argument("--head-lr", type=float, default=3e-4, help="the heads' peak learning rate")
+    tune.add_argument("--limit", type=int, default=0, help="train on this many sentences only (0: all)")
+    tune_ckpt = "directory for per-epoch checkpoints (default: ~/.cache/factagent/reader-tune)"
+    tune.add_argument("--checkpoint", default="", help=tune_ckpt)
+    tune.set_defaults(func=run_tune)
     cal_help = "re-fit a trained reader's threshold (and acceptance model) on its calibration split (heads unchanged)"
     calibrate = cmds.add_parser("calibrate", help=cal_help)
     calibrate.add_argument("--reader", default="", help="the reader.npz to re-fit in place (default: the shipped one)")
     acc_help = "also fit the acceptance model (logistic regression over the reading's evidence; off by default)"
     calibrate.add_argument("--acceptance", action="store_true", help=acc_help)
+    per_help = "fit a threshold per relation read (the same wrong budget shared among relations; no acceptance model)"
+    calibrate.add_argument("--per-relation", action="store_true", help=per_help)
     calibrate.set_defaults(func=run_calibrate)
     bench = cmds.add_parser("bench", help="read the world's test edits told in held-out free phrasings")
     bench.add_argument("--reader", default="", help="a reader.npz (default: the shipped one)")
@@ -94,6 +108,40 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tune(args: argparse.Namespace) -> int:
+    """Fine-tune a trained reader with the encoder's top layers and write it (``reader.npz`` + ``.json``)."""
+    from tqdm import tqdm
+
+    from agent.tell import ReaderModel, TokenEncoder, TuneSettings, default_reader_path, fine_tune_reader
+    from kg import load_schema
+
+    base = ReaderModel.load(args.base or None)
+    if base.encoder:
+        logger.warning("the base reader is already fine-tuned; its heads are tuned again from the shipped encoder")
+    inverses = {r.id: r.inverses for r in load_schema().relations}
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path.home() / ".cache" / "factagent" / "reader-tune"
+    settings = TuneSettings(layers=args.layers, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, limit=args.limit)
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="step"))
+        bar.update(done - bar.n)
+
+    try:
+        model, report = fine_tune_reader(
+            base, training_names(_world()), TokenEncoder(), settings=settings, inverses=inverses,
+            checkpoint=checkpoint, progress=progress,
+        )  # fmt: skip
+    finally:
+        for bar in bars.values():
+            bar.close()
+    out = Path(args.out) if args.out else default_reader_path()
+    model.save(out)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: a later run starts afresh
+    print(f"wrote {out}: {report}")
+    return 0
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     """Re-fit the threshold (and acceptance model) of a trained reader; rewrite its ``reader.json``."""
     from tqdm import tqdm
@@ -112,11 +160,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
         fitted = calibrate_reader(
             model, training_names(_world()), TokenEncoder(), inverses=inverses, progress=progress,
-            acceptance=args.acceptance,
+            acceptance=args.acceptance, by_relation=args.per_relation,
         )  # fmt: skip
     fitted.save(path)
     acceptance = fitted.acceptance.as_dict() if fitted.acceptance is not None else {}
-    print(f"wrote {path.with_suffix('.json')}: threshold {fitted.threshold}, acceptance {json.dumps(acceptance)}")
+    per = json.dumps(fitted.relation_thresholds)
+    print(f"wrote {path.with_suffix('.json')}: threshold {fitted.threshold}, acceptance {json.dumps(acceptance)}, "
+          f"per relation {per}")  # fmt: skip
     return 0
 
 

@@ -21,6 +21,7 @@ from agent.tell._pipeline import TellPipeline
 from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
 from agent.tell._reader_model import ReaderModel, default_reader_path
 from agent.tell._reader_train import TrainReport, calibrate_reader, train_reader
+from agent.tell._reader_tune import TuneSettings, fine_tune_reader
 from agent.tell._records import (
     BulkFact,
     BulkLoaded,
@@ -66,10 +67,12 @@ __all__ = [
     "TrainReport",
     "TripleReader",
     "TrustPolicy",
+    "TuneSettings",
     "ZhInterpreter",
     "augment",
     "calibrate_reader",
     "default_reader_path",
+    "fine_tune_reader",
     "load_statement_phrasings",
     "train_reader",
 ]

