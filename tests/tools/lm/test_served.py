@@ -366,3 +366,21 @@ def test_the_models_own_answer_is_scored_from_its_completion(server: tuple[str, 
     )
     (other,) = lm.score(["Q: Who?"], [" Ja"])  # not the text of whole tokens of the answer: asked
     assert other.logprob == pytest.approx(-4.0) and len(script.requests) == 4
+
+
+def test_the_tls_context_is_made_once_not_per_call(server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA bundle costs as much as a request to a local server: once per model, not per call."""
+    import ssl
+
+    made: list[int] = []
+    original = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    lm = served(server[0])
+    for _ in range(3):
+        assert lm.generate(["q", "r"])[0].text == "Q"
+    assert len(made) == 1
