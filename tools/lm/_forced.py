@@ -14,8 +14,10 @@ most :data:`MAX_FORCED_TOKENS` tokens; a longer one is scored on its first ones)
 ``max_tokens`` = its length and the +100 bias on each of its distinct tokens, so that greedy decoding can
 only pick among them, and usually picks them in order. The answer is taken only when it provably is the
 continuation's own tokens (:func:`_spelled_exactly`); otherwise, as for a one-token continuation, one
-request per token, in order (measured on the reference GPT-2 and llama.cpp: the same figures, fewer
-requests).
+request per token, in order. Measured on the reference GPT-2 served by llama.cpp, 160 rows (80 dev
+questions' gold answers after the question and after its first words): 458 forced requests instead of 544,
+every row's score within 0.003 of the one-at-a-time one (which re-tokenizes the text forced so far) and both
+as close to the in-process scores (mean difference 0.002, at most 0.016).
 """
 
 from __future__ import annotations
