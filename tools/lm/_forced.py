@@ -9,9 +9,15 @@ continuation's next token, whose reported log-probability is then the teacher-fo
 reference GPT-2: -24.050 against -24.052 in-process for " Nokia Corporation").
 
 Token ids come from the server's tokenizer endpoint (llama-cpp-python's ``/extras/tokenize``, llama.cpp's
-``/tokenize``), kept in a :class:`TokenCache`: up to two requests per row, then one per continuation token
-(at most :data:`MAX_FORCED_TOKENS`; a longer continuation is scored on its first ones), in order within a
-row.
+``/tokenize``), kept in a :class:`TokenCache`: up to two requests per row. Then the whole continuation (at
+most :data:`MAX_FORCED_TOKENS` tokens; a longer one is scored on its first ones) is tried in one request:
+``max_tokens`` = its length and the +100 bias on each of its distinct tokens, so that greedy decoding can
+only pick among them, and usually picks them in order. The answer is taken only when it provably is the
+continuation's own tokens (:func:`_spelled_exactly`); otherwise, as for a one-token continuation, one
+request per token, in order. Measured on the reference GPT-2 served by llama.cpp, 160 rows (80 dev
+questions' gold answers after the question and after its first words): 458 forced requests instead of 544,
+every row's score within 0.003 of the one-at-a-time one (which re-tokenizes the text forced so far) and both
+as close to the in-process scores (mean difference 0.002, at most 0.016).
 """
 
 from __future__ import annotations
@@ -91,20 +97,18 @@ async def forced_score(
     )
     if ids_prompt is None or ids_full is None:
         return None
+    targets = ids_full[len(ids_prompt) :][:MAX_FORCED_TOKENS]
+    if len(set(targets)) > 1:  # one biased token is forced for sure: nothing to try
+        steps = _forced_tokens(await post("completions", _forcing(model, prompt, targets)))
+        if steps and _spelled_exactly(steps, targets, continuation):
+            return Score(logprob=sum(v for _, v in steps), n_tokens=len(steps))
     text, rest = prompt, continuation
     total, n = 0.0, 0
-    for token in ids_full[len(ids_prompt) :][:MAX_FORCED_TOKENS]:
-        body = {
-            "model": model,
-            "prompt": text,
-            "max_tokens": 1,
-            "temperature": 0,
-            "logprobs": 1,
-            "logit_bias": {str(token): FORCE_BIAS},
-        }
-        piece, logprob = _forced_token(await post("completions", body))
-        if logprob is None:
+    for token in targets:
+        steps = _forced_tokens(await post("completions", _forcing(model, text, [token])))
+        if not steps:
             return None
+        piece, logprob = steps[0]
         total, n = total + logprob, n + 1
         if not piece or not rest.startswith(piece):
             break
@@ -112,14 +116,55 @@ async def forced_score(
     return Score(logprob=total, n_tokens=n)
 
 
-def _forced_token(data: Any) -> tuple[str, float | None]:
+def _forcing(model: str, prompt: str, tokens: list[int]) -> dict[str, Any]:
+    """A greedy completion of ``len(tokens)`` tokens that can only pick among ``tokens`` (+100 each)."""
+    return {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": len(tokens),
+        "temperature": 0,
+        "logprobs": 1,
+        "logit_bias": {str(t): FORCE_BIAS for t in dict.fromkeys(tokens)},
+    }
+
+
+def _spelled_exactly(steps: list[tuple[str, float]], targets: list[int], continuation: str) -> bool:
+    """The generated ``steps`` are exactly the ``targets`` tokens, in order (their log-probabilities then are
+    the teacher-forced ones), though the answer names tokens by text only, not by id.
+
+    Sure when: as many steps as targets, each step's text continuing the continuation where the previous
+    left it, as many distinct step texts as distinct targets, and no step text a proper prefix of another.
+    Proof: every step is one of the biased ``targets`` (+100 outweighs any logit), and distinct token ids
+    have distinct texts (a BPE vocabulary), so with as many distinct texts every target's text is among the
+    steps'. At the first step that differed from its target, both texts would start the rest of the
+    continuation at the same place (the targets spell it), so one would be a proper prefix of the other.
+    """
+    if len(steps) != len(targets):
+        return False
+    rest = continuation
+    for piece, _ in steps:
+        if not piece or not rest.startswith(piece):
+            return False
+        rest = rest[len(piece) :]
+    texts = {piece for piece, _ in steps}
+    if len(texts) != len(set(targets)):
+        return False
+    return not any(a != b and b.startswith(a) for a in texts for b in texts)
+
+
+def _forced_tokens(data: Any) -> list[tuple[str, float]] | None:
+    """Each generated token's text and log-probability (``logprobs.tokens`` / ``token_logprobs``); ``None``
+    when the answer lacks them."""
     try:
-        choice = data["choices"][0]
-        value = ((choice.get("logprobs") or {}).get("token_logprobs") or [None])[0]
-        text = choice.get("text") or ""
+        logprobs = data["choices"][0].get("logprobs") or {}
+        tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     except (KeyError, IndexError, TypeError, AttributeError):
-        return "", None
-    return (text, float(value)) if isinstance(value, int | float) and isinstance(text, str) else ("", None)
+        return None
+    if not isinstance(tokens, list) or not isinstance(values, list) or not tokens or len(tokens) != len(values):
+        return None
+    if not all(isinstance(t, str) and isinstance(v, int | float) for t, v in zip(tokens, values, strict=True)):
+        return None
+    return [(t, float(v)) for t, v in zip(tokens, values, strict=True)]
 
 
 class GenerationMemo:

@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import math
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -173,6 +174,8 @@ class ServedLanguageModel:
         self._tokens = TokenCache()  # the server's token ids of recent texts, for teacher forcing
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
+        self._tls: ssl.SSLContext | None = None  # built on first use, then shared by every call's client
+        self._tls_lock = threading.Lock()
 
     # -- the LanguageModel seam ---------------------------------------------------------------------
 
@@ -239,8 +242,18 @@ class ServedLanguageModel:
 
     # -- the event loop at the network edge ---------------------------------------------------------
 
+    def _tls_context(self) -> ssl.SSLContext:
+        """httpx's default verifying TLS context (certifi's CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``),
+        made once: an ``AsyncClient`` left to make its own reads the CA bundle each time (~40 ms on this
+        machine's loaded cores), as much as a whole request to a local server."""
+        with self._tls_lock:
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()
+            return self._tls
+
     def _run(self, work: Callable[[httpx.AsyncClient], Awaitable[_T]]) -> _T:
         """Run ``work`` with a fresh client on an event loop (a worker thread's when one is running here)."""
+        tls = self._tls_context()
 
         async def main() -> _T:
             limits = httpx.Limits(max_connections=self.max_concurrency)
@@ -250,6 +263,7 @@ class ServedLanguageModel:
                 timeout=self.timeout,
                 limits=limits,
                 transport=self._transport,
+                verify=tls,
             ) as client:
                 return await work(client)
 

@@ -211,8 +211,14 @@ def test_echo_that_disagrees_with_completions_is_not_used(server: tuple[str, Scr
 
 def forced(token: str, logprob: float) -> dict[str, Any]:
     """A one-token completion as llama.cpp gives it under ``logit_bias``: the forced token, its raw logprob."""
-    lp = {"tokens": [token], "token_logprobs": [logprob], "text_offset": [0], "top_logprobs": [{token: logprob}]}
-    return {"choices": [{"index": 0, "text": token, "logprobs": lp, "finish_reason": "length"}]}
+    return forced_run([token], [logprob])
+
+
+def forced_run(tokens: list[str], logprobs: list[float]) -> dict[str, Any]:
+    """A completion of several tokens under ``logit_bias``: the tokens picked, their raw logprobs."""
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    lp = {"tokens": tokens, "token_logprobs": logprobs, "text_offset": offsets, "top_logprobs": None}
+    return {"choices": [{"index": 0, "text": "".join(tokens), "logprobs": lp, "finish_reason": "length"}]}
 
 
 def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str, Script]) -> None:
@@ -221,7 +227,8 @@ def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str,
         (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),  # the check's completion
         (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
         (200, forced(" Bob", -2.04), 0.0, {}),  # the runner-up, forced: agrees with the completion's -2.0
-        (200, forced(" Jane", -0.5), 0.0, {}),
+        (200, forced_run([" Roe", " Jane"], [-9.0, -9.0]), 0.0, {}),  # both tokens at once: out of order ...
+        (200, forced(" Jane", -0.5), 0.0, {}),  # ... so one at a time
         (200, forced(" Roe", -0.25), 0.0, {}),
     ]
     lm = served(url)
@@ -229,10 +236,53 @@ def test_score_by_teacher_forcing_when_the_echo_is_off_by_one(server: tuple[str,
     assert sc.n_tokens == 2 and sc.logprob == pytest.approx(-0.75)
     assert lm.capabilities.scoring == "forced" and {"familiarity", "pmi"} <= set(lm.capabilities.signals())
     steps = [r for r in script.requests if "logit_bias" in r]
-    assert [r["prompt"] for r in steps] == ["Q: Who?", "Q: Who?", "Q: Who? Jane"]  # the prefix grows per token
-    forced_ids = [str(script.vocab[" Jane"]), str(script.vocab[" Roe"])]
-    assert [r["logit_bias"] for r in steps[1:]] == [{i: 100.0} for i in forced_ids]
-    assert all(r["max_tokens"] == 1 for r in steps)
+    # the probe, the whole continuation at once, then the prefix growing per token
+    assert [r["prompt"] for r in steps] == ["Q: Who?", "Q: Who?", "Q: Who?", "Q: Who? Jane"]
+    jane, roe = str(script.vocab[" Jane"]), str(script.vocab[" Roe"])
+    assert [r["logit_bias"] for r in steps[1:]] == [{jane: 100.0, roe: 100.0}, {jane: 100.0}, {roe: 100.0}]
+    assert [r["max_tokens"] for r in steps] == [1, 2, 1, 1]
+
+
+def test_a_continuation_forced_in_one_request_when_its_tokens_come_in_order(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.replies += [
+        (200, completion(" Jane", {" Jane": -0.02, " Bob": -2.0}), 0.0, {}),
+        (200, echo("Q: Who?", ["Q:", " Who", "?", " Jane", "\n"], [None, -1.0, -2.0, -11.6, -3.0]), 0.0, {}),
+        (200, forced(" Bob", -2.04), 0.0, {}),
+        (200, forced_run([" Jane", " Roe", " Jane"], [-0.5, -0.25, -1.0]), 0.0, {}),
+    ]
+    lm = served(url)
+    (sc,) = lm.score(["Q: Who?"], [" Jane Roe Jane"])
+    assert sc.n_tokens == 3 and sc.logprob == pytest.approx(-1.75)
+    (step,) = [r for r in script.requests if "logit_bias" in r][1:]  # one request for the three tokens
+    jane, roe = str(script.vocab[" Jane"]), str(script.vocab[" Roe"])
+    assert step["max_tokens"] == 3 and step["logit_bias"] == {jane: 100.0, roe: 100.0}
+    assert lm.usage.kinds()["forced"] == 2  # the probe's and this one
+
+
+@pytest.mark.parametrize(
+    ("steps", "ok"),
+    [
+        ([" Ann", "a Ann"], True),  # the continuation's own two tokens, in order
+        ([" Ann", "a", " Ann"], False),  # three tokens for two: a different spelling
+        ([" Annaa", "x"], False),  # does not spell the continuation
+        ([" Ann", " Ann"], False),  # fewer distinct texts than distinct targets: some target never came
+    ],
+)
+def test_a_multi_token_forcing_is_taken_only_when_it_is_the_targets(steps: list[str], ok: bool) -> None:
+    from tools.lm._forced import _spelled_exactly
+
+    assert _spelled_exactly([(t, -1.0) for t in steps], [7, 8], " Anna Ann") is ok
+
+
+def test_two_spellings_from_the_same_tokens_are_not_taken() -> None:
+    """Tokens "a" and "aa" spell "aaa" both as ("a", "aa") and ("aa", "a"): from their texts alone the
+    generated order cannot be told to be the continuation's, so neither is taken (one request per token)."""
+    from tools.lm._forced import _spelled_exactly
+
+    assert not _spelled_exactly([("a", -1.0), ("aa", -1.0)], [1, 2], "aaa")
+    assert not _spelled_exactly([("aa", -1.0), ("a", -1.0)], [2, 1], "aaa")
+    assert _spelled_exactly([("a", -1.0), ("b", -1.0)], [1, 2], "ab")  # texts that cannot be confused
 
 
 def test_token_ids_are_asked_once_per_text_and_requests_counted_by_kind(server: tuple[str, Script]) -> None:
@@ -366,3 +416,21 @@ def test_the_models_own_answer_is_scored_from_its_completion(server: tuple[str, 
     )
     (other,) = lm.score(["Q: Who?"], [" Ja"])  # not the text of whole tokens of the answer: asked
     assert other.logprob == pytest.approx(-4.0) and len(script.requests) == 4
+
+
+def test_the_tls_context_is_made_once_not_per_call(server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA bundle costs as much as a request to a local server: once per model, not per call."""
+    import ssl
+
+    made: list[int] = []
+    original = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    lm = served(server[0])
+    for _ in range(3):
+        assert lm.generate(["q", "r"])[0].text == "Q"
+    assert len(made) == 1
