@@ -28,12 +28,14 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pyoxigraph as ox
 from rdflib.term import Identifier, Literal, Node, URIRef
 
+from kg._oxigraph_patterns import pattern_plan
 from kg._store import Quad
 from kg._store_support import bind_values, check_bindings, check_pattern, check_quads, encode_term, prepare_query
 from tools.errors import QueryError, StoreError
@@ -57,6 +59,7 @@ def _to_ox(term: Node) -> Any:
     return ox.Literal(str(term))
 
 
+@lru_cache(maxsize=65_536)
 def _from_ox(term: Any) -> Node:
     """A pyoxigraph term as rdflib's (simple literals and ``xsd:string`` both as a plain ``Literal``)."""
     if isinstance(term, ox.NamedNode):
@@ -77,6 +80,7 @@ class OxigraphTripleStore:
     """
 
     canonical_literals = True  # see the module docstring
+    pattern_lookups = True  # plain pattern queries by index lookups (kg._oxigraph_patterns); False: all by SPARQL
 
     def __init__(self, path: Path | str | None = None) -> None:
         try:
@@ -179,6 +183,15 @@ class OxigraphTripleStore:
     def query(self, sparql: str, bindings: Mapping[str, Identifier] | None = None) -> list[Sequence[Node | None]]:
         prepared = prepare_query(sparql)  # SELECT / ASK only; no FROM, no SERVICE (QueryError otherwise)
         checked = check_bindings(bindings)
+        plan = pattern_plan(sparql, frozenset(checked)) if self.pattern_lookups else None
+        if plan is not None:  # a plain pattern query: index lookups, the rows Oxigraph's engine would give
+            try:
+                rows = plan.run(self._store, {name: _to_ox(value) for name, value in checked.items()})
+            except OSError as exc:
+                raise StoreError(f"the Oxigraph lookup failed: {exc}") from exc
+            if plan.ask:
+                return [(Literal(rows[0][0]),)]
+            return [tuple(None if value is None else _from_ox(value) for value in row) for row in rows]
         try:
             result = self._store.query(bind_values(sparql, checked))
         except SyntaxError as exc:
