@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from rdflib import XSD, Literal, URIRef
+from rdflib.term import Identifier
 
 from kg._oxigraph_patterns import pattern_plan
 from kg._oxigraph_store import OxigraphTripleStore
@@ -78,7 +79,7 @@ def store() -> Iterator[OxigraphTripleStore]:
     store.close()
 
 
-def _value(name: str, rng: random.Random) -> URIRef | Literal:
+def _value(name: str, rng: random.Random) -> Identifier:
     if name == "g":
         return rng.choice(GRAPHS)
     if name == "p":
