@@ -63,14 +63,22 @@ class _Step:
     repeats: tuple[tuple[str, str], ...]  # (quad attribute, variable) a second time in this pattern: must agree
     named_only: bool  # graph slot is a variable bound here: skip the quads of the default graph
 
-    def extend(self, store: ox.Store, solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Every solution joined with the quads matching this pattern under it (a nested-loop index join)."""
+    def extend(self, store: ox.Store, solutions: list[dict[str, Any]], merged: bool) -> list[dict[str, Any]]:
+        """Every solution joined with the quads matching this pattern under it (a nested-loop index join).
+
+        ``merged``: the store's default graph is the merge of its named graphs, so a triple pattern with no
+        match there has none in any named graph: ``GRAPH ?g`` lookups probe the (one) default-graph index
+        first and skip the named-graph index when that finds nothing.
+        """
         out: list[dict[str, Any]] = []
+        probe = merged and self.named_only
         for solution in solutions:
             args = list(self.template)
             for slot, name in self.inputs:
                 args[slot] = solution[name]
             try:
+                if probe and next(store.quads_for_pattern(args[0], args[1], args[2], _DEFAULT_GRAPH), None) is None:
+                    continue
                 quads = store.quads_for_pattern(*args)
             except TypeError:  # a literal bound where the store holds only IRIs (subject, predicate, graph)
                 continue
@@ -119,16 +127,18 @@ class PatternPlan:
     projection: tuple[str, ...]  # SELECT variables in order; empty for ASK
     ask: bool
 
-    def run(self, store: ox.Store, bound: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def run(self, store: ox.Store, bound: Mapping[str, Any], *, merged: bool = False) -> list[tuple[Any, ...]]:
         """Rows of Oxigraph terms (``None`` for an unbound variable); ASK: ``[(True,)]`` or ``[(False,)]``.
 
         Args:
             store: the Oxigraph store to read.
             bound: the caller's bindings (the names the plan was made for), as Oxigraph terms.
+            merged: the store keeps its default graph as the merge of its named graphs (as
+                :class:`~kg.OxigraphTripleStore` does); lets ``GRAPH ?g`` lookups that find nothing stop early.
         """
         solutions: list[dict[str, Any]] = [dict(bound)]
         for step in self.steps:
-            solutions = step.extend(store, solutions)
+            solutions = step.extend(store, solutions, merged)
             if not solutions:
                 break
         if self.ask:

@@ -117,14 +117,14 @@ class OxigraphTripleStore:
         added = [quad for quad, present in changes.items() if present]
         parts = []
         if removed:
-            parts.append("DELETE DATA { " + " ".join(self._data(removed)) + " }")
+            parts.append("DELETE DATA { " + " ".join(self._data(removed, default=False)) + " }")
             rows = " ".join(f"({encode_term(s)} {encode_term(p)} {encode_term(o)})" for s, p, o, _ in removed)
             parts.append(  # a triple leaves the merged default graph when no named graph holds it any more
                 "DELETE { ?s ?p ?o } WHERE { VALUES (?s ?p ?o) { " + rows + " } "
                 "FILTER NOT EXISTS { GRAPH ?g { ?s ?p ?o } } }"
             )
         if added:
-            parts.append("INSERT DATA { " + " ".join(self._data(added)) + " }")
+            parts.append("INSERT DATA { " + " ".join(self._data(added, default=True)) + " }")
         if not parts:
             return
         try:
@@ -133,11 +133,15 @@ class OxigraphTripleStore:
             raise StoreError(f"the Oxigraph update failed, nothing was written: {exc}") from exc
 
     @staticmethod
-    def _data(quads: Sequence[Quad]) -> Iterator[str]:
-        """Each quad in its named graph and its triple in the default graph (the merge of all named graphs)."""
+    def _data(quads: Sequence[Quad], *, default: bool) -> Iterator[str]:
+        """Each quad in its named graph, and (``default``) its triple in the default graph (the merge).
+
+        Removals pass ``default=False``: a triple leaves the default graph only when no named graph holds it
+        any more, which the conditional ``DELETE`` in :meth:`_commit` decides.
+        """
         for s, p, o, g in quads:
             triple = f"{encode_term(s)} {encode_term(p)} {encode_term(o)}"
-            yield f"GRAPH {encode_term(g)} {{ {triple} }} {triple} ."
+            yield f"GRAPH {encode_term(g)} {{ {triple} }}" + (f" {triple} ." if default else "")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -186,7 +190,8 @@ class OxigraphTripleStore:
         plan = pattern_plan(sparql, frozenset(checked)) if self.pattern_lookups else None
         if plan is not None:  # a plain pattern query: index lookups, the rows Oxigraph's engine would give
             try:
-                rows = plan.run(self._store, {name: _to_ox(value) for name, value in checked.items()})
+                bound = {name: _to_ox(value) for name, value in checked.items()}
+                rows = plan.run(self._store, bound, merged=True)  # every write keeps the default graph the merge
             except OSError as exc:
                 raise StoreError(f"the Oxigraph lookup failed: {exc}") from exc
             if plan.ask:

@@ -137,3 +137,34 @@ def test_canonical_literals_come_back_as_the_engine_gives_them(store: OxigraphTr
 def test_rejected_prefix_still_raises_query_error(store: OxigraphTripleStore) -> None:
     with pytest.raises(QueryError):
         store.query("SELECT ?o WHERE { ?s rdf:type ?o }", {"s": ENTITIES[0]})
+
+
+def test_a_triple_left_in_one_graph_is_still_found_by_graph_variable_lookups() -> None:
+    store = OxigraphTripleStore()
+    s, p, o = ENTITIES[0], RELATIONS[0], ENTITIES[1]
+    store.add([(s, p, o, GRAPHS[0]), (s, p, o, GRAPHS[1])])
+    store.remove([(s, p, o, GRAPHS[0])])
+    text = "SELECT ?g WHERE { GRAPH ?g { ?s <" + str(p) + "> ?o } }"
+    assert pattern_plan(text, frozenset({"s"})) is not None
+    assert store.query(text, {"s": s}) == [(GRAPHS[1],)]
+    store.remove([(s, p, o, GRAPHS[1])])
+    assert store.query(text, {"s": s}) == []
+
+
+def test_the_default_graph_probe_relies_on_the_merge_and_is_off_without_it() -> None:
+    import pyoxigraph as ox
+
+    raw = ox.Store()  # named graphs only: not how OxigraphTripleStore keeps a store
+    raw.add(
+        ox.Quad(
+            ox.NamedNode(str(ENTITIES[0])),
+            ox.NamedNode(str(RELATIONS[0])),
+            ox.Literal("v"),
+            ox.NamedNode(str(GRAPHS[0])),
+        )
+    )
+    plan = pattern_plan("SELECT ?o WHERE { GRAPH ?g { ?s <" + str(RELATIONS[0]) + "> ?o } }", frozenset({"s"}))
+    assert plan is not None
+    bound = {"s": ox.NamedNode(str(ENTITIES[0]))}
+    assert plan.run(raw, bound) == [(ox.Literal("v"),)]
+    assert plan.run(raw, bound, merged=True) == []  # the probe trusts the default graph to be the merge
