@@ -21,7 +21,10 @@ Which queries (anything else gets ``None`` and goes to Oxigraph's engine unchang
   store, in the store's canonical form, as Oxigraph's answer would).
 
 The default graph is the store's own default graph (the RDF merge of the named graphs that
-:class:`~kg.OxigraphTripleStore` maintains); ``GRAPH ?g`` ranges over named graphs only.
+:class:`~kg.OxigraphTripleStore` maintains); ``GRAPH ?g`` ranges over named graphs only. Because that default
+graph is the merge, a ``GRAPH ?g`` lookup first probes the default graph's one index and stops there when it
+finds nothing (``run(..., merged=True)``), instead of always reading both the default and the named-graph
+index as ``quads_for_pattern`` with any graph does (most lookups of a sparse graph find nothing).
 """
 
 from __future__ import annotations
