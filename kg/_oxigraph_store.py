@@ -217,8 +217,8 @@ class OxigraphTripleStore:
     def bulk_load(self, quads: Iterable[Quad], *, batch: int = 100_000) -> int:
         """Add many quads fast (Oxigraph's bulk loader, not transactional): for first loads and benchmarks.
 
-        Ends with :meth:`optimize`: the loader leaves many overlapping files, and a bound lookup reads one
-        block per file (the README's engines table: bound lookups at 1M quads before and after).
+        Ends with :meth:`optimize`: on the uncompacted database the loader leaves, bound lookups were several
+        times slower (the README's engines table, 1M quads).
 
         Returns:
             How many quads were passed in.
