@@ -82,29 +82,61 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _time_queries(store: Any, n_entities: int, queries: int, seed: int) -> dict[str, float]:
+def _time_queries(store: Any, n_entities: int, queries: int, seed: int) -> dict[str, Any]:
+    """p50 / p90 (ms) of each of :data:`QUERIES`; a query the store did not answer within its timeout
+    (a :class:`~tools.errors.StoreError` from the remote store) is reported as ``"no answer in N s"``."""
+    from tools.errors import StoreError
+
     rng = random.Random(seed)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for name, (sparql, var, share) in QUERIES.items():
 
         def bind(var: str = var) -> dict[str, Any]:
             return {var: URIRef(f"{EX}entity/e{rng.randrange(n_entities)}")} if var else {}
 
-        store.query(sparql, bind())  # parse once (cached), warm the engine
-        times = []
+        t0 = time.perf_counter()
+        try:
+            store.query(sparql, bind())  # parse once (cached), warm the engine
+        except StoreError as exc:
+            waited = time.perf_counter() - t0
+            logger.warning("%s: %s query gave up after %.0f s: %s", type(store).__name__, name, waited, exc)
+            out[f"{name}_p50_ms"] = out[f"{name}_p90_ms"] = f"no answer in {waited:.0f} s"
+            continue
+        times, found = [], []  # found: the times of queries that returned rows (most lookups find nothing)
         for _ in range(max(3, int(share * queries))):
             bound = bind()
             t0 = time.perf_counter()
-            store.query(sparql, bound)
+            rows = store.query(sparql, bound)
             times.append(time.perf_counter() - t0)
+            if rows:
+                found.append(times[-1])
         times.sort()
         out[f"{name}_p50_ms"] = 1000 * statistics.median(times)
         out[f"{name}_p90_ms"] = 1000 * times[int(0.9 * (len(times) - 1))]
+        out[f"{name}_empty_share"] = 1 - len(found) / len(times)
+        out[f"{name}_found_p50_ms"] = 1000 * statistics.median(found) if found else None
     return out
 
 
-def bench_kg(n: int, queries: int, workdir: Path, *, reuse: bool = False, batch: int = 50_000) -> list[dict[str, Any]]:
-    """Load and query the three stores; one row per store (``reuse``: stores already in ``workdir`` are kept)."""
+KG_STORES = ("sqlite", "embedded", "server")
+
+
+def bench_kg(
+    n: int,
+    queries: int,
+    workdir: Path,
+    *,
+    reuse: bool = False,
+    stores: Sequence[str] = KG_STORES,
+    server_query_timeout_s: float = 120.0,
+    batch: int = 50_000,
+) -> list[dict[str, Any]]:
+    """Load and query the chosen ``stores`` (of :data:`KG_STORES`); one row per store.
+
+    ``reuse``: a store already holding ``n`` quads in ``workdir`` is queried, not loaded again (so a 1M
+    load can be done store by store, and the side-by-side query table taken in one later run). Server
+    queries get ``server_query_timeout_s`` each; one that does not answer is reported as such.
+    """
     from kg import OxigraphTripleStore, SPARQLEndpointStore, SQLiteTripleStore
     from memory import Database
     from tests.kg.oxigraph_server import oxigraph_server
@@ -112,46 +144,59 @@ def bench_kg(n: int, queries: int, workdir: Path, *, reuse: bool = False, batch:
     rows: list[dict[str, Any]] = []
     n_entities = max(n // 4, 10)
 
-    def measure(name: str, store: Any, load: Callable[[], object]) -> None:
+    def measure(name: str, store: Any, load: Callable[[], object], queried: Any = None) -> None:
         row: dict[str, Any] = {"store": name}
-        if reuse and len(store) >= n:  # loaded by an earlier run into --workdir: queries only
-            row.update({"quads": len(store), "load_s": None, "load_quads_per_s": None})
+        held = len(store) if reuse else 0
+        if held >= n:  # loaded by an earlier run into --workdir: queries only
+            row.update({"quads": held, "load_s": None, "load_quads_per_s": None})
         else:
             t0 = time.perf_counter()
             load()
             seconds = time.perf_counter() - t0
             row.update({"quads": len(store), "load_s": seconds, "load_quads_per_s": n / seconds})
-        row.update(_time_queries(store, n_entities, queries, seed=1))
+        row.update(_time_queries(queried or store, n_entities, queries, seed=1))
         logger.info("%s: %s", name, row)
         rows.append(row)
 
-    db = Database.open(workdir / "kg.sqlite")
-    sqlite_store = SQLiteTripleStore(db)
+    if "sqlite" in stores:
+        db = Database.open(workdir / "kg.sqlite")
+        sqlite_store = SQLiteTripleStore(db)
 
-    def load_sqlite() -> None:
-        for chunk in _chunks(kg_quads(n), batch):
-            with db.transaction():
-                sqlite_store.add(chunk)
+        def load_sqlite() -> None:
+            for chunk in _chunks(kg_quads(n), batch):
+                with db.transaction():
+                    sqlite_store.add(chunk)
 
-    measure("sqlite", sqlite_store, load_sqlite)
-    db.close()
+        measure("sqlite", sqlite_store, load_sqlite)
+        db.close()
 
-    oxigraph = OxigraphTripleStore(workdir / "oxigraph")
-    measure("oxigraph (embedded)", oxigraph, lambda: oxigraph.bulk_load(kg_quads(n)))
-    oxigraph.close()
+    if "embedded" in stores:
+        oxigraph = OxigraphTripleStore(workdir / "oxigraph")
+        measure("oxigraph (embedded)", oxigraph, lambda: oxigraph.bulk_load(kg_quads(n)))
+        oxigraph.pattern_lookups = False  # the same store with every query through Oxigraph's SPARQL engine
+        rows.append({"store": "oxigraph (embedded, SPARQL engine only)", "quads": rows[-1]["quads"]})
+        rows[-1].update(_time_queries(oxigraph, n_entities, queries, seed=2))  # other entities: none cached
+        oxigraph.close()
 
-    with oxigraph_server(workdir / "server", union_default_graph=False) as server:
-        remote = SPARQLEndpointStore(server.query_url, server.update_url, timeout_s=600, maintain_default_graph=True)
+    if "server" in stores:
+        t0 = time.perf_counter()  # a server stopped after a load replays its write-ahead log when it opens
+        with oxigraph_server(workdir / "server", union_default_graph=False, startup_s=900) as server:
+            logger.info("oxigraph serve answered after %.1f s", time.perf_counter() - t0)
+            urls = (server.query_url, server.update_url)
+            remote = SPARQLEndpointStore(*urls, timeout_s=600, maintain_default_graph=True)
+            queried = SPARQLEndpointStore(*urls, timeout_s=server_query_timeout_s, maintain_default_graph=True)
 
-        def load_remote() -> None:
-            for chunk in _chunks(kg_quads(n), batch // 5):
-                remote.add(chunk)
+            def load_remote() -> None:
+                for chunk in _chunks(kg_quads(n), batch // 5):
+                    remote.add(chunk)
 
-        measure("oxigraph (server)", remote, load_remote)
-    base = next(r for r in rows if r["store"] == "sqlite")
+            measure("oxigraph (server)", remote, load_remote, queried)
+    base = next((r for r in rows if r["store"] == "sqlite"), None)
     for row in rows:
         for name in QUERIES:
-            row[f"{name}_speedup"] = base[f"{name}_p50_ms"] / row[f"{name}_p50_ms"]
+            mine, theirs = row[f"{name}_p50_ms"], base and base[f"{name}_p50_ms"]
+            both = isinstance(mine, float) and isinstance(theirs, float)
+            row[f"{name}_speedup"] = theirs / mine if both else None
     return rows
 
 
@@ -266,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--audit-limit", type=int, help="questions of world:test (default: all)")
     parser.add_argument("--workdir", type=Path, help="where stores are written (default: a temporary directory)")
     parser.add_argument("--reuse", action="store_true", help="query KG stores already loaded in --workdir")
+    parser.add_argument("--kg-stores", default=",".join(KG_STORES), help="comma-separated, of: sqlite,embedded,server")
+    parser.add_argument("--server-timeout", type=float, default=120.0, help="seconds a server query may take")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -274,7 +321,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {}
     try:
         if args.kg_quads:
-            result["kg"] = bench_kg(args.kg_quads, args.queries, workdir, reuse=args.reuse)
+            stores = [s.strip() for s in args.kg_stores.split(",") if s.strip()]
+            if unknown := set(stores) - set(KG_STORES):
+                parser.error(f"unknown --kg-stores {sorted(unknown)}; choose from {', '.join(KG_STORES)}")
+            result["kg"] = bench_kg(
+                args.kg_quads,
+                args.queries,
+                workdir,
+                reuse=args.reuse,
+                stores=stores,
+                server_query_timeout_s=args.server_timeout,
+            )
         if args.vector_sizes:
             sizes = [int(s) for s in args.vector_sizes.split(",")]
             result["vectors"] = bench_vectors(sizes, args.base, args.queries, workdir)

@@ -47,9 +47,12 @@ def _free_port() -> int:
 
 @contextmanager
 def oxigraph_server(
-    location: Path | None = None, *, union_default_graph: bool = True, port: int | None = None
+    location: Path | None = None, *, union_default_graph: bool = True, port: int | None = None, startup_s: float = 30
 ) -> Iterator[OxigraphServer]:
-    """Start ``oxigraph serve`` on loopback (a free port unless given; in memory, or persisted at ``location``)."""
+    """Start ``oxigraph serve`` on loopback (a free port unless given; in memory, or persisted at ``location``).
+
+    ``startup_s``: how long it may take to answer (opening a large store can replay its write-ahead log).
+    """
     port = port or _free_port()
     command = [oxigraph_binary(), "serve", "--bind", f"127.0.0.1:{port}"]
     if location is not None:
@@ -59,12 +62,12 @@ def oxigraph_server(
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + startup_s
         while True:
             try:
                 urllib.request.urlopen(f"{base}/query?query=ASK%7B%7D", timeout=1).close()
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # refused, or open but not answering
                 if process.poll() is not None or time.monotonic() > deadline:
                     error = process.stderr.read() if process.stderr else b""
                     raise RuntimeError(f"oxigraph serve did not start: {error!r}") from None

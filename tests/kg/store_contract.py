@@ -159,6 +159,14 @@ class TripleStoreContract:
         loaded.remove([])
         assert len(loaded) == len(SAMPLE) - 1
 
+    def test_union_default_graph_keeps_a_triple_another_graph_still_holds(self, loaded: TripleStore) -> None:
+        union = PREFIXES + "SELECT ?o WHERE { ?s rel:p1 ?o }"
+        loaded.remove([(A, P1, B, G1)])
+        assert loaded.query(union, {"s": A}) == [(B,)]  # G2 still holds A p1 B
+        assert loaded.query(PREFIXES + "ASK { ex:A rel:p1 ex:B }") == [(Literal(True),)]
+        loaded.remove([(A, P1, B, G2)])
+        assert loaded.query(union, {"s": A}) == []
+
     def test_len_counts_quads_not_triples(self, loaded: TripleStore) -> None:
         assert len(loaded) == len(SAMPLE) == len(set(SAMPLE))
 
