@@ -32,6 +32,7 @@ BEFORE: dict[str, Any] = {
     "v_early_stop_loss": 0.01,
     "n_context_templates": 5,
     "cache_context_templates": False,
+    "v_skip_below": False,
 }
 _METRICS = ("reliability", "generalization", "locality", "portability")
 

@@ -72,6 +72,7 @@ class ValueOptions:
     kl_factor: float  # weight of KL(original || edited) on the "{subject} is a" prompt
     early_stop_loss: float = 5e-2  # a request stops once its target NLL (per token) is below this
     stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
+    skip_below: bool = True  # run the blocks up to the edited one once, not at every step (bit-identical)
 
 
 class ValueHyperParams(Protocol):
@@ -553,9 +554,8 @@ def compute_values(
     nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
     # per chunk, the blocks up to the edited one, run once (see tools.edit._upper); None: full forwards
-    below: dict[int, Below | None] = (
-        {} if directions is None or set(directions) == {module_path} else dict.fromkeys(range(len(chunks)))
-    )
+    one_module = directions is None or set(directions) == {module_path}
+    below: dict[int, Below | None] = {} if options.skip_below and one_module else dict.fromkeys(range(len(chunks)))
     start = time.perf_counter()
     for it in range(max(options.steps, 1)):
         if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is

@@ -23,6 +23,7 @@ is then, always with the key statistics of the *unedited* model. Use MEMIT for b
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import weakref
@@ -66,6 +67,7 @@ class ROMEHyperParams:
     mom2_adjustment: bool = True  # weigh the key by C^-1 (False: plain k*, as ROME's ablation)
     mom2_n_texts: int = 100_000  # at most this many corpus texts for C
     mom2_ridge: float = 1e-3  # C + ridge * mean(diag C) * I before solving (keeps C^-1 stable on small corpora)
+    v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> ROMEHyperParams:
@@ -88,7 +90,7 @@ class ROMEHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The value-optimisation part of these settings."""
-        return value_options_of(self)
+        return dataclasses.replace(value_options_of(self), skip_below=self.v_skip_below)
 
 
 class ROMEEditor(BaseEditor[ROMEHyperParams]):
