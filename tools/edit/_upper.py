@@ -28,7 +28,7 @@ from torch import nn
 from tools.edit._family import family_of, get_module, set_module
 from tools.errors import InvalidEditError
 
-__all__ = ["Below", "cache_below", "skipping_below"]
+__all__ = ["Below", "cache_below", "fused_activations", "skipping_below"]
 
 OutputEdit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, M) -> M + the edit's change
 _SEQUENTIAL = frozenset({"gpt2", "llama", "phi3"})  # families whose blocks add the MLP output last
@@ -139,3 +139,26 @@ def skipping_below(model: nn.Module, below: Below, edit: OutputEdit) -> Iterator
     finally:
         for path, module in zip(below.blocks, originals, strict=True):
             set_module(model, path, module)
+
+
+_TANH_GELUS = frozenset({"NewGELUActivation", "GELUTanh", "PytorchGELUTanh"})  # transformers' tanh GELUs
+
+
+@contextmanager
+def fused_activations(model: nn.Module) -> Iterator[None]:
+    """Inside, every tanh-approximated GELU module of ``model`` is torch's fused one; restored on exit.
+
+    GPT-2's ``gelu_new`` is ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` written as seven elementwise
+    operations, each kept for the backward pass; ``nn.GELU(approximate="tanh")`` is the same formula in one
+    kernel. The results differ by rounding only (about 1e-7 relative), but that is enough to change an Adam
+    trajectory: edits are *not* bit-identical, so this is an option (``v_fused_activation``), not the default.
+    Models without such a module (LLaMA's SiLU) are unchanged.
+    """
+    swapped = [(name, module) for name, module in model.named_modules() if type(module).__name__ in _TANH_GELUS]
+    try:
+        for name, _ in swapped:
+            set_module(model, name, nn.GELU(approximate="tanh"))
+        yield
+    finally:
+        for name, module in swapped:
+            set_module(model, name, module)
