@@ -194,6 +194,7 @@ def test_blocks_below_the_edit_run_once_bit_identical(
     full = _editor(corpus, cache_dir, exact_objective=exact, v_skip_below=False).compute(lm, known[name][:1])
     assert calls == [True]  # full forwards: nothing cached
     assert [id(m) for m in lm.model.modules()] == blocks
+    assert isinstance(fast, WeightDelta) and isinstance(full, WeightDelta)
     (key,) = fast.updates
     a, b = fast.updates[key], full.updates[key]
     assert isinstance(a, LowRank) and isinstance(b, LowRank)
