@@ -6,10 +6,11 @@ case 1 under every setting, then case 2, ... Each edit is the single-edit protoc
 ``rollback_all`` (bit-identical weights). Key statistics are computed once (a warm-up edit per setting, not
 timed), as in ``edit-bench``.
 
-Settings: ``before`` is the editor as it was before this benchmark (stricter early stop, five sampled prefixes,
-prefixes sampled again for every edit), ``after`` the current defaults (the same five prefixes, sampled once per
-model state: bit-identical edits); ``--hparam KEY=VALUE`` overrides ``after`` and ``--variant`` adds settings,
-e.g. the faster option ``fast:n_context_templates=2,v_early_stop_loss=0.02``.
+Settings: ``before`` is the editor as it was before issue 30 (five sampled prefixes, sampled again for every edit,
+every block run at every Adam step), ``after`` the current defaults (the same five prefixes, sampled once per
+model state; per Adam step only the blocks above the edited MLP: bit-identical edits); ``--hparam KEY=VALUE``
+overrides ``after`` and ``--variant`` adds settings, e.g. the faster option
+``fast:n_context_templates=2,v_early_stop_loss=0.02``.
 
 Example:
     .venv/bin/python bench/rome_speed.py --n 100 --variant fast:n_context_templates=2,v_early_stop_loss=0.02
@@ -32,6 +33,7 @@ BEFORE: dict[str, Any] = {
     "v_early_stop_loss": 0.01,
     "n_context_templates": 5,
     "cache_context_templates": False,
+    "v_skip_below": False,
 }
 _METRICS = ("reliability", "generalization", "locality", "portability")
 

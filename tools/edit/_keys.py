@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from tools.edit._family import get_module
 from tools.edit._hooks import Trace
 from tools.edit._preserve import Preservation
 from tools.edit._request import EditRequest, target_text
+from tools.edit._upper import Below, cache_below, fused_activations, skipping_below
 from tools.errors import InvalidEditError
 
 __all__ = [
@@ -71,6 +72,8 @@ class ValueOptions:
     kl_factor: float  # weight of KL(original || edited) on the "{subject} is a" prompt
     early_stop_loss: float = 5e-2  # a request stops once its target NLL (per token) is below this
     stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
+    skip_below: bool = True  # run the blocks up to the edited one once, not at every step (bit-identical)
+    fused_activation: bool = False  # torch's fused tanh GELU for GPT-2's gelu_new (rounding differs)
 
 
 class ValueHyperParams(Protocol):
@@ -371,6 +374,30 @@ def _chunk(
     )
 
 
+def _output_edit(
+    chunk: _Chunk, delta: torch.Tensor, through: tuple[torch.Tensor, float] | None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fn(x, out)``: a module's output ``out`` ``(N, T, d)`` (input ``x``) with ``delta`` added: at the
+    subject's last token (``through`` is ``None``), or at every position as ``scale * (x @ directionᵀ) @ delta``
+    (``through = (direction, scale)``)."""
+    if through is None:
+
+        def at_subject(_x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+            shift = torch.zeros_like(out)
+            rows = torch.arange(out.shape[0], device=out.device)
+            shift[rows, chunk.batch.lookup] = delta[chunk.owners].to(out.dtype)
+            return out + shift
+
+        return at_subject
+    direction, scale = through
+
+    def along(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        weight = x @ direction.T.to(out.dtype)  # (N, T, R): each edit's response to each key
+        return out + scale * (weight @ delta.to(out.dtype))  # (N, T, d)
+
+    return along
+
+
 @contextmanager
 def _shifted(
     model: Any,
@@ -382,21 +409,18 @@ def _shifted(
     """Hooks adding ``delta`` to module outputs: at the subject's last token of ``module_path`` (no
     ``directions``), or at every position of each ``path`` as ``scale * (x @ directionᵀ) @ delta``."""
 
-    def at_subject(_module: Any, _inputs: tuple[Any, ...], output: Any) -> Any:
-        out = output[0] if isinstance(output, tuple) else output
-        shift = torch.zeros_like(out)
-        rows = torch.arange(out.shape[0], device=out.device)
-        shift[rows, chunk.batch.lookup] = delta[chunk.owners].to(out.dtype)
-        return (out + shift, *output[1:]) if isinstance(output, tuple) else out + shift
-
-    def through(direction: torch.Tensor, scale: float) -> Any:
-        def hook(_module: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-            weight = inputs[0] @ direction.T.to(output.dtype)  # (N, T, R): each edit's response to each key
-            return output + scale * (weight @ delta.to(output.dtype))  # (N, T, d)
+    def hook_of(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Any:
+        def hook(_module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
+            if isinstance(output, tuple):
+                return (edit(inputs[0], output[0]), *output[1:])
+            return edit(inputs[0], output)
 
         return hook
 
-    hooks = [(module_path, at_subject)] if directions is None else [(p, through(*v)) for p, v in directions.items()]
+    if directions is None:
+        hooks = [(module_path, hook_of(_output_edit(chunk, delta, None)))]
+    else:
+        hooks = [(p, hook_of(_output_edit(chunk, delta, v))) for p, v in directions.items()]
     handles = []
     try:
         for path, hook in hooks:
@@ -405,6 +429,22 @@ def _shifted(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _edited_forward(
+    model: Any,
+    chunk: _Chunk,
+    delta: torch.Tensor,
+    module_path: str,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+    below: Below | None,
+) -> AbstractContextManager[None]:
+    """The model with ``delta`` applied as :func:`_shifted` does; with ``below`` (cached for ``chunk``, only
+    when ``module_path`` is the one module edited) the blocks up to it are not run again (bit-identical)."""
+    if below is None:
+        return _shifted(model, chunk, delta, module_path, directions)
+    through = None if directions is None else directions[module_path]
+    return skipping_below(model, below, _output_edit(chunk, delta, through))
 
 
 def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], list[int]]:
@@ -478,6 +518,10 @@ def compute_values(
     ``early_stop_loss`` is left as it is while it stays there (a chunk of converged requests is re-evaluated
     only every few steps); the optimisation ends when all are.
 
+    With ``options.skip_below`` and one edited module (``module_path``, alone in ``directions`` if given), the
+    blocks up to that module run once per chunk and each step runs the blocks above it
+    (:mod:`tools.edit._upper`; bit-identical results, full forwards where the shortcut is not exact).
+
     With ``preserve`` (MEMIT's batches, see :mod:`tools.edit._preserve`) every step also adds its KL term on
     corpus sentences, forwarded through the same hooks, times the number of requests. The term concerns all
     requests at once, so then no request is frozen and every chunk is evaluated at every step (a converged
@@ -514,38 +558,45 @@ def compute_values(
     kl_init: dict[int, torch.Tensor] = {}
     nll_now = torch.zeros(n_req, device=device)
     base, head = _base_and_head(model)
+    # per chunk, the blocks up to the edited one, run once (see tools.edit._upper); None: full forwards
+    one_module = directions is None or set(directions) == {module_path}
+    below: dict[int, Below | None] = {} if options.skip_below and one_module else dict.fromkeys(range(len(chunks)))
     start = time.perf_counter()
-    for it in range(max(options.steps, 1)):
-        if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is
-            worst = float(nll_now.max())
-            logger.debug(
-                "compute_values: step %d/%d, worst NLL %.3f, %.0fs",
-                it,
-                options.steps,
-                worst,
-                time.perf_counter() - start,
-            )
-        opt.zero_grad()
-        for c, chunk in enumerate(chunks):
-            converged = not bool((nll_now[chunk.requests] >= options.early_stop_loss).any())
-            if preserve is None and c in kl_init and it % _RECHECK and converged:
-                continue  # every request of the chunk has converged: look again only every _RECHECK steps
-            with _shifted(model, chunk, delta, module_path, directions):
-                out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
-            nll, kl_logp = _chunk_nll(chunk, head, out.last_hidden_state)
-            if c not in kl_init:
-                kl_init[c] = kl_logp.detach().clone()
-            kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
-            nll_now[chunk.requests] = nll.detach()
-            active = (nll.detach() >= options.early_stop_loss).float() if preserve is None else torch.ones_like(nll)
-            ((nll + options.kl_factor * kl) * active).sum().backward()
-        active_rows = (nll_now >= options.early_stop_loss).float()  # (R,)
-        active_all = torch.zeros(len(lead), device=device).index_add(0, owner, active_rows) > 0  # (G,)
-        if not bool(active_all.any()):
-            break
-        if preserve is not None:
-            edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
-            (n_req * preserve.loss(model, edited)).backward()
-            active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
-        _decay_and_step(opt, delta, options.weight_decay, init_norm, max_norm, active_all)
+    with fused_activations(model) if options.fused_activation else nullcontext():
+        for it in range(max(options.steps, 1)):
+            if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is
+                worst = float(nll_now.max())
+                logger.debug(
+                    "compute_values: step %d/%d, worst NLL %.3f, %.0fs",
+                    it,
+                    options.steps,
+                    worst,
+                    time.perf_counter() - start,
+                )
+            opt.zero_grad()
+            for c, chunk in enumerate(chunks):
+                converged = not bool((nll_now[chunk.requests] >= options.early_stop_loss).any())
+                if preserve is None and c in kl_init and it % _RECHECK and converged:
+                    continue  # every request of the chunk has converged: look again only every _RECHECK steps
+                if c not in below:
+                    below[c] = cache_below(model, module_path, chunk.batch.input_ids, chunk.batch.attention_mask)
+                with _edited_forward(model, chunk, delta, module_path, directions, below[c]):
+                    out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
+                nll, kl_logp = _chunk_nll(chunk, head, out.last_hidden_state)
+                if c not in kl_init:
+                    kl_init[c] = kl_logp.detach().clone()
+                kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
+                nll_now[chunk.requests] = nll.detach()
+                active = (nll.detach() >= options.early_stop_loss).float() if preserve is None else torch.ones_like(nll)
+                if bool(active.any()):  # a chunk whose requests have all converged gives no gradient
+                    ((nll + options.kl_factor * kl) * active).sum().backward()
+            active_rows = (nll_now >= options.early_stop_loss).float()  # (R,)
+            active_all = torch.zeros(len(lead), device=device).index_add(0, owner, active_rows) > 0  # (G,)
+            if not bool(active_all.any()):
+                break
+            if preserve is not None:
+                edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
+                (n_req * preserve.loss(model, edited)).backward()
+                active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
+            _decay_and_step(opt, delta, options.weight_decay, init_norm, max_norm, active_all)
     return ValueResult(init=init, target=init + delta.detach(), nll=tuple(float(x) for x in nll_now))

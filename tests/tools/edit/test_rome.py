@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tests.tools.edit._helpers import known_requests, load_models
 from tests.tools.edit._helpers import same as _same
@@ -159,3 +160,43 @@ def test_context_templates_sampled_once_per_model_state(
         for got in (one.updates[name], again.updates[name]):
             assert isinstance(got, LowRank)
             assert _same({"l": got.left, "r": got.right}, {"l": low_rank.left, "r": low_rank.right})
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("exact", [True, False])
+def test_blocks_below_the_edit_run_once_bit_identical(
+    name: str,
+    exact: bool,
+    models: dict[str, HFLanguageModel],
+    known: Any,
+    corpus: Any,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The value optimisation runs only the blocks above the edited MLP per step (tools.edit._upper): the
+    edit is bit-identical to one computed with full forwards, and the model's blocks are its own afterwards."""
+    from tools.edit import _keys
+
+    lm = models[name]
+    editor = _editor(corpus, cache_dir, exact_objective=exact)
+    blocks = [id(m) for m in lm.model.modules()]
+    calls: list[bool] = []
+    real = _keys.cache_below
+
+    def counted(*args: Any) -> Any:
+        below = real(*args)
+        calls.append(below is not None)
+        return below
+
+    monkeypatch.setattr(_keys, "cache_below", counted)
+    fast = editor.compute(lm, known[name][:1])
+    assert calls == [True]  # the shortcut was taken, once per chunk
+    full = _editor(corpus, cache_dir, exact_objective=exact, v_skip_below=False).compute(lm, known[name][:1])
+    assert calls == [True]  # full forwards: nothing cached
+    assert [id(m) for m in lm.model.modules()] == blocks
+    assert isinstance(fast, WeightDelta) and isinstance(full, WeightDelta)
+    (key,) = fast.updates
+    a, b = fast.updates[key], full.updates[key]
+    assert isinstance(a, LowRank) and isinstance(b, LowRank)
+    assert torch.equal(a.left, b.left) and torch.equal(a.right, b.right)
+    assert fast.info["nll"] == full.info["nll"]
