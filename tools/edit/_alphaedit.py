@@ -42,7 +42,7 @@ Cost of a batch: the key statistics are computed once per model and layer and ca
 (:func:`~tools.edit._stats.second_moment`), and the projector's eigendecomposition and the ``(in, in)``
 solve (float64, ``in`` = 768 on GPT-2) take well under a second per layer. A sampling profile of
 ``edit-bench --method alphaedit --T 100`` on GPT-2 (one stack a second for 9.5 min of a loaded machine) found
-no sample in them: the time is MEMIT's value fit (:func:`~tools.edit._keys.compute_values`), up to
+no sample in them: the time is MEMIT's value fit (:func:`~tools.edit._values.compute_values`), up to
 ``v_num_grad_steps`` forward and backward passes over every request's templated prompts plus the
 preservation texts (forward : backward samples about 3 : 2, the baseline probing included; a third of the
 forward samples in GPT-2's tanh GELU). A batch of 100

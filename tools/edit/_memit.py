@@ -5,7 +5,7 @@ The paper's procedure (``exact_objective=False``), for a batch of ``B`` requests
 
 1. target residual ``z_i`` at the output of block ``l_n`` (the last critical layer), per request: the hidden
    state at the subject's last token plus a vector optimised so the model says ``target_new``
-   (:func:`~tools.edit._keys.compute_values`, MEMIT's ``compute_z``);
+   (:func:`~tools.edit._values.compute_values`, MEMIT's ``compute_z``);
 2. for each layer ``l`` in order: the keys at the subject's last token and the current residual ``h`` at block
    ``l_n``, both measured *with the updates of the earlier layers in place* (forward hooks, never the
    model's weights); the residual still missing is spread evenly over the remaining layers,
@@ -60,19 +60,13 @@ from torch import nn
 
 from tools.edit._delta import LowRank, WeightDelta, low_rank_for
 from tools.edit._family import ModelFamily, family_of, get_module
-from tools.edit._keys import (
-    ValueOptions,
-    compute_values,
-    context_templates,
-    outputs_at_subject,
-    subject_keys,
-    value_options_of,
-)
+from tools.edit._keys import context_templates, outputs_at_subject, subject_keys
 from tools.edit._phrasings import phrasings_per_request
 from tools.edit._preserve import preservation_for
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
+from tools.edit._values import ValueOptions, compute_values, value_options_of
 from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
 

@@ -157,7 +157,7 @@ def encode_requests(
     """Tokenize ``prompt + target`` for each request (``target`` is ``"new"`` or ``"old"``).
 
     ``ends`` (one per request, optional): a token appended after the target as one more label, e.g. the full
-    stop that closes the answer (see :func:`tools.edit._keys.answer_ends`); ``None`` appends nothing.
+    stop that closes the answer (see :func:`tools.edit._values.answer_ends`); ``None`` appends nothing.
     """
     rows: list[list[int]] = []
     prompt_last: list[int] = []

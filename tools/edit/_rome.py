@@ -5,7 +5,7 @@ One fact is written into the output projection ``W`` of the MLP at one layer (``
 1. key ``k*`` — the input of ``W`` at the subject's last token, averaged over the bare prompt, short random
    prefixes sampled from the model, and (``question_template``) the prompt in the model's question format;
 2. value — a vector ``δ`` optimised so the model says ``target_new`` after each of those prompts, with ROME's
-   KL term on ``"{subject} is a"`` and weight decay (:func:`~tools.edit._keys.compute_values`, ROME's
+   KL term on ``"{subject} is a"`` and weight decay (:func:`~tools.edit._values.compute_values`, ROME's
    ``compute_v``); ``v* = W k + δ``;
 3. ``ΔW = (v* - W k) (C⁻¹ k*)ᵀ / ((C⁻¹ k*)ᵀ k)`` with ``C = E[k kᵀ]`` over a text corpus (eq. 2 of the paper;
    as in the reference implementation ``k`` is the key of the bare prompt, so the edited layer maps it
@@ -39,10 +39,11 @@ import torch
 from tools.edit._delta import WeightDelta, low_rank_for
 from tools.edit._family import ModelFamily, family_of, get_module
 from tools.edit._journal import journal_for
-from tools.edit._keys import ValueOptions, compute_values, context_templates, subject_keys, value_options_of
+from tools.edit._keys import context_templates, subject_keys
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
+from tools.edit._values import ValueOptions, compute_values, value_options_of
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 

@@ -1,6 +1,6 @@
 """Run only the blocks above an edited MLP: an exact shortcut for the value optimisation's repeated forwards.
 
-The value optimisation (:func:`~tools.edit._keys.compute_values`) changes one module's output, ``mlp_out`` of
+The value optimisation (:func:`~tools.edit._values.compute_values`) changes one module's output, ``mlp_out`` of
 block ``L``; the blocks below ``L`` and everything of block ``L`` up to that output see the same tokens at every
 Adam step, so their results never change. In a sequential-residual block (GPT-2, LLaMA, Phi-3: ``out = A + M``
 with ``A`` the residual stream after attention and ``M`` the MLP's output) the block's output is then a function

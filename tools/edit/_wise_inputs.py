@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from tools.edit._hooks import Trace
-from tools.edit._keys import answer_ends
 from tools.edit._request import EditRequest, EncodedRequest, encode_requests
+from tools.edit._values import answer_ends
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 

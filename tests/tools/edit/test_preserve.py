@@ -10,9 +10,9 @@ import torch
 
 from tests.conftest import REPO
 from tools.edit import EditRequest
-from tools.edit._keys import ValueOptions, compute_values
 from tools.edit._phrasings import corpus_phrasings
 from tools.edit._preserve import Preservation, preservation_for
+from tools.edit._values import ValueOptions, compute_values
 from tools.lm._hf import HFLanguageModel
 
 REQUEST = EditRequest("Digna Baltus was born in", "Digna Baltus", "Paris", "Rome")

@@ -175,20 +175,20 @@ def test_blocks_below_the_edit_run_once_bit_identical(
 ) -> None:
     """The value optimisation runs only the blocks above the edited MLP per step (tools.edit._upper): the
     edit is bit-identical to one computed with full forwards, and the model's blocks are its own afterwards."""
-    from tools.edit import _keys
+    from tools.edit import _values
 
     lm = models[name]
     editor = _editor(corpus, cache_dir, exact_objective=exact)
     blocks = [id(m) for m in lm.model.modules()]
     calls: list[bool] = []
-    real = _keys.cache_below
+    real = _values.cache_below
 
     def counted(*args: Any) -> Any:
         below = real(*args)
         calls.append(below is not None)
         return below
 
-    monkeypatch.setattr(_keys, "cache_below", counted)
+    monkeypatch.setattr(_values, "cache_below", counted)
     fast = editor.compute(lm, known[name][:1])
     assert calls == [True]  # the shortcut was taken, once per chunk
     full = _editor(corpus, cache_dir, exact_objective=exact, v_skip_below=False).compute(lm, known[name][:1])
