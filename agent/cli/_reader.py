@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,17 +77,17 @@ def training_names(world: World) -> dict[str, list[tuple[str, str]]]:
     return names
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Train the reader deterministically and write it (``reader.npz`` + ``reader.json``)."""
+Progress = Callable[[str, int, int], None]  # (stage, done, total), as the trainers report it
+
+
+def _train_and_write(args: argparse.Namespace, cache_name: str, train: Callable[[Path, Progress], Any]) -> int:
+    """Run ``train(checkpoint, progress)`` with a progress bar per stage; write the reader it returns to
+    ``--out`` (default: the shipped one) and drop the finished run's checkpoint."""
     from tqdm import tqdm
 
-    from agent.tell import TokenEncoder, default_reader_path, train_reader
-    from kg import load_schema
+    from agent.tell import default_reader_path
 
-    world = _world()
-    schema = load_schema()
-    inverses = {r.id: r.inverses for r in schema.relations}
-    checkpoint = Path(args.checkpoint) if args.checkpoint else Path.home() / ".cache" / "factagent" / "reader-train"
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path.home() / ".cache" / "factagent" / cache_name
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -94,10 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        model, report = train_reader(
-            training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed,
-            inverses=inverses, checkpoint=checkpoint, progress=progress,
-        )  # fmt: skip
+        model, report = train(checkpoint, progress)
     finally:
         for bar in bars.values():
             bar.close()
@@ -108,38 +106,40 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """Train the reader deterministically and write it (``reader.npz`` + ``reader.json``)."""
+    from agent.tell import TokenEncoder, train_reader
+    from kg import load_schema
+
+    world = _world()
+    inverses = {r.id: r.inverses for r in load_schema().relations}
+    return _train_and_write(
+        args, "reader-train",
+        lambda checkpoint, progress: train_reader(
+            training_names(world), [r.id for r in world.relations], TokenEncoder(), seed=args.seed,
+            inverses=inverses, checkpoint=checkpoint, progress=progress,
+        ),
+    )  # fmt: skip
+
+
 def run_tune(args: argparse.Namespace) -> int:
     """Fine-tune a trained reader with the encoder's top layers and write it (``reader.npz`` + ``.json``)."""
-    from tqdm import tqdm
-
-    from agent.tell import ReaderModel, TokenEncoder, TuneSettings, default_reader_path, fine_tune_reader
+    from agent.tell import ReaderModel, TokenEncoder, TuneSettings, fine_tune_reader
     from kg import load_schema
 
     base = ReaderModel.load(args.base or None)
     if base.encoder:
         logger.warning("the base reader is already fine-tuned; its heads are tuned again from the shipped encoder")
     inverses = {r.id: r.inverses for r in load_schema().relations}
-    checkpoint = Path(args.checkpoint) if args.checkpoint else Path.home() / ".cache" / "factagent" / "reader-tune"
     settings = TuneSettings(layers=args.layers, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, limit=args.limit)
-    bars: dict[str, Any] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="step"))
-        bar.update(done - bar.n)
-
-    try:
-        model, report = fine_tune_reader(
-            base, training_names(_world()), TokenEncoder(), settings=settings, inverses=inverses,
-            checkpoint=checkpoint, progress=progress,
-        )  # fmt: skip
-    finally:
-        for bar in bars.values():
-            bar.close()
-    out = Path(args.out) if args.out else default_reader_path()
-    model.save(out)
-    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: a later run starts afresh
-    print(f"wrote {out}: {report}")
-    return 0
+    names = training_names(_world())
+    return _train_and_write(
+        args, "reader-tune",
+        lambda checkpoint, progress: fine_tune_reader(
+            base, names, TokenEncoder(), settings=settings, inverses=inverses, checkpoint=checkpoint,
+            progress=progress,
+        ),
+    )  # fmt: skip
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

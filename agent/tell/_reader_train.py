@@ -26,6 +26,7 @@ import logging
 import os
 import pickle
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -509,6 +510,34 @@ def _with_calibration(model: ReaderModel, cal: _Calibrated, n_cal: int, stating:
     )
 
 
+def _calibrated_with_report(
+    model: ReaderModel,
+    encoder: TokenEncoder,
+    splits: Splits,
+    rng: random.Random,
+    inverses: Mapping[str, Sequence[str]],
+    max_wrong: float,
+    progress: Progress | None,
+    *,
+    acceptance: bool,
+    fit_sentences: int,
+    started: float,
+) -> tuple[ReaderModel, TrainReport]:
+    """Steps 3-4 for a model with trained heads (:func:`train_reader`, ``fine_tune_reader``): calibrate it and
+    report the fit, the calibration and the seconds since ``started`` (``time.perf_counter``)."""
+    cal = _calibrate(model, encoder, splits, rng, inverses, max_wrong, progress, acceptance)
+    final = _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
+    report = TrainReport(
+        fit_sentences=fit_sentences,
+        calibration_sentences=len(splits.cal),
+        threshold=cal.threshold,
+        calibration_correct=float(final.meta["calibration_correct"]),
+        calibration_wrong=float(final.meta["calibration_wrong"]),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    return final, report
+
+
 def train_reader(
     names: Mapping[str, Sequence[tuple[str, str]]],
     relations: Sequence[str],
@@ -544,7 +573,6 @@ def train_reader(
         InvalidInputError: no relation has both phrasings and names.
         ConfigError: ``checkpoint`` holds a run of other settings.
     """
-    import time
 
     import torch
 
@@ -567,14 +595,7 @@ def train_reader(
         "fit_sentences": len(fit), "calibration_sentences": len(splits.cal),
     }  # fmt: skip
     model = ReaderModel(relations=tuple(rels), threshold=1.01, meta=meta, acceptance=None, **arrays)
-    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress, acceptance)
-    final = _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
-    report = TrainReport(
-        fit_sentences=len(fit),
-        calibration_sentences=len(splits.cal),
-        threshold=cal.threshold,
-        calibration_correct=float(final.meta["calibration_correct"]),
-        calibration_wrong=float(final.meta["calibration_wrong"]),
-        seconds=round(time.perf_counter() - started, 1),
-    )
-    return final, report
+    return _calibrated_with_report(
+        model, encoder, splits, rng, inverses or {}, max_wrong, progress,
+        acceptance=acceptance, fit_sentences=len(fit), started=started,
+    )  # fmt: skip

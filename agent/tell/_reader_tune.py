@@ -40,12 +40,11 @@ from agent.tell._reader_model import Encoded, ReaderModel, span_masks
 from agent.tell._reader_train import (
     Progress,
     TrainReport,
-    _calibrate,
+    _calibrated_with_report,
     _export,
     _hash_texts,
     _heads,
     _tags,
-    _with_calibration,
     generate_splits,
 )
 from agent.tell._spans import capital_flags
@@ -328,14 +327,7 @@ def fine_tune_reader(
                       "batch": cfg.batch, "fit_sentences": len(fit)},
     }  # fmt: skip
     model = ReaderModel(relations=base.relations, threshold=1.01, meta=meta, acceptance=None, encoder=weights, **arrays)
-    cal = _calibrate(model, encoder, splits, rng, inverses or {}, max_wrong, progress, acceptance=False)
-    final = _with_calibration(model, cal, len(splits.cal), sum(1 for ex in splits.cal if ex.relation != NONE))
-    report = TrainReport(
-        fit_sentences=len(fit),
-        calibration_sentences=len(splits.cal),
-        threshold=cal.threshold,
-        calibration_correct=float(final.meta["calibration_correct"]),
-        calibration_wrong=float(final.meta["calibration_wrong"]),
-        seconds=round(time.perf_counter() - started, 1),
-    )
-    return final, report
+    return _calibrated_with_report(
+        model, encoder, splits, rng, inverses or {}, max_wrong, progress,
+        acceptance=False, fit_sentences=len(fit), started=started,
+    )  # fmt: skip
