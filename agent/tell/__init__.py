@@ -19,8 +19,9 @@ from agent.tell._parametric import ParametricEditor
 from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
 from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
+from agent.tell._reader_calibrate import TrainReport, calibrate_reader
 from agent.tell._reader_model import ReaderModel, default_reader_path
-from agent.tell._reader_train import TrainReport, calibrate_reader, train_reader
+from agent.tell._reader_train import train_reader
 from agent.tell._reader_tune import TuneSettings, fine_tune_reader
 from agent.tell._records import (
     BulkFact,

@@ -13,7 +13,7 @@ and lower layers stay frozen. Steps:
    ``lr`` and the heads at ``head_lr``, both decayed linearly to zero over the run, dropout on (the
    encoder's own);
 3. the changed layers are rounded to float16 (what the artifact stores), and the threshold is fitted on the
-   calibration sentences read with them (:func:`agent.tell._reader_train._calibrate`).
+   calibration sentences read with them (:func:`agent.tell._reader_calibrate._calibrate`).
 
 Deterministic on one machine (one torch thread, seeded); resumable per epoch like the heads' training
 (``tune.pt`` in ``checkpoint``, tagged with the run's settings; other settings are refused).
@@ -35,18 +35,10 @@ from typing import Any
 import numpy as np
 
 from agent.tell._reader import TokenEncoder
+from agent.tell._reader_calibrate import Progress, TrainReport, _calibrated_with_report, generate_splits
 from agent.tell._reader_data import NONE, Example
 from agent.tell._reader_model import Encoded, ReaderModel, span_masks
-from agent.tell._reader_train import (
-    Progress,
-    TrainReport,
-    _calibrated_with_report,
-    _export,
-    _hash_texts,
-    _heads,
-    _tags,
-    generate_splits,
-)
+from agent.tell._reader_train import _export, _hash_texts, _heads, _tags
 from agent.tell._spans import capital_flags
 from tools.errors import ConfigError, InvalidInputError
 
