@@ -1,11 +1,13 @@
-"""A sentence-transformers model of the plain kind, run with transformers alone (a faster start).
+"""A sentence-transformers model of the plain kind, run without sentence-transformers (a faster start).
 
 ``import sentence_transformers`` also imports scikit-learn, peft, datasets and its training stack: most of a
 server's startup (measured: 4-9 s of 16-25 s). A model whose ``modules.json`` is exactly Transformer ->
 Pooling (mean of the token embeddings) [-> Normalize], as all-MiniLM-L6-v2's is, computes the same vectors
 with ``AutoModel`` + ``AutoTokenizer``: tokens truncated at ``max_seq_length``, the last hidden state
 averaged over the attention mask, L2-normalised. A test checks the vectors against sentence-transformers'.
-Any other layout is left to sentence-transformers.
+Any other layout is left to sentence-transformers. A plain BERT (MiniLM) in float32 runs on the lean module
+of :mod:`tools.lean` (``safetensors`` + ``tokenizers``, no ``transformers`` import: ~3 s less CPU at start,
+the same vectors); ``lean=False`` or another encoder takes ``AutoModel``.
 
 ``precision="bf16"`` runs the Linear layers in bfloat16 (weights cast once, activations under autocast;
 LayerNorm, softmax and the pooling stay float32): on a CPU with AMX / AVX512-BF16 about 2.4x the float32
@@ -41,14 +43,17 @@ class PooledEncoder:
         path: the model directory (see :meth:`supports`).
         device: a torch device name (``cuda`` when available, else ``cpu``, when ``None``).
         precision: ``fp32``, or ``bf16`` for the Linear layers (see the module docstring).
+        lean: run a plain BERT in float32 on :mod:`tools.lean` (``runtime`` says which ran: ``lean`` or
+            ``transformers``).
 
     Raises:
         EmbedderError: ``bf16`` on a device without bfloat16 support (nothing is loaded).
     """
 
-    def __init__(self, path: Path, device: str | None = None, precision: Literal["fp32", "bf16"] = "fp32") -> None:
+    def __init__(
+        self, path: Path, device: str | None = None, precision: Literal["fp32", "bf16"] = "fp32", *, lean: bool = True
+    ) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if precision == "bf16" and not _bf16_supported(torch, self.device):
@@ -57,15 +62,19 @@ class PooledEncoder:
         self.max_seq_length = int(config.get("max_seq_length", 512))
         self.do_lower_case = bool(config.get("do_lower_case", False))
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        self._model.to(self.device).eval()
+        self._tokenizer, self._model, self.runtime = _load(path, self.device, lean and precision == "fp32")
         self.precision = precision
         if precision == "bf16":
             for module in self._model.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.to(torch.bfloat16)
         self.dimension = int(self._model.config.hidden_size)
+
+    def _hidden(self, enc: dict[str, Any]) -> Any:
+        """The last hidden state ``(B, T, H)`` of a tokenized batch."""
+        if self.runtime == "lean":
+            return self._model(enc["input_ids"], enc["attention_mask"])
+        return self._model(**enc).last_hidden_state
 
     @staticmethod
     def supports(path: Path) -> bool:
@@ -99,13 +108,34 @@ class PooledEncoder:
                     truncation=True,
                     max_length=self.max_seq_length,
                     return_tensors="pt",
-                ).to(self.device)
-                hidden = self._model(**enc).last_hidden_state  # (B, T, H)
+                )
+                enc = {k: v.to(self.device) for k, v in enc.items()}
+                hidden = self._hidden(enc)  # (B, T, H)
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
                 hidden = hidden.float()  # pool and normalise in float32 whatever ran the layers
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
                 out.append(torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)
+
+
+def _load(path: Path, device: Any, lean: bool) -> tuple[Any, Any, Literal["lean", "transformers"]]:
+    """Tokenizer, model and runtime: the lean BERT (:mod:`tools.lean`) when ``lean`` and ``path`` is a plain
+    BERT with ``model.safetensors`` and ``tokenizer.json``, else ``transformers``' ``AutoModel``."""
+    if lean:
+        from tools.errors import ModelLoadError
+        from tools.lean import load_encoder
+
+        try:
+            loaded = load_encoder(path, device)
+        except ModelLoadError as exc:
+            raise EmbedderError(f"cannot load embedder from {path}: {exc}") from exc
+        if loaded is not None:
+            return loaded[1], loaded[0], "lean"
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    model.to(device).eval()
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True), model, "transformers"
 
 
 def _bf16_supported(torch: Any, device: Any) -> bool:

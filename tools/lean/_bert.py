@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 __all__ = ["BertEncoder", "supports"]
 
@@ -44,12 +44,16 @@ class _SelfAttention(nn.Module):
         super().__init__()
         hidden = config.hidden_size
         self.n_head = config.num_attention_heads
-        self.query, self.key, self.value = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+        self.query, self.key, self.value = (
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = (p(x).view(b, t, self.n_head, -1).transpose(1, 2) for p in (self.query, self.key, self.value))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)  # (B, H, T, D)
+        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)  # (B, H, T, D)
         return y.transpose(1, 2).reshape(b, t, c)
 
 
@@ -60,17 +64,28 @@ class _Attention(nn.Module):
         self.output = _Dense(config.hidden_size, config.hidden_size, config.layer_norm_eps)
 
 
+class _Intermediate(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+
+class _Stack(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+
+
 class _Layer(nn.Module):
     def __init__(self, config: SimpleNamespace) -> None:
         super().__init__()
         self.attention = _Attention(config)
-        self.intermediate = nn.Module()
-        self.intermediate.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate = _Intermediate(config)
         self.output = _Dense(config.intermediate_size, config.hidden_size, config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.attention.output(self.attention.self(x, mask), x)
-        return self.output(F.gelu(self.intermediate.dense(h)), h)
+        return self.output(nnf.gelu(self.intermediate.dense(h)), h)
 
 
 class _Embeddings(nn.Module):
@@ -93,8 +108,7 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = _Embeddings(config)
-        self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+        self.encoder = _Stack(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The last hidden state of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, T)`` is 0 on padding."""

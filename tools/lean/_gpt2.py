@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 from tools.lean._common import CausalOutput, KVCache, additive_mask, default_positions
 
@@ -48,7 +48,7 @@ class Conv1D(nn.Module):
 
 
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
-    """GPT-2's tanh GELU, written as ``transformers``' ``NewGELUActivation`` (not ``F.gelu(approximate=...)``,
+    """GPT-2's tanh GELU, written as ``transformers``' ``NewGELUActivation`` (not ``nnf.gelu(approximate=...)``,
     whose kernel rounds differently)."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
@@ -65,7 +65,7 @@ class Attention(nn.Module):
         q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in self.c_attn(x).split(c, dim=2))  # (B,H,T,D)
         if cache is not None:
             k, v = cache.update(k, v, self.layer)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
+        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
         return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
 
 
@@ -148,4 +148,4 @@ class GPT2LMHead(nn.Module):
         x = tr.ln_f(x)
         if logits_to_keep:
             x = x[:, -logits_to_keep:]
-        return CausalOutput(logits=F.linear(x, tr.wte.weight))
+        return CausalOutput(logits=nnf.linear(x, tr.wte.weight))

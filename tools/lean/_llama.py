@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 from tools.lean._common import CausalOutput, KVCache, additive_mask, default_positions
 
@@ -77,7 +77,7 @@ class Attention(nn.Module):
         if self.n_kv != self.n_head:  # grouped-query attention: each key head serves n_head / n_kv query heads
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -90,7 +90,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(inner, hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(nnf.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Layer(nn.Module):
@@ -136,6 +136,7 @@ class LlamaLMHead(nn.Module):
         theta = float(rope.get("rope_theta") or config.rope_theta)
         dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+        self.inv_freq: torch.Tensor
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -176,4 +177,4 @@ class LlamaLMHead(nn.Module):
         if logits_to_keep:
             x = x[:, -logits_to_keep:]
         head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
-        return CausalOutput(logits=F.linear(x, head))
+        return CausalOutput(logits=nnf.linear(x, head))

@@ -79,7 +79,11 @@ def load_encoder(path: Path, device: torch.device) -> tuple[_bert.BertEncoder, L
         config = read_config(path, "config.json")
     except (OSError, ValueError):
         return None
-    if not _bert.supports(config) or not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+    if (
+        not _bert.supports(config)
+        or not (path / "model.safetensors").is_file()
+        or not (path / "tokenizer.json").is_file()
+    ):
         return None
     model = _bert.BertEncoder(config)
     _load_weights(model, path, device, torch.float32, unused=("pooler.", "embeddings.position_ids"))
@@ -90,7 +94,9 @@ def _tied(config: SimpleNamespace) -> bool:
     return bool(getattr(config, "tie_word_embeddings", True))
 
 
-def _load_weights(model: nn.Module, path: Path, device: torch.device, dtype: torch.dtype, unused: tuple[str, ...]) -> None:
+def _load_weights(
+    model: nn.Module, path: Path, device: torch.device, dtype: torch.dtype, unused: tuple[str, ...]
+) -> None:
     """``model.safetensors`` into ``model`` (every parameter required; keys starting with ``unused`` dropped)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -8,6 +8,7 @@ from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Sc
 
 if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
     from tools.lm._hf import HFLanguageModel, check_model_dir
+    from tools.lm._lean_lm import LeanLanguageModel
     from tools.lm._openai import OpenAIChatModel
     from tools.lm._served import ServedLanguageModel
 
@@ -15,6 +16,7 @@ __all__ = [
     "Generation",
     "HFLanguageModel",
     "LanguageModel",
+    "LeanLanguageModel",
     "LocalLanguageModel",
     "OpenAIChatModel",
     "PromptFormat",
@@ -31,6 +33,10 @@ def __getattr__(name: str) -> object:
         from tools.lm._hf import HFLanguageModel
 
         return HFLanguageModel
+    if name == "LeanLanguageModel":
+        from tools.lm._lean_lm import LeanLanguageModel
+
+        return LeanLanguageModel
     if name == "check_model_dir":
         from tools.lm._hf import check_model_dir
 
