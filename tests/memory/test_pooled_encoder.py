@@ -24,7 +24,7 @@ TEXTS = [
 def test_the_default_embedder_takes_the_fast_path_and_matches_sentence_transformers(
     minilm: SentenceTransformerEmbedder,
 ) -> None:
-    assert minilm.backend == "transformers"
+    assert minilm.backend == "lean"  # MiniLM's BERT on tools.lean (issue 30: no transformers model code)
     reference = SentenceTransformerEmbedder(backend="sentence-transformers")
     assert reference.backend == "sentence-transformers" and reference.dimension == minilm.dimension == 384
     fast, slow = minilm.embed(TEXTS), reference.embed(TEXTS)
@@ -32,6 +32,12 @@ def test_the_default_embedder_takes_the_fast_path_and_matches_sentence_transform
     assert np.abs(fast - slow).max() < 1e-5
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     assert np.abs(minilm.embed(TEXTS[:2]) - fast[:2]).max() < 1e-6  # padding in a batch changes nothing
+
+
+def test_the_lean_bert_gives_transformers_vectors(minilm: SentenceTransformerEmbedder) -> None:
+    plain = SentenceTransformerEmbedder(lean=False)
+    assert plain.backend == "transformers"
+    assert np.abs(minilm.embed(TEXTS) - plain.embed(TEXTS)).max() < 1e-6
 
 
 def test_other_layouts_are_left_to_sentence_transformers(tmp_path: Path) -> None:
