@@ -5,9 +5,9 @@ server's startup (measured: 4-9 s of 16-25 s). A model whose ``modules.json`` is
 Pooling (mean of the token embeddings) [-> Normalize], as all-MiniLM-L6-v2's is, computes the same vectors
 with ``AutoModel`` + ``AutoTokenizer``: tokens truncated at ``max_seq_length``, the last hidden state
 averaged over the attention mask, L2-normalised. A test checks the vectors against sentence-transformers'.
-Any other layout is left to sentence-transformers. A plain BERT (MiniLM) in float32 runs on the lean module
-of :mod:`tools.lean` (``safetensors`` + ``tokenizers``, no ``transformers`` import: ~3 s less CPU at start,
-the same vectors); ``lean=False`` or another encoder takes ``AutoModel``.
+Any other layout is left to sentence-transformers. In float32 an ``encoder_loader`` may run the model
+instead of ``AutoModel``: the composition root passes :func:`tools.lean.load_encoder` (MiniLM's BERT with
+``safetensors`` + ``tokenizers``, no ``transformers`` import: ~3 s less CPU at start, the same vectors).
 
 ``precision="bf16"`` runs the Linear layers in bfloat16 (weights cast once, activations under autocast;
 LayerNorm, softmax and the pooling stay float32): on a CPU with AMX / AVX512-BF16 about 2.4x the float32
@@ -20,16 +20,19 @@ autocast took 15.5 ms).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tools.errors import EmbedderError
+from tools.errors import EmbedderError, ModelLoadError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["PooledEncoder"]
+__all__ = ["EncoderLoader", "PooledEncoder"]
+
+# (model directory, torch device) -> (model, tokenizer), or None when the loader cannot run that directory
+EncoderLoader = Callable[[Path, Any], "tuple[Any, Any] | None"]
 
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
@@ -43,7 +46,9 @@ class PooledEncoder:
         path: the model directory (see :meth:`supports`).
         device: a torch device name (``cuda`` when available, else ``cpu``, when ``None``).
         precision: ``fp32``, or ``bf16`` for the Linear layers (see the module docstring).
-        lean: run a plain BERT in float32 on :mod:`tools.lean` (``runtime`` says which ran: ``lean`` or
+        encoder_loader: ``(path, device) -> (model, tokenizer)`` or ``None`` when it cannot run ``path``; the
+            model maps ``(input_ids, attention_mask)`` to the last hidden state, the tokenizer is called as a
+            ``transformers`` one. Used in float32 only; ``runtime`` says which ran (``lean`` or
             ``transformers``).
 
     Raises:
@@ -51,7 +56,12 @@ class PooledEncoder:
     """
 
     def __init__(
-        self, path: Path, device: str | None = None, precision: Literal["fp32", "bf16"] = "fp32", *, lean: bool = True
+        self,
+        path: Path,
+        device: str | None = None,
+        precision: Literal["fp32", "bf16"] = "fp32",
+        *,
+        encoder_loader: EncoderLoader | None = None,
     ) -> None:
         import torch
 
@@ -62,7 +72,9 @@ class PooledEncoder:
         self.max_seq_length = int(config.get("max_seq_length", 512))
         self.do_lower_case = bool(config.get("do_lower_case", False))
         self._torch = torch
-        self._tokenizer, self._model, self.runtime = _load(path, self.device, lean and precision == "fp32")
+        self._tokenizer, self._model, self.runtime = _load(
+            path, self.device, encoder_loader if precision == "fp32" else None
+        )
         self.precision = precision
         if precision == "bf16":
             for module in self._model.modules():
@@ -118,15 +130,11 @@ class PooledEncoder:
         return np.concatenate(out, axis=0).astype(np.float32)
 
 
-def _load(path: Path, device: Any, lean: bool) -> tuple[Any, Any, Literal["lean", "transformers"]]:
-    """Tokenizer, model and runtime: the lean BERT (:mod:`tools.lean`) when ``lean`` and ``path`` is a plain
-    BERT with ``model.safetensors`` and ``tokenizer.json``, else ``transformers``' ``AutoModel``."""
-    if lean:
-        from tools.errors import ModelLoadError
-        from tools.lean import load_encoder
-
+def _load(path: Path, device: Any, loader: EncoderLoader | None) -> tuple[Any, Any, Literal["lean", "transformers"]]:
+    """Tokenizer, model and runtime: ``loader``'s when it runs ``path``, else ``transformers``' ``AutoModel``."""
+    if loader is not None:
         try:
-            loaded = load_encoder(path, device)
+            loaded = loader(path, device)
         except ModelLoadError as exc:
             raise EmbedderError(f"cannot load embedder from {path}: {exc}") from exc
         if loaded is not None:

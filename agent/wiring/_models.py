@@ -19,7 +19,7 @@ from tools.errors import ConfigError
 if TYPE_CHECKING:
     from agent._guard import EmbeddingJudge
     from agent._policy import PolicyThresholds
-    from memory import Embedder, MemoEmbedder
+    from memory import Embedder, EncoderLoader, MemoEmbedder
     from tools.lm import HFLanguageModel, LanguageModel, OpenAIChatModel
 
 __all__ = [
@@ -57,7 +57,11 @@ def load_embedder(home: Home) -> MemoEmbedder:
     from memory import MemoEmbedder, SentenceTransformerEmbedder
 
     cfg = home.settings.embedder
-    lean = home.settings.runtime.lean != "off"
+    encoder_loader: EncoderLoader | None = None
+    if home.settings.runtime.lean != "off":
+        from tools.lean import load_encoder  # MiniLM without transformers' model code
+
+        encoder_loader = load_encoder
     if not cfg.backend.startswith("onnx"):
         apply_thread_policy(home)
     return MemoEmbedder(
@@ -67,7 +71,7 @@ def load_embedder(home: Home) -> MemoEmbedder:
             backend=cfg.backend,
             cache_dir=home.root / "cache" / "onnx",
             threads=home.settings.runtime.threads or None,  # ONNX Runtime's intra-op threads ([runtime])
-            lean=lean,  # MiniLM without transformers' model code ([runtime] lean)
+            encoder_loader=encoder_loader,
         )
     )
 

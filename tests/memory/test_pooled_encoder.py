@@ -24,7 +24,7 @@ TEXTS = [
 def test_the_default_embedder_takes_the_fast_path_and_matches_sentence_transformers(
     minilm: SentenceTransformerEmbedder,
 ) -> None:
-    assert minilm.backend == "lean"  # MiniLM's BERT on tools.lean (issue 30: no transformers model code)
+    assert minilm.backend == "transformers"
     reference = SentenceTransformerEmbedder(backend="sentence-transformers")
     assert reference.backend == "sentence-transformers" and reference.dimension == minilm.dimension == 384
     fast, slow = minilm.embed(TEXTS), reference.embed(TEXTS)
@@ -35,9 +35,11 @@ def test_the_default_embedder_takes_the_fast_path_and_matches_sentence_transform
 
 
 def test_the_lean_bert_gives_transformers_vectors(minilm: SentenceTransformerEmbedder) -> None:
-    plain = SentenceTransformerEmbedder(lean=False)
-    assert plain.backend == "transformers"
-    assert np.abs(minilm.embed(TEXTS) - plain.embed(TEXTS)).max() < 1e-6
+    from tools.lean import load_encoder
+
+    lean = SentenceTransformerEmbedder(encoder_loader=load_encoder)  # what [runtime] lean = "auto" wires
+    assert lean.backend == "lean" and lean.dimension == minilm.dimension
+    assert np.abs(lean.embed(TEXTS) - minilm.embed(TEXTS)).max() < 1e-6
 
 
 def test_other_layouts_are_left_to_sentence_transformers(tmp_path: Path) -> None:
