@@ -7,6 +7,8 @@ lean (:class:`LeanLanguageModel`) and loaded by ``transformers`` (:class:`HFLang
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent import Agent, Answer, PolicyThresholds
@@ -39,3 +41,23 @@ def test_lean_and_transformers_models_give_the_same_answers(wm: WorkingMemory, s
     for w, g in zip(want, got, strict=True):
         assert _key(g) == _key(w) and abs(g.confidence - w.confidence) < 1e-5
     assert lean.runtime == "lean"  # answering never needed transformers' model
+
+
+def test_the_default_stack_with_its_tell_pipeline_answers_lean(tmp_path: Path) -> None:
+    from agent.config import open_home
+    from agent.wiring import open_agent
+
+    agent = open_agent(open_home(tmp_path / "home"))  # with_tell: the server's and chat's stack
+    try:
+        assert isinstance(agent.lm, LeanLanguageModel)
+        assert agent.ask("Who is the CEO of Nokia?").action
+        assert agent.lm.runtime == "lean"  # building the tell pipeline and answering loaded no transformers model
+    finally:
+        agent.close()
+    (tmp_path / "off").mkdir()
+    (tmp_path / "off" / "config.toml").write_text('[runtime]\nlean = "off"\n', encoding="utf-8")
+    agent = open_agent(open_home(tmp_path / "off"), with_tell=False)
+    try:
+        assert type(agent.lm) is HFLanguageModel
+    finally:
+        agent.close()

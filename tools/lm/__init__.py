@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
-from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb
+from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb, is_local_model
 
 if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
     from tools.lm._hf import HFLanguageModel, check_model_dir
@@ -25,6 +25,7 @@ __all__ = [
     "TokenProb",
     "check_model_dir",
     "context_length",
+    "is_local_model",
 ]
 
 

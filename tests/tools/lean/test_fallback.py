@@ -71,3 +71,12 @@ def test_a_rome_edit_through_the_lean_model_lands_in_the_answers_and_rolls_back(
     assert lm.generate([request.prompt], max_new_tokens=6)[0].text.startswith("Takahiro")
     handle.rollback()
     assert lm.generate([request.prompt], max_new_tokens=6)[0].text == before
+
+
+def test_asking_whether_a_model_is_local_loads_nothing() -> None:
+    from tools.lm import LocalLanguageModel, is_local_model
+
+    lm = LeanLanguageModel.load(GPT2, device="cpu")
+    assert is_local_model(lm) and lm.runtime == "lean"  # the wiring's check before a tell pipeline
+    assert not is_local_model(object())
+    assert isinstance(lm, LocalLanguageModel)  # the protocol itself holds (this reads .model: the swap)
