@@ -77,6 +77,7 @@ def test_asking_whether_a_model_is_local_loads_nothing() -> None:
     from tools.lm import LocalLanguageModel, is_local_model
 
     lm = LeanLanguageModel.load(GPT2, device="cpu")
-    assert is_local_model(lm) and lm.runtime == "lean"  # the wiring's check before a tell pipeline
+    local = is_local_model(lm)  # the wiring's check before a tell pipeline
+    assert local and lm.runtime == "lean"
     assert not is_local_model(object())
     assert isinstance(lm, LocalLanguageModel)  # the protocol itself holds (this reads .model: the swap)

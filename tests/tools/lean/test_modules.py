@@ -87,8 +87,8 @@ def test_answers_scores_and_distributions_equal_transformers(pair: tuple[HFLangu
     for g, w in zip(got, want, strict=True):
         assert g.first_token_prob == pytest.approx(w.first_token_prob, abs=ATOL)
         assert g.margin == pytest.approx(w.margin, abs=ATOL)
-    for g, w in zip(lean.score(TEXTS, CONTINUATIONS), hf.score(TEXTS, CONTINUATIONS), strict=True):
-        assert g.n_tokens == w.n_tokens and g.logprob == pytest.approx(w.logprob, abs=1e-4)
+    for mine, ref in zip(lean.score(TEXTS, CONTINUATIONS), hf.score(TEXTS, CONTINUATIONS), strict=True):
+        assert mine.n_tokens == ref.n_tokens and mine.logprob == pytest.approx(ref.logprob, abs=1e-4)
     want_dist, got_dist = hf.next_token_distribution(TEXTS[0], 5), lean.next_token_distribution(TEXTS[0], 5)
     assert [t.token for t in got_dist] == [t.token for t in want_dist]
     assert [t.prob for t in got_dist] == pytest.approx([t.prob for t in want_dist], abs=ATOL)
