@@ -91,9 +91,8 @@ class SentenceTransformerEmbedder:
                 dim = self._pooled.dimension
                 where = str(self._pooled.device)
             elif backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing
-                self._pooled = PooledEncoder(
-                    path, device, encoder_loader=encoder_loader
-                )  # sentence-transformers' stack (seconds)
+                # sentence-transformers' training stack (seconds)
+                self._pooled = PooledEncoder(path, device, encoder_loader=encoder_loader)
                 dim = self._pooled.dimension
                 where = str(self._pooled.device)
             else:
