@@ -36,7 +36,9 @@ class LeanLanguageModel(HFLanguageModel):
         ('lean', ...)
     """
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, path: Path, prompt_format: PromptFormat | None = None):
+    def __init__(
+        self, model: Any, tokenizer: Any, name: str, path: Path, prompt_format: PromptFormat | None = None
+    ) -> None:
         super().__init__(model, tokenizer, name, prompt_format)
         self._path = path
         self._swap = threading.Lock()
