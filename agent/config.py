@@ -170,9 +170,17 @@ class RuntimeSettings(_Section):
     780 ms. The server batches concurrent asks instead of splitting one ask across cores. Applies to torch
     (the language model, MiniLM on torch) and to ONNX Runtime (``[embedder] backend = "onnx"``). ``0`` keeps
     each library's own default (one thread per core), which an idle, dedicated machine may prefer.
+
+    ``lean = "auto"`` (default) runs a local GPT-2 / LLaMA answering model and a MiniLM embedder on the
+    small torch modules of :mod:`tools.lean` (``safetensors`` weights, ``tokenizers``), without importing
+    ``transformers``' model code (~3 s of CPU at every process start); the answers and vectors are the
+    same. Anything that needs ``transformers``' model (an edit, circuits, another architecture, saved edit
+    adapters) loads it from the same directory when first needed. ``"off"`` loads ``transformers``' model
+    from the start.
     """
 
     threads: int = Field(default=1, ge=0, le=256)
+    lean: Literal["auto", "off"] = "auto"
 
 
 class Settings(_Section):

@@ -15,6 +15,7 @@ from memory._lexical import segment
 from memory._listing import ItemPage, list_items
 from memory._memo_embedder import EmbedderCounts, MemoEmbedder
 from memory._milvus_index import MilvusConfig, MilvusIndex
+from memory._pooled_encoder import EncoderLoader
 from memory._records import MemoryHit, MemoryItem, MetadataValue
 from memory._vector_memory import VectorMemory
 from memory.embedder import Embedder, SentenceTransformerEmbedder, default_model_dir
@@ -24,6 +25,7 @@ __all__ = [
     "Database",
     "Embedder",
     "EmbedderCounts",
+    "EncoderLoader",
     "FaissIndex",
     "IndexConfig",
     "ItemPage",

@@ -1,11 +1,13 @@
-"""A sentence-transformers model of the plain kind, run with transformers alone (a faster start).
+"""A sentence-transformers model of the plain kind, run without sentence-transformers (a faster start).
 
 ``import sentence_transformers`` also imports scikit-learn, peft, datasets and its training stack: most of a
 server's startup (measured: 4-9 s of 16-25 s). A model whose ``modules.json`` is exactly Transformer ->
 Pooling (mean of the token embeddings) [-> Normalize], as all-MiniLM-L6-v2's is, computes the same vectors
 with ``AutoModel`` + ``AutoTokenizer``: tokens truncated at ``max_seq_length``, the last hidden state
 averaged over the attention mask, L2-normalised. A test checks the vectors against sentence-transformers'.
-Any other layout is left to sentence-transformers.
+Any other layout is left to sentence-transformers. In float32 an ``encoder_loader`` may run the model
+instead of ``AutoModel``: the composition root passes :func:`tools.lean.load_encoder` (MiniLM's BERT with
+``safetensors`` + ``tokenizers``, no ``transformers`` import: ~3 s less CPU at start, the same vectors).
 
 ``precision="bf16"`` runs the Linear layers in bfloat16 (weights cast once, activations under autocast;
 LayerNorm, softmax and the pooling stay float32): on a CPU with AMX / AVX512-BF16 about 2.4x the float32
@@ -18,16 +20,19 @@ autocast took 15.5 ms).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tools.errors import EmbedderError
+from tools.errors import EmbedderError, ModelLoadError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["PooledEncoder"]
+__all__ = ["EncoderLoader", "PooledEncoder"]
+
+# (model directory, torch device) -> (model, tokenizer), or None when the loader cannot run that directory
+EncoderLoader = Callable[[Path, Any], "tuple[Any, Any] | None"]
 
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
@@ -41,14 +46,24 @@ class PooledEncoder:
         path: the model directory (see :meth:`supports`).
         device: a torch device name (``cuda`` when available, else ``cpu``, when ``None``).
         precision: ``fp32``, or ``bf16`` for the Linear layers (see the module docstring).
+        encoder_loader: ``(path, device) -> (model, tokenizer)`` or ``None`` when it cannot run ``path``; the
+            model maps ``(input_ids, attention_mask)`` to the last hidden state, the tokenizer is called as a
+            ``transformers`` one. Used in float32 only; ``runtime`` says which ran (``lean`` or
+            ``transformers``).
 
     Raises:
         EmbedderError: ``bf16`` on a device without bfloat16 support (nothing is loaded).
     """
 
-    def __init__(self, path: Path, device: str | None = None, precision: Literal["fp32", "bf16"] = "fp32") -> None:
+    def __init__(
+        self,
+        path: Path,
+        device: str | None = None,
+        precision: Literal["fp32", "bf16"] = "fp32",
+        *,
+        encoder_loader: EncoderLoader | None = None,
+    ) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if precision == "bf16" and not _bf16_supported(torch, self.device):
@@ -57,15 +72,21 @@ class PooledEncoder:
         self.max_seq_length = int(config.get("max_seq_length", 512))
         self.do_lower_case = bool(config.get("do_lower_case", False))
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        self._model.to(self.device).eval()
+        self._tokenizer, self._model, self.runtime = _load(
+            path, self.device, encoder_loader if precision == "fp32" else None
+        )
         self.precision = precision
         if precision == "bf16":
             for module in self._model.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.to(torch.bfloat16)
         self.dimension = int(self._model.config.hidden_size)
+
+    def _hidden(self, enc: dict[str, Any]) -> Any:
+        """The last hidden state ``(B, T, H)`` of a tokenized batch."""
+        if self.runtime == "lean":
+            return self._model(enc["input_ids"], enc["attention_mask"])
+        return self._model(**enc).last_hidden_state
 
     @staticmethod
     def supports(path: Path) -> bool:
@@ -99,13 +120,30 @@ class PooledEncoder:
                     truncation=True,
                     max_length=self.max_seq_length,
                     return_tensors="pt",
-                ).to(self.device)
-                hidden = self._model(**enc).last_hidden_state  # (B, T, H)
+                )
+                enc = {k: v.to(self.device) for k, v in enc.items()}
+                hidden = self._hidden(enc)  # (B, T, H)
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
                 hidden = hidden.float()  # pool and normalise in float32 whatever ran the layers
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
                 out.append(torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)
+
+
+def _load(path: Path, device: Any, loader: EncoderLoader | None) -> tuple[Any, Any, Literal["lean", "transformers"]]:
+    """Tokenizer, model and runtime: ``loader``'s when it runs ``path``, else ``transformers``' ``AutoModel``."""
+    if loader is not None:
+        try:
+            loaded = loader(path, device)
+        except ModelLoadError as exc:
+            raise EmbedderError(f"cannot load embedder from {path}: {exc}") from exc
+        if loaded is not None:
+            return loaded[1], loaded[0], "lean"
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    model.to(device).eval()
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True), model, "transformers"
 
 
 def _bf16_supported(torch: Any, device: Any) -> bool:

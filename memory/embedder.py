@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from memory._onnx_encoder import OnnxEncoder
-from memory._pooled_encoder import PooledEncoder
+from memory._pooled_encoder import EncoderLoader, PooledEncoder
 from tools.base import Embedder
 from tools.errors import EmbedderError
 
@@ -50,7 +50,9 @@ class SentenceTransformerEmbedder:
     ``onnx-int8`` run it through ONNX Runtime on the CPU (float32: the same vectors; int8: about twice as
     fast, at a neighbour recall@10 of ~0.86; ``bench/embedder_bench.py`` measures speed and recall), exported
     once into ``cache_dir``, with ``threads`` intra-op threads (``None``: ONNX Runtime's default; the torch
-    backends follow ``torch.set_num_threads``).
+    backends follow ``torch.set_num_threads``). ``encoder_loader`` runs ``auto``'s plain model instead of
+    ``transformers``' ``AutoModel`` where it can (the composition root passes :func:`tools.lean.load_encoder`
+    for ``[runtime] lean = "auto"``: the same vectors; ``backend`` then reads ``lean``).
 
     Example:
         >>> emb = SentenceTransformerEmbedder()  # doctest: +SKIP
@@ -67,6 +69,7 @@ class SentenceTransformerEmbedder:
         backend: EmbedderBackend = "auto",
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        encoder_loader: EncoderLoader | None = None,
     ) -> None:
         path = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (path / "config.json").is_file():
@@ -88,7 +91,8 @@ class SentenceTransformerEmbedder:
                 dim = self._pooled.dimension
                 where = str(self._pooled.device)
             elif backend == "auto" and PooledEncoder.supports(path):  # the same vectors, without importing
-                self._pooled = PooledEncoder(path, device)  # sentence-transformers' training stack (seconds)
+                # sentence-transformers' training stack (seconds)
+                self._pooled = PooledEncoder(path, device, encoder_loader=encoder_loader)
                 dim = self._pooled.dimension
                 where = str(self._pooled.device)
             else:
@@ -111,7 +115,7 @@ class SentenceTransformerEmbedder:
         self.backend = (
             backend
             if backend.startswith("onnx") or backend == "torch-bf16"
-            else "transformers"
+            else getattr(self._pooled, "runtime", "transformers")
             if self._pooled is not None
             else "sentence-transformers"
         )

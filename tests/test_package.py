@@ -13,7 +13,18 @@ import pytest
 from bench.import_graph import FLOORS, Unit, edges, violations
 from tests.conftest import REPO
 
-PACKAGES = ["agent", "memory", "tools", "tools.base", "tools.lm", "tools.edit", "kg", "eval", "eval.world"]
+PACKAGES = [
+    "agent",
+    "memory",
+    "tools",
+    "tools.base",
+    "tools.lean",
+    "tools.lm",
+    "tools.edit",
+    "kg",
+    "eval",
+    "eval.world",
+]
 LOWER = ["kg", "memory", "tools"]
 
 

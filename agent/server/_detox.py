@@ -28,9 +28,9 @@ class DetoxEdit:
 
 
 def _local(lm: Any) -> Any:
-    from tools.lm import LocalLanguageModel
+    from tools.lm import is_local_model
 
-    if not isinstance(lm, LocalLanguageModel):
+    if not is_local_model(lm):
         raise InvalidInputError("detox edits change weights: the agent's model must be a local one")
     return lm
 

@@ -19,13 +19,14 @@ from tools.errors import ConfigError
 if TYPE_CHECKING:
     from agent._guard import EmbeddingJudge
     from agent._policy import PolicyThresholds
-    from memory import Embedder, MemoEmbedder
-    from tools.lm import LanguageModel, OpenAIChatModel
+    from memory import Embedder, EncoderLoader, MemoEmbedder
+    from tools.lm import HFLanguageModel, LanguageModel, OpenAIChatModel
 
 __all__ = [
     "apply_thread_policy",
     "load_embedder",
     "load_language_model",
+    "load_local_model",
     "load_request_guard",
     "open_endpoint",
     "policy_thresholds",
@@ -56,6 +57,11 @@ def load_embedder(home: Home) -> MemoEmbedder:
     from memory import MemoEmbedder, SentenceTransformerEmbedder
 
     cfg = home.settings.embedder
+    encoder_loader: EncoderLoader | None = None
+    if home.settings.runtime.lean != "off":
+        from tools.lean import load_encoder  # MiniLM without transformers' model code
+
+        encoder_loader = load_encoder
     if not cfg.backend.startswith("onnx"):
         apply_thread_policy(home)
     return MemoEmbedder(
@@ -65,6 +71,7 @@ def load_embedder(home: Home) -> MemoEmbedder:
             backend=cfg.backend,
             cache_dir=home.root / "cache" / "onnx",
             threads=home.settings.runtime.threads or None,  # ONNX Runtime's intra-op threads ([runtime])
+            encoder_loader=encoder_loader,
         )
     )
 
@@ -90,7 +97,9 @@ def load_language_model(home: Home, model_dir: str | Path | None = None, *, thre
 
     With ``[model] backend = "openai"`` and no ``model_dir`` the model is the ``[endpoint]``'s
     (:class:`ServedLanguageModel`, nothing is contacted here); its prompt format comes from ``[model] path``'s
-    ``factagent.json`` when set. A local model goes on ``[model] device``.
+    ``factagent.json`` when set. A local model goes on ``[model] device``, on the lean modules
+    (:class:`tools.lm.LeanLanguageModel`) when ``[runtime] lean = "auto"`` and the directory allows it
+    (:func:`load_local_model`).
 
     Args:
         home: the home whose settings name the model.
@@ -101,7 +110,7 @@ def load_language_model(home: Home, model_dir: str | Path | None = None, *, thre
     Raises:
         ModelLoadError: the directory holds no model (or no readable prompt format).
     """
-    from tools.lm import HFLanguageModel, PromptFormat
+    from tools.lm import PromptFormat
 
     cfg = home.settings.model
     if cfg.backend == "openai" and model_dir is None:
@@ -122,7 +131,31 @@ def load_language_model(home: Home, model_dir: str | Path | None = None, *, thre
     path = Path(model_dir) if model_dir is not None else Path(cfg.path) if cfg.path else BUNDLED_MODEL
     if threads:
         apply_thread_policy(home)
-    return HFLanguageModel.load(path, device=cfg.device or None)
+    return load_local_model(path, device=cfg.device or None, lean=home.settings.runtime.lean != "off")
+
+
+def load_local_model(path: Path, device: str | None = None, *, lean: bool = True) -> HFLanguageModel:
+    """A local model directory: on the lean modules when ``lean`` and :func:`tools.lean.lean_causal_reason`
+    finds no reason against it (``transformers``' model is then loaded only when an editor asks for it),
+    else ``transformers``' model.
+
+    Raises:
+        ModelLoadError: the directory holds no model.
+    """
+    from tools.errors import ModelLoadError
+    from tools.lm import HFLanguageModel, LeanLanguageModel
+
+    if lean:
+        from tools.lean import lean_causal_reason
+
+        reason = lean_causal_reason(path)
+        if reason is None:
+            try:
+                return LeanLanguageModel.load(path, device=device)
+            except ModelLoadError as exc:  # e.g. a generation config beyond greedy: transformers' tells its own
+                reason = str(exc)
+        logger.info("%s: transformers' model (%s)", path, reason)
+    return HFLanguageModel.load(path, device=device)
 
 
 def open_endpoint(settings: Settings, base_url: str | None = None, model: str | None = None) -> OpenAIChatModel:

@@ -58,14 +58,14 @@ def open_agent(home: Home, lm: LanguageModel | None = None, *, with_tell: bool =
     from agent._agent import Agent
     from agent.wiring._tell import open_tell_pipeline
     from memory import MemoEmbedder
-    from tools.lm import LocalLanguageModel
+    from tools.lm import is_local_model
 
     embedder = load_embedder(home)
     wm = open_working_memory(home, embedder)
     model = lm or load_language_model(home)
     tell = None
     if with_tell:
-        local = model if isinstance(model, LocalLanguageModel) else None  # parametric edits need weights
+        local = model if is_local_model(model) else None  # parametric edits need weights
         tell = open_tell_pipeline(wm, home.settings, lm=local)
     guard = load_request_guard(embedder)
     memo = embedder if isinstance(embedder, MemoEmbedder) else None
@@ -85,14 +85,14 @@ def open_tell_stack(home: Home) -> Iterator[TellPipeline]:
         ConfigError, ModelLoadError, StoreError: the settings, model or working memory cannot be used.
     """
     from agent.wiring._tell import open_tell_pipeline
-    from tools.lm import LocalLanguageModel
+    from tools.lm import is_local_model
 
     wm = open_working_memory(home)
     try:
         local = None
         if home.settings.tell.parametric != "off":
             model = load_language_model(home)
-            local = model if isinstance(model, LocalLanguageModel) else None
+            local = model if is_local_model(model) else None
         yield open_tell_pipeline(wm, home.settings, lm=local)
     finally:
         wm.close()

@@ -2,8 +2,9 @@
 
 A fresh process answers one question on a fresh home and reports which heavy optional packages it imported.
 sentence-transformers (and the scikit-learn / peft / datasets it drags in) is replaced by the plain
-transformers path, ONNX Runtime is only for ``[embedder] backend = "onnx*"``, and httpx only for a served
-model; each would add to the seconds of CPU a new process spends before its first answer.
+path, ONNX Runtime is only for ``[embedder] backend = "onnx*"``, and httpx only for a served model; and with
+``[runtime] lean = "auto"`` GPT-2 and MiniLM run on :mod:`tools.lean`, so ``transformers`` is not imported at
+all. Each would add to the seconds of CPU a new process spends before its first answer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-NOT_ON_THE_ASK_PATH = ("datasets", "httpx", "onnxruntime", "peft", "sentence_transformers", "sklearn")
+NOT_ON_THE_ASK_PATH = ("datasets", "httpx", "onnxruntime", "peft", "sentence_transformers", "sklearn", "transformers")
 _CHILD = """
 import contextlib, io, json, sys
 from agent.cli import main

@@ -58,9 +58,10 @@ def test_the_cli_the_server_and_the_audit_get_the_same_stack_for_one_home(home: 
     served = open_service_agent(home, KeyRing([]))  # no admin keys: the same settings
     try:
         assert _stack(served) == opened
+        assert getattr(served.lm, "runtime", None) == "lean"  # serving (tell included) stays lean
     finally:
         served.close()
-    assert opened["model"][0] == "HFLanguageModel" and opened["thresholds"].model == 0.37
+    assert opened["model"][0] == "LeanLanguageModel" and opened["thresholds"].model == 0.37
     assert opened["guard"] == "EmbeddingJudge" and opened["tell"] is not None
     # the audit's agent setup (local engine and Ray workers alike): the same model, thresholds and memory, read-only
     config = AuditConfig(dataset="world:test", setups=("agent",), home=str(home.root), prepare_memory=False)

@@ -34,6 +34,14 @@ def test_the_default_embedder_takes_the_fast_path_and_matches_sentence_transform
     assert np.abs(minilm.embed(TEXTS[:2]) - fast[:2]).max() < 1e-6  # padding in a batch changes nothing
 
 
+def test_the_lean_bert_gives_transformers_vectors(minilm: SentenceTransformerEmbedder) -> None:
+    from tools.lean import load_encoder
+
+    lean = SentenceTransformerEmbedder(encoder_loader=load_encoder)  # what [runtime] lean = "auto" wires
+    assert lean.backend == "lean" and lean.dimension == minilm.dimension
+    assert np.abs(lean.embed(TEXTS) - minilm.embed(TEXTS)).max() < 1e-6
+
+
 def test_other_layouts_are_left_to_sentence_transformers(tmp_path: Path) -> None:
     assert PooledEncoder.supports(default_model_dir())
     model = tmp_path / "cls-pooled"

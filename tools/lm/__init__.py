@@ -4,10 +4,11 @@ from typing import TYPE_CHECKING
 
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
-from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb
+from tools.lm._protocol import Generation, LanguageModel, LocalLanguageModel, Score, TokenProb, is_local_model
 
 if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, below
     from tools.lm._hf import HFLanguageModel, check_model_dir
+    from tools.lm._lean_lm import LeanLanguageModel
     from tools.lm._openai import OpenAIChatModel
     from tools.lm._served import ServedLanguageModel
 
@@ -15,6 +16,7 @@ __all__ = [
     "Generation",
     "HFLanguageModel",
     "LanguageModel",
+    "LeanLanguageModel",
     "LocalLanguageModel",
     "OpenAIChatModel",
     "PromptFormat",
@@ -23,6 +25,7 @@ __all__ = [
     "TokenProb",
     "check_model_dir",
     "context_length",
+    "is_local_model",
 ]
 
 
@@ -31,6 +34,10 @@ def __getattr__(name: str) -> object:
         from tools.lm._hf import HFLanguageModel
 
         return HFLanguageModel
+    if name == "LeanLanguageModel":
+        from tools.lm._lean_lm import LeanLanguageModel
+
+        return LeanLanguageModel
     if name == "check_model_dir":
         from tools.lm._hf import check_model_dir
 

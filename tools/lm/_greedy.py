@@ -70,16 +70,15 @@ def greedy_rows(
     """Greedy completions of a left-padded batch, each row decoded until a stop token or ``max_new_tokens``.
 
     Args:
-        model: a decoder-only ``transformers`` model (:func:`plain_greedy`).
+        model: a decoder-only ``transformers`` model (:func:`plain_greedy`), or a lean one (:mod:`tools.lean`:
+            it brings its own cache, ``new_cache()``).
         input_ids, attention_mask: ``(B, T)``, padded on the left.
         max_new_tokens: the most tokens decoded per row (>= 1).
         stop_ids: token ids that end a row (kept as its last token).
     """
-    from transformers import DynamicCache
-
     stop = set(stop_ids)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
-    cache = DynamicCache(config=model.config)
+    cache = _new_cache(model)
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -112,3 +111,13 @@ def greedy_rows(
         out = model(input_ids=picked[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True)
         logits = out.logits[:, -1, :].float()
     return GreedyRows(tokens=tokens, first=first)
+
+
+def _new_cache(model: Any) -> Any:
+    """The model's own KV cache (a lean module's), else ``transformers``' ``DynamicCache``."""
+    new_cache = getattr(model, "new_cache", None)
+    if new_cache is not None:
+        return new_cache()
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)

@@ -81,6 +81,8 @@ class HFLanguageModel:
         >>> lm.generate([lm.prompt_format.question("Who is the CEO of Nokia?")])[0].text  # doctest: +SKIP
     """
 
+    local_weights = True  # a LocalLanguageModel, known without reading .model (tools.lm.is_local_model)
+
     def __init__(self, model: Any, tokenizer: Any, name: str, prompt_format: PromptFormat | None = None) -> None:
         self._model = model
         self._tokenizer = tokenizer

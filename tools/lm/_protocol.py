@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 from tools.lm._format import PromptFormat
 
@@ -84,3 +84,15 @@ class LocalLanguageModel(LanguageModel, Protocol):
     def next_token_distribution(self, prompt: str, top_k: int = 10) -> list[TokenProb]:
         """The ``top_k`` most probable next tokens after ``prompt``, most probable first."""
         ...
+
+
+def is_local_model(lm: object) -> TypeGuard[LocalLanguageModel]:
+    """``isinstance(lm, LocalLanguageModel)``, answered from the class where it says so (``local_weights = True``:
+    :class:`HFLanguageModel` and its subclasses) without reading ``lm``'s members.
+
+    Python 3.11's protocol check reads every member, and a lean model's :attr:`~LocalLanguageModel.model` loads
+    ``transformers``' model (:class:`tools.lm.LeanLanguageModel`): asking whether a model is local must not.
+    """
+    if getattr(type(lm), "local_weights", False):
+        return True
+    return isinstance(lm, LocalLanguageModel)

@@ -1,0 +1,76 @@
+"""What the lean causal LMs share: the config record, the KV cache, the attention mask and the output.
+
+The masks follow ``transformers``' eager path: an additive float mask, ``0`` where a query may read a key and
+the dtype's minimum elsewhere (not ``-inf``: a left-padding query that may read nothing then averages
+finite values instead of producing NaN, and its row is never read by a real token).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+__all__ = ["CausalOutput", "KVCache", "additive_mask", "default_positions", "read_config"]
+
+
+def read_config(path: Path, name: str) -> SimpleNamespace:
+    """``path/name`` (a ``config.json`` or ``generation_config.json``) as attributes; empty when absent."""
+    file = path / name
+    data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    return SimpleNamespace(**data)
+
+
+@dataclass(frozen=True)
+class CausalOutput:
+    """A forward pass's logits, ``(B, T, V)`` (``T`` = 1 with ``logits_to_keep=1``)."""
+
+    logits: torch.Tensor
+
+
+class KVCache:
+    """Keys and values per layer, ``(B, H, S, D)`` each, grown by :meth:`update` (the interface of
+    ``transformers``' ``DynamicCache`` that :func:`tools.lm._greedy.greedy_rows` calls)."""
+
+    def __init__(self) -> None:
+        self._layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def seen(self) -> int:
+        """Positions already cached (0 before the first forward pass)."""
+        return self._layers[0][0].shape[2] if 0 in self._layers else 0
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's ``key`` / ``value`` for ``layer``; return all of that layer's keys and values."""
+        if layer in self._layers:
+            old_k, old_v = self._layers[layer]
+            key, value = torch.cat([old_k, key], dim=2), torch.cat([old_v, value], dim=2)
+        self._layers[layer] = (key, value)
+        return key, value
+
+    def batch_select_indices(self, index: torch.Tensor) -> None:
+        """Keep only the batch rows ``index`` (finished rows leave the batch)."""
+        self._layers = {i: (k[index], v[index]) for i, (k, v) in self._layers.items()}
+
+
+def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, 1, queries, S)`` additive mask: causal over cache slots (the last ``queries`` of the ``S`` slots
+    are this step's) and closed on padding keys (``attention_mask`` ``(B, S)``, 0 = padding)."""
+    slots = attention_mask.shape[1]
+    q_slot = torch.arange(slots - queries, slots, device=attention_mask.device)[:, None]  # (Q, 1)
+    k_slot = torch.arange(slots, device=attention_mask.device)[None, :]  # (1, S)
+    allowed = (k_slot <= q_slot)[None, None] & attention_mask[:, None, None, :].bool()  # (B, 1, Q, S)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def default_positions(attention_mask: torch.Tensor | None, batch: int, queries: int, seen: int) -> torch.Tensor:
+    """Position ids ``(B, queries)`` when the caller gives none: the cache slots (as ``transformers``)."""
+    device = attention_mask.device if attention_mask is not None else None
+    return torch.arange(seen, seen + queries, device=device)[None, :].expand(batch, queries)

@@ -1,0 +1,151 @@
+"""GPT-2 (``GPT2LMHeadModel``) as a small torch module: the same parameters and arithmetic as ``transformers``'.
+
+Pre-LayerNorm blocks ``x + attn(ln_1(x))``, ``x + mlp(ln_2(x))``; the projections are ``Conv1D`` layers
+(weight ``(in, out)``, ``addmm``), the activation is ``gelu_new`` (the tanh formula), learned position
+embeddings, and the output head is tied to the token embeddings. Parameter names are the checkpoint's
+(``transformer.h.0.attn.c_attn.weight``), so ``model.safetensors`` loads with ``load_state_dict`` as is.
+Only the configuration the world models use is built; :func:`supports` says which.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+from torch.nn import functional as nnf
+
+from tools.lean._common import CausalOutput, KVCache, additive_mask, default_positions
+
+__all__ = ["GPT2LMHead", "supports"]
+
+
+def supports(config: SimpleNamespace) -> bool:
+    """Whether ``config`` is a plain GPT-2 this module reproduces (no cross-attention, no attention variants)."""
+    return (
+        getattr(config, "model_type", None) == "gpt2"
+        and getattr(config, "activation_function", "gelu_new") == "gelu_new"
+        and not getattr(config, "add_cross_attention", False)
+        and not getattr(config, "scale_attn_by_inverse_layer_idx", False)
+        and not getattr(config, "reorder_and_upcast_attn", False)
+        and getattr(config, "scale_attn_weights", True)
+        and getattr(config, "tie_word_embeddings", True)
+    )
+
+
+class Conv1D(nn.Module):
+    """``transformers``' ``Conv1D``: a Linear layer whose weight is stored transposed, ``(in, out)``."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
+        return out.view(*x.shape[:-1], self.weight.shape[1])
+
+
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's tanh GELU, written as ``transformers``' ``NewGELUActivation`` (not ``nnf.gelu(approximate=...)``,
+    whose kernel rounds differently)."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: SimpleNamespace, layer: int) -> None:
+        super().__init__()
+        self.n_head, self.layer = config.n_head, layer
+        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in self.c_attn(x).split(c, dim=2))  # (B,H,T,D)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer)
+        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
+        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        inner = getattr(config, "n_inner", None) or 4 * config.n_embd
+        self.c_fc = Conv1D(config.n_embd, inner)
+        self.c_proj = Conv1D(inner, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(gelu_new(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: SimpleNamespace, layer: int) -> None:
+        super().__init__()
+        eps = config.layer_norm_epsilon
+        self.ln_1, self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps), nn.LayerNorm(config.n_embd, eps=eps)
+        self.attn, self.mlp = Attention(config, layer), MLP(config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Trunk(nn.Module):
+    """``transformer.*``: embeddings, blocks and the final LayerNorm."""
+
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+
+class GPT2LMHead(nn.Module):
+    """GPT-2 with its tied output head; ``forward`` takes ``transformers``' arguments for causal LMs.
+
+    Args:
+        config: ``config.json`` as attributes (:func:`supports` must hold).
+        generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
+    """
+
+    def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
+        super().__init__()
+        self.config, self.generation_config = config, generation_config
+        self.transformer = Trunk(config)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.transformer.wte
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for :meth:`forward`."""
+        return KVCache()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> CausalOutput:
+        """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        b, t = input_ids.shape
+        seen = cache.seen() if cache is not None else 0
+        if attention_mask is None:
+            attention_mask = torch.ones((b, seen + t), dtype=torch.long, device=input_ids.device)
+        if position_ids is None:
+            position_ids = default_positions(attention_mask, b, t, seen)
+        tr = self.transformer
+        x = tr.wte(input_ids) + tr.wpe(position_ids)  # (B, T, C)
+        mask = additive_mask(attention_mask, t, x.dtype)
+        for block in tr.h:
+            x = block(x, mask, cache)
+        x = tr.ln_f(x)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
+        return CausalOutput(logits=nnf.linear(x, tr.wte.weight))

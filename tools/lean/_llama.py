@@ -1,0 +1,180 @@
+"""LLaMA (``LlamaForCausalLM``) as a small torch module: the same parameters and arithmetic as ``transformers``'.
+
+Pre-RMSNorm blocks (the norm in float32), rotary position embeddings of the default kind (cos / sin from
+``position_ids * inv_freq`` in float32, halves rotated), multi-head or grouped-query attention without
+biases, a SiLU-gated MLP and, when tied, the output head on the token embeddings. Parameter names are the
+checkpoint's (``model.layers.0.self_attn.q_proj.weight``). :func:`supports` says which configs are built.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+from torch.nn import functional as nnf
+
+from tools.lean._common import CausalOutput, KVCache, additive_mask, default_positions
+
+__all__ = ["LlamaLMHead", "supports"]
+
+
+def supports(config: SimpleNamespace) -> bool:
+    """Whether ``config`` is a LLaMA this module reproduces (default RoPE, no biases, SiLU, no tensor parallel)."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    scaling = getattr(config, "rope_scaling", None)
+    return (
+        getattr(config, "model_type", None) == "llama"
+        and getattr(config, "hidden_act", "silu") == "silu"
+        and not getattr(config, "attention_bias", False)
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "pretraining_tp", 1) == 1
+        and rope.get("rope_type", "default") == "default"
+        and scaling is None
+        and (rope.get("rope_theta") or getattr(config, "rope_theta", None)) is not None
+    )
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(size)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.to(torch.float32)  # the variance in float32 whatever the weights' dtype, as transformers
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: SimpleNamespace, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_kv = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.n_head
+        hidden = config.hidden_size
+        self.q_proj = nn.Linear(hidden, self.n_head * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(hidden, self.n_kv * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(hidden, self.n_kv * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_head * self.head_dim, hidden, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
+        v = self.v_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)
+        cos, sin = (r.unsqueeze(1) for r in rope)  # (B, 1, T, D)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer)
+        if self.n_kv != self.n_head:  # grouped-query attention: each key head serves n_head / n_kv query heads
+            k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
+            v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
+        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        hidden, inner = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(hidden, inner, bias=False)
+        self.up_proj = nn.Linear(hidden, inner, bias=False)
+        self.down_proj = nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(nnf.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, config: SimpleNamespace, layer: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn, self.mlp = Attention(config, layer), MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
+    ) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Trunk(nn.Module):
+    """``model.*``: token embeddings, layers and the final norm."""
+
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Layer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class LlamaLMHead(nn.Module):
+    """LLaMA with its output head; ``forward`` takes ``transformers``' arguments for causal LMs.
+
+    Args:
+        config: ``config.json`` as attributes (:func:`supports` must hold).
+        generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
+    """
+
+    def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
+        super().__init__()
+        self.config, self.generation_config = config, generation_config
+        self.model = Trunk(config)
+        self.tied = bool(getattr(config, "tie_word_embeddings", False))
+        if not self.tied:
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        rope = getattr(config, "rope_parameters", None) or {}
+        theta = float(rope.get("rope_theta") or config.rope_theta)
+        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+        self.inv_freq: torch.Tensor
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for :meth:`forward`."""
+        return KVCache()
+
+    def _rope(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = position_ids[..., None].float() * self.inv_freq.float()  # (B, T, D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(dtype), emb.sin().to(dtype)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> CausalOutput:
+        """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        b, t = input_ids.shape
+        seen = cache.seen() if cache is not None else 0
+        if attention_mask is None:
+            attention_mask = torch.ones((b, seen + t), dtype=torch.long, device=input_ids.device)
+        if position_ids is None:
+            position_ids = default_positions(attention_mask, b, t, seen)
+        x = self.model.embed_tokens(input_ids)  # (B, T, C)
+        rope = self._rope(position_ids, x.dtype)
+        mask = additive_mask(attention_mask, t, x.dtype)
+        for layer in self.model.layers:
+            x = layer(x, rope, mask, cache)
+        x = self.model.norm(x)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
+        head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
+        return CausalOutput(logits=nnf.linear(x, head))
