@@ -54,9 +54,9 @@ def _unanswerable_args(parser: Any) -> None:
     parser.add_argument(
         "--unanswerable-confidence",
         type=float,
-        default=None,
-        help="calibration: hold --max-unanswerable as a one-sided upper bound at this confidence (e.g. 0.95) "
-        "instead of as the observed share",
+        default=0.95,
+        help="calibration: hold --max-unanswerable as a one-sided upper bound at this confidence (default 0.95; "
+        "0: as the observed share of the dev questions)",
     )
 
 
@@ -71,8 +71,8 @@ def check_unanswerable_args(args: argparse.Namespace) -> None:
     if not 0.0 <= args.max_unanswerable <= 1.0:
         raise InvalidInputError(f"--max-unanswerable must be a rate in [0, 1], got {args.max_unanswerable}")
     level = args.unanswerable_confidence
-    if level is not None and not 0.0 < level < 1.0:
-        raise InvalidInputError(f"--unanswerable-confidence must be in (0, 1), got {level}")
+    if not 0.0 <= level < 1.0:
+        raise InvalidInputError(f"--unanswerable-confidence must be in [0, 1) (0: off), got {level}")
 
 
 def _world() -> World:
@@ -212,7 +212,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             limit=args.limit,
             seed=args.seed,
             max_unanswerable=args.max_unanswerable,
-            confidence=args.unanswerable_confidence,
+            confidence=args.unanswerable_confidence or None,
         )
     finally:
         agent.close()
@@ -261,7 +261,7 @@ def run_bench(args: argparse.Namespace) -> int:
                     limit=args.calibrate_limit,
                     seed=args.seed,
                     max_unanswerable=args.max_unanswerable,
-                    confidence=args.unanswerable_confidence,
+                    confidence=args.unanswerable_confidence or None,
                 )
             result = run_agent_bench(
                 world,
