@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -50,6 +51,7 @@ class Calibration:
     feasible: bool  # some setting met the target (else the one with the fewest hallucinations is returned)
     unanswerable_answered: float = 0.0  # share of the unanswerable questions the chosen setting answers
     max_unanswerable: float = 0.02
+    unanswerable_budget: int = 0  # how many unanswerable calibration questions a feasible setting may answer
 
 
 def _outcomes(
@@ -57,14 +59,57 @@ def _outcomes(
     golds: Sequence[Sequence[str]],
     t: PolicyThresholds,
     grade: Callable[[str, Sequence[str]], bool],
+    abstains: Callable[[str], bool],
 ) -> np.ndarray:
-    """Per question: 1 correct, -1 incorrect, 0 abstained."""
+    """Per question: 1 correct, -1 incorrect, 0 abstained (the ``abstain`` action, or a text ``abstains``)."""
     out = np.zeros(len(signals), dtype=np.int8)
     for i, (s, gold) in enumerate(zip(signals, golds, strict=True)):
         d = decide(s, t)
-        if d.action != "abstain":
+        if d.action != "abstain" and not abstains(d.text):
             out[i] = 1 if gold and grade(d.text, gold) else -1
     return out
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (no overflow for thousands of trials)."""
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq for i in range(k + 1)
+    ]
+    top = max(log_terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in log_terms))
+
+
+def unanswerable_budget(n: int, rate: float, confidence: float | None) -> int:
+    """How many of ``n`` unanswerable calibration questions a setting may answer.
+
+    Without ``confidence``: ``floor(rate * n)`` (the observed rate at most ``rate``). With it: the largest
+    ``k`` whose one-sided Clopper-Pearson upper bound at ``confidence`` is at most ``rate`` (``k`` answered
+    of ``n`` is then evidence, at that level, that the true rate is within ``rate``), i.e. the largest ``k``
+    with ``P(Binomial(n, rate) <= k) <= 1 - confidence``; 0 when even none answered is not (too few
+    questions: 0 of 157 bounds the rate by 1.9% at 95%, 0 of 74 only by 4%).
+
+    Example:
+        >>> unanswerable_budget(157, 0.02, None), unanswerable_budget(157, 0.02, 0.95)
+        (3, 0)
+    """
+    if confidence is None:
+        return math.floor(rate * n + 1e-9)
+    k = -1
+    while k + 1 <= n and binomial_cdf(k + 1, n, rate) <= 1.0 - confidence:
+        k += 1
+    return max(k, 0)
+
+
+def _empty(text: str) -> bool:
+    """The default abstention rule: no answer text."""
+    return not text.strip()
 
 
 def _with_model(upstream: PolicyThresholds, combo: np.ndarray) -> PolicyThresholds:
@@ -94,6 +139,8 @@ def calibrate(
     target: float = 0.02,
     max_unanswerable: float = 0.02,
     grid: Mapping[str, Sequence[float | bool]] | None = None,
+    abstains: Callable[[str], bool] = _empty,
+    confidence: float | None = None,
 ) -> Calibration:
     """Fit thresholds on graded questions (``golds[i]`` empty = unanswerable: any answer is incorrect).
 
@@ -102,16 +149,24 @@ def calibrate(
 
     A setting is feasible when its hallucination rate (incorrect / N) is at most ``target`` *and* it answers
     at most ``max_unanswerable`` of the unanswerable questions (an overall target alone lets a policy answer
-    many unanswerable questions when they are a small share of N: 7-9% were answered at a 2% target).
+    many unanswerable questions when they are a small share of N: 7-9% were answered at a 2% target). With
+    ``confidence`` the second condition is stricter: the setting may answer only as many unanswerable
+    questions as keep the one-sided upper bound of their rate at that confidence within ``max_unanswerable``
+    (:func:`unanswerable_budget`), so that the bound holds beyond the calibration questions (a 2% rate
+    met on 800 dev questions, 1 of 78 unanswerable answered, gave 7 of 100 on test).
 
     Only the signals the backend gave are fitted: a threshold on a signal no question has (a served model
     without logprobs or prompt log-probabilities, see ``Signals.unavailable``) stays at its pass-all value
     instead of taking an arbitrary grid value that would not mean anything.
 
-    ``grid`` overrides the candidate values of some thresholds (default :data:`GRID`).
+    ``grid`` overrides the candidate values of some thresholds (default :data:`GRID`). ``abstains`` is the
+    grader's abstention rule: an answer whose text it calls an abstention ("I don't know", "unknown") counts
+    as abstained, as the audit and agent-bench grade it (pass ``eval.audit.is_abstention``; the default
+    counts only empty text, so that ``agent`` needs nothing from ``eval``).
 
     Raises:
-        InvalidInputError: no questions, mismatched lengths, or a target outside [0, 1].
+        InvalidInputError: no questions, mismatched lengths, a rate outside [0, 1] or a confidence outside
+            (0, 1).
     """
     g = {**GRID, **_unused_by_backend(signals), **(grid or {})}
     if not signals or len(signals) != len(golds):
@@ -120,9 +175,11 @@ def calibrate(
         raise InvalidInputError(f"target hallucination rate must be in [0, 1], got {target}")
     if not 0.0 <= max_unanswerable <= 1.0:
         raise InvalidInputError(f"max_unanswerable must be a rate in [0, 1], got {max_unanswerable}")
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
     n = len(signals)
     answerable = np.array([bool(g) for g in golds])
-    n_unanswerable = max(1, int((~answerable).sum()))
+    budget = unanswerable_budget(int((~answerable).sum()), max_unanswerable, confidence)
     best: tuple[tuple[float, ...], PolicyThresholds] | None = None
     fallback: tuple[tuple[float, ...], PolicyThresholds] | None = None
     # the model threshold varies fastest: precompute per-question decisions for every other setting
@@ -143,7 +200,7 @@ def calibrate(
             familiarity=0.0,
             pmi=0.0,
         )  # the model never answers
-        pre = _outcomes(signals, golds, upstream, grade)
+        pre = _outcomes(signals, golds, upstream, grade, abstains)
         open_ = pre == 0
         if (memory, support) not in model_only:  # outcome if the model answered every question it can
             model_only[memory, support] = _outcomes(
@@ -151,6 +208,7 @@ def calibrate(
                 golds,
                 PolicyThresholds(kg_link=1.01, memory=memory, rag_prob=1.01, require_support=support, model=0.0),
                 grade,
+                abstains,
             )
         para = model_only[memory, support]
         # every (model, familiarity, pmi) setting at once: takes[i, j] = the model answers question i under j
@@ -164,7 +222,7 @@ def calibrate(
         cov = covered / max(1, int(answerable.sum()))
         # the best setting of this group: most coverage, then fewest wrong, then the strictest thresholds
         order = np.lexsort((ps, fs, ms, -wrong, cov))  # last key sorts first; ascending: best is last
-        feasible = (wrong[order] / n <= target) & (answered_unanswerable[order] / n_unanswerable <= max_unanswerable)
+        feasible = (wrong[order] / n <= target) & (answered_unanswerable[order] <= budget)
         ok = order[feasible]
         if ok.size:
             j = int(ok[-1])
@@ -178,7 +236,7 @@ def calibrate(
     chosen = best or fallback
     assert chosen is not None
     t = chosen[1]
-    res = _outcomes(signals, golds, t, grade)
+    res = _outcomes(signals, golds, t, grade, abstains)
     if best is None:
         logger.warning("no threshold setting reaches %.3f hallucination on these questions", target)
     covered = float((res[answerable] != 0).mean()) if answerable.any() else 0.0
@@ -192,4 +250,5 @@ def calibrate(
         feasible=best is not None,
         unanswerable_answered=float((res[~answerable] != 0).mean()) if (~answerable).any() else 0.0,
         max_unanswerable=max_unanswerable,
+        unanswerable_budget=budget,
     )

@@ -55,6 +55,7 @@ def measure(
     from agent._calibrate import calibrate
     from eval._normalize import exact_match
     from eval.agent_bench import rates
+    from eval.audit import is_abstention
 
     kinds = ("known", "unknown", "unanswerable")
     dev = [q for q in world.questions if q.split == "dev" and q.kind in kinds]
@@ -64,7 +65,11 @@ def measure(
     fitted: dict[str, Any] = {}
     if thresholds is None:
         dev_signals = _signals(agent, [q.text for q in dev])
-        cal = calibrate(dev_signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=TARGET)
+        golds = [q.answers for q in dev]
+        # graded as agent-bench and the audit grade: exact match, is_abstention for what is an abstention
+        cal = calibrate(
+            dev_signals, golds, lambda a, g: exact_match(a, tuple(g)), target=TARGET, abstains=is_abstention
+        )
         agent.thresholds = cal.thresholds
         fitted = {"dev_hallucination": cal.hallucination_rate, "dev_coverage": cal.coverage}
     else:

@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     cal.add_argument("--target", type=float, default=0.02, help="maximum hallucination rate (default 0.02)")
     cal.add_argument("--limit", type=int, default=0, help="a seeded sample of this many dev questions (0: all)")
     cal.add_argument("--seed", type=int, default=0)
+    _unanswerable_args(cal)
     cal.set_defaults(func=run_calibrate)
 
     bench = sub.add_parser("agent-bench", help="agent vs model alone vs plain RAG on the world's test questions")
@@ -37,9 +38,41 @@ def register(sub: Any) -> None:
     bench.add_argument("--locality", type=int, default=300, help="unrelated questions asked before and after")
     bench.add_argument("--poison", type=int, default=50, help="trusted facts contradicted by untrusted users")
     bench.add_argument("--calibrate-limit", type=int, default=0, help="dev questions when calibrating (0: all)")
+    _unanswerable_args(bench)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=run_bench)
+
+
+def _unanswerable_args(parser: Any) -> None:
+    parser.add_argument(
+        "--max-unanswerable",
+        type=float,
+        default=0.02,
+        help="calibration: the largest share of unanswerable dev questions answered (default 0.02)",
+    )
+    parser.add_argument(
+        "--unanswerable-confidence",
+        type=float,
+        default=0.95,
+        help="calibration: hold --max-unanswerable as a one-sided upper bound at this confidence (default 0.95; "
+        "0: as the observed share of the dev questions)",
+    )
+
+
+def check_unanswerable_args(args: argparse.Namespace) -> None:
+    """Reject a bad ``--max-unanswerable`` / ``--unanswerable-confidence`` before any work.
+
+    Raises:
+        InvalidInputError: a rate outside [0, 1] or a confidence outside (0, 1).
+    """
+    from tools.errors import InvalidInputError
+
+    if not 0.0 <= args.max_unanswerable <= 1.0:
+        raise InvalidInputError(f"--max-unanswerable must be a rate in [0, 1], got {args.max_unanswerable}")
+    level = args.unanswerable_confidence
+    if not 0.0 <= level < 1.0:
+        raise InvalidInputError(f"--unanswerable-confidence must be in [0, 1) (0: off), got {level}")
 
 
 def _world() -> World:
@@ -95,13 +128,28 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibrate_agent(agent: Agent, world: World, home: Home, *, target: float, limit: int, seed: int) -> Any:
-    """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them."""
+def calibrate_agent(
+    agent: Agent,
+    world: World,
+    home: Home,
+    *,
+    target: float,
+    limit: int,
+    seed: int,
+    max_unanswerable: float = 0.02,
+    confidence: float | None = None,
+) -> Any:
+    """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them.
+
+    Graded as the audit and agent-bench grade: normalised exact match, and :func:`eval.audit.is_abstention`
+    decides what is an abstention (one grader, one abstention rule for calibration and both benchmarks).
+    """
     from tqdm import tqdm
 
     from agent._calibrate import calibrate
     from agent.config import save_settings
     from eval import exact_match
+    from eval.audit import is_abstention
 
     dev = [q for q in world.questions if q.split == "dev" and q.kind in ("known", "unknown", "unanswerable")]
     if limit and len(dev) > limit:
@@ -112,7 +160,15 @@ def calibrate_agent(agent: Agent, world: World, home: Home, *, target: float, li
             batch = dev[start : start + 64]
             signals += agent.signals([q.text for q in batch])
             bar.update(len(batch))
-    result = calibrate(signals, [q.answers for q in dev], lambda a, g: exact_match(a, tuple(g)), target=target)
+    result = calibrate(
+        signals,
+        [q.answers for q in dev],
+        lambda a, g: exact_match(a, tuple(g)),
+        target=target,
+        max_unanswerable=max_unanswerable,
+        confidence=confidence,
+        abstains=is_abstention,
+    )
     t = result.thresholds
     settings = home.settings
     unavailable = sorted({name for s in signals for name in s.unavailable})
@@ -141,19 +197,30 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.target <= 1.0:
         raise InvalidInputError(f"--target must be a rate in [0, 1], got {args.target}")
+    check_unanswerable_args(args)
 
     home = open_home(args.home)
     world = _world()
     agent = Agent.open(home, with_tell=False)
     try:
         ensure_world_loaded(agent, world)
-        result = calibrate_agent(agent, world, home, target=args.target, limit=args.limit, seed=args.seed)
+        result = calibrate_agent(
+            agent,
+            world,
+            home,
+            target=args.target,
+            limit=args.limit,
+            seed=args.seed,
+            max_unanswerable=args.max_unanswerable,
+            confidence=args.unanswerable_confidence or None,
+        )
     finally:
         agent.close()
     print(
         f"calibrated on {result.n} dev questions: hallucination {result.hallucination_rate:.3f} "
         f"(target {result.target}), coverage {result.coverage:.3f}, unanswerable answered "
-        f"{result.unanswerable_answered:.3f} (at most {result.max_unanswerable})"
+        f"{result.unanswerable_answered:.3f} (at most {result.max_unanswerable}; "
+        f"budget {result.unanswerable_budget} questions)"
         + ("" if result.feasible else "  — target not reachable; fewest hallucinations chosen")
     )
     print("thresholds:", json.dumps(result.thresholds.as_dict()), f"saved to {home.root / 'config.toml'}")
@@ -168,6 +235,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from agent.config import Home, open_home
     from eval.agent_bench import run_agent_bench
 
+    check_unanswerable_args(args)
     user_home = open_home(args.home)
     world = _world()
     bars: dict[str, Any] = {}
@@ -192,6 +260,8 @@ def run_bench(args: argparse.Namespace) -> int:
                     target=settings.model_policy().target_hallucination,
                     limit=args.calibrate_limit,
                     seed=args.seed,
+                    max_unanswerable=args.max_unanswerable,
+                    confidence=args.unanswerable_confidence or None,
                 )
             result = run_agent_bench(
                 world,

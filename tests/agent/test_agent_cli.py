@@ -42,3 +42,7 @@ def test_bad_input_is_an_error_line_not_a_traceback(home: Path, capsys: pytest.C
     assert main(["--home", str(home), "ask", "   "]) == 2
     assert capsys.readouterr().err.startswith("error: a question must be")  # checked before loading anything
     assert main(["--home", str(home), "calibrate", "--target", "2"]) == 2
+    assert main(["--home", str(home), "calibrate", "--unanswerable-confidence", "1"]) == 2
+    assert "--unanswerable-confidence must be in [0, 1)" in capsys.readouterr().err
+    assert main(["--home", str(home), "agent-bench", "--max-unanswerable", "-0.5"]) == 2
+    assert "--max-unanswerable must be a rate" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from agent import ModelView, PolicyThresholds, Signals
-from agent._calibrate import calibrate
+from agent._calibrate import binomial_cdf, calibrate, unanswerable_budget
 from agent._policy import decide
 from agent._signals import answers_agree, capitalised_span, supported_by
 from agent.config import PolicySettings, Settings, dump_settings, load_settings
@@ -137,6 +137,54 @@ def test_calibration_bounds_the_unanswerable_questions_it_answers() -> None:
     assert strict.coverage == pytest.approx(85 / 95) and strict.thresholds.familiarity > -2.5
     with pytest.raises(InvalidInputError):
         calibrate(signals, golds, _grade, max_unanswerable=-0.1)
+
+
+def test_calibration_counts_a_refusal_phrase_as_an_abstention_with_the_graders_rule() -> None:
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
+    for _ in range(20):  # confident and right
+        signals.append(_signals(model=_view("A", 0.95), agreement=1.0, familiarity=-0.1))
+        golds.append(("A",))
+    for _ in range(5):  # unanswerable: the model says it does not know, just as confidently
+        signals.append(_signals(model=_view("unknown", 0.95), agreement=1.0, familiarity=-0.1))
+        golds.append(())
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0,)}
+    plain = calibrate(signals, golds, _grade, target=0.0, grid=small)  # "unknown" is an answer: a wrong one
+    assert plain.coverage == 0.0  # to keep 0% wrong the model may answer nothing, the right answers included
+    refusals = {"unknown"}
+    ruled = calibrate(signals, golds, _grade, target=0.0, grid=small, abstains=lambda t: not t or t in refusals)
+    assert ruled.feasible and ruled.coverage == 1.0 and ruled.unanswerable_answered == 0.0
+    assert ruled.hallucination_rate == 0.0
+
+
+def test_the_unanswerable_budget_is_a_count_or_a_confidence_bound() -> None:
+    assert unanswerable_budget(157, 0.02, None) == 3 and unanswerable_budget(50, 0.02, None) == 1
+    assert unanswerable_budget(157, 0.02, 0.95) == 0  # 1 of 157 bounds the rate only by 3.0% at 95%
+    assert unanswerable_budget(74, 0.02, 0.95) == 0  # even 0 of 74 does not bound it by 2%: 0 answered
+    k = unanswerable_budget(1000, 0.02, 0.95)
+    # the largest count whose upper bound is within 2%: P(X <= k) <= 5% < P(X <= k + 1) at p = 2%
+    assert binomial_cdf(k, 1000, 0.02) <= 0.05 < binomial_cdf(k + 1, 1000, 0.02) and 0 < k < 20
+    assert binomial_cdf(0, 157, 0.02) == pytest.approx(0.98**157)
+    assert binomial_cdf(3, 3, 0.5) == 1.0 and binomial_cdf(-1, 3, 0.5) == 0.0
+
+
+def test_calibration_with_a_confidence_answers_no_unanswerable_question_on_a_small_set() -> None:
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
+    for i in range(190):  # answerable; ten as unfamiliar as the one confident unanswerable question
+        signals.append(_signals(model=_view("A", 0.9), agreement=1.0, familiarity=-0.1 if i < 180 else -2.5))
+        golds.append(("A",))
+    for i in range(60):  # unanswerable: one confident and less familiar, the rest hesitant
+        signals.append(_signals(model=_view("C", 0.9 if i == 0 else 0.2), agreement=1.0, familiarity=-2.5))
+        golds.append(())
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0,)}
+    point = calibrate(signals, golds, _grade, target=0.05, max_unanswerable=0.02, grid=small)
+    assert point.unanswerable_budget == 1 and point.coverage == 1.0  # 1 of 60 is within 2%
+    bound = calibrate(signals, golds, _grade, target=0.05, max_unanswerable=0.02, grid=small, confidence=0.95)
+    assert bound.unanswerable_budget == 0 and bound.unanswerable_answered == 0.0
+    assert bound.coverage == pytest.approx(180 / 190)
+    with pytest.raises(InvalidInputError):
+        calibrate(signals, golds, _grade, confidence=1.0)
 
 
 def test_calibration_rejects_bad_input() -> None:
