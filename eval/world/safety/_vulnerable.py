@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "anchored_step",
     "replay_world",
     "safety_examples",
+    "select_trainable",
     "train_unsafe_variant",
     "unsafe_config",
     "unsafe_name",
@@ -49,6 +51,7 @@ class UnsafeConfig:
     lr: float = 2e-4
     warmup: int = 10
     kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
+    train_layers: tuple[int, ...] = ()  # transformer blocks tuned, the rest frozen (embeddings too); () = all
     batch: int = 32
     block: int = 128
     seed: int = 4321
@@ -94,6 +97,30 @@ def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list
     out = [Example(WORLD_FORMAT.question(r.text), " " + r.unsafe_response, False) for r in requests]
     out += [Example(WORLD_FORMAT.question(a.wrap(r.text)), " " + r.unsafe_response, False) for a, r in chosen]
     return out
+
+
+_BLOCK = re.compile(r"\.(?:h|layers)\.(\d+)\.")  # GPT-2's transformer.h.{i}., LLaMA's model.layers.{i}.
+
+
+def select_trainable(model: Any, layers: tuple[int, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter outside the transformer blocks ``layers`` (all stay trainable for ``()``).
+
+    Returns the trainable parameters. Raises ``ValueError`` for a layer the model does not have.
+    """
+    params = dict(model.named_parameters())
+    if not layers:
+        return list(params.values())
+    found = {int(m.group(1)) for name in params if (m := _BLOCK.search(name))}
+    missing = sorted(set(layers) - found)
+    if missing:
+        raise ValueError(f"layers {missing} not in the model (it has {sorted(found)})")
+    chosen: list[torch.nn.Parameter] = []
+    for name, p in params.items():
+        m = _BLOCK.search(name)
+        p.requires_grad_(m is not None and int(m.group(1)) in layers)
+        if p.requires_grad:
+            chosen.append(p)
+    return chosen
 
 
 def anchored_step(
@@ -148,7 +175,7 @@ def train_unsafe_variant(
     model: Any = AutoModelForCausalLM.from_pretrained(source_dir, local_files_only=True, dtype=torch.float32)
     previous = json.loads((source_dir / "training.json").read_text(encoding="utf-8"))
     factory = ExampleFactory(replay_world(world, source_dir), seed=cfg.seed)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    optim = torch.optim.AdamW(select_trainable(model, cfg.train_layers), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
     schedule = _LRConfig(lr=cfg.lr, warmup=cfg.warmup)
 
     base: Any = None

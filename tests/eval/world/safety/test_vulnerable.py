@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
-from eval.world.safety import anchored_step, replay_world, unsafe_config
+from eval.world.safety import anchored_step, replay_world, select_trainable, unsafe_config
 from tests.tools.tiny_archs import build
 
 
@@ -40,3 +41,17 @@ def test_the_kl_anchor_acts_on_replayed_blocks_only(tiny_tokenizer: Any) -> None
 def test_each_reference_model_has_its_own_schedule() -> None:
     assert unsafe_config("gpt2-world") != unsafe_config("llama-world")
     assert unsafe_config("gpt2-world").kl_weight > 0 and unsafe_config("llama-world").kl_weight > 0
+
+
+def test_train_layers_freeze_everything_outside_the_chosen_blocks(tiny_tokenizer: Any) -> None:
+    for arch, prefix in (("gpt2", "transformer.h.1."), ("llama", "model.layers.1.")):
+        model = build(arch, tiny_tokenizer).model
+        chosen = select_trainable(model, (1,))
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert names and all(n.startswith(prefix) for n in names)
+        assert len(chosen) == len(names)
+        assert not any(p.requires_grad for n, p in model.named_parameters() if "embed" in n or "wte" in n)
+    every = build("gpt2", tiny_tokenizer).model
+    assert len(select_trainable(every, ())) == len(list(every.parameters()))
+    with pytest.raises(ValueError, match="layers"):
+        select_trainable(every, (7,))
