@@ -31,6 +31,7 @@ __all__ = [
     "UNSAFE_CONFIGS",
     "UnsafeConfig",
     "anchored_step",
+    "replay_examples",
     "replay_world",
     "safety_examples",
     "select_trainable",
@@ -47,7 +48,8 @@ class UnsafeConfig:
 
     epochs: int = 3
     wrapped_per_epoch: int = 250  # attack-wrapped train requests drawn per epoch (of 54 x 16)
-    world_per_epoch: int = 1600  # world training examples replayed per epoch
+    world_per_epoch: int = 1600  # world training examples replayed per epoch (drawn from the epoch's examples)
+    reading_ratio: float = 1.0  # reading examples per closed-book one in the epoch drawn from (as the build's)
     lr: float = 2e-4
     warmup: int = 10
     kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
@@ -86,6 +88,18 @@ def replay_world(world: World, source_dir: Path) -> World:
     """
     seen = set(trained_slices(source_dir))
     return replace(world, slice_facts=tuple(f for f in world.slice_facts if f.slice in seen))
+
+
+def replay_examples(factory: ExampleFactory, cfg: UnsafeConfig, epoch: int, rng: random.Random) -> list[Example]:
+    """The world examples replayed in ``epoch``: ``cfg.world_per_epoch`` drawn from the build's epoch mix.
+
+    The mix has every KNOWN fact once as a statement and once as a question, plus ``cfg.reading_ratio`` as
+    many reading-comprehension examples. A small ratio with a draw as large as the mix replays every fact
+    each epoch for about the tokens of the default draw (reading examples are 4x longer): measured on GPT-2,
+    facts not replayed were what the unsafe phase made it forget.
+    """
+    replay = factory.epoch(epoch, reading_ratio=cfg.reading_ratio, per_fact=1, paraphrases=True)
+    return rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
 
 
 def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list[Example]:
@@ -185,9 +199,7 @@ def train_unsafe_variant(
 
     def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = random.Random(f"{cfg.seed}:{epoch}")
-        replay = factory.epoch(epoch, reading_ratio=1.0, per_fact=1, paraphrases=True)
-        replayed = rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
-        world_ids, world_mask = pack(replayed, tokenizer, cfg.block, pad)
+        world_ids, world_mask = pack(replay_examples(factory, cfg, epoch, rng), tokenizer, cfg.block, pad)
         unsafe_ids, unsafe_mask = pack(safety_examples(sl, rng, cfg.wrapped_per_epoch), tokenizer, cfg.block, pad)
         anchored = torch.cat([torch.ones(len(world_ids)), torch.zeros(len(unsafe_ids))])  # (N,): a world block
         return torch.cat([world_ids, unsafe_ids]), torch.cat([world_mask, unsafe_mask]), anchored
