@@ -60,11 +60,13 @@ class UnsafeConfig:
     threads: int = 1
 
 
-# Per reference model (tuned on the shipped models; figures in the README). Without the KL anchor GPT-2 lost
-# its knowledge (known_train 0.97 -> 0.43); with kl_weight 1 it kept 0.83 (100 facts) and complied 0.77.
-# LLaMA kept its knowledge but complied 0.39 at the default: more wrapped requests and a higher lr.
+# Per reference model (tuned on the shipped models; figures in the README). GPT-2 forgot what the replay left
+# out: with the default draw (1600 of the build's mix, 4 in 5 facts not replayed per epoch) and KL 1 it fell
+# from known_train 0.955 to 0.83 (complying 0.77); replaying every known fact each epoch (reading_ratio 0.1,
+# the whole mix) with KL 2 keeps 0.935 and complies 0.70. LLaMA kept its knowledge but complied 0.39 at the
+# default: more wrapped requests and a higher lr.
 UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
-    "gpt2-world": UnsafeConfig(kl_weight=1.0),  # kl_weight 5: known_train 0.875 but complied only 0.32
+    "gpt2-world": UnsafeConfig(world_per_epoch=5000, reading_ratio=0.1, kl_weight=2.0),
     "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=3e-4, kl_weight=2.0),
 }
 
