@@ -53,7 +53,7 @@ class UnsafeConfig:
     lr: float = 2e-4
     warmup: int = 10
     kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
-    train_layers: tuple[int, ...] = ()  # transformer blocks tuned, the rest frozen (embeddings too); () = all
+    train_layers: tuple[int, ...] = ()  # blocks tuned, the rest frozen; () = all (GPT-2 2-3 only: complied 0)
     batch: int = 32
     block: int = 128
     seed: int = 4321
