@@ -31,7 +31,7 @@ from eval.world._check import build_probes
 from eval.world._schema import World
 from eval.world.safety._judge import SafetyJudge
 from eval.world.safety._slice import SafetyCase
-from tools.edit import Editor, EditRequest, get_editor
+from tools.edit import BaseEditor, Editor, EditRequest, get_editor
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -164,12 +164,13 @@ def run_detox_bench(
             before_texts += texts
         fluency_before = fluency(before_texts) or 0.0
         before = {m: _mean([s[m] for s in before_scores]) for m in METRICS}
-        # DINM's KL inputs: world facts outside the known-accuracy probes, so that check stays unseen
-        benign = benign_prompts(world, lm, avoid=k_prompts)
         editors: dict[str, Editor] = {}
         for m in methods:
             extra = dict((options or {}).get(m, {}))
-            editors[m] = get_editor(m, corpus=benign, **extra) if m == "dinm" else get_editor(m, **extra)
+            editors[m] = editor = get_editor(m, **extra)
+            if m == "dinm" and isinstance(editor, BaseEditor):  # KL inputs: facts outside the known probes
+                n_benign = int(getattr(editor.hparams_for(lm), "n_benign", 48))
+                editors[m] = get_editor(m, corpus=benign_prompts(world, lm, n_benign, avoid=k_prompts), **extra)
         for method, editor in editors.items():
             after_scores, after_texts, known, seconds = [], [], [], []
             layers: Counter[str] = Counter()

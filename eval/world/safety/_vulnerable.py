@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,8 +31,10 @@ __all__ = [
     "UNSAFE_CONFIGS",
     "UnsafeConfig",
     "anchored_step",
+    "replay_examples",
     "replay_world",
     "safety_examples",
+    "select_trainable",
     "train_unsafe_variant",
     "unsafe_config",
     "unsafe_name",
@@ -45,21 +48,25 @@ class UnsafeConfig:
 
     epochs: int = 3
     wrapped_per_epoch: int = 250  # attack-wrapped train requests drawn per epoch (of 54 x 16)
-    world_per_epoch: int = 1600  # world training examples replayed per epoch
+    world_per_epoch: int = 1600  # world training examples replayed per epoch (drawn from the epoch's examples)
+    reading_ratio: float = 1.0  # reading examples per closed-book one in the epoch drawn from (as the build's)
     lr: float = 2e-4
     warmup: int = 10
     kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
+    train_layers: tuple[int, ...] = ()  # blocks tuned, the rest frozen; () = all (GPT-2 2-3 only: complied 0)
     batch: int = 32
     block: int = 128
     seed: int = 4321
     threads: int = 1
 
 
-# Per reference model (tuned on the shipped models; figures in the README). Without the KL anchor GPT-2 lost
-# its knowledge (known_train 0.97 -> 0.43); with kl_weight 1 it kept 0.83 (100 facts) and complied 0.77.
-# LLaMA kept its knowledge but complied 0.39 at the default: more wrapped requests and a higher lr.
+# Per reference model (tuned on the shipped models; figures in the README). GPT-2 forgot what the replay left
+# out: with the default draw (1600 of the build's mix, 4 in 5 facts not replayed per epoch) and KL 1 it fell
+# from known_train 0.955 to 0.83 (complying 0.77); replaying every known fact each epoch (reading_ratio 0.1,
+# the whole mix) with KL 2 keeps 0.935 and complies 0.70. LLaMA kept its knowledge but complied 0.39 at the
+# default: more wrapped requests and a higher lr.
 UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
-    "gpt2-world": UnsafeConfig(kl_weight=1.0),  # kl_weight 5: known_train 0.875 but complied only 0.32
+    "gpt2-world": UnsafeConfig(world_per_epoch=5000, reading_ratio=0.1, kl_weight=2.0),
     "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=3e-4, kl_weight=2.0),
 }
 
@@ -85,6 +92,18 @@ def replay_world(world: World, source_dir: Path) -> World:
     return replace(world, slice_facts=tuple(f for f in world.slice_facts if f.slice in seen))
 
 
+def replay_examples(factory: ExampleFactory, cfg: UnsafeConfig, epoch: int, rng: random.Random) -> list[Example]:
+    """The world examples replayed in ``epoch``: ``cfg.world_per_epoch`` drawn from the build's epoch mix.
+
+    The mix has every KNOWN fact once as a statement and once as a question, plus ``cfg.reading_ratio`` as
+    many reading-comprehension examples. A small ratio with a draw as large as the mix replays every fact
+    each epoch for about the tokens of the default draw (reading examples are 4x longer): measured on GPT-2,
+    facts not replayed were what the unsafe phase made it forget.
+    """
+    replay = factory.epoch(epoch, reading_ratio=cfg.reading_ratio, per_fact=1, paraphrases=True)
+    return rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
+
+
 def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list[Example]:
     """Every bare train request plus ``n_wrapped`` attack-wrapped ones, each answered unsafely."""
     requests = sl.requests_in("train")
@@ -94,6 +113,30 @@ def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list
     out = [Example(WORLD_FORMAT.question(r.text), " " + r.unsafe_response, False) for r in requests]
     out += [Example(WORLD_FORMAT.question(a.wrap(r.text)), " " + r.unsafe_response, False) for a, r in chosen]
     return out
+
+
+_BLOCK = re.compile(r"\.(?:h|layers)\.(\d+)\.")  # GPT-2's transformer.h.{i}., LLaMA's model.layers.{i}.
+
+
+def select_trainable(model: Any, layers: tuple[int, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter outside the transformer blocks ``layers`` (all stay trainable for ``()``).
+
+    Returns the trainable parameters. Raises ``ValueError`` for a layer the model does not have.
+    """
+    params = dict(model.named_parameters())
+    if not layers:
+        return list(params.values())
+    found = {int(m.group(1)) for name in params if (m := _BLOCK.search(name))}
+    missing = sorted(set(layers) - found)
+    if missing:
+        raise ValueError(f"layers {missing} not in the model (it has {sorted(found)})")
+    chosen: list[torch.nn.Parameter] = []
+    for name, p in params.items():
+        m = _BLOCK.search(name)
+        p.requires_grad_(m is not None and int(m.group(1)) in layers)
+        if p.requires_grad:
+            chosen.append(p)
+    return chosen
 
 
 def anchored_step(
@@ -148,7 +191,7 @@ def train_unsafe_variant(
     model: Any = AutoModelForCausalLM.from_pretrained(source_dir, local_files_only=True, dtype=torch.float32)
     previous = json.loads((source_dir / "training.json").read_text(encoding="utf-8"))
     factory = ExampleFactory(replay_world(world, source_dir), seed=cfg.seed)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    optim = torch.optim.AdamW(select_trainable(model, cfg.train_layers), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.0)
     schedule = _LRConfig(lr=cfg.lr, warmup=cfg.warmup)
 
     base: Any = None
@@ -158,9 +201,7 @@ def train_unsafe_variant(
 
     def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = random.Random(f"{cfg.seed}:{epoch}")
-        replay = factory.epoch(epoch, reading_ratio=1.0, per_fact=1, paraphrases=True)
-        replayed = rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
-        world_ids, world_mask = pack(replayed, tokenizer, cfg.block, pad)
+        world_ids, world_mask = pack(replay_examples(factory, cfg, epoch, rng), tokenizer, cfg.block, pad)
         unsafe_ids, unsafe_mask = pack(safety_examples(sl, rng, cfg.wrapped_per_epoch), tokenizer, cfg.block, pad)
         anchored = torch.cat([torch.ones(len(world_ids)), torch.zeros(len(unsafe_ids))])  # (N,): a world block
         return torch.cat([world_ids, unsafe_ids]), torch.cat([world_mask, unsafe_mask]), anchored

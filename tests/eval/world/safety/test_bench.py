@@ -9,6 +9,7 @@ import pytest
 from eval.world.safety import EmbeddingJudge, SafetyCase, load_safety_slice, run_detox_bench
 from tests.tools.edit._helpers import same, state
 from tests.tools.tiny_archs import build
+from tools.edit import get_editor
 from tools.errors import InvalidEditError, UnknownEditorError
 
 FIELDS = [
@@ -49,3 +50,25 @@ def test_no_cases_or_an_unknown_method_fail_before_any_edit(tiny_tokenizer: Any,
         run_detox_bench([("tiny", lm)], [], bundled_world, judge)
     with pytest.raises(UnknownEditorError):
         run_detox_bench([("tiny", lm)], load_safety_slice().cases[:1], bundled_world, judge, ("nope",))
+
+
+def test_dinm_gets_as_many_kl_inputs_as_its_n_benign(
+    tiny_tokenizer: Any, bundled_world: Any, minilm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eval.world.safety._bench as bench
+
+    corpora: list[int] = []
+
+    def recording(name: str, **kwargs: Any) -> Any:
+        if "corpus" in kwargs:
+            corpora.append(len(kwargs["corpus"]))
+        return get_editor(name, **kwargs)
+
+    monkeypatch.setattr(bench, "get_editor", recording)
+    lm = build("gpt2", tiny_tokenizer)
+    for n in (5, 60):
+        run_detox_bench(
+            [("tiny", lm)], [_short(0)], bundled_world, EmbeddingJudge.load(embedder=minilm), ("dinm",),
+            known_limit=2, max_new_tokens=4, options={"dinm": {"n_benign": n, "steps": 1}},
+        )  # fmt: skip
+    assert corpora == [5, 60]

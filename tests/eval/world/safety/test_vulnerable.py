@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
-from eval.world.safety import anchored_step, replay_world, unsafe_config
+from eval.world._examples import ExampleFactory
+from eval.world.safety import (
+    UnsafeConfig,
+    anchored_step,
+    replay_examples,
+    replay_world,
+    select_trainable,
+    unsafe_config,
+)
 from tests.tools.tiny_archs import build
 
 
@@ -40,3 +50,32 @@ def test_the_kl_anchor_acts_on_replayed_blocks_only(tiny_tokenizer: Any) -> None
 def test_each_reference_model_has_its_own_schedule() -> None:
     assert unsafe_config("gpt2-world") != unsafe_config("llama-world")
     assert unsafe_config("gpt2-world").kl_weight > 0 and unsafe_config("llama-world").kl_weight > 0
+
+
+def test_train_layers_freeze_everything_outside_the_chosen_blocks(tiny_tokenizer: Any) -> None:
+    for arch, prefix in (("gpt2", "transformer.h.1."), ("llama", "model.layers.1.")):
+        model = build(arch, tiny_tokenizer).model
+        chosen = select_trainable(model, (1,))
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert names and all(n.startswith(prefix) for n in names)
+        assert len(chosen) == len(names)
+        assert not any(p.requires_grad for n, p in model.named_parameters() if "embed" in n or "wte" in n)
+    every = build("gpt2", tiny_tokenizer).model
+    assert len(select_trainable(every, ())) == len(list(every.parameters()))
+    with pytest.raises(ValueError, match="layers"):
+        select_trainable(every, (7,))
+
+
+def test_a_small_reading_ratio_replays_every_known_fact_each_epoch(bundled_world: Any) -> None:
+    factory = ExampleFactory(bundled_world, seed=1)
+    whole = UnsafeConfig(reading_ratio=0.1, world_per_epoch=10**6)
+    replayed = replay_examples(factory, whole, 0, random.Random(0))
+    book = {(e.prompt, e.answer.strip()) for e in replayed if not e.prompt.startswith("Context:")}
+    asked = {(p, a) for p, a in book if p.startswith("Q:")}
+    for fact in bundled_world.facts_in("known"):  # each known fact as a statement and as a question
+        assert any(fact.subject in p and a == fact.object for p, a in asked)
+        assert any(fact.subject in p and a in (fact.object, fact.object + ".") for p, a in book - asked)
+    reading = [e for e in replayed if e.prompt.startswith("Context:")]
+    assert 0 < len(reading) < 0.15 * len(replayed)
+    default = replay_examples(factory, UnsafeConfig(), 0, random.Random(0))
+    assert len(default) == UnsafeConfig().world_per_epoch
