@@ -122,7 +122,9 @@ def create_app(
         cfg.audit_workers,
         max_queued=cfg.audit_queue,
     )
-    service = Service(served, ask_batch=cfg.ask_batch, ask_wait_s=cfg.ask_wait_ms / 1000)
+    service = Service(
+        served, ask_batch=cfg.ask_batch, ask_wait_s=cfg.ask_wait_ms / 1000, ask_expect_s=cfg.ask_expect_ms / 1000
+    )
     state = AppState(service, ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(served.work), jobs)
 
     mcp_running: Callable[[], AbstractAsyncContextManager[None]] | None = None  # set once the app exists
