@@ -10,10 +10,10 @@ Expected company (``expect_wait_s`` > 0): closed-loop callers (clients that ask 
 answered) come back together, but spread over more than a few ms, so a fixed short window splits them into
 a part that runs and a rest that waits for it, and the split repeats batch after batch. The batcher
 therefore expects as many questions as were in the system when the last batch ended (its size plus those
-queued meanwhile) and gathers up to that many, waiting at most ``expect_wait_s`` after the oldest (never
-less than ``max_wait_s``); once that many are queued the batch starts at once, so a lone caller (one
-expected) waits for no company at all. With no batch answered yet, or ``expect_wait_s`` = 0, the plain
-``max_wait_s`` window applies.
+queued meanwhile) and gathers up to that many, waiting at most ``expect_wait_s`` (never less than
+``max_wait_s``) after the later of the last batch's end and the oldest's arrival; once that many are
+queued the batch starts at once, so a lone caller (one expected) waits for no company at all. With no
+batch answered yet, or ``expect_wait_s`` = 0, the plain ``max_wait_s`` window applies.
 
 A batch that fails is answered again one question at a time, so one caller's failure is never another's.
 """
@@ -75,6 +75,7 @@ class AskBatcher(Generic[Q, A]):
         self.max_wait_s = max_wait_s
         self.expect_wait_s = expect_wait_s
         self._expect = 0  # questions in the system when the last batch ended (0: none answered yet)
+        self._ended_at = 0.0  # when it ended (time.monotonic)
         self._queue: deque[_Waiting[Q, A]] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -113,10 +114,12 @@ class AskBatcher(Generic[Q, A]):
                 if self._closed:
                     return None
                 self._cond.wait()
-            want, wait = self.max_batch, self.max_wait_s
+            want, deadline = self.max_batch, self._queue[0].since + self.max_wait_s
             if self.expect_wait_s > 0 and self._expect > 0:
-                want, wait = min(self.max_batch, self._expect), max(self.max_wait_s, self.expect_wait_s)
-            deadline = self._queue[0].since + wait
+                # from the later of the oldest's arrival and the last batch's end: those queued while it ran
+                # have waited already, but the callers it answered are only now on their way back
+                start = max(self._queue[0].since, self._ended_at)
+                want, deadline = min(self.max_batch, self._expect), start + max(self.max_wait_s, self.expect_wait_s)
             while len(self._queue) < want and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -148,7 +151,7 @@ class AskBatcher(Generic[Q, A]):
     def _ended(self, size: int) -> None:
         """Expect the batch's callers back, with those that queued while it ran."""
         with self._cond:
-            self._expect = size + len(self._queue)
+            self._expect, self._ended_at = size + len(self._queue), time.monotonic()
 
     def _answer_alone(self, waiting: _Waiting[Q, A]) -> None:
         try:

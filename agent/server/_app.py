@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -131,8 +132,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mcp_running() if mcp_running is not None else nullcontext():
-            yield
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(cfg.switch_interval_ms / 1000)  # reads take the interpreter lock from a batch sooner
+        try:
+            async with mcp_running() if mcp_running is not None else nullcontext():
+                yield
+        finally:
+            sys.setswitchinterval(switch)
         service.close()
         jobs.close()
         if owned:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 
@@ -116,10 +118,11 @@ def test_expected_company_merges_callers_split_by_a_running_batch() -> None:
     sizes: list[int] = []
     gate = threading.Event()
     answer = _recording(sizes, gate)
-    batcher: AskBatcher[int, int] = AskBatcher(answer, max_batch=8, max_wait_s=0.0, expect_wait_s=5.0)
+    batcher: AskBatcher[int, int] = AskBatcher(answer, max_batch=8, max_wait_s=0.0, expect_wait_s=1.0)
     a = batcher.submit(1)
     assert answer.started.wait(10)  # type: ignore[attr-defined]
     rest = [batcher.submit(2), batcher.submit(3)]
+    time.sleep(1.5)  # B and C wait longer than expect_wait_s: the wait for D counts from A's end
     gate.set()
     assert a.result(10) == 2
     rest.append(batcher.submit(4))
@@ -156,3 +159,10 @@ def test_a_lone_expected_caller_waits_for_no_company() -> None:
     batcher.close()
     with pytest.raises(ValueError):
         AskBatcher[int, int](lambda xs: list(xs), expect_wait_s=-1.0)
+
+
+def test_serving_shortens_the_switch_interval_and_restores_it(serve: Callable[..., Any]) -> None:
+    before = sys.getswitchinterval()
+    with serve():
+        assert sys.getswitchinterval() == pytest.approx(0.001)  # [server] switch_interval_ms = 1
+    assert sys.getswitchinterval() == pytest.approx(before)
