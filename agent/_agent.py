@@ -223,19 +223,22 @@ class Agent:
         per = (time.perf_counter() - start) / max(1, len(answers))
         return [_with_latency(a, per) for a in answers]
 
-    def share(self, guards: AskGuards, *, max_batch: int = 16, max_wait_s: float = 0.005) -> None:
+    def share(
+        self, guards: AskGuards, *, max_batch: int = 16, max_wait_s: float = 0.005, expect_wait_s: float = 0.0
+    ) -> None:
         """Let many threads ask at once: asks hold ``guards``, and concurrent ones form micro-batches.
 
         A batch takes the oldest waiting question and whatever others arrive within ``max_wait_s`` of it (at
         most ``max_batch``): one embedding call, one batched ``generate`` and one batched ``score``
         call answer them all, each question searching its own scopes. Sharing again replaces the batch
-        settings and guards (questions already queued are answered first).
+        settings and guards (questions already queued are answered first). ``expect_wait_s`` > 0 lets a
+        batch wait that long for the callers of the last batch to come back (:mod:`agent._batcher`).
 
         Raises:
-            ValueError: ``max_batch`` < 1 or ``max_wait_s`` < 0.
+            ValueError: ``max_batch`` < 1, or ``max_wait_s`` or ``expect_wait_s`` < 0.
         """
         batcher: AskBatcher[AskItem, Answer] = AskBatcher(
-            self._answer_items, max_batch=max_batch, max_wait_s=max_wait_s
+            self._answer_items, max_batch=max_batch, max_wait_s=max_wait_s, expect_wait_s=expect_wait_s
         )
         old, self._batcher, self._guards = self._batcher, batcher, guards
         if old is not None:

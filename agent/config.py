@@ -159,6 +159,12 @@ class ServerSettings(_Section):
     # after the oldest (ask_batch = 1: one at a time); see bench/ask_load.py for the measured effect
     ask_batch: int = Field(default=16, ge=1, le=256)
     ask_wait_ms: float = Field(default=5.0, ge=0, le=1_000)
+    # after a batch, wait up to ask_expect_ms (from the oldest) for as many questions as were in the system when
+    # it ended: clients that ask again come back spread over more than ask_wait_ms (0 = off; agent/_batcher.py)
+    ask_expect_ms: float = Field(default=20.0, ge=0, le=1_000)
+    # the interpreter's switch interval while serving (sys.setswitchinterval; Python's default is 5 ms): a read
+    # waiting for the interpreter lock held by a batch's Python (linking, the policy) waits at most this long
+    switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
 
 
 class RuntimeSettings(_Section):

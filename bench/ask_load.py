@@ -123,6 +123,7 @@ class Cell:
     reads: list[float] = field(default_factory=list)
     tells: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    served: list[int] = field(default_factory=lambda: [0, 0])  # asks and micro-batches the server counted
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -132,6 +133,7 @@ class Cell:
             "ask": _pcts(self.asks),
             "read": _pcts(self.reads),
             "tell": _pcts(self.tells),
+            "asks_per_batch": round(self.served[0] / self.served[1], 2) if self.served[1] else None,
             "errors": len(self.errors),
             "error_samples": self.errors[:3],
             "load_avg_1m": round(os.getloadavg()[0], 1),
@@ -213,9 +215,20 @@ def run_cell(url: str, clients: int, seconds: float, tag: str, into: Cell | None
     return cell
 
 
-def _config(batch: int | None) -> str:
+def _served(url: str) -> tuple[int, int]:
+    """Asks and micro-batches the server has counted (``/v1/metrics``; zeros where it counts none)."""
+    r = httpx.get(f"{url}/v1/metrics", params={"format": "json"}, headers={"Authorization": "Bearer bench-key-0000"})
+    try:
+        work = r.json().get("work") if r.status_code == 200 else None
+    except ValueError:  # a service without the JSON metrics
+        work = None
+    return (int(work["asks"]), int(work["batches"])) if work else (0, 0)
+
+
+def _config(batch: int | None, expect_ms: float | None = None) -> str:
     text = "[tell]\nedits_per_minute = 0\n\n[server]\nrequests_per_minute = 0\n"
-    return text + (f"ask_batch = {batch}\n" if batch is not None else "")
+    text += f"ask_batch = {batch}\n" if batch is not None else ""
+    return text + (f"ask_expect_ms = {expect_ms}\n" if expect_ms is not None else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,9 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds < 1 or args.floor_rounds < 0:
         parser.error("--rounds must be >= 1 and --floor-rounds >= 0")
     here = Path(__file__).resolve().parents[1]
-    modes: list[tuple[str, Path, int | None]] = [("one_at_a_time", here, 1), ("batched", here, None)]
+    # (name, source tree, ask_batch, ask_expect_ms); None: the defaults
+    modes: list[tuple[str, Path, int | None, float | None]] = [
+        ("one_at_a_time", here, 1, None),
+        ("batched_fixed_window", here, None, 0.0),  # the gathering window alone (no expected company)
+        ("batched", here, None, None),
+    ]
     if args.baseline_src is not None:
-        modes.insert(0, ("baseline", args.baseline_src.resolve(), None))
+        modes.insert(0, ("baseline", args.baseline_src.resolve(), None, None))
     root = Path(tempfile.mkdtemp(prefix="factagent-askload-"))
     children: list[Child] = []
     rows: list[dict[str, Any]] = []
@@ -248,10 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor = {"mode": "idle_one_ask", **idle_ask_vs_floor(root / "idle", QUESTIONS, args.floor_rounds)}
             sys.stdout.write(json.dumps(floor) + "\n")
             sys.stdout.flush()
-        for name, src, batch in modes:
+        for name, src, batch, expect_ms in modes:
             home = root / name
             shutil.copytree(root / "prepared", home)
-            (home / "config.toml").write_text(_config(batch))
+            (home / "config.toml").write_text(_config(batch, expect_ms))
             children.append(Child(name, home, src, root / f"{name}.log"))
         for child in children:
             child.wait_ready()
@@ -266,7 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for turn in range(args.rounds):
                 for child in children:
                     tag = f"{child.name}{clients}r{turn}"
+                    before = _served(child.url)
                     run_cell(child.url, clients, args.seconds / args.rounds, tag, cells[child.name])
+                    after = _served(child.url)
+                    served = cells[child.name].served
+                    served[0] += after[0] - before[0]
+                    served[1] += after[1] - before[1]
             for child in children:
                 row = {"mode": child.name, **cells[child.name].summary()}
                 rows.append(row)

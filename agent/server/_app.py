@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -122,15 +123,22 @@ def create_app(
         cfg.audit_workers,
         max_queued=cfg.audit_queue,
     )
-    service = Service(served, ask_batch=cfg.ask_batch, ask_wait_s=cfg.ask_wait_ms / 1000)
+    service = Service(
+        served, ask_batch=cfg.ask_batch, ask_wait_s=cfg.ask_wait_ms / 1000, ask_expect_s=cfg.ask_expect_ms / 1000
+    )
     state = AppState(service, ring, KeyRateLimiter(cfg.requests_per_minute), Metrics(served.work), jobs)
 
     mcp_running: Callable[[], AbstractAsyncContextManager[None]] | None = None  # set once the app exists
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mcp_running() if mcp_running is not None else nullcontext():
-            yield
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(cfg.switch_interval_ms / 1000)  # reads take the interpreter lock from a batch sooner
+        try:
+            async with mcp_running() if mcp_running is not None else nullcontext():
+                yield
+        finally:
+            sys.setswitchinterval(switch)
         service.close()
         jobs.close()
         if owned:

@@ -66,15 +66,19 @@ class Service:
             service's locks (those of a service built on it before, if any).
         ask_batch, ask_wait_s: the micro-batches' size and gathering wait (``[server] ask_batch`` /
             ``ask_wait_ms``).
+        ask_expect_s: the longest wait for the last batch's callers to come back (``[server] ask_expect_ms``;
+            0: off; see :mod:`agent._batcher`).
     """
 
-    def __init__(self, agent: Agent, *, ask_batch: int = 16, ask_wait_s: float = 0.005) -> None:
+    def __init__(
+        self, agent: Agent, *, ask_batch: int = 16, ask_wait_s: float = 0.005, ask_expect_s: float = 0.0
+    ) -> None:
         self.agent = agent
         held = agent.ask_guards
         self._locks = held if isinstance(held, ServiceLocks) else ServiceLocks()
         self._rw = self._locks.rw
         self._model = self._locks.model  # one model call at a time: batches queue here, not on the reads
-        agent.share(self._locks, max_batch=ask_batch, max_wait_s=ask_wait_s)
+        agent.share(self._locks, max_batch=ask_batch, max_wait_s=ask_wait_s, expect_wait_s=ask_expect_s)
         self._writes_weights = agent.edits_weights
 
     @contextmanager

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 
@@ -94,3 +97,72 @@ def test_a_failing_batch_is_answered_one_by_one_and_close_refuses() -> None:
         batcher.submit(1)
     with pytest.raises(ValueError):
         AskBatcher[int, int](answer, max_batch=0)
+
+
+def _recording(sizes: list[int], gate: threading.Event | None = None) -> Callable[[Sequence[int]], list[int]]:
+    started = threading.Event()
+
+    def answer(xs: Sequence[int]) -> list[int]:
+        sizes.append(len(xs))
+        started.set()
+        if gate is not None and len(sizes) == 1:
+            assert gate.wait(10)
+        return [x * 2 for x in xs]
+
+    answer.started = started  # type: ignore[attr-defined]
+    return answer
+
+
+def test_expected_company_merges_callers_split_by_a_running_batch() -> None:
+    # A runs alone; B and C queue while it runs; A's caller comes back as D: B, C and D form one batch
+    sizes: list[int] = []
+    gate = threading.Event()
+    answer = _recording(sizes, gate)
+    batcher: AskBatcher[int, int] = AskBatcher(answer, max_batch=8, max_wait_s=0.0, expect_wait_s=1.0)
+    a = batcher.submit(1)
+    assert answer.started.wait(10)  # type: ignore[attr-defined]
+    rest = [batcher.submit(2), batcher.submit(3)]
+    time.sleep(1.5)  # B and C wait longer than expect_wait_s: the wait for D counts from A's end
+    gate.set()
+    assert a.result(10) == 2
+    rest.append(batcher.submit(4))
+    assert [f.result(10) for f in rest] == [4, 6, 8]
+    assert sizes == [1, 3]
+    batcher.close()
+
+
+def test_without_expected_company_the_split_repeats() -> None:
+    sizes: list[int] = []
+    gate = threading.Event()
+    answer = _recording(sizes, gate)
+    batcher: AskBatcher[int, int] = AskBatcher(answer, max_batch=8, max_wait_s=0.0)
+    a = batcher.submit(1)
+    assert answer.started.wait(10)  # type: ignore[attr-defined]
+    rest = [batcher.submit(2), batcher.submit(3)]
+    gate.set()
+    assert a.result(10) == 2
+    rest[-1].result(10)
+    rest.append(batcher.submit(4))
+    assert [f.result(10) for f in rest] == [4, 6, 8]
+    assert sizes == [1, 2, 1]
+    batcher.close()
+
+
+def test_a_lone_expected_caller_waits_for_no_company() -> None:
+    sizes: list[int] = []
+    batcher: AskBatcher[int, int] = AskBatcher(_recording(sizes), max_batch=8, max_wait_s=1.0, expect_wait_s=5.0)
+    assert batcher.submit(1).result(10) == 2  # no batch answered yet: the plain 1 s window
+    t0 = time.monotonic()
+    assert batcher.submit(2).result(10) == 4  # one expected, one queued: it starts at once
+    assert time.monotonic() - t0 < 0.5
+    assert sizes == [1, 1]
+    batcher.close()
+    with pytest.raises(ValueError):
+        AskBatcher[int, int](lambda xs: list(xs), expect_wait_s=-1.0)
+
+
+def test_serving_shortens_the_switch_interval_and_restores_it(serve: Callable[..., Any]) -> None:
+    before = sys.getswitchinterval()
+    with serve():
+        assert sys.getswitchinterval() == pytest.approx(0.001)  # [server] switch_interval_ms = 1
+    assert sys.getswitchinterval() == pytest.approx(before)

@@ -49,8 +49,16 @@ class Conv1D(nn.Module):
 
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
     """GPT-2's tanh GELU, written as ``transformers``' ``NewGELUActivation`` (not ``nnf.gelu(approximate=...)``,
-    whose kernel rounds differently)."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+    whose kernel rounds differently).
+
+    Without autograd the same operations run in place on one buffer (one allocation instead of six, the
+    same values bit for bit: each step is the same elementwise product or sum with its operands swapped,
+    and halving last instead of first is exact).
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+    y = torch.pow(x, 3.0).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
+    return y.mul_(x).mul_(0.5)
 
 
 class Attention(nn.Module):

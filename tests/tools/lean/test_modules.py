@@ -115,3 +115,21 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path) -> None:
     save_file(state, str(model / "model.safetensors"))
     with pytest.raises(ModelLoadError, match="do not fit"):
         load_causal_lm(model, torch.device("cpu"), torch.float32)
+
+
+def test_gelu_in_place_is_bit_identical_to_the_written_formula() -> None:
+    import math
+
+    from tools.lean._gpt2 import gelu_new
+
+    def written(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    torch.manual_seed(0)
+    for scale in (1e-3, 1.0, 5.0, 30.0):
+        x = torch.randn(4, 19, 3072) * scale
+        with torch.no_grad():
+            assert torch.equal(gelu_new(x), written(x))
+    x = torch.randn(3, 8, requires_grad=True)  # with autograd: the out-of-place formula, differentiable
+    gelu_new(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
