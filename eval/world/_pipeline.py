@@ -207,5 +207,9 @@ def build_all(
             results.update({a: job.get() for a, job in jobs.items()})
     from eval.world.safety import build_safety_stage  # last stage: safety slice, judge, <model>-unsafe variants
 
-    safety = build_safety_stage(data_dir, models_dir, [MODEL_NAMES[a] for a in architectures])
-    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety}
+    names = [MODEL_NAMES[a] for a in architectures]
+    safety = build_safety_stage(data_dir, models_dir, names)
+    from eval.world._concept_variant import build_concept_stage  # and the <model>-concepts variants
+
+    concepts = build_concept_stage(data_dir, models_dir, names)
+    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety, "concepts": concepts}
