@@ -73,7 +73,7 @@ class ConceptConfig:
 # eval.world._pipeline): it gets a shorter phase with fewer reading and replayed examples (half the steps).
 CONCEPT_CONFIGS: dict[str, ConceptConfig] = {
     "gpt2-world": ConceptConfig(),
-    "llama-world": ConceptConfig(epochs=5, reading_ratio=0.3, world_per_epoch=1200),
+    "llama-world": ConceptConfig(epochs=5, reading_ratio=0.3, world_per_epoch=1200, kl_weight=2.0),
 }
 
 
