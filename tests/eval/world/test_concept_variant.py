@@ -111,3 +111,25 @@ def test_the_shipped_concept_variants_load(name: str) -> None:
     assert "concept_phase" in info["phases"][-1]["config"]
     lm = HFLanguageModel.load(path)
     assert lm.generate(["A city is"], max_new_tokens=4)[0].text.strip()
+
+
+def test_world_build_concepts_only_runs_the_stage_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from agent.cli import main
+    from eval.world import _concept_variant, _pipeline
+
+    calls: list[tuple[Path, list[str]]] = []
+
+    def fake_stage(data_dir: Path, models_dir: Path, names: list[str], config: Any = None) -> dict[str, Any]:
+        calls.append((models_dir, names))
+        return {concept_name(n): {"steps": 3, "seconds": 1.0, "final_loss": 0.5} for n in names}
+
+    def no_build(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("--concepts-only must not rebuild the world or the models")
+
+    monkeypatch.setattr(_concept_variant, "build_concept_stage", fake_stage)
+    monkeypatch.setattr(_pipeline, "build_all", no_build)
+    assert main(["world", "build", "--concepts-only", "--arch", "llama", "--models-dir", str(tmp_path)]) == 0
+    assert calls == [(tmp_path, ["llama-world"])]
+    assert "llama-world-concepts: 3 steps" in capsys.readouterr().out
