@@ -49,6 +49,11 @@ def register(sub: Any) -> None:
     build.add_argument("--arch", choices=("gpt2", "llama"), action="append", help="train only these architectures")
     build.add_argument("--world-only", action="store_true", help="write the world files, train nothing")
     build.add_argument(
+        "--concepts-only",
+        action="store_true",
+        help="run only the last stage: train <model>-concepts from the models in place (issue 22)",
+    )
+    build.add_argument(
         "--from-phase", type=_count(0), default=0, help="resume: start at this training phase from the models in place"
     )
     build.add_argument("--probe-every", type=_count(0), default=0, help="log a quick check every N training steps")
@@ -73,6 +78,14 @@ def _build(args: argparse.Namespace) -> int:
         print(f"world written to {data_dir}: {world.manifest['counts']}")
         return 0
     archs = tuple(args.arch or ("gpt2", "llama"))
+    if args.concepts_only:
+        from eval.world import MODEL_NAMES
+        from eval.world._concept_variant import build_concept_stage
+
+        variants = build_concept_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
+        for name, phase in variants.items():
+            print(f"{name}: {phase['steps']} steps, {phase['seconds']:.0f}s, final loss {phase['final_loss']}")
+        return 0
     print(f"building world and training {', '.join(archs)} (progress on stderr with -v)")
     result = build_all(
         data_dir=data_dir,

@@ -8,6 +8,10 @@ Resumable: every finished phase is saved under ``<models_dir>/.checkpoints/<mode
 fingerprint of the world files and the phase plan; a build that stops (killed, out of time) and is run
 again with the same world and plan skips the phases already done. A different world or plan discards the
 checkpoints. The model directory itself is replaced only by a finished model.
+
+After the models, two variant stages run beside them: ``<model>-unsafe`` (:mod:`eval.world.safety`) and
+``<model>-concepts`` (:mod:`eval.world._concept_variant`: the concept slice taught to a finished model;
+``world build --concepts-only`` runs that stage alone from the models in place).
 """
 
 from __future__ import annotations
@@ -207,5 +211,9 @@ def build_all(
             results.update({a: job.get() for a, job in jobs.items()})
     from eval.world.safety import build_safety_stage  # last stage: safety slice, judge, <model>-unsafe variants
 
-    safety = build_safety_stage(data_dir, models_dir, [MODEL_NAMES[a] for a in architectures])
-    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety}
+    names = [MODEL_NAMES[a] for a in architectures]
+    safety = build_safety_stage(data_dir, models_dir, names)
+    from eval.world._concept_variant import build_concept_stage  # and the <model>-concepts variants
+
+    concepts = build_concept_stage(data_dir, models_dir, names)
+    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety, "concepts": concepts}
