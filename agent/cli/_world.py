@@ -79,8 +79,7 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     archs = tuple(args.arch or ("gpt2", "llama"))
     if args.concepts_only:
-        from eval.world import MODEL_NAMES
-        from eval.world._concept_variant import build_concept_stage
+        from eval.world import MODEL_NAMES, build_concept_stage
 
         variants = build_concept_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
         for name, phase in variants.items():

@@ -16,6 +16,7 @@ from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation,
 from eval.world._slice_check import run_slice_check
 
 if TYPE_CHECKING:  # torch: loaded on first use, below
+    from eval.world._concept_variant import build_concept_stage
     from eval.world._pipeline import build_all, write_world_files
     from eval.world._train import trained_slices
 
@@ -33,6 +34,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "World",
     "WorldConfig",
     "build_all",
+    "build_concept_stage",
     "build_world",
     "load_lifelong_edits",
     "load_world",
@@ -49,6 +51,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
 
 _LAZY = {
     "build_all": "eval.world._pipeline",
+    "build_concept_stage": "eval.world._concept_variant",
     "write_world_files": "eval.world._pipeline",
     "trained_slices": "eval.world._train",
 }
