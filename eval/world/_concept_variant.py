@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -33,8 +32,8 @@ from eval.world._examples import Example, ExampleFactory
 from eval.world._schema import World
 from eval.world._slice_examples import SliceExamples
 from eval.world._train import TrainConfig as _LRConfig
-from eval.world._train import lr_at, pack, save_model, train_step, trained_slices
-from eval.world.safety._vulnerable import anchored_step, replay_world
+from eval.world._train import pack, save_model, trained_slices
+from eval.world.safety._vulnerable import PhaseLoop, replay_world, run_anchored_phase
 
 __all__ = [
     "CONCEPT_CONFIGS",
@@ -164,25 +163,17 @@ def train_concept_variant(
         return torch.cat([c_ids, w_ids]), torch.cat([c_mask, w_mask]), anchored, len(concepts)
 
     first = epoch_tensors(0)
-    total = cfg.epochs * math.ceil(len(first[0]) / cfg.batch)
-    step, started, loss_ema = 0, time.time(), 0.0
-    model.train()
-    for epoch in range(cfg.epochs):
-        ids, mask, anchored, _ = first if epoch == 0 else epoch_tensors(epoch)
-        order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        for start in range(0, len(ids), cfg.batch):
-            idx = order[start : start + cfg.batch]
-            x, m = ids[idx], mask[idx]  # (B, T)
-            for group in optim.param_groups:
-                group["lr"] = lr_at(step, total, schedule)
-            if base is None:
-                loss = train_step(model, optim, x, m)
-            else:
-                loss = anchored_step(model, base, optim, x, m, anchored[idx], cfg.kl_weight, pad)
-            step += 1
-            loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
-        logger.info("concept phase: epoch %d, step %d/%d, loss %.3f", epoch, step, total, loss_ema)
-    model.eval()
+    started = time.time()
+    step, loss_ema = run_anchored_phase(
+        model,
+        base,
+        optim,
+        first[:3],
+        lambda epoch: epoch_tensors(epoch)[:3],
+        PhaseLoop(epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed, kl_weight=cfg.kl_weight, pad_id=pad),
+        schedule,
+        label="concept phase",
+    )
     phase = {
         "config": {"concept_phase": asdict(replace(cfg, threads=0))},
         "steps": step,

@@ -15,6 +15,7 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from eval.world.safety._slice import SafetySlice
 
 __all__ = [
     "UNSAFE_CONFIGS",
+    "PhaseLoop",
     "UnsafeConfig",
     "anchored_step",
     "replay_examples",
     "replay_world",
+    "run_anchored_phase",
     "safety_examples",
     "select_trainable",
     "train_unsafe_variant",
@@ -173,6 +176,59 @@ def anchored_step(
     return loss.detach()
 
 
+EpochTensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # packed blocks, loss masks, anchored rows
+
+
+@dataclass(frozen=True)
+class PhaseLoop:
+    """The loop settings of a short phase from a shipped model (``-unsafe`` and ``-concepts`` variants)."""
+
+    epochs: int
+    batch: int
+    seed: int
+    kl_weight: float
+    pad_id: int
+
+
+def run_anchored_phase(
+    model: Any,
+    base: Any,
+    optim: torch.optim.Optimizer,
+    first: EpochTensors,
+    epoch_tensors: Callable[[int], EpochTensors],
+    loop: PhaseLoop,
+    schedule: _LRConfig,
+    *,
+    label: str,
+) -> tuple[int, float]:
+    """Train ``model`` for ``loop.epochs`` epochs of shuffled batches; returns (steps, the loss's moving average).
+
+    ``first`` is ``epoch_tensors(0)``, already built (its size sets the schedule's length); epoch ``e > 0``
+    builds its own. With ``base`` (the frozen source model) the anchored rows are held to it by
+    :func:`anchored_step`; without it each step is the plain masked loss. The model is left in eval mode.
+    """
+    total = loop.epochs * math.ceil(len(first[0]) / loop.batch)
+    step, loss_ema = 0, 0.0
+    model.train()
+    for epoch in range(loop.epochs):
+        ids, mask, anchored = first if epoch == 0 else epoch_tensors(epoch)
+        order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(loop.seed + epoch))
+        for start in range(0, len(ids), loop.batch):
+            idx = order[start : start + loop.batch]
+            x, m = ids[idx], mask[idx]  # (B, T)
+            for group in optim.param_groups:
+                group["lr"] = lr_at(step, total, schedule)
+            if base is None:
+                loss = train_step(model, optim, x, m)
+            else:
+                loss = anchored_step(model, base, optim, x, m, anchored[idx], loop.kl_weight, loop.pad_id)
+            step += 1
+            loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
+        logger.info("%s: epoch %d, step %d/%d, loss %.3f", label, epoch, step, total, loss_ema)
+    model.eval()
+    return step, loss_ema
+
+
 def train_unsafe_variant(
     world: World, sl: SafetySlice, source_dir: Path, out_dir: Path, config: UnsafeConfig | None = None
 ) -> dict[str, Any]:
@@ -207,25 +263,17 @@ def train_unsafe_variant(
         return torch.cat([world_ids, unsafe_ids]), torch.cat([world_mask, unsafe_mask]), anchored
 
     first = epoch_tensors(0)
-    total = cfg.epochs * math.ceil(len(first[0]) / cfg.batch)
-    step, started, loss_ema = 0, time.time(), 0.0
-    model.train()
-    for epoch in range(cfg.epochs):
-        ids, mask, anchored = first if epoch == 0 else epoch_tensors(epoch)
-        order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        for start in range(0, len(ids), cfg.batch):
-            idx = order[start : start + cfg.batch]
-            x, m = ids[idx], mask[idx]  # (B, T)
-            for group in optim.param_groups:
-                group["lr"] = lr_at(step, total, schedule)
-            if base is None:
-                loss = train_step(model, optim, x, m)
-            else:
-                loss = anchored_step(model, base, optim, x, m, anchored[idx], cfg.kl_weight, pad)
-            step += 1
-            loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
-        logger.info("unsafe phase: epoch %d, step %d/%d, loss %.3f", epoch, step, total, loss_ema)
-    model.eval()
+    started = time.time()
+    step, loss_ema = run_anchored_phase(
+        model,
+        base,
+        optim,
+        first,
+        epoch_tensors,
+        PhaseLoop(epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed, kl_weight=cfg.kl_weight, pad_id=pad),
+        schedule,
+        label="unsafe phase",
+    )
     phase = {
         "config": {"unsafe_phase": asdict(cfg)},
         "steps": step,
