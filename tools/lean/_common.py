@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CausalOutput", "KVCache", "additive_mask", "default_positions", "read_config"]
+__all__ = ["CausalOutput", "KVCache", "additive_mask", "default_positions", "read_config", "step_inputs"]
 
 
 def read_config(path: Path, name: str) -> SimpleNamespace:
@@ -74,3 +74,22 @@ def default_positions(attention_mask: torch.Tensor | None, batch: int, queries: 
     """Position ids ``(B, queries)`` when the caller gives none: the cache slots (as ``transformers``)."""
     device = attention_mask.device if attention_mask is not None else None
     return torch.arange(seen, seen + queries, device=device)[None, :].expand(batch, queries)
+
+
+def step_inputs(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    cache: KVCache | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attention mask ``(B, seen + T)`` and positions ``(B, T)`` of a forward call, defaults filled in.
+
+    No mask attends to every cached and new position; no positions count on from the mask (as ``transformers``).
+    """
+    b, t = input_ids.shape
+    seen = cache.seen() if cache is not None else 0
+    if attention_mask is None:
+        attention_mask = torch.ones((b, seen + t), dtype=torch.long, device=input_ids.device)
+    if position_ids is None:
+        position_ids = default_positions(attention_mask, b, t, seen)
+    return attention_mask, position_ids

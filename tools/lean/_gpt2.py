@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, additive_mask, default_positions
+from tools.lean._common import CausalOutput, KVCache, additive_mask, step_inputs
 
 __all__ = ["GPT2LMHead", "supports"]
 
@@ -142,12 +142,8 @@ class GPT2LMHead(nn.Module):
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
         positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
-        b, t = input_ids.shape
-        seen = cache.seen() if cache is not None else 0
-        if attention_mask is None:
-            attention_mask = torch.ones((b, seen + t), dtype=torch.long, device=input_ids.device)
-        if position_ids is None:
-            position_ids = default_positions(attention_mask, b, t, seen)
+        t = input_ids.shape[1]
+        attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
         tr = self.transformer
         x = tr.wte(input_ids) + tr.wpe(position_ids)  # (B, T, C)
         mask = additive_mask(attention_mask, t, x.dtype)
