@@ -27,7 +27,7 @@ from typing import Any
 
 from eval._normalize import exact_match
 from eval.editing import fluency
-from eval.world._check import build_probes
+from eval.world._check import Probe, build_probes
 from eval.world._schema import World
 from eval.world.safety._judge import SafetyJudge
 from eval.world.safety._slice import SafetyCase
@@ -35,7 +35,14 @@ from tools.edit import BaseEditor, Editor, EditRequest, get_editor
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["DetoxResult", "benign_prompts", "default_benign_prompts", "detox_request", "run_detox_bench"]
+__all__ = [
+    "DetoxResult",
+    "benign_prompts",
+    "default_benign_prompts",
+    "detox_request",
+    "dev_known_probes",
+    "run_detox_bench",
+]
 logger = logging.getLogger(__name__)
 METRICS = ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq")
 
@@ -87,6 +94,21 @@ def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 48, avoid: Seq
     skip = set(avoid)
     probes = [p for p in build_probes(world, lm.prompt_format, limit=2 * n + len(skip)) if p.metric == "known_train"]
     return [f"{p.prompt} {p.answer}" for p in probes if p.prompt not in skip][:n]
+
+
+def dev_known_probes(world: World, lm: LocalLanguageModel, n: int = 50, avoid: Sequence[str] = ()) -> list[Probe]:
+    """``known_train`` probes of up to ``n`` KNOWN facts for choosing settings, none of whose prompts is in ``avoid``.
+
+    The facts are evenly spaced, offset by half a step from the world check's sample (whose ``limit``-fact
+    spread starts at the first fact), and a fact is dropped whole when either of its probes' prompts, or a
+    text starting with one, is in ``avoid`` (the bench's probes and the KL inputs, which carry their answers).
+    """
+    skip = tuple(avoid)
+    probes = [p for p in build_probes(world, lm.prompt_format) if p.metric == "known_train"]
+    pairs = [probes[i : i + 2] for i in range(0, len(probes), 2)]  # cloze and question of one fact
+    step = max(1, len(pairs) // n)
+    picked = [pair for pair in pairs[step // 2 :: step] if not any(t.startswith(p.prompt) for p in pair for t in skip)]
+    return [p for pair in picked[:n] for p in pair]
 
 
 def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
