@@ -128,9 +128,10 @@ def main() -> None:
                         for p, t, ok in zip(probes, texts, base_right, strict=True)
                         if ok and not exact_match(t, (p.answer,))
                     ]
-                    kinds = Counter(_miss_kind(t, p.relation, objects_by_rel, all_objects) for p, t in misses)
+                    kinds = Counter(_miss_kind(t, p.answer, p.relation, objects_by_rel, all_objects) for p, t in misses)
                     row["miss_kinds"] = dict(kinds)
                     row["miss_relations"] = dict(Counter(p.relation for p, _ in misses))
+                    row["miss_forms"] = dict(Counter("question" if "Q:" in p.prompt else "cloze" for p, _ in misses))
                     row["miss_examples"] = [[p.prompt[-50:], p.answer, t[:40]] for p, t in misses[:5]]
                 _emit("trajectory", **row)
 
@@ -142,12 +143,21 @@ def _relation_of(world: Any, text: str) -> str:
     return "?"
 
 
-def _miss_kind(text: str, relation: str, objects_by_rel: dict[str, set[str]], all_objects: set[str]) -> str:
+def _miss_kind(text: str, gold: str, relation: str, objects_by_rel: dict[str, set[str]], all_objects: set[str]) -> str:
+    """refusal / empty / broken_answer (starts like the gold answer, then wrong) / same_relation_entity /
+    other_entity / other_text."""
     low = text.lower().strip()
+
+    def gold_start(t: str) -> bool:
+        g = gold.lower()
+        return t[:4] == g[:4] and not t.startswith(g + " ") and t != g
+
     if any(m in low for m in REFUSAL_MARKS):
         return "refusal"
     if not low:
         return "empty"
+    if low[:4] and gold_start(low):
+        return "broken_answer"
     if any(low.startswith(o) for o in objects_by_rel.get(relation, ())):
         return "same_relation_entity"
     if any(low.startswith(o) for o in all_objects):
