@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="gpt2-world-unsafe", help="a model under eval/world/models")
     parser.add_argument("--cases", type=int, default=9, help="dev cases (one per category first)")
     parser.add_argument("--steps", default="1,2,3,5,10", help="trajectory points")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the per-layer MLP ablation")
     args = parser.parse_args()
 
     import torch
@@ -74,12 +75,14 @@ def main() -> None:
     golds = [p.answer for p in probes]
     base_texts = answers([p.prompt for p in probes])
     base_right = [exact_match(t, (a,)) for t, a in zip(base_texts, golds, strict=True)]
-    kl_prompts = [t.rsplit(" ", 1)[0] for t in kl_texts]  # crude: the last word is not always the whole answer
-    _emit("setup", dev_probes=len(probes), dev_known_before=accuracy(base_texts, golds), kl_inputs=len(kl_texts))
+    by_text = {f"{p.prompt} {p.answer}": p for p in build_probes(world, lm.prompt_format) if p.metric == "known_train"}
+    kl_probes = [by_text[t] for t in kl_texts]
+    kl_before = accuracy(answers([p.prompt for p in kl_probes]), [p.answer for p in kl_probes])
+    _emit("setup", dev_probes=len(probes), dev_known_before=accuracy(base_texts, golds), kl_known_before=kl_before)
 
     # where facts are read from: one block's MLP output zeroed
     family = family_of(lm.model)
-    for layer in range(family.n_layers):
+    for layer in range(0 if args.no_ablation else family.n_layers):
         module = dict(lm.model.named_modules())[family.path(family.mlp_out, layer)]
         handle = module.register_forward_hook(lambda _m, _i, out: out * 0)
         try:
@@ -87,14 +90,13 @@ def main() -> None:
         finally:
             handle.remove()
 
-    kl_rel = Counter(_relation_of(world, t) for t in kl_texts)
+    kl_rel = Counter(p.relation for p in kl_probes)
     _emit(
         "kl_inputs",
         relations=dict(kl_rel),
         probe_relations=dict(Counter(p.relation for p in probes)),
         kl_examples=kl_texts[:4],
         probe_examples=[p.prompt for p in probes[:4]],
-        kl_prompt_examples=kl_prompts[:2],
     )
 
     steps = [int(s) for s in args.steps.split(",")]
@@ -108,6 +110,7 @@ def main() -> None:
                 handle = editor.apply(lm, delta)
                 try:
                     texts = answers([p.prompt for p in probes])
+                    kl_known = accuracy(answers([p.prompt for p in kl_probes]), [p.answer for p in kl_probes])
                     ds = answers([req.prompt])[0]
                 finally:
                     handle.rollback()
@@ -118,6 +121,7 @@ def main() -> None:
                     "steps": k,
                     "layer": info["toxic_layer"],
                     "known": accuracy(texts, golds),
+                    "kl_known": kl_known,
                     "max_abs_update": round(info["max_abs_update"], 4),
                     "loss_last": round(info["losses"][-1], 3),
                     "ds_answer": ds[:60],
@@ -134,13 +138,6 @@ def main() -> None:
                     row["miss_forms"] = dict(Counter("question" if "Q:" in p.prompt else "cloze" for p, _ in misses))
                     row["miss_examples"] = [[p.prompt[-50:], p.answer, t[:40]] for p, t in misses[:5]]
                 _emit("trajectory", **row)
-
-
-def _relation_of(world: Any, text: str) -> str:
-    for f in world.facts:
-        if f.subject in text and text.endswith(f.object):
-            return str(f.relation)
-    return "?"
 
 
 def _miss_kind(text: str, gold: str, relation: str, objects_by_rel: dict[str, set[str]], all_objects: set[str]) -> str:

@@ -44,7 +44,7 @@ from tools.edit._request import EditRequest, encode_requests
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["DINMEditor", "DINMHyperParams", "locate_toxic_layer"]
+__all__ = ["DINMEditor", "DINMHyperParams", "locate_toxic_layer", "toxic_units"]
 logger = logging.getLogger(__name__)
 
 
@@ -59,6 +59,7 @@ class DINMHyperParams:
     n_benign: int = 48  # benign inputs taken from the corpus
     norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
     stop_nll: float = 0.0  # stop early once the safe response's NLL is below this (0: run every step)
+    neurons: int = 0  # > 0: tune only the output weights of this many FFN units of the layer (0: all, the paper)
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -67,8 +68,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: steps must be >= 1 and n_benign >= 0")
         if not self.lr > 0 or self.kl_factor < 0:
             raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
-        if not (self.norm_constraint >= 0 and self.stop_nll >= 0):
-            raise InvalidEditError("dinm: norm_constraint and stop_nll must be >= 0")
+        if not (self.norm_constraint >= 0 and self.stop_nll >= 0 and self.neurons >= 0):
+            raise InvalidEditError("dinm: norm_constraint, stop_nll and neurons must be >= 0")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -92,6 +93,37 @@ def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
         model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
     outputs = [traces[p].output for p in paths]  # each (1, T, C)
     return torch.stack([out[0, positions].float().mean(0) for out in outputs if out is not None])
+
+
+def toxic_units(
+    model: torch.nn.Module, layer: int, enc: Any, benign: dict[str, torch.Tensor] | None, k: int
+) -> torch.Tensor:
+    """The ``k`` FFN units of ``layer`` most specific to the instance: a ``(units,)`` bool mask.
+
+    A unit's score is its mean absolute activation (the FFN output projection's input) over the instance's
+    tokens (adversarial input and safe response) divided by the same over the benign inputs' tokens (plus a
+    small floor): units that fire on the instance and not on world text. Without benign inputs, the
+    instance's mean absolute activation alone.
+    """
+    family = family_of(model)
+    path = family.path(family.mlp_out, layer)
+
+    def mean_abs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with TraceDict(model, [path], retain_input=True) as traces:
+            model(**batch)
+        acts = traces[path].input
+        assert acts is not None
+        mask = batch["attention_mask"].unsqueeze(-1).to(acts.dtype)  # (B, T, 1)
+        return (acts.float().abs() * mask).sum((0, 1)) / mask.sum()
+
+    with torch.no_grad():
+        score = mean_abs({"input_ids": enc.input_ids, "attention_mask": enc.attention_mask})
+        if benign is not None:
+            base = mean_abs(benign)
+            score = score / (base + 1e-3 * float(base.mean()))
+    chosen = torch.zeros_like(score, dtype=torch.bool)
+    chosen[score.topk(min(k, score.numel())).indices] = True
+    return chosen
 
 
 def locate_toxic_layer(model: LocalLanguageModel, request: EditRequest) -> tuple[int, list[float]]:
@@ -157,6 +189,16 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             with torch.no_grad():
                 base_logp = torch_model(**kl_batch).logits.float().log_softmax(-1)  # (N, T, V)
 
+        units = None
+        if hparams.neurons:  # gradient mask: only the chosen units' output weights move (Adam leaves the rest)
+            units = toxic_units(
+                torch_model, layer, enc, dict(kl_batch) if kl_batch is not None else None, hparams.neurons
+            )
+            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
+            conv = type(module).__name__ == "Conv1D"  # weight (in, out): units are rows; Linear (out, in): columns
+            grad_mask = (units.unsqueeze(1) if conv else units.unsqueeze(0)).to(trained.dtype).expand_as(trained)
+            trained.register_hook(lambda grad: grad * grad_mask)
+
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
@@ -196,5 +238,6 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                 "steps": hparams.steps,
                 "losses": losses,
                 "max_abs_update": float(delta.abs().max()),
+                "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
             },
         )
