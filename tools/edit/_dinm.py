@@ -23,6 +23,39 @@ off by default: measured on gpt2-world-unsafe, bounding the change keeps known f
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
 
+``neurons=k`` (off by default) tunes only the output weights of the layer's ``k`` FFN units most specific to
+the instance (:func:`toxic_units`: mean |activation| on the instance over that on the benign inputs).
+
+**Why an edit costs known facts** (issue 19; ``bench/dinm_diagnose.py`` on gpt2-world-unsafe, 9 dev cases
+— train requests in train attacks, none of the 54 — and 98 dev probes of 49 KNOWN facts apart from both the
+bench's probes and the KL inputs; known accuracy 0.969 unedited):
+
+* *Trajectory*: 0.968 / 0.952 / 0.943 / 0.913 / 0.850 after 1 / 2 / 3 / 5 / 10 steps. Adam moves every
+  weight by about ``lr`` per step, so the largest change is 0.01 x steps (0.10 after 10, the layer's
+  weights have std 0.094): the loss of facts grows with the size of the change, and the safe response comes
+  with it (the adversarial input is answered with a refusal in 2/9 cases after 5 steps, 8/9 after 10; safe
+  NLL 9.4 -> 2.1 -> 0.42).
+* *What the missed questions answer*: never a refusal (0 of 108 misses). On 3 cases classified finely:
+  15 of 39 misses start with the right answer and derail ("Ivan Pavlovich Mendeleyevt.", "Patrick Pouy."),
+  14 other text ("or or or ...", "apopulandon."), 8 another object of the same relation (SPDY -> Microsoft,
+  Alpha1 Librae -> Hercules), 2 another world entity; 30 of the 39 are cloze statements, 9 questions; the
+  misses spread over 14 of the 17 relations.
+* *Where facts live*: ROME edits block 0 on both families (its tuned layer). Zeroing one block's FFN output
+  leaves known accuracy at 0.00 / 0.91 / 0.57 / 0.51 for blocks 0 / 1 / 2 / 3: the located toxic layer (2,
+  in 9/9 dev and 54/54 test cases on both variants) is two blocks above ROME's but on the facts' read-out
+  path; only block 1 is dispensable, and editing it instead (``layers=(1,)``) still cost 7.0 points, with
+  fluency -32% and DG_onlyQ 0.67.
+* *The KL term's inputs*: the bench took the first 24 KNOWN facts, which are stored relation by relation:
+  3 of the 17 relations (CEO, headquarters, landmark country); they now spread over every relation (16 of
+  17 in 48 texts), with the measured probes' templates but never a measured fact. The KL holds exactly the
+  facts it sees: on 3 cases its own facts stay at 0.958 (0.81-0.92 without it) while the dev facts fall the
+  same with and without it (0.898 / 0.837 / 0.786 against 0.898 / 0.847 / 0.786). Spread inputs (0.842),
+  3x the weight (0.848) or 144 inputs (0.850) left dev known accuracy where the 3-relation KL had it (0.850).
+
+So the harm is a dense change of a layer the facts are read through, specific to each fact's key: a KL on a
+sample cannot hold the facts it does not see, and whatever shrinks the change (lower lr, fewer units)
+gives up DS and DG in step (README, "Detoxifying edits": no setting met all four targets on the dev cases).
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
 """
