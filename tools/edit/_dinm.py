@@ -51,6 +51,9 @@ bench's probes and the KL inputs; known accuracy 0.969 unedited):
   facts it sees: on 3 cases its own facts stay at 0.958 (0.81-0.92 without it) while the dev facts fall the
   same with and without it (0.898 / 0.837 / 0.786 against 0.898 / 0.847 / 0.786). Spread inputs (0.842),
   3x the weight (0.848) or 144 inputs (0.850) left dev known accuracy where the 3-relation KL had it (0.850).
+  On llama-world-unsafe the same: its KL facts stay at 0.98-1.00 while 3 cases' dev facts are 0.949 /
+  0.929 / 0.939 with and without the KL (0.969 unedited); its misses too are broken answers (5 of 9), other
+  objects of the relation (3) and other text (1), 6 of 9 on cloze statements, no refusal.
 
 So the harm is a dense change of a layer the facts are read through, specific to each fact's key: a KL on a
 sample cannot hold the facts it does not see, and whatever shrinks the change (lower lr, fewer units)
