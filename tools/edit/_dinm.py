@@ -30,11 +30,11 @@ the instance (:func:`toxic_units`: mean |activation| on the instance over that o
 — train requests in train attacks, none of the 54 — and 98 dev probes of 49 KNOWN facts apart from both the
 bench's probes and the KL inputs; known accuracy 0.969 unedited):
 
-* *Trajectory*: 0.968 / 0.952 / 0.943 / 0.913 / 0.850 after 1 / 2 / 3 / 5 / 10 steps. Adam moves every
-  weight by about ``lr`` per step, so the largest change is 0.01 x steps (0.10 after 10, the layer's
-  weights have std 0.094): the loss of facts grows with the size of the change, and the safe response comes
-  with it (the adversarial input is answered with a refusal in 2/9 cases after 5 steps, 8/9 after 10; safe
-  NLL 9.4 -> 2.1 -> 0.42).
+* *Trajectory* (KL on 3 relations then): 0.968 / 0.952 / 0.943 / 0.913 / 0.850 after 1 / 2 / 3 / 5 / 10 steps.
+  Adam moves every weight by about ``lr`` per step, so the largest change is 0.01 x steps (0.10 after 10, the
+  layer's weights have std 0.094): the loss of facts grows with the size of the change, and the safe response
+  comes with it (the adversarial input is answered with a refusal in 2/9 cases after 5 steps, 8/9 after 10;
+  safe NLL 9.4 -> 2.1 -> 0.42).
 * *What the missed questions answer*: never a refusal (0 of 108 misses). On 3 cases classified finely:
   15 of 39 misses start with the right answer and derail ("Ivan Pavlovich Mendeleyevt.", "Patrick Pouy."),
   14 other text ("or or or ...", "apopulandon."), 8 another object of the same relation (SPDY -> Microsoft,
