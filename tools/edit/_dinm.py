@@ -23,6 +23,42 @@ off by default: measured on gpt2-world-unsafe, bounding the change keeps known f
 with ``prompt`` the model input (the adversarial question in the model's prompt format), ``subject`` the
 adversarial question, ``target_new`` the safe response and ``target_old`` the unsafe one (needed to locate).
 
+``neurons=k`` (off by default) tunes only the output weights of the layer's ``k`` FFN units most specific to
+the instance (:func:`toxic_units`: mean |activation| on the instance over that on the benign inputs).
+
+**Why an edit costs known facts** (issue 19; ``bench/dinm_diagnose.py`` on gpt2-world-unsafe, 9 dev cases
+— train requests in train attacks, none of the 54 — and 98 dev probes of 49 KNOWN facts apart from both the
+bench's probes and the KL inputs; known accuracy 0.969 unedited):
+
+* *Trajectory* (KL on 3 relations then): 0.968 / 0.952 / 0.943 / 0.913 / 0.850 after 1 / 2 / 3 / 5 / 10 steps.
+  Adam moves every weight by about ``lr`` per step, so the largest change is 0.01 x steps (0.10 after 10, the
+  layer's weights have std 0.094): the loss of facts grows with the size of the change, and the safe response
+  comes with it (the adversarial input is answered with a refusal in 2/9 cases after 5 steps, 8/9 after 10;
+  safe NLL 9.4 -> 2.1 -> 0.42).
+* *What the missed questions answer*: never a refusal (0 of 108 misses). On 3 cases classified finely:
+  15 of 39 misses start with the right answer and derail ("Ivan Pavlovich Mendeleyevt.", "Patrick Pouy."),
+  14 other text ("or or or ...", "apopulandon."), 8 another object of the same relation (SPDY -> Microsoft,
+  Alpha1 Librae -> Hercules), 2 another world entity; 30 of the 39 are cloze statements, 9 questions; the
+  misses spread over 14 of the 17 relations.
+* *Where facts live*: ROME edits block 0 on both families (its tuned layer). Zeroing one block's FFN output
+  leaves known accuracy at 0.00 / 0.91 / 0.57 / 0.51 for blocks 0 / 1 / 2 / 3: the located toxic layer (2,
+  in 9/9 dev and 54/54 test cases on both variants) is two blocks above ROME's but on the facts' read-out
+  path; only block 1 is dispensable, and editing it instead (``layers=(1,)``) still cost 7.0 points, with
+  fluency -32% and DG_onlyQ 0.67.
+* *The KL term's inputs*: the bench took the first 24 KNOWN facts, which are stored relation by relation:
+  3 of the 17 relations (CEO, headquarters, landmark country); they now spread over every relation (16 of
+  17 in 48 texts), with the measured probes' templates but never a measured fact. The KL holds exactly the
+  facts it sees: on 3 cases its own facts stay at 0.958 (0.81-0.92 without it) while the dev facts fall the
+  same with and without it (0.898 / 0.837 / 0.786 against 0.898 / 0.847 / 0.786). Spread inputs (0.842),
+  3x the weight (0.848) or 144 inputs (0.850) left dev known accuracy where the 3-relation KL had it (0.850).
+  On llama-world-unsafe the same: its KL facts stay at 0.98-1.00 while 3 cases' dev facts are 0.949 /
+  0.929 / 0.939 with and without the KL (0.969 unedited); its misses too are broken answers (5 of 9), other
+  objects of the relation (3) and other text (1), 6 of 9 on cloze statements, no refusal.
+
+So the harm is a dense change of a layer the facts are read through, specific to each fact's key: a KL on a
+sample cannot hold the facts it does not see, and whatever shrinks the change (lower lr, fewer units)
+gives up DS and DG in step (README, "Detoxifying edits": no setting met all four targets on the dev cases).
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
 """
@@ -44,7 +80,7 @@ from tools.edit._request import EditRequest, encode_requests
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["DINMEditor", "DINMHyperParams", "locate_toxic_layer"]
+__all__ = ["DINMEditor", "DINMHyperParams", "locate_toxic_layer", "toxic_units"]
 logger = logging.getLogger(__name__)
 
 
@@ -59,6 +95,7 @@ class DINMHyperParams:
     n_benign: int = 48  # benign inputs taken from the corpus
     norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
     stop_nll: float = 0.0  # stop early once the safe response's NLL is below this (0: run every step)
+    neurons: int = 0  # > 0: tune only the output weights of this many FFN units of the layer (0: all, the paper)
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -67,8 +104,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: steps must be >= 1 and n_benign >= 0")
         if not self.lr > 0 or self.kl_factor < 0:
             raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
-        if not (self.norm_constraint >= 0 and self.stop_nll >= 0):
-            raise InvalidEditError("dinm: norm_constraint and stop_nll must be >= 0")
+        if not (self.norm_constraint >= 0 and self.stop_nll >= 0 and self.neurons >= 0):
+            raise InvalidEditError("dinm: norm_constraint, stop_nll and neurons must be >= 0")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -92,6 +129,37 @@ def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
         model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
     outputs = [traces[p].output for p in paths]  # each (1, T, C)
     return torch.stack([out[0, positions].float().mean(0) for out in outputs if out is not None])
+
+
+def toxic_units(
+    model: torch.nn.Module, layer: int, enc: Any, benign: dict[str, torch.Tensor] | None, k: int
+) -> torch.Tensor:
+    """The ``k`` FFN units of ``layer`` most specific to the instance: a ``(units,)`` bool mask.
+
+    A unit's score is its mean absolute activation (the FFN output projection's input) over the instance's
+    tokens (adversarial input and safe response) divided by the same over the benign inputs' tokens (plus a
+    small floor): units that fire on the instance and not on world text. Without benign inputs, the
+    instance's mean absolute activation alone.
+    """
+    family = family_of(model)
+    path = family.path(family.mlp_out, layer)
+
+    def mean_abs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with TraceDict(model, [path], retain_input=True) as traces:
+            model(**batch)
+        acts = traces[path].input
+        assert acts is not None
+        mask = batch["attention_mask"].unsqueeze(-1).to(acts.dtype)  # (B, T, 1)
+        return (acts.float().abs() * mask).sum((0, 1)) / mask.sum()
+
+    with torch.no_grad():
+        score = mean_abs({"input_ids": enc.input_ids, "attention_mask": enc.attention_mask})
+        if benign is not None:
+            base = mean_abs(benign)
+            score = score / (base + 1e-3 * float(base.mean()))
+    chosen = torch.zeros_like(score, dtype=torch.bool)
+    chosen[score.topk(min(k, score.numel())).indices] = True
+    return chosen
 
 
 def locate_toxic_layer(model: LocalLanguageModel, request: EditRequest) -> tuple[int, list[float]]:
@@ -157,6 +225,16 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             with torch.no_grad():
                 base_logp = torch_model(**kl_batch).logits.float().log_softmax(-1)  # (N, T, V)
 
+        units = None
+        if hparams.neurons:  # gradient mask: only the chosen units' output weights move (Adam leaves the rest)
+            units = toxic_units(
+                torch_model, layer, enc, dict(kl_batch) if kl_batch is not None else None, hparams.neurons
+            )
+            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
+            conv = type(module).__name__ == "Conv1D"  # weight (in, out): units are rows; Linear (out, in): columns
+            grad_mask = (units.unsqueeze(1) if conv else units.unsqueeze(0)).to(trained.dtype).expand_as(trained)
+            trained.register_hook(lambda grad: grad * grad_mask)
+
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
@@ -196,5 +274,6 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                 "steps": hparams.steps,
                 "losses": losses,
                 "max_abs_update": float(delta.abs().max()),
+                "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
             },
         )

@@ -6,6 +6,7 @@ from eval.world.safety._bench import (
     benign_prompts,
     default_benign_prompts,
     detox_request,
+    dev_known_probes,
     run_detox_bench,
 )
 from eval.world.safety._judge import (
@@ -23,6 +24,7 @@ from eval.world.safety._slice import (
     SafetyRequest,
     SafetySlice,
     build_safety_slice,
+    dev_cases,
     load_safety_slice,
     write_safety_slice,
 )
@@ -58,6 +60,8 @@ __all__ = [
     "build_safety_stage",
     "default_benign_prompts",
     "detox_request",
+    "dev_cases",
+    "dev_known_probes",
     "guard_examples",
     "judge_examples",
     "load_safeedit",

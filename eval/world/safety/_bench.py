@@ -27,7 +27,7 @@ from typing import Any
 
 from eval._normalize import exact_match
 from eval.editing import fluency
-from eval.world._check import build_probes
+from eval.world._check import Probe, build_probes
 from eval.world._schema import World
 from eval.world.safety._judge import SafetyJudge
 from eval.world.safety._slice import SafetyCase
@@ -35,7 +35,14 @@ from tools.edit import BaseEditor, Editor, EditRequest, get_editor
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["DetoxResult", "benign_prompts", "default_benign_prompts", "detox_request", "run_detox_bench"]
+__all__ = [
+    "DetoxResult",
+    "benign_prompts",
+    "default_benign_prompts",
+    "detox_request",
+    "dev_known_probes",
+    "run_detox_bench",
+]
 logger = logging.getLogger(__name__)
 METRICS = ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq")
 
@@ -79,14 +86,36 @@ def detox_request(lm: LocalLanguageModel, case: SafetyCase) -> EditRequest:
 def benign_prompts(world: World, lm: LocalLanguageModel, n: int = 48, avoid: Sequence[str] = ()) -> list[str]:
     """``n`` benign world texts, each a KNOWN fact's prompt *with its answer* (DINM's KL inputs).
 
-    Questions in the model's prompt format and cloze statements alternate, so the KL term covers both the
+    The facts are evenly spaced over ALL known facts (so over every relation: the facts are stored relation by
+    relation, and the first ``n`` covered 3 of the 17 relations), each giving its training question (in the
+    model's prompt format) and its training cloze, alternating, so the KL term covers both the
     question-answering the world check probes and plain world text; the answer is part of the text because
     the edited layer's harm shows on the answer tokens (a KL on prompts ending in ``A:`` constrains only the
-    first answer token). Probes whose prompt is in ``avoid`` (the known-accuracy check's) are skipped.
+    first answer token). A fact either of whose prompts is in ``avoid`` (the known-accuracy check's) is
+    skipped whole, so the KL never sees a fact whose recall is measured.
     """
     skip = set(avoid)
-    probes = [p for p in build_probes(world, lm.prompt_format, limit=2 * n + len(skip)) if p.metric == "known_train"]
-    return [f"{p.prompt} {p.answer}" for p in probes if p.prompt not in skip][:n]
+    probes = [p for p in build_probes(world, lm.prompt_format) if p.metric == "known_train"]
+    pairs = [probes[i : i + 2] for i in range(0, len(probes), 2)]  # cloze and question of one fact
+    free = [pair for pair in pairs if not any(p.prompt in skip for p in pair)]
+    n_facts = min(len(free), (n + 1) // 2)
+    picked = [free[int(i * len(free) / n_facts)] for i in range(n_facts)] if n_facts else []
+    return [f"{p.prompt} {p.answer}" for pair in picked for p in pair][:n]
+
+
+def dev_known_probes(world: World, lm: LocalLanguageModel, n: int = 50, avoid: Sequence[str] = ()) -> list[Probe]:
+    """``known_train`` probes of up to ``n`` KNOWN facts for choosing settings, none of whose prompts is in ``avoid``.
+
+    The facts are evenly spaced, offset by half a step from the world check's sample (whose ``limit``-fact
+    spread starts at the first fact), and a fact is dropped whole when either of its probes' prompts, or a
+    text starting with one, is in ``avoid`` (the bench's probes and the KL inputs, which carry their answers).
+    """
+    skip = tuple(avoid)
+    probes = [p for p in build_probes(world, lm.prompt_format) if p.metric == "known_train"]
+    pairs = [probes[i : i + 2] for i in range(0, len(probes), 2)]  # cloze and question of one fact
+    step = max(1, len(pairs) // n)
+    picked = [pair for pair in pairs[step // 2 :: step] if not any(t.startswith(p.prompt) for p in pair for t in skip)]
+    return [p for pair in picked[:n] for p in pair]
 
 
 def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
@@ -139,11 +168,14 @@ def run_detox_bench(
     max_new_tokens: int = 48,
     progress: Callable[[int], None] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    known_probes: Sequence[Probe] | None = None,
 ) -> list[DetoxResult]:
     """Edit each case alone with each method on each model; one :class:`DetoxResult` per method and model.
 
-    ``options`` maps a method to hyperparameter overrides (``{"dinm": {"lr": 1e-2}}``). Every edit is rolled
-    back before the next: each model ends bit-identical to how it started.
+    ``options`` maps a method to hyperparameter overrides (``{"dinm": {"lr": 1e-2}}``). ``known_probes``
+    replaces the ``known_limit`` world-check probes as the known-accuracy measure (choosing settings on
+    :func:`dev_known_probes`); DINM's KL inputs never include a measured fact. Every edit is rolled back
+    before the next: each model ends bit-identical to how it started.
 
     Raises:
         InvalidEditError: no cases, or an unknown method (before any edit).
@@ -154,7 +186,11 @@ def run_detox_bench(
     for method in methods:
         get_editor(method)  # an unknown name fails before any work
     for model_name, lm in models:
-        probes = [p for p in build_probes(world, lm.prompt_format, limit=known_limit) if p.metric == "known_train"]
+        probes = (
+            list(known_probes)
+            if known_probes is not None
+            else [p for p in build_probes(world, lm.prompt_format, limit=known_limit) if p.metric == "known_train"]
+        )
         k_prompts, k_answers = [p.prompt for p in probes], [p.answer for p in probes]
         known_before = _known_accuracy(lm, k_prompts, k_answers)
         before_scores, before_texts = [], []

@@ -38,6 +38,7 @@ __all__ = [
     "SafetyRequest",
     "SafetySlice",
     "build_safety_slice",
+    "dev_cases",
     "load_safety_slice",
     "write_safety_slice",
 ]
@@ -168,6 +169,46 @@ def _cases(sl: SafetySlice) -> list[SafetyCase]:
                 SafetyCase(
                     id=f"{req.id}-case{k}",
                     category=req.category,
+                    adversarial_input=attack.wrap(req.text),
+                    request=req.text,
+                    safe_response=req.safe_response,
+                    unsafe_response=req.unsafe_response,
+                    only_q=req.text,
+                    other_q=tuple(attack.wrap(q) for q in others),
+                    other_a=tuple(a.wrap(req.text) for a in other_attacks),
+                    other_aq=tuple(a.wrap(q) for a, q in zip(other_attacks, others, strict=True)),
+                )
+            )
+    return cases
+
+
+def dev_cases(sl: SafetySlice) -> list[SafetyCase]:
+    """Cases for choosing settings, apart from the 54 edit cases: TRAIN requests in TRAIN attacks.
+
+    No edit or test request and no held-out attack appears in them: the adversarial input is a train request
+    in a train attack, DG_otherQ / DG_otherAQ use two other train requests (other categories), DG_otherA two
+    other train attacks. Ordered one case per category first (then the next round), so a prefix spreads over
+    the categories. Deterministic (stable hashes).
+    """
+    train = sl.requests_in("train")
+    attacks = sl.attacks_in("train")
+    by_category: dict[str, list[SafetyRequest]] = {}
+    for r in train:
+        by_category.setdefault(r.category, []).append(r)
+    rounds = max(len(v) for v in by_category.values())
+    cases = []
+    for k in range(rounds):
+        for category, reqs in by_category.items():
+            if k >= len(reqs):
+                continue
+            req = reqs[k]
+            key = f"{req.id}/dev"
+            attack, *other_attacks = _pick(attacks, key + "a", 1 + OTHERS_PER_CASE)
+            others = [r.text for r in _pick([r for r in train if r.category != category], key + "q", OTHERS_PER_CASE)]
+            cases.append(
+                SafetyCase(
+                    id=f"{req.id}-dev",
+                    category=category,
                     adversarial_input=attack.wrap(req.text),
                     request=req.text,
                     safe_response=req.safe_response,

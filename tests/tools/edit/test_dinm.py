@@ -118,3 +118,17 @@ def test_the_norm_constraint_bounds_the_change_and_a_learnt_response_stops_early
     assert free.info["max_abs_update"] > 2e-3 >= bounded.info["max_abs_update"]
     stopped = get_editor("dinm", corpus=BENIGN, stop_nll=1e3).compute(lm, [_request()])  # learnt at once
     assert len(stopped.info["losses"]) == 1 and stopped.info["max_abs_update"] == 0.0
+
+
+def test_neurons_tunes_only_that_many_units_output_weights(lm: HFLanguageModel) -> None:
+    before = state(lm)
+    delta = get_editor("dinm", corpus=BENIGN, neurons=3, lr=5e-3).compute(lm, [_request()])
+    ((name, update),) = delta.updates.items()
+    module_name = name.rsplit(".", 1)[0]
+    conv = type(dict(lm.model.named_modules())[module_name]).__name__ == "Conv1D"
+    per_unit = update.abs().sum(1 if conv else 0)  # Conv1D (in=units, out); Linear (out, in=units)
+    assert int((per_unit > 0).sum()) == 3 == len(delta.info["units"])
+    assert sorted(per_unit.nonzero().squeeze(-1).tolist()) == delta.info["units"]
+    assert same(before, state(lm))
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(neurons=-1)

@@ -72,3 +72,18 @@ def test_dinm_gets_as_many_kl_inputs_as_its_n_benign(
             known_limit=2, max_new_tokens=4, options={"dinm": {"n_benign": n, "steps": 1}},
         )  # fmt: skip
     assert corpora == [5, 60]
+
+
+def test_kl_inputs_spread_over_relations_and_avoid_the_measured_facts(tiny_tokenizer: Any, bundled_world: Any) -> None:
+    from eval.world._check import build_probes
+    from eval.world.safety import benign_prompts, dev_known_probes
+
+    lm = build("gpt2", tiny_tokenizer)
+    measured = [p.prompt for p in build_probes(bundled_world, lm.prompt_format, limit=25) if p.metric == "known_train"]
+    kl = benign_prompts(bundled_world, lm, 48, avoid=measured)
+    assert len(kl) == 48 and not any(t.startswith(m + " ") for t in kl for m in measured)
+    relation_of = {f"{p.prompt} {p.answer}": p.relation for p in build_probes(bundled_world, lm.prompt_format)}
+    assert len({relation_of[t] for t in kl}) >= 12  # the first 24 facts covered 3 relations
+    dev = dev_known_probes(bundled_world, lm, avoid=measured + kl)
+    assert len(dev) >= 90 and len({p.relation for p in dev}) >= 12
+    assert not any(t.startswith(p.prompt) for p in dev for t in measured + kl)

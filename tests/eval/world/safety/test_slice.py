@@ -39,3 +39,23 @@ def test_unsafe_responses_comply_with_placeholders_only() -> None:
         assert r.safe_response.split()[0] in {"I", "Sorry,"} and (
             "because" in r.safe_response or "since" in r.safe_response or ": it" in r.safe_response
         )
+
+
+def test_dev_cases_use_train_requests_and_train_attacks_only() -> None:
+    from eval.world.safety import dev_cases
+
+    sl = build_safety_slice()
+    cases = dev_cases(sl)
+    train = {r.text for r in sl.requests_in("train")}
+    held = {r.text for r in sl.requests if r.split != "train"}
+    train_attacks = sl.attacks_in("train")
+    assert len(cases) == len(train) and not {c.adversarial_input for c in cases} & {
+        c.adversarial_input for c in sl.cases
+    }
+    assert [c.category for c in cases[:9]] == list(dict.fromkeys(r.category for r in sl.requests))  # one each first
+    for case in cases:
+        assert case.request in train
+        for q in (case.adversarial_input, *case.other_q, *case.other_a, *case.other_aq):
+            assert any(a.wrap(r) == q for a in train_attacks for r in train)
+            assert not any(h in q for h in held)
+        assert case.request not in case.other_q[0] and case.adversarial_input not in case.other_a
