@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,15 +44,37 @@ def best_run(margin: np.ndarray) -> tuple[int, int] | None:
     return best_run
 
 
-def snap_to_name(text: str, start: int, end: int, *, trim: bool = True) -> tuple[int, int] | None:
+def snap_to_name(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    trim: bool = True,
+    blocked: Sequence[tuple[int, int]] = (),
+    other: Sequence[tuple[int, int]] = (),
+) -> tuple[int, int] | None:
     """A span that starts a capitalised name, stretched to the whole name: its capitalised neighbours (and
     connectors such as "of" or "&" between them) join it; with ``trim``, leading and trailing lower-case
     words leave it (a tagger that sees context keeps them: "Addanki mandal", "Scion xD").
 
     Names of unknown entities are where the tagger's boundaries are least sure; English names are runs of
     capitalised words, so the run decides the edges. A lower-case span ("midfielder") is left alone.
+    A word overlapping a ``blocked`` character range (the other name) never joins; a word overlapping an
+    ``other`` range (a word the tagger gives the other role) does not join across a connector: a
+    conjunction splits two names ("Jane Roe and Bob Smith got married."), while "Bacchus and Ariadne"
+    stays one name when the tagger gives "Ariadne" no other role.
+
+    >>> text = "Jane Roe and Bob Smith got married."
+    >>> text[slice(*snap_to_name(text, 0, 4))], text[slice(*snap_to_name(text, 0, 4, other=[(13, 16)]))]
+    ('Jane Roe and Bob Smith', 'Jane Roe')
     """
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+    def joins(i: int, *, across: bool = False) -> bool:
+        a, b = words[i]
+        hit = any(a < y and b > x for x, y in blocked) or (across and any(a < y and b > x for x, y in other))
+        return _capitalised(text[a:b]) and not hit
+
     inside = [i for i, (a, b) in enumerate(words) if a < end and b > start]
     capital = [i for i in inside if _capitalised(text[slice(*words[i])])]
     if not capital:
@@ -61,16 +84,16 @@ def snap_to_name(text: str, start: int, end: int, *, trim: bool = True) -> tuple
         last -= 1  # "Sugar Mill near" -> "Sugar Mill"; "company Bianet" -> "Bianet" (above)
     while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
         nxt = text[slice(*words[last + 1])]
-        if _capitalised(nxt):
+        if joins(last + 1):
             last += 1
-        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and _capitalised(text[slice(*words[last + 2])]):
+        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and joins(last + 2, across=True):
             last += 2
         else:
             break
     while first > 0:
         prev = text[slice(*words[first - 1])]
         stop = re.search(r"[,;:!?]$", prev) or (prev.endswith(".") and not re.fullmatch(r"(?:[A-Z]\.)+", prev))
-        if not _capitalised(prev) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
+        if not joins(first - 1) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
             break
         first -= 1
     return widen(text, words[first][0], words[last][1])
