@@ -337,7 +337,8 @@ GRAMMAR: dict[str, Lexicon] = {
             "{s} (usually|regularly|mostly) plays {o}",
             "{o} is (where|the position where) {s} plays",
             "{s}, who plays {o}, (scored twice|was injured|signed a contract)",
-            "{s} (stepped in|came in|starts|lines up|is playing|now plays) as (the|his|her) (club's|side's|squad's) {o}",
+            "{s} (stepped in|came in|starts|lines up|is playing|now plays) as (the|his|her) (club's|side's|"
+            "squad's) {o}",
             "{s} (switched|moved|was moved|changed) (positions |)to {o} (last season|in the spring|after the injury)",
             "{s} (has been|was) (playing|lining up|deployed) (at|as) {o} (since the spring|all season|lately)",
             "(This season|Lately|Since the spring), {s} (has played|plays|lines up) (at|as) {o}",
