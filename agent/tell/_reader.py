@@ -62,6 +62,7 @@ _SWAP_PRIOR = 0.3  # a reading with subject and object swapped against the tagge
 # names at 1.0, 0.834 with these powers), never on the benchmark
 _REL_POWER = 2.0
 _SPAN_POWER = 0.25
+_FIRM_OUTSIDE = 0.99  # a word the tagger puts outside every name this surely never joins one from before it
 
 
 class _Asserted(Protocol):
@@ -324,7 +325,10 @@ class TripleReader:
         if span is not None and self.snap != "off":
             other = [(int(a), int(b)) for (a, b), t in zip(e.offsets, tags, strict=True) if np.argmax(t) == 3 - role]
             blocked = [(taken.start, taken.end)] if taken is not None else []
-            span = snap_to_name(e.text, *span, trim=self.snap == "trim", blocked=blocked, other=other)
+            firm = [(int(a), int(b)) for (a, b), t in zip(e.offsets, tags, strict=True) if t[0] >= _FIRM_OUTSIDE]
+            span = snap_to_name(
+                e.text, *span, trim=self.snap == "trim", blocked=blocked, other=other, no_prefix=firm
+            )  # fmt: skip
         best: _Span | None = None
         for m in mentions:
             if taken is not None and m.start < taken.end and m.end > taken.start:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.tell._spans import snap_to_name
+from agent.tell._spans import snap_to_name, widen
 
 
 def _snap(text: str, piece: str, **kw: object) -> str:
@@ -31,3 +31,26 @@ def test_the_other_name_never_joins() -> None:
     text = "Cindy Crawford Emma Stone wed."
     taken = (text.index("Emma"), len("Cindy Crawford Emma Stone"))
     assert _snap(text, "Cindy", blocked=[taken]) == "Cindy Crawford"
+
+
+def test_a_title_the_tagger_puts_outside_does_not_join_from_before_but_a_name_tail_does() -> None:
+    text = "Toshiba is led by its CEO Jane Roe."
+    ceo = (text.index("CEO"), text.index("CEO") + 3)
+    assert _snap(text, "Jane Roe") == "CEO Jane Roe"
+    assert _snap(text, "Jane Roe", no_prefix=[ceo]) == "Jane Roe"
+    tail = "Pat wed Charles Beale the Elder last year."
+    elder = (tail.index("Elder"), tail.index("Elder") + 5)
+    assert _snap(tail, "Charles Beale", no_prefix=[elder]) == "Charles Beale the Elder"
+
+
+def test_widen_drops_a_type_noun_before_a_name_and_a_trailing_reflexive() -> None:
+    text = "Jane Roe is the creator of the work Body of Air."
+    start = text.index("the work")
+    span = widen(text, start, len(text) - 1)
+    assert span is not None and text[span[0] : span[1]] == "Body of Air"
+    text = "It was painted by the artist Raphael himself."
+    span = widen(text, text.index("Raphael"), len(text) - 1)
+    assert span is not None and text[span[0] : span[1]] == "Raphael"
+    text = "The work was done by Work Horse Ltd."  # a capitalised "Work" is a name's own word
+    span = widen(text, text.index("Work Horse"), len(text) - 1)
+    assert span is not None and text[span[0] : span[1]] == "Work Horse Ltd."
