@@ -9,7 +9,9 @@ that role, widened to whole words and, for capitalised names, to the whole run o
 
 Known names win over raw spans: an entity-linker mention (exact label or alias, case-insensitive) that
 covers a role's span, or whose tokens the tagger gives that role on average, becomes the role with its
-canonical label; the object is decoded only among tokens the subject does not hold. Relation ambiguity
+canonical label; the object is decoded only among tokens the subject does not hold, and a name is not
+stretched across "and" (or another connector) to words the tagger gives the other role ("Jane Roe and Bob
+Smith got married.": two names). Relation ambiguity
 ("X is in Y": headquarters, country or constellation) is resolved by the entity types the graph knows
 (the relations a known subject or object already has); when two relations stay close the reading is
 ambiguous and asked back, never applied.
@@ -60,6 +62,7 @@ _SWAP_PRIOR = 0.3  # a reading with subject and object swapped against the tagge
 # names at 1.0, 0.834 with these powers), never on the benchmark
 _REL_POWER = 2.0
 _SPAN_POWER = 0.25
+_FIRM_OUTSIDE = 0.99  # a word the tagger puts outside every name this surely never joins one from before it
 
 
 class _Asserted(Protocol):
@@ -320,7 +323,12 @@ class TripleReader:
         run = best_run(margin)
         span = None if run is None else widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
         if span is not None and self.snap != "off":
-            span = snap_to_name(e.text, *span, trim=self.snap == "trim")
+            other = [(int(a), int(b)) for (a, b), t in zip(e.offsets, tags, strict=True) if np.argmax(t) == 3 - role]
+            blocked = [(taken.start, taken.end)] if taken is not None else []
+            firm = [(int(a), int(b)) for (a, b), t in zip(e.offsets, tags, strict=True) if t[0] >= _FIRM_OUTSIDE]
+            span = snap_to_name(
+                e.text, *span, trim=self.snap == "trim", blocked=blocked, other=other, no_prefix=firm
+            )  # fmt: skip
         best: _Span | None = None
         for m in mentions:
             if taken is not None and m.start < taken.end and m.end > taken.start:
@@ -362,11 +370,12 @@ class TripleReader:
         forward = log[a[0] : a[1] + 1, 1].sum() + log[b[0] : b[1] + 1, 2].sum()
         backward = log[a[0] : a[1] + 1, 2].sum() + log[b[0] : b[1] + 1, 1].sum()
         runs = (a, b) if forward >= backward else (b, a)
+        chars = [(int(e.offsets[r[0], 0]), int(e.offsets[r[1], 1])) for r in runs]
         spans = []
         for role, run in zip((1, 2), runs, strict=True):
             span = widen(e.text, int(e.offsets[run[0], 0]), int(e.offsets[run[1], 1]))
-            if span is not None and self.snap != "off":
-                span = snap_to_name(e.text, *span, trim=self.snap == "trim")
+            if span is not None and self.snap != "off":  # one name never swallows the other ("X and Y")
+                span = snap_to_name(e.text, *span, trim=self.snap == "trim", blocked=[chars[2 - role]])
             if span is None:
                 return None
             text = e.text[span[0] : span[1]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,15 +44,43 @@ def best_run(margin: np.ndarray) -> tuple[int, int] | None:
     return best_run
 
 
-def snap_to_name(text: str, start: int, end: int, *, trim: bool = True) -> tuple[int, int] | None:
+def snap_to_name(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    trim: bool = True,
+    blocked: Sequence[tuple[int, int]] = (),
+    other: Sequence[tuple[int, int]] = (),
+    no_prefix: Sequence[tuple[int, int]] = (),
+) -> tuple[int, int] | None:
     """A span that starts a capitalised name, stretched to the whole name: its capitalised neighbours (and
     connectors such as "of" or "&" between them) join it; with ``trim``, leading and trailing lower-case
     words leave it (a tagger that sees context keeps them: "Addanki mandal", "Scion xD").
 
     Names of unknown entities are where the tagger's boundaries are least sure; English names are runs of
     capitalised words, so the run decides the edges. A lower-case span ("midfielder") is left alone.
+    A word overlapping a ``blocked`` character range (the other name) never joins; a word overlapping an
+    ``other`` range (a word the tagger gives the other role) does not join across a connector: a
+    conjunction splits two names ("Jane Roe and Bob Smith got married."), while "Bacchus and Ariadne"
+    stays one name when the tagger gives "Ariadne" no other role. A word overlapping a ``no_prefix`` range
+    (one the tagger firmly puts outside every name) does not join from before the span: a title before a
+    name ("its CEO Bob Iger") stays out, while a name's own tail ("Charles Beale the Elder") still joins.
+
+    >>> text = "Jane Roe and Bob Smith got married."
+    >>> text[slice(*snap_to_name(text, 0, 4))], text[slice(*snap_to_name(text, 0, 4, other=[(13, 16)]))]
+    ('Jane Roe and Bob Smith', 'Jane Roe')
     """
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+    def hits(i: int, ranges: Sequence[tuple[int, int]]) -> bool:
+        a, b = words[i]
+        return any(a < y and b > x for x, y in ranges)
+
+    def joins(i: int, *, across: bool = False, before: bool = False) -> bool:
+        hit = hits(i, blocked) or (across and hits(i, other)) or (before and hits(i, no_prefix))
+        return _capitalised(text[slice(*words[i])]) and not hit
+
     inside = [i for i, (a, b) in enumerate(words) if a < end and b > start]
     capital = [i for i in inside if _capitalised(text[slice(*words[i])])]
     if not capital:
@@ -61,16 +90,16 @@ def snap_to_name(text: str, start: int, end: int, *, trim: bool = True) -> tuple
         last -= 1  # "Sugar Mill near" -> "Sugar Mill"; "company Bianet" -> "Bianet" (above)
     while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
         nxt = text[slice(*words[last + 1])]
-        if _capitalised(nxt):
+        if joins(last + 1):
             last += 1
-        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and _capitalised(text[slice(*words[last + 2])]):
+        elif nxt.casefold() in _CONNECTORS and last + 2 < len(words) and joins(last + 2, across=True):
             last += 2
         else:
             break
     while first > 0:
         prev = text[slice(*words[first - 1])]
         stop = re.search(r"[,;:!?]$", prev) or (prev.endswith(".") and not re.fullmatch(r"(?:[A-Z]\.)+", prev))
-        if not _capitalised(prev) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
+        if not joins(first - 1, before=True) or stop or (first - 1 == 0 and prev.casefold() in _OPENERS):
             break
         first -= 1
     return widen(text, words[first][0], words[last][1])
@@ -86,7 +115,9 @@ _OPENERS = {"now", "today", "actually", "also", "so", "but", "and", "these", "si
 
 
 def widen(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The span widened to whole words, without a possessive "'s", edge punctuation or a leading article."""
+    """The span widened to whole words, without a possessive "'s", edge punctuation, a leading article, a
+    leading lower-case type noun before a capitalised name ("work Body of Air") or a trailing reflexive
+    ("Raphael himself")."""
     while start > 0 and not text[start - 1].isspace():
         start -= 1
     while end < len(text) and not text[end].isspace():
@@ -104,7 +135,23 @@ def widen(text: str, start: int, end: int) -> tuple[int, int] | None:
     first = text[start:end].split(" ", 1)
     if len(first) == 2 and first[0].casefold() in _LEAD_WORDS and not _article_of_a_name(first[0], first[1]):
         start += len(first[0]) + 1
+        first = text[start:end].split(" ", 1)
+    if len(first) == 2 and first[0] in _TYPE_NOUNS and _capitalised(first[1]):  # "the work Body of Air"
+        start += len(first[0]) + 1
+    last = text[start:end].rsplit(" ", 1)
+    if len(last) == 2 and last[1].casefold() in _REFLEXIVES:  # "by the artist Raphael himself"
+        end -= len(last[1]) + 1
     return (start, end) if end > start else None
+
+
+# Lower-case nouns naming what a thing is, said before its name ("the work X", "the company X", "the star X"):
+# never the first word of a name that goes on capitalised
+_TYPE_NOUNS = {
+    "work", "painting", "artwork", "piece", "sculpture", "statue", "novel", "book", "song", "album", "film",
+    "opera", "poem", "company", "firm", "star", "constellation", "landmark", "artist", "painter", "sculptor",
+    "author", "writer", "composer", "architect", "country", "city", "language", "university", "player",
+}  # fmt: skip
+_REFLEXIVES = {"himself", "herself", "itself", "themselves"}
 
 
 def _article_of_a_name(article: str, rest: str) -> bool:

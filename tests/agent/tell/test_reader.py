@@ -191,3 +191,28 @@ def test_the_reading_bench_scores_free_and_template_phrasings_apart(small_world:
     shares = figures["tell_parse_rate"] + figures["tell_wrong_rate"] + figures["tell_suggested_rate"]
     assert figures["tell_parse_rate"] >= 0.0 and shares <= 1.0 + 1e-9
     assert figures["tell_ms_p50"] > 0.0
+
+
+def test_two_names_joined_by_and_are_read_as_subject_and_object(reader: TripleReader) -> None:
+    # the name-joining step used to merge "Jane Roe and Bob Smith" into one name and read nothing
+    reading = reader.read("Jane Roe and Bob Smith got married.")
+    assert reading is not None
+    assert {reading.triple.subject, reading.triple.object} == {"Jane Roe", "Bob Smith"}
+    assert reading.triple.relation == "spouse"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "triple"),
+    [
+        # a title before a name stays out of it; a type noun before a title and a reflexive after a name too
+        ("AOL is led by its CEO Jane Roe.", ("AOL", "company_ceo", "Jane Roe")),
+        ("Jane Roe is the creator of the work Body of Air.", ("Body of Air", "creator", "Jane Roe")),
+        ("Body of Air was painted by the artist Jane Roe herself.", ("Body of Air", "creator", "Jane Roe")),
+    ],
+)
+def test_titles_type_nouns_and_reflexives_stay_out_of_names(
+    reader: TripleReader, sentence: str, triple: tuple[str, ...]
+) -> None:
+    reading = reader.read(sentence)
+    assert reading is not None
+    assert (reading.triple.subject, reading.triple.relation, reading.triple.object) == triple

@@ -55,3 +55,18 @@ def test_make_examples_is_seeded_and_balanced() -> None:
         if ex.relation != NONE:
             s, o = _names(ex)
             assert s in {"AOL", "Nokia"} and o in {"Tim Armstrong", "Rajeev Suri", "Dulles"}
+
+
+def test_the_grammar_states_inverse_conjoined_and_lower_case_object_constructions() -> None:
+    phrasings = training_phrasings()
+    # advisor and student told from the other end: the advisor "to / for" the student, the student's doctorate
+    assert "{s} served as the doctoral advisor to {o}" in phrasings["doctoral_student"]
+    assert "{o} received a doctorate under {s}" in phrasings["doctoral_student"]
+    assert "{s} received a doctorate under {o}" in phrasings["doctoral_advisor"]
+    # two names joined by "and": the subject and the object of a symmetric relation, a company and its CEO
+    assert "{s} and {o} were married" in phrasings["spouse"]
+    assert "{s} and its CEO {o} announced a deal" in phrasings["company_ceo"]
+    # lower-case objects after an adjective or a career verb
+    assert "{s} is a practising {o}" in phrasings["person_occupation"]
+    assert "{s} took a position as a {o}" in phrasings["person_occupation"]
+    assert "{s} switched to {o} last season" in phrasings["person_plays_position_in_sport"]
