@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from eval.world._train import trained_slices
 from eval.world.safety import replay_world
 
 
-def test_the_phase_teaches_known_concept_facts_only_and_states_no_unknown_fact(bundled_world: World) -> None:
-    cfg = ConceptConfig()
+@pytest.mark.parametrize("name", ["default", *sorted(MODEL_NAMES.values())])
+def test_the_phase_teaches_known_concept_facts_only_and_states_no_unknown_fact(bundled_world: World, name: str) -> None:
+    cfg = concept_config(name)
     concepts = ConceptExamples(bundled_world)
     factory = ExampleFactory(replay_world(bundled_world, MODELS_DIR / MODEL_NAMES["gpt2"]), seed=cfg.seed)
     texts = []
@@ -56,6 +58,36 @@ def test_definitions_are_repeated_and_epochs_are_seeded(bundled_world: World) ->
     assert len(thrice) - len(once) >= 2 * 2 * n_definitions  # two more draws of 2 + 2 examples per definition
     assert concepts.epoch(1, ConceptConfig()) == ConceptExamples(bundled_world).epoch(1, ConceptConfig())
     assert concepts.epoch(1, ConceptConfig()) != concepts.epoch(2, ConceptConfig())
+
+
+def _instance_answers(examples: list[Any]) -> Counter[str]:
+    return Counter(e.answer.strip() for e in examples if e.prompt.startswith("Q: Is ") and "Context:" not in e.prompt)
+
+
+def test_balanced_instances_even_the_yes_and_no_answers(bundled_world: World) -> None:
+    concepts = ConceptExamples(bundled_world)
+    known = [f for f in bundled_world.slice_facts if f.category == "instance_of" and f.split == "known"]
+    yes = sum(f.answer == "yes" for f in known)
+    assert yes / len(known) > 0.6  # the world's KNOWN instance-of facts lean to yes
+    plain = _instance_answers(concepts.epoch(0, ConceptConfig()))
+    even = _instance_answers(concepts.epoch(0, ConceptConfig(balance_instances=True)))
+    assert plain["yes"] / plain["no"] > 1.6
+    assert 0.8 < even["yes"] / even["no"] < 1.25
+    assert even["yes"] == plain["yes"]  # only the rarer answer is drawn again
+    base = concepts.epoch(0, ConceptConfig())  # reading examples are sized on one draw of the slice
+    reading = [e for e in concepts.epoch(0, ConceptConfig(balance_instances=True)) if "Context:" in e.prompt]
+    assert len(reading) == sum("Context:" in e.prompt for e in base)
+
+
+def test_a_full_replay_draw_replays_the_whole_mix(bundled_world: World) -> None:
+    cfg = ConceptConfig(world_per_epoch=10**6, replay_reading_ratio=0.1)
+    factory = ExampleFactory(replay_world(bundled_world, MODELS_DIR / MODEL_NAMES["gpt2"]), seed=cfg.seed)
+    replayed = replayed_examples(factory, 0, cfg)
+    mix = factory.epoch(0, reading_ratio=0.1, per_fact=1, paraphrases=True)
+    assert sorted(map(repr, replayed)) == sorted(map(repr, mix))
+    wide = factory.epoch(0, reading_ratio=1.0, per_fact=1, paraphrases=True)
+    assert len(replayed) < len(wide)  # fewer reading examples: the closed-book facts are all there
+    assert sum("Context:" in e.prompt for e in replayed) < 0.15 * len(replayed)
 
 
 def _small_world(world: World) -> World:
