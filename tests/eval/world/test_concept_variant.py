@@ -74,9 +74,49 @@ def test_balanced_instances_even_the_yes_and_no_answers(bundled_world: World) ->
     assert plain["yes"] / plain["no"] > 1.6
     assert 0.8 < even["yes"] / even["no"] < 1.25
     assert even["yes"] == plain["yes"]  # only the rarer answer is drawn again
-    base = concepts.epoch(0, ConceptConfig())  # reading examples are sized on one draw of the slice
+    base = concepts.epoch(0, ConceptConfig())  # the balancing draws do not add reading examples
     reading = [e for e in concepts.epoch(0, ConceptConfig(balance_instances=True)) if "Context:" in e.prompt]
     assert len(reading) == sum("Context:" in e.prompt for e in base)
+
+
+def _n_reading(examples: list[Any]) -> int:
+    return sum("Context:" in e.prompt for e in examples)
+
+
+def test_reading_per_draw_sizes_the_reading_on_one_draw_of_the_slice(bundled_world: World) -> None:
+    concepts = ConceptExamples(bundled_world)
+    one = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=1)))
+    per_draw = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=6, reading_per_draw=True)))
+    on_book = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=6)))
+    assert per_draw == one < on_book
+
+
+def test_a_record_without_later_fields_is_the_same_phase_as_their_defaults(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from eval.world._concept_variant import _same_phase
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    old = {k: v for k, v in asdict(replace(ConceptConfig(), threads=0)).items() if k not in {"balance_instances"}}
+
+    def record(cfg: dict[str, Any]) -> None:
+        phases = [{"config": {"concept_phase": cfg}}]
+        (tmp_path / "training.json").write_text(json.dumps({"phases": phases}), encoding="utf-8")
+
+    record(old)
+    assert _same_phase(tmp_path, ConceptConfig())
+    assert not _same_phase(tmp_path, ConceptConfig(balance_instances=True))
+    record({**old, "epochs": 2})
+    assert not _same_phase(tmp_path, ConceptConfig())
+    record({**old, "unknown_field": 1})
+    assert not _same_phase(tmp_path, ConceptConfig())
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_NAMES.values()))
+def test_the_shipped_variants_hold_their_schedules(name: str) -> None:
+    from eval.world._concept_variant import _same_phase
+
+    assert _same_phase(MODELS_DIR / concept_name(name), concept_config(name))  # the stage keeps them
 
 
 def test_a_full_replay_draw_replays_the_whole_mix(bundled_world: World) -> None:
