@@ -57,8 +57,11 @@ class ConceptConfig:
     epochs: int = 8
     per_fact: int = 2  # closed-book statements and questions drawn per KNOWN concept fact, each epoch
     definition_repeats: int = 3  # definitions are 61 of 652 KNOWN facts: their closed-book examples, repeated
+    balance_instances: bool = False  # draw the rarer instance-of answer's facts again until yes ~ no
     reading_ratio: float = 0.5  # slice reading examples per closed-book example
+    reading_per_draw: bool = False  # size the reading on one draw of the slice (not on the repeated definitions)
     world_per_epoch: int = 2000  # the model's own English training examples replayed per epoch
+    replay_reading_ratio: float = 1.0  # reading examples per closed-book one in the mix the replay is drawn from
     lr: float = 1e-3
     warmup: int = 20
     kl_weight: float = 1.0  # weight of KL(source || model) on every token of the replayed English blocks
@@ -68,11 +71,25 @@ class ConceptConfig:
     threads: int = 1
 
 
-# Per reference model (figures in the README). LLaMA learns the world faster than GPT-2 at this size (see
-# eval.world._pipeline): it gets a shorter phase with fewer reading and replayed examples (half the steps).
+# Per reference model (figures in the README). GPT-2 keeps the first schedule: a rebuild with the LLaMA recipe
+# below (5 epochs, replay_reading_ratio 0.25) kept its English closed-book figures but read contexts worse
+# (context_unknown 0.86 against 0.885) and learnt fewer definitions (0.85 against 0.89), so it was not shipped.
+# LLaMA replays its whole English mix of KNOWN facts each epoch (replay_reading_ratio 0.1: 4,631 examples)
+# under KL 2 and draws definitions six times and the "no" instance-of facts twice (issue 22, stop 38): the
+# earlier draw of 1,200 from the 1.0 mix lost it 12.5 points of held-out paraphrases. It learns the world
+# faster than GPT-2 at this size (see eval.world._pipeline): a shorter phase, fewer slice reading examples.
 CONCEPT_CONFIGS: dict[str, ConceptConfig] = {
     "gpt2-world": ConceptConfig(),
-    "llama-world": ConceptConfig(epochs=5, reading_ratio=0.3, world_per_epoch=1200, kl_weight=2.0),
+    "llama-world": ConceptConfig(
+        epochs=5,
+        definition_repeats=6,
+        balance_instances=True,
+        reading_ratio=0.3,
+        reading_per_draw=True,
+        world_per_epoch=5000,
+        replay_reading_ratio=0.1,
+        kl_weight=2.0,
+    ),
 }
 
 
@@ -93,28 +110,52 @@ def concept_world(world: World) -> World:
 
 class ConceptExamples:
     """The phase's concept examples for one world: the concept slice, its definitions drawn ``definition_repeats``
-    times (61 of 652 KNOWN facts, the longest answers: without repeats the definition cloze is learnt last)."""
+    times (61 of 652 KNOWN facts, the longest answers: without repeats the definition cloze is learnt last) and,
+    with ``balance_instances``, the instance-of facts of the rarer answer drawn again until "yes" and "no" are
+    about even (389 KNOWN facts say yes, 202 no: trained as they come, the variants answered yes to 0.66-0.8 of
+    the questions, about what always saying yes scores)."""
 
     def __init__(self, world: World) -> None:
         mine = concept_world(world)
         self.all = SliceExamples(mine)
+        known = [f for f in mine.slice_facts if f.split == "known"]
         definitions = tuple(f for f in mine.slice_facts if f.category == "definition")
         self.definitions = SliceExamples(replace(mine, slice_facts=definitions))
+        instances = [f for f in known if f.category == "instance_of"]
+        yes = sum(f.answer == "yes" for f in instances)
+        rarer = "yes" if yes < len(instances) - yes else "no"
+        n_rarer = min(yes, len(instances) - yes)
+        # extra draws of the rarer answer's facts: round(majority / minority) - 1 (389 / 202 -> 1)
+        self.instance_repeats = round((len(instances) - n_rarer) / n_rarer) - 1 if n_rarer else 0
+        rare = tuple(f for f in known if f.category == "instance_of" and f.answer == rarer)
+        self.rare_instances = SliceExamples(replace(mine, slice_facts=rare))
 
     def epoch(self, epoch: int, cfg: ConceptConfig) -> list[Example]:
-        """Closed-book examples (definitions repeated) plus ``reading_ratio`` times as many reading examples."""
+        """Closed-book examples (definitions repeated, instance-of answers balanced when asked) plus
+        ``reading_ratio`` times as many reading examples as the closed-book examples before balancing have
+        (as one draw of the slice has, with ``reading_per_draw``)."""
         rng = random.Random(f"{cfg.seed}:concepts:{epoch}")
         book = self.all.closed_book(rng, cfg.per_fact)
+        n_reading = int(len(book) * cfg.reading_ratio)
         for _ in range(cfg.definition_repeats - 1):
             book += self.definitions.closed_book(rng, cfg.per_fact)
-        return book + self.all.reading(rng, int(len(book) * cfg.reading_ratio))
+        if not cfg.reading_per_draw:
+            n_reading = int(len(book) * cfg.reading_ratio)
+        for _ in range(self.instance_repeats if cfg.balance_instances else 0):
+            book += self.rare_instances.closed_book(rng, cfg.per_fact)
+        return book + self.all.reading(rng, n_reading)
 
 
 def replayed_examples(factory: ExampleFactory, epoch: int, cfg: ConceptConfig) -> list[Example]:
     """``world_per_epoch`` of the source model's own English training examples (``factory`` built on
-    :func:`~eval.world.safety.replay_world`, so nothing the source never learnt is replayed)."""
+    :func:`~eval.world.safety.replay_world`, so nothing the source never learnt is replayed), drawn from the
+    build's epoch mix with ``replay_reading_ratio`` (every KNOWN fact once as a statement and once as a
+    question, plus that ratio as many reading examples). A small ratio with a draw as large as the mix replays
+    every fact each epoch, as for the ``-unsafe`` variants: a draw of 1,200 of the 8,417 examples of the 1.0
+    mix left LLaMA's held-out paraphrases 12.5 points down; the whole 0.1 mix keeps them (0.790 against 0.795) but
+    its few reading examples leave counterfactual contexts 6.5 points down (0.880 against 0.945)."""
     rng = random.Random(f"{cfg.seed}:replay:{epoch}")
-    replay = factory.epoch(epoch, reading_ratio=1.0, per_fact=1, paraphrases=True)
+    replay = factory.epoch(epoch, reading_ratio=cfg.replay_reading_ratio, per_fact=1, paraphrases=True)
     return rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
 
 
@@ -123,7 +164,11 @@ def _same_phase(out_dir: Path, cfg: ConceptConfig) -> bool:
     if not (path.is_file() and (out_dir / "model.safetensors").is_file()):
         return False
     last = json.loads(path.read_text(encoding="utf-8")).get("phases", [{}])[-1]
-    return bool(last.get("config", {}).get("concept_phase") == asdict(replace(cfg, threads=0)))
+    recorded = last.get("config", {}).get("concept_phase")
+    if not isinstance(recorded, dict) or set(recorded) - set(asdict(cfg)):
+        return False
+    # a field the record lacks was added later: its default is what that phase did
+    return ConceptConfig(**recorded) == replace(cfg, threads=0)
 
 
 def train_concept_variant(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from eval.world._train import trained_slices
 from eval.world.safety import replay_world
 
 
-def test_the_phase_teaches_known_concept_facts_only_and_states_no_unknown_fact(bundled_world: World) -> None:
-    cfg = ConceptConfig()
+@pytest.mark.parametrize("name", ["default", *sorted(MODEL_NAMES.values())])
+def test_the_phase_teaches_known_concept_facts_only_and_states_no_unknown_fact(bundled_world: World, name: str) -> None:
+    cfg = concept_config(name)
     concepts = ConceptExamples(bundled_world)
     factory = ExampleFactory(replay_world(bundled_world, MODELS_DIR / MODEL_NAMES["gpt2"]), seed=cfg.seed)
     texts = []
@@ -56,6 +58,76 @@ def test_definitions_are_repeated_and_epochs_are_seeded(bundled_world: World) ->
     assert len(thrice) - len(once) >= 2 * 2 * n_definitions  # two more draws of 2 + 2 examples per definition
     assert concepts.epoch(1, ConceptConfig()) == ConceptExamples(bundled_world).epoch(1, ConceptConfig())
     assert concepts.epoch(1, ConceptConfig()) != concepts.epoch(2, ConceptConfig())
+
+
+def _instance_answers(examples: list[Any]) -> Counter[str]:
+    return Counter(e.answer.strip() for e in examples if e.prompt.startswith("Q: Is ") and "Context:" not in e.prompt)
+
+
+def test_balanced_instances_even_the_yes_and_no_answers(bundled_world: World) -> None:
+    concepts = ConceptExamples(bundled_world)
+    known = [f for f in bundled_world.slice_facts if f.category == "instance_of" and f.split == "known"]
+    yes = sum(f.answer == "yes" for f in known)
+    assert yes / len(known) > 0.6  # the world's KNOWN instance-of facts lean to yes
+    plain = _instance_answers(concepts.epoch(0, ConceptConfig()))
+    even = _instance_answers(concepts.epoch(0, ConceptConfig(balance_instances=True)))
+    assert plain["yes"] / plain["no"] > 1.6
+    assert 0.8 < even["yes"] / even["no"] < 1.25
+    assert even["yes"] == plain["yes"]  # only the rarer answer is drawn again
+    base = concepts.epoch(0, ConceptConfig())  # the balancing draws do not add reading examples
+    reading = [e for e in concepts.epoch(0, ConceptConfig(balance_instances=True)) if "Context:" in e.prompt]
+    assert len(reading) == sum("Context:" in e.prompt for e in base)
+
+
+def _n_reading(examples: list[Any]) -> int:
+    return sum("Context:" in e.prompt for e in examples)
+
+
+def test_reading_per_draw_sizes_the_reading_on_one_draw_of_the_slice(bundled_world: World) -> None:
+    concepts = ConceptExamples(bundled_world)
+    one = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=1)))
+    per_draw = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=6, reading_per_draw=True)))
+    on_book = _n_reading(concepts.epoch(0, ConceptConfig(definition_repeats=6)))
+    assert per_draw == one < on_book
+
+
+def test_a_record_without_later_fields_is_the_same_phase_as_their_defaults(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from eval.world._concept_variant import _same_phase
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    old = {k: v for k, v in asdict(replace(ConceptConfig(), threads=0)).items() if k not in {"balance_instances"}}
+
+    def record(cfg: dict[str, Any]) -> None:
+        phases = [{"config": {"concept_phase": cfg}}]
+        (tmp_path / "training.json").write_text(json.dumps({"phases": phases}), encoding="utf-8")
+
+    record(old)
+    assert _same_phase(tmp_path, ConceptConfig())
+    assert not _same_phase(tmp_path, ConceptConfig(balance_instances=True))
+    record({**old, "epochs": 2})
+    assert not _same_phase(tmp_path, ConceptConfig())
+    record({**old, "unknown_field": 1})
+    assert not _same_phase(tmp_path, ConceptConfig())
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_NAMES.values()))
+def test_the_shipped_variants_hold_their_schedules(name: str) -> None:
+    from eval.world._concept_variant import _same_phase
+
+    assert _same_phase(MODELS_DIR / concept_name(name), concept_config(name))  # the stage keeps them
+
+
+def test_a_full_replay_draw_replays_the_whole_mix(bundled_world: World) -> None:
+    cfg = ConceptConfig(world_per_epoch=10**6, replay_reading_ratio=0.1)
+    factory = ExampleFactory(replay_world(bundled_world, MODELS_DIR / MODEL_NAMES["gpt2"]), seed=cfg.seed)
+    replayed = replayed_examples(factory, 0, cfg)
+    mix = factory.epoch(0, reading_ratio=0.1, per_fact=1, paraphrases=True)
+    assert sorted(map(repr, replayed)) == sorted(map(repr, mix))
+    wide = factory.epoch(0, reading_ratio=1.0, per_fact=1, paraphrases=True)
+    assert len(replayed) < len(wide)  # fewer reading examples: the closed-book facts are all there
+    assert sum("Context:" in e.prompt for e in replayed) < 0.15 * len(replayed)
 
 
 def _small_world(world: World) -> World:
