@@ -123,7 +123,9 @@ def test_the_norm_constraint_bounds_the_change_and_a_learnt_response_stops_early
 def test_neurons_tunes_only_that_many_units_output_weights(lm: HFLanguageModel) -> None:
     before = state(lm)
     delta = get_editor("dinm", corpus=BENIGN, neurons=3, lr=5e-3).compute(lm, [_request()])
+    assert isinstance(delta, WeightDelta)
     ((name, update),) = delta.updates.items()
+    assert isinstance(update, torch.Tensor)
     module_name = name.rsplit(".", 1)[0]
     conv = type(dict(lm.model.named_modules())[module_name]).__name__ == "Conv1D"
     per_unit = update.abs().sum(1 if conv else 0)  # Conv1D (in=units, out); Linear (out, in=units)
