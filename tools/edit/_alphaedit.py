@@ -75,7 +75,7 @@ from tools.edit._stats import second_moment
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["AlphaEditEditor", "AlphaEditHyperParams", "null_space_projector"]
+__all__ = ["AlphaEditEditor", "AlphaEditHyperParams", "null_space_projector", "projected_solve"]
 logger = logging.getLogger(__name__)
 
 
@@ -86,6 +86,7 @@ class AlphaEditHyperParams(MEMITHyperParams):
     nullspace_energy: float = 1e-2  # the null space: C's smallest eigen-directions holding this share of its trace
     alpha: float = 1.0  # ridge term α of the solve
     previous_keys: bool = True  # constrain by the keys of earlier alphaedit edits in the journal (Kp)
+    whiten: bool = False  # also weigh by MEMIT's λ C inside the null space (projected_solve)
 
     def __post_init__(self) -> None:
         if not 0 < self.nullspace_energy < 1:
@@ -111,6 +112,21 @@ def null_space_projector(cov: torch.Tensor, energy: float) -> tuple[torch.Tensor
     keep = share <= energy
     basis = vectors[:, keep]  # (in, r)
     return basis @ basis.T, int(keep.sum())
+
+
+def projected_solve(
+    proj: torch.Tensor, keys: torch.Tensor, gram: torch.Tensor, alpha: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """AlphaEdit's right factor ``P (P (W + G) P + α I)⁻¹ P K`` ``(in, n)``.
+
+    ``proj`` is the projector ``P`` ``(in, in)``, ``keys`` the new keys ``K`` ``(in, n)``, ``gram`` ``G`` the
+    keys' Gram matrix (``K Kᵀ``, plus ``Kp Kpᵀ`` of earlier edits), ``weight`` ``W`` an optional ``(in, in)``
+    weighting of the null space (MEMIT's ``λ C`` with ``whiten``; ``None``: the paper's plain solve). The
+    result lies in ``P``'s range, so ``kᵀ · right = 0`` for every key ``k`` orthogonal to it.
+    """
+    inner = gram if weight is None else weight + gram
+    eye = torch.eye(proj.shape[0], dtype=proj.dtype, device=proj.device)
+    return proj @ torch.linalg.solve(proj @ inner @ proj + alpha * eye, proj @ keys)
 
 
 class AlphaEditEditor(MEMITEditor):
@@ -157,12 +173,11 @@ class AlphaEditEditor(MEMITEditor):
         prev = self._previous_keys(model, family.path(family.mlp_out, layer), hparams)
         if prev.numel():
             gram = gram + prev.to(gram) @ prev.to(gram).T
-        eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
-        system = proj @ gram @ proj + hparams.alpha * eye
-        adj = proj @ torch.linalg.solve(system, proj @ keys)  # (in, R * n_templates)
+        rank = each.shape[0] if groups is None else max(groups) + 1
+        weight = hparams.mom2_update_weight * rank**hparams.mom2_batch_exponent * cov if hparams.whiten else None
+        adj = projected_solve(proj, keys, gram, hparams.alpha, weight)  # (in, R * n_templates)
         logger.debug("alphaedit: layer %d null space of dimension %d, %d earlier keys", layer, dim, prev.shape[-1])
         right = adj.view(adj.shape[0], each.shape[0], -1).sum(dim=2).T  # (R, in)
-        rank = each.shape[0] if groups is None else max(groups) + 1
         if groups is not None:
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
