@@ -48,7 +48,7 @@ def _setup(model_dir: Path, batch: int) -> tuple[Any, list[Any], list[Any], list
     world = load_world(DATA_DIR)
     test = world_edit_cases(world, lm.prompt_format)
     dev = world_edit_cases(dataclasses.replace(world, edits=load_lifelong_edits(DATA_DIR, world)), lm.prompt_format)
-    chosen = select_cases(lm, dev, batch, seed=0)
+    chosen: list[Any] = select_cases(lm, dev, batch, seed=0)
     relations = {r.id: r for r in world.relations}
     left_out = {c.request.subject for c in (*test, *chosen)}
     hood = {p.prompt for c in (*test, *chosen) for p in c.locality}
@@ -134,8 +134,8 @@ def main(argv: list[str]) -> int:
                 rows.append((f"{name} e{energy:g} whiten", scaled(adj), proj))
         print(f"\n== layer {layer}")
         print(f"{'setting':27s} Pk:edit corpus  local  subj | para loc_med loc_rms corp_rms subj_rms |right|")
-        for name, right, proj in rows:
-            print(f"{name:27s} {_energies(proj, bare, cov, loc, subj)} | {_responses(right, paras, loc, cov, subj)}")
+        for name, right, kept in rows:
+            print(f"{name:27s} {_energies(kept, bare, cov, loc, subj)} | {_responses(right, paras, loc, cov, subj)}")
     return 0
 
 
