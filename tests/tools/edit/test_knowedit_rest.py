@@ -9,7 +9,7 @@ import torch
 
 from tests.tools.edit._helpers import load_models, same, state
 from tools.edit import EditRequest, get_editor, journal_for
-from tools.edit._alphaedit import null_space_projector
+from tools.edit._alphaedit import null_space_projector, projected_solve
 from tools.edit._context import ContextAdapter
 from tools.edit._delta import LowRank, WeightDelta
 from tools.errors import InvalidEditError
@@ -29,6 +29,38 @@ def test_null_space_projector_removes_the_high_energy_directions() -> None:
     assert dim == 2  # the two smallest hold 1.8e-6 of the trace; with the third it would be 1.1e-5
     assert torch.allclose(proj @ proj, proj, atol=1e-10)
     assert float((proj @ basis[:, 5]).norm()) < 1e-10 and float((proj @ basis[:, 0]).norm()) > 0.999
+
+
+def _spd(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=gen))[0]
+    return basis @ torch.diag(torch.logspace(-4, 2, n, dtype=torch.float64)) @ basis.T
+
+
+def test_projected_solve_is_the_papers_update_and_spares_the_preserved_keys() -> None:
+    cov = _spd(8, 1)
+    proj, dim = null_space_projector(cov, 1e-2)
+    assert 0 < dim < 8
+    keys = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    gram = keys @ keys.T
+    right = projected_solve(proj, keys, gram, 0.5)
+    # the reference implementation's form: (P G + α I)⁻¹ P K, the solve over the key (input) space
+    paper = torch.linalg.solve(proj @ gram + 0.5 * torch.eye(8, dtype=torch.float64), proj @ keys)
+    assert torch.allclose(right, paper, atol=1e-10)
+    preserved = (torch.eye(8, dtype=torch.float64) - proj) @ torch.randn(8, 5, dtype=torch.float64)
+    assert float((preserved.T @ right).abs().max()) < 1e-10  # ΔW k0 = 0 outside the null space
+    assert float((keys.T @ right).diagonal().abs().min()) > 1e-3  # the new keys still get a response
+
+
+def test_projected_solve_with_the_whole_space_and_whitening_is_memits() -> None:
+    cov = _spd(6, 3)
+    keys = torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    eye = torch.eye(6, dtype=torch.float64)
+    right = projected_solve(eye, keys, keys @ keys.T, 1e-3, 10.0 * cov)
+    memit = torch.linalg.solve(10.0 * cov + keys @ keys.T + 1e-3 * eye, keys)
+    assert torch.allclose(right, memit, atol=1e-10)
+    plain = projected_solve(eye, keys, keys @ keys.T, 1e-3)
+    assert not torch.allclose(plain, memit, atol=1e-3)  # without the weighting it is a plain ridge solve
 
 
 def test_alphaedit_rejects_bad_settings(models: dict[str, Any]) -> None:
