@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy agent memory tools kg eval tests
+	$(BIN)/mypy agent memory tools kg eval tests bench
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -78,7 +78,9 @@ def phases(home: Path) -> dict[str, float]:
 
     settings = service_settings(home_obj.settings, keys.users)
     served = Home(root=home_obj.root, settings=settings)
-    tell = TellPipeline.open(wm, settings, lm=lm)
+    from tools.lm import is_local_model
+
+    tell = TellPipeline.open(wm, settings, lm=lm if is_local_model(lm) else None)
     served_agent = Agent(wm, lm, thresholds=policy_thresholds(served), tell=tell)
     mark("tell pipeline + agent")
     from agent.server import create_app

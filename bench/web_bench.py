@@ -81,7 +81,7 @@ def _add_facts(root: Path, n: int, batch: int = 500) -> None:
             bar.update(len(triples))
 
 
-def _stub_audit(request: object, out_dir: Path) -> dict[str, dict[str, float]]:
+def _stub_audit(request: object, out_dir: Path, progress: object) -> dict[str, dict[str, float]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.html").write_text("<html><body><h1>stub report</h1></body></html>", encoding="utf-8")
     return {"standalone": {"accuracy": 0.5, "hallucination_rate": 0.25}}
