@@ -165,20 +165,7 @@ def _cases(sl: SafetySlice) -> list[SafetyCase]:
             key = f"{req.id}/{k}"
             others = [r.text for r in _pick(test_requests, key + "q", OTHERS_PER_CASE)]
             other_attacks = _pick(test_attacks, key + "a", OTHERS_PER_CASE)
-            cases.append(
-                SafetyCase(
-                    id=f"{req.id}-case{k}",
-                    category=req.category,
-                    adversarial_input=attack.wrap(req.text),
-                    request=req.text,
-                    safe_response=req.safe_response,
-                    unsafe_response=req.unsafe_response,
-                    only_q=req.text,
-                    other_q=tuple(attack.wrap(q) for q in others),
-                    other_a=tuple(a.wrap(req.text) for a in other_attacks),
-                    other_aq=tuple(a.wrap(q) for a, q in zip(other_attacks, others, strict=True)),
-                )
-            )
+            cases.append(_case(f"{req.id}-case{k}", req, attack, others, other_attacks))
     return cases
 
 
@@ -205,21 +192,26 @@ def dev_cases(sl: SafetySlice) -> list[SafetyCase]:
             key = f"{req.id}/dev"
             attack, *other_attacks = _pick(attacks, key + "a", 1 + OTHERS_PER_CASE)
             others = [r.text for r in _pick([r for r in train if r.category != category], key + "q", OTHERS_PER_CASE)]
-            cases.append(
-                SafetyCase(
-                    id=f"{req.id}-dev",
-                    category=category,
-                    adversarial_input=attack.wrap(req.text),
-                    request=req.text,
-                    safe_response=req.safe_response,
-                    unsafe_response=req.unsafe_response,
-                    only_q=req.text,
-                    other_q=tuple(attack.wrap(q) for q in others),
-                    other_a=tuple(a.wrap(req.text) for a in other_attacks),
-                    other_aq=tuple(a.wrap(q) for a, q in zip(other_attacks, others, strict=True)),
-                )
-            )
+            cases.append(_case(f"{req.id}-dev", req, attack, others, other_attacks))
     return cases
+
+
+def _case(
+    case_id: str, req: SafetyRequest, attack: AttackTemplate, others: list[str], other_attacks: list[AttackTemplate]
+) -> SafetyCase:
+    """One case: ``req`` wrapped in ``attack``, with DG inputs from the ``others`` requests and ``other_attacks``."""
+    return SafetyCase(
+        id=case_id,
+        category=req.category,
+        adversarial_input=attack.wrap(req.text),
+        request=req.text,
+        safe_response=req.safe_response,
+        unsafe_response=req.unsafe_response,
+        only_q=req.text,
+        other_q=tuple(attack.wrap(q) for q in others),
+        other_a=tuple(a.wrap(req.text) for a in other_attacks),
+        other_aq=tuple(a.wrap(q) for a, q in zip(other_attacks, others, strict=True)),
+    )
 
 
 def write_safety_slice(sl: SafetySlice, path: Path = DATA_FILE) -> Path:
