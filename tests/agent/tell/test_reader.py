@@ -69,7 +69,13 @@ def test_a_sentence_stating_no_relation_is_not_accepted(reader: TripleReader) ->
 @pytest.mark.parametrize(
     ("sentence", "triple"),
     [
-        ("Jorge Messi fathered Lionel Messi.", ("Lionel Messi", "person_father", "Jorge Messi")),
+        pytest.param(
+            "Jorge Messi fathered Lionel Messi.",
+            ("Lionel Messi", "person_father", "Jorge Messi"),
+            # the shipped reader applies it backwards at 0.98; so does the construction-balanced candidate
+            # (branch s17h-reader): "{o} fathered {s}" fell in the calibration phrasing split, never trained on
+            marks=pytest.mark.xfail(strict=True, reason="the shipped reader reads an active 'fathered' backwards"),
+        ),
         ("Celia Cuccittini gave birth to Lionel Messi.", ("Lionel Messi", "person_mother", "Celia Cuccittini")),
         ("Lionel Messi was fathered by Jorge Messi.", ("Lionel Messi", "person_father", "Jorge Messi")),
     ],
@@ -77,8 +83,7 @@ def test_a_sentence_stating_no_relation_is_not_accepted(reader: TripleReader) ->
 def test_an_active_parent_verb_is_not_read_backwards(
     encoder: TokenEncoder, sentence: str, triple: tuple[str, ...]
 ) -> None:
-    # the parent first, active voice: both readers before the construction-balanced retrain applied
-    # (Jorge Messi, person_father, Lionel Messi) at 0.98; a reading is applied only in the right direction
+    # the parent first, active voice: a reading is applied only in the right direction (or not at all)
     names = ["Lionel Messi", "Jorge Messi", "Celia Cuccittini"]
     linker = EntityLinker([Entity(f"urn:t:{i}", n) for i, n in enumerate(names)])
     reading = TripleReader(ReaderModel.load(), encoder, linker).read(sentence)
