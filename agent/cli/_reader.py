@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--lr", type=float, default=3e-5, help="the encoder's peak learning rate")
     tune.add_argument("--head-lr", type=float, default=3e-4, help="the heads' peak learning rate")
     tune.add_argument("--limit", type=int, default=0, help="train on this many sentences only (0: all)")
+    base_help = "start the encoder from the base reader's tuned layers (default: from the shipped encoder)"
+    tune.add_argument("--from-base-encoder", action="store_true", help=base_help)
     tune_ckpt = "directory for per-epoch checkpoints (default: ~/.cache/factagent/reader-tune)"
     tune.add_argument("--checkpoint", default="", help=tune_ckpt)
     tune.set_defaults(func=run_tune)
@@ -128,10 +130,13 @@ def run_tune(args: argparse.Namespace) -> int:
     from kg import load_schema
 
     base = ReaderModel.load(args.base or None)
-    if base.encoder:
+    if base.encoder and not args.from_base_encoder:
         logger.warning("the base reader is already fine-tuned; its heads are tuned again from the shipped encoder")
     inverses = {r.id: r.inverses for r in load_schema().relations}
-    settings = TuneSettings(layers=args.layers, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, limit=args.limit)
+    settings = TuneSettings(
+        layers=args.layers, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, limit=args.limit,
+        from_base_encoder=args.from_base_encoder,
+    )  # fmt: skip
     names = training_names(_world())
     return _train_and_write(
         args, "reader-tune",

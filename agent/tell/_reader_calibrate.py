@@ -15,7 +15,15 @@ from typing import TypeVar
 
 from agent.tell._acceptance import Acceptance, fit_acceptance, fit_relation_thresholds, fit_threshold
 from agent.tell._reader import TokenEncoder, TripleReader
-from agent.tell._reader_data import NONE, Example, make_examples, negative_phrasings, training_phrasings
+from agent.tell._reader_data import (
+    NONE,
+    PERSON_PAIR_RELATIONS,
+    Example,
+    make_examples,
+    negative_phrasings,
+    training_constructions,
+    training_phrasings,
+)
 from agent.tell._reader_model import Encoded, ReaderModel
 from kg import Entity, EntityLinker, normalize_mention
 from memory import Triple
@@ -32,6 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total): e.g. a tqdm bar per stage
+CONTRAST_RATE = 0.25  # chance of each contrast sentence after a sentence between two people
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,13 @@ def generate_splits(
 ) -> Splits:
     """Steps 1 of the module docstring: the fit and calibration sentences (seeded; ``rng`` continues after).
 
+    Phrasings are drawn construction first (:func:`agent.tell._reader_data.make_examples`). The fit
+    sentences between two people also get direction and relation contrasts (:data:`CONTRAST_RATE`); the
+    calibration sentences do not: a contrast puts one relation's names in the other direction or in
+    another relation ("A fathered B" with A the child's name), against the entity types the graph knows of
+    them, which the reader rightly uses to turn such readings down or round; calibrating on them counts
+    those type checks as confident wrong readings (with them, no threshold kept 1% wrong).
+
     Raises:
         InvalidInputError: no relation has both phrasings and names.
     """
@@ -143,13 +159,14 @@ def generate_splits(
         fit_n[r], cal_n[r] = _split(sorted(set(names[r])), 0.25, rng)
     neg_fit, neg_cal = _split(negative_phrasings(), 0.25, rng)
     n_fit, n_cal = per_relation, max(1, per_relation // 4)
+    cons = training_constructions()
     fit = make_examples(
         fit_p, fit_n, per_relation=n_fit, negatives=neg_fit, n_negative=n_fit * len(rels) // 8, typo_rate=0.08,
-        seed=seed,
+        seed=seed, constructions=cons, contrast=PERSON_PAIR_RELATIONS, contrast_rate=CONTRAST_RATE,
     )  # fmt: skip
     cal = make_examples(
         cal_p, cal_n, per_relation=n_cal, negatives=neg_cal, n_negative=n_cal * len(rels) // 8, typo_rate=0.08,
-        seed=seed + 1,
+        seed=seed + 1, constructions=cons,
     )  # fmt: skip
     return Splits(tuple(rels), fit, cal, cal_n)
 

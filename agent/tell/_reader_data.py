@@ -22,10 +22,20 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.tell._reader_grammar import GRAMMAR, NEGATIVE_GRAMMAR, expand, grammar_phrasings
+from agent.tell._reader_grammar import GRAMMAR, NEGATIVE_GRAMMAR, constructions, expand, grammar_phrasings
 from agent.tell._sentences import clean_sentence
 
-__all__ = ["NONE", "Example", "make_examples", "negative_phrasings", "perturb", "render", "training_phrasings"]
+__all__ = [
+    "NONE",
+    "PERSON_PAIR_RELATIONS",
+    "Example",
+    "make_examples",
+    "negative_phrasings",
+    "perturb",
+    "render",
+    "training_constructions",
+    "training_phrasings",
+]
 
 NONE = "none"
 
@@ -33,6 +43,11 @@ NONE = "none"
 def training_phrasings() -> dict[str, tuple[str, ...]]:
     """Every relation's training phrasings: the compositional grammar's (:mod:`agent.tell._reader_grammar`)."""
     return {relation: tuple(grammar_phrasings(relation)) for relation in GRAMMAR}
+
+
+def training_constructions() -> dict[str, dict[str, str]]:
+    """Every relation's training phrasings -> their construction (:func:`agent.tell._reader_grammar.constructions`)."""
+    return {relation: constructions(relation) for relation in GRAMMAR}
 
 
 def negative_phrasings() -> tuple[str, ...]:
@@ -140,6 +155,22 @@ def cleaned(ex: Example) -> Example | None:
     return Example(text, ex.relation, s, o)
 
 
+#: Relations between two people (or two characters): the same two names fit each of them either way round,
+#: so their sentences get direction and relation contrasts (:func:`make_examples`).
+PERSON_PAIR_RELATIONS: tuple[str, ...] = (
+    "person_father", "person_mother", "spouse", "doctoral_advisor", "doctoral_student", "superhero_archnemesis",
+)  # fmt: skip
+
+
+def _by_construction(phrasings: Sequence[str], construction: Mapping[str, str]) -> list[list[str]]:
+    """``phrasings`` grouped by their construction (groups in order of first appearance; a phrasing with no
+    construction is its own group)."""
+    groups: dict[str, list[str]] = {}
+    for p in phrasings:
+        groups.setdefault(construction.get(p, "phrasing:" + p), []).append(p)
+    return list(groups.values())
+
+
 def make_examples(
     phrasings: Mapping[str, Sequence[str]],
     names: Mapping[str, Sequence[tuple[str, str]]],
@@ -150,19 +181,36 @@ def make_examples(
     typo_rate: float = 0.0,
     clean_rate: float = 0.5,
     seed: int = 0,
+    constructions: Mapping[str, Mapping[str, str]] | None = None,
+    contrast: Sequence[str] = (),
+    contrast_rate: float = 0.0,
 ) -> list[Example]:
     """Sentences from phrasings drawn at random, with names drawn from that relation's ``(subject, object)`` pairs.
+
+    With ``constructions``, a sentence's phrasing is drawn in two steps: one of the relation's constructions
+    uniformly, then one of its phrasings; otherwise phrasings are drawn uniformly (a construction then weighs
+    by how many phrasings it expands to, and "{o} fathered {s}" is 3 of person_father's 1,249).
+
+    Contrasts (relations in ``contrast``, each sentence with probability ``contrast_rate`` for each kind):
+    *direction*: the same phrasing right after with the two names swapped, so the names' roles follow the
+    words, not the names ("A fathered B" and "B fathered A"); *relation*: the same two names in the same
+    roles in a phrasing of another relation of ``contrast`` ("A fathered B" and "A gave birth to B"). Both
+    carry their own correct labels, and count in ``per_relation``.
 
     Args:
         phrasings: relation id -> phrasings with ``{s}`` and ``{o}``.
         names: relation id -> (subject, object) name pairs to fill them with; objects are shuffled across
             pairs of the relation so a sentence never simply repeats one memorised fact.
-        per_relation: sentences per relation (phrasings drawn with replacement).
+        per_relation: sentences per relation (phrasings drawn with replacement; contrasts included).
         negatives: phrasings of no relation, filled with names of any relation.
         n_negative: how many negative sentences.
         typo_rate: share of sentences given one typo outside the names (:func:`perturb`).
         clean_rate: share of sentences given as the interpreter cleans them (:func:`cleaned`).
         seed: the random seed (same inputs and seed -> same sentences).
+        constructions: relation id -> phrasing -> its construction
+            (:func:`agent.tell._reader_grammar.constructions`); none: phrasings drawn uniformly.
+        contrast: relations whose names fit either way round and each other's phrasings (two people).
+        contrast_rate: the chance of each contrast sentence after a sentence of a ``contrast`` relation.
     """
     rng = random.Random(seed)
     out: list[Example] = []
@@ -174,17 +222,40 @@ def make_examples(
             ex = cleaned(ex) or ex
         return ex
 
+    groups = {
+        r: _by_construction(ps, constructions.get(r, {})) if constructions is not None else [list(ps)]
+        for r, ps in phrasings.items()
+    }
+
+    def draw(relation: str) -> str:
+        return rng.choice(rng.choice(groups[relation]))
+
+    def sentence(relation: str, phrasing: str, subject: str, obj: str, prefix: str, suffix: str) -> Example:
+        ex = render(phrasing, subject, obj, prefix, suffix)
+        return finish(Example(ex.text, relation, ex.subject, ex.object))
+
+    partners = [r for r in sorted(contrast) if phrasings.get(r) and names.get(r)]
     for relation in sorted(phrasings):
         pairs = list(names.get(relation, ()))
         if not pairs or not phrasings[relation]:
             continue
         objects = [o for _, o in pairs]
-        for _ in range(per_relation):
-            phrasing = rng.choice(phrasings[relation])
+        others = [r for r in partners if r != relation] if relation in partners else []
+        made = 0
+        while made < per_relation:
+            phrasing = draw(relation)
             subject = rng.choice(pairs)[0]
             obj = rng.choice(objects)
-            ex = render(phrasing, subject, obj, rng.choice(_PREFIXES), rng.choice(_SUFFIXES))
-            out.append(finish(Example(ex.text, relation, ex.subject, ex.object)))
+            prefix, suffix = rng.choice(_PREFIXES), rng.choice(_SUFFIXES)
+            out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
+            made += 1
+            if others and made < per_relation and rng.random() < contrast_rate:
+                out.append(sentence(relation, phrasing, obj, subject, prefix, suffix))  # the other way round
+                made += 1
+            if others and made < per_relation and rng.random() < contrast_rate:
+                other = rng.choice(others)
+                out.append(sentence(other, draw(other), subject, obj, prefix, suffix))  # another relation
+                made += 1
     everyone = [name for r in sorted(names) for pair in names[r] for name in pair]
     for _ in range(n_negative if negatives and everyone else 0):
         ex = render(rng.choice(negatives), rng.choice(everyone), rng.choice(everyone), rng.choice(_PREFIXES))

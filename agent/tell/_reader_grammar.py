@@ -20,7 +20,15 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["GRAMMAR", "NEGATIVE_GRAMMAR", "NOUN_FRAMES", "Lexicon", "expand", "grammar_phrasings"]
+__all__ = [
+    "GRAMMAR",
+    "NEGATIVE_GRAMMAR",
+    "NOUN_FRAMES",
+    "Lexicon",
+    "constructions",
+    "expand",
+    "grammar_phrasings",
+]
 
 _GROUP = re.compile(r"\(([^()]*)\)")
 
@@ -572,10 +580,19 @@ NEGATIVE_GRAMMAR: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def grammar_phrasings(relation: str) -> list[str]:
-    """Every phrasing the grammar gives ``relation`` (clauses, then noun frames x nouns), without repeats."""
+def constructions(relation: str) -> dict[str, str]:
+    """Each phrasing of ``relation`` -> the construction it expands: ``"clause:<i>"`` (its i-th clause
+    pattern) or ``"frame:<name>"`` (a noun frame, any noun); the keys are :func:`grammar_phrasings`, in order.
+
+    A phrasing two constructions give belongs to the first. Training draws a construction, then one of its
+    phrasings (:func:`agent.tell._reader_data.make_examples`), so that a clause with few alternations
+    ("{o} fathered {s}") weighs as much as a noun frame with hundreds.
+    """
     lex = GRAMMAR[relation]
-    out = [p for c in lex.clauses for p in expand(c)]
+    out: dict[str, str] = {}
+    for i, clause in enumerate(lex.clauses):
+        for p in expand(clause):
+            out.setdefault(p, f"clause:{i}")
     for name in lex.frames:
         frame = NOUN_FRAMES[name]
         for noun in lex.nouns:
@@ -583,5 +600,11 @@ def grammar_phrasings(relation: str) -> list[str]:
                 continue
             pattern = frame.replace("{n}", noun.strip()).replace("{pos}", lex.pos)
             pattern = pattern.replace("{tail}", _TAILS).replace("{otail}", _OTAILS)
-            out.extend(expand(pattern))
-    return list(dict.fromkeys(p for p in out if p.count("{s}") == 1 and p.count("{o}") == 1))
+            for p in expand(pattern):
+                out.setdefault(p, f"frame:{name}")
+    return {p: key for p, key in out.items() if p.count("{s}") == 1 and p.count("{o}") == 1}
+
+
+def grammar_phrasings(relation: str) -> list[str]:
+    """Every phrasing the grammar gives ``relation`` (clauses, then noun frames x nouns), without repeats."""
+    return list(constructions(relation))

@@ -9,7 +9,8 @@ and lower layers stay frozen. Steps:
 
 1. the same fit / calibration split as the base reader's training (:func:`generate_splits` with the seed and
    sizes in ``base.meta``): the calibration sentences are never trained on;
-2. the heads start from ``base``'s arrays, the encoder from the shipped weights; Adam, the encoder at
+2. the heads start from ``base``'s arrays, the encoder from the shipped weights (or, with
+   ``from_base_encoder``, from ``base``'s tuned layers: a further tuning of a tuned reader); Adam, the encoder at
    ``lr`` and the heads at ``head_lr``, both decayed linearly to zero over the run, dropout on (the
    encoder's own);
 3. the changed layers are rounded to float16 (what the artifact stores), and the threshold is fitted on the
@@ -57,6 +58,7 @@ class TuneSettings:
     head_lr: float = 3e-4  # the heads' (they start trained, so lower than their own training's 2e-3)
     batch: int = 32  # sentences per step
     limit: int = 0  # train on the first ``limit`` fit sentences only (0: all); for smoke runs
+    from_base_encoder: bool = False  # start the encoder from the base reader's tuned layers (if it has them)
 
     def check(self) -> None:
         """Raises :class:`InvalidInputError` for settings no run can use."""
@@ -303,7 +305,8 @@ def fine_tune_reader(
     if splits.relations != base.relations:
         raise ConfigError("the base reader was trained on other relations than these names give")
     fit = splits.fit[: cfg.limit] if cfg.limit else splits.fit
-    tokenizer, shipped = encoder.modules()
+    start = encoder.tuned(base.encoder) if cfg.from_base_encoder and base.encoder else encoder
+    tokenizer, shipped = start.modules()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same sums in the same order, run after run
     try:

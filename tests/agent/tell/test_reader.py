@@ -66,6 +66,31 @@ def test_a_sentence_stating_no_relation_is_not_accepted(reader: TripleReader) ->
     assert unsure is not None and not unsure.accepted and unsure.confidence < reader.model.accept_at
 
 
+@pytest.mark.parametrize(
+    ("sentence", "triple"),
+    [
+        pytest.param(
+            "Jorge Messi fathered Lionel Messi.",
+            ("Lionel Messi", "person_father", "Jorge Messi"),
+            # the shipped reader applies it backwards at 0.98; so does the construction-balanced candidate
+            # (branch s17h-reader): "{o} fathered {s}" fell in the calibration phrasing split, never trained on
+            marks=pytest.mark.xfail(strict=True, reason="the shipped reader reads an active 'fathered' backwards"),
+        ),
+        ("Celia Cuccittini gave birth to Lionel Messi.", ("Lionel Messi", "person_mother", "Celia Cuccittini")),
+        ("Lionel Messi was fathered by Jorge Messi.", ("Lionel Messi", "person_father", "Jorge Messi")),
+    ],
+)
+def test_an_active_parent_verb_is_not_read_backwards(
+    encoder: TokenEncoder, sentence: str, triple: tuple[str, ...]
+) -> None:
+    # the parent first, active voice: a reading is applied only in the right direction (or not at all)
+    names = ["Lionel Messi", "Jorge Messi", "Celia Cuccittini"]
+    linker = EntityLinker([Entity(f"urn:t:{i}", n) for i, n in enumerate(names)])
+    reading = TripleReader(ReaderModel.load(), encoder, linker).read(sentence)
+    if reading is not None and reading.accepted:
+        assert (reading.triple.subject, reading.triple.relation, reading.triple.object) == triple
+
+
 def test_bad_input_and_a_missing_artifact_raise_typed_errors(reader: TripleReader, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
         reader.read("   ")

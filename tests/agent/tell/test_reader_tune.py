@@ -4,6 +4,7 @@ a tiny random BERT with the shipped MiniLM's tokenizer files)."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,16 @@ def test_the_fine_tuned_reader_saves_and_loads_its_encoder_layers(tiny_dir: Path
     a = TripleReader(model, TokenEncoder(tiny_dir)).read(sentence)
     b = TripleReader(loaded, TokenEncoder(tiny_dir)).read(sentence)
     assert (a is None and b is None) or (a is not None and b is not None and a.confidence == b.confidence)
+
+
+def test_a_tuned_reader_is_tuned_further_from_its_own_layers_with_from_base_encoder(tiny_dir: Path) -> None:
+    first = _tune(tiny_dir)
+    still = TuneSettings(layers=1, epochs=1, lr=1e-9, head_lr=1e-9, batch=8)  # (almost) no step: where it starts
+    again = fine_tune_reader(first, NAMES, TokenEncoder(tiny_dir), settings=replace(still, from_base_encoder=True))[0]
+    afresh = fine_tune_reader(first, NAMES, TokenEncoder(tiny_dir), settings=still)[0]
+    assert again.encoder.keys() == first.encoder.keys() == afresh.encoder.keys()
+    assert all(np.allclose(again.encoder[k], first.encoder[k], atol=1e-3) for k in first.encoder)
+    assert not all(np.allclose(afresh.encoder[k], first.encoder[k], atol=1e-3) for k in first.encoder)
 
 
 class _StopError(Exception):

@@ -1,0 +1,90 @@
+"""How the reader's training sentences are drawn: construction first, deterministic, with direction and
+relation contrasts between two people (the fix for "Jorge Messi fathered Lionel Messi." read backwards)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from itertools import pairwise
+
+from agent.tell._reader_calibrate import generate_splits
+from agent.tell._reader_data import (
+    NONE,
+    PERSON_PAIR_RELATIONS,
+    Example,
+    make_examples,
+    training_constructions,
+    training_phrasings,
+)
+from agent.tell._reader_grammar import GRAMMAR, constructions, grammar_phrasings
+
+NAMES = {
+    "person_father": [("Lionel Messi", "Jorge Messi"), ("Ada Lovelace", "Lord Byron")],
+    "person_mother": [("Lionel Messi", "Celia Cuccittini"), ("Ada Lovelace", "Anne Milbanke")],
+    "company_ceo": [("AOL", "Tim Armstrong"), ("Nokia", "Rajeev Suri")],
+}
+ACTIVE = {"person_father": r"\b(fathered|sired|begat)\b", "person_mother": r"\b(gave birth to|bore|mothered)\b"}
+
+
+def _names(ex: Example) -> tuple[str, str]:
+    return ex.text[slice(*ex.subject)], ex.text[slice(*ex.object)]
+
+
+def _active_object_first(ex: Example) -> bool:
+    """The parent told with an active verb, parent first: "{o} fathered {s}" (not "{s} was fathered by {o}")."""
+    pattern = ACTIVE.get(ex.relation)
+    return bool(pattern and re.search(pattern, ex.text)) and ex.object[0] < ex.subject[0] and " by " not in ex.text
+
+
+def test_constructions_cover_the_grammar_phrasings_in_order() -> None:
+    for relation in GRAMMAR:
+        assert list(constructions(relation)) == grammar_phrasings(relation)
+    father = constructions("person_father")
+    assert father["{o} fathered {s}"] == father["{o} begat {s}"] == "clause:0"
+    assert father["{s}'s father is {o}"] == father["{s}'s dad is {o}"] == "frame:poss_is"
+
+
+def test_active_parent_clauses_weigh_as_a_construction_not_by_their_few_phrasings() -> None:
+    phrasings = {r: training_phrasings()[r] for r in NAMES}
+    balanced = make_examples(phrasings, NAMES, per_relation=600, seed=3, constructions=training_constructions())
+    uniform = make_examples(phrasings, NAMES, per_relation=600, seed=3)
+    for relation in ("person_father", "person_mother"):
+        share = [
+            sum(_active_object_first(e) for e in exs if e.relation == relation) / 600 for exs in (balanced, uniform)
+        ]
+        # the active clauses are 2 of ~30 constructions, but a few of ~1,200 phrasings
+        assert share[0] >= 0.03 and share[0] >= 3 * share[1], (relation, share)
+
+
+def test_the_training_splits_are_balanced_and_give_the_same_sentences_for_the_same_seed() -> None:
+    first = generate_splits(NAMES, list(NAMES), seed=5, per_relation=400)
+    assert first == generate_splits(NAMES, list(NAMES), seed=5, per_relation=400)
+    assert first.fit != generate_splits(NAMES, list(NAMES), seed=6, per_relation=400).fit
+    father = [e for e in first.fit if e.relation == "person_father"]
+    assert sum(map(_active_object_first, father)) / len(father) >= 0.02  # 0.4% of phrasings; ~0.5% drawn before
+
+
+def test_contrasts_swap_the_names_or_tell_another_relation_of_the_same_two_people() -> None:
+    phrasings = {r: training_phrasings()[r] for r in NAMES}
+    exs = make_examples(
+        phrasings, NAMES, per_relation=400, seed=2, constructions=training_constructions(),
+        contrast=PERSON_PAIR_RELATIONS, contrast_rate=0.25,
+    )  # fmt: skip
+    assert exs == make_examples(
+        phrasings, NAMES, per_relation=400, seed=2, constructions=training_constructions(),
+        contrast=PERSON_PAIR_RELATIONS, contrast_rate=0.25,
+    )  # fmt: skip
+    swapped = related = 0
+    for a, b in pairwise(exs):
+        if a.relation not in PERSON_PAIR_RELATIONS or b.relation == NONE:
+            continue
+        if b.relation == a.relation and _names(b) == _names(a)[::-1]:
+            swapped += 1
+        elif b.relation != a.relation and b.relation in PERSON_PAIR_RELATIONS and _names(b) == _names(a):
+            related += 1
+    people = sum(e.relation in PERSON_PAIR_RELATIONS for e in exs)
+    assert swapped >= 0.1 * people and related >= 0.1 * people, (swapped, related, people)
+    # a relation outside the contrast set gets none, and every relation keeps its count
+    ceo = [e for e in exs if e.relation == "company_ceo"]
+    assert len(ceo) == 400 and all(_names(e)[0] in {"AOL", "Nokia"} for e in ceo)
+    assert Counter(e.relation for e in exs)["person_father"] >= 400 - 150
