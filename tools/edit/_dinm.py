@@ -66,17 +66,20 @@ Like FT, nothing touches the model: the trained weight is a float32 copy used th
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch.func import functional_call
 
+from tools.edit._alphaedit import null_space_projector
 from tools.edit._delta import WeightDelta, check_finite
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest, encode_requests
+from tools.edit._stats import second_moment
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -96,6 +99,10 @@ class DINMHyperParams:
     norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
     stop_nll: float = 0.0  # stop early once the safe response's NLL is below this (0: run every step)
     neurons: int = 0  # > 0: tune only the output weights of this many FFN units of the layer (0: all, the paper)
+    # > 0: keep the update in the null space of the layer's preserved keys (stats_corpus's second moment): its
+    # smallest eigen-directions holding this share of the trace (as AlphaEdit's nullspace_energy; 0: off)
+    nullspace_energy: float = 0.0
+    free_energy: float = 0.0  # > 0: also free the instance's own top key directions holding this share of its energy
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -106,6 +113,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
         if not (self.norm_constraint >= 0 and self.stop_nll >= 0 and self.neurons >= 0):
             raise InvalidEditError("dinm: norm_constraint, stop_nll and neurons must be >= 0")
+        if not (0 <= self.nullspace_energy < 1 and 0 <= self.free_energy < 1):
+            raise InvalidEditError("dinm: nullspace_energy and free_energy must be in [0, 1)")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -193,6 +202,44 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
     hparams_class: ClassVar[type] = DINMHyperParams
     max_batch: ClassVar[int] = 1  # one instance per edit, as the paper
 
+    def __init__(self, hparams: DINMHyperParams | None = None, *, stats_corpus: Sequence[str] | None = None, **kw: Any):
+        """``corpus``: the KL term's benign inputs; ``stats_corpus``: the texts whose keys the update must leave
+        alone (``nullspace_energy``; ``corpus_name`` names it in the statistics cache). Other arguments as
+        :class:`~tools.edit.BaseEditor`'s."""
+        super().__init__(hparams, **kw)
+        self.stats_corpus = tuple(stats_corpus) if stats_corpus is not None else None
+
+    def _projector(
+        self, model: LocalLanguageModel, layer: int, enc: Any, hparams: DINMHyperParams
+    ) -> tuple[torch.Tensor, int]:
+        """The projector ``(in, in)`` onto the update's allowed key space, and that space's dimension.
+
+        The null space of the layer's key second moment over ``stats_corpus`` (:func:`null_space_projector`
+        at ``nullspace_energy``), joined with the top eigen-directions of the instance's own keys holding
+        ``free_energy`` of their energy (none at 0).
+        """
+        if self.stats_corpus is None and not self.corpus_name:
+            raise InvalidEditError("dinm: nullspace_energy needs the preserved texts (stats_corpus=)")
+        stats = second_moment(
+            model, layer, corpus=self.stats_corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
+        )
+        proj, dim = null_space_projector(stats.matrix.double(), hparams.nullspace_energy)
+        if not hparams.free_energy:
+            return proj.float(), dim
+        family = family_of(model.model)
+        with torch.no_grad(), TraceDict(model.model, [family.path(family.mlp_out, layer)], retain_input=True) as tr:
+            model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+        keys = tr[family.path(family.mlp_out, layer)].input
+        assert keys is not None  # the hook ran
+        keys = keys[0][enc.attention_mask[0].bool()].double()  # (T, in)
+        _, values, vectors = torch.linalg.svd(keys, full_matrices=False)  # rows of vectors: key directions
+        energy = torch.cumsum(values**2, 0) / (values**2).sum().clamp_min(1e-30)
+        n_free = int((energy < hparams.free_energy).sum()) + 1  # the fewest directions reaching the share
+        null_basis = torch.linalg.eigh(proj)[1][:, -dim:] if dim else proj[:, :0]
+        basis, sv, _ = torch.linalg.svd(torch.cat([null_basis, vectors[:n_free].T], 1), full_matrices=False)
+        basis = basis[:, sv > 1e-6]  # an orthonormal basis of the union
+        return (basis @ basis.T).float(), int(basis.shape[1])
+
     def _compute(
         self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: DINMHyperParams
     ) -> WeightDelta:
@@ -235,6 +282,15 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             grad_mask = (units.unsqueeze(1) if conv else units.unsqueeze(0)).to(trained.dtype).expand_as(trained)
             trained.register_hook(lambda grad: grad * grad_mask)
 
+        proj, dim = None, None
+        if hparams.nullspace_energy:  # the update's key side in the allowed space: gradient, then the delta itself
+            proj, dim = self._projector(model, layer, enc, hparams)
+            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
+            conv = type(module).__name__ == "Conv1D"
+            p = proj.to(trained.device)
+            project = (lambda x: p @ x) if conv else (lambda x: x @ p)  # Conv1D (in, out); Linear (out, in)
+            trained.register_hook(project)
+
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
@@ -260,6 +316,9 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     with torch.no_grad():
                         eps = hparams.norm_constraint
                         trained.copy_(torch.clamp(trained, original - eps, original + eps))
+                if proj is not None:  # Adam's per-weight scaling leaves the space: back into it
+                    with torch.no_grad():
+                        trained.copy_(original + project(trained - original))
         delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
         check_finite(name, delta)
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
@@ -275,5 +334,6 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                 "losses": losses,
                 "max_abs_update": float(delta.abs().max()),
                 "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
+                "allowed_key_dims": dim,
             },
         )

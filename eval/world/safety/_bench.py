@@ -42,6 +42,7 @@ __all__ = [
     "detox_request",
     "dev_known_probes",
     "run_detox_bench",
+    "world_stats",
 ]
 logger = logging.getLogger(__name__)
 METRICS = ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq")
@@ -116,6 +117,12 @@ def dev_known_probes(world: World, lm: LocalLanguageModel, n: int = 50, avoid: S
     step = max(1, len(pairs) // n)
     picked = [pair for pair in pairs[step // 2 :: step] if not any(t.startswith(p.prompt) for p in pair for t in skip)]
     return [p for pair in picked[:n] for p in pair]
+
+
+def world_stats(world: World) -> dict[str, Any]:
+    """DINM's preserved texts (``stats_corpus``, ``nullspace_energy``): the world's documents, the training
+    corpus the other editors' key statistics come from (``corpus_name="world-documents"``)."""
+    return {"stats_corpus": [d.text for d in world.documents], "corpus_name": "world-documents"}
 
 
 def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
@@ -206,7 +213,8 @@ def run_detox_bench(
             editors[m] = editor = get_editor(m, **extra)
             if m == "dinm" and isinstance(editor, BaseEditor):  # KL inputs: facts outside the known probes
                 n_benign = int(getattr(editor.hparams_for(lm), "n_benign", 48))
-                editors[m] = get_editor(m, corpus=benign_prompts(world, lm, n_benign, avoid=k_prompts), **extra)
+                kl_inputs = benign_prompts(world, lm, n_benign, avoid=k_prompts)
+                editors[m] = get_editor(m, corpus=kl_inputs, **{**world_stats(world), **extra})
         for method, editor in editors.items():
             after_scores, after_texts, known, seconds = [], [], [], []
             layers: Counter[str] = Counter()
