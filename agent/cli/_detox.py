@@ -135,10 +135,9 @@ def _detox(args: argparse.Namespace) -> int:
     lm = load_edited(args.model or MODELS_DIR / unsafe_name(MODEL_NAMES["gpt2"]))
     overrides: dict[str, Any] = {"layers": (args.layer,)} if args.layer is not None else {}
     if method == "dinm":
-        from eval.world import DATA_DIR, load_world
-        from eval.world.safety import benign_prompts
+        from eval.world.safety import default_dinm_inputs
 
-        overrides["corpus"] = benign_prompts(load_world(DATA_DIR), lm)
+        overrides.update(default_dinm_inputs(lm))  # KL inputs and preserved texts
     editor = get_editor(method, **overrides)
     request = detox_request(lm, case)
     before = lm.generate([request.prompt], max_new_tokens=48)[0].text

@@ -103,6 +103,9 @@ class DINMHyperParams:
     # smallest eigen-directions holding this share of the trace (as AlphaEdit's nullspace_energy; 0: off)
     nullspace_energy: float = 0.0
     free_energy: float = 0.0  # > 0: also free the instance's own top key directions holding this share of its energy
+    # > 0: add this x E_k |ΔWᵀ k|² over stats_corpus's keys (tr(Δᵀ C Δ)) to the loss: the layer's change of
+    # output on the preserved keys, an anchor weighted by their second moment (0: off)
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -115,6 +118,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: norm_constraint, stop_nll and neurons must be >= 0")
         if not (0 <= self.nullspace_energy < 1 and 0 <= self.free_energy < 1):
             raise InvalidEditError("dinm: nullspace_energy and free_energy must be in [0, 1)")
+        if self.anchor_weight < 0:
+            raise InvalidEditError("dinm: anchor_weight must be >= 0")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -209,6 +214,15 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         super().__init__(hparams, **kw)
         self.stats_corpus = tuple(stats_corpus) if stats_corpus is not None else None
 
+    def _second_moment(self, model: LocalLanguageModel, layer: int) -> torch.Tensor:
+        """``E[k kᵀ]`` ``(in, in)`` of the layer's FFN output projection's keys over ``stats_corpus``."""
+        if self.stats_corpus is None and not self.corpus_name:
+            raise InvalidEditError("dinm: nullspace_energy and anchor_weight need the preserved texts (stats_corpus=)")
+        stats = second_moment(
+            model, layer, corpus=self.stats_corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
+        )
+        return stats.matrix
+
     def _projector(
         self, model: LocalLanguageModel, layer: int, enc: Any, hparams: DINMHyperParams
     ) -> tuple[torch.Tensor, int]:
@@ -218,12 +232,7 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         at ``nullspace_energy``), joined with the top eigen-directions of the instance's own keys holding
         ``free_energy`` of their energy (none at 0).
         """
-        if self.stats_corpus is None and not self.corpus_name:
-            raise InvalidEditError("dinm: nullspace_energy needs the preserved texts (stats_corpus=)")
-        stats = second_moment(
-            model, layer, corpus=self.stats_corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
-        )
-        proj, dim = null_space_projector(stats.matrix.double(), hparams.nullspace_energy)
+        proj, dim = null_space_projector(self._second_moment(model, layer).double(), hparams.nullspace_energy)
         if not hparams.free_energy:
             return proj.float(), dim
         family = family_of(model.model)
@@ -291,6 +300,16 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             project = (lambda x: p @ x) if conv else (lambda x: x @ p)  # Conv1D (in, out); Linear (out, in)
             trained.register_hook(project)
 
+        anchor = None
+        if hparams.anchor_weight:  # tr(Δᵀ C Δ) on the key side: C (in, in)
+            cov = self._second_moment(model, layer).float().to(trained.device)
+            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
+            anchor_conv = type(module).__name__ == "Conv1D"
+
+            def anchor(change: torch.Tensor) -> torch.Tensor:
+                side = change if anchor_conv else change.T  # (in, out)
+                return (side * (cov @ side)).sum()
+
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
@@ -306,6 +325,8 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     mask = kl_batch["attention_mask"].unsqueeze(-1).float()  # (N, T, 1)
                     kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
                     loss = nll + hparams.kl_factor * kl
+                if anchor is not None:
+                    loss = loss + hparams.anchor_weight * anchor(trained - original)
                 losses.append(float(loss.detach()))
                 if hparams.stop_nll and float(nll.detach()) < hparams.stop_nll:
                     break  # the safe response is learnt: further steps only move the layer further

@@ -212,3 +212,17 @@ def test_free_energy_adds_the_instances_own_key_directions(lm: HFLanguageModel) 
     only_null = get_editor("dinm", **common).compute(lm, [_request()])
     with_free = get_editor("dinm", **common, free_energy=0.5).compute(lm, [_request()])
     assert with_free.info["allowed_key_dims"] > only_null.info["allowed_key_dims"]
+
+
+def test_anchor_weight_shrinks_the_preserved_keys_response(lm: HFLanguageModel) -> None:
+    common: dict[str, Any] = {"corpus": BENIGN, "stats_corpus": PRESERVED, "layers": (1,), "lr": 5e-3}
+    free = get_editor("dinm", **common).compute(lm, [_request()])
+    held = get_editor("dinm", **common, anchor_weight=10.0).compute(lm, [_request()])
+    assert isinstance(free, WeightDelta) and isinstance(held, WeightDelta)
+    keys = _keys(lm, 1, PRESERVED[:3])
+    ((name, update),) = held.updates.items()
+    response = (keys @ _key_side(lm, name, update).float()).norm(dim=1).mean()
+    free_response = (keys @ _key_side(lm, name, free.updates[name]).float()).norm(dim=1).mean()
+    assert float(response) < 0.5 * float(free_response)
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(anchor_weight=-1.0)
