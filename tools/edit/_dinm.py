@@ -297,6 +297,8 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         original = dict(torch_model.named_parameters())[name].detach().float()
         trained = original.clone().requires_grad_(True)
         opt = torch.optim.Adam([trained], lr=hparams.lr)
+        # GPT-2's Conv1D weight is (in, out): units (keys' coordinates) are rows; a Linear's (out, in): columns
+        conv = type(dict(torch_model.named_modules())[name.removesuffix(".weight")]).__name__ == "Conv1D"
 
         benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
         kl_batch = (
@@ -314,28 +316,22 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             units = toxic_units(
                 torch_model, layer, enc, dict(kl_batch) if kl_batch is not None else None, hparams.neurons
             )
-            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
-            conv = type(module).__name__ == "Conv1D"  # weight (in, out): units are rows; Linear (out, in): columns
             grad_mask = (units.unsqueeze(1) if conv else units.unsqueeze(0)).to(trained.dtype).expand_as(trained)
             trained.register_hook(lambda grad: grad * grad_mask)
 
         proj, dim = None, None
         if hparams.nullspace_energy:  # the update's key side in the allowed space: gradient, then the delta itself
             proj, dim = self._projector(model, layer, enc, hparams)
-            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
-            conv = type(module).__name__ == "Conv1D"
             p = proj.to(trained.device)
-            project = (lambda x: p @ x) if conv else (lambda x: x @ p)  # Conv1D (in, out); Linear (out, in)
+            project = (lambda x: p @ x) if conv else (lambda x: x @ p)
             trained.register_hook(project)
 
         anchor = None
         if hparams.anchor_weight:  # tr(Δᵀ C Δ) on the key side: C (in, in)
             cov = self._second_moment(model, layer).float().to(trained.device)
-            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
-            anchor_conv = type(module).__name__ == "Conv1D"
 
             def anchor(change: torch.Tensor) -> torch.Tensor:
-                side = change if anchor_conv else change.T  # (in, out)
+                side = change if conv else change.T  # (in, out)
                 return (side * (cov @ side)).sum()
 
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
