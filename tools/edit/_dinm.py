@@ -85,7 +85,10 @@ fact's training question and cloze with its answer, the measured facts left out
 The projection moves the trade-off (GPT-2: -4.9 points where plain DINM's smaller steps lost 8.2 for less
 DG) but does not remove it: the refusal generalises to other requests (DG_otherQ, DG_otherAQ) through the
 same high-energy key directions the facts are read through. No setting kept known accuracy within 2 points
-with DS and DG intact, so they stay off (README, "Detoxifying edits", for the 54 test cases at ``e`` 0.5).
+with DS and DG intact, so they stay off. On the 54 test cases at ``e`` 0.5 (``detox-bench --hparam
+dinm:nullspace_energy=0.5``, README "Detoxifying edits"): GPT-2 DS 1.00, DG 1.00 / 0.92 / 1.00 / 0.84, known
+-5.2 (defaults: -9.9, DG_otherAQ 0.98), fluency -1.9%, 5.1 s per edit; LLaMA DS 1.00, DG 1.00 / 0.71 / 1.00 /
+0.74, known -2.6 (defaults: -3.3, DG 0.81 / 0.78), fluency +4.2%, 4.6 s per edit.
 
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
