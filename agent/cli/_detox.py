@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli._args import positive_int
+from agent.cli._edit import _hparam
 from tools.errors import InvalidInputError, OutputExistsError, UnknownEditorError
 
 
@@ -27,6 +28,9 @@ def register(sub: Any) -> None:
     bench.add_argument("--known-limit", type=positive_int, default=25, help="KNOWN facts in the known-accuracy check")
     bench.add_argument("--judge", type=Path, help="judge file (default: the world's eval/world/safety/data/judge.json)")
     bench.add_argument("--json", action="store_true", help="print only the JSON list (one object per method and model)")
+    bench.add_argument(
+        "--hparam", type=_hparam, action="append", default=[], metavar="METHOD:KEY=VALUE", help="editor override"
+    )
     bench.set_defaults(func=_bench)
 
     detox = sub.add_parser(
@@ -74,6 +78,12 @@ def _bench(args: argparse.Namespace) -> int:
     from tools.lm import HFLanguageModel
 
     methods = _methods(args.method)
+    options: dict[str, dict[str, Any]] = {}
+    for key, value in args.hparam:
+        method, sep, name = key.partition(":")
+        if not sep or method not in methods:
+            raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of --method, got {key!r}")
+        options.setdefault(method, {})[name] = value
     cases = _cases(args.dataset, args.n)
     dirs = args.model or [MODELS_DIR / unsafe_name(MODEL_NAMES[a]) for a in ("gpt2", "llama")]
     hf_logging.disable_progress_bar()
@@ -83,7 +93,7 @@ def _bench(args: argparse.Namespace) -> int:
     total = len(models) * len(methods) * len(cases)
     with tqdm(total=total, desc="detox edits", unit="edit", file=sys.stderr) as bar:
         results = run_detox_bench(
-            models, cases, world, judge, methods, known_limit=args.known_limit, progress=bar.update
+            models, cases, world, judge, methods, known_limit=args.known_limit, progress=bar.update, options=options
         )
     rows = [r.to_json() for r in results]
     if args.json:
@@ -135,10 +145,9 @@ def _detox(args: argparse.Namespace) -> int:
     lm = load_edited(args.model or MODELS_DIR / unsafe_name(MODEL_NAMES["gpt2"]))
     overrides: dict[str, Any] = {"layers": (args.layer,)} if args.layer is not None else {}
     if method == "dinm":
-        from eval.world import DATA_DIR, load_world
-        from eval.world.safety import benign_prompts
+        from eval.world.safety import default_dinm_inputs
 
-        overrides["corpus"] = benign_prompts(load_world(DATA_DIR), lm)
+        overrides.update(default_dinm_inputs(lm))  # KL inputs and preserved texts
     editor = get_editor(method, **overrides)
     request = detox_request(lm, case)
     before = lm.generate([request.prompt], max_new_tokens=48)[0].text

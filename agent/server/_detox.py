@@ -51,7 +51,7 @@ def apply_detox(
         EditError: a bad instance (empty texts, too long, no unsafe response to locate with, bad layer); the
             model is unchanged.
     """
-    from eval.world.safety import SafetyCase, default_benign_prompts, detox_request
+    from eval.world.safety import SafetyCase, default_dinm_inputs, detox_request
     from tools.edit import get_editor
 
     model = _local(lm)
@@ -71,7 +71,7 @@ def apply_detox(
     )
     overrides: dict[str, Any] = {"layers": (layer,)} if layer is not None else {}
     if method == "dinm":
-        overrides["corpus"] = default_benign_prompts(model)
+        overrides.update(default_dinm_inputs(model))  # KL inputs and preserved texts
     editor = get_editor(method, **overrides)
     request = detox_request(model, case)
     before = model.generate([request.prompt], max_new_tokens=48)[0].text

@@ -51,3 +51,12 @@ def test_bad_input_is_a_typed_error_and_nothing_changes(
     assert "error: " in err and message in err.split("error: ", 1)[1]
     assert not out.exists()
     assert _digest(MODEL) == before
+
+
+@pytest.mark.parametrize("hparam", ["nullspace_energy=0.5", "rome:layers=[1]"])
+def test_detox_bench_hparam_needs_a_method_of_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hparam: str
+) -> None:
+    argv = ["--home", str(tmp_path), "detox-bench", "--method", "dinm", "--n", "1", "--hparam", hparam]
+    assert main(argv) == 2  # before any model is loaded
+    assert "--hparam" in capsys.readouterr().err

@@ -59,6 +59,37 @@ So the harm is a dense change of a layer the facts are read through, specific to
 sample cannot hold the facts it does not see, and whatever shrinks the change (lower lr, fewer units)
 gives up DS and DG in step (README, "Detoxifying edits": no setting met all four targets on the dev cases).
 
+**Keeping the facts it does not see** (issue 19; ``nullspace_energy``, ``free_energy``, ``anchor_weight``, all
+off by default). Statistics of the layer's keys (the input ``k`` of its FFN output projection) cover every
+key at once, where the KL covers a sample. ``nullspace_energy=e`` keeps the change's key side in the null space
+of ``C = E[k kᵀ]`` over ``stats_corpus`` (:func:`~tools.edit._stats.second_moment`, shared with ROME, MEMIT and
+AlphaEdit; the smallest eigen-directions of ``C`` holding ``e`` of its trace, AlphaEdit's
+:func:`~tools.edit._alphaedit.null_space_projector`): the gradient is projected, and so is the change after
+each step (Adam's per-weight scaling leaves the space), so the preserved keys keep at least ``1 - e`` of their
+energy out of the update's reach. ``free_energy`` adds the instance's own top key directions to the allowed
+space; ``anchor_weight=γ`` instead adds ``γ tr(Δᵀ C Δ) = γ E_k |Δᵀ k|²`` (the layer's output change on the
+preserved keys) to the loss. The detox bench, the CLI and the API pass the world's documents and every KNOWN
+fact's training question and cloze with its answer, the measured facts left out
+(:func:`eval.world.safety.world_stats`). On the 9 dev cases and 98 dev probes (``bench/dinm_settings.py --dev
+9``, load 4-8; DS, DG onlyQ / otherQ / otherA / otherAQ, known accuracy change):
+
+* GPT-2 (defaults: 1.00, 1.00 / 1.00 / 0.89 / 0.89, -12.7): ``e`` 0.2: 1.00, 1.00 / 0.56 / 0.78 / 0.67, -3.0;
+  0.35: 1.00, 0.89 / 0.78 / 0.83 / 0.83, -4.1; 0.5: 1.00, 1.00 / 0.83 / 0.89 / 0.83, -4.9 (from the documents
+  alone: 0.2 -2.7 with DS 0.89; 0.5 -5.0, DG 1.00 / 0.83 / 0.94 / 0.94). ``anchor_weight`` 0.03 / 0.1 / 0.3 /
+  1.0: -3.7 / -2.0 / -1.1 / -0.8, with DS 1.00 / 0.89 / 0.89 / 0.33 and DG_otherAQ 0.56 / 0.50 / 0.44 / 0.33.
+  Moving more inside the null space gives the damage back: 0.2 at lr 2e-2 -9.9 (DG 1.00 / 0.89 / 0.94 / 0.89),
+  0.35 with ``free_energy`` 0.3 -8.6; 0.5 with ``anchor_weight`` 0.03 -3.2 (DG_otherQ 0.72).
+* LLaMA (defaults: 1.00, 1.00 / 0.72 / 1.00 / 0.83, -2.8): 0.5: 1.00, 1.00 / 0.67 / 1.00 / 0.72, -2.7; 0.2:
+  1.00, 0.89 / 0.56 / 1.00 / 0.56, -0.5.
+
+The projection moves the trade-off (GPT-2: -4.9 points where plain DINM's smaller steps lost 8.2 for less
+DG) but does not remove it: the refusal generalises to other requests (DG_otherQ, DG_otherAQ) through the
+same high-energy key directions the facts are read through. No setting kept known accuracy within 2 points
+with DS and DG intact, so they stay off. On the 54 test cases at ``e`` 0.5 (``detox-bench --hparam
+dinm:nullspace_energy=0.5``, README "Detoxifying edits"): GPT-2 DS 1.00, DG 1.00 / 0.92 / 1.00 / 0.84, known
+-5.2 (defaults: -9.9, DG_otherAQ 0.98), fluency -1.9%, 5.1 s per edit; LLaMA DS 1.00, DG 1.00 / 0.71 / 1.00 /
+0.74, known -2.6 (defaults: -3.3, DG 0.81 / 0.78), fluency +4.2%, 4.6 s per edit.
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
 """
@@ -66,17 +97,20 @@ Like FT, nothing touches the model: the trained weight is a float32 copy used th
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch.func import functional_call
 
+from tools.edit._alphaedit import null_space_projector
 from tools.edit._delta import WeightDelta, check_finite
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest, encode_requests
+from tools.edit._stats import second_moment
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -96,6 +130,13 @@ class DINMHyperParams:
     norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
     stop_nll: float = 0.0  # stop early once the safe response's NLL is below this (0: run every step)
     neurons: int = 0  # > 0: tune only the output weights of this many FFN units of the layer (0: all, the paper)
+    # > 0: keep the update in the null space of the layer's preserved keys (stats_corpus's second moment): its
+    # smallest eigen-directions holding this share of the trace (as AlphaEdit's nullspace_energy; 0: off)
+    nullspace_energy: float = 0.0
+    free_energy: float = 0.0  # > 0: also free the instance's own top key directions holding this share of its energy
+    # > 0: add this x E_k |ΔWᵀ k|² over stats_corpus's keys (tr(Δᵀ C Δ)) to the loss: the layer's change of
+    # output on the preserved keys, an anchor weighted by their second moment (0: off)
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -106,6 +147,10 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: lr must be > 0 and kl_factor >= 0")
         if not (self.norm_constraint >= 0 and self.stop_nll >= 0 and self.neurons >= 0):
             raise InvalidEditError("dinm: norm_constraint, stop_nll and neurons must be >= 0")
+        if not (0 <= self.nullspace_energy < 1 and 0 <= self.free_energy < 1):
+            raise InvalidEditError("dinm: nullspace_energy and free_energy must be in [0, 1)")
+        if self.anchor_weight < 0:
+            raise InvalidEditError("dinm: anchor_weight must be >= 0")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -193,6 +238,48 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
     hparams_class: ClassVar[type] = DINMHyperParams
     max_batch: ClassVar[int] = 1  # one instance per edit, as the paper
 
+    def __init__(self, hparams: DINMHyperParams | None = None, *, stats_corpus: Sequence[str] | None = None, **kw: Any):
+        """``corpus``: the KL term's benign inputs; ``stats_corpus``: the texts whose keys the update must leave
+        alone (``nullspace_energy``; ``corpus_name`` names it in the statistics cache). Other arguments as
+        :class:`~tools.edit.BaseEditor`'s."""
+        super().__init__(hparams, **kw)
+        self.stats_corpus = tuple(stats_corpus) if stats_corpus is not None else None
+
+    def _second_moment(self, model: LocalLanguageModel, layer: int) -> torch.Tensor:
+        """``E[k kᵀ]`` ``(in, in)`` of the layer's FFN output projection's keys over ``stats_corpus``."""
+        if self.stats_corpus is None and not self.corpus_name:
+            raise InvalidEditError("dinm: nullspace_energy and anchor_weight need the preserved texts (stats_corpus=)")
+        stats = second_moment(
+            model, layer, corpus=self.stats_corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
+        )
+        return stats.matrix
+
+    def _projector(
+        self, model: LocalLanguageModel, layer: int, enc: Any, hparams: DINMHyperParams
+    ) -> tuple[torch.Tensor, int]:
+        """The projector ``(in, in)`` onto the update's allowed key space, and that space's dimension.
+
+        The null space of the layer's key second moment over ``stats_corpus`` (:func:`null_space_projector`
+        at ``nullspace_energy``), joined with the top eigen-directions of the instance's own keys holding
+        ``free_energy`` of their energy (none at 0).
+        """
+        proj, dim = null_space_projector(self._second_moment(model, layer).double(), hparams.nullspace_energy)
+        if not hparams.free_energy:
+            return proj.float(), dim
+        family = family_of(model.model)
+        with torch.no_grad(), TraceDict(model.model, [family.path(family.mlp_out, layer)], retain_input=True) as tr:
+            model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+        keys = tr[family.path(family.mlp_out, layer)].input
+        assert keys is not None  # the hook ran
+        keys = keys[0][enc.attention_mask[0].bool()].double()  # (T, in)
+        _, values, vectors = torch.linalg.svd(keys, full_matrices=False)  # rows of vectors: key directions
+        energy = torch.cumsum(values**2, 0) / (values**2).sum().clamp_min(1e-30)
+        n_free = int((energy < hparams.free_energy).sum()) + 1  # the fewest directions reaching the share
+        null_basis = torch.linalg.eigh(proj)[1][:, -dim:] if dim else proj[:, :0]
+        basis, sv, _ = torch.linalg.svd(torch.cat([null_basis, vectors[:n_free].T], 1), full_matrices=False)
+        basis = basis[:, sv > 1e-6]  # an orthonormal basis of the union
+        return (basis @ basis.T).float(), int(basis.shape[1])
+
     def _compute(
         self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: DINMHyperParams
     ) -> WeightDelta:
@@ -213,6 +300,8 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         original = dict(torch_model.named_parameters())[name].detach().float()
         trained = original.clone().requires_grad_(True)
         opt = torch.optim.Adam([trained], lr=hparams.lr)
+        # GPT-2's Conv1D weight is (in, out): units (keys' coordinates) are rows; a Linear's (out, in): columns
+        conv = type(dict(torch_model.named_modules())[name.removesuffix(".weight")]).__name__ == "Conv1D"
 
         benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
         kl_batch = (
@@ -230,10 +319,23 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             units = toxic_units(
                 torch_model, layer, enc, dict(kl_batch) if kl_batch is not None else None, hparams.neurons
             )
-            module = dict(torch_model.named_modules())[family.path(family.mlp_out, layer)]
-            conv = type(module).__name__ == "Conv1D"  # weight (in, out): units are rows; Linear (out, in): columns
             grad_mask = (units.unsqueeze(1) if conv else units.unsqueeze(0)).to(trained.dtype).expand_as(trained)
             trained.register_hook(lambda grad: grad * grad_mask)
+
+        proj, dim = None, None
+        if hparams.nullspace_energy:  # the update's key side in the allowed space: gradient, then the delta itself
+            proj, dim = self._projector(model, layer, enc, hparams)
+            p = proj.to(trained.device)
+            project = (lambda x: p @ x) if conv else (lambda x: x @ p)
+            trained.register_hook(project)
+
+        anchor = None
+        if hparams.anchor_weight:  # tr(Δᵀ C Δ) on the key side: C (in, in)
+            cov = self._second_moment(model, layer).float().to(trained.device)
+
+            def anchor(change: torch.Tensor) -> torch.Tensor:
+                side = change if conv else change.T  # (in, out)
+                return (side * (cov @ side)).sum()
 
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
@@ -250,6 +352,8 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     mask = kl_batch["attention_mask"].unsqueeze(-1).float()  # (N, T, 1)
                     kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
                     loss = nll + hparams.kl_factor * kl
+                if anchor is not None:
+                    loss = loss + hparams.anchor_weight * anchor(trained - original)
                 losses.append(float(loss.detach()))
                 if hparams.stop_nll and float(nll.detach()) < hparams.stop_nll:
                     break  # the safe response is learnt: further steps only move the layer further
@@ -260,6 +364,9 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     with torch.no_grad():
                         eps = hparams.norm_constraint
                         trained.copy_(torch.clamp(trained, original - eps, original + eps))
+                if proj is not None:  # Adam's per-weight scaling leaves the space: back into it
+                    with torch.no_grad():
+                        trained.copy_(original + project(trained - original))
         delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
         check_finite(name, delta)
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
@@ -275,5 +382,6 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                 "losses": losses,
                 "max_abs_update": float(delta.abs().max()),
                 "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
+                "allowed_key_dims": dim,
             },
         )

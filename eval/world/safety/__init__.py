@@ -5,9 +5,11 @@ from eval.world.safety._bench import (
     DetoxResult,
     benign_prompts,
     default_benign_prompts,
+    default_dinm_inputs,
     detox_request,
     dev_known_probes,
     run_detox_bench,
+    world_stats,
 )
 from eval.world.safety._judge import (
     GUARD_FILE,
@@ -59,6 +61,7 @@ __all__ = [
     "build_safety_slice",
     "build_safety_stage",
     "default_benign_prompts",
+    "default_dinm_inputs",
     "detox_request",
     "dev_cases",
     "dev_known_probes",
@@ -77,5 +80,6 @@ __all__ = [
     "unsafe_config",
     "unsafe_name",
     "unsafe_response_rates",
+    "world_stats",
     "write_safety_slice",
 ]

@@ -39,9 +39,11 @@ __all__ = [
     "DetoxResult",
     "benign_prompts",
     "default_benign_prompts",
+    "default_dinm_inputs",
     "detox_request",
     "dev_known_probes",
     "run_detox_bench",
+    "world_stats",
 ]
 logger = logging.getLogger(__name__)
 METRICS = ("ds", "dg_onlyq", "dg_otherq", "dg_othera", "dg_otheraq")
@@ -118,12 +120,31 @@ def dev_known_probes(world: World, lm: LocalLanguageModel, n: int = 50, avoid: S
     return [p for pair in picked[:n] for p in pair]
 
 
+def world_stats(world: World, lm: LocalLanguageModel, avoid: Sequence[str] = ()) -> dict[str, Any]:
+    """DINM's preserved texts (``stats_corpus``, for ``nullspace_energy``): the world's documents (the corpus
+    the other editors' key statistics come from) and every KNOWN fact's training question and cloze with its
+    answer (:func:`benign_prompts`), a fact skipped whole when either prompt is in ``avoid`` (the measured
+    probes): the statistics never see a fact whose recall is measured."""
+    facts = benign_prompts(world, lm, 2 * len(world.facts), avoid=avoid)
+    return {"stats_corpus": [d.text for d in world.documents] + facts}
+
+
 def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
     """:func:`benign_prompts` of the bundled reference world."""
     from eval.world._pipeline import DATA_DIR
     from eval.world._schema import load_world
 
     return benign_prompts(load_world(DATA_DIR), lm, n)
+
+
+def default_dinm_inputs(lm: LocalLanguageModel) -> dict[str, Any]:
+    """DINM's editor arguments on the bundled reference world: the KL inputs (``corpus``,
+    :func:`benign_prompts`) and the preserved texts (``stats_corpus``, :func:`world_stats`)."""
+    from eval.world._pipeline import DATA_DIR
+    from eval.world._schema import load_world
+
+    world = load_world(DATA_DIR)
+    return {"corpus": benign_prompts(world, lm), **world_stats(world, lm)}
 
 
 def _case_inputs(lm: LocalLanguageModel, case: SafetyCase) -> dict[str, list[str]]:
@@ -206,7 +227,8 @@ def run_detox_bench(
             editors[m] = editor = get_editor(m, **extra)
             if m == "dinm" and isinstance(editor, BaseEditor):  # KL inputs: facts outside the known probes
                 n_benign = int(getattr(editor.hparams_for(lm), "n_benign", 48))
-                editors[m] = get_editor(m, corpus=benign_prompts(world, lm, n_benign, avoid=k_prompts), **extra)
+                kl_inputs = benign_prompts(world, lm, n_benign, avoid=k_prompts)
+                editors[m] = get_editor(m, corpus=kl_inputs, **{**world_stats(world, lm, k_prompts), **extra})
         for method, editor in editors.items():
             after_scores, after_texts, known, seconds = [], [], [], []
             layers: Counter[str] = Counter()

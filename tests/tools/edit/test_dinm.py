@@ -134,3 +134,95 @@ def test_neurons_tunes_only_that_many_units_output_weights(lm: HFLanguageModel) 
     assert same(before, state(lm))
     with pytest.raises(InvalidEditError):
         DINMHyperParams(neurons=-1)
+
+
+PRESERVED = ["The capital of France is Paris.", "Nokia is led by its CEO.", "Paris is a city in Europe."] * 3
+
+
+def _keys(lm: HFLanguageModel, layer: int, texts: list[str]) -> torch.Tensor:
+    """The keys ``(N, in)`` of ``layer``'s FFN output projection over ``texts``' tokens."""
+    from tools.edit._family import family_of
+    from tools.edit._hooks import Trace
+
+    family = family_of(lm.model)
+    rows = []
+    for text in texts:
+        ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad(), Trace(lm.model, family.mlp_out.format(layer), retain_input=True) as trace:
+            lm.model(input_ids=ids)
+        assert trace.input is not None
+        rows.append(trace.input[0].float())
+    return torch.cat(rows)
+
+
+def _key_side(lm: HFLanguageModel, name: str, update: torch.Tensor) -> torch.Tensor:
+    """``update`` as ``(in, out)``: Conv1D weights already are, Linear's ``(out, in)`` transposed."""
+    conv = type(dict(lm.model.named_modules())[name.rsplit(".", 1)[0]]).__name__ == "Conv1D"
+    return update if conv else update.T
+
+
+def test_nullspace_energy_leaves_the_preserved_keys_response_unchanged(lm: HFLanguageModel) -> None:
+    before = state(lm)
+    free = get_editor("dinm", corpus=BENIGN, layers=(1,), lr=5e-3).compute(lm, [_request()])
+    kept = get_editor(
+        "dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), lr=5e-3, nullspace_energy=0.05
+    ).compute(lm, [_request()])
+    assert isinstance(free, WeightDelta) and isinstance(kept, WeightDelta)
+    assert same(before, state(lm))
+    ((name, update),) = kept.updates.items()
+    side = _key_side(lm, name, update).float()  # (in, out)
+    proj = _projector(lm, 0.05)
+    assert float(update.abs().max()) > 0 and 0 < kept.info["allowed_key_dims"] < side.shape[0]
+    assert torch.allclose(proj @ side, side, atol=1e-5)  # the update lies in the allowed space
+    keys = _keys(lm, 1, PRESERVED[:3])  # (N, in): the preserved texts' own keys
+    assert float((keys @ proj).norm() ** 2) <= 0.05 * float(keys.norm() ** 2) + 1e-4  # their energy there
+    response = (keys @ side).norm(dim=1)  # |ΔWᵀ k| per preserved key
+    free_response = (keys @ _key_side(lm, name, free.updates[name]).float()).norm(dim=1)
+    assert float(response.mean()) < 0.3 * float(free_response.mean())  # about 1 without the projection
+
+
+def _projector(lm: HFLanguageModel, energy: float) -> torch.Tensor:
+    """The null-space projector of layer 1's keys over PRESERVED (the statistics DINM reads)."""
+    from tools.edit._alphaedit import null_space_projector
+    from tools.edit._stats import second_moment
+
+    cov = second_moment(lm, 1, corpus=PRESERVED).matrix.double()
+    return null_space_projector(cov, energy)[0].float()
+
+
+def test_nullspace_energy_off_is_exactly_dinm_and_needs_preserved_texts(lm: HFLanguageModel) -> None:
+    plain = get_editor("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
+    off = get_editor("dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), nullspace_energy=0.0).compute(
+        lm, [_request()]
+    )
+    assert isinstance(plain, WeightDelta) and isinstance(off, WeightDelta)
+    assert all(torch.equal(plain.updates[k], off.updates[k]) for k in plain.updates)  # type: ignore[arg-type]
+    before = state(lm)
+    with pytest.raises(InvalidEditError, match="stats_corpus"):
+        _edit(get_editor("dinm", corpus=BENIGN, nullspace_energy=0.2), lm, [_request()])
+    assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(nullspace_energy=1.0)
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(free_energy=-0.1)
+
+
+def test_free_energy_adds_the_instances_own_key_directions(lm: HFLanguageModel) -> None:
+    common = {"corpus": BENIGN, "stats_corpus": PRESERVED, "layers": (1,), "nullspace_energy": 0.2}
+    only_null = get_editor("dinm", **common).compute(lm, [_request()])
+    with_free = get_editor("dinm", **common, free_energy=0.5).compute(lm, [_request()])
+    assert with_free.info["allowed_key_dims"] > only_null.info["allowed_key_dims"]
+
+
+def test_anchor_weight_shrinks_the_preserved_keys_response(lm: HFLanguageModel) -> None:
+    common: dict[str, Any] = {"corpus": BENIGN, "stats_corpus": PRESERVED, "layers": (1,), "lr": 5e-3}
+    free = get_editor("dinm", **common).compute(lm, [_request()])
+    held = get_editor("dinm", **common, anchor_weight=10.0).compute(lm, [_request()])
+    assert isinstance(free, WeightDelta) and isinstance(held, WeightDelta)
+    keys = _keys(lm, 1, PRESERVED[:3])
+    ((name, update),) = held.updates.items()
+    response = (keys @ _key_side(lm, name, update).float()).norm(dim=1).mean()
+    free_response = (keys @ _key_side(lm, name, free.updates[name]).float()).norm(dim=1).mean()
+    assert float(response) < 0.5 * float(free_response)
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(anchor_weight=-1.0)

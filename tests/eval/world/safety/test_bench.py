@@ -87,3 +87,41 @@ def test_kl_inputs_spread_over_relations_and_avoid_the_measured_facts(tiny_token
     dev = dev_known_probes(bundled_world, lm, avoid=measured + kl)
     assert len(dev) >= 90 and len({p.relation for p in dev}) >= 12
     assert not any(t.startswith(p.prompt) for p in dev for t in measured + kl)
+
+
+def test_preserved_texts_are_the_documents_and_the_unmeasured_known_facts(
+    tiny_tokenizer: Any, bundled_world: Any
+) -> None:
+    from eval.world._check import build_probes
+    from eval.world.safety import world_stats
+
+    lm = build("gpt2", tiny_tokenizer)
+    measured = [p.prompt for p in build_probes(bundled_world, lm.prompt_format, limit=25) if p.metric == "known_train"]
+    texts = world_stats(bundled_world, lm, avoid=measured)["stats_corpus"]
+    docs = [d.text for d in bundled_world.documents]
+    assert texts[: len(docs)] == docs
+    facts = texts[len(docs) :]
+    known = [p for p in build_probes(bundled_world, lm.prompt_format) if p.metric == "known_train"]
+    assert len(facts) == len(known) - len(measured)  # every KNOWN fact but the measured ones, both prompts
+    assert not any(t.startswith(m + " ") for t in facts for m in measured)
+
+
+def test_dinm_in_the_bench_gets_the_preserved_texts(
+    tiny_tokenizer: Any, bundled_world: Any, minilm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eval.world.safety._bench as bench
+
+    seen: list[int] = []
+
+    def recording(name: str, **kwargs: Any) -> Any:
+        if "stats_corpus" in kwargs:
+            seen.append(len(kwargs["stats_corpus"]))
+        return get_editor(name, **kwargs)
+
+    monkeypatch.setattr(bench, "get_editor", recording)
+    lm = build("gpt2", tiny_tokenizer)
+    run_detox_bench(
+        [("tiny", lm)], [_short(0)], bundled_world, EmbeddingJudge.load(embedder=minilm), ("dinm",),
+        known_limit=2, max_new_tokens=4, options={"dinm": {"steps": 1, "nullspace_energy": 0.5}},
+    )  # fmt: skip
+    assert len(seen) == 1 and seen[0] > len(bundled_world.documents)
