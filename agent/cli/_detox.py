@@ -147,7 +147,7 @@ def _detox(args: argparse.Namespace) -> int:
     if method == "dinm":
         from eval.world.safety import default_dinm_inputs
 
-        overrides.update(default_dinm_inputs(lm))  # KL inputs and preserved texts
+        overrides.update(default_dinm_inputs(lm))  # KL inputs (the preservation options stay off here)
     editor = get_editor(method, **overrides)
     request = detox_request(lm, case)
     before = lm.generate([request.prompt], max_new_tokens=48)[0].text

@@ -137,14 +137,17 @@ def default_benign_prompts(lm: LocalLanguageModel, n: int = 48) -> list[str]:
     return benign_prompts(load_world(DATA_DIR), lm, n)
 
 
-def default_dinm_inputs(lm: LocalLanguageModel) -> dict[str, Any]:
+def default_dinm_inputs(lm: LocalLanguageModel, *, preserved: bool = False) -> dict[str, Any]:
     """DINM's editor arguments on the bundled reference world: the KL inputs (``corpus``,
-    :func:`benign_prompts`) and the preserved texts (``stats_corpus``, :func:`world_stats`)."""
+    :func:`benign_prompts`) and, with ``preserved``, the preserved texts (``stats_corpus``,
+    :func:`world_stats`; only ``nullspace_energy`` / ``anchor_weight`` read them, and building them costs
+    about 0.8 s, so callers that leave those options off do not ask for them)."""
     from eval.world._pipeline import DATA_DIR
     from eval.world._schema import load_world
 
     world = load_world(DATA_DIR)
-    return {"corpus": benign_prompts(world, lm), **world_stats(world, lm)}
+    stats = world_stats(world, lm) if preserved else {}
+    return {"corpus": benign_prompts(world, lm), **stats}
 
 
 def _case_inputs(lm: LocalLanguageModel, case: SafetyCase) -> dict[str, list[str]]:

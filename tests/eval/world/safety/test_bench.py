@@ -125,3 +125,13 @@ def test_dinm_in_the_bench_gets_the_preserved_texts(
         known_limit=2, max_new_tokens=4, options={"dinm": {"steps": 1, "nullspace_energy": 0.5}},
     )  # fmt: skip
     assert len(seen) == 1 and seen[0] > len(bundled_world.documents)
+
+
+def test_the_default_dinm_inputs_build_the_preserved_texts_only_when_asked(tiny_tokenizer: Any) -> None:
+    from eval.world.safety import default_dinm_inputs
+
+    lm = build("gpt2", tiny_tokenizer)
+    plain = default_dinm_inputs(lm)
+    assert set(plain) == {"corpus"} and plain["corpus"]
+    full = default_dinm_inputs(lm, preserved=True)
+    assert full["corpus"] == plain["corpus"] and len(full["stats_corpus"]) > len(plain["corpus"])
