@@ -55,7 +55,9 @@ def register(sub: Any) -> None:
     var.add_argument("--model", type=Path, required=True, help="the base model directory")
     var.add_argument("--n", type=positive_int, default=10, help="number of variants (default 10)")
     var.add_argument("--edits", type=positive_int, default=20, help="edits per variant (default 20)")
-    var.add_argument("--method", default="rome", help="weight editor: rome, memit, ft-l, ft-m (default rome)")
+    var.add_argument(
+        "--method", default="rome", help="weight editor: rome, memit, alphaedit, ft-l, ft-m (default rome)"
+    )
     var.add_argument("--seed", type=int, default=0, help="edit shuffling seed")
     var.add_argument(
         "--hparam",

@@ -4,12 +4,12 @@ fitness on the reference world.
 **Variants** (:func:`build_variants`): the world's EDITS that the unedited model answers with the old object
 (``eval.editing.select_cases``, ``select="known"``) are shuffled with ``seed`` and cut into ``n`` disjoint
 batches of ``edits`` each; variant ``i`` is the base model with batch ``i`` applied by one weight editor
-(sequentially for ROME / FT, one batch for MEMIT) and saved as a plain HF directory. The whole population is
-written to a temporary sibling directory and renamed onto ``out`` when complete, with ``population.json``
-(base, method, seed, each variant's edit ids and seconds).
+(sequentially for ROME / FT; as one batch for MEMIT and AlphaEdit, :data:`BATCHED`) and saved as a plain HF
+directory. The whole population is written to a temporary sibling directory and renamed onto ``out`` when
+complete, with ``population.json`` (base, method, seed, each variant's edit ids and seconds).
 
 Only editors whose edit is a change of the model's own weights (:class:`~tools.edit.WeightDelta`: ROME,
-MEMIT, FT-L, FT-M) can be merged: GRACE keeps a codebook and WISE a side memory with a router in adapter
+MEMIT, AlphaEdit, FT-L, FT-M) can be merged: GRACE keeps a codebook and WISE a side memory with a router in adapter
 modules that wrap a layer; mergekit's architecture definitions (and the delta arithmetic of every merge
 method) know only the architecture's tensors, so those edits would be dropped by any merge
 (:data:`NOT_MERGEABLE`).
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 POPULATION_FILE = "population.json"
 MERGEABLE = frozenset({"rome", "memit", "alphaedit", "lora", "ft-l", "ft-m"})
+BATCHED = frozenset({"memit", "alphaedit"})  # editors that solve a variant's whole batch at once
 NOT_MERGEABLE = {
     "grace": "GRACE's edits live in a codebook adapter wrapping one layer, not in the model's tensors",
     "wise": "WISE's edits live in a side memory with a router (an adapter), not in the model's tensors",
@@ -157,7 +158,7 @@ def build_variants(
     if len(chosen) < n * edits:
         raise InvalidInputError(f"only {len(chosen)} world edits qualify, {n} x {edits} asked")
     editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **(hparams or {}))
-    batch_size = edits if name == "memit" else 1
+    batch_size = edits if name in BATCHED else 1
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     variants: list[Variant] = []

@@ -1,0 +1,83 @@
+"""``build_variants``: batched editors (MEMIT, AlphaEdit) solve a variant's edits at once, sequential ones
+(ROME, FT) edit by edit, and every saved variant is the base plus exactly the deltas applied to it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agent.cli._population import BATCHED, MERGEABLE, build_variants, load_population
+from tests.conftest import REPO
+from tools.edit import EditHandle, EditRequest, WeightDelta, journal_for
+from tools.lm import LocalLanguageModel
+
+GPT2 = REPO / "eval" / "world" / "models" / "gpt2-world"
+LLAMA = REPO / "eval" / "world" / "models" / "llama-world"
+PARAM = "transformer.h.1.mlp.c_proj.bias"
+
+
+class _Recording:
+    """A weight editor that adds a per-call constant to one bias and records each call's batch size."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def compute(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> WeightDelta:
+        self.batches.append(len(requests))
+        shape = dict(model.model.named_parameters())[PARAM].shape
+        return WeightDelta(method="recording", requests=tuple(requests), updates={PARAM: torch.full(shape, 0.25)})
+
+    def apply(self, model: LocalLanguageModel, delta: WeightDelta) -> EditHandle:
+        return journal_for(model.model).apply(delta)
+
+
+@pytest.mark.parametrize("method", ["alphaedit", "memit", "rome"])
+def test_batched_editors_edit_a_variant_at_once(method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    editor = _Recording()
+
+    def fake_get_editor(name: str, **_: Any) -> _Recording:
+        assert name == method
+        return editor
+
+    monkeypatch.setattr("tools.edit.get_editor", fake_get_editor)
+    pop = build_variants(GPT2, tmp_path / "pop", n=2, edits=3, method=method, cache_dir=tmp_path / "stats")
+    assert editor.batches == ([3, 3] if method in BATCHED else [1] * 6)
+    assert load_population(tmp_path / "pop").method == method and len(pop.edit_ids) == 6
+    base = load_file(str(GPT2 / "model.safetensors"))
+    for path in pop.paths:  # each variant starts from the base: its own batch only, every call applied once
+        saved = load_file(str(path / "model.safetensors"))
+        calls = 1 if method in BATCHED else 3
+        torch.testing.assert_close(saved[PARAM], base[PARAM] + 0.25 * calls)
+        assert all(torch.equal(saved[k], base[k]) for k in base if k != PARAM)
+
+
+def test_alphaedit_is_mergeable_and_batched() -> None:
+    assert {"alphaedit", "memit"} <= BATCHED <= MERGEABLE
+
+
+@pytest.mark.slow
+def test_alphaedit_variants_change_only_its_layers(tmp_path: Path) -> None:
+    """A real AlphaEdit population on the LLaMA reference model: the saved variants differ from the base only in
+    the MLP output projections of AlphaEdit's layers, by an update of rank <= the batch size."""
+    from tools.edit import family_of, load_edited
+    from tools.edit._alphaedit import AlphaEditHyperParams
+
+    pop = build_variants(LLAMA, tmp_path / "pop", n=2, edits=2, method="alphaedit", cache_dir=tmp_path / "stats")
+    meta = json.loads((tmp_path / "pop" / "population.json").read_text())
+    assert meta["method"] == "alphaedit" and len({e for v in meta["variants"] for e in v["edit_ids"]}) == 4
+    family = family_of(load_edited(LLAMA).model)
+    layers = AlphaEditHyperParams.for_family(family).layers
+    expected = {family.path(family.mlp_out, layer) + ".weight" for layer in layers}
+    base = load_file(str(LLAMA / "model.safetensors"))
+    for path in pop.paths:
+        saved = load_file(str(path / "model.safetensors"))
+        changed = {k for k in base if not torch.equal(saved[k], base[k])}
+        assert changed and changed <= expected
+        for k in changed:
+            assert torch.linalg.matrix_rank((saved[k] - base[k]).double(), rtol=1e-4) <= 2
