@@ -14,7 +14,9 @@ Consistency (the judge's score of the greedy definition after the edit against t
 
 Methods by ConceptEdit's names: ``FT-L``, ``ROME``, ``MEMIT`` (editors of ``tools.edit``) and ``PROMPT``
 (in-context editing: the ``ike`` editor, whose demonstration of the new definition is prepended to inputs that
-mention the concept; no weight changes).
+mention the concept; no weight changes), plus ``ALPHAEDIT`` and any other registered editor by its name.
+Preserved prompts given to an editor (AlphaEdit's ``preserve_prompts``) must not be a locality prompt of a
+selected case: the bench refuses them (``InvalidInputError``), so what is protected is never what is measured.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ __all__ = ["CONCEPT_METHODS", "ROW_KEYS", "editor_for", "run_concept_bench"]
 
 logger = logging.getLogger(__name__)
 
-CONCEPT_METHODS: dict[str, str] = {"FT-L": "ft-l", "ROME": "rome", "MEMIT": "memit", "PROMPT": "ike"}
+CONCEPT_METHODS: dict[str, str] = {
+    "FT-L": "ft-l",
+    "ROME": "rome",
+    "MEMIT": "memit",
+    "ALPHAEDIT": "alphaedit",
+    "PROMPT": "ike",
+}
 """ConceptEdit's method names -> the registered editor that implements each."""
 
 ROW_KEYS = (
@@ -110,7 +118,7 @@ def run_concept_bench(
         ``seconds_per_edit``. A metric without anything to count is ``None``.
 
     Raises:
-        InvalidInputError: ``limit < 1``, no case qualifies.
+        InvalidInputError: ``limit < 1``, no case qualifies, a preserved prompt is a locality prompt.
         UnknownEditorError: no editor by that name.
 
     Example:
@@ -125,6 +133,10 @@ def run_concept_bench(
     chosen: list[ConceptCase] = select_cases(lm, cases, limit or len(cases), seed=seed, select=select)  # type: ignore[assignment]
     if not chosen:
         raise InvalidInputError(f"no concept edit qualifies (select={select!r}, {len(cases)} cases)")
+    measured = {p.strip() for c in chosen for p, _ in c.locality}
+    overlap = sorted({p for p, _ in dict(hparams or {}).get("preserve_prompts", ()) if p.strip() in measured})
+    if overlap:
+        raise InvalidInputError(f"preserved prompts include locality prompts of the bench: {overlap[:3]}")
     prober = LMProber(lm, answer_tokens=answer_tokens)
     baseline = measure_before(prober, chosen)
     instances_before = _instance_answers(prober, chosen)
