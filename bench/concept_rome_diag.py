@@ -38,7 +38,7 @@ from eval.editing._metrics import LMProber, agreement, answer_matches, measure_a
 from eval.editing._runner import select_cases  # noqa: E402
 from eval.world import DATA_DIR, load_world  # noqa: E402
 from tools.edit import get_editor, journal_for, load_edited  # noqa: E402
-from tools.edit._family import family_of, get_module  # noqa: E402
+from tools.edit._family import get_module  # noqa: E402
 from tools.edit._keys import subject_keys  # noqa: E402
 from tools.edit._request import EditRequest  # noqa: E402
 
@@ -74,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hparam", action="append", default=[], help="k=v (JSON value)")
     ap.add_argument("--limit", type=int, default=117)
     ap.add_argument("--dev", type=int, default=0, help="use this many dev edits (eval.concepts._dev) instead")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help="JSON lines, appended after each case")
+    ap.add_argument("--summarize", type=Path, help="only print the summary of an --out file")
     args = ap.parse_args(argv)
+    if args.summarize:
+        _summary([json.loads(x) for x in args.summarize.read_text().splitlines() if x.strip()])
+        return 0
+    if args.out:
+        args.out.write_text("")
 
     torch.manual_seed(0)
     lm = load_edited(args.model, device="cpu")
@@ -100,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     prober = LMProber(lm, answer_tokens=32)
     baseline = measure_before(prober, chosen)
     journal = journal_for(lm.model)
-    family = family_of(lm.model)
     records: list[dict[str, Any]] = []
     for case, before in zip(chosen, baseline, strict=True):
         req = case.request
@@ -147,15 +152,14 @@ def main(argv: list[str] | None = None) -> int:
                     "before": pre.text,
                     "after": post.text,
                     "reliable": rel,
-                    "layer": family.n_layers and path,
+                    "layer": path,
                 }
             )
-        print(
-            f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in records[-len(case.locality) :])}",
-            file=sys.stderr,
-        )
-    if args.out:
-        args.out.write_text("".join(json.dumps(r) + "\n" for r in records))
+        mine = records[-len(case.locality) :]
+        print(f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in mine)}", file=sys.stderr)
+        if args.out:
+            with args.out.open("a") as fh:
+                fh.write("".join(json.dumps(r) + "\n" for r in mine))
     _summary(records)
     return 0
 

@@ -93,7 +93,7 @@ def _hparams(pairs: list[str]) -> dict[str, Any]:
 
 
 def _method_hparams(
-    method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool
+    method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
     """AlphaEdit on the world: the train-side definition prompts as preserved keys (eval.concepts._dev)."""
     from eval.concepts import editor_for
@@ -103,7 +103,7 @@ def _method_hparams(
     if editor_for(method)[1] != "alphaedit" or dataset != "world" or not preserve or "preserve_prompts" in base:
         return base
     exclude = {p for c in cases for p, _ in c.locality}
-    return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude)}
+    return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt)}
 
 
 def _fmt(value: Any) -> str:
@@ -169,7 +169,9 @@ def _concept_bench(args: argparse.Namespace) -> int:
                     judge=judge,
                     corpus=corpus,
                     cache_dir=home.path("cache") / "stats",
-                    hparams=_method_hparams(method, args.dataset, cases, overrides, not args.no_preserve_definitions),
+                    hparams=_method_hparams(
+                        method, args.dataset, cases, overrides, not args.no_preserve_definitions, lm.prompt_format
+                    ),
                     on_edit=bar.update,
                 )
                 rows.append(row | {"model_path": str(model_dir)})

@@ -8,11 +8,13 @@ concepts' ``What is a <label>?``) and the same four paraphrase questions. They a
 
 **Preserved prompts** (:func:`preserved_definition_prompts`): the definitions the world *trains* under, as
 ``(prompt, subject)`` pairs for an editor's preserved keys (AlphaEdit's ``preserve_prompts``): every KNOWN
-concept's cloze ``A <label> is``, ``The word <label> means`` and its statement ``A <label> is <definition>.``.
-The benchmark's locality prompts are the question ``What is a <label>?`` (``questions[0]`` of the slice); it is
-never among the preserved prompts: no preserved prompt is a question, and any prompt equal to a text in
-``exclude`` (the locality prompts, bare or wrapped) is dropped. An editor drops the prompts whose subject is
-the concept being edited (its own definition is meant to change).
+concept's cloze ``A <label> is``, ``The word <label> means``, its statement ``A <label> is <definition>.`` and
+(given the model's prompt format) its second training question answered, ``What is the definition of a
+<label>?`` + the definition. The benchmark's locality prompts are the *first* training question ``What is a
+<label>?`` (``questions[0]`` of the slice); it is never among the preserved prompts: it is not generated, and
+any prompt that starts with a text in ``exclude`` (the bench's locality prompts, wrapped) is dropped. The
+held-out phrasings (``How would you define ...``, ``What does the term ... mean?``) are never used. An editor
+drops the prompts whose subject is the concept being edited (its own definition is meant to change).
 """
 
 from __future__ import annotations
@@ -106,22 +108,28 @@ def dev_concept_cases(
     return out
 
 
-def preserved_definition_prompts(data_dir: str | Path, exclude: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
-    """``(prompt, subject)`` of every KNOWN concept's train-side definition prompts, none equal to ``exclude``.
+def preserved_definition_prompts(
+    data_dir: str | Path, exclude: Iterable[str] = (), prompt_format: PromptFormat | None = None
+) -> tuple[tuple[str, str], ...]:
+    """``(prompt, subject)`` of every KNOWN concept's train-side definition prompts, none starting with ``exclude``.
+
+    With ``prompt_format``, also the second training question with its answer, ``Q: What is the definition of
+    a <label>?`` + `` <definition>`` in that format (the locality prompts ask the first, ``What is a <label>?``).
 
     Raises:
         WorldFormatError: missing or malformed world files.
     """
     concepts, edits = _world(data_dir)
-    banned = {t.strip() for t in exclude}
+    banned = tuple(t.strip() for t in exclude if t.strip())
     out: list[tuple[str, str]] = []
     for label in sorted({str(e["subject"]) for e in edits}):
-        a = _article(label)
-        for prompt in (
+        a, definition = _article(label), concepts[label]["definition"]
+        prompts = [
             f"{a.capitalize()} {label} is",
             f"The word {label} means",
-            f"{a.capitalize()} {label} is {concepts[label]['definition']}.",
-        ):
-            if prompt.strip() not in banned:
-                out.append((prompt, label))
+            f"{a.capitalize()} {label} is {definition}.",
+        ]
+        if prompt_format is not None:
+            prompts.append(f"{prompt_format.question(f'What is the definition of {a} {label}?')} {definition}")
+        out.extend((p, label) for p in prompts if not p.strip().startswith(banned))
     return tuple(out)

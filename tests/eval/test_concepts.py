@@ -191,12 +191,13 @@ def test_dev_edits_are_not_test_edits_and_preserved_prompts_are_not_locality_pro
     assert not pairs & {(c.request.subject, c.request.target_new) for c in dev}
     assert all(c.request.target_new != c.ground_truth for c in dev)
     locality = {p for c in [*test, *dev] for p, _ in c.locality}
-    bare = {p.removeprefix("Q: ").split("\n")[0] for p in locality} | {p for c in test for p in c.paraphrases}
-    preserved = preserved_definition_prompts(DATA_DIR, exclude=locality)
-    assert len(preserved) == 3 * len({c.request.subject for c in test})
-    assert not {p for p, _ in preserved} & (locality | bare)
-    assert all("?" not in p for p, _ in preserved)
+    bare = {p.removeprefix("Q: ").split("\n")[0] for p in locality}
+    preserved = preserved_definition_prompts(DATA_DIR, exclude=locality, prompt_format=fmt)
+    assert len(preserved) == 4 * len({c.request.subject for c in test})
+    assert not any(p.startswith(tuple(locality | bare)) for p, _ in preserved)  # no locality prompt
+    assert all("How would you" not in p and "the term" not in p for p, _ in preserved)  # no held-out phrasing
     some = next(iter(sorted(locality)))
-    assert len(preserved_definition_prompts(DATA_DIR, exclude=[some])) == len(preserved)  # questions never listed
-    cloze = preserved[0][0]
-    assert len(preserved_definition_prompts(DATA_DIR, exclude=[cloze])) == len(preserved) - 1
+    assert len(preserved_definition_prompts(DATA_DIR, exclude=[some], prompt_format=fmt)) == len(preserved)
+    cloze = preserved[0][0]  # "A <label> is" also starts that label's statement
+    assert len(preserved_definition_prompts(DATA_DIR, exclude=[cloze], prompt_format=fmt)) == len(preserved) - 2
+    assert len(preserved_definition_prompts(DATA_DIR)) == 3 * len({c.request.subject for c in test})
