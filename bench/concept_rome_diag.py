@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                     "key_cos": float(torch.nn.functional.cosine_similarity(k_loc, k_edit, dim=0)),
                     "response_subject": float(right @ k_loc),
                     "response_max": float((every @ right).abs().max()),
+                    "response_max_token": lm.tokenizer.convert_ids_to_tokens(
+                        lm.tokenizer(f"{probe[0]} {probe[1]}", add_special_tokens=False)["input_ids"]
+                    )[int((every @ right).abs().argmax())],
                     "response_rms": float((every @ right).pow(2).mean().sqrt()),
                     "before": pre.text,
                     "after": post.text,
