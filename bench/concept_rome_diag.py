@@ -32,12 +32,12 @@ if str(_REPO) not in sys.path:
 import torch  # noqa: E402
 
 from eval._normalize import normalize_answer  # noqa: E402
-from eval.concepts import world_concept_cases  # noqa: E402
+from eval.concepts import ConceptCase, world_concept_cases  # noqa: E402
 from eval.concepts._dev import dev_concept_cases  # noqa: E402
 from eval.editing._metrics import LMProber, agreement, answer_matches, measure_after, measure_before  # noqa: E402
 from eval.editing._runner import select_cases  # noqa: E402
 from eval.world import DATA_DIR, load_world  # noqa: E402
-from tools.edit import get_editor, journal_for, load_edited  # noqa: E402
+from tools.edit import LowRank, WeightDelta, get_editor, journal_for, load_edited  # noqa: E402
 from tools.edit._family import get_module  # noqa: E402
 from tools.edit._keys import subject_keys  # noqa: E402
 from tools.edit._request import EditRequest  # noqa: E402
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     lm = load_edited(args.model, device="cpu")
     fmt = lm.prompt_format
     cases = dev_concept_cases(DATA_DIR, fmt, args.dev) if args.dev else world_concept_cases(DATA_DIR, fmt)
-    chosen = select_cases(lm, cases, min(args.limit, len(cases)), seed=0, select="known")
+    chosen: list[ConceptCase] = select_cases(lm, cases, min(args.limit, len(cases)), seed=0, select="known")  # type: ignore[assignment]
     concepts = {
         json.loads(x)["label"]: json.loads(x) for x in (DATA_DIR / "concepts.jsonl").read_text().splitlines() if x
     }
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     for case, before in zip(chosen, baseline, strict=True):
         req = case.request
         delta = editor.compute(lm, [req])
+        assert isinstance(delta, WeightDelta)  # a weight editor (ROME, single-layer MEMIT / AlphaEdit)
         ((name, update),) = delta.updates.items()
+        assert isinstance(update, LowRank)
         path = name.removesuffix(".weight")
         conv = type(get_module(lm.model, path)).__name__ == "Conv1D"  # GPT-2 stores (in, out)
         right = (update.left[:, 0] if conv else update.right[0]).double()  # (in,): 1 on the edited bare key
