@@ -1,4 +1,4 @@
-"""``factagent concept-bench``: ConceptEdit's metrics of FT-L, ROME, MEMIT and PROMPT on concept definitions.
+"""``factagent concept-bench``: ConceptEdit's metrics of FT-L, ROME, MEMIT, AlphaEdit and PROMPT on definitions.
 
 Each method edits each selected concept definition alone on a fresh copy of the model, scores it, and rolls it
 back (``eval.concepts.run_concept_bench``). Cases are the reference world's 117 definition edits
@@ -17,7 +17,7 @@ from typing import Any
 from agent.cli._args import positive_int
 from tools.errors import InvalidInputError
 
-_DEFAULT_METHODS = "FT-L,ROME,MEMIT,PROMPT"
+_DEFAULT_METHODS = "FT-L,ROME,MEMIT,ALPHAEDIT,PROMPT"
 
 
 def register(sub: Any) -> None:
@@ -39,6 +39,18 @@ def register(sub: Any) -> None:
     bench.add_argument("--seed", type=int, default=0, help="case-sampling seed")
     bench.add_argument("--judge", choices=("minilm", "none"), default="minilm", help="Concept Consistency judge")
     bench.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    bench.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="editor hyperparameter override (VALUE as JSON, else a string), repeatable; applies to every method",
+    )
+    bench.add_argument(
+        "--no-preserve-definitions",
+        action="store_true",
+        help="do not give AlphaEdit the world's train-side definition prompts as preserved keys",
+    )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
 
@@ -65,6 +77,33 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
     if not Path(dataset).is_file():
         raise InvalidInputError(f"--dataset: {dataset!r} is neither 'world' nor a ConceptEdit file")
     return load_conceptedit(dataset, fmt)
+
+
+def _hparams(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--hparam: expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+def _method_hparams(
+    method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
+) -> dict[str, Any]:
+    """AlphaEdit on the world: the train-side definition prompts as preserved keys (eval.concepts._dev)."""
+    from eval.concepts import editor_for
+    from eval.concepts._dev import preserved_definition_prompts
+    from eval.world import DATA_DIR
+
+    if editor_for(method)[1] != "alphaedit" or dataset != "world" or not preserve or "preserve_prompts" in base:
+        return base
+    exclude = {p for c in cases for p, _ in c.locality}
+    return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt)}
 
 
 def _fmt(value: Any) -> str:
@@ -112,6 +151,7 @@ def _concept_bench(args: argparse.Namespace) -> int:
 
         judge = EmbeddingConsistency(load_embedder(home))
     corpus = [d.text for d in load_world(DATA_DIR).documents]
+    overrides = _hparams(args.hparam)
     rows: list[dict[str, Any]] = []
     with tqdm(desc="concept edits", unit="edit", file=sys.stderr) as bar:
         for model_dir in model_dirs:
@@ -129,6 +169,9 @@ def _concept_bench(args: argparse.Namespace) -> int:
                     judge=judge,
                     corpus=corpus,
                     cache_dir=home.path("cache") / "stats",
+                    hparams=_method_hparams(
+                        method, args.dataset, cases, overrides, not args.no_preserve_definitions, lm.prompt_format
+                    ),
                     on_edit=bar.update,
                 )
                 rows.append(row | {"model_path": str(model_dir)})

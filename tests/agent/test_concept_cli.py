@@ -23,3 +23,25 @@ def test_concept_bench_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.
     argv = ["--home", str(tmp_path), "concept-bench", "--model", str(model), "--judge", "none"]
     assert main([*argv, "--dataset", str(tmp_path / "nope.json")]) == 2
     assert "neither 'world' nor a ConceptEdit file" in capsys.readouterr().err
+
+
+def test_concept_bench_hparams_and_alphaedits_preserved_prompts() -> None:
+    from agent.cli._concept import _hparams, _method_hparams
+    from eval.concepts import world_concept_cases
+    from eval.world import DATA_DIR
+    from tools.errors import InvalidInputError
+    from tools.lm import PromptFormat
+
+    assert _hparams(["layers=[0]", "kl_factor=0.5", "name=abc"]) == {"layers": [0], "kl_factor": 0.5, "name": "abc"}
+    with pytest.raises(InvalidInputError):
+        _hparams(["layers"])
+    fmt = PromptFormat()
+    cases = world_concept_cases(DATA_DIR, fmt)
+    base = {"layers": [0]}
+    assert _method_hparams("ROME", "world", cases, base, True, fmt) == base
+    assert _method_hparams("ALPHAEDIT", "file.json", cases, base, True, fmt) == base
+    assert _method_hparams("alphaedit", "world", cases, base, False, fmt) == base
+    given = _method_hparams("ALPHAEDIT", "world", cases, base, True, fmt)
+    locality = {p for c in cases for p, _ in c.locality}
+    assert given["layers"] == [0] and given["preserve_prompts"]
+    assert not any(p.startswith(tuple(locality)) for p, _ in given["preserve_prompts"])

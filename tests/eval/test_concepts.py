@@ -126,9 +126,13 @@ def test_world_rows_and_membership() -> None:
 
 def test_method_names() -> None:
     assert editor_for("prompt") == ("PROMPT", "ike") and editor_for("ft-l") == ("FT-L", "ft-l")
+    assert editor_for("AlphaEdit") == ("ALPHAEDIT", "alphaedit")
 
 
-@pytest.mark.parametrize("method", ["FT-L", "ROME"])  # PROMPT's demonstrations overflow the 64-token context
+_FAST_ALPHA = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1, "preserve_weight": 0.0}
+
+
+@pytest.mark.parametrize("method", ["FT-L", "ROME", "ALPHAEDIT"])  # PROMPT's demos overflow the 64-token context
 def test_the_bench_scores_and_leaves_the_model_unchanged(tiny_model_dir: Path, tmp_path: Path, method: str) -> None:
     from tools.edit import load_edited
 
@@ -145,7 +149,11 @@ def test_the_bench_scores_and_leaves_the_model_unchanged(tiny_model_dir: Path, t
         select="all",
         judge=EmbeddingConsistency(HashEmbedder()),
         corpus=["The capital of France is Paris."] * 20,
-        hparams={"layers": (0,)} if method == "ROME" else None,
+        hparams={"layers": (0,)}
+        if method == "ROME"
+        else _FAST_ALPHA | {"preserve_prompts": (("A glacier is a slow river of ice.", "glacier"),)}
+        if method == "ALPHAEDIT"
+        else None,
     )
     assert list(row)[: len(ROW_KEYS)] == list(ROW_KEYS)
     assert row["method"] == method and row["n_edits"] == 2
@@ -155,3 +163,41 @@ def test_the_bench_scores_and_leaves_the_model_unchanged(tiny_model_dir: Path, t
     after = lm.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert np.isfinite(row["seconds_per_edit"])
+
+
+def test_the_bench_refuses_to_preserve_a_locality_prompt(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tools.edit import load_edited
+
+    lm = load_edited(tiny_model_dir)
+    path = tmp_path / "final_gpt2_intra.json"
+    path.write_text(json.dumps(CONCEPTEDIT_ROWS), encoding="utf-8")
+    cases = load_conceptedit(path, lm.prompt_format)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    measured = (("The definition of glacier is", "glacier"),)  # the first row's locality prompt
+    with pytest.raises(InvalidInputError, match="locality prompts"):
+        run_concept_bench(lm, "ALPHAEDIT", cases, select="all", hparams=_FAST_ALPHA | {"preserve_prompts": measured})
+    after = lm.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_dev_edits_are_not_test_edits_and_preserved_prompts_are_not_locality_prompts() -> None:
+    from eval.concepts._dev import dev_concept_cases, preserved_definition_prompts
+
+    fmt = PromptFormat()
+    test = world_concept_cases(DATA_DIR, fmt)
+    dev = dev_concept_cases(DATA_DIR, fmt, 40)
+    assert len(dev) == 40 and len({c.request.subject for c in dev}) > 20
+    pairs = {(c.request.subject, c.request.target_new) for c in test}
+    assert not pairs & {(c.request.subject, c.request.target_new) for c in dev}
+    assert all(c.request.target_new != c.ground_truth for c in dev)
+    locality = {p for c in [*test, *dev] for p, _ in c.locality}
+    bare = {p.removeprefix("Q: ").split("\n")[0] for p in locality}
+    preserved = preserved_definition_prompts(DATA_DIR, exclude=locality, prompt_format=fmt)
+    assert len(preserved) == 4 * len({c.request.subject for c in test})
+    assert not any(p.startswith(tuple(locality | bare)) for p, _ in preserved)  # no locality prompt
+    assert all("How would you" not in p and "the term" not in p for p, _ in preserved)  # no held-out phrasing
+    some = next(iter(sorted(locality)))
+    assert len(preserved_definition_prompts(DATA_DIR, exclude=[some], prompt_format=fmt)) == len(preserved)
+    cloze = preserved[0][0]  # "A <label> is" also starts that label's statement
+    assert len(preserved_definition_prompts(DATA_DIR, exclude=[cloze], prompt_format=fmt)) == len(preserved) - 2
+    assert len(preserved_definition_prompts(DATA_DIR)) == 3 * len({c.request.subject for c in test})

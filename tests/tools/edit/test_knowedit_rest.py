@@ -9,7 +9,7 @@ import torch
 
 from tests.tools.edit._helpers import load_models, same, state
 from tools.edit import EditRequest, get_editor, journal_for
-from tools.edit._alphaedit import null_space_projector, projected_solve
+from tools.edit._alphaedit import null_space_projector, preserved_prompt_keys, projected_solve, without_keys
 from tools.edit._context import ContextAdapter
 from tools.edit._delta import LowRank, WeightDelta
 from tools.errors import InvalidEditError
@@ -61,6 +61,44 @@ def test_projected_solve_with_the_whole_space_and_whitening_is_memits() -> None:
     assert torch.allclose(right, memit, atol=1e-10)
     plain = projected_solve(eye, keys, keys @ keys.T, 1e-3)
     assert not torch.allclose(plain, memit, atol=1e-3)  # without the weighting it is a plain ridge solve
+
+
+def test_without_keys_takes_the_preserved_keys_out_of_the_null_space() -> None:
+    gen = torch.Generator().manual_seed(3)
+    proj, _ = null_space_projector(_spd(10, 2), 0.5)
+    keys = torch.randn(10, 2, dtype=torch.float64, generator=gen)
+    reduced, taken = without_keys(proj, keys, 1.0)
+    assert taken == 2
+    assert torch.allclose(reduced @ reduced, reduced, atol=1e-10) and torch.allclose(reduced, reduced.T, atol=1e-12)
+    assert float((reduced @ keys).norm()) < 1e-9 * float(keys.norm())  # the preserved keys get no response
+    other = torch.randn(10, dtype=torch.float64, generator=gen)
+    assert float((reduced @ other).norm()) > 0.1 * float((proj @ other).norm())  # the rest of the null space stays
+    assert without_keys(proj, torch.zeros(10, 0, dtype=torch.float64), 0.9) == (proj, 0)
+
+
+def test_alphaedit_spares_the_preserved_prompts_and_skips_the_edited_subjects(models: dict[str, Any]) -> None:
+    lm = models["gpt2-world"]
+    corpus = ("The CEO of ABB Group is Ulrich Spiesshofer.",) * 20
+    fast = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1, "preserve_weight": 0.0}
+    kept = ("A glacier is a slow river of ice.", "glacier")
+    own = ("Alibaba is a company.", "Alibaba")  # the edited subject: not preserved
+    edit = get_editor("alphaedit", corpus=corpus, preserve_prompts=(kept, own), preserve_prompt_energy=1.0, **fast)
+    plain = get_editor("alphaedit", corpus=corpus, **fast)
+    path = "transformer.h.0.mlp.c_proj"
+    right = edit.compute(lm, [REQ]).updates[f"{path}.weight"]
+    base = plain.compute(lm, [REQ]).updates[f"{path}.weight"]
+    assert isinstance(right, LowRank) and isinstance(base, LowRank)
+    spared = preserved_prompt_keys(lm, path, [kept[0]]).float()  # (in, tokens)
+    own_keys = preserved_prompt_keys(lm, path, [own[0]]).float()
+    key = preserved_prompt_keys(lm, path, [REQ.prompt]).float()[:, -2:]  # "Alibaba's" ... "CEO is": the edited key
+
+    def ratio(update: LowRank, keys: torch.Tensor) -> float:  # GPT-2's Conv1D: the input side is left, (in, 1)
+        return float((update.left.T @ keys).abs().max() / (update.left.T @ key).abs().max())
+
+    assert ratio(right, spared) < 1e-3 and ratio(base, spared) > 1e-2  # the preserved prompt gets no response
+    assert ratio(right, own_keys) > 1e-2  # the edited subject's own prompt is not preserved
+    with pytest.raises(InvalidEditError):
+        get_editor("alphaedit", corpus=corpus, preserve_prompts=(("", "x"),)).compute(lm, [REQ])
 
 
 def test_alphaedit_rejects_bad_settings(models: dict[str, Any]) -> None:

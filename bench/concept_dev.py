@@ -1,0 +1,61 @@
+# ruff: noqa: T201
+"""Concept-bench on the DEV concept edits (:func:`eval.concepts._dev.dev_concept_cases`), to choose settings.
+
+The dev edits are the world's KNOWN concepts taking other sources' definitions (never a test edit's pair); the
+row is ``run_concept_bench``'s, without Concept Consistency. ``--method alphaedit`` gets the train-side
+definition prompts as preserved keys unless ``--no-preserve``.
+
+Example:
+    PYTHONPATH=. python bench/concept_dev.py eval/world/models/llama-world-concepts rome --hparam layers=[1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from eval.concepts import editor_for, run_concept_bench  # noqa: E402
+from eval.concepts._dev import dev_concept_cases, preserved_definition_prompts  # noqa: E402
+from eval.world import DATA_DIR, load_world  # noqa: E402
+from tools.edit import load_edited  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("method")
+    ap.add_argument("--hparam", action="append", default=[], help="k=v (JSON value)")
+    ap.add_argument("--n", type=int, default=40, help="dev edits drawn (those the model knows are run)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--no-preserve", action="store_true")
+    args = ap.parse_args(argv)
+    lm = load_edited(args.model, device="cpu")
+    cases = dev_concept_cases(DATA_DIR, lm.prompt_format, args.n)
+    hp = {k: json.loads(v) for k, v in (h.split("=", 1) for h in args.hparam)}
+    if editor_for(args.method)[1] == "alphaedit" and not args.no_preserve:
+        hp["preserve_prompts"] = preserved_definition_prompts(
+            DATA_DIR, exclude={p for c in cases for p, _ in c.locality}
+        )
+    row = run_concept_bench(
+        lm,
+        args.method,
+        cases,
+        limit=args.limit,
+        corpus=[d.text for d in load_world(DATA_DIR).documents],
+        cache_dir=Path.home() / ".factagent" / "cache" / "stats",
+        hparams=hp,
+    )
+    row.pop("model", None)
+    settings = {k: v for k, v in hp.items() if k != "preserve_prompts"}
+    print(json.dumps({"settings": settings, "preserve": "preserve_prompts" in hp} | row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
