@@ -155,8 +155,10 @@ def _keys(lm: HFLanguageModel, layer: int, texts: list[str]) -> torch.Tensor:
     return torch.cat(rows)
 
 
-def _key_side(lm: HFLanguageModel, name: str, update: torch.Tensor) -> torch.Tensor:
-    """``update`` as ``(in, out)``: Conv1D weights already are, Linear's ``(out, in)`` transposed."""
+def _key_side(lm: HFLanguageModel, name: str, update: object) -> torch.Tensor:
+    """``update`` (DINM's: a dense tensor) as ``(in, out)``: Conv1D weights already are, Linear's ``(out, in)``
+    transposed."""
+    assert isinstance(update, torch.Tensor)
     conv = type(dict(lm.model.named_modules())[name.rsplit(".", 1)[0]]).__name__ == "Conv1D"
     return update if conv else update.T
 
@@ -172,7 +174,7 @@ def test_nullspace_energy_leaves_the_preserved_keys_response_unchanged(lm: HFLan
     ((name, update),) = kept.updates.items()
     side = _key_side(lm, name, update).float()  # (in, out)
     proj = _projector(lm, 0.05)
-    assert float(update.abs().max()) > 0 and 0 < kept.info["allowed_key_dims"] < side.shape[0]
+    assert float(side.abs().max()) > 0 and 0 < kept.info["allowed_key_dims"] < side.shape[0]
     assert torch.allclose(proj @ side, side, atol=1e-5)  # the update lies in the allowed space
     keys = _keys(lm, 1, PRESERVED[:3])  # (N, in): the preserved texts' own keys
     assert float((keys @ proj).norm() ** 2) <= 0.05 * float(keys.norm() ** 2) + 1e-4  # their energy there

@@ -85,8 +85,10 @@ def test_alphaedit_spares_the_preserved_prompts_and_skips_the_edited_subjects(mo
     edit = get_editor("alphaedit", corpus=corpus, preserve_prompts=(kept, own), preserve_prompt_energy=1.0, **fast)
     plain = get_editor("alphaedit", corpus=corpus, **fast)
     path = "transformer.h.0.mlp.c_proj"
-    right = edit.compute(lm, [REQ]).updates[f"{path}.weight"]
-    base = plain.compute(lm, [REQ]).updates[f"{path}.weight"]
+    right_delta, base_delta = edit.compute(lm, [REQ]), plain.compute(lm, [REQ])
+    assert isinstance(right_delta, WeightDelta) and isinstance(base_delta, WeightDelta)
+    right = right_delta.updates[f"{path}.weight"]
+    base = base_delta.updates[f"{path}.weight"]
     assert isinstance(right, LowRank) and isinstance(base, LowRank)
     spared = preserved_prompt_keys(lm, path, [kept[0]]).float()  # (in, tokens)
     own_keys = preserved_prompt_keys(lm, path, [own[0]]).float()
