@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.tell._reader_grammar import GRAMMAR, NEGATIVE_GRAMMAR, constructions, expand, grammar_phrasings
@@ -27,12 +27,14 @@ from agent.tell._sentences import clean_sentence
 
 __all__ = [
     "NONE",
+    "NO_RELATION_CONTRAST",
     "PERSON_PAIR_RELATIONS",
     "Example",
     "make_examples",
     "negative_phrasings",
     "perturb",
     "render",
+    "split_by_construction",
     "training_constructions",
     "training_phrasings",
 ]
@@ -162,6 +164,29 @@ PERSON_PAIR_RELATIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Pairs of :data:`PERSON_PAIR_RELATIONS` never given a *relation* contrast: each other's schema inverses
+#: ("A advised B" is "B's student is A" read from the other end), so the same two names in the same roles
+#: state both and a contrast labelled with one teaches the reader to turn the other down (doctoral advisor
+#: fell from 0.846 to 0.538 read right with them). Their *direction* contrasts stay.
+NO_RELATION_CONTRAST: frozenset[frozenset[str]] = frozenset({frozenset({"doctoral_advisor", "doctoral_student"})})
+
+
+def split_by_construction(
+    phrasings: Sequence[str], construction: Mapping[str, str], share: float, rng: random.Random
+) -> tuple[list[str], list[str]]:
+    """``(fit, calibration)`` phrasings, split within each construction: about ``share`` of each
+    construction's phrasings (rounded, and never all of them) go to calibration, so every construction has
+    phrasings in fit ("{o} fathered {s}" is not left to calibration alone). Seeded by ``rng``; the result
+    keeps the order of ``phrasings`` within each part.
+    """
+    cal: set[str] = set()
+    for group in _by_construction(phrasings, construction):
+        pool = sorted(group)
+        rng.shuffle(pool)
+        cal.update(pool[: min(len(pool) - 1, round(len(pool) * share))])
+    return [p for p in phrasings if p not in cal], [p for p in phrasings if p in cal]
+
+
 def _by_construction(phrasings: Sequence[str], construction: Mapping[str, str]) -> list[list[str]]:
     """``phrasings`` grouped by their construction (groups in order of first appearance; a phrasing with no
     construction is its own group)."""
@@ -184,6 +209,7 @@ def make_examples(
     constructions: Mapping[str, Mapping[str, str]] | None = None,
     contrast: Sequence[str] = (),
     contrast_rate: float = 0.0,
+    no_relation_contrast: Collection[frozenset[str]] = (),
 ) -> list[Example]:
     """Sentences from phrasings drawn at random, with names drawn from that relation's ``(subject, object)`` pairs.
 
@@ -195,7 +221,8 @@ def make_examples(
     *direction*: the same phrasing right after with the two names swapped, so the names' roles follow the
     words, not the names ("A fathered B" and "B fathered A"); *relation*: the same two names in the same
     roles in a phrasing of another relation of ``contrast`` ("A fathered B" and "A gave birth to B"). Both
-    carry their own correct labels, and count in ``per_relation``.
+    carry their own correct labels, and count in ``per_relation``. Two relations paired in
+    ``no_relation_contrast`` get no relation contrast with each other (their direction contrasts stay).
 
     Args:
         phrasings: relation id -> phrasings with ``{s}`` and ``{o}``.
@@ -211,6 +238,8 @@ def make_examples(
             (:func:`agent.tell._reader_grammar.constructions`); none: phrasings drawn uniformly.
         contrast: relations whose names fit either way round and each other's phrasings (two people).
         contrast_rate: the chance of each contrast sentence after a sentence of a ``contrast`` relation.
+        no_relation_contrast: pairs of relations never contrasted with each other (e.g.
+            :data:`NO_RELATION_CONTRAST`: each other's inverses).
     """
     rng = random.Random(seed)
     out: list[Example] = []
@@ -240,7 +269,9 @@ def make_examples(
         if not pairs or not phrasings[relation]:
             continue
         objects = [o for _, o in pairs]
-        others = [r for r in partners if r != relation] if relation in partners else []
+        swaps = relation in partners
+        others = [r for r in partners if r != relation and frozenset((r, relation)) not in no_relation_contrast]
+        others = others if swaps else []
         made = 0
         while made < per_relation:
             phrasing = draw(relation)
@@ -249,7 +280,7 @@ def make_examples(
             prefix, suffix = rng.choice(_PREFIXES), rng.choice(_SUFFIXES)
             out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
             made += 1
-            if others and made < per_relation and rng.random() < contrast_rate:
+            if swaps and made < per_relation and rng.random() < contrast_rate:
                 out.append(sentence(relation, phrasing, obj, subject, prefix, suffix))  # the other way round
                 made += 1
             if others and made < per_relation and rng.random() < contrast_rate:
