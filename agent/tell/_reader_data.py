@@ -174,16 +174,17 @@ NO_RELATION_CONTRAST: frozenset[frozenset[str]] = frozenset({frozenset({"doctora
 def split_by_construction(
     phrasings: Sequence[str], construction: Mapping[str, str], share: float, rng: random.Random
 ) -> tuple[list[str], list[str]]:
-    """``(fit, calibration)`` phrasings, split within each construction: about ``share`` of each
-    construction's phrasings (rounded, and never all of them) go to calibration, so every construction has
-    phrasings in fit ("{o} fathered {s}" is not left to calibration alone). Seeded by ``rng``; the result
-    keeps the order of ``phrasings`` within each part.
+    """``(fit, calibration)`` phrasings, split within each construction: ``share`` of each construction's
+    phrasings, rounded down, go to calibration, so every construction has phrasings in fit and one of fewer
+    than ``1 / share`` phrasings is all in fit ("{o} (fathered|sired|begat) {s}" is 3: none is left to
+    calibration alone, as "{o} fathered {s}" was by a split over all phrasings). Seeded by ``rng``; each
+    part keeps the order of ``phrasings``.
     """
     cal: set[str] = set()
     for group in _by_construction(phrasings, construction):
         pool = sorted(group)
         rng.shuffle(pool)
-        cal.update(pool[: min(len(pool) - 1, round(len(pool) * share))])
+        cal.update(pool[: int(len(pool) * share)])
     return [p for p in phrasings if p not in cal], [p for p in phrasings if p in cal]
 
 

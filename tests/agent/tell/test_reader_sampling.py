@@ -6,8 +6,13 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
+import pytest
+
+from agent.cli._reader import training_names
+from agent.tell import _reader_calibrate as reader_calibrate
 from agent.tell._reader_calibrate import generate_splits
 from agent.tell._reader_data import (
     NO_RELATION_CONTRAST,
@@ -20,6 +25,7 @@ from agent.tell._reader_data import (
     training_phrasings,
 )
 from agent.tell._reader_grammar import GRAMMAR, constructions, grammar_phrasings
+from eval.world import World
 
 NAMES = {
     "person_father": [("Lionel Messi", "Jorge Messi"), ("Ada Lovelace", "Lord Byron")],
@@ -101,16 +107,27 @@ def test_every_construction_keeps_phrasings_in_the_fit_split() -> None:
             assert (fit, cal) == split_by_construction(phrasings, cons, 0.25, random.Random(seed))
             assert sorted(fit + cal) == sorted(phrasings) and not set(fit) & set(cal)
             assert {cons[p] for p in fit} == set(cons.values()), (relation, seed)
+            small = [c for c in set(cons.values()) if sum(v == c for v in cons.values()) < 4]
+            assert not {cons[p] for p in cal} & set(small), (relation, seed)  # a small construction stays whole
             assert 0.2 <= len(cal) / len(phrasings) <= 0.3
 
 
-def test_an_active_fathered_is_in_the_fit_sentences_for_every_seed() -> None:
-    # before the construction-stratified split, "{o} fathered {s}" could fall in calibration only (seed 0 of
-    # the shipped run): the reader then never trained on it and read "Jorge Messi fathered Lionel Messi." backwards
-    for seed in range(10):
-        fit = generate_splits(NAMES, list(NAMES), seed=seed, per_relation=400).fit
-        fathered = [e for e in fit if e.relation == "person_father" and re.search(r"\bfathered\b", e.text)]
-        assert any(_active_object_first(e) for e in fathered), seed
+def test_the_world_split_trains_on_every_construction(bundled_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the split the CLI's training makes (seed 0, the world's names): before it was stratified by construction,
+    # "{o} fathered {s}" fell in calibration only, so the reader never trained on an active "fathered" and read
+    # "Jorge Messi fathered Lionel Messi." backwards (spouse, creator and occupation lost a clause each too)
+    drawn: list[Mapping[str, Sequence[str]]] = []
+
+    def spy(phrasings: Mapping[str, Sequence[str]], *args: object, **kwargs: object) -> list[Example]:
+        drawn.append(phrasings)
+        return []
+
+    monkeypatch.setattr(reader_calibrate, "make_examples", spy)
+    generate_splits(training_names(bundled_world), [r.id for r in bundled_world.relations], seed=0, per_relation=8)
+    fit, cons = drawn[0], training_constructions()
+    assert {"{o} fathered {s}", "{o} sired {s}", "{o} begat {s}"} <= set(fit["person_father"])
+    missing = {r: sorted(set(cons[r].values()) - {cons[r][p] for p in ps}) for r, ps in fit.items()}
+    assert {r: m for r, m in missing.items() if m} == {}
 
 
 def test_advisor_and_student_get_direction_contrasts_but_no_relation_contrast() -> None:
