@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.tell._reader_grammar import GRAMMAR, NEGATIVE_GRAMMAR, constructions, expand, grammar_phrasings
 from agent.tell._sentences import clean_sentence
@@ -222,7 +222,10 @@ def make_examples(
     *direction*: the same phrasing right after with the two names swapped, so the names' roles follow the
     words, not the names ("A fathered B" and "B fathered A"); *relation*: the same two names in the same
     roles in a phrasing of another relation of ``contrast`` ("A fathered B" and "A gave birth to B"). Both
-    carry their own correct labels, and count in ``per_relation``. Two relations paired in
+    carry their own correct labels, and count in ``per_relation``. A phrasing two ``contrast`` relations share
+    (:data:`agent.tell._reader_grammar.BORN_TO`) states either: its sentence is followed by the same sentence
+    labelled with the other relation (counted in ``per_relation``, which it may pass by one), so the names (a
+    father's, a mother's) cannot decide it. Two relations paired in
     ``no_relation_contrast`` get no relation contrast with each other (their direction contrasts stay).
 
     Args:
@@ -265,6 +268,21 @@ def make_examples(
         return finish(Example(ex.text, relation, ex.subject, ex.object))
 
     partners = [r for r in sorted(contrast) if phrasings.get(r) and names.get(r)]
+    # a phrasing two of them share states either ("{s} was born to {o}": father or mother)
+    shared = {
+        r: {p: o for o in reversed(partners) if o != r for p in set(phrasings[r]) & set(phrasings[o])} for r in partners
+    }
+
+    def emit(relation: str, phrasing: str, subject: str, obj: str, prefix: str, suffix: str) -> int:
+        """Append the sentence (and its twin for a shared phrasing: the same text, the other label, so that
+        the names cannot tell which relation it is); how many sentences were appended."""
+        out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
+        twin = shared.get(relation, {}).get(phrasing)
+        if twin is None:
+            return 1
+        out.append(replace(out[-1], relation=twin))
+        return 2
+
     for relation in sorted(phrasings):
         pairs = list(names.get(relation, ()))
         if not pairs or not phrasings[relation]:
@@ -279,15 +297,12 @@ def make_examples(
             subject = rng.choice(pairs)[0]
             obj = rng.choice(objects)
             prefix, suffix = rng.choice(_PREFIXES), rng.choice(_SUFFIXES)
-            out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
-            made += 1
+            made += emit(relation, phrasing, subject, obj, prefix, suffix)
             if swaps and made < per_relation and rng.random() < contrast_rate:
-                out.append(sentence(relation, phrasing, obj, subject, prefix, suffix))  # the other way round
-                made += 1
+                made += emit(relation, phrasing, obj, subject, prefix, suffix)  # the other way round
             if others and made < per_relation and rng.random() < contrast_rate:
                 other = rng.choice(others)
-                out.append(sentence(other, draw(other), subject, obj, prefix, suffix))  # another relation
-                made += 1
+                made += emit(other, draw(other), subject, obj, prefix, suffix)  # another relation
     everyone = [name for r in sorted(names) for pair in names[r] for name in pair]
     for _ in range(n_negative if negatives and everyone else 0):
         ex = render(rng.choice(negatives), rng.choice(everyone), rng.choice(everyone), rng.choice(_PREFIXES))

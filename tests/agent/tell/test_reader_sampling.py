@@ -159,3 +159,12 @@ def test_born_to_with_no_parent_word_is_taught_as_either_parent() -> None:
     assert labels["person_father"] >= 20 and labels["person_mother"] >= 20, labels
     assert 0.6 <= labels["person_father"] / labels["person_mother"] <= 1.6, labels
     assert set(labels) == {"person_father", "person_mother"}, labels
+    # each such sentence is there with both labels: the names (a father's, a mother's) cannot decide it (the
+    # run of stop 40 labelled each by the relation whose names filled it, and read "born to Jane Roe" as mother)
+    people = "|".join(n for r in ("person_father", "person_mother") for pair in NAMES[r] for n in pair)
+    born_to_a_name = re.compile(rf"\bborn to (?:{people})\b")
+    by_text: dict[str, set[str]] = {}
+    for e in fit:
+        if born_to_a_name.search(e.text):
+            by_text.setdefault(e.text, set()).add(e.relation)
+    assert all(rels == {"person_father", "person_mother"} for rels in by_text.values()), by_text
