@@ -16,11 +16,13 @@ from typing import TypeVar
 from agent.tell._acceptance import Acceptance, fit_acceptance, fit_relation_thresholds, fit_threshold
 from agent.tell._reader import TokenEncoder, TripleReader
 from agent.tell._reader_data import (
+    NO_RELATION_CONTRAST,
     NONE,
     PERSON_PAIR_RELATIONS,
     Example,
     make_examples,
     negative_phrasings,
+    split_by_construction,
     training_constructions,
     training_phrasings,
 )
@@ -138,12 +140,16 @@ def generate_splits(
 ) -> Splits:
     """Steps 1 of the module docstring: the fit and calibration sentences (seeded; ``rng`` continues after).
 
-    Phrasings are drawn construction first (:func:`agent.tell._reader_data.make_examples`). The fit
+    Each relation's phrasings are split within each construction
+    (:func:`agent.tell._reader_data.split_by_construction`: every construction has fit phrasings), its name
+    pairs at random, a quarter of each to calibration. Phrasings are drawn construction first
+    (:func:`agent.tell._reader_data.make_examples`). The fit
     sentences between two people also get direction and relation contrasts (:data:`CONTRAST_RATE`); the
     calibration sentences do not: a contrast puts one relation's names in the other direction or in
     another relation ("A fathered B" with A the child's name), against the entity types the graph knows of
     them, which the reader rightly uses to turn such readings down or round; calibrating on them counts
-    those type checks as confident wrong readings (with them, no threshold kept 1% wrong).
+    those type checks as confident wrong readings (with them, no threshold kept 1% wrong). Doctoral advisor
+    and student get no relation contrast with each other (:data:`agent.tell._reader_data.NO_RELATION_CONTRAST`).
 
     Raises:
         InvalidInputError: no relation has both phrasings and names.
@@ -153,16 +159,17 @@ def generate_splits(
     rels = [r for r in relations if r in phrasings and names.get(r)]
     if not rels:
         raise InvalidInputError("no relation has both training phrasings and names to train the reader on")
+    cons = training_constructions()
     fit_p, cal_p, fit_n, cal_n = {}, {}, {}, {}
     for r in rels:
-        fit_p[r], cal_p[r] = _split(phrasings[r], 0.25, rng)
+        fit_p[r], cal_p[r] = split_by_construction(phrasings[r], cons[r], 0.25, rng)
         fit_n[r], cal_n[r] = _split(sorted(set(names[r])), 0.25, rng)
     neg_fit, neg_cal = _split(negative_phrasings(), 0.25, rng)
     n_fit, n_cal = per_relation, max(1, per_relation // 4)
-    cons = training_constructions()
     fit = make_examples(
         fit_p, fit_n, per_relation=n_fit, negatives=neg_fit, n_negative=n_fit * len(rels) // 8, typo_rate=0.08,
         seed=seed, constructions=cons, contrast=PERSON_PAIR_RELATIONS, contrast_rate=CONTRAST_RATE,
+        no_relation_contrast=NO_RELATION_CONTRAST,
     )  # fmt: skip
     cal = make_examples(
         cal_p, cal_n, per_relation=n_cal, negatives=neg_cal, n_negative=n_cal * len(rels) // 8, typo_rate=0.08,

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from agent.tell._reader_grammar import GRAMMAR, NEGATIVE_GRAMMAR, constructions, expand, grammar_phrasings
 from agent.tell._sentences import clean_sentence
 
 __all__ = [
     "NONE",
+    "NO_RELATION_CONTRAST",
     "PERSON_PAIR_RELATIONS",
     "Example",
     "make_examples",
     "negative_phrasings",
     "perturb",
     "render",
+    "split_by_construction",
     "training_constructions",
     "training_phrasings",
 ]
@@ -162,6 +164,30 @@ PERSON_PAIR_RELATIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Pairs of :data:`PERSON_PAIR_RELATIONS` never given a *relation* contrast: each other's schema inverses
+#: ("A advised B" is "B's student is A" read from the other end), so the same two names in the same roles
+#: state both and a contrast labelled with one teaches the reader to turn the other down (doctoral advisor
+#: fell from 0.846 to 0.538 read right with them). Their *direction* contrasts stay.
+NO_RELATION_CONTRAST: frozenset[frozenset[str]] = frozenset({frozenset({"doctoral_advisor", "doctoral_student"})})
+
+
+def split_by_construction(
+    phrasings: Sequence[str], construction: Mapping[str, str], share: float, rng: random.Random
+) -> tuple[list[str], list[str]]:
+    """``(fit, calibration)`` phrasings, split within each construction: ``share`` of each construction's
+    phrasings, rounded down, go to calibration, so every construction has phrasings in fit and one of fewer
+    than ``1 / share`` phrasings is all in fit ("{o} (fathered|sired|begat) {s}" is 3: none is left to
+    calibration alone, as "{o} fathered {s}" was by a split over all phrasings). Seeded by ``rng``; each
+    part keeps the order of ``phrasings``.
+    """
+    cal: set[str] = set()
+    for group in _by_construction(phrasings, construction):
+        pool = sorted(group)
+        rng.shuffle(pool)
+        cal.update(pool[: int(len(pool) * share)])
+    return [p for p in phrasings if p not in cal], [p for p in phrasings if p in cal]
+
+
 def _by_construction(phrasings: Sequence[str], construction: Mapping[str, str]) -> list[list[str]]:
     """``phrasings`` grouped by their construction (groups in order of first appearance; a phrasing with no
     construction is its own group)."""
@@ -184,6 +210,7 @@ def make_examples(
     constructions: Mapping[str, Mapping[str, str]] | None = None,
     contrast: Sequence[str] = (),
     contrast_rate: float = 0.0,
+    no_relation_contrast: Collection[frozenset[str]] = (),
 ) -> list[Example]:
     """Sentences from phrasings drawn at random, with names drawn from that relation's ``(subject, object)`` pairs.
 
@@ -195,7 +222,11 @@ def make_examples(
     *direction*: the same phrasing right after with the two names swapped, so the names' roles follow the
     words, not the names ("A fathered B" and "B fathered A"); *relation*: the same two names in the same
     roles in a phrasing of another relation of ``contrast`` ("A fathered B" and "A gave birth to B"). Both
-    carry their own correct labels, and count in ``per_relation``.
+    carry their own correct labels, and count in ``per_relation``. A phrasing two ``contrast`` relations share
+    (:data:`agent.tell._reader_grammar.BORN_TO`) states either: its sentence is followed by the same sentence
+    labelled with the other relation (counted in ``per_relation``, which it may pass by one), so the names (a
+    father's, a mother's) cannot decide it. Two relations paired in
+    ``no_relation_contrast`` get no relation contrast with each other (their direction contrasts stay).
 
     Args:
         phrasings: relation id -> phrasings with ``{s}`` and ``{o}``.
@@ -211,6 +242,8 @@ def make_examples(
             (:func:`agent.tell._reader_grammar.constructions`); none: phrasings drawn uniformly.
         contrast: relations whose names fit either way round and each other's phrasings (two people).
         contrast_rate: the chance of each contrast sentence after a sentence of a ``contrast`` relation.
+        no_relation_contrast: pairs of relations never contrasted with each other (e.g.
+            :data:`NO_RELATION_CONTRAST`: each other's inverses).
     """
     rng = random.Random(seed)
     out: list[Example] = []
@@ -235,27 +268,41 @@ def make_examples(
         return finish(Example(ex.text, relation, ex.subject, ex.object))
 
     partners = [r for r in sorted(contrast) if phrasings.get(r) and names.get(r)]
+    # a phrasing two of them share states either ("{s} was born to {o}": father or mother)
+    shared = {
+        r: {p: o for o in reversed(partners) if o != r for p in set(phrasings[r]) & set(phrasings[o])} for r in partners
+    }
+
+    def emit(relation: str, phrasing: str, subject: str, obj: str, prefix: str, suffix: str) -> int:
+        """Append the sentence (and its twin for a shared phrasing: the same text, the other label, so that
+        the names cannot tell which relation it is); how many sentences were appended."""
+        out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
+        twin = shared.get(relation, {}).get(phrasing)
+        if twin is None:
+            return 1
+        out.append(replace(out[-1], relation=twin))
+        return 2
+
     for relation in sorted(phrasings):
         pairs = list(names.get(relation, ()))
         if not pairs or not phrasings[relation]:
             continue
         objects = [o for _, o in pairs]
-        others = [r for r in partners if r != relation] if relation in partners else []
+        swaps = relation in partners
+        others = [r for r in partners if r != relation and frozenset((r, relation)) not in no_relation_contrast]
+        others = others if swaps else []
         made = 0
         while made < per_relation:
             phrasing = draw(relation)
             subject = rng.choice(pairs)[0]
             obj = rng.choice(objects)
             prefix, suffix = rng.choice(_PREFIXES), rng.choice(_SUFFIXES)
-            out.append(sentence(relation, phrasing, subject, obj, prefix, suffix))
-            made += 1
-            if others and made < per_relation and rng.random() < contrast_rate:
-                out.append(sentence(relation, phrasing, obj, subject, prefix, suffix))  # the other way round
-                made += 1
+            made += emit(relation, phrasing, subject, obj, prefix, suffix)
+            if swaps and made < per_relation and rng.random() < contrast_rate:
+                made += emit(relation, phrasing, obj, subject, prefix, suffix)  # the other way round
             if others and made < per_relation and rng.random() < contrast_rate:
                 other = rng.choice(others)
-                out.append(sentence(other, draw(other), subject, obj, prefix, suffix))  # another relation
-                made += 1
+                made += emit(other, draw(other), subject, obj, prefix, suffix)  # another relation
     everyone = [name for r in sorted(names) for pair in names[r] for name in pair]
     for _ in range(n_negative if negatives and everyone else 0):
         ex = render(rng.choice(negatives), rng.choice(everyone), rng.choice(everyone), rng.choice(_PREFIXES))

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "BORN_TO",
     "GRAMMAR",
     "NEGATIVE_GRAMMAR",
     "NOUN_FRAMES",
@@ -95,6 +96,10 @@ class Lexicon:
 
 
 _PERSON = "(his|her|their)"
+#: "{s} was born to {o}" with no parent word names a parent, not which: it is a clause of both person_father
+#: and person_mother, so training labels it either way about equally often and the reader reads it at about
+#: half for each, under the threshold: neither is applied from it alone; the reader offers its reading back.
+BORN_TO = "{s} (was|had been|is the one) born to {o}"
 
 GRAMMAR: dict[str, Lexicon] = {
     "company_ceo": Lexicon(
@@ -192,6 +197,7 @@ GRAMMAR: dict[str, Lexicon] = {
             "{o} (fathered|sired|begat) {s}",
             "{s} (was|is) (the son|the daughter|the child|a son|a daughter|a child|the kid) of (Mr.|father|dad|) {o}",
             "{s} was born to (father|dad|a father named) {o}",
+            BORN_TO,  # no parent word: taught as either parent (also person_mother's), so neither applies
             "{s} (calls|called|knows) {o} (dad|father|his father|her father|pa|papa)",
             "{o} is the (man|person) who fathered {s}",
             "{s} (has|had) {o} (as|for) (a|his|her) (father|dad)",
@@ -215,6 +221,7 @@ GRAMMAR: dict[str, Lexicon] = {
             "{o} (gave birth to|bore|mothered|raised|brought up) {s}",
             "{s} (was|is) (the son|the daughter|the child|a son|a daughter|a child|the kid) of (Mrs.|mother|mom|) {o}",
             "{s} was born to (mother|mom|mum|a mother named|a woman named) {o}",
+            BORN_TO,
             "{s} (calls|called|knows) {o} (mum|mom|mother|his mother|her mother|mama)",
             "{o} is the (woman|person) who gave birth to {s}",
             "{s} (has|had) {o} (as|for) (a|his|her) (mother|mum|mom)",
