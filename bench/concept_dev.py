@@ -1,5 +1,5 @@
 # ruff: noqa: T201
-"""Concept-bench on the DEV concept edits (:func:`eval.concepts._dev.dev_concept_cases`), to choose settings.
+"""Concept-bench on the DEV concept edits (:func:`eval.concepts.dev_concept_cases`), to choose settings.
 
 The dev edits are the world's KNOWN concepts taking other sources' definitions (never a test edit's pair); the
 row is ``run_concept_bench``'s, without Concept Consistency. ``--method alphaedit`` gets the train-side
@@ -20,8 +20,7 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from eval.concepts import editor_for, run_concept_bench  # noqa: E402
-from eval.concepts._dev import dev_concept_cases, preserved_definition_prompts  # noqa: E402
+from eval.concepts import dev_concept_cases, editor_for, preserved_definition_prompts, run_concept_bench  # noqa: E402  # noqa: E402
 from eval.world import DATA_DIR, load_world  # noqa: E402
 from tools.edit import load_edited  # noqa: E402
 

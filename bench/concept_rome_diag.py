@@ -32,8 +32,11 @@ if str(_REPO) not in sys.path:
 import torch  # noqa: E402
 
 from eval._normalize import normalize_answer  # noqa: E402
-from eval.concepts import ConceptCase, world_concept_cases  # noqa: E402
-from eval.concepts._dev import dev_concept_cases  # noqa: E402
+from eval.concepts import (  # noqa: E402
+    ConceptCase,
+    dev_concept_cases,
+    world_concept_cases,
+)
 from eval.editing._metrics import LMProber, agreement, answer_matches, measure_after, measure_before  # noqa: E402
 from eval.editing._runner import select_cases  # noqa: E402
 from eval.world import DATA_DIR, load_world  # noqa: E402
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", default="rome")
     ap.add_argument("--hparam", action="append", default=[], help="k=v (JSON value)")
     ap.add_argument("--limit", type=int, default=117)
-    ap.add_argument("--dev", type=int, default=0, help="use this many dev edits (eval.concepts._dev) instead")
+    ap.add_argument("--dev", type=int, default=0, help="use this many dev edits (dev_concept_cases) instead")
     ap.add_argument("--out", type=Path, help="JSON lines, appended after each case")
     ap.add_argument("--summarize", type=Path, help="only print the summary of an --out file")
     args = ap.parse_args(argv)

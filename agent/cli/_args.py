@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-__all__ = ["positive_int"]
+from tools.errors import InvalidInputError
+
+__all__ = ["method_overrides", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -16,3 +20,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def method_overrides(
+    pairs: Iterable[tuple[str, Any]], methods: Sequence[str], option: str = "--method"
+) -> dict[str, dict[str, Any]]:
+    """``--hparam METHOD:KEY=VALUE`` pairs (already split at ``=``) grouped per method: ``{method: {key: value}}``.
+
+    Raises:
+        InvalidInputError: a key without ``METHOD:`` or naming a method that ``option`` did not choose.
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, value in pairs:
+        method, sep, name = key.partition(":")
+        if not sep or method not in methods:
+            raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of {option}, got {key!r}")
+        overrides.setdefault(method, {})[name] = value
+    return overrides

@@ -95,9 +95,8 @@ def _hparams(pairs: list[str]) -> dict[str, Any]:
 def _method_hparams(
     method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
-    """AlphaEdit on the world: the train-side definition prompts as preserved keys (eval.concepts._dev)."""
-    from eval.concepts import editor_for
-    from eval.concepts._dev import preserved_definition_prompts
+    """AlphaEdit on the world: the train-side definition prompts as preserved keys (preserved_definition_prompts)."""
+    from eval.concepts import editor_for, preserved_definition_prompts
     from eval.world import DATA_DIR
 
     if editor_for(method)[1] != "alphaedit" or dataset != "world" or not preserve or "preserve_prompts" in base:

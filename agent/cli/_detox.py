@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli._args import positive_int
+from agent.cli._args import method_overrides, positive_int
 from agent.cli._edit import _hparam
 from tools.errors import InvalidInputError, OutputExistsError, UnknownEditorError
 
@@ -78,12 +78,7 @@ def _bench(args: argparse.Namespace) -> int:
     from tools.lm import HFLanguageModel
 
     methods = _methods(args.method)
-    options: dict[str, dict[str, Any]] = {}
-    for key, value in args.hparam:
-        method, sep, name = key.partition(":")
-        if not sep or method not in methods:
-            raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of --method, got {key!r}")
-        options.setdefault(method, {})[name] = value
+    options = method_overrides(args.hparam, methods)
     cases = _cases(args.dataset, args.n)
     dirs = args.model or [MODELS_DIR / unsafe_name(MODEL_NAMES[a]) for a in ("gpt2", "llama")]
     hf_logging.disable_progress_bar()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli._args import positive_int
+from agent.cli._args import method_overrides, positive_int
 from tools.errors import InvalidInputError, UnknownEditorError
 
 logger = logging.getLogger(__name__)
@@ -149,12 +149,7 @@ def _edit_table(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models or any(m not in ("gpt2", "llama") for m in models):
         raise InvalidInputError(f"--models: choose from gpt2, llama, got {args.models!r}")
-    overrides: dict[str, dict[str, Any]] = {}
-    for key, value in args.hparam:
-        method, sep, name = key.partition(":")
-        if not sep or method not in methods:
-            raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of --methods, got {key!r}")
-        overrides.setdefault(method, {})[name] = value
+    overrides = method_overrides(args.hparam, methods, "--methods")
     home = open_home(args.home)
     settings = GridSettings(
         device=args.device,

@@ -181,7 +181,7 @@ def test_the_bench_refuses_to_preserve_a_locality_prompt(tiny_model_dir: Path, t
 
 
 def test_dev_edits_are_not_test_edits_and_preserved_prompts_are_not_locality_prompts() -> None:
-    from eval.concepts._dev import dev_concept_cases, preserved_definition_prompts
+    from eval.concepts import dev_concept_cases, preserved_definition_prompts
 
     fmt = PromptFormat()
     test = world_concept_cases(DATA_DIR, fmt)
