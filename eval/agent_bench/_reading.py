@@ -72,10 +72,14 @@ def told_edits(world: World) -> list[Edit]:
 
 
 def is_told_triple(schema: Schema, told: Triple, read: Triple) -> bool:
-    """``read`` is ``told``, or ``told`` stated from the other end through a schema inverse."""
+    """``read`` is ``told``, or ``told`` stated from the other end: through a schema inverse, or with the names
+    swapped when the relation is symmetric (``x spouse y`` is ``y spouse x``: the graph stores both)."""
     same = normalize_mention
     if read.relation == told.relation:
-        return same(read.subject) == same(told.subject) and same(read.object) == same(told.object)
+        if same(read.subject) == same(told.subject) and same(read.object) == same(told.object):
+            return True
+        swapped = same(read.subject) == same(told.object) and same(read.object) == same(told.subject)
+        return swapped and schema.relation(told.relation).symmetric
     if read.relation in schema.relation(told.relation).inverses:
         return same(read.subject) == same(told.object) and same(read.object) == same(told.subject)
     return False

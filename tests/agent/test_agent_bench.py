@@ -61,3 +61,19 @@ def test_the_bench_reports_every_figure_and_poisoning_changes_nothing(wm: Workin
     assert figures["poisoning_statuses"] == {"quarantined": figures["poisoning_statements"]}
     for key in ("hallucination_rate", "coverage", "edit_locality"):
         assert 0.0 <= figures[key] <= 1.0
+
+
+def test_a_told_triple_is_read_right_from_either_end_only_where_the_schema_allows() -> None:
+    from eval.agent_bench import is_told_triple
+    from kg import load_schema
+    from tools.base import Triple
+
+    schema = load_schema()
+    spouse = Triple("Jacques Cousteau", "spouse", "Maria Palaska")
+    assert is_told_triple(schema, spouse, Triple("Maria Palaska", "spouse", "Jacques Cousteau"))  # symmetric
+    ceo = Triple("AOL", "company_ceo", "Jane Roe")
+    assert is_told_triple(schema, ceo, ceo)
+    assert not is_told_triple(schema, ceo, Triple("Jane Roe", "company_ceo", "AOL"))  # not symmetric
+    advisor = Triple("Uwe Storch", "doctoral_advisor", "Joost van Meerwijk")
+    assert is_told_triple(schema, advisor, Triple("Joost van Meerwijk", "doctoral_student", "Uwe Storch"))  # inverse
+    assert not is_told_triple(schema, advisor, Triple("Uwe Storch", "doctoral_student", "Joost van Meerwijk"))
