@@ -42,10 +42,8 @@ def test_the_shipped_reader_scores_every_world_relation(bundled_world: World) ->
     [
         ("AOL's new CEO is Jane Roe.", ("AOL", "company_ceo", "Jane Roe"), True),
         ("Tim Armstrong took over as CEO of AOL.", ("AOL", "company_ceo", "Tim Armstrong"), True),
-        # read right, but below the calibrated threshold with the shipped reader: offered back, not applied
-        # (the frozen-encoder reader read "Jane Roe gave birth to Lionel Messi." so; the fine-tuned one reads
-        # it as person_father at 0.22, not applied either: see the test below)
-        ("Lionel Messi was born to Jane Roe.", ("Lionel Messi", "person_mother", "Jane Roe"), False),
+        # the parent first, active voice (the readers before stop 39 read it backwards or left it unsure)
+        ("Jane Roe gave birth to Lionel Messi.", ("Lionel Messi", "person_mother", "Jane Roe"), True),
     ],
 )
 def test_free_phrasings_are_read_into_the_triple(
@@ -62,20 +60,24 @@ def test_free_phrasings_are_read_into_the_triple(
 def test_a_sentence_stating_no_relation_is_not_accepted(reader: TripleReader) -> None:
     reading = reader.read("Tim Armstrong had lunch with Lionel Messi yesterday.")
     assert reading is None or not reading.accepted
-    unsure = reader.read("Jane Roe gave birth to Lionel Messi.")
-    assert unsure is not None and not unsure.accepted and unsure.confidence < reader.model.accept_at
+
+
+@pytest.mark.parametrize("parent", ["Jane Roe", "Jorge Messi"])
+def test_born_to_names_a_parent_not_which_so_it_is_offered_back_not_applied(reader: TripleReader, parent: str) -> None:
+    # "born to" is a clause of both parent relations in training (agent.tell._reader_grammar.BORN_TO): the
+    # reader reads a parent at about half confidence whatever the name, below the threshold
+    reading = reader.read(f"Lionel Messi was born to {parent}.")
+    assert reading is not None and not reading.accepted and reading.confidence < reader.model.accept_at
+    triple = (reading.triple.subject, reading.triple.relation, reading.triple.object)
+    assert triple in {("Lionel Messi", r, parent) for r in ("person_father", "person_mother")}
 
 
 @pytest.mark.parametrize(
     ("sentence", "triple"),
     [
-        pytest.param(
-            "Jorge Messi fathered Lionel Messi.",
-            ("Lionel Messi", "person_father", "Jorge Messi"),
-            # the shipped reader applies it backwards at 0.98; so does the construction-balanced candidate
-            # (branch s17h-reader): "{o} fathered {s}" fell in the calibration phrasing split, never trained on
-            marks=pytest.mark.xfail(strict=True, reason="the shipped reader reads an active 'fathered' backwards"),
-        ),
+        # the reader before stop 39 applied it backwards at 0.98: "{o} fathered {s}" had fallen in the
+        # calibration phrasing split and was never trained on (the split is now stratified by construction)
+        ("Jorge Messi fathered Lionel Messi.", ("Lionel Messi", "person_father", "Jorge Messi")),
         ("Celia Cuccittini gave birth to Lionel Messi.", ("Lionel Messi", "person_mother", "Celia Cuccittini")),
         ("Lionel Messi was fathered by Jorge Messi.", ("Lionel Messi", "person_father", "Jorge Messi")),
     ],
