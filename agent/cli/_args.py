@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tools.errors import InvalidInputError
 
-__all__ = ["method_overrides", "positive_int"]
+__all__ = ["key_values", "method_overrides", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -37,3 +38,21 @@ def method_overrides(
             raise InvalidInputError(f"--hparam: expected METHOD:KEY=VALUE with a method of {option}, got {key!r}")
         overrides.setdefault(method, {})[name] = value
     return overrides
+
+
+def key_values(items: Iterable[str]) -> dict[str, Any]:
+    """``--hparam KEY=VALUE`` overrides; a value that is not JSON is kept as a string.
+
+    Raises:
+        InvalidInputError: an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--hparam wants KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out

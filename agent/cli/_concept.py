@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.cli._args import positive_int
+from agent.cli._args import key_values, positive_int
 from tools.errors import InvalidInputError
 
 _DEFAULT_METHODS = "FT-L,ROME,MEMIT,ALPHAEDIT,PROMPT"
@@ -79,19 +79,6 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
     return load_conceptedit(dataset, fmt)
 
 
-def _hparams(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"--hparam: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except ValueError:
-            out[key.strip()] = raw
-    return out
-
-
 def _method_hparams(
     method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
@@ -150,7 +137,7 @@ def _concept_bench(args: argparse.Namespace) -> int:
 
         judge = EmbeddingConsistency(load_embedder(home))
     corpus = [d.text for d in load_world(DATA_DIR).documents]
-    overrides = _hparams(args.hparam)
+    overrides = key_values(args.hparam)
     rows: list[dict[str, Any]] = []
     with tqdm(desc="concept edits", unit="edit", file=sys.stderr) as bar:
         for model_dir in model_dirs:

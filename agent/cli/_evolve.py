@@ -32,7 +32,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli._args import positive_int
+from agent.cli._args import key_values, positive_int
 from tools.errors import InvalidInputError, OutputExistsError
 
 if TYPE_CHECKING:  # tools.merge imports torch: not while the CLI builds its parser (cold start)
@@ -125,25 +125,11 @@ def _variants(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=home.path("cache") / "stats",
             on_edit=bar.update,
-            hparams=_hparams(args.hparam),
+            hparams=key_values(args.hparam),
         )
     per_edit = sum(v.seconds for v in pop.variants) / len(pop.edit_ids)
     print(f"{len(pop.variants)} {pop.method} variants x {args.edits} edits in {args.out} ({per_edit:.2f} s per edit)")
     return 0
-
-
-def _hparams(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` overrides; a value that is not JSON is kept as a string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"--hparam wants KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 class _Context:

@@ -26,7 +26,8 @@ def test_concept_bench_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.
 
 
 def test_concept_bench_hparams_and_alphaedits_preserved_prompts() -> None:
-    from agent.cli._concept import _hparams, _method_hparams
+    from agent.cli._args import key_values as _hparams
+    from agent.cli._concept import _method_hparams
     from eval.concepts import world_concept_cases
     from eval.world import DATA_DIR
     from tools.errors import InvalidInputError
