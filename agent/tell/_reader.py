@@ -43,6 +43,15 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from agent.tell._acceptance import evidence_vector
+from agent.tell._name_checks import (
+    comma_tail,
+    foreign_head,
+    governing_phrase,
+    overlaps_known,
+    quantity_lead,
+    starts_cut,
+    title_start,
+)
 from agent.tell._reader_model import Encoded, ReaderModel
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
@@ -254,6 +263,7 @@ class TripleReader:
             if pair is None:
                 return None
             subject, obj = pair
+        subject, obj, doubt = self._checked(encoded.text, subject, obj, mentions)
         rel = self.model.relation_probs(
             ReaderModel.pair_features(encoded, context, (subject.start, subject.end), (obj.start, obj.end))
         )
@@ -297,13 +307,13 @@ class TripleReader:
         acceptance = self.model.acceptance
         if acceptance is not None:  # the calibrated model over the reading's evidence decides
             confidence = acceptance.probability(evidence)
-            accepted = confidence >= acceptance.threshold and not close
+            accepted = confidence >= acceptance.threshold and not close and not doubt
         else:
             if pair is not None:  # the tagger gave both names one role: its span probabilities keep it a suggestion
                 confidence = p * subject.role_prob * obj.role_prob
             else:
                 confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
-            accepted = confidence >= self.model.accept_at_for(relation) and not close
+            accepted = confidence >= self.model.accept_at_for(relation) and not close and not doubt
         return Reading(
             triple, round(confidence, 4), accepted, close, subject.score, subject.score == 0.0, obj.score == 0.0,
             evidence=evidence,
@@ -348,6 +358,61 @@ class TripleReader:
         text = e.text[span[0] : span[1]]
         label, score = self._exact(text)
         return _Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span))
+
+    def _checked(self, text: str, subject: _Span, obj: _Span, mentions: list[_Span]) -> tuple[_Span, _Span, bool]:
+        """The two names after the checks of :mod:`agent.tell._name_checks`, and whether one of them doubts
+        the reading (then it is only ever offered back, with the names the checks point to).
+
+        An unknown span cut on the left ("at the corpse of the king") takes the title head before it when it
+        is the first name ("The shot at the corpse of the king"; its span probability stays the tagger's),
+        else is doubted; a first unknown span starting with another lower-case word takes a sentence-opening
+        article and lower-case words before it ("The musical gathering"), or is doubted and offered with a
+        sentence-opening run of words that are no English function words ("Mei di guo zhu yi ..."); an unknown span led by a quantity ("One of X") is doubted and offered without it; one
+        overlapping a known name that reaches past it is doubted and offered as that name; one followed by
+        a comma and a capitalised tail to the sentence end is doubted and offered with the tail; the first name, governed by a clause-opening "<noun> of" with no copula after it, is
+        doubted and offered as the whole phrase ("wife of Zhou Rui").
+        """
+        first = min(subject, obj, key=lambda s: s.start)
+        known = [(m.start, m.end) for m in mentions]
+        doubt = False
+        out: list[_Span] = []
+        for span in (subject, obj):
+            new = span
+            if span.score == 0.0 and starts_cut(text, span.start):
+                begin = title_start(text, span.start) if span is first else None
+                doubt |= begin is None
+                new = new if begin is None else self._renamed(text, new, begin, new.end)
+            elif span.score == 0.0 and span is first and text[span.start : span.start + 1].islower():
+                begin = title_start(text, span.start, cut=False)
+                foreign = foreign_head(text, span.start) if begin is None else None
+                doubt |= foreign is not None
+                begin = begin if foreign is None else foreign
+                new = new if begin is None else self._renamed(text, new, begin, new.end)
+            lead = quantity_lead(text, new.start, new.end) if new.score == 0.0 else None
+            if lead is not None:
+                doubt = True
+                new = self._renamed(text, new, lead, new.end)
+            hit = overlaps_known(new.start, new.end, known) if new.score == 0.0 else None
+            if hit is not None:
+                doubt = True
+                new = self._renamed(text, new, *hit)
+            tail = comma_tail(text, new.end) if new.score == 0.0 else None
+            if tail is not None:
+                doubt = True
+                new = self._renamed(text, new, new.start, tail)
+            phrase = governing_phrase(text, new.start, new.end) if span is first else None
+            if phrase is not None:
+                doubt = True
+                new = self._renamed(text, new, *phrase)
+            out.append(new)
+        if doubt:
+            logger.debug("reader: names doubted in %r: %s / %s", text[:80], out[0].text, out[1].text)
+        return out[0], out[1], doubt
+
+    def _renamed(self, text: str, span: _Span, start: int, end: int) -> _Span:
+        """``span`` over ``[start, end)`` (linked when that is a known name), with its span probability."""
+        label, score = self._exact(text[start:end])
+        return _Span(start, end, text[start:end], label, score, span.role_prob)
 
     def _two_names(self, e: Encoded, tags: np.ndarray) -> tuple[_Span, _Span] | None:
         """The two strongest runs of name tokens (subject or object), roles by the likelier assignment.
