@@ -21,7 +21,8 @@ at the corpse of the king"), and a name read short is a wrong triple applied, so
 * :func:`comma_tail` — a span followed by a comma and only capitalised words to the sentence end
   ("Elizabeth Cheney, Lady Say.") may or may not end at the comma.
 
-The reader never applies a reading a check doubts; it offers it back ("Did you mean ...?").
+:func:`check_name` runs them in that order. The reader never applies a reading a check doubts; it offers it
+back ("Did you mean ...?").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import re
 from collections.abc import Sequence
 
 __all__ = [
+    "check_name",
     "comma_tail",
     "foreign_head",
     "governing_phrase",
@@ -68,6 +70,49 @@ _VERB_ENDINGS = ("ing", "ed", "es")
 _NAME_CONNECTORS = {"of", "the", "de", "du", "des", "la", "le", "von", "van", "der", "den", "da", "di", "&", "y"}
 _WORD = re.compile(r"[^\W\d_][\w'’-]*$")  # a plain word, no punctuation after it
 _MAX_HEAD_WORDS = 5
+
+
+def check_name(
+    text: str, start: int, end: int, *, first: bool, linked: bool, known: Sequence[tuple[int, int]]
+) -> tuple[int, int, bool]:
+    """The name's range after the checks, and whether one of them doubts it.
+
+    For an unknown (not ``linked``) span: cut on the left, it takes the title head before it when it is the
+    ``first`` name (:func:`title_start`), else is doubted; a first span starting with another lower-case
+    word takes a sentence-opening article and lower-case words (no doubt), or is doubted and widened to a
+    :func:`foreign_head`; led by a quantity it is read without it, and doubted unless the rest is a ``known``
+    name; overlapping a ``known`` name
+    that reaches past it, doubted and offered as that name; followed by a capitalised comma tail, doubted
+    and offered with it. The first name, linked or not, governed by a clause-opening "<noun> of" with no
+    copula after it is doubted and offered as the whole phrase.
+
+    >>> check_name("wife of Zhou Rui has married Cassiopeia.", 8, 16, first=True, linked=True, known=[(8, 16)])
+    (0, 16, True)
+    >>> check_name("The shot at the corpse of the king came from X.", 9, 34, first=True, linked=False, known=[])
+    (0, 34, False)
+    """
+    doubt = False
+    if not linked and starts_cut(text, start):
+        begin = title_start(text, start) if first else None
+        doubt = begin is None
+        start = start if begin is None else begin
+    elif not linked and first and text[start : start + 1].islower():
+        begin = title_start(text, start, cut=False)
+        foreign = foreign_head(text, start) if begin is None else None
+        doubt = foreign is not None
+        start = foreign if foreign is not None else begin if begin is not None else start
+    if not linked:
+        lead = quantity_lead(text, start, end)
+        hit = overlaps_known(start if lead is None else lead, end, known)
+        tail = comma_tail(text, end) if hit is None else None
+        bare = lead is not None and (lead, end) in known  # "One of" before a known name: the name, no doubt
+        doubt |= (lead is not None and not bare) or hit is not None or tail is not None
+        start = start if lead is None else lead
+        start, end = hit if hit is not None else (start, end if tail is None else tail)
+    phrase = governing_phrase(text, start, end) if first else None
+    if phrase is not None:
+        return phrase[0], phrase[1], True
+    return start, end, doubt
 
 
 def _words(text: str) -> list[tuple[int, int, str]]:

@@ -11,7 +11,12 @@ Known names win over raw spans: an entity-linker mention (exact label or alias, 
 covers a role's span, or whose tokens the tagger gives that role on average, becomes the role with its
 canonical label; the object is decoded only among tokens the subject does not hold, and a name is not
 stretched across "and" (or another connector) to words the tagger gives the other role ("Jane Roe and Bob
-Smith got married.": two names). Relation ambiguity
+Smith got married.": two names). Then the names are checked
+against the sentence's clause shape (:mod:`agent.tell._name_checks`): a name governed by a clause-opening
+"<noun> of" with no copula after it ("wife of Zhou Rui has married Cassiopeia."), read from the middle of a
+title or cut before a preposition ("at the corpse of the king"), led by "One of", overlapping a known name
+that reaches past it, or followed by a capitalised comma tail makes a reading that is only offered back; a
+span cut before a preposition takes the sentence-opening title head it belongs to. Relation ambiguity
 ("X is in Y": headquarters, country or constellation) is resolved by the entity types the graph knows
 (the relations a known subject or object already has); when two relations stay close the reading is
 ambiguous and asked back, never applied.
@@ -43,15 +48,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from agent.tell._acceptance import evidence_vector
-from agent.tell._name_checks import (
-    comma_tail,
-    foreign_head,
-    governing_phrase,
-    overlaps_known,
-    quantity_lead,
-    starts_cut,
-    title_start,
-)
+from agent.tell._name_checks import check_name
 from agent.tell._reader_model import Encoded, ReaderModel
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
@@ -360,59 +357,25 @@ class TripleReader:
         return _Span(span[0], span[1], text, label, score, _span_prob(e, tags, role, live, *span))
 
     def _checked(self, text: str, subject: _Span, obj: _Span, mentions: list[_Span]) -> tuple[_Span, _Span, bool]:
-        """The two names after the checks of :mod:`agent.tell._name_checks`, and whether one of them doubts
-        the reading (then it is only ever offered back, with the names the checks point to).
-
-        An unknown span cut on the left ("at the corpse of the king") takes the title head before it when it
-        is the first name ("The shot at the corpse of the king"; its span probability stays the tagger's),
-        else is doubted; a first unknown span starting with another lower-case word takes a sentence-opening
-        article and lower-case words before it ("The musical gathering"), or is doubted and offered with a
-        sentence-opening run of words that are no English function words ("Mei di guo zhu yi ..."); an unknown span led by a quantity ("One of X") is doubted and offered without it; one
-        overlapping a known name that reaches past it is doubted and offered as that name; one followed by
-        a comma and a capitalised tail to the sentence end is doubted and offered with the tail; the first name, governed by a clause-opening "<noun> of" with no copula after it, is
-        doubted and offered as the whole phrase ("wife of Zhou Rui").
-        """
+        """The two names after :func:`agent.tell._name_checks.check_name`, and whether it doubts the reading
+        (then the reading is only ever offered back, with the names the checks point to). A renamed span keeps
+        the tagger's span probability and is linked when it is a known name."""
         first = min(subject, obj, key=lambda s: s.start)
         known = [(m.start, m.end) for m in mentions]
-        doubt = False
         out: list[_Span] = []
+        doubt = False
         for span in (subject, obj):
-            new = span
-            if span.score == 0.0 and starts_cut(text, span.start):
-                begin = title_start(text, span.start) if span is first else None
-                doubt |= begin is None
-                new = new if begin is None else self._renamed(text, new, begin, new.end)
-            elif span.score == 0.0 and span is first and text[span.start : span.start + 1].islower():
-                begin = title_start(text, span.start, cut=False)
-                foreign = foreign_head(text, span.start) if begin is None else None
-                doubt |= foreign is not None
-                begin = begin if foreign is None else foreign
-                new = new if begin is None else self._renamed(text, new, begin, new.end)
-            lead = quantity_lead(text, new.start, new.end) if new.score == 0.0 else None
-            if lead is not None:
-                doubt = True
-                new = self._renamed(text, new, lead, new.end)
-            hit = overlaps_known(new.start, new.end, known) if new.score == 0.0 else None
-            if hit is not None:
-                doubt = True
-                new = self._renamed(text, new, *hit)
-            tail = comma_tail(text, new.end) if new.score == 0.0 else None
-            if tail is not None:
-                doubt = True
-                new = self._renamed(text, new, new.start, tail)
-            phrase = governing_phrase(text, new.start, new.end) if span is first else None
-            if phrase is not None:
-                doubt = True
-                new = self._renamed(text, new, *phrase)
-            out.append(new)
+            start, end, doubted = check_name(
+                text, span.start, span.end, first=span is first, linked=span.score > 0.0, known=known
+            )
+            doubt |= doubted
+            if (start, end) != (span.start, span.end):
+                label, score = self._exact(text[start:end])
+                span = _Span(start, end, text[start:end], label, score, span.role_prob)
+            out.append(span)
         if doubt:
             logger.debug("reader: names doubted in %r: %s / %s", text[:80], out[0].text, out[1].text)
         return out[0], out[1], doubt
-
-    def _renamed(self, text: str, span: _Span, start: int, end: int) -> _Span:
-        """``span`` over ``[start, end)`` (linked when that is a known name), with its span probability."""
-        label, score = self._exact(text[start:end])
-        return _Span(start, end, text[start:end], label, score, span.role_prob)
 
     def _two_names(self, e: Encoded, tags: np.ndarray) -> tuple[_Span, _Span] | None:
         """The two strongest runs of name tokens (subject or object), roles by the likelier assignment.
