@@ -20,6 +20,8 @@ at the corpse of the king"), and a name read short is a wrong triple applied, so
   ("One of Master of the Spes Nostra's famous works is ...").
 * :func:`comma_tail` — a span followed by a comma and only capitalised words to the sentence end
   ("Elizabeth Cheney, Lady Say.") may or may not end at the comma.
+* :func:`preposition_tail` — likewise a span followed by a lower-case preposition and two or more capitalised
+  words to the sentence end ("Statistical Package | for the Social Sciences.").
 
 :func:`check_name` runs them in that order. The reader never applies a reading a check doubts; it offers it
 back ("Did you mean ...?").
@@ -36,6 +38,7 @@ __all__ = [
     "foreign_head",
     "governing_phrase",
     "overlaps_known",
+    "preposition_tail",
     "quantity_lead",
     "starts_cut",
     "title_start",
@@ -80,11 +83,11 @@ def check_name(
     For an unknown (not ``linked``) span: cut on the left, it takes the title head before it when it is the
     ``first`` name (:func:`title_start`), else is doubted; a first span starting with another lower-case
     word takes a sentence-opening article and lower-case words (no doubt), or is doubted and widened to a
-    :func:`foreign_head`; led by a quantity it is read without it, and doubted unless the rest is a ``known``
-    name; overlapping a ``known`` name
-    that reaches past it, doubted and offered as that name; followed by a capitalised comma tail, doubted
-    and offered with it. The first name, linked or not, governed by a clause-opening "<noun> of" with no
-    copula after it is doubted and offered as the whole phrase.
+    :func:`foreign_head`; led by a quantity it is read without it, and doubted unless the rest is a
+    ``known`` name; overlapping a ``known`` name that reaches past it, doubted and offered as that name;
+    followed by a capitalised comma or preposition tail, doubted and offered with it. The first name,
+    linked or not, governed by a clause-opening "<noun> of" with no copula after it is doubted and offered
+    as the whole phrase.
 
     >>> check_name("wife of Zhou Rui has married Cassiopeia.", 8, 16, first=True, linked=True, known=[(8, 16)])
     (0, 16, True)
@@ -104,7 +107,7 @@ def check_name(
     if not linked:
         lead = quantity_lead(text, start, end)
         hit = overlaps_known(start if lead is None else lead, end, known)
-        tail = comma_tail(text, end) if hit is None else None
+        tail = (comma_tail(text, end) or preposition_tail(text, end)) if hit is None else None
         bare = lead is not None and (lead, end) in known  # "One of" before a known name: the name, no doubt
         doubt |= (lead is not None and not bare) or hit is not None or tail is not None
         start = start if lead is None else lead
@@ -235,6 +238,27 @@ def quantity_lead(text: str, start: int, end: int) -> int | None:
     if len(words) < 3 or words[0][2].casefold() not in _QUANTITIES or words[1][2] != "of":
         return None
     return words[2][0] if words[2][2][:1].isupper() else None
+
+
+def preposition_tail(text: str, end: int) -> int | None:
+    """Where the sentence ends when the span is followed by a lower-case preposition, an optional "the" and
+    two or more capitalised words (or name connectors) up to the sentence end ("Statistical Package | for the
+    Social Sciences."): the name may go on; else ``None`` ("... in March.", "... in Paris now.").
+
+    >>> text = "Toyota makes Statistical Package for the Social Sciences."
+    >>> text[13:preposition_tail(text, 32)]
+    'Statistical Package for the Social Sciences'
+    """
+    rest = text[end:]
+    words = rest.rstrip().rstrip(".!").split()
+    if len(words) < 3 or not rest.startswith(" ") or words[0] not in _PREPOSITIONS:
+        return None
+    names = words[2:] if words[1] == "the" else words[1:]
+    if sum(w[:1].isupper() for w in names) < 2 or not names[0][:1].isupper():
+        return None
+    if any(not (w[:1].isupper() or w in _NAME_CONNECTORS) or re.search(r"[,;:]", w) for w in names):
+        return None
+    return end + len(rest.rstrip().rstrip(".!"))
 
 
 def comma_tail(text: str, end: int) -> int | None:

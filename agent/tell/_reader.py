@@ -11,15 +11,15 @@ Known names win over raw spans: an entity-linker mention (exact label or alias, 
 covers a role's span, or whose tokens the tagger gives that role on average, becomes the role with its
 canonical label; the object is decoded only among tokens the subject does not hold, and a name is not
 stretched across "and" (or another connector) to words the tagger gives the other role ("Jane Roe and Bob
-Smith got married.": two names). Then the names are checked
-against the sentence's clause shape (:mod:`agent.tell._name_checks`): a name governed by a clause-opening
-"<noun> of" with no copula after it ("wife of Zhou Rui has married Cassiopeia."), read from the middle of a
-title or cut before a preposition ("at the corpse of the king"), led by "One of", overlapping a known name
-that reaches past it, or followed by a capitalised comma tail makes a reading that is only offered back; a
-span cut before a preposition takes the sentence-opening title head it belongs to. Relation ambiguity
-("X is in Y": headquarters, country or constellation) is resolved by the entity types the graph knows
-(the relations a known subject or object already has); when two relations stay close the reading is
-ambiguous and asked back, never applied.
+Smith got married.": two names). Then the names are checked against the sentence's clause shape
+(:mod:`agent.tell._name_checks`): a name governed by a clause-opening "<noun> of" with no copula after it
+("wife of Zhou Rui has married Cassiopeia."), read from the middle of a title or cut before a preposition
+("at the corpse of the king"), led by "One of", overlapping a known name that reaches past it, or followed
+by a capitalised comma or preposition tail makes a reading that is only offered back; a span cut before a
+preposition takes the sentence-opening title head it belongs to. Relation ambiguity ("X is in Y":
+headquarters, country or constellation) is resolved by the entity types the graph knows (the relations a
+known subject or object already has); when two relations stay close the reading is ambiguous and asked
+back, never applied.
 
 Whether a reading is applied: by default the fixed formula
 ``confidence = p(relation)^2 x span(subject) x span(object)``, where ``p(relation)`` is the classifier's share

@@ -12,6 +12,7 @@ from agent.tell._name_checks import (
     foreign_head,
     governing_phrase,
     overlaps_known,
+    preposition_tail,
     quantity_lead,
     title_start,
 )
@@ -21,6 +22,7 @@ from kg import Entity, EntityLinker, load_schema
 
 WIFE = "wife of Zhou Rui has married Cassiopeia."
 SHOT = "The shot at the corpse of the king came from the hand of Antoni D'Ocon."
+SPSS = "Statistical Package for the Social Sciences"
 MASTER = "One of Master of the Spes Nostra's famous works is Portrait of a woman."
 
 
@@ -72,6 +74,14 @@ def test_quantity_leads_overlapping_known_names_and_comma_tails() -> None:
     assert text[22 : comma_tail(text, _span(text, "Elizabeth Cheney")[1])] == "Elizabeth Cheney, Lady Say"
     text = "Jane Roe is the child of Scott Swift, the father."
     assert comma_tail(text, _span(text, "Scott Swift")[1]) is None
+
+
+def test_a_name_going_on_after_a_preposition_is_offered_with_its_tail() -> None:
+    text = "Toyota is the company that makes Statistical Package for the Social Sciences."
+    end = _span(text, "Statistical Package")[1]
+    assert text[_span(text, "Statistical")[0] : preposition_tail(text, end)] == SPSS
+    for text in ("Jane Roe took over as CEO of AOL in March.", "AOL moved its head office to Paris in France."):
+        assert preposition_tail(text, text.rindex(" in ")) is None, text
 
 
 def test_check_name_leaves_ordinary_names_alone() -> None:
@@ -163,3 +173,13 @@ def test_the_interpreter_offers_the_whole_name_back_instead_of_applying_the_inne
     reading = interpreter.interpret(WIFE)
     assert reading.claims == ()
     assert reading.suggestions and reading.suggestions[0].triple.subject == "wife of Zhou Rui"
+
+
+def test_a_name_read_short_before_a_preposition_is_not_applied(encoder: TokenEncoder, bundled_world: World) -> None:
+    # the reader bench's setting (the names of the world's UNKNOWN facts known): read as "Statistical Package"
+    linker, facts = world_linker(bundled_world)
+    reader = TripleReader(ReaderModel.load(), encoder, linker, facts)
+    interpreter = TemplateInterpreter(load_schema(), linker, None, load_statement_phrasings(), reader=reader)
+    reading = interpreter.interpret(f"Toyota is the company that makes {SPSS}.")
+    assert reading.claims == ()
+    assert reading.suggestions and reading.suggestions[0].triple.subject == SPSS
