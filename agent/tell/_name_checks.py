@@ -1,4 +1,4 @@
-"""Whether a name span the reader read can be the whole name of its role: three checks on the sentence's words.
+"""Whether a name span the reader read can be the whole name of its role: checks on the sentence's words.
 
 Helpers of the learned reader (:mod:`agent.tell._reader`); they know English clause shape, not relations or
 models. The tagger's boundaries are least sure on names with lower-case words ("wife of Zhou Rui", "The shot
