@@ -31,7 +31,8 @@ Run (nice 10, one thread; ~4 min for dev and ~4 min for test on 2 shared cores a
         --cache dev.npz --test-cache test.npz
 
 ``H`` is a home with the world loaded (the agent's signals are read there; e.g. one ``factagent calibrate``
-ran on). Deterministic: a rerun from the caches gives the same figures.
+ran on). Deterministic: a rerun from the caches gives the same figures; ``--fold-salt S`` splits the
+subjects into other folds (the caches stay valid).
 
 Findings (2026-12-05, the run above; dev AUCs out of fold):
 
@@ -59,10 +60,18 @@ probe both all, known, l2 100           0.847       0.816       0.674           
   Clopper-Pearson bound: none of the 157 answered on dev) known answered right 0.417 -> 0.509, unanswerable
   answered 0 -> 3 of 343 (0.9%), known answered wrong 5 -> 5 (the probe replaces the familiarity veto:
   -2.0 -> -12.0); with the 2% share rule 0.615 -> 0.664 but unanswerable 7 -> 15 of 343 (4.4%, over 2%).
-* Verdict: no-go on AUC (a loss, not a 0.03 gain); a coverage gain on known questions at the shipped rule
-  (+9 points of known, within 2% unanswerable on test), none that holds at the 2% share. Known questions are
-  2,092 of the 4,442 answerable test questions, so the audit's coverage could rise by at most ~4 points
-  (0.736 measured on the full audit): the 90% target stays out of reach through this signal.
+* The veto's figures depend on the fold split (``--fold-salt a`` / ``b``, same features, other halves of the
+  subjects; first figure the default split's): dev AUC known-right vs unanswerable 0.868 / 0.876 / 0.871, vs
+  missing 0.855 / 0.844 / 0.832; cross-validated known-right kept with none allowed per fold, gate -> gate +
+  probe: 0.597 -> 0.712 (5 -> 5 unanswerable, 1 -> 1 known wrong), 0.561 -> 0.725 (2 -> 2, 0 -> 1), 0.639 ->
+  0.707 (4 -> 6, 0 -> 26); world:test, shipped rule: 0.417 -> 0.509 (0 -> 3 of 343 unanswerable, 5 -> 5 known
+  wrong), 0.417 -> 0.592 (0 -> 8 of 343 = 2.3%, 5 -> 12), 0.417 -> 0.561 (0 -> 9 = 2.6%, 5 -> 17). In two
+  splits of three the probe's settings answer more than 2% of the unanswerable test questions.
+* Verdict: **no-go**. No AUC gain (a loss of 0.03-0.09 against the policy's signals); the coverage gain as a
+  veto is real on dev (+7 to +16 points of known-right kept at matched unanswerable answered in most splits)
+  but does not hold within 2% unanswerable on test in 2 of 3 splits, nor with the 2% share rule. Even where it
+  holds, known questions are 2,092 of the 4,442 answerable test questions, so the audit's coverage could rise
+  by at most ~4 points (0.736 on the full audit): the 90% target is out of reach through this signal.
 """
 
 from __future__ import annotations
@@ -109,8 +118,12 @@ class Item:
 CV_PROBES = ("last_q_all_known_l2=1", "last_q_L3_known_l2=1", "last_q_all_right_l2=1", "both_all_known_l2=100")
 
 
+FOLD_SALT = [""]  # --fold-salt: another split of the subjects into two folds (the default: none)
+
+
 def fold_of(subject: str) -> int:
-    return hashlib.sha256(subject.encode()).digest()[0] & 1
+    """The subject's fold, 0 or 1 (a hash of its name, salted by ``FOLD_SALT``)."""
+    return hashlib.sha256((FOLD_SALT[0] + subject).encode()).digest()[0] & 1
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -364,12 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--json", default="")
     ap.add_argument("--cache", default="", help="an .npz keeping the features and signals between runs")
+    ap.add_argument("--fold-salt", default="", help="split the subjects into other folds (features reused)")
     ap.add_argument("--test-cache", default="", help="also apply dev-chosen settings to world:test (its .npz)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
 
     world = load_world(DATA_DIR)
+    FOLD_SALT[0] = args.fold_salt
     fit, dev = world_items(world, args.seed)
     logger.info("fit items %d, dev items %d", len(fit), len(dev))
     if args.cache and Path(args.cache).exists():
