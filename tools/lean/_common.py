@@ -15,7 +15,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["CausalOutput", "KVCache", "additive_mask", "default_positions", "read_config", "step_inputs"]
+__all__ = [
+    "CausalOutput",
+    "KVCache",
+    "Packing",
+    "additive_mask",
+    "default_positions",
+    "head_inputs",
+    "read_config",
+    "step_inputs",
+]
 
 
 def read_config(path: Path, name: str) -> SimpleNamespace:
@@ -59,6 +68,43 @@ class KVCache:
         self._layers = {i: (k[index], v[index]) for i, (k, v) in self._layers.items()}
 
 
+class Packing:
+    """The real tokens of a padded batch, packed: the token-wise work (norms, projections, MLP, output head)
+    runs on the ``N`` real tokens instead of all ``B * T`` positions; only attention, which needs the rows
+    apart, runs on the padded ``(B, T)`` layout.
+
+    A padding position's query is never read by a real token, and its key and value are closed by the
+    mask (the dtype's minimum: ``exp`` of it underflows to exactly 0), so what a real token computes does not
+    depend on what stands at the padding positions; here they hold zeros. Each real token's arithmetic is
+    the padded batch's (the same rows through the same matrices).
+
+    Args:
+        real: ``(B, T)``, true at the positions that hold a token (``attention_mask`` of this step's ids).
+    """
+
+    def __init__(self, real: torch.Tensor) -> None:
+        self.batch, self.length = real.shape
+        self.index = real.reshape(-1).nonzero().squeeze(1)  # (N,) positions of the real tokens, row-major
+
+    @staticmethod
+    def of(attention_mask: torch.Tensor, queries: int) -> Packing | None:
+        """A packing of this step's ``queries`` positions (the last of ``attention_mask``'s), or ``None`` when
+        they hold no padding (nothing to gain)."""
+        if queries < 2:  # a decoding step: one new position per row, none of them padding
+            return None
+        real = attention_mask[:, -queries:].bool()
+        return None if bool(real.all()) else Packing(real)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, ...)`` -> ``(N, ...)``: the real positions, row after row."""
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, ...)`` -> ``(B, T, ...)``, zeros at the padding positions."""
+        out = x.new_zeros((self.batch * self.length, *x.shape[1:]))
+        return out.index_copy_(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
 def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:
     """``(B, 1, queries, S)`` additive mask: causal over cache slots (the last ``queries`` of the ``S`` slots
     are this step's) and closed on padding keys (``attention_mask`` ``(B, S)``, 0 = padding)."""
@@ -93,3 +139,16 @@ def step_inputs(
     if position_ids is None:
         position_ids = default_positions(attention_mask, b, t, seen)
     return attention_mask, position_ids
+
+
+def head_inputs(
+    x: torch.Tensor, packing: Packing | None, logits_to_keep: int = 0, logits_at: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The final hidden states whose logits a forward call was asked for: ``(B, k, C)`` for the last
+    ``logits_to_keep`` = k positions, ``(n, C)`` for the ``n`` true positions of ``logits_at`` ``(B, T)`` (row-major),
+    else all ``(B, T, C)``; ``x`` is ``(B, T, C)``, or ``(N, C)`` packed by ``packing``."""
+    if packing is not None:
+        x = packing.unpack(x)
+    if logits_at is not None:
+        return x[logits_at]
+    return x[:, -logits_to_keep:] if logits_to_keep else x

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, additive_mask, step_inputs
+from tools.lean._common import CausalOutput, KVCache, Packing, additive_mask, head_inputs, step_inputs
 
 __all__ = ["GPT2LMHead", "supports"]
 
@@ -68,13 +68,21 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in self.c_attn(x).split(c, dim=2))  # (B,H,T,D)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing | None
+    ) -> torch.Tensor:
+        """``x`` ``(B, T, C)``, or ``(N, C)`` real tokens under ``packing`` (returned in the same layout)."""
+        qkv = self.c_attn(x)
+        if packing is not None:
+            qkv = packing.unpack(qkv)  # (B, T, 3C): attention needs the rows apart
+        b, t, c3 = qkv.shape
+        c = c3 // 3
+        q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in qkv.split(c, dim=2))  # (B,H,T,D)
         if cache is not None:
             k, v = cache.update(k, v, self.layer)
         y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+        y = y.transpose(1, 2).reshape(b, t, c)
+        return self.c_proj(packing.pack(y) if packing is not None else y)
 
 
 class MLP(nn.Module):
@@ -95,8 +103,10 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps), nn.LayerNorm(config.n_embd, eps=eps)
         self.attn, self.mlp = Attention(config, layer), MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask, cache)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing | None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache, packing)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -119,6 +129,8 @@ class GPT2LMHead(nn.Module):
         generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
     """
 
+    selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
+
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
         self.config, self.generation_config = config, generation_config
@@ -139,17 +151,27 @@ class GPT2LMHead(nn.Module):
         cache: KVCache | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        logits_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
-        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
+
+        ``logits_to_keep`` = k: the last k positions' logits only, ``(B, k, V)``; ``logits_at`` (``(B, T)``
+        bool): only those positions' logits, ``(n, V)`` in row-major order (the output head costs one
+        matrix product per position: a score reads a few positions of each row). Padding among the new
+        positions is packed away (:class:`Packing`); padding positions' logits (read by nobody) are the
+        head's logits of a zero vector.
+        """
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
         tr = self.transformer
-        x = tr.wte(input_ids) + tr.wpe(position_ids)  # (B, T, C)
+        packing = Packing.of(attention_mask, t)
+        ids, pos = (
+            (input_ids, position_ids) if packing is None else (packing.pack(input_ids), packing.pack(position_ids))
+        )
+        x = tr.wte(ids) + tr.wpe(pos)  # (B, T, C), or (N, C) packed
         mask = additive_mask(attention_mask, t, x.dtype)
         for block in tr.h:
-            x = block(x, mask, cache)
+            x = block(x, mask, cache, packing)
         x = tr.ln_f(x)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:]
-        return CausalOutput(logits=nnf.linear(x, tr.wte.weight))
+        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), tr.wte.weight))

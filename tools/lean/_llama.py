@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, additive_mask, step_inputs
+from tools.lean._common import CausalOutput, KVCache, Packing, additive_mask, head_inputs, step_inputs
 
 __all__ = ["LlamaLMHead", "supports"]
 
@@ -64,12 +64,21 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(self.n_head * self.head_dim, hidden, bias=False)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor,
+        cache: KVCache | None,
+        packing: Packing | None,
     ) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
-        v = self.v_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)
+        """``x`` ``(B, T, C)``, or ``(N, C)`` real tokens under ``packing`` (returned in the same layout)."""
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if packing is not None:  # attention needs the rows apart
+            q, k, v = packing.unpack(q), packing.unpack(k), packing.unpack(v)
+        b, t, _ = q.shape
+        q = q.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
+        v = v.view(b, t, -1, self.head_dim).transpose(1, 2)
         cos, sin = (r.unsqueeze(1) for r in rope)  # (B, 1, T, D)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         if cache is not None:
@@ -78,7 +87,8 @@ class Attention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
         y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
-        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+        y = y.transpose(1, 2).reshape(b, t, -1)
+        return self.o_proj(packing.pack(y) if packing is not None else y)
 
 
 class MLP(nn.Module):
@@ -101,9 +111,14 @@ class Layer(nn.Module):
         self.self_attn, self.mlp = Attention(config, layer), MLP(config)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor,
+        cache: KVCache | None,
+        packing: Packing | None,
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache)
+        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache, packing)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -124,6 +139,8 @@ class LlamaLMHead(nn.Module):
         config: ``config.json`` as attributes (:func:`supports` must hold).
         generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
     """
+
+    selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
 
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
@@ -159,18 +176,20 @@ class LlamaLMHead(nn.Module):
         cache: KVCache | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        logits_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
-        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
+        ``logits_to_keep`` and ``logits_at`` select positions as in :meth:`tools.lean._gpt2.GPT2LMHead.forward`;
+        padding among the new positions is packed away there too (:class:`Packing`)."""
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
-        x = self.model.embed_tokens(input_ids)  # (B, T, C)
-        rope = self._rope(position_ids, x.dtype)
+        packing = Packing.of(attention_mask, t)
+        x = self.model.embed_tokens(input_ids if packing is None else packing.pack(input_ids))  # (B, T, C) or (N, C)
+        rope = self._rope(position_ids, x.dtype)  # (B, T, D): applied where attention has the rows apart
         mask = additive_mask(attention_mask, t, x.dtype)
         for layer in self.model.layers:
-            x = layer(x, rope, mask, cache)
+            x = layer(x, rope, mask, cache, packing)
         x = self.model.norm(x)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:]
         head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
-        return CausalOutput(logits=nnf.linear(x, head))
+        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), head))

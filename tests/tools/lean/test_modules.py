@@ -16,6 +16,7 @@ import torch
 from tests.conftest import REPO
 from tests.tools import tiny_archs
 from tools.lean import LeanTokenizer, load_causal_lm
+from tools.lean._common import Packing
 from tools.lm import HFLanguageModel, LeanLanguageModel
 from tools.lm._greedy import greedy_rows
 
@@ -133,3 +134,36 @@ def test_gelu_in_place_is_bit_identical_to_the_written_formula() -> None:
     x = torch.randn(3, 8, requires_grad=True)  # with autograd: the out-of-place formula, differentiable
     gelu_new(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_padding_is_packed_away_without_changing_a_real_position(
+    pair: tuple[HFLanguageModel, LeanLanguageModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, lean = pair
+    tok, model = lean._tokenizer, lean._model
+    for side in ("left", "right"):
+        tok.padding_side = side
+        batch = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+        real = batch["attention_mask"].bool()
+        assert Packing.of(batch["attention_mask"], real.shape[1]) is not None  # rows of unequal length
+        with torch.no_grad():
+            packed = model(**batch).logits
+            with monkeypatch.context() as m:  # every position through every layer, padding included
+                m.setattr(Packing, "of", staticmethod(lambda mask, queries: None))
+                padded = model(**batch).logits
+        assert (packed - padded)[real].abs().max().item() <= 1e-6
+        assert packed[~real].abs().max().item() == 0.0  # nothing computed for the padding
+
+
+def test_logits_at_gives_those_positions_of_the_full_logits(pair: tuple[HFLanguageModel, LeanLanguageModel]) -> None:
+    _, lean = pair
+    tok, model = lean._tokenizer, lean._model
+    tok.padding_side = "right"
+    batch = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    at = torch.zeros(batch["input_ids"].shape, dtype=torch.bool)
+    at[0, 1:3], at[2, 0], at[3, -1] = True, True, True  # row 3's last position is padding
+    with torch.no_grad():
+        full = model(**batch).logits
+        picked = model(**batch, logits_at=at).logits
+    assert picked.shape == (int(at.sum()), full.shape[-1])
+    assert (picked - full[at]).abs().max().item() <= ATOL  # the head on fewer rows: rounding may differ
