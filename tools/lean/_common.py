@@ -69,38 +69,47 @@ class KVCache:
 
 
 class Packing:
-    """The real tokens of a padded batch, packed: the token-wise work (norms, projections, MLP, output head)
-    runs on the ``N`` real tokens instead of all ``B * T`` positions; only attention, which needs the rows
-    apart, runs on the padded ``(B, T)`` layout.
+    """The tokens of a forward call as rows ``(N, C)``: the token-wise work (norms, projections, MLP, output
+    head) runs on the ``N`` real tokens of a padded batch instead of all ``B * T`` positions, and only
+    attention, which needs the sequences apart, sees the padded ``(B, T)`` layout.
 
     A padding position's query is never read by a real token, and its key and value are closed by the
     mask (the dtype's minimum: ``exp`` of it underflows to exactly 0), so what a real token computes does not
     depend on what stands at the padding positions; here they hold zeros. Each real token's arithmetic is
-    the padded batch's (the same rows through the same matrices).
+    the padded batch's (the same rows through the same matrices). Without padding (or one new position
+    per row, a decoding step) the rows are the positions themselves and both directions are views.
 
     Args:
-        real: ``(B, T)``, true at the positions that hold a token (``attention_mask`` of this step's ids).
+        batch, length: ``B`` and ``T``.
+        index: ``(N,)`` the real positions, row-major in the flattened ``(B * T)``; ``None``: all of them.
     """
 
-    def __init__(self, real: torch.Tensor) -> None:
-        self.batch, self.length = real.shape
-        self.index = real.reshape(-1).nonzero().squeeze(1)  # (N,) positions of the real tokens, row-major
+    def __init__(self, batch: int, length: int, index: torch.Tensor | None = None) -> None:
+        self.batch, self.length, self.index = batch, length, index
 
     @staticmethod
-    def of(attention_mask: torch.Tensor, queries: int) -> Packing | None:
-        """A packing of this step's ``queries`` positions (the last of ``attention_mask``'s), or ``None`` when
-        they hold no padding (nothing to gain)."""
+    def of(attention_mask: torch.Tensor, queries: int) -> Packing:
+        """The packing of this step's ``queries`` positions (the last of ``attention_mask``'s)."""
+        b = attention_mask.shape[0]
         if queries < 2:  # a decoding step: one new position per row, none of them padding
-            return None
-        real = attention_mask[:, -queries:].bool()
-        return None if bool(real.all()) else Packing(real)
+            return Packing(b, queries)
+        real = attention_mask[:, -queries:].reshape(-1).bool()
+        return Packing(b, queries) if bool(real.all()) else Packing(b, queries, real.nonzero().squeeze(1))
+
+    @property
+    def padded(self) -> bool:
+        """Whether padding positions were left out."""
+        return self.index is not None
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, ...)`` -> ``(N, ...)``: the real positions, row after row."""
-        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+        flat = x.reshape(self.batch * self.length, *x.shape[2:])
+        return flat if self.index is None else flat.index_select(0, self.index)
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, ...)`` -> ``(B, T, ...)``, zeros at the padding positions."""
+        if self.index is None:
+            return x.view(self.batch, self.length, *x.shape[1:])
         out = x.new_zeros((self.batch * self.length, *x.shape[1:]))
         return out.index_copy_(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
 
@@ -109,6 +118,11 @@ def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype
     """``(B, 1, queries, S)`` additive mask: causal over cache slots (the last ``queries`` of the ``S`` slots
     are this step's) and closed on padding keys (``attention_mask`` ``(B, S)``, 0 = padding)."""
     slots = attention_mask.shape[1]
+    if queries == 1:  # a decoding step: the last slot reads every earlier one; only padding is closed
+        closed = (attention_mask == 0)[:, None, None, :]  # (B, 1, 1, S)
+        return torch.zeros(closed.shape, dtype=dtype, device=attention_mask.device).masked_fill_(
+            closed, torch.finfo(dtype).min
+        )
     q_slot = torch.arange(slots - queries, slots, device=attention_mask.device)[:, None]  # (Q, 1)
     k_slot = torch.arange(slots, device=attention_mask.device)[None, :]  # (1, S)
     allowed = (k_slot <= q_slot)[None, None] & attention_mask[:, None, None, :].bool()  # (B, 1, Q, S)
@@ -142,13 +156,12 @@ def step_inputs(
 
 
 def head_inputs(
-    x: torch.Tensor, packing: Packing | None, logits_to_keep: int = 0, logits_at: torch.Tensor | None = None
+    x: torch.Tensor, packing: Packing, logits_to_keep: int = 0, logits_at: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The final hidden states whose logits a forward call was asked for: ``(B, k, C)`` for the last
     ``logits_to_keep`` = k positions, ``(n, C)`` for the ``n`` true positions of ``logits_at`` ``(B, T)`` (row-major),
-    else all ``(B, T, C)``; ``x`` is ``(B, T, C)``, or ``(N, C)`` packed by ``packing``."""
-    if packing is not None:
-        x = packing.unpack(x)
+    else all ``(B, T, C)``; ``x`` is ``(N, C)``, the rows of ``packing``."""
+    x = packing.unpack(x)
     if logits_at is not None:
         return x[logits_at]
     return x[:, -logits_to_keep:] if logits_to_keep else x

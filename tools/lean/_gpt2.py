@@ -68,21 +68,17 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing | None
-    ) -> torch.Tensor:
-        """``x`` ``(B, T, C)``, or ``(N, C)`` real tokens under ``packing`` (returned in the same layout)."""
-        qkv = self.c_attn(x)
-        if packing is not None:
-            qkv = packing.unpack(qkv)  # (B, T, 3C): attention needs the rows apart
-        b, t, c3 = qkv.shape
-        c = c3 // 3
-        q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in qkv.split(c, dim=2))  # (B,H,T,D)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``packing``; returns the same layout."""
+        c = x.shape[1]
+        qkv = packing.unpack(torch.addmm(self.c_attn.bias, x, self.c_attn.weight))  # (B, T, 3C): rows apart
+        b, t = qkv.shape[:2]
+        q, k, v = qkv.view(b, t, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D) each
         if cache is not None:
             k, v = cache.update(k, v, self.layer)
         y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
-        y = y.transpose(1, 2).reshape(b, t, c)
-        return self.c_proj(packing.pack(y) if packing is not None else y)
+        y = packing.pack(y.transpose(1, 2).reshape(b, t, c))
+        return torch.addmm(self.c_proj.bias, y, self.c_proj.weight)
 
 
 class MLP(nn.Module):
@@ -103,9 +99,8 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps), nn.LayerNorm(config.n_embd, eps=eps)
         self.attn, self.mlp = Attention(config, layer), MLP(config)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing | None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``packing``."""
         x = x + self.attn(self.ln_1(x), mask, cache, packing)
         return x + self.mlp(self.ln_2(x))
 
@@ -158,18 +153,15 @@ class GPT2LMHead(nn.Module):
 
         ``logits_to_keep`` = k: the last k positions' logits only, ``(B, k, V)``; ``logits_at`` (``(B, T)``
         bool): only those positions' logits, ``(n, V)`` in row-major order (the output head costs one
-        matrix product per position: a score reads a few positions of each row). Padding among the new
-        positions is packed away (:class:`Packing`); padding positions' logits (read by nobody) are the
-        head's logits of a zero vector.
+        matrix product per position: a score reads a few positions of each row). The tokens run as rows
+        ``(N, C)``, padding among the new positions packed away (:class:`Packing`); padding positions'
+        logits (read by nobody) are the head's logits of a zero vector.
         """
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
         tr = self.transformer
         packing = Packing.of(attention_mask, t)
-        ids, pos = (
-            (input_ids, position_ids) if packing is None else (packing.pack(input_ids), packing.pack(position_ids))
-        )
-        x = tr.wte(ids) + tr.wpe(pos)  # (B, T, C), or (N, C) packed
+        x = tr.wte(packing.pack(input_ids)) + tr.wpe(packing.pack(position_ids))  # (N, C): the tokens as rows
         mask = additive_mask(attention_mask, t, x.dtype)
         for block in tr.h:
             x = block(x, mask, cache, packing)

@@ -69,12 +69,10 @@ class Attention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
         cache: KVCache | None,
-        packing: Packing | None,
+        packing: Packing,
     ) -> torch.Tensor:
-        """``x`` ``(B, T, C)``, or ``(N, C)`` real tokens under ``packing`` (returned in the same layout)."""
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if packing is not None:  # attention needs the rows apart
-            q, k, v = packing.unpack(q), packing.unpack(k), packing.unpack(v)
+        """``x`` ``(N, C)``: the tokens of ``packing``; returns the same layout."""
+        q, k, v = (packing.unpack(p(x)) for p in (self.q_proj, self.k_proj, self.v_proj))  # rows apart
         b, t, _ = q.shape
         q = q.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
@@ -87,8 +85,7 @@ class Attention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
         y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
-        y = y.transpose(1, 2).reshape(b, t, -1)
-        return self.o_proj(packing.pack(y) if packing is not None else y)
+        return self.o_proj(packing.pack(y.transpose(1, 2).reshape(b, t, -1)))
 
 
 class MLP(nn.Module):
@@ -116,7 +113,7 @@ class Layer(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
         cache: KVCache | None,
-        packing: Packing | None,
+        packing: Packing,
     ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache, packing)
         return x + self.mlp(self.post_attention_layernorm(x))
@@ -185,7 +182,7 @@ class LlamaLMHead(nn.Module):
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
         packing = Packing.of(attention_mask, t)
-        x = self.model.embed_tokens(input_ids if packing is None else packing.pack(input_ids))  # (B, T, C) or (N, C)
+        x = self.model.embed_tokens(packing.pack(input_ids))  # (N, C): the tokens as rows
         rope = self._rope(position_ids, x.dtype)  # (B, T, D): applied where attention has the rows apart
         mask = additive_mask(attention_mask, t, x.dtype)
         for layer in self.model.layers:

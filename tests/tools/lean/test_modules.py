@@ -145,11 +145,11 @@ def test_padding_is_packed_away_without_changing_a_real_position(
         tok.padding_side = side
         batch = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
         real = batch["attention_mask"].bool()
-        assert Packing.of(batch["attention_mask"], real.shape[1]) is not None  # rows of unequal length
+        assert Packing.of(batch["attention_mask"], real.shape[1]).padded  # rows of unequal length
         with torch.no_grad():
             packed = model(**batch).logits
             with monkeypatch.context() as m:  # every position through every layer, padding included
-                m.setattr(Packing, "of", staticmethod(lambda mask, queries: None))
+                m.setattr(Packing, "of", staticmethod(lambda mask, queries: Packing(mask.shape[0], queries)))
                 padded = model(**batch).logits
         assert (packed - padded)[real].abs().max().item() <= 1e-6
         assert packed[~real].abs().max().item() == 0.0  # nothing computed for the padding
