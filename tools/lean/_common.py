@@ -19,6 +19,7 @@ __all__ = [
     "CausalOutput",
     "KVCache",
     "Packing",
+    "Segment",
     "additive_mask",
     "default_positions",
     "head_inputs",
@@ -112,6 +113,18 @@ class Packing:
             return x.view(self.batch, self.length, *x.shape[1:])
         out = x.new_zeros((self.batch * self.length, *x.shape[1:]))
         return out.index_copy_(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The tokens of one batch of sequences within a forward call's rows: ``rows`` of them, laid out by
+    ``packing``, attending with ``mask`` (additive, ``(B, 1, T, S)``) over ``cache``. Several segments share a
+    call's projections, MLP and head (one pass over the weights) and attend each within itself."""
+
+    rows: int
+    packing: Packing
+    mask: torch.Tensor
+    cache: KVCache | None
 
 
 def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:

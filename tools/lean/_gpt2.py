@@ -10,13 +10,14 @@ Only the configuration the world models use is built; :func:`supports` says whic
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, Packing, additive_mask, head_inputs, step_inputs
+from tools.lean._common import CausalOutput, KVCache, Packing, Segment, additive_mask, head_inputs, step_inputs
 
 __all__ = ["GPT2LMHead", "supports"]
 
@@ -68,16 +69,21 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing) -> torch.Tensor:
-        """``x`` ``(N, C)``: the tokens of ``packing``; returns the same layout."""
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``, one after the other; returns the same layout."""
         c = x.shape[1]
-        qkv = packing.unpack(torch.addmm(self.c_attn.bias, x, self.c_attn.weight))  # (B, T, 3C): rows apart
-        b, t = qkv.shape[:2]
-        q, k, v = qkv.view(b, t, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D) each
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer)
-        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
-        y = packing.pack(y.transpose(1, 2).reshape(b, t, c))
+        qkv_rows = torch.addmm(self.c_attn.bias, x, self.c_attn.weight)  # (N, 3C)
+        ys, start = [], 0
+        for seg in segments:
+            qkv = seg.packing.unpack(qkv_rows[start : start + seg.rows])  # (B, T, 3C): rows apart
+            start += seg.rows
+            b, t = qkv.shape[:2]
+            q, k, v = qkv.view(b, t, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D) each
+            if seg.cache is not None:
+                k, v = seg.cache.update(k, v, self.layer)
+            y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=seg.mask, scale=q.shape[-1] ** -0.5)
+            ys.append(seg.packing.pack(y.transpose(1, 2).reshape(b, t, c)))
+        y = ys[0] if len(ys) == 1 else torch.cat(ys)
         return torch.addmm(self.c_proj.bias, y, self.c_proj.weight)
 
 
@@ -99,9 +105,9 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps), nn.LayerNorm(config.n_embd, eps=eps)
         self.attn, self.mlp = Attention(config, layer), MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, packing: Packing) -> torch.Tensor:
-        """``x`` ``(N, C)``: the tokens of ``packing``."""
-        x = x + self.attn(self.ln_1(x), mask, cache, packing)
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``."""
+        x = x + self.attn(self.ln_1(x), segments)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -162,8 +168,29 @@ class GPT2LMHead(nn.Module):
         tr = self.transformer
         packing = Packing.of(attention_mask, t)
         x = tr.wte(packing.pack(input_ids)) + tr.wpe(packing.pack(position_ids))  # (N, C): the tokens as rows
-        mask = additive_mask(attention_mask, t, x.dtype)
+        segments = [Segment(x.shape[0], packing, additive_mask(attention_mask, t, x.dtype), cache)]
         for block in tr.h:
-            x = block(x, mask, cache, packing)
+            x = block(x, segments)
         x = tr.ln_f(x)
         return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), tr.wte.weight))
+
+    def step_together(
+        self, steps: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, KVCache]]
+    ) -> list[torch.Tensor]:
+        """One decoding step of several batches at once: each ``(input_ids (B, 1), attention_mask (B, S),
+        position_ids (B, 1), cache)`` as one :meth:`forward` call would take it; its next-token logits ``(B, V)``.
+
+        The batches share one pass over the weights (projections, MLP, head: a decoding step reads every
+        weight once whatever its rows) and attend each within its own cache, unpadded to the others' length.
+        """
+        tr = self.transformer
+        rows = [ids.reshape(-1) for ids, _, _, _ in steps]
+        x = tr.wte(torch.cat(rows)) + tr.wpe(torch.cat([pos.reshape(-1) for _, _, pos, _ in steps]))  # (N, C)
+        segments = [
+            Segment(ids.shape[0], Packing(ids.shape[0], 1), additive_mask(mask, 1, x.dtype), cache)
+            for ids, mask, _, cache in steps
+        ]
+        for block in tr.h:
+            x = block(x, segments)
+        logits = nnf.linear(tr.ln_f(x), tr.wte.weight)  # (N, V)
+        return list(logits.split([r.shape[0] for r in rows]))

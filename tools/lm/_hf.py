@@ -15,7 +15,7 @@ import torch
 from tools.errors import InvalidInputError, ModelLoadError, TokenizerMismatchError
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
-from tools.lm._greedy import greedy_rows, plain_greedy
+from tools.lm._greedy import greedy_batches, greedy_rows, plain_greedy
 from tools.lm._protocol import Generation, Score, TokenProb
 
 logger = logging.getLogger(__name__)
@@ -165,10 +165,21 @@ class HFLanguageModel:
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 64) -> list[Generation]:
         """Greedy completions, cut at the first newline or end of text; confidence of the first token.
 
-        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given.
+        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given; a lean
+        model decodes the chunks in step (:func:`tools.lm._greedy.greedy_batches`).
         """
         out: list[Generation | None] = [None] * len(prompts)
-        for chunk in length_chunks(prompts, batch_size):
+        chunks = length_chunks(prompts, batch_size)
+        if plain_greedy(self._model) and hasattr(self._model, "step_together"):
+            batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in chunks]
+            groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
+            for chunk, rows in zip(
+                chunks, greedy_batches(self._model, groups, max_new_tokens, self._stop_ids), strict=True
+            ):
+                for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
+                    out[i] = gen
+            return [g for g in out if g is not None]
+        for chunk in chunks:
             for i, gen in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens), strict=True):
                 out[i] = gen
         return [g for g in out if g is not None]

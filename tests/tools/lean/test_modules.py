@@ -18,7 +18,7 @@ from tests.tools import tiny_archs
 from tools.lean import LeanTokenizer, load_causal_lm
 from tools.lean._common import Packing
 from tools.lm import HFLanguageModel, LeanLanguageModel
-from tools.lm._greedy import greedy_rows
+from tools.lm._greedy import greedy_batches, greedy_rows
 
 WORLD = REPO / "eval" / "world" / "models"
 TEXTS = ["Q: Who is the CEO of Nokia?\nA:", "Paris", "Context: Paris is in France.\nQ: Where is Paris?\nA:", "é ü 東京"]
@@ -167,3 +167,20 @@ def test_logits_at_gives_those_positions_of_the_full_logits(pair: tuple[HFLangua
         picked = model(**batch, logits_at=at).logits
     assert picked.shape == (int(at.sum()), full.shape[-1])
     assert (picked - full[at]).abs().max().item() <= ATOL  # the head on fewer rows: rounding may differ
+
+
+def test_batches_decoded_in_step_get_the_tokens_each_gets_alone(
+    pair: tuple[HFLanguageModel, LeanLanguageModel],
+) -> None:
+    hf, lean = pair
+    tok = hf._tokenizer
+    tok.padding_side = "left"
+    groups = []
+    for texts in (TEXTS[:2], TEXTS[2:], [TEXTS[0]]):
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        groups.append((batch["input_ids"], batch["attention_mask"]))
+    got = greedy_batches(lean._model, groups, 12, lean._stop_ids)
+    for rows, (ids, mask) in zip(got, groups, strict=True):
+        want = greedy_rows(hf._model, ids, mask, 12, hf._stop_ids)  # transformers', one batch at a time
+        assert rows.tokens == want.tokens
+        assert (rows.first - want.first).abs().max().item() <= ATOL
