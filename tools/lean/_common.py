@@ -118,13 +118,15 @@ class Packing:
 @dataclass(frozen=True)
 class Segment:
     """The tokens of one batch of sequences within a forward call's rows: ``rows`` of them, laid out by
-    ``packing``, attending with ``mask`` (additive, ``(B, 1, T, S)``) over ``cache``. Several segments share a
-    call's projections, MLP and head (one pass over the weights) and attend each within itself."""
+    ``packing``, attending with ``mask`` (additive, ``(B, 1, T, S)``) over ``cache`` (``rope``: LLaMA's cos / sin
+    ``(B, T, D)`` of their positions). Several segments share a call's projections, MLP and head (one pass
+    over the weights) and attend each within itself."""
 
     rows: int
     packing: Packing
     mask: torch.Tensor
     cache: KVCache | None
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:
