@@ -15,7 +15,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["CausalOutput", "KVCache", "additive_mask", "default_positions", "read_config", "step_inputs"]
+__all__ = [
+    "CausalOutput",
+    "KVCache",
+    "Packing",
+    "Segment",
+    "additive_mask",
+    "default_positions",
+    "head_inputs",
+    "read_config",
+    "step_inputs",
+]
 
 
 def read_config(path: Path, name: str) -> SimpleNamespace:
@@ -59,10 +69,75 @@ class KVCache:
         self._layers = {i: (k[index], v[index]) for i, (k, v) in self._layers.items()}
 
 
+class Packing:
+    """The tokens of a forward call as rows ``(N, C)``: the token-wise work (norms, projections, MLP, output
+    head) runs on the ``N`` real tokens of a padded batch instead of all ``B * T`` positions, and only
+    attention, which needs the sequences apart, sees the padded ``(B, T)`` layout.
+
+    A padding position's query is never read by a real token, and its key and value are closed by the
+    mask (the dtype's minimum: ``exp`` of it underflows to exactly 0), so what a real token computes does not
+    depend on what stands at the padding positions; here they hold zeros. Each real token's arithmetic is
+    the padded batch's (the same rows through the same matrices). Without padding (or one new position
+    per row, a decoding step) the rows are the positions themselves and both directions are views.
+
+    Args:
+        batch, length: ``B`` and ``T``.
+        index: ``(N,)`` the real positions, row-major in the flattened ``(B * T)``; ``None``: all of them.
+    """
+
+    def __init__(self, batch: int, length: int, index: torch.Tensor | None = None) -> None:
+        self.batch, self.length, self.index = batch, length, index
+
+    @staticmethod
+    def of(attention_mask: torch.Tensor, queries: int) -> Packing:
+        """The packing of this step's ``queries`` positions (the last of ``attention_mask``'s)."""
+        b = attention_mask.shape[0]
+        if queries < 2:  # a decoding step: one new position per row, none of them padding
+            return Packing(b, queries)
+        real = attention_mask[:, -queries:].reshape(-1).bool()
+        return Packing(b, queries) if bool(real.all()) else Packing(b, queries, real.nonzero().squeeze(1))
+
+    @property
+    def padded(self) -> bool:
+        """Whether padding positions were left out."""
+        return self.index is not None
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, ...)`` -> ``(N, ...)``: the real positions, row after row."""
+        flat = x.reshape(self.batch * self.length, *x.shape[2:])
+        return flat if self.index is None else flat.index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, ...)`` -> ``(B, T, ...)``, zeros at the padding positions."""
+        if self.index is None:
+            return x.view(self.batch, self.length, *x.shape[1:])
+        out = x.new_zeros((self.batch * self.length, *x.shape[1:]))
+        return out.index_copy_(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The tokens of one batch of sequences within a forward call's rows: ``rows`` of them, laid out by
+    ``packing``, attending with ``mask`` (additive, ``(B, 1, T, S)``) over ``cache`` (``rope``: LLaMA's cos / sin
+    ``(B, T, D)`` of their positions). Several segments share a call's projections, MLP and head (one pass
+    over the weights) and attend each within itself."""
+
+    rows: int
+    packing: Packing
+    mask: torch.Tensor
+    cache: KVCache | None
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
 def additive_mask(attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:
     """``(B, 1, queries, S)`` additive mask: causal over cache slots (the last ``queries`` of the ``S`` slots
     are this step's) and closed on padding keys (``attention_mask`` ``(B, S)``, 0 = padding)."""
     slots = attention_mask.shape[1]
+    if queries == 1:  # a decoding step: the last slot reads every earlier one; only padding is closed
+        closed = (attention_mask == 0)[:, None, None, :]  # (B, 1, 1, S)
+        return torch.zeros(closed.shape, dtype=dtype, device=attention_mask.device).masked_fill_(
+            closed, torch.finfo(dtype).min
+        )
     q_slot = torch.arange(slots - queries, slots, device=attention_mask.device)[:, None]  # (Q, 1)
     k_slot = torch.arange(slots, device=attention_mask.device)[None, :]  # (1, S)
     allowed = (k_slot <= q_slot)[None, None] & attention_mask[:, None, None, :].bool()  # (B, 1, Q, S)
@@ -93,3 +168,15 @@ def step_inputs(
     if position_ids is None:
         position_ids = default_positions(attention_mask, b, t, seen)
     return attention_mask, position_ids
+
+
+def head_inputs(
+    x: torch.Tensor, packing: Packing, logits_to_keep: int = 0, logits_at: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The final hidden states whose logits a forward call was asked for: ``(B, k, C)`` for the last
+    ``logits_to_keep`` = k positions, ``(n, C)`` for the ``n`` true positions of ``logits_at`` ``(B, T)`` (row-major),
+    else all ``(B, T, C)``; ``x`` is ``(N, C)``, the rows of ``packing``."""
+    x = packing.unpack(x)
+    if logits_at is not None:
+        return x[logits_at]
+    return x[:, -logits_to_keep:] if logits_to_keep else x

@@ -10,13 +10,14 @@ Only the configuration the world models use is built; :func:`supports` says whic
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, additive_mask, step_inputs
+from tools.lean._common import CausalOutput, KVCache, Packing, Segment, additive_mask, head_inputs, step_inputs
 
 __all__ = ["GPT2LMHead", "supports"]
 
@@ -68,13 +69,22 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = (s.view(b, t, self.n_head, -1).transpose(1, 2) for s in self.c_attn(x).split(c, dim=2))  # (B,H,T,D)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer)
-        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=q.shape[-1] ** -0.5)
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``, one after the other; returns the same layout."""
+        c = x.shape[1]
+        qkv_rows = torch.addmm(self.c_attn.bias, x, self.c_attn.weight)  # (N, 3C)
+        ys, start = [], 0
+        for seg in segments:
+            qkv = seg.packing.unpack(qkv_rows[start : start + seg.rows])  # (B, T, 3C): rows apart
+            start += seg.rows
+            b, t = qkv.shape[:2]
+            q, k, v = qkv.view(b, t, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D) each
+            if seg.cache is not None:
+                k, v = seg.cache.update(k, v, self.layer)
+            y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=seg.mask, scale=q.shape[-1] ** -0.5)
+            ys.append(seg.packing.pack(y.transpose(1, 2).reshape(b, t, c)))
+        y = ys[0] if len(ys) == 1 else torch.cat(ys)
+        return torch.addmm(self.c_proj.bias, y, self.c_proj.weight)
 
 
 class MLP(nn.Module):
@@ -95,8 +105,9 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(config.n_embd, eps=eps), nn.LayerNorm(config.n_embd, eps=eps)
         self.attn, self.mlp = Attention(config, layer), MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask, cache)
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``."""
+        x = x + self.attn(self.ln_1(x), segments)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -119,6 +130,8 @@ class GPT2LMHead(nn.Module):
         generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
     """
 
+    selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
+
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
         self.config, self.generation_config = config, generation_config
@@ -139,17 +152,45 @@ class GPT2LMHead(nn.Module):
         cache: KVCache | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        logits_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
-        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
+
+        ``logits_to_keep`` = k: the last k positions' logits only, ``(B, k, V)``; ``logits_at`` (``(B, T)``
+        bool): only those positions' logits, ``(n, V)`` in row-major order (the output head costs one
+        matrix product per position: a score reads a few positions of each row). The tokens run as rows
+        ``(N, C)``, padding among the new positions packed away (:class:`Packing`); padding positions'
+        logits (read by nobody) are the head's logits of a zero vector.
+        """
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
         tr = self.transformer
-        x = tr.wte(input_ids) + tr.wpe(position_ids)  # (B, T, C)
-        mask = additive_mask(attention_mask, t, x.dtype)
+        packing = Packing.of(attention_mask, t)
+        x = tr.wte(packing.pack(input_ids)) + tr.wpe(packing.pack(position_ids))  # (N, C): the tokens as rows
+        segments = [Segment(x.shape[0], packing, additive_mask(attention_mask, t, x.dtype), cache)]
         for block in tr.h:
-            x = block(x, mask, cache)
+            x = block(x, segments)
         x = tr.ln_f(x)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:]
-        return CausalOutput(logits=nnf.linear(x, tr.wte.weight))
+        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), tr.wte.weight))
+
+    def step_together(
+        self, steps: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, KVCache]]
+    ) -> list[torch.Tensor]:
+        """One decoding step of several batches at once: each ``(input_ids (B, 1), attention_mask (B, S),
+        position_ids (B, 1), cache)`` as one :meth:`forward` call would take it; its next-token logits ``(B, V)``.
+
+        The batches share one pass over the weights (projections, MLP, head: a decoding step reads every
+        weight once whatever its rows) and attend each within its own cache, unpadded to the others' length.
+        """
+        tr = self.transformer
+        rows = [ids.reshape(-1) for ids, _, _, _ in steps]
+        x = tr.wte(torch.cat(rows)) + tr.wpe(torch.cat([pos.reshape(-1) for _, _, pos, _ in steps]))  # (N, C)
+        segments = [
+            Segment(ids.shape[0], Packing(ids.shape[0], 1), additive_mask(mask, 1, x.dtype), cache)
+            for ids, mask, _, cache in steps
+        ]
+        for block in tr.h:
+            x = block(x, segments)
+        logits = nnf.linear(tr.ln_f(x), tr.wte.weight)  # (N, V)
+        return list(logits.split([r.shape[0] for r in rows]))

@@ -8,13 +8,14 @@ checkpoint's (``model.layers.0.self_attn.q_proj.weight``). :func:`supports` says
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.lean._common import CausalOutput, KVCache, additive_mask, step_inputs
+from tools.lean._common import CausalOutput, KVCache, Packing, Segment, additive_mask, head_inputs, step_inputs
 
 __all__ = ["LlamaLMHead", "supports"]
 
@@ -63,22 +64,29 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden, self.n_kv * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_head * self.head_dim, hidden, bias=False)
 
-    def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
-    ) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
-        v = self.v_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)
-        cos, sin = (r.unsqueeze(1) for r in rope)  # (B, 1, T, D)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer)
-        if self.n_kv != self.n_head:  # grouped-query attention: each key head serves n_head / n_kv query heads
-            k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
-            v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
-        y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
-        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``, one after the other; returns the same layout."""
+        q_rows, k_rows, v_rows = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        ys, start = [], 0
+        for seg in segments:
+            rows = slice(start, start + seg.rows)
+            start += seg.rows
+            q, k, v = (seg.packing.unpack(r[rows]) for r in (q_rows, k_rows, v_rows))  # rows apart
+            b, t, _ = q.shape
+            q = q.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+            k = k.view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
+            v = v.view(b, t, -1, self.head_dim).transpose(1, 2)
+            assert seg.rope is not None  # LlamaLMHead builds every segment with its rotary embeddings
+            cos, sin = (r.unsqueeze(1) for r in seg.rope)  # (B, 1, T, D)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            if seg.cache is not None:
+                k, v = seg.cache.update(k, v, self.layer)
+            if self.n_kv != self.n_head:  # grouped-query attention: each key head serves n_head / n_kv query heads
+                k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
+                v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
+            y = nnf.scaled_dot_product_attention(q, k, v, attn_mask=seg.mask, scale=self.head_dim**-0.5)
+            ys.append(seg.packing.pack(y.transpose(1, 2).reshape(b, t, -1)))
+        return self.o_proj(ys[0] if len(ys) == 1 else torch.cat(ys))
 
 
 class MLP(nn.Module):
@@ -100,10 +108,9 @@ class Layer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.self_attn, self.mlp = Attention(config, layer), MLP(config)
 
-    def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, cache: KVCache | None
-    ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache)
+    def forward(self, x: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
+        """``x`` ``(N, C)``: the tokens of ``segments``."""
+        x = x + self.self_attn(self.input_layernorm(x), segments)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -124,6 +131,8 @@ class LlamaLMHead(nn.Module):
         config: ``config.json`` as attributes (:func:`supports` must hold).
         generation_config: ``generation_config.json`` as attributes (read by ``plain_greedy``).
     """
+
+    selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
 
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
@@ -159,18 +168,39 @@ class LlamaLMHead(nn.Module):
         cache: KVCache | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        logits_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
-        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used."""
+        positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
+        ``logits_to_keep`` and ``logits_at`` select positions as in :meth:`tools.lean._gpt2.GPT2LMHead.forward`;
+        padding among the new positions is packed away there too (:class:`Packing`)."""
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
-        x = self.model.embed_tokens(input_ids)  # (B, T, C)
-        rope = self._rope(position_ids, x.dtype)
-        mask = additive_mask(attention_mask, t, x.dtype)
+        packing = Packing.of(attention_mask, t)
+        x = self.model.embed_tokens(packing.pack(input_ids))  # (N, C): the tokens as rows
+        rope = self._rope(position_ids, x.dtype)  # (B, T, D): applied where attention has the rows apart
+        segments = [Segment(x.shape[0], packing, additive_mask(attention_mask, t, x.dtype), cache, rope)]
         for layer in self.model.layers:
-            x = layer(x, rope, mask, cache)
+            x = layer(x, segments)
         x = self.model.norm(x)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:]
-        head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
-        return CausalOutput(logits=nnf.linear(x, head))
+        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), self._head()))
+
+    def _head(self) -> torch.Tensor:
+        return self.model.embed_tokens.weight if self.tied else self.lm_head.weight
+
+    def step_together(
+        self, steps: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, KVCache]]
+    ) -> list[torch.Tensor]:
+        """One decoding step of several batches at once, as :meth:`tools.lean._gpt2.GPT2LMHead.step_together`."""
+        rows = [ids.reshape(-1) for ids, _, _, _ in steps]
+        x = self.model.embed_tokens(torch.cat(rows))  # (N, C)
+        segments = [
+            Segment(
+                ids.shape[0], Packing(ids.shape[0], 1), additive_mask(mask, 1, x.dtype), cache, self._rope(pos, x.dtype)
+            )
+            for ids, mask, pos, cache in steps
+        ]
+        for layer in self.model.layers:
+            x = layer(x, segments)
+        logits = nnf.linear(self.model.norm(x), self._head())  # (N, V)
+        return list(logits.split([r.shape[0] for r in rows]))

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["GreedyRows", "greedy_rows", "plain_greedy"]
+__all__ = ["GreedyRows", "greedy_batches", "greedy_rows", "plain_greedy"]
 
 # generation-config fields whose non-default values change what greedy search picks
 _NEUTRAL: dict[str, tuple[object, ...]] = {
@@ -111,6 +111,80 @@ def greedy_rows(
         out = model(input_ids=picked[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True)
         logits = out.logits[:, -1, :].float()
     return GreedyRows(tokens=tokens, first=first)
+
+
+@torch.no_grad()
+def greedy_batches(
+    model: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], max_new_tokens: int, stop_ids: Sequence[int]
+) -> list[GreedyRows]:
+    """:func:`greedy_rows` of several left-padded batches ``(input_ids, attention_mask)``: each batch's prompts
+    are read in a forward pass of their own, then the batches decode in step, one ``step_together`` call per
+    step for all of them (a lean GPT-2's: one pass over the weights for every batch's rows, each batch
+    attending within its own cache). A row's tokens are the ones :func:`greedy_rows` picks for it. A model
+    without ``step_together`` decodes each batch on its own.
+    """
+    together = getattr(model, "step_together", None)
+    if together is None or len(batches) < 2:
+        return [greedy_rows(model, ids, mask, max_new_tokens, stop_ids) for ids, mask in batches]
+    stop = set(stop_ids)
+    states = []
+    for input_ids, attention_mask in batches:
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
+        cache = _new_cache(model)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[:, -1, :].float()  # (B, V)
+        states.append(_Decoding(cache, logits, attention_mask, positions[:, -1:], input_ids.shape[0]))
+    for step in range(max_new_tokens):
+        steps = []
+        for state in states:
+            if state.live and state.pick(stop, last_step=step == max_new_tokens - 1):
+                steps.append(state)
+        if not steps:
+            break
+        got = together([(s.next_ids, s.mask, s.last, s.cache) for s in steps])
+        for state, logits in zip(steps, got, strict=True):
+            state.logits = logits.float()
+    return [GreedyRows(tokens=s.tokens, first=s.first) for s in states]
+
+
+class _Decoding:
+    """One batch's greedy decoding state in :func:`greedy_batches` (the loop of :func:`greedy_rows`, a step
+    at a time)."""
+
+    def __init__(self, cache: Any, logits: torch.Tensor, mask: torch.Tensor, last: torch.Tensor, rows: int) -> None:
+        self.cache, self.logits, self.mask, self.last = cache, logits, mask, last
+        self.first = torch.softmax(logits, dim=-1)
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.live = list(range(rows))  # batch row -> original row
+        self.next_ids = torch.empty(0)
+
+    def pick(self, stop: set[int], last_step: bool) -> bool:
+        """Take this step's tokens; whether the batch decodes another step (its inputs then set)."""
+        picked = self.logits.argmax(dim=-1)  # (live,)
+        keep = []
+        for j, (row, token) in enumerate(zip(self.live, picked.tolist(), strict=True)):
+            self.tokens[row].append(token)
+            if token not in stop:
+                keep.append(j)
+        if not keep or last_step:
+            self.live = []
+            return False
+        if len(keep) < len(self.live):  # drop the finished rows from the cache, the mask and the next input
+            index = torch.tensor(keep, device=picked.device)
+            self.cache.batch_select_indices(index)
+            self.mask, self.last, picked = self.mask[index], self.last[index], picked[index]
+            self.live = [self.live[j] for j in keep]
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
+        self.last = self.last + 1
+        self.next_ids = picked[:, None]
+        return True
 
 
 def _new_cache(model: Any) -> Any:

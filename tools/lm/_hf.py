@@ -15,7 +15,7 @@ import torch
 from tools.errors import InvalidInputError, ModelLoadError, TokenizerMismatchError
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
-from tools.lm._greedy import greedy_rows, plain_greedy
+from tools.lm._greedy import greedy_batches, greedy_rows, plain_greedy
 from tools.lm._protocol import Generation, Score, TokenProb
 
 logger = logging.getLogger(__name__)
@@ -165,10 +165,21 @@ class HFLanguageModel:
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 64) -> list[Generation]:
         """Greedy completions, cut at the first newline or end of text; confidence of the first token.
 
-        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given.
+        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given; a lean
+        model decodes the chunks in step (:func:`tools.lm._greedy.greedy_batches`).
         """
         out: list[Generation | None] = [None] * len(prompts)
-        for chunk in length_chunks(prompts, batch_size):
+        chunks = length_chunks(prompts, batch_size)
+        if plain_greedy(self._model) and hasattr(self._model, "step_together"):
+            batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in chunks]
+            groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
+            for chunk, rows in zip(
+                chunks, greedy_batches(self._model, groups, max_new_tokens, self._stop_ids), strict=True
+            ):
+                for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
+                    out[i] = gen
+            return [g for g in out if g is not None]
+        for chunk in chunks:
             for i, gen in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens), strict=True):
                 out[i] = gen
         return [g for g in out if g is not None]
@@ -177,20 +188,22 @@ class HFLanguageModel:
         batch = self._encode(prompts, side="left", reserve=max_new_tokens)
         if plain_greedy(self._model):  # finished rows leave the batch (tools/lm/_greedy.py); same tokens
             rows = greedy_rows(self._model, batch["input_ids"], batch["attention_mask"], max_new_tokens, self._stop_ids)
-            new_tokens: Any = rows.tokens
-            first = rows.first
-        else:
-            result = self._model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=self._tokenizer.pad_token_id,
-                eos_token_id=self._stop_ids,
-                output_scores=True,
-                return_dict_in_generate=True,
-            )
-            new_tokens = result.sequences[:, batch["input_ids"].shape[1] :]
-            first = torch.softmax(result.scores[0].float(), dim=-1)  # (B, V)
+            return self._generations(rows.tokens, rows.first)
+        result = self._model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self._tokenizer.pad_token_id,
+            eos_token_id=self._stop_ids,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        new_tokens = result.sequences[:, batch["input_ids"].shape[1] :]
+        return self._generations(new_tokens, torch.softmax(result.scores[0].float(), dim=-1))  # (B, V)
+
+    def _generations(self, new_tokens: Any, first: torch.Tensor) -> list[Generation]:
+        """Texts of each row's ``new_tokens`` (cut at the first newline) with the first step's top-2 from
+        ``first`` ``(B, V)`` (its softmax)."""
         top2 = first.topk(2, dim=-1).values
         texts = self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         gens = []
@@ -227,16 +240,30 @@ class HFLanguageModel:
         ]
         if any(c > 0 and plen < 1 for c, plen in zip(cuts, prompt_lens, strict=True)):
             raise InvalidInputError(f"a continuation does not fit the model's {kept} positions after its prompt")
+        spans = [(plen - 1, int(batch["attention_mask"][i].sum()) - 1) for i, plen in enumerate(prompt_lens)]
+        token_lp = self._span_logprobs(batch, spans)
+        return [Score(logprob=float(lp.sum()), n_tokens=int(lp.numel())) for lp in token_lp]
+
+    def _span_logprobs(self, batch: dict[str, torch.Tensor], spans: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """Per row ``i`` of a right-padded ``batch``, the log-probabilities of its tokens ``start + 1 .. end``
+        predicted at positions ``spans[i] = (start, end)`` (end excluded).
+
+        A model taking ``logits_at`` (the lean modules: ``selects_logits``) runs its output head and softmax
+        on those positions only; any other gives every position's logits.
+        """
+        ids = batch["input_ids"]
+        if getattr(self._model, "selects_logits", False):
+            at = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
+            for i, (start, end) in enumerate(spans):
+                at[i, start:end] = True
+            logprobs = torch.log_softmax(self._model(**batch, logits_at=at).logits.float(), dim=-1)  # (n, V)
+            targets = ids.roll(-1, dims=1)[at]  # the token after each position (never past a row's end)
+            token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            return list(token_lp.split([max(0, end - start) for start, end in spans]))
         logits = self._model(**batch).logits.float()  # (B, T, V)
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = batch["input_ids"][:, 1:]
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-        scores = []
-        for i, plen in enumerate(prompt_lens):
-            total = int(batch["attention_mask"][i].sum())
-            span = token_lp[i, plen - 1 : total - 1]  # predictions of tokens plen..total-1
-            scores.append(Score(logprob=float(span.sum()), n_tokens=int(span.numel())))
-        return scores
+        all_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+        return [all_lp[i, start:end] for i, (start, end) in enumerate(spans)]
 
     @torch.no_grad()
     def next_token_distribution(self, prompt: str, top_k: int = 10) -> list[TokenProb]:

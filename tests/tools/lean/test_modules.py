@@ -16,8 +16,9 @@ import torch
 from tests.conftest import REPO
 from tests.tools import tiny_archs
 from tools.lean import LeanTokenizer, load_causal_lm
+from tools.lean._common import Packing
 from tools.lm import HFLanguageModel, LeanLanguageModel
-from tools.lm._greedy import greedy_rows
+from tools.lm._greedy import greedy_batches, greedy_rows
 
 WORLD = REPO / "eval" / "world" / "models"
 TEXTS = ["Q: Who is the CEO of Nokia?\nA:", "Paris", "Context: Paris is in France.\nQ: Where is Paris?\nA:", "é ü 東京"]
@@ -133,3 +134,53 @@ def test_gelu_in_place_is_bit_identical_to_the_written_formula() -> None:
     x = torch.randn(3, 8, requires_grad=True)  # with autograd: the out-of-place formula, differentiable
     gelu_new(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_padding_is_packed_away_without_changing_a_real_position(
+    pair: tuple[HFLanguageModel, LeanLanguageModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, lean = pair
+    tok, model = lean._tokenizer, lean._model
+    for side in ("left", "right"):
+        tok.padding_side = side
+        batch = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+        real = batch["attention_mask"].bool()
+        assert Packing.of(batch["attention_mask"], real.shape[1]).padded  # rows of unequal length
+        with torch.no_grad():
+            packed = model(**batch).logits
+            with monkeypatch.context() as m:  # every position through every layer, padding included
+                m.setattr(Packing, "of", staticmethod(lambda mask, queries: Packing(mask.shape[0], queries)))
+                padded = model(**batch).logits
+        assert (packed - padded)[real].abs().max().item() <= 1e-6
+        assert packed[~real].abs().max().item() == 0.0  # nothing computed for the padding
+
+
+def test_logits_at_gives_those_positions_of_the_full_logits(pair: tuple[HFLanguageModel, LeanLanguageModel]) -> None:
+    _, lean = pair
+    tok, model = lean._tokenizer, lean._model
+    tok.padding_side = "right"
+    batch = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    at = torch.zeros(batch["input_ids"].shape, dtype=torch.bool)
+    at[0, 1:3], at[2, 0], at[3, -1] = True, True, True  # row 3's last position is padding
+    with torch.no_grad():
+        full = model(**batch).logits
+        picked = model(**batch, logits_at=at).logits
+    assert picked.shape == (int(at.sum()), full.shape[-1])
+    assert (picked - full[at]).abs().max().item() <= ATOL  # the head on fewer rows: rounding may differ
+
+
+def test_batches_decoded_in_step_get_the_tokens_each_gets_alone(
+    pair: tuple[HFLanguageModel, LeanLanguageModel],
+) -> None:
+    hf, lean = pair
+    tok = hf._tokenizer
+    tok.padding_side = "left"
+    groups = []
+    for texts in (TEXTS[:2], TEXTS[2:], [TEXTS[0]]):
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        groups.append((batch["input_ids"], batch["attention_mask"]))
+    got = greedy_batches(lean._model, groups, 12, lean._stop_ids)
+    for rows, (ids, mask) in zip(got, groups, strict=True):
+        want = greedy_rows(hf._model, ids, mask, 12, hf._stop_ids)  # transformers', one batch at a time
+        assert rows.tokens == want.tokens
+        assert (rows.first - want.first).abs().max().item() <= ATOL
