@@ -209,10 +209,11 @@ def _cases(dataset: str, world: Any, model_dir: Path) -> list[Any]:
     if dataset == "world":
         return list(world_edit_cases(world, fmt))
     if dataset == "world-lifelong":  # the world's edits, then one edit of every other KNOWN fact (edit-table's)
-        from eval.world import DATA_DIR
-        from eval.world._lifelong import lifelong_pool
+        from dataclasses import replace
 
-        return list(world_edit_cases(lifelong_pool(world, DATA_DIR), fmt))
+        from eval.world import DATA_DIR, load_lifelong_edits
+
+        return list(world_edit_cases(replace(world, edits=world.edits + load_lifelong_edits(DATA_DIR, world)), fmt))
     if dataset == "world-zh":
         from eval.editing import world_zh_edit_cases
 
