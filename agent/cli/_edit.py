@@ -71,8 +71,9 @@ def register(sub: Any) -> None:
     bench.add_argument(
         "--dataset",
         default="world",
-        help="'world' (the reference world's edits), 'world-zh' (its Chinese slice's, per CKnowEdit category) or a "
-        "dataset file (a CKnowEdit file is also reported per category)",
+        help="'world' (the reference world's 600 edits), 'world-lifelong' (those plus the lifelong pool of "
+        "edit-table, 2,105 edits: T=1000), 'world-zh' (its Chinese slice's, per CKnowEdit category) or a dataset "
+        "file (a CKnowEdit file is also reported per category)",
     )
     bench.add_argument("--seed", type=int, default=0, help="case-sampling seed")
     bench.add_argument(
@@ -207,12 +208,20 @@ def _cases(dataset: str, world: Any, model_dir: Path) -> list[Any]:
     fmt = PromptFormat.load(model_dir)
     if dataset == "world":
         return list(world_edit_cases(world, fmt))
+    if dataset == "world-lifelong":  # the world's edits, then one edit of every other KNOWN fact (edit-table's)
+        from dataclasses import replace
+
+        from eval.world import DATA_DIR, load_lifelong_edits
+
+        return list(world_edit_cases(replace(world, edits=world.edits + load_lifelong_edits(DATA_DIR, world)), fmt))
     if dataset == "world-zh":
         from eval.editing import world_zh_edit_cases
 
         return world_zh_edit_cases(world, fmt)
     if not Path(dataset).is_file():
-        raise InvalidInputError(f"--dataset: {dataset!r} is neither 'world', 'world-zh' nor a dataset file")
+        raise InvalidInputError(
+            f"--dataset: {dataset!r} is neither 'world', 'world-lifelong', 'world-zh' nor a dataset file"
+        )
     cases = load_edit_dataset(dataset, prompt_format=fmt)
     if any(c.followups for c in cases):
         logger.warning("%s: follow-up edits (Pitfalls) are not applied by edit-bench, only each request", dataset)

@@ -10,6 +10,7 @@ import pytest
 
 from agent.cli import main
 from eval.editing._runner import EXTRA_KEYS, REQUIRED_KEYS
+from tests.conftest import REPO
 from tools.edit import editor_names, journal_for, load_edited
 
 FAST_FT = ["--hparam", "steps=10", "--hparam", "lr=0.01", "--hparam", "norm_constraint=0.05"]
@@ -113,3 +114,15 @@ def test_edit_bench_world_zh_rows_carry_their_category(tmp_path: Path, capsys: p
     categories = {r["category"] for r in rows}
     assert {"poetry_next", "phonetic", "geography_capital", "logic_trap"} <= categories
     assert all(r["n"] == 1 and r["method"] == "ft-m" for r in rows) and len(rows) == 2 * len(categories)
+
+
+def test_edit_bench_world_lifelong_is_the_world_edits_then_the_lifelong_pool() -> None:
+    from agent.cli._edit import _cases
+    from eval.world import DATA_DIR, load_world
+
+    world = load_world(DATA_DIR)
+    model_dir = REPO / "eval" / "world" / "models" / "gpt2-world"
+    plain, pool = _cases("world", world, model_dir), _cases("world-lifelong", world, model_dir)
+    assert [c.id for c in pool[: len(plain)]] == [c.id for c in plain]  # the world's 600 first, unchanged
+    assert len(pool) == 2105 and len({c.id for c in pool}) == len(pool)  # T=1000 has room (1,943 known on GPT-2)
+    assert all(c.locality for c in pool[len(plain) :])

@@ -33,7 +33,9 @@ Here:
   0.90 / 0.92 (1.00 / 0.975 / 0.955) at 21 s per edit, against MEMIT's 1.00 / 0.80 / 0.88 and the paper's
   solve's 1.00 / 0.475 / 0.92. GPT-2, ``--T 100 --edit-mode batch`` (the cases of the runs below): 0.89 /
   0.58 / 0.645 (0.97 / 0.79 / 0.84) at 38 s per edit, against MEMIT's 0.88 / 0.66 / 0.68 and the paper's
-  solve's 0.70 / 0.41 / 0.39: the 0.90 locality target is not met.
+  solve's 0.70 / 0.41 / 0.39: the 0.90 locality target is not met. LLaMA, the same (then ``--method memit`` on
+  the same cases): 0.99 / 0.67 / 0.87 (0.997 / 0.83 / 0.93) at 20.4 s per edit, against MEMIT's 1.00 / 0.68 /
+  0.885 (0.999 / 0.84 / 0.94) at 15.8 s per edit: not met there either.
 * Preserved prompts (``preserve_prompts``, issue 22): ``(prompt, subject)`` texts whose keys at *every*
   position are taken out of the null space as well (:func:`without_keys`: the singular directions of ``P K``
   holding ``preserve_prompt_energy`` of its energy), so the update gives them no response; those whose subject
@@ -42,7 +44,12 @@ Here:
   dimensions at ``nullspace_energy=0.2``; on 18 dev concept edits (README "Concept-level editing") the
   projected edit kept less greedy locality than ROME (0.58-0.67 against 0.73).
 * ``Kp``: the bare-prompt keys of the requests of the earlier ``alphaedit`` entries in the model's journal
-  (so a rolled-back edit stops constraining later ones), measured on the model as it is now.
+  (so a rolled-back edit stops constraining later ones), measured on the model as it is now. This is the
+  paper's sequential protocol: ``edit-bench --T 1000 --edit-mode batch --batch-size 100`` computes each batch
+  on the model holding the earlier ones, so batch ``j`` is constrained by the keys of batches ``1..j-1`` (a
+  second batch's update answers the first batch's key with 1e-5 of its own key's response, 0.26 with
+  ``previous_keys=False``: ``tests/tools/edit/test_knowedit_rest.py``). The world's own edits hold 561 (GPT-2)
+  and 581 (LLaMA) the models answer, so T=1000 needs ``--dataset world-lifelong`` (1,943 / 2,029).
 * MEMIT's preservation term stays on (``preserve_weight=1``). The projection alone, without it, did not keep
   the reference models' answers (the paper's solve): ``edit-bench --method alphaedit --T 10 --hparam
   preserve_weight=0`` on GPT-2, reliability / generalization / locality greedy (teacher-forced): 1.0 / 0.67 /

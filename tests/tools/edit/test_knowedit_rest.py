@@ -103,6 +103,37 @@ def test_alphaedit_spares_the_preserved_prompts_and_skips_the_edited_subjects(mo
         get_editor("alphaedit", corpus=corpus, preserve_prompts=(("", "x"),)).compute(lm, [REQ])
 
 
+def test_alphaedit_sequential_batches_constrain_by_the_earlier_batches_keys(models: dict[str, Any]) -> None:
+    """The paper's Kp: a second batch computed on the edited model keeps its update off the first batch's key."""
+    lm = models["gpt2-world"]
+    before = state(lm)
+    corpus = ("The CEO of ABB Group is Ulrich Spiesshofer.",) * 20
+    fast = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1, "preserve_weight": 0.0}
+    second = EditRequest("Siemens's CEO is", "Siemens", "Ada Lovelace", "Joe Kaeser", "company_ceo")
+    path = "transformer.h.0.mlp.c_proj"
+    first_key = preserved_prompt_keys(lm, path, [REQ.subject]).float()[:, -1:]  # the bare prompt's key (Kp)
+    own_key = preserved_prompt_keys(lm, path, [second.subject]).float()[:, -1:]
+
+    def response(editor: Any) -> float:  # |ΔW k_first| / |ΔW k_own| of the second batch's update
+        delta = editor.compute(lm, [second])
+        assert isinstance(delta, WeightDelta)
+        update = delta.updates[f"{path}.weight"]
+        assert isinstance(update, LowRank)  # GPT-2's Conv1D: the input side is left, (in, r)
+        return float((update.left.T @ first_key).norm() / (update.left.T @ own_key).norm())
+
+    with_kp = get_editor("alphaedit", corpus=corpus, **fast)  # the defaults (whitened); the paper's solve: 8e-4
+    without_kp = get_editor("alphaedit", corpus=corpus, previous_keys=False, **fast)
+    alone = response(with_kp)  # nothing in the journal yet: Kp is empty, both editors solve the same system
+    assert alone == pytest.approx(response(without_kp), rel=1e-6)
+    handle = with_kp.apply(lm, with_kp.compute(lm, [REQ]))
+    try:
+        constrained, free = response(with_kp), response(without_kp)
+    finally:
+        handle.rollback()
+    assert constrained < 0.01 * free  # measured: 1e-5 against 0.26
+    assert same(before, state(lm)) and not journal_for(lm.model).entries
+
+
 def test_alphaedit_rejects_bad_settings(models: dict[str, Any]) -> None:
     lm = models["gpt2-world"]
     before = state(lm)
