@@ -82,11 +82,12 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
 def _method_hparams(
     method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
-    """AlphaEdit on the world: the train-side definition prompts as preserved keys (preserved_definition_prompts)."""
-    from eval.concepts import editor_for, preserved_definition_prompts
+    """AlphaEdit (and ROME with ``preserve_prompt_weight`` > 0) on the world: the train-side definition prompts as
+    preserved keys (preserved_definition_prompts, uses_preserved_prompts)."""
+    from eval.concepts import editor_for, preserved_definition_prompts, uses_preserved_prompts
     from eval.world import DATA_DIR
 
-    if editor_for(method)[1] != "alphaedit" or dataset != "world" or not preserve or "preserve_prompts" in base:
+    if not uses_preserved_prompts(editor_for(method)[1], base) or dataset != "world" or not preserve:
         return base
     exclude = {p for c in cases for p, _ in c.locality}
     return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from tools.edit import EditRequest
 from tools.errors import InvalidInputError, WorldFormatError
 from tools.lm import PromptFormat
 
-__all__ = ["dev_concept_cases", "preserved_definition_prompts"]
+__all__ = ["dev_concept_cases", "preserved_definition_prompts", "uses_preserved_prompts"]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -106,6 +106,16 @@ def dev_concept_cases(
             )
         )
     return out
+
+
+def uses_preserved_prompts(editor: str, hparams: Mapping[str, Any]) -> bool:
+    """Whether ``editor`` with ``hparams`` reads ``preserve_prompts``: AlphaEdit always, ROME when
+    ``preserve_prompt_weight`` > 0 (its key covariance takes them in, issue 22); never when they are given."""
+    if "preserve_prompts" in hparams:
+        return False
+    if editor == "alphaedit":
+        return True
+    return editor == "rome" and float(hparams.get("preserve_prompt_weight", 0.0)) > 0.0
 
 
 def preserved_definition_prompts(
