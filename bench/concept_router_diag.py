@@ -5,12 +5,13 @@ For each DEV concept edit (:func:`eval.concepts.dev_concept_cases`, the ``known`
 ``bench/concept_dev.py``: seed 0, the same cases in the same order) one side-memory editor (``grace``, ``wise``
 or ``wise-retrieve``; ``--hparam k=v``) is computed and applied alone, the router is read, and the edit is rolled
 back. Each text is the prompt followed by its answer (teacher-forced: the edit prompt and the paraphrases with the
-new definition, the locality prompts with their own definitions), and the router is read at every position of
-the prompt's last token and the answer (the positions that produce an answer). The router's *activation* at a
+new definition, the locality prompts with their own definitions), and the router is read at every position but
+the last. The router's *activation* at a
 position is, for WISE, the score over the threshold (routed when > 1; the best side memory) and, for GRACE,
 the nearest key's radius over its distance (routed when >= 1). Per group (edit prompt, paraphrases, locality)
-it prints the quantiles of the activation at the prompt's last token (which decides the first answer token),
-of the largest activation over the answer positions, and the share of texts with any routed position.
+it prints the quantiles of the largest activation over the prompt's positions (WISE keys its memory on the
+subject's last token, which every paraphrase holds and no locality prompt does) and over the positions that
+produce the answer (the prompt's last token on: GRACE's keys), and the share of texts with a routed position.
 
 Example:
     PYTHONPATH=. python bench/concept_router_diag.py eval/world/models/llama-world-concepts wise-retrieve
@@ -60,7 +61,7 @@ def _activation(adapter: EditAdapter, x: torch.Tensor) -> torch.Tensor:
 
 
 def _read(lm: Any, adapter: EditAdapter, prompt: str, answer: str) -> tuple[float, float]:
-    """(activation at the prompt's last token, largest over it and the answer's positions but the last)."""
+    """(largest activation over the prompt's positions, largest over its last one and the answer's but the last)."""
     tok = lm.tokenizer
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     a_ids = tok(" " + answer.strip(), add_special_tokens=False)["input_ids"]
@@ -72,8 +73,8 @@ def _read(lm: Any, adapter: EditAdapter, prompt: str, answer: str) -> tuple[floa
             lm.model(input_ids=ids)
     finally:
         handle.remove()
-    act = _activation(adapter, seen[0][len(p_ids) - 1 : len(p_ids) + len(a_ids) - 1])
-    return float(act[0]), float(act.max())
+    act = _activation(adapter, seen[0][: len(p_ids) + len(a_ids) - 1])
+    return float(act[: len(p_ids)].max()), float(act[len(p_ids) - 1 :].max())
 
 
 def _q(values: list[float]) -> str:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         new = case.request.target_new
         texts = [("edit", case.request.prompt, new)]
         texts += [("paraphrase", p, new) for p in case.paraphrases]
-        texts += [("locality", p.prompt, p.answer) for p in case.locality]
+        texts += [("locality", p, a) for p, a in case.locality]
         for group, prompt, answer in texts:
             first, top = _read(lm, adapter, prompt, answer)
             g = groups.setdefault(group, {"first": [], "top": []})
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         routed_first = sum(v > 1.0 for v in g["first"]) / len(g["first"])
         routed_any = sum(v > 1.0 for v in g["top"]) / len(g["top"])
         print(
-            f"{group:10s} n={len(g['first']):3d} last prompt token {_q(g['first'])} (routed {routed_first:.2f}); "
+            f"{group:10s} n={len(g['first']):3d} over the prompt {_q(g['first'])} (routed {routed_first:.2f}); "
             f"largest over answer {_q(g['top'])} (any routed {routed_any:.2f})"
         )
     return 0

@@ -20,6 +20,13 @@ Speed (issue 30): the value optimisation changes only the edited MLP's output, s
 ``L`` up to that output are run once per edit and each Adam step runs the blocks above ``L`` alone
 (``v_skip_below``, :mod:`tools.edit._upper`): bit-identical edits, a test compares them with full forwards.
 
+Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
+``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
+(``n_p`` their number of positions, so λ weighs their mean second moment against the corpus's), so the update
+responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts
+are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
+the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+
 The update is returned as a :class:`~tools.edit.LowRank` of rank one. ROME edits one fact at a time
 (``max_batch = 1``, as in the paper); sequential edits are separate deltas, each computed on the model as it
 is then, always with the key statistics of the *unedited* model. Use MEMIT for batches.
