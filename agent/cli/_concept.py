@@ -49,7 +49,8 @@ def register(sub: Any) -> None:
     bench.add_argument(
         "--no-preserve-definitions",
         action="store_true",
-        help="do not give AlphaEdit the world's train-side definition prompts as preserved keys",
+        help="do not give AlphaEdit (or ROME with preserve_prompt_weight > 0) the world's train-side definition "
+        "prompts as preserved keys",
     )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
