@@ -7,7 +7,8 @@ never a ``(concept, source)`` pair of the test edits; five locality prompts draw
 concepts' ``What is a <label>?``) and the same four paraphrase questions. They are not measured figures.
 
 **Preserved prompts** (:func:`preserved_definition_prompts`): the definitions the world *trains* under, as
-``(prompt, subject)`` pairs for an editor's preserved keys (AlphaEdit's ``preserve_prompts``): every KNOWN
+``(prompt, subject)`` pairs for an editor's preserved keys (``preserve_prompts`` of AlphaEdit, and of ROME with
+``preserve_prompt_weight`` > 0, :func:`uses_preserved_prompts`): every KNOWN
 concept's cloze ``A <label> is``, ``The word <label> means``, its statement ``A <label> is <definition>.`` and
 (given the model's prompt format) its second training question answered, ``What is the definition of a
 <label>?`` + the definition. The benchmark's locality prompts are the *first* training question ``What is a
