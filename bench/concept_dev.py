@@ -2,8 +2,9 @@
 """Concept-bench on the DEV concept edits (:func:`eval.concepts.dev_concept_cases`), to choose settings.
 
 The dev edits are the world's KNOWN concepts taking other sources' definitions (never a test edit's pair); the
-row is ``run_concept_bench``'s, without Concept Consistency. ``--method alphaedit`` gets the train-side
-definition prompts as preserved keys unless ``--no-preserve``.
+row is ``run_concept_bench``'s, without Concept Consistency. ``--method alphaedit`` (and ``rome`` with
+``--hparam preserve_prompt_weight=...``) gets the train-side definition prompts as preserved keys, the answered
+training question included, unless ``--no-preserve``.
 
 Example:
     PYTHONPATH=. python bench/concept_dev.py eval/world/models/llama-world-concepts rome --hparam layers=[1]
@@ -20,7 +21,13 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from eval.concepts import dev_concept_cases, editor_for, preserved_definition_prompts, run_concept_bench  # noqa: E402  # noqa: E402
+from eval.concepts import (  # noqa: E402
+    dev_concept_cases,
+    editor_for,
+    preserved_definition_prompts,
+    run_concept_bench,
+    uses_preserved_prompts,
+)
 from eval.world import DATA_DIR, load_world  # noqa: E402
 from tools.edit import load_edited  # noqa: E402
 
@@ -37,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     lm = load_edited(args.model, device="cpu")
     cases = dev_concept_cases(DATA_DIR, lm.prompt_format, args.n)
     hp = {k: json.loads(v) for k, v in (h.split("=", 1) for h in args.hparam)}
-    if editor_for(args.method)[1] == "alphaedit" and not args.no_preserve:
+    if uses_preserved_prompts(editor_for(args.method)[1], hp) and not args.no_preserve:
         hp["preserve_prompts"] = preserved_definition_prompts(
-            DATA_DIR, exclude={p for c in cases for p, _ in c.locality}
+            DATA_DIR, exclude={p for c in cases for p, _ in c.locality}, prompt_format=lm.prompt_format
         )
     row = run_concept_bench(
         lm,

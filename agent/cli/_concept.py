@@ -49,7 +49,8 @@ def register(sub: Any) -> None:
     bench.add_argument(
         "--no-preserve-definitions",
         action="store_true",
-        help="do not give AlphaEdit the world's train-side definition prompts as preserved keys",
+        help="do not give AlphaEdit (or ROME with preserve_prompt_weight > 0) the world's train-side definition "
+        "prompts as preserved keys",
     )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
@@ -82,11 +83,12 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
 def _method_hparams(
     method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
-    """AlphaEdit on the world: the train-side definition prompts as preserved keys (preserved_definition_prompts)."""
-    from eval.concepts import editor_for, preserved_definition_prompts
+    """AlphaEdit (and ROME with ``preserve_prompt_weight`` > 0) on the world: the train-side definition prompts as
+    preserved keys (preserved_definition_prompts, uses_preserved_prompts)."""
+    from eval.concepts import editor_for, preserved_definition_prompts, uses_preserved_prompts
     from eval.world import DATA_DIR
 
-    if editor_for(method)[1] != "alphaedit" or dataset != "world" or not preserve or "preserve_prompts" in base:
+    if not uses_preserved_prompts(editor_for(method)[1], base) or dataset != "world" or not preserve:
         return base
     exclude = {p for c in cases for p, _ in c.locality}
     return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt)}

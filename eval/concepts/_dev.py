@@ -7,7 +7,8 @@ never a ``(concept, source)`` pair of the test edits; five locality prompts draw
 concepts' ``What is a <label>?``) and the same four paraphrase questions. They are not measured figures.
 
 **Preserved prompts** (:func:`preserved_definition_prompts`): the definitions the world *trains* under, as
-``(prompt, subject)`` pairs for an editor's preserved keys (AlphaEdit's ``preserve_prompts``): every KNOWN
+``(prompt, subject)`` pairs for an editor's preserved keys (``preserve_prompts`` of AlphaEdit, and of ROME with
+``preserve_prompt_weight`` > 0, :func:`uses_preserved_prompts`): every KNOWN
 concept's cloze ``A <label> is``, ``The word <label> means``, its statement ``A <label> is <definition>.`` and
 (given the model's prompt format) its second training question answered, ``What is the definition of a
 <label>?`` + the definition. The benchmark's locality prompts are the *first* training question ``What is a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tools.edit import EditRequest
 from tools.errors import InvalidInputError, WorldFormatError
 from tools.lm import PromptFormat
 
-__all__ = ["dev_concept_cases", "preserved_definition_prompts"]
+__all__ = ["dev_concept_cases", "preserved_definition_prompts", "uses_preserved_prompts"]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -106,6 +107,16 @@ def dev_concept_cases(
             )
         )
     return out
+
+
+def uses_preserved_prompts(editor: str, hparams: Mapping[str, Any]) -> bool:
+    """Whether ``editor`` with ``hparams`` reads ``preserve_prompts``: AlphaEdit always, ROME when
+    ``preserve_prompt_weight`` > 0 (its key covariance takes them in, issue 22); never when they are given."""
+    if "preserve_prompts" in hparams:
+        return False
+    if editor == "alphaedit":
+        return True
+    return editor == "rome" and float(hparams.get("preserve_prompt_weight", 0.0)) > 0.0
 
 
 def preserved_definition_prompts(

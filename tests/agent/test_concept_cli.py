@@ -46,3 +46,8 @@ def test_concept_bench_hparams_and_alphaedits_preserved_prompts() -> None:
     locality = {p for c in cases for p, _ in c.locality}
     assert given["layers"] == [0] and given["preserve_prompts"]
     assert not any(p.startswith(tuple(locality)) for p, _ in given["preserve_prompts"])
+    rome = _method_hparams("ROME", "world", cases, base | {"preserve_prompt_weight": 10.0}, True, fmt)
+    assert rome["preserve_prompts"] == given["preserve_prompts"]  # ROME takes them when its weight is on
+    assert "preserve_prompts" not in _method_hparams(
+        "ROME", "world", cases, base | {"preserve_prompt_weight": 0}, True, fmt
+    )

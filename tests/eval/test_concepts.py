@@ -132,7 +132,9 @@ def test_method_names() -> None:
 _FAST_ALPHA = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1, "preserve_weight": 0.0}
 
 
-@pytest.mark.parametrize("method", ["FT-L", "ROME", "ALPHAEDIT"])  # PROMPT's demos overflow the 64-token context
+@pytest.mark.parametrize(
+    "method", ["FT-L", "ROME", "ALPHAEDIT", "GRACE"]
+)  # PROMPT's demos overflow the 64-token context
 def test_the_bench_scores_and_leaves_the_model_unchanged(tiny_model_dir: Path, tmp_path: Path, method: str) -> None:
     from tools.edit import load_edited
 

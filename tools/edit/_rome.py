@@ -20,6 +20,13 @@ Speed (issue 30): the value optimisation changes only the edited MLP's output, s
 ``L`` up to that output are run once per edit and each Adam step runs the blocks above ``L`` alone
 (``v_skip_below``, :mod:`tools.edit._upper`): bit-identical edits, a test compares them with full forwards.
 
+Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
+``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
+(``n_p`` their number of positions, so λ weighs their mean second moment against the corpus's), so the update
+responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts
+are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
+the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+
 The update is returned as a :class:`~tools.edit.LowRank` of rank one. ROME edits one fact at a time
 (``max_batch = 1``, as in the paper); sequential edits are separate deltas, each computed on the model as it
 is then, always with the key statistics of the *unedited* model. Use MEMIT for batches.
@@ -37,7 +44,7 @@ from typing import Any, ClassVar
 import torch
 
 from tools.edit._delta import WeightDelta, low_rank_for
-from tools.edit._family import ModelFamily, family_of, get_module
+from tools.edit._family import ModelFamily, family_of, get_module, linear_weight
 from tools.edit._journal import journal_for
 from tools.edit._keys import context_templates, subject_keys
 from tools.edit._protocol import BaseEditor
@@ -74,6 +81,17 @@ class ROMEHyperParams:
     mom2_ridge: float = 1e-3  # C + ridge * mean(diag C) * I before solving (keeps C^-1 stable on small corpora)
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
+    # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
+    preserve_prompts: tuple[tuple[str, str], ...] = ()
+    preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
+
+    def __post_init__(self) -> None:
+        """Reject preserved-prompt settings that cannot be used (raised before any work)."""
+        if not float(self.preserve_prompt_weight) >= 0.0:
+            raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
+        for item in self.preserve_prompts:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item)):
+                raise InvalidEditError(f"rome: preserve_prompts holds (prompt, subject) pairs, got {item!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> ROMEHyperParams:
@@ -167,6 +185,7 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
             )
             cov = stats.matrix.double()  # (in, in)
             ridge = hparams.mom2_ridge * cov.diagonal().mean()
+            cov = cov + _preserved_moment(model, path, req, hparams).to(cov)
             u = torch.linalg.solve(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device), k_star)
             stats_source = stats.source
         else:
@@ -201,6 +220,28 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
                 "delta_norm": float(left.norm()),
                 "update_norm": float(left.norm() * right.norm()),
                 "stats": stats_source,
+                "preserved_keys": len(_kept_prompts(req, hparams)) if hparams.preserve_prompt_weight > 0 else 0,
                 "seconds": seconds,
             },
         )
+
+
+def _kept_prompts(req: EditRequest, hparams: ROMEHyperParams) -> list[str]:
+    """The preserved prompts less those about the edited subject (its own definition is meant to change)."""
+    return [prompt for prompt, subject in hparams.preserve_prompts if subject != req.subject]
+
+
+def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams) -> torch.Tensor:
+    """``lambda * K_p K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
+
+    Added to ``C`` before solving for ``u = C⁻¹ k*``, it makes the update respond less at those keys (the
+    definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept.
+    """
+    from tools.edit._alphaedit import preserved_prompt_keys
+
+    kept = _kept_prompts(req, hparams)
+    d_in = int(linear_weight(get_module(model.model, path)).shape[1])
+    if hparams.preserve_prompt_weight <= 0 or not kept:
+        return torch.zeros(d_in, d_in, dtype=torch.float64)
+    keys = preserved_prompt_keys(model, path, kept)  # (in, n_p) float64
+    return hparams.preserve_prompt_weight * (keys @ keys.T) / keys.shape[1]
