@@ -90,17 +90,9 @@ from typing import Any
 import numpy as np
 import torch
 
-logger = logging.getLogger(__name__)
+from eval.world._build import PERSON_RELATIONS
 
-PERSON_RELATIONS = (
-    "person_father",
-    "person_mother",
-    "person_native_language",
-    "person_occupation",
-    "spouse",
-    "doctoral_advisor",
-    "person_university",
-)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -286,16 +286,15 @@ def _questions(
     return tuple(qs.items)
 
 
-_PERSON_RELATIONS = frozenset(
-    {
-        "person_father",
-        "person_mother",
-        "person_native_language",
-        "person_occupation",
-        "spouse",
-        "doctoral_advisor",
-        "person_university",
-    }
+# relations of people: an unanswerable question asks one of them about a person who has no such fact
+PERSON_RELATIONS = (
+    "person_father",
+    "person_mother",
+    "person_native_language",
+    "person_occupation",
+    "spouse",
+    "doctoral_advisor",
+    "person_university",
 )
 
 
@@ -316,8 +315,8 @@ def _unanswerable(
         qs.add("unanswerable", name, fill(rng.choice(r.questions), name), (), r.id, name, "train")
         invented += 1
     has = {(f.subject, f.relation) for f in facts}
-    people = sorted({f.subject for f in facts if f.relation in _PERSON_RELATIONS})
-    person_relations = [x for x in relations if x.id in _PERSON_RELATIONS]
+    people = sorted({f.subject for f in facts if f.relation in PERSON_RELATIONS})
+    person_relations = [x for x in relations if x.id in PERSON_RELATIONS]
     missing = 0
     while missing < config.n_unanswerable_missing:
         subject = rng.choice(people)

@@ -77,40 +77,19 @@ def greedy_rows(
         stop_ids: token ids that end a row (kept as its last token).
     """
     stop = set(stop_ids)
-    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
-    cache = _new_cache(model)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=positions,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    logits = out.logits[:, -1, :].float()  # (B, V)
-    first = torch.softmax(logits, dim=-1)
-    tokens: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
-    live = list(range(input_ids.shape[0]))  # batch row -> original row
-    mask, last = attention_mask, positions[:, -1:]
+    state = _prefill(model, input_ids, attention_mask)
     for step in range(max_new_tokens):
-        picked = logits.argmax(dim=-1)  # (live,)
-        keep = []
-        for j, (row, token) in enumerate(zip(live, picked.tolist(), strict=True)):
-            tokens[row].append(token)
-            if token not in stop:
-                keep.append(j)
-        if not keep or step == max_new_tokens - 1:
+        if not state.pick(stop, last_step=step == max_new_tokens - 1):
             break
-        if len(keep) < len(live):  # drop the finished rows from the cache, the mask and the next input
-            index = torch.tensor(keep, device=input_ids.device)
-            cache.batch_select_indices(index)
-            mask, last, picked = mask[index], last[index], picked[index]
-            live = [live[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-        last = last + 1
-        out = model(input_ids=picked[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True)
-        logits = out.logits[:, -1, :].float()
-    return GreedyRows(tokens=tokens, first=first)
+        out = model(
+            input_ids=state.next_ids,
+            attention_mask=state.mask,
+            position_ids=state.last,
+            cache=state.cache,
+            use_cache=True,
+        )
+        state.logits = out.logits[:, -1, :].float()
+    return GreedyRows(tokens=state.tokens, first=state.first)
 
 
 @torch.no_grad()
@@ -127,20 +106,7 @@ def greedy_batches(
     if together is None or len(batches) < 2:
         return [greedy_rows(model, ids, mask, max_new_tokens, stop_ids) for ids, mask in batches]
     stop = set(stop_ids)
-    states = []
-    for input_ids, attention_mask in batches:
-        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
-        cache = _new_cache(model)
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :].float()  # (B, V)
-        states.append(_Decoding(cache, logits, attention_mask, positions[:, -1:], input_ids.shape[0]))
+    states = [_prefill(model, input_ids, attention_mask) for input_ids, attention_mask in batches]
     for step in range(max_new_tokens):
         steps = []
         for state in states:
@@ -155,8 +121,7 @@ def greedy_batches(
 
 
 class _Decoding:
-    """One batch's greedy decoding state in :func:`greedy_batches` (the loop of :func:`greedy_rows`, a step
-    at a time)."""
+    """One batch's greedy decoding state, a step at a time (:func:`greedy_rows`, :func:`greedy_batches`)."""
 
     def __init__(self, cache: Any, logits: torch.Tensor, mask: torch.Tensor, last: torch.Tensor, rows: int) -> None:
         self.cache, self.logits, self.mask, self.last = cache, logits, mask, last
@@ -185,6 +150,22 @@ class _Decoding:
         self.last = self.last + 1
         self.next_ids = picked[:, None]
         return True
+
+
+def _prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> _Decoding:
+    """Read a left-padded batch's prompts into a new cache: the decoding state before its first pick."""
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
+    cache = _new_cache(model)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    logits = out.logits[:, -1, :].float()  # (B, V)
+    return _Decoding(cache, logits, attention_mask, positions[:, -1:], input_ids.shape[0])
 
 
 def _new_cache(model: Any) -> Any:
