@@ -142,6 +142,7 @@ from tools.lm import LocalLanguageModel
 __all__ = [
     "AlphaEditEditor",
     "AlphaEditHyperParams",
+    "check_prompt_pairs",
     "null_space_projector",
     "preserved_prompt_keys",
     "projected_solve",
@@ -170,9 +171,7 @@ class AlphaEditHyperParams(MEMITHyperParams):
             raise InvalidEditError(
                 f"alphaedit: preserve_prompt_energy must be in (0, 1], got {self.preserve_prompt_energy}"
             )
-        for item in self.preserve_prompts:
-            if len(item) != 2 or not all(isinstance(t, str) and t.strip() for t in item):
-                raise InvalidEditError(f"alphaedit: preserve_prompts holds (prompt, subject) pairs, got {item!r}")
+        check_prompt_pairs("alphaedit", self.preserve_prompts)
         if not self.alpha > 0:
             raise InvalidEditError(f"alphaedit: alpha must be > 0, got {self.alpha}")
 
@@ -197,6 +196,18 @@ def null_space_projector(cov: torch.Tensor, energy: float) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
+def check_prompt_pairs(method: str, pairs: Sequence[Any]) -> None:
+    """Raise :class:`InvalidEditError` unless every item of an editor's ``preserve_prompts`` is a
+    ``(prompt, subject)`` pair of non-empty strings (checked when its settings are built, before any work)."""
+    for item in pairs:
+        if (
+            not isinstance(item, (tuple, list))
+            or len(item) != 2
+            or not all(isinstance(t, str) and t.strip() for t in item)
+        ):
+            raise InvalidEditError(f"{method}: preserve_prompts holds (prompt, subject) pairs, got {item!r}")
+
+
 def preserved_prompt_keys(model: LocalLanguageModel, path: str, prompts: Sequence[str]) -> torch.Tensor:
     """The input of the module at ``path`` at every token of every prompt: ``(in, total tokens)`` float64."""
     module = get_module(model.model, path)

@@ -89,9 +89,9 @@ class ROMEHyperParams:
         """Reject preserved-prompt settings that cannot be used (raised before any work)."""
         if not float(self.preserve_prompt_weight) >= 0.0:
             raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
-        for item in self.preserve_prompts:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item)):
-                raise InvalidEditError(f"rome: preserve_prompts holds (prompt, subject) pairs, got {item!r}")
+        from tools.edit._alphaedit import check_prompt_pairs
+
+        check_prompt_pairs("rome", self.preserve_prompts)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> ROMEHyperParams:
