@@ -15,10 +15,12 @@ import torch
 from tools.errors import InvalidInputError, ModelLoadError, TokenizerMismatchError
 from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
-from tools.lm._greedy import greedy_batches, greedy_rows, plain_greedy
+from tools.lm._greedy import greedy_batches, plain_greedy
 from tools.lm._protocol import Generation, Score, TokenProb
 
 logger = logging.getLogger(__name__)
+
+_CHUNKS_IN_STEP = 4  # length chunks decoded together by a lean model (memory: their caches live at once)
 _WEIGHT_FILES = (
     "model.safetensors",
     "pytorch_model.bin",
@@ -165,30 +167,33 @@ class HFLanguageModel:
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 64) -> list[Generation]:
         """Greedy completions, cut at the first newline or end of text; confidence of the first token.
 
-        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given; a lean
-        model decodes the chunks in step (:func:`tools.lm._greedy.greedy_batches`).
+        Prompts of similar length run together (:func:`length_chunks`), in order of answers as given. Plain
+        greedy search runs in :func:`tools.lm._greedy.greedy_batches` (finished rows leave their batch; a lean
+        model decodes up to ``_CHUNKS_IN_STEP`` chunks in step, so a long list never holds every chunk's KV cache
+        at once); anything else in ``transformers``' ``generate``, a chunk at a time.
         """
         out: list[Generation | None] = [None] * len(prompts)
         chunks = length_chunks(prompts, batch_size)
-        if plain_greedy(self._model) and hasattr(self._model, "step_together"):
-            batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in chunks]
-            groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
-            for chunk, rows in zip(
-                chunks, greedy_batches(self._model, groups, max_new_tokens, self._stop_ids), strict=True
-            ):
-                for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
+        if plain_greedy(self._model):
+            for at in range(0, len(chunks), _CHUNKS_IN_STEP):  # a bounded window: their caches live together
+                window = chunks[at : at + _CHUNKS_IN_STEP]
+                batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in window]
+                groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
+                decoded = greedy_batches(self._model, groups, max_new_tokens, self._stop_ids)
+                for chunk, rows in zip(window, decoded, strict=True):
+                    for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
+                        out[i] = gen
+        else:
+            for chunk in chunks:
+                for i, gen in zip(
+                    chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens), strict=True
+                ):
                     out[i] = gen
-            return [g for g in out if g is not None]
-        for chunk in chunks:
-            for i, gen in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens), strict=True):
-                out[i] = gen
         return [g for g in out if g is not None]
 
     def _generate_batch(self, prompts: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        """``transformers``' ``generate`` on one batch (a model :func:`plain_greedy` does not reproduce)."""
         batch = self._encode(prompts, side="left", reserve=max_new_tokens)
-        if plain_greedy(self._model):  # finished rows leave the batch (tools/lm/_greedy.py); same tokens
-            rows = greedy_rows(self._model, batch["input_ids"], batch["attention_mask"], max_new_tokens, self._stop_ids)
-            return self._generations(rows.tokens, rows.first)
         result = self._model.generate(
             **batch,
             max_new_tokens=max_new_tokens,

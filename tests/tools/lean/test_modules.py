@@ -184,3 +184,26 @@ def test_batches_decoded_in_step_get_the_tokens_each_gets_alone(
         want = greedy_rows(hf._model, ids, mask, 12, hf._stop_ids)  # transformers', one batch at a time
         assert rows.tokens == want.tokens
         assert (rows.first - want.first).abs().max().item() <= ATOL
+
+
+def test_a_long_generate_decodes_a_bounded_window_of_chunks_in_step(
+    pair: tuple[HFLanguageModel, LeanLanguageModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many length chunks are decoded a few at a time (their KV caches live together), with the answers
+    ``transformers``' model gives."""
+    import tools.lm._hf as hf_module
+
+    hf, lean = pair
+    sizes: list[int] = []
+    real = hf_module.greedy_batches
+
+    def counting(model: Any, groups: Any, *args: Any) -> Any:
+        sizes.append(len(groups))
+        return real(model, groups, *args)
+
+    monkeypatch.setattr(hf_module, "greedy_batches", counting)
+    prompts = [f"{text} {'x ' * n}" for n in range(6) for text in TEXTS]  # 24 prompts of many lengths
+    got = lean.generate(prompts, max_new_tokens=6, batch_size=2)
+    want = hf.generate(prompts, max_new_tokens=6, batch_size=2)
+    assert len(sizes) > 1 and max(sizes) <= hf_module._CHUNKS_IN_STEP
+    assert [g.text for g in got] == [g.text for g in want]
