@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import ModelView, Signals
 from agent._work import WorkCounter
@@ -40,6 +40,9 @@ from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
 from tools.lm import Generation, LanguageModel
+
+if TYPE_CHECKING:
+    from tools.lm._scorebook import ScoreBook
 
 __all__ = ["AskPlan", "Routing", "SignalCollector", "answers_agree"]
 
@@ -298,16 +301,23 @@ class SignalCollector:
         both = [i for i in asked if i in null]
         return [_Row(i, "with", *asked[i]) for i in both] + [_Row(i, "without", null[i], asked[i][1]) for i in both]
 
-    def _scores(self, rows: Sequence[_Row], scored: dict[int, int]) -> tuple[dict[int, float], dict[int, float], int]:
+    def _scores(
+        self, rows: Sequence[_Row], scored: dict[int, int], book: ScoreBook | None = None
+    ) -> tuple[dict[int, float], dict[int, float], int]:
         """Familiarity and pmi per question from one batched ``score`` call over all their rows (``scored``
         counts each question's rows: its model calls), and the rows the model scored (a row twice in the
-        batch is scored once)."""
+        batch is scored once). Rows the traced ``generate`` already read are answered from its ``book``
+        (no forward pass: not counted as scored)."""
         score = getattr(self.lm, "score", None)
         if score is None or not rows:
             return {}, {}, 0
         pairs = list(dict.fromkeys((r.prompt, r.continuation) for r in rows))
+        known = book.scores([p for p, _ in pairs], [c for _, c in pairs]) if book is not None else [None] * len(pairs)
+        got = {pair: sc for pair, sc in zip(pairs, known, strict=True) if sc is not None}
+        todo = [pair for pair in pairs if pair not in got]
         try:
-            got = dict(zip(pairs, score([p for p, _ in pairs], [c for _, c in pairs]), strict=True))
+            if todo:
+                got.update(zip(todo, score([p for p, _ in todo], [c for _, c in todo]), strict=True))
         except UnsupportedSignalError as exc:  # a served model without prompt log-probabilities
             logger.info("no familiarity or pmi signal: %s", exc)
             return {}, {}, 0
@@ -317,7 +327,7 @@ class SignalCollector:
             scored[r.question] = scored.get(r.question, 0) + 1
         familiarity = {i: v for (i, kind), v in by.items() if kind == "familiarity"}
         pmi = {i: v - by[(i, "without")] for (i, kind), v in by.items() if kind == "with"}
-        return familiarity, pmi, len(pairs)
+        return familiarity, pmi, len(todo)
 
     def _retrieve(self, question: str, scopes: Sequence[Scope]) -> list[Evidence]:
         found: dict[tuple[str | None, str | None, str], Evidence] = {}
@@ -415,13 +425,16 @@ class SignalCollector:
         skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
         gens: dict[int, Generation] = {}  # slot index -> its answer
         first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
-        batches, ran = self._generate(plan, first, gens)
+        # a batched model reads the familiarity rows inside the model prompts and scores its answers as it
+        # decodes them (a traced generate): the score call then runs only the rows it did not read
+        candidates = None if staged else self._familiarity_rows(drafts, {slots[j][0] for j in first})
+        batches, ran, book = self._generate(plan, first, gens, candidates)
         if staged and routing is not None:
             # then each question's paraphrases one at a time, then its prior, each asked only while the
             # question is open: on a server answering one request at a time, fewer requests is less waiting
             for stage in _later_stages(slots):
                 open_ = self._open(plan, gens, routing)
-                more = self._generate(plan, [j for j in stage if slots[j][0] in open_], gens)
+                more = self._generate(plan, [j for j in stage if slots[j][0] in open_], gens)[:2]
                 batches, ran = batches + more[0], ran + more[1]
         scored: dict[int, int] = {}
         only = None if routing is None else self._open(plan, gens, routing)
@@ -432,7 +445,7 @@ class SignalCollector:
             score_calls, n_scored = bool(n_familiar) + bool(n_pmi), n_familiar + n_pmi
         else:  # a batched model: familiarity and pmi rows in one score call
             rows = self._familiarity_rows(drafts, only) + self._pmi_rows(slots, prompts, gens, only)
-            familiarity, pmi, n_scored = self._scores(rows, scored)
+            familiarity, pmi, n_scored = self._scores(rows, scored, book)
             score_calls = bool(n_scored)
         self.work.add(
             asks=len(drafts),
@@ -442,28 +455,40 @@ class SignalCollector:
         )
         return self._assemble(plan, gens, familiarity, pmi, scored)
 
-    def _generate(self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation]) -> tuple[int, int]:
-        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took and the prompts
-        the model ran.
+    def _generate(
+        self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation], prefixes: Sequence[_Row] | None = None
+    ) -> tuple[int, int, ScoreBook | None]:
+        """Answer the prompts at ``todo`` not answered yet into ``gens``; the batches it took, the prompts
+        the model ran, and what it read for later scores (a :class:`ScoreBook`, or ``None``).
 
         Paraphrases are read for their text only: a backend offering ``generate_texts`` (answers without
-        log-probabilities, cheaper per request) answers them with it.
+        log-probabilities, cheaper per request) answers them with it. With ``prefixes`` (rows the score
+        call may need) a backend offering ``generate_traced`` (a local model) keeps the log-probabilities of
+        the model and prior prompts' answers and the hidden states of the ``prefixes``' tokens.
         """
         todo = [j for j in todo if j not in gens]
         texts_only = getattr(self.lm, "generate_texts", None)
+        traced = getattr(self.lm, "generate_traced", None) if prefixes is not None and texts_only is None else None
         groups = [todo]
         if texts_only is not None:
             groups = [[j for j in todo if plan.slots[j][1] != "para"], [j for j in todo if plan.slots[j][1] == "para"]]
         batches = ran = 0
+        book = None
         for n, group in enumerate(groups):
             if group:
-                ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
                 # a prompt asked twice (askers of one question, the "N/A" prior of one relation) runs once
                 unique = list(dict.fromkeys(plan.prompts[j] for j in group))
-                answered = dict(zip(unique, ask(unique, max_new_tokens=self.max_new_tokens), strict=True))
+                if traced is not None:
+                    scored = {plan.prompts[j] for j in group if plan.slots[j][1] in ("model", "prior")}
+                    rows = [(r.prompt, r.continuation) for r in prefixes or ()]
+                    got, book = traced(unique, max_new_tokens=self.max_new_tokens, answers_of=scored, prefixes=rows)
+                else:
+                    ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
+                    got = ask(unique, max_new_tokens=self.max_new_tokens)
+                answered = dict(zip(unique, got, strict=True))
                 gens.update((j, answered[plan.prompts[j]]) for j in group)
                 batches, ran = batches + 1, ran + len(unique)
-        return batches, ran
+        return batches, ran, book
 
     def _open(
         self,

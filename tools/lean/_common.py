@@ -37,9 +37,11 @@ def read_config(path: Path, name: str) -> SimpleNamespace:
 
 @dataclass(frozen=True)
 class CausalOutput:
-    """A forward pass's logits, ``(B, T, V)`` (``T`` = 1 with ``logits_to_keep=1``)."""
+    """A forward pass's logits, ``(B, T, V)`` (``T`` = 1 with ``logits_to_keep=1``), and the final hidden states
+    ``(n, C)`` (after the last norm: the output head's inputs) at the ``n`` positions ``hidden_at`` asked for."""
 
     logits: torch.Tensor
+    hidden: torch.Tensor | None = None
 
 
 class KVCache:
@@ -171,12 +173,19 @@ def step_inputs(
 
 
 def head_inputs(
-    x: torch.Tensor, packing: Packing, logits_to_keep: int = 0, logits_at: torch.Tensor | None = None
-) -> torch.Tensor:
+    x: torch.Tensor,
+    packing: Packing,
+    logits_to_keep: int = 0,
+    logits_at: torch.Tensor | None = None,
+    hidden_at: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The final hidden states whose logits a forward call was asked for: ``(B, k, C)`` for the last
     ``logits_to_keep`` = k positions, ``(n, C)`` for the ``n`` true positions of ``logits_at`` ``(B, T)`` (row-major),
-    else all ``(B, T, C)``; ``x`` is ``(N, C)``, the rows of ``packing``."""
+    else all ``(B, T, C)``; ``x`` is ``(N, C)``, the rows of ``packing``. Second, the hidden states at the true
+    positions of ``hidden_at`` ``(B, T)``, ``(m, C)`` row-major (``None`` without it): kept for a caller that
+    computes their logits later (:meth:`tools.lean.GPT2LMHead.head`), or never."""
     x = packing.unpack(x)
+    kept = x[hidden_at] if hidden_at is not None else None
     if logits_at is not None:
-        return x[logits_at]
-    return x[:, -logits_to_keep:] if logits_to_keep else x
+        return x[logits_at], kept
+    return (x[:, -logits_to_keep:] if logits_to_keep else x), kept

@@ -131,6 +131,7 @@ class GPT2LMHead(nn.Module):
     """
 
     selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
+    keeps_hidden = True  # forward takes ``hidden_at``; ``head`` gives their logits (tools.lm's traced generate)
 
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
@@ -153,13 +154,16 @@ class GPT2LMHead(nn.Module):
         use_cache: bool = False,
         logits_to_keep: int = 0,
         logits_at: torch.Tensor | None = None,
+        hidden_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
         positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
 
         ``logits_to_keep`` = k: the last k positions' logits only, ``(B, k, V)``; ``logits_at`` (``(B, T)``
         bool): only those positions' logits, ``(n, V)`` in row-major order (the output head costs one
-        matrix product per position: a score reads a few positions of each row). The tokens run as rows
+        matrix product per position: a score reads a few positions of each row). ``hidden_at`` (``(B, T)``
+        bool): also those positions' final hidden states, ``hidden`` ``(m, C)`` (their logits later by
+        :meth:`head`, for only the ones a caller turns out to need). The tokens run as rows
         ``(N, C)``, padding among the new positions packed away (:class:`Packing`); padding positions'
         logits (read by nobody) are the head's logits of a zero vector.
         """
@@ -172,7 +176,12 @@ class GPT2LMHead(nn.Module):
         for block in tr.h:
             x = block(x, segments)
         x = tr.ln_f(x)
-        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), tr.wte.weight))
+        picked, hidden = head_inputs(x, packing, logits_to_keep, logits_at, hidden_at)
+        return CausalOutput(logits=nnf.linear(picked, tr.wte.weight), hidden=hidden)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output head's logits ``(n, V)`` of final hidden states ``(n, C)`` (:attr:`CausalOutput.hidden`)."""
+        return nnf.linear(hidden, self.transformer.wte.weight)
 
     def step_together(
         self, steps: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, KVCache]]

@@ -133,6 +133,7 @@ class LlamaLMHead(nn.Module):
     """
 
     selects_logits = True  # forward takes ``logits_at`` (tools.lm.HFLanguageModel's scores use it)
+    keeps_hidden = True  # forward takes ``hidden_at``; ``head`` gives their logits (tools.lm's traced generate)
 
     def __init__(self, config: SimpleNamespace, generation_config: SimpleNamespace) -> None:
         super().__init__()
@@ -169,10 +170,12 @@ class LlamaLMHead(nn.Module):
         use_cache: bool = False,
         logits_to_keep: int = 0,
         logits_at: torch.Tensor | None = None,
+        hidden_at: torch.Tensor | None = None,
     ) -> CausalOutput:
         """Logits ``(B, T, V)`` of ``input_ids`` ``(B, T)``; ``attention_mask`` ``(B, seen + T)`` covers the cached
         positions too. ``use_cache`` is accepted for ``transformers``' signature; a given ``cache`` is used.
-        ``logits_to_keep`` and ``logits_at`` select positions as in :meth:`tools.lean._gpt2.GPT2LMHead.forward`;
+        ``logits_to_keep``, ``logits_at`` and ``hidden_at`` select positions as in
+        :meth:`tools.lean._gpt2.GPT2LMHead.forward`;
         padding among the new positions is packed away there too (:class:`Packing`)."""
         t = input_ids.shape[1]
         attention_mask, position_ids = step_inputs(input_ids, attention_mask, position_ids, cache)
@@ -183,7 +186,12 @@ class LlamaLMHead(nn.Module):
         for layer in self.model.layers:
             x = layer(x, segments)
         x = self.model.norm(x)
-        return CausalOutput(logits=nnf.linear(head_inputs(x, packing, logits_to_keep, logits_at), self._head()))
+        picked, hidden = head_inputs(x, packing, logits_to_keep, logits_at, hidden_at)
+        return CausalOutput(logits=nnf.linear(picked, self._head()), hidden=hidden)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output head's logits ``(n, V)`` of final hidden states ``(n, C)`` (:attr:`CausalOutput.hidden`)."""
+        return nnf.linear(hidden, self._head())
 
     def _head(self) -> torch.Tensor:
         return self.model.embed_tokens.weight if self.tied else self.lm_head.weight

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["GreedyRows", "greedy_batches", "greedy_rows", "plain_greedy"]
+__all__ = ["GreedyRows", "Trace", "greedy_batches", "greedy_rows", "plain_greedy"]
 
 # generation-config fields whose non-default values change what greedy search picks
 _NEUTRAL: dict[str, tuple[object, ...]] = {
@@ -55,17 +55,39 @@ def plain_greedy(model: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Trace:
+    """What a decoding keeps beyond the tokens, for scores read off it (:class:`tools.lm._scorebook.ScoreBook`).
+
+    ``rows``: the batch rows whose emitted tokens' log-probabilities are kept (a log-softmax per row and
+    step: only for rows a caller will score). ``hidden_at``: ``(B, T)`` bool, prompt positions whose final
+    hidden states the prefill keeps (a model with ``keeps_hidden``: the lean modules; ignored otherwise).
+    """
+
+    rows: frozenset[int] = frozenset()
+    hidden_at: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class GreedyRows:
     """What :func:`greedy_rows` decoded: each row's new tokens (its stop token included, if it stopped)
-    and the softmax of its first step's logits, ``(B, V)`` float32."""
+    and the softmax of its first step's logits, ``(B, V)`` float32; with a :class:`Trace`, the natural-log
+    probability of each new token of its ``rows`` (other rows: empty lists) and the prefill's final hidden
+    states at its ``hidden_at`` positions, ``(m, C)`` row-major (``None`` without them)."""
 
     tokens: list[list[int]]
     first: torch.Tensor
+    logprobs: list[list[float]] | None = None
+    hidden: torch.Tensor | None = None
 
 
 @torch.no_grad()
 def greedy_rows(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int]
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    trace: Trace | None = None,
 ) -> GreedyRows:
     """Greedy completions of a left-padded batch, each row decoded until a stop token or ``max_new_tokens``.
 
@@ -75,9 +97,10 @@ def greedy_rows(
         input_ids, attention_mask: ``(B, T)``, padded on the left.
         max_new_tokens: the most tokens decoded per row (>= 1).
         stop_ids: token ids that end a row (kept as its last token).
+        trace: what to keep besides the tokens (:class:`Trace`); the tokens are the same with or without it.
     """
     stop = set(stop_ids)
-    state = _prefill(model, input_ids, attention_mask)
+    state = _prefill(model, input_ids, attention_mask, trace)
     for step in range(max_new_tokens):
         if not state.pick(stop, last_step=step == max_new_tokens - 1):
             break
@@ -89,24 +112,32 @@ def greedy_rows(
             use_cache=True,
         )
         state.logits = out.logits[:, -1, :].float()
-    return GreedyRows(tokens=state.tokens, first=state.first)
+    return state.rows()
 
 
 @torch.no_grad()
 def greedy_batches(
-    model: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], max_new_tokens: int, stop_ids: Sequence[int]
+    model: Any,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    traces: Sequence[Trace | None] | None = None,
 ) -> list[GreedyRows]:
     """:func:`greedy_rows` of several left-padded batches ``(input_ids, attention_mask)``: each batch's prompts
     are read in a forward pass of their own, then the batches decode in step, one ``step_together`` call per
     step for all of them (a lean GPT-2's: one pass over the weights for every batch's rows, each batch
     attending within its own cache). A row's tokens are the ones :func:`greedy_rows` picks for it. A model
-    without ``step_together`` decodes each batch on its own.
+    without ``step_together`` decodes each batch on its own. ``traces``: one :class:`Trace` (or ``None``) per batch.
     """
+    traces = list(traces) if traces is not None else [None] * len(batches)
     together = getattr(model, "step_together", None)
     if together is None or len(batches) < 2:
-        return [greedy_rows(model, ids, mask, max_new_tokens, stop_ids) for ids, mask in batches]
+        return [
+            greedy_rows(model, ids, mask, max_new_tokens, stop_ids, trace)
+            for (ids, mask), trace in zip(batches, traces, strict=True)
+        ]
     stop = set(stop_ids)
-    states = [_prefill(model, input_ids, attention_mask) for input_ids, attention_mask in batches]
+    states = [_prefill(model, ids, mask, trace) for (ids, mask), trace in zip(batches, traces, strict=True)]
     for step in range(max_new_tokens):
         steps = []
         for state in states:
@@ -117,22 +148,52 @@ def greedy_batches(
         got = together([(s.next_ids, s.mask, s.last, s.cache) for s in steps])
         for state, logits in zip(steps, got, strict=True):
             state.logits = logits.float()
-    return [GreedyRows(tokens=s.tokens, first=s.first) for s in states]
+    return [s.rows() for s in states]
 
 
 class _Decoding:
     """One batch's greedy decoding state, a step at a time (:func:`greedy_rows`, :func:`greedy_batches`)."""
 
-    def __init__(self, cache: Any, logits: torch.Tensor, mask: torch.Tensor, last: torch.Tensor, rows: int) -> None:
+    def __init__(
+        self,
+        cache: Any,
+        logits: torch.Tensor,
+        mask: torch.Tensor,
+        last: torch.Tensor,
+        rows: int,
+        traced: frozenset[int] | None = None,
+        hidden: torch.Tensor | None = None,
+    ) -> None:
         self.cache, self.logits, self.mask, self.last = cache, logits, mask, last
         self.first = torch.softmax(logits, dim=-1)
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
         self.live = list(range(rows))  # batch row -> original row
         self.next_ids = torch.empty(0)
+        self.traced, self.hidden = traced, hidden
+        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
+
+    def rows(self) -> GreedyRows:
+        """What this batch decoded."""
+        logprobs = self.logprobs if self.traced is not None else None
+        return GreedyRows(tokens=self.tokens, first=self.first, logprobs=logprobs, hidden=self.hidden)
+
+    def _keep_logprobs(self, picked: torch.Tensor) -> None:
+        """Each traced live row's log-probability of its picked token (as ``log_softmax`` then gather)."""
+        assert self.traced is not None
+        at = [j for j, row in enumerate(self.live) if row in self.traced]
+        if not at:
+            return
+        index = torch.tensor(at, device=self.logits.device)
+        logits = self.logits.index_select(0, index)  # (n, V)
+        lp = logits.gather(-1, picked.index_select(0, index)[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)
+        for j, value in zip(at, lp.tolist(), strict=True):
+            self.logprobs[self.live[j]].append(value)
 
     def pick(self, stop: set[int], last_step: bool) -> bool:
         """Take this step's tokens; whether the batch decodes another step (its inputs then set)."""
         picked = self.logits.argmax(dim=-1)  # (live,)
+        if self.traced:
+            self._keep_logprobs(picked)
         keep = []
         for j, (row, token) in enumerate(zip(self.live, picked.tolist(), strict=True)):
             self.tokens[row].append(token)
@@ -152,10 +213,15 @@ class _Decoding:
         return True
 
 
-def _prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> _Decoding:
+def _prefill(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, trace: Trace | None = None
+) -> _Decoding:
     """Read a left-padded batch's prompts into a new cache: the decoding state before its first pick."""
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # as ``generate``
     cache = _new_cache(model)
+    extra: dict[str, Any] = {}
+    if trace is not None and trace.hidden_at is not None and getattr(model, "keeps_hidden", False):
+        extra["hidden_at"] = trace.hidden_at
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -163,9 +229,12 @@ def _prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
         cache=cache,
         use_cache=True,
         logits_to_keep=1,
+        **extra,
     )
     logits = out.logits[:, -1, :].float()  # (B, V)
-    return _Decoding(cache, logits, attention_mask, positions[:, -1:], input_ids.shape[0])
+    hidden = out.hidden if extra else None
+    traced = trace.rows if trace is not None else None
+    return _Decoding(cache, logits, attention_mask, positions[:, -1:], input_ids.shape[0], traced, hidden)
 
 
 def _new_cache(model: Any) -> Any:

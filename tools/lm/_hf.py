@@ -6,7 +6,7 @@ Device and dtype follow the machine: CUDA (bfloat16 when supported) > Apple MPS 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tools.lm._context import context_length
 from tools.lm._format import PromptFormat
 from tools.lm._greedy import greedy_batches, plain_greedy
 from tools.lm._protocol import Generation, Score, TokenProb
+from tools.lm._scorebook import ScoreBook, TracePlan, prefix_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -172,23 +173,77 @@ class HFLanguageModel:
         model decodes up to ``_CHUNKS_IN_STEP`` chunks in step, so a long list never holds every chunk's KV cache
         at once); anything else in ``transformers``' ``generate``, a chunk at a time.
         """
-        out: list[Generation | None] = [None] * len(prompts)
-        chunks = length_chunks(prompts, batch_size)
-        if plain_greedy(self._model):
-            for at in range(0, len(chunks), _CHUNKS_IN_STEP):  # a bounded window: their caches live together
-                window = chunks[at : at + _CHUNKS_IN_STEP]
-                batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in window]
-                groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
-                decoded = greedy_batches(self._model, groups, max_new_tokens, self._stop_ids)
-                for chunk, rows in zip(window, decoded, strict=True):
-                    for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
-                        out[i] = gen
-        else:
-            for chunk in chunks:
+        if not plain_greedy(self._model):
+            out: list[Generation | None] = [None] * len(prompts)
+            for chunk in length_chunks(prompts, batch_size):
                 for i, gen in zip(
                     chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens), strict=True
                 ):
                     out[i] = gen
+            return [g for g in out if g is not None]
+        return self._greedy(prompts, max_new_tokens, batch_size)
+
+    @torch.no_grad()
+    def generate_traced(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 24,
+        *,
+        answers_of: Collection[str] = (),
+        prefixes: Sequence[tuple[str, str]] = (),
+        batch_size: int = 64,
+    ) -> tuple[list[Generation], ScoreBook]:
+        """:meth:`generate` (the same completions), and a :class:`ScoreBook` that answers ``score`` rows from
+        what this pass read instead of a second forward pass over the same tokens.
+
+        Args:
+            prompts, max_new_tokens, batch_size: as :meth:`generate`.
+            answers_of: prompts whose answer the caller will score after them (``(prompt, " " + answer)``):
+                their answer tokens' log-probabilities are kept.
+            prefixes: rows ``(prompt, continuation)`` whose text ``prompt + continuation`` begins one of
+                ``prompts``: the prefill keeps the final hidden states of their continuation's positions
+                (a model with ``keeps_hidden``, the lean modules; on others the book does not answer them).
+
+        A model :meth:`generate` leaves to ``transformers``' ``generate`` gets an empty book.
+        """
+        book = ScoreBook(self._tokenizer, getattr(self._model, "head", None))
+        if not plain_greedy(self._model):
+            return self.generate(prompts, max_new_tokens, batch_size), book
+        keep = set(answers_of)
+        wanted = list(prefixes) if getattr(self._model, "keeps_hidden", False) else []
+        return self._greedy(prompts, max_new_tokens, batch_size, book, keep, wanted), book
+
+    def _greedy(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        batch_size: int,
+        book: ScoreBook | None = None,
+        answers_of: Collection[str] = (),
+        prefixes: Sequence[tuple[str, str]] = (),
+    ) -> list[Generation]:
+        """Plain greedy search through :func:`greedy_batches` (see :meth:`generate`), recording into ``book``
+        what :meth:`generate_traced` asked for."""
+        out: list[Generation | None] = [None] * len(prompts)
+        chunks = length_chunks(prompts, batch_size)
+        hosts = prefix_hosts(prompts, prefixes)
+        for at in range(0, len(chunks), _CHUNKS_IN_STEP):  # a bounded window: their caches live together
+            window = chunks[at : at + _CHUNKS_IN_STEP]
+            batches = [self._encode([prompts[i] for i in c], side="left", reserve=max_new_tokens) for c in window]
+            groups = [(b["input_ids"], b["attention_mask"]) for b in batches]
+            plans = None
+            if book is not None:
+                plans = [
+                    TracePlan.of(self._tokenizer, prompts, c, b, answers_of, hosts)
+                    for c, b in zip(window, batches, strict=True)
+                ]
+            traces = [p.trace for p in plans] if plans is not None else None
+            decoded = greedy_batches(self._model, groups, max_new_tokens, self._stop_ids, traces)
+            for n, (chunk, rows) in enumerate(zip(window, decoded, strict=True)):
+                for i, gen in zip(chunk, self._generations(rows.tokens, rows.first), strict=True):
+                    out[i] = gen
+                if plans is not None and book is not None:
+                    plans[n].record(book, rows)
         return [g for g in out if g is not None]
 
     def _generate_batch(self, prompts: Sequence[str], max_new_tokens: int) -> list[Generation]:
