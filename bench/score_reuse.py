@@ -1,0 +1,122 @@
+"""Score rows read off the generate pass, side by side in one process (issue 30).
+
+One agent on a prepared home (``bench/server_load.py``'s world slice) answers the 8 world questions of
+``bench/ask_load.py`` as one batch (``Agent.ask_many``) and one at a time (``Agent.ask``), alternating in each
+round between the signal collector with its traced generate (``new``: familiarity and answer rows read off
+the generate pass, :mod:`tools.lm._scorebook`) and without it (``old``: the model's ``generate_traced`` hidden,
+so every score row runs its own forward pass, as before). Measured: the thread's CPU time per batch and per
+question (p25 / p50), the model's forward calls and the token positions they read, and whether the
+answers are the same (text, action, citations, model calls; confidence within 1e-4).
+
+``PYTHONPATH=. .venv/bin/python bench/score_reuse.py --rounds 30`` (hold the CPU lock for figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.ask_load import QUESTIONS
+
+
+class _Forwards:
+    """Counts a torch module's forward calls and the new token positions they read."""
+
+    def __init__(self, module: Any) -> None:
+        self.calls = self.tokens = 0
+        self._handle = module.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        self.calls += 1
+        t = ids.shape[1]
+        self.tokens += int(mask[:, -t:].sum()) if mask is not None else int(ids.numel())
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def _pcts(xs: Sequence[float]) -> dict[str, float]:
+    a = np.array(xs) * 1000
+    return {"p25_ms": round(float(np.percentile(a, 25)), 1), "p50_ms": round(float(np.percentile(a, 50)), 1)}
+
+
+def _key(a: Any) -> tuple[object, ...]:
+    return (a.text, a.action, a.citations, a.model_calls)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--namespace", default="client0")
+    args = parser.parse_args(argv)
+    from agent import Agent
+    from agent.config import open_home
+    from bench.server_load import _prepare_home
+
+    root = Path(tempfile.mkdtemp(prefix="factagent-scorereuse-"))
+    try:
+        _prepare_home(root / "home", 2)
+        agent = Agent.open(open_home(root / "home"))
+        lm = agent.collector.lm
+        counter = _Forwards(lm._model)  # the lean module (the bench reads it, the agent does not)
+
+        def use(new: bool) -> None:
+            if new:
+                lm.__dict__.pop("generate_traced", None)
+            else:
+                lm.generate_traced = None  # the collector then generates and scores as before
+
+        cpu: dict[str, dict[str, list[float]]] = {m: {"batch": [], "one": []} for m in ("old", "new")}
+        forwards: dict[str, list[tuple[int, int]]] = {"old": [], "new": []}
+        answers: dict[str, list[Any]] = {}
+        for mode in ("old", "new"):  # first use of each path (not timed)
+            use(mode == "new")
+            answers[mode] = agent.ask_many(list(QUESTIONS), args.namespace) + [
+                agent.ask(q, args.namespace) for q in QUESTIONS
+            ]
+        for r in range(args.rounds):
+            for mode in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                use(mode == "new")
+                calls, tokens = counter.calls, counter.tokens
+                t0 = time.thread_time()
+                agent.ask_many(list(QUESTIONS), args.namespace)
+                cpu[mode]["batch"].append(time.thread_time() - t0)
+                forwards[mode].append((counter.calls - calls, counter.tokens - tokens))
+                for q in QUESTIONS:
+                    t0 = time.thread_time()
+                    agent.ask(q, args.namespace)
+                    cpu[mode]["one"].append(time.thread_time() - t0)
+        counter.close()
+        agent.close()
+        same = all(
+            _key(a) == _key(b) and abs(a.confidence - b.confidence) < 1e-4
+            for a, b in zip(answers["old"], answers["new"], strict=True)
+        )
+        worst = max(abs(a.confidence - b.confidence) for a, b in zip(answers["old"], answers["new"], strict=True))
+        report: dict[str, Any] = {"rounds": args.rounds, "same_answers": same, "max_confidence_diff": worst}
+        for mode in ("old", "new"):
+            report[mode] = {
+                "batch_of_8": _pcts(cpu[mode]["batch"]),
+                "one_question": _pcts(cpu[mode]["one"]),
+                "forward_calls_per_batch": float(np.mean([c for c, _ in forwards[mode]])),
+                "forward_tokens_per_batch": float(np.mean([t for _, t in forwards[mode]])),
+            }
+        sys.stdout.write(json.dumps(report) + "\n")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
