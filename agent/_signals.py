@@ -464,7 +464,8 @@ class SignalCollector:
         Paraphrases are read for their text only: a backend offering ``generate_texts`` (answers without
         log-probabilities, cheaper per request) answers them with it. With ``prefixes`` (rows the score
         call may need) a backend offering ``generate_traced`` (a local model) keeps the log-probabilities of
-        the model and prior prompts' answers and the hidden states of the ``prefixes``' tokens.
+        the model prompts' answers, of each one after its "N/A" prompt, and the hidden states of the
+        ``prefixes``' tokens.
         """
         todo = [j for j in todo if j not in gens]
         texts_only = getattr(self.lm, "generate_texts", None)
@@ -479,9 +480,17 @@ class SignalCollector:
                 # a prompt asked twice (askers of one question, the "N/A" prior of one relation) runs once
                 unique = list(dict.fromkeys(plan.prompts[j] for j in group))
                 if traced is not None:
-                    scored = {plan.prompts[j] for j in group if plan.slots[j][1] in ("model", "prior")}
-                    rows = [(r.prompt, r.continuation) for r in prefixes or ()]
-                    got, book = traced(unique, max_new_tokens=self.max_new_tokens, answers_of=scored, prefixes=rows)
+                    model = {plan.slots[j][0]: plan.prompts[j] for j in group if plan.slots[j][1] == "model"}
+                    # the pmi rows: the model's answer after its question and after the "N/A" question
+                    priors = [(plan.slots[j][0], plan.prompts[j]) for j in group if plan.slots[j][1] == "prior"]
+                    after = [(prior, model[i]) for i, prior in priors if i in model]
+                    got, book = traced(
+                        unique,
+                        max_new_tokens=self.max_new_tokens,
+                        answers_of=set(model.values()),
+                        prefixes=[(r.prompt, r.continuation) for r in prefixes or ()],
+                        answers_after=after,
+                    )
                 else:
                     ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
                     got = ask(unique, max_new_tokens=self.max_new_tokens)

@@ -6,7 +6,11 @@ round between the signal collector with its traced generate (``new``: familiarit
 the generate pass, :mod:`tools.lm._scorebook`) and without it (``old``: the model's ``generate_traced`` hidden,
 so every score row runs its own forward pass, as before). Measured: the thread's CPU time per batch and per
 question (p25 / p50), the model's forward calls and the token positions they read, and whether the
-answers are the same (text, action, citations, model calls; confidence within 1e-4).
+answers are the same (text, action, citations, model calls; confidence within 1e-4). CPU time is the
+process's (``time.process_time``: the tokenizers' worker threads count too); the batch keeps the embedder's
+memo (as the server does), a single ask empties it first (as ``bench/ask_floor.py``), and each single
+question's floor (one ``generate`` of its prompts + one embedding of it, as ``bench/ask_floor.py``) is timed
+the same way in each round, so the ask / floor ratio is in CPU time too.
 
 ``PYTHONPATH=. .venv/bin/python bench/score_reuse.py --rounds 30`` (hold the CPU lock for figures).
 """
@@ -77,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 lm.generate_traced = None  # the collector then generates and scores as before
 
-        cpu: dict[str, dict[str, list[float]]] = {m: {"batch": [], "one": []} for m in ("old", "new")}
+        cpu: dict[str, dict[str, list[float]]] = {m: {"batch": [], "one": []} for m in ("old", "new", "floor")}
+        memo = agent.embedder
+        inner = memo.inner if memo is not None else None
+        scopes = agent.scopes(args.namespace)
         forwards: dict[str, list[tuple[int, int]]] = {"old": [], "new": []}
         answers: dict[str, list[Any]] = {}
         for mode in ("old", "new"):  # first use of each path (not timed)
@@ -89,14 +96,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mode in ("old", "new") if r % 2 == 0 else ("new", "old"):
                 use(mode == "new")
                 calls, tokens = counter.calls, counter.tokens
-                t0 = time.thread_time()
+                t0 = time.process_time()
                 agent.ask_many(list(QUESTIONS), args.namespace)
-                cpu[mode]["batch"].append(time.thread_time() - t0)
+                cpu[mode]["batch"].append(time.process_time() - t0)
                 forwards[mode].append((counter.calls - calls, counter.tokens - tokens))
                 for q in QUESTIONS:
-                    t0 = time.thread_time()
+                    if memo is not None:
+                        memo.clear()
+                    t0 = time.process_time()
                     agent.ask(q, args.namespace)
-                    cpu[mode]["one"].append(time.thread_time() - t0)
+                    cpu[mode]["one"].append(time.process_time() - t0)
+            for q in QUESTIONS:  # the floor of each single ask (bench/ask_floor.py's)
+                prompts = list(agent.collector.plan([q], [scopes]).prompts)
+                if memo is not None:
+                    memo.clear()
+                t0 = time.process_time()
+                lm.generate(prompts, max_new_tokens=agent.collector.max_new_tokens)
+                if inner is not None:
+                    inner.embed([q])
+                cpu["floor"]["one"].append(time.process_time() - t0)
         counter.close()
         agent.close()
         same = all(
@@ -105,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         worst = max(abs(a.confidence - b.confidence) for a, b in zip(answers["old"], answers["new"], strict=True))
         report: dict[str, Any] = {"rounds": args.rounds, "same_answers": same, "max_confidence_diff": worst}
+        floor = _pcts(cpu["floor"]["one"])
+        report["floor_one_question"] = floor
         for mode in ("old", "new"):
             report[mode] = {
                 "batch_of_8": _pcts(cpu[mode]["batch"]),
@@ -112,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "forward_calls_per_batch": float(np.mean([c for c, _ in forwards[mode]])),
                 "forward_tokens_per_batch": float(np.mean([t for _, t in forwards[mode]])),
             }
+            report[mode]["one_over_floor_p50"] = round(report[mode]["one_question"]["p50_ms"] / floor["p50_ms"], 3)
         sys.stdout.write(json.dumps(report) + "\n")
     finally:
         shutil.rmtree(root, ignore_errors=True)

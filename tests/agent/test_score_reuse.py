@@ -10,7 +10,6 @@ from eval.world import World
 from tests.conftest import REPO
 from tools.lm import LeanLanguageModel
 
-
 MORE = (
     "Who is the mother of Isaac Newton?",
     "Who is the CEO of Qantas?",
@@ -53,5 +52,5 @@ def test_scores_read_off_the_generate_pass_equal_fresh_ones_in_fewer_forwards(
         assert a.familiarity is None or b.familiarity is None or abs(a.familiarity - b.familiarity) < 1e-5
         assert a.pmi is None or b.pmi is None or abs(a.pmi - b.pmi) < 1e-5
         assert a.model_calls == b.model_calls  # the signal's rows, however they were read
-    # the score call runs only the "N/A" rows: fewer positions read, and no more calls
-    assert reused_forwards[1] < seen.tokens and reused_forwards[0] <= seen.calls
+    # no score call where the model, "N/A" and familiarity rows were all read while generating
+    assert reused_forwards[1] < seen.tokens and reused_forwards[0] < seen.calls

@@ -191,6 +191,7 @@ class HFLanguageModel:
         *,
         answers_of: Collection[str] = (),
         prefixes: Sequence[tuple[str, str]] = (),
+        answers_after: Collection[tuple[str, str]] = (),
         batch_size: int = 64,
     ) -> tuple[list[Generation], ScoreBook]:
         """:meth:`generate` (the same completions), and a :class:`ScoreBook` that answers ``score`` rows from
@@ -203,6 +204,9 @@ class HFLanguageModel:
             prefixes: rows ``(prompt, continuation)`` whose text ``prompt + continuation`` begins one of
                 ``prompts``: the prefill keeps the final hidden states of their continuation's positions
                 (a model with ``keeps_hidden``, the lean modules; on others the book does not answer them).
+            answers_after: pairs ``(prompt, leader)`` of ``prompts``: ``leader``'s answer is scored after
+                ``prompt`` as it is decoded (a copy of ``prompt``'s row fed ``leader``'s tokens in the same
+                decoding steps) when the two prompts fall in one length chunk.
 
         A model :meth:`generate` leaves to ``transformers``' ``generate`` gets an empty book.
         """
@@ -211,7 +215,7 @@ class HFLanguageModel:
             return self.generate(prompts, max_new_tokens, batch_size), book
         keep = set(answers_of)
         wanted = list(prefixes) if getattr(self._model, "keeps_hidden", False) else []
-        return self._greedy(prompts, max_new_tokens, batch_size, book, keep, wanted), book
+        return self._greedy(prompts, max_new_tokens, batch_size, book, keep, wanted, answers_after), book
 
     def _greedy(
         self,
@@ -221,6 +225,7 @@ class HFLanguageModel:
         book: ScoreBook | None = None,
         answers_of: Collection[str] = (),
         prefixes: Sequence[tuple[str, str]] = (),
+        answers_after: Collection[tuple[str, str]] = (),
     ) -> list[Generation]:
         """Plain greedy search through :func:`greedy_batches` (see :meth:`generate`), recording into ``book``
         what :meth:`generate_traced` asked for."""
@@ -234,7 +239,7 @@ class HFLanguageModel:
             plans = None
             if book is not None:
                 plans = [
-                    TracePlan.of(self._tokenizer, prompts, c, b, answers_of, hosts)
+                    TracePlan.of(self._tokenizer, prompts, c, b, answers_of, hosts, answers_after)
                     for c, b in zip(window, batches, strict=True)
                 ]
             traces = [p.trace for p in plans] if plans is not None else None

@@ -58,16 +58,16 @@ class ScoreBook:
     def __init__(self, tokenizer: Any, head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self._tokenizer = tokenizer
         self._head = head
-        self._answered: dict[str, _Answered] = {}
+        self._answered: dict[str, list[_Answered]] = {}
         self._prefixes: dict[tuple[str, str], _Prefix] = {}
 
     def __len__(self) -> int:
-        return len(self._answered) + len(self._prefixes)
+        return sum(len(a) for a in self._answered.values()) + len(self._prefixes)
 
     def add_answer(self, prompt: str, ids: Sequence[int], answer: Sequence[int], logprobs: Sequence[float]) -> None:
-        """``prompt`` was read as ``ids`` and answered with tokens ``answer``, the first ``len(logprobs)`` of
-        them with these log-probabilities."""
-        self._answered[prompt] = _Answered(tuple(ids), tuple(answer), tuple(logprobs))
+        """``prompt`` was read as ``ids`` and followed by tokens ``answer`` (its own greedy answer, or another
+        prompt's fed to it), the first ``len(logprobs)`` of them with these log-probabilities."""
+        self._answered.setdefault(prompt, []).append(_Answered(tuple(ids), tuple(answer), tuple(logprobs)))
 
     def add_prefix(self, prompt: str, continuation: str, hidden: torch.Tensor, targets: Sequence[int]) -> None:
         """The row ``(prompt, continuation)``: final hidden states ``hidden`` ``(k, C)`` predict its ``k``
@@ -92,7 +92,8 @@ class ScoreBook:
             rows = tok([prompts[i] + continuations[i] for i in answer_rows], add_special_tokens=False)["input_ids"]
             alone = tok([prompts[i] for i in answer_rows], add_special_tokens=False)["input_ids"]
             for i, row, head in zip(answer_rows, rows, alone, strict=True):
-                out[i] = self._from_answer(self._answered[prompts[i]], list(row), len(head))
+                for read in self._answered[prompts[i]]:
+                    out[i] = out[i] or self._from_answer(read, list(row), len(head))
         if heads and self._head is not None:
             hidden = torch.cat([p.hidden for _, p in heads])  # (n, C): one product with the head for all
             logprobs = torch.log_softmax(self._head(hidden).float(), dim=-1)
@@ -163,13 +164,19 @@ class TracePlan:
         batch: Mapping[str, torch.Tensor],
         answers_of: Collection[str],
         hosts: Mapping[int, Sequence[tuple[str, str]]],
+        answers_after: Collection[tuple[str, str]] = (),
     ) -> TracePlan:
-        """The plan of the batch holding ``prompts[i]`` for ``i`` in ``chunk`` (``hosts``: :func:`prefix_hosts`)."""
+        """The plan of the batch holding ``prompts[i]`` for ``i`` in ``chunk`` (``hosts``: :func:`prefix_hosts`;
+        ``answers_after``: pairs ``(prompt, leader)`` both in this batch get a following row, :class:`Trace`)."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         texts = [prompts[i] for i in chunk]
         rows = frozenset(b for b, text in enumerate(texts) if text in answers_of)
+        where = {text: b for b, text in enumerate(texts)}
+        follow = tuple(
+            (where[p], where[lead]) for p, lead in dict.fromkeys(answers_after) if p in where and lead in where
+        )
         wanted = [(b, row) for b, i in enumerate(chunk) for row in hosts.get(i, ())]
-        plan = cls(texts, ids, mask, Trace(rows=rows))
+        plan = cls(texts, ids, mask, Trace(rows=rows, follow=follow))
         if not wanted:
             return plan
         width = ids.shape[1]
@@ -186,7 +193,7 @@ class TracePlan:
             hidden_at[b, list(positions)] = True
             plan.placed.append(_Placed(row, b, positions, tuple(tokens[plen:])))
         if plan.placed:
-            plan.trace = Trace(rows=rows, hidden_at=hidden_at)
+            plan.trace = Trace(rows=rows, hidden_at=hidden_at, follow=follow)
         return plan
 
     def read(self, b: int) -> list[int]:
@@ -198,6 +205,9 @@ class TracePlan:
         if got.logprobs is not None:
             for b in self.trace.rows:
                 book.add_answer(self.prompts[b], self.read(b), got.tokens[b], got.logprobs[b])
+        if got.followed is not None:
+            for (b, leader), logprobs in zip(self.trace.follow, got.followed, strict=True):
+                book.add_answer(self.prompts[b], self.read(b), got.tokens[leader], logprobs)
         if got.hidden is None or self.trace.hidden_at is None:
             return
         index = self.trace.hidden_at.reshape(-1).cumsum(0) - 1  # flat batch position -> row of ``got.hidden``

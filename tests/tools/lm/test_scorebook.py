@@ -16,15 +16,16 @@ QUESTIONS = [
 ]
 
 
-def _rows(lm: HFLanguageModel) -> tuple[list[str], list[tuple[str, str]]]:
-    """The model prompts (and a longer RAG prompt) and the familiarity rows inside them, as the agent builds them."""
+def _rows(lm: HFLanguageModel) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """The model prompts (and a longer RAG prompt), the familiarity rows inside them and the "N/A" prompts,
+    as the agent builds them."""
     f = lm.prompt_format
     prompts = [f.question(q) for q, _ in QUESTIONS] + [f.with_context(["Paris is in France."], QUESTIONS[0][0])]
     prefixes = []
     for q, subject in QUESTIONS:
         head = f.question(q[: q.index(subject)]).split("\n")[0].rstrip()
         prefixes.append((head, " " + subject))
-    return prompts, prefixes
+    return prompts, prefixes, [f.question(q.replace(subject, "N/A")) for q, subject in QUESTIONS]
 
 
 @pytest.mark.parametrize(
@@ -33,21 +34,25 @@ def _rows(lm: HFLanguageModel) -> tuple[list[str], list[tuple[str, str]]]:
 )
 def test_rows_read_off_the_generate_pass_equal_fresh_scores(model: str, cls: type[HFLanguageModel]) -> None:
     lm = cls.load(WORLD / model, device="cpu")
-    prompts, prefixes = _rows(lm)
-    gens, book = lm.generate_traced(prompts, 12, answers_of=set(prompts[:4]), prefixes=prefixes)
-    plain = lm.generate(prompts, 12)
+    prompts, prefixes, nulls = _rows(lm)
+    asked = prompts + nulls
+    after = list(zip(nulls, prompts[:4], strict=True))  # each answer scored after its "N/A" question too
+    gens, book = lm.generate_traced(asked, 12, answers_of=set(prompts[:4]), prefixes=prefixes, answers_after=after)
+    plain = lm.generate(asked, 12)
     assert [(g.text, g.first_token_prob, g.margin) for g in gens] == [
         (g.text, g.first_token_prob, g.margin) for g in plain
-    ]  # tracing changes no answer
+    ]  # tracing and the following rows change no answer
     answers = [(p, " " + g.text) for p, g in zip(prompts[:4], gens[:4], strict=True) if g.text]
-    rows = prefixes + answers
+    nulled = [(n, " " + g.text) for n, g in zip(nulls, gens[:4], strict=True) if g.text]
+    rows = prefixes + answers + nulled
     fresh = lm.score([p for p, _ in rows], [c for _, c in rows])
     got = book.scores([p for p, _ in rows], [c for _, c in rows])
     read = [(f, g) for f, g in zip(fresh, got, strict=True) if g is not None]
     for f, g in read:
         assert g.n_tokens == f.n_tokens and abs(g.logprob - f.logprob) < 1e-5
-    n_answers = sum(g is not None for g in got[len(prefixes) :])
+    n_answers = sum(g is not None for g in got[len(prefixes) : len(prefixes) + len(answers)])
     assert n_answers == len(answers) >= 3  # every answer row of a traced prompt
+    assert sum(g is not None for g in got[len(prefixes) + len(answers) :]) >= 3  # after the "N/A" question
     if cls is LeanLanguageModel and model == "gpt2-world":
         assert all(g is not None for g in got[: len(prefixes)])  # the familiarity rows, from the prefill
     if cls is HFLanguageModel:
