@@ -20,6 +20,12 @@ from tools.errors import ModelLoadError
 
 __all__ = ["LeanTokenizer"]
 
+# Up to this many texts are encoded (decoded) one after another in this thread rather than by ``tokenizers``'
+# batch call, which hands them to its worker threads: for the few prompts of an ask that costs more than the
+# work (5 prompts, one thread, 2 shared cores at load ~5-7: 129 vs 100 us of process CPU and 632 vs 459 us
+# wall to encode; 19 vs 13 us CPU and 133 vs 40 us wall to decode). The ids and texts are the same.
+_ONE_BY_ONE = 32
+
 
 class LeanTokenizer:
     """``tokenizer.json`` + special tokens, with ``transformers``' call signature for the cases used here.
@@ -78,7 +84,11 @@ class LeanTokenizer:
         single = isinstance(texts, str)
         batch = [texts] if isinstance(texts, str) else list(texts)
         tok = self._truncating(max_length) if truncation and max_length is not None else self._tok
-        rows = [list(e.ids) for e in tok.encode_batch(batch, add_special_tokens=add_special_tokens)]
+        if len(batch) <= _ONE_BY_ONE:
+            encoded = [tok.encode(text, add_special_tokens=add_special_tokens) for text in batch]
+        else:
+            encoded = tok.encode_batch(batch, add_special_tokens=add_special_tokens)
+        rows = [list(e.ids) for e in encoded]
         if return_tensors == "pt":  # rows of different lengths are padded whatever ``padding`` says
             return self.pad({"input_ids": rows}, return_tensors="pt")
         if single:
@@ -115,6 +125,8 @@ class LeanTokenizer:
     def batch_decode(self, rows: Any, skip_special_tokens: bool = False) -> list[str]:
         """The text of each row of ids (a tensor or lists)."""
         lists = rows.tolist() if isinstance(rows, torch.Tensor) else [list(r) for r in rows]
+        if len(lists) <= _ONE_BY_ONE:
+            return [str(self._tok.decode(r, skip_special_tokens=skip_special_tokens)) for r in lists]
         return list(self._tok.decode_batch(lists, skip_special_tokens=skip_special_tokens))
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:

@@ -207,3 +207,15 @@ def test_a_long_generate_decodes_a_bounded_window_of_chunks_in_step(
     want = hf.generate(prompts, max_new_tokens=6, batch_size=2)
     assert len(sizes) > 1 and max(sizes) <= hf_module._CHUNKS_IN_STEP
     assert [g.text for g in got] == [g.text for g in want]
+
+
+def test_a_few_texts_one_by_one_and_many_in_a_batch_tokenise_alike(model_dir: Path) -> None:
+    lean = LeanTokenizer(model_dir)
+    many = [f"{t} {n}" for n in range(20) for t in TEXTS]  # 80 texts: tokenizers' batch call
+    ids = lean(many, add_special_tokens=False)["input_ids"]
+    assert ids == [lean(t, add_special_tokens=False)["input_ids"] for t in many]  # one by one
+    assert (
+        lean.batch_decode(ids)
+        == [lean.decode(row) for row in ids]
+        == lean.batch_decode(ids[:3]) + [lean.decode(row) for row in ids[3:]]
+    )
