@@ -14,6 +14,12 @@ For each question, batched over many:
    their log-probability difference (pointwise mutual information of answer and subject) is low when the
    answer is what the model says about anyone.
 
+A local model reads the familiarity and pmi rows while it generates (``generate_traced``,
+:mod:`tools.lm._scorebook`): the familiarity row is a prefix of the model prompt (its prefill's hidden
+states give those logits), the model's answer after its question is what the decoding emitted, and after
+the "N/A" question it is fed to a copy of that prompt's row in the same decoding steps; only rows it could
+not read that way (a tokenisation that differs, prompts in different length chunks) go to ``score``.
+
 The collector asks the model for what its backend gives: a served model without logprobs yields answers
 only (its confidence is then paraphrase agreement), one without prompt log-probabilities no familiarity or
 pmi; each question's :attr:`Signals.unavailable` names what was missing and :attr:`Signals.model_calls`

@@ -19,7 +19,8 @@ class WorkCounts:
     """Totals since the agent was built (or a difference of two snapshots).
 
     ``model_batches``: calls to the model's batched ``generate`` / ``score`` (each runs the whole batch
-    together); ``model_prompts``: rows in them (a prompt asked twice in one batch runs, and counts, once).
+    together); ``model_prompts``: rows in them (a prompt asked twice in one batch runs, and counts, once; a
+    familiarity or pmi row read off the ``generate`` pass runs no forward of its own and is not counted).
     ``embed_batches`` / ``embed_texts``: calls to the embedding model and texts it embedded. ``batches``:
     collector runs (one per ask, or one per micro-batch of asks in the server).
     """
