@@ -180,6 +180,7 @@ class _Decoding:
         self.logprobs: list[list[float]] = [[] for _ in range(rows)]
         self.rows_asked = rows
         self.leaders: dict[int, int] = {}  # a following row -> the row whose tokens it is fed
+        self._steps: list[tuple[torch.Tensor, torch.Tensor, list[int]]] = []  # (logits, picks, live rows)
 
     def follow(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Add a row per ``(row, leader)`` pair (before the first pick): ``row``'s cache, mask, position and
@@ -197,37 +198,45 @@ class _Decoding:
     def rows(self) -> GreedyRows:
         """What this batch decoded."""
         b = self.rows_asked
-        logprobs = self.logprobs[:b] if self.traced is not None else None
-        followed = self.logprobs[b:] if self.leaders else None
+        kept = self._logprobs()
+        logprobs = kept[:b] if self.traced is not None else None
+        followed = kept[b:] if self.leaders else None
         return GreedyRows(
             tokens=self.tokens[:b], first=self.first, logprobs=logprobs, hidden=self.hidden, followed=followed
         )
 
-    def _keep_logprobs(self, picked: torch.Tensor) -> None:
-        """Each traced live row's log-probability of its picked token (as ``log_softmax`` then gather)."""
-        assert self.traced is not None
-        at = [j for j, row in enumerate(self.live) if row in self.traced]
-        if not at:
-            return
-        index = torch.tensor(at, device=self.logits.device)
-        logits = self.logits.index_select(0, index)  # (n, V)
-        lp = logits.gather(-1, picked.index_select(0, index)[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)
-        for j, value in zip(at, lp.tolist(), strict=True):
-            self.logprobs[self.live[j]].append(value)
+    def _logprobs(self) -> list[list[float]]:
+        """Each traced row's log-probabilities of its picked tokens (``log_softmax`` at them), from the steps
+        :meth:`pick` kept: one ``logsumexp`` over every kept step's rows at the end, not a few small
+        operations per step (a row's value is its own row's arithmetic either way)."""
+        if self._steps:
+            traced = self.traced or frozenset()
+            logits = torch.cat([step for step, _, _ in self._steps])  # (rows over the steps, V)
+            picked = torch.cat([p for _, p, _ in self._steps])
+            lp = (logits.gather(-1, picked[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)).tolist()
+            rows = [row for _, _, live in self._steps for row in live]
+            for row, value in zip(rows, lp, strict=True):
+                if row in traced:
+                    self.logprobs[row].append(value)
+            self._steps = []
+        return self.logprobs
 
     def pick(self, stop: set[int], last_step: bool) -> bool:
         """Take this step's tokens; whether the batch decodes another step (its inputs then set)."""
         # the first maximal index, as ``argmax`` (documented for both), in under half of argmax's time on
         # CPU (a (8, 4096) float32 block, the world GPT-2's vocabulary: 19 vs 50 us, one thread)
         picked = self.logits.max(dim=-1).indices  # (live,)
+        tokens = picked.tolist()
         if self.leaders:  # a following row takes its leader's pick (both live: they stop on the same token)
             at = {row: j for j, row in enumerate(self.live)}
-            pairs = [(j, at[self.leaders[row]]) for j, row in enumerate(self.live) if row in self.leaders]
-            picked[[j for j, _ in pairs]] = picked[[k for _, k in pairs]]
-        if self.traced:
-            self._keep_logprobs(picked)
+            for j, row in enumerate(self.live):
+                if row in self.leaders:
+                    tokens[j] = tokens[at[self.leaders[row]]]
+            picked = torch.tensor(tokens, dtype=picked.dtype, device=picked.device)
+        if self.traced and any(row in self.traced for row in self.live):
+            self._steps.append((self.logits, picked, list(self.live)))  # log-probabilities at the end
         keep = []
-        for j, (row, token) in enumerate(zip(self.live, picked.tolist(), strict=True)):
+        for j, (row, token) in enumerate(zip(self.live, tokens, strict=True)):
             self.tokens[row].append(token)
             if token not in stop:
                 keep.append(j)
