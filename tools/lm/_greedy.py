@@ -13,6 +13,11 @@ Only plain greedy search is reproduced: a model whose generation config asks for
 is a model holding a module that keeps per-row state across the steps of one generation (a class attribute
 ``keeps_batch_rows = True``: the context adapters of IKE and SERAC remember which rows got a demonstration at
 the first step), because dropping a finished row would shift that state onto the wrong rows.
+
+A :class:`Trace` asks a decoding to keep more than the tokens, for scores read off it instead of a second
+forward pass (:mod:`tools.lm._scorebook`): the picked tokens' log-probabilities of some rows, the prefill's
+final hidden states at some positions, and following rows (a prompt's row copied after the prefill and fed
+another row's picks). The tokens of the batch's own rows are the same with or without it.
 """
 
 from __future__ import annotations
