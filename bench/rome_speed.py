@@ -34,6 +34,7 @@ BEFORE: dict[str, Any] = {
     "n_context_templates": 5,
     "cache_context_templates": False,
     "v_skip_below": False,
+    "v_fused_activation": False,
 }
 _METRICS = ("reliability", "generalization", "locality", "portability")
 
