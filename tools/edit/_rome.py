@@ -106,9 +106,11 @@ class ROMEHyperParams:
         Two prefixes instead of five and stopping at a mean target NLL of 0.02 instead of 0.01
         (``n_context_templates=2, v_early_stop_loss=0.02``) took 0.47x the median seconds per edit of the editor
         before issue 30 on 100 single GPT-2 world edits at equal or better reliability, generalization and
-        locality, 0.42-0.44x with ``v_fused_activation`` as well (same scores), 0.33x with stop 0.03 too (equal
-        or better scores, one run), and ``fast`` took 0.37x on LLaMA where greedy locality dropped from 0.986 to
-        0.983 (``bench/rome_speed.py``, README "ROME speed"). They are options,
+        locality, 0.42-0.44x with ``v_fused_activation`` as well (same scores), 0.33x and 0.38x with stop 0.03 too
+        (equal or better scores) but 0.40x with lower reliability and greedy generalization on 100 other edits
+        (``--seed 1``), and ``fast`` took 0.37x on LLaMA where greedy locality dropped from 0.986 to 0.983; none
+        of six other LLaMA settings was <= 0.4x at equal or better scores (``bench/rome_speed.py``, README "ROME
+        speed"). They are options,
         not the default: every ROME figure in the README was measured with these defaults, on LLaMA two
         prefixes let one of three sequential edits in the contract suite fail, and the fused activation changes
         the rounding of every edit. ``v_skip_below`` (on) gives bit-identical edits: the default took 0.86x.
