@@ -8,9 +8,11 @@ Three tables, each optional:
    writes); then p50 / p90 of three SPARQL pattern queries with bound variables (subject lookup, object
    lookup, a two-hop join), ``--queries`` each.
 2. **vectors** (``--vector-sizes 100000,1000000``): FAISS (the memory's ``FaissIndex``, ``auto`` structure)
-   vs Milvus (milvus-lite, HNSW): build time, query p50 and recall@10 against exact search. Vectors are
-   real MiniLM embeddings of ``--base`` world sentences and, beyond those, derived neighbours
-   (:func:`bench._data.derived_vectors`), as in ``bench/memory_bench.py``.
+   vs Milvus (milvus-lite, ``--milvus-index`` HNSW / IVF_FLAT / FLAT): build time, query p50 and recall@10
+   against exact search. Vectors are real MiniLM embeddings of ``--base`` world sentences and, beyond those,
+   derived neighbours (:func:`bench._data.derived_vectors`), as in ``bench/memory_bench.py``. Every stage is
+   kept in ``--workdir`` (embeddings, vectors, exact neighbours, the FAISS index, the milvus-lite file and
+   its insert progress, each finished row), so a killed run started again with the same flags resumes.
 3. **audit** (``--audit``): ``world:test`` (``--audit-limit`` questions, standalone and rag) with one process
    and with Ray on 2 workers; wall time and whether the records are identical (latency aside).
 
