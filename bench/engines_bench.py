@@ -309,11 +309,13 @@ def _milvus_row(
         progress["inserted"] = min(start + VECTOR_CHUNK, size)
         _write_json(progress_path, progress)
         logger.info("milvus-lite (%s): %d rows in, %.0f s", index_type, progress["inserted"], progress["insert_s"])
-    if progress["index_s"] is None:
+    if progress["indexed"] is None:
         t0 = time.perf_counter()
-        progress["indexed"] = index.wait_indexed(timeout_s=7200.0)  # Milvus builds its index in the background
-        progress["index_s"] = time.perf_counter() - t0
-        _write_json(progress_path, progress)
+        try:  # Milvus builds its index in the background; a killed wait still counts the seconds it waited
+            progress["indexed"] = index.wait_indexed(timeout_s=7200.0)
+        finally:
+            progress["index_s"] = (progress["index_s"] or 0.0) + time.perf_counter() - t0
+            _write_json(progress_path, progress)
     row = _query_row(f"milvus-lite ({index_type})", index, qv, truth, size)
     row.update(
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,28 @@ def test_the_milvus_file_holds_every_row_once_after_a_resume(tmp_path: Path, mon
     index = MilvusIndex(client, MilvusConfig(uri=uri, collection=f"bench_{SIZE}", index_type="FLAT"), 16)
     assert len(index) == SIZE
     client.close()
+
+
+def test_seconds_waited_for_the_index_count_when_the_wait_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_wait = MilvusIndex.wait_indexed
+
+    def wait_then_die(self: MilvusIndex, timeout_s: float = 600.0) -> bool:
+        time.sleep(0.2)
+        raise KilledError
+
+    monkeypatch.setattr(MilvusIndex, "wait_indexed", wait_then_die)
+    with pytest.raises(KilledError):
+        engines_bench.bench_vectors(
+            [SIZE], BASE, QUERIES, tmp_path, milvus_index="FLAT", systems=["milvus"], embedder=HashEmbedder()
+        )
+    progress_path = tmp_path / f"vectors-{SIZE}" / "milvus-FLAT.json"
+    progress = json.loads(progress_path.read_text())
+    assert progress["inserted"] == SIZE and progress["indexed"] is None and progress["index_s"] >= 0.2
+    monkeypatch.setattr(MilvusIndex, "wait_indexed", real_wait)
+    rows = engines_bench.bench_vectors(
+        [SIZE], BASE, QUERIES, tmp_path, milvus_index="FLAT", systems=["milvus"], embedder=HashEmbedder()
+    )
+    assert rows[0]["stages"]["index_s"] >= 0.2  # the killed wait and the finished one
+    assert json.loads(progress_path.read_text())["indexed"] is True
