@@ -8,9 +8,11 @@ Three tables, each optional:
    writes); then p50 / p90 of three SPARQL pattern queries with bound variables (subject lookup, object
    lookup, a two-hop join), ``--queries`` each.
 2. **vectors** (``--vector-sizes 100000,1000000``): FAISS (the memory's ``FaissIndex``, ``auto`` structure)
-   vs Milvus (milvus-lite, HNSW): build time, query p50 and recall@10 against exact search. Vectors are
-   real MiniLM embeddings of ``--base`` world sentences and, beyond those, derived neighbours
-   (:func:`bench._data.derived_vectors`), as in ``bench/memory_bench.py``.
+   vs Milvus (milvus-lite, ``--milvus-index`` HNSW / IVF_FLAT / FLAT): build time, query p50 and recall@10
+   against exact search. Vectors are real MiniLM embeddings of ``--base`` world sentences and, beyond those,
+   derived neighbours (:func:`bench._data.derived_vectors`), as in ``bench/memory_bench.py``. Every stage is
+   kept in ``--workdir`` (embeddings, vectors, exact neighbours, the FAISS index, the milvus-lite file and
+   its insert progress, each finished row), so a killed run started again with the same flags resumes.
 3. **audit** (``--audit``): ``world:test`` (``--audit-limit`` questions, standalone and rag) with one process
    and with Ray on 2 workers; wall time and whether the records are identical (latency aside).
 
@@ -202,51 +204,190 @@ def bench_kg(
 
 # -- vectors -----------------------------------------------------------------------------------------------
 
+VECTOR_CHUNK = 50_000  # rows per add; a milvus-lite insert records its progress after each chunk
+MILVUS_INDEXES = ("HNSW", "IVF_FLAT", "FLAT")
 
-def bench_vectors(sizes: Sequence[int], base_n: int, queries: int, workdir: Path) -> list[dict[str, Any]]:
-    """FAISS vs milvus-lite at each size; one row per (system, size)."""
-    from bench._data import derived_vectors, exact_top_k, fact_sentences, query_texts, recall_at_k
-    from memory import FaissIndex, IndexConfig, SentenceTransformerEmbedder
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically (a killed run leaves the old file or the new one, never half of one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _stage_array(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``path``'s array if an earlier run saved it, else ``make()`` saved there (atomically) first."""
+    if path.exists():
+        logger.info("reusing %s", path)
+        return np.asarray(np.load(path))
+    array = make()
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        np.save(f, array)
+    tmp.replace(path)
+    return array
+
+
+def _query_row(name: str, index: Any, qv: np.ndarray, truth: np.ndarray, size: int) -> dict[str, Any]:
+    from bench._data import recall_at_k
+
+    index.search(qv[:1], 10)  # warm (Milvus loads the collection)
+    found, times = [], []
+    for q in qv:
+        t0 = time.perf_counter()
+        _, hit = index.search(q.reshape(1, -1), 10)
+        times.append(time.perf_counter() - t0)
+        found.append([int(i) for i in hit[0]])
+    return {
+        "system": name,
+        "vectors": size,
+        "kind": index.kind,
+        "query_p50_ms": 1000 * statistics.median(times),
+        "recall_at_10": recall_at_k(found, truth, 10),
+    }
+
+
+def _faiss_row(vectors: np.ndarray, qv: np.ndarray, truth: np.ndarray, folder: Path) -> dict[str, Any]:
+    """FAISS (``auto``): built once and saved in ``folder`` (``faiss.index`` + ``faiss.json``), else read back."""
+    from memory import FaissIndex, IndexConfig
+
+    size, dim = vectors.shape
+    config = IndexConfig(use_gpu=False)
+    path, meta_path = folder / "faiss.index", folder / "faiss.json"
+    meta = _read_json(meta_path)
+    if meta is not None and path.exists():
+        logger.info("reusing the FAISS index built in %.0f s", meta["build_s"])
+        index = FaissIndex.load(path, dim, config, meta["state"])
+    else:
+        index = FaissIndex(dim, config)
+        ids = np.arange(size, dtype=np.int64)
+        t0 = time.perf_counter()
+        for start in range(0, size, VECTOR_CHUNK):
+            index.add(ids[start : start + VECTOR_CHUNK], vectors[start : start + VECTOR_CHUNK])
+        meta = {"build_s": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        meta["state"] = index.save(path)
+        meta["save_s"] = time.perf_counter() - t0
+        _write_json(meta_path, meta)
+    row = _query_row("faiss (auto)", index, qv, truth, size)
+    row.update({"build_s": meta["build_s"], "stages": {"insert_s": meta["build_s"]}})
+    return row
+
+
+def _milvus_row(
+    vectors: np.ndarray, qv: np.ndarray, truth: np.ndarray, folder: Path, index_type: str
+) -> dict[str, Any]:
+    """milvus-lite with ``index_type``; the ``.db`` file stays in ``folder`` and ``milvus-<type>.json`` records
+    the rows inserted and each stage's seconds, so a killed run resumes after the last finished chunk."""
     from memory._milvus_index import MilvusConfig, MilvusIndex, connect
 
-    embedder = SentenceTransformerEmbedder()
-    base = np.asarray(embedder.embed(fact_sentences(base_n)), dtype=np.float32)
-    qv = np.asarray(embedder.embed(query_texts(queries)), dtype=np.float32)
+    size, dim = vectors.shape
+    config = MilvusConfig(
+        uri=str(folder / f"milvus-{index_type}.db"),
+        collection=f"bench_{size}",
+        index_type=index_type,  # type: ignore[arg-type]  # checked against MILVUS_INDEXES by the CLI
+    )
+    progress_path = folder / f"milvus-{index_type}.json"
+    client = connect(config)
+    progress = _read_json(progress_path)
+    if progress is None or not client.has_collection(config.collection):
+        index = MilvusIndex.create(client, config, dim)
+        progress = {"inserted": 0, "insert_s": 0.0, "index_s": None, "indexed": None}
+        _write_json(progress_path, progress)
+    else:
+        logger.info("resuming milvus-lite (%s) at %d of %d rows", index_type, progress["inserted"], size)
+        index = MilvusIndex(client, config, dim)
+    ids = np.arange(size, dtype=np.int64)
+    for start in range(int(progress["inserted"]), size, VECTOR_CHUNK):
+        t0 = time.perf_counter()
+        index.add(ids[start : start + VECTOR_CHUNK], vectors[start : start + VECTOR_CHUNK])
+        progress["insert_s"] += time.perf_counter() - t0
+        progress["inserted"] = min(start + VECTOR_CHUNK, size)
+        _write_json(progress_path, progress)
+        logger.info("milvus-lite (%s): %d rows in, %.0f s", index_type, progress["inserted"], progress["insert_s"])
+    if progress["indexed"] is None:
+        t0 = time.perf_counter()
+        try:  # Milvus builds its index in the background; a killed wait still counts the seconds it waited
+            progress["indexed"] = index.wait_indexed(timeout_s=7200.0)
+        finally:
+            progress["index_s"] = (progress["index_s"] or 0.0) + time.perf_counter() - t0
+            _write_json(progress_path, progress)
+    row = _query_row(f"milvus-lite ({index_type})", index, qv, truth, size)
+    row.update(
+        {
+            "build_s": progress["insert_s"] + progress["index_s"],
+            "stages": {"insert_s": progress["insert_s"], "index_s": progress["index_s"]},
+        }
+    )
+    client.close()
+    return row
+
+
+def bench_vectors(
+    sizes: Sequence[int],
+    base_n: int,
+    queries: int,
+    workdir: Path,
+    *,
+    milvus_index: str = "HNSW",
+    systems: Sequence[str] = ("faiss", "milvus"),
+    embedder: Any = None,
+) -> list[dict[str, Any]]:
+    """FAISS vs milvus-lite at each size; one row per (system, size).
+
+    Every stage is kept in ``workdir`` so a killed run resumes where it stopped: the embeddings
+    (``vectors-base-<n>.npy``, ``vectors-queries-<n>.npy``), and per size in ``vectors-<size>/`` the derived
+    vectors, the exact top-10 (``truth.npy``), the built FAISS index, the milvus-lite file with its insert
+    progress, and each finished system's row (``<system>.row.json``, reported again without re-measuring).
+    """
+    from bench._data import fact_sentences, query_texts
+
+    def embed(texts: list[str]) -> np.ndarray:
+        nonlocal embedder
+        if embedder is None:
+            from memory import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder()
+        return np.asarray(embedder.embed(texts), dtype=np.float32)
+
+    base = _stage_array(workdir / f"vectors-base-{base_n}.npy", lambda: embed(fact_sentences(base_n)))
+    qv = _stage_array(workdir / f"vectors-queries-{queries}.npy", lambda: embed(query_texts(queries)))
     rows: list[dict[str, Any]] = []
     for size in sizes:
-        vectors = derived_vectors(base, max(size, base_n))[:size]
-        truth = exact_top_k(vectors, qv, 10)
-        ids = np.arange(size, dtype=np.int64)
-        config = MilvusConfig(uri=str(workdir / f"milvus-{size}.db"), collection=f"bench_{size}")
-        dim = int(vectors.shape[1])
-        indexes: dict[str, Any] = {
-            "faiss (auto)": FaissIndex(dim, IndexConfig(use_gpu=False)),
-            "milvus-lite (HNSW)": MilvusIndex.create(connect(config), config, dim),
-        }
-        for name, index in indexes.items():
-            t0 = time.perf_counter()
-            for start in range(0, size, 50_000):
-                index.add(ids[start : start + 50_000], vectors[start : start + 50_000])
-            if hasattr(index, "wait_indexed"):  # Milvus builds its index in the background: count it in
-                index.wait_indexed()
-            build = time.perf_counter() - t0
-            index.search(qv[:1], 10)  # warm (Milvus loads the collection)
-            found, times = [], []
-            for q in qv:
-                t0 = time.perf_counter()
-                _, hit = index.search(q.reshape(1, -1), 10)
-                times.append(time.perf_counter() - t0)
-                found.append([int(i) for i in hit[0]])
-            row = {
-                "system": name,
-                "vectors": size,
-                "kind": index.kind,
-                "build_s": build,
-                "query_p50_ms": 1000 * statistics.median(times),
-                "recall_at_10": recall_at_k(found, truth, 10),
-            }
-            logger.info("%s", row)
-            rows.append(row)
+        rows += _size_rows(size, base, qv, workdir, milvus_index=milvus_index, systems=systems)
+    return rows
+
+
+def _size_rows(
+    size: int, base: np.ndarray, qv: np.ndarray, workdir: Path, *, milvus_index: str, systems: Sequence[str]
+) -> list[dict[str, Any]]:
+    from bench._data import derived_vectors, exact_top_k
+
+    folder = workdir / f"vectors-{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = _stage_array(folder / "vectors.npy", lambda: derived_vectors(base, max(size, len(base)))[:size])
+    truth = _stage_array(folder / "truth.npy", lambda: exact_top_k(vectors, qv, 10))
+    rows = []
+    for system in ("faiss", "milvus"):
+        if system not in systems:
+            continue
+        key = "faiss" if system == "faiss" else f"milvus-{milvus_index}"
+        row_path = folder / f"{key}.row.json"
+        row = _read_json(row_path)
+        if row is None:
+            if system == "faiss":
+                row = _faiss_row(vectors, qv, truth, folder)
+            else:
+                row = _milvus_row(vectors, qv, truth, folder, milvus_index)
+            _write_json(row_path, row)
+        else:
+            logger.info("reusing the measured row %s", row_path)
+        logger.info("%s", row)
+        rows.append(row)
     return rows
 
 
@@ -313,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="query KG stores already loaded in --workdir")
     parser.add_argument("--kg-stores", default=",".join(KG_STORES), help="comma-separated, of: sqlite,embedded,server")
     parser.add_argument("--server-timeout", type=float, default=120.0, help="seconds a server query may take")
+    parser.add_argument("--milvus-index", default="HNSW", choices=MILVUS_INDEXES, help="milvus-lite's index type")
+    parser.add_argument("--vector-systems", default="faiss,milvus", help="comma-separated, of: faiss,milvus")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -334,7 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.vector_sizes:
             sizes = [int(s) for s in args.vector_sizes.split(",")]
-            result["vectors"] = bench_vectors(sizes, args.base, args.queries, workdir)
+            systems = [s.strip() for s in args.vector_systems.split(",") if s.strip()]
+            if unknown := set(systems) - {"faiss", "milvus"}:
+                parser.error(f"unknown --vector-systems {sorted(unknown)}; choose from faiss, milvus")
+            result["vectors"] = bench_vectors(
+                sizes, args.base, args.queries, workdir, milvus_index=args.milvus_index, systems=systems
+            )
         if args.audit:
             result["audit"] = bench_audit(args.audit_limit, workdir)
     finally:

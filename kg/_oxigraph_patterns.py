@@ -66,32 +66,38 @@ class _Step:
     repeats: tuple[tuple[str, str], ...]  # (quad attribute, variable) a second time in this pattern: must agree
     named_only: bool  # graph slot is a variable bound here: skip the quads of the default graph
 
-    def extend(self, store: ox.Store, solutions: list[dict[str, Any]], merged: bool) -> list[dict[str, Any]]:
+    def extend(self, store: ox.Store, solutions: list[Mapping[str, Any]], merged: bool) -> list[Mapping[str, Any]]:
         """Every solution joined with the quads matching this pattern under it (a nested-loop index join).
 
         ``merged``: the store's default graph is the merge of its named graphs, so a triple pattern with no
         match there has none in any named graph: ``GRAPH ?g`` lookups probe the (one) default-graph index
         first and skip the named-graph index when that finds nothing.
         """
-        out: list[dict[str, Any]] = []
+        out: list[Mapping[str, Any]] = []
         probe = merged and self.named_only
+        template, inputs, outputs, repeats = self.template, self.inputs, self.outputs, self.repeats
+        lookup = store.quads_for_pattern
         for solution in solutions:
-            args = list(self.template)
-            for slot, name in self.inputs:
-                args[slot] = solution[name]
+            if inputs:
+                args = list(template)
+                for slot, name in inputs:
+                    args[slot] = solution[name]
+                s, p, o, g = args
+            else:
+                s, p, o, g = template
             try:
-                if probe and next(store.quads_for_pattern(args[0], args[1], args[2], _DEFAULT_GRAPH), None) is None:
+                if probe and next(lookup(s, p, o, _DEFAULT_GRAPH), None) is None:
                     continue
-                quads = store.quads_for_pattern(*args)
+                quads = lookup(s, p, o, g)
             except TypeError:  # a literal bound where the store holds only IRIs (subject, predicate, graph)
                 continue
             for quad in quads:
                 if self.named_only and isinstance(quad.graph_name, ox.DefaultGraph):
                     continue
                 extended = dict(solution)
-                for part, name in self.outputs:
+                for part, name in outputs:
                     extended[name] = getattr(quad, part)
-                if all(extended[name] == getattr(quad, part) for part, name in self.repeats):
+                if not repeats or all(extended[name] == getattr(quad, part) for part, name in repeats):
                     out.append(extended)
         return out
 
@@ -139,15 +145,15 @@ class PatternPlan:
             merged: the store keeps its default graph as the merge of its named graphs (as
                 :class:`~kg.OxigraphTripleStore` does); lets ``GRAPH ?g`` lookups that find nothing stop early.
         """
-        solutions: list[dict[str, Any]] = [dict(bound)]
+        solutions: list[Mapping[str, Any]] = [bound]  # never changed: each step builds new solutions
         for step in self.steps:
             solutions = step.extend(store, solutions, merged)
-            if not solutions:
-                break
+            if not solutions:  # most bound lookups of a sparse graph end here, after one index probe
+                return [(False,)] if self.ask else []
         if self.ask:
-            return [(bool(solutions),)]
+            return [(True,)]
         names = self.projection
-        return [tuple(solution.get(name) for name in names) for solution in solutions]
+        return [tuple(map(solution.get, names)) for solution in solutions]
 
 
 def _ox_constant(term: object, position: int) -> Any:

@@ -196,7 +196,7 @@ class OxigraphTripleStore:
                 raise StoreError(f"the Oxigraph lookup failed: {exc}") from exc
             if plan.ask:
                 return [(Literal(rows[0][0]),)]
-            return [tuple(None if value is None else _from_ox(value) for value in row) for row in rows]
+            return [tuple([None if value is None else _from_ox(value) for value in row]) for row in rows]
         try:
             result = self._store.query(bind_values(sparql, checked))
         except SyntaxError as exc:

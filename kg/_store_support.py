@@ -65,8 +65,10 @@ def check_term(term: object, what: str, *, iri_only: bool = False) -> Node:
         InvalidInputError: a blank node, variable, non-rdflib value, relative or unsafe IRI, or bad text.
     """
     if isinstance(term, URIRef):
-        _check_text(str(term), what)
-        if not _IRI.fullmatch(str(term)):
+        text = str(term)
+        if len(text) > MAX_TERM_CHARS or not text.isascii():  # ASCII text is valid Unicode: skip encoding it
+            _check_text(text, what)
+        if not _IRI.fullmatch(text):
             raise InvalidInputError(f'{what} is not an absolute IRI without spaces or <>"{{}}|^`\\: {term!r}')
         return term
     if isinstance(term, Literal) and not iri_only:
@@ -119,6 +121,12 @@ def check_pattern(subject: object, predicate: object, obj: object, graph: object
             check_term(term, what, iri_only=iri_only)
 
 
+@lru_cache(maxsize=4096)
+def _variable_name(name: str) -> bool:
+    """Whether ``name`` is a SPARQL variable name without ``?`` (cached: queries reuse a few names)."""
+    return _VARIABLE.fullmatch(name) is not None
+
+
 def check_bindings(bindings: Mapping[str, Identifier] | None) -> dict[str, Identifier]:
     """Check query bindings: plain variable names (no ``?``) to IRIs or literals.
 
@@ -127,11 +135,11 @@ def check_bindings(bindings: Mapping[str, Identifier] | None) -> dict[str, Ident
     """
     if bindings is None:
         return {}
-    if not isinstance(bindings, Mapping):
+    if type(bindings) is not dict and not isinstance(bindings, Mapping):  # (the ABC check is the slow one)
         raise QueryError(f"bindings must be a mapping of variable name to rdflib term, got {type(bindings).__name__}")
     checked: dict[str, Identifier] = {}
     for name, value in bindings.items():
-        if not isinstance(name, str) or not _VARIABLE.fullmatch(name):
+        if not isinstance(name, str) or not _variable_name(name):
             raise QueryError(f"binding name must be a SPARQL variable name without '?', got {name!r}")
         try:
             check_term(value, f"binding ?{name}")

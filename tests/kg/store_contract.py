@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from itertools import product
+from types import MappingProxyType
 
 import pytest
 from rdflib import XSD, BNode, Literal, URIRef
@@ -223,6 +224,8 @@ class TripleStoreContract:
         rows = loaded.query(PREFIXES + "SELECT ?s WHERE { GRAPH ?g { ?s rel:name ?n } }", {"n": Literal("Bo")})
         assert rows == [(B,)]
         assert loaded.query(PREFIXES + "SELECT ?s WHERE { ?s rel:name ?n }", {"n": Literal("Ann")}) == []
+        # any read-only mapping binds, not only a dict
+        assert loaded.query(PREFIXES + "SELECT ?o WHERE { ?s rel:p1 ?o }", MappingProxyType({"s": A})) == [(B,)]
 
     def test_select_returns_none_for_unbound_optional(self, loaded: TripleStore) -> None:
         rows = loaded.query(PREFIXES + "SELECT ?s ?n WHERE { ?s rel:age ?a OPTIONAL { ?s rel:name ?n } }")
@@ -281,6 +284,9 @@ class TripleStoreContract:
             {"s": "https://example.org/entity/A"},
             {"s": URIRef("https://example.org/a b")},
             {"s": URIRef("https://example.org/a> } ; DROP ALL ; <b")},
+            {"s": URIRef("https://example.org/lone-\ud800")},  # not valid Unicode
+            {"s": URIRef("https://example.org/" + "a" * 100_000)},  # longer than MAX_TERM_CHARS
+            [("s", A)],  # not a mapping
         ],
     )
     def test_bad_bindings_raise_query_error(self, loaded: TripleStore, bindings: dict) -> None:
