@@ -10,9 +10,14 @@ runs: the ones below ``L`` pass their input on, block ``L`` returns ``A + edit(x
 the same order as the full forward, so the hidden states, the loss and the edit are bit-identical (a test
 checks that on both reference models) and each step costs the blocks above ``L`` only.
 
+With several edited modules (MEMIT's layers), :func:`lowest_edited` picks the lowest ``mlp_out``: the blocks up
+to it run once, the others keep their hooks. :func:`stopping_after` ends a forward pass at a module (keys are
+read without the blocks above it or the LM head).
+
 Where this does not hold — parallel attention and MLP (GPT-J, GPT-NeoX, Falcon), a module that is not an
-``mlp_out``, an MLP whose output is not ``mlp_out``'s — :func:`cache_below` returns ``None`` and the caller runs
-the whole model with hooks as before.
+``mlp_out``, an MLP whose output is not ``mlp_out``'s, a block that does not output ``A + M`` exactly (a norm
+after the MLP: Gemma-2, OLMo-2; checked on each batch since issue 29, the shortcut was taken there before) —
+:func:`cache_below` returns ``None`` and the caller runs the whole model with hooks as before.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 * :func:`compute_values` — a vector added to a module's output at the subject's last token, optimised with Adam
   so the model says ``target_new`` after every prefixed prompt (:func:`tools.edit._keys.context_templates`),
-  with a KL term keeping the ``"{subject} is a"`` distribution, weight decay, and a norm clamp. With one edited
-  module, only the blocks above it run per step (:mod:`tools.edit._upper`; bit-identical).
+  with a KL term keeping the ``"{subject} is a"`` distribution, weight decay, and a norm clamp. Only the blocks
+  above the (lowest) edited module run per step (:mod:`tools.edit._upper`; bit-identical).
 * :func:`answer_ends` — where each prompt's answer ends (the token the target's stop closes).
 
 Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's weights are never optimised.
@@ -350,9 +350,12 @@ def compute_values(
     ``early_stop_loss`` is left as it is while it stays there (a chunk of converged requests is re-evaluated
     only every few steps); the optimisation ends when all are.
 
-    With ``options.skip_below`` and one edited module (``module_path``, alone in ``directions`` if given), the
-    blocks up to that module run once per chunk and each step runs the blocks above it
-    (:mod:`tools.edit._upper`; bit-identical results, full forwards where the shortcut is not exact).
+    With ``options.skip_below``, the blocks up to the edited module (with ``directions``: the lowest of their
+    ``mlp_out`` paths, MEMIT's first layer) run once per chunk and each step runs the blocks above it, with
+    hooks on the other edited modules; that lowest module's input is then fixed, so its response
+    ``x @ directionᵀ`` is computed once per chunk too (:mod:`tools.edit._upper`; bit-identical results, full
+    forwards where the shortcut is not exact). On GPT-2, a MEMIT batch of 100 over layers 0-1 took 18% less
+    CPU time per fit of 4 steps this way (README, "Editing the model itself").
 
     With ``preserve`` (MEMIT's batches, see :mod:`tools.edit._preserve`) every step also adds its KL term on
     corpus sentences, forwarded through the same hooks, times the number of requests. The term concerns all
