@@ -299,7 +299,8 @@ def run_edit_bench(
     chosen = _select(lm, method, cases, n or max(t_values), max(t_values) if strict_t else None, seed, select)
     state = RunState()
     if checkpoint is not None:  # refuse another command's state before the costly work
-        settings: dict[str, Any] = {"method": method, "model": str(Path(lm_path).resolve()), "T": t_values, "n": n, "mode": mode}
+        settings: dict[str, Any] = {"method": method, "model": str(Path(lm_path).resolve()), "mode": mode}
+        settings |= {"T": t_values, "n": n}
         settings |= {"batch_size": batch_size, "select": select, "seed": seed, "hparams": dict(hparams or {})}
         settings |= {"corpus_name": corpus_name, "answer_tokens": answer_tokens, "fluency_tokens": fluency_tokens}
         state = checkpoint.open(fingerprint(settings, chosen))
