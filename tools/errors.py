@@ -19,7 +19,8 @@ server, an agent tool) can turn any of them into a clear message with one ``exce
     │   ├── ContradictoryStatementError  one message gives two objects to one functional (subject, relation)
     │   ├── InvalidDefinitionError  an empty or oversized concept definition
     │   ├── HierarchyCycleError   a subclass link that would close a cycle in the class hierarchy
-    │   └── StateConflictError    the request conflicts with the current state (an edit already rolled back)
+    │   ├── StateConflictError    the request conflicts with the current state (an edit already rolled back)
+    │   └── CheckpointMismatchError  a benchmark checkpoint was written by a different command (nothing resumed)
     ├── NotFoundError             no memory item, assertion or edit with that id
     │   └── UnknownEditError      no told edit (or quarantined statement) with that id
     ├── InterpretationError       an interpreter (e.g. an LLM) returned output that fails its schema
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "CheckpointMismatchError",
     "ClusterError",
     "ConfigError",
     "ContradictoryStatementError",
@@ -266,6 +268,10 @@ class ModelMismatchError(ModelError, InvalidInputError):
 
 class NonFiniteWeightError(ModelError):
     """A weight tensor of a model holds NaN or inf."""
+
+
+class CheckpointMismatchError(InvalidInputError):
+    """A benchmark checkpoint directory holds the state of a different command; it is left as it was."""
 
 
 class OutputExistsError(InvalidInputError):

@@ -87,6 +87,18 @@ def register(sub: Any) -> None:
         "each of --n facts edited alone and rolled back (the ROME/KnowEdit single-edit protocol)",
     )
     bench.add_argument("--batch-size", type=positive_int, help="facts per call in batch mode (default: all T)")
+    bench.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="save the run there (a subdirectory per method) and resume from it when the same command runs again",
+    )
+    bench.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=100,
+        help="with --checkpoint: save after an edit call once this many edits were made since the last save "
+        "(default 100: every batch of 100)",
+    )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: one task per (method, T)")
     bench.add_argument("--workers", type=positive_int, default=2, help="CPUs of the local Ray cluster")
@@ -279,6 +291,8 @@ def _edit_bench(args: argparse.Namespace) -> int:
         "hparams": hparams,
     }
     rows: list[dict[str, Any]] = []
+    if args.checkpoint is not None and (args.engine == "ray" or args.edit_mode == "single"):
+        raise InvalidInputError("--checkpoint needs --engine local and sequential or batch editing")
     if args.engine == "ray":  # one task per (method, category, T); a failing cell fails the whole run
         from eval.editing import run_cells_ray
 
@@ -299,7 +313,14 @@ def _edit_bench(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(method if category is None else f"{method} {category}")
                 try:
                     found = run_edit_bench(
-                        model_dir, method, args.t_values, args.n, group, on_edit=bar.update, **common
+                        model_dir,
+                        method,
+                        args.t_values,
+                        args.n,
+                        group,
+                        on_edit=bar.update,
+                        checkpoint=_checkpoint(args, method, category),
+                        **common,
                     )
                 except InvalidInputError as exc:
                     if category is None:
@@ -321,6 +342,16 @@ def _edit_bench(args: argparse.Namespace) -> int:
         except ImportError:
             logger.warning("matplotlib is not installed: no plot written (pip install matplotlib)")
     return 0
+
+
+def _checkpoint(args: argparse.Namespace, method: str, category: str | None) -> Any:
+    """``--checkpoint DIR``: the method's (and category's) own directory under ``DIR``, else ``None``."""
+    if args.checkpoint is None:
+        return None
+    from eval.editing import BenchCheckpoint
+
+    sub = method if category is None else f"{method}-{category}"
+    return BenchCheckpoint(args.checkpoint / sub, every=args.checkpoint_every)
 
 
 def _layers(text: str | None, world: Any) -> dict[str, Any]:

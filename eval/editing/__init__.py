@@ -1,5 +1,6 @@
 """Knowledge-editing evaluation: edit cases from the reference world, EasyEdit/KnowEdit files and Pitfalls."""
 
+from eval.editing._checkpoint import BenchCheckpoint
 from eval.editing._datasets import (
     DatasetFormat,
     EditCase,
@@ -31,6 +32,7 @@ __all__ = [
     "LIFELONG_MODELS",
     "LIFELONG_T",
     "PITFALLS_DIR",
+    "BenchCheckpoint",
     "DatasetFormat",
     "EditCase",
     "GridCell",

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from eval.editing._checkpoint import BenchCheckpoint, RunState, fingerprint
 from eval.editing._metrics import (
     MODES,
     BeforeEdit,
@@ -144,15 +145,22 @@ def _apply_edits(
     cases: Sequence[CaseLike],
     batch_size: int,
     on_edit: Callable[[int], None] | None,
+    start: int = 0,
+    after_call: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Compute and apply the edits in order, ``batch_size`` requests per call; returns the wall time."""
-    start = time.perf_counter()
-    for lo in range(0, len(cases), batch_size):
+    """Compute and apply the edits ``cases[start:]`` in order, ``batch_size`` requests per call; returns their
+    wall time. ``after_call(done, seconds)`` runs after each call, outside the timing (checkpoints)."""
+    seconds = 0.0
+    for lo in range(start, len(cases), batch_size):
+        began = time.perf_counter()
         batch = [c.request for c in cases[lo : lo + batch_size]]
         editor.apply(lm, editor.compute(lm, batch))
         if on_edit is not None:
             on_edit(len(batch))
-    return time.perf_counter() - start
+        seconds += time.perf_counter() - began
+        if after_call is not None:
+            after_call(lo + len(batch), seconds)
+    return seconds
 
 
 def _t_plan(t_values: Sequence[int], available: int) -> list[tuple[int, int]]:
@@ -236,6 +244,7 @@ def run_edit_bench(
     warmup: bool = True,
     on_edit: Callable[[int], None] | None = None,
     strict_t: bool = False,
+    checkpoint: BenchCheckpoint | None = None,
 ) -> list[dict[str, Any]]:
     """Edit a fresh copy of the model ``T`` times for each ``T`` and score the edited facts after the last edit.
 
@@ -257,6 +266,8 @@ def run_edit_bench(
             cached afterwards — is not counted in ``seconds_per_edit``.
         on_edit: called with the number of facts after each edit call (progress bars).
         strict_t: a ``T`` above the number of selected cases raises instead of being capped.
+        checkpoint: save the run's state there every ``checkpoint.every`` edits and after each ``T``, and go on
+            from a state saved by the same command (:mod:`eval.editing._checkpoint`; not with ``"single"``).
 
     Returns:
         Two rows per effective ``T`` (``mode`` ``"teacher_forced"`` and ``"generation"``) with
@@ -267,6 +278,7 @@ def run_edit_bench(
     Raises:
         InvalidInputError: bad ``T`` values, ``n``, modes, or no case qualifies.
         NotEnoughEditsError: with ``strict_t``, a ``T`` above the cases that qualify (before any edit).
+        CheckpointMismatchError: ``checkpoint`` holds the state of a different command (before any edit).
         UnknownEditorError: no editor by that name.
         ModelLoadError: the model directory cannot be loaded.
 
@@ -278,36 +290,53 @@ def run_edit_bench(
     # 1. check the plan (nothing loaded yet)
     t_values = list(T_values)
     mode = _check_plan(method, t_values, edit_mode, batch_size)
+    if checkpoint is not None and mode == "single":
+        raise InvalidInputError("a checkpoint needs sequential or batch editing, not edit_mode='single'")
     editor = get_editor(method, corpus=corpus, corpus_name=corpus_name, cache_dir=cache_dir, **dict(hparams or {}))
 
     # 2. select the cases and measure them on the unedited model
     lm = load_edited(lm_path, device=device)  # a plain model directory, or one saved with earlier edits
     chosen = _select(lm, method, cases, n or max(t_values), max(t_values) if strict_t else None, seed, select)
+    state = RunState()
+    if checkpoint is not None:  # refuse another command's state before the costly work
+        settings: dict[str, Any] = {"method": method, "model": str(Path(lm_path).resolve()), "mode": mode}
+        settings |= {"T": t_values, "n": n}
+        settings |= {"batch_size": batch_size, "select": select, "seed": seed, "hparams": dict(hparams or {})}
+        settings |= {"corpus_name": corpus_name, "answer_tokens": answer_tokens, "fluency_tokens": fluency_tokens}
+        state = checkpoint.open(fingerprint(settings, chosen))
     baseline = measure_before(LMProber(lm, answer_tokens=answer_tokens), chosen)
     if warmup:
         editor.compute(lm, [chosen[0].request])  # no side effect on the model; fills the editor's caches
 
     # 3. edit and score: each case alone, or T edits on a fresh copy per T
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = list(state.rows)
     if mode == "single":  # the ROME/KnowEdit single-edit protocol: T = 1, averaged over n independent edits
         common = {"method": method, "model": lm.name, "T": 1, "n": len(chosen), "T_requested": 1}
         common |= {"edit_mode": mode, "batch_size": 1, "selection": select}
         return _single_rows(lm, editor, chosen, baseline, answer_tokens, fluency_tokens, common, on_edit)
+    name = lm.name  # a T resumed from a checkpoint loads the model from the checkpoint's directory
+    unedited: LocalLanguageModel | None = lm  # edited by the first T, then each T loads fresh weights
+    del lm
     for i, (t_requested, t) in enumerate(_t_plan(t_values, len(chosen))):
+        if i < state.t_index:  # scored before the run was stopped (its rows are in state.rows)
+            continue
         size = 1 if mode == "sequential" else min(batch_size or t, t)
-        if i > 0:  # fresh weights for every T (the first T gets the model probed above, still unedited)
-            lm = load_edited(lm_path, device=device)
-        seconds = _apply_edits(lm, editor, chosen[:t], size, on_edit)
+        edited, start, before = _start_t(unedited, lm_path, device, i, state, checkpoint)
+        unedited = None
+        if on_edit is not None and start:
+            on_edit(start)  # the edits made before the stop count in the progress
+        after_call = None if checkpoint is None else _saver(checkpoint, state, edited, i, t, before)
+        seconds = before + _apply_edits(edited, editor, chosen[:t], size, on_edit, start, after_call)
         rows.extend(
             _rows(
-                lm,
+                edited,
                 chosen[:t],
                 baseline[:t],
                 answer_tokens,
                 fluency_tokens,
                 {
                     "method": method,
-                    "model": lm.name,
+                    "model": name,
                     "T": t,
                     "n": t,
                     "seconds_per_edit": seconds / t,
@@ -318,9 +347,58 @@ def run_edit_bench(
                 },
             )
         )
-        del lm  # free the edited copy before the next one is loaded
+        if checkpoint is not None:  # this T is scored: the next starts from the unedited model
+            state.rows, state.t_index, state.done, state.seconds = list(rows), i + 1, 0, 0.0
+            checkpoint.save(state, None)
+        del edited  # free the edited copy before the next one is loaded
         gc.collect()
     return rows
+
+
+def _start_t(
+    lm: LocalLanguageModel | None,
+    lm_path: str | Path,
+    device: str | None,
+    index: int,
+    state: RunState,
+    checkpoint: BenchCheckpoint | None,
+) -> tuple[LocalLanguageModel, int, float]:
+    """The model to edit for T number ``index``, the cases already edited in it and their edit seconds.
+
+    Without a saved state for this T: ``lm`` when it is still the unedited model (the first T), else a fresh
+    load. With one, the saved edited model, and the RNG states as they were when it was saved (restored after
+    loading when the model is loaded from the checkpoint, before the fresh load at a T's start, as in an
+    uninterrupted run).
+    """
+    from tools.edit import load_edited
+
+    resumed = checkpoint is not None and index == state.t_index and state.rng is not None
+    saved = checkpoint.model_dir(state) if checkpoint is not None and resumed else None
+    if saved is not None:
+        lm = load_edited(saved, device=device)
+        checkpoint.restore(state)  # type: ignore[union-attr]  # set with saved
+        return lm, state.done, state.seconds
+    if resumed:
+        checkpoint.restore(state)  # type: ignore[union-attr]
+    if lm is None:  # fresh weights for every T after the first (which gets the model probed, still unedited)
+        lm = load_edited(lm_path, device=device)
+    return lm, 0, 0.0
+
+
+def _saver(
+    checkpoint: BenchCheckpoint, state: RunState, lm: LocalLanguageModel, index: int, t: int, before: float
+) -> Callable[[int, float], None]:
+    """``after_call(done, seconds)`` for :func:`_apply_edits`: saves the edited model once ``checkpoint.every``
+    edits were made since the last save (not after the T's last call: the scored rows are saved instead)."""
+    last = [state.done if index == state.t_index else 0]
+
+    def after_call(done: int, seconds: float) -> None:
+        if done < t and done - last[0] >= checkpoint.every:
+            state.t_index, state.done, state.seconds = index, done, before + seconds
+            checkpoint.save(state, lm)
+            last[0] = done
+
+    return after_call
 
 
 def _single_rows(

@@ -21,6 +21,7 @@ import torch
 
 from tools.edit._hooks import Trace
 from tools.edit._request import EditRequest, target_text
+from tools.edit._upper import stopping_after
 from tools.errors import InvalidEditError
 
 __all__ = [
@@ -205,7 +206,8 @@ def _collect(
     for lo in range(0, len(texts), batch_size):
         part = texts[lo : lo + batch_size]
         batch = _encode(lm, part, chars[lo : lo + batch_size], [None] * len(part))
-        with Trace(lm.model, module_path, retain_input=want_input, retain_output=not want_input) as trace:
+        trace = Trace(lm.model, module_path, retain_input=want_input, retain_output=not want_input)
+        with trace, stopping_after(lm.model, module_path):  # nothing above the module (nor the LM head) runs
             lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         seen = trace.input if want_input else trace.output
         assert seen is not None  # the hook ran

@@ -51,7 +51,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,6 +102,7 @@ class MEMITHyperParams:
     preserve_texts: int = 32  # corpus sentences drawn per optimisation step
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
     preserve_max_tokens: int = 64  # each cut to this many tokens
+    v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -157,7 +158,7 @@ class MEMITHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The target-optimisation part of these settings."""
-        return value_options_of(self)
+        return replace(value_options_of(self), skip_below=self.v_skip_below)
 
 
 def available_memory(device: torch.device) -> int:

@@ -10,14 +10,19 @@ runs: the ones below ``L`` pass their input on, block ``L`` returns ``A + edit(x
 the same order as the full forward, so the hidden states, the loss and the edit are bit-identical (a test
 checks that on both reference models) and each step costs the blocks above ``L`` only.
 
+With several edited modules (MEMIT's layers), :func:`lowest_edited` picks the lowest ``mlp_out``: the blocks up
+to it run once, the others keep their hooks. :func:`stopping_after` ends a forward pass at a module (keys are
+read without the blocks above it or the LM head).
+
 Where this does not hold — parallel attention and MLP (GPT-J, GPT-NeoX, Falcon), a module that is not an
-``mlp_out``, an MLP whose output is not ``mlp_out``'s — :func:`cache_below` returns ``None`` and the caller runs
-the whole model with hooks as before.
+``mlp_out``, an MLP whose output is not ``mlp_out``'s, a block that does not output ``A + M`` exactly (a norm
+after the MLP: Gemma-2, OLMo-2; checked on each batch since issue 29, the shortcut was taken there before) —
+:func:`cache_below` returns ``None`` and the caller runs the whole model with hooks as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +33,7 @@ from torch import nn
 from tools.edit._family import family_of, get_module, set_module
 from tools.errors import InvalidEditError
 
-__all__ = ["Below", "cache_below", "fused_activations", "skipping_below"]
+__all__ = ["Below", "cache_below", "fused_activations", "lowest_edited", "skipping_below", "stopping_after"]
 
 OutputEdit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, M) -> M + the edit's change
 _SEQUENTIAL = frozenset({"gpt2", "llama", "phi3"})  # families whose blocks add the MLP output last
@@ -59,6 +64,36 @@ def _edited_layer(model: nn.Module, module_path: str) -> tuple[Any, int] | None:
         if family.path(family.mlp_out, layer) == module_path:
             return family, layer
     return None
+
+
+def lowest_edited(model: nn.Module, paths: Iterable[str]) -> str | None:
+    """Of several edited ``mlp_out`` paths, the one in the lowest block; ``None`` when one of them is not an
+    ``mlp_out`` of a sequential-residual family (the shortcut then does not apply)."""
+    layers: list[tuple[int, str]] = []
+    for path in paths:
+        found = _edited_layer(model, path)
+        if found is None:
+            return None
+        layers.append((found[1], path))
+    return min(layers)[1] if layers else None
+
+
+@contextmanager
+def stopping_after(model: nn.Module, module_path: str) -> Iterator[None]:
+    """Inside, a forward pass of ``model`` ends (silently) once ``module_path`` has run: for reading a module's
+    input or output without running the layers above it or the LM head (hooks registered earlier on that
+    module still run first)."""
+    handle = get_module(model, module_path).register_forward_hook(_raise_stop)
+    try:
+        yield
+    except _StopForwardError:
+        pass
+    finally:
+        handle.remove()
+
+
+def _raise_stop(_module: nn.Module, _inputs: tuple[Any, ...], _output: Any) -> None:
+    raise _StopForwardError
 
 
 @torch.no_grad()
@@ -102,8 +137,31 @@ def cache_below(model: nn.Module, module_path: str, input_ids: torch.Tensor, mas
             handle.remove()
     if len(seen) != 4 or (seen["mlp"] is not seen["m"] and not torch.equal(seen["mlp"], seen["m"])):
         return None
+    # the block must output A + M exactly (not so with a norm after the MLP: Gemma-2, OLMo-2): checked on the batch
+    real = _block_output(model, paths[2], input_ids, mask)
+    if real is None or not torch.equal(real, seen["a"] + seen["m"]):
+        return None
     blocks = tuple(family.path(family.block, i) for i in range(layer + 1))
     return Below(blocks=blocks, residual=seen["a"], mlp_output=seen["m"], keys=seen["x"])
+
+
+def _block_output(model: nn.Module, block: str, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """The unedited output of ``block`` on the batch (the forward stops there); ``None`` if it is not a tensor."""
+    out: list[torch.Tensor] = []
+
+    def at_block(_m: nn.Module, _inputs: tuple[Any, ...], output: Any) -> Any:
+        if isinstance(output, torch.Tensor):
+            out.append(output)
+        raise _StopForwardError
+
+    handle = get_module(model, block).register_forward_hook(at_block)
+    try:
+        model(input_ids=input_ids, attention_mask=mask)
+    except _StopForwardError:
+        pass
+    finally:
+        handle.remove()
+    return out[0] if out else None
 
 
 class _PassOn(nn.Module):

@@ -158,3 +158,61 @@ def test_preservation_keeps_unrelated_text(
             handle.rollback()
     assert said[3.0] >= 4, said
     assert kls[3.0] < 0.8 * kls[1e-6], kls
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_blocks_below_the_lowest_layer_run_once_bit_identical(
+    name: str,
+    models: dict[str, HFLanguageModel],
+    known: Any,
+    corpus: Any,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The value fit through all layers' updates runs the blocks up to the lowest edited MLP once per chunk and
+    computes that MLP's response once (tools.edit._upper): the delta is bit-identical to full forwards'."""
+    from tools.edit import _values
+
+    lm, reqs = models[name], known[name][:2]
+    blocks = [id(m) for m in lm.model.modules()]
+    hp = {"v_num_grad_steps": 4, "v_early_stop_loss": 0.0}
+    cached: list[bool] = []
+    real = _values.cache_below
+
+    def counted(*args: Any) -> Any:
+        below = real(*args)
+        cached.append(below is not None)
+        return below
+
+    monkeypatch.setattr(_values, "cache_below", counted)
+    fast = _editor(corpus, cache_dir, **hp).compute(lm, reqs)
+    assert cached == [True]  # the shortcut was taken (one chunk)
+    full = _editor(corpus, cache_dir, v_skip_below=False, **hp).compute(lm, reqs)
+    assert [id(m) for m in lm.model.modules()] == blocks  # the model's own blocks are back
+    assert isinstance(fast, WeightDelta) and isinstance(full, WeightDelta)
+    assert len(fast.updates) >= 2 and set(fast.updates) == set(full.updates)
+    for key, a in fast.updates.items():
+        b = full.updates[key]
+        assert isinstance(a, LowRank) and isinstance(b, LowRank)
+        assert torch.equal(a.left, b.left) and torch.equal(a.right, b.right)
+    assert fast.info["nll_mean"] == full.info["nll_mean"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keys_read_without_the_layers_above(name: str, models: dict[str, HFLanguageModel], known: Any) -> None:
+    """subject_keys stops the forward at the traced module: the keys equal those of a full forward."""
+    from tools.edit._hooks import Trace
+    from tools.edit._keys import _encode, _subject_last_char, subject_keys
+
+    lm, reqs = models[name], known[name][:3]
+    path = family_of(lm.model).path(family_of(lm.model).mlp_out, 1)
+    got = subject_keys(lm, path, reqs, ("{}", "Q: {}"))  # (3, 2, in)
+    texts, chars = zip(
+        *(_subject_last_char(t, r.prompt, r.subject) for r in reqs for t in ("{}", "Q: {}")), strict=True
+    )
+    batch = _encode(lm, list(texts), list(chars), [None] * len(texts))
+    with torch.no_grad(), Trace(lm.model, path, retain_input=True) as trace:
+        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    assert logits is not None and trace.input is not None
+    rows = torch.arange(len(texts))
+    assert torch.equal(got.reshape(len(texts), -1), trace.input[rows, batch.lookup].float())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
 from tests.tools.edit._helpers import load_models
-from tools.edit._upper import cache_below, fused_activations, skipping_below
+from tools.edit._upper import cache_below, fused_activations, lowest_edited, skipping_below, stopping_after
 from tools.lm._hf import HFLanguageModel
 
 
@@ -64,3 +66,33 @@ def test_fused_activations_swap_and_restore(models: dict[str, HFLanguageModel]) 
         fused = gpt2.model(input_ids=ids).logits
     assert gpt2.model.transformer.h[0].mlp.act is act
     assert torch.allclose(before, fused, atol=1e-4)  # the same formula, rounded differently
+
+
+@pytest.mark.parametrize(("model_type", "cached"), [("llama", True), ("gemma2", False), ("olmo2", False)])
+def test_a_norm_after_the_mlp_takes_the_full_forward(model_type: str, cached: bool, tiny_tokenizer: Any) -> None:
+    """Gemma-2 and OLMo-2 add norm(M), not M: the block's output is checked on the batch, so no cache there."""
+    from tests.tools import tiny_archs
+
+    lm = tiny_archs.build(model_type, tiny_tokenizer)
+    ids = torch.tensor([[5, 60, 200, 8]])
+    below = cache_below(lm.model, "model.layers.1.mlp.down_proj", ids, torch.ones_like(ids))
+    assert (below is not None) == cached
+
+
+def test_lowest_edited_and_stopping_after(models: dict[str, HFLanguageModel]) -> None:
+    lm = models["gpt2-world"]
+    paths = ["transformer.h.2.mlp.c_proj", "transformer.h.0.mlp.c_proj", "transformer.h.1.mlp.c_proj"]
+    assert lowest_edited(lm.model, paths) == "transformer.h.0.mlp.c_proj"
+    assert lowest_edited(lm.model, [*paths, "transformer.h.1"]) is None  # a block is not an mlp_out
+    ran: list[str] = []
+    handles = [
+        lm.model.get_submodule(f"transformer.h.{i}").register_forward_hook(lambda *_a, i=i: ran.append(str(i)))
+        for i in range(4)
+    ]
+    try:
+        with stopping_after(lm.model, "transformer.h.1.mlp.c_proj"):
+            lm.model(input_ids=torch.tensor([[5, 6, 7]]))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert ran == ["0"]  # block 1 stopped inside, at its MLP; blocks 2-3 and the head never ran

@@ -1,0 +1,74 @@
+"""MEMIT / AlphaEdit batch cost (issues 18 and 29): CPU seconds of one ``compute`` at a fixed number of Adam steps.
+
+A batch of ``B`` world-lifelong edits (the pool's first ``B``, no selection) is computed once with the value
+fit cut to ``--steps`` steps and no early stop, after one warm-up edit (key statistics loaded). Two step counts
+give the cost per step and the fixed cost; a batch's full fit runs up to ``v_num_grad_steps`` (250) steps.
+``--save`` writes the update factors, to compare two versions of the code for bit-identity (``torch.equal``).
+
+Example (one thread, under the CPU lock; run it from a checkout of each version to compare):
+    flock /work/wt/cpu.lock env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python bench/memit_fit_speed.py \\
+        --method memit --batch 100 --steps 4 --save /tmp/memit_4.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=("memit", "alphaedit"), default="memit")
+    parser.add_argument("--batch", type=int, default=100, help="requests in the batch")
+    parser.add_argument("--steps", type=int, default=4, help="Adam steps of the value fit (no early stop)")
+    parser.add_argument("--model", type=Path, default=Path("eval/world/models/gpt2-world"))
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".factagent" / "cache" / "stats")
+    parser.add_argument("--save", type=Path, help="write the update factors here (torch.save)")
+    parser.add_argument("--profile", action="store_true", help="print the cProfile of the compute")
+    args = parser.parse_args(argv)
+
+    from eval.editing import world_edit_cases
+    from eval.world import DATA_DIR, load_lifelong_edits, load_world
+    from tools.edit import LowRank, WeightDelta, get_editor, load_edited
+    from tools.lm import PromptFormat
+
+    world = load_world(DATA_DIR)
+    pool = replace(world, edits=world.edits + load_lifelong_edits(DATA_DIR, world))
+    requests = [c.request for c in world_edit_cases(pool, PromptFormat.load(args.model))][: args.batch]
+    lm = load_edited(args.model, device="cpu")
+    editor = get_editor(
+        args.method,
+        corpus=[d.text for d in world.documents],
+        cache_dir=args.cache_dir,
+        v_num_grad_steps=args.steps,
+        v_early_stop_loss=0.0,
+    )
+    editor.compute(lm, [requests[0]])  # warm-up: key statistics loaded, not timed
+    profile = cProfile.Profile()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if args.profile:
+        profile.enable()
+    delta = editor.compute(lm, requests)
+    profile.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if args.save:
+        assert isinstance(delta, WeightDelta)  # MEMIT and AlphaEdit change weights
+        factors = {k: (u.left, u.right) if isinstance(u, LowRank) else u for k, u in delta.updates.items()}
+        torch.save(factors, args.save)
+    figures = {"method": args.method, "batch": len(requests), "steps": args.steps, "wall_s": wall, "cpu_s": cpu}
+    sys.stdout.write(json.dumps(figures) + "\n")
+    if args.profile:
+        pstats.Stats(profile, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
