@@ -43,7 +43,7 @@ def test_scores_read_off_the_generate_pass_equal_fresh_ones_in_fewer_forwards(
     reused = agent.collector.collect(questions, scopes)  # no routing: every signal measured
     reused_forwards = (seen.calls, seen.tokens)
     seen.calls = seen.tokens = 0
-    lm.generate_traced = None  # type: ignore[method-assign]  # the collector then scores every row afresh
+    lm.generate_traced = None  # type: ignore[method-assign,assignment]  # the collector then scores every row afresh
     fresh = agent.collector.collect(questions, scopes)
     seen.handle.remove()
     assert sum(s.familiarity is not None for s in fresh) >= 4 and sum(s.pmi is not None for s in fresh) >= 4
