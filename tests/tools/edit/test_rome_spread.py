@@ -43,7 +43,9 @@ def _same(a: WeightDelta, b: WeightDelta) -> bool:
             out += [update.left, update.right]
         return out
 
-    return a.updates.keys() == b.updates.keys() and all(torch.equal(x, y) for x, y in zip(parts(a), parts(b)))
+    return a.updates.keys() == b.updates.keys() and all(
+        torch.equal(x, y) for x, y in zip(parts(a), parts(b), strict=True)
+    )
 
 
 def _log_probs(lm: Any, text: str) -> torch.Tensor:
@@ -56,7 +58,7 @@ def _kl_after(lm: Any, corpus: Any, cache_dir: Path, text: str, **hp: Any) -> fl
     """Mean KL(unedited || edited) per position of ``text`` once the edit is applied (rolled back after)."""
     before = _log_probs(lm, text)
     editor = get_editor("rome", corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **(FAST | hp))
-    handle = editor.edit(lm, [REQ])
+    handle = editor.apply(lm, editor.compute(lm, [REQ]))
     try:
         after = _log_probs(lm, text)
     finally:
