@@ -27,7 +27,17 @@ responds less at those keys; prompts whose subject is the edited one are skipped
 are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
 the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
 
-The update is returned as a :class:`~tools.edit.LowRank` of rank one. ROME edits one fact at a time
+Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
+fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
+prompts drawn each step (:func:`~tools.edit._preserve.preservation_of_texts`, MEMIT's corpus term on these texts):
+the update is told to leave the other concepts' answers as they were, not only to respond less at their keys.
+
+Spread layers (``extra_layers``, empty by default; exact objective only): one value ``δ`` is written by several
+blocks, each ``ΔW_l = δ (C_l⁻¹ k*_l)ᵀ / ((C_l⁻¹ k*_l)ᵀ k_l) / n`` (MEMIT's even spreading over ``n`` blocks, each
+with its own key direction and the preserved keys in its ``C_l``), so each update's norm is ``1/n`` of one
+block's; the fit runs through all of them at once. ``layers`` keeps exactly one entry (the first block).
+
+The update is returned as a :class:`~tools.edit.LowRank` of rank one per edited block. ROME edits one fact at a time
 (``max_batch = 1``, as in the paper); sequential edits are separate deltas, each computed on the model as it
 is then, always with the key statistics of the *unedited* model. Use MEMIT for batches.
 """
