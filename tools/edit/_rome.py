@@ -74,7 +74,7 @@ _PRESERVED_TOKENS = 64  # each preserved prompt cut to this many tokens for the 
 class ROMEHyperParams:
     """ROME's settings (names follow the reference implementation where they exist)."""
 
-    layers: tuple[int, ...]  # exactly one layer whose mlp_out is edited
+    layers: tuple[int, ...]  # exactly one layer whose mlp_out is edited (extra_layers: more blocks sharing it)
     v_num_grad_steps: int = 40  # Adam steps of the value optimisation
     v_lr: float = 1.0  # Adam learning rate of the value delta
     v_weight_decay: float = 0.1  # weight of ||delta|| / ||v_init||^2
