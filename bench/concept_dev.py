@@ -3,8 +3,8 @@
 
 The dev edits are the world's KNOWN concepts taking other sources' definitions (never a test edit's pair); the
 row is ``run_concept_bench``'s, without Concept Consistency. ``--method alphaedit`` (and ``rome`` with
-``--hparam preserve_prompt_weight=...``) gets the train-side definition prompts as preserved keys, the answered
-training question included, unless ``--no-preserve``.
+``--hparam preserve_prompt_weight=...`` or ``preserve_output_weight=...``) gets the train-side definition prompts as
+preserved keys, the answered training question included, unless ``--no-preserve``.
 
 Example:
     PYTHONPATH=. python bench/concept_dev.py eval/world/models/llama-world-concepts rome --hparam layers=[1]

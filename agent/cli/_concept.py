@@ -49,8 +49,8 @@ def register(sub: Any) -> None:
     bench.add_argument(
         "--no-preserve-definitions",
         action="store_true",
-        help="do not give AlphaEdit (or ROME with preserve_prompt_weight > 0) the world's train-side definition "
-        "prompts as preserved keys",
+        help="do not give AlphaEdit (or ROME with preserve_prompt_weight or preserve_output_weight > 0) the world's "
+        "train-side definition prompts as preserved keys",
     )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
@@ -83,8 +83,8 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
 def _method_hparams(
     method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
 ) -> dict[str, Any]:
-    """AlphaEdit (and ROME with ``preserve_prompt_weight`` > 0) on the world: the train-side definition prompts as
-    preserved keys (preserved_definition_prompts, uses_preserved_prompts)."""
+    """AlphaEdit (and ROME with ``preserve_prompt_weight`` or ``preserve_output_weight`` > 0) on the world: the
+    train-side definition prompts as preserved keys (preserved_definition_prompts, uses_preserved_prompts)."""
     from eval.concepts import editor_for, preserved_definition_prompts, uses_preserved_prompts
     from eval.world import DATA_DIR
 

@@ -111,12 +111,14 @@ def dev_concept_cases(
 
 def uses_preserved_prompts(editor: str, hparams: Mapping[str, Any]) -> bool:
     """Whether ``editor`` with ``hparams`` reads ``preserve_prompts``: AlphaEdit always, ROME when
-    ``preserve_prompt_weight`` > 0 (its key covariance takes them in, issue 22); never when they are given."""
+    ``preserve_prompt_weight`` > 0 (its key covariance takes them in, issue 22) or ``preserve_output_weight`` > 0
+    (its value fit keeps their outputs); never when they are given."""
     if "preserve_prompts" in hparams:
         return False
     if editor == "alphaedit":
         return True
-    return editor == "rome" and float(hparams.get("preserve_prompt_weight", 0.0)) > 0.0
+    weights = (float(hparams.get(k, 0.0)) for k in ("preserve_prompt_weight", "preserve_output_weight"))
+    return editor == "rome" and any(w > 0.0 for w in weights)
 
 
 def preserved_definition_prompts(

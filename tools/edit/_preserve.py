@@ -26,7 +26,7 @@ from torch.nn import functional
 
 from tools.edit._request import EditRequest
 
-__all__ = ["Preservation", "preservation_for"]
+__all__ = ["Preservation", "preservation_for", "preservation_of_texts"]
 logger = logging.getLogger(__name__)
 
 
@@ -86,12 +86,35 @@ def preservation_for(
         return None
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(texts), generator=generator).tolist()[:pool]
+    return preservation_of_texts(
+        tokenizer,
+        [texts[i] for i in order],
+        weight=weight,
+        per_step=per_step,
+        max_tokens=max_tokens,
+        generator=generator,
+        device=device,
+    )
+
+
+def preservation_of_texts(
+    tokenizer: object,
+    texts: Sequence[str],
+    *,
+    weight: float,
+    per_step: int,
+    max_tokens: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Preservation:
+    """The preservation term over exactly ``texts`` (non-empty), each cut to ``max_tokens`` tokens; rows are
+    drawn with ``generator``. ROME's preserved outputs (issue 22) use it with the other concepts' prompts."""
     tok = tokenizer
     side = tok.padding_side  # type: ignore[attr-defined]
     try:
         tok.padding_side = "right"  # type: ignore[attr-defined]
         enc = tok(  # type: ignore[operator]
-            [texts[i] for i in order],
+            list(texts),
             return_tensors="pt",
             padding=True,
             truncation=True,

@@ -27,7 +27,17 @@ responds less at those keys; prompts whose subject is the edited one are skipped
 are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
 the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
 
-The update is returned as a :class:`~tools.edit.LowRank` of rank one. ROME edits one fact at a time
+Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
+fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
+prompts drawn each step (:func:`~tools.edit._preserve.preservation_of_texts`, MEMIT's corpus term on these texts):
+the update is told to leave the other concepts' answers as they were, not only to respond less at their keys.
+
+Spread layers (``extra_layers``, empty by default; exact objective only): one value ``δ`` is written by several
+blocks, each ``ΔW_l = δ (C_l⁻¹ k*_l)ᵀ / ((C_l⁻¹ k*_l)ᵀ k_l) / n`` (MEMIT's even spreading over ``n`` blocks, each
+with its own key direction and the preserved keys in its ``C_l``), so each update's norm is ``1/n`` of one
+block's; the fit runs through all of them at once. ``layers`` keeps exactly one entry (the first block).
+
+The update is returned as a :class:`~tools.edit.LowRank` of rank one per edited block. ROME edits one fact at a time
 (``max_batch = 1``, as in the paper); sequential edits are separate deltas, each computed on the model as it
 is then, always with the key statistics of the *unedited* model. Use MEMIT for batches.
 """
@@ -47,6 +57,7 @@ from tools.edit._delta import WeightDelta, low_rank_for
 from tools.edit._family import ModelFamily, family_of, get_module, linear_weight
 from tools.edit._journal import journal_for
 from tools.edit._keys import context_templates, subject_keys
+from tools.edit._preserve import Preservation, preservation_of_texts
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
 from tools.edit._stats import second_moment
@@ -56,13 +67,14 @@ from tools.lm import LocalLanguageModel
 
 __all__ = ["ROMEEditor", "ROMEHyperParams"]
 logger = logging.getLogger(__name__)
+_PRESERVED_TOKENS = 64  # each preserved prompt cut to this many tokens for the output KL term
 
 
 @dataclass(frozen=True)
 class ROMEHyperParams:
     """ROME's settings (names follow the reference implementation where they exist)."""
 
-    layers: tuple[int, ...]  # exactly one layer whose mlp_out is edited
+    layers: tuple[int, ...]  # exactly one layer whose mlp_out is edited (extra_layers: more blocks sharing it)
     v_num_grad_steps: int = 40  # Adam steps of the value optimisation
     v_lr: float = 1.0  # Adam learning rate of the value delta
     v_weight_decay: float = 0.1  # weight of ||delta|| / ||v_init||^2
@@ -84,11 +96,25 @@ class ROMEHyperParams:
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
+    # mu: weight of KL(unedited || edited) over every position of the preserved prompts in the value fit (0: off)
+    preserve_output_weight: float = 0.0
+    preserve_output_texts: int = 16  # preserved prompts drawn per Adam step for that KL term
+    # blocks besides layers[0] that share the edit, MEMIT-style: the value is spread evenly over all of them
+    extra_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject preserved-prompt settings that cannot be used (raised before any work)."""
         if not float(self.preserve_prompt_weight) >= 0.0:
             raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
+        if not float(self.preserve_output_weight) >= 0.0 or int(self.preserve_output_texts) < 1:
+            raise InvalidEditError(
+                "rome: preserve_output_weight must be >= 0 and preserve_output_texts >= 1, got "
+                f"{self.preserve_output_weight!r} and {self.preserve_output_texts!r}"
+            )
+        if (self.preserve_output_weight > 0 or self.extra_layers) and not self.exact_objective:
+            raise InvalidEditError("rome: preserve_output_weight and extra_layers act through the exact objective")
+        if len(set(self.extra_layers)) != len(self.extra_layers) or set(self.extra_layers) & set(self.layers):
+            raise InvalidEditError(f"rome: extra_layers must be distinct and not in layers, got {self.extra_layers}")
         from tools.edit._alphaedit import check_prompt_pairs
 
         check_prompt_pairs("rome", self.preserve_prompts)
@@ -169,11 +195,65 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
             raise InvalidEditError(f"rome edits exactly one layer, got layers={hparams.layers}")
         family = family_of(model.model)
         layer = hparams.layers[0]
-        path = family.path(family.mlp_out, layer)
-        module = get_module(model.model, path)
+        layers = (layer, *hparams.extra_layers)
+        paths = [family.path(family.mlp_out, at) for at in layers]
+        path = paths[0]
         req = requests[0]
 
         templates = self._context_templates(model, hparams)
+        directions: dict[str, torch.Tensor] = {}  # path -> (1, in): gives 1 on the bare prompt's key
+        stats_source = "none"
+        for at, at_path in zip(layers, paths, strict=True):
+            directions[at_path], stats_source = self._direction(model, at, at_path, req, templates, hparams)
+        scale = 1.0 / len(layers)  # each layer writes an even share of the value (MEMIT's spreading)
+        preserve = _output_preservation(model, req, hparams)
+        values = compute_values(
+            model,
+            paths[-1],
+            [req],
+            templates,
+            hparams.value_options(),
+            directions={p: (d.float(), scale) for p, d in directions.items()} if hparams.exact_objective else None,
+            preserve=preserve,
+        )
+        left = (values.target - values.init)[0].double().unsqueeze(1)  # (out, 1): v* - W k
+        updates = {}
+        for at_path, right in directions.items():  # right (1, in)
+            module = get_module(model.model, at_path)
+            weight = module.weight
+            assert isinstance(weight, torch.Tensor)  # a linear layer
+            share = left * scale if len(layers) > 1 else left
+            updates[f"{at_path}.weight"] = low_rank_for(module, share.to(weight.dtype), right.to(weight.dtype))
+        right = directions[path]
+        seconds = time.perf_counter() - start
+        logger.info("rome: %r -> %r at layers %s in %.2fs", req.prompt, req.target_new, layers, seconds)
+        return WeightDelta(
+            method=self.name,
+            requests=requests,
+            updates=updates,
+            info={
+                "layer": layer,
+                "layers": list(layers),
+                "nll": values.nll[0],
+                "delta_norm": float(left.norm()),
+                "update_norm": float(left.norm() * right.norm()),
+                "stats": stats_source,
+                "preserved_keys": len(_kept_prompts(req, hparams)) if hparams.preserve_prompt_weight > 0 else 0,
+                "seconds": seconds,
+            },
+        )
+
+    def _direction(
+        self,
+        model: LocalLanguageModel,
+        layer: int,
+        path: str,
+        req: EditRequest,
+        templates: tuple[str, ...],
+        hparams: ROMEHyperParams,
+    ) -> tuple[torch.Tensor, str]:
+        """``(C⁻¹ k*) / ((C⁻¹ k*)ᵀ k)`` at ``path`` ``(1, in)`` (``C`` with the preserved keys), and the statistics'
+        source. Raises :class:`InvalidEditError` when the bare key is orthogonal to the direction."""
         k_star = subject_keys(model, path, [req], templates)[0].mean(dim=0).double()  # (in,)
         stats_source = "none"
         if hparams.mom2_adjustment:
@@ -196,41 +276,33 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         denom = torch.dot(u, k_bare)
         if not bool(torch.isfinite(denom)) or float(denom.abs()) < 1e-12 * float(u.norm() * k_bare.norm()):
             raise InvalidEditError(f"rome: the key of {req.subject!r} is orthogonal to its update direction")
-        direction = (u / denom).unsqueeze(0)  # (1, in): gives 1 on the bare prompt's key
-        values = compute_values(
-            model,
-            path,
-            [req],
-            templates,
-            hparams.value_options(),
-            directions={path: (direction.float(), 1.0)} if hparams.exact_objective else None,
-        )
-        left = (values.target - values.init)[0].double().unsqueeze(1)  # (out, 1): v* - W k
-        right = direction  # (1, in)
-        weight = module.weight
-        assert isinstance(weight, torch.Tensor)  # a linear layer
-        update = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
-        seconds = time.perf_counter() - start
-        logger.info("rome: %r -> %r at layer %d in %.2fs", req.prompt, req.target_new, layer, seconds)
-        return WeightDelta(
-            method=self.name,
-            requests=requests,
-            updates={f"{path}.weight": update},
-            info={
-                "layer": layer,
-                "nll": values.nll[0],
-                "delta_norm": float(left.norm()),
-                "update_norm": float(left.norm() * right.norm()),
-                "stats": stats_source,
-                "preserved_keys": len(_kept_prompts(req, hparams)) if hparams.preserve_prompt_weight > 0 else 0,
-                "seconds": seconds,
-            },
-        )
+        return (u / denom).unsqueeze(0), stats_source
 
 
 def _kept_prompts(req: EditRequest, hparams: ROMEHyperParams) -> list[str]:
     """The preserved prompts less those about the edited subject (its own definition is meant to change)."""
     return [prompt for prompt, subject in hparams.preserve_prompts if subject != req.subject]
+
+
+def _output_preservation(model: LocalLanguageModel, req: EditRequest, hparams: ROMEHyperParams) -> Preservation | None:
+    """The KL term on the kept preserved prompts' next-token distributions (``None`` when off or none is kept).
+
+    Every position of ``preserve_output_texts`` prompts drawn per step (seeded by ``template_seed``), weighted by
+    ``preserve_output_weight``: the value fit itself is told to leave the other concepts' definitions as they were
+    (issue 22), where the preserved keys only shrink the update's response there.
+    """
+    kept = _kept_prompts(req, hparams)
+    if hparams.preserve_output_weight <= 0 or not kept:
+        return None
+    return preservation_of_texts(
+        model.tokenizer,
+        kept,
+        weight=hparams.preserve_output_weight,
+        per_step=hparams.preserve_output_texts,
+        max_tokens=_PRESERVED_TOKENS,
+        generator=torch.Generator().manual_seed(hparams.template_seed),
+        device=next(model.model.parameters()).device,
+    )
 
 
 def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams) -> torch.Tensor:
