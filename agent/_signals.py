@@ -48,7 +48,7 @@ from tools.errors import UnknownNamespaceError, UnsupportedSignalError
 from tools.lm import Generation, LanguageModel
 
 if TYPE_CHECKING:
-    from tools.lm._scorebook import ScoreBook
+    from tools.lm import ScoreBook
 
 __all__ = ["AskPlan", "Routing", "SignalCollector", "answers_agree"]
 

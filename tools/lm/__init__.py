@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # the backends import torch / httpx: loaded on first use, bel
     from tools.lm._hf import HFLanguageModel, check_model_dir
     from tools.lm._lean_lm import LeanLanguageModel
     from tools.lm._openai import OpenAIChatModel
+    from tools.lm._scorebook import ScoreBook
     from tools.lm._served import ServedLanguageModel
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OpenAIChatModel",
     "PromptFormat",
     "Score",
+    "ScoreBook",
     "ServedLanguageModel",
     "TokenProb",
     "check_model_dir",
@@ -30,6 +32,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
+    if name == "ScoreBook":
+        from tools.lm._scorebook import ScoreBook
+
+        return ScoreBook
     if name == "HFLanguageModel":
         from tools.lm._hf import HFLanguageModel
 
