@@ -135,7 +135,6 @@ from tools.edit._journal import journal_for
 from tools.edit._keys import subject_keys
 from tools.edit._memit import MEMITEditor, MEMITHyperParams
 from tools.edit._request import EditRequest
-from tools.edit._stats import second_moment
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -298,14 +297,7 @@ class AlphaEditEditor(MEMITEditor):
     ) -> tuple[torch.Tensor, str]:
         """The projected solve, summed per request as MEMIT's: ``(B, in)`` and the statistics' source."""
         assert isinstance(hparams, AlphaEditHyperParams)  # hparams_class
-        stats = second_moment(
-            model,
-            layer,
-            corpus=self.corpus,
-            corpus_name=self.corpus_name,
-            cache_dir=self.cache_dir,
-            max_texts=hparams.mom2_n_texts,
-        )
+        stats = self.key_moment(model, layer, hparams.mom2_n_texts)
         cov = stats.matrix.double()  # (in, in)
         proj, dim = null_space_projector(cov, hparams.nullspace_energy)
         keys = each.reshape(-1, each.shape[-1]).T  # (in, R * n_templates)

@@ -65,7 +65,6 @@ from tools.edit._phrasings import phrasings_per_request
 from tools.edit._preserve import preservation_for
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
-from tools.edit._stats import second_moment
 from tools.edit._values import ValueOptions, compute_values, value_options_of
 from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
@@ -283,14 +282,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         ``each`` is ``(R, n_templates, in)``; every templated key is one column of ``K``. With ``groups`` (a
         value index per request, ``0..B-1``) the columns of a group's requests are summed too: ``B`` rows.
         """
-        stats = second_moment(
-            model,
-            layer,
-            corpus=self.corpus,
-            corpus_name=self.corpus_name,
-            cache_dir=self.cache_dir,
-            max_texts=hparams.mom2_n_texts,
-        )
+        stats = self.key_moment(model, layer, hparams.mom2_n_texts)
         cov = stats.matrix.double()  # (in, in)
         keys = each.reshape(-1, each.shape[-1]).T  # (in, R * n_templates)
         rank = each.shape[0] if groups is None else max(groups) + 1

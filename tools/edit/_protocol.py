@@ -20,6 +20,7 @@ from tools.edit._delta import EditDelta
 from tools.edit._family import ModelFamily, check_layers, family_of
 from tools.edit._journal import EditHandle, journal_for
 from tools.edit._request import EditRequest, check_fits_context
+from tools.edit._stats import SecondMoment, second_moment
 from tools.errors import EditBatchTooLargeError, InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -120,6 +121,17 @@ class BaseEditor(Generic[H]):
         self.corpus = tuple(corpus) if corpus is not None else None
         self.corpus_name = corpus_name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    def key_moment(self, model: LocalLanguageModel, layer: int, max_texts: int = 100_000) -> SecondMoment:
+        """``E[k k^T]`` of the MLP keys at ``layer`` over this editor's corpus (cached as :func:`second_moment`)."""
+        return second_moment(
+            model,
+            layer,
+            corpus=self.corpus,
+            corpus_name=self.corpus_name,
+            cache_dir=self.cache_dir,
+            max_texts=max_texts,
+        )
 
     def hparams_for(self, model: LocalLanguageModel, requests: Sequence[EditRequest] = ()) -> H:
         """The hyperparameters used on ``model``: family defaults, or the given object, plus overrides.

@@ -60,7 +60,6 @@ from tools.edit._keys import context_templates, subject_keys
 from tools.edit._preserve import Preservation, preservation_of_texts
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
-from tools.edit._stats import second_moment
 from tools.edit._values import ValueOptions, compute_values, value_options_of
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
@@ -257,14 +256,7 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         k_star = subject_keys(model, path, [req], templates)[0].mean(dim=0).double()  # (in,)
         stats_source = "none"
         if hparams.mom2_adjustment:
-            stats = second_moment(
-                model,
-                layer,
-                corpus=self.corpus,
-                corpus_name=self.corpus_name,
-                cache_dir=self.cache_dir,
-                max_texts=hparams.mom2_n_texts,
-            )
+            stats = self.key_moment(model, layer, hparams.mom2_n_texts)
             cov = stats.matrix.double()  # (in, in)
             ridge = hparams.mom2_ridge * cov.diagonal().mean()
             cov = cov + _preserved_moment(model, path, req, hparams).to(cov)

@@ -120,7 +120,6 @@ from tools.edit._delta import AdapterDelta, check_finite
 from tools.edit._family import family_of, get_module, linear_weight
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest
-from tools.edit._stats import second_moment
 from tools.edit._ties import ties_merge
 from tools.edit._wise_settings import WiseHyperParams, WiseRetrieveHyperParams
 from tools.edit._wise_train import shard_mask, train_shard
@@ -452,9 +451,7 @@ class WiseEditor(BaseEditor[WiseHyperParams]):
             anchors = torch.zeros(0, d_in, device=device)
         prior = None
         if hparams.module == family.mlp_out:
-            stats = second_moment(
-                model, hparams.layers[0], corpus=self.corpus, corpus_name=self.corpus_name, cache_dir=self.cache_dir
-            )
+            stats = self.key_moment(model, hparams.layers[0])
             prior = stats.matrix
         settings = hparams.settings()
         trained = train_shard(model, requests, path, base, self.corpus, current, mask_idx, anchors, settings, prior)
