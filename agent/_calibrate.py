@@ -219,15 +219,18 @@ def calibrate(
                 abstains,
             )
         para = model_only[memory, support]
-        # every (model, familiarity, pmi, agreement) setting at once: takes[i, j] = the model answers
-        # question i under j
-        takes = open_[:, None] & (conf[:, None] >= ms[None, :]) & (fam[:, None] >= fs[None, :])
-        takes &= (pmi[:, None] >= ps[None, :]) & (agree[:, None] >= ags[None, :])
-        wrong = int((pre == -1).sum()) + (para == -1).astype(np.int64) @ takes  # (S,)
-        answered_unanswerable = (
-            int(((pre != 0) & ~answerable).sum()) + ((para != 0) & ~answerable).astype(np.int64) @ takes
-        )
-        covered = ((pre != 0) & answerable).sum() + ((para != 0) & answerable).astype(np.int64) @ takes
+        # every (model, familiarity, pmi, agreement) setting at once: takes[i, j] = the model answers open
+        # question i under j (only the open questions: the others' outcome is settled upstream)
+        o = np.flatnonzero(open_)
+        takes = (conf[o, None] >= ms[None, :]) & (fam[o, None] >= fs[None, :])
+        takes &= (pmi[o, None] >= ps[None, :]) & (agree[o, None] >= ags[None, :])
+        # wrong, unanswerable answered and answerable covered per setting in one product (float32 counts
+        # below 2**24 are exact; a float matmul is many times faster than an integer one)
+        rows = np.stack([para[o] == -1, (para[o] != 0) & ~answerable[o], (para[o] != 0) & answerable[o]])
+        counts = np.rint(rows.astype(np.float32) @ takes.astype(np.float32)).astype(np.int64)  # (3, S)
+        wrong = int((pre == -1).sum()) + counts[0]  # (S,)
+        answered_unanswerable = int(((pre != 0) & ~answerable).sum()) + counts[1]
+        covered = ((pre != 0) & answerable).sum() + counts[2]
         cov = covered / max(1, int(answerable.sum()))
         # the best setting of this group: most coverage, then fewest wrong, then the strictest thresholds
         order = np.lexsort((ags, ps, fs, ms, -wrong, cov))  # last key sorts first; ascending: best is last

@@ -145,7 +145,8 @@ def fold_of(subject: str) -> int:
 
 # the shipped fit's KG and retrieval thresholds (``factagent calibrate`` on all dev: 0.7 / 0.5 / 0.2 / support);
 # the searches below vary the model's thresholds and the candidate's only (one upstream setting: ~0.2 s a fit)
-UPSTREAM = {"kg_link": (0.7,), "memory": (0.5,), "rag_prob": (0.2,), "require_support": (True,)}
+# (and no agreement gate: the candidates are vetoes of their own, except the product's, fitted by calibrate)
+UPSTREAM = {"kg_link": (0.7,), "memory": (0.5,), "rag_prob": (0.2,), "require_support": (True,), "agreement": (0.0,)}
 RULES = {"95pct_bound": 0.95, "2pct_share": None}  # calibrate's confidence: the shipped rule, the old one
 
 
@@ -219,6 +220,9 @@ def tally(res: np.ndarray, kinds: np.ndarray, golds: Sequence[Sequence[str]]) ->
     }
 
 
+_Variant = tuple[Callable[[float], list[Any]] | None, list[float], dict[str, Any] | None]
+
+
 def _with_k_variant(signals: Sequence[Any], k: int) -> Callable[[float], list[Any]]:
     """The signals with ``k`` paraphrases in ``model_confidence`` (no extra threshold: ``at`` is ignored)."""
     fixed = [with_k(s, k) for s in signals]
@@ -268,21 +272,27 @@ def analyse(m: Measured) -> dict[str, Any]:
     def veto(name: str) -> Callable[[float], list[Any]]:
         return lambda at: vetoed(base, cand[name], at)
 
-    variants: dict[str, tuple[Callable[[float], list[Any]] | None, list[float]]] = {"shipped": (None, [0.0])}
-    for k in KS:
-        variants[f"veto agree_{k}"] = (veto(f"agree_{k}"), sorted({j / k for j in range(k + 1)}))
+    from agent._calibrate import GRID
+
+    variants: dict[str, _Variant] = {"shipped": (None, [0.0], None)}
+    for k in (6, 12):
+        variants[f"veto agree_{k}"] = (veto(f"agree_{k}"), sorted({j / k for j in range(k + 1)}), None)
         qs = np.nanquantile(cand[f"meanp_{k}"][answered], np.linspace(0.0, 0.9, 10))
-        variants[f"veto meanp_{k}"] = (veto(f"meanp_{k}"), [float(q) for q in qs])
-        if k != 2:
-            variants[f"conf_{k} (k paraphrases in model_confidence)"] = (
-                _with_k_variant(sig, k),
-                [0.0],
-            )
+        variants[f"veto meanp_{k}"] = (veto(f"meanp_{k}"), [float(q) for q in qs], None)
+    for k in (4, 6, 12):
+        variants[f"conf_{k}"] = (_with_k_variant(sig, k), [0.0], None)
+    # what `factagent calibrate` now fits: six paraphrases in model_confidence, and their agreement as a
+    # threshold of its own on calibrate's grid
+    variants["product: conf_6 + agreement threshold"] = (
+        _with_k_variant(sig, 6),
+        [0.0],
+        {**UPSTREAM, "agreement": GRID["agreement"]},
+    )
     folds = np.array([fold_of(s) for s in m.subjects])
     for rule, confidence in RULES.items():
         out: dict[str, Any] = {}
-        for name, (variant, grid) in variants.items():
-            cal, at, vsig = fit(base, golds, variant, grid, confidence)
+        for name, (variant, grid, upstream) in variants.items():
+            cal, at, vsig = fit(base, golds, variant, grid, confidence, upstream)
             row: dict[str, Any] = {"at": at, "thresholds": cal.thresholds.as_dict(), "feasible": cal.feasible}
             row["dev"] = tally(outcomes(vsig, golds, cal.thresholds), kinds, golds)
             cv = np.zeros(len(sig), dtype=np.int8)
@@ -293,7 +303,7 @@ def analyse(m: Measured) -> dict[str, Any]:
                 sub_variant = (
                     None if variant is None else (lambda at, variant=variant, on=on: [variant(at)[i] for i in on])
                 )
-                cal_f, at_f, _ = fit(sub, [golds[i] for i in on], sub_variant, grid, confidence)
+                cal_f, at_f, _ = fit(sub, [golds[i] for i in on], sub_variant, grid, confidence, upstream)
                 full = base if variant is None else variant(at_f)
                 cv[off] = outcomes([full[i] for i in off], [golds[i] for i in off], cal_f.thresholds)
             row["cv"] = tally(cv, kinds, golds)
@@ -301,6 +311,40 @@ def analyse(m: Measured) -> dict[str, Any]:
             logger.info("%s %s: %s", rule, name, json.dumps(row, default=float))
         report[rule] = out
     return report
+
+
+def ask_cost(home: str, n: int = 200, rounds: int = 3) -> dict[str, Any]:
+    """What asking costs on ``home`` (its ``[policy] paraphrases`` and thresholds): prompts and model
+    batches per ask over the first ``n`` known and unanswerable world:test questions asked one at a time
+    (the audit's kinds that reach the model), and one idle ask against its floor (``bench.ask_floor``)."""
+    import time
+
+    from agent import Agent
+    from agent.config import open_home
+    from bench.ask_floor import idle_ask_vs_floor
+    from bench.ask_load import QUESTIONS
+    from eval.world import DATA_DIR, load_world
+
+    world = load_world(DATA_DIR)
+    qs = [q.text for q in world.questions if q.split == "test" and q.kind in ("known", "unanswerable")][:n]
+    agent = Agent.open(open_home(home), with_tell=False)
+    try:
+        agent.ask(qs[0])  # warm-up
+        calls, seconds = [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            calls.append(agent.ask(q).model_calls)
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        agent.close()
+    return {
+        "paraphrases": open_home(home).settings.model_policy().paraphrases,
+        "asks": len(qs),
+        "model_calls_per_ask": float(np.mean(calls)),
+        "ask_p50_ms": float(np.percentile(np.array(seconds) * 1000, 50)),
+        "ask_mean_ms": float(np.mean(seconds) * 1000),
+        "idle": idle_ask_vs_floor(Path(home), QUESTIONS, rounds),
+    }
 
 
 def load_or_measure(home: str, cache: str) -> Measured:
@@ -322,8 +366,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache", default="", help="a pickle keeping the measured signals between runs")
     ap.add_argument("--json", default="")
     ap.add_argument("--measure-only", action="store_true")
+    ap.add_argument("--cost", nargs="+", default=[], help="homes to time asks on instead (see ask_cost)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.cost:
+        costs = {home: ask_cost(home) for home in args.cost}
+        print(json.dumps(costs, indent=1))
+        return 0
     m = load_or_measure(args.home, args.cache)
     logger.info("measured %d dev questions in %.0f s", len(m.signals), m.seconds)
     if args.measure_only:
