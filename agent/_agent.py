@@ -107,6 +107,8 @@ class Agent:
             ("A <concept> is a ...") are told to it. ``None``: no concept handling.
         embedder: the memoising embedder the working memory and the guard use (``Agent.open`` passes it):
             each question is then embedded once per batch, and :meth:`work` counts what it embedded.
+        paraphrases: other phrasings of an open question the model is asked (their agreement is a signal;
+            the calibrated thresholds hold for the number they were fitted with, ``[policy] paraphrases``).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Agent:
         guard: RequestGuard | None = None,
         concepts: ConceptDesk | None = None,
         embedder: MemoEmbedder | None = None,
+        paraphrases: int = 2,
     ) -> None:
         self.wm = wm
         self.lm = lm
@@ -132,6 +135,7 @@ class Agent:
             wm.relations,
             wm.graph.schema.templates(),
             lm,
+            n_paraphrases=paraphrases,
             warm=embedder.embed if embedder is not None else None,
         )
         self._tell = tell

@@ -35,6 +35,8 @@ GRID = {
     "model": (*np.round(np.arange(0.0, 1.0001, 0.04), 2), 1.01),
     "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5),
     "pmi": (-100.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
+    # share of the paraphrases agreeing (steps of 1/6 and 1/2 just below: 6 or 2 paraphrases asked)
+    "agreement": (0.0, 0.33, 0.49, 0.66, 0.83, 0.99),
 }
 
 
@@ -113,9 +115,10 @@ def _empty(text: str) -> bool:
 
 
 def _with_model(upstream: PolicyThresholds, combo: np.ndarray) -> PolicyThresholds:
-    """``upstream`` with the model's three thresholds from one row of the grid, ``(model, familiarity, pmi)``."""
-    model, familiarity, pmi = map(float, combo)
-    return replace(upstream, model=model, familiarity=familiarity, pmi=pmi)
+    """``upstream`` with the model's four thresholds from one row of the grid, ``(model, familiarity, pmi,
+    agreement)``."""
+    model, familiarity, pmi, agreement = map(float, combo)
+    return replace(upstream, model=model, familiarity=familiarity, pmi=pmi, agreement=agreement)
 
 
 def _unused_by_backend(signals: Sequence[Signals]) -> dict[str, tuple[float, ...]]:
@@ -128,6 +131,8 @@ def _unused_by_backend(signals: Sequence[Signals]) -> dict[str, tuple[float, ...
         pinned["pmi"] = (-100.0,)
     if "first_token_prob" in missing:  # RAG answers are judged on memory score and support alone
         pinned["rag_prob"] = (0.0,)
+    if all(s.agreement is None for s in signals):  # no paraphrases asked (or no templates): no gate to fit
+        pinned["agreement"] = (0.0,)
     return pinned
 
 
@@ -186,9 +191,12 @@ def calibrate(
     conf = np.array([s.model_confidence if s.model and s.model.text else -1.0 for s in signals])
     fam = np.array([0.0 if s.familiarity is None else s.familiarity for s in signals])
     pmi = np.array([100.0 if s.pmi is None else s.pmi for s in signals])
+    agree = np.array([1.0 if s.agreement is None else s.agreement for s in signals])  # None: the gate is off
     model_only: dict[tuple[float, bool], np.ndarray] = {}
-    combos = np.array(list(itertools.product(g["model"], g["familiarity"], g["pmi"])), dtype=float)  # (S, 3)
-    ms, fs, ps = combos[:, 0], combos[:, 1], combos[:, 2]
+    combos = np.array(
+        list(itertools.product(g["model"], g["familiarity"], g["pmi"], g["agreement"])), dtype=float
+    )  # (S, 4)
+    ms, fs, ps, ags = combos[:, 0], combos[:, 1], combos[:, 2], combos[:, 3]
     others = itertools.product(g["kg_link"], g["memory"], g["rag_prob"], g["require_support"])
     for kg_link, memory, rag_prob, support in others:
         upstream = PolicyThresholds(
@@ -211,22 +219,36 @@ def calibrate(
                 abstains,
             )
         para = model_only[memory, support]
-        # every (model, familiarity, pmi) setting at once: takes[i, j] = the model answers question i under j
-        takes = open_[:, None] & (conf[:, None] >= ms[None, :]) & (fam[:, None] >= fs[None, :])
-        takes &= pmi[:, None] >= ps[None, :]
-        wrong = int((pre == -1).sum()) + (para == -1).astype(np.int64) @ takes  # (S,)
-        answered_unanswerable = (
-            int(((pre != 0) & ~answerable).sum()) + ((para != 0) & ~answerable).astype(np.int64) @ takes
-        )
-        covered = ((pre != 0) & answerable).sum() + ((para != 0) & answerable).astype(np.int64) @ takes
+        # every (model, familiarity, pmi, agreement) setting at once: takes[i, j] = the model answers open
+        # question i under j (only the open questions: the others' outcome is settled upstream)
+        o = np.flatnonzero(open_)
+        takes = (conf[o, None] >= ms[None, :]) & (fam[o, None] >= fs[None, :])
+        takes &= (pmi[o, None] >= ps[None, :]) & (agree[o, None] >= ags[None, :])
+        # wrong, unanswerable answered and answerable covered per setting in one product (float32 counts
+        # below 2**24 are exact; a float matmul is many times faster than an integer one)
+        rows = np.stack([para[o] == -1, (para[o] != 0) & ~answerable[o], (para[o] != 0) & answerable[o]])
+        counts = np.rint(rows.astype(np.float32) @ takes.astype(np.float32)).astype(np.int64)  # (3, S)
+        wrong = int((pre == -1).sum()) + counts[0]  # (S,)
+        answered_unanswerable = int(((pre != 0) & ~answerable).sum()) + counts[1]
+        covered = ((pre != 0) & answerable).sum() + counts[2]
         cov = covered / max(1, int(answerable.sum()))
         # the best setting of this group: most coverage, then fewest wrong, then the strictest thresholds
-        order = np.lexsort((ps, fs, ms, -wrong, cov))  # last key sorts first; ascending: best is last
+        order = np.lexsort((ags, ps, fs, ms, -wrong, cov))  # last key sorts first; ascending: best is last
         feasible = (wrong[order] / n <= target) & (answered_unanswerable[order] <= budget)
         ok = order[feasible]
         if ok.size:
             j = int(ok[-1])
-            key = (float(cov[j]), -int(wrong[j]), kg_link, memory, rag_prob, float(ms[j]), float(fs[j]), float(ps[j]))
+            key = (
+                float(cov[j]),
+                -int(wrong[j]),
+                kg_link,
+                memory,
+                rag_prob,
+                float(ms[j]),
+                float(fs[j]),
+                float(ps[j]),
+                float(ags[j]),
+            )
             if best is None or key > best[0]:
                 best = (key, _with_model(upstream, combos[j]))
         j = int(np.lexsort((cov, -wrong))[-1])  # fewest wrong, then most coverage

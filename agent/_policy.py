@@ -7,7 +7,9 @@ In order, the first source that clears its threshold answers:
    first-token probability >= ``rag_prob``, and (with ``require_support``) that answer occurs in a passage.
 3. ``parametric``: the model's closed-book confidence (first-token probability x paraphrase agreement,
    discounted when it says the same about a content-free subject) >= ``model``, the subject's name is familiar
-   to the model (``familiarity``), and no supported memory passage above ``memory`` says otherwise.
+   to the model (``familiarity``), at least ``agreement`` of its answers to other phrasings of the question
+   agree (self-consistency; off for a relation without other phrasings), and no supported memory passage
+   above ``memory`` says otherwise.
 4. ``abstain``, saying which source fell short and by how much.
 
 A backend without logprobs (``"first_token_prob" in s.unavailable``) still routes: KG and memory as above
@@ -39,6 +41,9 @@ class PolicyThresholds:
     model: float = 0.6
     familiarity: float = -4.0  # the model answers only about subjects whose name it scores at least this
     pmi: float = -100.0  # ... and only answers the subject makes at least this much more likely (nats per token)
+    # ... and only when at least this share of its answers to other phrasings agree (a question without
+    # paraphrases, e.g. a relation with no other template, passes: the gate is off there)
+    agreement: float = 0.0
 
     def as_dict(self) -> dict[str, float | bool]:
         return asdict(self)
@@ -91,7 +96,8 @@ def _retrieval_answers(s: Signals, t: PolicyThresholds) -> bool:
 
 def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
     familiar = (s.familiarity is None or s.familiarity >= t.familiarity) and (s.pmi is None or s.pmi >= t.pmi)
-    return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar
+    consistent = s.agreement is None or s.agreement >= t.agreement
+    return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar and consistent
 
 
 def decide(s: Signals, t: PolicyThresholds) -> Decision:
@@ -131,6 +137,10 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
         parts.append(f"subject unfamiliar to the model ({s.familiarity:.1f} < {t.familiarity:.1f})")
     elif s.pmi is not None and s.pmi < t.pmi:
         parts.append(f"the model says that of anyone (answer pmi {s.pmi:.2f} < {t.pmi:.2f})")
+    elif s.agreement is not None and s.agreement < t.agreement:
+        parts.append(
+            f"the model's answers to other phrasings disagree (agreement {s.agreement:.2f} < {t.agreement:.2f})"
+        )
     else:
         parts.append(f"model confidence {s.model_confidence:.2f} < {t.model:.2f}")
     if "first_token_prob" in s.unavailable:

@@ -117,6 +117,10 @@ class PolicySettings(_Section):
     model: float = Field(default=0.6, ge=0, le=1)
     familiarity: float = Field(default=-4.0, le=0)
     pmi: float = -100.0
+    agreement: float = Field(default=0.0, ge=0, le=1)  # share of the paraphrases' answers that must agree
+    # other phrasings of an open question asked (its agreement's denominator); ``factagent calibrate``
+    # measures with --paraphrases (6) and writes it here with the thresholds it fitted on them
+    paraphrases: int = Field(default=2, ge=0, le=12)
     target_hallucination: float = Field(default=0.02, ge=0, le=1)
     calibrated_on: str = ""  # what the thresholds were fitted on (empty: the defaults)
 

@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
     bench.set_defaults(func=run_bench)
 
 
+# six other phrasings: on dev (bench/paraphrase_agreement.py) their agreement as a veto kept 60 more known
+# answers than two at the same errors, twelve no more than six
+CALIBRATE_PARAPHRASES = 6
+
+
 def _unanswerable_args(parser: Any) -> None:
     parser.add_argument(
         "--max-unanswerable",
@@ -58,13 +63,20 @@ def _unanswerable_args(parser: Any) -> None:
         help="calibration: hold --max-unanswerable as a one-sided upper bound at this confidence (default 0.95; "
         "0: as the observed share of the dev questions)",
     )
+    parser.add_argument(
+        "--paraphrases",
+        type=int,
+        default=CALIBRATE_PARAPHRASES,
+        help=f"calibration: other phrasings asked per question, whose agreement is fitted as a threshold "
+        f"(default {CALIBRATE_PARAPHRASES}; saved with the thresholds)",
+    )
 
 
 def check_unanswerable_args(args: argparse.Namespace) -> None:
-    """Reject a bad ``--max-unanswerable`` / ``--unanswerable-confidence`` before any work.
+    """Reject a bad ``--max-unanswerable`` / ``--unanswerable-confidence`` / ``--paraphrases`` before any work.
 
     Raises:
-        InvalidInputError: a rate outside [0, 1] or a confidence outside (0, 1).
+        InvalidInputError: a rate outside [0, 1], a confidence outside (0, 1) or a count outside [0, 12].
     """
     from tools.errors import InvalidInputError
 
@@ -73,6 +85,8 @@ def check_unanswerable_args(args: argparse.Namespace) -> None:
     level = args.unanswerable_confidence
     if not 0.0 <= level < 1.0:
         raise InvalidInputError(f"--unanswerable-confidence must be in [0, 1) (0: off), got {level}")
+    if not 0 <= args.paraphrases <= 12:
+        raise InvalidInputError(f"--paraphrases must be in [0, 12], got {args.paraphrases}")
 
 
 def _world() -> World:
@@ -138,11 +152,14 @@ def calibrate_agent(
     seed: int,
     max_unanswerable: float = 0.02,
     confidence: float | None = None,
+    paraphrases: int = CALIBRATE_PARAPHRASES,
 ) -> Any:
     """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them.
 
     Graded as the audit and agent-bench grade: normalised exact match, and :func:`eval.audit.is_abstention`
     decides what is an abstention (one grader, one abstention rule for calibration and both benchmarks).
+    The agent asks ``paraphrases`` other phrasings of each question from here on (their agreement is one
+    of the fitted thresholds, so the number is saved with them as ``[policy] paraphrases``).
     """
     from tqdm import tqdm
 
@@ -151,6 +168,7 @@ def calibrate_agent(
     from eval import exact_match
     from eval.audit import is_abstention
 
+    agent.collector.n_paraphrases = paraphrases
     dev = [q for q in world.questions if q.split == "dev" and q.kind in ("known", "unknown", "unanswerable")]
     if limit and len(dev) > limit:
         dev = sorted(random.Random(seed).sample(dev, limit), key=lambda q: q.id)
@@ -176,6 +194,7 @@ def calibrate_agent(
         update={
             **{k: float(v) if not isinstance(v, bool) else v for k, v in t.as_dict().items()},
             "target_hallucination": target,
+            "paraphrases": paraphrases,
             "calibrated_on": f"world dev, {result.n} questions"
             + (f"; without {', '.join(unavailable)}" if unavailable else ""),
         }
@@ -213,6 +232,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_unanswerable=args.max_unanswerable,
             confidence=args.unanswerable_confidence or None,
+            paraphrases=args.paraphrases,
         )
     finally:
         agent.close()
@@ -262,6 +282,7 @@ def run_bench(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     max_unanswerable=args.max_unanswerable,
                     confidence=args.unanswerable_confidence or None,
+                    paraphrases=args.paraphrases,
                 )
             result = run_agent_bench(
                 world,

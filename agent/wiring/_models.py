@@ -192,4 +192,5 @@ def policy_thresholds(home: Home) -> PolicyThresholds:
         model=p.model,
         familiarity=p.familiarity,
         pmi=p.pmi,
+        agreement=p.agreement,
     )

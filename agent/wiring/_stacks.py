@@ -71,7 +71,14 @@ def open_agent(home: Home, lm: LanguageModel | None = None, *, with_tell: bool =
     memo = embedder if isinstance(embedder, MemoEmbedder) else None
     concepts = open_concept_desk(wm, home.settings)
     return Agent(
-        wm, model, thresholds=policy_thresholds(home), tell=tell, guard=guard, concepts=concepts, embedder=memo
+        wm,
+        model,
+        thresholds=policy_thresholds(home),
+        tell=tell,
+        guard=guard,
+        concepts=concepts,
+        embedder=memo,
+        paraphrases=home.settings.model_policy().paraphrases,
     )
 
 
@@ -103,4 +110,4 @@ def build_agent(home: Home, wm: WorkingMemory, lm: LanguageModel) -> Agent:
     pipeline, request guard or concept desk: the audit's ``agent`` setup, as the audit has always built it."""
     from agent._agent import Agent
 
-    return Agent(wm, lm, thresholds=policy_thresholds(home))
+    return Agent(wm, lm, thresholds=policy_thresholds(home), paraphrases=home.settings.model_policy().paraphrases)

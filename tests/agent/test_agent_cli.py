@@ -36,6 +36,7 @@ def test_calibrate_saves_thresholds_fitted_on_dev_questions(home: Path, capsys: 
     assert "calibrated on 24 dev questions" in capsys.readouterr().out
     policy = load_settings(home / "config.toml").policy
     assert policy.calibrated_on == "world dev, 24 questions" and policy.target_hallucination == 0.1
+    assert policy.paraphrases == 6  # the number the agreement threshold was fitted with, saved with it
 
 
 def test_bad_input_is_an_error_line_not_a_traceback(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,3 +47,5 @@ def test_bad_input_is_an_error_line_not_a_traceback(home: Path, capsys: pytest.C
     assert "--unanswerable-confidence must be in [0, 1)" in capsys.readouterr().err
     assert main(["--home", str(home), "agent-bench", "--max-unanswerable", "-0.5"]) == 2
     assert "--max-unanswerable must be a rate" in capsys.readouterr().err
+    assert main(["--home", str(home), "calibrate", "--paraphrases", "13"]) == 2
+    assert "--paraphrases must be in [0, 12]" in capsys.readouterr().err

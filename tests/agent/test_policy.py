@@ -202,3 +202,53 @@ def test_policy_settings_round_trip_through_the_config_file(tmp_path: object) ->
     settings = Settings(policy=policy)
     path.write_text(dump_settings(settings), encoding="utf-8")
     assert load_settings(path) == settings
+
+
+def test_the_agreement_gate_vetoes_an_answer_its_paraphrases_disagree_with() -> None:
+    t = PolicyThresholds(model=0.3, familiarity=-4.0, agreement=0.66)
+    paras = tuple(_view(x, 0.9) for x in ("Tim Cook", "Tim Cook", "Jane Roe", "Bob"))
+    split = _signals(model=_view("Tim Cook", 0.99), paraphrases=paras, agreement=0.5, familiarity=-0.2)
+    d = decide(split, t)
+    assert d.action == "abstain" and "other phrasings disagree (agreement 0.50 < 0.66)" in d.reason
+    assert decide(split, PolicyThresholds(model=0.3, familiarity=-4.0)).action == "parametric"  # gate off: 0
+    # no paraphrases asked (a relation without other templates): the gate is off for it
+    alone = _signals(model=_view("Tim Cook", 0.99), familiarity=-0.2)
+    assert decide(alone, t).action == "parametric"
+    assert not t.may_answer_from_model(split) and t.may_answer_from_model(alone)
+
+
+def test_calibration_fits_the_agreement_gate_where_confidence_cannot_separate() -> None:
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
+    for _ in range(40):  # right, every paraphrase agrees, modest first-token probability: confidence 0.6
+        signals.append(_signals(model=_view("A", 0.6), agreement=1.0, familiarity=-0.1))
+        golds.append(("A",))
+    for _ in range(10):  # unanswerable, sure of its first token but one paraphrase of six disagrees: 0.83
+        signals.append(_signals(model=_view("C", 1.0), agreement=5 / 6, familiarity=-0.1))
+        golds.append(())
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0,)}
+    result = calibrate(signals, golds, _grade, target=0.0, grid=small)
+    assert result.feasible and result.coverage == 1.0 and result.unanswerable_answered == 0.0
+    assert 5 / 6 < result.thresholds.agreement <= 1.0
+    # without the gate no threshold on confidence or familiarity keeps the right answers only
+    gateless = calibrate(signals, golds, _grade, target=0.0, grid={**small, "agreement": (0.0,)})
+    assert gateless.coverage == 0.0
+    # no question with paraphrases: the gate is not fitted (pinned to its pass-all value)
+    bare = [_signals(model=s.model, familiarity=-0.1) for s in signals]
+    assert calibrate(bare, golds, _grade, target=0.2, grid=small).thresholds.agreement == 0.0
+
+
+def test_the_agreement_gate_and_paraphrase_count_round_trip_and_reach_the_agent(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from agent.config import Home
+    from agent.wiring import policy_thresholds
+
+    path = Path(str(tmp_path)) / "config.toml"
+    settings = Settings(policy=PolicySettings(model=0.48, agreement=0.66, paraphrases=6))
+    path.write_text(dump_settings(settings), encoding="utf-8")
+    loaded = load_settings(path)
+    assert loaded == settings and loaded.model_policy().paraphrases == 6
+    assert policy_thresholds(Home(root=Path(str(tmp_path)), settings=loaded)).agreement == 0.66
+    with pytest.raises(ValueError):
+        PolicySettings(paraphrases=13)
