@@ -32,7 +32,7 @@ def test_ask_prints_the_answer_with_its_action(
 
 
 def test_calibrate_saves_thresholds_fitted_on_dev_questions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--home", str(home), "calibrate", "--limit", "24", "--target", "0.1"]) == 0
+    assert main(["--home", str(home), "calibrate", "--limit", "24", "--target", "0.1", "--paraphrases", "6"]) == 0
     assert "calibrated on 24 dev questions" in capsys.readouterr().out
     policy = load_settings(home / "config.toml").policy
     assert policy.calibrated_on == "world dev, 24 questions" and policy.target_hallucination == 0.1
