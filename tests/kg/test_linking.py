@@ -87,6 +87,29 @@ def test_relation_paraphrase_by_embedding(minilm: Any) -> None:
     assert linker.link("Who gave birth to Ada?", "Ada")[0].relation == "person_mother"
 
 
+def test_embedding_text_is_what_link_embeds(minilm: Any) -> None:
+    seen: list[list[str]] = []
+
+    class Spy:
+        name = "spy"
+
+        def embed(self, texts: list[str]) -> Any:
+            seen.append(list(texts))
+            return minilm.embed(texts)
+
+    linker = RelationLinker(TEMPLATES, Spy())
+    linker.link("Who is Acme Corp's boss?", "Acme Corp")  # the template matrix
+    seen.clear()
+    assert linker.embedding_text("Who is the CEO of Acme Corp?", "Acme Corp") is None  # exact: nothing embedded
+    linker.link("Who is the CEO of Acme Corp?", "Acme Corp")
+    assert seen == []
+    text = linker.embedding_text("Who runs Acme Corp as chief executive?", "Acme Corp")
+    assert text == "who runs x as chief executive"
+    linker.link("Who runs Acme Corp as chief executive?", "Acme Corp")
+    assert seen == [[text]]
+    assert RelationLinker(TEMPLATES).embedding_text("Who runs Acme Corp?", "Acme Corp") is None  # no embedder
+
+
 def test_template_without_slot_is_rejected() -> None:
     with pytest.raises(InvalidInputError):
         RelationLinker({"company_ceo": ["Who is the CEO?"]})
