@@ -288,7 +288,10 @@ class EntityLinker:
                     continue
                 key = " ".join(words[start : start + size])
                 for table, score, method in stages:
-                    hits = [e for e in self._hits(table.get(key, ()), seen) if written(e, method)]
+                    bucket = table.get(key)
+                    if not bucket:  # most n-grams name nothing: skip the per-bucket work
+                        continue
+                    hits = [e for e in self._hits(bucket, seen) if written(e, method)]
                     if hits:
                         found += [Mention(key, start, start + size, Link(e, score, method)) for e in hits]
                         taken[start : start + size] = [True] * size
