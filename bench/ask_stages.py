@@ -11,10 +11,11 @@ by question, so the machine's load falls on both alike:
 
 Reported per mode: the p50 of the asks and of their floors and their ratio (as :mod:`bench.ask_floor`),
 and the mean wall ms of each stage (means add up; the questions differ, so p50s would not): ``embed`` (the
-up-front embedder call), ``warm_texts`` (finding what to embed), ``plan`` (linking and retrieval under the
-read lock; ``link`` and ``retrieve`` inside it), ``generate`` (the traced batched ``generate``), ``run``
-(``generate`` plus scores and assembly), ``decide`` (guard and policy), ``other`` (the ask minus the stages
-above: bookkeeping), ``excess`` (the ask minus its floor).
+embedder calls: the up-front one, and in ``separate`` mode linking's own inside ``plan``), ``warm_texts``
+(finding what to embed), ``plan`` (linking and retrieval under the read lock; ``link`` and ``retrieve``
+inside it), ``generate`` (the traced batched ``generate``), ``run`` (``generate`` plus scores and
+assembly), ``decide`` (guard and policy), ``other`` (the ask minus its outermost timed stages:
+bookkeeping), ``excess`` (the ask minus its floor).
 
 Example:
     flock /work/wt/cpu.lock env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python bench/ask_stages.py --rounds 10
@@ -46,7 +47,9 @@ class _Clock:
     """Accumulates the wall time of wrapped calls by stage name (reset before each ask)."""
 
     def __init__(self) -> None:
-        self.spent: dict[str, float] = defaultdict(float)
+        self.spent: dict[str, float] = defaultdict(float)  # every call of a stage
+        self.outer = 0.0  # calls not inside another timed call (they add up to the ask's timed part)
+        self._depth = 0
 
     def wrap(self, owner: Any, attr: str, stage: str) -> None:
         inner: Callable[..., Any] = getattr(owner, attr)
@@ -54,10 +57,15 @@ class _Clock:
         @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
+            self._depth += 1
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.spent[stage] += time.perf_counter() - t0
+                self._depth -= 1
+                took = time.perf_counter() - t0
+                self.spent[stage] += took
+                if self._depth == 0:
+                    self.outer += took
 
         setattr(owner, attr, timed)
 
@@ -103,12 +111,13 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
                     collector.warm_texts = separate_warm if mode == "separate" else timed_warm  # type: ignore[method-assign]
                     memo.clear()
                     clock.spent.clear()
+                    clock.outer = 0.0
                     before = memo.counts().calls
                     t0 = time.perf_counter()
                     agent.ask(question, namespace)
                     ask = time.perf_counter() - t0
                     calls[mode].append(memo.counts().calls - before)
-                    spent = dict(clock.spent)
+                    spent, outer = dict(clock.spent), clock.outer
                     plan = collector.plan([question], [agent.scopes(namespace)])
                     t0 = time.perf_counter()
                     plain_generate(list(plan.prompts), max_new_tokens=collector.max_new_tokens)
@@ -116,9 +125,8 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
                     t0 = time.perf_counter()
                     inner.embed([question])
                     emb = time.perf_counter() - t0
-                    top = ("embed", "warm_texts", "plan", "run", "decide")
                     got = {**{s: spent.get(s, 0.0) for s in STAGES}, "ask": ask, "floor": gen + emb}
-                    got["other"] = ask - sum(spent.get(s, 0.0) for s in top)
+                    got["other"] = ask - outer
                     got["floor_generate"], got["floor_embed"], got["excess"] = gen, emb, ask - gen - emb
                     for key, value in got.items():
                         rows[mode][key].append(value)
