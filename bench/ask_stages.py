@@ -78,6 +78,7 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
     """Per-stage p50 ms of idle asks and their floors, per mode (see the module docstring)."""
     from agent import Agent
     from agent.config import open_home
+    from memory import Scope
 
     agent = Agent.open(open_home(home))
     try:
@@ -97,7 +98,7 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
         clock.wrap(agent, "decide", "decide")
         timed_warm = collector.warm_texts
 
-        def separate_warm(qs: Sequence[str], scopes: Sequence[Sequence[Any]]) -> list[str]:
+        def separate_warm(qs: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[str]:
             timed_warm(qs, scopes)  # the same lookups, then the questions only
             return list(dict.fromkeys(qs))
 
@@ -108,7 +109,7 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
         for _ in range(rounds):
             for question in questions:
                 for mode in MODES:
-                    collector.warm_texts = separate_warm if mode == "separate" else timed_warm  # type: ignore[method-assign]
+                    setattr(collector, "warm_texts", separate_warm if mode == "separate" else timed_warm)  # noqa: B010
                     memo.clear()
                     clock.spent.clear()
                     clock.outer = 0.0
@@ -130,7 +131,7 @@ def ask_stages(home: Path, questions: Sequence[str], rounds: int, namespace: str
                     got["floor_generate"], got["floor_embed"], got["excess"] = gen, emb, ask - gen - emb
                     for key, value in got.items():
                         rows[mode][key].append(value)
-        collector.warm_texts = joint_warm  # type: ignore[method-assign]
+        setattr(collector, "warm_texts", joint_warm)  # noqa: B010
     finally:
         agent.close()
     out: dict[str, Any] = {}

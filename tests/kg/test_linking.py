@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from kg._linking import EntityLinker, normalize_mention
@@ -92,10 +94,11 @@ def test_embedding_text_is_what_link_embeds(minilm: Any) -> None:
 
     class Spy:
         name = "spy"
+        dimension = 384
 
-        def embed(self, texts: list[str]) -> Any:
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
             seen.append(list(texts))
-            return minilm.embed(texts)
+            return np.asarray(minilm.embed(texts))
 
     linker = RelationLinker(TEMPLATES, Spy())
     linker.link("Who is Acme Corp's boss?", "Acme Corp")  # the template matrix
