@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kg._linking import EntityLinker, normalize_mention
+from kg._linking import EntityLinker, _decomposed, name_key, normalize_mention
 from kg._records import Entity
 from kg._relation_linking import RelationLinker
 from tools.errors import InvalidInputError
@@ -33,6 +33,16 @@ ENTITIES = [
 )
 def test_normalize_folds_case_accents_punctuation(text: str, expected: str) -> None:
     assert normalize_mention(text) == expected
+
+
+def test_ascii_text_folds_as_through_unicode_decomposition() -> None:
+    import unicodedata
+
+    text = "".join(chr(i) for i in range(128)) + " Who is the CEO of Yum! Brands? 'x' Coca-Cola C++"
+    general = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    assert text.isascii() and _decomposed(text) == general
+    assert _decomposed("Zürich 法國") == "Zurich  法  国 "  # the general path for the rest
+    assert name_key("Yum! Brands") == "yum brands" and normalize_mention("Beyoncé") == "beyonce"
 
 
 def test_label_beats_alias_and_both_are_found() -> None:
