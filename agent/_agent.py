@@ -262,8 +262,11 @@ class Agent:
         """The ask path: read (concept desk, memory, KG) under ``reading``, the model under ``answering``,
         then the policy (no guard held)."""
         if self.embedder is not None and items:
-            # embedded before the read lock: the memo serves linking, every scope and the guard
-            self.embedder.embed(list(dict.fromkeys(q for q, _ in items)))
+            with self._guards.reading():  # the names linking will look up (no model)
+                texts = self.collector.warm_texts([q for q, _ in items], [list(s) for _, s in items])
+            # the questions and the texts their linking embeds, in one call made without the read lock
+            # held: the memo then serves linking, every scope and the guard
+            self.embedder.embed(texts)
         plan = None
         with self._guards.reading():
             direct = self.concept_answers([q for q, _ in items])  # concept questions: from the KG's concepts

@@ -2,7 +2,8 @@
 
 For each question, batched over many:
 1. link (subject, relation): the KG's entity mentions with the relation linker, or else a relation template
-   matched word for word (which also yields the subject's text when the subject is not in the KG);
+   matched word for word (which also yields the subject's text when the subject is not in the KG;
+   :mod:`agent._question_links`);
 2. retrieve KG facts and memory passages (``HybridRetriever``) in each namespace the caller may read;
 3. ask the model with the top passages in its context (RAG) and check its answer occurs in them;
 4. ask the model closed-book, and again with other phrasings of the same (subject, relation) (the
@@ -34,12 +35,12 @@ measures everything.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import ModelView, Signals
+from agent._question_links import QuestionLink, QuestionLinker
 from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
@@ -106,74 +107,7 @@ class _Row:
     continuation: str
 
 
-@dataclass(frozen=True)
-class _Link:
-    subject: str
-    relation: str
-    score: float
-    template: str | None
-
-
-_QUESTION_WORDS = frozenset(
-    [
-        "who",
-        "whom",
-        "whose",
-        "what",
-        "which",
-        "where",
-        "when",
-        "why",
-        "how",
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "in",
-        "on",
-        "at",
-    ]
-)
-_CONNECTORS = frozenset(
-    ["of", "de", "la", "le", "van", "von", "der", "den", "du", "da", "di", "al", "el", "y", "and", "the"]
-)
-_WORD = re.compile(r"[\w\-.'’]+", re.UNICODE)
 NULL_SUBJECT = "N/A"  # a content-free subject: what the model answers for it is its prior, not knowledge
-
-
-def capitalised_span(question: str) -> str | None:
-    """The longest run of capitalised words (with connectors such as "of") in ``question``, or ``None``.
-
-    A name the knowledge graph does not know is still the question's subject: "Which university did
-    Pivae Rolvrind attend?" -> "Pivae Rolvrind". A question word opening the sentence does not count.
-    """
-    words = [(m.group(0), m.start()) for m in _WORD.finditer(question)]
-    best: tuple[int, int] | None = None
-    i = 0
-    while i < len(words):
-        word = words[i][0]
-        opening = i == 0 and word.lower() in _QUESTION_WORDS
-        if not word[:1].isupper() or opening:
-            i += 1
-            continue
-        j = i + 1
-        while j < len(words) and (
-            words[j][0][:1].isupper()
-            or (words[j][0] in _CONNECTORS and j + 1 < len(words) and words[j + 1][0][:1].isupper())
-        ):
-            j += 1
-        if best is None or j - i > best[1] - best[0]:
-            best = (i, j)
-        i = j
-    if best is None:
-        return None
-    start = words[best[0]][1]
-    last, at = words[best[1] - 1]
-    span = question[start : at + len(last)]
-    return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
 
 
 def _later_stages(slots: Sequence[tuple[int, str]]) -> list[list[int]]:
@@ -193,11 +127,6 @@ def _later_stages(slots: Sequence[tuple[int, str]]) -> list[list[int]]:
     return [*stages, priors]
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    head, _, tail = template.partition("{}")
-    return re.compile(r"^\s*" + re.escape(head) + r"(?P<s>.+?)" + re.escape(tail) + r"\s*$", re.IGNORECASE)
-
-
 class SignalCollector:
     """Computes :class:`Signals` for questions (see the module docstring).
 
@@ -209,9 +138,9 @@ class SignalCollector:
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
-        warm: embeds a batch's questions up front in one call; pass a memoising embedder's ``embed``
-            (:class:`memory.MemoEmbedder`) so that each question is embedded once, not once per scope
-            searched, per linking step and for the guard.
+        warm: embeds a batch's questions and the texts their linking embeds (:meth:`warm_texts`) up front
+            in one call; pass a memoising embedder's ``embed`` (:class:`memory.MemoEmbedder`) so that each
+            text is embedded once, not once per scope searched, per linking step and for the guard.
     """
 
     def __init__(
@@ -232,38 +161,27 @@ class SignalCollector:
         self._retriever = retriever
         self._warm = warm
         self.work = WorkCounter()
-        self._entities = entities
-        self._relations = relations
-        self._templates = {r: tuple(ts) for r, ts in templates.items()}
-        self._patterns = [(r, t, _template_regex(t)) for r, ts in self._templates.items() for t in ts]
+        self.linker = QuestionLinker(entities, relations, templates)
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
 
-    def link(self, question: str, namespaces: Sequence[str] | None = None) -> _Link | None:
-        """The best (subject, relation) for ``question``, or ``None``; only names of ``namespaces`` link
-        (``None``: every namespace's)."""
-        best: _Link | None = None
-        for mention in self._entities.find_mentions(question, namespaces=namespaces)[:3]:
-            for rel in self._relations.link(question, mention.surface, k=1):
-                score = mention.link.score * rel.score
-                if best is None or score > best.score:
-                    best = _Link(mention.link.entity.label, rel.relation, score, rel.template)
-        if best is not None and best.score >= 0.5:
-            return best
-        for relation, template, pattern in self._patterns:
-            match = pattern.match(question)
-            if match:
-                return _Link(match.group("s").strip(), relation, 1.0, template)
-        span = capitalised_span(question)
-        if best is None and span is not None:
-            for rel in self._relations.link(question, span, k=1):
-                best = _Link(span, rel.relation, rel.score, rel.template)
-        return best
+    def link(self, question: str, namespaces: Sequence[str] | None = None) -> QuestionLink | None:
+        """The best (subject, relation) for ``question``, or ``None`` (:meth:`QuestionLinker.link`)."""
+        return self.linker.link(question, namespaces)
 
-    def paraphrase_prompts(self, link: _Link) -> list[str]:
+    def warm_texts(self, questions: Sequence[str], scopes: Sequence[Sequence[Scope]]) -> list[str]:
+        """What :meth:`plan` will embed for these questions: each question once, then the texts linking
+        embeds (:meth:`QuestionLinker.link_texts`); embedded in one call, the memo serves every scope,
+        linking and the guard. Reads only names (hold the read lock), runs no model."""
+        texts = list(dict.fromkeys(questions))
+        for question, searched in zip(questions, scopes, strict=True):
+            texts += self.linker.link_texts(question, [s.agent_id for s in searched if s.agent_id is not None] or None)
+        return list(dict.fromkeys(texts))
+
+    def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
         """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
-        others = [t for t in self._templates.get(link.relation, ()) if t != link.template]
+        others = [t for t in self.linker.templates.get(link.relation, ()) if t != link.template]
         ordered = [t for t in others if not t.rstrip().endswith("?")] + [t for t in others if t.rstrip().endswith("?")]
         prompts = []
         for template in ordered[: self.n_paraphrases]:
@@ -377,7 +295,7 @@ class SignalCollector:
         if len(scopes) != len(questions):
             raise ValueError(f"{len(questions)} questions but {len(scopes)} scope lists")
         if self._warm is not None and questions:
-            self._warm(list(dict.fromkeys(questions)))  # once per text: scopes, linking and the guard reuse it
+            self._warm(self.warm_texts(questions, scopes))  # once per text: scopes, linking and the guard reuse it
         drafts: list[Signals] = []
         prompts: list[str] = []
         slots: list[tuple[int, str]] = []  # (question index, "model" | "rag" | "para")

@@ -61,15 +61,23 @@ def _spaced_cjk(text: str) -> str:
     return _CJK.sub(lambda m: f" {m.group()} ", _t2s()(text))
 
 
+def _decomposed(text: str) -> str:
+    """``text`` in NFKD, combining marks dropped, a space around every CJK ideograph. ASCII text is returned
+    as it is: it has no decomposition, combining mark or CJK character (linking folds every question and name
+    it meets, most of them ASCII)."""
+    if text.isascii():
+        return text
+    decomposed = _spaced_cjk(unicodedata.normalize("NFKD", text))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def normalize_mention(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-folded form of a name (CJK: one word per character).
 
     >>> normalize_mention("  Beyoncé   Knowles! "), normalize_mention("法國？")
     ('beyonce knowles', '法 国')
     """
-    decomposed = _spaced_cjk(unicodedata.normalize("NFKD", text))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SPACE.sub(" ", _PUNCT.sub(" ", stripped.casefold())).strip()
+    return _SPACE.sub(" ", _PUNCT.sub(" ", _decomposed(text).casefold())).strip()
 
 
 def name_key(text: str) -> str:
@@ -82,8 +90,7 @@ def name_key(text: str) -> str:
     >>> name_key('"x"'), name_key("?x"), name_key("Yum! Brands"), name_key("Coca-Cola")
     ('x', '?x', 'yum brands', 'coca cola')
     """
-    decomposed = _spaced_cjk(unicodedata.normalize("NFKD", text))
-    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    folded = _decomposed(text).casefold()
     folded = _SPACE.sub(" ", _DASHES.sub(" ", folded)).strip()
     folded = _QUOTE_OUTSIDE_WORD.sub(" ", folded)  # quoting a name ("x", 'Acme') is not part of it
     return _SPACE.sub(" ", _WORD_END.sub("", folded)).strip()
@@ -288,7 +295,10 @@ class EntityLinker:
                     continue
                 key = " ".join(words[start : start + size])
                 for table, score, method in stages:
-                    hits = [e for e in self._hits(table.get(key, ()), seen) if written(e, method)]
+                    bucket = table.get(key)
+                    if not bucket:  # most n-grams name nothing: skip the per-bucket work
+                        continue
+                    hits = [e for e in self._hits(bucket, seen) if written(e, method)]
                     if hits:
                         found += [Mention(key, start, start + size, Link(e, score, method)) for e in hits]
                         taken[start : start + size] = [True] * size

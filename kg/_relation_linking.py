@@ -102,6 +102,15 @@ class RelationLinker:
             return exact[:k]
         return self._by_embedding(self._embedder, masked, k)
 
+    def embedding_text(self, question: str, subject_mention: str | None = None) -> str | None:
+        """The text :meth:`link` embeds for ``question`` and ``subject_mention`` (the masked question), or
+        ``None`` when it embeds nothing (an exact template match, or no embedder): a caller may embed it
+        ahead, together with other texts, in front of a memoising embedder."""
+        masked = mask(question, subject_mention)
+        if not masked or masked in self._exact or self._embedder is None or not self._rows:
+            return None
+        return masked
+
     def _by_embedding(self, embedder: Embedder, masked: str, k: int) -> list[RelationLink]:
         with self._lock:
             if self._matrix is None:

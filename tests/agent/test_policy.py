@@ -9,7 +9,8 @@ import pytest
 from agent import ModelView, PolicyThresholds, Signals
 from agent._calibrate import binomial_cdf, calibrate, unanswerable_budget
 from agent._policy import decide
-from agent._signals import answers_agree, capitalised_span, supported_by
+from agent._question_links import capitalised_span
+from agent._signals import answers_agree, supported_by
 from agent.config import PolicySettings, Settings, dump_settings, load_settings
 from agent.retrieval import Citation, Evidence
 from memory import Triple

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
-from kg._linking import EntityLinker, normalize_mention
+from kg._linking import EntityLinker, _decomposed, name_key, normalize_mention
 from kg._records import Entity
 from kg._relation_linking import RelationLinker
 from tools.errors import InvalidInputError
@@ -31,6 +33,16 @@ ENTITIES = [
 )
 def test_normalize_folds_case_accents_punctuation(text: str, expected: str) -> None:
     assert normalize_mention(text) == expected
+
+
+def test_ascii_text_folds_as_through_unicode_decomposition() -> None:
+    import unicodedata
+
+    text = "".join(chr(i) for i in range(128)) + " Who is the CEO of Yum! Brands? 'x' Coca-Cola C++"
+    general = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    assert text.isascii() and _decomposed(text) == general
+    assert _decomposed("Zürich 法國") == "Zurich  法  国 "  # the general path for the rest
+    assert name_key("Yum! Brands") == "yum brands" and normalize_mention("Beyoncé") == "beyonce"
 
 
 def test_label_beats_alias_and_both_are_found() -> None:
@@ -85,6 +97,30 @@ def test_relation_paraphrase_by_embedding(minilm: Any) -> None:
     assert linker.link("Who runs Acme Corp as chief executive?", "Acme Corp")[0].relation == "company_ceo"
     assert linker.link("In which city is Acme Corp based?", "Acme Corp")[0].relation == "company_hq"
     assert linker.link("Who gave birth to Ada?", "Ada")[0].relation == "person_mother"
+
+
+def test_embedding_text_is_what_link_embeds(minilm: Any) -> None:
+    seen: list[list[str]] = []
+
+    class Spy:
+        name = "spy"
+        dimension = 384
+
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            seen.append(list(texts))
+            return np.asarray(minilm.embed(texts))
+
+    linker = RelationLinker(TEMPLATES, Spy())
+    linker.link("Who is Acme Corp's boss?", "Acme Corp")  # the template matrix
+    seen.clear()
+    assert linker.embedding_text("Who is the CEO of Acme Corp?", "Acme Corp") is None  # exact: nothing embedded
+    linker.link("Who is the CEO of Acme Corp?", "Acme Corp")
+    assert seen == []
+    text = linker.embedding_text("Who runs Acme Corp as chief executive?", "Acme Corp")
+    assert text == "who runs x as chief executive"
+    linker.link("Who runs Acme Corp as chief executive?", "Acme Corp")
+    assert seen == [[text]]
+    assert RelationLinker(TEMPLATES).embedding_text("Who runs Acme Corp?", "Acme Corp") is None  # no embedder
 
 
 def test_template_without_slot_is_rejected() -> None:
