@@ -6,7 +6,9 @@ Three tables, each optional:
    graph) into the SQLite store, embedded Oxigraph (its bulk loader, then its transactional path is not
    used) and an ``oxigraph serve`` process (through :class:`kg.SPARQLEndpointStore` updates, as the product
    writes); then p50 / p90 of three SPARQL pattern queries with bound variables (subject lookup, object
-   lookup, a two-hop join), ``--queries`` each.
+   lookup, a two-hop join), ``--queries`` each, a property path and a ``COUNT`` (:data:`QUERIES`). Every
+   store is warmed alike before timing: ``--warmup`` lookups per query on keys of their own, never the
+   timed ones (:func:`draw_keys`); that first pass is reported too (``<query>_cold_p50_ms``, ``..._speedup``).
 2. **vectors** (``--vector-sizes 100000,1000000``): FAISS (the memory's ``FaissIndex``, ``auto`` structure)
    vs Milvus (milvus-lite, ``--milvus-index`` HNSW / IVF_FLAT / FLAT): build time, query p50 and recall@10
    against exact search. Vectors are real MiniLM embeddings of ``--base`` world sentences and, beyond those,
@@ -84,40 +86,98 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _time_queries(store: Any, n_entities: int, queries: int, seed: int) -> dict[str, Any]:
+def draw_keys(
+    n_entities: int, queries: int, warmup: int, seed: int
+) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Per query of :data:`QUERIES`: (first binding, warm-up bindings, timed bindings).
+
+    The first and timed bindings are drawn from ``seed`` in query order (the keys the bench timed before it
+    had a warm-up); the warm-up bindings from a separate seed, skipping every first or timed key, so the
+    timed lookups stay fresh: warming can only help them through what all lookups share (index and filter
+    blocks, the file pages of the store), never by having read their own rows. Each query gets
+    ``max(3, share * queries)`` timed and ``max(1, share * warmup)`` warm-up bindings (none when ``warmup``
+    is 0); unbound queries (``COUNT``) get empty bindings.
+    """
+    rng, warm_rng = random.Random(seed), random.Random(f"warm-up {seed}")
+
+    def entity(source: random.Random) -> URIRef:
+        return URIRef(f"{EX}entity/e{source.randrange(n_entities)}")
+
+    drawn: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for name, (_, var, share) in QUERIES.items():
+        count = max(3, int(share * queries))
+        keys = [({var: entity(rng)} if var else {}) for _ in range(count + 1)]
+        drawn[name] = (keys[0], keys[1:])
+    timed = {key for first, rest in drawn.values() for bound in (first, *rest) for key in bound.values()}
+    if len(timed) >= n_entities:
+        raise ValueError(f"no entity left for warm-up keys: the timed keys take all {n_entities}")
+    out = {}
+    for name, (first, rest) in drawn.items():
+        var, share = QUERIES[name][1], QUERIES[name][2]
+        warm: list[dict[str, Any]] = []
+        while len(warm) < (max(1, int(share * warmup)) if warmup else 0):
+            key = entity(warm_rng)
+            if var and key in timed:
+                continue
+            warm.append({var: key} if var else {})
+        out[name] = (first, warm, rest)
+    return out
+
+
+def _ms_stats(times: list[float], found: list[float], prefix: str) -> dict[str, Any]:
+    ordered = sorted(times)
+    return {
+        f"{prefix}_p50_ms": 1000 * statistics.median(ordered),
+        f"{prefix}_p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
+        f"{prefix}_empty_share": 1 - len(found) / len(ordered),
+        f"{prefix}_found_p50_ms": 1000 * statistics.median(found) if found else None,
+    }
+
+
+def _time_queries(store: Any, n_entities: int, queries: int, seed: int, warmup: int = 0) -> dict[str, Any]:
     """p50 / p90 (ms) of each of :data:`QUERIES`; a query the store did not answer within its timeout
-    (a :class:`~tools.errors.StoreError` from the remote store) is reported as ``"no answer in N s"``."""
+    (a :class:`~tools.errors.StoreError` from the remote store) is reported as ``"no answer in N s"``.
+
+    ``warmup``: first, for every query in turn, one untimed lookup (parsing, plans) and then a warm-up
+    pass of ``share * warmup`` lookups on keys of their own (:func:`draw_keys`), itself timed and reported
+    as the cold pass (``<query>_cold_p50_ms``, ...: what a store just opened gives); then the timed passes,
+    query after query, on fresh keys (``<query>_p50_ms``, ...). With ``warmup=0`` the timed passes follow
+    the untimed lookups directly, as before the warm-up existed.
+    """
     from tools.errors import StoreError
 
-    rng = random.Random(seed)
     out: dict[str, Any] = {}
-    for name, (sparql, var, share) in QUERIES.items():
-
-        def bind(var: str = var) -> dict[str, Any]:
-            return {var: URIRef(f"{EX}entity/e{rng.randrange(n_entities)}")} if var else {}
-
+    cold: dict[str, Any] = {}  # reported after the timed figures
+    keys = draw_keys(n_entities, queries, warmup, seed)
+    answered = []
+    for name, (sparql, _, _) in QUERIES.items():
+        first, warm, _ = keys[name]
         t0 = time.perf_counter()
         try:
-            store.query(sparql, bind())  # parse once (cached), warm the engine
+            store.query(sparql, first)  # parse once (cached), warm the engine
         except StoreError as exc:
             waited = time.perf_counter() - t0
             logger.warning("%s: %s query gave up after %.0f s: %s", type(store).__name__, name, waited, exc)
             out[f"{name}_p50_ms"] = out[f"{name}_p90_ms"] = f"no answer in {waited:.0f} s"
             continue
-        times, found = [], []  # found: the times of queries that returned rows (most lookups find nothing)
-        for _ in range(max(3, int(share * queries))):
-            bound = bind()
-            t0 = time.perf_counter()
-            rows = store.query(sparql, bound)
-            times.append(time.perf_counter() - t0)
-            if rows:
-                found.append(times[-1])
-        times.sort()
-        out[f"{name}_p50_ms"] = 1000 * statistics.median(times)
-        out[f"{name}_p90_ms"] = 1000 * times[int(0.9 * (len(times) - 1))]
-        out[f"{name}_empty_share"] = 1 - len(found) / len(times)
-        out[f"{name}_found_p50_ms"] = 1000 * statistics.median(found) if found else None
-    return out
+        answered.append(name)
+        if warm:
+            cold.update(_ms_stats(*_timed(store, sparql, warm), prefix=f"{name}_cold"))
+    for name in answered:
+        out.update(_ms_stats(*_timed(store, QUERIES[name][0], keys[name][2]), prefix=name))
+    return out | cold
+
+
+def _timed(store: Any, sparql: str, bindings: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Seconds per query, and those of queries that returned rows (most lookups find nothing)."""
+    times, found = [], []
+    for bound in bindings:
+        t0 = time.perf_counter()
+        rows = store.query(sparql, bound)
+        times.append(time.perf_counter() - t0)
+        if rows:
+            found.append(times[-1])
+    return times, found
 
 
 KG_STORES = ("sqlite", "embedded", "server")
@@ -132,12 +192,15 @@ def bench_kg(
     stores: Sequence[str] = KG_STORES,
     server_query_timeout_s: float = 120.0,
     batch: int = 50_000,
+    warmup: int = 0,
 ) -> list[dict[str, Any]]:
     """Load and query the chosen ``stores`` (of :data:`KG_STORES`); one row per store.
 
     ``reuse``: a store already holding ``n`` quads in ``workdir`` is queried, not loaded again (so a 1M
     load can be done store by store, and the side-by-side query table taken in one later run). Server
     queries get ``server_query_timeout_s`` each; one that does not answer is reported as such.
+    ``warmup``: lookups per query (scaled by its share) on other keys before the timed ones, the same for
+    every store; reported as the cold pass (:func:`_time_queries`).
     """
     from kg import OxigraphTripleStore, SPARQLEndpointStore, SQLiteTripleStore
     from memory import Database
@@ -156,7 +219,7 @@ def bench_kg(
             load()
             seconds = time.perf_counter() - t0
             row.update({"quads": len(store), "load_s": seconds, "load_quads_per_s": n / seconds})
-        row.update(_time_queries(queried or store, n_entities, queries, seed=1))
+        row.update(_time_queries(queried or store, n_entities, queries, seed=1, warmup=warmup))
         logger.info("%s: %s", name, row)
         rows.append(row)
 
@@ -177,7 +240,7 @@ def bench_kg(
         measure("oxigraph (embedded)", oxigraph, lambda: oxigraph.bulk_load(kg_quads(n)))
         oxigraph.pattern_lookups = False  # the same store with every query through Oxigraph's SPARQL engine
         rows.append({"store": "oxigraph (embedded, SPARQL engine only)", "quads": rows[-1]["quads"]})
-        rows[-1].update(_time_queries(oxigraph, n_entities, queries, seed=2))  # other entities: none cached
+        rows[-1].update(_time_queries(oxigraph, n_entities, queries, seed=2, warmup=warmup))  # other entities
         oxigraph.close()
 
     if "server" in stores:
@@ -196,9 +259,10 @@ def bench_kg(
     base = next((r for r in rows if r["store"] == "sqlite"), None)
     for row in rows:
         for name in QUERIES:
-            mine, theirs = row[f"{name}_p50_ms"], base and base[f"{name}_p50_ms"]
-            both = isinstance(mine, float) and isinstance(theirs, float)
-            row[f"{name}_speedup"] = theirs / mine if both else None
+            for kind in ("", "_cold") if warmup else ("",):
+                mine, theirs = row.get(f"{name}{kind}_p50_ms"), base.get(f"{name}{kind}_p50_ms") if base else None
+                both = isinstance(mine, float) and isinstance(theirs, float)
+                row[f"{name}{kind}_speedup"] = theirs / mine if both and theirs is not None else None
     return rows
 
 
@@ -446,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kg-quads", type=int, default=0, help="quads for the KG table (0: skip)")
     parser.add_argument("--queries", type=int, default=200, help="queries per SPARQL pattern / vector size")
+    parser.add_argument(
+        "--warmup", type=int, default=1000, help="KG lookups per pattern on other keys before timing (0: none)"
+    )
     parser.add_argument("--vector-sizes", default="", help="comma-separated sizes for the vector table")
     parser.add_argument("--base", type=int, default=5000, help="real MiniLM embeddings behind derived vectors")
     parser.add_argument("--audit", action="store_true", help="run the audit table")
@@ -474,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reuse=args.reuse,
                 stores=stores,
                 server_query_timeout_s=args.server_timeout,
+                warmup=args.warmup,
             )
         if args.vector_sizes:
             sizes = [int(s) for s in args.vector_sizes.split(",")]

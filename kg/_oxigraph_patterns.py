@@ -30,8 +30,8 @@ index as ``quads_for_pattern`` with any graph does (most lookups of a sparse gra
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -40,7 +40,7 @@ from rdflib.term import Literal, URIRef, Variable
 
 from kg._store_support import prepare_query
 
-__all__ = ["PatternPlan", "pattern_plan"]
+__all__ = ["PatternPlan", "pattern_plan", "plan_for"]
 
 _DEFAULT_GRAPH = ox.DefaultGraph()
 _STAR = re.compile(r"\bSELECT\s+(?:DISTINCT\s+|REDUCED\s+)?\*", re.IGNORECASE)
@@ -65,6 +65,8 @@ class _Step:
     outputs: tuple[tuple[str, str], ...]  # (quad attribute, variable) first bound by this step
     repeats: tuple[tuple[str, str], ...]  # (quad attribute, variable) a second time in this pattern: must agree
     named_only: bool  # graph slot is a variable bound here: skip the quads of the default graph
+    fill: Callable[[Mapping[str, Any]], tuple[Any, Any, Any, Any]] = field(compare=False, repr=False)
+    # ``fill(solution)``: the lookup's (s, p, o, g), ``template`` with ``inputs`` taken from ``solution``
 
     def extend(self, store: ox.Store, solutions: list[Mapping[str, Any]], merged: bool) -> list[Mapping[str, Any]]:
         """Every solution joined with the quads matching this pattern under it (a nested-loop index join).
@@ -74,25 +76,19 @@ class _Step:
         first and skip the named-graph index when that finds nothing.
         """
         out: list[Mapping[str, Any]] = []
-        probe = merged and self.named_only
-        template, inputs, outputs, repeats = self.template, self.inputs, self.outputs, self.repeats
+        fill, outputs, repeats, named_only = self.fill, self.outputs, self.repeats, self.named_only
+        probe = merged and named_only
         lookup = store.quads_for_pattern
         for solution in solutions:
-            if inputs:
-                args = list(template)
-                for slot, name in inputs:
-                    args[slot] = solution[name]
-                s, p, o, g = args
-            else:
-                s, p, o, g = template
+            s, p, o, g = fill(solution)
             try:
                 if probe and next(lookup(s, p, o, _DEFAULT_GRAPH), None) is None:
-                    continue
+                    continue  # most lookups of a sparse graph end here, after one index probe
                 quads = lookup(s, p, o, g)
             except TypeError:  # a literal bound where the store holds only IRIs (subject, predicate, graph)
                 continue
             for quad in quads:
-                if self.named_only and isinstance(quad.graph_name, ox.DefaultGraph):
+                if named_only and type(quad.graph_name) is ox.DefaultGraph:
                     continue
                 extended = dict(solution)
                 for part, name in outputs:
@@ -100,6 +96,32 @@ class _Step:
                 if not repeats or all(extended[name] == getattr(quad, part) for part, name in repeats):
                     out.append(extended)
         return out
+
+
+def _filler(
+    template: tuple[Any, Any, Any, Any], inputs: tuple[tuple[int, str], ...]
+) -> Callable[[Mapping[str, Any]], tuple[Any, Any, Any, Any]]:
+    """``fill`` for :class:`_Step`: one bound slot (the usual case) without building a list per lookup."""
+    t0, t1, t2, t3 = template
+    if not inputs:
+        return lambda solution: template
+    if len(inputs) == 1:
+        slot, name = inputs[0]
+        if slot == 0:
+            return lambda solution: (solution[name], t1, t2, t3)
+        if slot == 1:
+            return lambda solution: (t0, solution[name], t2, t3)
+        if slot == 2:
+            return lambda solution: (t0, t1, solution[name], t3)
+        return lambda solution: (t0, t1, t2, solution[name])
+
+    def fill(solution: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+        args = list(template)
+        for slot, name in inputs:
+            args[slot] = solution[name]
+        return (args[0], args[1], args[2], args[3])
+
+    return fill
 
 
 def _step(pattern: _Pattern, known: set[str]) -> _Step:
@@ -119,12 +141,14 @@ def _step(pattern: _Pattern, known: set[str]) -> _Step:
             fresh.add(term)
             outputs.append((_PARTS[slot], term))
     graph = pattern.slots[3]
+    slots = (template[0], template[1], template[2], template[3])
     return _Step(
-        template=(template[0], template[1], template[2], template[3]),
+        template=slots,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         repeats=tuple(repeats),
         named_only=isinstance(graph, str) and graph not in known,
+        fill=_filler(slots, tuple(inputs)),
     )
 
 
@@ -258,3 +282,27 @@ def pattern_plan(sparql: str, bound_names: frozenset[str]) -> PatternPlan | None
     except (SyntaxError, ValueError, OSError):
         return None  # Oxigraph rejects it: the engine path raises the store's error
     return PatternPlan(steps=tuple(ordered), projection=projection, ask=ask)
+
+
+_PLANS: dict[tuple[str, tuple[str, ...]], PatternPlan | None] = {}
+_PLANS_MAX = 4096
+_UNSEEN: Any = object()  # a cached None means "not a plain pattern query"
+
+
+def plan_for(sparql: str, bound_names: tuple[str, ...]) -> PatternPlan | None:
+    """:func:`pattern_plan` for the bindings' names in their order: one dict lookup per query once seen.
+
+    (The lookups a store answers cost a few microseconds; building a ``frozenset`` and going through the
+    ``lru_cache`` wrapper was a tenth of that.) The cache is dropped whole when it holds ``_PLANS_MAX`` keys.
+
+    Raises:
+        QueryError: as :func:`pattern_plan`.
+    """
+    key = (sparql, bound_names)
+    plan = _PLANS.get(key, _UNSEEN)
+    if plan is _UNSEEN:
+        plan = pattern_plan(sparql, frozenset(bound_names))
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan

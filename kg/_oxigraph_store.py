@@ -35,7 +35,7 @@ from typing import Any
 import pyoxigraph as ox
 from rdflib.term import Identifier, Literal, Node, URIRef
 
-from kg._oxigraph_patterns import pattern_plan
+from kg._oxigraph_patterns import plan_for
 from kg._store import Quad
 from kg._store_support import bind_values, check_bindings, check_pattern, check_quads, encode_term, prepare_query
 from tools.errors import QueryError, StoreError
@@ -49,6 +49,8 @@ _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 def _to_ox(term: Node) -> Any:
     """An rdflib IRI or literal (already checked) as a pyoxigraph term."""
+    if type(term) is URIRef:  # the usual case first; pyoxigraph reads the str subclass without a copy
+        return ox.NamedNode(term)
     if isinstance(term, URIRef):
         return ox.NamedNode(str(term))
     assert isinstance(term, Literal)
@@ -187,15 +189,19 @@ class OxigraphTripleStore:
     def query(self, sparql: str, bindings: Mapping[str, Identifier] | None = None) -> list[Sequence[Node | None]]:
         prepared = prepare_query(sparql)  # SELECT / ASK only; no FROM, no SERVICE (QueryError otherwise)
         checked = check_bindings(bindings)
-        plan = pattern_plan(sparql, frozenset(checked)) if self.pattern_lookups else None
+        plan = plan_for(sparql, tuple(checked)) if self.pattern_lookups else None
         if plan is not None:  # a plain pattern query: index lookups, the rows Oxigraph's engine would give
+            bound = {}
+            for name, value in checked.items():  # (a loop, not a comprehension: no function call per query)
+                bound[name] = _to_ox(value)
             try:
-                bound = {name: _to_ox(value) for name, value in checked.items()}
                 rows = plan.run(self._store, bound, merged=True)  # every write keeps the default graph the merge
             except OSError as exc:
                 raise StoreError(f"the Oxigraph lookup failed: {exc}") from exc
             if plan.ask:
                 return [(Literal(rows[0][0]),)]
+            if not rows:  # most bound lookups
+                return []
             return [tuple([None if value is None else _from_ox(value) for value in row]) for row in rows]
         try:
             result = self._store.query(bind_values(sparql, checked))

@@ -121,10 +121,7 @@ def check_pattern(subject: object, predicate: object, obj: object, graph: object
             check_term(term, what, iri_only=iri_only)
 
 
-@lru_cache(maxsize=4096)
-def _variable_name(name: str) -> bool:
-    """Whether ``name`` is a SPARQL variable name without ``?`` (cached: queries reuse a few names)."""
-    return _VARIABLE.fullmatch(name) is not None
+_VALID_NAMES: set[str] = set()  # variable names already checked (queries reuse a few; bounded below)
 
 
 def check_bindings(bindings: Mapping[str, Identifier] | None) -> dict[str, Identifier]:
@@ -139,12 +136,17 @@ def check_bindings(bindings: Mapping[str, Identifier] | None) -> dict[str, Ident
         raise QueryError(f"bindings must be a mapping of variable name to rdflib term, got {type(bindings).__name__}")
     checked: dict[str, Identifier] = {}
     for name, value in bindings.items():
-        if not isinstance(name, str) or not _variable_name(name):
-            raise QueryError(f"binding name must be a SPARQL variable name without '?', got {name!r}")
-        try:
-            check_term(value, f"binding ?{name}")
-        except InvalidInputError as exc:
-            raise QueryError(str(exc)) from exc
+        if type(name) is not str or name not in _VALID_NAMES:
+            if not isinstance(name, str) or not _VARIABLE.fullmatch(name):
+                raise QueryError(f"binding name must be a SPARQL variable name without '?', got {name!r}")
+            if type(name) is str and len(_VALID_NAMES) < 4096:
+                _VALID_NAMES.add(name)
+        # an IRI as check_term accepts it (the common case, checked here without a copy or a message first)
+        if not (type(value) is URIRef and len(value) <= MAX_TERM_CHARS and value.isascii() and _IRI.fullmatch(value)):
+            try:
+                check_term(value, f"binding ?{name}")
+            except InvalidInputError as exc:
+                raise QueryError(str(exc)) from exc
         checked[name] = value
     return checked
 
