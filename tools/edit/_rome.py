@@ -92,6 +92,7 @@ class ROMEHyperParams:
     mom2_ridge: float = 1e-3  # C + ridge * mean(diag C) * I before solving (keeps C^-1 stable on small corpora)
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
+    v_lean_upper: bool = True  # the blocks above as lean modules on packed tokens (bit-identical edits)
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
@@ -145,7 +146,10 @@ class ROMEHyperParams:
     def value_options(self) -> ValueOptions:
         """The value-optimisation part of these settings."""
         return dataclasses.replace(
-            value_options_of(self), skip_below=self.v_skip_below, fused_activation=self.v_fused_activation
+            value_options_of(self),
+            skip_below=self.v_skip_below,
+            fused_activation=self.v_fused_activation,
+            lean_upper=self.v_lean_upper,
         )
 
 
