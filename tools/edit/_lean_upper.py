@@ -53,7 +53,7 @@ class Upper:
     rows: torch.Tensor  # (P,) packed row of each position the loss reads, in the chunk's pick order
 
     def picked(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Final-norm hidden states ``(P, d)`` at the picked positions of block ``L``'s output ``hidden`` ``(B, T, d)``."""
+        """Final-norm hidden states ``(P, d)`` at the picked positions of block ``L``'s output ``(B, T, d)``."""
         x = self.packing.pack(hidden)  # (N, d)
         if not self.blocks:
             return self.norm(x.index_select(0, self.rows))
@@ -91,7 +91,8 @@ def upper_of(
     norm = _final_norm(model, family.name)
     b, t = input_ids.shape
     # a row's positions after the last one the loss reads are never read (causal attention): left out as padding
-    last = torch.full((b,), -1, dtype=torch.long, device=input_ids.device).scatter_reduce(0, pick_rows, pick_pos, "amax")
+    last = torch.full((b,), -1, dtype=torch.long, device=input_ids.device)
+    last = last.scatter_reduce(0, pick_rows, pick_pos, "amax")  # (B,) each row's last position read
     needed = attention_mask * (torch.arange(t, device=input_ids.device)[None, :] <= last[:, None])  # (B, T)
     packing = Packing.of(needed, t)
     flat = pick_rows * t + pick_pos  # (P,) row-major positions
@@ -121,4 +122,3 @@ def _final_norm(model: Any, family: str) -> nn.Module | None:
     base = getattr(model, "base_model", None)
     found = getattr(base, {"gpt2": "ln_f", "llama": "norm"}.get(family, ""), None)
     return found if isinstance(found, nn.Module) else None
-

@@ -32,9 +32,9 @@ from tools.edit._keys import (
     _subject_last_char,
     outputs_at_subject,
 )
+from tools.edit._lean_upper import Upper, upper_of
 from tools.edit._preserve import Preservation
 from tools.edit._request import EditRequest, target_text
-from tools.edit._lean_upper import Upper, upper_of
 from tools.edit._upper import Below, cache_below, fused_activations, lowest_edited, skipping_below
 
 __all__ = ["ValueHyperParams", "ValueOptions", "ValueResult", "answer_ends", "compute_values", "value_options_of"]
@@ -448,7 +448,8 @@ def compute_values(
                     uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
                 upper = uppers[c]
                 if upper is not None and below[c] is not None:
-                    edit = _output_edit(chunk, delta, None if directions is None else directions[low or module_path], responses[c])
+                    through = None if directions is None else directions[low or module_path]
+                    edit = _output_edit(chunk, delta, through, responses[c])
                     picked = upper.picked(below[c].residual + edit(below[c].keys, below[c].mlp_output))
                 else:
                     with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
