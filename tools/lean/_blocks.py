@@ -8,6 +8,7 @@ block computes, on packed rows (:class:`~tools.lean._common.Packing`), and sees 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -23,6 +24,9 @@ def blocks_supported(family: str, config: Any) -> bool:
     if family == "gpt2":
         return _gpt2.supports(config)
     if family == "llama":
+        rope = getattr(config, "rope_parameters", None)
+        if rope is not None and getattr(config, "rope_scaling", None) == rope:  # transformers 5 spells it twice
+            config = SimpleNamespace(**{**vars(config), "rope_scaling": None})
         return _llama.supports(config)
     return False
 
