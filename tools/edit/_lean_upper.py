@@ -114,7 +114,7 @@ def upper_of(
         probe = torch.zeros((1, t, 1), dtype=dtype, device=input_ids.device)
         with torch.no_grad():
             rope = tuple(r.detach() for r in rotary(probe, position_ids=positions))
-    segment = Segment(n_rows, packing, additive_mask(needed, t, dtype), None, rope)  # type: ignore[arg-type]
+    segment = Segment(n_rows, packing, additive_mask(needed, t, dtype), None, rope)
     return Upper(blocks=tuple(blocks), norm=norm, packing=packing, segments=(segment,), rows=rows)
 
 

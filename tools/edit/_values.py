@@ -446,11 +446,11 @@ def compute_values(
                     responses[c] = _fixed_response(below[c], directions, low)
                 if c not in uppers:
                     uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
-                upper = uppers[c]
-                if upper is not None and below[c] is not None:
+                upper, cached = uppers[c], below[c]
+                if upper is not None and cached is not None:  # block L's output as _EditedBlock gives it, then lean
                     through = None if directions is None else directions[low or module_path]
                     edit = _output_edit(chunk, delta, through, responses[c])
-                    picked = upper.picked(below[c].residual + edit(below[c].keys, below[c].mlp_output))
+                    picked = upper.picked(cached.residual + edit(cached.keys, cached.mlp_output))
                 else:
                     with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
                         out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
