@@ -18,7 +18,9 @@ model this raised reliability from 0.88 to 0.98 at equal locality.
 
 Speed (issue 30): the value optimisation changes only the edited MLP's output, so the blocks below it and block
 ``L`` up to that output are run once per edit and each Adam step runs the blocks above ``L`` alone
-(``v_skip_below``, :mod:`tools.edit._upper`): bit-identical edits, a test compares them with full forwards.
+(``v_skip_below``, :mod:`tools.edit._upper`), as lean modules sharing the model's parameters on the chunk's real
+tokens, the last block's MLP only where the loss reads (``v_lean_upper``, :mod:`tools.edit._lean_upper`):
+bit-identical edits, a test compares them with full forwards.
 
 Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
 ``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
@@ -92,6 +94,7 @@ class ROMEHyperParams:
     mom2_ridge: float = 1e-3  # C + ridge * mean(diag C) * I before solving (keeps C^-1 stable on small corpora)
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
+    v_lean_upper: bool = True  # the blocks above as lean modules on packed tokens (bit-identical edits)
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
@@ -138,14 +141,18 @@ class ROMEHyperParams:
         speed"). They are options,
         not the default: every ROME figure in the README was measured with these defaults, on LLaMA two
         prefixes let one of three sequential edits in the contract suite fail, and the fused activation changes
-        the rounding of every edit. ``v_skip_below`` (on) gives bit-identical edits: the default took 0.86x.
+        the rounding of every edit. ``v_skip_below`` and ``v_lean_upper`` (on) give bit-identical edits: the
+        default took 0.86x with the first, 0.59-0.64x with both (both models, two samples of edits).
         """
         return cls(layers=(min(family.n_layers // 5, family.n_layers - 1),))
 
     def value_options(self) -> ValueOptions:
         """The value-optimisation part of these settings."""
         return dataclasses.replace(
-            value_options_of(self), skip_below=self.v_skip_below, fused_activation=self.v_fused_activation
+            value_options_of(self),
+            skip_below=self.v_skip_below,
+            fused_activation=self.v_fused_activation,
+            lean_upper=self.v_lean_upper,
         )
 
 
@@ -165,6 +172,8 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         # model -> (settings and journal state, templates); weak so a dropped model takes its entry along
         self._templates: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], tuple[str, ...]]]
         self._templates = weakref.WeakKeyDictionary()
+        # (layer, ridge) -> (C, LU factors of C + ridge): C is the unedited model's, the same for every edit
+        self._factors: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def _context_templates(self, model: LocalLanguageModel, hparams: ROMEHyperParams) -> tuple[str, ...]:
         """The context templates of ``model`` as it is now, sampled once per model state.
@@ -257,10 +266,17 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         stats_source = "none"
         if hparams.mom2_adjustment:
             stats = self.key_moment(model, layer, hparams.mom2_n_texts)
-            cov = stats.matrix.double()  # (in, in)
-            ridge = hparams.mom2_ridge * cov.diagonal().mean()
-            cov = cov + _preserved_moment(model, path, req, hparams).to(cov)
-            u = torch.linalg.solve(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device), k_star)
+            if hparams.preserve_prompt_weight > 0 and _kept_prompts(req, hparams):
+                lu, pivots = _factor(stats.matrix, _preserved_moment(model, path, req, hparams), hparams.mom2_ridge)
+            else:  # C alone: the same for every edit at this layer, factorised once
+                key = (layer, hparams.mom2_ridge)
+                found = self._factors.get(key)
+                if found is None or found[0] is not stats.matrix:
+                    zeros = torch.zeros(stats.matrix.shape, dtype=torch.float64)
+                    found = (stats.matrix, *_factor(stats.matrix, zeros, hparams.mom2_ridge))
+                    self._factors[key] = found
+                lu, pivots = found[1], found[2]
+            u = torch.linalg.lu_solve(lu, pivots, k_star.unsqueeze(-1)).squeeze(-1)  # as linalg.solve, bit for bit
             stats_source = stats.source
         else:
             u = k_star
@@ -269,6 +285,16 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         if not bool(torch.isfinite(denom)) or float(denom.abs()) < 1e-12 * float(u.norm() * k_bare.norm()):
             raise InvalidEditError(f"rome: the key of {req.subject!r} is orthogonal to its update direction")
         return (u / denom).unsqueeze(0), stats_source
+
+
+def _factor(matrix: torch.Tensor, preserved: torch.Tensor, ridge_factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LU factors of ``C + preserved + ridge * mean(diag C) * I`` (float64): ``torch.linalg.solve`` factorises
+    the same way, so solving with them gives its result exactly, and the factors of ``C`` alone are kept."""
+    cov = matrix.double()  # (in, in)
+    ridge = ridge_factor * cov.diagonal().mean()
+    cov = cov + preserved.to(cov)
+    lu, pivots = torch.linalg.lu_factor(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device))
+    return lu, pivots
 
 
 def _kept_prompts(req: EditRequest, hparams: ROMEHyperParams) -> list[str]:

@@ -32,6 +32,7 @@ from tools.edit._keys import (
     _subject_last_char,
     outputs_at_subject,
 )
+from tools.edit._lean_upper import Upper, upper_of
 from tools.edit._preserve import Preservation
 from tools.edit._request import EditRequest, target_text
 from tools.edit._upper import Below, cache_below, fused_activations, lowest_edited, skipping_below
@@ -56,6 +57,7 @@ class ValueOptions:
     stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
     skip_below: bool = True  # run the blocks up to the edited one once, not at every step (bit-identical)
     fused_activation: bool = False  # torch's fused tanh GELU for GPT-2's gelu_new (rounding differs)
+    lean_upper: bool = True  # with skip_below: the blocks above as lean modules on packed tokens (bit-identical)
 
 
 class ValueHyperParams(Protocol):
@@ -279,6 +281,28 @@ def _fixed_response(
     return below.keys @ directions[low][0].T.to(below.mlp_output.dtype)
 
 
+def _upper_for(
+    model: Any,
+    chunk: _Chunk,
+    below: Below | None,
+    low: str | None,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+    options: ValueOptions,
+) -> Upper | None:
+    """The lean blocks above the edited one for ``chunk`` (:mod:`tools.edit._lean_upper`), or ``None``: not
+    asked for, no cache below, the fused activation (the lean GPT-2 keeps ``gelu_new``), or other edited modules
+    above the lowest one (they act through hooks on the model's own modules)."""
+    if not options.lean_upper or below is None or low is None or options.fused_activation:
+        return None
+    if directions is not None and set(directions) != {low}:
+        return None
+    layer = len(below.blocks) - 1
+    batch = chunk.batch
+    return upper_of(
+        model, layer, batch.input_ids, batch.attention_mask, chunk.pick_rows, chunk.pick_pos, below.residual.dtype
+    )
+
+
 def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], list[int]]:
     """Each request's value index and each value's leading request (its first), checked.
 
@@ -291,10 +315,10 @@ def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], 
     return owner_list, [owner_list.index(g) for g in range(len(set(owner_list)))]
 
 
-def _chunk_nll(chunk: _Chunk, head: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """From one chunk's hidden states ``(N, T, d)``: the mean target NLL per request ``(r,)`` over its
-    templates, and the next-token log-probabilities at the KL prompts' subject ``(r, V)``."""
-    logp = torch.log_softmax(head(hidden[chunk.pick_rows, chunk.pick_pos]).float(), dim=-1)
+def _chunk_nll(chunk: _Chunk, head: Any, picked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From one chunk's final hidden states at its picked positions ``(M + r, d)``: the mean target NLL per
+    request ``(r,)`` over its templates, and the next-token log-probabilities at the KL prompts' subject ``(r, V)``."""
+    logp = torch.log_softmax(head(picked).float(), dim=-1)
     n_gold = len(chunk.gold)
     gold = logp[:n_gold].gather(-1, chunk.gold.unsqueeze(-1)).squeeze(-1)  # (M,)
     per_row = torch.zeros(len(chunk.n_tokens), device=gold.device).index_add(0, chunk.label_rows, -gold)
@@ -398,6 +422,7 @@ def compute_values(
     low = module_path if directions is None else lowest_edited(model, directions)
     below: dict[int, Below | None] = {} if options.skip_below and low else dict.fromkeys(range(len(chunks)))
     responses: dict[int, torch.Tensor | None] = {}
+    uppers: dict[int, Upper | None] = {}  # per chunk, the blocks above as lean modules (tools.edit._lean_upper)
     start = time.perf_counter()
     with fused_activations(model) if options.fused_activation else nullcontext():
         for it in range(max(options.steps, 1)):
@@ -419,9 +444,18 @@ def compute_values(
                     below[c] = cache_below(model, low or module_path, chunk.batch.input_ids, chunk.batch.attention_mask)
                 if c not in responses:
                     responses[c] = _fixed_response(below[c], directions, low)
-                with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
-                    out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
-                nll, kl_logp = _chunk_nll(chunk, head, out.last_hidden_state)
+                if c not in uppers:
+                    uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
+                upper, cached = uppers[c], below[c]
+                if upper is not None and cached is not None:  # block L's output as _EditedBlock gives it, then lean
+                    through = None if directions is None else directions[low or module_path]
+                    edit = _output_edit(chunk, delta, through, responses[c])
+                    picked = upper.picked(cached.residual + edit(cached.keys, cached.mlp_output))
+                else:
+                    with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
+                        out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
+                    picked = out.last_hidden_state[chunk.pick_rows, chunk.pick_pos]
+                nll, kl_logp = _chunk_nll(chunk, head, picked)
                 if c not in kl_init:
                     kl_init[c] = kl_logp.detach().clone()
                 kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)

@@ -8,7 +8,8 @@ They answer, score and embed; anything that edits, traces or needs another archi
 ``transformers`` model (:class:`tools.lm.LeanLanguageModel` swaps itself on first use of ``.model``).
 """
 
-from tools.lean._common import CausalOutput, KVCache
+from tools.lean._blocks import block_parts, block_sharing, blocks_supported
+from tools.lean._common import CausalOutput, KVCache, Packing, Segment, additive_mask
 from tools.lean._load import CAUSAL, lean_causal_reason, load_causal_lm, load_encoder
 from tools.lean._tokenizer import LeanTokenizer
 
@@ -17,6 +18,12 @@ __all__ = [
     "CausalOutput",
     "KVCache",
     "LeanTokenizer",
+    "Packing",
+    "Segment",
+    "additive_mask",
+    "block_parts",
+    "block_sharing",
+    "blocks_supported",
     "lean_causal_reason",
     "load_causal_lm",
     "load_encoder",

@@ -173,8 +173,9 @@ def test_blocks_below_the_edit_run_once_bit_identical(
     cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The value optimisation runs only the blocks above the edited MLP per step (tools.edit._upper): the
-    edit is bit-identical to one computed with full forwards, and the model's blocks are its own afterwards."""
+    """The value optimisation runs only the blocks above the edited MLP per step (tools.edit._upper), as lean
+    modules on packed tokens (tools.edit._lean_upper): the edit is bit-identical to one computed with the model's
+    own blocks above and to one with full forwards, and the model's blocks are its own afterwards."""
     from tools.edit import _values
 
     lm = models[name]
@@ -188,15 +189,29 @@ def test_blocks_below_the_edit_run_once_bit_identical(
         calls.append(below is not None)
         return below
 
+    uppers: list[bool] = []
+    real_upper = _values.upper_of
+
+    def counted_upper(*args: Any) -> Any:
+        upper = real_upper(*args)
+        uppers.append(upper is not None)
+        return upper
+
     monkeypatch.setattr(_values, "cache_below", counted)
+    monkeypatch.setattr(_values, "upper_of", counted_upper)
     fast = editor.compute(lm, known[name][:1])
     assert calls == [True]  # the shortcut was taken, once per chunk
+    assert uppers == [True]  # the blocks above ran as lean modules on packed tokens (tools.edit._lean_upper)
+    hooked = _editor(corpus, cache_dir, exact_objective=exact, v_lean_upper=False).compute(lm, known[name][:1])
+    assert calls == [True, True] and uppers == [True]  # cached below, the model's own blocks above
     full = _editor(corpus, cache_dir, exact_objective=exact, v_skip_below=False).compute(lm, known[name][:1])
-    assert calls == [True]  # full forwards: nothing cached
+    assert calls == [True, True]  # full forwards: nothing cached
     assert [id(m) for m in lm.model.modules()] == blocks
-    assert isinstance(fast, WeightDelta) and isinstance(full, WeightDelta)
-    (key,) = fast.updates
-    a, b = fast.updates[key], full.updates[key]
-    assert isinstance(a, LowRank) and isinstance(b, LowRank)
-    assert torch.equal(a.left, b.left) and torch.equal(a.right, b.right)
-    assert fast.info["nll"] == full.info["nll"]
+    assert all(p.grad is None for p in lm.model.parameters())  # no weight gradients
+    for other in (hooked, full):
+        assert isinstance(fast, WeightDelta) and isinstance(other, WeightDelta)
+        (key,) = fast.updates
+        a, b = fast.updates[key], other.updates[key]
+        assert isinstance(a, LowRank) and isinstance(b, LowRank)
+        assert torch.equal(a.left, b.left) and torch.equal(a.right, b.right)
+        assert fast.info["nll"] == other.info["nll"]
