@@ -247,8 +247,11 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
         z_path = family.path(family.block, layers[-1])
         if hparams.exact_objective:
-            inits, updates, nlls, sources = self._fit_through_updates(model, fit, templates, z_path, hparams, groups)
+            inits, updates, nlls, sources, report = self._fit_through_updates(
+                model, fit, templates, z_path, hparams, groups
+            )
         else:
+            report = {}
             inits, zs, nlls = self._target_residuals(model, fit, templates, z_path, hparams)
             updates, sources = self._spread(model, fit, templates, zs, z_path, hparams)
         nlls = nlls[: len(requests)]
@@ -266,6 +269,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 "stats": tuple(sources),
                 "corpus_phrasings": len(extra),
                 "seconds": seconds,
+                **report,  # the value fit's steps, each value's stop step and the rows it forwarded
             },
         )
 
@@ -303,7 +307,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         z_path: str,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str]]:
+    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str], dict[str, Any]]:
         """``exact_objective``: fix each layer's right factor from the unedited keys, fit the shared left one.
 
         ``right_l`` ``(B, in)`` is the MEMIT solve at layer ``l`` with the unedited model's keys, scaled so that
@@ -356,7 +360,13 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             assert isinstance(weight, torch.Tensor)  # a linear layer
             left = scale * delta.T  # (out, B)
             updates[f"{path}.weight"] = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
-        return values.init, updates, list(values.nll), sources
+        fit = {
+            "value_steps": values.steps,
+            "stop_steps": values.stop_steps,
+            "settled_steps": values.settled_steps,
+            "rows_run": values.rows_run,
+        }
+        return values.init, updates, list(values.nll), sources, fit
 
     def _target_residuals(
         self,

@@ -97,6 +97,10 @@ class ValueResult:
     init: torch.Tensor  # (R, d)
     target: torch.Tensor  # (R, d)
     nll: tuple[float, ...]  # final mean NLL per target token, per request
+    steps: int = 0  # Adam steps taken
+    stop_steps: tuple[int, ...] = ()  # per value: the first step at which it was converged (-1: never)
+    settled_steps: tuple[int, ...] = ()  # per value: the step from which on it stayed converged (-1: never)
+    rows_run: int = 0  # prompt rows forwarded over the whole fit (the fit's work, besides the preservation term)
 
 
 @dataclass(frozen=True)
@@ -398,6 +402,9 @@ def compute_values(
     low = module_path if directions is None else lowest_edited(model, directions)
     below: dict[int, Below | None] = {} if options.skip_below and low else dict.fromkeys(range(len(chunks)))
     responses: dict[int, torch.Tensor | None] = {}
+    first = torch.full((len(lead),), -1, dtype=torch.long, device=device)  # (G,) see ValueResult.stop_steps
+    settled = torch.full_like(first, -1)
+    rows_run, taken = 0, 0
     start = time.perf_counter()
     with fused_activations(model) if options.fused_activation else nullcontext():
         for it in range(max(options.steps, 1)):
@@ -421,6 +428,7 @@ def compute_values(
                     responses[c] = _fixed_response(below[c], directions, low)
                 with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
                     out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
+                rows_run += int(chunk.batch.input_ids.shape[0])
                 nll, kl_logp = _chunk_nll(chunk, head, out.last_hidden_state)
                 if c not in kl_init:
                     kl_init[c] = kl_logp.detach().clone()
@@ -431,11 +439,22 @@ def compute_values(
                     ((nll + options.kl_factor * kl) * active).sum().backward()
             active_rows = (nll_now >= options.early_stop_loss).float()  # (R,)
             active_all = torch.zeros(len(lead), device=device).index_add(0, owner, active_rows) > 0  # (G,)
+            first = torch.where((first < 0) & ~active_all, it, first)
+            settled = torch.where(active_all, -1, torch.where(settled < 0, it, settled))
             if not bool(active_all.any()):
                 break
+            taken += 1
             if preserve is not None:
                 edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
                 (n_req * preserve.loss(model, edited)).backward()
                 active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
             _decay_and_step(opt, delta, options.weight_decay, init_norm, max_norm, active_all)
-    return ValueResult(init=init, target=init + delta.detach(), nll=tuple(float(x) for x in nll_now))
+    return ValueResult(
+        init=init,
+        target=init + delta.detach(),
+        nll=tuple(float(x) for x in nll_now),
+        steps=taken,
+        stop_steps=tuple(int(x) for x in first),
+        settled_steps=tuple(int(x) for x in settled),
+        rows_run=rows_run,
+    )
