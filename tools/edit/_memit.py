@@ -102,6 +102,8 @@ class MEMITHyperParams:
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
     preserve_max_tokens: int = 64  # each cut to this many tokens
     v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
+    v_joint_fit: bool = False  # every value moves until all have stopped (False: each stops on its own, compute_z)
+    v_recheck_every: int = 10  # steps between evaluations of the values already stopped (per-value stop)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -157,7 +159,12 @@ class MEMITHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The target-optimisation part of these settings."""
-        return replace(value_options_of(self), skip_below=self.v_skip_below)
+        return replace(
+            value_options_of(self),
+            skip_below=self.v_skip_below,
+            joint=self.v_joint_fit,
+            recheck_every=self.v_recheck_every,
+        )
 
 
 def available_memory(device: torch.device) -> int:
