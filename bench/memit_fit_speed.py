@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import logging
 import pstats
 import sys
 import time
@@ -41,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hparam", action="append", default=[], metavar="K=V", help="override a hyperparameter (int, float, bool)"
     )
+    parser.add_argument("--log", action="store_true", help="the value fit's progress lines on stderr")
     args = parser.parse_args(argv)
+    if args.log:
+        logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
+        logging.getLogger("tools.edit._values").setLevel(logging.DEBUG)
 
     from eval.editing import world_edit_cases
     from eval.world import DATA_DIR, load_lifelong_edits, load_world

@@ -467,12 +467,14 @@ def compute_values(
     with fused_activations(model) if options.fused_activation else nullcontext():
         for it in range(max(options.steps, 1)):
             if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is
-                worst = float(nll_now.max())
                 logger.debug(
-                    "compute_values: step %d/%d, worst NLL %.3f, %.0fs",
+                    "compute_values: step %d/%d, %d of %d values stopped, worst NLL %.3f, %d rows run, %.0fs",
                     it,
                     options.steps,
-                    worst,
+                    int((first >= 0).sum()),
+                    len(lead),
+                    float(nll_now.max()),
+                    rows_run,
                     time.perf_counter() - start,
                 )
             opt.zero_grad()
