@@ -32,6 +32,14 @@ on the small reference models the sum over 100 edits changed 42% of the corpus's
 the values to directions the rest of the text does not read (teacher-forced locality of a GPT-2 batch of 100:
 0.43 without it, 0.855 with the defaults).
 
+With the term, the fit used to keep every value moving (and every request's rows in every step) until the last
+request reached the NLL stop (``v_joint_fit=True``, kept as an option). By default each value now stops on its
+own, as the paper's ``compute_z`` stops each request at its own loss: a value whose requests are all below
+``v_early_stop_loss`` is frozen and its rows leave the steps; all rows are evaluated every ``v_recheck_every``
+steps, and a frozen value whose loss rose again (the other values' updates act on its prompts too) moves again
+(:func:`~tools.edit._values.compute_values`; figures in the README, "Where a MEMIT / AlphaEdit batch spends
+its time").
+
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
 :meth:`MEMITHyperParams.for_family` for why it grows with the batch here.
 
