@@ -106,9 +106,11 @@ def _stops(info: object) -> dict[str, object]:
             continue
         done = [s for s in got if s >= 0]
         q = [done[min(len(done) - 1, int(p * len(done)))] for p in (0.1, 0.25, 0.5, 0.75, 0.9)] if done else []
-        out[name] = {"n": len(got), "never": len(got) - len(done), "q10_25_50_75_90": q, "max": max(done, default=-1)}
+        entry: dict[str, object] = {"n": len(got), "never": len(got) - len(done), "q10_25_50_75_90": q}
+        entry["max"] = max(done, default=-1)
         if steps:  # value-steps after a value's stop, over all value-steps
-            out[name]["after_stop_share"] = sum(steps - s for s in done) / (len(got) * steps)
+            entry["after_stop_share"] = sum(steps - s for s in done) / (len(got) * steps)
+        out[name] = entry
     out["stop_steps_all"] = list(info.get("stop_steps", ()))
     out["settled_steps_all"] = list(info.get("settled_steps", ()))
     return out
