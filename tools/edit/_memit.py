@@ -32,13 +32,16 @@ on the small reference models the sum over 100 edits changed 42% of the corpus's
 the values to directions the rest of the text does not read (teacher-forced locality of a GPT-2 batch of 100:
 0.43 without it, 0.855 with the defaults).
 
-With the term, the fit used to keep every value moving (and every request's rows in every step) until the last
-request reached the NLL stop (``v_joint_fit=True``, kept as an option). By default each value now stops on its
-own, as the paper's ``compute_z`` stops each request at its own loss: a value whose requests are all below
+With the term, the fit keeps every value moving (and every request's rows in every step) until the last request
+reaches the NLL stop (``v_joint_fit=True``, the default). With ``v_joint_fit=False`` each value stops on its own,
+as the paper's ``compute_z`` stops each request at its own loss: a value whose requests are all below
 ``v_early_stop_loss`` is frozen and its rows leave the steps; all rows are evaluated every ``v_recheck_every``
 steps, and a frozen value whose loss rose again (the other values' updates act on its prompts too) moves again
-(:func:`~tools.edit._values.compute_values`; figures in the README, "Where a MEMIT / AlphaEdit batch spends
-its time").
+(:func:`~tools.edit._values.compute_values`). Measured on GPT-2 (issues 18/29; README, "Where a MEMIT /
+AlphaEdit batch spends its time"): values slip back often (of 100, 78 reached the stop at some step, 48 were
+below it at the end), the fit still ran all 250 steps and forwarded 23% fewer rows than the joint fit would in
+250 steps, and ``edit-bench --T 100 --edit-mode batch`` scored lower (greedy 0.85 / 0.65 / 0.65 against
+0.88 / 0.66 / 0.68): not the default.
 
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
 :meth:`MEMITHyperParams.for_family` for why it grows with the batch here.
@@ -110,7 +113,7 @@ class MEMITHyperParams:
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
     preserve_max_tokens: int = 64  # each cut to this many tokens
     v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
-    v_joint_fit: bool = False  # every value moves until all have stopped (False: each stops on its own, compute_z)
+    v_joint_fit: bool = True  # every value moves until all have stopped (False: each stops on its own, compute_z)
     v_recheck_every: int = 10  # steps between evaluations of the values already stopped (per-value stop)
 
     @classmethod

@@ -56,8 +56,8 @@ class ValueOptions:
     stop_after_target: bool = False  # also fit the token that ends the old answer (see answer_ends)
     skip_below: bool = True  # run the blocks up to the edited one once, not at every step (bit-identical)
     fused_activation: bool = False  # torch's fused tanh GELU for GPT-2's gelu_new (rounding differs)
-    joint: bool = False  # with a preservation term: every value moves until all have stopped (the fit before
-    # issues 18/29); False: each value stops on its own and its rows leave the steps (the paper's compute_z)
+    joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
+    # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
     recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
 
 
@@ -412,14 +412,16 @@ def compute_values(
     CPU time per fit of 4 steps this way (README, "Editing the model itself").
 
     With ``preserve`` (MEMIT's batches, see :mod:`tools.edit._preserve`) every step also adds its KL term on
-    corpus sentences, forwarded through the same hooks, times the number of requests. By default each value
-    then stops on its own, as the paper's ``compute_z`` stops each request at its own loss: once all its
+    corpus sentences, forwarded through the same hooks, times the number of requests. By default
+    (``options.joint``) the term keeps every value free to move and every chunk is evaluated at every step
+    until all are converged. Without ``options.joint`` each value stops on its own, as the paper's
+    ``compute_z`` stops each request at its own loss: once all its
     requests' NLL is below ``early_stop_loss`` the value is frozen (the corpus term's gradient no longer moves
     it) and its prompts' rows leave the later steps; every ``options.recheck_every`` steps all rows are
     evaluated again, and a value whose NLL has risen back above the stop (the other values' updates also act
-    on its prompts) moves again. The fit ends when an evaluation of all rows finds every value stopped. With
-    ``options.joint`` (the fit before issues 18/29) the term keeps every value free to move and every chunk
-    is evaluated at every step until all are converged.
+    on its prompts) moves again. The fit ends when an evaluation of all rows finds every value stopped. On a
+    GPT-2 batch of 100 that forwarded 23% fewer rows and scored lower (README, "Where a MEMIT / AlphaEdit
+    batch spends its time"), so it is not the default.
 
     With ``groups`` (one value index per request, ``0..G-1``, each index's first request leading it) requests
     of one group share one ``delta`` (MEMIT's corpus phrasings of a request): ``directions`` are then ``(G, in)``

@@ -130,8 +130,7 @@ def test_preservation_keeps_unrelated_text(
 ) -> None:
     """The KL term on corpus sentences lowers the batch's change on sentences it never saw; the edits hold.
 
-    The baseline keeps the term with a negligible weight, so both fits run the same way (each value stops on
-    its own).
+    The baseline keeps the term with a negligible weight, so both fits run the same way (no request frozen).
     """
     lm, reqs = models["gpt2-world"], known["gpt2-world"]
     held_out = [d.text for d in bundled_world.documents[400:700] if not any(r.subject in d.text for r in reqs)]
