@@ -104,8 +104,8 @@ Cost of a batch: the key statistics are computed once per model and layer and ca
 solve (float64, ``in`` = 768 on GPT-2) take well under a second per layer. A sampling profile of
 ``edit-bench --method alphaedit --T 100`` on GPT-2 (one stack a second for 9.5 min of a loaded machine) found
 no sample in them: the time is MEMIT's value fit (:func:`~tools.edit._values.compute_values`), up to
-``v_num_grad_steps`` forward and backward passes over every request's templated prompts (since issues 18/29 only
-those of values not yet stopped, see :mod:`tools.edit._memit`) plus the preservation texts (forward : backward
+``v_num_grad_steps`` forward and backward passes over every request's templated prompts (with ``v_joint_fit=False``
+only those of values not yet stopped, see :mod:`tools.edit._memit`) plus the preservation texts (forward : backward
 samples about 3 : 2, the baseline probing included; a third of the forward samples in GPT-2's tanh GELU). A batch
 of 100 therefore costs at least MEMIT's; on 2 cores shared by 10-20 jobs it got 66 s of CPU in 9.5 min and was
 stopped. With the earlier defaults (the paper's solve, ``nullspace_energy=1e-2``, ``α=1``): ``edit-bench --method
