@@ -104,13 +104,13 @@ Cost of a batch: the key statistics are computed once per model and layer and ca
 solve (float64, ``in`` = 768 on GPT-2) take well under a second per layer. A sampling profile of
 ``edit-bench --method alphaedit --T 100`` on GPT-2 (one stack a second for 9.5 min of a loaded machine) found
 no sample in them: the time is MEMIT's value fit (:func:`~tools.edit._values.compute_values`), up to
-``v_num_grad_steps`` forward and backward passes over every request's templated prompts plus the
-preservation texts (forward : backward samples about 3 : 2, the baseline probing included; a third of the
-forward samples in GPT-2's tanh GELU). A batch of 100
-therefore costs at least MEMIT's; on 2 cores shared by 10-20 jobs it got 66 s of CPU in 9.5 min and was
-stopped. With the earlier defaults (the paper's solve, ``nullspace_energy=1e-2``, ``α=1``): ``edit-bench
---method memit,alphaedit --T 10`` (one batch of 10 each, the same cases, GPT-2; reliability / generalization /
-locality, greedy, teacher-forced in brackets): MEMIT 1.00 / 1.00 / 0.88 (1.00 /
+``v_num_grad_steps`` forward and backward passes over every request's templated prompts (with ``v_joint_fit=False``
+only those of values not yet stopped, see :mod:`tools.edit._memit`) plus the preservation texts (forward : backward
+samples about 3 : 2, the baseline probing included; a third of the forward samples in GPT-2's tanh GELU). A batch
+of 100 therefore costs at least MEMIT's; on 2 cores shared by 10-20 jobs it got 66 s of CPU in 9.5 min and was
+stopped. With the earlier defaults (the paper's solve, ``nullspace_energy=1e-2``, ``α=1``): ``edit-bench --method
+memit,alphaedit --T 10`` (one batch of 10 each, the same cases, GPT-2; reliability / generalization / locality,
+greedy, teacher-forced in brackets): MEMIT 1.00 / 1.00 / 0.88 (1.00 /
 1.00 / 0.92) at 47 s per edit, AlphaEdit 0.90 / 0.95 / 0.76 (0.98 / 0.905 / 0.82) at 139 s per edit: with
 the preservation term on, the projection costs locality here instead of adding it. LLaMA, same command:
 MEMIT 1.00 / 0.80 / 0.88 (1.00 / 0.89 / 0.945) at 16 s per edit, AlphaEdit 1.00 / 0.475 / 0.92 (1.00 / 0.68 /

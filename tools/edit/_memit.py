@@ -32,6 +32,17 @@ on the small reference models the sum over 100 edits changed 42% of the corpus's
 the values to directions the rest of the text does not read (teacher-forced locality of a GPT-2 batch of 100:
 0.43 without it, 0.855 with the defaults).
 
+With the term, the fit keeps every value moving (and every request's rows in every step) until the last request
+reaches the NLL stop (``v_joint_fit=True``, the default). With ``v_joint_fit=False`` each value stops on its own,
+as the paper's ``compute_z`` stops each request at its own loss: a value whose requests are all below
+``v_early_stop_loss`` is frozen and its rows leave the steps; all rows are evaluated every ``v_recheck_every``
+steps, and a frozen value whose loss rose again (the other values' updates act on its prompts too) moves again
+(:func:`~tools.edit._values.compute_values`). Measured on GPT-2 (issues 18/29; README, "Where a MEMIT /
+AlphaEdit batch spends its time"): values slip back often (of 100, 78 reached the stop at some step, 48 were
+below it at the end), the fit still ran all 250 steps and forwarded 23% fewer rows than the joint fit would in
+250 steps, and ``edit-bench --T 100 --edit-mode batch`` scored lower (greedy 0.85 / 0.65 / 0.65 against
+0.88 / 0.66 / 0.68): not the default.
+
 ``λ = mom2_update_weight · B ** mom2_batch_exponent``: the paper keeps ``λ`` constant; see
 :meth:`MEMITHyperParams.for_family` for why it grows with the batch here.
 
@@ -102,6 +113,8 @@ class MEMITHyperParams:
     preserve_pool: int = 4096  # at most this many corpus texts to draw from (those naming no edited subject)
     preserve_max_tokens: int = 64  # each cut to this many tokens
     v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
+    v_joint_fit: bool = True  # every value moves until all have stopped (False: each stops on its own, compute_z)
+    v_recheck_every: int = 10  # steps between evaluations of the values already stopped (per-value stop)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -157,7 +170,12 @@ class MEMITHyperParams:
 
     def value_options(self) -> ValueOptions:
         """The target-optimisation part of these settings."""
-        return replace(value_options_of(self), skip_below=self.v_skip_below)
+        return replace(
+            value_options_of(self),
+            skip_below=self.v_skip_below,
+            joint=self.v_joint_fit,
+            recheck_every=self.v_recheck_every,
+        )
 
 
 def available_memory(device: torch.device) -> int:
@@ -247,8 +265,11 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
         z_path = family.path(family.block, layers[-1])
         if hparams.exact_objective:
-            inits, updates, nlls, sources = self._fit_through_updates(model, fit, templates, z_path, hparams, groups)
+            inits, updates, nlls, sources, report = self._fit_through_updates(
+                model, fit, templates, z_path, hparams, groups
+            )
         else:
+            report = {}
             inits, zs, nlls = self._target_residuals(model, fit, templates, z_path, hparams)
             updates, sources = self._spread(model, fit, templates, zs, z_path, hparams)
         nlls = nlls[: len(requests)]
@@ -266,6 +287,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 "stats": tuple(sources),
                 "corpus_phrasings": len(extra),
                 "seconds": seconds,
+                **report,  # the value fit's steps, each value's stop step and the rows it forwarded
             },
         )
 
@@ -303,7 +325,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         z_path: str,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str]]:
+    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str], dict[str, Any]]:
         """``exact_objective``: fix each layer's right factor from the unedited keys, fit the shared left one.
 
         ``right_l`` ``(B, in)`` is the MEMIT solve at layer ``l`` with the unedited model's keys, scaled so that
@@ -356,7 +378,13 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             assert isinstance(weight, torch.Tensor)  # a linear layer
             left = scale * delta.T  # (out, B)
             updates[f"{path}.weight"] = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
-        return values.init, updates, list(values.nll), sources
+        fit = {
+            "value_steps": values.steps,
+            "stop_steps": values.stop_steps,
+            "settled_steps": values.settled_steps,
+            "rows_run": values.rows_run,
+        }
+        return values.init, updates, list(values.nll), sources, fit
 
     def _target_residuals(
         self,

@@ -58,6 +58,9 @@ class ValueOptions:
     skip_below: bool = True  # run the blocks up to the edited one once, not at every step (bit-identical)
     fused_activation: bool = False  # torch's fused tanh GELU for GPT-2's gelu_new (rounding differs)
     lean_upper: bool = True  # with skip_below: the blocks above as lean modules on packed tokens (bit-identical)
+    joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
+    # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
+    recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
 
 
 class ValueHyperParams(Protocol):
@@ -99,6 +102,10 @@ class ValueResult:
     init: torch.Tensor  # (R, d)
     target: torch.Tensor  # (R, d)
     nll: tuple[float, ...]  # final mean NLL per target token, per request
+    steps: int = 0  # Adam steps taken
+    stop_steps: tuple[int, ...] = ()  # per value: the first step at which it was converged (-1: never)
+    settled_steps: tuple[int, ...] = ()  # per value: the step from which on it stayed converged (-1: never)
+    rows_run: int = 0  # prompt rows forwarded over the whole fit (the fit's work, besides the preservation term)
 
 
 @dataclass(frozen=True)
@@ -166,19 +173,61 @@ def _chunk(
         ends.append(None)
     batch = _encode(lm, texts, chars, targets, ends)
     device = batch.input_ids.device
-    n_rw = len(ids) * len(templates)
+    return _chunk_of(batch, torch.tensor(list(ids), device=device), torch.tensor(owner, device=device), len(templates))
+
+
+def _chunk_of(batch: _Batch, requests: torch.Tensor, owners: torch.Tensor, n_tpl: int) -> _Chunk:
+    """A :class:`_Chunk` of encoded rows: ``n_tpl`` templated rows per request, then one KL row per request."""
+    n_rw = len(requests) * n_tpl
     mask = batch.labels[:n_rw] != -100  # (n_rw, T)
     label_rows, label_pos = mask.nonzero(as_tuple=True)  # (M,), (M,)
+    n_rows = batch.input_ids.shape[0]
     return _Chunk(
         batch=batch,
-        requests=torch.tensor(list(ids), device=device),
-        owners=torch.tensor(owner, device=device),
-        n_tpl=len(templates),
+        requests=requests,
+        owners=owners,
+        n_tpl=n_tpl,
         label_rows=label_rows,
         gold=batch.labels[:n_rw][label_rows, label_pos],
-        pick_rows=torch.cat([label_rows, torch.arange(n_rw, len(texts), device=device)]),
+        pick_rows=torch.cat([label_rows, torch.arange(n_rw, n_rows, device=label_rows.device)]),
         pick_pos=torch.cat([label_pos, batch.lookup[n_rw:]]),
         n_tokens=mask.sum(dim=1).clamp(min=1),
+    )
+
+
+@dataclass(frozen=True)
+class _View:
+    """Some requests of a chunk (all, or those whose values still move): its rows, cache and KL reference."""
+
+    chunk: _Chunk
+    below: Below | None
+    response: torch.Tensor | None  # (n, T, R) the lowest edited module's fixed response, or None
+    keep: torch.Tensor  # (r,) bool: which of the chunk's requests are in the view
+
+
+def _view(chunk: _Chunk, keep: torch.Tensor, below: Below | None, response: torch.Tensor | None) -> _View:
+    """The rows of ``chunk``'s requests where ``keep`` ``(r,)``: their templated rows, then their KL rows, with
+    the cached blocks below and the fixed response cut to the same rows (the padding length stays the chunk's)."""
+    if bool(keep.all()):
+        return _View(chunk=chunk, below=below, response=response, keep=keep)
+    local = keep.nonzero().squeeze(1)  # (k,)
+    n_tpl = chunk.n_tpl
+    steps = torch.arange(n_tpl, device=local.device)
+    rows = torch.cat([(local[:, None] * n_tpl + steps).reshape(-1), len(keep) * n_tpl + local])  # (k * (n_tpl + 1),)
+    b = chunk.batch
+    batch = _Batch(
+        input_ids=b.input_ids[rows], attention_mask=b.attention_mask[rows], lookup=b.lookup[rows], labels=b.labels[rows]
+    )
+    cut = None
+    if below is not None:
+        cut = Below(
+            blocks=below.blocks, residual=below.residual[rows], mlp_output=below.mlp_output[rows], keys=below.keys[rows]
+        )
+    return _View(
+        chunk=_chunk_of(batch, chunk.requests[keep], chunk.owners[rows], n_tpl),
+        below=cut,
+        response=None if response is None else response[rows],
+        keep=keep,
     )
 
 
@@ -326,6 +375,11 @@ def _chunk_nll(chunk: _Chunk, head: Any, picked: torch.Tensor) -> tuple[torch.Te
     return nll, logp[n_gold:]
 
 
+def _above(nll: torch.Tensor, options: ValueOptions) -> torch.Tensor:
+    """1.0 where a request's NLL is not yet below its stop, else 0.0 (same shape as ``nll``)."""
+    return (nll >= options.early_stop_loss).float()
+
+
 def _decay_and_step(
     opt: torch.optim.Optimizer,
     delta: torch.Tensor,
@@ -382,9 +436,16 @@ def compute_values(
     CPU time per fit of 4 steps this way (README, "Editing the model itself").
 
     With ``preserve`` (MEMIT's batches, see :mod:`tools.edit._preserve`) every step also adds its KL term on
-    corpus sentences, forwarded through the same hooks, times the number of requests. The term concerns all
-    requests at once, so then no request is frozen and every chunk is evaluated at every step (a converged
-    request keeps its target loss in the objective); the optimisation still ends when all are converged.
+    corpus sentences, forwarded through the same hooks, times the number of requests. By default
+    (``options.joint``) the term keeps every value free to move and every chunk is evaluated at every step
+    until all are converged. Without ``options.joint`` each value stops on its own, as the paper's
+    ``compute_z`` stops each request at its own loss: once all its
+    requests' NLL is below ``early_stop_loss`` the value is frozen (the corpus term's gradient no longer moves
+    it) and its prompts' rows leave the later steps; every ``options.recheck_every`` steps all rows are
+    evaluated again, and a value whose NLL has risen back above the stop (the other values' updates also act
+    on its prompts) moves again. The fit ends when an evaluation of all rows finds every value stopped. On a
+    GPT-2 batch of 100 that forwarded 23% fewer rows and scored lower (README, "Where a MEMIT / AlphaEdit
+    batch spends its time"), so it is not the default.
 
     With ``groups`` (one value index per request, ``0..G-1``, each index's first request leading it) requests
     of one group share one ``delta`` (MEMIT's corpus phrasings of a request): ``directions`` are then ``(G, in)``
@@ -423,20 +484,34 @@ def compute_values(
     below: dict[int, Below | None] = {} if options.skip_below and low else dict.fromkeys(range(len(chunks)))
     responses: dict[int, torch.Tensor | None] = {}
     uppers: dict[int, Upper | None] = {}  # per chunk, the blocks above as lean modules (tools.edit._lean_upper)
+    first = torch.full((len(lead),), -1, dtype=torch.long, device=device)  # (G,) see ValueResult.stop_steps
+    settled = torch.full_like(first, -1)
+    per_value = preserve is not None and not options.joint  # each value stops on its own (see the docstring)
+    views: dict[int, _View] = {}  # per chunk, the last view evaluated (its requests change only at a stop)
+    recheck = False  # per-value stop: every value looked stopped on stale figures: evaluate them all
+    rows_run, taken = 0, 0
     start = time.perf_counter()
     with fused_activations(model) if options.fused_activation else nullcontext():
         for it in range(max(options.steps, 1)):
             if it % _PROGRESS == 0:  # a batch of 100 runs for minutes on a CPU: say how far it is
-                worst = float(nll_now.max())
                 logger.debug(
-                    "compute_values: step %d/%d, worst NLL %.3f, %.0fs",
+                    "compute_values: step %d/%d, %d of %d values stopped, worst NLL %.3f, %d rows run, %.0fs",
                     it,
                     options.steps,
-                    worst,
+                    int((first >= 0).sum()),
+                    len(lead),
+                    float(nll_now.max()),
+                    rows_run,
                     time.perf_counter() - start,
                 )
             opt.zero_grad()
+            # (R,) whether each request's value still moves; a step of the per-value stop skips the stopped ones
+            moving = (torch.zeros(len(lead), device=device).index_add(0, owner, _above(nll_now, options)) > 0)[owner]
+            full = not per_value or recheck or it % max(1, options.recheck_every) == 0
             for c, chunk in enumerate(chunks):
+                keep = torch.ones_like(chunk.requests, dtype=torch.bool) if full else moving[chunk.requests]
+                if per_value and not bool(keep.any()):
+                    continue  # every value of the chunk has stopped: its rows leave the step until the next recheck
                 converged = not bool((nll_now[chunk.requests] >= options.early_stop_loss).any())
                 if preserve is None and c in kl_init and it % _RECHECK and converged:
                     continue  # every request of the chunk has converged: look again only every _RECHECK steps
@@ -444,32 +519,63 @@ def compute_values(
                     below[c] = cache_below(model, low or module_path, chunk.batch.input_ids, chunk.batch.attention_mask)
                 if c not in responses:
                     responses[c] = _fixed_response(below[c], directions, low)
-                if c not in uppers:
+                if c not in views or not torch.equal(views[c].keep, keep):
+                    views[c] = _view(chunk, keep, below[c], responses[c])
+                view = views[c]
+                if view.chunk is chunk and c not in uppers:
                     uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
-                upper, cached = uppers[c], below[c]
-                if upper is not None and cached is not None:  # block L's output as _EditedBlock gives it, then lean
+                upper = uppers[c] if view.chunk is chunk else None  # a cut view runs the hooked forward
+                if upper is not None and view.below is not None:  # block L's output as _EditedBlock gives it, then lean
                     through = None if directions is None else directions[low or module_path]
-                    edit = _output_edit(chunk, delta, through, responses[c])
-                    picked = upper.picked(cached.residual + edit(cached.keys, cached.mlp_output))
+                    edit = _output_edit(chunk, delta, through, view.response)
+                    picked = upper.picked(view.below.residual + edit(view.below.keys, view.below.mlp_output))
                 else:
-                    with _edited_forward(model, chunk, delta, module_path, directions, below[c], low, responses[c]):
-                        out = base(input_ids=chunk.batch.input_ids, attention_mask=chunk.batch.attention_mask)
-                    picked = out.last_hidden_state[chunk.pick_rows, chunk.pick_pos]
-                nll, kl_logp = _chunk_nll(chunk, head, picked)
-                if c not in kl_init:
+                    ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
+                    with _edited_forward(
+                        model, view.chunk, delta, module_path, directions, view.below, low, view.response
+                    ):
+                        out = base(input_ids=ids, attention_mask=mask)
+                    picked = out.last_hidden_state[view.chunk.pick_rows, view.chunk.pick_pos]
+                rows_run += int(view.chunk.batch.input_ids.shape[0])
+                nll, kl_logp = _chunk_nll(view.chunk, head, picked)
+                if c not in kl_init:  # the first evaluation of a chunk is of all its rows, before any step
                     kl_init[c] = kl_logp.detach().clone()
-                kl = functional.kl_div(kl_logp, kl_init[c], log_target=True, reduction="none").sum(dim=-1)  # (r,)
-                nll_now[chunk.requests] = nll.detach()
-                active = (nll.detach() >= options.early_stop_loss).float() if preserve is None else torch.ones_like(nll)
+                kl_ref = kl_init[c] if view.chunk is chunk else kl_init[c][keep]
+                kl = functional.kl_div(kl_logp, kl_ref, log_target=True, reduction="none").sum(dim=-1)  # (r,)
+                nll_now[view.chunk.requests] = nll.detach()
+                if per_value:  # the requests of values still moving (a stopped one may have slipped back)
+                    active = (_above(nll.detach(), options) + moving[view.chunk.requests].float()).clamp(max=1)
+                elif preserve is None:
+                    active = _above(nll.detach(), options)
+                else:
+                    active = torch.ones_like(nll)
                 if bool(active.any()):  # a chunk whose requests have all converged gives no gradient
                     ((nll + options.kl_factor * kl) * active).sum().backward()
-            active_rows = (nll_now >= options.early_stop_loss).float()  # (R,)
-            active_all = torch.zeros(len(lead), device=device).index_add(0, owner, active_rows) > 0  # (G,)
+            active_all = torch.zeros(len(lead), device=device).index_add(0, owner, _above(nll_now, options)) > 0  # (G,)
+            first = torch.where((first < 0) & ~active_all, it, first)
+            settled = torch.where(active_all, -1, torch.where(settled < 0, it, settled))
             if not bool(active_all.any()):
-                break
+                if full:
+                    break
+                recheck = True  # judged on the stopped values' last figures: look at them all before ending
+                continue
+            recheck = False
+            taken += 1
             if preserve is not None:
                 edited = partial(_shifted, model, chunks[0], delta, module_path, directions)
                 (n_req * preserve.loss(model, edited)).backward()
-                active_all = torch.ones_like(active_all)  # every request stays free to move (see above)
+                if per_value:
+                    assert delta.grad is not None  # the term's backward gave one
+                    delta.grad[~active_all] = 0.0  # a stopped value stays as it is (and its Adam moments decay)
+                else:
+                    active_all = torch.ones_like(active_all)  # joint: every value stays free to move (see above)
             _decay_and_step(opt, delta, options.weight_decay, init_norm, max_norm, active_all)
-    return ValueResult(init=init, target=init + delta.detach(), nll=tuple(float(x) for x in nll_now))
+    return ValueResult(
+        init=init,
+        target=init + delta.detach(),
+        nll=tuple(float(x) for x in nll_now),
+        steps=taken,
+        stop_steps=tuple(int(x) for x in first),
+        settled_steps=tuple(int(x) for x in settled),
+        rows_run=rows_run,
+    )
