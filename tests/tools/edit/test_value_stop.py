@@ -50,9 +50,11 @@ def test_a_view_is_the_chunks_rows_of_the_kept_requests(lm: HFLanguageModel) -> 
     base, head = _base_and_head(lm.model)
     with torch.no_grad():
         ids, mask = chunk.batch.input_ids, chunk.batch.attention_mask
-        nll, kl = _chunk_nll(chunk, head, base(input_ids=ids, attention_mask=mask).last_hidden_state)
+        hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
+        nll, kl = _chunk_nll(chunk, head, hidden[chunk.pick_rows, chunk.pick_pos])
         ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
-        part_nll, part_kl = _chunk_nll(view.chunk, head, base(input_ids=ids, attention_mask=mask).last_hidden_state)
+        hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
+        part_nll, part_kl = _chunk_nll(view.chunk, head, hidden[view.chunk.pick_rows, view.chunk.pick_pos])
     assert torch.allclose(part_nll, nll[keep], atol=1e-4)
     assert torch.allclose(part_kl, kl[keep], atol=1e-4)
     assert _view(chunk, torch.ones(3, dtype=torch.bool), below, response).chunk is chunk  # all kept: the chunk
