@@ -52,6 +52,13 @@ class PolicyThresholds:
         """:func:`decide` answers ``s`` from the KG whatever the model says (no model signal is needed)."""
         return bool(_kg_hits(s, self))
 
+    def vetoes_model(self, s: Signals) -> bool:
+        """The measured familiarity of ``s`` vetoes the model's answer: :func:`decide` then reads none of the
+        model's closed-book signals (its answer, paraphrases, prior, pmi), neither for the action nor for
+        the reason (an abstention names the unfamiliar subject before anything the model said), so they
+        need not be measured. ``False`` while familiarity is unmeasured."""
+        return s.familiarity is not None and s.familiarity < self.familiarity
+
     def may_answer_from_model(self, s: Signals) -> bool:
         """:func:`decide` may still choose the model's answer once the signals not measured yet are in.
 
