@@ -91,6 +91,10 @@ class Routing(Protocol):
         vetoes the model): only the RAG answer is still needed."""
         ...
 
+    def reads_rag(self, s: Signals) -> bool:
+        """The decision reads the RAG answer of ``s`` (for the action, a contradiction or the reason)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AskPlan:
@@ -371,11 +375,15 @@ class SignalCollector:
         # a subject its familiarity vetoes gets no closed-book prompt (answer, paraphrases, prior): the policy
         # would read none of them, for the action or the reason; its RAG answer may still be chosen
         vetoed = {i for i, f in known.items() if routing is not None and routing.vetoes_model(replace(drafts[i], familiarity=f))}
+        # and a RAG answer the policy would not read (memory's best passage below its threshold) is not asked
+        unread = {i for i, d in enumerate(drafts) if routing is not None and not routing.reads_rag(d)}
         gens: dict[int, Generation] = {}  # slot index -> its answer
         first = [
             j
             for j, (i, kind) in enumerate(slots)
-            if i not in skip and (i not in vetoed or kind == "rag") and (not staged or kind in ("model", "rag"))
+            if i not in skip
+            and (kind == "rag" and i not in unread or kind != "rag" and i not in vetoed)
+            and (not staged or kind in ("model", "rag"))
         ]
         # a batched model reads the familiarity rows inside the model prompts and scores its answers as it
         # decodes them (a traced generate): the score call then runs only the rows it did not read
