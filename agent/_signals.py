@@ -147,9 +147,11 @@ class SignalCollector:
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
-        familiarity_first: on a batched model with routing, score the subjects' familiarity before
-            generating, and ask nothing closed-book about a subject it vetoes (see :meth:`run`); ``False``
-            reads familiarity off the one generate pass instead (every prompt of the plan runs).
+        lazy_gates: with routing, skip the prompts whose answers the policy would not read (see
+            :meth:`run`): on a batched model score the subjects' familiarity first and ask nothing
+            closed-book about a subject it vetoes; on any model, no RAG prompt when memory's best passage is
+            below the policy's threshold. ``False``: the plan's prompts run as before these gates (a
+            benchmark's comparison; the decisions are the same).
         warm: embeds a batch's questions and the texts their linking embeds (:meth:`warm_texts`) up front
             in one call; pass a memoising embedder's ``embed`` (:class:`memory.MemoEmbedder`) so that each
             text is embedded once, not once per scope searched, per linking step and for the guard.
@@ -169,7 +171,7 @@ class SignalCollector:
         max_new_tokens: int = 12,
         kg_shortcut: float = 0.9,
         warm: Callable[[list[str]], object] | None = None,
-        familiarity_first: bool = True,
+        lazy_gates: bool = True,
     ) -> None:
         self._retriever = retriever
         self._warm = warm
@@ -178,7 +180,7 @@ class SignalCollector:
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
-        self.familiarity_first = familiarity_first
+        self.lazy_gates = lazy_gates
 
     def link(self, question: str, namespaces: Sequence[str] | None = None) -> QuestionLink | None:
         """The best (subject, relation) for ``question``, or ``None`` (:meth:`QuestionLinker.link`)."""
@@ -353,7 +355,7 @@ class SignalCollector:
         call (familiarity and pmi rows together; what calibration needs). With ``routing`` (the policy's
         thresholds) only what can still change the decision is: nothing for a question the KG answers, and
         familiarity and pmi only while the model's own answer may still be chosen. On a batched model
-        (``familiarity_first``) the subjects' familiarity is scored first, in a short call of its own, and a
+        (``lazy_gates``) the subjects' familiarity is scored first, in a short call of its own, and a
         question whose familiarity vetoes the model (``routing.vetoes_model``) gets only its RAG prompt: then
         one traced ``generate`` for the rest, and a ``score`` call for the rows it could not read. On a
         backend paying one request per prompt (``lm.one_request_per_prompt``) the model's and the RAG answers
@@ -364,27 +366,9 @@ class SignalCollector:
         """
         drafts, prompts, slots = plan.drafts, plan.prompts, plan.slots
         staged = routing is not None and bool(getattr(self.lm, "one_request_per_prompt", False))
-        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
         scored: dict[int, int] = {}
-        known: dict[int, float] = {}  # familiarity measured before generating
-        n_first = 0
-        if routing is not None and not staged and self.familiarity_first and "familiarity" not in self._unavailable(False):
-            # familiarity first, in a short score call of its own (the subjects' names after the questions'
-            # first words: a few tokens a question), for the gate below
-            known, _, n_first = self._scores(self._familiarity_rows(drafts, set(range(len(drafts))) - skip), scored)
-        # a subject its familiarity vetoes gets no closed-book prompt (answer, paraphrases, prior): the policy
-        # would read none of them, for the action or the reason; its RAG answer may still be chosen
-        vetoed = {i for i, f in known.items() if routing is not None and routing.vetoes_model(replace(drafts[i], familiarity=f))}
-        # and a RAG answer the policy would not read (memory's best passage below its threshold) is not asked
-        unread = {i for i, d in enumerate(drafts) if routing is not None and not routing.reads_rag(d)}
+        first, known, n_first = self._first_slots(plan, routing, staged, scored)
         gens: dict[int, Generation] = {}  # slot index -> its answer
-        first = [
-            j
-            for j, (i, kind) in enumerate(slots)
-            if i not in skip
-            and (kind == "rag" and i not in unread or kind != "rag" and i not in vetoed)
-            and (not staged or kind in ("model", "rag"))
-        ]
         # a batched model reads the familiarity rows inside the model prompts and scores its answers as it
         # decodes them (a traced generate): the score call then runs only the rows it did not read
         candidates = None if staged else self._familiarity_rows(drafts, {slots[j][0] for j in first} - set(known))
@@ -414,6 +398,36 @@ class SignalCollector:
             model_prompts=ran + n_scored + n_first,
         )
         return self._assemble(plan, gens, familiarity, pmi, scored)
+
+    def _first_slots(
+        self, plan: AskPlan, routing: Routing | None, staged: bool, scored: dict[int, int]
+    ) -> tuple[list[int], dict[int, float], int]:
+        """The slots generated first (all but the later stages on a staged backend), less those whose
+        answers the policy would not read; the familiarity scored before generating (``lazy_gates`` on a
+        batched model; into ``scored``) and how many rows that score call ran."""
+        drafts, slots = plan.drafts, plan.slots
+        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
+        known: dict[int, float] = {}
+        n_first = 0
+        gated = routing if routing is not None and self.lazy_gates else None
+        if gated is not None and not staged and "familiarity" not in self._unavailable(False):
+            # familiarity first, in a short score call of its own (the subjects' names after the questions'
+            # first words: a few tokens a question), for the gate below
+            rows = self._familiarity_rows(drafts, set(range(len(drafts))) - skip)
+            known, _, n_first = self._scores(rows, scored)
+        # a subject its familiarity vetoes gets no closed-book prompt (answer, paraphrases, prior): the policy
+        # would read none of them, for the action or the reason; its RAG answer may still be chosen
+        vetoed = {i for i, f in known.items() if gated and gated.vetoes_model(replace(drafts[i], familiarity=f))}
+        # and a RAG answer the policy would not read (memory's best passage below its threshold) is not asked
+        unread = {i for i, d in enumerate(drafts) if gated is not None and not gated.reads_rag(d)}
+        first = [
+            j
+            for j, (i, kind) in enumerate(slots)
+            if i not in skip
+            and (i not in unread if kind == "rag" else i not in vetoed)
+            and (not staged or kind in ("model", "rag"))
+        ]
+        return first, known, n_first
 
     def _generate(
         self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation], prefixes: Sequence[_Row] | None = None

@@ -127,13 +127,15 @@ def test_gated_asks_answer_as_the_full_measurement_with_fewer_prompts(
     full = [agent.decide(s) for s in agent.signals(questions)]
     counts = {}
     for first in (False, True):
-        agent.collector.familiarity_first = first
+        agent.collector.lazy_gates = first
         lm.prompts = 0
         routed = agent.ask_many(questions)
         counts[first] = lm.prompts
         # (without familiarity first, an abstention's reason names what fell short among what was measured)
         same = [_same_answer(a, b, reason=first) for a, b in zip(routed, full, strict=True)]
-        assert all(same), [(a.action, a.reason, b.action, b.reason) for a, b, ok in zip(routed, full, same) if not ok]
+        assert all(same), [
+            (a.action, a.reason, b.action, b.reason) for a, b, ok in zip(routed, full, same, strict=True) if not ok
+        ]
     signals = [a.signals for a in routed if a.signals is not None]
     vetoed = [s for s in signals if thresholds.vetoes_model(s)]
     assert vetoed and all(s.model is None and not s.paraphrases and s.prior is None for s in vetoed)
@@ -150,7 +152,8 @@ def _signal_cases() -> list[Signals]:
     from agent.retrieval import Citation, Evidence
 
     def passage(score: float) -> Evidence:
-        return Evidence(text="Lyon is where Acme is based.", score=score, origin="memory", citation=Citation(item_id="m1"))
+        cited = Citation(item_id="m1")
+        return Evidence(text="Lyon is where Acme is based.", score=score, origin="memory", citation=cited)
 
     out = []
     for familiarity in (-9.0, -5.0, -1.0, None):
