@@ -28,8 +28,9 @@ how many prompts it cost (at most 5 generations and 3 scored rows per question: 
 
 ``Agent.ask`` passes the policy's thresholds (:class:`Routing`): a signal that cannot change the decision is
 then not measured (no model call for a question the KG answers; paraphrases, prior, familiarity and pmi
-only while the model's own answer may still be chosen), see :meth:`SignalCollector.run`. Calibration
-measures everything.
+only while the model's own answer may still be chosen; on a batched model familiarity is scored first and
+a subject it vetoes gets no closed-book prompt; no RAG prompt when memory's best passage is below the
+policy's threshold), see :meth:`SignalCollector.run`. Calibration measures everything.
 """
 
 from __future__ import annotations
