@@ -52,6 +52,19 @@ class PolicyThresholds:
         """:func:`decide` answers ``s`` from the KG whatever the model says (no model signal is needed)."""
         return bool(_kg_hits(s, self))
 
+    def vetoes_model(self, s: Signals) -> bool:
+        """The measured familiarity of ``s`` vetoes the model's answer: :func:`decide` then reads none of the
+        model's closed-book signals (its answer, paraphrases, prior, pmi), neither for the action nor for
+        the reason (an abstention names the unfamiliar subject before anything the model said), so they
+        need not be measured. ``False`` while familiarity is unmeasured."""
+        return s.familiarity is not None and s.familiarity < self.familiarity
+
+    def reads_rag(self, s: Signals) -> bool:
+        """:func:`decide` reads the RAG answer of ``s``: only when memory's best passage clears ``memory``
+        (below it retrieval cannot answer, memory cannot contradict the model, and an abstention's reason
+        says "memory x < t" without the unused answer)."""
+        return bool(s.memory) and s.memory_top >= self.memory
+
     def may_answer_from_model(self, s: Signals) -> bool:
         """:func:`decide` may still choose the model's answer once the signals not measured yet are in.
 
@@ -127,7 +140,9 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
         parts.append(f"kg link {max(e.score for e in s.kg):.2f} < {t.kg_link:.2f}")
     else:
         parts.append("no kg fact")
-    if s.memory:
+    if s.memory and s.memory_top < t.memory:  # the RAG answer could not count: not read (nor asked, routed)
+        parts.append(f"memory {s.memory_top:.2f} < {t.memory:.2f}")
+    elif s.memory:
         rag = f", answer p={s.rag.prob:.2f}" if s.rag else ""
         support = "" if s.rag_supported else " (answer not in the passages)"
         parts.append(f"memory {s.memory_top:.2f}{rag}{support}")

@@ -28,8 +28,9 @@ how many prompts it cost (at most 5 generations and 3 scored rows per question: 
 
 ``Agent.ask`` passes the policy's thresholds (:class:`Routing`): a signal that cannot change the decision is
 then not measured (no model call for a question the KG answers; paraphrases, prior, familiarity and pmi
-only while the model's own answer may still be chosen), see :meth:`SignalCollector.run`. Calibration
-measures everything.
+only while the model's own answer may still be chosen; on a batched model familiarity is scored first and
+a subject it vetoes gets no closed-book prompt; no RAG prompt when memory's best passage is below the
+policy's threshold), see :meth:`SignalCollector.run`. Calibration measures everything.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ class Routing(Protocol):
         """The model's own answer may still be chosen for ``s`` (its unmeasured signals read optimistically)."""
         ...
 
+    def vetoes_model(self, s: Signals) -> bool:
+        """The decision reads none of the model's closed-book signals of ``s`` (its measured familiarity
+        vetoes the model): only the RAG answer is still needed."""
+        ...
+
+    def reads_rag(self, s: Signals) -> bool:
+        """The decision reads the RAG answer of ``s`` (for the action, a contradiction or the reason)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AskPlan:
@@ -138,6 +148,11 @@ class SignalCollector:
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
+        lazy_gates: with routing, skip the prompts whose answers the policy would not read (see
+            :meth:`run`): on a batched model score the subjects' familiarity first and ask nothing
+            closed-book about a subject it vetoes; on any model, no RAG prompt when memory's best passage is
+            below the policy's threshold. ``False``: the plan's prompts run as before these gates (a
+            benchmark's comparison; the decisions are the same).
         warm: embeds a batch's questions and the texts their linking embeds (:meth:`warm_texts`) up front
             in one call; pass a memoising embedder's ``embed`` (:class:`memory.MemoEmbedder`) so that each
             text is embedded once, not once per scope searched, per linking step and for the guard.
@@ -157,6 +172,7 @@ class SignalCollector:
         max_new_tokens: int = 12,
         kg_shortcut: float = 0.9,
         warm: Callable[[list[str]], object] | None = None,
+        lazy_gates: bool = True,
     ) -> None:
         self._retriever = retriever
         self._warm = warm
@@ -165,6 +181,7 @@ class SignalCollector:
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
+        self.lazy_gates = lazy_gates
 
     def link(self, question: str, namespaces: Sequence[str] | None = None) -> QuestionLink | None:
         """The best (subject, relation) for ``question``, or ``None`` (:meth:`QuestionLinker.link`)."""
@@ -338,20 +355,24 @@ class SignalCollector:
         Without ``routing`` every signal is measured: one batched ``generate`` and one batched ``score``
         call (familiarity and pmi rows together; what calibration needs). With ``routing`` (the policy's
         thresholds) only what can still change the decision is: nothing for a question the KG answers, and
-        familiarity and pmi only while the model's own answer may still be chosen; on a backend paying one
-        request per prompt (``lm.one_request_per_prompt``) the model's and the RAG answers come first, then
-        the paraphrases one at a time and the prior, each only while the model may still answer. The action
-        and answer are those of the full measurement; an abstention's reason names what fell short among
+        familiarity and pmi only while the model's own answer may still be chosen. On a batched model
+        (``lazy_gates``) the subjects' familiarity is scored first, in a short call of its own, and a
+        question whose familiarity vetoes the model (``routing.vetoes_model``) gets only its RAG prompt: then
+        one traced ``generate`` for the rest, and a ``score`` call for the rows it could not read. On a
+        backend paying one request per prompt (``lm.one_request_per_prompt``) the model's and the RAG answers
+        come first, then the paraphrases one at a time and the prior, each only while the model may still
+        answer. The action and answer are those of the full measurement (and on a batched model the
+        confidence, citations and reason too); a staged abstention's reason names what fell short among
         those measured.
         """
         drafts, prompts, slots = plan.drafts, plan.prompts, plan.slots
         staged = routing is not None and bool(getattr(self.lm, "one_request_per_prompt", False))
-        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
+        scored: dict[int, int] = {}
+        first, known, n_first = self._first_slots(plan, routing, staged, scored)
         gens: dict[int, Generation] = {}  # slot index -> its answer
-        first = [j for j, (i, kind) in enumerate(slots) if i not in skip and (not staged or kind in ("model", "rag"))]
         # a batched model reads the familiarity rows inside the model prompts and scores its answers as it
         # decodes them (a traced generate): the score call then runs only the rows it did not read
-        candidates = None if staged else self._familiarity_rows(drafts, {slots[j][0] for j in first})
+        candidates = None if staged else self._familiarity_rows(drafts, {slots[j][0] for j in first} - set(known))
         batches, ran, book = self._generate(plan, first, gens, candidates)
         if staged and routing is not None:
             # then each question's paraphrases one at a time, then its prior, each asked only while the
@@ -360,24 +381,54 @@ class SignalCollector:
                 open_ = self._open(plan, gens, routing)
                 more = self._generate(plan, [j for j in stage if slots[j][0] in open_], gens)[:2]
                 batches, ran = batches + more[0], ran + more[1]
-        scored: dict[int, int] = {}
-        only = None if routing is None else self._open(plan, gens, routing)
+        only = None if routing is None else self._open(plan, gens, routing, known)
         if staged and routing is not None:  # one request per row: pmi only where familiarity left it open
             familiarity, _, n_familiar = self._scores(self._familiarity_rows(drafts, only), scored)
             only = self._open(plan, gens, routing, familiarity)
             _, pmi, n_pmi = self._scores(self._pmi_rows(slots, prompts, gens, only), scored)
             score_calls, n_scored = bool(n_familiar) + bool(n_pmi), n_familiar + n_pmi
         else:  # a batched model: familiarity and pmi rows in one score call
-            rows = self._familiarity_rows(drafts, only) + self._pmi_rows(slots, prompts, gens, only)
+            later = None if only is None else only - set(known)
+            rows = self._familiarity_rows(drafts, later) + self._pmi_rows(slots, prompts, gens, only)
             familiarity, pmi, n_scored = self._scores(rows, scored, book)
-            score_calls = bool(n_scored)
+            familiarity, score_calls = {**known, **familiarity}, bool(n_scored)
         self.work.add(
             asks=len(drafts),
             batches=1,
-            model_batches=batches + score_calls,
-            model_prompts=ran + n_scored,
+            model_batches=batches + score_calls + bool(n_first),
+            model_prompts=ran + n_scored + n_first,
         )
         return self._assemble(plan, gens, familiarity, pmi, scored)
+
+    def _first_slots(
+        self, plan: AskPlan, routing: Routing | None, staged: bool, scored: dict[int, int]
+    ) -> tuple[list[int], dict[int, float], int]:
+        """The slots generated first (all but the later stages on a staged backend), less those whose
+        answers the policy would not read; the familiarity scored before generating (``lazy_gates`` on a
+        batched model; into ``scored``) and how many rows that score call ran."""
+        drafts, slots = plan.drafts, plan.slots
+        skip = {i for i, d in enumerate(drafts) if routing is not None and routing.settled_by_kg(d)}
+        known: dict[int, float] = {}
+        n_first = 0
+        gated = routing if routing is not None and self.lazy_gates else None
+        if gated is not None and not staged and "familiarity" not in self._unavailable(False):
+            # familiarity first, in a short score call of its own (the subjects' names after the questions'
+            # first words: a few tokens a question), for the gate below
+            rows = self._familiarity_rows(drafts, set(range(len(drafts))) - skip)
+            known, _, n_first = self._scores(rows, scored)
+        # a subject its familiarity vetoes gets no closed-book prompt (answer, paraphrases, prior): the policy
+        # would read none of them, for the action or the reason; its RAG answer may still be chosen
+        vetoed = {i for i, f in known.items() if gated and gated.vetoes_model(replace(drafts[i], familiarity=f))}
+        # and a RAG answer the policy would not read (memory's best passage below its threshold) is not asked
+        unread = {i for i, d in enumerate(drafts) if gated is not None and not gated.reads_rag(d)}
+        first = [
+            j
+            for j, (i, kind) in enumerate(slots)
+            if i not in skip
+            and (i not in unread if kind == "rag" else i not in vetoed)
+            and (not staged or kind in ("model", "rag"))
+        ]
+        return first, known, n_first
 
     def _generate(
         self, plan: AskPlan, todo: Sequence[int], gens: dict[int, Generation], prefixes: Sequence[_Row] | None = None

@@ -6,13 +6,18 @@ after each ask, with the embedder's memo emptied first so that every ask and eve
 question afresh (as a new question would). Reported: p50 of each over ``rounds`` passes through the
 questions, and their ratio (target: ask p50 <= 1.3x floor p50).
 
+Two floors: ``floor`` generates every prompt of the ask's plan (what an ask sent before the routing gates
+of :meth:`agent.SignalCollector.run` skipped the prompts the policy would not read; comparable with earlier
+runs), ``floor_sent`` only the prompts the ask's generate calls were sent (recorded during the ask; its
+score calls, such as the familiarity rows scored first, are not in it): the stricter one now.
+
 ``bench/ask_load.py`` runs it on its prepared home before any server starts (``--floor-rounds``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +52,38 @@ def idle_ask_vs_floor(
     try:
         memo, collector = agent.embedder, agent.collector
         inner = memo.inner if memo is not None else None
+        lm = collector.lm
+        generate = lm.generate
+        sent: list[str] = []
+        for name in ("generate", "generate_traced", "generate_texts"):  # record what the ask generates
+            call = getattr(lm, name, None)
+            if call is not None:
+                setattr(lm, name, _recording(call, sent))
         agent.ask(questions[0], namespace)  # first use: template matrices, lazy imports
         asks: list[float] = []
         floors: list[float] = []
         gens: list[float] = []
         embeds: list[float] = []
+        floors_sent: list[float] = []
         prompts: list[int] = []
+        prompts_sent: list[int] = []
         for _ in range(rounds):
             for question in questions:
                 if memo is not None:
                     memo.clear()
+                sent.clear()
                 t0 = time.perf_counter()
                 agent.ask(question, namespace)
                 asks.append(time.perf_counter() - t0)
+                ran = list(sent)
                 plan = collector.plan([question], [agent.scopes(namespace)])
                 t0 = time.perf_counter()
-                collector.lm.generate(list(plan.prompts), max_new_tokens=collector.max_new_tokens)
+                generate(list(plan.prompts), max_new_tokens=collector.max_new_tokens)
                 gen = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if ran:
+                    generate(ran, max_new_tokens=collector.max_new_tokens)
+                gen_sent = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if inner is not None:
                     inner.embed([question])
@@ -71,16 +91,31 @@ def idle_ask_vs_floor(
                 gens.append(gen)
                 embeds.append(emb)
                 floors.append(gen + emb)
+                floors_sent.append(gen_sent + emb)
                 prompts.append(len(plan.prompts))
+                prompts_sent.append(len(ran))
     finally:
         agent.close()
-    ask_p50, floor_p50 = _p50_ms(asks), _p50_ms(floors)
+    ask_p50, floor_p50, sent_p50 = _p50_ms(asks), _p50_ms(floors), _p50_ms(floors_sent)
     return {
         "asks": len(asks),
         "prompts_per_ask": round(float(np.mean(prompts)), 2),
+        "prompts_sent_per_ask": round(float(np.mean(prompts_sent)), 2),
         "ask_p50_ms": ask_p50,
         "floor_p50_ms": floor_p50,
         "generate_p50_ms": _p50_ms(gens),
         "embed_p50_ms": _p50_ms(embeds),
         "ask_over_floor": round(ask_p50 / floor_p50, 2) if floor_p50 else None,
+        "floor_sent_p50_ms": sent_p50,
+        "ask_over_floor_sent": round(ask_p50 / sent_p50, 2) if sent_p50 else None,
     }
+
+
+def _recording(call: Callable[..., Any], sent: list[str]) -> Callable[..., Any]:
+    """``call`` (a model's generate method), appending the prompts it is sent to ``sent``."""
+
+    def recorded(prompts: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+        sent.extend(prompts)
+        return call(prompts, *args, **kwargs)
+
+    return recorded

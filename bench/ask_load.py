@@ -312,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(
             f"\none ask on an idle process: p50 {floor['ask_p50_ms']} ms vs floor {floor['floor_p50_ms']} ms "
             f"(generate {floor['generate_p50_ms']} + embed {floor['embed_p50_ms']}) = {floor['ask_over_floor']}x\n"
+            f"  vs the floor of the prompts it sent ({floor['prompts_sent_per_ask']} of {floor['prompts_per_ask']} a "
+            f"question): {floor['floor_sent_p50_ms']} ms = {floor['ask_over_floor_sent']}x\n"
         )
     return 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
-from agent import Agent, PolicyThresholds
+from agent import Agent, Answer, PolicyThresholds
 from agent._answer import ModelView, Signals
+from agent._policy import decide
 from agent.wiring import WorkingMemory
 from eval.world import World
 from tests.agent.tell.conftest import unknown_fact
@@ -15,6 +17,13 @@ from tools.lm import Generation, HFLanguageModel, Score
 
 # the default thresholds, and ones that let the model answer often so that familiarity and pmi decide
 LENIENT = PolicyThresholds(model=0.05, familiarity=-6.0, pmi=0.25)
+MORE = (  # bench.ask_load's questions the small world's KG does not answer: familiar and unfamiliar subjects
+    "Who is the mother of Isaac Newton?",
+    "Who is the CEO of Qantas?",
+    "Who is the father of Marie Curie?",
+    "Which university did Pivae Rolvrind attend?",
+    "Who is the spouse of Barack Obama?",
+)
 
 
 class _Counting:
@@ -96,3 +105,95 @@ def test_may_answer_from_model_bounds_the_decision() -> None:
     assert t.may_answer_from_model(Signals("q", model=_view("Paris", 0.9), familiarity=-3.0))
     halved = Signals("q", model=_view("Paris", 0.9), paraphrases=(_view("Lyon", 0.9),) * 2, agreement=0.5)
     assert not t.may_answer_from_model(halved)  # 0.45 < 0.5
+
+
+def _same_answer(a: Answer, b: Answer, *, reason: bool = True) -> bool:
+    return (
+        (a.action, a.text, a.citations) == (b.action, b.text, b.citations)
+        and abs(a.confidence - b.confidence) < 1e-4
+        and (not reason or a.reason == b.reason)
+    )
+
+
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT], ids=["default", "lenient"])
+def test_gated_asks_answer_as_the_full_measurement_with_fewer_prompts(
+    wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, thresholds: PolicyThresholds
+) -> None:
+    """Familiarity first and unread RAG answers skipped (a batched model): the same action, text, citations,
+    confidence and reason as with every signal measured, on known, unknown and unanswerable world questions."""
+    lm = _Counting(gpt2, per_prompt=False)
+    agent = Agent(wm, lm, thresholds=thresholds)
+    questions = _questions(small_world) + list(MORE)
+    full = [agent.decide(s) for s in agent.signals(questions)]
+    counts = {}
+    for first in (False, True):
+        agent.collector.lazy_gates = first
+        lm.prompts = 0
+        routed = agent.ask_many(questions)
+        counts[first] = lm.prompts
+        # (without familiarity first, an abstention's reason names what fell short among what was measured)
+        same = [_same_answer(a, b, reason=first) for a, b in zip(routed, full, strict=True)]
+        assert all(same), [
+            (a.action, a.reason, b.action, b.reason) for a, b, ok in zip(routed, full, same, strict=True) if not ok
+        ]
+    signals = [a.signals for a in routed if a.signals is not None]
+    vetoed = [s for s in signals if thresholds.vetoes_model(s)]
+    assert vetoed and all(s.model is None and not s.paraphrases and s.prior is None for s in vetoed)
+    assert any(s.rag is None and s.memory for s in signals)  # a RAG answer the policy would not read: not asked
+    # the gates cannot hide a needed prompt: where the model may answer, everything it needs was measured
+    chosen = [a.signals for a in routed if a.action == "parametric" and a.signals is not None]
+    if thresholds == LENIENT:
+        assert chosen
+    assert all(s.paraphrases and s.prior is not None and s.familiarity is not None for s in chosen)
+    assert counts[True] < counts[False]
+
+
+def _signal_cases() -> list[Signals]:
+    from agent.retrieval import Citation, Evidence
+
+    def passage(score: float) -> Evidence:
+        cited = Citation(item_id="m1")
+        return Evidence(text="Lyon is where Acme is based.", score=score, origin="memory", citation=cited)
+
+    out = []
+    for familiarity in (-9.0, -5.0, -1.0, None):
+        for top in (0.2, 0.44, 0.46, 0.9):
+            for supported in (False, True):
+                out.append(
+                    Signals(
+                        "Where is Acme based?",
+                        subject="Acme",
+                        memory=(passage(top),),
+                        rag=_view("Lyon", 0.8),
+                        rag_supported=supported,
+                        model=_view("Paris", 0.9),
+                        paraphrases=(_view("Paris", 0.9), _view("Rome", 0.5)),
+                        agreement=0.5,
+                        prior=_view("Paris", 0.3),
+                        familiarity=familiarity,
+                        pmi=0.1,
+                    )
+                )
+    return out
+
+
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, PolicyThresholds(model=0.1, memory=0.45)])
+def test_what_the_gates_skip_is_what_decide_never_reads(thresholds: PolicyThresholds) -> None:
+    """``vetoes_model`` and ``reads_rag`` are exact: removing the signals they let the collector skip leaves
+    the whole decision (action, text, confidence, citations, reason) as it was."""
+    vetoes = reads = needed_model = needed_rag = 0
+    for s in _signal_cases():
+        d = decide(s, thresholds)
+        bare_model = replace(s, model=None, paraphrases=(), agreement=None, prior=None, pmi=None)
+        bare_rag = replace(s, rag=None, rag_supported=False)
+        if thresholds.vetoes_model(s):
+            vetoes += 1
+            assert decide(bare_model, thresholds) == d
+        else:  # ... and they are not loose: where they let nothing be skipped, skipping changes some decisions
+            needed_model += decide(bare_model, thresholds) != d
+        if not thresholds.reads_rag(s):
+            reads += 1
+            assert decide(bare_rag, thresholds) == d
+        else:
+            needed_rag += decide(bare_rag, thresholds) != d
+    assert vetoes and reads and needed_model and needed_rag
