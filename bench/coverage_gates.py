@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pickle
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -150,8 +151,8 @@ def breakdown(rows: Sequence[Row], t: Any) -> dict[str, Any]:
     return out
 
 
-def measure(home: str, limit: int = 0) -> tuple[list[Row], Any]:
-    """The world:test questions' full signals on an audit-built agent over ``home``, and its thresholds."""
+def measure(home: str, limit: int = 0, split: str = "test") -> tuple[list[Row], Any]:
+    """The world ``split``'s questions' full signals on an audit-built agent over ``home``, and its thresholds."""
     from agent.config import open_home
     from agent.wiring import build_agent, load_embedder, load_language_model, open_working_memory
     from eval.audit import prepare_world_memory
@@ -160,7 +161,7 @@ def measure(home: str, limit: int = 0) -> tuple[list[Row], Any]:
 
     world = load_world(DATA_DIR)
     people = {f.subject for f in world.facts if f.relation in PERSON_RELATIONS}
-    qs = world.questions_in("test")
+    qs = world.questions_in(split)  # type: ignore[arg-type]  # checked by argparse
     if limit and len(qs) > limit:  # evenly spaced, as the audit's --limit (eval.audit's sample_evenly)
         qs = [qs[int(i * len(qs) / limit)] for i in range(limit)]
     h = open_home(home)
@@ -187,13 +188,22 @@ def measure(home: str, limit: int = 0) -> tuple[list[Row], Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--home", required=True, help="a calibrated home")
+    ap.add_argument("--home", default="", help="a calibrated home (not needed with a --cache that exists)")
     ap.add_argument("--limit", type=int, default=0, help="an evenly spaced sample of this many test questions")
+    ap.add_argument("--split", choices=("test", "dev"), default="test", help="dev: the calibration's questions")
     ap.add_argument("--json", default="")
+    ap.add_argument("--cache", default="", help="a pickle keeping the measured rows and thresholds between runs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    rows, t = measure(args.home, args.limit)
-    report = {"thresholds": t.as_dict(), "groups": breakdown(rows, t)}
+    if args.cache and Path(args.cache).exists():
+        with open(args.cache, "rb") as fh:
+            rows, t = pickle.load(fh)  # our own cache file
+    else:
+        rows, t = measure(args.home, args.limit, args.split)
+        if args.cache:
+            with open(args.cache, "wb") as fh:
+                pickle.dump((rows, t), fh)
+    report = {"split": args.split, "thresholds": t.as_dict(), "groups": breakdown(rows, t)}
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
