@@ -33,7 +33,9 @@ GRID = {
     # 1.01: the model never answers, the fallback when no confidence level keeps it under the target (a
     # served model without logprobs judged on agreement alone: measured 12.7% hallucination at 1.0)
     "model": (*np.round(np.arange(0.0, 1.0001, 0.04), 2), 1.01),
-    "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5),
+    # steps of 0.25 from -3 up: the known subjects' names and the unanswerable ones part there (issue 17:
+    # -2.75 instead of -2.0 answers 0.045 more of dev, 0.036 more of world:test, at the same hallucination)
+    "familiarity": (-100.0, -12.0, -10.0, -8.0, -6.0, -5.0, -4.0, *np.round(np.arange(-3.0, -0.49, 0.25), 2)),
     "pmi": (-100.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
     # share of the paraphrases agreeing (steps of 1/6 and 1/2 just below: 6 or 2 paraphrases asked)
     "agreement": (0.0, 0.33, 0.49, 0.66, 0.83, 0.99),

@@ -253,3 +253,21 @@ def test_the_agreement_gate_and_paraphrase_count_round_trip_and_reach_the_agent(
     assert policy_thresholds(Home(root=Path(str(tmp_path)), settings=loaded)).agreement == 0.66
     with pytest.raises(ValueError):
         PolicySettings(paraphrases=13)
+
+
+def test_calibration_finds_a_familiarity_threshold_between_whole_and_half_steps() -> None:
+    # right answers about names scored -2.6 and unanswerable questions about names scored -2.9: a threshold
+    # of -2.75 answers every right one and no unanswerable one; the old grid had -3.0 (answers both) or -2.0
+    signals: list[Signals] = []
+    golds: list[tuple[str, ...]] = []
+    for i in range(100):
+        signals.append(_signals(model=_view("A", 0.99), agreement=1.0, familiarity=-0.1 if i < 50 else -2.6))
+        golds.append(("A",))
+    for _ in range(20):
+        signals.append(_signals(model=_view("C", 0.99), agreement=1.0, familiarity=-2.9))
+        golds.append(())
+    small = {"memory": (0.5,), "rag_prob": (0.3,), "kg_link": (0.5,), "pmi": (-100.0,), "agreement": (0.0,)}
+    result = calibrate(signals, golds, _grade, target=0.02, max_unanswerable=0.02, confidence=0.95, grid=small)
+    assert result.feasible and result.unanswerable_answered == 0.0
+    assert result.thresholds.familiarity == pytest.approx(-2.75)
+    assert result.coverage == pytest.approx(1.0)
