@@ -9,16 +9,21 @@ Example:
 from tools.merge._evolve import EvolveResult, Fitness, FitnessFunction, LineageNode, evolve
 from tools.merge._lineage import plot_lineage
 from tools.merge._mergekit import MERGE_METHODS, MergeMethod, MergeSpec, merge_models
+from tools.merge._regmean import REGMEAN_FILES, load_edit_grams, regmean_merge, save_edit_grams
 
 __all__ = [
-    "MERGE_METHODS",
     "EvolveResult",
     "Fitness",
     "FitnessFunction",
     "LineageNode",
+    "MERGE_METHODS",
     "MergeMethod",
     "MergeSpec",
+    "REGMEAN_FILES",
     "evolve",
+    "load_edit_grams",
     "merge_models",
     "plot_lineage",
+    "regmean_merge",
+    "save_edit_grams",
 ]
