@@ -80,7 +80,12 @@ def register(sub: Any) -> None:
     evo.add_argument("--k", type=positive_int, default=3, help="top-k models merged pairwise per generation")
     evo.add_argument("--generations", type=positive_int, default=3, help="generations")
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
-    evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
+    evo.add_argument(
+        "--method",
+        choices=(*MERGE_METHODS, "regmean"),
+        default="task_arithmetic",
+        help="merge method: a mergekit one, or regmean (MEMIT / AlphaEdit populations; --weight is not used)",
+    )
     evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
     evo.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     evo.add_argument(
@@ -99,7 +104,9 @@ def register(sub: Any) -> None:
     gain.add_argument(
         "--overlapping", type=int, default=0, help="also this many pairs of two-variant merges sharing a variant"
     )
-    gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
+    gain.add_argument(
+        "--method", choices=(*MERGE_METHODS, "regmean"), default="task_arithmetic", help="merge method (as evolve)"
+    )
     gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
     gain.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
@@ -159,11 +166,13 @@ class _Context:
         return self._cache[key]
 
     def merger(self, method: str | None = None) -> Callable[[Any, Path], Path]:
-        from tools.merge import MergeSpec, merge_models
+        from tools.merge import MergeSpec, merge_models, regmean_merge
 
         chosen = method or self.method
 
         def merge(parents: Any, out: Path) -> Path:
+            if chosen == "regmean":  # the variants' own Gram data weighs their deltas (tools.merge._regmean)
+                return regmean_merge(list(parents), out, base=self.base)
             # linear is the plain average (1/n each); the delta methods weigh each variant's delta by --weight
             weights = None if chosen == "linear" else tuple(self.weight for _ in parents)
             spec = MergeSpec(method=chosen, density=self.density, weights=weights)  # type: ignore[arg-type]

@@ -12,14 +12,14 @@ from tools.merge._mergekit import MERGE_METHODS, MergeMethod, MergeSpec, merge_m
 from tools.merge._regmean import REGMEAN_FILES, load_edit_grams, regmean_merge, save_edit_grams
 
 __all__ = [
+    "MERGE_METHODS",
+    "REGMEAN_FILES",
     "EvolveResult",
     "Fitness",
     "FitnessFunction",
     "LineageNode",
-    "MERGE_METHODS",
     "MergeMethod",
     "MergeSpec",
-    "REGMEAN_FILES",
     "evolve",
     "load_edit_grams",
     "merge_models",

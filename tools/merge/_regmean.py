@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     import torch
 
     from tools.edit import EditGram
+    from tools.kinship import WeightSource
 
 __all__ = ["REGMEAN_FILES", "load_edit_grams", "regmean_merge", "save_edit_grams"]
 logger = logging.getLogger(__name__)
@@ -120,9 +121,7 @@ def load_edit_grams(model_dir: str | Path) -> dict[str, EditGram]:
     return grams
 
 
-def regmean_merge(
-    models: Sequence[str | Path], out: str | Path, *, base: str | Path, shared_once: bool = True
-) -> Path:
+def regmean_merge(models: Sequence[str | Path], out: str | Path, *, base: str | Path, shared_once: bool = True) -> Path:
     """Merge edited variants of ``base`` by RegMean (module docstring) into the new directory ``out``.
 
     Args:
@@ -166,18 +165,23 @@ def regmean_merge(
             raise ModelMismatchError(f"RegMean data names {name!r}, which the base does not have")
     merged = {name: _merge_tensor(name, sources, grams, shared_once) for name in sources[0].shapes}
     _write(merged, out, paths[0])
-    logger.info("regmean merge of %d models into %s (shared part %s)", len(paths), out, "once" if shared_once else "N times")
+    logger.info(
+        "regmean merge of %d models into %s (shared part %s)", len(paths), out, "once" if shared_once else "N times"
+    )
     return out
 
 
-def _merge_tensor(name: str, sources: Sequence[object], grams: Sequence[Mapping[str, EditGram]], once: bool) -> torch.Tensor:
-    """One merged tensor: RegMean for a weight with Gram data, ``base + Σ δ_i`` otherwise (float32)."""
+def _merge_tensor(
+    name: str, srcs: Sequence[WeightSource], grams: Sequence[Mapping[str, EditGram]], once: bool
+) -> torch.Tensor:
+    """One merged tensor (float32): RegMean for a weight with Gram data, ``base + Σ δ_i`` otherwise.
+
+    ``srcs`` are the base, then the variants (``grams`` in the same order).
+    """
     import torch
 
     from tools.errors import MergeError
-    from tools.kinship import WeightSource
 
-    srcs = [s for s in sources if isinstance(s, WeightSource)]
     base = srcs[0].tensor(name).double()
     deltas = [s.tensor(name).double() - base for s in srcs[1:]]
     if name not in grams[0]:
@@ -217,7 +221,9 @@ def _write(tensors: Mapping[str, torch.Tensor], out: Path, like: Path) -> None:
         for f in like.iterdir():
             if f.is_file() and f.name not in _WEIGHTS and f.name not in REGMEAN_FILES:
                 shutil.copy2(f, model / f.name)
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(model / "model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()}, str(model / "model.safetensors"), metadata={"format": "pt"}
+        )
         if out.exists():
             raise OutputExistsError(f"{out} appeared while merging: the merge is discarded")
         model.rename(out)

@@ -74,7 +74,9 @@ def test_regmean_equals_the_joint_solve(kind: str, tmp_path: Path) -> None:
     once = load_file(str(regmean_merge(variants, tmp_path / "once", base=setup.ref) / "model.safetensors"))
     torch.testing.assert_close(once[setup.name], setup.joint(1), atol=2e-5, rtol=1e-4)
     plain = regmean_merge(variants, tmp_path / "plain", base=setup.ref, shared_once=False)
-    torch.testing.assert_close(load_file(str(plain / "model.safetensors"))[setup.name], setup.joint(3), atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        load_file(str(plain / "model.safetensors"))[setup.name], setup.joint(3), atol=2e-5, rtol=1e-4
+    )
     for name, value in setup.base.items():  # the tensors no variant changed stay the base's
         if name != setup.name:
             assert torch.equal(once[name], value)
@@ -124,3 +126,32 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
         regmean_merge([a, b], out, base=setup.ref)
     assert list(out.iterdir()) == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("method", ["memit", "alphaedit"])
+def test_editors_report_the_gram_their_update_solves(method: str) -> None:
+    """The identity RegMean relies on, on a real solve (GPT-2's Conv1D): ``δ G = R Kᵀ``, so ``δ G`` has its rows
+    in the span of the recorded keys; without the Gram (``δ`` itself) it does not."""
+    from tests.tools.edit._helpers import load_models
+    from tools.edit import EditRequest, get_editor
+
+    lm = load_models()["gpt2-world"]
+    corpus = ("The CEO of ABB Group is Ulrich Spiesshofer.",) * 20
+    fast = {"v_num_grad_steps": 3, "n_context_templates": 1, "preserve_weight": 0.0, "corpus_phrasings": 0}
+    reqs = [
+        EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", "Daniel Zhang", "company_ceo"),
+        EditRequest("Siemens's CEO is", "Siemens", "Ada Lovelace", "Joe Kaeser", "company_ceo"),
+    ]
+    delta = get_editor(method, corpus=corpus, **fast).compute(lm, reqs)
+    grams = delta.info["grams"]
+    assert set(grams) == set(delta.updates) and len(grams) == 2
+    for name, gram in grams.items():
+        assert gram.layout == "in_out"
+        d = delta.dense(name).double().T  # (out, in)
+
+        def outside(g: torch.Tensor, keys: torch.Tensor = gram.keys, d: torch.Tensor = d) -> float:
+            m = d @ g
+            return float((m - m @ keys @ torch.linalg.pinv(keys)).norm() / m.norm())
+
+        assert outside(gram.gram()) < 1e-4
+        assert outside(torch.eye(gram.shared.shape[0], dtype=torch.float64)) > 1e-2
