@@ -197,13 +197,14 @@ def _merge_tensor(
     layout = parts[0].layout
     if any(p.layout != layout for p in parts):
         raise InvalidInputError(f"the variants disagree on the layout of {name}")
-    denom = (1 if once else len(parts)) * shared + sum(p.keys @ p.keys.T for p in parts)  # (in, in)
-    if layout == "out_in":  # W (out, in): W* = W_0 + (Σ δ_i G_i) denom⁻¹
-        numer = sum(d @ p.gram() for d, p in zip(deltas, parts, strict=True))  # (out, in)
-        solved = torch.linalg.solve(denom, numer.T).T  # denom symmetric
-    else:  # W (in, out): W* = W_0 + denom⁻¹ (Σ G_i δ_i)
-        numer = sum(p.gram() @ d for d, p in zip(deltas, parts, strict=True))  # (in, out)
-        solved = torch.linalg.solve(denom, numer)
+    denom = (1 if once else len(parts)) * shared  # (in, in)
+    numer = torch.zeros_like(base)
+    for d, p in zip(deltas, parts, strict=True):
+        denom = denom + p.keys @ p.keys.T
+        # (out, in) layout: Σ δ_i G_i, solved as numer denom⁻¹; Conv1D's (in, out): Σ G_i δ_i, as denom⁻¹ numer
+        numer = numer + (d @ p.gram() if layout == "out_in" else p.gram() @ d)
+    transposed = layout == "out_in"  # denom is symmetric: numer denom⁻¹ = (denom⁻¹ numerᵀ)ᵀ
+    solved = torch.linalg.solve(denom, numer.T).T if transposed else torch.linalg.solve(denom, numer)
     if not bool(torch.isfinite(solved).all()):
         raise MergeError(f"regmean: the Gram sum of {name} is singular")
     return (base + solved).float()

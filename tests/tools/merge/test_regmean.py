@@ -45,8 +45,8 @@ class _Setup:
 
     def joint(self, shared_times: int) -> torch.Tensor:
         """The merged weight a joint solve of all variants' keys gives, in the parameter's layout."""
-        num = sum(r @ k.T for r, k in zip(self.resid, self.keys, strict=True))  # (out, in)
-        den = shared_times * self.shared + sum(k @ k.T for k in self.keys)
+        num = torch.stack([r @ k.T for r, k in zip(self.resid, self.keys, strict=True)]).sum(0)  # (out, in)
+        den = shared_times * self.shared + torch.stack([k @ k.T for k in self.keys]).sum(0)
         upd = torch.linalg.solve(den, num.T).T
         w0 = self.base[self.name].double()
         return (w0 + (upd.T if self.layout == "in_out" else upd)).float()
@@ -133,7 +133,7 @@ def test_editors_report_the_gram_their_update_solves(method: str) -> None:
     """The identity RegMean relies on, on a real solve (GPT-2's Conv1D): ``δ G = R Kᵀ``, so ``δ G`` has its rows
     in the span of the recorded keys; without the Gram (``δ`` itself) it does not."""
     from tests.tools.edit._helpers import load_models
-    from tools.edit import EditRequest, get_editor
+    from tools.edit import EditRequest, WeightDelta, get_editor
 
     lm = load_models()["gpt2-world"]
     corpus = ("The CEO of ABB Group is Ulrich Spiesshofer.",) * 20
@@ -143,6 +143,7 @@ def test_editors_report_the_gram_their_update_solves(method: str) -> None:
         EditRequest("Siemens's CEO is", "Siemens", "Ada Lovelace", "Joe Kaeser", "company_ceo"),
     ]
     delta = get_editor(method, corpus=corpus, **fast).compute(lm, reqs)
+    assert isinstance(delta, WeightDelta)
     grams = delta.info["grams"]
     assert set(grams) == set(delta.updates) and len(grams) == 2
     for name, gram in grams.items():
