@@ -7,7 +7,8 @@ merged at once by each mergekit method (``world:dev`` fitness, the one ``factage
 Rows: the base, each variant, and the merge of all variants by ``linear`` (plain average, each delta divided
 by N), ``task_arithmetic`` (weight 1: the sum of deltas, every edit's update kept whole), ``ties`` and
 ``dare_linear`` at several densities (weight 1, no normalisation), task arithmetic at weights < 1, and
-``regmean`` (MEMIT / AlphaEdit populations: the corpus Gram part once, and ``regmean plain``, once per variant). Each
+``regmean`` (MEMIT / AlphaEdit populations): the corpus Gram part counted once (a joint solve of all edits),
+``s`` times, and once per variant (``regmean plain``). Each
 row has the fitness and its parts (edit reliability over the union of all variants' edits, locality, known
 accuracy) and, for a variant, its reliability on its own edits.
 """
@@ -37,8 +38,11 @@ MERGES: tuple[tuple[str, str, float, float | None], ...] = (  # label, method, d
     ("ties d=0.5", "ties", 0.5, None),
     ("dare_linear d=0.9", "dare_linear", 0.9, None),
     ("dare_linear d=0.5", "dare_linear", 0.5, None),
-    ("regmean", "regmean", 1.0, None),  # the corpus Gram part once: a joint solve of all variants' edits
-    ("regmean plain", "regmean_plain", 1.0, None),  # once per variant (plain RegMean: the corpus weighted N λ)
+    ("regmean", "regmean", 1.0, 1.0),  # weight: the corpus Gram part's count; once: a joint solve of all edits
+    ("regmean s=2", "regmean", 1.0, 2.0),
+    ("regmean s=3", "regmean", 1.0, 3.0),
+    ("regmean s=5", "regmean", 1.0, 5.0),
+    ("regmean plain", "regmean", 1.0, None),  # once per variant (plain RegMean: the corpus weighted N λ)
 )
 
 
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.methods and label not in args.methods:
                 continue
             if method.startswith("regmean"):
-                merged = regmean_merge(pop.paths, tmp / f"m{i}", base=pop.base, shared_once=method == "regmean")
+                merged = regmean_merge(pop.paths, tmp / f"m{i}", base=pop.base, shared_scale=weight)
             else:
                 weights = None if weight is None else tuple(weight for _ in pop.paths)
                 spec = MergeSpec(method=method, density=density, weights=weights)  # type: ignore[arg-type]

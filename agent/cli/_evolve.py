@@ -87,6 +87,9 @@ def register(sub: Any) -> None:
         help="merge method: a mergekit one, or regmean (MEMIT / AlphaEdit populations; --weight is not used)",
     )
     evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    evo.add_argument(
+        "--regmean-scale", type=float, default=1.0, help="regmean: times the corpus Gram part is counted (default 1)"
+    )
     evo.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     evo.add_argument(
         "--merge-parents",
@@ -108,6 +111,9 @@ def register(sub: Any) -> None:
         "--method", choices=(*MERGE_METHODS, "regmean"), default="task_arithmetic", help="merge method (as evolve)"
     )
     gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    gain.add_argument(
+        "--regmean-scale", type=float, default=1.0, help="regmean: times the corpus Gram part is counted (default 1)"
+    )
     gain.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
@@ -143,7 +149,13 @@ class _Context:
     """What evolve and merge-gain share: the populations' variants and base, a cached fitness, merge, kinship."""
 
     def __init__(
-        self, populations: list[Path], method: str, n_known: int, density: float = 0.5, weight: float = 1.0
+        self,
+        populations: list[Path],
+        method: str,
+        n_known: int,
+        density: float = 0.5,
+        weight: float = 1.0,
+        regmean_scale: float = 1.0,
     ) -> None:
         from agent.cli._population import WorldFitness, load_population
 
@@ -156,6 +168,7 @@ class _Context:
         self.method = method
         self.density = density
         self.weight = weight
+        self.regmean_scale = regmean_scale
         self.score = WorldFitness(self.base, [e for p in pops for e in p.edit_ids], n_known=n_known)
         self._cache: dict[Path, Fitness] = {}
 
@@ -172,7 +185,7 @@ class _Context:
 
         def merge(parents: Any, out: Path) -> Path:
             if chosen == "regmean":  # the variants' own Gram data weighs their deltas (tools.merge._regmean)
-                return regmean_merge(list(parents), out, base=self.base)
+                return regmean_merge(list(parents), out, base=self.base, shared_scale=self.regmean_scale)
             # linear is the plain average (1/n each); the delta methods weigh each variant's delta by --weight
             weights = None if chosen == "linear" else tuple(self.weight for _ in parents)
             spec = MergeSpec(method=chosen, density=self.density, weights=weights)  # type: ignore[arg-type]
@@ -200,7 +213,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     if args.fitness != "world:dev":
         raise InvalidInputError(f"unknown fitness {args.fitness!r} (known: world:dev)")
-    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight, args.regmean_scale)
     if len(ctx.variants) < 2:
         raise InvalidInputError("evolve needs at least two variants")
     tmp = _new_out(args.out)
@@ -278,7 +291,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight, args.regmean_scale)
     n = len(ctx.variants)
     pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((i,), (j,)) for i, j in combinations(range(n), 2)]
     pairs = pairs[: args.pairs]

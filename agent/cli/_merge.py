@@ -54,9 +54,11 @@ def register(sub: Any) -> None:
         help="mergekit method (default: ties), or regmean (variants built by `variants --method memit/alphaedit`)",
     )
     merge.add_argument(
-        "--regmean-plain",
-        action="store_true",
-        help="regmean: count the shared corpus Gram part once per variant (plain RegMean) instead of once",
+        "--regmean-scale",
+        type=float,
+        default=1.0,
+        help="regmean: times the shared corpus Gram part is counted (1: a joint solve of all edits, the default; "
+        "the number of models: plain RegMean)",
     )
     merge.add_argument("--models", nargs="+", type=Path, required=True, help="model directories to merge")
     merge.add_argument("--base", type=Path, help="common base model (needed by every method except linear)")
@@ -108,7 +110,7 @@ def _merge(args: argparse.Namespace) -> int:
     if args.method == "regmean":
         if args.base is None:
             raise InvalidInputError("regmean needs --base (the common base model)")
-        out = regmean_merge(args.models, args.out, base=args.base, shared_once=not args.regmean_plain)
+        out = regmean_merge(args.models, args.out, base=args.base, shared_scale=args.regmean_scale)
         print(f"regmean merge of {len(args.models)} models written to {out}", file=sys.stdout)
         return 0
 

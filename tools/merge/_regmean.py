@@ -14,7 +14,7 @@ and ``R_i`` the residuals. Its data is the corpus (weighted ``λ``) plus its edi
 (:class:`~tools.edit.EditGram`: ``shared = λ C``, ``keys = K_i``). AlphaEdit's solve has the same form with
 ``shared = P λ C P + α I`` and ``keys = P K_i``.
 
-**Which Gram matrices: the shared part counted once** (``shared_once=True``, the default). Plain RegMean over
+**Which Gram matrices: the shared part counted once** (``shared_scale=1``, the default). Plain RegMean over
 ``G_i = S + K_i K_iᵀ`` (``S`` the shared part) gives, with ``W_i = W_0 + δ_i``::
 
     W* = W_0 + (Σ δ_i G_i)(N S + Σ K_i K_iᵀ)⁻¹ = W_0 + (Σ R_i K_iᵀ)(N λ C + Σ K_i K_iᵀ)⁻¹
@@ -27,7 +27,10 @@ the base. Counting it once (the variants' union of data: the corpus once, every 
 
 which is exactly MEMIT's closed form for all the variants' keys and residuals at once (the residuals each
 variant fitted alone; not a re-fit). It is RegMean over the variants with ``G_i`` plus the base with Gram
-``-(N - 1) S``. With one variant it returns that variant. ``shared_once=False`` is plain RegMean.
+``-(N - 1) S``. With one variant it returns that variant. ``shared_scale=None`` is plain RegMean (``N S``);
+any ``s > 0`` gives ``W_0 + (Σ δ_i G_i)(s S + Σ K_i K_iᵀ)⁻¹``, a joint solve with the corpus weighted ``s λ``
+(between the joint solve, ``s = 1``, and plain RegMean, ``s = N``: a knob like task arithmetic's weight,
+but one that shrinks the updates most where the corpus's keys lie).
 
 **Why not through mergekit**: mergekit 0.1.5's extension point (``mergekit.merge_methods.easy_define``'s
 ``merge_method`` and the registry) hands a kernel the tensors of one weight name from each model and per-model
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -121,15 +125,17 @@ def load_edit_grams(model_dir: str | Path) -> dict[str, EditGram]:
     return grams
 
 
-def regmean_merge(models: Sequence[str | Path], out: str | Path, *, base: str | Path, shared_once: bool = True) -> Path:
+def regmean_merge(
+    models: Sequence[str | Path], out: str | Path, *, base: str | Path, shared_scale: float | None = 1.0
+) -> Path:
     """Merge edited variants of ``base`` by RegMean (module docstring) into the new directory ``out``.
 
     Args:
         models: variant directories, each with its RegMean data (:func:`save_edit_grams`).
         out: output directory; must not exist.
         base: the common base model.
-        shared_once: count the Gram matrices' shared (corpus) part once (default; a joint solve of all edits)
-            rather than once per variant (plain RegMean).
+        shared_scale: how many times the Gram matrices' shared (corpus) part is counted: 1 (default: a joint
+            solve of all edits), ``None`` once per variant (plain RegMean), or any ``s > 0``.
 
     Returns:
         ``out``, a complete HF model directory (the first model's config, tokenizer and prompt format).
@@ -150,6 +156,8 @@ def regmean_merge(models: Sequence[str | Path], out: str | Path, *, base: str | 
     paths = [Path(m) for m in models]
     if not paths:
         raise InvalidInputError("regmean needs a model")
+    if shared_scale is not None and not (math.isfinite(shared_scale) and shared_scale > 0):
+        raise InvalidInputError(f"shared_scale must be a positive number, got {shared_scale}")
     if len({p.resolve() for p in paths}) != len(paths):
         raise InvalidInputError("the same model is given twice")
     from tools.kinship import open_sources
@@ -163,16 +171,15 @@ def regmean_merge(models: Sequence[str | Path], out: str | Path, *, base: str | 
     for name in names:
         if name not in sources[0].shapes:
             raise ModelMismatchError(f"RegMean data names {name!r}, which the base does not have")
-    merged = {name: _merge_tensor(name, sources, grams, shared_once) for name in sources[0].shapes}
+    scale = float(len(paths)) if shared_scale is None else shared_scale
+    merged = {name: _merge_tensor(name, sources, grams, scale) for name in sources[0].shapes}
     _write(merged, out, paths[0])
-    logger.info(
-        "regmean merge of %d models into %s (shared part %s)", len(paths), out, "once" if shared_once else "N times"
-    )
+    logger.info("regmean merge of %d models into %s (shared part x %g)", len(paths), out, scale)
     return out
 
 
 def _merge_tensor(
-    name: str, srcs: Sequence[WeightSource], grams: Sequence[Mapping[str, EditGram]], once: bool
+    name: str, srcs: Sequence[WeightSource], grams: Sequence[Mapping[str, EditGram]], scale: float
 ) -> torch.Tensor:
     """One merged tensor (float32): RegMean for a weight with Gram data, ``base + Σ δ_i`` otherwise.
 
@@ -197,7 +204,7 @@ def _merge_tensor(
     layout = parts[0].layout
     if any(p.layout != layout for p in parts):
         raise InvalidInputError(f"the variants disagree on the layout of {name}")
-    denom = (1 if once else len(parts)) * shared  # (in, in)
+    denom = scale * shared  # (in, in)
     numer = torch.zeros_like(base)
     for d, p in zip(deltas, parts, strict=True):
         denom = denom + p.keys @ p.keys.T

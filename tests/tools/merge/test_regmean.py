@@ -73,9 +73,13 @@ def test_regmean_equals_the_joint_solve(kind: str, tmp_path: Path) -> None:
     variants = [setup.write(tmp_path / "pop", i) for i in range(3)]
     once = load_file(str(regmean_merge(variants, tmp_path / "once", base=setup.ref) / "model.safetensors"))
     torch.testing.assert_close(once[setup.name], setup.joint(1), atol=2e-5, rtol=1e-4)
-    plain = regmean_merge(variants, tmp_path / "plain", base=setup.ref, shared_once=False)
+    plain = regmean_merge(variants, tmp_path / "plain", base=setup.ref, shared_scale=None)
     torch.testing.assert_close(
         load_file(str(plain / "model.safetensors"))[setup.name], setup.joint(3), atol=2e-5, rtol=1e-4
+    )
+    scaled = regmean_merge(variants, tmp_path / "s2", base=setup.ref, shared_scale=2.0)
+    torch.testing.assert_close(
+        load_file(str(scaled / "model.safetensors"))[setup.name], setup.joint(2), atol=2e-5, rtol=1e-4
     )
     for name, value in setup.base.items():  # the tensors no variant changed stay the base's
         if name != setup.name:
@@ -118,6 +122,8 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
         regmean_merge([a, old], out, base=setup.ref)
     with pytest.raises(InvalidInputError, match="shared part"):
         regmean_merge([a, other], out, base=setup.ref)
+    with pytest.raises(InvalidInputError, match="positive"):
+        regmean_merge([a, b], out, base=setup.ref, shared_scale=0.0)
     with pytest.raises(InvalidInputError, match="twice"):
         regmean_merge([a, a], out, base=setup.ref)
     assert not out.exists()
