@@ -41,7 +41,9 @@ MERGES: tuple[tuple[str, str, float, float | None], ...] = (  # label, method, d
     ("regmean", "regmean", 1.0, 1.0),  # weight: the corpus Gram part's count; once: a joint solve of all edits
     ("regmean s=2", "regmean", 1.0, 2.0),
     ("regmean s=3", "regmean", 1.0, 3.0),
+    ("regmean s=4", "regmean", 1.0, 4.0),
     ("regmean s=5", "regmean", 1.0, 5.0),
+    ("regmean s=7", "regmean", 1.0, 7.0),
     ("regmean plain", "regmean", 1.0, None),  # once per variant (plain RegMean: the corpus weighted N λ)
 )
 
