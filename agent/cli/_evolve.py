@@ -256,6 +256,7 @@ def _evolve(args: argparse.Namespace) -> int:
             "method": args.method,
             "merge": "parents" if args.merge_parents else "members",
             "weight": args.weight,
+            "regmean_scale": args.regmean_scale if args.method == "regmean" else None,
         }
         shutil.copytree(with_explore.best.path, tmp / "best")
         lineage = {label: r.to_json() for label, r in results.items()}
@@ -329,6 +330,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
         result = {
             "method": args.method,
             "weight": args.weight,
+            "regmean_scale": args.regmean_scale if args.method == "regmean" else None,
             "pairs": rows,
             "pcc_kinship_gain": _pearson(xs, ys),
             "n": len(xs),
