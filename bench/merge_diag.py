@@ -43,7 +43,9 @@ MERGES: tuple[tuple[str, str, float, float | None], ...] = (  # label, method, d
     ("regmean s=3", "regmean", 1.0, 3.0),
     ("regmean s=4", "regmean", 1.0, 4.0),
     ("regmean s=5", "regmean", 1.0, 5.0),
+    ("regmean s=6", "regmean", 1.0, 6.0),
     ("regmean s=7", "regmean", 1.0, 7.0),
+    ("regmean s=8", "regmean", 1.0, 8.0),
     ("regmean plain", "regmean", 1.0, None),  # once per variant (plain RegMean: the corpus weighted N λ)
 )
 
