@@ -6,7 +6,9 @@ kinship exploration and without (plain top-k greedy) — and, for comparison in 
 single variant and the plain average (mergekit ``linear``) of all variants. A merge consolidates the union of
 its parents' variants, each delta weighted by ``--weight`` (default 1: task arithmetic's sum of deltas; these
 small models' ROME updates overshoot, and 0.4-0.5 interferes less: README); ``--merge-parents`` merges the
-two parent models instead. ``OUT`` (new; written to a
+two parent models instead. ``--method regmean`` merges MEMIT / AlphaEdit variants by their saved Gram data
+(:func:`tools.merge.regmean_merge`, the corpus part counted ``--regmean-scale`` times; ``--weight`` unused).
+``OUT`` (new; written to a
 temporary directory, then renamed) receives ``best/`` (the evolved model), ``lineage.json`` (every node of
 both searches: parents, kinship, fitness; per-generation scores), ``lineage.png`` and ``summary.json``
 (``best``, ``best_single_variant``, ``average_merge``, ``no_exploration``, ``base``; each with ``fitness``,
