@@ -6,7 +6,9 @@ merged at once by each mergekit method (``world:dev`` fitness, the one ``factage
 
 Rows: the base, each variant, and the merge of all variants by ``linear`` (plain average, each delta divided
 by N), ``task_arithmetic`` (weight 1: the sum of deltas, every edit's update kept whole), ``ties`` and
-``dare_linear`` at several densities (weight 1, no normalisation), and task arithmetic at weights < 1. Each
+``dare_linear`` at several densities (weight 1, no normalisation), task arithmetic at weights < 1, and
+``regmean`` (MEMIT / AlphaEdit populations): the corpus Gram part counted once (a joint solve of all edits),
+``s`` times, and once per variant (``regmean plain``). Each
 row has the fitness and its parts (edit reliability over the union of all variants' edits, locality, known
 accuracy) and, for a variant, its reliability on its own edits.
 """
@@ -36,12 +38,21 @@ MERGES: tuple[tuple[str, str, float, float | None], ...] = (  # label, method, d
     ("ties d=0.5", "ties", 0.5, None),
     ("dare_linear d=0.9", "dare_linear", 0.9, None),
     ("dare_linear d=0.5", "dare_linear", 0.5, None),
+    ("regmean", "regmean", 1.0, 1.0),  # weight: the corpus Gram part's count; once: a joint solve of all edits
+    ("regmean s=2", "regmean", 1.0, 2.0),
+    ("regmean s=3", "regmean", 1.0, 3.0),
+    ("regmean s=4", "regmean", 1.0, 4.0),
+    ("regmean s=5", "regmean", 1.0, 5.0),
+    ("regmean s=6", "regmean", 1.0, 6.0),
+    ("regmean s=7", "regmean", 1.0, 7.0),
+    ("regmean s=8", "regmean", 1.0, 8.0),
+    ("regmean plain", "regmean", 1.0, None),  # once per variant (plain RegMean: the corpus weighted N λ)
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     from agent.cli._population import WorldFitness, load_population
-    from tools.merge import MergeSpec, merge_models
+    from tools.merge import MergeSpec, merge_models, regmean_merge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--population", type=Path, required=True)
@@ -79,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         for i, (label, method, density, weight) in enumerate(MERGES):
             if args.methods and label not in args.methods:
                 continue
-            weights = None if weight is None else tuple(weight for _ in pop.paths)
-            spec = MergeSpec(method=method, density=density, weights=weights)  # type: ignore[arg-type]
-            merged = merge_models(pop.paths, tmp / f"m{i}", base=pop.base, spec=spec)
+            if method.startswith("regmean"):
+                merged = regmean_merge(pop.paths, tmp / f"m{i}", base=pop.base, shared_scale=weight)
+            else:
+                weights = None if weight is None else tuple(weight for _ in pop.paths)
+                spec = MergeSpec(method=method, density=density, weights=weights)  # type: ignore[arg-type]
+                merged = merge_models(pop.paths, tmp / f"m{i}", base=pop.base, spec=spec)
             add(f"all {len(pop.paths)}: {label}", merged)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,9 @@ kinship exploration and without (plain top-k greedy) — and, for comparison in 
 single variant and the plain average (mergekit ``linear``) of all variants. A merge consolidates the union of
 its parents' variants, each delta weighted by ``--weight`` (default 1: task arithmetic's sum of deltas; these
 small models' ROME updates overshoot, and 0.4-0.5 interferes less: README); ``--merge-parents`` merges the
-two parent models instead. ``OUT`` (new; written to a
+two parent models instead. ``--method regmean`` merges MEMIT / AlphaEdit variants by their saved Gram data
+(:func:`tools.merge.regmean_merge`, the corpus part counted ``--regmean-scale`` times; ``--weight`` unused).
+``OUT`` (new; written to a
 temporary directory, then renamed) receives ``best/`` (the evolved model), ``lineage.json`` (every node of
 both searches: parents, kinship, fitness; per-generation scores), ``lineage.png`` and ``summary.json``
 (``best``, ``best_single_variant``, ``average_merge``, ``no_exploration``, ``base``; each with ``fitness``,
@@ -80,8 +82,16 @@ def register(sub: Any) -> None:
     evo.add_argument("--k", type=positive_int, default=3, help="top-k models merged pairwise per generation")
     evo.add_argument("--generations", type=positive_int, default=3, help="generations")
     evo.add_argument("--fitness", default="world:dev", help="fitness: world:dev (the only one)")
-    evo.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method for pairs")
+    evo.add_argument(
+        "--method",
+        choices=(*MERGE_METHODS, "regmean"),
+        default="task_arithmetic",
+        help="merge method: a mergekit one, or regmean (MEMIT / AlphaEdit populations; --weight is not used)",
+    )
     evo.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    evo.add_argument(
+        "--regmean-scale", type=float, default=1.0, help="regmean: times the corpus Gram part is counted (default 1)"
+    )
     evo.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     evo.add_argument(
         "--merge-parents",
@@ -99,8 +109,13 @@ def register(sub: Any) -> None:
     gain.add_argument(
         "--overlapping", type=int, default=0, help="also this many pairs of two-variant merges sharing a variant"
     )
-    gain.add_argument("--method", choices=MERGE_METHODS, default="task_arithmetic", help="mergekit method")
+    gain.add_argument(
+        "--method", choices=(*MERGE_METHODS, "regmean"), default="task_arithmetic", help="merge method (as evolve)"
+    )
     gain.add_argument("--density", type=float, default=0.5, help="fraction of each delta kept by ties / dare")
+    gain.add_argument(
+        "--regmean-scale", type=float, default=1.0, help="regmean: times the corpus Gram part is counted (default 1)"
+    )
     gain.add_argument("--weight", type=float, default=1.0, help="weight of each variant's delta in a merge (default 1)")
     gain.add_argument("--n-known", type=positive_int, default=150, help="dev known questions in the fitness")
     gain.add_argument("--out", type=Path, required=True, help="new output directory")
@@ -136,7 +151,13 @@ class _Context:
     """What evolve and merge-gain share: the populations' variants and base, a cached fitness, merge, kinship."""
 
     def __init__(
-        self, populations: list[Path], method: str, n_known: int, density: float = 0.5, weight: float = 1.0
+        self,
+        populations: list[Path],
+        method: str,
+        n_known: int,
+        density: float = 0.5,
+        weight: float = 1.0,
+        regmean_scale: float = 1.0,
     ) -> None:
         from agent.cli._population import WorldFitness, load_population
 
@@ -149,6 +170,7 @@ class _Context:
         self.method = method
         self.density = density
         self.weight = weight
+        self.regmean_scale = regmean_scale
         self.score = WorldFitness(self.base, [e for p in pops for e in p.edit_ids], n_known=n_known)
         self._cache: dict[Path, Fitness] = {}
 
@@ -159,11 +181,13 @@ class _Context:
         return self._cache[key]
 
     def merger(self, method: str | None = None) -> Callable[[Any, Path], Path]:
-        from tools.merge import MergeSpec, merge_models
+        from tools.merge import MergeSpec, merge_models, regmean_merge
 
         chosen = method or self.method
 
         def merge(parents: Any, out: Path) -> Path:
+            if chosen == "regmean":  # the variants' own Gram data weighs their deltas (tools.merge._regmean)
+                return regmean_merge(list(parents), out, base=self.base, shared_scale=self.regmean_scale)
             # linear is the plain average (1/n each); the delta methods weigh each variant's delta by --weight
             weights = None if chosen == "linear" else tuple(self.weight for _ in parents)
             spec = MergeSpec(method=chosen, density=self.density, weights=weights)  # type: ignore[arg-type]
@@ -191,7 +215,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     if args.fitness != "world:dev":
         raise InvalidInputError(f"unknown fitness {args.fitness!r} (known: world:dev)")
-    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight, args.regmean_scale)
     if len(ctx.variants) < 2:
         raise InvalidInputError("evolve needs at least two variants")
     tmp = _new_out(args.out)
@@ -234,6 +258,7 @@ def _evolve(args: argparse.Namespace) -> int:
             "method": args.method,
             "merge": "parents" if args.merge_parents else "members",
             "weight": args.weight,
+            "regmean_scale": args.regmean_scale if args.method == "regmean" else None,
         }
         shutil.copytree(with_explore.best.path, tmp / "best")
         lineage = {label: r.to_json() for label, r in results.items()}
@@ -269,7 +294,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight)
+    ctx = _Context(args.population, args.method, args.n_known, args.density, args.weight, args.regmean_scale)
     n = len(ctx.variants)
     pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((i,), (j,)) for i, j in combinations(range(n), 2)]
     pairs = pairs[: args.pairs]
@@ -307,6 +332,7 @@ def _merge_gain(args: argparse.Namespace) -> int:
         result = {
             "method": args.method,
             "weight": args.weight,
+            "regmean_scale": args.regmean_scale if args.method == "regmean" else None,
             "pairs": rows,
             "pcc_kinship_gain": _pearson(xs, ys),
             "n": len(xs),

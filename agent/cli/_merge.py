@@ -6,7 +6,8 @@ parameters (whole model, and per layer with ``--per-layer``), streaming over the
 under ``pairs``). A heatmap PNG goes to ``--plot`` (default ``<home>/reports/kinship.png``; ``--no-plot``).
 
 ``merge --method ties --models A B ... --base BASE --out DIR`` merges with mergekit on the CPU into a new
-directory (written to a temporary directory, then renamed).
+directory (written to a temporary directory, then renamed); ``--method regmean`` merges MEMIT / AlphaEdit
+variants by their saved Gram data instead (:func:`tools.merge.regmean_merge`; not a mergekit method).
 """
 
 from __future__ import annotations
@@ -46,7 +47,19 @@ def register(sub: Any) -> None:
         description="Merge HF model directories of one architecture with mergekit on the CPU into a new "
         "directory (nothing is written unless the merge completes).",
     )
-    merge.add_argument("--method", choices=MERGE_METHODS, default="ties", help="mergekit method (default: ties)")
+    merge.add_argument(
+        "--method",
+        choices=(*MERGE_METHODS, "regmean"),
+        default="ties",
+        help="mergekit method (default: ties), or regmean (variants built by `variants --method memit/alphaedit`)",
+    )
+    merge.add_argument(
+        "--regmean-scale",
+        type=float,
+        default=1.0,
+        help="regmean: times the shared corpus Gram part is counted (1: a joint solve of all edits, the default; "
+        "the number of models: plain RegMean)",
+    )
     merge.add_argument("--models", nargs="+", type=Path, required=True, help="model directories to merge")
     merge.add_argument("--base", type=Path, help="common base model (needed by every method except linear)")
     merge.add_argument("--weights", type=float, nargs="+", help="one weight per model")
@@ -91,7 +104,15 @@ def _kinship(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from tools.merge import MergeSpec, merge_models
+    from tools.errors import InvalidInputError
+    from tools.merge import MergeSpec, merge_models, regmean_merge
+
+    if args.method == "regmean":
+        if args.base is None:
+            raise InvalidInputError("regmean needs --base (the common base model)")
+        out = regmean_merge(args.models, args.out, base=args.base, shared_scale=args.regmean_scale)
+        print(f"regmean merge of {len(args.models)} models written to {out}", file=sys.stdout)
+        return 0
 
     spec = MergeSpec(
         method=args.method,

@@ -6,7 +6,9 @@ fitness on the reference world.
 batches of ``edits`` each; variant ``i`` is the base model with batch ``i`` applied by one weight editor
 (sequentially for ROME / FT; as one batch for MEMIT and AlphaEdit, :data:`BATCHED`) and saved as a plain HF
 directory. The whole population is written to a temporary sibling directory and renamed onto ``out`` when
-complete, with ``population.json`` (base, method, seed, each variant's edit ids and seconds).
+complete, with ``population.json`` (base, method, seed, each variant's edit ids and seconds). A MEMIT or
+AlphaEdit variant also keeps its solve's Gram data (its edits' keys and the shared ``λ C`` part) beside its
+weights, which the ``regmean`` merge needs (:func:`tools.merge.save_edit_grams`).
 
 Only editors whose edit is a change of the model's own weights (:class:`~tools.edit.WeightDelta`: ROME,
 MEMIT, AlphaEdit, FT-L, FT-M) can be merged: GRACE keeps a codebook and WISE a side memory with a router in adapter
@@ -146,6 +148,7 @@ def build_variants(
     from eval.editing import select_cases, world_edit_cases
     from eval.world import DATA_DIR, load_world
     from tools.edit import get_editor, load_edited
+    from tools.merge import save_edit_grams
 
     if out.exists():
         raise OutputExistsError(f"{out} already exists: choose a new output directory")
@@ -167,8 +170,12 @@ def build_variants(
             batch = chosen[i * edits : (i + 1) * edits]
             lm = load_edited(base)
             start = time.perf_counter()
+            grams = []
             for lo in range(0, len(batch), batch_size):
-                editor.apply(lm, editor.compute(lm, [c.request for c in batch[lo : lo + batch_size]]))
+                delta = editor.compute(lm, [c.request for c in batch[lo : lo + batch_size]])
+                editor.apply(lm, delta)
+                if delta.info.get("grams"):
+                    grams.append(delta.info["grams"])
                 if on_edit:
                     on_edit(min(batch_size, len(batch) - lo))
             seconds = time.perf_counter() - start
@@ -176,6 +183,8 @@ def build_variants(
             lm.model.save_pretrained(vdir, safe_serialization=True)  # a plain HF directory: no journal files
             lm.tokenizer.save_pretrained(vdir)
             lm.prompt_format.save(vdir)
+            if len(grams) == 1:  # one closed-form batch per variant (MEMIT, AlphaEdit): what RegMean merges by
+                save_edit_grams(vdir, grams[0], editor=name)
             variants.append(Variant(name=vdir.name, edit_ids=tuple(c.id for c in batch), seconds=seconds))
         population = Population(root=out, base=base, method=name, seed=seed, variants=tuple(variants))
         (tmp / POPULATION_FILE).write_text(json.dumps(population.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -136,3 +136,23 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
     assert result["n"] == 5 and len(result["pairs"]) == 5 and (gain / "gain.png").is_file()
     # two-variant merges sharing a variant are kin (the shared delta); distinct variants are not
     assert min(r["kinship"] for r in result["pairs"][3:]) > 0.2 > max(abs(r["kinship"]) for r in result["pairs"][:3])
+
+
+def test_merge_regmean_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``merge --method regmean``: variants with Gram data merge; one without gets a typed error, no traceback."""
+    from tools.edit import EditGram
+    from tools.merge import save_edit_grams
+
+    name = "transformer.h.0.mlp.c_proj.weight"
+    a, b, old = _noisy(tmp_path / "a", 1), _noisy(tmp_path / "b", 2), _noisy(tmp_path / "old", 3)
+    d_in = load_file(str(GPT2 / "model.safetensors"))[name].shape[0]  # Conv1D: (in, out)
+    for i, path in enumerate((a, b)):
+        keys = torch.randn(d_in, 3, generator=torch.Generator().manual_seed(i), dtype=torch.float64)
+        gram = EditGram(keys=keys, shared=torch.eye(d_in, dtype=torch.float64), layout="in_out")
+        save_edit_grams(path, {name: gram}, editor="memit")
+    argv = ["--home", str(tmp_path), "merge", "--method", "regmean", "--base", str(GPT2)]
+    assert main([*argv, "--models", str(a), str(b), "--regmean-scale", "2", "--out", str(tmp_path / "m")]) == 0
+    assert "regmean merge of 2 models" in capsys.readouterr().out
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert main([*argv, "--models", str(a), str(old), "--out", str(tmp_path / "m2")]) == 2
+    assert "no RegMean data" in capsys.readouterr().err and not (tmp_path / "m2").exists()

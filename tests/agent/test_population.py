@@ -81,3 +81,31 @@ def test_alphaedit_variants_change_only_its_layers(tmp_path: Path) -> None:
         assert changed and changed <= expected
         for k in changed:
             assert torch.linalg.matrix_rank((saved[k] - base[k]).double(), rtol=1e-4) <= 2
+
+
+class _WithGrams(_Recording):
+    """As :class:`_Recording`, and its delta carries a Gram record (what MEMIT / AlphaEdit report)."""
+
+    def compute(self, model: LocalLanguageModel, requests: Sequence[EditRequest]) -> WeightDelta:
+        from tools.edit import EditGram
+
+        delta = super().compute(model, requests)
+        gram = EditGram(
+            keys=torch.ones(4, len(requests), dtype=torch.float64), shared=torch.eye(4, dtype=torch.float64)
+        )
+        return WeightDelta(
+            method=delta.method, requests=delta.requests, updates=delta.updates, info={"grams": {PARAM: gram}}
+        )
+
+
+def test_batched_variants_keep_their_regmean_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.merge import REGMEAN_FILES, load_edit_grams
+
+    monkeypatch.setattr("tools.edit.get_editor", lambda name, **_: _WithGrams())
+    pop = build_variants(GPT2, tmp_path / "pop", n=2, edits=3, method="memit", cache_dir=tmp_path / "stats")
+    for path in pop.paths:
+        assert all((path / f).is_file() for f in REGMEAN_FILES)
+        assert load_edit_grams(path)[PARAM].keys.shape == (4, 3)  # one batch of 3: its keys
+    monkeypatch.setattr("tools.edit.get_editor", lambda name, **_: _Recording())
+    old = build_variants(GPT2, tmp_path / "old", n=1, edits=2, method="memit", cache_dir=tmp_path / "stats")
+    assert not any((old.paths[0] / f).exists() for f in REGMEAN_FILES)  # no Gram data reported: none written

@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from tools.edit._adapter import EditAdapter
-from tools.edit._delta import AdapterDelta, EditDelta, LowRank, WeightDelta
+from tools.edit._delta import AdapterDelta, EditDelta, EditGram, LowRank, WeightDelta
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._journal import EditHandle, EditJournal, JournalEntry, journal_for
 from tools.edit._protocol import BaseEditor, Editor, KnowledgeLocator
@@ -36,6 +36,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "CounterfactualTrainConfig",
     "EditAdapter",
     "EditDelta",
+    "EditGram",
     "EditHandle",
     "EditJournal",
     "EditRequest",

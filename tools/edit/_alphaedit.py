@@ -129,11 +129,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from tools.edit._delta import WeightDelta
+from tools.edit._delta import EditGram, WeightDelta
 from tools.edit._family import ModelFamily, family_of, get_module
 from tools.edit._journal import journal_for
 from tools.edit._keys import subject_keys
-from tools.edit._memit import MEMITEditor, MEMITHyperParams
+from tools.edit._memit import MEMITEditor, MEMITHyperParams, _layout
 from tools.edit._request import EditRequest
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
@@ -294,8 +294,10 @@ class AlphaEditEditor(MEMITEditor):
         each: torch.Tensor,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, str]:
-        """The projected solve, summed per request as MEMIT's: ``(B, in)`` and the statistics' source."""
+    ) -> tuple[torch.Tensor, str, EditGram]:
+        """The projected solve, summed per request as MEMIT's: ``(B, in)``, the statistics' source and the
+        solve's Gram matrix: ``P (λ C + Kp Kpᵀ) P + α I`` shared, ``P K`` as keys (``ΔW · G = L (P K)ᵀ``, since
+        ``(P M P + α I)⁻¹`` maps ``P``'s range to itself)."""
         assert isinstance(hparams, AlphaEditHyperParams)  # hparams_class
         stats = self.key_moment(model, layer, hparams.mom2_n_texts)
         cov = stats.matrix.double()  # (in, in)
@@ -310,8 +312,10 @@ class AlphaEditEditor(MEMITEditor):
             proj, taken = without_keys(proj, preserved.to(proj.device), hparams.preserve_prompt_energy)
             dim -= taken
         prev = self._previous_keys(model, family.path(family.mlp_out, layer), hparams)
+        prev_gram = torch.zeros_like(gram)
         if prev.numel():
-            gram = gram + prev.to(gram) @ prev.to(gram).T
+            prev_gram = prev.to(gram) @ prev.to(gram).T
+            gram = gram + prev_gram
         rank = each.shape[0] if groups is None else max(groups) + 1
         weight = hparams.mom2_update_weight * rank**hparams.mom2_batch_exponent * cov if hparams.whiten else None
         adj = projected_solve(proj, keys, gram, hparams.alpha, weight)  # (in, R * n_templates)
@@ -320,4 +324,8 @@ class AlphaEditEditor(MEMITEditor):
         if groups is not None:
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
-        return right, stats.source
+        eye = torch.eye(proj.shape[0], dtype=proj.dtype, device=proj.device)
+        outer = prev_gram if weight is None else weight + prev_gram
+        shared = proj @ outer @ proj + hparams.alpha * eye
+        edit_gram = EditGram(keys=(proj @ keys).cpu(), shared=shared.cpu(), layout=_layout(model, layer))
+        return right, stats.source, edit_gram

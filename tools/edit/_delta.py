@@ -21,7 +21,7 @@ from torch import nn
 from tools.edit._request import EditRequest
 from tools.errors import InvalidEditError, NonFiniteUpdateError
 
-__all__ = ["AdapterDelta", "EditDelta", "LowRank", "WeightDelta", "check_finite", "low_rank_for"]
+__all__ = ["AdapterDelta", "EditDelta", "EditGram", "LowRank", "WeightDelta", "check_finite", "low_rank_for"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,26 @@ class LowRank:
 
 
 Update = torch.Tensor | LowRank
+
+
+@dataclass(frozen=True)
+class EditGram:
+    """The input Gram matrix ``G = shared + K Kᵀ`` of one edited weight's closed-form solve (RegMean's data).
+
+    A batched key-value editor (MEMIT, AlphaEdit) solves ``ΔW G = R Kᵀ`` (``(out, in)`` layout) for its
+    update: ``K`` ``(in, m)`` are the keys it wrote (every templated column), ``shared`` ``(in, in)`` the
+    part of ``G`` that is the same for every batch solved on one base (MEMIT: ``λ C``; AlphaEdit: ``P λ C P +
+    α I``). ``tools.merge``'s RegMean merge reads both (``layout``: how the weight stores ``(out, in)``:
+    ``"out_in"`` for ``nn.Linear``, ``"in_out"`` for GPT-2's ``Conv1D``).
+    """
+
+    keys: torch.Tensor  # (in, m) float64
+    shared: torch.Tensor  # (in, in) float64
+    layout: str = "out_in"
+
+    def gram(self) -> torch.Tensor:
+        """``shared + K Kᵀ`` ``(in, in)``."""
+        return self.shared + self.keys @ self.keys.T
 
 
 def low_rank_for(module: nn.Module, left_out: torch.Tensor, right_in: torch.Tensor) -> LowRank:

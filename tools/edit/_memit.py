@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tools.edit._delta import LowRank, WeightDelta, low_rank_for
+from tools.edit._delta import EditGram, LowRank, WeightDelta, low_rank_for
 from tools.edit._family import ModelFamily, family_of, get_module
 from tools.edit._keys import context_templates, outputs_at_subject, subject_keys
 from tools.edit._phrasings import phrasings_per_request
@@ -229,6 +229,12 @@ def _patched(model: nn.Module, updates: Mapping[str, tuple[torch.Tensor, torch.T
             handle.remove()
 
 
+def _layout(model: LocalLanguageModel, layer: int) -> str:
+    """How layer ``layer``'s MLP output projection stores its ``(out, in)`` map (:class:`EditGram`)."""
+    family = family_of(model.model)
+    return "out_in" if isinstance(get_module(model.model, family.path(family.mlp_out, layer)), nn.Linear) else "in_out"
+
+
 class MEMITEditor(BaseEditor[MEMITHyperParams]):
     """Batch editing over several MLP layers (see the module docstring).
 
@@ -265,13 +271,13 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         )
         z_path = family.path(family.block, layers[-1])
         if hparams.exact_objective:
-            inits, updates, nlls, sources, report = self._fit_through_updates(
+            inits, updates, nlls, sources, report, grams = self._fit_through_updates(
                 model, fit, templates, z_path, hparams, groups
             )
         else:
             report = {}
             inits, zs, nlls = self._target_residuals(model, fit, templates, z_path, hparams)
-            updates, sources = self._spread(model, fit, templates, zs, z_path, hparams)
+            updates, sources, grams = self._spread(model, fit, templates, zs, z_path, hparams)
         nlls = nlls[: len(requests)]
         seconds = time.perf_counter() - start
         logger.info("memit: %d request(s) over layers %s in %.2fs", len(requests), layers, seconds)
@@ -286,6 +292,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 "z_init_norm": init_norm,
                 "stats": tuple(sources),
                 "corpus_phrasings": len(extra),
+                "grams": grams,  # per updated weight, the solve's Gram matrix (RegMean merging, tools.merge)
                 "seconds": seconds,
                 **report,  # the value fit's steps, each value's stop step and the rows it forwarded
             },
@@ -298,8 +305,9 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         each: torch.Tensor,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, str]:
-        """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, and the stats' source.
+    ) -> tuple[torch.Tensor, str, EditGram]:
+        """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, the stats' source, and
+        the solve's Gram matrix (``λ C + K Kᵀ``, for RegMean merging).
 
         ``each`` is ``(R, n_templates, in)``; every templated key is one column of ``K``. With ``groups`` (a
         value index per request, ``0..B-1``) the columns of a group's requests are summed too: ``B`` rows.
@@ -315,7 +323,8 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         if groups is not None:
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
-        return right, stats.source
+        gram = EditGram(keys=keys.detach().cpu(), shared=(lam * cov).cpu(), layout=_layout(model, layer))
+        return right, stats.source, gram
 
     def _fit_through_updates(
         self,
@@ -325,7 +334,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         z_path: str,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str], dict[str, Any]]:
+    ) -> tuple[torch.Tensor, dict[str, LowRank], list[float], list[str], dict[str, Any], dict[str, EditGram]]:
         """``exact_objective``: fix each layer's right factor from the unedited keys, fit the shared left one.
 
         ``right_l`` ``(B, in)`` is the MEMIT solve at layer ``l`` with the unedited model's keys, scaled so that
@@ -338,10 +347,11 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         layers = tuple(sorted(set(hparams.layers)))
         rights: dict[str, torch.Tensor] = {}
         sources: list[str] = []
+        grams: dict[str, EditGram] = {}
         for layer in layers:
             path = family.path(family.mlp_out, layer)
             each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
-            right, source = self._key_solve(model, layer, each, hparams, groups)
+            right, source, grams[f"{path}.weight"] = self._key_solve(model, layer, each, hparams, groups)
             bare = (right * each[: right.shape[0], 0]).sum(dim=1, keepdim=True)  # (B, 1): on the bare prompt's key
             if not bool(torch.isfinite(bare).all()) or bool((bare.abs() < 1e-12).any()):
                 raise InvalidEditError(f"memit: a subject's key at layer {layer} is orthogonal to its update")
@@ -384,7 +394,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             "settled_steps": values.settled_steps,
             "rows_run": values.rows_run,
         }
-        return values.init, updates, list(values.nll), sources, fit
+        return values.init, updates, list(values.nll), sources, fit, grams
 
     def _target_residuals(
         self,
@@ -406,7 +416,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         zs: torch.Tensor,
         z_path: str,
         hparams: MEMITHyperParams,
-    ) -> tuple[dict[str, LowRank], list[str]]:
+    ) -> tuple[dict[str, LowRank], list[str], dict[str, EditGram]]:
         """Step 2: the update of each layer, with the earlier layers' updates in place (hooks, not weights)."""
         torch_model = model.model
         family = family_of(torch_model)
@@ -414,13 +424,14 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         updates: dict[str, LowRank] = {}
         sources: list[str] = []
+        grams: dict[str, EditGram] = {}
         for i, layer in enumerate(layers):
             path = family.path(family.mlp_out, layer)
             with _patched(torch_model, factors):
                 each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
                 current = outputs_at_subject(model, z_path, requests).double()  # (B, d)
             resid = ((zs - current) / (len(layers) - i)).T  # (d, B)
-            right, source = self._key_solve(model, layer, each, hparams)  # (B, in)
+            right, source, grams[f"{path}.weight"] = self._key_solve(model, layer, each, hparams)  # (B, in)
             sources.append(source)
             left = resid  # (out, B)
             factors[path] = (left.float(), right.float())
@@ -429,7 +440,7 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
             assert isinstance(weight, torch.Tensor)  # a linear layer
             updates[f"{path}.weight"] = low_rank_for(module, left.to(weight.dtype), right.to(weight.dtype))
             logger.debug("memit: layer %d, mean residual norm %.3f", layer, float(resid.norm(dim=0).mean()))
-        return updates, sources
+        return updates, sources, grams
 
     def _check_memory(
         self,

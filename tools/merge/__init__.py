@@ -9,9 +9,11 @@ Example:
 from tools.merge._evolve import EvolveResult, Fitness, FitnessFunction, LineageNode, evolve
 from tools.merge._lineage import plot_lineage
 from tools.merge._mergekit import MERGE_METHODS, MergeMethod, MergeSpec, merge_models
+from tools.merge._regmean import REGMEAN_FILES, load_edit_grams, regmean_merge, save_edit_grams
 
 __all__ = [
     "MERGE_METHODS",
+    "REGMEAN_FILES",
     "EvolveResult",
     "Fitness",
     "FitnessFunction",
@@ -19,6 +21,9 @@ __all__ = [
     "MergeMethod",
     "MergeSpec",
     "evolve",
+    "load_edit_grams",
     "merge_models",
     "plot_lineage",
+    "regmean_merge",
+    "save_edit_grams",
 ]
