@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 POPULATION_FILE = "population.json"
 MERGEABLE = frozenset({"rome", "memit", "alphaedit", "lora", "ft-l", "ft-m"})
 BATCHED = frozenset({"memit", "alphaedit"})  # editors that solve a variant's whole batch at once
+GRAM_EDITORS = BATCHED  # editors whose solve has a Gram matrix (RegMean: ``record_grams``)
 NOT_MERGEABLE = {
     "grace": "GRACE's edits live in a codebook adapter wrapping one layer, not in the model's tensors",
     "wise": "WISE's edits live in a side memory with a router (an adapter), not in the model's tensors",
@@ -160,7 +161,9 @@ def build_variants(
     chosen = select_cases(lm, world_edit_cases(world, lm.prompt_format), n * edits, seed=seed, select="known")
     if len(chosen) < n * edits:
         raise InvalidInputError(f"only {len(chosen)} world edits qualify, {n} x {edits} asked")
-    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **(hparams or {}))
+    # the closed-form editors keep each solve's Gram matrix for the regmean merge (off elsewhere: it costs memory)
+    grams_on = {"record_grams": True} if name in GRAM_EDITORS else {}
+    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **{**grams_on, **(hparams or {})})
     batch_size = edits if name in BATCHED else 1
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -294,7 +294,7 @@ class AlphaEditEditor(MEMITEditor):
         each: torch.Tensor,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, str, EditGram]:
+    ) -> tuple[torch.Tensor, str, EditGram | None]:
         """The projected solve, summed per request as MEMIT's: ``(B, in)``, the statistics' source and the
         solve's Gram matrix: ``P (λ C + Kp Kpᵀ) P + α I`` shared, ``P K`` as keys (``ΔW · G = L (P K)ᵀ``, since
         ``(P M P + α I)⁻¹`` maps ``P``'s range to itself)."""
@@ -324,6 +324,8 @@ class AlphaEditEditor(MEMITEditor):
         if groups is not None:
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
+        if not hparams.record_grams:
+            return right, stats.source, None
         eye = torch.eye(proj.shape[0], dtype=proj.dtype, device=proj.device)
         outer = prev_gram if weight is None else weight + prev_gram
         shared = proj @ outer @ proj + hparams.alpha * eye

@@ -115,6 +115,7 @@ class MEMITHyperParams:
     v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
     v_joint_fit: bool = True  # every value moves until all have stopped (False: each stops on its own, compute_z)
     v_recheck_every: int = 10  # steps between evaluations of the values already stopped (per-value stop)
+    record_grams: bool = False  # keep each solve's Gram matrix in ``info["grams"]`` (RegMean merging; `variants` sets it)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
@@ -305,9 +306,9 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         each: torch.Tensor,
         hparams: MEMITHyperParams,
         groups: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, str, EditGram]:
+    ) -> tuple[torch.Tensor, str, EditGram | None]:
         """``(λ C + K Kᵀ)⁻¹ K`` summed over each request's templated keys: ``(B, in)``, the stats' source, and
-        the solve's Gram matrix (``λ C + K Kᵀ``, for RegMean merging).
+        the solve's Gram matrix (``λ C + K Kᵀ``, for RegMean merging; ``None`` unless ``record_grams``).
 
         ``each`` is ``(R, n_templates, in)``; every templated key is one column of ``K``. With ``groups`` (a
         value index per request, ``0..B-1``) the columns of a group's requests are summed too: ``B`` rows.
@@ -323,6 +324,8 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         if groups is not None:
             index = torch.tensor(list(groups), device=right.device)
             right = torch.zeros(rank, right.shape[1], dtype=right.dtype, device=right.device).index_add(0, index, right)
+        if not hparams.record_grams:
+            return right, stats.source, None
         gram = EditGram(keys=keys.detach().cpu(), shared=(lam * cov).cpu(), layout=_layout(model, layer))
         return right, stats.source, gram
 
@@ -351,7 +354,9 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
         for layer in layers:
             path = family.path(family.mlp_out, layer)
             each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
-            right, source, grams[f"{path}.weight"] = self._key_solve(model, layer, each, hparams, groups)
+            right, source, gram = self._key_solve(model, layer, each, hparams, groups)
+            if gram is not None:
+                grams[f"{path}.weight"] = gram
             bare = (right * each[: right.shape[0], 0]).sum(dim=1, keepdim=True)  # (B, 1): on the bare prompt's key
             if not bool(torch.isfinite(bare).all()) or bool((bare.abs() < 1e-12).any()):
                 raise InvalidEditError(f"memit: a subject's key at layer {layer} is orthogonal to its update")
@@ -431,7 +436,9 @@ class MEMITEditor(BaseEditor[MEMITHyperParams]):
                 each = subject_keys(model, path, requests, templates).double()  # (B, n_templates, in)
                 current = outputs_at_subject(model, z_path, requests).double()  # (B, d)
             resid = ((zs - current) / (len(layers) - i)).T  # (d, B)
-            right, source, grams[f"{path}.weight"] = self._key_solve(model, layer, each, hparams)  # (B, in)
+            right, source, gram = self._key_solve(model, layer, each, hparams)  # (B, in)
+            if gram is not None:
+                grams[f"{path}.weight"] = gram
             sources.append(source)
             left = resid  # (out, B)
             factors[path] = (left.float(), right.float())

@@ -148,7 +148,8 @@ def test_editors_report_the_gram_their_update_solves(method: str) -> None:
         EditRequest("Alibaba's CEO is", "Alibaba", "Takahiro Hachigō", "Daniel Zhang", "company_ceo"),
         EditRequest("Siemens's CEO is", "Siemens", "Ada Lovelace", "Joe Kaeser", "company_ceo"),
     ]
-    delta = get_editor(method, corpus=corpus, **fast).compute(lm, reqs)
+    assert not get_editor(method, corpus=corpus, **fast).compute(lm, reqs[:1]).info["grams"]  # off by default
+    delta = get_editor(method, corpus=corpus, record_grams=True, **fast).compute(lm, reqs)
     assert isinstance(delta, WeightDelta)
     grams = delta.info["grams"]
     assert set(grams) == set(delta.updates) and len(grams) == 2
