@@ -163,7 +163,8 @@ def build_variants(
         raise InvalidInputError(f"only {len(chosen)} world edits qualify, {n} x {edits} asked")
     # the closed-form editors keep each solve's Gram matrix for the regmean merge (off elsewhere: it costs memory)
     grams_on = {"record_grams": True} if name in GRAM_EDITORS else {}
-    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **{**grams_on, **(hparams or {})})
+    settings = {**grams_on, **(hparams or {})}
+    editor = get_editor(name, corpus=[d.text for d in world.documents], cache_dir=cache_dir, **settings)
     batch_size = edits if name in BATCHED else 1
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

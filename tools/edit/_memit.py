@@ -115,7 +115,7 @@ class MEMITHyperParams:
     v_skip_below: bool = True  # run the blocks up to the lowest edited MLP once per fit, not per step (bit-identical)
     v_joint_fit: bool = True  # every value moves until all have stopped (False: each stops on its own, compute_z)
     v_recheck_every: int = 10  # steps between evaluations of the values already stopped (per-value stop)
-    record_grams: bool = False  # keep each solve's Gram matrix in ``info["grams"]`` (RegMean merging; `variants` sets it)
+    record_grams: bool = False  # keep each solve's Gram matrix in info["grams"] (RegMean; `variants` sets it)
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> MEMITHyperParams:
