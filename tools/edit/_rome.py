@@ -25,9 +25,11 @@ bit-identical edits, a test compares them with full forwards.
 Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
 ``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
 (``n_p`` their number of positions, so λ weighs their mean second moment against the corpus's), so the update
-responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts
-are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
-the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts are
+the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`): the
+definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+``preserve_prompt_focus`` γ > 0 (off by default) weighs each preserved key by ``|cos(k_p, k*)|^γ`` (mean weight 1),
+so the keys nearest the edited key count most.
 
 Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
 fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
@@ -98,6 +100,8 @@ class ROMEHyperParams:
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
+    # gamma: each preserved key weighted by |cos(k_p, k*)|^gamma (mean weight 1) in that moment (0: all equal)
+    preserve_prompt_focus: float = 0.0
     # mu: weight of KL(unedited || edited) over every position of the preserved prompts in the value fit (0: off)
     preserve_output_weight: float = 0.0
     preserve_output_texts: int = 16  # preserved prompts drawn per Adam step for that KL term
@@ -108,6 +112,8 @@ class ROMEHyperParams:
         """Reject preserved-prompt settings that cannot be used (raised before any work)."""
         if not float(self.preserve_prompt_weight) >= 0.0:
             raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
+        if not 0.0 <= float(self.preserve_prompt_focus) <= 64.0:
+            raise InvalidEditError(f"rome: preserve_prompt_focus must be in [0, 64], got {self.preserve_prompt_focus}")
         if not float(self.preserve_output_weight) >= 0.0 or int(self.preserve_output_texts) < 1:
             raise InvalidEditError(
                 "rome: preserve_output_weight must be >= 0 and preserve_output_texts >= 1, got "
@@ -267,7 +273,8 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         if hparams.mom2_adjustment:
             stats = self.key_moment(model, layer, hparams.mom2_n_texts)
             if hparams.preserve_prompt_weight > 0 and _kept_prompts(req, hparams):
-                lu, pivots = _factor(stats.matrix, _preserved_moment(model, path, req, hparams), hparams.mom2_ridge)
+                moment = _preserved_moment(model, path, req, hparams, k_star)
+                lu, pivots = _factor(stats.matrix, moment, hparams.mom2_ridge)
             else:  # C alone: the same for every edit at this layer, factorised once
                 key = (layer, hparams.mom2_ridge)
                 found = self._factors.get(key)
@@ -323,11 +330,15 @@ def _output_preservation(model: LocalLanguageModel, req: EditRequest, hparams: R
     )
 
 
-def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams) -> torch.Tensor:
-    """``lambda * K_p K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
+def _preserved_moment(
+    model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams, k_star: torch.Tensor
+) -> torch.Tensor:
+    """``lambda * K_p W K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
 
     Added to ``C`` before solving for ``u = C⁻¹ k*``, it makes the update respond less at those keys (the
-    definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept.
+    definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept. ``W`` is the
+    identity unless ``preserve_prompt_focus`` γ > 0: then each key ``k_i`` weighs ``|cos(k_i, k*)|^γ`` divided by
+    the mean of those weights (so λ keeps its scale), and the keys closest to the edited key ``k*`` count most.
     """
     from tools.edit._alphaedit import preserved_prompt_keys
 
@@ -336,4 +347,9 @@ def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hp
     if hparams.preserve_prompt_weight <= 0 or not kept:
         return torch.zeros(d_in, d_in, dtype=torch.float64)
     keys = preserved_prompt_keys(model, path, kept)  # (in, n_p) float64
+    if hparams.preserve_prompt_focus > 0:
+        cos = torch.nn.functional.cosine_similarity(keys, k_star.to(keys).unsqueeze(1), dim=0).abs()  # (n_p,)
+        weight = cos.pow(hparams.preserve_prompt_focus)
+        if float(weight.sum()) > 0:
+            keys = keys * (weight / weight.mean()).sqrt().unsqueeze(0)
     return hparams.preserve_prompt_weight * (keys @ keys.T) / keys.shape[1]
