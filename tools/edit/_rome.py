@@ -28,8 +28,9 @@ Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off 
 responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts are
 the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`): the
 definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
-``preserve_prompt_focus`` γ > 0 (off by default) weighs each preserved key by ``|cos(k_p, k*)|^γ`` (mean weight 1),
-so the keys nearest the edited key count most.
+``preserve_prompt_focus`` γ > 0 (off by default) weighs each preserved key by ``min(|ûᵀ k_p|, 1)^γ`` (mean weight
+1), ``û = C⁻¹ k* / (C⁻¹ k*)ᵀk`` the plain update's direction: the keys nearest the edited key in ``C⁻¹``'s metric,
+where the plain update responds most, count most.
 
 Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
 fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
@@ -70,6 +71,7 @@ from tools.lm import LocalLanguageModel
 
 __all__ = ["ROMEEditor", "ROMEHyperParams"]
 logger = logging.getLogger(__name__)
+_SAME_KEY_COS = 0.99  # preserve_prompt_focus: a preserved key this close to the edited key is the edited key
 _PRESERVED_TOKENS = 64  # each preserved prompt cut to this many tokens for the output KL term
 
 
@@ -100,7 +102,7 @@ class ROMEHyperParams:
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
-    # gamma: each preserved key weighted by |cos(k_p, k*)|^gamma (mean weight 1) in that moment (0: all equal)
+    # gamma: each preserved key weighted by min(plain update's response there, 1)^gamma, mean 1 (0: all equal)
     preserve_prompt_focus: float = 0.0
     # mu: weight of KL(unedited || edited) over every position of the preserved prompts in the value fit (0: off)
     preserve_output_weight: float = 0.0
@@ -269,25 +271,28 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         """``(C⁻¹ k*) / ((C⁻¹ k*)ᵀ k)`` at ``path`` ``(1, in)`` (``C`` with the preserved keys), and the statistics'
         source. Raises :class:`InvalidEditError` when the bare key is orthogonal to the direction."""
         k_star = subject_keys(model, path, [req], templates)[0].mean(dim=0).double()  # (in,)
+        k_bare = subject_keys(model, path, [req], ("{}",))[0, 0].double()  # (in,)
         stats_source = "none"
         if hparams.mom2_adjustment:
             stats = self.key_moment(model, layer, hparams.mom2_n_texts)
+            key = (layer, hparams.mom2_ridge)
+            found = self._factors.get(key)
+            if found is None or found[0] is not stats.matrix:  # C alone: the same for every edit at this layer
+                zeros = torch.zeros(stats.matrix.shape, dtype=torch.float64)
+                found = (stats.matrix, *_factor(stats.matrix, zeros, hparams.mom2_ridge))
+                self._factors[key] = found
+            lu, pivots = found[1], found[2]
             if hparams.preserve_prompt_weight > 0 and _kept_prompts(req, hparams):
-                moment = _preserved_moment(model, path, req, hparams, k_star)
+                plain = None
+                if hparams.preserve_prompt_focus > 0:  # the plain update's direction, 1 on the bare key
+                    plain = torch.linalg.lu_solve(lu, pivots, k_star.unsqueeze(-1)).squeeze(-1)
+                    plain = plain / torch.dot(plain, k_bare)
+                moment = _preserved_moment(model, path, req, hparams, plain, k_bare)
                 lu, pivots = _factor(stats.matrix, moment, hparams.mom2_ridge)
-            else:  # C alone: the same for every edit at this layer, factorised once
-                key = (layer, hparams.mom2_ridge)
-                found = self._factors.get(key)
-                if found is None or found[0] is not stats.matrix:
-                    zeros = torch.zeros(stats.matrix.shape, dtype=torch.float64)
-                    found = (stats.matrix, *_factor(stats.matrix, zeros, hparams.mom2_ridge))
-                    self._factors[key] = found
-                lu, pivots = found[1], found[2]
             u = torch.linalg.lu_solve(lu, pivots, k_star.unsqueeze(-1)).squeeze(-1)  # as linalg.solve, bit for bit
             stats_source = stats.source
         else:
             u = k_star
-        k_bare = subject_keys(model, path, [req], ("{}",))[0, 0].double()  # (in,)
         denom = torch.dot(u, k_bare)
         if not bool(torch.isfinite(denom)) or float(denom.abs()) < 1e-12 * float(u.norm() * k_bare.norm()):
             raise InvalidEditError(f"rome: the key of {req.subject!r} is orthogonal to its update direction")
@@ -331,14 +336,22 @@ def _output_preservation(model: LocalLanguageModel, req: EditRequest, hparams: R
 
 
 def _preserved_moment(
-    model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams, k_star: torch.Tensor
+    model: LocalLanguageModel,
+    path: str,
+    req: EditRequest,
+    hparams: ROMEHyperParams,
+    plain: torch.Tensor | None = None,
+    k_bare: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``lambda * K_p W K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
 
     Added to ``C`` before solving for ``u = C⁻¹ k*``, it makes the update respond less at those keys (the
     definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept. ``W`` is the
-    identity unless ``preserve_prompt_focus`` γ > 0: then each key ``k_i`` weighs ``|cos(k_i, k*)|^γ`` divided by
-    the mean of those weights (so λ keeps its scale), and the keys closest to the edited key ``k*`` count most.
+    identity unless ``preserve_prompt_focus`` γ > 0: then each key ``k_i`` weighs ``min(|plainᵀ k_i|, 1)^γ`` divided
+    by the mean of those weights (so λ keeps its scale), ``plain`` being the update's direction without the
+    preserved keys (``C⁻¹ k*``, 1 on the edited key): the keys the plain update would answer most, those closest
+    to the edited key in ``C⁻¹``'s metric, count most. A key that *is* the edited one (cosine >= 0.99 with the bare
+    key: the edited subject's token inside another concept's prompt) weighs 0 then: keeping it would undo the edit.
     """
     from tools.edit._alphaedit import preserved_prompt_keys
 
@@ -347,9 +360,12 @@ def _preserved_moment(
     if hparams.preserve_prompt_weight <= 0 or not kept:
         return torch.zeros(d_in, d_in, dtype=torch.float64)
     keys = preserved_prompt_keys(model, path, kept)  # (in, n_p) float64
-    if hparams.preserve_prompt_focus > 0:
-        cos = torch.nn.functional.cosine_similarity(keys, k_star.to(keys).unsqueeze(1), dim=0).abs()  # (n_p,)
-        weight = cos.pow(hparams.preserve_prompt_focus)
+    if hparams.preserve_prompt_focus > 0 and plain is not None:
+        response = (plain.to(keys) @ keys).abs().clamp(max=1.0)  # (n_p,)
+        weight = response.pow(hparams.preserve_prompt_focus)
+        if k_bare is not None:
+            same = torch.nn.functional.cosine_similarity(keys, k_bare.to(keys).unsqueeze(1), dim=0) >= _SAME_KEY_COS
+            weight = torch.where(same, torch.zeros_like(weight), weight)
         if float(weight.sum()) > 0:
             keys = keys * (weight / weight.mean()).sqrt().unsqueeze(0)
     return hparams.preserve_prompt_weight * (keys @ keys.T) / keys.shape[1]

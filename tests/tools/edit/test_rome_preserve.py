@@ -63,3 +63,21 @@ def test_rome_responds_less_at_the_preserved_prompts_and_not_less_at_the_edited_
 def test_rome_rejects_bad_preserve_settings(lm: Any, corpus: Any, cache_dir: Path, bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidEditError):
         get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, **bad).compute(lm, [REQ])
+
+
+def test_rome_focus_weighs_the_preserved_keys_nearest_the_edited_key(lm: Any, corpus: Any, cache_dir: Path) -> None:
+    near = ("Alibaba's founder is Jack Ma.", "Jack Ma")  # shares the edited subject's token: keys near k*
+    far = ("Q: What is the definition of a glacier?\nA: a slow river of ice.", "glacier")
+    base = {"preserve_prompts": (near, far), "preserve_prompt_weight": 0.3}
+    uniform = _update(lm, corpus, cache_dir, **base)
+    zero = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=0.0)
+    focused = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=8.0)
+    assert torch.equal(zero.left, uniform.left) and torch.equal(zero.right, uniform.right)  # 0: off, bit-identical
+    near_keys = preserved_prompt_keys(lm, PATH, [near[0]]).float()
+    far_keys = preserved_prompt_keys(lm, PATH, [far[0]]).float()
+    assert _response(focused, near_keys) < 0.8 * _response(uniform, near_keys)  # the near keys weigh more
+    assert _response(focused, far_keys) > _response(uniform, far_keys)  # the far ones less
+    subject_key = preserved_prompt_keys(lm, PATH, ["Alibaba"]).float()[:, -1:]
+    assert _response(focused, subject_key) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(InvalidEditError):
+        get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, preserve_prompt_focus=-1.0).compute(lm, [REQ])
