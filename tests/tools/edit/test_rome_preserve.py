@@ -65,18 +65,22 @@ def test_rome_rejects_bad_preserve_settings(lm: Any, corpus: Any, cache_dir: Pat
         get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, **bad).compute(lm, [REQ])
 
 
-def test_rome_focus_weighs_the_preserved_keys_nearest_the_edited_key(lm: Any, corpus: Any, cache_dir: Path) -> None:
-    near = ("Alibaba's founder is Jack Ma.", "Jack Ma")  # shares the edited subject's token: keys near k*
-    far = ("Q: What is the definition of a glacier?\nA: a slow river of ice.", "glacier")
-    base = {"preserve_prompts": (near, far), "preserve_prompt_weight": 0.3}
+def test_rome_focus_weighs_the_preserved_keys_the_plain_update_answers_most(
+    lm: Any, corpus: Any, cache_dir: Path
+) -> None:
+    near = ("Q: What is the definition of a glacier?\nA: a slow river of ice.", "glacier")
+    other = ("Tencent's CEO is Pony Ma.", "Tencent")
+    same = ("Alibaba's founder is Jack Ma.", "Jack Ma")  # holds the edited key itself: weighs 0 under focus
+    base = {"preserve_prompts": (near, other, same), "preserve_prompt_weight": 0.3}
+    plain = _update(lm, corpus, cache_dir)
     uniform = _update(lm, corpus, cache_dir, **base)
     zero = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=0.0)
-    focused = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=8.0)
+    focused = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=4.0)
     assert torch.equal(zero.left, uniform.left) and torch.equal(zero.right, uniform.right)  # 0: off, bit-identical
-    near_keys = preserved_prompt_keys(lm, PATH, [near[0]]).float()
-    far_keys = preserved_prompt_keys(lm, PATH, [far[0]]).float()
-    assert _response(focused, near_keys) < 0.8 * _response(uniform, near_keys)  # the near keys weigh more
-    assert _response(focused, far_keys) > _response(uniform, far_keys)  # the far ones less
+    keys = preserved_prompt_keys(lm, PATH, [near[0], other[0]]).float()
+    top = int((plain.left.T.float() @ keys).abs().argmax())  # the key the plain update answers most
+    assert _response(focused, keys[:, top : top + 1]) < 0.5 * _response(uniform, keys[:, top : top + 1])
+    assert _response(focused, keys) < 0.5  # the edited key inside "same" is not kept: no blow-up elsewhere
     subject_key = preserved_prompt_keys(lm, PATH, ["Alibaba"]).float()[:, -1:]
     assert _response(focused, subject_key) == pytest.approx(1.0, rel=0.05)
     with pytest.raises(InvalidEditError):
