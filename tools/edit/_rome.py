@@ -104,6 +104,7 @@ class ROMEHyperParams:
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
     # gamma: each preserved key weighted by min(plain update's response there, 1)^gamma, mean 1 (0: all equal)
     preserve_prompt_focus: float = 0.0
+    preserve_prompt_focus_share: float = 1.0  # s: weights (1 - s) + s * focused (mean 1); 1 = focused alone
     # mu: weight of KL(unedited || edited) over every position of the preserved prompts in the value fit (0: off)
     preserve_output_weight: float = 0.0
     preserve_output_texts: int = 16  # preserved prompts drawn per Adam step for that KL term
@@ -114,6 +115,10 @@ class ROMEHyperParams:
         """Reject preserved-prompt settings that cannot be used (raised before any work)."""
         if not float(self.preserve_prompt_weight) >= 0.0:
             raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
+        if not 0.0 <= float(self.preserve_prompt_focus_share) <= 1.0:
+            raise InvalidEditError(
+                f"rome: preserve_prompt_focus_share must be in [0, 1], got {self.preserve_prompt_focus_share}"
+            )
         if not 0.0 <= float(self.preserve_prompt_focus) <= 64.0:
             raise InvalidEditError(f"rome: preserve_prompt_focus must be in [0, 64], got {self.preserve_prompt_focus}")
         if not float(self.preserve_output_weight) >= 0.0 or int(self.preserve_output_texts) < 1:
@@ -352,6 +357,8 @@ def _preserved_moment(
     preserved keys (``C⁻¹ k*``, 1 on the edited key): the keys the plain update would answer most, those closest
     to the edited key in ``C⁻¹``'s metric, count most. A key that *is* the edited one (cosine >= 0.99 with the bare
     key: the edited subject's token inside another concept's prompt) weighs 0 then: keeping it would undo the edit.
+    ``preserve_prompt_focus_share`` s < 1 mixes: each key weighs ``(1 - s) + s · w_i`` (mean 1 again), the uniform
+    moment kept at ``1 - s`` of its weight.
     """
     from tools.edit._alphaedit import preserved_prompt_keys
 
@@ -367,5 +374,6 @@ def _preserved_moment(
             same = torch.nn.functional.cosine_similarity(keys, k_bare.to(keys).unsqueeze(1), dim=0) >= _SAME_KEY_COS
             weight = torch.where(same, torch.zeros_like(weight), weight)
         if float(weight.sum()) > 0:
-            keys = keys * (weight / weight.mean()).sqrt().unsqueeze(0)
+            share = hparams.preserve_prompt_focus_share
+            keys = keys * ((1.0 - share) + share * weight / weight.mean()).sqrt().unsqueeze(0)
     return hparams.preserve_prompt_weight * (keys @ keys.T) / keys.shape[1]
