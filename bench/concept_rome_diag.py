@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     "key_cos_newdef": float(torch.nn.functional.cosine_similarity(k_loc, k_newdef, dim=0)),
                     "max_cos_edit": float(cos_edit_all.max()),
                     "max_cos_newdef": float(cos_newdef_all.max()),
-                    "loc_is_source": bool(source) and other["label"] == source["label"],
+                    "loc_is_source": source is not None and other["label"] == source["label"],
                     "after_kind": _after_kind(post.text, probe[1], req.target_new, edited, by_def),
                     "response_subject": float(right @ k_loc),
                     "response_max": float((every @ right).abs().max()),
