@@ -136,7 +136,7 @@ def preserved_definition_prompts(
     that are *not* KNOWN (no edit's subject: ``Q: What is a landmark in India?\nA:``, the 14 held-out concepts):
     the locality prompts of the test and dev edits are always KNOWN concepts' (:func:`dev_concept_cases`,
     ``world_concept_cases``), so these are never one of them, and ``exclude`` still applies. Their definitions are
-    never written (held out).
+    never written (held out). On GPT-2's dev edits they change nothing at two decimals (README, issue 22).
 
     Raises:
         WorldFormatError: missing or malformed world files.

@@ -30,7 +30,9 @@ the train-side definition prompts of the other concepts (:func:`eval.concepts.pr
 definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
 ``preserve_prompt_focus`` γ > 0 (off by default) weighs each preserved key by ``min(|ûᵀ k_p|, 1)^γ`` (mean weight
 1), ``û = C⁻¹ k* / (C⁻¹ k*)ᵀk`` the plain update's direction: the keys nearest the edited key in ``C⁻¹``'s metric,
-where the plain update responds most, count most.
+where the plain update responds most, count most (``preserve_prompt_focus_share`` s mixes ``(1 - s) + s · w``). On
+GPT-2's concept dev edits it loses generalization and locality, the more the more focused (README "Concept-level
+editing", fifth session): off by default.
 
 Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
 fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
