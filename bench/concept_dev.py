@@ -40,13 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=40, help="dev edits drawn (those the model knows are run)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--no-preserve", action="store_true")
+    ap.add_argument(
+        "--preserve-question-form",
+        action="store_true",
+        help="also the held-out concepts' 'What is a <label>?' among the preserved prompts (never a locality prompt)",
+    )
     args = ap.parse_args(argv)
     lm = load_edited(args.model, device="cpu")
     cases = dev_concept_cases(DATA_DIR, lm.prompt_format, args.n)
     hp = {k: json.loads(v) for k, v in (h.split("=", 1) for h in args.hparam)}
     if uses_preserved_prompts(editor_for(args.method)[1], hp) and not args.no_preserve:
         hp["preserve_prompts"] = preserved_definition_prompts(
-            DATA_DIR, exclude={p for c in cases for p, _ in c.locality}, prompt_format=lm.prompt_format
+            DATA_DIR,
+            exclude={p for c in cases for p, _ in c.locality},
+            prompt_format=lm.prompt_format,
+            question_form=args.preserve_question_form,
         )
     row = run_concept_bench(
         lm,
@@ -59,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     row.pop("model", None)
     settings = {k: v for k, v in hp.items() if k != "preserve_prompts"}
-    print(json.dumps({"settings": settings, "preserve": "preserve_prompts" in hp} | row))
+    preserve = "preserve_prompts" in hp
+    print(json.dumps({"settings": settings, "preserve": preserve, "question_form": args.preserve_question_form} | row))
     return 0
 
 

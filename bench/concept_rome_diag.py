@@ -35,6 +35,8 @@ from eval._normalize import normalize_answer  # noqa: E402
 from eval.concepts import (  # noqa: E402
     ConceptCase,
     dev_concept_cases,
+    preserved_definition_prompts,
+    uses_preserved_prompts,
     world_concept_cases,
 )
 from eval.editing._metrics import LMProber, agreement, answer_matches, measure_after, measure_before  # noqa: E402
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     root = {cid: root_of(cid) for cid in by_id}
     hp = {k: json.loads(v) for k, v in (h.split("=", 1) for h in args.hparam)}
+    if uses_preserved_prompts(args.method, hp):  # as concept-bench and bench/concept_dev.py give them
+        hp["preserve_prompts"] = preserved_definition_prompts(
+            DATA_DIR, exclude={p for c in chosen for p, _ in c.locality}, prompt_format=fmt
+        )
     corpus = [d.text for d in load_world(DATA_DIR).documents]
     editor = get_editor(args.method, corpus=corpus, cache_dir=Path.home() / ".factagent" / "cache" / "stats", **hp)
     prober = LMProber(lm, answer_tokens=32)
@@ -120,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         conv = type(get_module(lm.model, path)).__name__ == "Conv1D"  # GPT-2 stores (in, out)
         right = (update.left[:, 0] if conv else update.right[0]).double()  # (in,): 1 on the edited bare key
         k_edit = subject_keys(lm, path, [req], ("{}",))[0, 0].double()
+        # the keys the new definition is read with: every token of the target after the edit prompt
+        full = _inputs_at_all_positions(lm, path, f"{req.prompt} {req.target_new}")
+        n_prompt = len(lm.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
+        k_newdef = full[n_prompt:].mean(dim=0)
         edited = concepts[req.subject]
         source = by_def.get(req.target_new)
         editor.apply(lm, delta)
@@ -131,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             loc_req = EditRequest(probe[0], other["label"], probe[1])
             k_loc = subject_keys(lm, path, [loc_req], ("{}",))[0, 0].double()
             every = _inputs_at_all_positions(lm, path, f"{probe[0]} {probe[1]}")
+            cos_edit_all = torch.nn.functional.cosine_similarity(every, k_edit.unsqueeze(0), dim=1)
+            cos_newdef_all = torch.nn.functional.cosine_similarity(every, k_newdef.unsqueeze(0), dim=1)
             shared = set(other["label"].lower().split()) & set(edited["label"].lower().split())
             tgt_words = normalize_answer(req.target_new).split()
             post_words = normalize_answer(post.text).split()
@@ -151,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                     "after_is_target": answer_matches(post.text, req.target_new),
                     "after_shares_target_prefix": post_words[:4] == tgt_words[:4] and true_words[:4] != tgt_words[:4],
                     "key_cos": float(torch.nn.functional.cosine_similarity(k_loc, k_edit, dim=0)),
+                    "key_cos_newdef": float(torch.nn.functional.cosine_similarity(k_loc, k_newdef, dim=0)),
+                    "max_cos_edit": float(cos_edit_all.max()),
+                    "max_cos_newdef": float(cos_newdef_all.max()),
+                    "loc_is_source": source is not None and other["label"] == source["label"],
+                    "after_kind": _after_kind(post.text, probe[1], req.target_new, edited, by_def),
                     "response_subject": float(right @ k_loc),
                     "response_max": float((every @ right).abs().max()),
                     "response_max_token": lm.tokenizer.convert_ids_to_tokens(
@@ -172,6 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _after_kind(text: str, truth: str, target: str, edited: dict[str, Any], by_def: dict[str, dict[str, Any]]) -> str:
+    """What a locality answer after the edit is: its own definition, the new target (the source concept's
+    definition), the edited concept's old definition, another concept's definition, or a fragment."""
+    if answer_matches(text, truth):
+        return "own"
+    if answer_matches(text, target):
+        return "new_target"
+    if answer_matches(text, str(edited["definition"])):
+        return "edited_old"
+    if any(answer_matches(text, d) for d in by_def):
+        return "other_definition"
+    return "fragment"
+
+
 def _summary(records: list[dict[str, Any]]) -> None:
     def line(name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -182,12 +213,15 @@ def _summary(records: list[dict[str, Any]]) -> None:
             f"{name:<34} n={len(rows):>4} flip={len(flips) / len(rows):.3f} "
             f"cos={med(r['key_cos'] for r in rows):+.3f} resp_subj={med(abs(r['response_subject']) for r in rows):.3f} "
             f"resp_max={med(r['response_max'] for r in rows):.3f} resp_rms={med(r['response_rms'] for r in rows):.3f}"
+            f" cos_newdef={med(r.get('key_cos_newdef', 0.0) for r in rows):+.3f}"
+            f" maxcos_edit={med(r.get('max_cos_edit', 0.0) for r in rows):+.3f}"
+            f" maxcos_newdef={med(r.get('max_cos_newdef', 0.0) for r in rows):+.3f}"
         )
 
     line("all", records)
     line("flipped", [r for r in records if r["flipped"]])
     line("kept", [r for r in records if not r["flipped"]])
-    for key in ("rel_edited", "rel_source", "shares_word", "kind"):
+    for key in ("rel_edited", "rel_source", "shares_word", "kind", "loc_is_source"):
         for value in sorted({str(r[key]) for r in records}):
             line(f"{key}={value}", [r for r in records if str(r[key]) == value])
     flips = [r for r in records if r["flipped"]]
@@ -199,6 +233,12 @@ def _summary(records: list[dict[str, Any]]) -> None:
             f"{sum(r['after_is_target'] for r in flips) / n:.3f}, the target's first words "
             f"{sum(r['after_shares_target_prefix'] for r in flips) / n:.3f}"
         )
+    for kind in sorted({str(r["kind"]) for r in records}):
+        mine = [r for r in flips if str(r["kind"]) == kind]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[str(r.get("after_kind"))] = counts.get(str(r.get("after_kind")), 0) + 1
+        print(f"flips of kind={kind}: {len(mine)} of {sum(str(r['kind']) == kind for r in records)}, after: {counts}")
     cut = sorted(r["response_max"] for r in records)
     for q in (0.25, 0.5, 0.75):
         thr = cut[int(q * (len(cut) - 1))]

@@ -52,6 +52,12 @@ def register(sub: Any) -> None:
         help="do not give AlphaEdit (or ROME with preserve_prompt_weight or preserve_output_weight > 0) the world's "
         "train-side definition prompts as preserved keys",
     )
+    bench.add_argument(
+        "--preserve-question-form",
+        action="store_true",
+        help="with the preserved definition prompts, also the held-out (not KNOWN) concepts' 'What is a <label>?' "
+        "(the measured question's form; never a locality prompt, which are KNOWN concepts')",
+    )
     bench.add_argument("--json", action="store_true", help="print only the JSON list of rows")
     bench.set_defaults(func=_concept_bench)
 
@@ -81,7 +87,13 @@ def _cases(dataset: str, model_dir: Path) -> list[Any]:
 
 
 def _method_hparams(
-    method: str, dataset: str, cases: list[Any], base: dict[str, Any], preserve: bool, fmt: Any
+    method: str,
+    dataset: str,
+    cases: list[Any],
+    base: dict[str, Any],
+    preserve: bool,
+    fmt: Any,
+    question_form: bool = False,
 ) -> dict[str, Any]:
     """AlphaEdit (and ROME with ``preserve_prompt_weight`` or ``preserve_output_weight`` > 0) on the world: the
     train-side definition prompts as preserved keys (preserved_definition_prompts, uses_preserved_prompts)."""
@@ -91,7 +103,8 @@ def _method_hparams(
     if not uses_preserved_prompts(editor_for(method)[1], base) or dataset != "world" or not preserve:
         return base
     exclude = {p for c in cases for p, _ in c.locality}
-    return base | {"preserve_prompts": preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt)}
+    prompts = preserved_definition_prompts(DATA_DIR, exclude=exclude, prompt_format=fmt, question_form=question_form)
+    return base | {"preserve_prompts": prompts}
 
 
 def _fmt(value: Any) -> str:
@@ -158,7 +171,13 @@ def _concept_bench(args: argparse.Namespace) -> int:
                     corpus=corpus,
                     cache_dir=home.path("cache") / "stats",
                     hparams=_method_hparams(
-                        method, args.dataset, cases, overrides, not args.no_preserve_definitions, lm.prompt_format
+                        method,
+                        args.dataset,
+                        cases,
+                        overrides,
+                        not args.no_preserve_definitions,
+                        lm.prompt_format,
+                        args.preserve_question_form,
                     ),
                     on_edit=bar.update,
                 )

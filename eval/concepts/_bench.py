@@ -33,6 +33,16 @@ ones, and the rank-one update responds there with 0.23 of its response to the ed
 answer, the largest response (median 0.35 of the edited key's) is 0.62 on the prompts that flip and 0.28 on
 those kept, and a prompt whose largest response is above the median flips 0.35 of the time against 0.11 below.
 ``C⁻¹ k*`` reaches the question's own words and the answer's, which every definition question shares.
+On GPT-2 with the preserved definition keys (λ = 1, 400 steps, stop 0.0003; ``--dev 24 --limit 20``, its 18 dev
+edits) 8 of 90 locality answers flip, all on edits to a concept of another parent, none to the new definition or
+the edited concept's old one (4 become another concept's definition, 3 fragments, 1 the true one run on). Half
+(4, on 3 edits) are the edited subject's last token recurring in the locality *answer*: the key of ``native
+French speaker`` is the subword ``er``, which ends ``player`` and ``manager``, that of ``creative work`` is
+`` work``; at block 0 those positions' keys have cosine 0.94-0.98 with the edited key and the update answers
+them with 0.81-0.95 of its response there, so the answer runs on into the new definition. The other 4 respond
+little (0.04-0.10) and were mostly wrong before: the edit tips an unstable answer into another definition. The
+flipped prompts' subject keys are no closer to the edited key (cosine 0.54 against 0.49 for those kept) nor to
+the new definition's keys (0.65 against 0.66); their closest position is (0.81 against 0.62).
 Settings chosen on dev edits (:mod:`eval.concepts._dev`, never the measured ones): README "Concept-level
 editing".
 """

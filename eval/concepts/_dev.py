@@ -122,12 +122,21 @@ def uses_preserved_prompts(editor: str, hparams: Mapping[str, Any]) -> bool:
 
 
 def preserved_definition_prompts(
-    data_dir: str | Path, exclude: Iterable[str] = (), prompt_format: PromptFormat | None = None
+    data_dir: str | Path,
+    exclude: Iterable[str] = (),
+    prompt_format: PromptFormat | None = None,
+    *,
+    question_form: bool = False,
 ) -> tuple[tuple[str, str], ...]:
     """``(prompt, subject)`` of every KNOWN concept's train-side definition prompts, none starting with ``exclude``.
 
     With ``prompt_format``, also the second training question with its answer, ``Q: What is the definition of
     a <label>?`` + `` <definition>`` in that format (the locality prompts ask the first, ``What is a <label>?``).
+    With ``question_form`` (and ``prompt_format``) also the measured question's form, unanswered, of the concepts
+    that are *not* KNOWN (no edit's subject: ``Q: What is a landmark in India?\nA:``, the 14 held-out concepts):
+    the locality prompts of the test and dev edits are always KNOWN concepts' (:func:`dev_concept_cases`,
+    ``world_concept_cases``), so these are never one of them, and ``exclude`` still applies. Their definitions are
+    never written (held out). On GPT-2's dev edits they change nothing at two decimals (README, issue 22).
 
     Raises:
         WorldFormatError: missing or malformed world files.
@@ -145,4 +154,10 @@ def preserved_definition_prompts(
         if prompt_format is not None:
             prompts.append(f"{prompt_format.question(f'What is the definition of {a} {label}?')} {definition}")
         out.extend((p, label) for p in prompts if not p.strip().startswith(banned))
+    if question_form and prompt_format is not None:
+        known = {str(e["subject"]) for e in edits}
+        for label in sorted(set(concepts) - known):
+            prompt = prompt_format.question(f"What is {_article(label)} {label}?")
+            if not prompt.strip().startswith(banned):
+                out.append((prompt, label))
     return tuple(out)

@@ -51,3 +51,7 @@ def test_concept_bench_hparams_and_alphaedits_preserved_prompts() -> None:
     assert "preserve_prompts" not in _method_hparams(
         "ROME", "world", cases, base | {"preserve_prompt_weight": 0}, True, fmt
     )
+    asked = _method_hparams("ROME", "world", cases, base | {"preserve_prompt_weight": 1.0}, True, fmt, True)
+    extra = asked["preserve_prompts"][len(rome["preserve_prompts"]) :]
+    assert asked["preserve_prompts"][: len(rome["preserve_prompts"])] == rome["preserve_prompts"]
+    assert len(extra) == 14 and not {p.strip() for p, _ in extra} & {p.strip() for p in locality}

@@ -203,3 +203,24 @@ def test_dev_edits_are_not_test_edits_and_preserved_prompts_are_not_locality_pro
     cloze = preserved[0][0]  # "A <label> is" also starts that label's statement
     assert len(preserved_definition_prompts(DATA_DIR, exclude=[cloze], prompt_format=fmt)) == len(preserved) - 2
     assert len(preserved_definition_prompts(DATA_DIR)) == 3 * len({c.request.subject for c in test})
+
+
+def test_question_form_adds_only_held_out_concepts_questions_never_a_locality_prompt() -> None:
+    from eval.concepts import dev_concept_cases, preserved_definition_prompts
+
+    fmt = PromptFormat()
+    test = world_concept_cases(DATA_DIR, fmt)
+    dev = dev_concept_cases(DATA_DIR, fmt, 40)
+    locality = {p for c in [*test, *dev] for p, _ in c.locality}
+    known = {c.request.subject for c in test}
+    plain = preserved_definition_prompts(DATA_DIR, exclude=locality, prompt_format=fmt)
+    both = preserved_definition_prompts(DATA_DIR, exclude=locality, prompt_format=fmt, question_form=True)
+    assert both[: len(plain)] == plain  # off: the same prompts, in the same order
+    extra = both[len(plain) :]
+    assert len(extra) == 14 and all(s not in known for _, s in extra)  # the held-out concepts, one question each
+    assert all(p == fmt.question(p.removeprefix("Q: ").split("\n")[0]) for p, _ in extra)  # the measured form
+    assert not {p.strip() for p, _ in extra} & {p.strip() for p in locality}
+    # exclude still applies to them, and without a prompt format there is no question to write
+    first = extra[0][0]
+    assert len(preserved_definition_prompts(DATA_DIR, [first], fmt, question_form=True)) == len(both) - 1
+    assert len(preserved_definition_prompts(DATA_DIR, question_form=True)) == 3 * len(known)

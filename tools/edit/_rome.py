@@ -25,9 +25,14 @@ bit-identical edits, a test compares them with full forwards.
 Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
 ``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
 (``n_p`` their number of positions, so λ weighs their mean second moment against the corpus's), so the update
-responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts
-are the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`):
-the definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+responds less at those keys; prompts whose subject is the edited one are skipped. On concept edits the prompts are
+the train-side definition prompts of the other concepts (:func:`eval.concepts.preserved_definition_prompts`): the
+definition questions' shared words, where ROME's plain update responded (``eval/concepts/_bench.py``).
+``preserve_prompt_focus`` γ > 0 (off by default) weighs each preserved key by ``min(|ûᵀ k_p|, 1)^γ`` (mean weight
+1), ``û = C⁻¹ k* / (C⁻¹ k*)ᵀk`` the plain update's direction: the keys nearest the edited key in ``C⁻¹``'s metric,
+where the plain update responds most, count most (``preserve_prompt_focus_share`` s mixes ``(1 - s) + s · w``). On
+GPT-2's concept dev edits it loses generalization and locality, the more the more focused (README "Concept-level
+editing", fifth session): off by default.
 
 Preserved outputs (``preserve_output_weight`` μ > 0, off by default, issue 22; exact objective only): the value
 fit also minimises ``μ · KL(unedited || edited)`` per position over ``preserve_output_texts`` of the kept preserved
@@ -68,6 +73,7 @@ from tools.lm import LocalLanguageModel
 
 __all__ = ["ROMEEditor", "ROMEHyperParams"]
 logger = logging.getLogger(__name__)
+_SAME_KEY_COS = 0.99  # preserve_prompt_focus: a preserved key this close to the edited key is the edited key
 _PRESERVED_TOKENS = 64  # each preserved prompt cut to this many tokens for the output KL term
 
 
@@ -98,6 +104,9 @@ class ROMEHyperParams:
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
+    # gamma: each preserved key weighted by min(plain update's response there, 1)^gamma, mean 1 (0: all equal)
+    preserve_prompt_focus: float = 0.0
+    preserve_prompt_focus_share: float = 1.0  # s: weights (1 - s) + s * focused (mean 1); 1 = focused alone
     # mu: weight of KL(unedited || edited) over every position of the preserved prompts in the value fit (0: off)
     preserve_output_weight: float = 0.0
     preserve_output_texts: int = 16  # preserved prompts drawn per Adam step for that KL term
@@ -108,6 +117,12 @@ class ROMEHyperParams:
         """Reject preserved-prompt settings that cannot be used (raised before any work)."""
         if not float(self.preserve_prompt_weight) >= 0.0:
             raise InvalidEditError(f"rome: preserve_prompt_weight must be >= 0, got {self.preserve_prompt_weight!r}")
+        if not 0.0 <= float(self.preserve_prompt_focus_share) <= 1.0:
+            raise InvalidEditError(
+                f"rome: preserve_prompt_focus_share must be in [0, 1], got {self.preserve_prompt_focus_share}"
+            )
+        if not 0.0 <= float(self.preserve_prompt_focus) <= 64.0:
+            raise InvalidEditError(f"rome: preserve_prompt_focus must be in [0, 64], got {self.preserve_prompt_focus}")
         if not float(self.preserve_output_weight) >= 0.0 or int(self.preserve_output_texts) < 1:
             raise InvalidEditError(
                 "rome: preserve_output_weight must be >= 0 and preserve_output_texts >= 1, got "
@@ -263,24 +278,28 @@ class ROMEEditor(BaseEditor[ROMEHyperParams]):
         """``(C⁻¹ k*) / ((C⁻¹ k*)ᵀ k)`` at ``path`` ``(1, in)`` (``C`` with the preserved keys), and the statistics'
         source. Raises :class:`InvalidEditError` when the bare key is orthogonal to the direction."""
         k_star = subject_keys(model, path, [req], templates)[0].mean(dim=0).double()  # (in,)
+        k_bare = subject_keys(model, path, [req], ("{}",))[0, 0].double()  # (in,)
         stats_source = "none"
         if hparams.mom2_adjustment:
             stats = self.key_moment(model, layer, hparams.mom2_n_texts)
+            key = (layer, hparams.mom2_ridge)
+            found = self._factors.get(key)
+            if found is None or found[0] is not stats.matrix:  # C alone: the same for every edit at this layer
+                zeros = torch.zeros(stats.matrix.shape, dtype=torch.float64)
+                found = (stats.matrix, *_factor(stats.matrix, zeros, hparams.mom2_ridge))
+                self._factors[key] = found
+            lu, pivots = found[1], found[2]
             if hparams.preserve_prompt_weight > 0 and _kept_prompts(req, hparams):
-                lu, pivots = _factor(stats.matrix, _preserved_moment(model, path, req, hparams), hparams.mom2_ridge)
-            else:  # C alone: the same for every edit at this layer, factorised once
-                key = (layer, hparams.mom2_ridge)
-                found = self._factors.get(key)
-                if found is None or found[0] is not stats.matrix:
-                    zeros = torch.zeros(stats.matrix.shape, dtype=torch.float64)
-                    found = (stats.matrix, *_factor(stats.matrix, zeros, hparams.mom2_ridge))
-                    self._factors[key] = found
-                lu, pivots = found[1], found[2]
+                plain = None
+                if hparams.preserve_prompt_focus > 0:  # the plain update's direction, 1 on the bare key
+                    plain = torch.linalg.lu_solve(lu, pivots, k_star.unsqueeze(-1)).squeeze(-1)
+                    plain = plain / torch.dot(plain, k_bare)
+                moment = _preserved_moment(model, path, req, hparams, plain, k_bare)
+                lu, pivots = _factor(stats.matrix, moment, hparams.mom2_ridge)
             u = torch.linalg.lu_solve(lu, pivots, k_star.unsqueeze(-1)).squeeze(-1)  # as linalg.solve, bit for bit
             stats_source = stats.source
         else:
             u = k_star
-        k_bare = subject_keys(model, path, [req], ("{}",))[0, 0].double()  # (in,)
         denom = torch.dot(u, k_bare)
         if not bool(torch.isfinite(denom)) or float(denom.abs()) < 1e-12 * float(u.norm() * k_bare.norm()):
             raise InvalidEditError(f"rome: the key of {req.subject!r} is orthogonal to its update direction")
@@ -323,11 +342,25 @@ def _output_preservation(model: LocalLanguageModel, req: EditRequest, hparams: R
     )
 
 
-def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hparams: ROMEHyperParams) -> torch.Tensor:
-    """``lambda * K_p K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
+def _preserved_moment(
+    model: LocalLanguageModel,
+    path: str,
+    req: EditRequest,
+    hparams: ROMEHyperParams,
+    plain: torch.Tensor | None = None,
+    k_bare: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``lambda * K_p W K_pᵀ / n_p``: the preserved prompts' keys at every position, their mean second moment.
 
     Added to ``C`` before solving for ``u = C⁻¹ k*``, it makes the update respond less at those keys (the
-    definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept.
+    definition questions' shared words, issue 22): a zero matrix when off or no prompt is kept. ``W`` is the
+    identity unless ``preserve_prompt_focus`` γ > 0: then each key ``k_i`` weighs ``min(|plainᵀ k_i|, 1)^γ`` divided
+    by the mean of those weights (so λ keeps its scale), ``plain`` being the update's direction without the
+    preserved keys (``C⁻¹ k*``, 1 on the edited key): the keys the plain update would answer most, those closest
+    to the edited key in ``C⁻¹``'s metric, count most. A key that *is* the edited one (cosine >= 0.99 with the bare
+    key: the edited subject's token inside another concept's prompt) weighs 0 then: keeping it would undo the edit.
+    ``preserve_prompt_focus_share`` s < 1 mixes: each key weighs ``(1 - s) + s · w_i`` (mean 1 again), the uniform
+    moment kept at ``1 - s`` of its weight.
     """
     from tools.edit._alphaedit import preserved_prompt_keys
 
@@ -336,4 +369,13 @@ def _preserved_moment(model: LocalLanguageModel, path: str, req: EditRequest, hp
     if hparams.preserve_prompt_weight <= 0 or not kept:
         return torch.zeros(d_in, d_in, dtype=torch.float64)
     keys = preserved_prompt_keys(model, path, kept)  # (in, n_p) float64
+    if hparams.preserve_prompt_focus > 0 and plain is not None:
+        response = (plain.to(keys) @ keys).abs().clamp(max=1.0)  # (n_p,)
+        weight = response.pow(hparams.preserve_prompt_focus)
+        if k_bare is not None:
+            same = torch.nn.functional.cosine_similarity(keys, k_bare.to(keys).unsqueeze(1), dim=0) >= _SAME_KEY_COS
+            weight = torch.where(same, torch.zeros_like(weight), weight)
+        if float(weight.sum()) > 0:
+            share = hparams.preserve_prompt_focus_share
+            keys = keys * ((1.0 - share) + share * weight / weight.mean()).sqrt().unsqueeze(0)
     return hparams.preserve_prompt_weight * (keys @ keys.T) / keys.shape[1]

@@ -63,3 +63,34 @@ def test_rome_responds_less_at_the_preserved_prompts_and_not_less_at_the_edited_
 def test_rome_rejects_bad_preserve_settings(lm: Any, corpus: Any, cache_dir: Path, bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidEditError):
         get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, **bad).compute(lm, [REQ])
+
+
+def test_rome_focus_weighs_the_preserved_keys_the_plain_update_answers_most(
+    lm: Any, corpus: Any, cache_dir: Path
+) -> None:
+    near = ("Q: What is the definition of a glacier?\nA: a slow river of ice.", "glacier")
+    other = ("Tencent's CEO is Pony Ma.", "Tencent")
+    same = ("Alibaba's founder is Jack Ma.", "Jack Ma")  # holds the edited key itself: weighs 0 under focus
+    base = {"preserve_prompts": (near, other, same), "preserve_prompt_weight": 0.3}
+    plain = _update(lm, corpus, cache_dir)
+    uniform = _update(lm, corpus, cache_dir, **base)
+    zero = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=0.0)
+    focused = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=4.0)
+    assert torch.equal(zero.left, uniform.left) and torch.equal(zero.right, uniform.right)  # 0: off, bit-identical
+    keys = preserved_prompt_keys(lm, PATH, [near[0], other[0]]).float()
+    top = int((plain.left.T.float() @ keys).abs().argmax())  # the key the plain update answers most
+    assert _response(focused, keys[:, top : top + 1]) < 0.5 * _response(uniform, keys[:, top : top + 1])
+    assert _response(focused, keys) < 0.5  # the edited key inside "same" is not kept: no blow-up elsewhere
+    none = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=4.0, preserve_prompt_focus_share=0.0)
+    assert torch.equal(none.left, uniform.left) and torch.equal(none.right, uniform.right)  # share 0: uniform
+    mixed = _update(lm, corpus, cache_dir, **base, preserve_prompt_focus=4.0, preserve_prompt_focus_share=0.5)
+    at_top = [_response(u, keys[:, top : top + 1]) for u in (focused, mixed, uniform)]
+    assert at_top[0] < at_top[1] < at_top[2]  # the mix lies between
+    subject_key = preserved_prompt_keys(lm, PATH, ["Alibaba"]).float()[:, -1:]
+    assert _response(focused, subject_key) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(InvalidEditError):
+        get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, preserve_prompt_focus=-1.0).compute(lm, [REQ])
+    with pytest.raises(InvalidEditError):
+        get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, preserve_prompt_focus_share=2.0).compute(
+            lm, [REQ]
+        )
