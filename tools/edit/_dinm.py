@@ -105,7 +105,7 @@ import torch
 from torch.func import functional_call
 
 from tools.edit._alphaedit import null_space_projector
-from tools.edit._delta import WeightDelta, check_finite
+from tools.edit._delta import Update, WeightDelta, check_finite, low_rank_for
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
@@ -137,6 +137,10 @@ class DINMHyperParams:
     # > 0: add this x E_k |ΔWᵀ k|² over stats_corpus's keys (tr(Δᵀ C Δ)) to the loss: the layer's change of
     # output on the preserved keys, an anchor weighted by their second moment (0: off)
     anchor_weight: float = 0.0
+    # > 0: the change is a rank-``rank`` product U Vᵀ (U (out, r) residual side, zero at start; V (in, r) key
+    # side, seeded random unit columns) and Adam tunes U and V instead of the weights (0: dense, the paper)
+    rank: int = 0
+    seed: int = 0  # seeds V's initialisation when rank > 0
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -151,11 +155,26 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: nullspace_energy and free_energy must be in [0, 1)")
         if self.anchor_weight < 0:
             raise InvalidEditError("dinm: anchor_weight must be >= 0")
+        if self.rank < 0:
+            raise InvalidEditError("dinm: rank must be >= 0")
+        if self.rank and (self.neurons or self.norm_constraint):
+            raise InvalidEditError("dinm: rank is not combined with neurons or norm_constraint")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
         """Located layer, paper's 10 steps (one set of defaults for every family)."""
         return cls()
+
+
+def _low_rank_init(original: torch.Tensor, conv: bool, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors of a zero change to ``original``: ``U`` ``(out, r)`` zeros and ``V`` ``(in, r)`` seeded random
+    unit columns (LoRA's start: the product is 0, the gradient reaches ``U`` through ``V``; CPU generator, so the
+    same seed gives the same ``V`` on every device)."""
+    n_in, n_out = original.shape if conv else original.shape[::-1]
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(n_in, rank, generator=gen, dtype=torch.float32)
+    v = v / v.norm(dim=0, keepdim=True)
+    return torch.zeros(n_out, rank, device=original.device), v.to(original.device)
 
 
 def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
@@ -298,10 +317,28 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         enc = encode_requests(model.tokenizer, [request], device, ends=[eos] if eos is not None else None)
         name = family.path(family.mlp_out, layer) + ".weight"
         original = dict(torch_model.named_parameters())[name].detach().float()
-        trained = original.clone().requires_grad_(True)
-        opt = torch.optim.Adam([trained], lr=hparams.lr)
+        module = dict(torch_model.named_modules())[name.removesuffix(".weight")]
         # GPT-2's Conv1D weight is (in, out): units (keys' coordinates) are rows; a Linear's (out, in): columns
-        conv = type(dict(torch_model.named_modules())[name.removesuffix(".weight")]).__name__ == "Conv1D"
+        conv = type(module).__name__ == "Conv1D"
+        if hparams.rank:  # the change U Vᵀ: U (out, r) from zero, V (in, r) seeded unit columns, so it starts at 0
+            factors = _low_rank_init(original, conv, hparams.rank, hparams.seed)
+            u, v = (f.requires_grad_(True) for f in factors)
+            opt = torch.optim.Adam([u, v], lr=hparams.lr)
+
+            def change() -> torch.Tensor:
+                return v @ u.T if conv else u @ v.T
+
+            def weight() -> torch.Tensor:
+                return original + change()
+        else:
+            trained = original.clone().requires_grad_(True)
+            opt = torch.optim.Adam([trained], lr=hparams.lr)
+
+            def change() -> torch.Tensor:
+                return trained - original
+
+            def weight() -> torch.Tensor:
+                return trained
 
         benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
         kl_batch = (
@@ -325,20 +362,26 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         proj, dim = None, None
         if hparams.nullspace_energy:  # the update's key side in the allowed space: gradient, then the delta itself
             proj, dim = self._projector(model, layer, enc, hparams)
-            p = proj.to(trained.device)
-            project = (lambda x: p @ x) if conv else (lambda x: x @ p)
-            trained.register_hook(project)
+            p = proj.to(original.device)
+            # the key side: rows of a Conv1D weight (in, out) and of V (in, r), columns of a Linear's (out, in)
+            project = (lambda x: p @ x) if conv or hparams.rank else (lambda x: x @ p)
+            if hparams.rank:  # V starts in the allowed space; its gradient is projected, and V after each step
+                with torch.no_grad():
+                    v.copy_(project(v))
+                v.register_hook(project)
+            else:
+                trained.register_hook(project)
 
         anchor = None
         if hparams.anchor_weight:  # tr(Δᵀ C Δ) on the key side: C (in, in)
-            cov = self._second_moment(model, layer).float().to(trained.device)
+            cov = self._second_moment(model, layer).float().to(original.device)
 
             def anchor(change: torch.Tensor) -> torch.Tensor:
                 side = change if conv else change.T  # (in, out)
                 return (side * (cov @ side)).sum()
 
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
+            out: Any = functional_call(torch_model, {name: weight().to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
 
         losses: list[float] = []
@@ -353,7 +396,7 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
                     loss = nll + hparams.kl_factor * kl
                 if anchor is not None:
-                    loss = loss + hparams.anchor_weight * anchor(trained - original)
+                    loss = loss + hparams.anchor_weight * anchor(change())
                 losses.append(float(loss.detach()))
                 if hparams.stop_nll and float(nll.detach()) < hparams.stop_nll:
                     break  # the safe response is learnt: further steps only move the layer further
@@ -366,21 +409,34 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                         trained.copy_(torch.clamp(trained, original - eps, original + eps))
                 if proj is not None:  # Adam's per-weight scaling leaves the space: back into it
                     with torch.no_grad():
-                        trained.copy_(original + project(trained - original))
-        delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
-        check_finite(name, delta)
+                        if hparams.rank:
+                            v.copy_(project(v))
+                        else:
+                            trained.copy_(original + project(trained - original))
+        param_dtype = dict(torch_model.named_parameters())[name].dtype
+        update: Update
+        if hparams.rank:  # stored factored, as ROME's: rank <= r by construction
+            update = low_rank_for(module, u.detach().to(param_dtype), v.detach().T.to(param_dtype))
+            check_finite(name, update.left)
+            check_finite(name, update.right)
+            max_abs = float(update.dense().abs().max())
+        else:
+            update = delta = (trained.detach() - original).to(param_dtype)
+            check_finite(name, delta)
+            max_abs = float(delta.abs().max())
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
         return WeightDelta(
             method=self.name,
             requests=requests,
-            updates={name: delta},
+            updates={name: update},
             info={
                 "toxic_layer": layer,
                 "located": distances is not None,
                 "layer_distances": distances,
                 "steps": hparams.steps,
                 "losses": losses,
-                "max_abs_update": float(delta.abs().max()),
+                "max_abs_update": max_abs,
+                "rank": hparams.rank or None,
                 "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
                 "allowed_key_dims": dim,
             },
