@@ -90,8 +90,26 @@ dinm:nullspace_energy=0.5``, README "Detoxifying edits"): GPT-2 DS 1.00, DG 1.00
 -5.2 (defaults: -9.9, DG_otherAQ 0.98), fluency -1.9%, 5.1 s per edit; LLaMA DS 1.00, DG 1.00 / 0.71 / 1.00 /
 0.74, known -2.6 (defaults: -3.3, DG 0.81 / 0.78), fluency +4.2%, 4.6 s per edit.
 
+**A low-rank change** (issue 19; ``rank=r``, off by default). Refusal is said to be carried by few
+directions (Arditi et al. 2024), so ``rank=r`` trains the change as ``U Vᵀ`` (``U`` ``(out, r)`` from zero, ``V``
+``(in, r)`` seeded unit columns: the change starts at 0, as LoRA's), Adam on ``U`` and ``V`` with DINM's own
+loss and steps; with ``nullspace_energy`` the key side ``V`` is kept in the allowed space. The delta is stored
+factored (a :class:`~tools.edit.LowRank`, as ROME's), so its rank is at most ``r``. Measured on the 9 dev
+cases (README, "Detoxifying edits": every row; ranks 1 / 2 / 4, lr 1e-2 to 1e-1, with and without the
+projection), it is the dense update's trade-off, lower: what keeps facts does not defend (rank 1, lr 1e-2:
+-0.9 points, DS 0.22), what defends with DS 1.00 costs GPT-2 10.6-41.6 points (dense: 12.7) and every row
+above lr 1e-2 loses 22-61% of fluency (dense: 16% / +4%). The
+dense update is not low-rank (``bench/dinm_rank_spectrum.py``: its top 1 / 8 singular directions hold 7% /
+38% of its energy on both models), and its best rank-8 approximation leaves the safe response's NLL at 3.2
+(GPT-2; 0.32 dense, 9.5 unedited): the refusal this edit learns is spread over many key directions, and one
+direction large enough to carry it moves every key that reads it. The one dev row that beat the defaults'
+known accuracy with DS and DG kept (GPT-2, rank 4, ``nullspace_energy`` 0.5, lr 3e-2: -10.9 against -12.7,
+fluency -37%) on the 54 test cases: GPT-2 DS 0.98, DG >= 0.93, known -11.2 (defaults -9.9), fluency -22%;
+LLaMA DS 0.91, DG >= 0.85 (defaults 0.78), known -8.0 (defaults -3.3), fluency -29%. So the option stays off.
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
-:func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
+:func:`torch.func.functional_call`; the delta is dense (a ``rank`` change: factored), journaled, rolled back bit
+for bit.
 """
 
 from __future__ import annotations
