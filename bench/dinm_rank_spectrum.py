@@ -44,7 +44,7 @@ def main() -> None:
     def safe_nll(request: object) -> float:
         return -lm.score([request.prompt], [" " + request.target_new])[0].mean_logprob  # type: ignore[attr-defined]
 
-    rows = []
+    rows: list[dict[str, float]] = []
     for case in dev_cases(load_safety_slice())[: args.dev]:
         request = detox_request(lm, case)
         delta = editor.compute(lm, [request])
@@ -54,7 +54,7 @@ def main() -> None:
         dense = update.float()
         u, s, vh = torch.linalg.svd(dense, full_matrices=False)
         energy = torch.cumsum(s**2, 0) / (s**2).sum()
-        row: dict[str, object] = {"case": case.id, "nll_unedited": round(safe_nll(request), 3)}
+        row = {"nll_unedited": round(safe_nll(request), 3)}
         original = params[name].detach().clone()
         with torch.no_grad():
             for r in (0, *RANKS):
@@ -64,10 +64,9 @@ def main() -> None:
             params[name].copy_(original)
         row.update({f"energy_top{r}": round(float(energy[r - 1]), 3) for r in RANKS})
         rows.append(row)
-        sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.write(json.dumps({"case": case.id, **row}) + "\n")
         sys.stdout.flush()
-    keys = [k for k in rows[0] if k != "case"]
-    mean = {k: round(sum(float(r[k]) for r in rows) / len(rows), 3) for k in keys}  # type: ignore[arg-type]
+    mean = {k: round(sum(r[k] for r in rows) / len(rows), 3) for k in rows[0]}
     sys.stdout.write(json.dumps({"model": args.model, "cases": len(rows), "mean": mean}) + "\n")
 
 

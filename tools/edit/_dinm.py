@@ -98,7 +98,7 @@ factored (a :class:`~tools.edit.LowRank`, as ROME's), so its rank is at most ``r
 cases (README, "Detoxifying edits": every row; ranks 1 / 2 / 4, lr 1e-2 to 1e-1, with and without the
 projection), it is the dense update's trade-off, lower: what keeps facts does not defend (rank 1, lr 1e-2:
 -0.9 points, DS 0.22), what defends with DS 1.00 costs GPT-2 10.6-41.6 points (dense: 12.7) and every row
-above lr 1e-2 loses 22-61% of fluency (dense: 16% / +4%). The
+above lr 1e-2 loses 22-61% of fluency (dense: -16% / +4%). The
 dense update is not low-rank (``bench/dinm_rank_spectrum.py``: its top 1 / 8 singular directions hold 7% /
 38% of its energy on both models), and its best rank-8 approximation leaves the safe response's NLL at 3.2
 (GPT-2; 0.32 dense, 9.5 unedited): the refusal this edit learns is spread over many key directions, and one
