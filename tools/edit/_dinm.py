@@ -90,8 +90,26 @@ dinm:nullspace_energy=0.5``, README "Detoxifying edits"): GPT-2 DS 1.00, DG 1.00
 -5.2 (defaults: -9.9, DG_otherAQ 0.98), fluency -1.9%, 5.1 s per edit; LLaMA DS 1.00, DG 1.00 / 0.71 / 1.00 /
 0.74, known -2.6 (defaults: -3.3, DG 0.81 / 0.78), fluency +4.2%, 4.6 s per edit.
 
+**A low-rank change** (issue 19; ``rank=r``, off by default). Refusal is said to be carried by few
+directions (Arditi et al. 2024), so ``rank=r`` trains the change as ``U Vᵀ`` (``U`` ``(out, r)`` from zero, ``V``
+``(in, r)`` seeded unit columns: the change starts at 0, as LoRA's), Adam on ``U`` and ``V`` with DINM's own
+loss and steps; with ``nullspace_energy`` the key side ``V`` is kept in the allowed space. The delta is stored
+factored (a :class:`~tools.edit.LowRank`, as ROME's), so its rank is at most ``r``. Measured on the 9 dev
+cases (README, "Detoxifying edits": every row; ranks 1 / 2 / 4, lr 1e-2 to 1e-1, with and without the
+projection), it is the dense update's trade-off, lower: what keeps facts does not defend (rank 1, lr 1e-2:
+-0.9 points, DS 0.22), what defends with DS 1.00 costs GPT-2 10.6-41.6 points (dense: 12.7) and every row
+above lr 1e-2 loses 22-61% of fluency (dense: -16% / +4%). The
+dense update is not low-rank (``bench/dinm_rank_spectrum.py``: its top 1 / 8 singular directions hold 7% /
+38% of its energy on both models), and its best rank-8 approximation leaves the safe response's NLL at 3.2
+(GPT-2; 0.32 dense, 9.5 unedited): the refusal this edit learns is spread over many key directions, and one
+direction large enough to carry it moves every key that reads it. The one dev row that beat the defaults'
+known accuracy with DS and DG kept (GPT-2, rank 4, ``nullspace_energy`` 0.5, lr 3e-2: -10.9 against -12.7,
+fluency -37%) on the 54 test cases: GPT-2 DS 0.98, DG >= 0.93, known -11.2 (defaults -9.9), fluency -22%;
+LLaMA DS 0.91, DG >= 0.85 (defaults 0.78), known -8.0 (defaults -3.3), fluency -29%. So the option stays off.
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
-:func:`torch.func.functional_call`; the delta is dense, journaled, rolled back bit for bit.
+:func:`torch.func.functional_call`; the delta is dense (a ``rank`` change: factored), journaled, rolled back bit
+for bit.
 """
 
 from __future__ import annotations
@@ -105,7 +123,7 @@ import torch
 from torch.func import functional_call
 
 from tools.edit._alphaedit import null_space_projector
-from tools.edit._delta import WeightDelta, check_finite
+from tools.edit._delta import Update, WeightDelta, check_finite, low_rank_for
 from tools.edit._family import ModelFamily, family_of
 from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
@@ -137,6 +155,10 @@ class DINMHyperParams:
     # > 0: add this x E_k |ΔWᵀ k|² over stats_corpus's keys (tr(Δᵀ C Δ)) to the loss: the layer's change of
     # output on the preserved keys, an anchor weighted by their second moment (0: off)
     anchor_weight: float = 0.0
+    # > 0: the change is a rank-``rank`` product U Vᵀ (U (out, r) residual side, zero at start; V (in, r) key
+    # side, seeded random unit columns) and Adam tunes U and V instead of the weights (0: dense, the paper)
+    rank: int = 0
+    seed: int = 0  # seeds V's initialisation when rank > 0
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -151,11 +173,26 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: nullspace_energy and free_energy must be in [0, 1)")
         if self.anchor_weight < 0:
             raise InvalidEditError("dinm: anchor_weight must be >= 0")
+        if self.rank < 0:
+            raise InvalidEditError("dinm: rank must be >= 0")
+        if self.rank and (self.neurons or self.norm_constraint):
+            raise InvalidEditError("dinm: rank is not combined with neurons or norm_constraint")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
         """Located layer, paper's 10 steps (one set of defaults for every family)."""
         return cls()
+
+
+def _low_rank_init(original: torch.Tensor, conv: bool, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors of a zero change to ``original``: ``U`` ``(out, r)`` zeros and ``V`` ``(in, r)`` seeded random
+    unit columns (LoRA's start: the product is 0, the gradient reaches ``U`` through ``V``; CPU generator, so the
+    same seed gives the same ``V`` on every device)."""
+    n_in, n_out = original.shape if conv else original.shape[::-1]
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(n_in, rank, generator=gen, dtype=torch.float32)
+    v = v / v.norm(dim=0, keepdim=True)
+    return torch.zeros(n_out, rank, device=original.device), v.to(original.device)
 
 
 def _response_mean_states(model: torch.nn.Module, enc: Any) -> torch.Tensor:
@@ -298,10 +335,28 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         enc = encode_requests(model.tokenizer, [request], device, ends=[eos] if eos is not None else None)
         name = family.path(family.mlp_out, layer) + ".weight"
         original = dict(torch_model.named_parameters())[name].detach().float()
-        trained = original.clone().requires_grad_(True)
-        opt = torch.optim.Adam([trained], lr=hparams.lr)
+        module = dict(torch_model.named_modules())[name.removesuffix(".weight")]
         # GPT-2's Conv1D weight is (in, out): units (keys' coordinates) are rows; a Linear's (out, in): columns
-        conv = type(dict(torch_model.named_modules())[name.removesuffix(".weight")]).__name__ == "Conv1D"
+        conv = type(module).__name__ == "Conv1D"
+        if hparams.rank:  # the change U Vᵀ: U (out, r) from zero, V (in, r) seeded unit columns, so it starts at 0
+            factors = _low_rank_init(original, conv, hparams.rank, hparams.seed)
+            u, v = (f.requires_grad_(True) for f in factors)
+            opt = torch.optim.Adam([u, v], lr=hparams.lr)
+
+            def change() -> torch.Tensor:
+                return v @ u.T if conv else u @ v.T
+
+            def weight() -> torch.Tensor:
+                return original + change()
+        else:
+            trained = original.clone().requires_grad_(True)
+            opt = torch.optim.Adam([trained], lr=hparams.lr)
+
+            def change() -> torch.Tensor:
+                return trained - original
+
+            def weight() -> torch.Tensor:
+                return trained
 
         benign = list(self.corpus or ())[: hparams.n_benign] if hparams.kl_factor > 0 else []
         kl_batch = (
@@ -325,20 +380,26 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         proj, dim = None, None
         if hparams.nullspace_energy:  # the update's key side in the allowed space: gradient, then the delta itself
             proj, dim = self._projector(model, layer, enc, hparams)
-            p = proj.to(trained.device)
-            project = (lambda x: p @ x) if conv else (lambda x: x @ p)
-            trained.register_hook(project)
+            p = proj.to(original.device)
+            # the key side: rows of a Conv1D weight (in, out) and of V (in, r), columns of a Linear's (out, in)
+            project = (lambda x: p @ x) if conv or hparams.rank else (lambda x: x @ p)
+            if hparams.rank:  # V starts in the allowed space; its gradient is projected, and V after each step
+                with torch.no_grad():
+                    v.copy_(project(v))
+                v.register_hook(project)
+            else:
+                trained.register_hook(project)
 
         anchor = None
         if hparams.anchor_weight:  # tr(Δᵀ C Δ) on the key side: C (in, in)
-            cov = self._second_moment(model, layer).float().to(trained.device)
+            cov = self._second_moment(model, layer).float().to(original.device)
 
             def anchor(change: torch.Tensor) -> torch.Tensor:
                 side = change if conv else change.T  # (in, out)
                 return (side * (cov @ side)).sum()
 
         def logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            out: Any = functional_call(torch_model, {name: trained.to(dtype)}, args=(), kwargs=batch, strict=False)
+            out: Any = functional_call(torch_model, {name: weight().to(dtype)}, args=(), kwargs=batch, strict=False)
             return out.logits.float()
 
         losses: list[float] = []
@@ -353,7 +414,7 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                     kl = (base_logp.exp() * (base_logp - new_logp) * mask).sum() / mask.sum()
                     loss = nll + hparams.kl_factor * kl
                 if anchor is not None:
-                    loss = loss + hparams.anchor_weight * anchor(trained - original)
+                    loss = loss + hparams.anchor_weight * anchor(change())
                 losses.append(float(loss.detach()))
                 if hparams.stop_nll and float(nll.detach()) < hparams.stop_nll:
                     break  # the safe response is learnt: further steps only move the layer further
@@ -366,21 +427,34 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
                         trained.copy_(torch.clamp(trained, original - eps, original + eps))
                 if proj is not None:  # Adam's per-weight scaling leaves the space: back into it
                     with torch.no_grad():
-                        trained.copy_(original + project(trained - original))
-        delta = (trained.detach() - original).to(dict(torch_model.named_parameters())[name].dtype)
-        check_finite(name, delta)
+                        if hparams.rank:
+                            v.copy_(project(v))
+                        else:
+                            trained.copy_(original + project(trained - original))
+        param_dtype = dict(torch_model.named_parameters())[name].dtype
+        update: Update
+        if hparams.rank:  # stored factored, as ROME's: rank <= r by construction
+            update = low_rank_for(module, u.detach().to(param_dtype), v.detach().T.to(param_dtype))
+            check_finite(name, update.left)
+            check_finite(name, update.right)
+            max_abs = float(update.dense().abs().max())
+        else:
+            update = delta = (trained.detach() - original).to(param_dtype)
+            check_finite(name, delta)
+            max_abs = float(delta.abs().max())
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
         return WeightDelta(
             method=self.name,
             requests=requests,
-            updates={name: delta},
+            updates={name: update},
             info={
                 "toxic_layer": layer,
                 "located": distances is not None,
                 "layer_distances": distances,
                 "steps": hparams.steps,
                 "losses": losses,
-                "max_abs_update": float(delta.abs().max()),
+                "max_abs_update": max_abs,
+                "rank": hparams.rank or None,
                 "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
                 "allowed_key_dims": dim,
             },

@@ -228,3 +228,72 @@ def test_anchor_weight_shrinks_the_preserved_keys_response(lm: HFLanguageModel) 
     assert float(response) < 0.5 * float(free_response)
     with pytest.raises(InvalidEditError):
         DINMHyperParams(anchor_weight=-1.0)
+
+
+def _dense_update(update: object) -> torch.Tensor:
+    from tools.edit import LowRank
+
+    return update.dense() if isinstance(update, LowRank) else update  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_rank_gives_a_change_of_that_rank_that_learns_and_rolls_back_exactly(lm: HFLanguageModel, rank: int) -> None:
+    before = state(lm)
+    req = _request()
+    editor = get_editor("dinm", corpus=BENIGN, rank=rank, lr=5e-2)
+    delta = editor.compute(lm, [req])
+    assert isinstance(delta, WeightDelta) and same(before, state(lm))
+    ((name, update),) = delta.updates.items()
+    dense = _dense_update(update).float()
+    assert dense.shape == dict(lm.model.named_parameters())[name].shape
+    assert float(dense.abs().max()) > 0 and int(torch.linalg.matrix_rank(dense)) <= rank
+    assert delta.info["rank"] == rank
+    nll_before = _safe_nll(lm, req)
+    handle = editor.apply(lm, delta)
+    assert _safe_nll(lm, req) < nll_before - 0.5
+    handle.rollback()
+    assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
+
+
+def test_rank_off_is_exactly_dense_dinm_and_a_seed_repeats(lm: HFLanguageModel) -> None:
+    plain = get_editor("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
+    off = get_editor("dinm", corpus=BENIGN, layers=(1,), rank=0, seed=3).compute(lm, [_request()])
+    assert isinstance(plain, WeightDelta) and isinstance(off, WeightDelta)
+    assert all(torch.equal(plain.updates[k], off.updates[k]) for k in plain.updates)  # type: ignore[arg-type]
+    first, again, other = (
+        get_editor("dinm", corpus=BENIGN, layers=(1,), rank=2, seed=seed).compute(lm, [_request()])
+        for seed in (0, 0, 1)
+    )
+    assert isinstance(first, WeightDelta) and isinstance(again, WeightDelta) and isinstance(other, WeightDelta)
+    (name,) = first.updates
+    assert torch.equal(_dense_update(first.updates[name]), _dense_update(again.updates[name]))
+    assert not torch.equal(_dense_update(first.updates[name]), _dense_update(other.updates[name]))
+    with pytest.raises(InvalidEditError):
+        DINMHyperParams(rank=-1)
+    with pytest.raises(InvalidEditError, match="rank"):
+        DINMHyperParams(rank=1, neurons=4)
+
+
+def test_rank_with_nullspace_keeps_the_key_side_in_the_allowed_space(lm: HFLanguageModel) -> None:
+    delta = get_editor(
+        "dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), lr=5e-2, rank=2, nullspace_energy=0.05
+    ).compute(lm, [_request()])
+    assert isinstance(delta, WeightDelta)
+    ((name, update),) = delta.updates.items()
+    side = _key_side(lm, name, _dense_update(update)).float()  # (in, out)
+    proj = _projector(lm, 0.05)
+    assert float(side.abs().max()) > 0 and int(torch.linalg.matrix_rank(side)) <= 2
+    assert torch.allclose(proj @ side, side, atol=1e-5)
+
+
+def test_rank_save_and_load_keep_the_journal(lm: HFLanguageModel, tmp_path: Path) -> None:
+    before = state(lm)
+    _edit(get_editor("dinm", corpus=BENIGN, rank=1, lr=5e-2), lm, [_request()])
+    assert not same(before, state(lm))
+    loaded = load_edited(save_edited(lm, tmp_path / "edited"))
+    (entry,) = journal_for(loaded.model).entries
+    journal_for(loaded.model).rollback(entry.id)
+    restored = dict(loaded.model.state_dict())
+    assert all(torch.equal(restored[k], before[k]) for k in before)
+    journal_for(lm.model).rollback_all()
+    assert same(before, state(lm))
