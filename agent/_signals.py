@@ -178,6 +178,7 @@ class SignalCollector:
         self._warm = warm
         self.work = WorkCounter()
         self.linker = QuestionLinker(entities, relations, templates)
+        self._entities, self._relations = entities, relations
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
@@ -195,6 +196,34 @@ class SignalCollector:
         for question, searched in zip(questions, scopes, strict=True):
             texts += self.linker.link_texts(question, [s.agent_id for s in searched if s.agent_id is not None] or None)
         return list(dict.fromkeys(texts))
+
+    def told_about(
+        self, link: QuestionLink, memory: Sequence[Evidence], namespaces: Sequence[str] | None = None
+    ) -> tuple[Evidence, ...]:
+        """The passages of ``memory`` a user told as free text (source ``user:...``, no triple read from
+        them) that name ``link``'s subject (its words, or a KG name of the entity it links to) and whose best
+        relation, as the relation linker reads the passage with that name as its subject, is ``link``'s."""
+        out = []
+        for e in memory:
+            if e.citation.triple is not None or not (e.citation.who or "").startswith("user:"):
+                continue
+            surface = self._subject_in(e.text, link.subject, namespaces)
+            if surface is None:
+                continue
+            ranked = self._relations.link(e.text, surface, k=1)
+            if ranked and ranked[0].relation == link.relation:
+                out.append(e)
+        return tuple(out)
+
+    def _subject_in(self, text: str, subject: str, namespaces: Sequence[str] | None) -> str | None:
+        """How ``text`` names ``subject``: its own words, or a mention linked to an entity of that label."""
+        key = normalize_mention(subject)
+        if key and f" {key} " in f" {normalize_mention(text)} ":
+            return subject
+        for mention in self._entities.find_mentions(text, namespaces=namespaces):
+            if normalize_mention(mention.link.entity.label) == key:
+                return mention.surface
+        return None
 
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
         """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
@@ -330,6 +359,7 @@ class SignalCollector:
                     link_score=link.score if link else 0.0,
                     kg=kg,
                     memory=memory,
+                    told=self.told_about(link, memory, names) if link else (),
                 )
             )
             prompts.append(self.lm.prompt_format.question(question))
