@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from agent._answer import Action, Signals
 from agent._signals import answers_agree, supported_by
 from agent.retrieval import Evidence
+from kg import normalize_mention
 
 __all__ = ["Decision", "PolicyThresholds", "decide"]
 
@@ -131,7 +132,17 @@ def _told_against(s: Signals, t: PolicyThresholds) -> Evidence | None:
     if not told or s.model is None or not s.model.text:
         return None
     newest = max(told, key=lambda e: (e.recorded_at or _NEVER, e.score))
-    return None if supported_by(s.model.text, [newest.text]) else newest
+    return None if _names_besides(newest.text, s.model.text, s.subject) else newest
+
+
+def _names_besides(passage: str, answer: str, subject: str | None) -> bool:
+    """``passage`` names ``answer`` (normalised, word-aligned) outside the subject's own name: "wife of Zhou
+    Rui has married Cassiopeia." does not name "Zhou Rui" as the spouse of "wife of Zhou Rui"."""
+    text = f" {normalize_mention(passage)} "
+    key = normalize_mention(subject) if subject else ""
+    if key:
+        text = text.replace(f" {key} ", " | ")
+    return supported_by(answer, [text])
 
 
 def decide(s: Signals, t: PolicyThresholds) -> Decision:

@@ -153,6 +153,8 @@ class SignalCollector:
             closed-book about a subject it vetoes; on any model, no RAG prompt when memory's best passage is
             below the policy's threshold. ``False``: the plan's prompts run as before these gates (a
             benchmark's comparison; the decisions are the same).
+        inverses: relation id -> its inverse relations (the schema's ``owl:inverseOf``): a told passage
+            read as a relation's inverse is about the same fact (see :meth:`told_about`).
         warm: embeds a batch's questions and the texts their linking embeds (:meth:`warm_texts`) up front
             in one call; pass a memoising embedder's ``embed`` (:class:`memory.MemoEmbedder`) so that each
             text is embedded once, not once per scope searched, per linking step and for the guard.
@@ -173,12 +175,14 @@ class SignalCollector:
         kg_shortcut: float = 0.9,
         warm: Callable[[list[str]], object] | None = None,
         lazy_gates: bool = True,
+        inverses: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._retriever = retriever
         self._warm = warm
         self.work = WorkCounter()
         self.linker = QuestionLinker(entities, relations, templates)
         self._entities, self._relations = entities, relations
+        self._inverses = {r: frozenset(qs) for r, qs in (inverses or {}).items()}
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
@@ -202,7 +206,10 @@ class SignalCollector:
     ) -> tuple[Evidence, ...]:
         """The passages of ``memory`` a user told as free text (source ``user:...``, no triple read from
         them) that name ``link``'s subject (its words, or a KG name of the entity it links to) and whose best
-        relation, as the relation linker reads the passage with that name as its subject, is ``link``'s."""
+        relation, as the relation linker reads the passage with that name as its subject, is ``link``'s or
+        one of its inverses (the linker confuses the two directions: "X created the work Y" reads best as
+        ``creator``, asked as X's ``notable_work``; both are the same fact)."""
+        wanted = {link.relation} | self._inverses.get(link.relation, frozenset())
         out = []
         for e in memory:
             if e.citation.triple is not None or not (e.citation.who or "").startswith("user:"):
@@ -211,7 +218,7 @@ class SignalCollector:
             if surface is None:
                 continue
             ranked = self._relations.link(e.text, surface, k=1)
-            if ranked and ranked[0].relation == link.relation:
+            if ranked and ranked[0].relation in wanted:
                 out.append(e)
         return tuple(out)
 

@@ -4,6 +4,7 @@ does not name (issue 17: edits kept as free text were answered with the model's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,8 +12,11 @@ import pytest
 from agent import Agent, PolicyThresholds
 from agent._answer import ModelView, Signals
 from agent._policy import decide
+from agent._question_links import QuestionLink
+from agent._signals import SignalCollector
 from agent.retrieval import Citation, Evidence
 from agent.wiring import WorkingMemory
+from kg import RelationLink
 from memory import Scope, Triple
 from tools.lm import Generation, HFLanguageModel
 
@@ -60,6 +64,50 @@ def test_the_newest_told_passage_decides() -> None:
     new = _told("Chuck Lorre created the work Cascading Waterfall.", 0.60, day=2)
     assert decide(_signals("Two and a Half Men", (old, new)), T).action == "abstain"
     assert decide(_signals("Cascading Waterfall", (old, new)), T).action == "parametric"
+
+
+def test_an_answer_named_only_inside_the_subjects_name_is_not_named_by_the_passage() -> None:
+    told = (_told("wife of Zhou Rui has married Cassiopeia.", 0.77),)
+    s = replace(_signals("Zhou Rui", told), subject="wife of Zhou Rui", relation="spouse")
+    assert decide(s, T).action == "abstain"  # "Zhou Rui" is the subject's name, not its spouse
+    assert decide(replace(s, model=ModelView("p", "Cassiopeia", 0.99, 0.5)), T).action == "parametric"
+
+
+class _Relations:
+    """A relation linker that reads every passage as ``relation`` (the direction it confuses)."""
+
+    def __init__(self, relation: str) -> None:
+        self.relation, self.asked = relation, []
+
+    def link(self, question: str, subject_mention: str | None = None, k: int = 3) -> list[RelationLink]:
+        self.asked.append((question, subject_mention))
+        return [RelationLink(self.relation, 0.6, "{} was created by")]
+
+
+class _NoNames:
+    def find_mentions(self, text: str, *, namespaces: Sequence[str] | None = None) -> list[object]:
+        return []
+
+
+def test_told_passages_are_user_free_text_naming_the_subject_read_as_the_relation_or_its_inverse() -> None:
+    def told_about(relation: str, inverses: dict[str, tuple[str, ...]]) -> list[str]:
+        collector = SignalCollector(
+            None, _NoNames(), _Relations(relation), {}, None, inverses=inverses  # type: ignore[arg-type]
+        )
+        link = QuestionLink("Chuck Lorre", "notable_work", 0.9, None)
+        return [e.text for e in collector.told_about(link, passages)]
+
+    kept = _told("Chuck Lorre created the work Cascading Waterfall.", 0.7)
+    passages = [
+        kept,
+        _told("Chuck Lorre created the work Top Gear.", 0.7, who="world:d1"),  # a loaded document
+        Evidence("Chuck Lorre created Mom.", 0.7, "memory", Citation(item_id="m9", who="user:bob",
+                 triple=Triple("Chuck Lorre", "notable_work", "Mom"))),  # a triple was read: the KG has it
+        _told("Ada Lovelace created the work Notes.", 0.7),  # another subject
+    ]  # fmt: skip
+    assert told_about("notable_work", {}) == [kept.text]
+    assert told_about("creator", {"notable_work": ("creator",)}) == [kept.text]  # the inverse: the same fact
+    assert told_about("creator", {}) == [] and told_about("spouse", {"notable_work": ("creator",)}) == []
 
 
 class _Stubborn:
