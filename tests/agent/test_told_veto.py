@@ -77,10 +77,9 @@ class _Relations:
     """A relation linker that reads every passage as ``relation`` (the direction it confuses)."""
 
     def __init__(self, relation: str) -> None:
-        self.relation, self.asked = relation, []
+        self.relation = relation
 
     def link(self, question: str, subject_mention: str | None = None, k: int = 3) -> list[RelationLink]:
-        self.asked.append((question, subject_mention))
         return [RelationLink(self.relation, 0.6, "{} was created by")]
 
 
