@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import ModelView, Signals
 from agent._question_links import QuestionLink, QuestionLinker
+from agent._told import told_about
 from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
@@ -204,33 +205,8 @@ class SignalCollector:
     def told_about(
         self, link: QuestionLink, memory: Sequence[Evidence], namespaces: Sequence[str] | None = None
     ) -> tuple[Evidence, ...]:
-        """The passages of ``memory`` a user told as free text (source ``user:...``, no triple read from
-        them) that name ``link``'s subject (its words, or a KG name of the entity it links to) and whose best
-        relation, as the relation linker reads the passage with that name as its subject, is ``link``'s or
-        one of its inverses (the linker confuses the two directions: "X created the work Y" reads best as
-        ``creator``, asked as X's ``notable_work``; both are the same fact)."""
-        wanted = {link.relation} | self._inverses.get(link.relation, frozenset())
-        out = []
-        for e in memory:
-            if e.citation.triple is not None or not (e.citation.who or "").startswith("user:"):
-                continue
-            surface = self._subject_in(e.text, link.subject, namespaces)
-            if surface is None:
-                continue
-            ranked = self._relations.link(e.text, surface, k=1)
-            if ranked and ranked[0].relation in wanted:
-                out.append(e)
-        return tuple(out)
-
-    def _subject_in(self, text: str, subject: str, namespaces: Sequence[str] | None) -> str | None:
-        """How ``text`` names ``subject``: its own words, or a mention linked to an entity of that label."""
-        key = normalize_mention(subject)
-        if key and f" {key} " in f" {normalize_mention(text)} ":
-            return subject
-        for mention in self._entities.find_mentions(text, namespaces=namespaces):
-            if normalize_mention(mention.link.entity.label) == key:
-                return mention.surface
-        return None
+        """The passages of ``memory`` a user told about ``link``'s (subject, relation) (:func:`told_about`)."""
+        return told_about(link, memory, self._entities, self._relations, self._inverses, namespaces)
 
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
         """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
