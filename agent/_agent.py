@@ -137,6 +137,7 @@ class Agent:
             lm,
             n_paraphrases=paraphrases,
             warm=embedder.embed if embedder is not None else None,
+            inverses={r.id: r.inverses for r in wm.graph.schema.relations},
         )
         self._tell = tell
         self.guard = guard

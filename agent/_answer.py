@@ -45,6 +45,9 @@ class Signals:
         unavailable: model signals the backend does not give (``first_token_prob``, ``familiarity``,
             ``pmi``): a served model without logprobs is judged on paraphrase agreement alone.
         model_calls: prompts sent to the model for this question (requests, for a served model).
+        told: memory passages a user told as free text (no triple was read from them) that name the subject
+            and that the relation linker reads as the question's relation, best first: what the user said
+            about exactly this (subject, relation), which the model's own answer must not contradict.
     """
 
     question: str
@@ -63,6 +66,7 @@ class Signals:
     pmi: float | None = None
     unavailable: tuple[str, ...] = ()
     model_calls: int = 0
+    told: tuple[Evidence, ...] = ()
 
     @property
     def memory_top(self) -> float:

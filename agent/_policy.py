@@ -8,8 +8,13 @@ In order, the first source that clears its threshold answers:
 3. ``parametric``: the model's closed-book confidence (first-token probability x paraphrase agreement,
    discounted when it says the same about a content-free subject) >= ``model``, the subject's name is familiar
    to the model (``familiarity``), at least ``agreement`` of its answers to other phrasings of the question
-   agree (self-consistency; off for a relation without other phrasings), and no supported memory passage
-   above ``memory`` says otherwise.
+   agree (self-consistency; off for a relation without other phrasings), no supported memory passage
+   above ``memory`` says otherwise, and the newest passage a user TOLD as free text about this subject and
+   relation (:attr:`Signals.told`, above ``memory``) names the model's answer. That told passage was kept
+   as text because no triple was read from it, so neither the KG nor (with a RAG answer over it that is
+   often wrong and then unsupported) retrieval answers from it; the model's old fact would. The policy
+   abstains then, citing the passage: it does not answer from the passage, because reading its object is
+   what the interpreter and the RAG answer already failed to do.
 4. ``abstain``, saying which source fell short and by how much.
 
 A backend without logprobs (``"first_token_prob" in s.unavailable``) still routes: KG and memory as above
@@ -22,10 +27,12 @@ The thresholds are fitted by :func:`agent._calibrate.calibrate` on the world's d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from agent._answer import Action, Signals
-from agent._signals import answers_agree
+from agent._signals import answers_agree, supported_by
 from agent.retrieval import Evidence
+from kg import normalize_mention
 
 __all__ = ["Decision", "PolicyThresholds", "decide"]
 
@@ -73,7 +80,12 @@ class PolicyThresholds:
         are still to be asked, as :class:`~agent.SignalCollector` fills it in; no prior, familiarity or pmi
         yet) bounds the final decision: when this is ``False`` the action and answer are final.
         """
-        return not _kg_hits(s, self) and not _retrieval_answers(s, self) and _model_passes(s, self)
+        return (
+            not _kg_hits(s, self)
+            and not _retrieval_answers(s, self)
+            and _model_passes(s, self)
+            and _told_against(s, self) is None
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,26 @@ def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
     return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar and consistent
 
 
+def _told_against(s: Signals, t: PolicyThresholds) -> Evidence | None:
+    """The newest passage a user told about the question's (subject, relation), above ``memory``, when it
+    does not name the model's answer (``None`` when there is none, or it names it)."""
+    told = [e for e in s.told if e.score >= t.memory]
+    if not told or s.model is None or not s.model.text:
+        return None
+    newest = max(told, key=lambda e: (e.recorded_at or _NEVER, e.score))
+    return None if _names_besides(newest.text, s.model.text, s.subject) else newest
+
+
+def _names_besides(passage: str, answer: str, subject: str | None) -> bool:
+    """``passage`` names ``answer`` (normalised, word-aligned) outside the subject's own name: "wife of Zhou
+    Rui has married Cassiopeia." does not name "Zhou Rui" as the spouse of "wife of Zhou Rui"."""
+    text = f" {normalize_mention(passage)} "
+    key = normalize_mention(subject) if subject else ""
+    if key:
+        text = text.replace(f" {key} ", " | ")
+    return supported_by(answer, [text])
+
+
 def decide(s: Signals, t: PolicyThresholds) -> Decision:
     """Pick the action for one question's signals (see the module docstring)."""
     kg = _kg_hits(s, t)
@@ -128,6 +160,10 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
     if model is not None and _model_passes(s, t):
         if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
             return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
+        told = _told_against(s, t)
+        if told is not None:
+            why = f"{told.citation.who} told about {s.subject}'s {s.relation} in words not naming {model.text!r}"
+            return Decision("abstain", "", 0.0, (told,), why)
         agree = "" if s.agreement is None else f", agreement {s.agreement:.2f}"
         why = f"model p={model.prob:.2f}{agree}" if "first_token_prob" not in s.unavailable else _NO_PROBS + agree
         return Decision("parametric", model.text, confidence, (), why)
@@ -163,4 +199,5 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
     return "; ".join(parts)
 
 
+_NEVER = datetime.min.replace(tzinfo=UTC)  # a passage without a record time is the oldest
 _NO_PROBS = "the model's backend gives no logprobs: confidence is paraphrase agreement"

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent._answer import ModelView, Signals
 from agent._question_links import QuestionLink, QuestionLinker
+from agent._told import told_about
 from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
 from kg import EntityLinker, RelationLinker, normalize_mention
@@ -153,6 +154,8 @@ class SignalCollector:
             closed-book about a subject it vetoes; on any model, no RAG prompt when memory's best passage is
             below the policy's threshold. ``False``: the plan's prompts run as before these gates (a
             benchmark's comparison; the decisions are the same).
+        inverses: relation id -> its inverse relations (the schema's ``owl:inverseOf``): a told passage
+            read as a relation's inverse is about the same fact (see :meth:`told_about`).
         warm: embeds a batch's questions and the texts their linking embeds (:meth:`warm_texts`) up front
             in one call; pass a memoising embedder's ``embed`` (:class:`memory.MemoEmbedder`) so that each
             text is embedded once, not once per scope searched, per linking step and for the guard.
@@ -173,11 +176,14 @@ class SignalCollector:
         kg_shortcut: float = 0.9,
         warm: Callable[[list[str]], object] | None = None,
         lazy_gates: bool = True,
+        inverses: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._retriever = retriever
         self._warm = warm
         self.work = WorkCounter()
         self.linker = QuestionLinker(entities, relations, templates)
+        self._entities, self._relations = entities, relations
+        self._inverses = {r: frozenset(qs) for r, qs in (inverses or {}).items()}
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
         self.kg_shortcut = kg_shortcut
@@ -195,6 +201,12 @@ class SignalCollector:
         for question, searched in zip(questions, scopes, strict=True):
             texts += self.linker.link_texts(question, [s.agent_id for s in searched if s.agent_id is not None] or None)
         return list(dict.fromkeys(texts))
+
+    def told_about(
+        self, link: QuestionLink, memory: Sequence[Evidence], namespaces: Sequence[str] | None = None
+    ) -> tuple[Evidence, ...]:
+        """The passages of ``memory`` a user told about ``link``'s (subject, relation) (:func:`told_about`)."""
+        return told_about(link, memory, self._entities, self._relations, self._inverses, namespaces)
 
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
         """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
@@ -330,6 +342,7 @@ class SignalCollector:
                     link_score=link.score if link else 0.0,
                     kg=kg,
                     memory=memory,
+                    told=self.told_about(link, memory, names) if link else (),
                 )
             )
             prompts.append(self.lm.prompt_format.question(question))
