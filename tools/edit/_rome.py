@@ -95,6 +95,7 @@ class ROMEHyperParams:
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
     v_lean_upper: bool = True  # the blocks above as lean modules on packed tokens (bit-identical edits)
+    v_optimizer: str = "adam"  # the value fit's step rule: "adam", or "lbfgs" (the same objective and stop)
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
@@ -153,6 +154,7 @@ class ROMEHyperParams:
             skip_below=self.v_skip_below,
             fused_activation=self.v_fused_activation,
             lean_upper=self.v_lean_upper,
+            optimizer=self.v_optimizer,
         )
 
 

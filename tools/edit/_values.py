@@ -61,6 +61,7 @@ class ValueOptions:
     joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
     # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
     recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
+    optimizer: str = "adam"  # "lbfgs": L-BFGS, one chunk without preservation (tools.edit._value_lbfgs)
 
 
 class ValueHyperParams(Protocol):
@@ -352,6 +353,28 @@ def _upper_for(
     )
 
 
+def _picked(
+    model: Any,
+    base: Any,
+    view: _View,
+    upper: Upper | None,
+    delta: torch.Tensor,
+    module_path: str,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+    low: str | None,
+) -> torch.Tensor:
+    """The final hidden states ``(M + r, d)`` of ``view``'s rows at their picked positions, with ``delta``
+    applied: through the lean blocks above (``upper``, the whole chunk), else the hooked forward."""
+    if upper is not None and view.below is not None:  # block L's output as _EditedBlock gives it, then lean
+        through = None if directions is None else directions[low or module_path]
+        edit = _output_edit(view.chunk, delta, through, view.response)
+        return upper.picked(view.below.residual + edit(view.below.keys, view.below.mlp_output))
+    ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
+    with _edited_forward(model, view.chunk, delta, module_path, directions, view.below, low, view.response):
+        out = base(input_ids=ids, attention_mask=mask)
+    return out.last_hidden_state[view.chunk.pick_rows, view.chunk.pick_pos]
+
+
 def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], list[int]]:
     """Each request's value index and each value's leading request (its first), checked.
 
@@ -469,6 +492,13 @@ def compute_values(
         for lo in range(0, n_req, step)
     ]
     init = outputs_at_subject(lm, module_path, requests)[lead]  # (G, d)
+    if options.optimizer != "adam":
+        if options.optimizer != "lbfgs" or len(chunks) != 1 or preserve is not None or groups is not None:
+            raise ValueError("compute_values: optimizer must be 'adam', or 'lbfgs' for one chunk, no preserve/groups")
+        from tools.edit._value_lbfgs import fit_lbfgs  # imports this module
+
+        with fused_activations(model) if options.fused_activation else nullcontext():
+            return fit_lbfgs(model, module_path, chunks[0], init, directions, options)
     device = init.device
     owner = torch.tensor(owner_list, device=device)  # (R,) each request's value
     delta = torch.zeros_like(init, requires_grad=True)
@@ -525,17 +555,7 @@ def compute_values(
                 if view.chunk is chunk and c not in uppers:
                     uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
                 upper = uppers[c] if view.chunk is chunk else None  # a cut view runs the hooked forward
-                if upper is not None and view.below is not None:  # block L's output as _EditedBlock gives it, then lean
-                    through = None if directions is None else directions[low or module_path]
-                    edit = _output_edit(chunk, delta, through, view.response)
-                    picked = upper.picked(view.below.residual + edit(view.below.keys, view.below.mlp_output))
-                else:
-                    ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
-                    with _edited_forward(
-                        model, view.chunk, delta, module_path, directions, view.below, low, view.response
-                    ):
-                        out = base(input_ids=ids, attention_mask=mask)
-                    picked = out.last_hidden_state[view.chunk.pick_rows, view.chunk.pick_pos]
+                picked = _picked(model, base, view, upper, delta, module_path, directions, low)
                 rows_run += int(view.chunk.batch.input_ids.shape[0])
                 nll, kl_logp = _chunk_nll(view.chunk, head, picked)
                 if c not in kl_init:  # the first evaluation of a chunk is of all its rows, before any step

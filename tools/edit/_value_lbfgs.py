@@ -1,0 +1,128 @@
+"""The value fit of :func:`~tools.edit._values.compute_values` by L-BFGS (``ValueOptions.optimizer = "lbfgs"``).
+
+The same objective as the Adam fit — mean target NLL per token over the templated prompts, plus ``kl_factor``
+times the KL on ``"{subject} is a"``, plus ``weight_decay * ||delta|| / ||init||^2`` — and the same stop: the fit
+ends at the first evaluated ``delta`` whose NLL is below ``early_stop_loss``, or after ``steps`` evaluations
+(each one forward and one backward, as an Adam step), keeping then the evaluated ``delta`` of least objective.
+``delta`` is a single ``d``-vector per value, a problem L-BFGS with a strong-Wolfe line search suits; every
+closure evaluation (line-search trials included) counts against ``steps``. The norm clamp is applied once at
+the end. Used for one chunk without a preservation term (ROME's single edits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+from tools.edit._keys import _base_and_head
+from tools.edit._upper import cache_below, lowest_edited
+from tools.edit._values import (
+    ValueOptions,
+    ValueResult,
+    _above,
+    _Chunk,
+    _chunk_nll,
+    _fixed_response,
+    _picked,
+    _upper_for,
+    _view,
+)
+
+__all__ = ["fit_lbfgs"]
+logger = logging.getLogger(__name__)
+_HISTORY = 10  # L-BFGS curvature pairs kept
+
+
+class _StopFitError(Exception):
+    """Raised from the closure to end the fit (a value below its stop, or the evaluations spent)."""
+
+
+def fit_lbfgs(
+    model: Any,
+    module_path: str,
+    chunk: _Chunk,
+    init: torch.Tensor,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+    options: ValueOptions,
+) -> ValueResult:
+    """Fit ``delta`` ``(r, d)`` for ``chunk``'s requests (one value each) by L-BFGS; see the module docstring."""
+    base, head = _base_and_head(model)
+    low = module_path if directions is None else lowest_edited(model, directions)
+    batch = chunk.batch
+    below = cache_below(model, low or module_path, batch.input_ids, batch.attention_mask)
+    below = below if options.skip_below and low else None
+    response = _fixed_response(below, directions, low)
+    view = _view(chunk, torch.ones_like(chunk.requests, dtype=torch.bool), below, response)
+    upper = _upper_for(model, chunk, below, low, directions, options)
+    x = torch.zeros_like(init, requires_grad=True)  # delta = scale * x (scale set at the first evaluation)
+    scale = torch.ones_like(init[:, :1])  # (r, 1)
+    init_norm = init.norm(dim=1)  # (r,)
+    budget = max(options.steps, 1)
+    opt = torch.optim.LBFGS(
+        [x], lr=1.0, max_iter=budget, max_eval=budget, history_size=_HISTORY, line_search_fn="strong_wolfe"
+    )
+    state: dict[str, Any] = {"evals": 0, "kl_ref": None, "stopped": False, "best": None, "first": None}
+
+    def closure() -> torch.Tensor:
+        if state["first"] is not None:  # L-BFGS's own first evaluation, at x = 0: the one already made
+            loss, grad = state["first"]
+            state["first"] = None
+            x.grad = scale * grad
+            return loss
+        if state["evals"] >= budget:
+            raise _StopFitError
+        opt.zero_grad()
+        delta = scale * x
+        picked = _picked(model, base, view, upper, delta, module_path, directions, low)
+        nll, kl_logp = _chunk_nll(chunk, head, picked)
+        if state["kl_ref"] is None:  # the first evaluation is at delta = 0
+            state["kl_ref"] = kl_logp.detach().clone()
+        state["evals"] += 1
+        if not bool(_above(nll.detach(), options).any()):  # every request below its stop: this delta is the fit
+            state["stopped"], state["best"] = True, (0.0, delta.detach().clone(), nll.detach())
+            raise _StopFitError
+        kl = functional.kl_div(kl_logp, state["kl_ref"], log_target=True, reduction="none").sum(dim=-1)  # (r,)
+        decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
+        loss = (nll + options.kl_factor * kl + decay).sum()
+        loss.backward()
+        if state["best"] is None or float(loss) < state["best"][0]:
+            state["best"] = (float(loss), delta.detach().clone(), nll.detach())
+        return loss.detach()
+
+    try:
+        loss0 = closure()  # at delta = 0: its gradient sets the scale of L-BFGS's first step
+        assert x.grad is not None
+        grad = x.grad.detach().clone()  # (r, d), with scale 1
+        # L-BFGS's first step is x.grad / ||x.grad||_1; scaled so that delta's first step has Adam's first norm,
+        # lr * sqrt(d) (Adam's first step is lr * sign(grad))
+        l1, l2 = grad.abs().sum(dim=1, keepdim=True), grad.norm(dim=1, keepdim=True).clamp(min=1e-30)
+        scale = (options.lr * grad.shape[1] ** 0.5 * l1 / l2).clamp(min=1e-30) ** 0.5
+        state["first"] = (loss0, grad)
+        while state["evals"] < budget:
+            before = state["evals"]
+            opt.step(closure)  # type: ignore[no-untyped-call]
+            if state["evals"] - before <= 1:  # converged by L-BFGS's own tolerances: no further progress
+                break
+    except _StopFitError:
+        pass
+    _, best, nll = state["best"]
+    max_norm = (options.clamp_norm_factor * init_norm).unsqueeze(1)  # (r, 1)
+    norms = best.norm(dim=1, keepdim=True)
+    if bool((norms > max_norm).any()):
+        logger.debug("fit_lbfgs: delta clamped to %.1fx the initial norm", options.clamp_norm_factor)
+    best = best * torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms))
+    stop = state["evals"] - 1 if state["stopped"] else -1
+    n_req = len(chunk.requests)
+    return ValueResult(
+        init=init,
+        target=init + best,
+        nll=tuple(float(x) for x in nll),
+        steps=state["evals"],
+        stop_steps=(stop,) * n_req,
+        settled_steps=(stop,) * n_req,
+        rows_run=state["evals"] * int(batch.input_ids.shape[0]),
+    )
