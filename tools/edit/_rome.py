@@ -118,7 +118,7 @@ class ROMEHyperParams:
             raise InvalidEditError("rome: preserve_output_weight and extra_layers act through the exact objective")
         if len(set(self.extra_layers)) != len(self.extra_layers) or set(self.extra_layers) & set(self.layers):
             raise InvalidEditError(f"rome: extra_layers must be distinct and not in layers, got {self.extra_layers}")
-        if self.v_optimizer not in ("adam", "lbfgs") or (self.v_optimizer == "lbfgs" and self.preserve_output_weight):
+        if self.v_optimizer not in ("adam", "lbfgs", "lbfgs_capped") or (self.v_optimizer != "adam" and self.preserve_output_weight):
             raise InvalidEditError(
                 f"rome: v_optimizer must be 'adam' or 'lbfgs' (without preserve_output_weight), got {self.v_optimizer!r}"
             )

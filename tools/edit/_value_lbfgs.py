@@ -93,6 +93,12 @@ def fit_lbfgs(
             state["best"] = (float(loss), delta.detach().clone(), nll.detach())
         return loss.detach()
 
+    if options.optimizer == "lbfgs_capped":
+        try:
+            _capped(closure, x, options.lr * init.shape[1] ** 0.5, budget)
+        except _StopFitError:
+            pass
+        return _result(state, init, init_norm, options, chunk)
     try:
         loss0 = closure()  # at delta = 0: its gradient sets the scale of L-BFGS's first step
         assert x.grad is not None
@@ -109,6 +115,13 @@ def fit_lbfgs(
                 break
     except _StopFitError:
         pass
+    return _result(state, init, init_norm, options, chunk)
+
+
+def _result(
+    state: dict[str, Any], init: torch.Tensor, init_norm: torch.Tensor, options: ValueOptions, chunk: _Chunk
+) -> ValueResult:
+    """The fit's :class:`ValueResult`: the stopping ``delta``, else the evaluated one of least objective."""
     _, best, nll = state["best"]
     max_norm = (options.clamp_norm_factor * init_norm).unsqueeze(1)  # (r, 1)
     norms = best.norm(dim=1, keepdim=True)
@@ -124,5 +137,53 @@ def fit_lbfgs(
         steps=state["evals"],
         stop_steps=(stop,) * n_req,
         settled_steps=(stop,) * n_req,
-        rows_run=state["evals"] * int(batch.input_ids.shape[0]),
+        rows_run=state["evals"] * int(chunk.batch.input_ids.shape[0]),
     )
+
+
+def _capped(closure: Any, x: torch.Tensor, max_step: float, budget: int) -> None:
+    """L-BFGS (two-loop recursion) with steps no longer than ``max_step`` (Adam's longest, ``lr * sqrt(d)``) and
+    a backtracking Armijo search from the full step (it never extrapolates); the first step is ``-grad``
+    at that length. ``closure`` evaluates at ``x`` and fills ``x.grad``; it raises to end the fit."""
+    pairs: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # (s, y, 1 / yᵀs)
+    with torch.enable_grad():
+        loss = float(closure())
+    assert x.grad is not None
+    grad = x.grad.detach().clone()
+    for _ in range(budget):
+        q = -grad.clone()
+        alphas = []
+        for s_, y_, rho in reversed(pairs):
+            a = rho * float((s_ * q).sum())
+            alphas.append(a)
+            q -= a * y_
+        if pairs:
+            s_, y_, _ = pairs[-1]
+            q *= float((s_ * y_).sum() / (y_ * y_).sum())
+        for (s_, y_, rho), a in zip(pairs, reversed(alphas), strict=True):
+            q += (a - rho * float((y_ * q).sum())) * s_
+        norm = float(q.norm())
+        if not pairs or norm > max_step:
+            q *= max_step / max(norm, 1e-30)
+        slope = float((grad * q).sum())
+        if slope >= 0:  # not a descent direction: restart from the gradient
+            pairs.clear()
+            q = -grad * (max_step / max(float(grad.norm()), 1e-30))
+            slope = float((grad * q).sum())
+        start, t = x.detach().clone(), 1.0
+        while True:
+            with torch.no_grad():
+                x.copy_(start + t * q)
+            with torch.enable_grad():
+                new_loss = float(closure())
+            if new_loss <= loss + 1e-4 * t * slope or t < 1e-3:
+                break
+            t *= 0.5
+        assert x.grad is not None
+        new_grad = x.grad.detach().clone()
+        s_, y_ = t * q, new_grad - grad
+        ys = float((y_ * s_).sum())
+        if ys > 1e-10:
+            pairs.append((s_, y_, 1.0 / ys))
+            del pairs[:-_HISTORY]
+        loss, grad = new_loss, new_grad

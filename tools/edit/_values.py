@@ -61,7 +61,7 @@ class ValueOptions:
     joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
     # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
     recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
-    optimizer: str = "adam"  # "lbfgs": L-BFGS, one chunk without preservation (tools.edit._value_lbfgs)
+    optimizer: str = "adam"  # "lbfgs" / "lbfgs_capped": one chunk without preservation (tools.edit._value_lbfgs)
 
 
 class ValueHyperParams(Protocol):
@@ -493,7 +493,7 @@ def compute_values(
     ]
     init = outputs_at_subject(lm, module_path, requests)[lead]  # (G, d)
     if options.optimizer != "adam":
-        if options.optimizer != "lbfgs" or len(chunks) != 1 or preserve is not None or groups is not None:
+        if options.optimizer not in ("lbfgs", "lbfgs_capped") or len(chunks) != 1 or preserve is not None or groups is not None:
             raise ValueError("compute_values: optimizer must be 'adam', or 'lbfgs' for one chunk, no preserve/groups")
         from tools.edit._value_lbfgs import fit_lbfgs  # imports this module
 
