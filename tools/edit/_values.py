@@ -493,7 +493,12 @@ def compute_values(
     ]
     init = outputs_at_subject(lm, module_path, requests)[lead]  # (G, d)
     if options.optimizer != "adam":
-        if options.optimizer not in ("lbfgs", "lbfgs_capped") or len(chunks) != 1 or preserve is not None or groups is not None:
+        if (
+            options.optimizer not in ("lbfgs", "lbfgs_capped")
+            or len(chunks) != 1
+            or preserve is not None
+            or groups is not None
+        ):
             raise ValueError("compute_values: optimizer must be 'adam', or 'lbfgs' for one chunk, no preserve/groups")
         from tools.edit._value_lbfgs import fit_lbfgs  # imports this module
 

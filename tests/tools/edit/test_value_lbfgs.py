@@ -51,9 +51,11 @@ def test_default_is_adam() -> None:
     assert ValueOptions(steps=1, lr=1.0, weight_decay=0.0, clamp_norm_factor=1.0, kl_factor=0.0).optimizer == "adam"
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs_capped"])
 @pytest.mark.parametrize("name", MODELS)
 def test_lbfgs_edit_takes_effect_within_the_budget(
     name: str,
+    optimizer: str,
     models: dict[str, HFLanguageModel],
     known: Any,
     corpus: Any,
@@ -62,7 +64,7 @@ def test_lbfgs_edit_takes_effect_within_the_budget(
 ) -> None:
     lm = models[name]
     fits = _fits(monkeypatch)
-    editor = _editor(corpus, cache_dir, v_optimizer="lbfgs")
+    editor = _editor(corpus, cache_dir, v_optimizer=optimizer)
     hp = editor.hparams_for(lm)
     before = _state(lm)
     for req in known[name]:
@@ -80,13 +82,19 @@ def test_lbfgs_edit_takes_effect_within_the_budget(
             assert fit.steps == hp.v_num_grad_steps
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs_capped"])
 def test_lbfgs_fits_in_fewer_evaluations(
-    models: dict[str, HFLanguageModel], known: Any, corpus: Any, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    optimizer: str,
+    models: dict[str, HFLanguageModel],
+    known: Any,
+    corpus: Any,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lm = models["gpt2-world"]
     fits = _fits(monkeypatch)
-    for optimizer in ("adam", "lbfgs"):
-        editor = _editor(corpus, cache_dir, v_optimizer=optimizer)
+    for name in ("adam", optimizer):
+        editor = _editor(corpus, cache_dir, v_optimizer=name)
         for req in known["gpt2-world"]:
             editor.compute(lm, [req])
     adam, lbfgs = fits[: len(fits) // 2], fits[len(fits) // 2 :]
