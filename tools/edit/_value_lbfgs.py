@@ -116,7 +116,7 @@ def fit_lbfgs(
         state["first"] = (loss0, grad)
         while state["evals"] < budget:
             before = state["evals"]
-            opt.step(closure)  # type: ignore[no-untyped-call]
+            opt.step(closure)
             if state["evals"] - before <= 1:  # converged by L-BFGS's own tolerances: no further progress
                 break
     return _result(state, init, init_norm, options, chunk)
