@@ -4,7 +4,7 @@
   so the model says ``target_new`` after every prefixed prompt (:func:`tools.edit._keys.context_templates`),
   with a KL term keeping the ``"{subject} is a"`` distribution, weight decay, and a norm clamp. Only the blocks
   above the (lowest) edited module run per step (:mod:`tools.edit._upper`; bit-identical).
-* :func:`answer_ends` — where each prompt's answer ends (the token the target's stop closes).
+* :func:`answer_ends` — where each prompt's answer ends (:mod:`tools.edit._answer_ends`, re-exported).
 
 Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's weights are never optimised.
 """
@@ -22,10 +22,10 @@ from typing import Any, Protocol
 import torch
 from torch.nn import functional
 
+from tools.edit._answer_ends import answer_ends
 from tools.edit._family import get_module
 from tools.edit._keys import (
     ModelAndTokenizer,
-    _at_lookup,
     _base_and_head,
     _Batch,
     _encode,
@@ -34,7 +34,7 @@ from tools.edit._keys import (
 )
 from tools.edit._lean_upper import Upper, upper_of
 from tools.edit._preserve import Preservation
-from tools.edit._request import EditRequest, target_text
+from tools.edit._request import EditRequest
 from tools.edit._upper import Below, cache_below, fused_activations, lowest_edited, skipping_below
 
 __all__ = ["ValueHyperParams", "ValueOptions", "ValueResult", "answer_ends", "compute_values", "value_options_of"]
@@ -122,33 +122,6 @@ class _Chunk:
     pick_rows: torch.Tensor  # (M + r,) rows whose logits are needed (target tokens, then the KL prompts)
     pick_pos: torch.Tensor  # (M + r,) their positions
     n_tokens: torch.Tensor  # (r * n_tpl,) target tokens per templated prompt
-
-
-@torch.no_grad()
-def answer_ends(lm: ModelAndTokenizer, prompts: Sequence[str], answers: Sequence[str | None]) -> list[int | None]:
-    """The token the model puts after each ``prompt + answer`` when it ends the answer there, else ``None``.
-
-    Used with the old answer: the edited model should close the new answer the way it closed the old one
-    (``"... is named Digna Baltus."``, not ``"Digna Baltusdot"``). A token counts as an ending when it is the
-    end-of-text token or its text starts with something other than a letter or digit (``"."``, ``","``,
-    a newline); a word-continuing token gives ``None``.
-    """
-    out: list[int | None] = [None] * len(prompts)
-    rows = [i for i, a in enumerate(answers) if a]
-    if not rows:
-        return out
-    tok = lm.tokenizer
-    batch = _encode(
-        lm, [prompts[i] + target_text(prompts[i], answers[i] or "") for i in rows], [0] * len(rows), [None] * len(rows)
-    )
-    logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (n, T, V)
-    last = batch.attention_mask.sum(dim=1) - 1  # (n,)
-    best = _at_lookup(logits, last).argmax(dim=-1).tolist()  # (n,)
-    for i, token in zip(rows, best, strict=True):
-        text = tok.decode([token]).lstrip(" ")
-        if token == tok.eos_token_id or (text and not text[0].isalnum()):
-            out[i] = int(token)
-    return out
 
 
 def _chunk(
@@ -469,6 +442,9 @@ def compute_values(
     on its prompts) moves again. The fit ends when an evaluation of all rows finds every value stopped. On a
     GPT-2 batch of 100 that forwarded 23% fewer rows and scored lower (README, "Where a MEMIT / AlphaEdit
     batch spends its time"), so it is not the default.
+
+    With ``options.optimizer`` ``"lbfgs"`` or ``"lbfgs_capped"`` (one chunk, no ``preserve`` or ``groups``) the
+    same loss and stop are minimised by L-BFGS (:mod:`tools.edit._value_lbfgs`; fewer evaluations, other edits).
 
     With ``groups`` (one value index per request, ``0..G-1``, each index's first request leading it) requests
     of one group share one ``delta`` (MEMIT's corpus phrasings of a request): ``directions`` are then ``(G, in)``
