@@ -101,6 +101,8 @@ class ROMEHyperParams:
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
     v_lean_upper: bool = True  # the blocks above as lean modules on packed tokens (bit-identical edits)
+    # the value fit's step rule: "adam", or "lbfgs" / "lbfgs_capped" (the same objective and stop; _value_lbfgs)
+    v_optimizer: str = "adam"
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
@@ -132,6 +134,13 @@ class ROMEHyperParams:
             raise InvalidEditError("rome: preserve_output_weight and extra_layers act through the exact objective")
         if len(set(self.extra_layers)) != len(self.extra_layers) or set(self.extra_layers) & set(self.layers):
             raise InvalidEditError(f"rome: extra_layers must be distinct and not in layers, got {self.extra_layers}")
+        if self.v_optimizer not in ("adam", "lbfgs", "lbfgs_capped") or (
+            self.v_optimizer != "adam" and self.preserve_output_weight
+        ):
+            raise InvalidEditError(
+                f"rome: v_optimizer must be adam, lbfgs or lbfgs_capped (these without preserve_output_weight), "
+                f"got {self.v_optimizer!r}"
+            )
         from tools.edit._alphaedit import check_prompt_pairs
 
         check_prompt_pairs("rome", self.preserve_prompts)
@@ -168,6 +177,7 @@ class ROMEHyperParams:
             skip_below=self.v_skip_below,
             fused_activation=self.v_fused_activation,
             lean_upper=self.v_lean_upper,
+            optimizer=self.v_optimizer,
         )
 
 

@@ -4,7 +4,7 @@
   so the model says ``target_new`` after every prefixed prompt (:func:`tools.edit._keys.context_templates`),
   with a KL term keeping the ``"{subject} is a"`` distribution, weight decay, and a norm clamp. Only the blocks
   above the (lowest) edited module run per step (:mod:`tools.edit._upper`; bit-identical).
-* :func:`answer_ends` — where each prompt's answer ends (the token the target's stop closes).
+* :func:`answer_ends` — where each prompt's answer ends (:mod:`tools.edit._answer_ends`, re-exported).
 
 Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's weights are never optimised.
 """
@@ -22,10 +22,10 @@ from typing import Any, Protocol
 import torch
 from torch.nn import functional
 
+from tools.edit._answer_ends import answer_ends
 from tools.edit._family import get_module
 from tools.edit._keys import (
     ModelAndTokenizer,
-    _at_lookup,
     _base_and_head,
     _Batch,
     _encode,
@@ -34,7 +34,7 @@ from tools.edit._keys import (
 )
 from tools.edit._lean_upper import Upper, upper_of
 from tools.edit._preserve import Preservation
-from tools.edit._request import EditRequest, target_text
+from tools.edit._request import EditRequest
 from tools.edit._upper import Below, cache_below, fused_activations, lowest_edited, skipping_below
 
 __all__ = ["ValueHyperParams", "ValueOptions", "ValueResult", "answer_ends", "compute_values", "value_options_of"]
@@ -61,6 +61,7 @@ class ValueOptions:
     joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
     # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
     recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
+    optimizer: str = "adam"  # "lbfgs" / "lbfgs_capped": one chunk without preservation (tools.edit._value_lbfgs)
 
 
 class ValueHyperParams(Protocol):
@@ -121,33 +122,6 @@ class _Chunk:
     pick_rows: torch.Tensor  # (M + r,) rows whose logits are needed (target tokens, then the KL prompts)
     pick_pos: torch.Tensor  # (M + r,) their positions
     n_tokens: torch.Tensor  # (r * n_tpl,) target tokens per templated prompt
-
-
-@torch.no_grad()
-def answer_ends(lm: ModelAndTokenizer, prompts: Sequence[str], answers: Sequence[str | None]) -> list[int | None]:
-    """The token the model puts after each ``prompt + answer`` when it ends the answer there, else ``None``.
-
-    Used with the old answer: the edited model should close the new answer the way it closed the old one
-    (``"... is named Digna Baltus."``, not ``"Digna Baltusdot"``). A token counts as an ending when it is the
-    end-of-text token or its text starts with something other than a letter or digit (``"."``, ``","``,
-    a newline); a word-continuing token gives ``None``.
-    """
-    out: list[int | None] = [None] * len(prompts)
-    rows = [i for i, a in enumerate(answers) if a]
-    if not rows:
-        return out
-    tok = lm.tokenizer
-    batch = _encode(
-        lm, [prompts[i] + target_text(prompts[i], answers[i] or "") for i in rows], [0] * len(rows), [None] * len(rows)
-    )
-    logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (n, T, V)
-    last = batch.attention_mask.sum(dim=1) - 1  # (n,)
-    best = _at_lookup(logits, last).argmax(dim=-1).tolist()  # (n,)
-    for i, token in zip(rows, best, strict=True):
-        text = tok.decode([token]).lstrip(" ")
-        if token == tok.eos_token_id or (text and not text[0].isalnum()):
-            out[i] = int(token)
-    return out
 
 
 def _chunk(
@@ -352,6 +326,28 @@ def _upper_for(
     )
 
 
+def _picked(
+    model: Any,
+    base: Any,
+    view: _View,
+    upper: Upper | None,
+    delta: torch.Tensor,
+    module_path: str,
+    directions: Mapping[str, tuple[torch.Tensor, float]] | None,
+    low: str | None,
+) -> torch.Tensor:
+    """The final hidden states ``(M + r, d)`` of ``view``'s rows at their picked positions, with ``delta``
+    applied: through the lean blocks above (``upper``, the whole chunk), else the hooked forward."""
+    if upper is not None and view.below is not None:  # block L's output as _EditedBlock gives it, then lean
+        through = None if directions is None else directions[low or module_path]
+        edit = _output_edit(view.chunk, delta, through, view.response)
+        return upper.picked(view.below.residual + edit(view.below.keys, view.below.mlp_output))
+    ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
+    with _edited_forward(model, view.chunk, delta, module_path, directions, view.below, low, view.response):
+        out = base(input_ids=ids, attention_mask=mask)
+    return out.last_hidden_state[view.chunk.pick_rows, view.chunk.pick_pos]
+
+
 def _value_owners(n_req: int, groups: Sequence[int] | None) -> tuple[list[int], list[int]]:
     """Each request's value index and each value's leading request (its first), checked.
 
@@ -447,6 +443,9 @@ def compute_values(
     GPT-2 batch of 100 that forwarded 23% fewer rows and scored lower (README, "Where a MEMIT / AlphaEdit
     batch spends its time"), so it is not the default.
 
+    With ``options.optimizer`` ``"lbfgs"`` or ``"lbfgs_capped"`` (one chunk, no ``preserve`` or ``groups``) the
+    same loss and stop are minimised by L-BFGS (:mod:`tools.edit._value_lbfgs`; fewer evaluations, other edits).
+
     With ``groups`` (one value index per request, ``0..G-1``, each index's first request leading it) requests
     of one group share one ``delta`` (MEMIT's corpus phrasings of a request): ``directions`` are then ``(G, in)``
     and a group is converged when all its requests are.
@@ -469,6 +468,18 @@ def compute_values(
         for lo in range(0, n_req, step)
     ]
     init = outputs_at_subject(lm, module_path, requests)[lead]  # (G, d)
+    if options.optimizer != "adam":
+        if (
+            options.optimizer not in ("lbfgs", "lbfgs_capped")
+            or len(chunks) != 1
+            or preserve is not None
+            or groups is not None
+        ):
+            raise ValueError("compute_values: optimizer must be 'adam', or 'lbfgs' for one chunk, no preserve/groups")
+        from tools.edit._value_lbfgs import fit_lbfgs  # imports this module
+
+        with fused_activations(model) if options.fused_activation else nullcontext():
+            return fit_lbfgs(model, module_path, chunks[0], init, directions, options)
     device = init.device
     owner = torch.tensor(owner_list, device=device)  # (R,) each request's value
     delta = torch.zeros_like(init, requires_grad=True)
@@ -525,17 +536,7 @@ def compute_values(
                 if view.chunk is chunk and c not in uppers:
                     uppers[c] = _upper_for(model, chunk, below[c], low, directions, options)
                 upper = uppers[c] if view.chunk is chunk else None  # a cut view runs the hooked forward
-                if upper is not None and view.below is not None:  # block L's output as _EditedBlock gives it, then lean
-                    through = None if directions is None else directions[low or module_path]
-                    edit = _output_edit(chunk, delta, through, view.response)
-                    picked = upper.picked(view.below.residual + edit(view.below.keys, view.below.mlp_output))
-                else:
-                    ids, mask = view.chunk.batch.input_ids, view.chunk.batch.attention_mask
-                    with _edited_forward(
-                        model, view.chunk, delta, module_path, directions, view.below, low, view.response
-                    ):
-                        out = base(input_ids=ids, attention_mask=mask)
-                    picked = out.last_hidden_state[view.chunk.pick_rows, view.chunk.pick_pos]
+                picked = _picked(model, base, view, upper, delta, module_path, directions, low)
                 rows_run += int(view.chunk.batch.input_ids.shape[0])
                 nll, kl_logp = _chunk_nll(view.chunk, head, picked)
                 if c not in kl_init:  # the first evaluation of a chunk is of all its rows, before any step
