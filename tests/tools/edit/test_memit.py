@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.tools.edit._helpers import known_requests, load_models
+from tests.tools.edit._helpers import known_requests
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
@@ -19,11 +19,6 @@ from tools.errors import EditBatchTooLargeError, InvalidEditError, LayerOutOfRan
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ("gpt2-world", "llama-world")
-
-
-@pytest.fixture(scope="module")
-def models() -> dict[str, HFLanguageModel]:
-    return load_models()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from tests.tools.edit._helpers import known_requests, load_models
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
 from tools.edit import EditRequest, LowRank, WeightDelta, family_of, journal_for
@@ -19,17 +18,6 @@ from tools.errors import EditBatchTooLargeError, InvalidEditError, LayerOutOfRan
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ("gpt2-world", "llama-world")
-
-
-@pytest.fixture(scope="module")
-def models() -> dict[str, HFLanguageModel]:
-    return load_models()
-
-
-@pytest.fixture(scope="module")
-def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, list[EditRequest]]:
-    """Per model, two edits of distinct subjects whose old object the unedited model gives."""
-    return {name: known_requests(bundled_world, lm, 40, 2, by_prompt=True) for name, lm in models.items()}
 
 
 def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> ROMEEditor:

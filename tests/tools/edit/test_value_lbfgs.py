@@ -8,26 +8,14 @@ from typing import Any
 import pytest
 
 import tools.edit._rome as rome_module
-from tests.tools.edit._helpers import known_requests, load_models
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
-from tools.edit import EditRequest
 from tools.edit._rome import ROMEEditor, ROMEHyperParams
 from tools.edit._values import ValueOptions, ValueResult, compute_values
 from tools.errors import InvalidEditError
 from tools.lm._hf import HFLanguageModel
 
 MODELS = ("gpt2-world", "llama-world")
-
-
-@pytest.fixture(scope="module")
-def models() -> dict[str, HFLanguageModel]:
-    return load_models()
-
-
-@pytest.fixture(scope="module")
-def known(bundled_world: Any, models: dict[str, HFLanguageModel]) -> dict[str, list[EditRequest]]:
-    return {name: known_requests(bundled_world, lm, 40, 2, by_prompt=True) for name, lm in models.items()}
 
 
 def _editor(corpus: tuple[str, ...], cache_dir: Path, **hp: Any) -> ROMEEditor:
