@@ -29,14 +29,9 @@ from typing import Any
 import numpy as np
 
 from bench.ask_load import QUESTIONS
-from bench.score_reuse import _Forwards
+from bench.score_reuse import _Forwards, _pcts
 
 MODES = ("ungated", "gated")
-
-
-def _pcts(xs: Sequence[float]) -> dict[str, float]:
-    a = np.array(xs) * 1000
-    return {"p25_ms": round(float(np.percentile(a, 25)), 1), "p50_ms": round(float(np.percentile(a, 50)), 1)}
 
 
 def _same(a: Any, b: Any) -> bool:
