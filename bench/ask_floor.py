@@ -10,6 +10,8 @@ Two floors: ``floor`` generates every prompt of the ask's plan (what an ask sent
 of :meth:`agent.SignalCollector.run` skipped the prompts the policy would not read; comparable with earlier
 runs), ``floor_sent`` only the prompts the ask's generate calls were sent (recorded during the ask; its
 score calls, such as the familiarity rows scored first, are not in it): the stricter one now.
+``floor_calls`` replays every model call the ask made, its ``score`` calls (the familiarity rows) and its
+``generate`` prompts, each once, plus the embedding: the ask's own model work with nothing around it.
 
 ``bench/ask_load.py`` runs it on its prepared home before any server starts (``--floor-rounds``).
 """
@@ -55,6 +57,11 @@ def idle_ask_vs_floor(
         lm = collector.lm
         generate = lm.generate
         sent: list[str] = []
+        scored: list[tuple[list[str], list[str]]] = []
+        scoring: Any = lm  # a model that scores (the familiarity rows are scored first) has ``score``
+        score = getattr(scoring, "score", None)
+        if score is not None:
+            scoring.score = _recording_scores(score, scored)
         for name in ("generate", "generate_traced", "generate_texts"):  # record what the ask generates
             call = getattr(lm, name, None)
             if call is not None:
@@ -65,6 +72,7 @@ def idle_ask_vs_floor(
         gens: list[float] = []
         embeds: list[float] = []
         floors_sent: list[float] = []
+        floors_calls: list[float] = []
         prompts: list[int] = []
         prompts_sent: list[int] = []
         for _ in range(rounds):
@@ -72,10 +80,11 @@ def idle_ask_vs_floor(
                 if memo is not None:
                     memo.clear()
                 sent.clear()
+                scored.clear()
                 t0 = time.perf_counter()
                 agent.ask(question, namespace)
                 asks.append(time.perf_counter() - t0)
-                ran = list(sent)
+                ran, score_calls = list(sent), list(scored)
                 plan = collector.plan([question], [agent.scopes(namespace)])
                 t0 = time.perf_counter()
                 generate(list(plan.prompts), max_new_tokens=collector.max_new_tokens)
@@ -85,6 +94,11 @@ def idle_ask_vs_floor(
                     generate(ran, max_new_tokens=collector.max_new_tokens)
                 gen_sent = time.perf_counter() - t0
                 t0 = time.perf_counter()
+                for rows, continuations in score_calls:
+                    assert score is not None  # recorded only through it
+                    score(rows, continuations)
+                scores = time.perf_counter() - t0
+                t0 = time.perf_counter()
                 if inner is not None:
                     inner.embed([question])
                 emb = time.perf_counter() - t0
@@ -92,11 +106,13 @@ def idle_ask_vs_floor(
                 embeds.append(emb)
                 floors.append(gen + emb)
                 floors_sent.append(gen_sent + emb)
+                floors_calls.append(scores + gen_sent + emb)
                 prompts.append(len(plan.prompts))
                 prompts_sent.append(len(ran))
     finally:
         agent.close()
     ask_p50, floor_p50, sent_p50 = _p50_ms(asks), _p50_ms(floors), _p50_ms(floors_sent)
+    calls_p50 = _p50_ms(floors_calls)
     return {
         "asks": len(asks),
         "prompts_per_ask": round(float(np.mean(prompts)), 2),
@@ -108,6 +124,8 @@ def idle_ask_vs_floor(
         "ask_over_floor": round(ask_p50 / floor_p50, 2) if floor_p50 else None,
         "floor_sent_p50_ms": sent_p50,
         "ask_over_floor_sent": round(ask_p50 / sent_p50, 2) if sent_p50 else None,
+        "floor_calls_p50_ms": calls_p50,
+        "ask_over_floor_calls": round(ask_p50 / calls_p50, 2) if calls_p50 else None,
     }
 
 
@@ -117,5 +135,15 @@ def _recording(call: Callable[..., Any], sent: list[str]) -> Callable[..., Any]:
     def recorded(prompts: Sequence[str], *args: Any, **kwargs: Any) -> Any:
         sent.extend(prompts)
         return call(prompts, *args, **kwargs)
+
+    return recorded
+
+
+def _recording_scores(call: Callable[..., Any], scored: list[tuple[list[str], list[str]]]) -> Callable[..., Any]:
+    """``call`` (a model's ``score``), appending each call's prompts and continuations to ``scored``."""
+
+    def recorded(prompts: Sequence[str], continuations: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+        scored.append((list(prompts), list(continuations)))
+        return call(prompts, continuations, *args, **kwargs)
 
     return recorded

@@ -314,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(generate {floor['generate_p50_ms']} + embed {floor['embed_p50_ms']}) = {floor['ask_over_floor']}x\n"
             f"  vs the floor of the prompts it sent ({floor['prompts_sent_per_ask']} of {floor['prompts_per_ask']} a "
             f"question): {floor['floor_sent_p50_ms']} ms = {floor['ask_over_floor_sent']}x\n"
+            f"  vs its own model calls replayed (score + generate) + embed: {floor['floor_calls_p50_ms']} ms = "
+            f"{floor['ask_over_floor_calls']}x\n"
         )
     return 0
 
