@@ -17,6 +17,8 @@ from tools.lm import Generation, HFLanguageModel, Score
 
 # the default thresholds, and ones that let the model answer often so that familiarity and pmi decide
 LENIENT = PolicyThresholds(model=0.05, familiarity=-6.0, pmi=0.25)
+# ... and with the schema-phrasing step on, open to less familiar subjects than the model's own step
+SCHEMA = replace(PolicyThresholds(), schema_model=0.3, schema_familiarity=-8.0)
 MORE = (  # bench.ask_load's questions the small world's KG does not answer: familiar and unfamiliar subjects
     "Who is the mother of Isaac Newton?",
     "Who is the CEO of Qantas?",
@@ -59,8 +61,8 @@ def _questions(world: World) -> list[str]:
 
 @pytest.mark.parametrize(
     ("per_prompt", "thresholds"),
-    [(True, LENIENT), (False, PolicyThresholds())],
-    ids=["staged-lenient", "batched-default"],
+    [(True, LENIENT), (False, PolicyThresholds()), (True, SCHEMA), (False, SCHEMA)],
+    ids=["staged-lenient", "batched-default", "staged-schema", "batched-schema"],
 )
 def test_routed_asks_decide_as_the_full_signals_do_with_fewer_prompts(
     wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, per_prompt: bool, thresholds: PolicyThresholds
@@ -115,7 +117,7 @@ def _same_answer(a: Answer, b: Answer, *, reason: bool = True) -> bool:
     )
 
 
-@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT], ids=["default", "lenient"])
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, SCHEMA], ids=["default", "lenient", "schema"])
 def test_gated_asks_answer_as_the_full_measurement_with_fewer_prompts(
     wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, thresholds: PolicyThresholds
 ) -> None:
@@ -177,7 +179,7 @@ def _signal_cases() -> list[Signals]:
     return out
 
 
-@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, PolicyThresholds(model=0.1, memory=0.45)])
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, PolicyThresholds(model=0.1, memory=0.45), SCHEMA])
 def test_what_the_gates_skip_is_what_decide_never_reads(thresholds: PolicyThresholds) -> None:
     """``vetoes_model`` and ``reads_rag`` are exact: removing the signals they let the collector skip leaves
     the whole decision (action, text, confidence, citations, reason) as it was."""
