@@ -164,8 +164,9 @@ def _fit_schema_route(
     opened = _outcomes(signals, golds, replace(t, schema_model=0.0, schema_familiarity=-1e9), grade, abstains)
     o = np.flatnonzero((base == 0) & (opened != 0))  # the questions step 4 may change
     answerable = np.array([bool(g) for g in golds])
-    conf = np.array([signals[i].schema_confidence for i in o])
-    fam = np.array([0.0 if signals[i].familiarity is None else signals[i].familiarity for i in o])
+    picked = [signals[int(i)] for i in o]
+    conf = np.array([s.schema_confidence for s in picked])
+    fam = np.array([0.0 if s.familiarity is None else s.familiarity for s in picked])
     combos = np.array(list(itertools.product(SCHEMA_GRID["schema_model"], SCHEMA_GRID["schema_familiarity"])))
     takes = (conf[:, None] >= combos[None, :, 0]) & (fam[:, None] >= combos[None, :, 1])  # (open, S)
     rows = np.stack([opened[o] == -1, ~answerable[o], answerable[o]]).astype(np.float32)
