@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -158,24 +159,26 @@ def _signal_cases() -> list[Signals]:
         return Evidence(text="Lyon is where Acme is based.", score=score, origin="memory", citation=cited)
 
     out = []
-    for familiarity in (-9.0, -5.0, -1.0, None):
-        for top in (0.2, 0.44, 0.46, 0.9):
-            for supported in (False, True):
-                out.append(
-                    Signals(
-                        "Where is Acme based?",
-                        subject="Acme",
-                        memory=(passage(top),),
-                        rag=_view("Lyon", 0.8),
-                        rag_supported=supported,
-                        model=_view("Paris", 0.9),
-                        paraphrases=(_view("Paris", 0.9), _view("Rome", 0.5)),
-                        agreement=0.5,
-                        prior=_view("Paris", 0.3),
-                        familiarity=familiarity,
-                        pmi=0.1,
-                    )
-                )
+    # the paraphrases split (agreement 0.5), or both overrule the model's answer (a schema answer, "Rome")
+    splits = ((_view("Paris", 0.9), _view("Rome", 0.5)), (_view("Rome", 0.9), _view("Rome", 0.8)))
+    for familiarity, top, supported, paras in itertools.product(
+        (-9.0, -5.0, -1.0, None), (0.2, 0.44, 0.46, 0.9), (False, True), splits
+    ):
+        out.append(
+            Signals(
+                "Where is Acme based?",
+                subject="Acme",
+                memory=(passage(top),),
+                rag=_view("Lyon", 0.8),
+                rag_supported=supported,
+                model=_view("Paris", 0.9),
+                paraphrases=paras,
+                agreement=sum(p.text == "Paris" for p in paras) / 2,
+                prior=_view("Paris", 0.3),
+                familiarity=familiarity,
+                pmi=0.1,
+            )
+        )
     return out
 
 
@@ -199,3 +202,9 @@ def test_what_the_gates_skip_is_what_decide_never_reads(thresholds: PolicyThresh
         else:
             needed_rag += decide(bare_rag, thresholds) != d
     assert vetoes and reads and needed_model and needed_rag
+
+
+def test_the_signal_cases_exercise_the_schema_step() -> None:
+    """The cases above include schema answers the step gives (so the gates are checked where it acts)."""
+    chosen = [decide(s, SCHEMA) for s in _signal_cases()]
+    assert any(d.reason.startswith("schema phrasings") and d.text == "Rome" for d in chosen)
