@@ -81,6 +81,40 @@ class Signals:
         return self.model is not None and self.prior is not None and answers_agree(self.model.text, self.prior.text)
 
     @property
+    def schema_view(self) -> ModelView | None:
+        """The model's answer in the schema's own phrasings where it overrules the answer to the user's words.
+
+        At least two paraphrases (the relation's templates: phrasings the model was trained on) were asked,
+        all of them answer alike, and the answer to the question's own words differs: then the first
+        paraphrase's answer (a cloze template's, when the relation has one), else ``None``. On held-out
+        phrasings the model often answers wrong where its training phrasings answer right (issue 17); the
+        policy may take this answer when :attr:`schema_confidence` clears its own threshold.
+        """
+        from agent._signals import answers_agree
+
+        paras = self.paraphrases
+        if self.model is None or len(paras) < 2 or not paras[0].text:
+            return None
+        if not all(answers_agree(paras[0].text, p.text) for p in paras[1:]):
+            return None
+        return None if answers_agree(paras[0].text, self.model.text) else paras[0]
+
+    @property
+    def schema_confidence(self) -> float:
+        """The first-token probability of :attr:`schema_view` (0 without one, or without first-token
+        probabilities: paraphrases answered as text alone say nothing), discounted as
+        :attr:`model_confidence` is when the model says the same about a content-free subject."""
+        from agent._signals import answers_agree
+
+        view = self.schema_view
+        if view is None or "first_token_prob" in self.unavailable:
+            return 0.0
+        conf = view.prob
+        if self.prior is not None and answers_agree(view.text, self.prior.text):
+            conf *= 1.0 - self.prior.prob
+        return conf
+
+    @property
     def model_confidence(self) -> float:
         """First-token probability, times paraphrase agreement when measured, discounted by the prior's
         probability when the model says the same about a content-free subject.

@@ -40,6 +40,11 @@ GRID = {
     # share of the paraphrases agreeing (steps of 1/6 and 1/2 just below: 6 or 2 paraphrases asked)
     "agreement": (0.0, 0.33, 0.49, 0.66, 0.83, 0.99),
 }
+# the schema-phrasing step (``calibrate(schema_route=True)``): its confidence and familiarity thresholds
+SCHEMA_GRID = {
+    "schema_model": (*np.round(np.arange(0.5, 1.0001, 0.02), 2), 1.01),
+    "schema_familiarity": GRID["familiarity"],
+}
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,45 @@ def _unused_by_backend(signals: Sequence[Signals]) -> dict[str, tuple[float, ...
     return pinned
 
 
+def _fit_schema_route(
+    signals: Sequence[Signals],
+    golds: Sequence[Sequence[str]],
+    t: PolicyThresholds,
+    grade: Callable[[str, Sequence[str]], bool],
+    abstains: Callable[[str], bool],
+    *,
+    target: float,
+    budget: int,
+) -> PolicyThresholds:
+    """``t`` with step 4's thresholds (``schema_model``, ``schema_familiarity``) fitted on the questions ``t``
+    leaves open: the setting covering the most answerable questions with at most ``target`` hallucination
+    overall and ``budget`` unanswerable questions answered (ties: fewer wrong, then stricter); ``t``
+    unchanged (step 4 off) when none covers more than ``t`` alone.
+
+    Step 4 acts only where steps 1-3 abstain, so each question's outcome with it fully open (``schema_model``
+    0, no familiarity floor) is its outcome whenever a setting lets its schema answer through."""
+    base = _outcomes(signals, golds, t, grade, abstains)
+    opened = _outcomes(signals, golds, replace(t, schema_model=0.0, schema_familiarity=-1e9), grade, abstains)
+    o = np.flatnonzero((base == 0) & (opened != 0))  # the questions step 4 may change
+    answerable = np.array([bool(g) for g in golds])
+    picked = [signals[int(i)] for i in o]
+    conf = np.array([s.schema_confidence for s in picked])
+    fam = np.array([0.0 if s.familiarity is None else s.familiarity for s in picked])
+    combos = np.array(list(itertools.product(SCHEMA_GRID["schema_model"], SCHEMA_GRID["schema_familiarity"])))
+    takes = (conf[:, None] >= combos[None, :, 0]) & (fam[:, None] >= combos[None, :, 1])  # (open, S)
+    rows = np.stack([opened[o] == -1, ~answerable[o], answerable[o]]).astype(np.float32)
+    counts = np.rint(rows @ takes.astype(np.float32)).astype(np.int64)  # (3, S)
+    wrong = int((base == -1).sum()) + counts[0]
+    unanswered = int(((base != 0) & ~answerable).sum()) + counts[1]
+    feasible = (wrong / len(signals) <= target) & (unanswered <= budget) & (counts[2] > 0)
+    if not feasible.any():
+        return t
+    order = np.lexsort((combos[:, 1], combos[:, 0], -wrong, counts[2]))  # last key first; best is last
+    j = int(order[feasible[order]][-1])
+    logger.info("schema phrasings: %d more answered, %d more wrong", counts[2][j], counts[0][j])
+    return replace(t, schema_model=float(combos[j, 0]), schema_familiarity=float(combos[j, 1]))
+
+
 def calibrate(
     signals: Sequence[Signals],
     golds: Sequence[Sequence[str]],
@@ -148,6 +192,7 @@ def calibrate(
     grid: Mapping[str, Sequence[float | bool]] | None = None,
     abstains: Callable[[str], bool] = _empty,
     confidence: float | None = None,
+    schema_route: bool = False,
 ) -> Calibration:
     """Fit thresholds on graded questions (``golds[i]`` empty = unanswerable: any answer is incorrect).
 
@@ -170,6 +215,11 @@ def calibrate(
     grader's abstention rule: an answer whose text it calls an abstention ("I don't know", "unknown") counts
     as abstained, as the audit and agent-bench grade it (pass ``eval.audit.is_abstention``; the default
     counts only empty text, so that ``agent`` needs nothing from ``eval``).
+
+    With ``schema_route`` the policy's step 4 (the answer in the schema's phrasings where they overrule the
+    question's, :attr:`Signals.schema_view`) is fitted after the rest (:func:`_fit_schema_route`), on the
+    questions the chosen setting leaves open, under the same target and budget; it stays off (1.01) unless
+    some setting of it covers more.
 
     Raises:
         InvalidInputError: no questions, mismatched lengths, a rate outside [0, 1] or a confidence outside
@@ -260,6 +310,8 @@ def calibrate(
     chosen = best or fallback
     assert chosen is not None
     t = chosen[1]
+    if schema_route and best is not None:
+        t = _fit_schema_route(signals, golds, t, grade, abstains, target=target, budget=budget)
     res = _outcomes(signals, golds, t, grade, abstains)
     if best is None:
         logger.warning("no threshold setting reaches %.3f hallucination on these questions", target)

@@ -15,7 +15,13 @@ In order, the first source that clears its threshold answers:
    often wrong and then unsupported) retrieval answers from it; the model's old fact would. The policy
    abstains then, citing the passage: it does not answer from the passage, because reading its object is
    what the interpreter and the RAG answer already failed to do.
-4. ``abstain``, saying which source fell short and by how much.
+4. ``parametric`` from the schema's phrasings (off unless ``schema_model`` <= 1): when the model's answer
+   to the user's words did not clear step 3, the paraphrases asked (at least two, the relation's own
+   templates, which the model was trained on) all give another answer (:attr:`Signals.schema_view`), its
+   first-token probability (prior-discounted) >= ``schema_model``, the subject's familiarity >=
+   ``schema_familiarity``, and memory and told passages do not say otherwise (as in step 3). No prompt is
+   added: the paraphrases were asked for step 3's agreement.
+5. ``abstain``, saying which source fell short and by how much.
 
 A backend without logprobs (``"first_token_prob" in s.unavailable``) still routes: KG and memory as above
 (the RAG answer's probability counts as 1, so support in the passages decides), and the model's confidence
@@ -51,6 +57,14 @@ class PolicyThresholds:
     # ... and only when at least this share of its answers to other phrasings agree (a question without
     # paraphrases, e.g. a relation with no other template, passes: the gate is off there)
     agreement: float = 0.0
+    # step 4, the answer in the schema's phrasings where they all overrule the question's (1.01: off) ...
+    schema_model: float = 1.01
+    schema_familiarity: float = 0.0  # ... for subjects whose name scores at least this
+
+    @property
+    def schema_route(self) -> bool:
+        """Step 4 (the answer in the schema's phrasings) is on."""
+        return self.schema_model <= 1.0
 
     def as_dict(self) -> dict[str, float | bool]:
         return asdict(self)
@@ -64,7 +78,9 @@ class PolicyThresholds:
         model's closed-book signals (its answer, paraphrases, prior, pmi), neither for the action nor for
         the reason (an abstention names the unfamiliar subject before anything the model said), so they
         need not be measured. ``False`` while familiarity is unmeasured."""
-        return s.familiarity is not None and s.familiarity < self.familiarity
+        if s.familiarity is None or s.familiarity >= self.familiarity:
+            return False
+        return not self.schema_route or s.familiarity < self.schema_familiarity
 
     def reads_rag(self, s: Signals) -> bool:
         """:func:`decide` reads the RAG answer of ``s``: only when memory's best passage clears ``memory``
@@ -78,14 +94,15 @@ class PolicyThresholds:
         The signals measured after the model's answer (paraphrase agreement, the prior, familiarity, pmi)
         only lower its confidence or veto it, so reading ``s`` optimistically (agreement 1 when paraphrases
         are still to be asked, as :class:`~agent.SignalCollector` fills it in; no prior, familiarity or pmi
-        yet) bounds the final decision: when this is ``False`` the action and answer are final.
+        yet) bounds the final decision: when this is ``False`` the action and answer are final. With step 4
+        on, the schema's phrasings may answer while the subject's familiarity allows it (their answers, some
+        maybe not asked yet, are not read here).
         """
-        return (
-            not _kg_hits(s, self)
-            and not _retrieval_answers(s, self)
-            and _model_passes(s, self)
-            and _told_against(s, self) is None
-        )
+        if _kg_hits(s, self) or _retrieval_answers(s, self):
+            return False
+        if _model_passes(s, self) and _told_against(s, self) is None:
+            return True
+        return self.schema_route and (s.familiarity is None or s.familiarity >= self.schema_familiarity)
 
 
 @dataclass(frozen=True)
@@ -125,14 +142,38 @@ def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
     return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar and consistent
 
 
-def _told_against(s: Signals, t: PolicyThresholds) -> Evidence | None:
+def _told_against(s: Signals, t: PolicyThresholds, answer: str | None = None) -> Evidence | None:
     """The newest passage a user told about the question's (subject, relation), above ``memory``, when it
-    does not name the model's answer (``None`` when there is none, or it names it)."""
+    does not name ``answer`` (default: the model's answer; ``None`` when there is none, or it names it)."""
     told = [e for e in s.told if e.score >= t.memory]
-    if not told or s.model is None or not s.model.text:
+    if answer is None:
+        answer = s.model.text if s.model is not None else ""
+    if not told or not answer:
         return None
     newest = max(told, key=lambda e: (e.recorded_at or _NEVER, e.score))
-    return None if _names_besides(newest.text, s.model.text, s.subject) else newest
+    return None if _names_besides(newest.text, answer, s.subject) else newest
+
+
+def _schema_answer(s: Signals, t: PolicyThresholds) -> Decision | None:
+    """Step 4 of :func:`decide`: the answer in the schema's phrasings, an abstention when memory or a told
+    passage says otherwise, or ``None`` when the step does not apply."""
+    view = s.schema_view if t.schema_route else None
+    if view is None or s.schema_confidence < t.schema_model:
+        return None
+    if s.familiarity is not None and s.familiarity < t.schema_familiarity:
+        return None
+    rag = s.rag
+    if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, view.text):
+        return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
+    text = view.text.strip().removesuffix(".").strip()
+    told = _told_against(s, t, text)
+    if told is not None:
+        why = f"{told.citation.who} told about {s.subject}'s {s.relation} in words not naming {text!r}"
+        return Decision("abstain", "", 0.0, (told,), why)
+    asked = s.model.text if s.model is not None else ""
+    n = len(s.paraphrases)
+    why = f"schema phrasings p={s.schema_confidence:.2f}, all {n} agree; the question's words gave {asked!r}"
+    return Decision("parametric", text, s.schema_confidence, (), why)
 
 
 def _names_besides(passage: str, answer: str, subject: str | None) -> bool:
@@ -167,6 +208,9 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
         agree = "" if s.agreement is None else f", agreement {s.agreement:.2f}"
         why = f"model p={model.prob:.2f}{agree}" if "first_token_prob" not in s.unavailable else _NO_PROBS + agree
         return Decision("parametric", model.text, confidence, (), why)
+    schema = _schema_answer(s, t)
+    if schema is not None:
+        return schema
     return Decision("abstain", "", 0.0, (), _why_not(s, t))
 
 

@@ -121,6 +121,10 @@ class PolicySettings(_Section):
     # other phrasings of an open question asked (its agreement's denominator); ``factagent calibrate``
     # measures with --paraphrases (6) and writes it here with the thresholds it fitted on them
     paraphrases: int = Field(default=2, ge=0, le=12)
+    # the answer in the schema's phrasings where they all overrule the question's (1.01: off; ``factagent
+    # calibrate --schema-phrasing`` fits both), for subjects at least this familiar
+    schema_model: float = Field(default=1.01, ge=0, le=1.01)
+    schema_familiarity: float = Field(default=0.0, le=0)
     target_hallucination: float = Field(default=0.02, ge=0, le=1)
     calibrated_on: str = ""  # what the thresholds were fitted on (empty: the defaults)
 

@@ -71,6 +71,12 @@ def _unanswerable_args(parser: Any) -> None:
         help=f"calibration: other phrasings asked per question, whose agreement is fitted as a threshold "
         f"(default {CALIBRATE_PARAPHRASES}; saved with the thresholds)",
     )
+    parser.add_argument(
+        "--schema-phrasing",
+        action="store_true",
+        help="calibration: also fit the policy's schema-phrasing step (answer in the relation's own templates "
+        "where all the paraphrases overrule the answer to the question's words; off by default)",
+    )
 
 
 def check_unanswerable_args(args: argparse.Namespace) -> None:
@@ -154,13 +160,15 @@ def calibrate_agent(
     max_unanswerable: float = 0.02,
     confidence: float | None = None,
     paraphrases: int = CALIBRATE_PARAPHRASES,
+    schema_route: bool = False,
 ) -> Any:
     """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them.
 
     Graded as the audit and agent-bench grade: normalised exact match, and :func:`eval.audit.is_abstention`
     decides what is an abstention (one grader, one abstention rule for calibration and both benchmarks).
     The agent asks ``paraphrases`` other phrasings of each question from here on (their agreement is one
-    of the fitted thresholds, so the number is saved with them as ``[policy] paraphrases``).
+    of the fitted thresholds, so the number is saved with them as ``[policy] paraphrases``). With
+    ``schema_route`` the policy's schema-phrasing step is fitted too (off otherwise: ``schema_model`` 1.01).
     """
     from tqdm import tqdm
 
@@ -187,6 +195,7 @@ def calibrate_agent(
         max_unanswerable=max_unanswerable,
         confidence=confidence,
         abstains=is_abstention,
+        schema_route=schema_route,
     )
     t = result.thresholds
     settings = home.settings
@@ -234,6 +243,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             max_unanswerable=args.max_unanswerable,
             confidence=args.unanswerable_confidence or None,
             paraphrases=args.paraphrases,
+            schema_route=args.schema_phrasing,
         )
     finally:
         agent.close()
@@ -284,6 +294,7 @@ def run_bench(args: argparse.Namespace) -> int:
                     max_unanswerable=args.max_unanswerable,
                     confidence=args.unanswerable_confidence or None,
                     paraphrases=args.paraphrases,
+                    schema_route=args.schema_phrasing,
                 )
             result = run_agent_bench(
                 world,

@@ -193,4 +193,6 @@ def policy_thresholds(home: Home) -> PolicyThresholds:
         familiarity=p.familiarity,
         pmi=p.pmi,
         agreement=p.agreement,
+        schema_model=p.schema_model,
+        schema_familiarity=p.schema_familiarity,
     )

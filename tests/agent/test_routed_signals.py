@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,6 +18,8 @@ from tools.lm import Generation, HFLanguageModel, Score
 
 # the default thresholds, and ones that let the model answer often so that familiarity and pmi decide
 LENIENT = PolicyThresholds(model=0.05, familiarity=-6.0, pmi=0.25)
+# ... and with the schema-phrasing step on, open to less familiar subjects than the model's own step
+SCHEMA = replace(PolicyThresholds(), schema_model=0.3, schema_familiarity=-8.0)
 MORE = (  # bench.ask_load's questions the small world's KG does not answer: familiar and unfamiliar subjects
     "Who is the mother of Isaac Newton?",
     "Who is the CEO of Qantas?",
@@ -59,8 +62,8 @@ def _questions(world: World) -> list[str]:
 
 @pytest.mark.parametrize(
     ("per_prompt", "thresholds"),
-    [(True, LENIENT), (False, PolicyThresholds())],
-    ids=["staged-lenient", "batched-default"],
+    [(True, LENIENT), (False, PolicyThresholds()), (True, SCHEMA), (False, SCHEMA)],
+    ids=["staged-lenient", "batched-default", "staged-schema", "batched-schema"],
 )
 def test_routed_asks_decide_as_the_full_signals_do_with_fewer_prompts(
     wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, per_prompt: bool, thresholds: PolicyThresholds
@@ -115,7 +118,7 @@ def _same_answer(a: Answer, b: Answer, *, reason: bool = True) -> bool:
     )
 
 
-@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT], ids=["default", "lenient"])
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, SCHEMA], ids=["default", "lenient", "schema"])
 def test_gated_asks_answer_as_the_full_measurement_with_fewer_prompts(
     wm: WorkingMemory, gpt2: HFLanguageModel, small_world: World, thresholds: PolicyThresholds
 ) -> None:
@@ -156,28 +159,30 @@ def _signal_cases() -> list[Signals]:
         return Evidence(text="Lyon is where Acme is based.", score=score, origin="memory", citation=cited)
 
     out = []
-    for familiarity in (-9.0, -5.0, -1.0, None):
-        for top in (0.2, 0.44, 0.46, 0.9):
-            for supported in (False, True):
-                out.append(
-                    Signals(
-                        "Where is Acme based?",
-                        subject="Acme",
-                        memory=(passage(top),),
-                        rag=_view("Lyon", 0.8),
-                        rag_supported=supported,
-                        model=_view("Paris", 0.9),
-                        paraphrases=(_view("Paris", 0.9), _view("Rome", 0.5)),
-                        agreement=0.5,
-                        prior=_view("Paris", 0.3),
-                        familiarity=familiarity,
-                        pmi=0.1,
-                    )
-                )
+    # the paraphrases split (agreement 0.5), or both overrule the model's answer (a schema answer, "Rome")
+    splits = ((_view("Paris", 0.9), _view("Rome", 0.5)), (_view("Rome", 0.9), _view("Rome", 0.8)))
+    for familiarity, top, supported, paras in itertools.product(
+        (-9.0, -5.0, -1.0, None), (0.2, 0.44, 0.46, 0.9), (False, True), splits
+    ):
+        out.append(
+            Signals(
+                "Where is Acme based?",
+                subject="Acme",
+                memory=(passage(top),),
+                rag=_view("Lyon", 0.8),
+                rag_supported=supported,
+                model=_view("Paris", 0.9),
+                paraphrases=paras,
+                agreement=sum(p.text == "Paris" for p in paras) / 2,
+                prior=_view("Paris", 0.3),
+                familiarity=familiarity,
+                pmi=0.1,
+            )
+        )
     return out
 
 
-@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, PolicyThresholds(model=0.1, memory=0.45)])
+@pytest.mark.parametrize("thresholds", [PolicyThresholds(), LENIENT, PolicyThresholds(model=0.1, memory=0.45), SCHEMA])
 def test_what_the_gates_skip_is_what_decide_never_reads(thresholds: PolicyThresholds) -> None:
     """``vetoes_model`` and ``reads_rag`` are exact: removing the signals they let the collector skip leaves
     the whole decision (action, text, confidence, citations, reason) as it was."""
@@ -197,3 +202,9 @@ def test_what_the_gates_skip_is_what_decide_never_reads(thresholds: PolicyThresh
         else:
             needed_rag += decide(bare_rag, thresholds) != d
     assert vetoes and reads and needed_model and needed_rag
+
+
+def test_the_signal_cases_exercise_the_schema_step() -> None:
+    """The cases above include schema answers the step gives (so the gates are checked where it acts)."""
+    chosen = [decide(s, SCHEMA) for s in _signal_cases()]
+    assert any(d.reason.startswith("schema phrasings") and d.text == "Rome" for d in chosen)
