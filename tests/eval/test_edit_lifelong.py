@@ -72,6 +72,25 @@ def test_t_above_the_pool_is_refused_before_any_edit(bundled_world: World) -> No
     assert isinstance(info.value, EditError) and not edits and _digest(MODEL) == before
 
 
+def test_t_above_the_pool_leaves_the_loaded_model_and_journal_untouched(
+    bundled_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tools.edit
+    from eval.editing._datasets import world_edit_cases
+    from tests.tools.edit._helpers import same, state
+    from tools.edit import journal_for
+    from tools.lm._hf import HFLanguageModel
+
+    lm = HFLanguageModel.load(MODEL, device="cpu")
+    cases = world_edit_cases(bundled_world, lm.prompt_format)[:3]
+    before = state(lm)
+    monkeypatch.setattr(tools.edit, "load_edited", lambda *_a, **_k: lm)  # the runner edits this very model
+    for method in ("wise", "rome"):
+        with pytest.raises(NotEnoughEditsError, match="T=4"):
+            run_edit_bench(MODEL, method, [4], 4, cases, select="all", device="cpu", strict_t=True)
+    assert same(before, state(lm)) and not journal_for(lm.model).entries
+
+
 def test_a_subject_missing_from_its_prompt_is_refused(bundled_world: World) -> None:
     import dataclasses
 

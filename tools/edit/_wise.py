@@ -81,6 +81,19 @@ installed adapter):
   At T = 100 (the defaults: two shards of 50) the neighbours outscore the edits themselves (medians 71.9 vs
   57.1; effective rank 56.8), the threshold is 115.5 and no edit routes: 0.00 / 0.00 / 0.96 (0.34 / 0.27 /
   0.98), against 0.15 / 0.15 / 0.15 for the TIES defaults without calibration (``edit-table`` on the H200).
+- Router margins per layer (issue 18, third session; ``bench/wise_diag.py gpt2 20 layers=[L]``, the defaults
+  otherwise: ``merge="sum"``, one shard at T = 20, no calibration; score quantiles 5/50/95 % of the edit prompts |
+  the neighbourhood prompts' highest position | corpus positions; threshold; share of neighbourhood prompts and
+  corpus positions routed; greedy rel / gen / loc, teacher-forced in brackets):
+  layer 0: 349 / 454 / 473 | 110 / 155 / 449 | 9 / 74 / 171; 118.0; 89 % and 24 %; 0.20 / 0.17 / 0.00
+  (0.48 / 0.43 / 0.18). Layer 1 (the default): 56 / 75 / 87 | 28 / 40 / 67 | 3 / 19 / 45; 29.8; 86 % and 21 %;
+  0.70 / 0.63 / 0.34 (0.95 / 0.86 / 0.73). Layer 2: 127 / 163 / 185 | 59 / 88 / 139 | 18 / 47 / 93; 65.2; 87 % and
+  24 %; 0.45 / 0.40 / 0.17 (0.85 / 0.72 / 0.48). Layer 3 (the last): the value fit never moves (``dv_norm`` 0.0
+  after all 150 steps: the change is made at the subject's last position and no attention layer after it carries
+  it to the answer), so the memory stays zero and nothing routes: 0.00 / 0.00 / 1.00 (0.45 / 0.41 / 1.00). The
+  median edit stands 1.9-2.9 times above the median neighbour at every layer, but the top 5 % of neighbours
+  outscore the bottom 5 % of edits at every layer (449 vs 349, 67 vs 56, 139 vs 127), and the threshold rule puts
+  the threshold below the median neighbour, so no layer choice separates them; layer 1 is the best of the four.
 - Conclusion: the two measured causes (merge interference, a threshold inside the neighbours' tail) are fixed within
   the method: ``merge="sum"`` is the default; ``calibrate`` is an option (``calibrate=0.5`` for the figures above),
   off by default because it may give up an edit whose own prompt scores like other names' (on the tiny random models
