@@ -92,11 +92,12 @@ def test_new_rows_are_the_mean_of_the_byte_token_rows(tokenizers: tuple[Any, Any
         num_attention_heads=2,
         tie_word_embeddings=tied,
     )
-    model = LlamaForCausalLM(config)
+    model: Any = LlamaForCausalLM(config)
     before_in = model.get_input_embeddings().weight.detach().clone()
     before_out = model.get_output_embeddings().weight.detach().clone()
     assert extend_embeddings(model, source, grown) == len(source) + 3 == model.config.vocab_size
-    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    emb: torch.Tensor = model.get_input_embeddings().weight
+    head: torch.Tensor = model.get_output_embeddings().weight
     assert torch.equal(emb[: len(source)], before_in) and torch.equal(head[: len(source)], before_out)
     for ch in ["法", "国", "，"]:
         new_id = grown.convert_tokens_to_ids(ch)
