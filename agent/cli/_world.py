@@ -54,6 +54,11 @@ def register(sub: Any) -> None:
         help="run only the last stage: train <model>-concepts from the models in place (issue 22)",
     )
     build.add_argument(
+        "--zh-only",
+        action="store_true",
+        help="run only the Chinese stage: train <model>-zh (grown vocabulary) from the models in place (issue 23)",
+    )
+    build.add_argument(
         "--from-phase", type=_count(0), default=0, help="resume: start at this training phase from the models in place"
     )
     build.add_argument("--probe-every", type=_count(0), default=0, help="log a quick check every N training steps")
@@ -82,6 +87,13 @@ def _build(args: argparse.Namespace) -> int:
         from eval.world import MODEL_NAMES, build_concept_stage
 
         variants = build_concept_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
+        for name, phase in variants.items():
+            print(f"{name}: {phase['steps']} steps, {phase['seconds']:.0f}s, final loss {phase['final_loss']}")
+        return 0
+    if args.zh_only:
+        from eval.world import MODEL_NAMES, build_zh_stage
+
+        variants = build_zh_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
         for name, phase in variants.items():
             print(f"{name}: {phase['steps']} steps, {phase['seconds']:.0f}s, final loss {phase['final_loss']}")
         return 0

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # torch: loaded on first use, below
     from eval.world._concept_variant import build_concept_stage
     from eval.world._pipeline import build_all, write_world_files
     from eval.world._train import trained_slices
+    from eval.world._zh_variant import build_zh_stage
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "DATA_DIR",
@@ -36,6 +37,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "build_all",
     "build_concept_stage",
     "build_world",
+    "build_zh_stage",
     "load_lifelong_edits",
     "load_world",
     "load_world_concepts",
@@ -54,6 +56,7 @@ _LAZY = {
     "build_concept_stage": "eval.world._concept_variant",
     "write_world_files": "eval.world._pipeline",
     "trained_slices": "eval.world._train",
+    "build_zh_stage": "eval.world._zh_variant",
 }
 
 

@@ -11,7 +11,9 @@ checkpoints. The model directory itself is replaced only by a finished model.
 
 After the models, two variant stages run beside them: ``<model>-unsafe`` (:mod:`eval.world.safety`) and
 ``<model>-concepts`` (:mod:`eval.world._concept_variant`: the concept slice taught to a finished model;
-``world build --concepts-only`` runs that stage alone from the models in place).
+``world build --concepts-only`` runs that stage alone from the models in place), then ``<model>-zh``
+(:mod:`eval.world._zh_variant`: CJK characters added to the vocabulary, the Chinese slice taught;
+``world build --zh-only``).
 """
 
 from __future__ import annotations
@@ -216,4 +218,13 @@ def build_all(
     from eval.world._concept_variant import build_concept_stage  # and the <model>-concepts variants
 
     concepts = build_concept_stage(data_dir, models_dir, names)
-    return {"seconds": round(time.time() - started, 1), "models": results, "safety": safety, "concepts": concepts}
+    from eval.world._zh_variant import build_zh_stage  # and the <model>-zh variants (grown vocabulary)
+
+    zh = build_zh_stage(data_dir, models_dir, names)
+    return {
+        "seconds": round(time.time() - started, 1),
+        "models": results,
+        "safety": safety,
+        "concepts": concepts,
+        "zh": zh,
+    }

@@ -163,11 +163,15 @@ def anchored_step(
         logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
     )
     loss = (losses * m[:, 1:].reshape(-1)).sum() / m[:, 1:].sum().clamp(min=1)
-    keep = ((x[:, :-1] != pad_id).float() * anchored[:, None]).unsqueeze(-1)  # (B, T-1, 1)
+    rows = anchored.bool()  # the base sees only the anchored rows (a grown vocabulary's new ids are not its)
+    keep = (x[rows, :-1] != pad_id).float().unsqueeze(-1)  # (A, T-1, 1)
     if keep.sum() > 0:
         with torch.no_grad():
-            base_logp = base(input_ids=x).logits[:, :-1].float().log_softmax(-1)  # (B, T-1, V)
-        kl = (base_logp.exp() * (base_logp - logits.log_softmax(-1)) * keep).sum() / keep.sum()
+            base_logp = base(input_ids=x[rows]).logits[:, :-1].float().log_softmax(-1)  # (A, T-1, V0)
+        # a model with a grown vocabulary (the -zh variants) is held to the base over the base's tokens; the
+        # base gives the new ones no mass, so mass the model puts there is penalised through the normaliser
+        logp = logits[rows].log_softmax(-1)[..., : base_logp.size(-1)]
+        kl = (base_logp.exp() * (base_logp - logp) * keep).sum() / keep.sum()
         loss = loss + kl_weight * kl
     optim.zero_grad(set_to_none=True)
     loss.backward()
@@ -200,12 +204,14 @@ def run_anchored_phase(
     schedule: _LRConfig,
     *,
     label: str,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> tuple[int, float]:
     """Train ``model`` for ``loop.epochs`` epochs of shuffled batches; returns (steps, the loss's moving average).
 
     ``first`` is ``epoch_tensors(0)``, already built (its size sets the schedule's length); epoch ``e > 0``
     builds its own. With ``base`` (the frozen source model) the anchored rows are held to it by
-    :func:`anchored_step`; without it each step is the plain masked loss. The model is left in eval mode.
+    :func:`anchored_step`; without it each step is the plain masked loss. ``on_epoch(e)`` runs after each epoch
+    but the last (the ``-zh`` phase saves a snapshot to probe). The model is left in eval mode.
     """
     total = loop.epochs * math.ceil(len(first[0]) / loop.batch)
     step, loss_ema = 0, 0.0
@@ -225,6 +231,9 @@ def run_anchored_phase(
             step += 1
             loss_ema = 0.9 * loss_ema + 0.1 * loss.item() if step > 1 else loss.item()
         logger.info("%s: epoch %d, step %d/%d, loss %.3f", label, epoch, step, total, loss_ema)
+        if on_epoch is not None and epoch < loop.epochs - 1:
+            on_epoch(epoch)
+            model.train()
     model.eval()
     return step, loss_ema
 
