@@ -131,7 +131,10 @@ class SliceExamples:
     def _other_answer(self, rng: random.Random, fact: SliceFact) -> str:
         if fact.category == "instance_of":
             return "no" if fact.answer == "yes" else "yes"
-        while (other := rng.choice(self.answers[fact.category])) == fact.answer:
+        answers = self.answers[fact.category]
+        if all(a == fact.answer for a in answers):  # nothing else to state: the fact's own answer (no draw)
+            return fact.answer
+        while (other := rng.choice(answers)) == fact.answer:  # rejection, so the seeded streams stay as built
             pass
         return other
 

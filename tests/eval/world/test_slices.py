@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,15 @@ def test_a_world_without_slice_files_loads_with_empty_slices(tmp_path: Path, bun
     assert not (tmp_path / "slice_facts.jsonl").exists()
     loaded = load_world(tmp_path)
     assert loaded.slice_facts == () and loaded.facts == bundled_world.facts
+
+
+@pytest.mark.timeout(60)
+def test_a_category_with_one_answer_yields_reading_examples(bundled_world: World) -> None:
+    """A category whose facts all share one answer has no other answer to state: the reading examples use the
+    fact's own (the draw of another answer used to loop forever)."""
+    fact = next(f for f in bundled_world.slice_facts if f.category != "instance_of")
+    others = [f for f in bundled_world.slice_facts if f.category != fact.category]
+    world = replace(bundled_world, slice_facts=(fact, *others))
+    examples = SliceExamples(world)
+    assert examples.answers[fact.category] == [fact.answer]
+    assert examples._other_answer(random.Random(0), fact) == fact.answer
