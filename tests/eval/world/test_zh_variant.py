@@ -166,6 +166,41 @@ def test_the_stage_trains_a_variant_and_resumes(tmp_path: Path, tiny_model_dir: 
     assert other["steps"] < phase["steps"]
 
 
+def test_a_root_anchored_phase_is_held_to_the_chain_s_english_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path, bundled_world: World
+) -> None:
+    """Phase 2 with ``anchor="root"`` loads its frozen anchor from the model the chain started from, not from
+    phase 1's model (chained anchors let the English drift add up); ``"source"`` loads the phase's own source."""
+    import transformers
+
+    from eval.world._zh_variant import train_zh_schedule
+
+    source = tmp_path / "source" / "tiny-world"
+    shutil.copytree(tiny_model_dir, source)
+    (source / "training.json").write_text(json.dumps({"phases": [{"steps": 1}]}), encoding="utf-8")
+    zh = [f for f in bundled_world.slice_facts if f.slice == "zh"]
+    small = [f for f in zh if sum(g.category == f.category for g in zh[: zh.index(f)]) < 4]
+    world = replace(bundled_world, slice_facts=tuple(small))
+    loads: list[Path] = []
+    original = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> Any:
+        loads.append(Path(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    cfg = ZhConfig(epochs=1, world_per_epoch=16, batch=16, reading_ratio=0.2)
+    checkpoints = tmp_path / "checkpoints"
+    out = tmp_path / zh_name("tiny-world")
+    train_zh_schedule(world, source, out, (cfg, replace(cfg, seed=7, anchor="root")), checkpoints)
+    assert loads == [source, source, checkpoints / "phase1", source]  # (model, anchor) per phase
+    loads.clear()
+    train_zh_schedule(world, source, tmp_path / "chained", (cfg, replace(cfg, seed=7)), tmp_path / "c2")
+    assert loads == [source, source, tmp_path / "c2" / "phase1", tmp_path / "c2" / "phase1"]  # chained
+    with pytest.raises(ValueError, match="anchor"):
+        ZhConfig(anchor="previous")
+
+
 def test_world_build_zh_only_runs_the_stage_alone(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -186,3 +221,31 @@ def test_world_build_zh_only_runs_the_stage_alone(
     assert main(["world", "build", "--zh-only", "--arch", "llama", "--models-dir", str(tmp_path)]) == 0
     assert calls == [(tmp_path, ["llama-world"])]
     assert "llama-world-zh: 3 steps" in capsys.readouterr().out
+
+
+def test_the_shipped_llama_variant_records_its_schedule_and_is_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bundled_world: World
+) -> None:
+    """``llama-world-zh`` holds exactly the LLaMA schedule's phases (the last one root-anchored), its tokenizer is
+    the source's grown by the slice's characters, and the stage keeps it without training or checkpoints."""
+    from transformers import AutoTokenizer
+
+    from eval.world import _zh_variant
+    from eval.world._zh_variant import train_zh_schedule, zh_schedule
+
+    shipped = MODELS_DIR / zh_name(MODEL_NAMES["llama"])
+    schedule = zh_schedule(MODEL_NAMES["llama"])
+    assert len(schedule) == 4 and schedule[-1].anchor == "root"
+    grown = AutoTokenizer.from_pretrained(shipped, local_files_only=True)
+    expected = extend_tokenizer(
+        AutoTokenizer.from_pretrained(SOURCE, local_files_only=True), slice_characters(zh_world(bundled_world))
+    )
+    assert grown.get_vocab() == expected.get_vocab()
+
+    def no_training(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the shipped variant was retrained")
+
+    monkeypatch.setattr(_zh_variant, "train_zh_variant", no_training)
+    phases = train_zh_schedule(bundled_world, SOURCE, shipped, schedule, tmp_path / "checkpoints")
+    assert [p["config"]["zh_phase"]["seed"] for p in phases] == [c.seed for c in schedule]
+    assert not (tmp_path / "checkpoints").exists()
