@@ -227,8 +227,13 @@ class SignalCollector:
                 continue
             if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
-                prefix = self.lm.prompt_format.question(head).split("\n")[0] if head else ""
-                rows.append(_Row(i, "familiarity", prefix.rstrip(), (" " if prefix.strip() else "") + d.subject))
+                # when the subject opens the question ("Barack Obama is married to whom?") it is scored after the
+                # prompt's own opening ("Q:"), as the model reads it: a name with nothing before it has no first
+                # token to score (that crashed the scorer). Rarely seen there, it reads unfamiliar: the
+                # conservative side. A format with no opening gets no row (not measured).
+                prefix = self.lm.prompt_format.question(head).split("\n")[0].rstrip()
+                if prefix.strip():
+                    rows.append(_Row(i, "familiarity", prefix, " " + d.subject))
         return rows
 
     @staticmethod

@@ -108,3 +108,14 @@ def test_a_shared_agent_batches_threads_under_its_guards(agent: Agent) -> None:
     assert held == ["read", "/read", "model", "/model"]
     with pytest.raises(ServiceClosedError):
         agent.ask(questions[0])
+
+
+def test_a_question_that_opens_with_its_subject_scores_familiarity_after_the_prompt_opening(
+    agent: Agent, small_world: World
+) -> None:
+    """ "<subject> ... ?" has no words before the name: its familiarity is scored after the prompt's opening
+    ("Q:"), not after an empty prompt (which crashed the lean scorer with a raw RuntimeError)."""
+    fact = next(f for f in small_world.facts if f.relation == "company_hq" and f.split == "known")
+    answer = agent.ask(f"{fact.subject} has its headquarters in which city?")
+    assert answer.signals is not None and answer.signals.subject == fact.subject
+    assert answer.signals.familiarity is not None and answer.signals.familiarity < 0  # a real mean log-probability

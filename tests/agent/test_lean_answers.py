@@ -61,3 +61,15 @@ def test_the_default_stack_with_its_tell_pipeline_answers_lean(tmp_path: Path) -
         assert type(agent.lm) is HFLanguageModel
     finally:
         agent.close()
+
+
+def test_a_question_opening_with_its_subject_is_answered_on_the_lean_model(
+    wm: WorkingMemory, small_world: World
+) -> None:
+    """No words before the linked name: its familiarity row starts at the prompt's opening ("Q:"); an empty
+    prompt made the lean scorer's position mask empty (a raw RuntimeError out of ``factagent ask``)."""
+    lean = LeanLanguageModel.load(REPO / "eval" / "world" / "models" / "gpt2-world", device="cpu")
+    fact = next(f for f in small_world.facts if f.relation == "company_hq" and f.split == "known")
+    answer = Agent(wm, lean, thresholds=PolicyThresholds()).ask(f"{fact.subject} has its headquarters in which city?")
+    assert answer.signals is not None and answer.signals.subject == fact.subject
+    assert answer.signals.familiarity is not None and answer.signals.familiarity < 0

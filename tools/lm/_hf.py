@@ -284,6 +284,8 @@ class HFLanguageModel:
         """Sum of log-probabilities of each continuation's tokens after its prompt (teacher-forced)."""
         if len(prompts) != len(continuations):
             raise ValueError("prompts and continuations must have the same length")
+        if any(not p for p in prompts):  # the continuation's first token would have nothing to follow
+            raise InvalidInputError("score needs a non-empty prompt before each continuation")
         out: list[Score | None] = [None] * len(prompts)
         rows = [p + c for p, c in zip(prompts, continuations, strict=True)]
         for chunk in length_chunks(rows, batch_size):

@@ -160,3 +160,8 @@ def test_an_over_long_prompt_keeps_its_end(lm: HFLanguageModel) -> None:
 def test_a_continuation_longer_than_the_model_reads_is_a_typed_error(lm: HFLanguageModel) -> None:
     with pytest.raises(InvalidInputError, match="positions"):
         lm.score(["Q:"], [" word" * (2 * lm.model.config.n_positions)])
+
+
+def test_score_after_an_empty_prompt_is_a_typed_error(lm: HFLanguageModel) -> None:
+    with pytest.raises(InvalidInputError, match="non-empty prompt"):
+        lm.score(["Q:", ""], [" a", "Paris"])
