@@ -130,17 +130,22 @@ def test_the_phase_teaches_known_chinese_facts_only_and_states_no_unknown_fact(b
     assert not any("Concept" in t or " is a kind of " in t for t in texts)  # nor the concept slice
 
 
-def test_the_stage_trains_a_variant_and_resumes(tmp_path: Path, tiny_model_dir: Path, bundled_world: World) -> None:
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer
-
+def _tiny_source(tmp_path: Path, tiny_model_dir: Path, bundled_world: World) -> tuple[Path, World]:
+    """A tiny source model (a copy) and the world cut to a few Chinese facts of every category (reading draws
+    another answer of the fact's category: it needs two)."""
     source = tmp_path / "source" / "tiny-world"
     shutil.copytree(tiny_model_dir, source)
     (source / "training.json").write_text(json.dumps({"phases": [{"steps": 1}]}), encoding="utf-8")
     zh = [f for f in bundled_world.slice_facts if f.slice == "zh"]
-    # a few facts of every category (reading draws another answer of the fact's category: it needs two)
     small = [f for f in zh if sum(g.category == f.category for g in zh[: zh.index(f)]) < 4]
-    world = replace(bundled_world, slice_facts=tuple(small))
+    return source, replace(bundled_world, slice_facts=tuple(small))
+
+
+def test_the_stage_trains_a_variant_and_resumes(tmp_path: Path, tiny_model_dir: Path, bundled_world: World) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    source, world = _tiny_source(tmp_path, tiny_model_dir, bundled_world)
     cfg = ZhConfig(epochs=2, world_per_epoch=16, batch=16, reading_ratio=0.2)
     out = tmp_path / zh_name("tiny-world")
     phase = train_zh_variant(world, source, out, cfg)
@@ -175,12 +180,7 @@ def test_a_root_anchored_phase_is_held_to_the_chain_s_english_model(
 
     from eval.world._zh_variant import train_zh_schedule
 
-    source = tmp_path / "source" / "tiny-world"
-    shutil.copytree(tiny_model_dir, source)
-    (source / "training.json").write_text(json.dumps({"phases": [{"steps": 1}]}), encoding="utf-8")
-    zh = [f for f in bundled_world.slice_facts if f.slice == "zh"]
-    small = [f for f in zh if sum(g.category == f.category for g in zh[: zh.index(f)]) < 4]
-    world = replace(bundled_world, slice_facts=tuple(small))
+    source, world = _tiny_source(tmp_path, tiny_model_dir, bundled_world)
     loads: list[Path] = []
     original = transformers.AutoModelForCausalLM.from_pretrained
 
