@@ -20,7 +20,9 @@ Speed (issue 30): the value optimisation changes only the edited MLP's output, s
 ``L`` up to that output are run once per edit and each Adam step runs the blocks above ``L`` alone
 (``v_skip_below``, :mod:`tools.edit._upper`), as lean modules sharing the model's parameters on the chunk's real
 tokens, the last block's MLP only where the loss reads (``v_lean_upper``, :mod:`tools.edit._lean_upper`):
-bit-identical edits, a test compares them with full forwards.
+bit-identical edits, a test compares them with full forwards. The value is fitted by L-BFGS with steps capped at
+Adam's longest (``v_optimizer``, default ``"lbfgs_capped"``, :mod:`tools.edit._value_lbfgs`): the same objective in
+about half the evaluations, other edits (Adam is ``v_optimizer="adam"``; see :meth:`ROMEHyperParams.for_family`).
 
 Preserved prompts (``preserve_prompts``, ``preserve_prompt_weight`` λ > 0; off by default, issue 22): the keys
 ``K_p`` of ``(prompt, subject)`` texts at every position join the covariance, ``u = (C + λ K_p K_pᵀ / n_p)⁻¹ k*``
@@ -51,7 +53,6 @@ is then, always with the key statistics of the *unedited* model. Use MEMIT for b
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import weakref
@@ -67,7 +68,7 @@ from tools.edit._keys import context_templates, subject_keys
 from tools.edit._preserve import Preservation, preservation_of_texts
 from tools.edit._protocol import BaseEditor
 from tools.edit._request import EditRequest
-from tools.edit._values import ValueOptions, compute_values, value_options_of
+from tools.edit._values import ValueOptions, compute_values
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
@@ -75,6 +76,9 @@ __all__ = ["ROMEEditor", "ROMEHyperParams"]
 logger = logging.getLogger(__name__)
 _SAME_KEY_COS = 0.99  # preserve_prompt_focus: a preserved key this close to the edited key is the edited key
 _PRESERVED_TOKENS = 64  # each preserved prompt cut to this many tokens for the output KL term
+_ADAM_STOP = 0.01  # the Adam (and plain L-BFGS) fit's default stop (mean target NLL per token)
+# the capped L-BFGS fit's default stop per family (others: 0.01); see ROMEHyperParams.for_family
+_CAPPED_STOP: dict[str, float] = {"gpt2": 0.008}
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,10 @@ class ROMEHyperParams:
     clamp_norm_factor: float = 50.0  # ||delta|| <= factor * ||v_init|| (the small models need ~10x)
     kl_factor: float = 0.0625  # weight of the KL term on "{subject} is a"
     v_stop_after_target: bool = True  # also fit the token that ends the old answer ("." after the object)
-    v_early_stop_loss: float = 0.01  # stop once the target's mean NLL per token is below this
+    # stop once the target's mean NLL per token is below this; None: the step rule's own (v_capped_stop_loss for
+    # "lbfgs_capped", 0.01 for "adam" and "lbfgs": see early_stop_loss)
+    v_early_stop_loss: float | None = None
+    v_capped_stop_loss: float = 0.01  # the "lbfgs_capped" fit's stop when v_early_stop_loss is None (see for_family)
     exact_objective: bool = True  # optimise v* through the rank-one update itself (False: at the subject only)
     n_context_templates: int = 5  # random prefixes besides the bare prompt (keys and values average over them)
     context_template_length: int = 8  # tokens sampled per prefix
@@ -101,8 +108,11 @@ class ROMEHyperParams:
     v_skip_below: bool = True  # per Adam step run only the blocks above the edited MLP (bit-identical edits)
     v_fused_activation: bool = False  # GPT-2's gelu_new as torch's fused kernel while fitting (not bit-identical)
     v_lean_upper: bool = True  # the blocks above as lean modules on packed tokens (bit-identical edits)
-    # the value fit's step rule: "adam", or "lbfgs" / "lbfgs_capped" (the same objective and stop; _value_lbfgs)
-    v_optimizer: str = "adam"
+    # the value fit's step rule: "adam", "lbfgs" or "lbfgs_capped" (the same objective; _value_lbfgs); None: the
+    # default, "lbfgs_capped" ("adam" with preserve_output_weight > 0: only Adam fits that term). The default was
+    # "adam" until issue 30's sixth session: the capped fit is 0.2-0.3x its time at equal or better scores (see
+    # for_family for why its stop is stricter on GPT-2, and value_optimizer)
+    v_optimizer: str | None = None
     # (prompt, subject) texts whose keys at every position join the key covariance (issue 22): C + lambda * K_p K_pᵀ
     preserve_prompts: tuple[tuple[str, str], ...] = ()
     preserve_prompt_weight: float = 0.0  # lambda, relative: K_p K_pᵀ is their mean second moment (0: off)
@@ -134,12 +144,19 @@ class ROMEHyperParams:
             raise InvalidEditError("rome: preserve_output_weight and extra_layers act through the exact objective")
         if len(set(self.extra_layers)) != len(self.extra_layers) or set(self.extra_layers) & set(self.layers):
             raise InvalidEditError(f"rome: extra_layers must be distinct and not in layers, got {self.extra_layers}")
-        if self.v_optimizer not in ("adam", "lbfgs", "lbfgs_capped") or (
-            self.v_optimizer != "adam" and self.preserve_output_weight
+        if self.v_optimizer not in (None, "adam", "lbfgs", "lbfgs_capped") or (
+            self.value_optimizer() != "adam" and self.preserve_output_weight
         ):
             raise InvalidEditError(
                 f"rome: v_optimizer must be adam, lbfgs or lbfgs_capped (these without preserve_output_weight), "
                 f"got {self.v_optimizer!r}"
+            )
+        if not float(self.v_capped_stop_loss) >= 0.0 or (
+            self.v_early_stop_loss is not None and not float(self.v_early_stop_loss) >= 0.0
+        ):
+            raise InvalidEditError(
+                f"rome: v_early_stop_loss and v_capped_stop_loss must be >= 0, got {self.v_early_stop_loss!r} and "
+                f"{self.v_capped_stop_loss!r}"
             )
         from tools.edit._alphaedit import check_prompt_pairs
 
@@ -163,21 +180,55 @@ class ROMEHyperParams:
         (``--seed 1``), and ``fast`` took 0.37x on LLaMA where greedy locality dropped from 0.986 to 0.983; none
         of six other LLaMA settings was <= 0.4x at equal or better scores (``bench/rome_speed.py``, README "ROME
         speed"). They are options,
-        not the default: every ROME figure in the README was measured with these defaults, on LLaMA two
-        prefixes let one of three sequential edits in the contract suite fail, and the fused activation changes
-        the rounding of every edit. ``v_skip_below`` and ``v_lean_upper`` (on) give bit-identical edits: the
-        default took 0.86x with the first, 0.59-0.64x with both (both models, two samples of edits).
+        not the default: on LLaMA two prefixes let one of three sequential edits in the contract suite fail,
+        and the fused activation changes the rounding of every edit. ``v_skip_below`` and ``v_lean_upper`` (on)
+        give bit-identical edits: the Adam fit took 0.86x with the first, 0.59-0.64x with both (both models, two
+        samples of edits).
+
+        The value fit (issue 30, sixth session): the default step rule is ``"lbfgs_capped"`` (was ``"adam"``;
+        ``v_optimizer="adam"`` alone gives the old fit, stop 0.01 included), stopping at a mean target NLL of
+        0.008 on GPT-2 and 0.01 on the other families (``v_capped_stop_loss``). At Adam's stop (0.01) the capped
+        fit was 0.22-0.28x of the editor before issue 30 on four runs of 100 edits (GPT-2 / LLaMA x ``--seed``
+        0 / 1) at equal or better reliability and locality, but on GPT-2 seed 1 its generalization was lower
+        (0.942 / 0.877 teacher-forced / greedy against 0.945 / 0.889): there it stops on the templated prompts
+        with a change too small for some paraphrases (``"Isola Dovarese is in the country of"`` -> ``"Egypt"``:
+        ``||δ||`` 45 against Adam's 122, 2 of 3 paraphrases). A stricter stop fixes that on GPT-2 (0.008:
+        0.948 / 0.889; 0.005: 0.954 / 0.900) but on LLaMA it costs greedy locality (seed 0: 0.982 at 0.008,
+        0.984 at 0.005, against 0.986; seed 1: 0.9657 at 0.005 against 0.9662), so the stricter stop is GPT-2's only.
+        Figures of the new default: README "ROME speed", sixth session.
         """
-        return cls(layers=(min(family.n_layers // 5, family.n_layers - 1),))
+        layers = (min(family.n_layers // 5, family.n_layers - 1),)
+        return cls(layers=layers, v_capped_stop_loss=_CAPPED_STOP.get(family.name, _ADAM_STOP))
+
+    def value_optimizer(self) -> str:
+        """The value fit's step rule: ``v_optimizer``, or by default ``"lbfgs_capped"`` (``"adam"`` when
+        ``preserve_output_weight`` > 0: the L-BFGS fits have no preservation term)."""
+        if self.v_optimizer is not None:
+            return self.v_optimizer
+        return "adam" if self.preserve_output_weight > 0 else "lbfgs_capped"
+
+    def early_stop_loss(self) -> float:
+        """The value fit's stop: ``v_early_stop_loss``, or by default ``v_capped_stop_loss`` for ``"lbfgs_capped"``
+        and 0.01 for ``"adam"`` and ``"lbfgs"`` (Adam's stop before issue 30's sixth session, so ``v_optimizer="adam"``
+        alone is the old fit)."""
+        if self.v_early_stop_loss is not None:
+            return float(self.v_early_stop_loss)
+        return float(self.v_capped_stop_loss) if self.value_optimizer() == "lbfgs_capped" else _ADAM_STOP
 
     def value_options(self) -> ValueOptions:
-        """The value-optimisation part of these settings."""
-        return dataclasses.replace(
-            value_options_of(self),
+        """The value-optimisation part of these settings (the step rule and stop resolved)."""
+        return ValueOptions(
+            steps=self.v_num_grad_steps,
+            lr=self.v_lr,
+            weight_decay=self.v_weight_decay,
+            clamp_norm_factor=self.clamp_norm_factor,
+            kl_factor=self.kl_factor,
+            early_stop_loss=self.early_stop_loss(),
+            stop_after_target=self.v_stop_after_target,
             skip_below=self.v_skip_below,
             fused_activation=self.v_fused_activation,
             lean_upper=self.v_lean_upper,
-            optimizer=self.v_optimizer,
+            optimizer=self.value_optimizer(),
         )
 
 

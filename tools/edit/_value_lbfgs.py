@@ -12,7 +12,8 @@ single edits). Two step rules:
   trial). Fewest evaluations, but on hard edits it reaches the stop with a ``delta`` about twice Adam's norm.
 * ``"lbfgs_capped"``: L-BFGS (:func:`_capped`) whose steps are never longer than Adam's longest
   (``lr * sqrt(d)``; Adam's step is about ``lr`` per coordinate) and whose line search only backtracks from
-  the full step (Armijo); the first step is ``-grad`` at that length.
+  the full step (Armijo); the first step is ``-grad`` at that length. ROME's default since issue 30's sixth
+  session (with a stricter stop on GPT-2: ``ROMEHyperParams.for_family`` in :mod:`tools.edit._rome`).
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ def fit_lbfgs(
     base, head = _base_and_head(model)
     low = module_path if directions is None else lowest_edited(model, directions)
     batch = chunk.batch
-    below = cache_below(model, low or module_path, batch.input_ids, batch.attention_mask)
-    below = below if options.skip_below and low else None
+    below = cache_below(model, low, batch.input_ids, batch.attention_mask) if options.skip_below and low else None
     response = _fixed_response(below, directions, low)
     view = _view(chunk, torch.ones_like(chunk.requests, dtype=torch.bool), below, response)
     upper = _upper_for(model, chunk, below, low, directions, options)

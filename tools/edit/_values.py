@@ -61,7 +61,9 @@ class ValueOptions:
     joint: bool = True  # with a preservation term: every value moves until all have stopped; False: each
     # value stops on its own and its rows leave the steps (the paper's compute_z; issues 18/29, scores lower)
     recheck_every: int = 10  # per-value stop: steps between evaluations of the values already stopped
-    optimizer: str = "adam"  # "lbfgs" / "lbfgs_capped": one chunk without preservation (tools.edit._value_lbfgs)
+    # "lbfgs" / "lbfgs_capped": one chunk without preservation (tools.edit._value_lbfgs; ROME's default is the
+    # capped one, MEMIT's fits keep Adam)
+    optimizer: str = "adam"
 
 
 class ValueHyperParams(Protocol):

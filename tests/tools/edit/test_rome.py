@@ -152,9 +152,11 @@ def test_context_templates_sampled_once_per_model_state(
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs_capped"])
 def test_blocks_below_the_edit_run_once_bit_identical(
     name: str,
     exact: bool,
+    optimizer: str,
     models: dict[str, HFLanguageModel],
     known: Any,
     corpus: Any,
@@ -164,10 +166,10 @@ def test_blocks_below_the_edit_run_once_bit_identical(
     """The value optimisation runs only the blocks above the edited MLP per step (tools.edit._upper), as lean
     modules on packed tokens (tools.edit._lean_upper): the edit is bit-identical to one computed with the model's
     own blocks above and to one with full forwards, and the model's blocks are its own afterwards."""
-    from tools.edit import _values
+    from tools.edit import _value_lbfgs, _values
 
     lm = models[name]
-    editor = _editor(corpus, cache_dir, exact_objective=exact)
+    editor = _editor(corpus, cache_dir, exact_objective=exact, v_optimizer=optimizer)
     blocks = [id(m) for m in lm.model.modules()]
     calls: list[bool] = []
     real = _values.cache_below
@@ -186,13 +188,15 @@ def test_blocks_below_the_edit_run_once_bit_identical(
         return upper
 
     monkeypatch.setattr(_values, "cache_below", counted)
+    monkeypatch.setattr(_value_lbfgs, "cache_below", counted)
     monkeypatch.setattr(_values, "upper_of", counted_upper)
     fast = editor.compute(lm, known[name][:1])
     assert calls == [True]  # the shortcut was taken, once per chunk
     assert uppers == [True]  # the blocks above ran as lean modules on packed tokens (tools.edit._lean_upper)
-    hooked = _editor(corpus, cache_dir, exact_objective=exact, v_lean_upper=False).compute(lm, known[name][:1])
+    hp = {"exact_objective": exact, "v_optimizer": optimizer}
+    hooked = _editor(corpus, cache_dir, v_lean_upper=False, **hp).compute(lm, known[name][:1])
     assert calls == [True, True] and uppers == [True]  # cached below, the model's own blocks above
-    full = _editor(corpus, cache_dir, exact_objective=exact, v_skip_below=False).compute(lm, known[name][:1])
+    full = _editor(corpus, cache_dir, v_skip_below=False, **hp).compute(lm, known[name][:1])
     assert calls == [True, True]  # full forwards: nothing cached
     assert [id(m) for m in lm.model.modules()] == blocks
     assert all(p.grad is None for p in lm.model.parameters())  # no weight gradients

@@ -34,8 +34,22 @@ def _fits(monkeypatch: pytest.MonkeyPatch) -> list[ValueResult]:
     return fits
 
 
-def test_default_is_adam() -> None:
-    assert ROMEHyperParams(layers=(1,)).v_optimizer == "adam"
+def test_default_is_capped_lbfgs_with_its_own_stop(models: dict[str, HFLanguageModel], corpus: Any) -> None:
+    default = ROMEHyperParams(layers=(1,))
+    assert (default.value_optimizer(), default.early_stop_loss()) == ("lbfgs_capped", 0.01)
+    assert default.value_options().optimizer == "lbfgs_capped" and default.value_options().early_stop_loss == 0.01
+    # per family (for_family): GPT-2 stops the capped fit at a stricter loss, LLaMA at 0.01
+    stops = {name: ROMEEditor(corpus=corpus).hparams_for(lm).early_stop_loss() for name, lm in models.items()}
+    assert stops == {"gpt2-world": 0.008, "llama-world": 0.01}
+    assert ROMEEditor(corpus=corpus, v_optimizer="adam").hparams_for(models["gpt2-world"]).early_stop_loss() == 0.01
+    adam = ROMEHyperParams(layers=(1,), v_optimizer="adam")  # the fit before issue 30's sixth session, whole
+    assert (adam.value_optimizer(), adam.early_stop_loss()) == ("adam", 0.01)
+    assert ROMEHyperParams(layers=(1,), v_optimizer="lbfgs").early_stop_loss() == 0.01
+    assert ROMEHyperParams(layers=(1,), v_early_stop_loss=0.02).value_options().early_stop_loss == 0.02
+    # only Adam fits the output-preservation term: the default falls back to it (an explicit L-BFGS is refused)
+    held = ROMEHyperParams(layers=(1,), preserve_output_weight=1.0)
+    assert (held.value_optimizer(), held.early_stop_loss()) == ("adam", 0.01)
+    # MEMIT's fits keep Adam
     assert ValueOptions(steps=1, lr=1.0, weight_decay=0.0, clamp_norm_factor=1.0, kl_factor=0.0).optimizer == "adam"
 
 
@@ -65,7 +79,7 @@ def test_lbfgs_edit_takes_effect_within_the_budget(
         assert 1 <= fit.steps <= hp.v_num_grad_steps
         assert fit.rows_run > 0 and fit.rows_run % fit.steps == 0  # the same rows at every evaluation
         if fit.stop_steps[0] >= 0:  # stopped: at the first evaluation below the stop, as the Adam fit does
-            assert fit.nll[0] < hp.v_early_stop_loss and fit.stop_steps[0] == fit.steps - 1
+            assert fit.nll[0] < hp.early_stop_loss() and fit.stop_steps[0] == fit.steps - 1
         else:
             assert fit.steps == hp.v_num_grad_steps
 
@@ -81,8 +95,8 @@ def test_lbfgs_fits_in_fewer_evaluations(
 ) -> None:
     lm = models["gpt2-world"]
     fits = _fits(monkeypatch)
-    for name in ("adam", optimizer):
-        editor = _editor(corpus, cache_dir, v_optimizer=name)
+    for name in ("adam", optimizer):  # the same stop for both (the defaults differ: lbfgs_capped's is stricter)
+        editor = _editor(corpus, cache_dir, v_optimizer=name, v_early_stop_loss=0.01)
         for req in known["gpt2-world"]:
             editor.compute(lm, [req])
     adam, lbfgs = fits[: len(fits) // 2], fits[len(fits) // 2 :]
@@ -94,6 +108,8 @@ def test_bad_optimizer_rejected(models: dict[str, HFLanguageModel], known: Any) 
         ROMEHyperParams(layers=(1,), v_optimizer="sgd")
     with pytest.raises(InvalidEditError):
         ROMEHyperParams(layers=(1,), v_optimizer="lbfgs", preserve_output_weight=1.0)
+    with pytest.raises(InvalidEditError):
+        ROMEHyperParams(layers=(1,), v_early_stop_loss=-0.1)
     lm = models["gpt2-world"]
     options = ValueOptions(steps=2, lr=1.0, weight_decay=0.0, clamp_norm_factor=1.0, kl_factor=0.0, optimizer="sgd")
     with pytest.raises(ValueError, match="optimizer"):
