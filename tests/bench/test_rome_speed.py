@@ -40,3 +40,13 @@ def test_table_gives_the_ratio_and_the_verdict() -> None:
     fast_lines = [line for line in text.splitlines() if line.startswith("| fast |")]
     assert len(fast_lines) == 2 and all("| 0.40x |" in line and line.endswith("| no |") for line in fast_lines)
     assert "| after | teacher_forced | 1.700 | 1.700 | 30.0 | 0.85x |" in text
+
+
+def test_before_is_the_adam_editor_whatever_the_default() -> None:
+    """``before`` (the editor before issue 30) names its value fit: the default changed to capped L-BFGS."""
+    from bench.rome_speed import BEFORE
+    from tools.edit._rome import ROMEHyperParams
+
+    hp = ROMEHyperParams(layers=(0,), **BEFORE)
+    assert (hp.value_optimizer(), hp.early_stop_loss()) == ("adam", 0.01)
+    assert not hp.cache_context_templates and not hp.v_skip_below
