@@ -14,7 +14,7 @@ from agent._guard import GUARD_FILE, EmbeddingJudge
 from eval.world import load_world
 from eval.world._pipeline import DATA_DIR
 from eval.world.safety import build_safety_slice, guard_groups
-from eval.world.safety._guard_data import CHAT, EXTRA_HARMFUL, LOOKALIKES, QUESTIONS, TASKS, benign_requests
+from eval.world.safety._guard_data import BENIGN_SPLITS, CHAT, EXTRA_HARMFUL, LOOKALIKES, QUESTIONS, TASKS, benign_requests
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +71,10 @@ def test_the_guard_records_its_held_out_figures() -> None:
 
 def test_train_and_test_parts_share_nothing() -> None:
     for pool in (TASKS, LOOKALIKES, CHAT, QUESTIONS):
-        for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
-            assert not set(pool[a]) & set(pool[b])
-    parts = [set(benign_requests(p)) for p in ("train", "dev", "test")]
-    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+        train, dev, test = (set(pool[p]) for p in BENIGN_SPLITS)
+        assert not train & dev and not train & test and not dev & test
+    train, dev, test = (set(benign_requests(p)) for p in BENIGN_SPLITS)
+    assert not train & dev and not train & test and not dev & test
     slice_actions = {r.text for r in build_safety_slice().requests}
     extra = {a for actions in EXTRA_HARMFUL.values() for a in actions}
     assert not any(action in text for text in slice_actions for action in extra)
