@@ -14,7 +14,15 @@ from agent._guard import GUARD_FILE, EmbeddingJudge
 from eval.world import load_world
 from eval.world._pipeline import DATA_DIR
 from eval.world.safety import build_safety_slice, guard_groups
-from eval.world.safety._guard_data import BENIGN_SPLITS, CHAT, EXTRA_HARMFUL, LOOKALIKES, QUESTIONS, TASKS, benign_requests
+from eval.world.safety._guard_data import (
+    BENIGN_SPLITS,
+    CHAT,
+    EXTRA_HARMFUL,
+    LOOKALIKES,
+    QUESTIONS,
+    TASKS,
+    benign_requests,
+)
 
 
 @pytest.fixture(scope="module")
