@@ -59,6 +59,11 @@ def register(sub: Any) -> None:
         help="run only the Chinese stage: train <model>-zh (grown vocabulary) from the models in place (issue 23)",
     )
     build.add_argument(
+        "--guard-only",
+        action="store_true",
+        help="retrain only the request guard (eval/world/safety/data/guard.json) from the world in place",
+    )
+    build.add_argument(
         "--from-phase", type=_count(0), default=0, help="resume: start at this training phase from the models in place"
     )
     build.add_argument("--probe-every", type=_count(0), default=0, help="log a quick check every N training steps")
@@ -81,6 +86,13 @@ def _build(args: argparse.Namespace) -> int:
     if args.world_only:
         world = write_world_files(data_dir)
         print(f"world written to {data_dir}: {world.manifest['counts']}")
+        return 0
+    if args.guard_only:
+        import json
+
+        from eval.world.safety import build_safety_slice, train_guard
+
+        print(json.dumps(train_guard(build_safety_slice(), data_dir), indent=1))
         return 0
     archs = tuple(args.arch or ("gpt2", "llama"))
     if args.concepts_only:

@@ -30,7 +30,14 @@ from eval.world.safety._slice import (
     load_safety_slice,
     write_safety_slice,
 )
-from eval.world.safety._stage import build_safety_stage, guard_examples, judge_examples, train_guard, train_judge
+from eval.world.safety._stage import (
+    build_safety_stage,
+    guard_examples,
+    guard_groups,
+    judge_examples,
+    train_guard,
+    train_judge,
+)
 from eval.world.safety._vulnerable import (
     UNSAFE_CONFIGS,
     UnsafeConfig,
@@ -66,6 +73,7 @@ __all__ = [
     "dev_cases",
     "dev_known_probes",
     "guard_examples",
+    "guard_groups",
     "judge_examples",
     "load_safeedit",
     "load_safety_slice",
