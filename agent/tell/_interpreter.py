@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from agent.tell._name_checks import no_letters
 from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
 from agent.tell._reader import TripleReader
 from agent.tell._records import Claim, Interpretation
@@ -192,15 +193,36 @@ class TemplateInterpreter:
         if reading is None:
             return None
         t = reading.triple
+        if no_letters(t.subject) or no_letters(t.object):
+            return None  # "AOL is run by 42.": no name to record, nothing to offer back
         claim = Claim(
             t, sentence, None, reading.subject_score, reading.new_subject, reading.new_object,
             confidence=reading.confidence,
         )  # fmt: skip
+        unread = self._unread_relation(cleaned, t.relation)
+        if unread is not None:  # "Paris is the capital of France.": the reader cannot read 'capital'
+            suggestions.append(replace(claim, triple=Triple(t.subject, unread, t.object)))
+            return None
         if reading.accepted:
             return claim
         suggestions.append(claim)
         for relation in reading.alternatives:  # an ambiguous phrase: offer each relation it may mean
             suggestions.append(replace(claim, triple=Triple(t.subject, relation, t.object)))
+        return None
+
+    def _unread_relation(self, sentence: str, read: str) -> str | None:
+        """A schema relation the learned reader was not trained on whose label the sentence names, when the
+        relation it read is not named ("Paris is the capital of France." names ``capital``, which the reader
+        cannot read: it would read headquarters city): that relation, offered back instead of applied."""
+        assert self._reader is not None
+        known = set(self._reader.model.relations)
+        words = set(re.findall(r"[a-z]+", sentence.lower()))
+        label = self._schema.relation(read).label if read in self._schema else ""
+        if any(len(w) > 3 and w in words for w in re.findall(r"[a-z]+", label.lower())):
+            return None
+        for spec in self._schema.relations:
+            if spec.id not in known and re.search(rf"\b{re.escape(spec.label.lower())}s?\b", sentence.lower()):
+                return spec.id
         return None
 
     def _read(self, sentence: str, cleaned: str, previous_subject: str | None) -> Claim | None:
@@ -214,8 +236,8 @@ class TemplateInterpreter:
         subject = _drop_lead_in(best.subject, self._exact(best.subject)[1] > 0)
         if normalize_mention(subject) in _PRONOUNS and previous_subject is not None:
             subject = previous_subject
-        if not obj or not subject:
-            return None
+        if not obj or not subject or no_letters(obj) or no_letters(subject):
+            return None  # "The CEO of AOL is 42.": no name (kept as free text)
         s_label, s_score = self._exact(subject)
         o_label, o_score = self._exact(obj)
         old = self._exact(replaces)[0] if replaces else None

@@ -22,6 +22,11 @@ at the corpse of the king"), and a name read short is a wrong triple applied, so
   ("Elizabeth Cheney, Lady Say.") may or may not end at the comma.
 * :func:`preposition_tail` — likewise a span followed by a lower-case preposition and two or more capitalised
   words to the sentence end ("Statistical Package | for the Social Sciences.").
+* :func:`no_letters` — a span with no letter ("42", "🦄", "...") is no name a relation of the world takes.
+* :func:`coordinated` — a span joined by "and" / "&" to a capitalised word that is not the reading's other
+  name ("Jane Roe and | John Doe are the CEOs of AOL.") is one name of a list: reading it alone drops the
+  others. ("X and Y got married" joins the two names of the reading, and a title may hold "and": neither is
+  doubted.) The reader applies it with both names (:meth:`agent.tell.TripleReader`), not :func:`check_name`.
 
 :func:`check_name` runs them in that order. The reader never applies a reading a check doubts; it offers it
 back ("Did you mean ...?").
@@ -35,8 +40,10 @@ from collections.abc import Sequence
 __all__ = [
     "check_name",
     "comma_tail",
+    "coordinated",
     "foreign_head",
     "governing_phrase",
+    "no_letters",
     "overlaps_known",
     "preposition_tail",
     "quantity_lead",
@@ -112,10 +119,35 @@ def check_name(
         doubt |= (lead is not None and not bare) or hit is not None or tail is not None
         start = start if lead is None else lead
         start, end = hit if hit is not None else (start, end if tail is None else tail)
+    doubt |= no_letters(text[start:end])
     phrase = governing_phrase(text, start, end) if first else None
     if phrase is not None:
         return phrase[0], phrase[1], True
     return start, end, doubt
+
+
+def no_letters(name: str) -> bool:
+    """``name`` holds no letter of any script ("42", "🦄", "..."): not a name of a person, place or work.
+
+    >>> no_letters("42"), no_letters("🦄"), no_letters("3M"), no_letters("巴黎")
+    (True, True, False, False)
+    """
+    return not any(ch.isalpha() for ch in name)
+
+
+def coordinated(text: str, start: int, end: int, other: tuple[int, int]) -> bool:
+    """The span ``[start, end)`` is joined by "and" / "&" to a capitalised word outside the reading's
+    ``other`` name: one name of a list.
+
+    >>> text = "Jane Roe and John Doe are the CEOs of AOL."
+    >>> coordinated(text, 13, 21, (38, 41)), coordinated("Jane Roe and John Doe got married.", 0, 8, (13, 21))
+    (True, False)
+    """
+    before = re.search(r"([A-Z][\w'’.-]*)\s+(?:and|&)\s+$", text[:start])
+    after = re.match(r"\s+(?:and|&)\s+(?=[A-Z])", text[end:])
+    if before is not None and not other[0] <= before.start(1) < other[1]:
+        return True
+    return after is not None and not other[0] <= end + after.end() < other[1]
 
 
 def _words(text: str) -> list[tuple[int, int, str]]:

@@ -48,7 +48,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from agent.tell._acceptance import evidence_vector
-from agent.tell._name_checks import check_name
+from agent.tell._name_checks import check_name, coordinated
 from agent.tell._reader_model import Encoded, ReaderModel
 from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
 from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
@@ -364,11 +364,11 @@ class TripleReader:
         known = [(m.start, m.end) for m in mentions]
         out: list[_Span] = []
         doubt = False
-        for span in (subject, obj):
+        for span, other in ((subject, obj), (obj, subject)):
             start, end, doubted = check_name(
                 text, span.start, span.end, first=span is first, linked=span.score > 0.0, known=known
             )
-            doubt |= doubted
+            doubt |= doubted or coordinated(text, span.start, span.end, (other.start, other.end))
             if (start, end) != (span.start, span.end):
                 label, score = self._exact(text[start:end])
                 span = _Span(start, end, text[start:end], label, score, span.role_prob)
