@@ -64,9 +64,7 @@ def test_calibrate_on_the_chinese_dev_questions_records_them(home: Path, bundled
     try:
         with pytest.raises(InvalidInputError, match="dataset must be one of"):
             calibrate_agent(agent, bundled_world, opened, target=0.1, limit=12, seed=0, dataset="world-zh:test")
-        result = calibrate_agent(
-            agent, bundled_world, opened, target=0.1, limit=12, seed=0, dataset="world-zh:dev"
-        )
+        result = calibrate_agent(agent, bundled_world, opened, target=0.1, limit=12, seed=0, dataset="world-zh:dev")
     finally:
         agent.close()
     assert result.n == 12
