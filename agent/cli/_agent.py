@@ -30,6 +30,13 @@ def register(sub: Any) -> None:
     cal.add_argument("--target", type=float, default=0.02, help="maximum hallucination rate (default 0.02)")
     cal.add_argument("--limit", type=int, default=0, help="a seeded sample of this many dev questions (0: all)")
     cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument(
+        "--dataset",
+        default="world:dev",
+        choices=CALIBRATION_SETS,
+        help="the dev questions fitted on: the world's (default) or its Chinese slice's (world-zh:dev: the "
+        "home's memory is prepared as for the world-zh audit)",
+    )
     _unanswerable_args(cal)
     cal.set_defaults(func=run_calibrate)
 
@@ -48,6 +55,8 @@ def register(sub: Any) -> None:
 # (bench/paraphrase_agreement.py) but answered 3 of 100 unanswerable agent-bench questions (target <= 2%)
 # and cost 12-14 ms an ask; `calibrate --paraphrases 6` opts in
 CALIBRATE_PARAPHRASES = 2
+CALIBRATION_SETS = ("world:dev", "world-zh:dev")
+_FITTED_KINDS = ("known", "unknown", "unanswerable")
 
 
 def _unanswerable_args(parser: Any) -> None:
@@ -161,6 +170,7 @@ def calibrate_agent(
     confidence: float | None = None,
     paraphrases: int = CALIBRATE_PARAPHRASES,
     schema_route: bool = False,
+    dataset: str = "world:dev",
 ) -> Any:
     """Fit the thresholds on the world's dev questions (known, unknown, unanswerable) and save them.
 
@@ -169,6 +179,8 @@ def calibrate_agent(
     The agent asks ``paraphrases`` other phrasings of each question from here on (their agreement is one
     of the fitted thresholds, so the number is saved with them as ``[policy] paraphrases``). With
     ``schema_route`` the policy's schema-phrasing step is fitted too (off otherwise: ``schema_model`` 1.01).
+    ``dataset`` ``"world-zh:dev"`` fits on the Chinese slice's dev questions instead (its UNKNOWN statements
+    must be in the memory: :func:`eval.audit.prepare_world_zh_memory`).
     """
     from tqdm import tqdm
 
@@ -176,9 +188,17 @@ def calibrate_agent(
     from agent.config import save_settings
     from eval import exact_match
     from eval.audit import is_abstention
+    from tools.errors import InvalidInputError
 
     agent.collector.n_paraphrases = paraphrases
-    dev = [q for q in world.questions if q.split == "dev" and q.kind in ("known", "unknown", "unanswerable")]
+    if dataset not in CALIBRATION_SETS:
+        raise InvalidInputError(f"dataset must be one of {', '.join(CALIBRATION_SETS)}, not {dataset!r}")
+    dev: list[Any]
+    if dataset == "world-zh:dev":
+        dev = [q for q in world.slice_questions if q.id.startswith("zq") and q.split == "dev"]
+    else:
+        dev = list(world.questions)
+    dev = [q for q in dev if q.split == "dev" and q.kind in _FITTED_KINDS]
     if limit and len(dev) > limit:
         dev = sorted(random.Random(seed).sample(dev, limit), key=lambda q: q.id)
     signals = []
@@ -205,7 +225,7 @@ def calibrate_agent(
             **{k: float(v) if not isinstance(v, bool) else v for k, v in t.as_dict().items()},
             "target_hallucination": target,
             "paraphrases": paraphrases,
-            "calibrated_on": f"world dev, {result.n} questions"
+            "calibrated_on": f"{'world-zh' if dataset == 'world-zh:dev' else 'world'} dev, {result.n} questions"
             + (f"; without {', '.join(unavailable)}" if unavailable else ""),
         }
     )
@@ -232,7 +252,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     world = _world()
     agent = Agent.open(home, with_tell=False)
     try:
-        ensure_world_loaded(agent, world)
+        if args.dataset == "world-zh:dev":
+            from eval.audit import prepare_world_zh_memory
+
+            prepare_world_zh_memory(agent.wm, world)
+        else:
+            ensure_world_loaded(agent, world)
         result = calibrate_agent(
             agent,
             world,
@@ -244,6 +269,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             confidence=args.unanswerable_confidence or None,
             paraphrases=args.paraphrases,
             schema_route=args.schema_phrasing,
+            dataset=args.dataset,
         )
     finally:
         agent.close()

@@ -22,6 +22,7 @@ from eval.audit._runner import AnswerLog, AuditRun, Progress, answer_chunk, run_
 from eval.audit._setups import AgentSetup, Asker, EndpointSetup, RagSetup, Setup, StandaloneSetup
 from eval.audit._stack import AuditConfig, Stack, build_stack, prepare_world_memory
 from eval.audit._types import AuditQuestion, Grade, Record, SetupAnswer
+from eval.audit._world_zh import prepare_world_zh_memory
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
     "AgentSetup",
@@ -63,6 +64,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "point_metrics",
     "pre_grade",
     "prepare_world_memory",
+    "prepare_world_zh_memory",
     "render_html",
     "render_markdown",
     "risk_coverage",

@@ -158,20 +158,16 @@ def _prepare(config: AuditConfig) -> None:
         return
     from agent.config import open_home
     from agent.wiring import open_working_memory
-    from eval.audit._stack import EDITS_SCOPE_ID
-    from eval.audit._world_zh import prepare_zh_memory
+    from eval.audit._world_zh import prepare_world_zh_memory
     from eval.world import load_world
-    from eval.world._load_memory import world_documents
     from eval.world._pipeline import DATA_DIR
 
     world = load_world(DATA_DIR)
     with open_working_memory(open_home(config.home)) as wm:
-        prepare_world_memory(wm, world)
         if config.dataset.startswith("world-zh:"):
-            before = len(world_documents(world))
-            prepare_zh_memory(
-                wm, world, documents_before=before, edits_before=len(world.edits), edits_scope=EDITS_SCOPE_ID
-            )
+            prepare_world_zh_memory(wm, world)
+        else:
+            prepare_world_memory(wm, world)
 
 
 def run_audit(

@@ -24,7 +24,7 @@ from eval.audit._types import CATEGORIES, AuditQuestion
 if TYPE_CHECKING:
     from agent.wiring import WorkingMemory
 
-__all__ = ["prepare_zh_memory", "world_zh_questions"]
+__all__ = ["prepare_world_zh_memory", "prepare_zh_memory", "world_zh_questions"]
 
 
 def world_zh_questions(world: Any, split: str) -> list[AuditQuestion]:
@@ -97,3 +97,20 @@ def prepare_zh_memory(
     if documents or edits:
         wm.memory.flush()
     return len(documents), len(edits)
+
+
+def prepare_world_zh_memory(wm: WorkingMemory, world: Any) -> tuple[int, int]:
+    """The ``world-zh:`` audit's memory in ``wm``: the English world's (:func:`~eval.audit.prepare_world_memory`:
+    UNKNOWN documents, then the EDITS in the edits namespace), then the Chinese slice's (:func:`prepare_zh_memory`).
+    Writes only what is missing; returns the Chinese documents and edits written now."""
+    from eval.audit._stack import EDITS_SCOPE_ID, prepare_world_memory
+    from eval.world._load_memory import world_documents
+
+    prepare_world_memory(wm, world)
+    return prepare_zh_memory(
+        wm,
+        world,
+        documents_before=len(world_documents(world)),
+        edits_before=len(world.edits),
+        edits_scope=EDITS_SCOPE_ID,
+    )

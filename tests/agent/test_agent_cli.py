@@ -49,3 +49,26 @@ def test_bad_input_is_an_error_line_not_a_traceback(home: Path, capsys: pytest.C
     assert "--max-unanswerable must be a rate" in capsys.readouterr().err
     assert main(["--home", str(home), "calibrate", "--paraphrases", "13"]) == 2
     assert "--paraphrases must be in [0, 12]" in capsys.readouterr().err
+
+
+def test_calibrate_on_the_chinese_dev_questions_records_them(home: Path, bundled_world: World) -> None:
+    """``calibrate --dataset world-zh:dev`` fits on the Chinese slice's dev questions (the memory is the
+    home's here: loading the whole world is the CLI's step) and says so in ``calibrated_on``."""
+    from agent import Agent
+    from agent.cli._agent import calibrate_agent
+    from agent.config import open_home
+    from tools.errors import InvalidInputError
+
+    opened = open_home(home)
+    agent = Agent.open(opened, with_tell=False)
+    try:
+        with pytest.raises(InvalidInputError, match="dataset must be one of"):
+            calibrate_agent(agent, bundled_world, opened, target=0.1, limit=12, seed=0, dataset="world-zh:test")
+        result = calibrate_agent(agent, bundled_world, opened, target=0.1, limit=12, seed=0, dataset="world-zh:dev")
+    finally:
+        agent.close()
+    assert result.n == 12
+    policy = load_settings(home / "config.toml").policy
+    assert policy.calibrated_on == "world-zh dev, 12 questions"
+    zh_dev = {q.text for q in bundled_world.slice_questions if q.id.startswith("zq") and q.split == "dev"}
+    assert len(zh_dev) > 12
