@@ -134,8 +134,11 @@ def test_variants_evolve_and_merge_gain(tmp_path: Path, capsys: pytest.CaptureFi
     )
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 5 and len(result["pairs"]) == 5 and (gain / "gain.png").is_file()
-    # two-variant merges sharing a variant are kin (the shared delta); distinct variants are not
-    assert min(r["kinship"] for r in result["pairs"][3:]) > 0.2 > max(abs(r["kinship"]) for r in result["pairs"][:3])
+    # two-variant merges sharing a variant are kin (the shared delta); distinct variants are not. How kin the
+    # merges are depends on the shared delta's share of their norms (with ROME's capped L-BFGS fit, stop 45:
+    # 0.19 and 0.77, distinct variants within 0.01 of 0), so the test compares the two kinds
+    distinct = max(abs(r["kinship"]) for r in result["pairs"][:3])
+    assert distinct < 0.05 and min(r["kinship"] for r in result["pairs"][3:]) > 10 * distinct
 
 
 def test_merge_regmean_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

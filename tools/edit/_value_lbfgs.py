@@ -96,7 +96,7 @@ def fit_lbfgs(
         decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
         loss = (nll + options.kl_factor * kl + decay).sum()
         loss.backward()
-        if state["best"] is None or float(loss) < state["best"][0]:
+        if state["best"] is None or float(loss.detach()) < state["best"][0]:
             state["best"] = (float(loss.detach()), delta.detach().clone(), nll.detach())
         return loss.detach()
 
