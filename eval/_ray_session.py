@@ -14,7 +14,39 @@ from typing import Any
 
 from tools.errors import ClusterError, FactagentError
 
-__all__ = ["ray_session", "unwrap_ray_error"]
+__all__ = ["ray_session", "start_ray", "unwrap_ray_error"]
+
+_log = logging.getLogger(__name__)
+START_ATTEMPTS = 3  # Ray waits a fixed 30 s for its raylet to register; on a loaded machine that can lapse
+
+
+def start_ray(ray: Any, workers: int, address: str | None = None, attempts: int = START_ATTEMPTS) -> None:
+    """``ray.init`` for a local cluster of ``workers`` CPUs (or joining ``address``), retried when startup lapses.
+
+    Ray raises a bare ``Exception`` ("The current node timed out during startup") when its raylet does not
+    register with the GCS within a hard-coded 30 s, which happens on a 2-core machine under load; a fresh
+    start usually succeeds, so a start that lapses is shut down and tried again.
+
+    Raises:
+        ClusterError: the cluster could not be started or joined after ``attempts`` tries.
+    """
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            return
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
+        except Exception as exc:  # Ray's startup timeout is a bare Exception
+            if "timed out during startup" not in str(exc):
+                raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
+            last = exc
+            _log.warning("Ray did not start in time (attempt %d of %d); starting it again", attempt, attempts)
+            ray.shutdown()
+    raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {last}") from last
 
 
 @contextmanager
@@ -32,13 +64,7 @@ def ray_session(workers: int, address: str | None = None) -> Iterator[Any]:
         raise ClusterError(f"workers must be >= 1, got {workers}")
     started_here = not ray.is_initialized()
     if started_here:
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
+        start_ray(ray, workers, address)
     try:
         yield ray
     finally:

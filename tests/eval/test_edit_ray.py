@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from eval._ray_session import start_ray
 from eval.editing import run_cells_ray, run_edit_bench
 from tests.conftest import REPO
 from tools.errors import FactagentError, LayerOutOfRangeError
@@ -23,7 +24,7 @@ FAST_FT = {"steps": 10, "lr": 0.01, "norm_constraint": 0.05}
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray(ray, workers=2)
     yield
     ray.shutdown()
 
