@@ -87,6 +87,9 @@ class MemorySettings(_Section):
     milvus_token: str = ""
     # "rrf": passages by meaning and by words (BM25 over jieba, the zh extra), fused; for Chinese memories
     fusion: Literal["vector", "rrf"] = "vector"
+    # a Chinese question's passages must name its subject (quoted spans, the @zh template's subject, Latin
+    # names; agent/zh_gate.py): neither channel scores Chinese relevance on its own
+    zh_subject_gate: bool = True
 
 
 class KGSettings(_Section):

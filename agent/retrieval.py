@@ -6,7 +6,9 @@ For a question the retriever
 3. searches the vector memory in the caller's scope at ``as_of`` -> passages with cosine scores; with
    ``fusion="rrf"`` also by words (BM25 over jieba segmentation, for Chinese, which MiniLM cannot embed)
    and merges both rankings by reciprocal rank fusion (scores in (0, 1], see
-   :func:`memory.reciprocal_rank_fusion`; recalibrate the policy's ``memory`` threshold for it);
+   :func:`memory.reciprocal_rank_fusion`; recalibrate the policy's ``memory`` threshold for it); a Chinese
+   question keeps only the passages that contain its subject spans when a ``zh_gate`` is given
+   (:mod:`agent.zh_gate`);
 4. merges both, deduplicating a memory item that states the same triple as a KG assertion (one piece of
    evidence citing both) and passages with the same text, and ranks by score.
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from agent.zh_gate import ZhSubjectGate, has_cjk
 from kg import normalize_mention
 from memory import reciprocal_rank_fusion
 from tools.errors import ConfigError
@@ -74,6 +77,7 @@ class HybridRetriever:
         relations_per_subject: how many relation candidates are looked up per linked subject.
         fusion: ``"vector"`` (memory passages by meaning only) or ``"rrf"`` (meaning and words, fused).
         rrf_k: the reciprocal-rank-fusion constant (60, as in Cormack et al.).
+        zh_gate: keeps a Chinese question's memory passages that name its subject (``None``: no gate).
 
     Example:
         >>> linkers = EntityLinker(graph.entities()), RelationLinker(graph.schema.templates())  # doctest: +SKIP
@@ -94,6 +98,7 @@ class HybridRetriever:
         relations_per_subject: int = 2,
         fusion: Literal["vector", "rrf"] = "vector",
         rrf_k: int = 60,
+        zh_gate: ZhSubjectGate | None = None,
     ) -> None:
         if fusion not in ("vector", "rrf"):
             raise ConfigError(f"fusion must be 'vector' or 'rrf', got {fusion!r}")
@@ -106,16 +111,32 @@ class HybridRetriever:
         self.relations_per_subject = relations_per_subject
         self.fusion = fusion
         self.rrf_k = rrf_k
+        self.zh_gate = zh_gate
 
     def memory_hits(
         self, question: str, *, k: int, scope: Scope | None = None, as_of: datetime | None = None
     ) -> list[MemoryHit]:
-        """The memory passages for ``question``, best first: by meaning, or fused with words (``fusion``)."""
-        hits = self._memory.search(question, k=k, scope=scope, as_of=as_of)
-        if self.fusion == "vector":
-            return hits
-        words = self._memory.search_lexical(question, k=k, scope=scope, as_of=as_of)
-        return reciprocal_rank_fusion([hits, words], k=self.rrf_k)[:k]
+        """The memory passages for ``question``, best first: by meaning, or fused with words (``fusion``); a
+        Chinese question's only when they name its subject (``zh_gate``)."""
+        key = self.zh_gate.key(question) if self.zh_gate is not None else None
+        wanted = 3 * k + 5 if key is not None else k  # candidates the gate may thin out
+
+        def admitted(hits: list[MemoryHit]) -> list[MemoryHit]:  # each channel gated before fusion: ranks among kept
+            return hits if key is None else [hit for hit in hits if key.admits(hit.item.text)]
+
+        hits = admitted(self._memory.search(question, k=wanted, scope=scope, as_of=as_of))
+        words = (
+            admitted(self._memory.search_lexical(question, k=wanted, scope=scope, as_of=as_of))
+            if self.fusion == "rrf"
+            else []
+        )
+        if key is not None and any(has_cjk(hit.item.text) for hit in (*hits, *words)):
+            # a Chinese question reads Chinese passages when memory has any on its subject: a reader copies the
+            # passage's language ("Chaville is in France." -> "France" for Chaville在哪个国家？)
+            hits, words = [h for h in hits if has_cjk(h.item.text)], [h for h in words if has_cjk(h.item.text)]
+        if self.fusion == "rrf":
+            hits = reciprocal_rank_fusion([hits, words], k=self.rrf_k)
+        return hits[:k]
 
     def lookup(
         self,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import Home
 from agent.retrieval import HybridRetriever
+from agent.zh_gate import ZhSubjectGate
 from tools.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -175,7 +176,10 @@ def open_working_memory(home: Home, embedder: Embedder | None = None) -> Working
     relations = RelationLinker(
         schema.templates(), embedder, cache_dir=home.path("cache"), exact_templates=schema.zh_templates()
     )
-    retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion)
+    zh_gate = None
+    if settings.memory.zh_subject_gate:
+        zh_gate = ZhSubjectGate(schema.zh_templates())
+    retriever = HybridRetriever(memory, graph, entities, relations, fusion=settings.memory.fusion, zh_gate=zh_gate)
     wm = WorkingMemory(db, memory, graph, store, entities, relations, retriever)
     wm.refresh_entities()  # the KG's entities, concept classes left out; later writes are caught up by sync
     return wm
