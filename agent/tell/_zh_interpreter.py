@@ -25,15 +25,15 @@ from dataclasses import dataclass
 
 from agent.tell._interpreter import Interpreter, check_consistent, interpretation_of
 from agent.tell._records import Claim, Interpretation
+from agent.zh_gate import has_cjk
 from kg import EntityLinker, Schema, normalize_mention
 from memory import Triple
 from tools.errors import InvalidInputError
 
-__all__ = ["ZhInterpreter", "has_cjk"]
+__all__ = ["ZhInterpreter"]
 
 logger = logging.getLogger(__name__)
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;]*")
 _LEAD_IN = re.compile(r"^(?:其实|实际上|事实上|更正|纠正一下|请注意|注意|听说|据说|现在)[，,：:\s]*")
 _MODAL = "(?:现在|如今|已经|目前|其实)?"
@@ -41,11 +41,6 @@ _NEGATION = re.compile(r"不是|不再|并非|并不|没有")
 _QUESTION_WORD = re.compile(r"谁|哪|什么|吗|呢|几|多少|怎么|为何|为什么")
 _CHITCHAT = re.compile(r"^(?:你好|您好|谢谢|多谢|好的|好吧|再见|嗯|哈+|早上好|晚上好|没关系|不客气)")
 _NAME_EDGES = "「」『』“”‘’\"'《》()（）【】[] \t"
-
-
-def has_cjk(text: str) -> bool:
-    """True when ``text`` holds a CJK ideograph."""
-    return bool(_CJK.search(text))
 
 
 @dataclass(frozen=True)
