@@ -45,6 +45,7 @@ from agent._question_links import QuestionLink, QuestionLinker
 from agent._told import told_about
 from agent._work import WorkCounter
 from agent.retrieval import Evidence, HybridRetriever
+from agent.zh_gate import has_cjk
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
 from tools.errors import UnknownNamespaceError, UnsupportedSignalError
@@ -148,6 +149,8 @@ class SignalCollector:
         lm: the model answering closed-book and with context.
         k: passages retrieved; ``context``: how many of them go into the RAG prompt.
         n_paraphrases: other phrasings asked per question.
+        max_new_tokens: the answer tokens decoded per prompt; ``max_new_tokens_cjk`` for a prompt with CJK
+            characters (a Chinese answer, an idiom's meaning, takes a token a character and runs past 12).
         kg_shortcut: a KG fact linked at least this well skips the paraphrase, prior and familiarity probes.
         lazy_gates: with routing, skip the prompts whose answers the policy would not read (see
             :meth:`run`): on a batched model score the subjects' familiarity first and ask nothing
@@ -173,6 +176,7 @@ class SignalCollector:
         context: int = 3,
         n_paraphrases: int = 2,
         max_new_tokens: int = 12,
+        max_new_tokens_cjk: int = 24,
         kg_shortcut: float = 0.9,
         warm: Callable[[list[str]], object] | None = None,
         lazy_gates: bool = True,
@@ -186,6 +190,7 @@ class SignalCollector:
         self._inverses = {r: frozenset(qs) for r, qs in (inverses or {}).items()}
         self.lm = lm
         self.k, self.context, self.n_paraphrases, self.max_new_tokens = k, context, n_paraphrases, max_new_tokens
+        self.max_new_tokens_cjk = max_new_tokens_cjk
         self.kg_shortcut = kg_shortcut
         self.lazy_gates = lazy_gates
 
@@ -466,10 +471,16 @@ class SignalCollector:
         groups = [todo]
         if texts_only is not None:
             groups = [[j for j in todo if plan.slots[j][1] != "para"], [j for j in todo if plan.slots[j][1] == "para"]]
+        # a prompt's answer budget follows its own text (a CJK prompt's is longer), so an answer is the same
+        # asked alone or in any batch; a batch without CJK prompts stays one call per group
+        budget = [self.max_new_tokens_cjk if has_cjk(plan.prompts[j]) else self.max_new_tokens for j in todo]
+        of = dict(zip(todo, budget, strict=True))
+        groups = [[j for j in g if of[j] == b] for g in groups for b in sorted(set(budget))]
         batches = ran = 0
-        book = None
-        for n, group in enumerate(groups):
+        book: ScoreBook | None = None
+        for group in groups:
             if group:
+                tokens = of[group[0]]
                 # a prompt asked twice (askers of one question, the "N/A" prior of one relation) runs once
                 unique = list(dict.fromkeys(plan.prompts[j] for j in group))
                 if traced is not None:
@@ -477,16 +488,18 @@ class SignalCollector:
                     # the pmi rows: the model's answer after its question and after the "N/A" question
                     priors = [(plan.slots[j][0], plan.prompts[j]) for j in group if plan.slots[j][1] == "prior"]
                     after = [(prior, model[i]) for i, prior in priors if i in model]
-                    got, book = traced(
+                    got, read = traced(
                         unique,
-                        max_new_tokens=self.max_new_tokens,
+                        max_new_tokens=tokens,
                         answers_of=set(model.values()),
                         prefixes=[(r.prompt, r.continuation) for r in prefixes or ()],
                         answers_after=after,
                     )
+                    book = read if book is None else book.merged(read)
                 else:
-                    ask = texts_only if n == 1 and texts_only is not None else self.lm.generate
-                    got = ask(unique, max_new_tokens=self.max_new_tokens)
+                    paraphrases = texts_only is not None and all(plan.slots[j][1] == "para" for j in group)
+                    ask = texts_only if paraphrases and texts_only is not None else self.lm.generate
+                    got = ask(unique, max_new_tokens=tokens)
                 answered = dict(zip(unique, got, strict=True))
                 gens.update((j, answered[plan.prompts[j]]) for j in group)
                 batches, ran = batches + 1, ran + len(unique)
