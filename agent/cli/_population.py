@@ -6,7 +6,8 @@ fitness on the reference world.
 batches of ``edits`` each; variant ``i`` is the base model with batch ``i`` applied by one weight editor
 (sequentially for ROME / FT; as one batch for MEMIT and AlphaEdit, :data:`BATCHED`) and saved as a plain HF
 directory. The whole population is written to a temporary sibling directory and renamed onto ``out`` when
-complete, with ``population.json`` (base, method, seed, each variant's edit ids and seconds). A MEMIT or
+complete, with ``population.json`` (base, method, seed, the editor's hyperparameter overrides, each variant's
+edit ids and seconds: two populations built with different settings differ in their files). A MEMIT or
 AlphaEdit variant also keeps its solve's Gram data (its edits' keys and the shared ``λ C`` part) beside its
 weights, which the ``regmean`` merge needs (:func:`tools.merge.save_edit_grams`).
 
@@ -35,7 +36,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +70,16 @@ class Variant:
 
 @dataclass(frozen=True)
 class Population:
-    """A population directory: the base model, the editor, the seed and the variants (``root / name``)."""
+    """A population directory: the base model, the editor, the seed, the variants (``root / name``) and the
+    editor's hyperparameter overrides it was built with (``{}``: the editor's defaults of that time; a
+    population written before they were recorded reads as ``{}`` too)."""
 
     root: Path
     base: Path
     method: str
     seed: int
     variants: tuple[Variant, ...]
+    hparams: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[Path]:
@@ -91,6 +95,7 @@ class Population:
             "base": str(self.base),
             "method": self.method,
             "seed": self.seed,
+            "hparams": dict(self.hparams),
             "variants": [{"name": v.name, "edit_ids": list(v.edit_ids), "seconds": v.seconds} for v in self.variants],
         }
 
@@ -108,8 +113,16 @@ def load_population(root: str | Path) -> Population:
             Variant(name=v["name"], edit_ids=tuple(v["edit_ids"]), seconds=float(v["seconds"]))
             for v in data["variants"]
         )
+        hparams = data.get("hparams", {})
+        if not isinstance(hparams, dict):
+            raise TypeError(f"hparams must be an object, got {type(hparams).__name__}")
         return Population(
-            root=root, base=Path(data["base"]), method=data["method"], seed=int(data["seed"]), variants=variants
+            root=root,
+            base=Path(data["base"]),
+            method=data["method"],
+            seed=int(data["seed"]),
+            variants=variants,
+            hparams=hparams,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WorldFormatError(f"{root}: not a population directory ({POPULATION_FILE}: {exc})") from exc
@@ -190,7 +203,9 @@ def build_variants(
             if len(grams) == 1:  # one closed-form batch per variant (MEMIT, AlphaEdit): what RegMean merges by
                 save_edit_grams(vdir, grams[0], editor=name)
             variants.append(Variant(name=vdir.name, edit_ids=tuple(c.id for c in batch), seconds=seconds))
-        population = Population(root=out, base=base, method=name, seed=seed, variants=tuple(variants))
+        population = Population(
+            root=out, base=base, method=name, seed=seed, variants=tuple(variants), hparams=dict(hparams or {})
+        )
         (tmp / POPULATION_FILE).write_text(json.dumps(population.to_json(), indent=2) + "\n", encoding="utf-8")
         if out.exists():
             raise OutputExistsError(f"{out} appeared while building: the variants are discarded")

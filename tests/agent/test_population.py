@@ -109,3 +109,32 @@ def test_batched_variants_keep_their_regmean_data(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr("tools.edit.get_editor", lambda name, **_: _Recording())
     old = build_variants(GPT2, tmp_path / "old", n=1, edits=2, method="memit", cache_dir=tmp_path / "stats")
     assert not any((old.paths[0] / f).exists() for f in REGMEAN_FILES)  # no Gram data reported: none written
+
+
+def test_population_records_its_editor_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hyperparameter overrides a population was built with are in ``population.json`` and read back; a file
+    written before they were recorded reads as no overrides, and a malformed entry is a WorldFormatError."""
+    from tools.errors import WorldFormatError
+
+    seen: list[dict[str, Any]] = []
+
+    def fake_get_editor(name: str, **settings: Any) -> _Recording:
+        seen.append({k: v for k, v in settings.items() if k not in ("corpus", "cache_dir")})
+        return _Recording()
+
+    monkeypatch.setattr("tools.edit.get_editor", fake_get_editor)
+    hparams = {"v_optimizer": "adam", "kl_factor": 1.0}
+    build_variants(GPT2, tmp_path / "pop", n=1, edits=2, method="rome", hparams=hparams, cache_dir=tmp_path / "s")
+    assert seen == [hparams]
+    assert dict(load_population(tmp_path / "pop").hparams) == hparams
+    build_variants(GPT2, tmp_path / "plain", n=1, edits=2, method="rome", cache_dir=tmp_path / "s")
+    assert json.loads((tmp_path / "plain" / "population.json").read_text())["hparams"] == {}
+    meta_file = tmp_path / "pop" / "population.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["hparams"]
+    meta_file.write_text(json.dumps(meta))
+    assert dict(load_population(tmp_path / "pop").hparams) == {}
+    meta["hparams"] = ["kl_factor"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(WorldFormatError, match="hparams"):
+        load_population(tmp_path / "pop")
