@@ -178,10 +178,16 @@ def main(argv: list[str] | None = None) -> int:
                     "after": post.text,
                     "reliable": rel,
                     "layer": path,
+                    "delta_norm": float(delta.info.get("delta_norm", float("nan"))),
+                    "fit_nll": float(delta.info.get("nll", float("nan"))),
                 }
             )
         mine = records[-len(case.locality) :]
-        print(f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in mine)}", file=sys.stderr)
+        print(
+            f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in mine)} "
+            f"delta_norm={delta.info.get('delta_norm', float('nan')):.1f} nll={delta.info.get('nll', float('nan')):.4f}",
+            file=sys.stderr,
+        )
         if args.out:
             with args.out.open("a") as fh:
                 fh.write("".join(json.dumps(r) + "\n" for r in mine))
