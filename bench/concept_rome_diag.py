@@ -183,11 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         mine = records[-len(case.locality) :]
-        print(
-            f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in mine)} "
-            f"delta_norm={delta.info.get('delta_norm', float('nan')):.1f} nll={delta.info.get('nll', float('nan')):.4f}",
-            file=sys.stderr,
-        )
+        norm, nll = delta.info.get("delta_norm", float("nan")), delta.info.get("nll", float("nan"))
+        flips = sum(r["flipped"] for r in mine)
+        print(f"{case.id} rel={rel:.0f} flips={flips} delta_norm={norm:.1f} nll={nll:.4f}", file=sys.stderr)
         if args.out:
             with args.out.open("a") as fh:
                 fh.write("".join(json.dumps(r) + "\n" for r in mine))
