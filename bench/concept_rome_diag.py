@@ -178,10 +178,14 @@ def main(argv: list[str] | None = None) -> int:
                     "after": post.text,
                     "reliable": rel,
                     "layer": path,
+                    "delta_norm": float(delta.info.get("delta_norm", float("nan"))),
+                    "fit_nll": float(delta.info.get("nll", float("nan"))),
                 }
             )
         mine = records[-len(case.locality) :]
-        print(f"{case.id} rel={rel:.0f} flips={sum(r['flipped'] for r in mine)}", file=sys.stderr)
+        norm, nll = delta.info.get("delta_norm", float("nan")), delta.info.get("nll", float("nan"))
+        flips = sum(r["flipped"] for r in mine)
+        print(f"{case.id} rel={rel:.0f} flips={flips} delta_norm={norm:.1f} nll={nll:.4f}", file=sys.stderr)
         if args.out:
             with args.out.open("a") as fh:
                 fh.write("".join(json.dumps(r) + "\n" for r in mine))
