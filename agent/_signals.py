@@ -495,10 +495,13 @@ class SignalCollector:
                         prefixes=[(r.prompt, r.continuation) for r in prefixes or ()],
                         answers_after=after,
                     )
-                    book = read if book is None else book.merged(read)
+                    if book is None:
+                        book = read
+                    else:
+                        book.merge(read)
                 else:
-                    paraphrases = texts_only is not None and all(plan.slots[j][1] == "para" for j in group)
-                    ask = texts_only if paraphrases and texts_only is not None else self.lm.generate
+                    paraphrases = all(plan.slots[j][1] == "para" for j in group)
+                    ask = texts_only if texts_only is not None and paraphrases else self.lm.generate
                     got = ask(unique, max_new_tokens=tokens)
                 answered = dict(zip(unique, got, strict=True))
                 gens.update((j, answered[plan.prompts[j]]) for j in group)

@@ -41,7 +41,7 @@ _QUOTED = re.compile(r"「([^」]+)」|《([^》]+)》|『([^』]+)』|“([^”
 _LATIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.&\-]*(?: [A-Za-z0-9][A-Za-z0-9'’.&\-]*)*")
 _CLAUSE = re.compile(r"[，,。.！!？?；;：:、\s]+")
 _QUESTION_WORD = re.compile(r"哪|谁|什么|多少|几|怎么|如何|为何")
-_ASKED_HEAD = re.compile(r"^.*(?:哪|谁|什么|多少|几)[^是为]*[是为]")  # "哪座城市是" before the subject
+_ASKED_HEAD = re.compile(rf"^.*(?:{_QUESTION_WORD.pattern})[^是为]*[是为]")  # "哪座城市是" before the subject
 
 
 def has_cjk(text: str) -> bool:

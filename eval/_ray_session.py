@@ -38,9 +38,7 @@ def start_ray(ray: Any, workers: int, address: str | None = None, attempts: int 
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             return
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
-        except Exception as exc:  # Ray's startup timeout is a bare Exception
+        except Exception as exc:  # Ray's startup timeout is a bare Exception; any other failure is not retried
             if "timed out during startup" not in str(exc):
                 raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
             last = exc

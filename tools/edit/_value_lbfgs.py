@@ -96,8 +96,9 @@ def fit_lbfgs(
         decay = options.weight_decay * delta.norm(dim=1) / init_norm**2
         loss = (nll + options.kl_factor * kl + decay).sum()
         loss.backward()
-        if state["best"] is None or float(loss.detach()) < state["best"][0]:
-            state["best"] = (float(loss.detach()), delta.detach().clone(), nll.detach())
+        value = float(loss.detach())
+        if state["best"] is None or value < state["best"][0]:
+            state["best"] = (value, delta.detach().clone(), nll.detach())
         return loss.detach()
 
     if options.optimizer == "lbfgs_capped":

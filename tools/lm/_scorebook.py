@@ -64,13 +64,12 @@ class ScoreBook:
     def __len__(self) -> int:
         return sum(len(a) for a in self._answered.values()) + len(self._prefixes)
 
-    def merged(self, other: ScoreBook) -> ScoreBook:
-        """This book with ``other``'s rows added (two traced generates of one batch, e.g. two answer budgets)."""
+    def merge(self, other: ScoreBook) -> None:
+        """Add ``other``'s rows to this book (two traced generates of one batch, e.g. two answer budgets)."""
         for prompt, reads in other._answered.items():
             self._answered.setdefault(prompt, []).extend(reads)
         self._prefixes.update(other._prefixes)
         self._head = self._head or other._head
-        return self
 
     def add_answer(self, prompt: str, ids: Sequence[int], answer: Sequence[int], logprobs: Sequence[float]) -> None:
         """``prompt`` was read as ``ids`` and followed by tokens ``answer`` (its own greedy answer, or another
