@@ -49,6 +49,9 @@ class RelationSpec:
         zh_templates: its Chinese phrasings (``fa:template`` literals tagged ``@zh``): questions end in "？",
             clozes ("{}的首都是") read statements. Kept apart from ``templates`` so English linking and the
             model's English paraphrases never see them.
+        domain: the class of its subjects (``rdfs:domain``, local name in the ``fa:`` namespace: ``"Company"``),
+            ``None`` when undeclared (any subject).
+        range: the class of its objects (``rdfs:range``), ``None`` when undeclared.
     """
 
     id: str
@@ -62,6 +65,8 @@ class RelationSpec:
     wikidata: str | None = None
     templates: tuple[str, ...] = ()
     zh_templates: tuple[str, ...] = ()
+    domain: str | None = None
+    range: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Schema:
     """
 
     relations: tuple[RelationSpec, ...]
+    disjoint_groups: tuple[frozenset[str], ...] = ()  # classes of one ``owl:AllDisjointClasses`` share no entity
     _index: dict[str, RelationSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +119,10 @@ class Schema:
     def zh_templates(self) -> dict[str, tuple[str, ...]]:
         """Relation id -> its Chinese ``fa:template`` phrasings (``@zh``; relations without any are left out)."""
         return {spec.id: spec.zh_templates for spec in self.relations if spec.zh_templates}
+
+    def disjoint(self, a: str, b: str) -> bool:
+        """Whether classes ``a`` and ``b`` (``fa:`` local names) are declared to share no entity."""
+        return a != b and any(a in group and b in group for group in self.disjoint_groups)
 
     def inverse_sources(self, relation_id: str) -> tuple[RelationSpec, ...]:
         """Relations ``q`` with ``q ⊑ r⁻¹`` for ``r = relation_id``: their facts ``x q y`` entail ``y r x``."""
@@ -221,8 +231,41 @@ def _build(graph: Graph, source: str) -> Schema:
                 wikidata=matches[0] if matches else None,
                 templates=tuple(templates),
                 zh_templates=tuple(zh_templates),
+                domain=_class_of(graph, node, RDFS.domain, source),
+                range=_class_of(graph, node, RDFS.range, source),
             )
         )
-    schema = Schema(tuple(sorted(specs, key=lambda s: s.id)))
+    schema = Schema(tuple(sorted(specs, key=lambda s: s.id)), _disjoint_groups(graph, source))
     logger.debug("schema %s: %d relations", source, len(schema.relations))
     return schema
+
+
+def _class_local(node: Node, where: str, source: str) -> str:
+    if not isinstance(node, URIRef) or not str(node).startswith(str(FA)) or not str(node)[len(str(FA)) :].isalnum():
+        raise ConfigError(f"schema {source}: {where} must be a class in the fa: namespace {FA}, got {node}")
+    return str(node)[len(str(FA)) :]
+
+
+def _class_of(graph: Graph, node: Node, axiom: URIRef, source: str) -> str | None:
+    """The one ``rdfs:domain`` / ``rdfs:range`` class of a relation, ``None`` when it declares none."""
+    classes = list(graph.objects(node, axiom))
+    if len(classes) > 1:
+        raise ConfigError(f"schema {source}: {node} declares {len(classes)} classes as {axiom} (at most one)")
+    return _class_local(classes[0], f"{axiom} of {node}", source) if classes else None
+
+
+def _disjoint_groups(graph: Graph, source: str) -> tuple[frozenset[str], ...]:
+    """The member classes of every ``owl:AllDisjointClasses`` axiom."""
+    groups = []
+    for axiom in graph.subjects(RDF.type, OWL.AllDisjointClasses):
+        try:
+            members = [_class_local(m, "an owl:AllDisjointClasses member", source) for head in
+                       graph.objects(axiom, OWL.members) for m in Collection(graph, head)]  # fmt: skip
+        except ConfigError:
+            raise
+        except Exception as exc:  # a malformed rdf:List surfaces as assorted rdflib errors
+            raise ConfigError(f"schema {source}: malformed owl:AllDisjointClasses: {exc}") from exc
+        if len(members) < 2:
+            raise ConfigError(f"schema {source}: owl:AllDisjointClasses needs at least two members")
+        groups.append(frozenset(members))
+    return tuple(sorted(groups, key=sorted))

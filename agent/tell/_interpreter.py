@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from agent.tell._clauses import relative_clauses
 from agent.tell._name_checks import no_letters
 from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
 from agent.tell._reader import TripleReader
@@ -27,6 +28,7 @@ from agent.tell._sentences import (
     split_object,
     split_sentences,
 )
+from agent.tell._types import TypeCheck
 from kg import EntityLinker, KnowledgeGraph, Schema, normalize_mention
 from memory import Triple
 from tools.errors import ContradictoryStatementError, InvalidInputError
@@ -137,6 +139,7 @@ class TemplateInterpreter:
         self._linker = entity_linker
         self._graph = graph
         self._patterns: tuple[StatementPattern, ...] = statement_patterns(schema, phrasings)
+        self._types = TypeCheck(schema, entity_linker, graph)
 
     @property
     def schema(self) -> Schema:
@@ -156,7 +159,8 @@ class TemplateInterpreter:
         free: list[str] = []
         questions: list[str] = []
         chitchat = 0
-        for sentence in split_sentences(text, self._joins):
+        sentences = [piece for whole in split_sentences(text, self._joins) for piece in relative_clauses(whole)]
+        for sentence in sentences:
             if is_chitchat(sentence):
                 chitchat += 1
                 continue
@@ -164,11 +168,12 @@ class TemplateInterpreter:
                 questions.append(sentence)
                 continue
             cleaned = clean_sentence(sentence)
-            claim = self._read(sentence, cleaned, claims[-1].triple.subject if claims else None)
+            told = [c.triple for c in claims]
+            claim = self._read(sentence, cleaned, claims[-1].triple.subject if claims else None, told)
             if claim is not None and self._reader is not None and not _clean_names(claim):
                 claim = None  # a schema phrasing that left words around a name ("is named X"): let the reader read it
             if claim is None and self._reader is not None and cleaned and not is_question(sentence):
-                claim = self._learned(sentence, cleaned, suggestions)
+                claim = self._learned(sentence, cleaned, suggestions, told)
             if claim is not None:
                 claims.append(claim)
             elif is_question(sentence):
@@ -184,8 +189,12 @@ class TemplateInterpreter:
 
     # -- one sentence ----------------------------------------------------------------------------------
 
-    def _learned(self, sentence: str, cleaned: str, suggestions: list[Claim]) -> Claim | None:
-        """The learned reader's claim for a sentence no schema phrasing read; unsure readings are suggested."""
+    def _learned(self, sentence: str, cleaned: str, suggestions: list[Claim], told: list[Triple]) -> Claim | None:
+        """The learned reader's claim for a sentence no schema phrasing read; unsure readings are suggested.
+
+        A reading whose names are known only as classes its relation excludes is dropped (neither applied nor
+        offered); so is each such alternative of an ambiguous phrase.
+        """
         assert self._reader is not None
         if _NOT.search(cleaned):  # "X is not / no longer ...": nothing positive to record (kept as free text)
             return None
@@ -199,6 +208,9 @@ class TemplateInterpreter:
             t, sentence, None, reading.subject_score, reading.new_subject, reading.new_object,
             confidence=reading.confidence,
         )  # fmt: skip
+        if not self._types.fits(t, told):
+            logger.debug("reading %s of %r dropped: its names' classes exclude the relation", t, sentence[:80])
+            return None
         unread = self._unread_relation(cleaned, t.relation)
         if unread is not None:  # "Paris is the capital of France.": the reader cannot read 'capital'
             suggestions.append(replace(claim, triple=Triple(t.subject, unread, t.object)))
@@ -207,7 +219,9 @@ class TemplateInterpreter:
             return claim
         suggestions.append(claim)
         for relation in reading.alternatives:  # an ambiguous phrase: offer each relation it may mean
-            suggestions.append(replace(claim, triple=Triple(t.subject, relation, t.object)))
+            other = Triple(t.subject, relation, t.object)
+            if self._types.fits(other, told):
+                suggestions.append(replace(claim, triple=other))
         return None
 
     def _unread_relation(self, sentence: str, read: str) -> str | None:
@@ -225,11 +239,19 @@ class TemplateInterpreter:
                 return spec.id
         return None
 
-    def _read(self, sentence: str, cleaned: str, previous_subject: str | None) -> Claim | None:
-        matches = match_sentence(self._patterns, cleaned)
-        if not matches:
-            return None
-        best = max(matches, key=lambda m: self._rank(m))
+    def _read(self, sentence: str, cleaned: str, previous_subject: str | None, told: list[Triple]) -> Claim | None:
+        """The best-ranked schema phrasing's claim whose names' classes fit its relation (else ``None``)."""
+        for match in sorted(match_sentence(self._patterns, cleaned), key=self._rank, reverse=True):
+            claim = self._claim(match, sentence, previous_subject)
+            if claim is None:
+                return None
+            if self._types.fits(claim.triple, told):
+                return claim
+            logger.debug("phrasing %r of %r skipped: its names' classes exclude the relation", match.pattern.template,
+                         sentence[:80])  # fmt: skip
+        return None
+
+    def _claim(self, best: Match, sentence: str, previous_subject: str | None) -> Claim | None:
         if best.object_text.lower().startswith(_NEGATIONS) and " but " not in best.object_text:
             return None  # "X is not Y": nothing positive to record (kept as free text)
         obj, replaces = split_object(best.object_text)
