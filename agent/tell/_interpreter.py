@@ -204,10 +204,11 @@ class TemplateInterpreter:
         t = reading.triple
         if no_letters(t.subject) or no_letters(t.object):
             return None  # "AOL is run by 42.": no name to record, nothing to offer back
-        claim = Claim(
+        claim = self._without_article(Claim(
             t, sentence, None, reading.subject_score, reading.new_subject, reading.new_object,
             confidence=reading.confidence,
-        )  # fmt: skip
+        ))  # fmt: skip
+        t = claim.triple
         if not self._types.fits(t, told):
             logger.debug("reading %s of %r dropped: its names' classes exclude the relation", t, sentence[:80])
             return None
@@ -245,6 +246,7 @@ class TemplateInterpreter:
             claim = self._claim(match, sentence, previous_subject)
             if claim is None:
                 return None
+            claim = self._without_article(claim)
             if self._types.fits(claim.triple, told):
                 return claim
             logger.debug("phrasing %r of %r skipped: its names' classes exclude the relation", match.pattern.template,
@@ -270,6 +272,23 @@ class TemplateInterpreter:
         except InvalidInputError:
             return None
         return Claim(triple, sentence, best.pattern.template, s_score, s_score == 0.0, o_score == 0.0, old)
+
+    def _without_article(self, claim: Claim) -> Claim:
+        """``"The Acura TL"`` -> ``"Acura TL"``: a name read with a leading "the" that names no known entity while
+        the name without it does is the known one (else the fact would go to a new entity "The Acura TL" and the
+        known one would keep its old answer). "The Hague", a known name, stays whole."""
+        names = []
+        for name in (claim.triple.subject, claim.triple.object):
+            label, score = self._exact(name)
+            bare = name[4:].strip() if name[:4].casefold() == "the " else ""
+            bare_label, bare_score = self._exact(bare) if bare else ("", 0.0)
+            names.append((bare_label, bare_score) if score == 0.0 and bare_score > 0 else (name, score))
+        (subject, s_score), (obj, o_score) = names
+        if (subject, obj) == (claim.triple.subject, claim.triple.object):
+            return claim
+        triple = Triple(subject, claim.triple.relation, obj)
+        return replace(claim, triple=triple, subject_score=max(claim.subject_score, s_score),
+                       new_subject=claim.new_subject and s_score == 0.0, new_object=claim.new_object and o_score == 0.0)  # fmt: skip
 
     def _rank(self, match: Match) -> tuple[int, int, int, int, int, int]:
         """Most specific pattern, then a known subject, then KG evidence for the relation, then a known object."""

@@ -116,3 +116,10 @@ def test_statement_phrasings_file(tmp_path: object) -> None:
         load_statement_phrasings(path)
     with pytest.raises(ConfigError):
         load_statement_phrasings(Path(str(tmp_path)) / "missing.ttl")
+
+
+def test_a_leading_the_before_a_known_name_is_dropped(interpreter: TemplateInterpreter) -> None:
+    (claim,) = interpreter.interpret("The Acme Corp is headquartered in Paris.").claims
+    assert claim.triple == Triple("Acme Corp", "company_hq", "Paris") and not claim.new_subject
+    (claim,) = interpreter.interpret("Acme Corp is headquartered in The Hague.").claims
+    assert claim.triple.object == "The Hague"  # not a known name without its article either: kept whole
