@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.retrieval import Evidence
+from agent.retrieval import Evidence, Superseded
 
 __all__ = ["Action", "Answer", "ModelView", "Signals"]
 
@@ -48,6 +48,8 @@ class Signals:
         told: memory passages a user told as free text (no triple was read from them) that name the subject
             and that the relation linker reads as the question's relation, best first: what the user said
             about exactly this (subject, relation), which the model's own answer must not contradict.
+        superseded: facts about the names the question mentions that another object replaced (a user's tell
+            after the world's): an answer naming their old object is out of date.
     """
 
     question: str
@@ -67,6 +69,7 @@ class Signals:
     unavailable: tuple[str, ...] = ()
     model_calls: int = 0
     told: tuple[Evidence, ...] = ()
+    superseded: tuple[Superseded, ...] = ()
 
     @property
     def memory_top(self) -> float:

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from agent._answer import Action, Signals
 from agent._signals import answers_agree, supported_by
 from agent.retrieval import Evidence
+from agent.zh_gate import has_cjk
 from kg import normalize_mention
 
 __all__ = ["Decision", "PolicyThresholds", "decide"]
@@ -139,7 +140,28 @@ def _retrieval_answers(s: Signals, t: PolicyThresholds) -> bool:
 def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
     familiar = (s.familiarity is None or s.familiarity >= t.familiarity) and (s.pmi is None or s.pmi >= t.pmi)
     consistent = s.agreement is None or s.agreement >= t.agreement
-    return s.model is not None and bool(s.model.text) and s.model_confidence >= t.model and familiar and consistent
+    confident = s.model is not None and bool(s.model.text) and s.model_confidence >= t.model
+    return confident and familiar and consistent and _anchored(s)
+
+
+def _anchored(s: Signals) -> bool:
+    """The question names something the model's answer can be checked on: a linked subject (familiarity,
+    paraphrases and the prior read it), or Chinese text (its subject is the span the Chinese gate reads).
+    "What is 2+2?" names nothing: the world model answered "Cassiopeia" at p=0.95, with no signal to doubt it."""
+    return bool(s.subject) or has_cjk(s.question)
+
+
+def _not_an_answer(s: Signals, answer: str) -> str | None:
+    """Why ``answer`` cannot answer the question: it is the question's own subject ("What is the capital of
+    France?" -> "France"), or a fact about a name in the question that a newer one replaced (the memory's
+    passage about AOL's old CEO after a user told the new one). ``None`` when neither."""
+    if s.subject and normalize_mention(answer) == normalize_mention(s.subject):
+        return f"the answer {answer!r} is the question's own subject"
+    for old in s.superseded:
+        if answers_agree(answer, old.triple.object) and not any(answers_agree(answer, c) for c in old.current):
+            t, now = old.triple, ", ".join(old.current)
+            return f"{answer!r} is out of date: ({t.subject}, {old.label}, {t.object}) was replaced by {now}"
+    return None
 
 
 def _told_against(s: Signals, t: PolicyThresholds, answer: str | None = None) -> Evidence | None:
@@ -166,6 +188,9 @@ def _schema_answer(s: Signals, t: PolicyThresholds) -> Decision | None:
     if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, view.text):
         return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
     text = view.text.strip().removesuffix(".").strip()
+    wrong = _not_an_answer(s, text)
+    if wrong is not None:
+        return Decision("abstain", "", 0.0, (), wrong)
     told = _told_against(s, t, text)
     if told is not None:
         why = f"{told.citation.who} told about {s.subject}'s {s.relation} in words not naming {text!r}"
@@ -194,11 +219,17 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
         return Decision("kg", text, max(e.score for e in kg), tuple(kg), "kg hit")
     rag = s.rag
     if rag is not None and _retrieval_answers(s, t):
+        wrong = _not_an_answer(s, rag.text)
+        if wrong is not None:
+            return Decision("abstain", "", 0.0, s.memory[:3], wrong)
         why = f"memory {s.memory_top:.2f} >= {t.memory:.2f}, answer p={rag.prob:.2f}"
         return Decision("retrieval", rag.text, rag.prob * s.memory_top, s.memory[:3], why)
     model = s.model
     confidence = s.model_confidence
     if model is not None and _model_passes(s, t):
+        wrong = _not_an_answer(s, model.text)
+        if wrong is not None:
+            return Decision("abstain", "", 0.0, (), wrong)
         if rag is not None and s.memory_top >= t.memory and s.rag_supported and not answers_agree(rag.text, model.text):
             return Decision("abstain", "", 0.0, s.memory[:3], "memory and model disagree")
         told = _told_against(s, t)
@@ -228,7 +259,9 @@ def _why_not(s: Signals, t: PolicyThresholds) -> str:
         parts.append(f"memory {s.memory_top:.2f}{rag}{support}")
     else:
         parts.append("no memory hit")
-    if s.familiarity is not None and s.familiarity < t.familiarity:
+    if not _anchored(s):
+        parts.append("the question names nothing the model's answer could be checked on")
+    elif s.familiarity is not None and s.familiarity < t.familiarity:
         parts.append(f"subject unfamiliar to the model ({s.familiarity:.1f} < {t.familiarity:.1f})")
     elif s.pmi is not None and s.pmi < t.pmi:
         parts.append(f"the model says that of anyone (answer pmi {s.pmi:.2f} < {t.pmi:.2f})")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kg import Assertion, EntityLinker, KnowledgeGraph, RelationLinker
     from memory import MemoryHit, Scope, Triple, VectorMemory
 
-__all__ = ["Citation", "Evidence", "HybridRetriever"]
+__all__ = ["Citation", "Evidence", "HybridRetriever", "Superseded"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ class Evidence:
     origin: Literal["kg", "memory", "both"]
     citation: Citation
     recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Superseded:
+    """A fact that no longer holds: ``triple`` was replaced; ``current``: the objects its (subject, relation)
+    has now; ``label``: the relation's name ("CEO")."""
+
+    triple: Triple
+    current: tuple[str, ...]
+    label: str
 
 
 def _triple_key(triple: Triple) -> tuple[str, str, str]:
@@ -181,6 +191,23 @@ class HybridRetriever:
                     seen.add(assertion.id)
                     found.append(self._from_assertion(assertion, mention.link.score * rel.score))
         return found
+
+    def superseded(self, question: str, *, namespaces: Sequence[str] | None = None) -> tuple[Superseded, ...]:
+        """Facts about the names the question mentions that no longer hold because another object replaced
+        them: ``(AOL, CEO, Tim Armstrong)`` once a user told that AOL's CEO is now Jane Roe. An answer naming
+        such an object is out of date (the policy does not give it)."""
+        found: dict[Triple, Superseded] = {}
+        for mention in self._entities.find_mentions(question, namespaces=namespaces)[:3]:
+            iri = mention.link.entity.iri
+            current: dict[str, set[str]] = {}
+            for a in self._graph.facts(iri, namespaces=namespaces):  # as the reader sees them: shadowed ones left out
+                current.setdefault(a.triple.relation, set()).add(a.triple.object)
+            for a in self._graph.history(iri, namespaces=namespaces):
+                now = current.get(a.triple.relation, set())
+                if now and a.triple.object not in now:  # invalidated, or shadowed by a newer namespace's fact
+                    label = self._graph.schema.relation(a.triple.relation).label
+                    found.setdefault(a.triple, Superseded(triple=a.triple, current=tuple(sorted(now)), label=label))
+        return tuple(found.values())
 
     def _from_assertion(self, assertion: Assertion, score: float) -> Evidence:
         spec = self._graph.schema.relation(assertion.triple.relation)

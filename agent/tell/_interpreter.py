@@ -5,6 +5,9 @@ discourse markers ("Actually, ...", "... is now ..."), reads each statement thro
 patterns (:mod:`agent.tell._patterns`) and links subject and object to known entities by exact label or
 alias; a name it does not know becomes a new entity. Questions and chit-chat are recognised as not-an-edit;
 a statement about something that matches no relation is kept as free text, never forced into a triple.
+A relative clause between commas is read as a statement of its own (:mod:`agent.tell._clauses`), and a reading
+whose names are known only as classes the relation's domain or range excludes is not applied
+(:mod:`agent.tell._types`): the next phrasing that fits is taken, or none.
 """
 
 from __future__ import annotations
@@ -279,7 +282,7 @@ class TemplateInterpreter:
         known one would keep its old answer). "The Hague", a known name, stays whole."""
         names = []
         for name in (claim.triple.subject, claim.triple.object):
-            label, score = self._exact(name)
+            score = self._exact(name)[1]
             bare = name[4:].strip() if name[:4].casefold() == "the " else ""
             bare_label, bare_score = self._exact(bare) if bare else ("", 0.0)
             names.append((bare_label, bare_score) if score == 0.0 and bare_score > 0 else (name, score))
@@ -287,8 +290,10 @@ class TemplateInterpreter:
         if (subject, obj) == (claim.triple.subject, claim.triple.object):
             return claim
         triple = Triple(subject, claim.triple.relation, obj)
-        return replace(claim, triple=triple, subject_score=max(claim.subject_score, s_score),
-                       new_subject=claim.new_subject and s_score == 0.0, new_object=claim.new_object and o_score == 0.0)  # fmt: skip
+        return replace(
+            claim, triple=triple, subject_score=max(claim.subject_score, s_score),
+            new_subject=claim.new_subject and s_score == 0.0, new_object=claim.new_object and o_score == 0.0,
+        )  # fmt: skip
 
     def _rank(self, match: Match) -> tuple[int, int, int, int, int, int]:
         """Most specific pattern, then a known subject, then KG evidence for the relation, then a known object."""

@@ -64,9 +64,10 @@ _INNER = re.compile(r"(?<=\s)(?:now|actually|currently|really|in fact|presently|
 _TRAILING = re.compile(r"(?:,?\s+(?:now|these days|nowadays|currently|as of today|from now on|anymore))+$")
 _WH = re.compile(
     r"^(?:who|whom|whose|what|which|where|when|why|how|is|are|was|were|do|does|did|can|could|will|would|"
-    r"should|shall|has|have|had|may|might)\b",
+    r"should|shall|has|have|had|may|might)\b"
+    r"|^(?:in|at|on|from|to|for|by|with|of|under|since|until)\s+(?:who|whom|whose|what|which|where|when)\b",
     re.IGNORECASE,
-)
+)  # the second line: "In which country is Adliswil" (a question without its "?")
 _ASKING = re.compile(
     r"\b(?:do you know|tell me|can you tell|could you tell|i wonder|i'd like to know|i want to know|"
     r"any idea|what about|how about)\b",

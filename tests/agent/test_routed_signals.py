@@ -100,14 +100,21 @@ def _view(text: str, prob: float) -> ModelView:
 
 def test_may_answer_from_model_bounds_the_decision() -> None:
     t = PolicyThresholds(model=0.5, familiarity=-4.0, pmi=0.0)
-    sure = Signals("q", model=_view("Paris", 0.9))
+    sure = Signals("q", subject="France", model=_view("Paris", 0.9))
     assert t.may_answer_from_model(sure)  # nothing else measured yet: the model may still answer
-    assert not t.may_answer_from_model(Signals("q", model=_view("Paris", 0.4)))  # agreement can only lower 0.4
-    assert not t.may_answer_from_model(Signals("q", model=_view("", 0.9)))  # no answer
-    assert not t.may_answer_from_model(Signals("q", model=_view("Paris", 0.9), familiarity=-5.0))  # vetoed
-    assert t.may_answer_from_model(Signals("q", model=_view("Paris", 0.9), familiarity=-3.0))
-    halved = Signals("q", model=_view("Paris", 0.9), paraphrases=(_view("Lyon", 0.9),) * 2, agreement=0.5)
+    assert not t.may_answer_from_model(
+        Signals("q", subject="France", model=_view("Paris", 0.4))
+    )  # agreement can only lower 0.4
+    assert not t.may_answer_from_model(Signals("q", subject="France", model=_view("", 0.9)))  # no answer
+    assert not t.may_answer_from_model(
+        Signals("q", subject="France", model=_view("Paris", 0.9), familiarity=-5.0)
+    )  # vetoed
+    assert t.may_answer_from_model(Signals("q", subject="France", model=_view("Paris", 0.9), familiarity=-3.0))
+    halved = Signals(
+        "q", subject="France", model=_view("Paris", 0.9), paraphrases=(_view("Lyon", 0.9),) * 2, agreement=0.5
+    )
     assert not t.may_answer_from_model(halved)  # 0.45 < 0.5
+    assert not t.may_answer_from_model(Signals("q", model=_view("Paris", 0.9)))  # names nothing: final
 
 
 def _same_answer(a: Answer, b: Answer, *, reason: bool = True) -> bool:

@@ -17,7 +17,10 @@ from agent.tell._clauses import relative_clauses
         ("Jane Roe, who runs AOL, lives in Paris.", ["Jane Roe runs AOL.", "Jane Roe lives in Paris."]),
         ("AOL, which Jane Roe runs, is big.", ["Jane Roe runs AOL.", "AOL is big."]),
         ("AOL, whose CEO is Jane Roe, grew.", ["AOL's CEO is Jane Roe.", "AOL grew."]),
-        ("Jane Roe runs Acme Corp, which is based in Paris.", ["Jane Roe runs Acme Corp.", "Acme Corp is based in Paris."]),
+        (
+            "Jane Roe runs Acme Corp, which is based in Paris.",
+            ["Jane Roe runs Acme Corp.", "Acme Corp is based in Paris."],
+        ),
         ("Ann met the Duke of York, who is tall.", ["Ann met the Duke of York.", "Duke of York is tall."]),
         ("Ann met him, who is tall.", ["Ann met him."]),
         (
@@ -36,7 +39,12 @@ def test_clauses(sentence: str, statements: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "sentence",
-    ["Matson, Inc. is based in Honolulu.", "Who is Jane, who runs AOL?", "The CEO of AOL is Jane Roe.", "Ann, Bob and Cy met."],
+    [
+        "Matson, Inc. is based in Honolulu.",
+        "Who is Jane, who runs AOL?",
+        "The CEO of AOL is Jane Roe.",
+        "Ann, Bob and Cy met.",
+    ],
 )
 def test_other_sentences_are_left_whole(sentence: str) -> None:
     assert relative_clauses(sentence) == [sentence]

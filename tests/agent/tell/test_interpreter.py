@@ -64,8 +64,12 @@ def test_several_sentences_and_a_pronoun(interpreter: TemplateInterpreter) -> No
 
 
 @pytest.mark.parametrize(
-    "text", ["Who is the CEO of Acme?", "Is Jane Roe the CEO of Acme", "Do you know who runs Acme", "How are you?"]
-)
+    "text",
+    [
+        "Who is the CEO of Acme?", "Is Jane Roe the CEO of Acme", "Do you know who runs Acme", "How are you?",
+        "In which city is Acme based", "By whom is Acme run",
+    ],
+)  # fmt: skip
 def test_questions_are_not_edits(interpreter: TemplateInterpreter, text: str) -> None:
     result = interpreter.interpret(text)
     assert result.kind in ("question", "chitchat") and not result.claims
