@@ -145,10 +145,11 @@ def _model_passes(s: Signals, t: PolicyThresholds) -> bool:
 
 
 def _anchored(s: Signals) -> bool:
-    """The question names something the model's answer can be checked on: a linked subject (familiarity,
-    paraphrases and the prior read it), or Chinese text (its subject is the span the Chinese gate reads).
-    "What is 2+2?" names nothing: the world model answered "Cassiopeia" at p=0.95, with no signal to doubt it."""
-    return bool(s.subject) or has_cjk(s.question)
+    """The question names something the model's answer can be checked on: a linked subject (familiarity and the
+    prior read it), other phrasings of it that were asked (their agreement), or Chinese text (its subject is the
+    span the Chinese gate reads). "What is 2+2?" names nothing: the world model answered "Cassiopeia" at p=0.95,
+    with no signal to doubt it."""
+    return bool(s.subject) or bool(s.paraphrases) or has_cjk(s.question)
 
 
 def _not_an_answer(s: Signals, answer: str) -> str | None:
