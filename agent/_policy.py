@@ -23,6 +23,12 @@ In order, the first source that clears its threshold answers:
    added: the paraphrases were asked for step 3's agreement.
 5. ``abstain``, saying which source fell short and by how much.
 
+Whatever step chose it, an answer is not given (the policy abstains, saying why) when it is the question's own
+subject ("What is the capital of France?" -> "France"), or when it names the old object of a fact about a name
+in the question that a newer fact replaced (:attr:`Signals.superseded`: the world's passage about AOL's former
+CEO after a user told the new one). The model (steps 3 and 4) answers only a question that names something its
+answer can be checked on: a linked subject, asked paraphrases, or Chinese text (:func:`_anchored`).
+
 A backend without logprobs (``"first_token_prob" in s.unavailable``) still routes: KG and memory as above
 (the RAG answer's probability counts as 1, so support in the passages decides), and the model's confidence
 is its paraphrase agreement; the reasons say so.
