@@ -44,9 +44,7 @@ def capitalised_span(question: str) -> str | None:
     """The longest run of capitalised words (with connectors such as "of") in ``question``, or ``None``.
 
     A name the knowledge graph does not know is still the question's subject: "Which university did
-    Pivae Rolvrind attend?" -> "Pivae Rolvrind". A question word opening the sentence does not count. A word
-    with a capital inside ("eBay", "iChat", "4C") or a domain name (".af") counts as capitalised; a number goes
-    on a name ("4C 01.28") but does not start one.
+    Pivae Rolvrind attend?" -> "Pivae Rolvrind". A question word opening the sentence does not count.
     """
     words = [(m.group(0), m.start()) for m in _WORD.finditer(question)]
     best: tuple[int, int] | None = None
@@ -54,14 +52,13 @@ def capitalised_span(question: str) -> str | None:
     while i < len(words):
         word = words[i][0]
         opening = i == 0 and word.lower() in _QUESTION_WORDS
-        if not _name_like(word) or opening:
+        if not word[:1].isupper() or opening:
             i += 1
             continue
         j = i + 1
         while j < len(words) and (
-            _name_like(words[j][0])
-            or words[j][0][:1].isdigit()  # "4C 01.28": a number goes on a name, never starts one
-            or (words[j][0] in _CONNECTORS and j + 1 < len(words) and _name_like(words[j + 1][0]))
+            words[j][0][:1].isupper()
+            or (words[j][0] in _CONNECTORS and j + 1 < len(words) and words[j + 1][0][:1].isupper())
         ):
             j += 1
         if best is None or j - i > best[1] - best[0]:
@@ -73,10 +70,6 @@ def capitalised_span(question: str) -> str | None:
     last, at = words[best[1] - 1]
     span = question[start : at + len(last)]
     return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
-
-
-def _name_like(word: str) -> bool:
-    return any(c.isupper() for c in word) or (word[:1] == "." and word[1:2].isalpha())
 
 
 def _template_regex(template: str) -> re.Pattern[str]:

@@ -85,10 +85,6 @@ def test_abstaining_says_why() -> None:
         ("What is Neze Tiothkrithzio's profession?", "Neze Tiothkrithzio"),
         ("Where is the University of Jena?", "University of Jena"),
         ("who is it?", None),
-        ("What country is .af in?", ".af"),
-        ("Who leads eBay as chief executive officer?", "eBay"),
-        ("Which constellation does the star 4C 01.28 belong to?", "4C 01.28"),
-        ("What is 2+2?", None),
     ],
 )
 def test_capitalised_span_finds_the_subject(question: str, span: str | None) -> None:
