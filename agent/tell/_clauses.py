@@ -9,7 +9,9 @@ and its main statement, each with the antecedent named:
 - ``"X, which Y VERB, REST."`` -> ``"Y VERB X."``, ``"X REST."`` (the clause has its own subject: X is its object);
 - ``"X, whose N is Y, REST."`` -> ``"X's N is Y."``, ``"X REST."``;
 - ``"MAIN, which|who VP."`` at the end -> ``"MAIN."``, ``"Z VP."`` where Z is the capitalised name MAIN ends with
-  (none: the clause is left out, as the object reading drops it anyway).
+  (none: the clause is left out, as the object reading drops it anyway);
+- an appositive ``"X, [the] N of Y, VP."`` -> ``"X is the N of Y."``, ``"X VP."`` ("Jane Roe, CEO of AOL, married
+  John Doe." was read with the subject "Jane Roe, CEO of AOL").
 
 The clause comes first, so what it says about a name (Jane Roe runs a company: a person) is known when the main
 statement is read. Only a comma followed by ``which``, ``who`` or ``whose`` opens a clause, so names with commas
@@ -25,6 +27,12 @@ __all__ = ["relative_clauses"]
 _SUFFIX = r"(?:, (?:Jr|Sr|Inc|Ltd|Co|Corp|LLC|PLC|II|III|IV)\.?)"  # "James R. Jordan, Sr.": a comma inside a name
 _INNER = re.compile(rf"^(?P<head>.+?), (?P<wh>which|who|whose) (?P<clause>[^,]+{_SUFFIX}*), (?P<rest>.+)$")
 _FINAL = re.compile(rf"^(?P<head>.+?), (?P<wh>which|who|whose) (?P<clause>[^,]+{_SUFFIX}*?)[.!]?$")
+# the noun after "the" / "a", or in lower case, or an acronym ("CEO"): "Mary, Queen of Scots" is a name
+_APPOSITIVE = re.compile(
+    r"^(?P<head>[A-Z][^,]*?), (?:(?:the|a|an) (?P<any>[^,]{1,40}?)|(?P<noun>(?:[a-z]|[A-Z]{2,}\b)[^,]{0,39}?)) of "
+    r"(?P<of>[^,]+), (?P<rest>(?!(?:and|or|who|whose|which|that) )[a-z].+)$"
+)
+_VERBISH = re.compile(r"\b(?:is|was|are|were|has|had|have|will|would|who|which|that)\b")
 _DETERMINERS = {"the", "a", "an", "its", "his", "her", "their", "our", "my", "your", "this", "that"}
 _NAME_JOINERS = {"of", "de", "la", "le", "von", "van", "der", "del", "da", "and", "&"}
 
@@ -32,7 +40,14 @@ _NAME_JOINERS = {"of", "de", "la", "le", "von", "van", "der", "del", "da", "and"
 def relative_clauses(sentence: str) -> list[str]:
     """The sentence's statements with its non-restrictive relative clause read apart (see the module)."""
     text = sentence.strip()
-    if text.endswith("?") or not re.search(r", (?:which|who|whose) ", text):
+    if text.endswith("?"):
+        return [sentence]
+    appositive = _APPOSITIVE.match(text)
+    noun = (appositive.group("any") or appositive.group("noun")) if appositive is not None else ""
+    if appositive is not None and not _VERBISH.search(noun):
+        head, of = appositive.group("head").strip(), appositive.group("of").strip()
+        return [f"{head} is the {noun} of {of}.", f"{head} {appositive.group('rest').strip()}"]
+    if not re.search(r", (?:which|who|whose) ", text):
         return [sentence]
     inner = _INNER.match(text)
     if inner is not None:

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from agent.tell._clauses import relative_clauses
 from agent.tell._name_checks import no_letters
 from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
+from agent.tell._pronouns import has_pronoun, is_pronoun, with_antecedent
 from agent.tell._reader import TripleReader
 from agent.tell._records import Claim, Interpretation
 from agent.tell._sentences import (
@@ -163,6 +164,7 @@ class TemplateInterpreter:
         questions: list[str] = []
         chitchat = 0
         sentences = [piece for whole in split_sentences(text, self._joins) for piece in relative_clauses(whole)]
+        antecedents: list[str] = []  # names said so far in the message, most recent first
         for sentence in sentences:
             if is_chitchat(sentence):
                 chitchat += 1
@@ -172,11 +174,13 @@ class TemplateInterpreter:
                 continue
             cleaned = clean_sentence(sentence)
             told = [c.triple for c in claims]
-            claim = self._read(sentence, cleaned, claims[-1].triple.subject if claims else None, told)
-            if claim is not None and self._reader is not None and not _clean_names(claim):
-                claim = None  # a schema phrasing that left words around a name ("is named X"): let the reader read it
-            if claim is None and self._reader is not None and cleaned and not is_question(sentence):
-                claim = self._learned(sentence, cleaned, suggestions, told)
+            claim = self._with_antecedents(sentence, cleaned, antecedents, told)
+            if claim is None:
+                previous = claims[-1].triple.subject if claims else None
+                claim = self._read_one(sentence, cleaned, previous, told, suggestions)
+            if claim is not None and (is_pronoun(claim.triple.subject) or is_pronoun(claim.triple.object)):
+                claim = None  # "It is made by Toyota." with nothing for "it" to stand for: no entity called "It"
+            antecedents[:0] = self._names_in(sentence, claim)
             if claim is not None:
                 claims.append(claim)
             elif is_question(sentence):
@@ -192,11 +196,47 @@ class TemplateInterpreter:
 
     # -- one sentence ----------------------------------------------------------------------------------
 
+    def _read_one(
+        self, sentence: str, cleaned: str, previous_subject: str | None, told: list[Triple], suggestions: list[Claim]
+    ) -> Claim | None:
+        """A schema phrasing's reading of the sentence, else the learned reader's (unsure ones are suggested)."""
+        claim = self._read(sentence, cleaned, previous_subject, told)
+        if claim is not None and self._reader is not None and not _clean_names(claim):
+            claim = None  # a schema phrasing that left words around a name ("is named X"): let the reader read it
+        if claim is None and self._reader is not None and cleaned and not is_question(sentence):
+            claim = self._learned(sentence, cleaned, suggestions, told)
+        return claim
+
+    def _with_antecedents(
+        self, sentence: str, cleaned: str, antecedents: Sequence[str], told: list[Triple]
+    ) -> Claim | None:
+        """The reading of a sentence with a pronoun, the pronoun standing for the most recent earlier name whose
+        reading fits the relation's classes ("It is made by Toyota." after "... the Acura TL."); ``None`` when
+        the sentence has no pronoun, the message no earlier name, or no name gives a reading that names it."""
+        if not antecedents or not has_pronoun(cleaned):
+            return None
+        for name in antecedents[:3]:
+            key = normalize_mention(name)
+            for variant in with_antecedent(cleaned, name):
+                claim = self._read_one(sentence, variant, None, told, [])  # tries offer nothing back
+                names = (claim.triple.subject, claim.triple.object) if claim is not None else ()
+                if key in (normalize_mention(n) for n in names):
+                    return claim
+        return None
+
+    def _names_in(self, sentence: str, claim: Claim | None) -> list[str]:
+        """The names a sentence said, last first: its claim's, then the known names it mentions."""
+        names = [] if claim is None else [claim.triple.object, claim.triple.subject]
+        mentions = sorted(self._linker.find_mentions(sentence), key=lambda m: -m.start)
+        names += [m.link.entity.label for m in mentions]
+        return [n for n in dict.fromkeys(names) if not is_pronoun(n)]
+
     def _learned(self, sentence: str, cleaned: str, suggestions: list[Claim], told: list[Triple]) -> Claim | None:
         """The learned reader's claim for a sentence no schema phrasing read; unsure readings are suggested.
 
         A reading whose names are known only as classes its relation excludes is dropped (neither applied nor
-        offered); so is each such alternative of an ambiguous phrase.
+        offered), and so is each such alternative of an ambiguous phrase; so is a reading that leaves out a name
+        of the sentence known to be of the class one of its own names is not known to be (:meth:`TypeCheck.left_out`).
         """
         assert self._reader is not None
         if _NOT.search(cleaned):  # "X is not / no longer ...": nothing positive to record (kept as free text)
@@ -214,6 +254,10 @@ class TemplateInterpreter:
         t = claim.triple
         if not self._types.fits(t, told):
             logger.debug("reading %s of %r dropped: its names' classes exclude the relation", t, sentence[:80])
+            return None
+        mentioned = [m.link.entity.label for m in self._linker.find_mentions(cleaned)]
+        if self._types.left_out(t, mentioned, told) is not None:
+            logger.debug("reading %s of %r dropped: it leaves out a name of the relation's class", t, sentence[:80])
             return None
         unread = self._unread_relation(cleaned, t.relation)
         if unread is not None:  # "Paris is the capital of France.": the reader cannot read 'capital'

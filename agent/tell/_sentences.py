@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 # A split point: sentence-final punctuation, whitespace, then something that can start a sentence.
-_BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|\n+")
+_BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|(?<=;)\s+|\n+")  # after ";" always
 # Tokens that end with a period without ending the sentence.
 _ABBREVIATIONS = {
     "inc.",

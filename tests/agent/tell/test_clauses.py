@@ -27,6 +27,8 @@ from agent.tell._clauses import relative_clauses
             "Adam Clayton Powell, Jr., who married Hazel Scott, was a politician.",
             ["Adam Clayton Powell, Jr. married Hazel Scott.", "Adam Clayton Powell, Jr. was a politician."],
         ),
+        ("Jane Roe, CEO of AOL, married John Doe.", ["Jane Roe is the CEO of AOL.", "Jane Roe married John Doe."]),
+        ("Paris, the capital of France, is big.", ["Paris is the capital of France.", "Paris is big."]),
         (
             "Alicia Keys, whose dad is James R. Jordan, Sr., lives abroad.",
             ["Alicia Keys's dad is James R. Jordan, Sr.", "Alicia Keys lives abroad."],
@@ -44,6 +46,8 @@ def test_clauses(sentence: str, statements: list[str]) -> None:
         "Who is Jane, who runs AOL?",
         "The CEO of AOL is Jane Roe.",
         "Ann, Bob and Cy met.",
+        "Ann, Bob of Acme, and Cy met.",
+        "Mary, Queen of Scots, married John Doe.",
     ],
 )
 def test_other_sentences_are_left_whole(sentence: str) -> None:
