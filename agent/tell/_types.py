@@ -41,20 +41,20 @@ class TypeCheck:
         """A name of the sentence (``names``) outside ``triple`` that is known to be of the class the relation
         wants where the triple's own name is not known to be: "Mark Smith succeeded Tim Armstrong as CEO of AOL."
         read as (Mark Smith, CEO, Tim Armstrong) leaves out AOL, a company, for an unknown subject. Only for a
-        relation whose two sides are of different classes (between two people any of several names may fit)."""
+        relation whose two sides are of different classes (between two people any of several names may fit), and
+        only for the subject: a told object is often a new name while other known names of its class are about."""
         if triple.relation not in self._schema:
             return None
         spec = self._schema.relation(triple.relation)
         if spec.domain is None or spec.range is None or spec.domain == spec.range:
             return None
         told = tuple(told)
+        if spec.domain in self.classes(triple.subject, told):
+            return None
         inside = {normalize_mention(triple.subject), normalize_mention(triple.object)}
-        for own, wanted in ((triple.subject, spec.domain), (triple.object, spec.range)):
-            if wanted in self.classes(own, told):
-                continue
-            for name in names:
-                if normalize_mention(name) not in inside and wanted in self.classes(name, told):
-                    return name
+        for name in names:
+            if normalize_mention(name) not in inside and spec.domain in self.classes(name, told):
+                return name
         return None
 
     def classes(self, name: str, told: Iterable[Triple] = ()) -> set[str]:

@@ -93,3 +93,14 @@ def test_a_relative_clause_is_read_as_its_own_statement(interpreter: TemplateInt
         ("AOL", "company_ceo", "Jane Roe"),
         ("AOL", "company_hq", "Boston"),
     ]
+
+
+def test_a_reading_that_leaves_out_a_name_of_its_class(graph: KnowledgeGraph) -> None:
+    check = TypeCheck(load_schema(), EntityLinker([]), graph)
+    misread = Triple(
+        "Mark Smith", "company_ceo", "Tim Armstrong"
+    )  # "Mark Smith succeeded Tim Armstrong as CEO of AOL."
+    assert check.left_out(misread, ["Mark Smith", "Tim Armstrong", "AOL"]) == "AOL"  # a company, not in the reading
+    assert check.left_out(Triple("AOL", "company_ceo", "Mark Smith"), ["Mark Smith", "Tim Armstrong", "AOL"]) is None
+    # between two people any of several names may fit: not checked
+    assert check.left_out(Triple("Jane Roe", "spouse", "John Doe"), ["Jane Roe", "Tim Armstrong", "John Doe"]) is None
