@@ -51,9 +51,12 @@ class TypeCheck:
         told = tuple(told)
         if spec.domain in self.classes(triple.subject, told):
             return None
-        inside = {normalize_mention(triple.subject), normalize_mention(triple.object)}
+        inside = (f" {normalize_mention(triple.subject)} ", f" {normalize_mention(triple.object)} ")
         for name in names:
-            if normalize_mention(name) not in inside and spec.domain in self.classes(name, told):
+            key = f" {normalize_mention(name)} "
+            if any(key in own or own in key for own in inside):  # "Alibaba" in "Alibaba Group": the same name
+                continue
+            if spec.domain in self.classes(name, told):
                 return name
         return None
 

@@ -104,3 +104,5 @@ def test_a_reading_that_leaves_out_a_name_of_its_class(graph: KnowledgeGraph) ->
     assert check.left_out(Triple("AOL", "company_ceo", "Mark Smith"), ["Mark Smith", "Tim Armstrong", "AOL"]) is None
     # between two people any of several names may fit: not checked
     assert check.left_out(Triple("Jane Roe", "spouse", "John Doe"), ["Jane Roe", "Tim Armstrong", "John Doe"]) is None
+    # a name the reading's own names hold ("AOL" in "AOL Europe") is not left out
+    assert check.left_out(Triple("AOL Europe", "company_ceo", "Jane Roe"), ["AOL Europe", "AOL", "Jane Roe"]) is None
