@@ -150,6 +150,13 @@ class Agent:
         names = dict.fromkeys([namespace, *self.shared])
         return [Scope(agent_id=n) for n in names]
 
+    def subject_of(self, text: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None) -> str | None:
+        """The subject a question (or statement) is about, as :meth:`ask` links it (names as a reader of
+        ``namespace``, or of ``scopes`` instead, sees them); ``None`` when it names none."""
+        searched = self.scopes(namespace) if scopes is None else scopes
+        link = self.collector.link(text, [s.agent_id for s in searched if s.agent_id is not None] or None)
+        return link.subject if link is not None else None
+
     def work(self) -> WorkCounts:
         """What answering has cost so far: asks, model batches and prompts, embedder batches and texts."""
         e = self.embedder.counts() if self.embedder is not None else None

@@ -131,6 +131,7 @@ class ChatSession:
         self.namespace = namespace
         self.last: Answer | None = None
         self.edits: list[str] = []  # edit ids told in this chat, oldest first (for /undo)
+        self.turns: list[str] = []  # what was asked and told, oldest first (a follow-up's "it" reads them)
         self.done = False
         self._commands: dict[str, Callable[[str], list[str]]] = {
             "/why": self._why,
@@ -159,13 +160,19 @@ class ChatSession:
             return [f"error: {exc}"]
 
     def _ask(self, question: str) -> list[str]:
-        self.last = self.agent.ask(question, namespace=self.namespace)
-        return [format_answer(self.last)]
+        from agent._follow_up import follow_up
+
+        asked, name = follow_up(question, self.turns, lambda t: self.agent.subject_of(t, self.namespace))
+        self.turns.append(question)
+        self.last = self.agent.ask(asked, namespace=self.namespace)
+        lines = [format_answer(self.last)]
+        return [f"(asked as: {asked})", *lines] if name is not None else lines
 
     def _tell(self, statement: str) -> list[str]:
         result = self.agent.tell(statement, user=self.user, namespace=self.namespace)
         if result.status == "not_an_edit" and result.kind == "question":  # "Tell me ...", "I wonder whether ..."
             return self._ask(statement)
+        self.turns.append(statement)
         if result.edit_id:
             self.edits.append(result.edit_id)
         return [result.message]

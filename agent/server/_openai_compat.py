@@ -142,8 +142,9 @@ def chat(body: ChatRequest, who: Caller, state: State) -> Any:
         told = service.tell(who, last, body.namespace)
         reply = told.message
         extra = FactagentExtra(mode="tell", tell=tell_out(told))
-    else:
-        answer = service.ask(who, last, body.namespace)
+    else:  # a follow-up's pronoun reads the earlier user messages ("Where is it headquartered?")
+        question = service.follow_up(who, last, [m.text() for m in users[:-1]], body.namespace)
+        answer = service.ask(who, question, body.namespace)
         reply = answer.text if answer.action != "abstain" and answer.text else "I don't know."  # refuse: its reason
         extra = FactagentExtra(mode="ask", answer=answer_out(answer))
     prompt = sum(_words(m.text()) for m in body.messages)

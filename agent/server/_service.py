@@ -25,7 +25,7 @@ byte-identical answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -125,6 +125,16 @@ class Service:
             ServiceClosedError: the service is shutting down.
         """
         return self.agent.ask_later(question, scopes=self._scopes(who, namespace))
+
+    def follow_up(self, who: Principal, question: str, earlier: Sequence[str], namespace: str | None = None) -> str:
+        """``question`` with its pronoun read as the subject of the latest of the ``earlier`` turns that has one
+        (:func:`agent._follow_up.follow_up`; names as the key's namespaces see them); unchanged without one."""
+        from agent._follow_up import follow_up
+
+        scopes = self._scopes(who, namespace)
+        with self._reading():
+            asked, _ = follow_up(question, earlier, lambda t: self.agent.subject_of(t, scopes=scopes))
+        return asked
 
     @staticmethod
     def _scopes(who: Principal, namespace: str | None) -> list[Scope]:

@@ -18,6 +18,7 @@ from agent.tell._log import EditLog
 from agent.tell._parametric import ParametricEditor
 from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
+from agent.tell._pronouns import has_pronoun, with_antecedent
 from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
 from agent.tell._reader_calibrate import TrainReport, calibrate_reader
 from agent.tell._reader_model import ReaderModel, default_reader_path
@@ -74,6 +75,8 @@ __all__ = [
     "calibrate_reader",
     "default_reader_path",
     "fine_tune_reader",
+    "has_pronoun",
     "load_statement_phrasings",
     "train_reader",
+    "with_antecedent",
 ]

@@ -39,6 +39,7 @@ def with_antecedent(sentence: str, name: str) -> list[str]:
     word = match.group(1).casefold()
     head, tail = sentence[: match.start()], sentence[match.end() :]
     forms = [f"{name}'s"] if word in _POSSESSIVE else [name]
-    if word == "her":
-        forms.append(f"{name}'s")
+    if word == "her":  # "her occupation": a possessive first; "married her?", "her and": the object first
+        possessive_first = re.match(r"\s+(?!(?:and|or|to|in|at|as|for|with|from|by|on)\b)[A-Za-z]", tail) is not None
+        forms = [f"{name}'s", name] if possessive_first else [name, f"{name}'s"]
     return [f"{head}{form}{tail}" for form in forms]

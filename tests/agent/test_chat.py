@@ -104,3 +104,14 @@ def test_answers_are_formatted_with_their_source() -> None:
     assert abstain == "I don't know.  [abstain: no memory hit, model confidence 0.18 < 0.62]"
     parametric = format_answer(Answer("Paris", "parametric", 0.8, (), "model p=0.80"))
     assert parametric == "Paris.  [parametric 0.80 · model p=0.80]"
+
+
+def test_a_follow_up_question_reads_its_pronoun_as_the_last_subject(
+    home: Path, small_world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fact = unknown_fact(small_world, "company_ceo")
+    script = [f"Who is the CEO of {fact.subject}?", "Who is its CEO?", "/quit"]
+    assert _chat(home, script, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert f"(asked as: Who is {fact.subject}'s CEO?)" in out
+    assert out.count(f"{fact.object}.  [kg") == 2

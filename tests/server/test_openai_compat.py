@@ -34,6 +34,15 @@ def test_chat_tells_then_answers(server: Served) -> None:
         and reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     )
     assert [m.id for m in oa.models.list()] == ["factagent"]
+    follow = oa.chat.completions.create(  # "its" reads the earlier user message's subject
+        model="factagent",
+        messages=[
+            {"role": "user", "content": "Who is the CEO of Frobnitz Inc?"},
+            {"role": "assistant", "content": "Mara Quell."},
+            {"role": "user", "content": "Who is its CEO?"},
+        ],
+    )
+    assert "Mara Quell" in (follow.choices[0].message.content or "")
 
 
 def test_readers_only_ask_and_streaming_works(server: Served) -> None:

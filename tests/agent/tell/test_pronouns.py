@@ -31,6 +31,7 @@ def test_helpers() -> None:
     assert with_antecedent("Its CEO is Jane Roe.", "AOL") == ["AOL's CEO is Jane Roe."]
     assert with_antecedent("Jane Roe runs it.", "AOL") == ["Jane Roe runs AOL."]
     assert with_antecedent("Jane Roe met her", "Ann") == ["Jane Roe met Ann", "Jane Roe met Ann's"]
+    assert with_antecedent("What is her job?", "Ann") == ["What is Ann's job?", "What is Ann job?"]
     assert is_pronoun(" It ") and is_pronoun("this company") and not is_pronoun("Italy")
 
 
