@@ -46,7 +46,9 @@ keys averaged over all of the subject's tokens instead of its last one, and the 
 prompt's mean key, so the update responds at every subject token. On GPT-2's block 0 the last token's key is
 nearly the subword itself (``er`` of ``native French speaker``), so the plain update answers the same subword in
 other concepts' prompts almost fully; the value fit (exact objective) then spreads the change over the subject's
-tokens, and one of them alone elsewhere carries only part of it.
+tokens, and one of them alone elsewhere carries only part of it. On the concept test edits (capped fit, preserved
+keys at λ = 1) it lifted greedy locality from 0.88 to 0.93 on GPT-2 and generalization from 0.68 to 0.77 on LLaMA
+(README "Concept-level editing", seventh session); it stays off by default, chosen on concept edits only.
 
 Spread layers (``extra_layers``, empty by default; exact objective only): one value ``δ`` is written by several
 blocks, each ``ΔW_l = δ (C_l⁻¹ k*_l)ᵀ / ((C_l⁻¹ k*_l)ᵀ k_l) / n`` (MEMIT's even spreading over ``n`` blocks, each
