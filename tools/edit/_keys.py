@@ -4,7 +4,8 @@ optimisation that follows them is :mod:`tools.edit._values`).
 * :func:`context_templates` — ``"{}"`` plus a few short texts sampled from the model itself, each followed by
   ``". {}"`` (ROME and MEMIT average keys and fit values over such random prefixes so the edit does not depend
   on the prompt starting the text).
-* :func:`subject_keys` — the input of ``mlp_out`` (the key) at the subject's last token, averaged over templates.
+* :func:`subject_keys` — the input of ``mlp_out`` (the key) at the subject's last token, averaged over templates;
+  :func:`subject_span_keys` — the same input averaged over all of the subject's tokens (ROME's ``key_span``).
 * :func:`outputs_at_subject` — a module's output at the subject's last token of each (bare) prompt.
 
 Everything runs under :func:`~tools.edit._protocol.frozen_model`: the model's weights are never optimised.
@@ -30,6 +31,7 @@ __all__ = [
     "outputs_at_subject",
     "sample_texts",
     "subject_keys",
+    "subject_span_keys",
 ]
 
 
@@ -178,6 +180,38 @@ def subject_keys(
             chars.append(char)
     keys = _collect(lm, module_path, texts, chars, batch_size, want_input=True)  # (R * n_templates, in)
     return keys.view(len(requests), len(templates), -1)
+
+
+@torch.no_grad()
+def subject_span_keys(
+    lm: ModelAndTokenizer,
+    module_path: str,
+    requests: Sequence[EditRequest],
+    templates: Sequence[str],
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """The input of ``module_path`` averaged over the subject's tokens (first to last) in each templated prompt:
+    ``(R, n_templates, in)``; a one-token subject gives :func:`subject_keys`' key."""
+    texts, lasts, firsts = [], [], []
+    for req in requests:
+        for template in templates:
+            text, last = _subject_last_char(template, req.prompt, req.subject)
+            texts.append(text)
+            lasts.append(last)
+            firsts.append(last - len(req.subject) + 1)
+    out = []
+    for lo in range(0, len(texts), batch_size):
+        part = texts[lo : lo + batch_size]
+        batch = _encode(lm, part, lasts[lo : lo + batch_size], [None] * len(part))
+        trace = Trace(lm.model, module_path, retain_input=True, retain_output=False)
+        with trace, stopping_after(lm.model, module_path):
+            lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        seen = trace.input
+        assert seen is not None  # the hook ran
+        for b, text in enumerate(part):
+            first = _token_at_char(lm.tokenizer, text, firsts[lo + b])
+            out.append(seen[b, first : int(batch.lookup[b]) + 1].float().mean(dim=0))  # (in,)
+    return torch.stack(out).view(len(requests), len(templates), -1)
 
 
 @torch.no_grad()
