@@ -44,7 +44,7 @@ from agent._answer import ModelView, Signals
 from agent._question_links import QuestionLink, QuestionLinker
 from agent._told import told_about
 from agent._work import WorkCounter
-from agent.retrieval import Evidence, HybridRetriever, Superseded
+from agent.retrieval import Evidence, HybridRetriever
 from agent.zh_gate import has_cjk
 from kg import EntityLinker, RelationLinker, normalize_mention
 from memory import Scope
@@ -213,10 +213,6 @@ class SignalCollector:
         """The passages of ``memory`` a user told about ``link``'s (subject, relation) (:func:`told_about`)."""
         return told_about(link, memory, self._entities, self._relations, self._inverses, namespaces)
 
-    def superseded(self, question: str, namespaces: Sequence[str] | None = None) -> tuple[Superseded, ...]:
-        """Replaced facts about the names in ``question`` (:meth:`HybridRetriever.superseded`)."""
-        return self._retriever.superseded(question, namespaces=namespaces)
-
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
         """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
         others = [t for t in self.linker.templates.get(link.relation, ()) if t != link.template]
@@ -357,7 +353,9 @@ class SignalCollector:
                     kg=kg,
                     memory=memory,
                     told=self.told_about(link, memory, names) if link else (),
-                    superseded=() if any(e.score >= self.kg_shortcut for e in kg) else self.superseded(question, names),
+                    superseded=()
+                    if any(e.score >= self.kg_shortcut for e in kg)
+                    else self._retriever.superseded(question, namespaces=names),
                 )
             )
             prompts.append(self.lm.prompt_format.question(question))

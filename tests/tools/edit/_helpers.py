@@ -54,3 +54,20 @@ def known_requests(world: Any, lm: HFLanguageModel, pool: int, n: int, *, by_pro
         if g.text.startswith(e.old_object) and not clash:
             picked.append(EditRequest(e.prompt, e.subject, e.new_object, e.old_object, e.relation))
     return picked[:n]
+
+
+ROME_BLOCK0 = "transformer.h.0.mlp.c_proj"  # GPT-2's first MLP output: where the fast ROME fits below edit
+ROME_FAST = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1}
+
+
+def rome_block0_update(lm: HFLanguageModel, corpus: Any, cache_dir: Any, request: EditRequest, **hp: Any) -> Any:
+    """The low-rank update a fast ROME fit (block 0, 3 value steps, one context template) computes for ``request``."""
+    from tools.edit import get_editor
+    from tools.edit._delta import LowRank, WeightDelta
+
+    editor = get_editor("rome", corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **ROME_FAST, **hp)
+    delta = editor.compute(lm, [request])
+    assert isinstance(delta, WeightDelta)
+    update = delta.updates[f"{ROME_BLOCK0}.weight"]
+    assert isinstance(update, LowRank)
+    return update

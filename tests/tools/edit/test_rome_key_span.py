@@ -8,16 +8,15 @@ from typing import Any
 import pytest
 import torch
 
-from tests.tools.edit._helpers import load_models
+from tests.tools.edit._helpers import ROME_BLOCK0, ROME_FAST, load_models, rome_block0_update
 from tools.edit import EditRequest, get_editor
 from tools.edit._alphaedit import preserved_prompt_keys
-from tools.edit._delta import LowRank, WeightDelta
+from tools.edit._delta import LowRank
 from tools.edit._keys import subject_keys, subject_span_keys
 from tools.errors import InvalidEditError
 
 REQ = EditRequest("A native French speaker is", "native French speaker", "a person who writes music", "x", "concept")
-PATH = "transformer.h.0.mlp.c_proj"
-FAST = {"layers": (0,), "v_num_grad_steps": 3, "n_context_templates": 1}
+PATH, FAST = ROME_BLOCK0, ROME_FAST
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +25,7 @@ def lm() -> Any:
 
 
 def _update(lm: Any, corpus: Any, cache_dir: Path, **hp: Any) -> LowRank:
-    delta = get_editor("rome", corpus=corpus, corpus_name="world-400", cache_dir=cache_dir, **FAST, **hp).compute(
-        lm, [REQ]
-    )
-    assert isinstance(delta, WeightDelta)
-    update = delta.updates[f"{PATH}.weight"]
-    assert isinstance(update, LowRank)
+    update: LowRank = rome_block0_update(lm, corpus, cache_dir, REQ, **hp)
     return update
 
 
