@@ -11,12 +11,10 @@ import torch
 from tests.tools.edit._helpers import ROME_BLOCK0, ROME_FAST, load_models, rome_block0_update
 from tools.edit import EditRequest, get_editor
 from tools.edit._alphaedit import preserved_prompt_keys
-from tools.edit._delta import LowRank
 from tools.edit._keys import subject_keys, subject_span_keys
 from tools.errors import InvalidEditError
 
 REQ = EditRequest("A native French speaker is", "native French speaker", "a person who writes music", "x", "concept")
-PATH, FAST = ROME_BLOCK0, ROME_FAST
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +22,14 @@ def lm() -> Any:
     return load_models()["gpt2-world"]
 
 
-def _update(lm: Any, corpus: Any, cache_dir: Path, **hp: Any) -> LowRank:
-    update: LowRank = rome_block0_update(lm, corpus, cache_dir, REQ, **hp)
-    return update
-
-
 def test_span_keys_average_the_subject_tokens(lm: Any) -> None:
     ids = lm.tokenizer(REQ.prompt, add_special_tokens=False)["input_ids"]
     assert lm.tokenizer.decode(ids[1:-1]).strip() == REQ.subject and len(ids) >= 5  # "A", 3+ subject tokens, " is"
-    keys = preserved_prompt_keys(lm, PATH, [REQ.prompt]).float()[:, :-1]  # (in, T) up to the subject's last token
-    span = subject_span_keys(lm, PATH, [REQ], ("{}",))[0, 0]
-    last = subject_keys(lm, PATH, [REQ], ("{}",))[0, 0]
+    keys = preserved_prompt_keys(lm, ROME_BLOCK0, [REQ.prompt]).float()[
+        :, :-1
+    ]  # (in, T) up to the subject's last token
+    span = subject_span_keys(lm, ROME_BLOCK0, [REQ], ("{}",))[0, 0]
+    last = subject_keys(lm, ROME_BLOCK0, [REQ], ("{}",))[0, 0]
     assert torch.allclose(span, keys[:, 1:].mean(dim=1), atol=1e-5)
     assert torch.allclose(last, keys[:, -1], atol=1e-5)
 
@@ -42,11 +37,11 @@ def test_span_keys_average_the_subject_tokens(lm: Any) -> None:
 def test_subject_span_key_responds_at_every_subject_token_and_last_is_the_default(
     lm: Any, corpus: Any, cache_dir: Path
 ) -> None:
-    plain = _update(lm, corpus, cache_dir)
-    last = _update(lm, corpus, cache_dir, key_span="last")
-    span = _update(lm, corpus, cache_dir, key_span="subject")
+    plain = rome_block0_update(lm, corpus, cache_dir, REQ)
+    last = rome_block0_update(lm, corpus, cache_dir, REQ, key_span="last")
+    span = rome_block0_update(lm, corpus, cache_dir, REQ, key_span="subject")
     assert torch.equal(last.left, plain.left) and torch.equal(last.right, plain.right)  # "last": bit-identical
-    keys = preserved_prompt_keys(lm, PATH, [REQ.prompt]).float()[:, 1:-1]  # the subject's tokens (in, n)
+    keys = preserved_prompt_keys(lm, ROME_BLOCK0, [REQ.prompt]).float()[:, 1:-1]  # the subject's tokens (in, n)
     plain_resp = (plain.left.T.float() @ keys).squeeze(0)  # (4,)
     span_resp = (span.left.T.float() @ keys).squeeze(0)
     assert float(plain_resp[-1]) == pytest.approx(1.0, rel=0.05)  # the paper's key: 1 at the last token
@@ -58,4 +53,4 @@ def test_subject_span_key_responds_at_every_subject_token_and_last_is_the_defaul
 def test_rome_rejects_a_bad_key_span(lm: Any, corpus: Any, cache_dir: Path) -> None:
     for bad in ({"key_span": "first"}, {"key_span": "subject", "exact_objective": False}):
         with pytest.raises(InvalidEditError):
-            get_editor("rome", corpus=corpus, cache_dir=cache_dir, **FAST, **bad).compute(lm, [REQ])
+            get_editor("rome", corpus=corpus, cache_dir=cache_dir, **ROME_FAST, **bad).compute(lm, [REQ])
