@@ -17,6 +17,7 @@ PREFIXES = """
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 @prefix skos: <http://www.w3.org/2004/02/skos/core#> .
 @prefix wd:   <http://www.wikidata.org/prop/direct/> .
+@prefix fa:   <https://factagent.dev/ns#> .
 """
 A = "rel:a a owl:ObjectProperty ; rdfs:label 'A' ; "
 
@@ -144,6 +145,13 @@ def test_a_small_file_is_read_with_every_axiom(tmp_path: Path) -> None:
             "two relations",
         ),
         ("", "declares no owl:ObjectProperty"),
+        (A + "rdfs:domain <http://example.org/Company> .", "fa: namespace"),
+        (A + "rdfs:domain fa:Company, fa:Person .", "at most one"),
+        ("rel:a a owl:ObjectProperty ; rdfs:label 'A' . [] a owl:AllDisjointClasses ; owl:members ( fa:X ) .", "two"),
+        (
+            "rel:a a owl:ObjectProperty ; rdfs:label 'A' . [] a owl:AllDisjointClasses ; owl:members ( rel:a fa:X ) .",
+            "fa:",
+        ),
     ],
 )
 def test_malformed_schema_files_are_rejected_clearly(tmp_path: Path, body: str, message: str) -> None:
@@ -154,3 +162,19 @@ def test_malformed_schema_files_are_rejected_clearly(tmp_path: Path, body: str, 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_schema(tmp_path / "absent.ttl")
+
+
+def test_classes_and_disjointness_are_read(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+        rel:a a owl:ObjectProperty ; rdfs:label "A" ; rdfs:domain fa:Company ; rdfs:range fa:Person .
+        rel:b a owl:ObjectProperty ; rdfs:label "B" .
+        [] a owl:AllDisjointClasses ; owl:members ( fa:Company fa:Person fa:City ) .
+        """,
+    )
+    schema = load_schema(path)
+    assert (schema.relation("a").domain, schema.relation("a").range) == ("Company", "Person")
+    assert schema.relation("b").domain is None and schema.relation("b").range is None
+    assert schema.disjoint("Company", "City") and not schema.disjoint("Company", "Company")
+    assert not schema.disjoint("Company", "Star")  # in no group together
