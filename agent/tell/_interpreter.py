@@ -41,7 +41,6 @@ __all__ = ["Interpreter", "TemplateInterpreter", "check_consistent", "interpreta
 
 logger = logging.getLogger(__name__)
 
-_PRONOUNS = {"it", "he", "she", "they", "him", "her", "them", "this company", "the company", "this person"}
 _LEAD_INS = {
     "in", "by", "according", "as", "for", "on", "at", "from", "regarding", "speaking", "since", "after",
     "officially", "technically", "formally", "strictly", "today", "currently", "nowadays", "historically",
@@ -305,7 +304,7 @@ class TemplateInterpreter:
             return None  # "X is not Y": nothing positive to record (kept as free text)
         obj, replaces = split_object(best.object_text)
         subject = _drop_lead_in(best.subject, self._exact(best.subject)[1] > 0)
-        if normalize_mention(subject) in _PRONOUNS and previous_subject is not None:
+        if is_pronoun(normalize_mention(subject)) and previous_subject is not None:
             subject = previous_subject
         if not obj or not subject or no_letters(obj) or no_letters(subject):
             return None  # "The CEO of AOL is 42.": no name (kept as free text)
@@ -345,8 +344,7 @@ class TemplateInterpreter:
         obj = split_object(match.object_text)[0]
         object_known = int(bool(obj) and self._exact(obj)[1] > 0)
         evidence = 0
-        scope = self._linker.scope  # the facts the teller reads: another tenant's never sway a reading
-        graph = self._graph if self._graph is None or scope is None else self._graph.view(scope)
+        graph = self._types.graph()  # the facts the teller reads: another tenant's never sway a reading
         if graph is not None and subject_known:
             evidence = int(bool(graph.facts(self._exact(match.subject)[0], match.pattern.relation)))
         if graph is not None and not evidence and object_known:

@@ -69,7 +69,7 @@ class TypeCheck:
                 found |= self._side(t.relation, subject=True)
             if normalize_mention(t.object) == key:
                 found |= self._side(t.relation, subject=False)
-        graph = self._view()
+        graph = self.graph()
         if graph is None or not key:
             return found
         try:
@@ -96,6 +96,7 @@ class TypeCheck:
         cls = spec.domain if subject else spec.range
         return {cls} if cls else set()
 
-    def _view(self) -> KnowledgeGraph | GraphView | None:
+    def graph(self) -> KnowledgeGraph | GraphView | None:
+        """The graph as the teller reads it (the linker's scope), ``None`` without one."""
         scope = self._linker.scope  # the facts the teller reads: another tenant's never sway a reading
         return self._graph if self._graph is None or scope is None else self._graph.view(scope)
