@@ -8,7 +8,15 @@ load falls on all of them alike):
 - ``one_at_a_time``: this tree with ``[server] ask_batch = 1`` (each ask alone, as the service did before
   cross-request batching);
 - ``batched``: this tree with the shipped defaults (micro-batches of up to 16 asks, 5 ms gathering);
-- ``baseline``: with ``--baseline-src DIR``, the service of another source tree (e.g. the main branch).
+- ``baseline``: with ``--baseline-src DIR``, the service of another source tree (e.g. the main branch);
+- ``served_one_at_a_time`` / ``served_batched``: with ``--served llama`` (or ``transformers``), the same two
+  settings over a real OpenAI-compatible server on loopback serving the reference GPT-2
+  (:mod:`bench.inference_servers`: llama.cpp's server on the GGUF ``.ci/llama_server.sh`` converted, one
+  thread; started once, the served modes take turns on it) as ``[model] backend = "openai"``. The policy
+  is the shipped ``[policy]`` (no thresholds calibrated for the served model: this measures load, not
+  accuracy).
+
+``--modes`` keeps only the named modes (e.g. ``--modes batched,served_batched``).
 
 For each client count and mode, for ``--seconds``: ``N`` clients send asks back to back (drawn from the
 world's questions), one reader sends ``GET`` requests (edits, history, a fact, a search) every 20 ms, and
@@ -23,6 +31,7 @@ embedding).
 
 Example:
     PYTHONPATH=. .venv/bin/python bench/ask_load.py --clients 1,8,32 --seconds 20 --rounds 4
+    PYTHONPATH=. .venv/bin/python bench/ask_load.py --served llama --modes batched,served_one_at_a_time,served_batched
     # one JSON object per cell on stdout, then a Markdown table on stderr
 """
 
@@ -37,7 +46,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,52 +235,90 @@ def _served(url: str) -> tuple[int, int]:
     return (int(work["asks"]), int(work["batches"])) if work else (0, 0)
 
 
-def _config(batch: int | None, expect_ms: float | None = None) -> str:
+@dataclass(frozen=True)
+class Mode:
+    """One service to measure: a source tree and its ``[server]`` batching (None: the defaults)."""
+
+    name: str
+    src: Path
+    batch: int | None = None
+    expect_ms: float | None = None
+    endpoint: str | None = None  # "BASE_URL MODEL": answer with this OpenAI-compatible server
+
+
+def _config(batch: int | None, expect_ms: float | None = None, endpoint: str | None = None) -> str:
     text = "[tell]\nedits_per_minute = 0\n\n[server]\nrequests_per_minute = 0\n"
     text += f"ask_batch = {batch}\n" if batch is not None else ""
-    return text + (f"ask_expect_ms = {expect_ms}\n" if expect_ms is not None else "")
+    text += f"ask_expect_ms = {expect_ms}\n" if expect_ms is not None else ""
+    if endpoint is not None:
+        base_url, model = endpoint.split(" ", 1)
+        text += f'\n[model]\nbackend = "openai"\n\n[endpoint]\nbase_url = "{base_url}"\nmodel = "{model}"\n'
+    return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent ask clients")
-    parser.add_argument("--seconds", type=float, default=20.0, help="per cell")
-    parser.add_argument("--rounds", type=int, default=1, help="slices of each cell, the modes taking turns")
-    parser.add_argument("--floor-rounds", type=int, default=3, help="idle asks vs their floor (0: skip)")
-    parser.add_argument("--baseline-src", type=Path, default=None, help="also serve this source tree as 'baseline'")
-    args = parser.parse_args(argv)
-    levels = [int(c) for c in args.clients.split(",")]
-    if max(levels) > MAX_CLIENTS - 2:
-        parser.error(f"at most {MAX_CLIENTS - 2} clients")
-    if args.rounds < 1 or args.floor_rounds < 0:
-        parser.error("--rounds must be >= 1 and --floor-rounds >= 0")
-    here = Path(__file__).resolve().parents[1]
-    # (name, source tree, ask_batch, ask_expect_ms); None: the defaults
-    modes: list[tuple[str, Path, int | None, float | None]] = [
-        ("one_at_a_time", here, 1, None),
-        ("batched_fixed_window", here, None, 0.0),  # the gathering window alone (no expected company)
-        ("batched", here, None, None),
+def _modes(here: Path, baseline: Path | None, endpoint: str | None, keep: str | None) -> list[Mode]:
+    modes = [
+        Mode("one_at_a_time", here, batch=1),
+        Mode("batched_fixed_window", here, expect_ms=0.0),  # the gathering window alone (no expected company)
+        Mode("batched", here),
     ]
-    if args.baseline_src is not None:
-        modes.insert(0, ("baseline", args.baseline_src.resolve(), None, None))
+    if baseline is not None:
+        modes.insert(0, Mode("baseline", baseline.resolve()))
+    if endpoint is not None:
+        modes += [
+            Mode("served_one_at_a_time", here, batch=1, endpoint=endpoint),
+            Mode("served_batched", here, endpoint=endpoint),
+        ]
+    if keep is None:
+        return modes
+    names = keep.split(",")
+    unknown = sorted(set(names) - {m.name for m in modes})
+    if unknown:
+        raise ValueError(f"unknown or unavailable modes: {', '.join(unknown)}")
+    return [m for m in modes if m.name in names]
+
+
+@contextmanager
+def _endpoint(kind: str | None) -> Iterator[str | None]:
+    """The served modes' server ("BASE_URL MODEL"), running for the block; None without ``--served``."""
+    if kind is None:
+        yield None
+        return
+    from bench.inference_servers import cached_gguf, llama_server, transformers_server
+
+    if kind == "llama":
+        gguf = cached_gguf()
+        if gguf is None:
+            raise RuntimeError("no converted GGUF: run `bash .ci/llama_server.sh .venv/bin/python` first")
+        server = llama_server(gguf)
+    else:
+        server = transformers_server()
+    with server as srv:
+        yield f"{srv.base_url} {srv.model}"
+
+
+def _measure(
+    modes: Sequence[Mode], levels: Sequence[int], seconds: float, rounds: int, floor_rounds: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Serve every mode from a copy of one prepared home; each client count's cells, the modes taking turns."""
     root = Path(tempfile.mkdtemp(prefix="factagent-askload-"))
     children: list[Child] = []
     rows: list[dict[str, Any]] = []
     floor: dict[str, Any] | None = None
     try:
         _prepare_home(root / "prepared", MAX_CLIENTS)
-        if args.floor_rounds:
+        if floor_rounds:
             from bench.ask_floor import idle_ask_vs_floor
 
             shutil.copytree(root / "prepared", root / "idle")
-            floor = {"mode": "idle_one_ask", **idle_ask_vs_floor(root / "idle", QUESTIONS, args.floor_rounds)}
+            floor = {"mode": "idle_one_ask", **idle_ask_vs_floor(root / "idle", QUESTIONS, floor_rounds)}
             sys.stdout.write(json.dumps(floor) + "\n")
             sys.stdout.flush()
-        for name, src, batch, expect_ms in modes:
-            home = root / name
+        for mode in modes:
+            home = root / mode.name
             shutil.copytree(root / "prepared", home)
-            (home / "config.toml").write_text(_config(batch, expect_ms))
-            children.append(Child(name, home, src, root / f"{name}.log"))
+            (home / "config.toml").write_text(_config(mode.batch, mode.expect_ms, mode.endpoint))
+            children.append(Child(mode.name, home, mode.src, root / f"{mode.name}.log"))
         for child in children:
             child.wait_ready()
             httpx.post(
@@ -281,11 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip  (first-use work)
         for clients in levels:
             cells = {child.name: Cell(clients) for child in children}
-            for turn in range(args.rounds):
+            for turn in range(rounds):
                 for child in children:
                     tag = f"{child.name}{clients}r{turn}"
                     before = _served(child.url)
-                    run_cell(child.url, clients, args.seconds / args.rounds, tag, cells[child.name])
+                    run_cell(child.url, clients, seconds / rounds, tag, cells[child.name])
                     after = _served(child.url)
                     served = cells[child.name].served
                     served[0] += after[0] - before[0]
@@ -299,6 +347,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         for child in children:
             child.stop()
         shutil.rmtree(root, ignore_errors=True)
+    return rows, floor
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent ask clients")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per cell")
+    parser.add_argument("--rounds", type=int, default=1, help="slices of each cell, the modes taking turns")
+    parser.add_argument("--floor-rounds", type=int, default=3, help="idle asks vs their floor (0: skip)")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="also serve this source tree as 'baseline'")
+    parser.add_argument("--served", choices=["llama", "transformers"], default=None, help="add the served modes")
+    parser.add_argument("--modes", default=None, help="comma-separated modes to keep (default: all)")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.clients.split(",")]
+    if max(levels) > MAX_CLIENTS - 2:
+        parser.error(f"at most {MAX_CLIENTS - 2} clients")
+    if args.rounds < 1 or args.floor_rounds < 0:
+        parser.error("--rounds must be >= 1 and --floor-rounds >= 0")
+    here = Path(__file__).resolve().parents[1]
+    with _endpoint(args.served) as endpoint:
+        try:
+            modes = _modes(here, args.baseline_src, endpoint, args.modes)
+        except ValueError as err:
+            parser.error(str(err))
+        rows, floor = _measure(modes, levels, args.seconds, args.rounds, args.floor_rounds)
     head = ("mode", "clients", "asks/s", "ask p50 ms", "ask p99 ms", "read p50 ms", "read p99 ms", "tell p99 ms")
     sys.stderr.write("| " + " | ".join((*head, "errors", "load")) + " |\n")
     sys.stderr.write("|---|---|---|---|---|---|---|---|---|---|\n")
