@@ -119,7 +119,7 @@ def test_a_pronoun_in_the_next_sentence_stands_for_the_first_name_said(interpret
 
 
 def test_a_person_pronoun_in_a_message_never_stands_for_a_company(interpreter: TemplateInterpreter) -> None:
-    # with the first name said tried first, "she" was read as AOL: (AOL, CEO, Tim Armstrong), a contradiction
+    # fixed: "she" was read as AOL, (AOL, CEO, Tim Armstrong): a contradiction, nothing applied
     result = interpreter.interpret("AOL is run by Jane Roe now; she took over from Tim Armstrong.")
     assert _triples(result) == [("AOL", "company_ceo", "Jane Roe")]
 
