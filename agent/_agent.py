@@ -27,12 +27,12 @@ from agent._policy import PolicyThresholds, decide
 from agent._signals import SignalCollector
 from agent._work import WorkCounts
 from memory import MemoEmbedder, Scope
-from tools.errors import InvalidInputError
+from tools.errors import ContradictoryStatementError, InvalidInputError
 
 if TYPE_CHECKING:
     from agent._concepts import ConceptDesk
     from agent.config import Home
-    from agent.tell import EditRecord, RollbackResult, TellPipeline, TellResult
+    from agent.tell import EditRecord, PronounKind, RollbackResult, TellPipeline, TellResult
     from agent.wiring import WorkingMemory
     from tools.lm import LanguageModel
 
@@ -156,6 +156,39 @@ class Agent:
         searched = self.scopes(namespace) if scopes is None else scopes
         link = self.collector.link(text, [s.agent_id for s in searched if s.agent_id is not None] or None)
         return link.subject if link is not None else None
+
+    def names_in(self, text: str, namespace: str = "default", *, scopes: Sequence[Scope] | None = None) -> list[str]:
+        """The names a turn speaks of, most salient first: the subject it links to as a question
+        (:meth:`subject_of`), then the names of the facts the tell interpreter reads in it (claims, then the
+        readings it would offer back), then the known names it mentions. Nothing is written."""
+        searched = self.scopes(namespace) if scopes is None else scopes
+        visible = [s.agent_id for s in searched if s.agent_id is not None]
+        names = [self.subject_of(text, scopes=searched) or ""]
+        if self._tell is not None:
+            try:
+                read = self._tell.interpret(text, visible or None)
+            except (InvalidInputError, ContradictoryStatementError):  # a turn that states nothing readable
+                read = None
+            for claim in () if read is None else (*read.claims, *read.suggestions):
+                names += [claim.triple.subject, claim.triple.object]
+        with self.wm.entities.scoped(visible) if visible else nullcontext():
+            names += [m.link.entity.label for m in sorted(self.wm.entities.find_mentions(text), key=lambda m: m.start)]
+        return [n for n in dict.fromkeys(names) if n]
+
+    def pronoun_fits(
+        self, name: str, kind: PronounKind, namespace: str = "default", *, scopes: Sequence[Scope] | None = None
+    ) -> bool:
+        """Whether ``name`` can be what a pronoun of ``kind`` stands for, by the classes the graph (as a reader
+        of ``namespace``, or of ``scopes``) knows of it (:func:`agent.tell.pronoun_fits`)."""
+        from agent.tell import pronoun_fits
+        from agent.tell._types import TypeCheck
+
+        searched = self.scopes(namespace) if scopes is None else scopes
+        visible = [s.agent_id for s in searched if s.agent_id is not None]
+        schema = self.wm.graph.schema
+        with self.wm.entities.scoped(visible) if visible else nullcontext():
+            classes = TypeCheck(schema, self.wm.entities, self.wm.graph).classes(name)
+        return pronoun_fits(schema, classes, kind)
 
     def work(self) -> WorkCounts:
         """What answering has cost so far: asks, model batches and prompts, embedder batches and texts."""

@@ -162,7 +162,12 @@ class ChatSession:
     def _ask(self, question: str) -> list[str]:
         from agent._follow_up import follow_up
 
-        asked, name = follow_up(question, self.turns, lambda t: self.agent.subject_of(t, self.namespace))
+        asked, name = follow_up(
+            question,
+            self.turns,
+            lambda t: self.agent.names_in(t, self.namespace),
+            lambda n, kind: self.agent.pronoun_fits(n, kind, self.namespace),
+        )
         self.turns.append(question)
         self.last = self.agent.ask(asked, namespace=self.namespace)
         lines = [format_answer(self.last)]

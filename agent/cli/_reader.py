@@ -184,7 +184,7 @@ def run_bench(args: argparse.Namespace) -> int:
     world = _world()
     linker, facts = world_linker(world, everything=args.link == "all")
     schema = load_schema()
-    reader = TripleReader(ReaderModel.load(args.reader or None), TokenEncoder(), linker, facts)
+    reader = TripleReader(ReaderModel.load(args.reader or None), TokenEncoder(), linker, facts, schema=schema)
     interpreter = TemplateInterpreter(schema, linker, None, load_statement_phrasings(), reader=reader)
     figures = reading_bench(world, interpreter, schema)
     if args.json:

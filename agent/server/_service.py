@@ -127,13 +127,19 @@ class Service:
         return self.agent.ask_later(question, scopes=self._scopes(who, namespace))
 
     def follow_up(self, who: Principal, question: str, earlier: Sequence[str], namespace: str | None = None) -> str:
-        """``question`` with its pronoun read as the subject of the latest of the ``earlier`` turns that has one
-        (:func:`agent._follow_up.follow_up`; names as the key's namespaces see them); unchanged without one."""
+        """``question`` with its pronoun read as the latest name of the ``earlier`` turns it can stand for
+        (:func:`agent._follow_up.follow_up`; names and classes as the key's namespaces see them); unchanged
+        without one."""
         from agent._follow_up import follow_up
 
         scopes = self._scopes(who, namespace)
         with self._reading():
-            asked, _ = follow_up(question, earlier, lambda t: self.agent.subject_of(t, scopes=scopes))
+            asked, _ = follow_up(
+                question,
+                earlier,
+                lambda t: self.agent.names_in(t, scopes=scopes),
+                lambda n, kind: self.agent.pronoun_fits(n, kind, scopes=scopes),
+            )
         return asked
 
     @staticmethod

