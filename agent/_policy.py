@@ -2,7 +2,9 @@
 
 In order, the first source that clears its threshold answers:
 1. ``kg``: a valid KG fact for the linked (subject, relation), link score >= ``kg_link``. Told and loaded
-   facts live there, so newer, trusted memory wins over the model whenever they disagree.
+   facts live there, so newer, trusted memory wins over the model whenever they disagree. A Chinese question
+   gets the object's Chinese name when the KG has one; when it has none, a Chinese answer retrieval gives
+   (step 2's conditions) answers instead, else the KG's label (:func:`_chinese_instead`).
 2. ``retrieval``: memory's best passage scores >= ``memory``, the model's answer over the top passages has
    first-token probability >= ``rag_prob``, and (with ``require_support``) that answer occurs in a passage.
 3. ``parametric``: the model's closed-book confidence (first-token probability x paraphrase agreement,
@@ -77,8 +79,14 @@ class PolicyThresholds:
         return asdict(self)
 
     def settled_by_kg(self, s: Signals) -> bool:
-        """:func:`decide` answers ``s`` from the KG whatever the model says (no model signal is needed)."""
-        return bool(_kg_hits(s, self))
+        """:func:`decide` answers ``s`` from the KG whatever the model says (no model signal is needed); not a
+        Chinese question whose KG answer has no Chinese name while memory may answer it (the RAG answer is
+        then needed: :func:`_chinese_instead`)."""
+        kg = _kg_hits(s, self)
+        if not kg:
+            return False
+        text = _kg_answer(Signals(s.question, relation=s.relation, kg=tuple(kg)))
+        return not (has_cjk(s.question) and not has_cjk(text) and self.reads_rag(s))
 
     def vetoes_model(self, s: Signals) -> bool:
         """The measured familiarity of ``s`` vetoes the model's answer: :func:`decide` then reads none of the
@@ -124,13 +132,28 @@ class Decision:
 
 
 def _kg_answer(s: Signals) -> str:
-    objects = [e.citation.triple.object for e in s.kg if e.citation.triple is not None]
+    """The KG facts' objects (those of the question's relation when any), each named as the question's
+    language names it when the KG has that name (:attr:`Evidence.object_label`), else by its label."""
+    facts = [e for e in s.kg if e.citation.triple is not None]
     if s.relation is not None:
-        on_topic = [
-            e.citation.triple.object for e in s.kg if e.citation.triple and e.citation.triple.relation == s.relation
-        ]
-        objects = on_topic or objects
-    return ", ".join(dict.fromkeys(objects))
+        on_topic = [e for e in facts if e.citation.triple and e.citation.triple.relation == s.relation]
+        facts = on_topic or facts
+    return ", ".join(dict.fromkeys(e.object_label or e.citation.triple.object for e in facts if e.citation.triple))
+
+
+def _chinese_instead(s: Signals, t: PolicyThresholds, kg_text: str) -> Decision | None:
+    """Step 1's exception: a Chinese question whose KG answer has no Chinese name (``kg_text`` has no CJK
+    character: the KG knows the object by its English label only) is answered from memory when retrieval
+    answers it in Chinese (step 2's thresholds and support, from a passage the subject gate let through); a
+    Chinese reader expects a Chinese answer, and the world's Chinese statements restate its facts. Without
+    one, the KG's label answers (a right fact in another script beats an abstention). ``None``: no exception."""
+    rag = s.rag
+    if not has_cjk(s.question) or has_cjk(kg_text) or rag is None or not has_cjk(rag.text):
+        return None
+    if not _retrieval_answers(s, t) or _not_an_answer(s, rag.text) is not None:
+        return None
+    why = f"the kg's answer {kg_text!r} has no Chinese name; memory {s.memory_top:.2f} answers in Chinese"
+    return Decision("retrieval", rag.text, rag.prob * s.memory_top, s.memory[:3], why)
 
 
 def _kg_hits(s: Signals, t: PolicyThresholds) -> list[Evidence]:
@@ -223,6 +246,9 @@ def decide(s: Signals, t: PolicyThresholds) -> Decision:
     kg = _kg_hits(s, t)
     if kg:
         text = _kg_answer(Signals(s.question, relation=s.relation, kg=tuple(kg)))
+        chinese = _chinese_instead(s, t, text)
+        if chinese is not None:
+            return chinese
         return Decision("kg", text, max(e.score for e in kg), tuple(kg), "kg hit")
     rag = s.rag
     if rag is not None and _retrieval_answers(s, t):

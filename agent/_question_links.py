@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kg import EntityLinker, RelationLinker
+from agent.zh_gate import has_cjk
+from kg import EntityLinker, Mention, RelationLinker, normalize_mention
 
 __all__ = ["QuestionLink", "QuestionLinker", "capitalised_span"]
 
@@ -72,6 +73,18 @@ def capitalised_span(question: str) -> str | None:
     return re.sub(r"(['’]s|[.'’])$", "", span).strip() or None
 
 
+def _as_written(question: str, mention: Mention) -> str:
+    """The subject of a question linked through ``mention``: the entity's label, except for a name in
+    Chinese characters (an alias, e.g. the ``@zh`` name 法国 of France) written as such in the question,
+    which stays as written: the model's signals (familiarity, the prior's question about "N/A") read the
+    subject in the question's own words."""
+    entity = mention.link.entity
+    if mention.link.method != "alias" or not has_cjk(mention.surface):
+        return entity.label
+    written = [a for a in entity.aliases if normalize_mention(a) == mention.surface and a in question]
+    return written[0] if written else entity.label
+
+
 def _template_regex(template: str) -> re.Pattern[str]:
     head, _, tail = template.partition("{}")
     return re.compile(r"^\s*" + re.escape(head) + r"(?P<s>.+?)" + re.escape(tail) + r"\s*$", re.IGNORECASE)
@@ -101,7 +114,7 @@ class QuestionLinker:
             for rel in self._relations.link(question, mention.surface, k=1):
                 score = mention.link.score * rel.score
                 if best is None or score > best.score:
-                    best = QuestionLink(mention.link.entity.label, rel.relation, score, rel.template)
+                    best = QuestionLink(_as_written(question, mention), rel.relation, score, rel.template)
         if best is not None and best.score >= 0.5:
             return best
         matched = self._pattern_link(question)

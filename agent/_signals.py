@@ -214,7 +214,15 @@ class SignalCollector:
         return told_about(link, memory, self._entities, self._relations, self._inverses, namespaces)
 
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
-        """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format."""
+        """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format.
+
+        None for a subject with Chinese characters: a Chinese question linked through an entity's ``@zh`` name
+        (埃及的首都叫什么？ -> Egypt, subject 埃及), or one whose capitalised span runs into the Chinese words
+        after a Latin name (``Bannu坐落在哪个国家``). The templates are English, and "埃及's capital is" is a prompt
+        in no language the model was trained on: its answers would only zero the model's confidence (agreement).
+        """
+        if has_cjk(link.subject):
+            return []
         others = [t for t in self.linker.templates.get(link.relation, ()) if t != link.template]
         ordered = [t for t in others if not t.rstrip().endswith("?")] + [t for t in others if t.rstrip().endswith("?")]
         prompts = []

@@ -2,7 +2,8 @@
 
 For a question the retriever
 1. finds entity mentions (labels and aliases, longest first) and ranks relations by their templates;
-2. looks up ``(subject, relation)`` in the knowledge graph at ``as_of`` -> exact triples with provenance;
+2. looks up ``(subject, relation)`` in the knowledge graph at ``as_of`` -> exact triples with provenance
+   (for a Chinese question, with the object's ``@zh`` name when the KG has one);
 3. searches the vector memory in the caller's scope at ``as_of`` -> passages with cosine scores; with
    ``fusion="rrf"`` also by words (BM25 over jieba segmentation, for Chinese, which MiniLM cannot embed)
    and merges both rankings by reciprocal rank fusion (scores in (0, 1], see
@@ -51,13 +52,18 @@ class Citation:
 
 @dataclass(frozen=True)
 class Evidence:
-    """One retrieved fact or passage. ``score``: higher = more relevant (see the module docstring)."""
+    """One retrieved fact or passage. ``score``: higher = more relevant (see the module docstring).
+
+    ``object_label``: a KG fact's object as the question's language names it (its ``@zh`` label for a
+    question with CJK characters, :meth:`kg.KnowledgeGraph.label_in`); ``None``: the triple's own object.
+    """
 
     text: str
     score: float
     origin: Literal["kg", "memory", "both"]
     citation: Citation
     recorded_at: datetime | None = None
+    object_label: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,7 +182,9 @@ class HybridRetriever:
         self, question: str, *, as_of: datetime | None = None, namespaces: Sequence[str] | None = None
     ) -> list[Evidence]:
         """Exact KG facts for the (subject, relation) pairs the question names, as a reader of ``namespaces``
-        (in order of precedence; ``None``: the whole graph) sees them."""
+        (in order of precedence; ``None``: the whole graph) sees them. For a question with CJK characters
+        each fact carries its object's Chinese name when the KG has one (:attr:`Evidence.object_label`)."""
+        language = "zh" if has_cjk(question) else None  # English questions read the label, as before
         found: list[Evidence] = []
         seen: set[str] = set()
         for mention in self._entities.find_mentions(question, namespaces=namespaces)[:3]:
@@ -189,7 +197,11 @@ class HybridRetriever:
                     if assertion.id in seen:
                         continue
                     seen.add(assertion.id)
-                    found.append(self._from_assertion(assertion, mention.link.score * rel.score))
+                    evidence = self._from_assertion(assertion, mention.link.score * rel.score)
+                    if language is not None:
+                        named = self._graph.label_in(assertion.object_iri, language, namespaces=namespaces)
+                        evidence = replace(evidence, object_label=named)
+                    found.append(evidence)
         return found
 
     def superseded(self, question: str, *, namespaces: Sequence[str] | None = None) -> tuple[Superseded, ...]:

@@ -27,6 +27,7 @@ from rdflib.namespace import RDFS, SKOS
 from rdflib.term import Node, URIRef
 
 from kg._conflicts import Conflict, find_conflicts
+from kg._labels import label_in as _label_in
 from kg._names import entities_of, name_quads
 from kg._provenance import assertion_id_of, decode_assertion, is_assertion_graph, load_assertion
 from kg._query import Binding, check_select, path_query, to_terms
@@ -124,22 +125,40 @@ class KnowledgeGraph:
 
     # -- entities --------------------------------------------------------------------------------------
 
-    def entity(self, label: str, aliases: Sequence[str] = (), *, namespace: str | None = None) -> Entity:
+    def entity(
+        self,
+        label: str,
+        aliases: Sequence[str] = (),
+        *,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Entity:
         """Get or create the entity named ``label`` in ``namespace``; new ``aliases`` are added (idempotent).
 
         ``namespace``: whose names these are (``None``: the shared world's); readers of other namespaces do
-        not see them.
+        not see them. ``labels``: its names in other languages, language tag -> name (``{"zh": "法国"}``):
+        each is read back by :meth:`label_in` and also becomes an alias (see ``kg/_labels.py``).
 
         Raises:
             InvalidInputError: an empty, over-long label or alias, or one with control characters; a bad
-                namespace.
+                namespace or language tag; another name already in one of the ``labels``' languages.
         """
         ns = None if namespace is None else check_namespace(namespace)
         with self._lock, self._store.transaction():
             writer = BatchWriter(self._store, self._schema)
-            node = writer.entity(label, aliases, namespace=ns)
+            node = writer.entity(label, aliases, namespace=ns, labels=labels)
             writer.flush()
         return self.get_entity(str(node), namespaces=[ns or WORLD_NAMESPACE])
+
+    def label_in(self, name: str, language: str, *, namespaces: Sequence[str] | None = None) -> str | None:
+        """The name in ``language`` (a tag: ``"zh"``) of the entity ``name`` (label, alias or IRI) as a reader
+        of ``namespaces`` (``None``: all) sees it; ``None`` when it has none there (or there is no such entity).
+
+        Raises:
+            InvalidInputError: a bad name, language tag or namespace.
+        """
+        names = _check_namespaces(namespaces)
+        return _label_in(self._store, self._resolve(name, names), language, names)
 
     def get_entity(self, iri: str, *, namespaces: Sequence[str] | None = None) -> Entity:
         """The entity with this IRI (or label), with the names readers of ``namespaces`` see (``None``: all).

@@ -17,6 +17,7 @@ from rdflib import Literal
 from rdflib.namespace import RDFS, SKOS
 from rdflib.term import URIRef
 
+from kg._labels import check_labels, label_quads, labels_in
 from kg._names import names_graph
 from kg._provenance import (
     assertion_id_of,
@@ -127,23 +128,37 @@ class BatchWriter:
         return self._aliases[key]
 
     def entity(
-        self, label: str, aliases: Sequence[str] = (), edit_id: str | None = None, namespace: str | None = None
+        self,
+        label: str,
+        aliases: Sequence[str] = (),
+        edit_id: str | None = None,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> URIRef:
         """Get or create the entity ``label`` and add any new ``aliases``, as names of ``namespace``.
 
         The names go into ``namespace``'s names graph (``None``: the world's; see ``kg/_names.py``) and are
         journaled under ``edit_id`` (in that namespace's journal, listed in the edit's main journal graph).
+        ``labels``: names in other languages (``{"zh": "法国"}``), each a tagged ``skos:prefLabel`` and a
+        plain alias (``kg/_labels.py``).
+
+        Raises:
+            InvalidInputError: a bad name or language tag, or another name already in one of the languages.
         """
         text = check_text(label, "entity label")
         if isinstance(aliases, str):
             raise InvalidInputError("aliases must be a sequence of strings, not one string")
         names = [check_text(a, f"alias of {text!r}") for a in aliases]
+        tagged = check_labels(labels, text)
         graph = names_graph(namespace)
         node = entity_iri(text)
         known = self._known_aliases(graph, node)
         quads: list[Quad] = []
+        if tagged:
+            quads += label_quads(node, graph, tagged, labels_in(self._store, node, graph, list(self._adds)))
+            names += list(tagged.values())
         if known is None:
-            quads.append((node, RDFS.label, Literal(text), graph))
+            quads.insert(0, (node, RDFS.label, Literal(text), graph))
             known = self._aliases[(graph, node)] = set()
         for name in names:
             if name != text and name not in known:

@@ -118,11 +118,13 @@ def ensure_world_loaded(agent: Agent, world: World) -> int:
 
     from agent.config import TellSettings
     from agent.tell import TellPipeline
-    from eval.world import WORLD_SCOPE, load_world_concepts, load_world_into
+    from eval.world import WORLD_SCOPE, load_world_concepts, load_world_into, name_world_entities_zh
     from tools.errors import InvalidInputError
 
     if WORLD_SCOPE in agent.wm.memory.scopes() and agent.wm.memory.count(WORLD_SCOPE) > 0:
         load_world_concepts(world, agent.wm.graph)  # a home loaded before concepts were loaded with the facts
+        if name_world_entities_zh(agent.wm.graph):  # ... or before its countries had Chinese names
+            agent.wm.refresh_entities()
         return 0
     with tqdm(total=None, desc="loading world", unit="doc", leave=False) as bar:
         try:  # the tell pipeline's bulk door (one logged edit per load)

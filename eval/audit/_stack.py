@@ -267,6 +267,7 @@ def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256
     from agent.config import TellSettings
     from agent.tell import BulkFact, TellPipeline
     from eval.world._load_memory import load_world_into
+    from eval.world._zh_names import name_world_entities_zh
     from memory import Scope, Triple
 
     # the world through the tell pipeline's bulk door (one logged edit, trusted source "world")
@@ -295,7 +296,9 @@ def prepare_world_memory(wm: WorkingMemory, world: Any, *, batch_size: int = 256
         edit_id = loaded.edit_id
     if todo:
         wm.memory.flush()
-    if report.documents or todo:
+    # the countries the EDITS name get their Chinese names there too (a new object may be one no world fact names)
+    zh_names = report.zh_names + name_world_entities_zh(wm.graph, namespaces=(EDITS_SCOPE_ID,))
+    if report.documents or todo or zh_names:  # the new names (Chinese ones too) into the entity index
         wm.refresh_entities()
     logger.info("world memory: %d documents and %d edits written now", report.documents, len(todo))
     return report.documents, len(todo)

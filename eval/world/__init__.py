@@ -14,6 +14,7 @@ from eval.world._load_memory import WORLD_SCOPE, load_world_into, world_document
 from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation, World, load_world, write_world
 from eval.world._slice_check import run_slice_check
+from eval.world._zh_names import name_world_entities_zh
 
 if TYPE_CHECKING:  # torch: loaded on first use, below
     from eval.world._concept_variant import build_concept_stage
@@ -43,6 +44,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py
     "load_world_concepts",
     "load_world_into",
     "majority_baseline",
+    "name_world_entities_zh",
     "run_check",
     "run_slice_check",
     "trained_slices",

@@ -1,7 +1,8 @@
 """Loading the reference world into the working memory: documents into the vector memory, facts into the KG.
 
 The world's concepts (class hierarchy, definitions, instance-of facts) go into the KG too, once per home, so
-the agent's concept desk answers "What is a <concept>?" and "Is X a <concept>?" from them.
+the agent's concept desk answers "What is a <concept>?" and "Is X a <concept>?" from them; and the KG's
+countries get their Chinese names (``eval/world/_zh_names.py``).
 
 By default only the UNKNOWN facts go in (their corpus sentences and triples): ARCHITECTURE.md's benchmark
 setting, where the model is the only source for KNOWN facts. ``include_known=True`` loads everything.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from eval.world._zh_names import name_world_entities_zh
 from kg import KnowledgeGraph, Provenance
 from memory import Scope, Triple, VectorMemory
 
@@ -43,6 +45,7 @@ class LoadReport:
     skipped: int  # already present (a second load is a no-op)
     edit_id: str | None = None  # the load's edit (through a pipeline), for rollback
     concepts: int = 0  # KG assertions of the world's concepts written (edit ``world-concepts``)
+    zh_names: int = 0  # KG entities given their Chinese name now (``eval/world/_zh_names.py``)
 
 
 def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -74,6 +77,7 @@ def load_world_into(
     progress: Callable[[int], None] | None = None,
     pipeline: TellPipeline | None = None,
     include_concepts: bool = True,
+    include_zh_names: bool = True,
 ) -> LoadReport:
     """Write the world's documents (vector memory) and triples (KG), batch by batch.
 
@@ -91,6 +95,10 @@ def load_world_into(
             with no edit log).
         include_concepts: also write the world's concepts (definitions, subclass links, instance-of facts) to
             the KG, once, under the edit ``world-concepts`` (:func:`eval.world._concept_rows.load_world_concepts`).
+        include_zh_names: also give the KG's countries their Chinese names (``@zh`` labels and aliases, from the
+            Chinese slice's table of countries; :func:`eval.world._zh_names.name_world_entities_zh`), so Chinese
+            questions link to them and KG answers to Chinese questions name them in Chinese. An entity index
+            built before the load (``WorkingMemory.refresh_entities``) must be refreshed to see the new aliases.
 
     Returns:
         counts of documents and assertions written and of documents skipped as already loaded.
@@ -149,5 +157,13 @@ def load_world_into(
         from eval.world._concept_rows import load_world_concepts
 
         concepts = load_world_concepts(world, graph)
+    zh_names = name_world_entities_zh(graph) if include_zh_names else 0
     logger.info("loaded %d documents and %d assertions (%d already there)", documents, assertions, skipped)
-    return LoadReport(documents, assertions, skipped, edit_id, concepts)
+    return LoadReport(
+        documents=documents,
+        assertions=assertions,
+        skipped=skipped,
+        edit_id=edit_id,
+        concepts=concepts,
+        zh_names=zh_names,
+    )
