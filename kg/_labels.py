@@ -26,19 +26,19 @@ from tools.errors import InvalidInputError
 __all__ = ["check_labels", "check_language", "label_in", "label_quads", "labels_in"]
 
 # BCP 47's shape, loosely: a 2-3 letter primary language, then subtags ("zh", "zh-Hans", "pt-BR")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
 
 
 def check_language(value: object) -> str:
-    """A language tag (``"zh"``, ``"zh-Hans"``), lower-cased primary subtag.
+    """A language tag (``"zh"``, ``"zh-Hans"``), lower-cased: tags are case-insensitive (BCP 47), so they are
+    stored and compared in lower case (``zh-Hans`` and ``zh-hans`` are one language).
 
     Raises:
         InvalidInputError: not a string shaped like a BCP 47 tag.
     """
     if not isinstance(value, str):
         raise InvalidInputError(f"a language tag is like 'zh' or 'zh-Hans', got {value!r}")
-    primary, _, rest = value.strip().partition("-")
-    tag = primary.lower() + (f"-{rest}" if rest else "")
+    tag = value.strip().lower()
     if not _LANGUAGE.match(tag):
         raise InvalidInputError(f"a language tag is like 'zh' or 'zh-Hans', got {value!r}")
     return tag
@@ -73,7 +73,7 @@ def _matches(literal: Node, language: str) -> bool:
 def labels_in(store: TripleStore, node: URIRef, graph: URIRef, pending: Sequence[Quad] = ()) -> dict[str, str]:
     """The tagged names ``node`` has in the names graph ``graph`` (stored, or among ``pending`` quads)."""
     quads = [*store.quads(node, SKOS.prefLabel, None, graph), *(q for q in pending if q[:2] == (node, SKOS.prefLabel))]
-    return {str(q[2].language): str(q[2]) for q in quads if isinstance(q[2], Literal) and q[2].language}
+    return {str(q[2].language).lower(): str(q[2]) for q in quads if isinstance(q[2], Literal) and q[2].language}
 
 
 def label_quads(node: URIRef, graph: URIRef, labels: Mapping[str, str], known: Mapping[str, str]) -> list[Quad]:

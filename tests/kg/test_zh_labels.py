@@ -44,6 +44,9 @@ def test_labels_are_idempotent_and_one_per_language(graph: KnowledgeGraph) -> No
         graph.entity("France", labels={"zh": "法兰西"})
     assert graph.label_in("France", "zh") == "法国"
     assert graph.get_entity("France").aliases == ("法国",)  # nothing of the refused call was written
+    with pytest.raises(InvalidInputError, match="already has the zh label"):
+        graph.entity("France", labels={"ZH": "法兰西"})  # tags are case-insensitive
+    assert graph.label_in("France", "ZH") == "法国"
 
 
 @pytest.mark.parametrize(
