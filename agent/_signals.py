@@ -214,13 +214,8 @@ class SignalCollector:
         return told_about(link, memory, self._entities, self._relations, self._inverses, namespaces)
 
     def paraphrase_prompts(self, link: QuestionLink) -> list[str]:
-        """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format.
-
-        None for a subject with Chinese characters: a Chinese question linked through an entity's ``@zh`` name
-        (埃及的首都叫什么？ -> Egypt, subject 埃及), or one whose capitalised span runs into the Chinese words
-        after a Latin name (``Bannu坐落在哪个国家``). The templates are English, and "埃及's capital is" is a prompt
-        in no language the model was trained on: its answers would only zero the model's confidence (agreement).
-        """
+        """Other phrasings of (subject, relation): cloze templates first, then questions in the model's format; none
+        for a subject with CJK characters (the templates are English: "埃及's capital is" would only zero agreement)."""
         if has_cjk(link.subject):
             return []
         others = [t for t in self.linker.templates.get(link.relation, ()) if t != link.template]
@@ -240,10 +235,8 @@ class SignalCollector:
                 continue
             if d.subject and d.subject in d.question and not any(e.score >= self.kg_shortcut for e in d.kg):
                 head = d.question[: d.question.index(d.subject)]
-                # when the subject opens the question ("Barack Obama is married to whom?") it is scored after the
-                # prompt's own opening ("Q:"), as the model reads it: a name with nothing before it has no first
-                # token to score (that crashed the scorer). Rarely seen there, it reads unfamiliar: the
-                # conservative side. A format with no opening gets no row (not measured).
+                # a subject opening the question is scored after the prompt's own opening ("Q:"): with nothing
+                # before it there is no first token to score; a format with no opening gets no row (not measured)
                 prefix = self.lm.prompt_format.question(head).split("\n")[0].rstrip()
                 if prefix.strip():
                     rows.append(_Row(i, "familiarity", prefix, " " + d.subject))
