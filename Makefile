@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The tests run in one worker per core (pytest-xdist), each test file on one worker so that its module
-# fixtures load once, and one torch thread per worker: two workers at two threads each would oversubscribe
-# a 2-core machine. `make test TEST_WORKERS=0` runs them in this process, one after another.
+# The tests run in one worker per core, at most four (pytest-xdist; each worker starts its own Ray and
+# servers), each test file on one worker so that its module fixtures load once, and one torch thread per
+# worker: two workers at two threads each would oversubscribe a 2-core machine. `make test TEST_WORKERS=0`
+# runs them in this process, one after another.
 TEST_WORKERS ?= auto
 TEST_THREADS ?= 1
 
@@ -26,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy agent memory tools kg eval tests bench
-	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
