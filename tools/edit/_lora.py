@@ -15,10 +15,10 @@ Measured with ``edit-bench --method lora --T 1,10,100`` (sequential, scored afte
 generalization / locality, greedy, teacher-forced in brackets): GPT-2 T=10 0.70 / 0.43 / 0.64 (0.93 / 0.46 /
 0.80), T=100 0.03 / 0.01 / 0.00 (0.07 / 0.03 / 0.00); LLaMA T=10 1.00 / 0.70 / 0.775 (1.00 / 0.84 / 0.84),
 T=100 0.75 / 0.42 / 0.32 (0.95 / 0.71 / 0.61); T=1000 (``--dataset world-lifelong``) GPT-2 0.010 / 0.001 /
-0.000 (0.014 / 0.008 / 0.005), LLaMA 0.066 / 0.036 / 0.000 (0.203 / 0.142 / 0.043); a single edit is 1.00 reliable and local on both. A merged
-adapter changes the layer's response to every input (one GPT-2 edit: update norm 3.7 against the weight's
-41, 6 steps), and nothing here weighs it by the corpus's keys as ROME/MEMIT do, so sequential edits overwrite
-each other and the neighbours' answers.
+0.000 (0.014 / 0.008 / 0.005), LLaMA 0.066 / 0.036 / 0.000 (0.203 / 0.142 / 0.043); a single edit is 1.00
+reliable and local on both. A merged adapter changes the layer's response to every input (one GPT-2 edit:
+update norm 3.7 against the weight's 41, 6 steps), and nothing here weighs it by the corpus's keys as
+ROME/MEMIT do, so sequential edits overwrite each other and the neighbours' answers.
 """
 
 from __future__ import annotations
