@@ -101,7 +101,8 @@ installed adapter):
   the neighbours' highest scores grow with the number of edits (median 27 / 40 / 58 at T = 10 / 20 / 40) while the
   edits' stay (median 75 / 75 / 72), so at T = 40 no threshold separates them (0.20 / 0.04 / 0.92) and at T = 100
   the neighbours score above the edits (0.00 / 0.00 / 0.96, ``bench/wise_diag.py gpt2 100``; the ``edit-table`` cell
-  was not run in this session). The targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A
+  was not run in this session; at T = 1000 the LLaMA cell gives 0.04 / 0.03 / 0.15, teacher-forced 0.24 / 0.20 /
+  0.39). The targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A
   larger reference model (the issue's remedy for width) needs a GPU to train within a session; none was available.
   WISE-Retrieve (one memory per edit) remains the variant measured to meet its row.
 - Cost: the 17-24 s per edit quoted for this 2-core machine were wall seconds under a load of 10-20 processes;
