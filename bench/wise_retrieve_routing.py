@@ -46,6 +46,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--sequence", action="store_true", help="also score the reference code's routing: one memory per input"
     )
+    parser.add_argument("--bigram", default="", help="comma-separated cosines: also gate on the previous token's input")
     parser.add_argument("--skip-base", action="store_true", help="do not re-score the thresholds as trained")
     return parser.parse_args(argv)
 
@@ -229,6 +230,8 @@ def main(argv: list[str]) -> int:
         score("one memory per input")
         adapter.forward = position_forward  # type: ignore[method-assign]
         hook.remove()
+    for c in [float(x) for x in args.bigram.split(",") if x]:
+        _score_bigram(lm, cases, adapter, path, c, score)
     for q in [float(x) for x in args.calibrate.split(",") if x]:
         adapter.calibrate = q
         adapter._rebuild()
@@ -236,6 +239,54 @@ def main(argv: list[str]) -> int:
         print(f"calibrate={q}: {moved} of {len(trained)} thresholds raised")
         score(f"calibrate={q}")
     return 0
+
+
+def _score_bigram(lm: Any, cases: Any, adapter: Any, path: str, cosine: float, score: Any) -> None:
+    """Re-score with a second gate: a position goes to memory ``i`` only if the input one position earlier points
+    the way the input before the subject's last token did in edit ``i``'s prompt (cosine above ``cosine``); a
+    memory whose subject is one token has no second gate. Decoding steps (one position) route nowhere."""
+    import torch
+    from torch.nn import functional as nnf
+
+    from tools.edit._hooks import Trace
+
+    prev, single = [], []
+    for case in cases:
+        prompt, subject = case.request.prompt, case.request.subject
+        end = prompt.index(subject) + len(subject)
+        with_subject = lm.tokenizer(prompt[:end], return_tensors="pt")["input_ids"]
+        before = len(lm.tokenizer(prompt[: prompt.index(subject)].rstrip())["input_ids"])
+        with Trace(lm.model, path, retain_input=True) as trace:
+            lm.model(input_ids=with_subject)
+        assert trace.input is not None
+        single.append(with_subject.shape[1] - before < 2)
+        prev.append(trace.input[0][-2].float() if with_subject.shape[1] >= 2 else torch.zeros(trace.input[0].shape[-1]))
+    prev_keys = nnf.normalize(torch.stack(prev), dim=-1)  # (M, in)
+    alone = torch.tensor(single)
+    position_forward = adapter.forward
+
+    def bigram_forward(x: torch.Tensor) -> torch.Tensor:
+        out = adapter.base(x)
+        b, length, d_in = x.shape
+        flat = x.reshape(-1, d_in).float()
+        scores = torch.stack([adapter._score(flat, d) for d in adapter._memories]).reshape(-1, b, length)
+        above = scores > torch.tensor(adapter.thresholds())[:, None, None]
+        shifted = torch.zeros_like(x, dtype=torch.float32)
+        shifted[:, 1:] = x[:, :-1].float()
+        sims = torch.einsum("mi,bli->mbl", prev_keys, nnf.normalize(shifted, dim=-1))
+        ok = (sims > cosine) & (torch.arange(length) > 0)[None, None]
+        above &= ok | alone[:, None, None]
+        best = torch.where(above, scores, torch.full_like(scores, float("-inf"))).max(0)  # over memories
+        extra = torch.zeros(b, length, out.shape[-1])
+        for row in range(b):
+            for pos in torch.nonzero(torch.isfinite(best.values[row])).flatten().tolist():
+                m = int(best.indices[row, pos])
+                extra[row, pos] = x[row, pos].float() @ adapter._memories[m].T
+        return (out.float() + extra).to(out.dtype)
+
+    adapter.forward = bigram_forward
+    score(f"bigram gate, cosine {cosine} ({int(alone.sum())} one-token subjects)")
+    adapter.forward = position_forward
 
 
 if __name__ == "__main__":
