@@ -47,6 +47,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--sequence", action="store_true", help="also score the reference code's routing: one memory per input"
     )
     parser.add_argument("--bigram", default="", help="comma-separated cosines: also gate on the previous token's input")
+    parser.add_argument("--gate", default="", help="comma-separated cosines of the editor's prev_gate option")
+    parser.add_argument("--no-census", action="store_true", help="skip reading the router at every position")
     parser.add_argument("--skip-base", action="store_true", help="do not re-score the thresholds as trained")
     return parser.parse_args(argv)
 
@@ -110,7 +112,7 @@ def main(argv: list[str]) -> int:
     census: dict[str, Counter[str]] = {"prompt": Counter(), "paraphrase": Counter(), "locality": Counter()}
     culprits: Counter[int] = Counter()  # memory -> locality prompts it took
     examples: list[str] = []
-    for t, case in enumerate(cases):
+    for t, case in enumerate([] if args.no_census else cases):
         for kind, texts in (("prompt", [case.request.prompt]), ("paraphrase", list(case.paraphrases))):
             for text in texts:
                 chosen, _ = routes(text)
@@ -126,7 +128,7 @@ def main(argv: list[str]) -> int:
             if mems and len(examples) < 12:
                 at = [(tokens[i], cases[m].request.subject) for i, m in enumerate(chosen) if m >= 0]
                 examples.append(f"{text!r}: {at[:3]}")
-    for kind, counts in census.items():
+    for kind, counts in census.items() if not args.no_census else []:
         total = sum(v for k, v in counts.items() if k != "own and other")
         print(f"{kind} ({total}): " + ", ".join(f"{k} {v} ({v / total:.3f})" for k, v in sorted(counts.items())))
     top = culprits.most_common(10)
@@ -230,6 +232,13 @@ def main(argv: list[str]) -> int:
         score("one memory per input")
         adapter.forward = position_forward  # type: ignore[method-assign]
         hook.remove()
+    for c in [float(x) for x in args.gate.split(",") if x]:
+        adapter.prev_gate = c
+        adapter._rebuild()
+        gated = sum(g is not None for g in adapter._gates)
+        score(f"prev_gate={c} ({gated} of {len(trained)} memories gated)")
+    adapter.prev_gate = None
+    adapter._rebuild()
     for c in [float(x) for x in args.bigram.split(",") if x]:
         _score_bigram(lm, cases, adapter, path, c, score)
     for q in [float(x) for x in args.calibrate.split(",") if x]:

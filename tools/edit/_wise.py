@@ -16,6 +16,12 @@ default, or the TIES merge of :mod:`tools.edit._ties`, ``merge="ties"``); :class
 (``"wise-retrieve"``) keeps each shard as its own side memory and routes each position to the shard with the
 highest score, if that score clears the shard's threshold.
 
+With ``prev_gate`` ``c`` (off by default) a position goes to a memory only if, besides clearing its threshold, the
+input one position earlier has cosine above ``c`` with one of the inputs that preceded the subject's last token in
+the memory's edits' training variants (stored as ``previous``; an edit whose subject is one token stores none, and
+its memory has no second gate). A call with one position (a decoding step) has no previous input in the call, so
+generated tokens go to no gated memory. Measured on WISE-Retrieve at T = 300 in the README ("A second gate").
+
 Threshold rule (WISE's): ``act_ratio`` times the smallest, over the memory's edits, of the edit's mean score at
 its in-scope positions, recomputed under the current memory whenever an edit is added or removed; capped at
 0.95 of the lowest score of an edit's own prompt (so the prompt itself routes: on LLaMA, 9 of 100 one-edit
@@ -128,6 +134,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from tools.edit._adapter import EditAdapter
 from tools.edit._delta import AdapterDelta, check_finite
@@ -153,14 +160,16 @@ class _Edit:
     quiet: torch.Tensor  # (q, in) module inputs around the subject (prompt and target): later edits keep them
     floor: float  # the irrelevant margin (absolute) used when training it
     negatives: torch.Tensor  # (k, in) its hardest irrelevant inputs when trained (threshold calibration)
+    previous: torch.Tensor  # (p, in) inputs one position before its in-scope ones (p = 0: no previous-token gate)
 
 
 class WiseAdapter(EditAdapter):
     """A WISE side memory (merged or one per shard) with its router around one linear module (``kind = "wise"``).
 
-    Config: ``mask_ratio``, ``seed``, ``density``, ``act_ratio``, ``retrieve``. Payload of one edit: ``increment``
-    ``(nnz,)``, ``keys`` ``(m, in)``, ``quiet`` ``(q, in)`` (float), ``shard`` (int), ``floor`` (float),
-    ``retrieve`` (bool).
+    Config: ``mask_ratio``, ``seed``, ``density``, ``act_ratio``, ``retrieve`` (and, optional, ``normalize``,
+    ``merge``, ``calibrate``, ``prev_gate``). Payload of one edit: ``increment`` ``(nnz,)``, ``keys`` ``(m, in)``,
+    ``quiet`` ``(q, in)`` (float), ``shard`` (int), ``floor`` (float), ``retrieve`` (bool), optional ``negatives``
+    ``(k, in)`` and ``previous`` ``(p, in)``.
     """
 
     kind: ClassVar[str] = "wise"
@@ -175,6 +184,8 @@ class WiseAdapter(EditAdapter):
         self.normalize = bool(config.get("normalize", False))  # absent in adapters saved before the option
         self.merge = str(config.get("merge", "ties"))  # these two as well
         self.calibrate = float(config.get("calibrate", 0.0))
+        gate = config.get("prev_gate")  # absent in adapters saved before the option
+        self.prev_gate = None if gate is None else float(gate)
         weight = linear_weight(base)
         self._d_out, self._d_in = int(weight.shape[0]), int(weight.shape[1])
         self._device = weight.device
@@ -182,6 +193,7 @@ class WiseAdapter(EditAdapter):
         self._masks: dict[int, torch.Tensor] = {}
         self._memories: list[torch.Tensor] = []  # side memory deltas D (out, in), float32
         self._thresholds: list[float] = []
+        self._gates: list[torch.Tensor | None] = []  # per memory: unit previous-position inputs (None: ungated)
 
     def config(self) -> dict[str, Any]:
         """The creation config (also what :meth:`export` writes)."""
@@ -194,6 +206,7 @@ class WiseAdapter(EditAdapter):
             "normalize": self.normalize,
             "merge": self.merge,
             "calibrate": self.calibrate,
+            "prev_gate": self.prev_gate,
         }
 
     @classmethod
@@ -269,6 +282,11 @@ class WiseAdapter(EditAdapter):
             shape = tuple(negatives.shape) if isinstance(negatives, torch.Tensor) else type(negatives).__name__
             raise InvalidEditError(f"wise: negatives must be (k, {self._d_in}), got {shape}")
         check_finite("wise negatives", negatives)
+        previous = payload.get("previous", torch.zeros(0, self._d_in))  # absent in payloads saved before
+        if not isinstance(previous, torch.Tensor) or previous.dim() != 2 or previous.shape[1] != self._d_in:
+            shape = tuple(previous.shape) if isinstance(previous, torch.Tensor) else type(previous).__name__
+            raise InvalidEditError(f"wise: previous must be (p, {self._d_in}), got {shape}")
+        check_finite("wise previous", previous)
         dev, f32 = self._device, torch.float32
         return _Edit(
             shard,
@@ -277,6 +295,7 @@ class WiseAdapter(EditAdapter):
             quiet.detach().to(dev, f32),
             float(floor),
             negatives.detach().to(dev, f32),
+            previous.detach().to(dev, f32),
         )
 
     def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
@@ -319,6 +338,15 @@ class WiseAdapter(EditAdapter):
             groups = [(merged, [e for ids in shards.values() for e in ids])]
         self._memories = [d for d, _ in groups]
         self._thresholds = [self._threshold(d, ids) for d, ids in groups]
+        self._gates = [self._gate(ids) for _, ids in groups]
+
+    def _gate(self, ids: list[str]) -> torch.Tensor | None:
+        """``(p, in)`` unit vectors a position's previous input is compared with, or ``None`` (no second gate: the
+        option is off, or one of the memory's edits has a one-token subject)."""
+        previous = [self._edits[e].previous for e in ids]
+        if self.prev_gate is None or any(p.shape[0] == 0 for p in previous):
+            return None
+        return nnf.normalize(torch.cat(previous), dim=-1)
 
     def _threshold(self, delta: torch.Tensor, ids: list[str]) -> float:
         """WISE's rule, capped so that every edit's own prompt still routes, calibrated, never below the floor.
@@ -380,12 +408,15 @@ class WiseAdapter(EditAdapter):
         if not self._memories:
             return out
         flat = x.reshape(-1, x.shape[-1]).float()  # (N, in)
+        before = self._previous_inputs(x) if any(g is not None for g in self._gates) else None  # (N, in) unit
         best = torch.full((flat.shape[0],), float("-inf"), device=flat.device)  # (N,)
         extra = torch.zeros(flat.shape[0], self._d_out, device=flat.device)  # (N, out)
-        for delta, tau in zip(self._memories, self._thresholds, strict=True):
+        for delta, tau, gate in zip(self._memories, self._thresholds, self._gates, strict=True):
             side = flat @ delta.T  # (N, out): side output minus main output
             score = self._score(flat, delta, side)
             take = (score > tau) & (score > best)
+            if gate is not None and before is not None:
+                take &= (before @ gate.T).amax(dim=-1) > float(self.prev_gate or 0.0)
             best = torch.where(take, score, best)
             extra = torch.where(take[:, None], side, extra)
         routed = torch.isfinite(best)
@@ -395,6 +426,15 @@ class WiseAdapter(EditAdapter):
         mixed = torch.where(routed[:, None], (flat_out.float() + extra).to(out.dtype), flat_out)
         return mixed.reshape(out.shape)
 
+    @staticmethod
+    def _previous_inputs(x: torch.Tensor) -> torch.Tensor:
+        """``(N, in)`` each position's previous input along the sequence axis (-2) as a unit vector; zero at the
+        first position of the call (a decoding step has no previous position in the call: no gated memory)."""
+        seq = x.float() if x.dim() > 1 else x.float()[None]
+        shifted = torch.zeros_like(seq)
+        shifted[..., 1:, :] = seq[..., :-1, :]
+        return nnf.normalize(shifted, dim=-1).reshape(-1, x.shape[-1])
+
     def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Every edit's payload, and the side memories as they are (so outputs reload bit-identical)."""
         tensors: dict[str, torch.Tensor] = {}
@@ -403,6 +443,7 @@ class WiseAdapter(EditAdapter):
             tensors[f"edit{i}.keys"] = edit.keys
             tensors[f"edit{i}.quiet"] = edit.quiet
             tensors[f"edit{i}.negatives"] = edit.negatives
+            tensors[f"edit{i}.previous"] = edit.previous
         for i, delta in enumerate(self._memories):
             tensors[f"memory{i}"] = delta
         meta = {
@@ -421,9 +462,13 @@ class WiseAdapter(EditAdapter):
             inc, keys = tensors[f"edit{i}.increment"].to(dev), tensors[f"edit{i}.keys"].to(dev)
             quiet = tensors[f"edit{i}.quiet"].to(dev)
             negatives = tensors.get(f"edit{i}.negatives", torch.zeros(0, keys.shape[1])).to(dev)
-            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor), negatives)
+            previous = tensors.get(f"edit{i}.previous", torch.zeros(0, keys.shape[1])).to(dev)
+            adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor), negatives, previous)
         adapter._thresholds = [float(t) for t in meta["thresholds"]]
         adapter._memories = [tensors[f"memory{i}"].to(dev) for i in range(len(adapter._thresholds))]
+        shards = adapter.shards()
+        groups = list(shards.values()) if adapter.retrieve else [[e for ids in shards.values() for e in ids]]
+        adapter._gates = [adapter._gate(ids) for ids in groups] if adapter._memories else []
         return adapter
 
 
@@ -479,12 +524,14 @@ class WiseEditor(BaseEditor[WiseHyperParams]):
             "normalize": hparams.normalize_scores,
             "merge": hparams.merge,
             "calibrate": hparams.calibrate,
+            "prev_gate": hparams.prev_gate,
         }
         payload = {
             "increment": trained.increment,
             "keys": trained.keys,
             "quiet": trained.quiet,
             "negatives": trained.negatives,
+            "previous": trained.previous,
             "shard": shard,
             "floor": trained.info["norm"] * hparams.low,
             "retrieve": self.retrieve,

@@ -192,6 +192,7 @@ class ShardInputs:
     owner: torch.Tensor  # (B,) the request each variant belongs to
     enc: EncodedRequest  # the variants, encoded with their target labels (subject_last: the in-scope positions)
     keys: torch.Tensor  # (B, in) module inputs at the in-scope positions
+    previous: torch.Tensor  # (B or 0, in) inputs one position before them (none unless the subject has 2+ tokens)
     main_out: torch.Tensor  # (B, T, out) the unedited module's output on the variants
     negatives: torch.Tensor  # (n_neg, in) irrelevant inputs: corpus sentences, the variants' text around the subject
     hard: torch.Tensor  # (n_hard, in) the prompt's forms about other names, every position
@@ -243,6 +244,8 @@ def gather_inputs(
     outside = (pos < first[:, None]) | (pos > subj[:, None])
     outside = outside & enc.attention_mask.bool()  # (B, T) the variants' text around the subject
     unprefixed = torch.tensor([v.prompt in forms for v in all_variants], device=device)
+    # the token before the subject's last one, where it is the subject's own in every variant (else none: ungated)
+    previous = acts[torch.arange(len(all_variants), device=device), subj - 1] if bool((subj > first).all()) else None
 
     docs = _irrelevant(corpus, requests, settings.n_irrelevant, settings.seed)
     doc_ids, doc_attn = _pad_right(model.tokenizer, docs, device)
@@ -268,6 +271,7 @@ def gather_inputs(
         owner=torch.tensor(owner_list, device=device),
         enc=enc,
         keys=keys,
+        previous=previous if previous is not None else torch.zeros(0, d_in, device=device),
         main_out=main_out,
         negatives=negatives,
         hard=hard,

@@ -48,6 +48,10 @@ class WiseHyperParams:
     # a single edit was given up so (log p(target) unchanged), and an applied edit must take effect.
     calibrate: float = 0.0
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
+    # a cosine: a position also needs the input one position earlier to point like the input before the subject's
+    # last token in the edit's variants (subjects of 2+ tokens; one-position calls, decoding steps, route to none of
+    # those memories). None: off. See the README's "A second gate".
+    prev_gate: float | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
@@ -65,6 +69,8 @@ class WiseHyperParams:
             raise InvalidEditError(f"wise: merge must be one of {MERGE_MODES}, got {self.merge!r}")
         if not 0.0 <= float(self.calibrate) < 1.0:
             raise InvalidEditError(f"wise: calibrate (a quantile) must be in [0, 1), got {self.calibrate!r}")
+        if self.prev_gate is not None and not -1.0 <= float(self.prev_gate) < 1.0:
+            raise InvalidEditError(f"wise: prev_gate (a cosine) must be in [-1, 1) or None, got {self.prev_gate!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:

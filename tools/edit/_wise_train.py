@@ -89,6 +89,7 @@ class TrainedShard:
     keys: torch.Tensor  # (m, in) module inputs at the in-scope positions of the edit prompts and variants
     quiet: torch.Tensor  # (q, in) module inputs around the subject in the unprefixed variants (prompt and target)
     negatives: torch.Tensor  # (k, in) the irrelevant inputs (corpus, other names) the trained memory scores highest
+    previous: torch.Tensor  # (p, in) inputs one position before the in-scope ones (subjects of 2+ tokens)
     info: dict[str, float]
 
 
@@ -356,6 +357,7 @@ def train_shard(
         keys=keys.detach().clone(),
         quiet=inputs.quiet.detach().clone(),
         negatives=hardest.clone(),
+        previous=inputs.previous.detach().clone(),
         info=info,
     )
 

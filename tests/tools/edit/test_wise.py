@@ -226,8 +226,54 @@ def test_calibrated_threshold_clears_the_stored_hardest_negatives() -> None:
     assert older.merge == "ties" and older.calibrate == 0.0
 
 
+def test_previous_token_gate_routes_only_after_the_subjects_own_token() -> None:
+    base = nn.Linear(6, 4, bias=False)
+    config = {**_config(), "mask_ratio": 1.0, "retrieve": True, "normalize": True, "prev_gate": 0.5}
+    adapter = WiseAdapter.create(base, config)
+    eye = torch.eye(6)
+    key, before, other = eye[:1] + 0.1 * eye[1:2], eye[2:3], eye[3:4]  # subject's last input, the one before it
+    payload = {"increment": torch.ones(24), "keys": key, "quiet": torch.zeros(0, 6), "shard": 0, "floor": 0.0}
+    adapter.add("a", {**payload, "retrieve": True, "previous": before})
+
+    def routed(seq: torch.Tensor) -> torch.Tensor:
+        return (adapter(seq[None]) != base(seq[None]))[0].any(dim=-1)
+
+    assert routed(torch.cat([before, key, other])).tolist() == [False, True, False]
+    assert not bool(routed(torch.cat([other, key, other])).any())  # the same token after another one: no route
+    assert not bool(routed(key).any())  # one position (a decoding step): no previous input, no route
+    ungated = WiseAdapter.create(base, config)  # a one-token subject stores no previous input: no second gate
+    ungated.add("a", {**payload, "retrieve": True})
+    assert bool((ungated(torch.cat([other, key])[None]) != base(torch.cat([other, key])[None]))[0, 1].any())
+    tensors, meta = adapter.export()
+    restored = WiseAdapter.restore(base, tensors, meta)
+    seq = torch.cat([before, key, other, key])[None]
+    assert restored.prev_gate == 0.5 and torch.equal(restored(seq), adapter(seq))
+    with pytest.raises(InvalidEditError, match="previous"):
+        adapter.add("b", {**payload, "retrieve": True, "previous": torch.zeros(1, 5)})
+    assert adapter.edit_ids() == ["a"]
+    assert WiseAdapter.create(base, _config() | {"retrieve": True}).prev_gate is None  # configs saved before
+
+
+def test_previous_token_gate_on_a_reference_model(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any
+) -> None:
+    lm = models["llama-world"]
+    reqs = requests_by_model["llama-world"]
+    before, logits = _state(lm), _logits(lm)
+    editor = _editor("wise-retrieve", corpus, prev_gate=0.3, **FAST)
+    handles = [editor.edit(lm, [r]) for r in reqs]
+    adapter = next(iter(journal_for(lm.model).adapters().values()))
+    assert isinstance(adapter, WiseAdapter) and adapter.prev_gate == 0.3
+    assert sum(_says(lm, r) for r in reqs) >= 4
+    assert any(g is not None for g in adapter._gates)  # multi-token subjects are gated
+    for handle in reversed(handles):
+        handle.rollback()
+    assert _same(before, _state(lm)) and torch.equal(logits, _logits(lm))
+
+
 @pytest.mark.parametrize(
-    ("field", "value"), [("shard_size", 0), ("merge", "mean"), ("calibrate", 1.0), ("mask_ratio", 0.0)]
+    ("field", "value"),
+    [("shard_size", 0), ("merge", "mean"), ("calibrate", 1.0), ("mask_ratio", 0.0), ("prev_gate", 1.5)],
 )
 def test_bad_hyperparameters_are_typed_errors_and_change_nothing(
     models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any, field: str, value: Any
