@@ -328,17 +328,22 @@ class WiseAdapter(EditAdapter):
         """Recompute the side memories and their thresholds from the edits."""
         shards = self.shards()
         if not shards:
-            self._memories, self._thresholds = [], []
+            self._memories, self._thresholds, self._gates = [], [], []
             return
         deltas = {s: self.shard_delta(s) for s in shards}
         if self.retrieve:
-            groups = [(deltas[s], ids) for s, ids in shards.items()]
+            memories = list(deltas.values())
         else:
-            merged = ties_merge(list(deltas.values()), self.density, self.merge)
-            groups = [(merged, [e for ids in shards.values() for e in ids])]
+            memories = [ties_merge(list(deltas.values()), self.density, self.merge)]
+        groups = list(zip(memories, self._memory_edits(), strict=True))
         self._memories = [d for d, _ in groups]
         self._thresholds = [self._threshold(d, ids) for d, ids in groups]
         self._gates = [self._gate(ids) for _, ids in groups]
+
+    def _memory_edits(self) -> list[list[str]]:
+        """The edit ids each side memory holds: one list per shard when retrieving, else one list of all."""
+        shards = self.shards()
+        return list(shards.values()) if self.retrieve else [[e for ids in shards.values() for e in ids]]
 
     def _gate(self, ids: list[str]) -> torch.Tensor | None:
         """``(p, in)`` unit vectors a position's previous input is compared with, or ``None`` (no second gate: the
@@ -466,9 +471,7 @@ class WiseAdapter(EditAdapter):
             adapter._edits[edit_id] = _Edit(int(shard), inc, keys, quiet, float(floor), negatives, previous)
         adapter._thresholds = [float(t) for t in meta["thresholds"]]
         adapter._memories = [tensors[f"memory{i}"].to(dev) for i in range(len(adapter._thresholds))]
-        shards = adapter.shards()
-        groups = list(shards.values()) if adapter.retrieve else [[e for ids in shards.values() for e in ids]]
-        adapter._gates = [adapter._gate(ids) for ids in groups] if adapter._memories else []
+        adapter._gates = [adapter._gate(ids) for ids in adapter._memory_edits()] if adapter._memories else []
         return adapter
 
 
