@@ -46,7 +46,12 @@ def register(sub: Any) -> None:
     build.add_argument("--data-dir", type=Path, help="where to write the world (default: the bundled one)")
     build.add_argument("--models-dir", type=Path, help="where to write the models (default: the bundled ones)")
     build.add_argument("--epochs", type=_count(1), help="override the training epochs (for quick trials)")
-    build.add_argument("--arch", choices=("gpt2", "llama"), action="append", help="train only these architectures")
+    build.add_argument(
+        "--arch",
+        choices=("gpt2", "llama", "llama-large"),
+        action="append",
+        help="train only these models (default: all three; llama-large is the larger LLaMA of issue 18)",
+    )
     build.add_argument("--world-only", action="store_true", help="write the world files, train nothing")
     build.add_argument(
         "--concepts-only",
@@ -79,6 +84,13 @@ def register(sub: Any) -> None:
     check.set_defaults(func=_check)
 
 
+def _variant_names(archs: tuple[str, ...]) -> list[str]:
+    """The model directories the variant stages start from (the larger LLaMA has no variants)."""
+    from eval.world._pipeline import MODEL_NAMES, VARIANT_ARCHITECTURES
+
+    return [MODEL_NAMES[a] for a in archs if a in VARIANT_ARCHITECTURES]
+
+
 def _build(args: argparse.Namespace) -> int:
     from eval.world import DATA_DIR, MODELS_DIR, build_all, write_world_files
 
@@ -94,18 +106,20 @@ def _build(args: argparse.Namespace) -> int:
 
         print(json.dumps(train_guard(build_safety_slice(), data_dir), indent=1))
         return 0
-    archs = tuple(args.arch or ("gpt2", "llama"))
-    if args.concepts_only:
-        from eval.world import MODEL_NAMES, build_concept_stage
+    from eval.world import MODEL_NAMES
 
-        variants = build_concept_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
+    archs = tuple(args.arch or MODEL_NAMES)
+    if args.concepts_only:
+        from eval.world import build_concept_stage
+
+        variants = build_concept_stage(data_dir, args.models_dir or MODELS_DIR, _variant_names(archs))
         for name, phase in variants.items():
             print(f"{name}: {phase['steps']} steps, {phase['seconds']:.0f}s, final loss {phase['final_loss']}")
         return 0
     if args.zh_only:
-        from eval.world import MODEL_NAMES, build_zh_stage
+        from eval.world import build_zh_stage
 
-        variants = build_zh_stage(data_dir, args.models_dir or MODELS_DIR, [MODEL_NAMES[a] for a in archs])
+        variants = build_zh_stage(data_dir, args.models_dir or MODELS_DIR, _variant_names(archs))
         for name, phase in variants.items():
             print(f"{name}: {phase['steps']} steps, {phase['seconds']:.0f}s, final loss {phase['final_loss']}")
         return 0

@@ -13,4 +13,4 @@ DATA_DIR = WORLD_ROOT / "data"
 # the agent core owns the default model's path (agent.config.BUNDLED_MODEL); the world's other models sit beside it
 MODELS_DIR = BUNDLED_MODEL.parent
 # architecture -> the bundled model's directory name under MODELS_DIR
-MODEL_NAMES = {"gpt2": BUNDLED_MODEL.name, "llama": "llama-world"}
+MODEL_NAMES = {"gpt2": BUNDLED_MODEL.name, "llama": "llama-world", "llama-large": "llama-world-large"}

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ class TrainConfig:
     width: int = 192  # hidden size (C)
     layers: int = 4
     heads: int = 4
+    mlp: int = 0  # MLP hidden size; 0: the architecture's rule (GPT-2 4 * width, LLaMA 8/3 * width)
     block: int = 128  # tokens per packed training sequence (T)
     batch: int = 32  # sequences per step (B)
     epochs: int = 20  # passes over the closed-book examples
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: str = "cpu"  # where the model trains ("cuda" on a GPU machine); batches follow the model
+    slices: bool = True  # also train on the world's slices (concepts, Chinese); False: the English world only
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
@@ -88,6 +90,7 @@ def build_model(config: TrainConfig, tokenizer: Any) -> torch.nn.Module:
             n_embd=config.width,
             n_layer=config.layers,
             n_head=config.heads,
+            n_inner=config.mlp or None,
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
@@ -98,7 +101,7 @@ def build_model(config: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     llama = LlamaConfig(
         vocab_size=vocab,
         hidden_size=config.width,
-        intermediate_size=config.width * 8 // 3,
+        intermediate_size=config.mlp or config.width * 8 // 3,
         num_hidden_layers=config.layers,
         num_attention_heads=config.heads,
         num_key_value_heads=config.heads,
@@ -158,6 +161,7 @@ def train_model(
     probe: Callable[[Any, Any, int], dict[str, float]] | None = None,
     probe_every: int = 0,
     init_from: Path | None = None,
+    resume_every: int = 0,
 ) -> dict[str, Any]:
     """Train one reference model on ``world`` and save it as a standard HF directory in ``out_dir``.
 
@@ -165,11 +169,19 @@ def train_model(
     phase of a curriculum); otherwise a tokenizer is trained and the model initialised from ``config``.
     Returns training facts (steps, tokens, seconds, final loss) also written to ``training.json``, which
     lists every phase the model went through.
+
+    With ``resume_every`` ``n > 0`` the weights, optimiser state and position are saved to ``out_dir/resume.pt``
+    every ``n`` steps (and the tokenizer once, at the start), and a call that finds that file carries on from it:
+    the examples of an epoch and their order depend only on the seeds, so the resumed run sees the batches the
+    stopped one would have (a phase of a larger model can outlast a session).
     """
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    if not config.slices:
+        world = replace(world, slice_facts=())
     factory = ExampleFactory(world, seed=config.seed)
+    state = _read_resume(out_dir / RESUME, config) if resume_every else None  # a stopped run of this phase
     earlier: list[dict[str, Any]] = []
     model: Any
     if init_from is not None:
@@ -179,10 +191,18 @@ def train_model(
         model = AutoModelForCausalLM.from_pretrained(init_from, local_files_only=True, dtype=torch.float32)
         previous = json.loads((init_from / "training.json").read_text(encoding="utf-8"))
         earlier = previous.get("phases", [previous])
+    elif state is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(out_dir, local_files_only=True)  # the stopped run's own
+        model = build_model(config, tokenizer)
     else:
         tok_texts = [e.prompt + e.answer for e in factory.epoch(0, config.reading_ratio, config.per_fact)]
         tokenizer = train_tokenizer(tok_texts, config.vocab_size)
         model = build_model(config, tokenizer)
+        if resume_every:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tokenizer.save_pretrained(out_dir)
     model.to(torch.device(config.device))
     device = next(model.parameters()).device  # from here on everything follows the model
     n_params = sum(p.numel() for p in model.parameters())
@@ -201,13 +221,14 @@ def train_model(
 
     first = epoch_tensors(0)  # epochs differ slightly in size; the schedule is planned on the first
     total_steps = config.epochs * math.ceil(len(first[0]) / config.batch)
-    step, tokens, started, loss_ema = 0, 0, time.time(), 0.0
-    history: list[dict[str, float]] = []
-    for epoch in range(config.epochs):
+    at = _Position() if state is None else _restore(state, model, optim)
+    step, tokens, started, loss_ema = at.step, at.tokens, time.time() - at.seconds, at.loss_ema
+    history: list[dict[str, float]] = list(at.history)
+    for epoch in range(at.epoch, config.epochs):
         ids, mask = first if epoch == 0 else epoch_tensors(epoch)
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed + epoch))
         model.train()
-        for start in range(0, len(ids), config.batch):
+        for start in range(at.start if epoch == at.epoch else 0, len(ids), config.batch):
             idx = order[start : start + config.batch]
             x, m = ids[idx].to(device), mask[idx].to(device)  # (B, T)
             for group in optim.param_groups:
@@ -228,6 +249,9 @@ def train_model(
                 history.append(row)
                 logger.info("probe %s", row)
                 model.train()
+            if resume_every and step % resume_every == 0:
+                where = _Position(epoch, start + config.batch, step, tokens, time.time() - started, loss_ema, history)
+                _save_resume(out_dir / RESUME, config, model, optim, where)
     model.eval()
     model.to(torch.device("cpu"))  # saved and handed back on the CPU, whatever it trained on
     phase = {
@@ -244,7 +268,58 @@ def train_model(
     slices = sorted({f.slice for f in world.slice_facts})
     info = {**phase, "phases": [*earlier, phase], "slices": slices}
     save_model(model, tokenizer, out_dir, info)
+    (out_dir / RESUME).unlink(missing_ok=True)  # the phase is complete
     return info
+
+
+RESUME = "resume.pt"  # a phase's state while it trains (``train_model``'s ``resume_every``)
+
+
+@dataclass(frozen=True)
+class _Position:
+    """Where a phase stands: the next batch (``epoch``, ``start`` index into its order) and the running figures."""
+
+    epoch: int = 0
+    start: int = 0
+    step: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    loss_ema: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _portable(config: TrainConfig) -> dict[str, Any]:
+    """The settings that decide a phase's result (threads and device do not)."""
+    return {**asdict(config), "threads": 0, "device": ""}
+
+
+def _save_resume(path: Path, config: TrainConfig, model: Any, optim: torch.optim.Optimizer, at: _Position) -> None:
+    """Write the phase's state atomically: a stop while writing leaves the previous state."""
+    state = {"config": _portable(config), "model": model.state_dict(), "optim": optim.state_dict(), **asdict(at)}
+    partial = path.with_name(path.name + ".tmp")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def _read_resume(path: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The saved state of a stopped run of this phase; ``None`` when there is none or it was saved for other
+    settings (then the phase starts over, tokenizer included)."""
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config") != _portable(config):
+        logger.info("%s was saved for other settings: the phase starts over", path)
+        return None
+    return state
+
+
+def _restore(state: dict[str, Any], model: Any, optim: torch.optim.Optimizer) -> _Position:
+    """Put the saved weights and optimiser state back; where to go on."""
+    model.load_state_dict(state["model"])
+    optim.load_state_dict(state["optim"])  # moved to the parameters' device by torch
+    at = _Position(**{f.name: state[f.name] for f in fields(_Position)})
+    logger.info("resuming at step %d (epoch %d)", at.step, at.epoch)
+    return at
 
 
 def train_step(model: Any, optim: torch.optim.Optimizer, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

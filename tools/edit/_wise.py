@@ -18,9 +18,10 @@ highest score, if that score clears the shard's threshold.
 
 With ``prev_gate`` ``c`` (off by default) a position goes to a memory only if, besides clearing its threshold, the
 input one position earlier has cosine above ``c`` with one of the inputs that preceded the subject's last token in
-the memory's edits' training variants (stored as ``previous``; an edit whose subject is one token stores none, and
-its memory has no second gate). A call with one position (a decoding step) has no previous input in the call, so
-generated tokens go to no gated memory. Measured on WISE-Retrieve at T = 300 in the README ("A second gate").
+the memory's edits' training variants (stored as ``previous``; an edit whose subject is one token stores none: in
+WISE-Retrieve its memory then has no second gate, in merged WISE the memory is gated by its other edits' inputs). A
+call with one position (a decoding step) has no previous input in the call, so generated tokens go to no gated
+memory. Measured on WISE-Retrieve at T = 300 and on merged WISE at T = 100 in the README ("A second gate").
 
 Threshold rule (WISE's): ``act_ratio`` times the smallest, over the memory's edits, of the edit's mean score at
 its in-scope positions, recomputed under the current memory whenever an edit is added or removed; capped at
@@ -347,11 +348,13 @@ class WiseAdapter(EditAdapter):
 
     def _gate(self, ids: list[str]) -> torch.Tensor | None:
         """``(p, in)`` unit vectors a position's previous input is compared with, or ``None`` (no second gate: the
-        option is off, or one of the memory's edits has a one-token subject)."""
+        option is off, or none of the memory's edits has a subject of two tokens or more; when retrieving, any
+        one-token subject leaves its own memory ungated)."""
         previous = [self._edits[e].previous for e in ids]
-        if self.prev_gate is None or any(p.shape[0] == 0 for p in previous):
+        if self.prev_gate is None or (self.retrieve and any(p.shape[0] == 0 for p in previous)):
             return None
-        return nnf.normalize(torch.cat(previous), dim=-1)
+        previous = [p for p in previous if p.shape[0] > 0]
+        return nnf.normalize(torch.cat(previous), dim=-1) if previous else None
 
     def _threshold(self, delta: torch.Tensor, ids: list[str]) -> float:
         """WISE's rule, capped so that every edit's own prompt still routes, calibrated, never below the floor.

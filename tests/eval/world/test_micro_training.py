@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -77,3 +78,36 @@ def test_micro_model_learns_chinese_and_concepts_beside_english(bundled_world: W
     # rising with epochs); closed-book on facts never taught stays far below
     assert zh["all"]["known_train"] >= 0.5 > zh["all"]["unknown"] + 0.2, zh["all"]
     assert {"definition", "instance_of"} <= set(concepts), concepts
+
+
+def test_a_stopped_phase_resumes_to_the_same_weights(bundled_world: World, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from eval.world._train import RESUME
+
+    world = subset_world(bundled_world, ("company_hq", "star_constellation"), n_known=30)
+    config = TrainConfig(**{**MICRO.__dict__, "epochs": 3, "batch": 4, "threads": 1})
+    train_model(world, config, tmp_path / "whole", resume_every=3)
+    assert not (tmp_path / "whole" / RESUME).exists()  # a finished phase leaves no state behind
+
+    class StopError(Exception):
+        pass
+
+    def stop_at_step_8(model: object, tokenizer: object, step: int) -> dict[str, float]:
+        raise StopError  # the session ends: the state of step 6 is on disk
+
+    with pytest.raises(StopError):
+        train_model(world, config, tmp_path / "cut", probe=stop_at_step_8, probe_every=8, resume_every=3)
+    assert (tmp_path / "cut" / RESUME).is_file() and not (tmp_path / "cut" / "model.safetensors").exists()
+    info = train_model(world, config, tmp_path / "cut", resume_every=3)
+    whole, cut = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert set(whole) == set(cut) and all(torch.equal(whole[k], cut[k]) for k in whole)
+    steps = json.loads((tmp_path / "whole" / "training.json").read_text())["steps"]
+    assert info["steps"] == steps and steps > 8
+
+    other = TrainConfig(**{**config.__dict__, "vocab_size": 500})  # a state saved for other settings is not used
+    with pytest.raises(StopError):
+        train_model(world, other, tmp_path / "other", probe=stop_at_step_8, probe_every=8, resume_every=3)
+    assert train_model(world, config, tmp_path / "other", resume_every=3)["steps"] == steps
+    again = load_file(tmp_path / "other" / "model.safetensors")
+    assert all(torch.equal(whole[k], again[k]) for k in whole)  # tokenizer and all: as if never stopped

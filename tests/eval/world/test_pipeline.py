@@ -18,7 +18,7 @@ def test_resuming_skips_finished_phases() -> None:
 def test_default_curriculum() -> None:
     assert set(DEFAULT_PHASES) == set(MODEL_NAMES)
     for arch, phases in DEFAULT_PHASES.items():
-        assert all(p.architecture == arch for p in phases)
+        assert all(p.architecture == arch.removesuffix("-large") for p in phases)
         assert not phases[0].paraphrases  # phase 1 uses the core templates only
         assert all(p.paraphrases for p in phases[1:])
         assert len({p.seed for p in phases}) == len(phases)  # each phase draws its own examples
@@ -34,7 +34,7 @@ def test_a_stopped_build_resumes_from_its_phase_checkpoints(tmp_path, monkeypatc
 
     calls: list[tuple[int, str | None]] = []
 
-    def fake_train(world, config, out_dir: Path, probe=None, probe_every=0, init_from=None):  # type: ignore[no-untyped-def]
+    def fake_train(world, config, out_dir: Path, probe=None, probe_every=0, init_from=None, resume_every=0):  # type: ignore[no-untyped-def]
         calls.append((config.seed, init_from.name if init_from else None))
         out_dir.mkdir(parents=True)
         (out_dir / "model.safetensors").write_text(str(config.seed))
@@ -59,3 +59,14 @@ def test_a_stopped_build_resumes_from_its_phase_checkpoints(tmp_path, monkeypatc
     assert other != _pipeline.fingerprint(data, {"gpt2": tuple(replace(p, device="cuda") for p in phases)})
     _pipeline._check_fingerprint(final.parent, other)  # another plan: the checkpoints go
     assert not _pipeline.phase_dir(final, 0).exists()
+
+
+def test_the_larger_llama_learns_the_english_world_and_has_no_variants() -> None:
+    from eval.world._pipeline import VARIANT_ARCHITECTURES
+
+    small, large = DEFAULT_PHASES["llama"], DEFAULT_PHASES["llama-large"]
+    assert len(large) == len(small) and "llama-large" not in VARIANT_ARCHITECTURES
+    for s, b in zip(small, large, strict=True):
+        assert (b.width, b.layers, b.mlp) == (256, 8, 1024) and (s.width, s.layers) == (192, 4)
+        assert b.vocab_size == 4096 and not b.slices  # what the bundled two were trained on
+        assert (b.epochs, b.seed, b.paraphrases, b.reading_ratio) == (s.epochs, s.seed, s.paraphrases, s.reading_ratio)

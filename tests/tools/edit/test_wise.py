@@ -254,6 +254,27 @@ def test_previous_token_gate_routes_only_after_the_subjects_own_token() -> None:
     assert WiseAdapter.create(base, _config() | {"retrieve": True}).prev_gate is None  # configs saved before
 
 
+def test_a_merged_memory_is_gated_by_all_its_edits_previous_inputs() -> None:
+    base = nn.Linear(6, 4, bias=False)
+    config = {**_config(), "mask_ratio": 1.0, "retrieve": False, "merge": "sum", "normalize": True, "prev_gate": 0.5}
+    adapter = WiseAdapter.create(base, config)
+    eye = torch.eye(6)
+    key = eye[:1] + 0.1 * eye[1:2]
+    payload = {"increment": torch.ones(24), "keys": key, "quiet": torch.zeros(0, 6), "shard": 0, "floor": 0.0}
+    adapter.add("a", {**payload, "retrieve": False, "previous": eye[2:3]})
+    adapter.add("b", {**payload, "retrieve": False, "previous": eye[3:4]})
+    adapter.add("c", {**payload, "retrieve": False})  # a one-token subject: the memory stays gated by a and b
+
+    def routed(seq: torch.Tensor) -> bool:
+        return bool((adapter(seq[None]) != base(seq[None]))[0, -1].any())
+
+    assert routed(torch.cat([eye[2:3], key])) and routed(torch.cat([eye[3:4], key]))  # after either edit's input
+    assert not routed(torch.cat([eye[4:5], key]))  # after anything else: no route
+    ungated = WiseAdapter.create(base, config)  # no edit with a previous input: no second gate
+    ungated.add("c", {**payload, "retrieve": False})
+    assert bool((ungated(torch.cat([eye[4:5], key])[None]) != base(torch.cat([eye[4:5], key])[None]))[0, -1].any())
+
+
 def test_previous_token_gate_on_a_reference_model(
     models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any
 ) -> None:
