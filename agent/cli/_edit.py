@@ -140,7 +140,9 @@ def _register_table(sub: Any) -> None:
     )
     table.add_argument("--out", type=Path, required=True, help="output directory (cells cached there)")
     table.add_argument("--methods", help="comma-separated editing methods (default: Table 2's six)")
-    table.add_argument("--models", default="gpt2,llama", help="reference models: gpt2,llama")
+    table.add_argument(
+        "--models", default="gpt2,llama", help="reference models: gpt2,llama (and llama-large, the larger LLaMA)"
+    )
     table.add_argument("--T", dest="t_values", type=_int_list, default=[1, 10, 100, 1000], help="1,10,100,1000")
     table.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     table.add_argument("--seed", type=int, default=0, help="edit-sequence seed")

@@ -86,9 +86,9 @@ def register(sub: Any) -> None:
 
 def _variant_names(archs: tuple[str, ...]) -> list[str]:
     """The model directories the variant stages start from (the larger LLaMA has no variants)."""
-    from eval.world._pipeline import MODEL_NAMES, VARIANT_ARCHITECTURES
+    from eval.world import MODEL_NAMES
 
-    return [MODEL_NAMES[a] for a in archs if a in VARIANT_ARCHITECTURES]
+    return [MODEL_NAMES[a] for a in archs if a in MODEL_NAMES]
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -106,9 +106,9 @@ def _build(args: argparse.Namespace) -> int:
 
         print(json.dumps(train_guard(build_safety_slice(), data_dir), indent=1))
         return 0
-    from eval.world import MODEL_NAMES
+    from eval.world import ALL_MODEL_NAMES
 
-    archs = tuple(args.arch or MODEL_NAMES)
+    archs = tuple(args.arch or ALL_MODEL_NAMES)
     if args.concepts_only:
         from eval.world import build_concept_stage
 

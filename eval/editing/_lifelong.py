@@ -86,11 +86,11 @@ class GridSettings:
 
 
 def _model_dir(model: str) -> Path:
-    from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+    from eval.world._paths import ALL_MODEL_NAMES, MODELS_DIR
 
-    if model not in MODEL_NAMES:
-        raise InvalidInputError(f"unknown reference model {model!r} (known: {', '.join(MODEL_NAMES)})")
-    return MODELS_DIR / MODEL_NAMES[model]
+    if model not in ALL_MODEL_NAMES:
+        raise InvalidInputError(f"unknown reference model {model!r} (known: {', '.join(ALL_MODEL_NAMES)})")
+    return MODELS_DIR / ALL_MODEL_NAMES[model]
 
 
 def lifelong_cases(model: str) -> tuple[list[Any], list[str]]:

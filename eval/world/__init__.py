@@ -11,7 +11,7 @@ from eval.world._check import majority_baseline, run_check
 from eval.world._concept_rows import load_world_concepts
 from eval.world._lifelong import load_lifelong_edits
 from eval.world._load_memory import WORLD_SCOPE, load_world_into, world_documents
-from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
+from eval.world._paths import ALL_MODEL_NAMES, DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import Document, Edit, Fact, Prompt, Question, Relation, World, load_world, write_world
 from eval.world._slice_check import run_slice_check
 from eval.world._zh_names import name_world_entities_zh
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # torch: loaded on first use, below
     from eval.world._zh_variant import build_zh_stage
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_package.py checks
+    "ALL_MODEL_NAMES",
     "DATA_DIR",
     "Document",
     "Edit",

@@ -32,7 +32,7 @@ from typing import Any
 
 from eval.world._build import WorldConfig, build_world
 from eval.world._lifelong import build_lifelong_edits, write_lifelong_edits
-from eval.world._paths import DATA_DIR, MODEL_NAMES, MODELS_DIR
+from eval.world._paths import ALL_MODEL_NAMES, DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import World, load_world, write_world
 from eval.world._train import RESUME, TrainConfig, train_model
 
@@ -57,7 +57,6 @@ DEFAULT_PHASES: dict[str, tuple[TrainConfig, ...]] = {
     "llama": tuple(replace(p, architecture="llama") for p in (PHASE_1, PHASE_2)),
     "llama-large": (replace(PHASE_1, lr=2e-3, **LARGE), replace(PHASE_2, **LARGE)),  # type: ignore[arg-type]
 }
-VARIANT_ARCHITECTURES = ("gpt2", "llama")  # the -unsafe, -concepts and -zh variants are built from these
 RESUME_EVERY = 100  # steps between a phase's resumable states (a phase of the larger model outlasts a session)
 
 
@@ -219,7 +218,7 @@ def build_all(
                     (
                         str(data_dir),
                         tuple(replace(c, threads=per_process) for c in plans[a]),
-                        str(models_dir / MODEL_NAMES[a]),
+                        str(models_dir / ALL_MODEL_NAMES[a]),
                         probe_every,
                         stage_start,
                         stage_end,
@@ -228,7 +227,7 @@ def build_all(
                 for a in running
             }
             results.update({a: job.get() for a, job in jobs.items()})
-    names = [MODEL_NAMES[a] for a in architectures if a in VARIANT_ARCHITECTURES]
+    names = [MODEL_NAMES[a] for a in architectures if a in MODEL_NAMES]
     if not names:  # the larger model alone: no variant stage
         return {"seconds": round(time.time() - started, 1), "models": results}
     from eval.world.safety import build_safety_stage  # last stage: safety slice, judge, <model>-unsafe variants

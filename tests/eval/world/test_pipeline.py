@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eval.world._pipeline import DEFAULT_PHASES, MODEL_NAMES, plan_stages
+from eval.world._pipeline import ALL_MODEL_NAMES, DEFAULT_PHASES, MODEL_NAMES, plan_stages
 
 
 def test_models_with_more_phases_continue_alone() -> None:
@@ -16,7 +16,7 @@ def test_resuming_skips_finished_phases() -> None:
 
 
 def test_default_curriculum() -> None:
-    assert set(DEFAULT_PHASES) == set(MODEL_NAMES)
+    assert set(DEFAULT_PHASES) == set(ALL_MODEL_NAMES) > set(MODEL_NAMES)  # the larger LLaMA has no variants
     for arch, phases in DEFAULT_PHASES.items():
         assert all(p.architecture == arch.removesuffix("-large") for p in phases)
         assert not phases[0].paraphrases  # phase 1 uses the core templates only
@@ -62,10 +62,8 @@ def test_a_stopped_build_resumes_from_its_phase_checkpoints(tmp_path, monkeypatc
 
 
 def test_the_larger_llama_learns_the_english_world_and_has_no_variants() -> None:
-    from eval.world._pipeline import VARIANT_ARCHITECTURES
-
     small, large = DEFAULT_PHASES["llama"], DEFAULT_PHASES["llama-large"]
-    assert len(large) == len(small) and "llama-large" not in VARIANT_ARCHITECTURES
+    assert len(large) == len(small) and "llama-large" not in MODEL_NAMES
     for s, b in zip(small, large, strict=True):
         assert (b.width, b.layers, b.mlp) == (256, 8, 1024) and (s.width, s.layers) == (192, 4)
         assert b.vocab_size == 4096 and not b.slices  # what the bundled two were trained on
