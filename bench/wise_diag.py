@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     from eval.editing._runner import _rows, without_edited_neighbours
     from eval.world import load_world
     from eval.world._lifelong import lifelong_pool
-    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
+    from eval.world._pipeline import ALL_MODEL_NAMES, DATA_DIR, MODELS_DIR
     from tools.edit import get_editor
     from tools.edit._hooks import Trace
     from tools.edit._wise import WiseAdapter
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
         over[key] = tuple(value) if isinstance(value, list) else value
     method = str(over.pop("method", "wise"))
     world = lifelong_pool(load_world(DATA_DIR), DATA_DIR)
-    lm = HFLanguageModel.load(MODELS_DIR / MODEL_NAMES[model], device="cpu")
+    lm = HFLanguageModel.load(MODELS_DIR / ALL_MODEL_NAMES[model], device="cpu")
     cases = without_edited_neighbours(select_cases(lm, world_edit_cases(world, lm.prompt_format), t, seed=0))
     before = measure_before(LMProber(lm), cases)
     cache = Path(os.environ.get("FACTAGENT_CACHE", "/tmp/factagent-cache"))

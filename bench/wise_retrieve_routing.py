@@ -36,7 +36,7 @@ if str(_REPO) not in sys.path:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=("gpt2", "llama"))
+    parser.add_argument("model", choices=("gpt2", "llama", "llama-large"))
     parser.add_argument("T", type=int)
     parser.add_argument("--save", type=Path, help="side memories: reloaded from here if present, else saved here")
     parser.add_argument("--cross", default="", help="comma-separated quantiles of the cross-edit calibration")
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     from eval.editing._runner import _rows, without_edited_neighbours
     from eval.world import load_world
     from eval.world._lifelong import lifelong_pool
-    from eval.world._pipeline import DATA_DIR, MODEL_NAMES, MODELS_DIR
+    from eval.world._pipeline import ALL_MODEL_NAMES, DATA_DIR, MODELS_DIR
     from tools.edit import get_editor
     from tools.edit._family import get_module, set_module
     from tools.edit._hooks import Trace
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     args = _parse(argv)
     torch.set_num_threads(1)
     world = lifelong_pool(load_world(DATA_DIR), DATA_DIR)
-    lm = HFLanguageModel.load(MODELS_DIR / MODEL_NAMES[args.model], device="cpu")
+    lm = HFLanguageModel.load(MODELS_DIR / ALL_MODEL_NAMES[args.model], device="cpu")
     cases = without_edited_neighbours(select_cases(lm, world_edit_cases(world, lm.prompt_format), args.T, seed=0))
     before = measure_before(LMProber(lm), cases)
     if args.save is not None and args.save.is_file():
