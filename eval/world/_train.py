@@ -297,6 +297,7 @@ def _save_resume(path: Path, config: TrainConfig, model: Any, optim: torch.optim
     """Write the phase's state atomically: a stop while writing leaves the previous state."""
     state = {"config": _portable(config), "model": model.state_dict(), "optim": optim.state_dict(), **asdict(at)}
     partial = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a later phase writes its model only at the end
     torch.save(state, partial)
     partial.replace(path)
 

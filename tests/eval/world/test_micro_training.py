@@ -111,3 +111,24 @@ def test_a_stopped_phase_resumes_to_the_same_weights(bundled_world: World, tmp_p
     assert train_model(world, config, tmp_path / "other", resume_every=3)["steps"] == steps
     again = load_file(tmp_path / "other" / "model.safetensors")
     assert all(torch.equal(whole[k], again[k]) for k in whole)  # tokenizer and all: as if never stopped
+
+
+def test_a_stopped_later_phase_resumes_from_its_own_state(bundled_world: World, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    world = subset_world(bundled_world, ("company_hq", "star_constellation"), n_known=30)
+    first = TrainConfig(**{**MICRO.__dict__, "epochs": 1, "batch": 4, "threads": 1})
+    second = TrainConfig(**{**first.__dict__, "epochs": 2, "reading_ratio": 1.0, "seed": 9})
+    train_model(world, first, tmp_path / "phase1")
+    train_model(world, second, tmp_path / "whole", init_from=tmp_path / "phase1", resume_every=4)
+
+    def stop(model: object, tokenizer: object, step: int) -> dict[str, float]:
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):  # the phase's directory does not exist yet when it stops
+        train_model(
+            world, second, tmp_path / "cut", probe=stop, probe_every=5, init_from=tmp_path / "phase1", resume_every=4
+        )
+    train_model(world, second, tmp_path / "cut", init_from=tmp_path / "phase1", resume_every=4)
+    whole, cut = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
