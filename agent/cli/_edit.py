@@ -162,8 +162,10 @@ def _edit_table(args: argparse.Namespace) -> int:
 
     methods = _methods(args.methods or ",".join(LIFELONG_METHODS))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models or any(m not in ("gpt2", "llama") for m in models):
-        raise InvalidInputError(f"--models: choose from gpt2, llama, got {args.models!r}")
+    from eval.world._paths import ALL_MODEL_NAMES
+
+    if not models or any(m not in ALL_MODEL_NAMES for m in models):
+        raise InvalidInputError(f"--models: choose from {', '.join(ALL_MODEL_NAMES)}, got {args.models!r}")
     overrides = method_overrides(args.hparam, methods, "--methods")
     home = open_home(args.home)
     settings = GridSettings(

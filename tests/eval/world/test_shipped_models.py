@@ -6,7 +6,7 @@ import pytest
 
 from eval.world import World
 from eval.world._check import run_check
-from eval.world._pipeline import MODEL_NAMES, MODELS_DIR
+from eval.world._paths import ALL_MODEL_NAMES, LARGE_MODEL_NAMES, MODEL_NAMES, MODELS_DIR
 from tools.lm import HFLanguageModel
 
 
@@ -25,7 +25,7 @@ def test_world_check_targets(bundled_world: World, name: str) -> None:
 
 
 def test_shipped_models_are_standard_hf_directories() -> None:
-    for name in MODEL_NAMES.values():
+    for name in ALL_MODEL_NAMES.values():
         path = MODELS_DIR / name
         for file in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "factagent.json"):
             assert (path / file).is_file(), path / file
@@ -40,3 +40,17 @@ def test_the_default_model_is_the_worlds_gpt2_model() -> None:
     assert PUBLIC_DIR / PUBLIC_NAMES["gpt2"] == MODELS_DIR / MODEL_NAMES["gpt2"] == BUNDLED_MODEL
     assert (BUNDLED_MODEL / "model.safetensors").is_file()
     assert Settings().model_name() == "gpt2-world"
+
+
+def test_the_larger_llama_is_wider_deeper_within_the_budget_and_saw_the_same_world() -> None:
+    """Issue 18's larger reference model: weights <= 100 MB, the English world only, the small LLaMA's tokenizer."""
+    import json
+
+    path = MODELS_DIR / LARGE_MODEL_NAMES["llama-large"]
+    assert (path / "model.safetensors").stat().st_size <= 100 * 2**20
+    config = json.loads((path / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]) == (8, 256, 1024)
+    training = json.loads((path / "training.json").read_text())
+    assert training["slices"] == [] and len(training["phases"]) == 2
+    small = MODELS_DIR / MODEL_NAMES["llama"]
+    assert (path / "tokenizer.json").read_text() == (small / "tokenizer.json").read_text()  # same texts, same BPE
