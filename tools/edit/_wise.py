@@ -110,8 +110,12 @@ installed adapter):
   the neighbours score above the edits (0.00 / 0.00 / 0.96, ``bench/wise_diag.py gpt2 100``; the ``edit-table`` cell
   was not run in this session; at T = 1000 the LLaMA cell gives 0.04 / 0.03 / 0.15, teacher-forced 0.24 / 0.20 /
   0.39). The targets (T = 100: 0.85 / 0.70 / 0.95; T = 1000 mean 0.80) are not reached. A
-  larger reference model (the issue's remedy for width) needs a GPU to train within a session; none was available.
-  WISE-Retrieve (one memory per edit) remains the variant measured to meet its row.
+  larger reference model (the issue's remedy for width) was trained on the CPU in stop 51: ``llama-world-large``
+  (8 layers, MLP 1,024, ``world build --arch llama-large``). At T = 100 (``edit-table --methods wise --models
+  llama-large --T 100``) merged WISE gives 0.70 / 0.64 / 0.34 (teacher-forced 0.89 / 0.83 / 0.67) against
+  0.37 / 0.21 / 0.11 on ``llama-world``, and with ``prev_gate=0.7`` 0.97 / 0.80 / 1.00 (0.98 / 0.89 / 1.00),
+  meeting the T = 100 row (on ``llama-world`` the gate gives 0.66 / 0.42 / 0.98: locality repaired, the memory
+  still too narrow). 11.4 s per edit there; T = 1000 not measured yet.
 - Cost: the 17-24 s per edit quoted for this 2-core machine were wall seconds under a load of 10-20 processes;
   the CPU time of one thread is 4.9 s per GPT-2 edit (``time.process_time`` over edits 2-4, after the key
   statistics are cached), 54 % of it in the v* loop (84-150 forward/backward passes on 9 variants). The loop
