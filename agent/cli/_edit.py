@@ -162,7 +162,7 @@ def _edit_table(args: argparse.Namespace) -> int:
 
     methods = _methods(args.methods or ",".join(LIFELONG_METHODS))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    from eval.world._paths import ALL_MODEL_NAMES
+    from eval.world import ALL_MODEL_NAMES
 
     if not models or any(m not in ALL_MODEL_NAMES for m in models):
         raise InvalidInputError(f"--models: choose from {', '.join(ALL_MODEL_NAMES)}, got {args.models!r}")
