@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from eval.world._build import WorldConfig, build_world
 from eval.world._lifelong import build_lifelong_edits, write_lifelong_edits
 from eval.world._paths import ALL_MODEL_NAMES, DATA_DIR, MODEL_NAMES, MODELS_DIR
 from eval.world._schema import World, load_world, write_world
-from eval.world._train import RESUME, TrainConfig, train_model
+from eval.world._train import RESUME, TrainConfig, portable, train_model
 
 logger = logging.getLogger(__name__)
 # Two phases per model. Phase 1 memorises the KNOWN facts under the core templates (with some reading
@@ -137,8 +137,8 @@ def fingerprint(data_dir: Path, plans: dict[str, tuple[TrainConfig, ...]]) -> st
     for path in sorted(data_dir.glob("*.jsonl")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    portable = {a: [{**asdict(c), "device": "", "threads": 0} for c in p] for a, p in sorted(plans.items())}
-    digest.update(json.dumps(portable, sort_keys=True).encode())
+    settings = {a: [portable(c) for c in p] for a, p in sorted(plans.items())}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -288,14 +288,14 @@ class _Position:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _portable(config: TrainConfig) -> dict[str, Any]:
+def portable(config: TrainConfig) -> dict[str, Any]:
     """The settings that decide a phase's result (threads and device do not)."""
     return {**asdict(config), "threads": 0, "device": ""}
 
 
 def _save_resume(path: Path, config: TrainConfig, model: Any, optim: torch.optim.Optimizer, at: _Position) -> None:
     """Write the phase's state atomically: a stop while writing leaves the previous state."""
-    state = {"config": _portable(config), "model": model.state_dict(), "optim": optim.state_dict(), **asdict(at)}
+    state = {"config": portable(config), "model": model.state_dict(), "optim": optim.state_dict(), **asdict(at)}
     partial = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)  # a later phase writes its model only at the end
     torch.save(state, partial)
@@ -308,7 +308,7 @@ def _read_resume(path: Path, config: TrainConfig) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("config") != _portable(config):
+    if state.get("config") != portable(config):
         logger.info("%s was saved for other settings: the phase starts over", path)
         return None
     return state
