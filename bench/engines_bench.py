@@ -36,10 +36,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rdflib import Literal, URIRef
+
+if TYPE_CHECKING:
+    from memory._milvus_index import MilvusConfig
 
 logger = logging.getLogger("bench.engines")
 EX = "https://factagent.example/"
@@ -347,9 +350,9 @@ def _milvus_row(
 ) -> dict[str, Any]:
     """milvus-lite with ``index_type``; the ``.db`` file stays in ``folder`` and ``milvus-<type>.json`` records
     the rows inserted and each stage's seconds, so a killed run resumes after the last finished chunk."""
-    from memory._milvus_index import MilvusConfig, MilvusIndex, connect
+    from memory._milvus_index import MilvusConfig, connect
 
-    size, dim = vectors.shape
+    size = vectors.shape[0]
     config = MilvusConfig(
         uri=str(folder / f"milvus-{index_type}.db"),
         collection=f"bench_{size}",
@@ -357,6 +360,20 @@ def _milvus_row(
     )
     progress_path = folder / f"milvus-{index_type}.json"
     client = connect(config)
+    try:  # a killed stage still closes the client, so milvus-lite's file is whole when the run resumes
+        return _milvus_stages(client, config, vectors, qv, truth, progress_path)
+    finally:
+        client.close()
+
+
+def _milvus_stages(
+    client: Any, config: MilvusConfig, vectors: np.ndarray, qv: np.ndarray, truth: np.ndarray, progress_path: Path
+) -> dict[str, Any]:
+    """Insert (resuming after the last finished chunk), wait for the index, query: :func:`_milvus_row`'s stages."""
+    from memory._milvus_index import MilvusIndex
+
+    size, dim = vectors.shape
+    index_type = config.index_type
     progress = _read_json(progress_path)
     if progress is None or not client.has_collection(config.collection):
         index = MilvusIndex.create(client, config, dim)
@@ -387,7 +404,6 @@ def _milvus_row(
             "stages": {"insert_s": progress["insert_s"], "index_s": progress["index_s"]},
         }
     )
-    client.close()
     return row
 
 

@@ -18,14 +18,18 @@ __all__ = ["ray_session", "start_ray", "unwrap_ray_error"]
 
 _log = logging.getLogger(__name__)
 START_ATTEMPTS = 3  # Ray waits a fixed 30 s for its raylet to register; on a loaded machine that can lapse
+# What Ray's bare Exception says when a local start lapses: the raylet did not register, or the GCS did not
+# write its port file in time (both seen on a loaded 2-core CI machine; a fresh start succeeds).
+STARTUP_LAPSES = ("timed out during startup", "Timed out waiting for file")
 
 
 def start_ray(ray: Any, workers: int, address: str | None = None, attempts: int = START_ATTEMPTS) -> None:
     """``ray.init`` for a local cluster of ``workers`` CPUs (or joining ``address``), retried when startup lapses.
 
     Ray raises a bare ``Exception`` ("The current node timed out during startup") when its raylet does not
-    register with the GCS within a hard-coded 30 s, which happens on a 2-core machine under load; a fresh
-    start usually succeeds, so a start that lapses is shut down and tried again.
+    register with the GCS within a hard-coded 30 s, or ("Timed out waiting for file .../gcs_server_port_...")
+    when the GCS does not write its port in time; both happen on a 2-core machine under load and a fresh
+    start usually succeeds, so a start that lapses (:data:`STARTUP_LAPSES`) is shut down and tried again.
 
     Raises:
         ClusterError: the cluster could not be started or joined after ``attempts`` tries.
@@ -39,7 +43,7 @@ def start_ray(ray: Any, workers: int, address: str | None = None, attempts: int 
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             return
         except Exception as exc:  # Ray's startup timeout is a bare Exception; any other failure is not retried
-            if "timed out during startup" not in str(exc):
+            if not any(lapse in str(exc) for lapse in STARTUP_LAPSES):
                 raise ClusterError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from exc
             last = exc
             _log.warning("Ray did not start in time (attempt %d of %d); starting it again", attempt, attempts)

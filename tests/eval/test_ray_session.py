@@ -11,6 +11,7 @@ from eval._ray_session import start_ray
 from tools.errors import ClusterError
 
 LAPSE = "The current node timed out during startup. This could happen because some of the raylet failed to startup"
+GCS_LAPSE = "Timed out waiting for file /tmp/ray/session_2026-12-07_05-59-53_501613_20649/gcs_server_port_e36d5544"
 
 
 @dataclass
@@ -36,6 +37,12 @@ def test_a_lapsed_start_is_shut_down_and_tried_again() -> None:
     start_ray(ray, workers=2)
     assert len(ray.inits) == 3 and ray.shutdowns == 2
     assert ray.inits[-1]["num_cpus"] == 2
+
+
+def test_a_gcs_that_does_not_write_its_port_in_time_is_a_lapse_too() -> None:
+    ray = FakeRay(failures=1, error=Exception(GCS_LAPSE))
+    start_ray(ray, workers=2)
+    assert len(ray.inits) == 2 and ray.shutdowns == 1
 
 
 def test_a_start_that_keeps_lapsing_is_a_cluster_error() -> None:
