@@ -135,7 +135,8 @@ def _register_table(sub: Any) -> None:
         description="For every method, reference model and T: edit a fresh model with the first T edits of the "
         "lifelong pool (edits the model answers correctly), one after another, and score all of them after the "
         "last (reliability, generalization, locality; greedy and teacher-forced; s/edit, wall time, peak memory). "
-        "Each cell is cached in OUT/cells and skipped when run again; OUT gets results.json, table.md and "
+        "Each cell is cached in OUT/cells and skipped when run again, and a killed cell resumes from its last "
+        "checkpoint (OUT/checkpoints); OUT gets results.json, table.md and "
         "t_curve.png (mean of rel/gen/loc against T).",
     )
     table.add_argument("--out", type=Path, required=True, help="output directory (cells cached there)")
@@ -148,6 +149,14 @@ def _register_table(sub: Any) -> None:
     table.add_argument("--seed", type=int, default=0, help="edit-sequence seed")
     table.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per cell (default 4 h)")
     table.add_argument("--in-process", action="store_true", help="run cells in this process (peak memory shared)")
+    table.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100,
+        metavar="N",
+        help="save a running cell's edited model every N edits under OUT/checkpoints, so a killed cell resumes "
+        "there (0: no saves; default 100)",
+    )
     table.add_argument(
         "--hparam", type=_hparam, action="append", default=[], metavar="METHOD:KEY=VALUE", help="editor override"
     )
@@ -174,6 +183,8 @@ def _edit_table(args: argparse.Namespace) -> int:
         cache_dir=str(home.path("cache") / "stats"),
         hparams=overrides,
         timeout=args.timeout,
+        checkpoint_dir=str(args.out / "checkpoints") if args.checkpoint_every > 0 else None,
+        checkpoint_every=max(args.checkpoint_every, 1),
     )
     cells = [GridCell(method=me, model=mo, T=t) for mo in models for t in sorted(args.t_values) for me in methods]
     with tqdm(total=len(cells), desc="cells", unit="cell", file=sys.stderr) as bar:

@@ -13,7 +13,13 @@ a larger one. A ``T`` above the number of qualifying edits raises :class:`~tools
 (nothing is edited) instead of being capped.
 
 Resumable: each finished cell is written to ``<out>/cells/<model>__<method>__T<T>.json`` and skipped when the
-grid runs again; a failed cell writes ``.error.json`` beside it and is tried again next time. By default every
+grid runs again; a failed cell writes ``.error.json`` beside it and is tried again next time. With
+``GridSettings.checkpoint_dir`` a cell is resumable inside too: its edited model and run state are saved every
+``checkpoint_every`` edits under ``<checkpoint_dir>/<cell key>`` (:mod:`eval.editing._checkpoint`), a killed cell
+goes on from the last save when the grid runs again, and the directory is removed once the cell is written. A
+resumed cell's ``wall_seconds`` is its last part's wall time plus the edit seconds saved by the parts before
+(their loading and scoring set-up, repeated by every part, is not counted twice); ``parts`` says how many
+processes it took. By default every
 cell runs in its own interpreter (``isolate=True``), so its peak resident memory (``ru_maxrss``) is its own; on
 an accelerator ``peak_gpu_mb`` is ``torch.cuda.max_memory_allocated`` of that process.
 
@@ -28,6 +34,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -83,6 +90,8 @@ class GridSettings:
     cache_dir: str | None = None  # key statistics of ROME / MEMIT / WISE (shared between cells)
     hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> overrides
     timeout: float = 4 * 3600  # seconds per isolated cell
+    checkpoint_dir: str | None = None  # cells save their state there (one subdirectory each) and resume from it
+    checkpoint_every: int = 100  # edits between two saves of a cell's edited model
 
 
 def _model_dir(model: str) -> Path:
@@ -132,11 +141,16 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
     """
     import torch
 
+    from eval.editing._checkpoint import BenchCheckpoint
     from eval.editing._runner import run_edit_bench
 
     cases, corpus = lifelong_cases(cell.model)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    checkpoint, earlier = None, {"seconds": 0.0, "parts": 0}
+    if settings.checkpoint_dir is not None:
+        checkpoint = BenchCheckpoint(Path(settings.checkpoint_dir) / cell.key, every=settings.checkpoint_every)
+        earlier = _earlier_parts(checkpoint.directory)
     start = time.perf_counter()
     rows = run_edit_bench(
         _model_dir(cell.model),
@@ -153,18 +167,38 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
         hparams=dict(settings.hparams.get(cell.method, {})),
         fluency_tokens=8,  # fluency is not in Table 2: keep its generation short
         strict_t=True,
+        checkpoint=checkpoint,
     )
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start + earlier["seconds"]
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_initialized() else None
+    if checkpoint is not None:  # the cell's record is written by the caller; its saved states are done with
+        shutil.rmtree(checkpoint.directory, ignore_errors=True)
     return {
         **asdict(cell),
         "rows": rows,
         "wall_seconds": round(wall, 2),
+        "parts": int(earlier["parts"]) + 1,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "peak_gpu_mb": None if gpu is None else round(gpu, 1),
         "device": settings.device or "auto",
         "seed": settings.seed,
     }
+
+
+def _earlier_parts(directory: Path) -> dict[str, float]:
+    """Edit seconds saved by the killed processes of a resumed cell, and how many there were (0 for a fresh cell).
+
+    ``parts.json`` counts the processes that opened the checkpoint; ``state.json`` holds the edit seconds of the T
+    in progress up to its last save (a cell has one T).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    parts_path = directory / "parts.json"
+    parts = json.loads(parts_path.read_text(encoding="utf-8"))["parts"] if parts_path.is_file() else 0
+    seconds = 0.0
+    if (directory / "state.json").is_file():
+        seconds = float(json.loads((directory / "state.json").read_text(encoding="utf-8"))["state"]["seconds"])
+    _write_json(parts_path, {"parts": parts + 1})
+    return {"seconds": seconds, "parts": float(parts)}
 
 
 def _run_isolated(cell: GridCell, settings: GridSettings) -> dict[str, Any]:

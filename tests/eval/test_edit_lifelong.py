@@ -117,3 +117,43 @@ def test_a_shard_count_of_zero_leaves_model_and_journal_untouched(bundled_world:
     with pytest.raises(InvalidEditError, match=next(iter(bad))):
         editor.apply(lm, editor.compute(lm, [request]))
     assert same(before, state(lm)) and not journal_for(lm.model).entries
+
+
+class _StopError(Exception):
+    """Stands for the cell's process being killed."""
+
+
+@pytest.mark.slow
+def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eval.editing._runner as runner
+    from eval.editing._lifelong import run_cell
+
+    fast = {"ft-m": {"steps": 10, "lr": 0.01, "norm_constraint": 0.05}}
+    cell = GridCell(method="ft-m", model="gpt2", T=3)
+    whole = run_cell(cell, GridSettings(device="cpu", hparams=fast))
+    real_saver = runner._saver
+
+    def saver_then_stop(*args: Any) -> Any:
+        after_call = real_saver(*args)
+
+        def stop_after_second(done: int, seconds: float) -> None:
+            after_call(done, seconds)
+            if done == 2:
+                raise _StopError
+
+        return stop_after_second
+
+    settings = GridSettings(device="cpu", hparams=fast, checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=1)
+    monkeypatch.setattr(runner, "_saver", saver_then_stop)
+    with pytest.raises(_StopError):
+        run_grid([cell], tmp_path, settings, isolate=False)
+    saved = tmp_path / "ck" / cell.key
+    assert (saved / "model-0-2").is_dir() and not (tmp_path / "cells" / f"{cell.key}.json").exists()
+    monkeypatch.setattr(runner, "_saver", real_saver)
+    results = run_grid([cell], tmp_path, settings, isolate=False)
+    record = results["cells"][0]
+    assert record["parts"] == 2 and whole["parts"] == 1 and not saved.exists()
+    strip = ("seconds_per_edit",)
+    assert [{k: v for k, v in r.items() if k not in strip} for r in record["rows"]] == [
+        {k: v for k, v in r.items() if k not in strip} for r in whole["rows"]
+    ]
