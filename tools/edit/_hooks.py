@@ -1,12 +1,14 @@
 """Forward hooks as context managers that always detach (the idea of ROME's ``nethook.Trace``).
 
 :class:`Trace` records a module's input and/or output and can rewrite its output; :class:`TraceDict` does the
-same for several modules. Leaving the ``with`` block removes every hook, also on errors.
+same for several modules. Leaving the ``with`` block removes every hook, also on errors. :class:`Replay` skips
+modules whose output a loop cannot change (the blocks below an edited layer), returning what they gave once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +17,7 @@ from torch import nn
 
 from tools.edit._family import get_module
 
-__all__ = ["Trace", "TraceDict"]
+__all__ = ["Replay", "Trace", "TraceDict"]
 
 OutputEdit = Callable[[torch.Tensor, str], torch.Tensor]
 
@@ -103,3 +105,69 @@ class TraceDict(dict[str, Trace]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class Replay:
+    """Modules that give the same output on every call of a loop, run once and then replayed.
+
+    An editor's optimisation loop calls the model again and again on one fixed batch while changing only what
+    happens at one layer; the blocks below that layer compute the same hidden states every time. :meth:`record`
+    runs the model once and keeps those modules' outputs; inside :meth:`active` each of them returns its kept
+    output without running (its ``forward`` is replaced on the instance and restored on exit). Outputs are
+    recorded without gradient, so nothing is back-propagated into the replayed modules.
+
+    Only valid while the model is called with the inputs of :meth:`record` and the replayed modules' weights
+    are not changed; the caller guarantees both.
+
+    Args:
+        model: the model holding the modules.
+        paths: dotted paths of the modules to replay (e.g. ``transformer.h.0``).
+    """
+
+    def __init__(self, model: nn.Module, paths: Iterable[str]) -> None:
+        self._modules = [get_module(model, path) for path in paths]
+        self._outputs: list[Any] | None = None
+
+    def record(self, run: Callable[[], object]) -> None:
+        """Call ``run`` (one pass of the model on the loop's inputs) and keep the modules' outputs."""
+        outputs: dict[int, Any] = {}
+
+        def keeper(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+            def hook(_module: nn.Module, _inputs: tuple[Any, ...], output: Any) -> None:
+                outputs[index] = output
+
+            return hook
+
+        handles = [m.register_forward_hook(keeper(i)) for i, m in enumerate(self._modules)]
+        try:
+            with torch.no_grad():
+                run()
+        finally:
+            for handle in handles:
+                handle.remove()
+        self._outputs = [outputs[i] for i in range(len(self._modules))]
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """The modules return their recorded outputs inside the block (as they are, before :meth:`record`)."""
+        if self._outputs is None or not self._modules:
+            yield
+            return
+        saved = [m.__dict__.get("forward") for m in self._modules]
+        for module, output in zip(self._modules, self._outputs, strict=True):
+            module.forward = _returning(output)
+        try:
+            yield
+        finally:
+            for module, old in zip(self._modules, saved, strict=True):
+                if old is None:
+                    del module.forward
+                else:
+                    module.forward = old
+
+
+def _returning(output: Any) -> Callable[..., Any]:
+    def forward(*_args: Any, **_kwargs: Any) -> Any:
+        return output
+
+    return forward

@@ -36,13 +36,14 @@ import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from tools.edit._family import get_module, set_module
-from tools.edit._hooks import Trace
+from tools.edit._family import family_of, get_module, set_module
+from tools.edit._hooks import Replay, Trace
 from tools.edit._request import EditRequest
 from tools.edit._wise_inputs import ShardInputs, TrainSettings, gather_inputs
 from tools.lm import LocalLanguageModel
@@ -170,8 +171,13 @@ class _TargetLoss:
         self._ids, self._mask = enc.input_ids[:, :width], enc.attention_mask[:, :width]
         self._main = inputs.main_out[:, :width]
         kept, where = torch.unique(cols, return_inverse=True)
-        self._extra = {"logits_to_keep": kept} if _keeps_logits(self._net) else {}
+        self._extra: dict[str, Any] = {"logits_to_keep": kept} if _keeps_logits(self._net) else {}
         self._where = where if self._extra else cols
+        if "use_cache" in inspect.signature(self._net.forward).parameters:
+            self._extra["use_cache"] = False  # no key/value cache to fill (and none for the replayed blocks)
+        # speed: the blocks below the edited one see the same inputs at every step: run once, then replayed
+        self._replay = Replay(self._net, _blocks_below(self._net, path))
+        self._replay.record(lambda: self._net(input_ids=self._ids, attention_mask=self._mask, **self._extra))
 
     def __call__(self, change: torch.Tensor) -> torch.Tensor:
         main, batch, subj = self._main, self._batch, self._subj
@@ -179,9 +185,18 @@ class _TargetLoss:
         def replace(out: torch.Tensor, _path: str) -> torch.Tensor:
             return main.index_put((batch, subj), main[batch, subj] + change).to(out.dtype)
 
-        with Trace(self._net, self._path, edit_output=replace):
+        with self._replay.active(), Trace(self._net, self._path, edit_output=replace):
             logits = self._net(input_ids=self._ids, attention_mask=self._mask, **self._extra).logits
         return nnf.cross_entropy(logits[self._rows, self._where].float(), self._labels, reduction="none")
+
+
+def _blocks_below(net: nn.Module, path: str) -> list[str]:
+    """Paths of the transformer blocks below the one holding ``path`` (none if no block holds it)."""
+    family = family_of(net)
+    for layer in range(family.n_layers):
+        if path.startswith(family.block.format(layer) + "."):
+            return [family.block.format(i) for i in range(layer)]
+    return []
 
 
 def fit_targets(
