@@ -147,10 +147,10 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
     cases, corpus = lifelong_cases(cell.model)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    checkpoint, earlier = None, {"seconds": 0.0, "parts": 0}
+    checkpoint, earlier_seconds, earlier_parts = None, 0.0, 0
     if settings.checkpoint_dir is not None:
         checkpoint = BenchCheckpoint(Path(settings.checkpoint_dir) / cell.key, every=settings.checkpoint_every)
-        earlier = _earlier_parts(checkpoint.directory)
+        earlier_seconds, earlier_parts = _earlier_parts(checkpoint.directory)
     start = time.perf_counter()
     rows = run_edit_bench(
         _model_dir(cell.model),
@@ -169,7 +169,7 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
         strict_t=True,
         checkpoint=checkpoint,
     )
-    wall = time.perf_counter() - start + earlier["seconds"]
+    wall = time.perf_counter() - start + earlier_seconds
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_initialized() else None
     if checkpoint is not None:  # the cell's record is written by the caller; its saved states are done with
         shutil.rmtree(checkpoint.directory, ignore_errors=True)
@@ -177,7 +177,7 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
         **asdict(cell),
         "rows": rows,
         "wall_seconds": round(wall, 2),
-        "parts": int(earlier["parts"]) + 1,
+        "parts": earlier_parts + 1,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "peak_gpu_mb": None if gpu is None else round(gpu, 1),
         "device": settings.device or "auto",
@@ -185,8 +185,9 @@ def run_cell(cell: GridCell, settings: GridSettings) -> dict[str, Any]:
     }
 
 
-def _earlier_parts(directory: Path) -> dict[str, float]:
-    """Edit seconds saved by the killed processes of a resumed cell, and how many there were (0 for a fresh cell).
+def _earlier_parts(directory: Path) -> tuple[float, int]:
+    """``(seconds, parts)``: edit seconds saved by the killed processes of a resumed cell, and how many there were
+    (0 for a fresh cell).
 
     ``parts.json`` counts the processes that opened the checkpoint; ``state.json`` holds the edit seconds of the T
     in progress up to its last save (a cell has one T).
@@ -198,7 +199,7 @@ def _earlier_parts(directory: Path) -> dict[str, float]:
     if (directory / "state.json").is_file():
         seconds = float(json.loads((directory / "state.json").read_text(encoding="utf-8"))["state"]["seconds"])
     _write_json(parts_path, {"parts": parts + 1})
-    return {"seconds": seconds, "parts": float(parts)}
+    return seconds, int(parts)
 
 
 def _run_isolated(cell: GridCell, settings: GridSettings) -> dict[str, Any]:

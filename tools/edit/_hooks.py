@@ -129,7 +129,10 @@ class Replay:
         self._outputs: list[Any] | None = None
 
     def record(self, run: Callable[[], object]) -> None:
-        """Call ``run`` (one pass of the model on the loop's inputs) and keep the modules' outputs."""
+        """Call ``run`` (one pass of the model on the loop's inputs) and keep the modules' outputs (no pass when
+        there is nothing to replay, e.g. an edit at the lowest layer)."""
+        if not self._modules:
+            return
         outputs: dict[int, Any] = {}
 
         def keeper(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
