@@ -13,8 +13,10 @@ threshold to the ``q`` quantile of the scores it gives the other edits' in-scope
 never above ``0.95`` of its own prompt's score; ``--corpus q`` to the ``q`` quantile over the positions of every
 third world document (``--uncapped``: even above its own prompt's score); ``--calibrate q`` is WISE's own
 calibration (``calibrate`` on the stored hardest negatives); ``--sequence`` routes each input to one memory, the one
-scoring highest over its positions, as the reference code does. Figures in the README ("Where WISE-Retrieve's
-router goes wrong") and :class:`~tools.edit._wise_settings.WiseRetrieveHyperParams`.
+scoring highest over its positions, as the reference code does; ``--gate c`` re-scores with the editor's
+``prev_gate`` option, under each ``--act-ratio`` given (the threshold rule's ratio; the memories do not depend
+on it). Figures in the README ("Where WISE-Retrieve's router goes wrong") and
+:class:`~tools.edit._wise_settings.WiseRetrieveHyperParams`.
 
 Example:
     PYTHONPATH=. python bench/wise_retrieve_routing.py llama 300 --save /tmp/wr-llama-300.pt --cross 0.9,1.0
@@ -48,6 +50,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--bigram", default="", help="comma-separated cosines: also gate on the previous token's input")
     parser.add_argument("--gate", default="", help="comma-separated cosines of the editor's prev_gate option")
+    parser.add_argument(
+        "--act-ratio", default="", help="comma-separated act_ratio values, each scored with every --gate cosine"
+    )
     parser.add_argument("--no-census", action="store_true", help="skip reading the router at every position")
     parser.add_argument("--skip-base", action="store_true", help="do not re-score the thresholds as trained")
     return parser.parse_args(argv)
@@ -232,12 +237,15 @@ def main(argv: list[str]) -> int:
         score("one memory per input")
         adapter.forward = position_forward  # type: ignore[method-assign]
         hook.remove()
-    for c in [float(x) for x in args.gate.split(",") if x]:
-        adapter.prev_gate = c
-        adapter._rebuild()
-        gated = sum(g is not None for g in adapter._gates)
-        score(f"prev_gate={c} ({gated} of {len(trained)} memories gated)")
-    adapter.prev_gate = None
+    trained_ratio = adapter.act_ratio
+    for ratio in [float(x) for x in args.act_ratio.split(",") if x] or [trained_ratio]:
+        adapter.act_ratio = ratio
+        for c in [float(x) for x in args.gate.split(",") if x]:
+            adapter.prev_gate = c
+            adapter._rebuild()
+            gated = sum(g is not None for g in adapter._gates)
+            score(f"act_ratio={ratio} prev_gate={c} ({gated} of {len(trained)} memories gated)")
+    adapter.act_ratio, adapter.prev_gate = trained_ratio, None
     adapter._rebuild()
     for c in [float(x) for x in args.bigram.split(",") if x]:
         _score_bigram(lm, cases, adapter, path, c, score)

@@ -62,6 +62,7 @@ class TrainSettings:
     questions: bool
     seed: int
     stop_after_target: bool = True
+    v_optimizer: str = "adam"  # stage 1's step rule: "adam" or "lbfgs_capped" (tools.edit._value_lbfgs._capped)
 
 
 def question_forms(prompt: str) -> list[str]:

@@ -9,7 +9,9 @@ from tools.edit._ties import MERGE_MODES
 from tools.edit._wise_inputs import TrainSettings
 from tools.errors import InvalidEditError
 
-__all__ = ["WiseHyperParams", "WiseRetrieveHyperParams"]
+__all__ = ["V_OPTIMIZERS", "WiseHyperParams", "WiseRetrieveHyperParams"]
+
+V_OPTIMIZERS = ("adam", "lbfgs_capped")  # stage 1's step rules (tools.edit._wise_train.fit_targets)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class WiseHyperParams:
     # last token in the edit's variants (subjects of 2+ tokens; one-position calls, decoding steps, route to none of
     # those memories). None: off. See the README's "A second gate".
     prev_gate: float | None = None
+    # stage 1's step rule: "adam" (up to v_steps Adam steps) or "lbfgs_capped" (ROME's value-fit rule: L-BFGS with
+    # steps no longer than Adam's longest, the same objective and stop, at most v_steps evaluations)
+    v_optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
@@ -71,6 +76,8 @@ class WiseHyperParams:
             raise InvalidEditError(f"wise: calibrate (a quantile) must be in [0, 1), got {self.calibrate!r}")
         if self.prev_gate is not None and not -1.0 <= float(self.prev_gate) < 1.0:
             raise InvalidEditError(f"wise: prev_gate (a cosine) must be in [-1, 1) or None, got {self.prev_gate!r}")
+        if self.v_optimizer not in V_OPTIMIZERS:
+            raise InvalidEditError(f"wise: v_optimizer must be one of {V_OPTIMIZERS}, got {self.v_optimizer!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
@@ -126,6 +133,7 @@ class WiseHyperParams:
             questions=self.questions,
             seed=self.seed,
             stop_after_target=self.stop_after_target,
+            v_optimizer=self.v_optimizer,
         )
 
 

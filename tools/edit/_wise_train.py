@@ -32,6 +32,7 @@ Last, :func:`stored_negatives` keeps the irrelevant inputs the trained memory sc
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -213,6 +214,9 @@ def fit_targets(
     """
     d_out = inputs.main_out.shape[-1]
     dv = torch.zeros(inputs.n_requests, d_out, device=inputs.keys.device, requires_grad=True)
+    if settings.v_optimizer == "lbfgs_capped":
+        steps = _fit_capped(loss, inputs, settings, dv)
+        return _lengthened(dv.detach(), inputs, settings), dv.detach(), steps
     opt = torch.optim.Adam([dv], lr=settings.v_lr * inputs.norm)
     steps = 0
     with torch.enable_grad():
@@ -224,11 +228,55 @@ def fit_targets(
             opt.zero_grad()
             nll.mean().backward()
             opt.step()
-    change = dv.detach()
-    if settings.value_norm > 0:  # at least one common norm, so one threshold fits every edit
-        length = change.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        change = change * (settings.value_norm * inputs.norm / length).clamp(min=1.0)
-    return change, dv.detach(), steps
+    return _lengthened(dv.detach(), inputs, settings), dv.detach(), steps
+
+
+def _lengthened(dv: torch.Tensor, inputs: ShardInputs, settings: TrainSettings) -> torch.Tensor:
+    """With ``value_norm``, each change at least ``value_norm`` median output norms long (one common norm, so one
+    threshold fits every edit)."""
+    if settings.value_norm <= 0:
+        return dv
+    length = dv.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    return dv * (settings.value_norm * inputs.norm / length).clamp(min=1.0)
+
+
+class _StopFitError(Exception):
+    """Raised from the capped fit's closure to end it (every target token below the stop, or the steps spent)."""
+
+
+def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings, dv: torch.Tensor) -> int:
+    """Stage 1 by capped L-BFGS (``v_optimizer="lbfgs_capped"``, ROME's value-fit rule): steps never longer than
+    Adam's longest (``lr * sqrt(n_requests * out)``), an Armijo search that only backtracks, the same objective
+    (mean target NLL) and stop (every token below :data:`_STOP_NLL`), at most ``v_steps`` evaluations (each one
+    forward and one backward, as an Adam step; line-search trials count). ``dv`` ends at the point that stopped
+    the fit, else at the evaluated point of least loss. Returns the evaluations made."""
+    from tools.edit._value_lbfgs import _capped
+
+    state: dict[str, Any] = {"evals": 0, "best": None}
+
+    def closure() -> torch.Tensor:
+        if state["evals"] >= settings.v_steps:
+            raise _StopFitError
+        state["evals"] += 1
+        dv.grad = None
+        nll = loss(dv[inputs.owner])
+        if float(nll.detach().max()) < _STOP_NLL:
+            state["best"] = (float("-inf"), dv.detach().clone())
+            raise _StopFitError
+        total = nll.mean()
+        total.backward()
+        value = float(total.detach())
+        if state["best"] is None or value < state["best"][0]:
+            state["best"] = (value, dv.detach().clone())
+        return total.detach()
+
+    max_step = settings.v_lr * inputs.norm * dv.numel() ** 0.5
+    with contextlib.suppress(_StopFitError):
+        _capped(closure, dv, max_step, settings.v_steps)
+    if state["best"] is not None:
+        with torch.no_grad():
+            dv.copy_(state["best"][1])
+    return int(state["evals"])
 
 
 def solve_increment(inputs: ShardInputs, shard: _Shard, change: torch.Tensor, settings: TrainSettings) -> torch.Tensor:

@@ -15,10 +15,12 @@ from tests.tools.edit._helpers import logits as _logits
 from tests.tools.edit._helpers import same as _same
 from tests.tools.edit._helpers import state as _state
 from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_edited, save_edited
+from tools.edit._family import family_of
 from tools.edit._ties import ties_merge, trim
 from tools.edit._wise import WiseAdapter, WiseEditor
-from tools.edit._wise_inputs import question_forms
-from tools.edit._wise_train import shard_mask
+from tools.edit._wise_inputs import gather_inputs, question_forms
+from tools.edit._wise_settings import V_OPTIMIZERS
+from tools.edit._wise_train import _STOP_NLL, _TargetLoss, fit_targets, shard_mask
 from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
 from tools.lm._hf import HFLanguageModel
 
@@ -336,3 +338,30 @@ def test_retrieve_defaults_and_the_margin_stage(
     ).compute(lm, [req])
     assert sharp.info["neg_q99"] < plain.info["neg_q99"]  # the hardest irrelevant inputs score lower
     assert sharp.info["min_pos"] > 0.5 * plain.info["min_pos"]  # while the edit's own inputs keep scoring high
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_capped_lbfgs_target_fit_reaches_the_stop_in_fewer_passes(
+    models: dict[str, HFLanguageModel], requests_by_model: Any, corpus: Any, model_name: str
+) -> None:
+    lm = models[model_name]
+    hp = _editor("wise", corpus, **(FAST | {"v_steps": 150})).hparams_for(lm)
+    fam = family_of(lm.model)
+    path = fam.path(hp.module, hp.layers[0])
+    base = lm.model.get_submodule(path)
+    before = _state(lm)
+    for req in requests_by_model[model_name][:3]:
+        fits = {}
+        for rule in V_OPTIMIZERS:
+            settings = dataclasses.replace(hp, v_optimizer=rule).settings()
+            inputs = gather_inputs(lm, [req], path, base, corpus, settings, None)
+            loss = _TargetLoss(lm, path, inputs)
+            change, dv, steps = fit_targets(loss, inputs, settings)
+            fits[rule] = (float(loss(dv[inputs.owner]).detach().max()), steps)
+            assert change.norm(dim=-1).min() >= dv.norm(dim=-1).min()  # lengthened, never shortened
+        (adam_nll, adam_steps), (capped_nll, capped_steps) = fits["adam"], fits["lbfgs_capped"]
+        assert capped_nll < _STOP_NLL or capped_nll <= adam_nll, fits  # the stop, or as close as Adam got
+        assert capped_steps <= adam_steps, fits
+    assert _same(before, _state(lm))
+    with pytest.raises(InvalidEditError, match="v_optimizer"):
+        get_editor("wise", corpus=corpus, v_optimizer="sgd").compute(lm, requests_by_model[model_name][:1])
