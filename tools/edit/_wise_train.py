@@ -10,7 +10,8 @@ clean pass gives every input ``a(x)`` and the loops only replace outputs):
 1. target (:func:`fit_targets`): a free output change ``dv`` per request at its in-scope positions, trained on the
    cross-entropy of the target tokens (ROME's ``v*``), and, with ``stop_after_target``, of the token the unedited
    model put after the old answer (MEMIT's option; without it 4 of the 24 failed greedy answers of 100 GPT-2 edits
-   were the target running on, ``"Digna Baltusdottor"``, and with it reliability rose from 0.76 to 0.79);
+   were the target running on, ``"Digna Baltusdottor"``, and with it reliability rose from 0.76 to 0.79); by Adam,
+   or with ``v_optimizer="lbfgs_capped"`` by ROME's capped L-BFGS (:func:`_fit_capped`: far fewer passes);
 2. solve (:func:`solve_increment`): the masked increment minimising ``sum ||inc @ k - (dv - D @ k)||^2`` over
    in-scope inputs ``k``, plus ``quiet`` times its mean squared output on irrelevant inputs (corpus sentences that
    do not mention the subject, and the variants' text before the subject: the router's "score low on irrelevant
@@ -32,10 +33,9 @@ Last, :func:`stored_negatives` keeps the irrelevant inputs the trained memory sc
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from torch.nn import functional as nnf
 from tools.edit._family import family_of, get_module, set_module
 from tools.edit._hooks import Replay, Trace
 from tools.edit._request import EditRequest
+from tools.edit._value_lbfgs import _capped
 from tools.edit._wise_inputs import ShardInputs, TrainSettings, gather_inputs
 from tools.lm import LocalLanguageModel
 
@@ -250,8 +251,6 @@ def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings,
     (mean target NLL) and stop (every token below :data:`_STOP_NLL`), at most ``v_steps`` evaluations (each one
     forward and one backward, as an Adam step; line-search trials count). ``dv`` ends at the point that stopped
     the fit, else at the evaluated point of least loss. Returns the evaluations made."""
-    from tools.edit._value_lbfgs import _capped
-
     state: dict[str, Any] = {"evals": 0, "best": None}
 
     def closure() -> torch.Tensor:
@@ -271,7 +270,7 @@ def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings,
         return total.detach()
 
     max_step = settings.v_lr * inputs.norm * dv.numel() ** 0.5
-    with contextlib.suppress(_StopFitError):
+    with suppress(_StopFitError):
         _capped(closure, dv, max_step, settings.v_steps)
     if state["best"] is not None:
         with torch.no_grad():
