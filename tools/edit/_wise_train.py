@@ -46,7 +46,7 @@ from torch.nn import functional as nnf
 from tools.edit._family import family_of, get_module, set_module
 from tools.edit._hooks import Replay, Trace
 from tools.edit._request import EditRequest
-from tools.edit._value_lbfgs import _capped
+from tools.edit._value_lbfgs import _capped, _StopFitError
 from tools.edit._wise_inputs import ShardInputs, TrainSettings, gather_inputs
 from tools.lm import LocalLanguageModel
 
@@ -239,10 +239,6 @@ def _lengthened(dv: torch.Tensor, inputs: ShardInputs, settings: TrainSettings) 
         return dv
     length = dv.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     return dv * (settings.value_norm * inputs.norm / length).clamp(min=1.0)
-
-
-class _StopFitError(Exception):
-    """Raised from the capped fit's closure to end it (every target token below the stop, or the steps spent)."""
 
 
 def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings, dv: torch.Tensor) -> int:
