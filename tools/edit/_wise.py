@@ -16,12 +16,13 @@ default, or the TIES merge of :mod:`tools.edit._ties`, ``merge="ties"``); :class
 (``"wise-retrieve"``) keeps each shard as its own side memory and routes each position to the shard with the
 highest score, if that score clears the shard's threshold.
 
-With ``prev_gate`` ``c`` (off by default) a position goes to a memory only if, besides clearing its threshold, the
-input one position earlier has cosine above ``c`` with one of the inputs that preceded the subject's last token in
-the memory's edits' training variants (stored as ``previous``; an edit whose subject is one token stores none: in
-WISE-Retrieve its memory then has no second gate, in merged WISE the memory is gated by its other edits' inputs). A
-call with one position (a decoding step) has no previous input in the call, so generated tokens go to no gated
-memory. Measured on WISE-Retrieve at T = 300 and on merged WISE at T = 100 in the README ("A second gate").
+With ``prev_gate`` ``c`` (by default 0.7 for merged WISE and 0.3 for WISE-Retrieve; ``None``: off) a position
+goes to a memory only if, besides clearing its threshold, the input one position earlier has cosine above ``c``
+with one of the inputs that preceded the subject's last token in the memory's edits' training variants (stored as
+``previous``; an edit whose subject is one token stores none: in WISE-Retrieve its memory then has no second gate,
+in merged WISE the memory is gated by its other edits' inputs). A call with one position (a decoding step) has no
+previous input in the call, so generated tokens go to no gated memory. Measured on WISE-Retrieve at T = 300 and
+on merged WISE at T = 100 in the README ("A second gate").
 
 Threshold rule (WISE's): ``act_ratio`` times the smallest, over the memory's edits, of the edit's mean score at
 its in-scope positions, recomputed under the current memory whenever an edit is added or removed; capped at

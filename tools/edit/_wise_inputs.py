@@ -29,10 +29,22 @@ from tools.edit._values import answer_ends
 from tools.errors import InvalidEditError
 from tools.lm import LocalLanguageModel
 
-__all__ = ["ShardInputs", "TrainSettings", "gather_inputs", "prompt_forms", "question_forms", "swapped", "variants"]
+__all__ = [
+    "STOP_NLL",
+    "ShardInputs",
+    "TrainSettings",
+    "gather_inputs",
+    "prompt_forms",
+    "question_forms",
+    "swapped",
+    "variants",
+]
 
 _COPULAS = ("is", "are", "was", "were")
 _PREFIX_SEEDS = ("The", "Therefore", "Because", "I", "You", "In", "A", "It")
+
+
+STOP_NLL = 0.05  # stage 1's default stop: every target token has probability > ~0.95
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class TrainSettings:
     seed: int
     stop_after_target: bool = True
     v_optimizer: str = "adam"  # stage 1's step rule: "adam" or "lbfgs_capped" (tools.edit._value_lbfgs._capped)
+    v_stop_nll: float = STOP_NLL  # stage 1 stops once every target token's NLL is below this
 
 
 def question_forms(prompt: str) -> list[str]:

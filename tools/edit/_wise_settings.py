@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from tools.edit._family import ModelFamily
 from tools.edit._ties import MERGE_MODES
-from tools.edit._wise_inputs import TrainSettings
+from tools.edit._wise_inputs import STOP_NLL, TrainSettings
 from tools.errors import InvalidEditError
 
 __all__ = ["V_OPTIMIZERS", "WiseHyperParams", "WiseRetrieveHyperParams"]
@@ -52,11 +52,14 @@ class WiseHyperParams:
     stop_after_target: bool = True  # stage 1 also fits the token that closed the old answer
     # a cosine: a position also needs the input one position earlier to point like the input before the subject's
     # last token in the edit's variants (subjects of 2+ tokens; one-position calls, decoding steps, route to none of
-    # those memories). None: off. See the README's "A second gate".
+    # those memories). None: off (``for_family``: 0.7 merged, 0.3 retrieve). See the README's "A second gate".
     prev_gate: float | None = None
     # stage 1's step rule: "adam" (up to v_steps Adam steps) or "lbfgs_capped" (ROME's value-fit rule: L-BFGS with
     # steps no longer than Adam's longest, the same objective and stop, at most v_steps evaluations)
     v_optimizer: str = "adam"
+    # stage 1's stop: every target token's NLL below this. L-BFGS lands on the stop where Adam's momentum carries
+    # past it, so a capped fit may want a stricter one (README, "WISE's defaults", stop 54)
+    v_stop_nll: float = STOP_NLL
 
     def __post_init__(self) -> None:
         """Reject settings that cannot build a side memory (raised by ``compute`` before any work)."""
@@ -78,6 +81,8 @@ class WiseHyperParams:
             raise InvalidEditError(f"wise: prev_gate (a cosine) must be in [-1, 1) or None, got {self.prev_gate!r}")
         if self.v_optimizer not in V_OPTIMIZERS:
             raise InvalidEditError(f"wise: v_optimizer must be one of {V_OPTIMIZERS}, got {self.v_optimizer!r}")
+        if not 0.0 < float(self.v_stop_nll) <= 10.0:
+            raise InvalidEditError(f"wise: v_stop_nll (a token NLL) must be in (0, 10], got {self.v_stop_nll!r}")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseHyperParams:
@@ -108,6 +113,7 @@ class WiseHyperParams:
             n_prefixes=2,
             questions=True,
             seed=0,
+            prev_gate=0.7,  # merged WISE at T=100 (stop 51): locality 0.08 -> 0.88 (GPT-2), 0.11 -> 0.98 (LLaMA)
         )
 
     def settings(self) -> TrainSettings:
@@ -134,6 +140,7 @@ class WiseHyperParams:
             seed=self.seed,
             stop_after_target=self.stop_after_target,
             v_optimizer=self.v_optimizer,
+            v_stop_nll=float(self.v_stop_nll),
         )
 
 
@@ -189,11 +196,12 @@ class WiseRetrieveHyperParams(WiseHyperParams):
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> WiseRetrieveHyperParams:
-        """WISE's defaults with one memory per edit on small models, the scale-free router and a stricter
-        ``act_ratio`` (the family's ``wise_retrieve_act_ratio``: 0.9 for GPT-2, 0.7 for LLaMA)."""
+        """WISE's defaults with one memory per edit on small models, the scale-free router, a stricter
+        ``act_ratio`` (the family's ``wise_retrieve_act_ratio``: 0.9 for GPT-2, 0.7 for LLaMA) and a looser
+        second gate (``prev_gate`` 0.3: each memory gates on its own edit's inputs only)."""
         base = WiseHyperParams.for_family(family)
         values = {f.name: getattr(base, f.name) for f in fields(base)}
         ratio = family.wise_retrieve_act_ratio
         values |= {"shard_size": 1 if family.intermediate < 4096 else 50, "act_ratio": ratio, "normalize_scores": True}
-        values |= {"calibrate": 0.0}  # its rows below were measured without calibration
+        values |= {"calibrate": 0.0, "prev_gate": 0.3}  # measured without calibration; gate: README, stop 54
         return cls(**values)

@@ -47,7 +47,7 @@ from tools.edit._family import family_of, get_module, set_module
 from tools.edit._hooks import Replay, Trace
 from tools.edit._request import EditRequest
 from tools.edit._value_lbfgs import _capped, _StopFitError
-from tools.edit._wise_inputs import ShardInputs, TrainSettings, gather_inputs
+from tools.edit._wise_inputs import STOP_NLL, ShardInputs, TrainSettings, gather_inputs
 from tools.lm import LocalLanguageModel
 
 __all__ = [
@@ -60,7 +60,7 @@ __all__ = [
     "train_shard",
 ]
 
-_STOP_NLL = 0.05  # the target is reached when every target token has probability > ~0.95
+_STOP_NLL = STOP_NLL  # the target is reached when every target token has probability > ~0.95 (the default)
 _MINE_EVERY = 10  # margin steps between two minings of the hardest irrelevant inputs
 _STORED_NEGATIVES = 16  # hardest irrelevant inputs kept per edit (16 x 768 floats: 49 KB; 49 MB at T = 1000)
 
@@ -206,7 +206,8 @@ def fit_targets(
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Stage 1: a free output change per request at its in-scope positions (ROME's ``v*``).
 
-    Adam on ``loss`` until every target token's NLL is below :data:`_STOP_NLL` or ``v_steps`` are spent; then,
+    Adam on ``loss`` until every target token's NLL is below ``v_stop_nll`` (:data:`_STOP_NLL` by default) or
+    ``v_steps`` are spent; then,
     with ``value_norm``, each change is lengthened to at least ``value_norm`` median output norms.
 
     Returns:
@@ -224,7 +225,7 @@ def fit_targets(
         while steps < settings.v_steps:
             steps += 1
             nll = loss(dv[inputs.owner])
-            if float(nll.detach().max()) < _STOP_NLL:
+            if float(nll.detach().max()) < settings.v_stop_nll:
                 break
             opt.zero_grad()
             nll.mean().backward()
@@ -244,7 +245,7 @@ def _lengthened(dv: torch.Tensor, inputs: ShardInputs, settings: TrainSettings) 
 def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings, dv: torch.Tensor) -> int:
     """Stage 1 by capped L-BFGS (``v_optimizer="lbfgs_capped"``, ROME's value-fit rule): steps never longer than
     Adam's longest (``lr * sqrt(n_requests * out)``), an Armijo search that only backtracks, the same objective
-    (mean target NLL) and stop (every token below :data:`_STOP_NLL`), at most ``v_steps`` evaluations (each one
+    (mean target NLL) and stop (every token below ``v_stop_nll``), at most ``v_steps`` evaluations (each one
     forward and one backward, as an Adam step; line-search trials count). ``dv`` ends at the point that stopped
     the fit, else at the evaluated point of least loss. Returns the evaluations made."""
     state: dict[str, Any] = {"evals": 0, "best": None}
@@ -255,7 +256,7 @@ def _fit_capped(loss: _TargetLoss, inputs: ShardInputs, settings: TrainSettings,
         state["evals"] += 1
         dv.grad = None
         nll = loss(dv[inputs.owner])
-        if float(nll.detach().max()) < _STOP_NLL:
+        if float(nll.detach().max()) < settings.v_stop_nll:
             state["best"] = (float("-inf"), dv.detach().clone())
             raise _StopFitError
         total = nll.mean()
