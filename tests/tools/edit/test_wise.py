@@ -357,7 +357,8 @@ def test_retrieve_defaults_and_the_margin_stage(
     assert merged.merge == "sum" and merged.calibrate == 0.0 and retrieve.calibrate == 0.0
     # the second gate on by default (looser for one memory per edit), stage 1 by capped L-BFGS
     assert merged.prev_gate == 0.7 and retrieve.prev_gate == 0.3
-    assert merged.v_optimizer == retrieve.v_optimizer == "adam" and merged.v_stop_nll == 0.05
+    assert merged.v_optimizer == "adam" and merged.v_stop_nll == 0.05  # Adam's fit for one merged memory ...
+    assert retrieve.v_optimizer == "lbfgs_capped" and retrieve.v_stop_nll == 0.02  # ... capped, stricter, per edit
     req = requests_by_model["gpt2-world"][0]
     plain = get_editor("wise-retrieve", corpus=corpus, **FAST).compute(lm, [req])
     sharp = get_editor(
