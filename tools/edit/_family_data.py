@@ -71,7 +71,7 @@ FAMILIES: dict[str, FamilyLayout] = {
             embed="transformer.wte",
             lm_head="lm_head",
             grace_radius=3.0,  # measured on the GPT-2 reference model (GraceHyperParams.for_family)
-            wise_retrieve_act_ratio=0.9,
+            wise_retrieve_act_ratio=0.7,  # 0.9 before the second gate took over locality (stop 54)
         ),
         FamilyLayout(
             name="llama",
@@ -88,7 +88,7 @@ FAMILIES: dict[str, FamilyLayout] = {
             embed="model.embed_tokens",
             lm_head="lm_head",
             grace_radius=20.0,  # measured on the LLaMA reference model
-            wise_retrieve_act_ratio=0.7,
+            wise_retrieve_act_ratio=0.55,  # 0.7 before the second gate took over locality (stop 54)
         ),
         FamilyLayout(
             name="phi3",  # the LLaMA layout with the gate and up projections fused

@@ -349,7 +349,7 @@ def test_retrieve_defaults_and_the_margin_stage(
 ) -> None:
     lm = models["gpt2-world"]
     retrieve = _editor("wise-retrieve", ()).hparams_for(lm)
-    assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.9  # a small model: one side memory per edit
+    assert retrieve.shard_size == 1 and retrieve.act_ratio == 0.7  # a small model: one side memory per edit
     assert retrieve.normalize_scores and not _editor("wise", ()).hparams_for(lm).normalize_scores
     assert _editor("wise", ()).hparams_for(lm).shard_size == 50
     merged = _editor("wise", ()).hparams_for(lm)
