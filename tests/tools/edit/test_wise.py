@@ -355,7 +355,7 @@ def test_retrieve_defaults_and_the_margin_stage(
     merged = _editor("wise", ()).hparams_for(lm)
     # sum merge by default; calibration is an option (it may give up an edit whose prompt scores like other names)
     assert merged.merge == "sum" and merged.calibrate == 0.0 and retrieve.calibrate == 0.0
-    # the second gate on by default (looser for one memory per edit), stage 1 by capped L-BFGS
+    # the second gate on by default (looser for one memory per edit)
     assert merged.prev_gate == 0.7 and retrieve.prev_gate == 0.3
     assert merged.v_optimizer == "adam" and merged.v_stop_nll == 0.05  # Adam's fit for one merged memory ...
     assert retrieve.v_optimizer == "lbfgs_capped" and retrieve.v_stop_nll == 0.02  # ... capped, stricter, per edit
