@@ -47,7 +47,7 @@ from tools.edit._family import family_of, get_module, set_module
 from tools.edit._hooks import Replay, Trace
 from tools.edit._request import EditRequest
 from tools.edit._value_lbfgs import _capped, _StopFitError
-from tools.edit._wise_inputs import STOP_NLL, ShardInputs, TrainSettings, gather_inputs
+from tools.edit._wise_inputs import ShardInputs, TrainSettings, gather_inputs
 from tools.lm import LocalLanguageModel
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "train_shard",
 ]
 
-_STOP_NLL = STOP_NLL  # the target is reached when every target token has probability > ~0.95 (the default)
 _MINE_EVERY = 10  # margin steps between two minings of the hardest irrelevant inputs
 _STORED_NEGATIVES = 16  # hardest irrelevant inputs kept per edit (16 x 768 floats: 49 KB; 49 MB at T = 1000)
 
@@ -206,9 +205,9 @@ def fit_targets(
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Stage 1: a free output change per request at its in-scope positions (ROME's ``v*``).
 
-    Adam on ``loss`` until every target token's NLL is below ``v_stop_nll`` (:data:`_STOP_NLL` by default) or
-    ``v_steps`` are spent; then,
-    with ``value_norm``, each change is lengthened to at least ``value_norm`` median output norms.
+    Adam on ``loss`` until every target token's NLL is below ``v_stop_nll`` (by default
+    :data:`~tools.edit._wise_inputs.STOP_NLL`) or ``v_steps`` are spent; then, with ``value_norm``, each change
+    is lengthened to at least ``value_norm`` median output norms.
 
     Returns:
         ``(change, dv, steps)``: the wanted changes ``(n_requests, out)``, the raw trained ones before the norm

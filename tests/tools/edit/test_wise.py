@@ -18,9 +18,9 @@ from tools.edit import AdapterDelta, EditRequest, get_editor, journal_for, load_
 from tools.edit._family import family_of
 from tools.edit._ties import ties_merge, trim
 from tools.edit._wise import WiseAdapter, WiseEditor
-from tools.edit._wise_inputs import gather_inputs, question_forms
+from tools.edit._wise_inputs import STOP_NLL, gather_inputs, question_forms
 from tools.edit._wise_settings import V_OPTIMIZERS
-from tools.edit._wise_train import _STOP_NLL, _TargetLoss, fit_targets, shard_mask
+from tools.edit._wise_train import _TargetLoss, fit_targets, shard_mask
 from tools.errors import InvalidEditError, LayerOutOfRangeError, NonFiniteUpdateError
 from tools.lm._hf import HFLanguageModel
 
@@ -388,7 +388,7 @@ def test_capped_lbfgs_target_fit_reaches_the_stop_in_fewer_passes(
             fits[rule] = (float(loss(dv[inputs.owner]).detach().max()), steps)
             assert change.norm(dim=-1).min() >= dv.norm(dim=-1).min()  # lengthened, never shortened
         (adam_nll, adam_steps), (capped_nll, capped_steps) = fits["adam"], fits["lbfgs_capped"]
-        assert capped_nll < _STOP_NLL or capped_nll <= adam_nll, fits  # the stop, or as close as Adam got
+        assert capped_nll < STOP_NLL or capped_nll <= adam_nll, fits  # the stop, or as close as Adam got
         assert capped_steps <= adam_steps, fits
     assert _same(before, _state(lm))
     with pytest.raises(InvalidEditError, match="v_optimizer"):
