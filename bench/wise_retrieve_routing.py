@@ -18,8 +18,15 @@ scoring highest over its positions, as the reference code does; ``--gate c`` re-
 on it). Figures in the README ("Where WISE-Retrieve's router goes wrong") and
 :class:`~tools.edit._wise_settings.WiseRetrieveHyperParams`.
 
-Example:
+The memories do not depend on the threshold rule (each is trained with the adapter swapped out), so one run's
+memories re-scored under another ``act_ratio`` give that setting's figures without editing again. ``--edited``
+starts from a saved edited model (an ``edit-table`` checkpoint's ``model-<t>-<done>``) and makes only the edits
+left.
+
+Examples:
     PYTHONPATH=. python bench/wise_retrieve_routing.py llama 300 --save /tmp/wr-llama-300.pt --cross 0.9,1.0
+    PYTHONPATH=. python bench/wise_retrieve_routing.py gpt2 1000 --save /tmp/wr-gpt2-1000.pt --no-census
+        --edited OUT/checkpoints/gpt2__wise-retrieve__T1000/model-0-900 --skip-base --act-ratio 0.9,0.7 --gate 0.3
 """
 
 from __future__ import annotations
@@ -41,6 +48,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("model", choices=("gpt2", "llama", "llama-large"))
     parser.add_argument("T", type=int)
     parser.add_argument("--save", type=Path, help="side memories: reloaded from here if present, else saved here")
+    parser.add_argument(
+        "--edited",
+        type=Path,
+        help="start from an edited model directory holding this run's first edits (tools.edit.save_edited; e.g. "
+        "an edit-table checkpoint's model-<t>-<done>, whose state.json beside it restores the RNG) and make the "
+        "remaining ones, instead of editing from the start",
+    )
     parser.add_argument("--cross", default="", help="comma-separated quantiles of the cross-edit calibration")
     parser.add_argument("--calibrate", default="", help="comma-separated quantiles of WISE's own calibration")
     parser.add_argument("--corpus", default="", help="comma-separated quantiles of corpus-position calibration")
@@ -80,18 +94,24 @@ def main(argv: list[str]) -> int:
     lm = HFLanguageModel.load(MODELS_DIR / ALL_MODEL_NAMES[args.model], device="cpu")
     cases = without_edited_neighbours(select_cases(lm, world_edit_cases(world, lm.prompt_format), args.T, seed=0))
     before = measure_before(LMProber(lm), cases)
+    done = 0
     if args.save is not None and args.save.is_file():
         saved = torch.load(args.save, weights_only=False)
         base = get_module(lm.model, saved["path"])
         set_module(lm.model, saved["path"], WiseAdapter.restore(base, saved["tensors"], saved["meta"]))
         print(f"reloaded {args.save}")
-    else:
+        done = len(cases)
+    elif args.edited is not None:
+        lm = _resume(args.edited)
+        done = len(next(m for m in lm.model.modules() if isinstance(m, WiseAdapter)).thresholds())
+        print(f"{args.edited}: {done} edits made, {len(cases) - done} to go")
+    if done < len(cases):
         editor = get_editor("wise-retrieve", corpus=[d.text for d in world.documents])
         start = time.perf_counter()
-        for i, case in enumerate(cases):
+        for i, case in enumerate(cases[done:], start=done):
             editor.apply(lm, editor.compute(lm, [case.request]))
             if (i + 1) % 50 == 0:
-                print(f"{i + 1} edits, {(time.perf_counter() - start) / (i + 1):.2f} s/edit", flush=True)
+                print(f"{i + 1} edits, {(time.perf_counter() - start) / (i + 1 - done):.2f} s/edit", flush=True)
     adapter = next(m for m in lm.model.modules() if isinstance(m, WiseAdapter))
     path = next(n for n, m in lm.model.named_modules() if m is adapter)
     if args.save is not None and not args.save.is_file():
@@ -256,6 +276,19 @@ def main(argv: list[str]) -> int:
         print(f"calibrate={q}: {moved} of {len(trained)} thresholds raised")
         score(f"calibrate={q}")
     return 0
+
+
+def _resume(directory: Path) -> Any:
+    """The edited model saved in ``directory``, with the RNG states of the checkpoint that saved it (if any)."""
+    import json
+
+    from eval.editing._checkpoint import BenchCheckpoint, RunState
+    from tools.edit import load_edited
+
+    state = directory.parent / "state.json"
+    if state.is_file():
+        BenchCheckpoint(directory.parent).restore(RunState(**json.loads(state.read_text())["state"]))
+    return load_edited(directory, device="cpu")
 
 
 def _score_bigram(lm: Any, cases: Any, adapter: Any, path: str, cosine: float, score: Any) -> None:
