@@ -123,8 +123,9 @@ import torch
 from torch.func import functional_call
 
 from tools.edit._alphaedit import null_space_projector
-from tools.edit._delta import Update, WeightDelta, check_finite, low_rank_for
-from tools.edit._family import ModelFamily, family_of
+from tools.edit._delta import AdapterDelta, Update, WeightDelta, check_finite, low_rank_for
+from tools.edit._dinm_gate import DetoxGateAdapter, gate_scores, row_statistic
+from tools.edit._family import ModelFamily, family_of, linear_weight
 from tools.edit._hooks import TraceDict
 from tools.edit._protocol import BaseEditor, model_device_dtype
 from tools.edit._request import EditRequest, encode_requests
@@ -159,6 +160,13 @@ class DINMHyperParams:
     # side, seeded random unit columns) and Adam tunes U and V instead of the weights (0: dense, the paper)
     rank: int = 0
     seed: int = 0  # seeds V's initialisation when rank > 0
+    # > 0: keep the change beside the layer behind an activation gate (tools.edit._dinm_gate): a row opens it when
+    # the mean of its gate_top_k highest scores is above this x the highest such mean over the calibration texts
+    # (stats_corpus, else corpus); 0: off, the paper's edit
+    gate: float = 0.0
+    gate_top_k: int = 3
+    decode_ratio: float = 0.7  # a decoding step opens above gate x this x the calibration texts' highest position
+    gate_texts: int = 800  # calibration texts, evenly spaced over stats_corpus (else corpus)
 
     def __post_init__(self) -> None:
         if len(self.layers) > 1:
@@ -177,6 +185,8 @@ class DINMHyperParams:
             raise InvalidEditError("dinm: rank must be >= 0")
         if self.rank and (self.neurons or self.norm_constraint):
             raise InvalidEditError("dinm: rank is not combined with neurons or norm_constraint")
+        if self.gate < 0 or not 0 < self.decode_ratio <= 1 or self.gate_texts < 1 or self.gate_top_k < 1:
+            raise InvalidEditError("dinm: gate must be >= 0, decode_ratio in (0, 1], gate_texts and gate_top_k >= 1")
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
@@ -317,9 +327,36 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         basis = basis[:, sv > 1e-6]  # an orthonormal basis of the union
         return (basis @ basis.T).float(), int(basis.shape[1])
 
+    def _gate_thresholds(
+        self, model: LocalLanguageModel, path: str, change: torch.Tensor, hparams: DINMHyperParams
+    ) -> tuple[float, float]:
+        """The gate's row and decoding-step thresholds for ``change`` ``(out, in)``: ``gate`` x the highest row
+        statistic (:func:`~tools.edit._dinm_gate.row_statistic`) and ``gate x decode_ratio`` x the highest single
+        score over the calibration texts (up to ``gate_texts`` of ``stats_corpus``, else of ``corpus``, evenly
+        spaced)."""
+        texts = list(self.stats_corpus or self.corpus or ())
+        if not texts:
+            raise InvalidEditError("dinm: the gate needs calibration texts (stats_corpus= or corpus=)")
+        n = min(len(texts), hparams.gate_texts)
+        texts = [texts[int(i * len(texts) / n)] for i in range(n)]
+        device, _ = model_device_dtype(model.model)
+        best_row = best_position = 0.0
+        for at in range(0, n, 32):
+            batch = model.tokenizer(texts[at : at + 32], return_tensors="pt", padding=True, padding_side="right")
+            batch = batch.to(device)
+            with torch.no_grad(), TraceDict(model.model, [path], retain_input=True) as traces:
+                model.model(**batch)
+            keys = traces[path].input
+            assert keys is not None  # the hook ran
+            _, score = gate_scores(keys, change)  # (B, T)
+            mask = batch["attention_mask"].bool()
+            best_row = max(best_row, float(row_statistic(score, mask, hparams.gate_top_k).max()))
+            best_position = max(best_position, float(score[mask].max()))
+        return hparams.gate * best_row, hparams.gate * hparams.decode_ratio * best_position
+
     def _compute(
         self, model: LocalLanguageModel, requests: tuple[EditRequest, ...], hparams: DINMHyperParams
-    ) -> WeightDelta:
+    ) -> WeightDelta | AdapterDelta:
         (request,) = requests
         if hparams.kl_factor > 0 and hparams.n_benign > 0 and not self.corpus:
             raise InvalidEditError("dinm: the KL term needs benign inputs (corpus=) or kl_factor=0")
@@ -443,19 +480,30 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
             check_finite(name, delta)
             max_abs = float(delta.abs().max())
         logger.debug("dinm: toxic layer %d, losses %s", layer, losses)
-        return WeightDelta(
+        info = {
+            "toxic_layer": layer,
+            "located": distances is not None,
+            "layer_distances": distances,
+            "steps": hparams.steps,
+            "losses": losses,
+            "max_abs_update": max_abs,
+            "rank": hparams.rank or None,
+            "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
+            "allowed_key_dims": dim,
+        }
+        if not hparams.gate:
+            return WeightDelta(method=self.name, requests=requests, updates={name: update}, info=info)
+        path = name.removesuffix(".weight")
+        dense = update.dense() if not isinstance(update, torch.Tensor) else update
+        side = (dense.T if conv else dense).float()  # (out, in), as linear_weight lays a weight out
+        assert tuple(side.shape) == tuple(linear_weight(module).shape)
+        row, step = self._gate_thresholds(model, path, side, hparams)
+        return AdapterDelta(
             method=self.name,
             requests=requests,
-            updates={name: update},
-            info={
-                "toxic_layer": layer,
-                "located": distances is not None,
-                "layer_distances": distances,
-                "steps": hparams.steps,
-                "losses": losses,
-                "max_abs_update": max_abs,
-                "rank": hparams.rank or None,
-                "units": None if units is None else units.nonzero().squeeze(-1).tolist(),
-                "allowed_key_dims": dim,
-            },
+            adapter=DetoxGateAdapter.kind,
+            module_path=path,
+            config={"top_k": hparams.gate_top_k},
+            payload={"delta": side, "threshold": row, "decode_threshold": step},
+            info={**info, "gate_threshold": row, "gate_decode_threshold": step},
         )

@@ -31,6 +31,7 @@ _EDITORS: dict[str, str] = {
 _ADAPTERS: dict[str, str] = {
     "grace": "tools.edit._grace:GraceAdapter",
     "wise": "tools.edit._wise:WiseAdapter",
+    "dinm-gate": "tools.edit._dinm_gate:DetoxGateAdapter",
     "context": "tools.edit._context:ContextAdapter",
     "counterfactual": "tools.edit._serac_adapter:CounterfactualAdapter",
 }
