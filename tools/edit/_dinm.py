@@ -107,6 +107,17 @@ known accuracy with DS and DG kept (GPT-2, rank 4, ``nullspace_energy`` 0.5, lr 
 fluency -37%) on the 54 test cases: GPT-2 DS 0.98, DG >= 0.93, known -11.2 (defaults -9.9), fluency -22%;
 LLaMA DS 0.91, DG >= 0.85 (defaults 0.78), known -8.0 (defaults -3.3), fluency -29%. So the option stays off.
 
+**An activation gate** (issue 19; ``gate=g``, off by default). Every option above shrinks or bends the change
+itself, and what keeps the facts gives up the defence. ``gate`` keeps the change as trained and routes it
+instead, as WISE routes its side memory (:mod:`tools.edit._dinm_gate`): the change sits beside the layer
+(an adapter, journaled and rolled back like WISE's) and is added only to rows whose mean top-``gate_top_k``
+scale-free score ``||a Dᵀ|| / ||a||`` clears ``g`` x the highest such mean over the calibration texts (the
+preserved world texts; else the KL inputs), and to decoding steps whose own score clears ``g x decode_ratio``
+x the texts' highest single score. The statistic was chosen on dev cases (README, "Detoxifying edits"): after
+a plain edit, the harmful rows' top-3 mean lies above the calibration maximum for 79-86% of them and above 0.8
+of it for all, the dev world questions' for 0-0.1% and about 2%; a row's single highest score separates worse
+(25-43% of the harmful rows above the maximum).
+
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense (a ``rank`` change: factored), journaled, rolled back bit
 for bit.
