@@ -13,10 +13,12 @@ the kind the change was trained for:
   positions need it too: a causal latch, on from the first position above the threshold, derailed 3 of 9 dev
   refusals; and a row's mean of its top 3 separates harmful inputs from world text better than its single
   highest position, see the README);
-* a call with one position (a decoding step) is one decision per position, at ``decode_threshold``: a decoding
-  step cannot see its row's prompt here, and the project's decoder lets finished rows leave the batch, so no
-  state is kept between calls. The refusal's own tokens score high (the change was trained on them), the
-  answers to world questions low.
+* a call with one position (a decoding step) continues its row: a row opened by its prefill stays open for the
+  rest of its generation (the adapter remembers the rows' decisions, so it declares ``keeps_batch_rows``, as
+  IKE's and SERAC's context adapters do, and the project's decoder keeps a generation's rows in place rather
+  than drop the finished ones); a row its prefill left closed opens a step only when the step's own score is
+  above ``decode_threshold``. (A first router without the memory, one decision per decoding step, left the
+  refusals' own tokens under the threshold often enough to garble them: README, "An activation gate".)
 
 The editor sets ``threshold`` to ``gate`` times the highest row statistic over the calibration texts (the
 preserved world texts, or the KL inputs) and ``decode_threshold`` to ``gate x decode_ratio`` times their highest
@@ -64,6 +66,8 @@ class DetoxGateAdapter(EditAdapter):
     """Gated DINM changes around one FFN output projection (``kind = "dinm-gate"``; module docstring)."""
 
     kind: ClassVar[str] = "dinm-gate"
+    # the rows' prefill decisions are remembered for their decoding steps, so a generation's rows must stay put
+    keeps_batch_rows: ClassVar[bool] = True
 
     def __init__(self, base: nn.Module, top_k: int) -> None:
         super().__init__(base)
@@ -74,6 +78,7 @@ class DetoxGateAdapter(EditAdapter):
         self._shape = (int(weight.shape[0]), int(weight.shape[1]))
         self._device = weight.device
         self._edits: dict[str, tuple[torch.Tensor, float, float]] = {}
+        self._rows: dict[str, torch.Tensor] = {}  # per edit: the last prefill's decision per row, (B,) bool
 
     @classmethod
     def create(cls, base: nn.Module, config: Mapping[str, Any]) -> DetoxGateAdapter:
@@ -111,6 +116,7 @@ class DetoxGateAdapter(EditAdapter):
         if edit_id not in self._edits:
             raise InvalidEditError(f"dinm-gate: no edit {edit_id!r}")
         del self._edits[edit_id]
+        self._rows.pop(edit_id, None)
 
     def edit_ids(self) -> list[str]:
         """Ids of the edits held, oldest first."""
@@ -124,12 +130,17 @@ class DetoxGateAdapter(EditAdapter):
         seq = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])  # (B, T, in)
         extra = torch.zeros(*seq.shape[:2], self._shape[0], device=seq.device)  # (B, T, out)
         every = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
-        for delta, row, step in self._edits.values():
+        for edit_id, (delta, row, step) in self._edits.items():
             side, score = gate_scores(seq, delta)  # (B, T, out), (B, T)
-            if seq.shape[1] > 1:  # one decision per row: the mean of its top_k scores
-                open_ = (row_statistic(score, every, self.top_k) > row)[:, None].expand_as(score)
-            else:  # a decoding step: its own position
+            if seq.shape[1] > 1:  # one decision per row: the mean of its top_k scores, kept for its decoding
+                opened = row_statistic(score, every, self.top_k) > row
+                self._rows[edit_id] = opened
+                open_ = opened[:, None].expand_as(score)
+            else:  # a decoding step: open if its row was opened, else on its own score
                 open_ = score > step
+                kept = self._rows.get(edit_id)
+                if kept is not None and kept.shape[0] == seq.shape[0]:
+                    open_ = open_ | kept[:, None]
             extra = extra + side * open_.unsqueeze(-1)
         return out + extra.reshape(out.shape).to(out.dtype)
 
