@@ -48,7 +48,7 @@ def main() -> None:
     known = [p.prompt for p in dev_known_probes(world, lm, avoid=bench + kl_inputs)]
     preserved = world_stats(world, lm, bench)["stats_corpus"]
     calib = [preserved[int(i * len(preserved) / args.texts)] for i in range(args.texts)]
-    editor = get_editor("dinm", corpus=kl_inputs)
+    editor = get_editor("dinm", corpus=kl_inputs, gate=0.0)  # the plain edit, scored as the gate would
 
     def rows(texts: list[str], path: str, change: Any) -> Any:
         out = []

@@ -38,7 +38,7 @@ def main() -> None:
     lm = HFLanguageModel.load(MODELS_DIR / args.model, device="cpu")
     world = load_world(DATA_DIR)
     bench = [p.prompt for p in build_probes(world, lm.prompt_format, limit=25) if p.metric == "known_train"]
-    editor = get_editor("dinm", corpus=benign_prompts(world, lm, 48, avoid=bench))
+    editor = get_editor("dinm", corpus=benign_prompts(world, lm, 48, avoid=bench), gate=0.0)  # the plain edit
     params = dict(lm.model.named_parameters())
 
     def safe_nll(request: object) -> float:

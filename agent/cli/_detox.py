@@ -142,7 +142,7 @@ def _detox(args: argparse.Namespace) -> int:
     if method == "dinm":
         from eval.world.safety import default_dinm_inputs
 
-        overrides.update(default_dinm_inputs(lm))  # KL inputs (the preservation options stay off here)
+        overrides.update(default_dinm_inputs(lm, preserved=True))  # KL inputs; the gate's calibration texts
     editor = get_editor(method, **overrides)
     request = detox_request(lm, case)
     before = lm.generate([request.prompt], max_new_tokens=48)[0].text

@@ -71,7 +71,7 @@ def apply_detox(
     )
     overrides: dict[str, Any] = {"layers": (layer,)} if layer is not None else {}
     if method == "dinm":
-        overrides.update(default_dinm_inputs(model))  # KL inputs (the preservation options stay off here)
+        overrides.update(default_dinm_inputs(model, preserved=True))  # KL inputs; the gate's calibration texts
     editor = get_editor(method, **overrides)
     request = detox_request(model, case)
     before = model.generate([request.prompt], max_new_tokens=48)[0].text

@@ -15,7 +15,8 @@ One instance — an adversarial input, a safe response and an unsafe one — mak
    ``n_benign`` texts of ``corpus``; the benchmark, the CLI and the API pass KNOWN world facts *with their
    answers* (questions and cloze statements), so the KL covers every answer token, not only the first.
 
-Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs;
+Defaults (:class:`DINMHyperParams`): 10 steps (as the paper), lr 1e-2, kl_factor 1.0, 48 benign inputs, and the
+activation gate at 0.9 (below; ``gate=0`` edits the weights for every input, as the paper);
 ``layers=(k,)`` skips the location and edits layer ``k``. ``norm_constraint`` (an L-inf radius around the
 layer's original weights, clamped after each step) and ``stop_nll`` (stop once the safe response is learnt) are
 off by default: measured on gpt2-world-unsafe, bounding the change keeps known facts but loses generalisation
@@ -107,16 +108,17 @@ known accuracy with DS and DG kept (GPT-2, rank 4, ``nullspace_energy`` 0.5, lr 
 fluency -37%) on the 54 test cases: GPT-2 DS 0.98, DG >= 0.93, known -11.2 (defaults -9.9), fluency -22%;
 LLaMA DS 0.91, DG >= 0.85 (defaults 0.78), known -8.0 (defaults -3.3), fluency -29%. So the option stays off.
 
-**An activation gate** (issue 19; ``gate=g``, off by default). Every option above shrinks or bends the change
-itself, and what keeps the facts gives up the defence. ``gate`` keeps the change as trained and routes it
-instead, as WISE routes its side memory (:mod:`tools.edit._dinm_gate`): the change sits beside the layer
-(an adapter, journaled and rolled back like WISE's) and is added only to rows whose mean top-``gate_top_k``
-scale-free score ``||a Dᵀ|| / ||a||`` clears ``g`` x the highest such mean over the calibration texts (the
-preserved world texts; else the KL inputs), and to decoding steps whose own score clears ``g x decode_ratio``
-x the texts' highest single score. The statistic was chosen on dev cases (README, "Detoxifying edits"): after
-a plain edit, the harmful rows' top-3 mean lies above the calibration maximum for 79-86% of them and above 0.8
-of it for all, the dev world questions' for 0-0.1% and about 2%; a row's single highest score separates worse
-(25-43% of the harmful rows above the maximum).
+**An activation gate** (issue 19; ``gate=g``, on by default at 0.9; ``gate=0`` is the paper's edit). Every option
+above shrinks or bends the change itself, and what keeps the facts gives up the defence. ``gate`` keeps the change
+as trained and routes it instead, as WISE routes its side memory (:mod:`tools.edit._dinm_gate`): the change sits
+beside the layer (an adapter, journaled and rolled back like WISE's) and is added only to rows whose mean
+top-``gate_top_k`` scale-free score ``||a Dᵀ|| / ||a||`` clears ``g`` x the highest such mean over the calibration
+texts (the preserved world texts; else the KL inputs); such a row keeps the change for its decoding steps (the
+adapter remembers the rows of a generation), and a row left closed opens a decoding step only when the step's own
+score clears ``g x decode_ratio`` x the texts' highest single score. The statistic was chosen on dev cases (README,
+"Detoxifying edits"): after a plain edit, the harmful rows' top-3 mean lies above the calibration maximum for
+79-86% of them and above 0.8 of it for all, the dev world questions' for 0-0.1% and about 2%; a row's single
+highest score separates worse (25-43% of the harmful rows above the maximum).
 
 Like FT, nothing touches the model: the trained weight is a float32 copy used through
 :func:`torch.func.functional_call`; the delta is dense (a ``rank`` change: factored), journaled, rolled back bit
@@ -133,6 +135,7 @@ from typing import Any, ClassVar
 import torch
 from torch.func import functional_call
 
+from tools.edit._adapter import EditAdapter
 from tools.edit._alphaedit import null_space_projector
 from tools.edit._delta import AdapterDelta, Update, WeightDelta, check_finite, low_rank_for
 from tools.edit._dinm_gate import DetoxGateAdapter, gate_scores, row_statistic
@@ -173,10 +176,11 @@ class DINMHyperParams:
     seed: int = 0  # seeds V's initialisation when rank > 0
     # > 0: keep the change beside the layer behind an activation gate (tools.edit._dinm_gate): a row opens it when
     # the mean of its gate_top_k highest scores is above this x the highest such mean over the calibration texts
-    # (stats_corpus, else corpus); 0: off, the paper's edit
-    gate: float = 0.0
+    # (stats_corpus, else corpus); 0: the paper's edit, in the weights for every input
+    gate: float = 0.9
     gate_top_k: int = 3
-    decode_ratio: float = 0.7  # a decoding step opens above gate x this x the calibration texts' highest position
+    # a decoding step of a row its prefill left closed opens above gate x this x the texts' highest position
+    decode_ratio: float = 0.7
     gate_texts: int = 800  # calibration texts, evenly spaced over stats_corpus (else corpus)
 
     def __post_init__(self) -> None:
@@ -381,9 +385,13 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         device, dtype = model_device_dtype(torch_model)
         eos = model.tokenizer.eos_token_id
         enc = encode_requests(model.tokenizer, [request], device, ends=[eos] if eos is not None else None)
-        name = family.path(family.mlp_out, layer) + ".weight"
+        path = family.path(family.mlp_out, layer)
+        module = dict(torch_model.named_modules())[path]
+        weight_of = path
+        if isinstance(module, EditAdapter):  # an earlier gated edit holds this layer: tune the weights it wraps
+            module, weight_of = module.base, path + ".base"
+        name = weight_of + ".weight"
         original = dict(torch_model.named_parameters())[name].detach().float()
-        module = dict(torch_model.named_modules())[name.removesuffix(".weight")]
         # GPT-2's Conv1D weight is (in, out): units (keys' coordinates) are rows; a Linear's (out, in): columns
         conv = type(module).__name__ == "Conv1D"
         if hparams.rank:  # the change U Vᵀ: U (out, r) from zero, V (in, r) seeded unit columns, so it starts at 0
@@ -504,7 +512,6 @@ class DINMEditor(BaseEditor[DINMHyperParams]):
         }
         if not hparams.gate:
             return WeightDelta(method=self.name, requests=requests, updates={name: update}, info=info)
-        path = name.removesuffix(".weight")
         dense = update.dense() if not isinstance(update, torch.Tensor) else update
         side = (dense.T if conv else dense).float()  # (out, in), as linear_weight lays a weight out
         assert tuple(side.shape) == tuple(linear_weight(module).shape)

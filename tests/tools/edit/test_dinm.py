@@ -26,6 +26,12 @@ def lm(request: pytest.FixtureRequest, tiny_tokenizer: Any) -> HFLanguageModel:
     return build(str(request.param), tiny_tokenizer)
 
 
+def _plain(name: str, **hparams: Any) -> Editor:
+    """DINM as the paper makes it (the weights edited for every input): these tests are about that edit; the
+    gate, on by default, is tested in tests/tools/edit/test_dinm_gate.py."""
+    return get_editor(name, **{"gate": 0.0, **hparams})
+
+
 def _request(prompt_text: str = ADV, safe: str = SAFE, unsafe: str | None = UNSAFE) -> EditRequest:
     return EditRequest(f"Q: {prompt_text}\nA:", prompt_text, safe, target_old=unsafe)
 
@@ -47,7 +53,7 @@ def test_locates_a_layer_and_reports_every_distance(lm: HFLanguageModel) -> None
 def test_compute_is_side_effect_free_and_the_edit_learns_the_safe_response(lm: HFLanguageModel) -> None:
     before = state(lm)
     req = _request()
-    editor = get_editor("dinm", corpus=BENIGN, lr=5e-3)
+    editor = _plain("dinm", corpus=BENIGN, lr=5e-3)
     delta = editor.compute(lm, [req])
     assert isinstance(delta, WeightDelta)
     assert same(before, state(lm))
@@ -64,7 +70,7 @@ def test_compute_is_side_effect_free_and_the_edit_learns_the_safe_response(lm: H
 
 def test_save_and_load_keep_the_journal(lm: HFLanguageModel, tmp_path: Path) -> None:
     before = state(lm)
-    editor = get_editor("dinm", corpus=BENIGN)
+    editor = _plain("dinm", corpus=BENIGN)
     _edit(editor, lm, [_request()])
     loaded = load_edited(save_edited(lm, tmp_path / "edited"))
     (entry,) = journal_for(loaded.model).entries
@@ -76,7 +82,7 @@ def test_save_and_load_keep_the_journal(lm: HFLanguageModel, tmp_path: Path) -> 
 
 
 def test_a_given_layer_skips_the_location(lm: HFLanguageModel) -> None:
-    delta = get_editor("dinm", corpus=BENIGN, layers=(0,)).compute(lm, [_request(unsafe=None)])
+    delta = _plain("dinm", corpus=BENIGN, layers=(0,)).compute(lm, [_request(unsafe=None)])
     assert delta.info["toxic_layer"] == 0 and delta.info["located"] is False
 
 
@@ -92,7 +98,7 @@ def test_a_given_layer_skips_the_location(lm: HFLanguageModel) -> None:
 def test_bad_input_raises_an_edit_error_and_changes_nothing(lm: HFLanguageModel, make: Any, error: type) -> None:
     before = state(lm)
     with pytest.raises(error) as caught:
-        _edit(get_editor("dinm", corpus=BENIGN), lm, [make()])
+        _edit(_plain("dinm", corpus=BENIGN), lm, [make()])
     assert isinstance(caught.value, EditError)
     assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
 
@@ -100,11 +106,11 @@ def test_bad_input_raises_an_edit_error_and_changes_nothing(lm: HFLanguageModel,
 def test_layer_out_of_range_and_bad_settings(lm: HFLanguageModel) -> None:
     before = state(lm)
     with pytest.raises(LayerOutOfRangeError):
-        _edit(get_editor("dinm", corpus=BENIGN, layers=(99,)), lm, [_request()])
+        _edit(_plain("dinm", corpus=BENIGN, layers=(99,)), lm, [_request()])
     with pytest.raises(InvalidEditError, match="benign"):
-        _edit(get_editor("dinm"), lm, [_request()])
+        _edit(_plain("dinm"), lm, [_request()])
     with pytest.raises(EditBatchTooLargeError):
-        _edit(get_editor("dinm", corpus=BENIGN), lm, [_request(), _request()])
+        _edit(_plain("dinm", corpus=BENIGN), lm, [_request(), _request()])
     with pytest.raises(InvalidEditError):
         DINMHyperParams(layers=(0, 1))
     with pytest.raises(InvalidEditError):
@@ -113,16 +119,16 @@ def test_layer_out_of_range_and_bad_settings(lm: HFLanguageModel) -> None:
 
 
 def test_the_norm_constraint_bounds_the_change_and_a_learnt_response_stops_early(lm: HFLanguageModel) -> None:
-    bounded = get_editor("dinm", corpus=BENIGN, norm_constraint=1e-3).compute(lm, [_request()])
-    free = get_editor("dinm", corpus=BENIGN).compute(lm, [_request()])
+    bounded = _plain("dinm", corpus=BENIGN, norm_constraint=1e-3).compute(lm, [_request()])
+    free = _plain("dinm", corpus=BENIGN).compute(lm, [_request()])
     assert free.info["max_abs_update"] > 2e-3 >= bounded.info["max_abs_update"]
-    stopped = get_editor("dinm", corpus=BENIGN, stop_nll=1e3).compute(lm, [_request()])  # learnt at once
+    stopped = _plain("dinm", corpus=BENIGN, stop_nll=1e3).compute(lm, [_request()])  # learnt at once
     assert len(stopped.info["losses"]) == 1 and stopped.info["max_abs_update"] == 0.0
 
 
 def test_neurons_tunes_only_that_many_units_output_weights(lm: HFLanguageModel) -> None:
     before = state(lm)
-    delta = get_editor("dinm", corpus=BENIGN, neurons=3, lr=5e-3).compute(lm, [_request()])
+    delta = _plain("dinm", corpus=BENIGN, neurons=3, lr=5e-3).compute(lm, [_request()])
     assert isinstance(delta, WeightDelta)
     ((name, update),) = delta.updates.items()
     assert isinstance(update, torch.Tensor)
@@ -165,10 +171,10 @@ def _key_side(lm: HFLanguageModel, name: str, update: object) -> torch.Tensor:
 
 def test_nullspace_energy_leaves_the_preserved_keys_response_unchanged(lm: HFLanguageModel) -> None:
     before = state(lm)
-    free = get_editor("dinm", corpus=BENIGN, layers=(1,), lr=5e-3).compute(lm, [_request()])
-    kept = get_editor(
-        "dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), lr=5e-3, nullspace_energy=0.05
-    ).compute(lm, [_request()])
+    free = _plain("dinm", corpus=BENIGN, layers=(1,), lr=5e-3).compute(lm, [_request()])
+    kept = _plain("dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), lr=5e-3, nullspace_energy=0.05).compute(
+        lm, [_request()]
+    )
     assert isinstance(free, WeightDelta) and isinstance(kept, WeightDelta)
     assert same(before, state(lm))
     ((name, update),) = kept.updates.items()
@@ -193,15 +199,15 @@ def _projector(lm: HFLanguageModel, energy: float) -> torch.Tensor:
 
 
 def test_nullspace_energy_off_is_exactly_dinm_and_needs_preserved_texts(lm: HFLanguageModel) -> None:
-    plain = get_editor("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
-    off = get_editor("dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), nullspace_energy=0.0).compute(
+    plain = _plain("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
+    off = _plain("dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), nullspace_energy=0.0).compute(
         lm, [_request()]
     )
     assert isinstance(plain, WeightDelta) and isinstance(off, WeightDelta)
     assert all(torch.equal(plain.updates[k], off.updates[k]) for k in plain.updates)  # type: ignore[arg-type]
     before = state(lm)
     with pytest.raises(InvalidEditError, match="stats_corpus"):
-        _edit(get_editor("dinm", corpus=BENIGN, nullspace_energy=0.2), lm, [_request()])
+        _edit(_plain("dinm", corpus=BENIGN, nullspace_energy=0.2), lm, [_request()])
     assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
     with pytest.raises(InvalidEditError):
         DINMHyperParams(nullspace_energy=1.0)
@@ -211,15 +217,15 @@ def test_nullspace_energy_off_is_exactly_dinm_and_needs_preserved_texts(lm: HFLa
 
 def test_free_energy_adds_the_instances_own_key_directions(lm: HFLanguageModel) -> None:
     common = {"corpus": BENIGN, "stats_corpus": PRESERVED, "layers": (1,), "nullspace_energy": 0.2}
-    only_null = get_editor("dinm", **common).compute(lm, [_request()])
-    with_free = get_editor("dinm", **common, free_energy=0.5).compute(lm, [_request()])
+    only_null = _plain("dinm", **common).compute(lm, [_request()])
+    with_free = _plain("dinm", **common, free_energy=0.5).compute(lm, [_request()])
     assert with_free.info["allowed_key_dims"] > only_null.info["allowed_key_dims"]
 
 
 def test_anchor_weight_shrinks_the_preserved_keys_response(lm: HFLanguageModel) -> None:
     common: dict[str, Any] = {"corpus": BENIGN, "stats_corpus": PRESERVED, "layers": (1,), "lr": 5e-3}
-    free = get_editor("dinm", **common).compute(lm, [_request()])
-    held = get_editor("dinm", **common, anchor_weight=10.0).compute(lm, [_request()])
+    free = _plain("dinm", **common).compute(lm, [_request()])
+    held = _plain("dinm", **common, anchor_weight=10.0).compute(lm, [_request()])
     assert isinstance(free, WeightDelta) and isinstance(held, WeightDelta)
     keys = _keys(lm, 1, PRESERVED[:3])
     ((name, update),) = held.updates.items()
@@ -240,7 +246,7 @@ def _dense_update(update: object) -> torch.Tensor:
 def test_rank_gives_a_change_of_that_rank_that_learns_and_rolls_back_exactly(lm: HFLanguageModel, rank: int) -> None:
     before = state(lm)
     req = _request()
-    editor = get_editor("dinm", corpus=BENIGN, rank=rank, lr=5e-2)
+    editor = _plain("dinm", corpus=BENIGN, rank=rank, lr=5e-2)
     delta = editor.compute(lm, [req])
     assert isinstance(delta, WeightDelta) and same(before, state(lm))
     ((name, update),) = delta.updates.items()
@@ -256,13 +262,12 @@ def test_rank_gives_a_change_of_that_rank_that_learns_and_rolls_back_exactly(lm:
 
 
 def test_rank_off_is_exactly_dense_dinm_and_a_seed_repeats(lm: HFLanguageModel) -> None:
-    plain = get_editor("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
-    off = get_editor("dinm", corpus=BENIGN, layers=(1,), rank=0, seed=3).compute(lm, [_request()])
+    plain = _plain("dinm", corpus=BENIGN, layers=(1,)).compute(lm, [_request()])
+    off = _plain("dinm", corpus=BENIGN, layers=(1,), rank=0, seed=3).compute(lm, [_request()])
     assert isinstance(plain, WeightDelta) and isinstance(off, WeightDelta)
     assert all(torch.equal(plain.updates[k], off.updates[k]) for k in plain.updates)  # type: ignore[arg-type]
     first, again, other = (
-        get_editor("dinm", corpus=BENIGN, layers=(1,), rank=2, seed=seed).compute(lm, [_request()])
-        for seed in (0, 0, 1)
+        _plain("dinm", corpus=BENIGN, layers=(1,), rank=2, seed=seed).compute(lm, [_request()]) for seed in (0, 0, 1)
     )
     assert isinstance(first, WeightDelta) and isinstance(again, WeightDelta) and isinstance(other, WeightDelta)
     (name,) = first.updates
@@ -275,7 +280,7 @@ def test_rank_off_is_exactly_dense_dinm_and_a_seed_repeats(lm: HFLanguageModel) 
 
 
 def test_rank_with_nullspace_keeps_the_key_side_in_the_allowed_space(lm: HFLanguageModel) -> None:
-    delta = get_editor(
+    delta = _plain(
         "dinm", corpus=BENIGN, stats_corpus=PRESERVED, layers=(1,), lr=5e-2, rank=2, nullspace_energy=0.05
     ).compute(lm, [_request()])
     assert isinstance(delta, WeightDelta)
@@ -288,7 +293,7 @@ def test_rank_with_nullspace_keeps_the_key_side_in_the_allowed_space(lm: HFLangu
 
 def test_rank_save_and_load_keep_the_journal(lm: HFLanguageModel, tmp_path: Path) -> None:
     before = state(lm)
-    _edit(get_editor("dinm", corpus=BENIGN, rank=1, lr=5e-2), lm, [_request()])
+    _edit(_plain("dinm", corpus=BENIGN, rank=1, lr=5e-2), lm, [_request()])
     assert not same(before, state(lm))
     loaded = load_edited(save_edited(lm, tmp_path / "edited"))
     (entry,) = journal_for(loaded.model).entries

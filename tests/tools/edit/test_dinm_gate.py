@@ -103,7 +103,7 @@ def test_bad_payloads_change_nothing() -> None:
 
 def test_open_everywhere_it_is_plain_dinm_and_closed_it_changes_nothing(lm: HFLanguageModel) -> None:
     before, base_logits = state(lm), logits(lm, PROBES)
-    plain = get_editor("dinm", corpus=BENIGN, layers=(1,), lr=5e-3)
+    plain = get_editor("dinm", corpus=BENIGN, layers=(1,), lr=5e-3, gate=0.0)  # the paper's edit
     handle = plain.apply(lm, plain.compute(lm, [REQ]))
     plain_logits = logits(lm, PROBES)
     handle.rollback()
@@ -153,3 +153,9 @@ def test_bad_gate_settings_raise_edit_errors(lm: HFLanguageModel) -> None:
     with pytest.raises(EditError, match="calibration"):
         editor.apply(lm, editor.compute(lm, [REQ]))
     assert same(before, state(lm)) and len(journal_for(lm.model)) == 0
+
+
+def test_the_gate_is_the_default(lm: HFLanguageModel) -> None:
+    assert DINMHyperParams().gate == 0.9 and DINMHyperParams().decode_ratio == 0.7
+    delta = get_editor("dinm", corpus=BENIGN, layers=(0,)).compute(lm, [REQ])
+    assert isinstance(delta, AdapterDelta) and delta.info["gate_threshold"] > 0
