@@ -54,3 +54,10 @@ class EditAdapter(nn.Module):
     def restore(cls, base: nn.Module, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> EditAdapter:
         """Inverse of :meth:`export`."""
         raise NotImplementedError
+
+    def attach(self, model: nn.Module) -> None:
+        """Called once the adapter is installed in ``model`` (the whole model): an adapter that reads more than
+        its module's input (DINM's gate: the attention mask) hooks the model here. Default: nothing."""
+
+    def detach(self) -> None:
+        """Called when the adapter is uninstalled: undo :meth:`attach`. Default: nothing."""

@@ -20,10 +20,12 @@ the kind the change was trained for:
   above ``decode_threshold``. (A first router without the memory, one decision per decoding step, left the
   refusals' own tokens under the threshold often enough to garble them: README, "An activation gate".)
 
-The editor sets ``threshold`` to ``gate`` times the highest row statistic over the calibration texts (the
-preserved world texts, or the KL inputs) and ``decode_threshold`` to ``gate x decode_ratio`` times their highest
-single position: benign text at the thresholds' level. Scores do not depend on the change being applied (the
-key is read before the output projection), so the decision is the same whatever the other positions got.
+The editor sets ``threshold`` to ``gate`` times the highest row statistic over the calibration texts (the preserved
+world texts, or the KL inputs) and ``decode_threshold`` to ``gate x decode_ratio`` times their highest single
+position: benign text at the thresholds' level. A row's statistic counts its tokens only: installed, the adapter
+reads each call's attention mask off the model (:meth:`DetoxGateAdapter.attach`), since the keys of a left-padded
+batch's padding score high. Scores do not depend on the change being applied (the key is read before the output
+projection), so the decision is the same whatever the other positions got.
 
 Payload of one edit: ``delta`` ``(out, in)`` float, ``threshold`` and ``decode_threshold`` (floats). Config:
 ``top_k``.
@@ -79,11 +81,30 @@ class DetoxGateAdapter(EditAdapter):
         self._device = weight.device
         self._edits: dict[str, tuple[torch.Tensor, float, float]] = {}
         self._rows: dict[str, torch.Tensor] = {}  # per edit: the last prefill's decision per row, (B,) bool
+        self._mask: torch.Tensor | None = None  # the model call's attention mask (attach), (B, T)
+        self._hook: Any = None
 
     @classmethod
     def create(cls, base: nn.Module, config: Mapping[str, Any]) -> DetoxGateAdapter:
         """An empty gate around ``base``."""
         return cls(base, config.get("top_k", 3))
+
+    def attach(self, model: nn.Module) -> None:
+        """Read each call's attention mask off ``model``, so a padded row's statistic counts its tokens only (in
+        a left-padded batch the padding's keys score high enough to open world questions' rows: 92 of 98 dev
+        probes on LLaMA after a stronger edit, against 1 of 98 asked one at a time)."""
+        self.detach()
+        self._hook = model.register_forward_pre_hook(self._capture, with_kwargs=True)
+
+    def detach(self) -> None:
+        """Stop reading the model's attention mask."""
+        if self._hook is not None:
+            self._hook.remove()
+        self._hook, self._mask = None, None
+
+    def _capture(self, _model: nn.Module, _args: Any, kwargs: dict[str, Any]) -> None:
+        mask = kwargs.get("attention_mask")
+        self._mask = mask if isinstance(mask, torch.Tensor) else None
 
     def add(self, edit_id: str, payload: Mapping[str, Any]) -> None:
         """Add one edit's change and threshold (validated first: on error nothing changes).
@@ -129,11 +150,15 @@ class DetoxGateAdapter(EditAdapter):
             return out
         seq = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])  # (B, T, in)
         extra = torch.zeros(*seq.shape[:2], self._shape[0], device=seq.device)  # (B, T, out)
-        every = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
+        mask = self._mask
+        if mask is not None and tuple(mask.shape) == tuple(seq.shape[:2]):
+            tokens = mask.to(device=seq.device, dtype=torch.bool)  # a prefill: its padding does not count
+        else:
+            tokens = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
         for edit_id, (delta, row, step) in self._edits.items():
             side, score = gate_scores(seq, delta)  # (B, T, out), (B, T)
             if seq.shape[1] > 1:  # one decision per row: the mean of its top_k scores, kept for its decoding
-                opened = row_statistic(score, every, self.top_k) > row
+                opened = row_statistic(score, tokens, self.top_k) > row
                 self._rows[edit_id] = opened
                 open_ = opened[:, None].expand_as(score)
             else:  # a decoding step: open if its row was opened, else on its own score

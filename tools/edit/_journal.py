@@ -166,6 +166,7 @@ class EditJournal:
             adapter = cls.create(module, delta.config)
             adapter.add(edit_id, delta.payload)  # before installing: a failed add leaves the model untouched
             set_module(model, delta.module_path, adapter)
+            adapter.attach(model)
         return JournalEntry(
             edit_id,
             delta.method,
@@ -251,6 +252,7 @@ class EditJournal:
             raise InvalidEditError(f"{entry.module_path} holds no adapter")
         adapter.remove(entry.id)
         if not adapter.edit_ids():
+            adapter.detach()
             set_module(model, entry.module_path, adapter.base)
 
     def adapters(self) -> dict[str, EditAdapter]:

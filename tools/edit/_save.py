@@ -113,6 +113,7 @@ def load_edited(path: str | Path, device: str | torch.device | None = None) -> H
                 cls = adapter_class(spec["kind"])
                 adapter: EditAdapter = cls.restore(model.get_submodule(mod_path), own, spec["meta"])
                 set_module(model, mod_path, adapter)
+                adapter.attach(model)
         if (path / "journal.json").is_file():
             data = json.loads((path / "journal.json").read_text(encoding="utf-8"))
             tensors = load_file(str(path / "journal.safetensors"), device=str(dev))

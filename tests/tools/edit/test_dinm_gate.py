@@ -159,3 +159,34 @@ def test_the_gate_is_the_default(lm: HFLanguageModel) -> None:
     assert DINMHyperParams().gate == 0.9 and DINMHyperParams().decode_ratio == 0.7
     delta = get_editor("dinm", corpus=BENIGN, layers=(0,)).compute(lm, [REQ])
     assert isinstance(delta, AdapterDelta) and delta.info["gate_threshold"] > 0
+
+
+class _Root(nn.Module):
+    """A model around the adapter that takes an attention mask, as a causal LM does."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner(x)
+
+
+def test_padding_does_not_open_a_row_once_attached() -> None:
+    adapter = _adapter(top_k=1)
+    root = _Root(adapter)
+    x = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]])  # only the first position scores (1.0)
+    padded = torch.tensor([[0, 1, 1]])
+    adapter.attach(root)
+    assert torch.equal(root(x, attention_mask=padded), adapter.base(x))  # the scoring position is padding
+    assert not torch.equal(root(x, attention_mask=torch.ones(1, 3)), adapter.base(x))
+    adapter.detach()
+    assert not root._forward_pre_hooks and not torch.equal(root(x, attention_mask=padded), adapter.base(x))
+
+
+def test_the_journal_attaches_and_detaches_the_gate(lm: HFLanguageModel) -> None:
+    editor = get_editor("dinm", corpus=BENIGN, layers=(0,))
+    handle = editor.apply(lm, editor.compute(lm, [REQ]))
+    assert len(lm.model._forward_pre_hooks) == 1
+    handle.rollback()
+    assert not lm.model._forward_pre_hooks
