@@ -18,8 +18,9 @@ the kind the change was trained for:
   IKE's and SERAC's context adapters do, and the project's decoder keeps a generation's rows in place rather
   than drop the finished ones); a row its prefill left closed opens a step only when the step's own score is
   above ``decode_threshold``. A call with one position is taken for a decoding step of the last multi-position
-  call's rows when the batch sizes agree: a new generation whose prompts are one token long would inherit them. (A first router without the memory, one decision per decoding step, left the
-  refusals' own tokens under the threshold often enough to garble them: README, "An activation gate".)
+  call's rows when the batch sizes agree: a new generation whose prompts are one token long would inherit them.
+  (A first router without the memory, one decision per decoding step, left the refusals' own tokens under the
+  threshold often enough to garble them: README, "An activation gate".)
 
 The editor sets ``threshold`` to ``gate`` times the highest row statistic over the calibration texts (the preserved
 world texts, or the KL inputs) and ``decode_threshold`` to ``gate x decode_ratio`` times their highest single
