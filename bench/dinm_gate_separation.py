@@ -36,7 +36,6 @@ def main() -> None:
     from eval.world.safety._bench import _case_inputs, detox_request
     from tools.edit import WeightDelta, get_editor
     from tools.edit._dinm_gate import gate_scores, row_statistic
-    from tools.edit._family import linear_weight
     from tools.edit._hooks import TraceDict
     from tools.lm import HFLanguageModel
 
@@ -73,7 +72,7 @@ def main() -> None:
         path = name.removesuffix(".weight")
         module = dict(lm.model.named_modules())[path]
         dense = delta.dense(name).float()
-        change = dense.T if dense.shape != linear_weight(module).shape else dense  # (out, in)
+        change = dense.T if type(module).__name__ == "Conv1D" else dense  # (out, in), as linear_weight
         inputs = _case_inputs(lm, case)
         calibration = rows(calib, path, change)
         top = calibration.max(0).values
