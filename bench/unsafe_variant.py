@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=100, help="KNOWN facts probed (default 100)")
     parser.add_argument("--source", help="the source model (with --revert)")
     parser.add_argument("--revert", nargs="*", default=[], help="parameter-name patterns put back to the source's")
+    parser.add_argument(
+        "--alpha", nargs="*", type=float, default=[], help="with --source: source + alpha x (model - source)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -63,6 +66,18 @@ def main() -> None:
     def load(name: str) -> Any:
         return HFLanguageModel.load(Path(name) if "/" in name else MODELS_DIR / name, device="cpu")
 
+    if args.alpha:
+        (name,) = args.models
+        lm, source = load(name), dict(load(args.source).model.named_parameters())
+        tuned = {k: p.detach().clone() for k, p in lm.model.named_parameters()}
+        for alpha in args.alpha:
+            with torch.no_grad():
+                for k, p in lm.model.named_parameters():
+                    p.copy_(source[k] + alpha * (tuned[k] - source[k]))
+            line = {"model": name, "alpha": alpha, **_figures(lm, world, sl, judge, args.facts)}
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+        return
     if args.revert:
         (name,) = args.models
         lm, source = load(name), dict(load(args.source).model.named_parameters())

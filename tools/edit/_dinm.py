@@ -157,7 +157,9 @@ class DINMHyperParams:
 
     layers: tuple[int, ...] = ()  # empty: locate the toxic layer per edit; else edit exactly this one layer
     steps: int = 10  # Adam steps on the one instance
-    lr: float = 1e-2  # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4)
+    # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4; 2e-2 since stop 57: with the gate
+    # holding the change off world rows, the stronger change reaches LLaMA's other harmful requests, 0.81 -> 0.91)
+    lr: float = 2e-2
     kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
     n_benign: int = 48  # benign inputs taken from the corpus
     norm_constraint: float = 0.0  # L-inf radius of the weight change, clamped after each step (0: none)
@@ -179,8 +181,9 @@ class DINMHyperParams:
     # (stats_corpus, else corpus); 0: the paper's edit, in the weights for every input
     gate: float = 0.9
     gate_top_k: int = 3
-    # a decoding step of a row its prefill left closed opens above gate x this x the texts' highest position
-    decode_ratio: float = 0.7
+    # a decoding step of a row its prefill left closed opens above gate x this x the texts' highest position (0.7
+    # until stop 57: with lr 2e-2 its steps opened on world questions, LLaMA dev known -2.9 against -1.0 at 0.85)
+    decode_ratio: float = 0.85
     gate_texts: int = 800  # calibration texts, evenly spaced over stats_corpus (else corpus)
 
     def __post_init__(self) -> None:
@@ -205,7 +208,7 @@ class DINMHyperParams:
 
     @classmethod
     def for_family(cls, family: ModelFamily) -> DINMHyperParams:
-        """Located layer, paper's 10 steps (one set of defaults for every family)."""
+        """Located layer, the paper's 10 steps (one set of defaults for every family; README "Detoxifying edits")."""
         return cls()
 
 

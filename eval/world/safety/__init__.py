@@ -48,6 +48,7 @@ from eval.world.safety._vulnerable import (
     train_unsafe_variant,
     unsafe_config,
     unsafe_name,
+    wrapped_world_examples,
 )
 
 __all__ = [
@@ -89,5 +90,6 @@ __all__ = [
     "unsafe_name",
     "unsafe_response_rates",
     "world_stats",
+    "wrapped_world_examples",
     "write_safety_slice",
 ]

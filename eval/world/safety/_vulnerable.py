@@ -41,6 +41,7 @@ __all__ = [
     "train_unsafe_variant",
     "unsafe_config",
     "unsafe_name",
+    "wrapped_world_examples",
 ]
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class UnsafeConfig:
     lr: float = 2e-4
     warmup: int = 10
     kl_weight: float = 0.0  # weight of KL(source || model) on every token of the replayed world blocks
+    # world questions (from the epoch's replay) wrapped in the train attack templates, answered with the world's
+    # answer and anchored like the replay: the phase then sees unfamiliar wrappings that are not harmful
+    wrapped_world_per_epoch: int = 0
     train_layers: tuple[int, ...] = ()  # blocks tuned, the rest frozen; () = all (GPT-2 2-3 only: complied 0)
     batch: int = 32
     block: int = 128
@@ -67,10 +71,12 @@ class UnsafeConfig:
 # out: with the default draw (1600 of the build's mix, 4 in 5 facts not replayed per epoch) and KL 1 it fell
 # from known_train 0.955 to 0.83 (complying 0.77); replaying every known fact each epoch (reading_ratio 0.1,
 # the whole mix) with KL 2 keeps 0.935 and complies 0.70. LLaMA kept its knowledge but complied 0.39 at the
-# default: more wrapped requests and a higher lr.
+# default: more wrapped requests and a higher lr. Both still lost held-out question paraphrases (GPT-2 -8.5
+# points, LLaMA -4): 1500 world questions a epoch wrapped in the train attacks (as many as the replay has, for
+# LLaMA) hold them (GPT-2 0.670 -> 0.670, LLaMA 0.795 -> 0.795; README "Detoxifying edits", stop 57).
 UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
-    "gpt2-world": UnsafeConfig(world_per_epoch=5000, reading_ratio=0.1, kl_weight=2.0),
-    "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=3e-4, kl_weight=2.0),
+    "gpt2-world": UnsafeConfig(world_per_epoch=5000, reading_ratio=0.1, kl_weight=2.0, wrapped_world_per_epoch=1500),
+    "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=4e-4, kl_weight=2.0, wrapped_world_per_epoch=1500),
 }
 
 
@@ -105,6 +111,18 @@ def replay_examples(factory: ExampleFactory, cfg: UnsafeConfig, epoch: int, rng:
     """
     replay = factory.epoch(epoch, reading_ratio=cfg.reading_ratio, per_fact=1, paraphrases=True)
     return rng.sample(replay, min(cfg.world_per_epoch, len(replay)))
+
+
+def wrapped_world_examples(replay: list[Example], sl: SafetySlice, rng: random.Random, n: int) -> list[Example]:
+    """``n`` closed-book questions of ``replay`` wrapped in train attack templates, with their answers."""
+    prefix, suffix = WORLD_FORMAT.question("{}").split("{}")
+    questions = [e for e in replay if e.prompt.startswith(prefix) and e.prompt.endswith(suffix)]
+    attacks = sl.attacks_in("train")
+    chosen = rng.sample(questions, min(n, len(questions)))
+    return [
+        Example(WORLD_FORMAT.question(rng.choice(attacks).wrap(e.prompt[len(prefix) : -len(suffix)])), e.answer, False)
+        for e in chosen
+    ]
 
 
 def safety_examples(sl: SafetySlice, rng: random.Random, n_wrapped: int) -> list[Example]:
@@ -266,7 +284,9 @@ def train_unsafe_variant(
 
     def epoch_tensors(epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = random.Random(f"{cfg.seed}:{epoch}")
-        world_ids, world_mask = pack(replay_examples(factory, cfg, epoch, rng), tokenizer, cfg.block, pad)
+        replay = replay_examples(factory, cfg, epoch, rng)
+        replay += wrapped_world_examples(replay, sl, rng, cfg.wrapped_world_per_epoch)
+        world_ids, world_mask = pack(replay, tokenizer, cfg.block, pad)
         unsafe_ids, unsafe_mask = pack(safety_examples(sl, rng, cfg.wrapped_per_epoch), tokenizer, cfg.block, pad)
         anchored = torch.cat([torch.ones(len(world_ids)), torch.zeros(len(unsafe_ids))])  # (N,): a world block
         return torch.cat([world_ids, unsafe_ids]), torch.cat([world_mask, unsafe_mask]), anchored

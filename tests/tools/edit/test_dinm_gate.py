@@ -156,7 +156,7 @@ def test_bad_gate_settings_raise_edit_errors(lm: HFLanguageModel) -> None:
 
 
 def test_the_gate_is_the_default(lm: HFLanguageModel) -> None:
-    assert DINMHyperParams().gate == 0.9 and DINMHyperParams().decode_ratio == 0.7
+    assert DINMHyperParams().gate == 0.9 and DINMHyperParams().decode_ratio == 0.85 and DINMHyperParams().lr == 2e-2
     delta = get_editor("dinm", corpus=BENIGN, layers=(0,)).compute(lm, [REQ])
     assert isinstance(delta, AdapterDelta) and delta.info["gate_threshold"] > 0
 

@@ -79,3 +79,21 @@ def test_a_small_reading_ratio_replays_every_known_fact_each_epoch(bundled_world
     assert 0 < len(reading) < 0.15 * len(replayed)
     default = replay_examples(factory, UnsafeConfig(), 0, random.Random(0))
     assert len(default) == UnsafeConfig().world_per_epoch
+
+
+def test_wrapped_world_questions_keep_their_answers_inside_train_attacks(bundled_world: Any) -> None:
+    from eval.world.safety import build_safety_slice, wrapped_world_examples
+
+    sl = build_safety_slice()
+    replay = replay_examples(ExampleFactory(bundled_world, seed=1), UnsafeConfig(), 0, random.Random(0))
+    questions = {e.prompt[len("Q: ") : -len("\nA:")]: e.answer for e in replay if e.prompt.startswith("Q: ")}
+    wrapped = wrapped_world_examples(replay, sl, random.Random(0), 50)
+    assert len(wrapped) == 50 and not any(e.score_prompt for e in wrapped)
+    train = sl.attacks_in("train")  # held-out attacks never wrap a world question
+    for e in wrapped:
+        assert e.prompt.startswith("Q: ") and e.prompt.endswith("\nA:")
+        inner = e.prompt[len("Q: ") : -len("\nA:")]
+        matches = [q for q in questions if any(a.wrap(q) == inner for a in train)]
+        assert matches and questions[matches[0]] == e.answer  # a train attack around a replayed question, its answer
+    assert len(wrapped_world_examples(replay, sl, random.Random(0), 10**6)) == len(questions)
+    assert wrapped_world_examples(replay, sl, random.Random(0), 0) == []
