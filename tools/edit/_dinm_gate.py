@@ -17,8 +17,10 @@ the kind the change was trained for:
   rest of its generation (the adapter remembers the rows' decisions, so it declares ``keeps_batch_rows``, as
   IKE's and SERAC's context adapters do, and the project's decoder keeps a generation's rows in place rather
   than drop the finished ones); a row its prefill left closed opens a step only when the step's own score is
-  above ``decode_threshold``. A call with one position is taken for a decoding step of the last multi-position
-  call's rows when the batch sizes agree: a new generation whose prompts are one token long would inherit them.
+  above ``decode_threshold``. Installed (:meth:`DetoxGateAdapter.attach`), the adapter tells the two kinds of
+  call apart by the model call's attention mask: a call whose mask is as long as its positions starts new rows
+  (a prefill, also of a one-token prompt), a longer mask continues a cache. Without a mask, a call with one
+  position is taken for a decoding step of the last multi-position call's rows when the batch sizes agree.
   (A first router without the memory, one decision per decoding step, left the refusals' own tokens under the
   threshold often enough to garble them: README, "An activation gate".)
 
@@ -153,17 +155,19 @@ class DetoxGateAdapter(EditAdapter):
         seq = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])  # (B, T, in)
         extra = torch.zeros(*seq.shape[:2], self._shape[0], device=seq.device)  # (B, T, out)
         mask = self._mask
-        if mask is not None and tuple(mask.shape) == tuple(seq.shape[:2]):
-            tokens = mask.to(device=seq.device, dtype=torch.bool)  # a prefill: its padding does not count
-        else:
-            tokens = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
+        fresh = seq.shape[1] > 1  # without the model's mask: several positions are a prefill
+        tokens = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
+        if mask is not None and mask.dim() == 2 and mask.shape[0] == seq.shape[0]:
+            fresh = mask.shape[1] == seq.shape[1]  # no cached positions before these: new rows
+            if fresh:
+                tokens = mask.to(device=seq.device, dtype=torch.bool)  # a prefill: its padding does not count
         for edit_id, (delta, row, step) in self._edits.items():
             side, score = gate_scores(seq, delta)  # (B, T, out), (B, T)
-            if seq.shape[1] > 1:  # one decision per row: the mean of its top_k scores, kept for its decoding
+            if fresh:  # one decision per row: the mean of its top_k scores, kept for its decoding
                 opened = row_statistic(score, tokens, self.top_k) > row
                 self._rows[edit_id] = opened
                 open_ = opened[:, None].expand_as(score)
-            else:  # a decoding step: open if its row was opened, else on its own score
+            else:  # a decoding step (or a cached continuation): open if its row was opened, else on its own score
                 open_ = score > step
                 kept = self._rows.get(edit_id)
                 if kept is not None and kept.shape[0] == seq.shape[0]:

@@ -184,6 +184,23 @@ def test_padding_does_not_open_a_row_once_attached() -> None:
     assert not root._forward_pre_hooks and not torch.equal(root(x, attention_mask=padded), adapter.base(x))
 
 
+def test_a_one_token_prompt_starts_new_rows_once_attached() -> None:
+    """With the model's mask read, a fresh one-token prompt is a prefill, not a step of the last generation."""
+    adapter = _adapter(top_k=1)
+    root = _Root(adapter)
+    adapter.attach(root)
+    prompt = torch.tensor([[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]])  # top score 1.0: the row opens
+    root(prompt, attention_mask=torch.ones(1, 2))
+    low = torch.tensor([[[0.2, 1.0, 0.0]]])  # 0.196: below both thresholds
+    continued = root(low, attention_mask=torch.ones(1, 3))  # a decoding step: the row stays open
+    assert float(continued[0, 0, 0] - adapter.base(low)[0, 0, 0]) == pytest.approx(0.2)
+    assert torch.equal(root(low, attention_mask=torch.ones(1, 1)), adapter.base(low))  # a new one-token prompt
+    assert torch.equal(root(low, attention_mask=torch.ones(1, 2)), adapter.base(low))  # and its step: closed
+    adapter.detach()
+    root(prompt)  # without the mask: a one-position call continues the last prefill's rows
+    assert not torch.equal(root(low), adapter.base(low))
+
+
 def test_the_journal_attaches_and_detaches_the_gate(lm: HFLanguageModel) -> None:
     editor = get_editor("dinm", corpus=BENIGN, layers=(0,))
     handle = editor.apply(lm, editor.compute(lm, [REQ]))
