@@ -225,10 +225,14 @@ def run_detox_bench(
         fluency_before = fluency(before_texts) or 0.0
         before = {m: _mean([s[m] for s in before_scores]) for m in METRICS}
         editors: dict[str, Editor] = {}
+        documents = [d.text for d in world.documents]  # the key statistics' corpus (ROME, MEMIT, AlphaEdit)
         for m in methods:
             extra = dict((options or {}).get(m, {}))
+            if m != "dinm":
+                editors[m] = get_editor(m, **({"corpus": documents} | extra))
+                continue
             editors[m] = editor = get_editor(m, **extra)
-            if m == "dinm" and isinstance(editor, BaseEditor):  # KL inputs: facts outside the known probes
+            if isinstance(editor, BaseEditor):  # DINM's KL inputs: facts outside the known probes
                 n_benign = int(getattr(editor.hparams_for(lm), "n_benign", 48))
                 kl_inputs = benign_prompts(world, lm, n_benign, avoid=k_prompts)
                 editors[m] = get_editor(m, corpus=kl_inputs, **{**world_stats(world, lm, k_prompts), **extra})

@@ -72,6 +72,12 @@ def test_dinm_gets_as_many_kl_inputs_as_its_n_benign(
             known_limit=2, max_new_tokens=4, options={"dinm": {"n_benign": n, "steps": 1}},
         )  # fmt: skip
     assert corpora == [5, 60]
+    corpora.clear()  # the other editors get the world's documents (ROME's and MEMIT's key statistics read them)
+    run_detox_bench(
+        [("tiny", lm)], [_short(0)], bundled_world, EmbeddingJudge.load(embedder=minilm), ("ft-l",),
+        known_limit=2, max_new_tokens=4,
+    )  # fmt: skip
+    assert corpora == [len(bundled_world.documents)]
 
 
 def test_kl_inputs_spread_over_relations_and_avoid_the_measured_facts(tiny_tokenizer: Any, bundled_world: Any) -> None:
