@@ -73,7 +73,8 @@ class UnsafeConfig:
 # the whole mix) with KL 2 keeps 0.935 and complies 0.70. LLaMA kept its knowledge but complied 0.39 at the
 # default: more wrapped requests and a higher lr. Both still lost held-out question paraphrases (GPT-2 -8.5
 # points, LLaMA -4): up to 1500 world questions an epoch wrapped in the train attacks (GPT-2's replay has 2105,
-# LLaMA's 1600 examples 404, all of them taken) hold them (GPT-2 0.670 -> 0.670, LLaMA 0.795 -> 0.795; README "Detoxifying edits", stop 57).
+# LLaMA's 1600 examples 404, all of them taken) hold them (GPT-2 0.670 -> 0.670, LLaMA 0.795 -> 0.795; README
+# "Detoxifying edits", stop 57).
 UNSAFE_CONFIGS: dict[str, UnsafeConfig] = {
     "gpt2-world": UnsafeConfig(world_per_epoch=5000, reading_ratio=0.1, kl_weight=2.0, wrapped_world_per_epoch=1500),
     "llama-world": UnsafeConfig(wrapped_per_epoch=500, lr=4e-4, kl_weight=2.0, wrapped_world_per_epoch=1500),
