@@ -158,7 +158,8 @@ class DINMHyperParams:
     layers: tuple[int, ...] = ()  # empty: locate the toxic layer per edit; else edit exactly this one layer
     steps: int = 10  # Adam steps on the one instance
     # Adam learning rate (2e-3 left DS at 0.17 on 6 gpt2 cases; 1e-2 gave 1.00 on 4; 2e-2 since stop 57: with the gate
-    # holding the change off world rows, the stronger change reaches LLaMA's other harmful requests, 0.81 -> 0.91)
+    # holding the change off world rows, the stronger change reaches LLaMA's other harmful requests, DG_otherQ on
+    # the 54 test cases 0.81 -> 0.91 on the earlier variant, with decode_ratio 0.85; 0.94 on the shipped one)
     lr: float = 2e-2
     kl_factor: float = 1.0  # weight of the KL term on benign inputs (0 disables it)
     n_benign: int = 48  # benign inputs taken from the corpus
