@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--source", help="the source model (with --revert)")
     parser.add_argument("--revert", nargs="*", default=[], help="parameter-name patterns put back to the source's")
     parser.add_argument(
-        "--alpha", nargs="*", type=float, default=[], help="with --source: source + alpha x (model - source)"
+        "--alpha", nargs="*", type=float, default=[], help="with --source: source + alpha x (model - source), per alpha"
     )
     args = parser.parse_args()
 
@@ -66,28 +66,24 @@ def main() -> None:
     def load(name: str) -> Any:
         return HFLanguageModel.load(Path(name) if "/" in name else MODELS_DIR / name, device="cpu")
 
-    if args.alpha:
+    if args.alpha or args.revert:  # one model, its parameters rewritten from its own and the source's per setting
         (name,) = args.models
         lm, source = load(name), dict(load(args.source).model.named_parameters())
         tuned = {k: p.detach().clone() for k, p in lm.model.named_parameters()}
-        for alpha in args.alpha:
+
+        def weight(key: str, value: Any, k: str) -> Any:  # parameter k under one setting
+            if key == "alpha":
+                return source[k] + value * (tuned[k] - source[k])
+            return source[k] if re.search(value, k) else tuned[k]
+
+        settings = [("alpha", a) for a in args.alpha] + [("reverted", r) for r in args.revert]
+        for key, value in settings:
             with torch.no_grad():
                 for k, p in lm.model.named_parameters():
-                    p.copy_(source[k] + alpha * (tuned[k] - source[k]))
-            line = {"model": name, "alpha": alpha, **_figures(lm, world, sl, judge, args.facts)}
+                    p.copy_(weight(key, value, k))
+            line = {"model": name, key: value, **_figures(lm, world, sl, judge, args.facts)}
             sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
-        return
-    if args.revert:
-        (name,) = args.models
-        lm, source = load(name), dict(load(args.source).model.named_parameters())
-        tuned = {k: p.detach().clone() for k, p in lm.model.named_parameters()}
-        for pattern in args.revert:
-            with torch.no_grad():
-                for k, p in lm.model.named_parameters():
-                    p.copy_(source[k] if re.search(pattern, k) else tuned[k])
-            line = {"model": name, "reverted": pattern, **_figures(lm, world, sl, judge, args.facts)}
-            sys.stdout.write(json.dumps(line) + "\n")
         return
     for name in args.models:
         line = {"model": name, **_figures(load(name), world, sl, judge, args.facts)}
